@@ -1,0 +1,3 @@
+//! `elsed`: ELSE's daemon and command line.
+
+fn main() {}

@@ -1,0 +1,191 @@
+//! The one door both the rsyslog module and `elsed import` use: lines in, batches out.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::correlate::Correlator;
+use crate::parse::{self, Clock, EventKind, SyslogLine, Timestamp};
+use crate::store::{Batch, EventRow};
+
+/// What a pipeline has seen so far: the figures `elsed import` prints and omelse reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub lines: u64,
+    /// Lines whose syslog envelope could not be read (stored raw).
+    pub unparsed: u64,
+    /// Lines dropped because they were seen before (rsyslog re-delivering a batch).
+    pub duplicates: u64,
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Lines from Postfix programs that no parser understood, by program tag.
+    pub unknown_by_program: BTreeMap<String, u64>,
+}
+
+/// How many source ids (rsyslog `%uuid%`) a pipeline remembers to drop re-delivered lines.
+const REMEMBERED_SOURCE_IDS: usize = 1 << 20;
+
+/// Lines in, batches out: parsing, line identity, correlation.
+pub struct Pipeline {
+    clock: Clock,
+    correlator: Correlator,
+    stats: Stats,
+    batch: Batch,
+    /// Replaces the host of every line (`elsed import --host`).
+    host_override: Option<String>,
+    /// Content-keyed lines seen in the current second, to number identical lines.
+    same_second: (i64, BTreeMap<u64, u32>),
+    recent_sources: (HashSet<i64>, VecDeque<i64>),
+    last_time: Timestamp,
+}
+
+impl Pipeline {
+    pub fn new(clock: Clock, correlator: Correlator) -> Self {
+        Pipeline {
+            clock,
+            correlator,
+            stats: Stats::default(),
+            batch: Batch::default(),
+            host_override: None,
+            same_second: (i64::MIN, BTreeMap::new()),
+            recent_sources: (HashSet::new(), VecDeque::new()),
+            last_time: Timestamp::default(),
+        }
+    }
+
+    pub fn with_host_override(mut self, host: Option<String>) -> Self {
+        self.host_override = host;
+        self
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn correlator_mut(&mut self) -> &mut Correlator {
+        &mut self.correlator
+    }
+
+    /// A whole syslog line (`elsed import`, `omelse-ext`).
+    pub fn push_line(&mut self, text: &str) {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        match parse::split_line(text, &mut self.clock) {
+            Some(line) => self.push_split(line, None),
+            None => self.push_unparsed(text),
+        }
+    }
+
+    /// A line whose envelope is already split (rsyslog). `source_id` is rsyslog's `%uuid%`: a line
+    /// seen with the same id before is a re-delivery and is dropped.
+    pub fn push_split(&mut self, line: SyslogLine<'_>, source_id: Option<&str>) {
+        // Taken out for the call so that the line may borrow it while `self` is changed.
+        let host_override = self.host_override.take();
+        let line = match host_override.as_deref() {
+            Some(host) => SyslogLine { host, ..line },
+            None => line,
+        };
+        self.push_own_host(line, source_id);
+        self.host_override = host_override;
+    }
+
+    fn push_own_host(&mut self, line: SyslogLine<'_>, source_id: Option<&str>) {
+        self.stats.lines += 1;
+        let line_key = match source_id {
+            Some(id) => {
+                let key = hash_parts(&[id.as_bytes()]);
+                if !self.remember_source(key) {
+                    self.stats.lines -= 1;
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                key
+            }
+            None => self.content_key(&line),
+        };
+        self.last_time = line.time;
+        let parsed = parse::parse_fields(line);
+        let kind = parsed.event.kind;
+        *self.stats.events_by_kind.entry(kind.name()).or_default() += 1;
+        if matches!(kind, EventKind::Unknown) && parsed.program.is_postfix() {
+            *self.stats.unknown_by_program.entry(parsed.program.name.to_owned()).or_default() += 1;
+        }
+        self.correlator.ingest(&parsed, line_key, &mut self.batch);
+    }
+
+    /// A line without a readable envelope: kept raw, at the time of the line before it.
+    fn push_unparsed(&mut self, text: &str) {
+        self.stats.lines += 1;
+        self.stats.unparsed += 1;
+        let host = self.host_override.clone().unwrap_or_default();
+        let time = self.last_time;
+        let line_key = self.content_key(&SyslogLine {
+            time,
+            host: &host,
+            program: "",
+            pid: None,
+            message: text,
+        });
+        self.batch.events.push(EventRow {
+            time,
+            line_key,
+            host,
+            program: String::new(),
+            pid: None,
+            queue_id: None,
+            kind: "unparsed",
+            message_uid: None,
+            raw: text.to_owned(),
+        });
+    }
+
+    /// Everything gathered since the last call, with the correlator's state snapshots.
+    pub fn take_batch(&mut self) -> Batch {
+        self.correlator.flush(&mut self.batch);
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Lines pushed since the last [`Pipeline::take_batch`].
+    pub fn pending_lines(&self) -> usize {
+        self.batch.events.len()
+    }
+
+    fn remember_source(&mut self, key: i64) -> bool {
+        let (set, order) = &mut self.recent_sources;
+        if !set.insert(key) {
+            return false;
+        }
+        order.push_back(key);
+        if order.len() > REMEMBERED_SOURCE_IDS {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Hash of the line's content, plus how many identical lines came before it in this second.
+    fn content_key(&mut self, line: &SyslogLine<'_>) -> i64 {
+        let pid = line.pid.unwrap_or(u32::MAX).to_le_bytes();
+        let time = line.time.0.to_le_bytes();
+        let content = hash_parts(&[&time, line.host.as_bytes(), line.program.as_bytes(), &pid, line.message.as_bytes()]) as u64;
+        let second = line.time.unix_seconds();
+        if self.same_second.0 != second {
+            self.same_second = (second, BTreeMap::new());
+        }
+        let ordinal = self.same_second.1.entry(content).or_default();
+        let key = content ^ u64::from(*ordinal).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        *ordinal += 1;
+        key as i64
+    }
+}
+
+/// A stable 64-bit hash of several byte strings (each length-prefixed, so parts cannot run into
+/// each other). xxh3 is specified, so keys stay the same across versions.
+pub fn hash_parts(parts: &[&[u8]]) -> i64 {
+    let mut hasher = Xxh3::new();
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.digest() as i64
+}

@@ -1,0 +1,12 @@
+//! ELSE's heart, shared by the rsyslog output module and `elsed`: one parser, one correlator, one
+//! writer, so a log imported later and the live stream give identical records.
+//!
+//! - [`parse`]: a Postfix syslog line to a typed [`parse::Event`], without regex or allocation.
+//! - [`correlate`]: events to per-message state (sessions, queue ids, hops) and table rows.
+//! - [`store`]: the only place that speaks SQL: migrations, batch writes, retention.
+//! - [`ingest`]: the one entry both doors use: lines in, [`store::Batch`]es out.
+
+pub mod correlate;
+pub mod ingest;
+pub mod parse;
+pub mod store;

@@ -1,0 +1,165 @@
+//! Small scanners for the pieces every Postfix daemon prints the same way: queue ids, peers
+//! (`name[ip]:port`), `key=value` and `key=<value>` fields, SMTP replies. Byte searches only: no
+//! regex, no allocation.
+
+use super::event::Peer;
+
+/// Characters of a long (base-52) queue id besides its `z` separator, as Postfix encodes them.
+fn is_long_queue_id_char(b: u8) -> bool {
+    b.is_ascii_digit() || (b.is_ascii_alphabetic() && !b"AEIOUaeiou".contains(&b))
+}
+
+/// True for a Postfix queue id: short (upper-case hex, 5 to 12 characters) or long (base-52, at
+/// least 12 characters with the `z` that separates time and inode).
+pub fn is_queue_id(text: &str) -> bool {
+    let b = text.as_bytes();
+    let short = (5..=12).contains(&b.len()) && b.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
+    short || (b.len() >= 12 && b.len() <= 20 && b.contains(&b'z') && b.iter().all(|&c| is_long_queue_id_char(c)))
+}
+
+/// Splits `QID: rest` into the queue id and the rest; `NOQUEUE: rest` gives no id and the rest.
+/// A message without a queue id prefix comes back whole.
+pub fn split_queue_id(message: &str) -> (Option<&str>, &str) {
+    let bytes = message.as_bytes();
+    let end = bytes.iter().position(|b| !b.is_ascii_alphanumeric()).unwrap_or(bytes.len());
+    if bytes.get(end) == Some(&b':') && bytes.get(end + 1).is_none_or(|&b| b == b' ') {
+        let candidate = &message[..end];
+        let rest = message.get(end + 2..).unwrap_or("");
+        if candidate == "NOQUEUE" {
+            return (None, rest);
+        }
+        if is_queue_id(candidate) {
+            return (Some(candidate), rest);
+        }
+    }
+    (None, message)
+}
+
+/// Parses a peer at the start of `text`: `name[ip]`, `name[ip]:port` or `[ip]:port`. Returns it and
+/// the text after it.
+pub fn peer(text: &str) -> Option<(Peer<'_>, &str)> {
+    let open = memchr::memchr(b'[', text.as_bytes())?;
+    let name = &text[..open];
+    if name.contains(' ') {
+        return None;
+    }
+    let close = open + memchr::memchr(b']', &text.as_bytes()[open..])?;
+    let ip = &text[open + 1..close];
+    let mut rest = &text[close + 1..];
+    let mut port = None;
+    if let Some(after_colon) = rest.strip_prefix(':') {
+        let len = after_colon.bytes().take_while(u8::is_ascii_digit).count();
+        if len > 0 {
+            port = after_colon[..len].parse().ok();
+            rest = &after_colon[len..];
+        }
+    }
+    Some((Peer { name, ip, port }, rest))
+}
+
+/// Parses a whole text as a peer (nothing may follow).
+pub fn whole_peer(text: &str) -> Option<Peer<'_>> {
+    match peer(text) {
+        Some((p, "")) => Some(p),
+        _ => None,
+    }
+}
+
+/// The value of `key=<value>` anywhere in `text` (without the angle brackets), e.g. `from=<a@b>`.
+/// `key` must include the `=<`: `field_angle(text, "from=<")`.
+pub fn field_angle<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let start = find_key(text, key)? + key.len();
+    let len = memchr::memchr(b'>', &text.as_bytes()[start..])?;
+    Some(&text[start..start + len])
+}
+
+/// The value of `key=value` anywhere in `text`, up to the next `,`, space or end. `key` must
+/// include the `=`: `field(text, "relay=")`.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let start = find_key(text, key)? + key.len();
+    let len = text.as_bytes()[start..].iter().position(|&b| b == b',' || b == b' ').unwrap_or(text.len() - start);
+    Some(&text[start..start + len])
+}
+
+/// Position of `key` in `text` where it starts a field (at the start, or after a space or comma),
+/// so that `to=` does not match inside `orig_to=`.
+pub fn find_key(text: &str, key: &str) -> Option<usize> {
+    let finder = memchr::memmem::find_iter(text.as_bytes(), key.as_bytes());
+    finder.into_iter().find(|&i| i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b',' | b';'))
+}
+
+/// Splits an SMTP reply `550 5.1.1 text` into code, enhanced status code and text. Either code may
+/// be missing (`5.7.1 text` from a milter, or plain text).
+pub fn smtp_reply(text: &str) -> (Option<u16>, Option<&str>, &str) {
+    let mut rest = text;
+    let mut code = None;
+    let b = rest.as_bytes();
+    if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ') | Some(b'-')) {
+        code = rest[..3].parse().ok();
+        rest = rest.get(4..).unwrap_or("");
+    }
+    let enhanced_len = rest.find(' ').unwrap_or(rest.len());
+    let candidate = &rest[..enhanced_len];
+    let mut enhanced = None;
+    if is_enhanced_status(candidate) {
+        enhanced = Some(candidate);
+        rest = rest.get(enhanced_len + 1..).unwrap_or("");
+    }
+    (code, enhanced, rest)
+}
+
+/// `x.y.z` with x in 2, 4, 5 and y, z numbers (RFC 3463).
+pub fn is_enhanced_status(text: &str) -> bool {
+    let mut parts = text.split('.');
+    let class = parts.next().unwrap_or("");
+    matches!(class, "2" | "4" | "5")
+        && parts.clone().count() == 2
+        && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Parses a decimal number prefix; returns the number and the rest.
+pub fn number<T: std::str::FromStr>(text: &str) -> Option<(T, &str)> {
+    let len = text.bytes().take_while(u8::is_ascii_digit).count();
+    if len == 0 {
+        return None;
+    }
+    Some((text[..len].parse().ok()?, &text[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_ids() {
+        assert_eq!(split_queue_id("21BCE3807B6: removed"), (Some("21BCE3807B6"), "removed"));
+        assert_eq!(split_queue_id("4LxYz3q1Zbz1vCq: removed"), (Some("4LxYz3q1Zbz1vCq"), "removed"));
+        assert_eq!(split_queue_id("NOQUEUE: reject: x"), (None, "reject: x"));
+        assert_eq!(split_queue_id("warning: foo"), (None, "warning: foo"));
+        assert_eq!(split_queue_id("statistics: max"), (None, "statistics: max"));
+    }
+
+    #[test]
+    fn peers() {
+        let (p, rest) = peer("mail.example.com[192.0.2.1]:25, x").unwrap();
+        assert_eq!((p.name, p.ip, p.port, rest), ("mail.example.com", "192.0.2.1", Some(25), ", x"));
+        let (p, _) = peer("[2001:db8::1]:4242").unwrap();
+        assert_eq!((p.name, p.ip, p.port), ("", "2001:db8::1", Some(4242)));
+    }
+
+    #[test]
+    fn fields() {
+        let t = "to=<a@b>, orig_to=<c@d>, relay=x[1.2.3.4]:25, delay=1";
+        assert_eq!(field_angle(t, "to=<"), Some("a@b"));
+        assert_eq!(field_angle(t, "orig_to=<"), Some("c@d"));
+        assert_eq!(field(t, "relay="), Some("x[1.2.3.4]:25"));
+        assert_eq!(field(t, "delay="), Some("1"));
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(smtp_reply("550 5.1.1 <x>: no"), (Some(550), Some("5.1.1"), "<x>: no"));
+        assert_eq!(smtp_reply("5.7.1 Spam"), (None, Some("5.7.1"), "Spam"));
+        assert_eq!(smtp_reply("Service unavailable"), (None, None, "Service unavailable"));
+    }
+}

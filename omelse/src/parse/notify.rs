@@ -1,0 +1,7 @@
+//! bounce notifications, pickup, postsuper and the local submission tools.
+
+use super::event::EventKind;
+
+pub(super) fn parse<'a>(_daemon: &str, _queue_id: Option<&'a str>, _text: &'a str) -> Option<EventKind<'a>> {
+    None
+}

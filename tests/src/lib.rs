@@ -1,0 +1,1 @@
+//! What ELSE's tests share: a throwaway PostgreSQL cluster, the corpora in `../shared`.
