@@ -107,7 +107,11 @@ impl Pipeline {
         let kind = parsed.event.kind;
         *self.stats.events_by_kind.entry(kind.name()).or_default() += 1;
         if matches!(kind, EventKind::Unknown) && parsed.program.is_postfix() {
-            *self.stats.unknown_by_program.entry(parsed.program.name.to_owned()).or_default() += 1;
+            *self
+                .stats
+                .unknown_by_program
+                .entry(parsed.program.name.to_owned())
+                .or_default() += 1;
         }
         self.correlator.ingest(&parsed, line_key, &mut self.batch);
     }
@@ -167,7 +171,13 @@ impl Pipeline {
     fn content_key(&mut self, line: &SyslogLine<'_>) -> i64 {
         let pid = line.pid.unwrap_or(u32::MAX).to_le_bytes();
         let time = line.time.0.to_le_bytes();
-        let content = hash_parts(&[&time, line.host.as_bytes(), line.program.as_bytes(), &pid, line.message.as_bytes()]) as u64;
+        let content = hash_parts(&[
+            &time,
+            line.host.as_bytes(),
+            line.program.as_bytes(),
+            &pid,
+            line.message.as_bytes(),
+        ]) as u64;
         let second = line.time.unix_seconds();
         if self.same_second.0 != second {
             self.same_second = (second, BTreeMap::new());

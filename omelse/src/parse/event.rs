@@ -190,7 +190,9 @@ pub struct FilterVerdict<'a> {
 pub enum EventKind<'a> {
     // --- smtpd / lmtpd / tlsproxy sessions -------------------------------------------------------
     /// `connect from c[ip]` (smtpd) or `CONNECT from [ip]:port` (tlsproxy).
-    Connect { client: Peer<'a> },
+    Connect {
+        client: Peer<'a>,
+    },
     /// `disconnect from c[ip] ehlo=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=3/5`.
     Disconnect {
         client: Peer<'a>,
@@ -202,13 +204,25 @@ pub enum EventKind<'a> {
         commands_total: Option<u32>,
     },
     /// `lost connection after DATA (0 bytes) from c[ip]`.
-    LostConnection { client: Peer<'a>, after: &'a str },
+    LostConnection {
+        client: Peer<'a>,
+        after: &'a str,
+    },
     /// `timeout after END-OF-MESSAGE from c[ip]`.
-    Timeout { client: Peer<'a>, after: &'a str },
+    Timeout {
+        client: Peer<'a>,
+        after: &'a str,
+    },
     /// `too many errors after RCPT from c[ip]`.
-    TooManyErrors { client: Peer<'a>, after: &'a str },
+    TooManyErrors {
+        client: Peer<'a>,
+        after: &'a str,
+    },
     /// `improper command pipelining after CONNECT from c[ip]: …`.
-    Pipelining { client: Peer<'a>, after: &'a str },
+    Pipelining {
+        client: Peer<'a>,
+        after: &'a str,
+    },
     /// `QID: client=c[ip], sasl_method=PLAIN, sasl_username=u` and the re-injection form
     /// `client=localhost[127.0.0.1], orig_queue_id=X, orig_client=c[ip]`.
     Client {
@@ -279,9 +293,15 @@ pub enum EventKind<'a> {
         server: Option<Peer<'a>>,
     },
     /// `PASS NEW [ip]:port` / `PASS OLD [ip]:port`.
-    ScreenPass { client: Peer<'a>, new: bool },
+    ScreenPass {
+        client: Peer<'a>,
+        new: bool,
+    },
     /// `DNSBL rank 3 for [ip]:port`.
-    ScreenDnsblRank { client: Peer<'a>, rank: u32 },
+    ScreenDnsblRank {
+        client: Peer<'a>,
+        rank: u32,
+    },
     /// `PREGREET 11 after 0.07 from [ip]:port: EHLO x\r\n`.
     ScreenPregreet {
         client: Peer<'a>,
@@ -305,9 +325,14 @@ pub enum EventKind<'a> {
         detail: &'a str,
     },
     /// `WHITELISTED`/`ALLOWLISTED`/`BLACKLISTED`/`DENYLISTED`/`WHITELIST VETO` `[ip]:port`.
-    ScreenList { list: &'a str, client: Peer<'a> },
+    ScreenList {
+        list: &'a str,
+        client: Peer<'a>,
+    },
     /// `DISCONNECT [ip]:port`.
-    ScreenDisconnect { client: Peer<'a> },
+    ScreenDisconnect {
+        client: Peer<'a>,
+    },
     /// dnsblog: `addr 192.0.2.1 listed by domain zen.spamhaus.org as 127.0.0.4`.
     DnsblListed {
         ip: &'a str,
@@ -317,9 +342,13 @@ pub enum EventKind<'a> {
 
     // --- cleanup ---------------------------------------------------------------------------------
     /// `QID: message-id=<x@y>` (possibly empty or without angle brackets).
-    MessageId { message_id: &'a str },
+    MessageId {
+        message_id: &'a str,
+    },
     /// `QID: resent-message-id=<x@y>`.
-    ResentMessageId { message_id: &'a str },
+    ResentMessageId {
+        message_id: &'a str,
+    },
 
     // --- qmgr ------------------------------------------------------------------------------------
     /// `QID: from=<a>, size=123, nrcpt=2 (queue active)`.
@@ -331,7 +360,9 @@ pub enum EventKind<'a> {
     /// `QID: removed` (qmgr after the last recipient, and postsuper deletions).
     Removed,
     /// `QID: from=<a>, status=expired, returned to sender`.
-    Expired { from: &'a str },
+    Expired {
+        from: &'a str,
+    },
     /// `QID: skipped, still being delivered`.
     Skipped,
 
@@ -353,7 +384,10 @@ pub enum EventKind<'a> {
         notification_queue_id: &'a str,
     },
     /// pickup: `QID: uid=1000 from=<user>`.
-    Pickup { uid: u32, from: &'a str },
+    Pickup {
+        uid: u32,
+        from: &'a str,
+    },
     /// postsuper: `QID: placed on hold`, `QID: released from hold`, `QID: requeued`; summaries
     /// (`Deleted: 3 messages`) have no queue id and a count.
     QueueOperation {
@@ -385,7 +419,10 @@ pub enum EventKind<'a> {
         client: Option<&'a str>,
     },
     /// `warning: …`, `error: …`, `fatal: …`, `panic: …` not covered by a more precise kind.
-    Diagnostic { severity: Severity, text: &'a str },
+    Diagnostic {
+        severity: Severity,
+        text: &'a str,
+    },
 
     /// A line from a neighbour that shares the mail log (dovecot, opendkim, rspamd, spamd …) which we
     /// recognise and leave alone on purpose; not counted as an unknown Postfix line.
@@ -462,7 +499,8 @@ impl<'a> Program<'a> {
     pub fn split(name: &'a str) -> Self {
         let instance_end = name.find('/').unwrap_or(name.len());
         let daemon_start = name.rfind('/').map_or(0, |i| i + 1);
-        let service = (daemon_start > instance_end + 1).then(|| &name[instance_end + 1..daemon_start - 1]);
+        let service =
+            (daemon_start > instance_end + 1).then(|| &name[instance_end + 1..daemon_start - 1]);
         Program {
             name,
             instance: &name[..instance_end],

@@ -125,7 +125,15 @@ impl Clock {
     }
 
     /// UTC microseconds of a local civil time without a year.
-    pub fn resolve_local(&mut self, month: i8, day: i8, hour: i8, minute: i8, second: i8, micros: i32) -> Option<Timestamp> {
+    pub fn resolve_local(
+        &mut self,
+        month: i8,
+        day: i8,
+        hour: i8,
+        minute: i8,
+        second: i8,
+        micros: i32,
+    ) -> Option<Timestamp> {
         let year = self.year_for(month, day);
         let within_hour = i64::from(minute) * 60 + i64::from(second);
         if let Some((y, m, d, h, offset)) = self.cached_hour {
@@ -143,7 +151,15 @@ impl Clock {
             jiff::tz::AmbiguousOffset::Gap { before, .. } => i64::from(before.seconds()),
             jiff::tz::AmbiguousOffset::Fold { before, after } => {
                 self.cached_hour = None;
-                let earlier = local_to_utc_micros(year, month, day, hour, within_hour, micros, i64::from(before.seconds()));
+                let earlier = local_to_utc_micros(
+                    year,
+                    month,
+                    day,
+                    hour,
+                    within_hour,
+                    micros,
+                    i64::from(before.seconds()),
+                );
                 if earlier + 60 * Timestamp::MICROS_PER_SECOND >= self.last_utc {
                     i64::from(before.seconds())
                 } else {
@@ -155,14 +171,31 @@ impl Clock {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit(&mut self, year: i16, month: i8, day: i8, hour: i8, within_hour: i64, micros: i32, offset: i64) -> Timestamp {
+    fn emit(
+        &mut self,
+        year: i16,
+        month: i8,
+        day: i8,
+        hour: i8,
+        within_hour: i64,
+        micros: i32,
+        offset: i64,
+    ) -> Timestamp {
         let utc = local_to_utc_micros(year, month, day, hour, within_hour, micros, offset);
         self.last_utc = utc;
         Timestamp(utc)
     }
 }
 
-fn local_to_utc_micros(year: i16, month: i8, day: i8, hour: i8, within_hour: i64, micros: i32, offset_seconds: i64) -> i64 {
+fn local_to_utc_micros(
+    year: i16,
+    month: i8,
+    day: i8,
+    hour: i8,
+    within_hour: i64,
+    micros: i32,
+    offset_seconds: i64,
+) -> i64 {
     let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
     let seconds = days * 86_400 + i64::from(hour) * 3600 + within_hour - offset_seconds;
     seconds * Timestamp::MICROS_PER_SECOND + i64::from(micros)
@@ -233,7 +266,13 @@ fn fraction_micros(bytes: &[u8]) -> (i32, usize) {
 /// Parses `2023-03-14T00:00:31.185246+01:00`; returns the time and its length in bytes.
 pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let year = digits(&b[0..4])?;
@@ -242,7 +281,12 @@ pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
     let hour = digits(&b[11..13])?;
     let minute = digits(&b[14..16])?;
     let second = digits(&b[17..19])?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let (micros, fraction_len) = fraction_micros(&b[19..]);
@@ -270,7 +314,9 @@ pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let utc = (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * Timestamp::MICROS_PER_SECOND + i64::from(micros);
+    let utc = (days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+        * Timestamp::MICROS_PER_SECOND
+        + i64::from(micros);
     Some((Timestamp(utc), pos))
 }
 
@@ -284,7 +330,9 @@ fn parse_rfc3164(text: &str, clock: &mut Clock) -> Option<(Timestamp, usize)> {
     let month = month_number(&b[0..3])?;
     let day = match (b[4], b[5]) {
         (b' ', d) if d.is_ascii_digit() => i64::from(d - b'0'),
-        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => i64::from(t - b'0') * 10 + i64::from(d - b'0'),
+        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => {
+            i64::from(t - b'0') * 10 + i64::from(d - b'0')
+        }
         _ => return None,
     };
     if b[6] != b' ' {
@@ -297,7 +345,14 @@ fn parse_rfc3164(text: &str, clock: &mut Clock) -> Option<(Timestamp, usize)> {
         return None;
     }
     let (micros, fraction_len) = fraction_micros(&b[15..]);
-    let time = clock.resolve_local(month, day as i8, hour as i8, minute as i8, second.min(59) as i8, micros)?;
+    let time = clock.resolve_local(
+        month,
+        day as i8,
+        hour as i8,
+        minute as i8,
+        second.min(59) as i8,
+        micros,
+    )?;
     Some((time, 15 + fraction_len))
 }
 
@@ -327,7 +382,9 @@ pub fn split_line<'a>(line: &'a str, clock: &mut Clock) -> Option<SyslogLine<'a>
 pub fn split_tag(text: &str) -> Option<(&str, Option<u32>, &str)> {
     let colon = memchr::memchr(b':', text.as_bytes())?;
     let tag = &text[..colon];
-    let message = text[colon + 1..].strip_prefix(' ').unwrap_or(&text[colon + 1..]);
+    let message = text[colon + 1..]
+        .strip_prefix(' ')
+        .unwrap_or(&text[colon + 1..]);
     let (program, pid) = match tag.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
         Some((program, pid)) => (program, pid.parse().ok()),
         None => (tag, None),
@@ -357,7 +414,11 @@ mod tests {
     #[test]
     fn rfc3164_line_splits() {
         let mut clock = utc_clock("2020-12-31T23:59:59Z");
-        let l = split_line("Dec 18 15:46:00 pmg postfix/smtpd[24784]: connect from x[1.2.3.4]", &mut clock).unwrap();
+        let l = split_line(
+            "Dec 18 15:46:00 pmg postfix/smtpd[24784]: connect from x[1.2.3.4]",
+            &mut clock,
+        )
+        .unwrap();
         assert_eq!(l.host, "pmg");
         assert_eq!(l.program, "postfix/smtpd");
         assert_eq!(l.pid, Some(24784));
@@ -377,11 +438,23 @@ mod tests {
     #[test]
     fn repeated_hour_at_end_of_summer_time_stays_in_order() {
         let reference: jiff::Timestamp = "2023-11-01T00:00:00Z".parse().unwrap();
-        let mut clock = Clock::with_zone_name("Europe/Paris", Timestamp(reference.as_microsecond())).unwrap();
-        let times: Vec<String> = ["Oct 29 02:10:00", "Oct 29 02:50:00", "Oct 29 02:05:00", "Oct 29 02:55:00", "Oct 29 03:00:00"]
-            .iter()
-            .map(|t| split_line(&format!("{t} h p: x"), &mut clock).unwrap().time.to_rfc3339())
-            .collect();
+        let mut clock =
+            Clock::with_zone_name("Europe/Paris", Timestamp(reference.as_microsecond())).unwrap();
+        let times: Vec<String> = [
+            "Oct 29 02:10:00",
+            "Oct 29 02:50:00",
+            "Oct 29 02:05:00",
+            "Oct 29 02:55:00",
+            "Oct 29 03:00:00",
+        ]
+        .iter()
+        .map(|t| {
+            split_line(&format!("{t} h p: x"), &mut clock)
+                .unwrap()
+                .time
+                .to_rfc3339()
+        })
+        .collect();
         assert_eq!(
             times,
             [
@@ -397,7 +470,11 @@ mod tests {
     #[test]
     fn maillog_file_fraction_is_kept() {
         let mut clock = utc_clock("2024-06-01T00:00:00Z");
-        let l = split_line("May 30 10:00:00.250000 mx postfix/qmgr[1]: ABC: removed", &mut clock).unwrap();
+        let l = split_line(
+            "May 30 10:00:00.250000 mx postfix/qmgr[1]: ABC: removed",
+            &mut clock,
+        )
+        .unwrap();
         assert_eq!(l.time.to_rfc3339(), "2024-05-30T10:00:00.250000Z");
     }
 }

@@ -22,11 +22,76 @@ use serde::Serialize;
 
 /// Postfix daemons whose bare name (without `postfix/`) still marks a Postfix line.
 const POSTFIX_DAEMONS: &[&str] = &[
-    "anvil", "bounce", "cleanup", "discard", "dnsblog", "error", "flush", "local", "lmtp", "master", "oqmgr", "pickup",
-    "pipe", "postdrop", "postfix-script", "postlog", "postmap", "postqueue", "postscreen", "postsuper", "proxymap",
-    "qmgr", "qmqpd", "retry", "scache", "sendmail", "showq", "smtp", "smtpd", "spawn", "tlsmgr", "tlsproxy",
-    "trivial-rewrite", "verify", "virtual", "postconf", "postalias", "postcat", "postkick", "postlock",
+    "anvil",
+    "bounce",
+    "cleanup",
+    "discard",
+    "dnsblog",
+    "error",
+    "flush",
+    "local",
+    "lmtp",
+    "master",
+    "oqmgr",
+    "pickup",
+    "pipe",
+    "postdrop",
+    "postfix-script",
+    "postlog",
+    "postmap",
+    "postqueue",
+    "postscreen",
+    "postsuper",
+    "proxymap",
+    "qmgr",
+    "qmqpd",
+    "retry",
+    "scache",
+    "sendmail",
+    "showq",
+    "smtp",
+    "smtpd",
+    "spawn",
+    "tlsmgr",
+    "tlsproxy",
+    "trivial-rewrite",
+    "verify",
+    "virtual",
+    "postconf",
+    "postalias",
+    "postcat",
+    "postkick",
+    "postlock",
 ];
+
+/// Programs that share the mail log with Postfix and that ELSE links or ignores on purpose; with
+/// `programs="mail"` omelse takes their lines too.
+const MAIL_NEIGHBOURS: &[&str] = &[
+    "amavis",
+    "amavisd",
+    "amavisd-new",
+    "dovecot",
+    "opendkim",
+    "opendmarc",
+    "policyd-spf",
+    "rspamd",
+    "spamd",
+    "clamd",
+    "postgrey",
+    "sqlgrey",
+    "pmg-smtp-filter",
+    "saslauthd",
+    "milter-greylist",
+    "spamass-milter",
+    "clamav-milter",
+];
+
+/// True for a program that shares the mail log with Postfix (see [`MAIL_NEIGHBOURS`]).
+pub fn is_mail_neighbour(program: &str) -> bool {
+    MAIL_NEIGHBOURS
+        .iter()
+        .any(|n| program.eq_ignore_ascii_case(n))
+}
 
 /// True for the last element of a Postfix program tag (`smtpd`, `qmgr`…).
 pub fn is_postfix_daemon(daemon: &str) -> bool {
@@ -55,7 +120,11 @@ pub fn parse_line<'a>(text: &'a str, clock: &mut Clock) -> Option<ParsedLine<'a>
 pub fn parse_fields(line: SyslogLine<'_>) -> ParsedLine<'_> {
     let program = Program::split(line.program);
     let event = parse_message(&program, line.message);
-    ParsedLine { line, program, event }
+    ParsedLine {
+        line,
+        program,
+        event,
+    }
 }
 
 /// Parses the message text of one line from the given program.
@@ -70,10 +139,16 @@ pub fn parse_message<'a>(program: &Program<'a>, message: &'a str) -> Event<'a> {
         "dnsblog" => postscreen::parse_dnsblog(text),
         "cleanup" => cleanup::parse(queue_id, text),
         "qmgr" | "oqmgr" => qmgr::parse(queue_id, text),
-        "smtp" | "lmtp" | "local" | "virtual" | "pipe" | "error" | "discard" | "retry" => delivery::parse(queue_id, text),
-        "bounce" | "pickup" | "postsuper" | "sendmail" | "postdrop" => notify::parse(program.daemon, queue_id, text),
+        "smtp" | "lmtp" | "local" | "virtual" | "pipe" | "error" | "discard" | "retry" => {
+            delivery::parse(queue_id, text)
+        }
+        "bounce" | "pickup" | "postsuper" | "sendmail" | "postdrop" => {
+            notify::parse(program.daemon, queue_id, text)
+        }
         _ => service::parse(program.daemon, queue_id, text),
     };
-    let kind = kind.or_else(|| diagnostic::parse(text)).unwrap_or(EventKind::Unknown);
+    let kind = kind
+        .or_else(|| diagnostic::parse(text))
+        .unwrap_or(EventKind::Unknown);
     Event::new(queue_id, kind)
 }

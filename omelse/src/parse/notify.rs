@@ -2,6 +2,10 @@
 
 use super::event::EventKind;
 
-pub(super) fn parse<'a>(_daemon: &str, _queue_id: Option<&'a str>, _text: &'a str) -> Option<EventKind<'a>> {
+pub(super) fn parse<'a>(
+    _daemon: &str,
+    _queue_id: Option<&'a str>,
+    _text: &'a str,
+) -> Option<EventKind<'a>> {
     None
 }

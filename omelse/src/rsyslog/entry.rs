@@ -1,0 +1,455 @@
+//! The C boundary: `modInit` and the entry points rsyslogd calls. The only module with `unsafe`
+//! code in omelse. Every entry point runs inside [`guard`]: thread cancellation is disabled for
+//! the call (rsyslog may `pthread_cancel` a worker at shutdown, and a forced unwind through Rust
+//! frames is undefined behaviour) and a panic is caught and reported, never unwound into C.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::OnceLock;
+
+use super::abi::*;
+use super::config::{ActionConfig, ParamType, ParamValue, PARAMS};
+use super::sink::{Outcome, Severity, Sink, TEMPLATE, TEMPLATE_NAME};
+
+/// Name used in `action(type="omelse")`.
+static CONFIG_NAME: &CStr = c"omelse";
+
+/// One `action()`: shared by its worker threads.
+struct Instance {
+    sink: Sink,
+}
+
+/// One worker thread's handle on its action.
+struct Worker {
+    instance: *const Instance,
+}
+
+static IMPORTS: OnceLock<Imports> = OnceLock::new();
+
+fn imports() -> &'static Imports {
+    IMPORTS.get().expect("modInit resolved the imports before any other entry point")
+}
+
+/// Looks up the rsyslogd functions omelse calls; names the first one missing.
+fn resolve_imports() -> Result<Imports, &'static str> {
+    fn symbol(name: &'static CStr) -> Result<*mut c_void, &'static str> {
+        let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if address.is_null() {
+            Err(name.to_str().unwrap_or("?"))
+        } else {
+            Ok(address)
+        }
+    }
+    // SAFETY: each symbol has the signature its Imports field declares (rsyslog 8.2302 headers).
+    unsafe {
+        Ok(Imports {
+            log_msg: std::mem::transmute::<*mut c_void, _>(symbol(c"LogMsg")?),
+            nvlst_get_params: std::mem::transmute::<*mut c_void, _>(symbol(c"nvlstGetParams")?),
+            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, _>(symbol(c"cnfparamvalsDestruct")?),
+            omsr_construct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRconstruct")?),
+            omsr_set_entry: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRsetEntry")?),
+            omsr_destruct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRdestruct")?),
+            tpl_add_line: std::mem::transmute::<*mut c_void, _>(symbol(c"tplAddLine")?),
+        })
+    }
+}
+
+/// rsyslog's only entry into the module.
+///
+/// # Safety
+/// Called by rsyslogd's module loader with valid out-pointers.
+#[no_mangle]
+pub unsafe extern "C" fn modInit(
+    requested: c_int,
+    provided: *mut c_int,
+    query: *mut ModuleQueryFn,
+    host_query: Option<HostQueryFn>,
+    _mod_info: *mut c_void,
+) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if provided.is_null() || query.is_null() {
+            return RS_RET_PARAM_ERROR;
+        }
+        if requested != CURR_MOD_IF_VERSION {
+            return RS_RET_MISSING_INTERFACE;
+        }
+        match resolve_imports() {
+            Ok(imports) => {
+                let _ = IMPORTS.set(imports);
+            }
+            Err(missing) => {
+                eprintln!("omelse: this rsyslogd lacks {missing}; use omelse-ext instead");
+                return RS_RET_MISSING_INTERFACE;
+            }
+        }
+        // The transactional interface needs the core's batching support.
+        if let Some(host_query) = host_query {
+            let mut function: *const c_void = ptr::null();
+            let found = unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
+            if found == RS_RET_OK && !function.is_null() {
+                let supports: QueryCoreFeatureSupportFn = unsafe { std::mem::transmute(function) };
+                let mut batching: c_int = 0;
+                unsafe { supports(&mut batching, CORE_FEATURE_BATCHING) };
+                if batching == 0 {
+                    log(Severity::Error, "omelse: this rsyslogd does not support batching; use omelse-ext instead");
+                    return RS_RET_ERR;
+                }
+            }
+        }
+        unsafe {
+            *provided = CURR_MOD_IF_VERSION;
+            *query = query_entry_point;
+        }
+        RS_RET_OK
+    })
+}
+
+/// Hands rsyslog the entry point it names, or says it has none (-1004: any other code aborts the load).
+unsafe extern "C" fn query_entry_point(name: *const u8, out: *mut *const c_void) -> RsRetVal {
+    guard(RS_RET_MODULE_ENTRY_POINT_NOT_FOUND, || {
+        if name.is_null() || out.is_null() {
+            return RS_RET_PARAM_ERROR;
+        }
+        let name = unsafe { CStr::from_ptr(name.cast()) }.to_bytes();
+        let function: *const c_void = match name {
+            b"getType" => get_type as *const c_void,
+            b"getKeepType" => get_keep_type as *const c_void,
+            b"modGetID" => mod_get_id as *const c_void,
+            b"modExit" => mod_exit as *const c_void,
+            b"getModCnfName" => get_mod_cnf_name as *const c_void,
+            b"beginCnfLoad" => begin_cnf_load as *const c_void,
+            b"endCnfLoad" | b"checkCnf" | b"activateCnf" => cnf_ok as *const c_void,
+            b"freeCnf" => free_cnf as *const c_void,
+            b"parseSelectorAct" => parse_selector_act as *const c_void,
+            b"newActInst" => new_act_inst as *const c_void,
+            b"dbgPrintInstInfo" => dbg_print_inst_info as *const c_void,
+            b"freeInstance" => free_instance as *const c_void,
+            b"createWrkrInstance" => create_wrkr_instance as *const c_void,
+            b"freeWrkrInstance" => free_wrkr_instance as *const c_void,
+            b"tryResume" => try_resume as *const c_void,
+            b"beginTransaction" => begin_transaction as *const c_void,
+            b"commitTransaction" => commit_transaction as *const c_void,
+            b"doHUP" => do_hup as *const c_void,
+            _ => ptr::null(),
+        };
+        unsafe { *out = function };
+        if function.is_null() {
+            RS_RET_MODULE_ENTRY_POINT_NOT_FOUND
+        } else {
+            RS_RET_OK
+        }
+    })
+}
+
+unsafe extern "C" fn get_type(out: *mut c_int) -> RsRetVal {
+    guard(RS_RET_ERR, || write_out(out, EMOD_OUT))
+}
+
+/// KEEP: never `dlclose` a Rust library that may have left thread-locals behind.
+unsafe extern "C" fn get_keep_type(out: *mut c_int) -> RsRetVal {
+    guard(RS_RET_ERR, || write_out(out, EMOD_KEEP))
+}
+
+unsafe extern "C" fn mod_get_id(out: *mut *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || write_out(out, mod_exit as *mut c_void))
+}
+
+unsafe extern "C" fn mod_exit() -> RsRetVal {
+    RS_RET_OK
+}
+
+unsafe extern "C" fn get_mod_cnf_name(out: *mut *const u8) -> RsRetVal {
+    guard(RS_RET_ERR, || write_out(out, CONFIG_NAME.as_ptr().cast()))
+}
+
+/// The module-global config object: omelse has no `module()` parameters, but rsyslog wants one.
+struct ModConf;
+
+/// Defines omelse's own template in the config being loaded, so users need not write one.
+unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if mod_conf.is_null() {
+            return RS_RET_PARAM_ERROR;
+        }
+        unsafe { *mod_conf = Box::into_raw(Box::new(ModConf)).cast() };
+        if conf.is_null() {
+            return RS_RET_OK;
+        }
+        let name = CString::new(TEMPLATE_NAME).expect("no NUL in the template name");
+        let line = CString::new(format!("\"{TEMPLATE}\"")).expect("no NUL in the template");
+        // rsyslog reads (and advances) the pointer; the text stays ours and may go after the call.
+        let mut rest = line.as_ptr() as *mut u8;
+        let template = unsafe { (imports().tpl_add_line)(conf, name.as_ptr(), &mut rest) };
+        if template.is_null() {
+            log(Severity::Error, "omelse: could not define its template OmElseFormat");
+            return RS_RET_ERR;
+        }
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> RsRetVal {
+    RS_RET_OK
+}
+
+unsafe extern "C" fn free_cnf(mod_conf: *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if !mod_conf.is_null() {
+            drop(unsafe { Box::from_raw(mod_conf.cast::<ModConf>()) });
+        }
+        RS_RET_OK
+    })
+}
+
+/// Legacy `*.* :omelse:` lines are not ours: let the next module try (-2001).
+unsafe extern "C" fn parse_selector_act(_line: *mut *mut u8, _data: *mut *mut c_void, _omsr: *mut *mut omodStringRequest) -> RsRetVal {
+    RS_RET_CONFLINE_UNPROCESSED
+}
+
+/// The parameter block handed to `nvlstGetParams`, built once from [`PARAMS`].
+struct ParamBlock {
+    _names: Vec<CString>,
+    descriptors: Vec<cnfparamdescr>,
+    block: cnfparamblk,
+}
+
+// The raw pointers point into the block's own vectors, which are never changed after creation.
+unsafe impl Send for ParamBlock {}
+unsafe impl Sync for ParamBlock {}
+
+fn param_block() -> &'static ParamBlock {
+    static BLOCK: OnceLock<ParamBlock> = OnceLock::new();
+    BLOCK.get_or_init(|| {
+        let names: Vec<CString> = PARAMS.iter().map(|p| CString::new(p.name).expect("no NUL in names")).collect();
+        let descriptors: Vec<cnfparamdescr> = PARAMS
+            .iter()
+            .zip(&names)
+            .map(|(spec, name)| cnfparamdescr {
+                name: name.as_ptr(),
+                type_: match spec.kind {
+                    ParamType::String => E_CMD_HDLR_STRING,
+                    ParamType::Word => E_CMD_HDLR_GET_WORD,
+                    ParamType::PositiveInt => E_CMD_HDLR_INT,
+                    ParamType::Binary => E_CMD_HDLR_BINARY,
+                },
+                flags: 0,
+            })
+            .collect();
+        let block = cnfparamblk { version: CNFPARAMBLK_VERSION, nParams: descriptors.len() as u16, descr: descriptors.as_ptr() };
+        ParamBlock { _names: names, descriptors, block }
+    })
+}
+
+/// Copies a string value out of rsyslog's `es_str_t` (bytes follow the 8-byte header).
+unsafe fn es_string(value: *const es_str_t) -> String {
+    if value.is_null() {
+        return String::new();
+    }
+    let len = unsafe { (*value).lenStr } as usize;
+    let bytes = unsafe { std::slice::from_raw_parts(value.cast::<u8>().add(8), len) };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One `action(type="omelse" …)`: reads and checks its parameters, asks for omelse's template.
+unsafe extern "C" fn new_act_inst(_mod_name: *mut u8, list: *mut nvlst, data: *mut *mut c_void, omsr: *mut *mut omodStringRequest) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if data.is_null() || omsr.is_null() {
+            return RS_RET_PARAM_ERROR;
+        }
+        unsafe { *omsr = ptr::null_mut() };
+        let block = param_block();
+        let values = unsafe { (imports().nvlst_get_params)(list, &block.block, ptr::null_mut()) };
+        if values.is_null() {
+            // rsyslog already said what was wrong.
+            return RS_RET_MISSING_CNFPARAMS;
+        }
+        let mut given = Vec::new();
+        for (index, spec) in PARAMS.iter().enumerate() {
+            let value = unsafe { &*values.add(index) };
+            if value.bUsed == 0 {
+                continue;
+            }
+            let parsed = match value.val.datatype as u8 {
+                b'N' => ParamValue::Number(unsafe { value.val.d.n }),
+                b'S' => ParamValue::Text(unsafe { es_string(value.val.d.estr) }),
+                _ => continue,
+            };
+            given.push((spec.name, parsed));
+        }
+        unsafe { (imports().cnfparamvals_destruct)(values, &block.block) };
+        debug_assert_eq!(block.descriptors.len(), PARAMS.len());
+        let config = match ActionConfig::from_params(&given) {
+            Ok(config) => config,
+            Err(e) => {
+                log(Severity::Error, &e.to_string());
+                return RS_RET_CONF_PARAM_INVLD;
+            }
+        };
+        if unsafe { (imports().omsr_construct)(omsr, 1) } != RS_RET_OK {
+            return RS_RET_ERR;
+        }
+        // rsyslog frees the template name with free(): it must come from malloc.
+        let template = CString::new(TEMPLATE_NAME).expect("no NUL in the template name");
+        let name = unsafe { libc::strdup(template.as_ptr()) };
+        if name.is_null() || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) } != RS_RET_OK {
+            unsafe {
+                (imports().omsr_destruct)(*omsr);
+                *omsr = ptr::null_mut();
+            }
+            return RS_RET_ERR;
+        }
+        let instance = Box::new(Instance { sink: Sink::new(config, log) });
+        unsafe { *data = Box::into_raw(instance).cast() };
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn dbg_print_inst_info(_data: *mut c_void) -> RsRetVal {
+    RS_RET_OK
+}
+
+unsafe extern "C" fn free_instance(data: *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if !data.is_null() {
+            drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
+        }
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn create_wrkr_instance(worker: *mut *mut c_void, data: *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if worker.is_null() || data.is_null() {
+            return RS_RET_PARAM_ERROR;
+        }
+        let handle = Box::new(Worker { instance: data.cast::<Instance>() });
+        unsafe { *worker = Box::into_raw(handle).cast() };
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn free_wrkr_instance(worker: *mut c_void) -> RsRetVal {
+    guard(RS_RET_ERR, || {
+        if !worker.is_null() {
+            drop(unsafe { Box::from_raw(worker.cast::<Worker>()) });
+        }
+        RS_RET_OK
+    })
+}
+
+/// The sink of a worker; rsyslog keeps the instance alive longer than its workers.
+unsafe fn sink<'a>(worker: *mut c_void) -> Option<&'a Sink> {
+    let worker = unsafe { worker.cast::<Worker>().as_ref() }?;
+    Some(&unsafe { worker.instance.as_ref() }?.sink)
+}
+
+unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
+    guard(RS_RET_SUSPENDED, || match unsafe { sink(worker) }.map(Sink::try_resume) {
+        Some(Outcome::Committed) => RS_RET_OK,
+        _ => RS_RET_SUSPENDED,
+    })
+}
+
+/// SUSPENDED while the database is known to be down: rsyslog then keeps the batch in its queue
+/// (and saves it at shutdown) instead of marking it done before the commit.
+unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
+    guard(RS_RET_SUSPENDED, || match unsafe { sink(worker) } {
+        Some(sink) if !sink.is_down() => RS_RET_OK,
+        _ => RS_RET_SUSPENDED,
+    })
+}
+
+/// One batch: copies the rendered lines and waits for their commit. Never DATAFAIL (it makes
+/// rsyslog write the next batch twice): a line omelse cannot read is stored raw instead.
+unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrkrIParams, count: u32) -> RsRetVal {
+    guard(RS_RET_SUSPENDED, || {
+        let Some(sink) = (unsafe { sink(worker) }) else {
+            return RS_RET_SUSPENDED;
+        };
+        if params.is_null() && count > 0 {
+            return RS_RET_SUSPENDED;
+        }
+        let mut lines = Vec::with_capacity(count as usize);
+        for index in 0..count as usize {
+            let param = unsafe { &*params.add(index) };
+            if param.param.is_null() {
+                continue;
+            }
+            let bytes = unsafe { std::slice::from_raw_parts(param.param, param.lenStr as usize) };
+            if sink.wants(bytes) {
+                lines.push(String::from_utf8_lossy(bytes).into_owned());
+            } else {
+                sink.counters().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        fault_injection(&lines);
+        match sink.commit(lines) {
+            Outcome::Committed => RS_RET_OK,
+            Outcome::Suspended(_) => RS_RET_SUSPENDED,
+        }
+    })
+}
+
+/// SIGHUP (main thread, concurrent with commits): only sets a flag; the writer reconnects.
+unsafe extern "C" fn do_hup(data: *mut c_void) -> RsRetVal {
+    guard(RS_RET_OK, || {
+        if let Some(instance) = unsafe { data.cast::<Instance>().as_ref() } {
+            instance.sink.request_reconnect();
+        }
+        RS_RET_OK
+    })
+}
+
+/// Test builds only: a line containing `OMELSE-FAULT-PANIC` makes the commit panic, to prove that
+/// the panic stays on this side of the boundary.
+#[cfg(feature = "fault-injection")]
+fn fault_injection(lines: &[String]) {
+    if lines.iter().any(|l| l.contains("OMELSE-FAULT-PANIC")) {
+        panic!("omelse fault injection: panic in commitTransaction");
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection(_lines: &[String]) {}
+
+fn write_out<T>(out: *mut T, value: T) -> RsRetVal {
+    if out.is_null() {
+        return RS_RET_PARAM_ERROR;
+    }
+    unsafe { *out = value };
+    RS_RET_OK
+}
+
+/// Runs one entry point's body with cancellation disabled and panics caught.
+fn guard(on_panic: RsRetVal, body: impl FnOnce() -> RsRetVal) -> RsRetVal {
+    let mut previous: c_int = 0;
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut previous) };
+    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        log(Severity::Error, &format!("omelse: internal error caught at the rsyslog boundary: {what}"));
+        on_panic
+    });
+    unsafe { pthread_setcancelstate(previous, &mut previous) };
+    result
+}
+
+/// Reports to rsyslog's own log (`LogMsg`).
+fn log(severity: Severity, text: &str) {
+    let level = match severity {
+        Severity::Error => LOG_ERR,
+        Severity::Warning => LOG_WARNING,
+        Severity::Info => LOG_INFO,
+    };
+    match IMPORTS.get() {
+        Some(imports) => {
+            let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+            unsafe { (imports.log_msg)(0, NO_ERRCODE, level, c"%s".as_ptr(), text.as_ptr() as *const c_char) };
+        }
+        None => eprintln!("{text}"),
+    }
+}
