@@ -1,0 +1,158 @@
+//! A real rsyslogd for tests: writes a configuration into a private directory, starts
+//! `rsyslogd -n` on it, and stops it (SIGTERM, then SIGKILL) when dropped.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The rsyslogd binary, or `None` (with the reason printed) when it is not installed.
+pub fn rsyslogd_binary() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/sbin/rsyslogd");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: /usr/sbin/rsyslogd not installed (make test installs it)");
+        None
+    }
+}
+
+/// The `omelse.so` that `cargo build` made next to the test binary (`target/<profile>/libomelse.so`).
+pub fn omelse_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let module = profile_dir.join("libomelse.so");
+    assert!(module.exists(), "{} missing: build the workspace first (cargo build)", module.display());
+    module
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One running rsyslogd with its own directory (config, pid file, work directory, logs).
+pub struct Rsyslogd {
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Rsyslogd {
+    /// Starts rsyslogd on `config`, which may use `{dir}` for its own directory; a catch-all
+    /// action writing rsyslog's own messages to `{dir}/rsyslogd.log` is appended.
+    pub fn start(dir: &Path, config: &str) -> Rsyslogd {
+        std::fs::create_dir_all(dir.join("work")).expect("create rsyslog dir");
+        let config = config.replace("{dir}", &dir.display().to_string());
+        let config = format!(
+            "global(workDirectory=\"{dir}/work\")\n{config}\nsyslog.* action(type=\"omfile\" file=\"{dir}/rsyslogd.log\")\n",
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("rsyslog.conf"), config).expect("write rsyslog.conf");
+        let mut daemon = Rsyslogd { dir: dir.to_owned(), child: None };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let stderr = std::fs::File::create(self.dir.join("stderr.log")).expect("stderr log");
+        let child = Command::new("/usr/sbin/rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(self.dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(self.dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start rsyslogd");
+        self.child = Some(child);
+    }
+
+    /// Stops it gracefully (SIGTERM, so queues are saved) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same configuration (its disk queues are picked up).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// What rsyslogd said about itself (its own messages and stderr).
+    pub fn own_log(&self) -> String {
+        let mut text = std::fs::read_to_string(self.dir.join("rsyslogd.log")).unwrap_or_default();
+        text.push_str(&std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default());
+        text
+    }
+}
+
+impl Drop for Rsyslogd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `rsyslogd -N1` on a configuration file; returns (success, what it printed).
+pub fn check_config(config_file: &Path) -> (bool, String) {
+    let output = Command::new("/usr/sbin/rsyslogd").arg("-N1").arg("-f").arg(config_file).output().expect("run rsyslogd -N1");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// Sends lines over plain TCP syslog (octet-stuffed by newlines) to `port`, waiting for the
+/// listener to come up first.
+pub fn send_tcp(port: u16, lines: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("rsyslogd did not listen on {port}: {e}"),
+        }
+    };
+    let mut buffer = Vec::with_capacity(1 << 20);
+    for line in lines {
+        buffer.extend_from_slice(line.as_bytes());
+        buffer.push(b'\n');
+        if buffer.len() > 1 << 20 {
+            stream.write_all(&buffer).expect("send");
+            buffer.clear();
+        }
+    }
+    stream.write_all(&buffer).expect("send");
+    stream.flush().expect("flush");
+}
+
+/// Waits until `probe` returns true, checking every 200 ms, for at most `limit`.
+pub fn wait_until(limit: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if probe() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    probe()
+}
