@@ -11,8 +11,10 @@ pub(super) fn parse<'a>(_queue_id: Option<&'a str>, text: &'a str) -> Option<Eve
     if let Some(tls) = fields::tls_established(text) {
         return Some(tls);
     }
-    if text.starts_with("discarding EHLO keywords: ") {
-        // smtp_discard_ehlo_keywords at work: a notice, not a problem with the next hop.
+    if text.starts_with("discarding EHLO keywords: ") || text.starts_with("Host offered STARTTLS: ")
+    {
+        // smtp_discard_ehlo_keywords and smtp_tls_note_starttls_offer at work: notices, not
+        // problems with the next hop.
         return Some(EventKind::Diagnostic {
             severity: Severity::Info,
             text,
@@ -107,11 +109,13 @@ fn remote_error(text: &str) -> Option<EventKind<'_>> {
         "host ",
         "lost connection with ",
         "conversation with ",
-        "SASL authentication failed; server ",
         "TLS is required, but was not offered by host ",
         "TLS is required, but host ",
     ];
-    let peer_text = if let Some(rest) = text.strip_prefix("enabling PIX workarounds: ") {
+    let peer_text = if let Some(rest) = text.strip_prefix("SASL authentication failed; ") {
+        // `server mx[ip] said: …`, `cannot authenticate to server mx[ip]: no mechanism available`.
+        &rest[rest.find("server ")? + "server ".len()..]
+    } else if let Some(rest) = text.strip_prefix("enabling PIX workarounds: ") {
         // Postfix turns these on after a broken PIX firewall banner or a timed-out end of
         // DATA: a fact about the next hop, worth seeing per destination.
         &rest[rest.rfind(" for ")? + " for ".len()..]
@@ -349,6 +353,12 @@ mod tests {
         assert_eq!(remote("lost connection with mx3.hotmail.com[65.55.37.72] while receiving the initial server greeting").unwrap().name, "mx3.hotmail.com");
         assert_eq!(remote("conversation with mx00.gmx.com[74.208.5.4] timed out while receiving the initial server greeting").unwrap().ip, "74.208.5.4");
         assert_eq!(remote("SASL authentication failed; server xyz.example.com[1.2.3.4] said: 535 5.7.8 Error: authentication failed").unwrap().ip, "1.2.3.4");
+        let p = remote(
+            "SASL authentication failed; cannot authenticate to server smtp.example.com[192.0.2.9]: \
+             no mechanism available",
+        )
+        .unwrap();
+        assert_eq!(p.name, "smtp.example.com");
         let p = remote("enabling PIX workarounds: disable_esmtp delay_dotcrlf for example.com[93.184.216.34]:25").unwrap();
         assert_eq!((p.name, p.port), ("example.com", Some(25)));
         // A unix socket is not an address.
@@ -381,6 +391,13 @@ mod tests {
                 text: "discarding EHLO keywords: 8BITMIME STARTTLS"
             })
         );
+        assert!(matches!(
+            parse(None, "Host offered STARTTLS: [mx.example.com]"),
+            Some(EventKind::Diagnostic {
+                severity: Severity::Info,
+                ..
+            })
+        ));
         assert_eq!(
             parse(
                 None,
