@@ -79,7 +79,7 @@ fn delays(text: &str) -> Option<[f32; 4]> {
     parts.next().is_none().then_some(out)
 }
 
-/// The peer in a line at `at`, when it is a real address (not `name[private/dovecot-lmtp]`).
+/// The peer at the start of `text`, when it is a real address (not `name[private/dovecot-lmtp]`).
 fn peer_at(text: &str) -> Option<super::event::Peer<'_>> {
     fields::peer(text)
         .map(|(p, _)| p)
