@@ -7,7 +7,7 @@
 //! Set `ELSE_TEST_DATABASE_URL` to use an existing server instead (per-test databases are created
 //! on it, named `else_test_<pid>_<n>`, and left there).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 /// Where the PostgreSQL binaries are looked for, first match wins (`ELSE_PG_BIN` overrides).
-const PG_BIN_DIRS: &[&str] = &["/usr/lib/postgresql/15/bin", "/usr/pgsql-15/bin", "/usr/local/pgsql/bin"];
+const PG_BIN_DIRS: &[&str] = &[
+    "/usr/lib/postgresql/15/bin",
+    "/usr/pgsql-15/bin",
+    "/usr/local/pgsql/bin",
+];
 
 /// Why a cluster could not be started; the message says what to install or look at.
 #[derive(Debug)]
@@ -63,7 +67,8 @@ impl PgCluster {
         SHARED.get_or_init(|| {
             let cluster = match std::env::var("ELSE_TEST_DATABASE_URL") {
                 Ok(url) if !url.is_empty() => PgCluster::external(url),
-                _ => PgCluster::start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}")),
+                _ => PgCluster::start()
+                    .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}")),
             };
             if cluster.owned.is_some() {
                 extern "C" fn stop_shared() {
@@ -80,7 +85,10 @@ impl PgCluster {
 
     /// Uses a server someone else runs (`ELSE_TEST_DATABASE_URL`): nothing is started or stopped.
     pub fn external(admin_url: String) -> PgCluster {
-        PgCluster { admin_url, owned: None }
+        PgCluster {
+            admin_url,
+            owned: None,
+        }
     }
 
     /// Starts a private cluster, stopped and removed when the value is dropped.
@@ -102,7 +110,10 @@ impl PgCluster {
         cluster.spawn_watchdog();
         let cluster = owned.0.take().expect("guard holds the cluster");
         Ok(PgCluster {
-            admin_url: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port),
+            admin_url: format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                cluster.port
+            ),
             owned: Some(cluster),
         })
     }
@@ -119,14 +130,22 @@ impl PgCluster {
 
     /// Creates a fresh, empty database and returns its connection string.
     pub async fn create_database(&self) -> String {
-        let name = format!("else_test_{}_{}", std::process::id(), DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "else_test_{}_{}",
+            std::process::id(),
+            DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test server {}: {e}", self.admin_url));
+            .unwrap_or_else(|e| {
+                panic!("cannot connect to the test server {}: {e}", self.admin_url)
+            });
         let task = tokio::spawn(connection);
         // Concurrent CREATE DATABASE from template0 never trips over "template being accessed".
         client
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"))
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"
+            ))
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         drop(client);
@@ -176,10 +195,19 @@ impl OwnedCluster {
             .command("initdb")
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display())))?;
+            .map_err(|e| {
+                HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display()))
+            })?;
         if !output.status.success() {
             return fail(format!(
                 "initdb failed ({}): {}{}",
@@ -216,7 +244,11 @@ impl OwnedCluster {
                 return Ok(port);
             }
             let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-            last_error = format!("{}{}{log}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            last_error = format!(
+                "{}{}{log}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
             if !log.contains("in use") {
                 break;
             }
@@ -244,8 +276,16 @@ impl OwnedCluster {
 
     fn stop_command_line(&self) -> String {
         let pg_ctl = self.bin.join("pg_ctl");
-        let prefix = if self.as_postgres { "runuser -u postgres -- " } else { "" };
-        format!("{prefix}'{}' -D '{}' -m immediate -w stop", pg_ctl.display(), self.data_dir().display())
+        let prefix = if self.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        format!(
+            "{prefix}'{}' -D '{}' -m immediate -w stop",
+            pg_ctl.display(),
+            self.data_dir().display()
+        )
     }
 
     /// Stops the server (immediate: nothing to keep) and removes the directory.
@@ -271,7 +311,10 @@ fn find_bin_dir() -> Result<PathBuf, HarnessError> {
         None => PG_BIN_DIRS.iter().map(PathBuf::from).collect(),
     };
     for dir in &candidates {
-        if ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()) {
+        if ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+        {
             return Ok(dir.clone());
         }
     }
@@ -285,14 +328,18 @@ fn find_bin_dir() -> Result<PathBuf, HarnessError> {
 /// A fresh `0700` directory under the temp dir, owned by `postgres` when we are root.
 fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
     let template = std::env::temp_dir().join("else-pg-XXXXXX");
-    let template = CString::new(template.into_os_string().into_encoded_bytes()).map_err(|e| HarnessError(e.to_string()))?;
+    let template = CString::new(template.into_os_string().into_encoded_bytes())
+        .map_err(|e| HarnessError(e.to_string()))?;
     let raw = template.into_raw();
     // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp rewrites the Xs in place.
     let made = unsafe { libc::mkdtemp(raw) };
     // SAFETY: `raw` came from `CString::into_raw` just above.
     let path = unsafe { CString::from_raw(raw) };
     if made.is_null() {
-        return fail(format!("cannot create a temp directory: {}", std::io::Error::last_os_error()));
+        return fail(format!(
+            "cannot create a temp directory: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let dir = PathBuf::from(path.to_string_lossy().into_owned());
     if as_postgres {
@@ -301,14 +348,17 @@ fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
         if unsafe { libc::chown(path.as_ptr(), uid, gid) } != 0 {
             let error = std::io::Error::last_os_error();
             let _ = std::fs::remove_dir_all(&dir);
-            return fail(format!("cannot give {} to the postgres user: {error}", dir.display()));
+            return fail(format!(
+                "cannot give {} to the postgres user: {error}",
+                dir.display()
+            ));
         }
     }
     Ok(dir)
 }
 
 fn postgres_ids() -> Result<(libc::uid_t, libc::gid_t), HarnessError> {
-    let name = CStr::from_bytes_with_nul(b"postgres\0").expect("static C string");
+    let name = c"postgres";
     // SAFETY: getpwnam returns NULL or a pointer to a static record, read at once.
     let entry = unsafe { libc::getpwnam(name.as_ptr()) };
     if entry.is_null() {
@@ -319,8 +369,12 @@ fn postgres_ids() -> Result<(libc::uid_t, libc::gid_t), HarnessError> {
 }
 
 fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| HarnessError(e.to_string()))
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(e.to_string()))
 }
 
 /// The same connection string with another database: URLs (`postgresql://u@h:p/db?x=y`) get their
@@ -332,7 +386,9 @@ pub fn with_dbname(conninfo: &str, dbname: &str) -> String {
                 Some((main, query)) => (main, Some(query)),
                 None => (rest, None),
             };
-            let authority = main.split_once('/').map_or(main, |(authority, _)| authority);
+            let authority = main
+                .split_once('/')
+                .map_or(main, |(authority, _)| authority);
             let mut url = format!("{scheme}{authority}/{dbname}");
             if let Some(query) = query {
                 url.push('?');
@@ -356,9 +412,15 @@ mod tests {
 
     #[test]
     fn dbname_is_replaced_in_urls_and_appended_to_conninfo() {
-        assert_eq!(with_dbname("postgresql://u:p@h:5/postgres?sslmode=disable", "x"), "postgresql://u:p@h:5/x?sslmode=disable");
+        assert_eq!(
+            with_dbname("postgresql://u:p@h:5/postgres?sslmode=disable", "x"),
+            "postgresql://u:p@h:5/x?sslmode=disable"
+        );
         assert_eq!(with_dbname("postgres://h", "x"), "postgres://h/x");
-        assert_eq!(with_dbname("host=h user=u dbname=postgres", "x"), "host=h user=u dbname=postgres dbname=x");
+        assert_eq!(
+            with_dbname("host=h user=u dbname=postgres", "x"),
+            "host=h user=u dbname=postgres dbname=x"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,10 +429,18 @@ mod tests {
         let (a, b) = tokio::join!(cluster.create_database(), cluster.create_database());
         assert_ne!(a, b);
         for url in [&a, &b] {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(connection);
-            client.batch_execute("CREATE TABLE t (x int)").await.unwrap();
-            let row = client.query_one("SELECT current_database()", &[]).await.unwrap();
+            client
+                .batch_execute("CREATE TABLE t (x int)")
+                .await
+                .unwrap();
+            let row = client
+                .query_one("SELECT current_database()", &[])
+                .await
+                .unwrap();
             assert!(url.ends_with(row.get::<_, &str>(0)));
         }
     }

@@ -1,0 +1,91 @@
+//! Hourly rollups (`traffic_hourly`), recomputed from the base tables for the hours the writer
+//! marked dirty: a DELETE and an INSERT … SELECT per hour and server, so a refresh can run any
+//! number of times and always lands on what the base tables say.
+
+use tokio_postgres::Client;
+
+use super::Result;
+
+/// Serialises refreshes: two at once would delete each other's dirty marks.
+const ROLLUP_LOCK: i64 = 0x454c_5345_0003;
+
+/// The metrics of `traffic_hourly`, each an aggregate over `refresh_hours` (hour, server_id).
+/// Received: every message (life of a queue id), by sender domain, bytes = size.
+/// Delivered/deferred/bounced: delivery attempts, by recipient domain, bytes = message size.
+/// Expired: recipients whose final status is `expired`, at the hour of their last attempt.
+/// Rejected: policy decisions with action `reject`, by recipient domain.
+const METRICS_SQL: &str = "
+INSERT INTO traffic_hourly (hour, server_id, flow, domain, metric, messages, bytes)
+SELECT h.hour, h.server_id, coalesce(m.flow, 'unknown'), else_domain(coalesce(m.sender, '')), 'received',
+       count(*), coalesce(sum(m.size), 0)
+FROM refresh_hours h
+JOIN messages m ON m.server_id = h.server_id AND m.started_at >= h.hour AND m.started_at < h.hour + interval '1 hour'
+GROUP BY 1, 2, 3, 4;
+
+INSERT INTO traffic_hourly (hour, server_id, flow, domain, metric, messages, bytes)
+SELECT h.hour, h.server_id, coalesce(r.flow, m.flow, 'unknown'), else_domain(d.recipient),
+       CASE d.status WHEN 'sent' THEN 'delivered' ELSE d.status END,
+       count(*), coalesce(sum(m.size), 0)
+FROM refresh_hours h
+JOIN deliveries d ON d.server_id = h.server_id AND d.ts >= h.hour AND d.ts < h.hour + interval '1 hour'
+LEFT JOIN messages m ON m.started_at = d.message_started_at AND m.uid = d.message_uid
+LEFT JOIN recipients r ON r.message_started_at = d.message_started_at AND r.message_uid = d.message_uid
+     AND r.address = d.recipient
+WHERE d.status IN ('sent', 'deferred', 'bounced')
+GROUP BY 1, 2, 3, 4, 5;
+
+INSERT INTO traffic_hourly (hour, server_id, flow, domain, metric, messages, bytes)
+SELECT h.hour, h.server_id, coalesce(r.flow, m.flow, 'unknown'), else_domain(r.address), 'expired',
+       count(*), coalesce(sum(m.size), 0)
+FROM refresh_hours h
+JOIN recipients r ON r.status = 'expired' AND r.last_attempt_at >= h.hour AND r.last_attempt_at < h.hour + interval '1 hour'
+JOIN messages m ON m.started_at = r.message_started_at AND m.uid = r.message_uid AND m.server_id = h.server_id
+GROUP BY 1, 2, 3, 4;
+
+INSERT INTO traffic_hourly (hour, server_id, flow, domain, metric, messages, bytes)
+SELECT h.hour, h.server_id, coalesce(f.flow, 'unknown'), else_domain(coalesce(j.recipient, '')), 'rejected',
+       count(*), 0
+FROM refresh_hours h
+JOIN rejects j ON j.server_id = h.server_id AND j.ts >= h.hour AND j.ts < h.hour + interval '1 hour'
+LEFT JOIN LATERAL (
+    SELECT m.flow FROM messages m
+    WHERE m.uid = j.message_uid AND m.started_at <= j.ts AND m.started_at > j.ts - interval '30 days'
+    LIMIT 1
+) f ON true
+WHERE j.action = 'reject'
+GROUP BY 1, 2, 3, 4;
+";
+
+/// Recomputes `traffic_hourly` for every dirty (hour, server) and clears the marks; returns how
+/// many (hour, server) pairs were refreshed.
+///
+/// Runs in REPEATABLE READ: the marks taken and the base rows read come from one snapshot, and a
+/// writer committing meanwhile leaves its marks for the next refresh.
+pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
+        .await?;
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning;
+         CREATE TEMP TABLE IF NOT EXISTS refresh_hours (hour timestamptz, server_id integer, PRIMARY KEY (hour, server_id))
+             ON COMMIT DELETE ROWS;",
+    )
+    .await?;
+    let refreshed = tx
+        .execute("WITH d AS (DELETE FROM rollup_dirty RETURNING hour, server_id) INSERT INTO refresh_hours SELECT DISTINCT * FROM d", &[])
+        .await?;
+    if refreshed > 0 {
+        tx.batch_execute(
+            "ANALYZE refresh_hours;
+             DELETE FROM traffic_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;",
+        )
+        .await?;
+        tx.batch_execute(METRICS_SQL).await?;
+    }
+    tx.commit().await?;
+    Ok(refreshed)
+}
