@@ -800,6 +800,61 @@ async fn rollups_match_the_base_tables() {
     assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_refreshed_while_writing_miss_nothing() {
+    let url = PgCluster::shared().create_database().await;
+    let mut client = store::connect(&url).await.unwrap();
+    store::migrate(&mut client).await.unwrap();
+    // Small batches that all land in the same few hours, so writer and refresher fight over marks.
+    let all = sample_batch("mx1.example", at("2026-03-14T10:00:00Z"), 60);
+    let mut batches = Vec::new();
+    for i in 0..20 {
+        let part = |rows: usize| (i * rows / 20)..((i + 1) * rows / 20);
+        let uids: Vec<i64> = all.messages[part(all.messages.len())]
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        batches.push(Batch {
+            events: all.events[part(all.events.len())].to_vec(),
+            messages: all.messages[part(all.messages.len())].to_vec(),
+            recipients: all
+                .recipients
+                .iter()
+                .filter(|r| uids.contains(&r.message_uid))
+                .cloned()
+                .collect(),
+            deliveries: all
+                .deliveries
+                .iter()
+                .filter(|d| uids.contains(&d.message_uid))
+                .cloned()
+                .collect(),
+            rejects: all
+                .rejects
+                .iter()
+                .filter(|j| j.message_uid.is_none_or(|u| uids.contains(&u)))
+                .cloned()
+                .collect(),
+            sessions: Vec::new(),
+            links: Vec::new(),
+        });
+    }
+    let writer_url = url.clone();
+    let writing = tokio::spawn(async move {
+        let mut client = store::connect(&writer_url).await.unwrap();
+        let mut writer = Writer::new();
+        for batch in &batches {
+            writer.write_batch(&mut client, batch).await.unwrap();
+        }
+    });
+    while !writing.is_finished() {
+        store::refresh_rollups(&mut client).await.unwrap();
+    }
+    writing.await.unwrap();
+    store::refresh_rollups(&mut client).await.unwrap();
+    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&all]));
+}
+
 #[tokio::test]
 async fn open_state_round_trips() {
     let mut client = fresh_db().await;

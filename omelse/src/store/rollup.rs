@@ -59,14 +59,11 @@ GROUP BY 1, 2, 3, 4;
 /// Recomputes `traffic_hourly` for every dirty (hour, server) and clears the marks; returns how
 /// many (hour, server) pairs were refreshed.
 ///
-/// Runs in REPEATABLE READ: the marks taken and the base rows read come from one snapshot, and a
-/// writer committing meanwhile leaves its marks for the next refresh.
+/// The marks are locked (in order) before the base tables are read: a writer that marked one of
+/// them has committed by then, and a writer marking one later waits for this refresh and leaves a
+/// fresh mark for the next one. So no committed row is ever left out of its rollup.
 pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await?;
+    let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
         .await?;
     tx.batch_execute(
@@ -76,11 +73,15 @@ pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
     )
     .await?;
     let refreshed = tx
-        .execute("WITH d AS (DELETE FROM rollup_dirty RETURNING hour, server_id) INSERT INTO refresh_hours SELECT DISTINCT * FROM d", &[])
+        .execute(
+            "INSERT INTO refresh_hours SELECT hour, server_id FROM rollup_dirty ORDER BY hour, server_id FOR UPDATE",
+            &[],
+        )
         .await?;
     if refreshed > 0 {
         tx.batch_execute(
-            "ANALYZE refresh_hours;
+            "DELETE FROM rollup_dirty d USING refresh_hours h WHERE d.hour = h.hour AND d.server_id = h.server_id;
+             ANALYZE refresh_hours;
              DELETE FROM traffic_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;",
         )
         .await?;

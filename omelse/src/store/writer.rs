@@ -6,6 +6,9 @@
 //! holds only when they are not older, and only when they differ. So a batch written twice, or an
 //! older snapshot replayed after a newer one, changes nothing. Every changed row that feeds a
 //! rollup marks its (hour, server) in `rollup_dirty` for [`super::refresh_rollups`].
+//!
+//! One writer at a time is the design (the correlator owns the writes). Concurrent writers are
+//! safe but may deadlock on shared dirty marks or servers; that error is transient: retry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -72,7 +75,32 @@ CREATE TEMP TABLE IF NOT EXISTS stage_deliveries (LIKE deliveries) ON COMMIT DEL
 CREATE TEMP TABLE IF NOT EXISTS stage_rejects (LIKE rejects) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_sessions (LIKE sessions) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_links (LIKE links) ON COMMIT DELETE ROWS;
-SET LOCAL client_min_messages = notice;";
+CREATE TEMP TABLE IF NOT EXISTS stage_dirty (LIKE rollup_dirty) ON COMMIT DELETE ROWS;";
+
+/// Publishes the dirty marks gathered in `stage_dirty`, in one ordered statement at the end of
+/// the transaction. A mark that exists already is still rewritten: the row lock makes a concurrent
+/// [`super::refresh_rollups`] (which locks marks in the same order) wait for this transaction
+/// before it reads the base tables, so it can never clear a mark and miss the rows behind it.
+const PUBLISH_DIRTY: &str = "INSERT INTO rollup_dirty (hour, server_id)
+SELECT DISTINCT hour, server_id FROM stage_dirty ORDER BY 1, 2
+ON CONFLICT (hour, server_id) DO UPDATE SET hour = EXCLUDED.hour";
+
+/// Hours of the deliveries, expiries and rejects of staged messages whose flow or size changes:
+/// those rows move between rollup rows.
+const MOVED_MESSAGES_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
+SELECT date_trunc('hour', x.ts, 'UTC'), x.server_id
+FROM stage_messages s
+JOIN messages m ON m.started_at = s.started_at AND m.uid = s.uid AND m.version <= s.version
+     AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)
+CROSS JOIN LATERAL (
+    SELECT d.ts, d.server_id FROM deliveries d
+    WHERE d.message_uid = s.uid AND d.message_started_at = s.started_at
+    UNION ALL
+    SELECT r.ts, r.server_id FROM rejects r WHERE r.message_uid = s.uid
+    UNION ALL
+    SELECT r.last_attempt_at, s.server_id FROM recipients r
+    WHERE r.message_uid = s.uid AND r.message_started_at = s.started_at AND r.status = 'expired'
+) x";
 
 const EVENT_COLUMNS: &str =
     "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
@@ -161,28 +189,7 @@ impl Writer {
         }
         if !messages.is_empty() {
             stage_messages(&tx, &messages, &ids).await?;
-            // A message whose flow or size changes moves its deliveries, expiries and rejects
-            // between rollup rows: their hours must be recomputed too.
-            tx.execute(
-                "INSERT INTO rollup_dirty (hour, server_id)
-                 SELECT DISTINCT date_trunc('hour', x.ts, 'UTC'), x.server_id
-                 FROM stage_messages s
-                 JOIN messages m ON m.started_at = s.started_at AND m.uid = s.uid AND m.version <= s.version
-                      AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)
-                 CROSS JOIN LATERAL (
-                     SELECT d.ts, d.server_id FROM deliveries d
-                     WHERE d.message_uid = s.uid AND d.message_started_at = s.started_at
-                     UNION ALL
-                     SELECT r.ts, r.server_id FROM rejects r WHERE r.message_uid = s.uid
-                     UNION ALL
-                     SELECT r.last_attempt_at, s.server_id FROM recipients r
-                     WHERE r.message_uid = s.uid AND r.message_started_at = s.started_at AND r.status = 'expired'
-                 ) x
-                 ORDER BY 1, 2
-                 ON CONFLICT DO NOTHING",
-                &[],
-            )
-            .await?;
+            tx.execute(MOVED_MESSAGES_DIRTY, &[]).await?;
             stats.messages = merge(
                 &tx,
                 &upsert_sql(
@@ -274,6 +281,7 @@ impl Writer {
             )
             .await?;
         }
+        tx.execute(PUBLISH_DIRTY, &[]).await?;
         tx.commit().await?;
         self.servers.extend(learned);
         Ok(stats)
@@ -505,8 +513,7 @@ fn with_dirty(insert: String, dirty: &str) -> String {
     }
     format!(
         "WITH up AS ({insert}),
-         dirty AS (INSERT INTO rollup_dirty (hour, server_id) SELECT DISTINCT * FROM ({dirty}) d ORDER BY 1, 2
-                   ON CONFLICT DO NOTHING)
+         dirty AS (INSERT INTO stage_dirty (hour, server_id) {dirty})
          SELECT count(*) FROM up"
     )
 }
