@@ -86,12 +86,14 @@ SELECT DISTINCT hour, server_id FROM stage_dirty ORDER BY 1, 2
 ON CONFLICT (hour, server_id) DO UPDATE SET hour = EXCLUDED.hour";
 
 /// Hours of the deliveries, expiries and rejects of staged messages whose flow or size changes:
-/// those rows move between rollup rows.
+/// those rows move between rollup rows. Lookups are LATERAL … LIMIT 1 on keys so that the plan
+/// never scans a whole table, whatever the statistics of temp and fresh tables.
 const MOVED_MESSAGES_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
 SELECT date_trunc('hour', x.ts, 'UTC'), x.server_id
 FROM stage_messages s
-JOIN messages m ON m.started_at = s.started_at AND m.uid = s.uid AND m.version <= s.version
-     AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)
+CROSS JOIN LATERAL (
+    SELECT m.flow, m.size, m.version FROM messages m WHERE m.started_at = s.started_at AND m.uid = s.uid LIMIT 1
+) m
 CROSS JOIN LATERAL (
     SELECT d.ts, d.server_id FROM deliveries d
     WHERE d.message_uid = s.uid AND d.message_started_at = s.started_at
@@ -100,7 +102,8 @@ CROSS JOIN LATERAL (
     UNION ALL
     SELECT r.last_attempt_at, s.server_id FROM recipients r
     WHERE r.message_uid = s.uid AND r.message_started_at = s.started_at AND r.status = 'expired'
-) x";
+) x
+WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
 
 const EVENT_COLUMNS: &str =
     "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
@@ -216,7 +219,10 @@ impl Writer {
                     "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
                     "message_started_at, message_uid, last_attempt_at",
                     "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
-                     JOIN messages m ON m.started_at = up.message_started_at AND m.uid = up.message_uid",
+                     CROSS JOIN LATERAL (
+                         SELECT m.server_id FROM messages m
+                         WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
+                     ) m",
                 ),
             )
             .await?;
