@@ -250,6 +250,35 @@ async fn migrate_fresh_then_again_is_a_no_op() {
 }
 
 #[tokio::test]
+async fn an_unreachable_server_is_a_transient_error() {
+    // A port nobody listens on: what a stopped database looks like.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = store::connect(&format!("host=127.0.0.1 port={port} user=postgres"))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    let mut client = fresh_db().await;
+    let error = client
+        .batch_execute("SELECT 1/0")
+        .await
+        .map_err(StoreError::from)
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    // An empty batch is no work at all.
+    assert_eq!(
+        Writer::new()
+            .write_batch(&mut client, &Batch::default())
+            .await
+            .unwrap(),
+        Default::default()
+    );
+}
+
+#[tokio::test]
 async fn a_newer_schema_is_refused() {
     let mut client = fresh_db().await;
     client

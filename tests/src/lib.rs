@@ -128,6 +128,25 @@ impl PgCluster {
         self.owned.as_ref().map(|o| o.port)
     }
 
+    /// Stops a private cluster's server, keeping its data: what a database outage looks like to
+    /// ELSE. Fails for an external server, which the tests do not own.
+    pub fn stop(&self) -> Result<(), HarnessError> {
+        match &self.owned {
+            Some(owned) => owned.stop(),
+            None => fail("an external server (ELSE_TEST_DATABASE_URL) is not stopped by tests"),
+        }
+    }
+
+    /// Starts a stopped private cluster again, on the same port, with its data.
+    pub fn restart(&self) -> Result<(), HarnessError> {
+        match &self.owned {
+            Some(owned) => owned
+                .launch_on(owned.port)
+                .map_err(|log| HarnessError(format!("PostgreSQL did not restart: {log}"))),
+            None => fail("an external server (ELSE_TEST_DATABASE_URL) is not restarted by tests"),
+        }
+    }
+
     /// Creates a fresh, empty database and returns its connection string.
     pub async fn create_database(&self) -> String {
         let name = format!(
@@ -224,36 +243,61 @@ impl OwnedCluster {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port()?;
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB \
-                 -c max_wal_size=1GB -c checkpoint_timeout=1h -c TimeZone=UTC",
-                self.dir.display()
-            );
-            let output = self
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(self.data_dir())
-                .arg("-l")
-                .arg(self.dir.join("server.log"))
-                .args(["-o", &options, "-w", "-t", "60", "start"])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| HarnessError(format!("cannot run pg_ctl: {e}")))?;
-            if output.status.success() {
-                return Ok(port);
-            }
-            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-            last_error = format!(
-                "{}{}{log}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            if !log.contains("in use") {
-                break;
+            match self.launch_on(port) {
+                Ok(()) => return Ok(port),
+                Err(log) if log.contains("in use") => last_error = log,
+                Err(log) => return fail(format!("PostgreSQL did not start: {log}")),
             }
         }
         fail(format!("PostgreSQL did not start: {last_error}"))
+    }
+
+    /// Starts the server on `port`; the error is pg_ctl's output and the server log.
+    fn launch_on(&self, port: u16) -> Result<(), String> {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB \
+             -c max_wal_size=1GB -c checkpoint_timeout=1h -c TimeZone=UTC",
+            self.dir.display()
+        );
+        let output = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        Err(format!(
+            "{}{}{log}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+
+    /// Stops the server, keeping its data (fast shutdown: clients are disconnected).
+    fn stop(&self) -> Result<(), HarnessError> {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| HarnessError(format!("cannot run pg_ctl: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            fail(format!("pg_ctl stop failed ({status})"))
+        }
     }
 
     /// A shell that stops the cluster and removes its directory once this process is gone, so a
@@ -421,6 +465,35 @@ mod tests {
             with_dbname("host=h user=u dbname=postgres", "x"),
             "host=h user=u dbname=postgres dbname=x"
         );
+    }
+
+    #[tokio::test]
+    async fn an_own_cluster_stops_restarts_and_is_removed_on_drop() {
+        if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
+            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            return;
+        }
+        let cluster = PgCluster::start().unwrap();
+        let dir = cluster.owned.as_ref().unwrap().dir.clone();
+        let url = cluster.create_database().await;
+        let connect = || async { tokio_postgres::connect(&url, tokio_postgres::NoTls).await };
+        let (client, connection) = connect().await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+            .await
+            .unwrap();
+        cluster.stop().unwrap();
+        assert!(client.batch_execute("SELECT 1").await.is_err());
+        assert!(connect().await.is_err());
+        cluster.restart().unwrap();
+        let (client, connection) = connect().await.unwrap();
+        tokio::spawn(connection);
+        let row = client.query_one("SELECT x FROM kept", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7);
+        drop(cluster);
+        assert!(!dir.exists());
+        assert!(connect().await.is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

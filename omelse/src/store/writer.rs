@@ -134,6 +134,10 @@ impl Writer {
     /// batch may be retried as is (see [`super::StoreError::is_transient`]).
     pub async fn write_batch(&mut self, client: &mut Client, batch: &Batch) -> Result<WriteStats> {
         let days = batch_days(batch);
+        if days.is_empty() {
+            // Not a single row: nothing to write, no round trip.
+            return Ok(WriteStats::default());
+        }
         let mut retried = false;
         loop {
             let missing: BTreeSet<i64> = days
