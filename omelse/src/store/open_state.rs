@@ -73,10 +73,14 @@ pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenSt
         .collect();
     let recipients = client
         .query(
+            // LATERAL (OFFSET 0 keeps the planner from flattening it): one primary-key probe per
+            // open message, never a scan of all recipients.
             "SELECT r.message_uid, r.message_started_at, r.address, r.orig_address, r.status, r.dsn, r.relay,
                     r.status_text, r.delay, r.attempts, r.last_attempt_at, r.flow
              FROM messages m
-             JOIN recipients r ON r.message_started_at = m.started_at AND r.message_uid = m.uid
+             CROSS JOIN LATERAL (
+                 SELECT * FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid OFFSET 0
+             ) r
              WHERE NOT m.closed AND m.last_seen >= $1
              ORDER BY r.message_started_at, r.message_uid, r.address",
             &[&since],
