@@ -496,6 +496,38 @@ mod tests {
         assert!(connect().await.is_err());
     }
 
+    #[tokio::test]
+    async fn an_external_server_gets_per_test_databases() {
+        if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
+            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            return;
+        }
+        // Someone else's server, reached by URL: here a private cluster plays that part.
+        let server = PgCluster::start().unwrap();
+        let external = PgCluster::external(format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres",
+            server.port().unwrap()
+        ));
+        let url = external.create_database().await;
+        assert!(
+            url.starts_with("postgresql://postgres@127.0.0.1:") && url.contains("/else_test_"),
+            "{url}"
+        );
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT current_database()", &[])
+            .await
+            .unwrap();
+        assert!(url.ends_with(row.get::<_, &str>(0)));
+        assert!(
+            external.stop().is_err(),
+            "tests never stop a server they do not own"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parallel_tests_get_separate_databases() {
         let cluster = PgCluster::shared();
