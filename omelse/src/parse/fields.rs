@@ -126,6 +126,68 @@ pub fn number<T: std::str::FromStr>(text: &str) -> Option<(T, &str)> {
     Some((text[..len].parse().ok()?, &text[len..]))
 }
 
+/// The envelope that smtpd, postscreen and cleanup append to a decision:
+/// `; from=<a> to=<b> proto=ESMTP helo=<h>` (postscreen separates them with `, `).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Envelope<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub proto: Option<&'a str>,
+    pub helo: Option<&'a str>,
+}
+
+/// Splits `reply text; from=<a> to=<b> proto=ESMTP helo=<h>` at the first `; ` that starts an
+/// envelope key, so a `;` inside the reply (`Service unavailable; client [ip] blocked …`) stays in
+/// the reply. Without an envelope the whole text comes back.
+pub fn split_envelope(text: &str) -> (&str, Envelope<'_>) {
+    const KEYS: [&str; 4] = ["from=<", "to=<", "proto=", "helo=<"];
+    let bytes = text.as_bytes();
+    for at in memchr::memmem::find_iter(bytes, b"; ") {
+        let tail = &text[at + 2..];
+        if KEYS.iter().any(|k| tail.starts_with(k)) {
+            let envelope = Envelope {
+                from: field_angle(tail, "from=<"),
+                to: field_angle(tail, "to=<"),
+                proto: field(tail, "proto="),
+                helo: field_angle(tail, "helo=<"),
+            };
+            return (&text[..at], envelope);
+        }
+    }
+    (text, Envelope::default())
+}
+
+/// Splits `STAGE from PEER` + rest (`after STAGE from c[ip]`, `RCPT from c[ip]: …`): the word(s)
+/// before ` from `, the peer and the text after it.
+pub fn stage_from_peer(text: &str) -> Option<(&str, Peer<'_>, &str)> {
+    let at = memchr::memmem::find(text.as_bytes(), b" from ")?;
+    let (peer, rest) = peer(&text[at + 6..])?;
+    Some((&text[..at], peer, rest))
+}
+
+/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) …` after a TLS handshake: protocol,
+/// cipher and the secret bits.
+pub fn tls_summary(text: &str) -> Option<(&str, &str, Option<u16>)> {
+    let (protocol, rest) = text.split_once(" with cipher ")?;
+    let cipher_len = rest.find(' ').unwrap_or(rest.len());
+    let bits = rest[cipher_len..].strip_prefix(" (").and_then(number).map(|(n, _)| n);
+    Some((protocol, &rest[..cipher_len], bits))
+}
+
+/// The text after the last `queued as ` (`250 2.0.0 Ok: queued as 4Fh3k`) or inside a trailing
+/// `OK (ID)` (Proxmox and other filters), up to the next space, `)` or `;`.
+pub fn queued_as(text: &str) -> Option<&str> {
+    if let Some(at) = memchr::memmem::rfind(text.as_bytes(), b"queued as ") {
+        let rest = &text[at + 10..];
+        let len = rest.bytes().position(|b| matches!(b, b' ' | b')' | b';' | b',')).unwrap_or(rest.len());
+        return (len > 0).then(|| rest[..len].trim_end_matches('.'));
+    }
+    let inner = text.trim_end().strip_suffix(')')?;
+    let open = inner.rfind('(')?;
+    let id = &inner[open + 1..];
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +223,28 @@ mod tests {
         assert_eq!(smtp_reply("550 5.1.1 <x>: no"), (Some(550), Some("5.1.1"), "<x>: no"));
         assert_eq!(smtp_reply("5.7.1 Spam"), (None, Some("5.7.1"), "Spam"));
         assert_eq!(smtp_reply("Service unavailable"), (None, None, "Service unavailable"));
+    }
+
+    #[test]
+    fn envelopes() {
+        let (head, e) = split_envelope(
+            "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.spamhaus.org; from=<a@b>, to=<c@d>, proto=SMTP, helo=<h>",
+        );
+        assert_eq!(head, "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.spamhaus.org");
+        assert_eq!((e.from, e.to, e.proto, e.helo), (Some("a@b"), Some("c@d"), Some("SMTP"), Some("h")));
+        let (head, e) = split_envelope("454 4.7.1 <a@h>: Relay access denied; to=<a@h> proto=SMTP helo=<me>");
+        assert_eq!((head, e.from, e.to, e.helo), ("454 4.7.1 <a@h>: Relay access denied", None, Some("a@h"), Some("me")));
+        assert_eq!(split_envelope("too many connections").0, "too many connections");
+    }
+
+    #[test]
+    fn tls_and_queued_as() {
+        assert_eq!(
+            tls_summary("TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"),
+            Some(("TLSv1.3", "TLS_AES_256_GCM_SHA384", Some(256)))
+        );
+        assert_eq!(queued_as("250 2.0.0 Ok: queued as DF66E940333"), Some("DF66E940333"));
+        assert_eq!(queued_as("250 2.5.0 OK (3204C55EC294578338F)"), Some("3204C55EC294578338F"));
+        assert_eq!(queued_as("554 5.7.0 Reject, id=31619-02 - spam"), None);
     }
 }
