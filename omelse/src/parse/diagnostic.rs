@@ -17,9 +17,27 @@ pub(super) fn parse(text: &str) -> Option<EventKind<'_>> {
     } else if let Some(rest) = text.strip_prefix("panic: ") {
         (Severity::Panic, rest)
     } else {
-        return None;
+        return notice(text);
     };
-    Some(sasl_failed(rest).or_else(|| tls_error(rest)).unwrap_or(EventKind::Diagnostic { severity, text: rest }))
+    Some(
+        sasl_failed(rest)
+            .or_else(|| tls_error(rest))
+            .unwrap_or(EventKind::Diagnostic {
+                severity,
+                text: rest,
+            }),
+    )
+}
+
+/// Notices any daemon may log without a severity prefix; they say nothing about a mail.
+fn notice(text: &str) -> Option<EventKind<'_>> {
+    let known = text.starts_with("using backwards-compatible default setting ")
+        || text.starts_with("discarding EHLO keywords: ")
+        || text.starts_with("table ") && text.ends_with(" has changed -- restarting");
+    known.then_some(EventKind::Diagnostic {
+        severity: Severity::Info,
+        text,
+    })
 }
 
 /// `c[ip]: SASL LOGIN authentication failed: UGFzc3dvcmQ6` (the reason may be base64 or text).
@@ -27,15 +45,22 @@ fn sasl_failed(text: &str) -> Option<EventKind<'_>> {
     let (client, rest) = peer(text)?;
     let rest = rest.strip_prefix(": SASL ")?;
     let (method, reason) = rest.split_once(" authentication failed")?;
-    let reason = reason.strip_prefix(": ").unwrap_or(reason);
-    Some(EventKind::SaslFailed { client, method, reason })
+    let reason = reason.strip_prefix(':').unwrap_or(reason).trim_start();
+    Some(EventKind::SaslFailed {
+        client,
+        method,
+        reason,
+    })
 }
 
 /// `TLS library problem: error:0A000126:SSL routines::unexpected eof while reading:…` and
 /// `SSL_accept error from c[ip]: …` when a warning carries it.
 fn tls_error(text: &str) -> Option<EventKind<'_>> {
     if let Some(rest) = text.strip_prefix("TLS library problem: ") {
-        return Some(EventKind::TlsError { peer: None, text: rest });
+        return Some(EventKind::TlsError {
+            peer: None,
+            text: rest,
+        });
     }
     smtpd::ssl_error(text)
 }
@@ -56,11 +81,41 @@ mod tests {
         );
         assert_eq!(
             parse("fatal: root(0): message file too big"),
-            Some(EventKind::Diagnostic { severity: Severity::Fatal, text: "root(0): message file too big" })
+            Some(EventKind::Diagnostic {
+                severity: Severity::Fatal,
+                text: "root(0): message file too big"
+            })
         );
-        assert!(matches!(parse("error: open database /etc/postfix/x.db: No such file"), Some(EventKind::Diagnostic { severity: Severity::Error, .. })));
-        assert!(matches!(parse("panic: myfree: corrupt or unallocated memory block"), Some(EventKind::Diagnostic { severity: Severity::Panic, .. })));
+        assert!(matches!(
+            parse("error: open database /etc/postfix/x.db: No such file"),
+            Some(EventKind::Diagnostic {
+                severity: Severity::Error,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("panic: myfree: corrupt or unallocated memory block"),
+            Some(EventKind::Diagnostic {
+                severity: Severity::Panic,
+                ..
+            })
+        ));
         assert_eq!(parse("connect from x[1.2.3.4]"), None);
+        assert_eq!(
+            parse("discarding EHLO keywords: CHUNKING ETRN DSN 8BITMIME"),
+            Some(EventKind::Diagnostic {
+                severity: Severity::Info,
+                text: "discarding EHLO keywords: CHUNKING ETRN DSN 8BITMIME"
+            })
+        );
+        assert!(matches!(
+            parse("using backwards-compatible default setting respectful_logging=no for client [192.0.2.1]:58320"),
+            Some(EventKind::Diagnostic { severity: Severity::Info, .. })
+        ));
+        assert!(matches!(
+            parse("table hash:/etc/postfix/virtual_mailbox_maps(0,lock|fold_fix) has changed -- restarting"),
+            Some(EventKind::Diagnostic { severity: Severity::Info, .. })
+        ));
     }
 
     #[test]
@@ -76,6 +131,10 @@ mod tests {
         assert!(matches!(
             parse("warning: unknown[192.0.2.9]: SASL PLAIN authentication failed: authentication failure, sasl_username=bob"),
             Some(EventKind::SaslFailed { method: "PLAIN", reason: "authentication failure, sasl_username=bob", .. })
+        ));
+        assert!(matches!(
+            parse("warning: unknown[192.0.2.237]:55729: SASL Plain authentication failed:"),
+            Some(EventKind::SaslFailed { method: "Plain", reason: "", client }) if client.port == Some(55729)
         ));
     }
 

@@ -57,7 +57,10 @@ pub(super) fn parse<'a>(program: &Program<'a>, message: &'a str) -> Option<Event
 /// `(237978-11) Passed CLEAN {RelayedInbound}, [ip]:port [ip] ESMTP/ESMTP <from> -> <to>, (…),
 /// Queue-ID: X, Message-ID: <m>, mail_id: …, Hits: 2.9, size: 175061, queued_as: Y, Subject: …`.
 fn amavis(message: &str) -> Option<FilterVerdict<'_>> {
-    let text = message.strip_prefix('(').and_then(|m| m.split_once(") ")).map_or(message, |(_, rest)| rest);
+    let text = message
+        .strip_prefix('(')
+        .and_then(|m| m.split_once(") "))
+        .map_or(message, |(_, rest)| rest);
     let (action, rest) = text.split_once(' ')?;
     if !matches!(action, "Passed" | "Blocked" | "Not-Delivered") {
         return None;
@@ -68,7 +71,9 @@ fn amavis(message: &str) -> Option<FilterVerdict<'_>> {
     let fields = find_key(rest, "Subject: ").map_or(rest, |at| &rest[..at]);
     let (from, to) = match fields.split_once(" -> ") {
         Some((before, after)) => {
-            let from = before.rfind('<').and_then(|at| before[at + 1..].strip_suffix('>'));
+            let from = before
+                .rfind('<')
+                .and_then(|at| before[at + 1..].strip_suffix('>'));
             let to = after.split_once(", ").map_or(after, |(to, _)| to);
             (from, Some(to))
         }
@@ -115,12 +120,37 @@ mod tests {
     #[test]
     fn amavis_blocked_and_other() {
         let line = "(12345-02) Blocked BANNED (.exe,.exe-ms,Invoice.exe) {DiscardedInbound,Quarantined}, [192.0.2.1]:4242 [192.0.2.1] <a@example.org> -> <b@example.net>,<c@example.net>, quarantine: banned-x, Queue-ID: 4PbCNM3z5lz3tBr, Message-ID: <m@x>, mail_id: x, Hits: -, size: 3000, 12 ms";
-        let Some(Event { queue_id, kind: EventKind::Filter(v) }) = p("amavis", line) else { panic!() };
-        assert_eq!((queue_id, v.verdict, v.queued_as), (Some("4PbCNM3z5lz3tBr"), "Blocked BANNED", None));
-        assert_eq!((v.from, v.to, v.size), (Some("a@example.org"), Some("<b@example.net>,<c@example.net>"), Some(3000)));
-        assert_eq!(p("amavis", "(237978-11) ...no autolearn_force=no, 2131 ms").map(|e| e.kind), Some(EventKind::Foreign));
-        assert_eq!(p("dovecot", "imap-login: Login: user=<x>").map(|e| e.kind), Some(EventKind::Foreign));
-        assert_eq!(p("opendkim", "4PbC4x469Jz3tBr: DKIM-Signature field added").map(|e| e.kind), Some(EventKind::Foreign));
+        let Some(Event {
+            queue_id,
+            kind: EventKind::Filter(v),
+        }) = p("amavis", line)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (queue_id, v.verdict, v.queued_as),
+            (Some("4PbCNM3z5lz3tBr"), "Blocked BANNED", None)
+        );
+        assert_eq!(
+            (v.from, v.to, v.size),
+            (
+                Some("a@example.org"),
+                Some("<b@example.net>,<c@example.net>"),
+                Some(3000)
+            )
+        );
+        assert_eq!(
+            p("amavis", "(237978-11) ...no autolearn_force=no, 2131 ms").map(|e| e.kind),
+            Some(EventKind::Foreign)
+        );
+        assert_eq!(
+            p("dovecot", "imap-login: Login: user=<x>").map(|e| e.kind),
+            Some(EventKind::Foreign)
+        );
+        assert_eq!(
+            p("opendkim", "4PbC4x469Jz3tBr: DKIM-Signature field added").map(|e| e.kind),
+            Some(EventKind::Foreign)
+        );
         assert_eq!(p("sshd", "Accepted publickey for root"), None);
     }
 }

@@ -32,24 +32,41 @@ pub(super) fn parse(text: &str) -> Option<EventKind<'_>> {
     }
     if let Some(rest) = text.strip_prefix("PASS ") {
         let (age, rest) = rest.split_once(' ')?;
-        return Some(EventKind::ScreenPass { client: whole_peer(rest)?, new: age == "NEW" });
+        return Some(EventKind::ScreenPass {
+            client: whole_peer(rest)?,
+            new: age == "NEW",
+        });
     }
     if let Some(rest) = text.strip_prefix("DISCONNECT ") {
-        return Some(EventKind::ScreenDisconnect { client: whole_peer(rest)? });
+        return Some(EventKind::ScreenDisconnect {
+            client: whole_peer(rest)?,
+        });
     }
     if let Some(rest) = text.strip_prefix("DNSBL rank ") {
         let (rank, rest) = number(rest)?;
-        return Some(EventKind::ScreenDnsblRank { client: whole_peer(rest.strip_prefix(" for ")?)?, rank });
+        return Some(EventKind::ScreenDnsblRank {
+            client: whole_peer(rest.strip_prefix(" for ")?)?,
+            rank,
+        });
     }
     if let Some(rest) = text.strip_prefix("PREGREET ") {
         let (bytes, rest) = number(rest)?;
         let (after, client, text) = timed(rest)?;
-        return Some(EventKind::ScreenPregreet { client, bytes, after, text: text.strip_prefix(": ").unwrap_or(text) });
+        return Some(EventKind::ScreenPregreet {
+            client,
+            bytes,
+            after,
+            text: text.strip_prefix(": ").unwrap_or(text),
+        });
     }
     if let Some(rest) = text.strip_prefix("HANGUP") {
         let (after, client, rest) = timed(rest)?;
         let stage = rest.strip_prefix(" in ").unwrap_or(rest.trim_start());
-        return Some(EventKind::ScreenHangup { client, after, stage });
+        return Some(EventKind::ScreenHangup {
+            client,
+            after,
+            stage,
+        });
     }
     if let Some(rest) = text.strip_prefix("NOQUEUE: ") {
         return smtpd::decision(rest);
@@ -79,7 +96,12 @@ fn violation(text: &str) -> Option<EventKind<'_>> {
         Some(at) if !rest[..at].contains(' ') => (&rest[..at], &rest[at + 2..]),
         _ => (rest.strip_suffix(':').unwrap_or(rest), ""),
     };
-    Some(EventKind::ScreenViolation { violation: name, client, after: (!after.is_empty()).then_some(after), detail })
+    Some(EventKind::ScreenViolation {
+        violation: name,
+        client,
+        after: (!after.is_empty()).then_some(after),
+        detail,
+    })
 }
 
 fn list(text: &str) -> Option<EventKind<'_>> {
@@ -102,7 +124,11 @@ mod tests {
     use crate::parse::event::{Action, ActionSource};
 
     fn client(ip: &str, port: u16) -> Peer<'_> {
-        Peer { name: "", ip, port: Some(port) }
+        Peer {
+            name: "",
+            ip,
+            port: Some(port),
+        }
     }
 
     #[test]
@@ -116,19 +142,30 @@ mod tests {
         );
         assert_eq!(
             parse("PASS NEW [2607:f8b0:4003:c01::23a]:36051"),
-            Some(EventKind::ScreenPass { client: client("2607:f8b0:4003:c01::23a", 36051), new: true })
+            Some(EventKind::ScreenPass {
+                client: client("2607:f8b0:4003:c01::23a", 36051),
+                new: true
+            })
         );
         assert_eq!(
             parse("PASS OLD [61.238.241.86]:53024"),
-            Some(EventKind::ScreenPass { client: client("61.238.241.86", 53024), new: false })
+            Some(EventKind::ScreenPass {
+                client: client("61.238.241.86", 53024),
+                new: false
+            })
         );
         assert_eq!(
             parse("DISCONNECT [216.81.72.72]:43421"),
-            Some(EventKind::ScreenDisconnect { client: client("216.81.72.72", 43421) })
+            Some(EventKind::ScreenDisconnect {
+                client: client("216.81.72.72", 43421)
+            })
         );
         assert_eq!(
             parse("DNSBL rank 3 for [111.73.45.149]:1038"),
-            Some(EventKind::ScreenDnsblRank { client: client("111.73.45.149", 1038), rank: 3 })
+            Some(EventKind::ScreenDnsblRank {
+                client: client("111.73.45.149", 1038),
+                rank: 3
+            })
         );
     }
 
@@ -162,42 +199,85 @@ mod tests {
         );
         assert!(matches!(
             parse("COMMAND PIPELINING from [88.208.233.4]:42606 after .: "),
-            Some(EventKind::ScreenViolation { violation: "COMMAND PIPELINING", after: Some("."), detail: "", .. })
+            Some(EventKind::ScreenViolation {
+                violation: "COMMAND PIPELINING",
+                after: Some("."),
+                detail: "",
+                ..
+            })
         ));
         assert!(matches!(
             parse("COMMAND TIME LIMIT from [182.246.250.243]:51799 after AUTH"),
-            Some(EventKind::ScreenViolation { violation: "COMMAND TIME LIMIT", after: Some("AUTH"), detail: "", .. })
+            Some(EventKind::ScreenViolation {
+                violation: "COMMAND TIME LIMIT",
+                after: Some("AUTH"),
+                detail: "",
+                ..
+            })
         ));
         assert_eq!(
             parse("WHITELIST VETO [61.238.241.86]:53024"),
-            Some(EventKind::ScreenList { list: "WHITELIST VETO", client: client("61.238.241.86", 53024) })
+            Some(EventKind::ScreenList {
+                list: "WHITELIST VETO",
+                client: client("61.238.241.86", 53024)
+            })
         );
-        assert!(matches!(parse("BLACKLISTED [61.238.241.86]:53024"), Some(EventKind::ScreenList { list: "BLACKLISTED", .. })));
+        assert!(matches!(
+            parse("BLACKLISTED [61.238.241.86]:53024"),
+            Some(EventKind::ScreenList {
+                list: "BLACKLISTED",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn noqueue() {
         let text = "NOQUEUE: reject: RCPT from [27.157.200.233]:4984: 550 5.7.1 Service unavailable; client [27.157.200.233] blocked using zen.spamhaus.org; from=<hcdvbnm@qhhn.com>, to=<4ECEA00F.9040306@example.com>, proto=ESMTP, helo=<ylmf-pc>";
-        let Some(EventKind::Reject(d)) = parse(text) else { panic!() };
-        assert_eq!((d.action, d.source, d.stage), (Action::Reject, ActionSource::Smtpd, "RCPT"));
-        assert_eq!(d.client, Some(client("27.157.200.233", 4984)));
-        assert_eq!((d.code, d.enhanced), (Some(550), Some("5.7.1")));
-        assert_eq!(d.reason, "Service unavailable; client [27.157.200.233] blocked using zen.spamhaus.org");
-        assert_eq!(
-            (d.from, d.to, d.proto, d.helo),
-            (Some("hcdvbnm@qhhn.com"), Some("4ECEA00F.9040306@example.com"), Some("ESMTP"), Some("ylmf-pc"))
-        );
-        let Some(EventKind::Reject(d)) = parse("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections") else {
+        let Some(EventKind::Reject(d)) = parse(text) else {
             panic!()
         };
-        assert_eq!((d.stage, d.code, d.reason, d.from), ("CONNECT", None, "too many connections", None));
+        assert_eq!(
+            (d.action, d.source, d.stage),
+            (Action::Reject, ActionSource::Smtpd, "RCPT")
+        );
+        assert_eq!(d.client, Some(client("27.157.200.233", 4984)));
+        assert_eq!((d.code, d.enhanced), (Some(550), Some("5.7.1")));
+        assert_eq!(
+            d.reason,
+            "Service unavailable; client [27.157.200.233] blocked using zen.spamhaus.org"
+        );
+        assert_eq!(
+            (d.from, d.to, d.proto, d.helo),
+            (
+                Some("hcdvbnm@qhhn.com"),
+                Some("4ECEA00F.9040306@example.com"),
+                Some("ESMTP"),
+                Some("ylmf-pc")
+            )
+        );
+        let Some(EventKind::Reject(d)) =
+            parse("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (d.stage, d.code, d.reason, d.from),
+            ("CONNECT", None, "too many connections", None)
+        );
     }
 
     #[test]
     fn dnsblog() {
         assert_eq!(
-            parse_dnsblog("addr 2607:f8b0:4003:c01::23a listed by domain list.dnswl.org as 127.0.5.1"),
-            Some(EventKind::DnsblListed { ip: "2607:f8b0:4003:c01::23a", domain: "list.dnswl.org", answer: "127.0.5.1" })
+            parse_dnsblog(
+                "addr 2607:f8b0:4003:c01::23a listed by domain list.dnswl.org as 127.0.5.1"
+            ),
+            Some(EventKind::DnsblListed {
+                ip: "2607:f8b0:4003:c01::23a",
+                domain: "list.dnswl.org",
+                answer: "127.0.5.1"
+            })
         );
         assert_eq!(parse_dnsblog("addr 1.2.3.4 something else"), None);
     }
