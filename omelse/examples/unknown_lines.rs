@@ -25,6 +25,9 @@ fn main() {
                 bad_envelope += 1;
                 continue;
             };
+            if std::env::var_os("ELSE_DUMP").is_some() {
+                println!("dump {line}\t{}", serde_json::to_string(&parsed.event).unwrap());
+            }
             *kinds
                 .entry((parsed.program.daemon.to_string(), parsed.event.kind.name()))
                 .or_default() += 1;

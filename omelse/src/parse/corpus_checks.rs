@@ -1,5 +1,6 @@
 //! Checks of the session-side parsers (smtpd, postscreen, dnsblog, service daemons, diagnostics,
-//! amavis) against the real corpora in `../shared/corpora`; skipped when the corpora are absent.
+//! amavis) as a whole: against the real corpora in `../shared/corpora` (skipped when absent), and
+//! against mangled lines, which must never make them panic.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -243,4 +244,24 @@ fn fail2ban_matches_parse_with_their_host() {
         checked += 1;
     }
     assert!(checked >= 50, "only {checked} fail2ban matches");
+}
+
+proptest::proptest! {
+    /// Truncated, spliced or arbitrary messages: every parser answers, none panics on a slice.
+    #[test]
+    fn mangled_messages_never_panic(
+        daemon in proptest::sample::select(&OURS[..]),
+        prefix in proptest::sample::select(&[
+            "", "NOQUEUE: reject: RCPT from ", "connect from ", "disconnect from x[1.2.3.4] commands=",
+            "client=", "proxy-accept: ", "warning: ", "statistics: max ", "cache ", "PREGREET ",
+            "HANGUP after ", "COMMAND PIPELINING from ", "DNSBL rank ", "addr ", "daemon started -- version ",
+            "Anonymous TLS connection established from ", "SSL_accept error from ", "lost connection after ",
+        ][..]),
+        tail in "[ -~é😀]{0,60}",
+    ) {
+        let message = format!("{prefix}{tail}");
+        let program = format!("postfix/{daemon}");
+        let _ = parse_message(&Program::split(&program), &message);
+        let _ = parse_message(&Program::split("amavis"), &format!("(1-1) Passed CLEAN {tail}"));
+    }
 }
