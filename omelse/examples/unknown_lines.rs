@@ -26,7 +26,10 @@ fn main() {
                 continue;
             };
             if std::env::var_os("ELSE_DUMP").is_some() {
-                println!("dump {line}\t{}", serde_json::to_string(&parsed.event).unwrap());
+                println!(
+                    "dump {line}\t{}",
+                    serde_json::to_string(&parsed.event).unwrap()
+                );
             }
             *kinds
                 .entry((parsed.program.daemon.to_string(), parsed.event.kind.name()))
