@@ -250,7 +250,7 @@ proptest::proptest! {
     /// Truncated, spliced or arbitrary messages: every parser answers, none panics on a slice.
     #[test]
     fn mangled_messages_never_panic(
-        daemon in proptest::sample::select(&OURS[..]),
+        daemon in proptest::sample::select(OURS),
         prefix in proptest::sample::select(&[
             "", "NOQUEUE: reject: RCPT from ", "connect from ", "disconnect from x[1.2.3.4] commands=",
             "client=", "proxy-accept: ", "warning: ", "statistics: max ", "cache ", "PREGREET ",
