@@ -68,9 +68,6 @@ pub(super) fn parse(text: &str) -> Option<EventKind<'_>> {
             stage,
         });
     }
-    if let Some(rest) = text.strip_prefix("NOQUEUE: ") {
-        return smtpd::decision(rest);
-    }
     if let Some(kind) = violation(text).or_else(|| list(text)) {
         return Some(kind);
     }
@@ -122,6 +119,7 @@ pub(super) fn parse_dnsblog(text: &str) -> Option<EventKind<'_>> {
 mod tests {
     use super::*;
     use crate::parse::event::{Action, ActionSource};
+    use crate::parse::fields::split_queue_id;
 
     fn client(ip: &str, port: u16) -> Peer<'_> {
         Peer {
@@ -234,7 +232,7 @@ mod tests {
     #[test]
     fn noqueue() {
         let text = "NOQUEUE: reject: RCPT from [27.157.200.233]:4984: 550 5.7.1 Service unavailable; client [27.157.200.233] blocked using zen.spamhaus.org; from=<hcdvbnm@qhhn.com>, to=<4ECEA00F.9040306@example.com>, proto=ESMTP, helo=<ylmf-pc>";
-        let Some(EventKind::Reject(d)) = parse(text) else {
+        let Some(EventKind::Reject(d)) = parse(split_queue_id(text).1) else {
             panic!()
         };
         assert_eq!(
@@ -256,9 +254,9 @@ mod tests {
                 Some("ylmf-pc")
             )
         );
-        let Some(EventKind::Reject(d)) =
-            parse("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections")
-        else {
+        let Some(EventKind::Reject(d)) = parse(
+            split_queue_id("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections").1,
+        ) else {
             panic!()
         };
         assert_eq!(
