@@ -13,24 +13,15 @@ fn is_long_queue_id_char(b: u8) -> bool {
 /// least 12 characters with the `z` that separates time and inode).
 pub fn is_queue_id(text: &str) -> bool {
     let b = text.as_bytes();
-    let short = (5..=12).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
-    short
-        || (b.len() >= 12
-            && b.len() <= 20
-            && b.contains(&b'z')
-            && b.iter().all(|&c| is_long_queue_id_char(c)))
+    let short = (5..=12).contains(&b.len()) && b.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
+    short || (b.len() >= 12 && b.len() <= 20 && b.contains(&b'z') && b.iter().all(|&c| is_long_queue_id_char(c)))
 }
 
 /// Splits `QID: rest` into the queue id and the rest; `NOQUEUE: rest` gives no id and the rest.
 /// A message without a queue id prefix comes back whole.
 pub fn split_queue_id(message: &str) -> (Option<&str>, &str) {
     let bytes = message.as_bytes();
-    let end = bytes
-        .iter()
-        .position(|b| !b.is_ascii_alphanumeric())
-        .unwrap_or(bytes.len());
+    let end = bytes.iter().position(|b| !b.is_ascii_alphanumeric()).unwrap_or(bytes.len());
     if bytes.get(end) == Some(&b':') && bytes.get(end + 1).is_none_or(|&b| b == b' ') {
         let candidate = &message[..end];
         let rest = message.get(end + 2..).unwrap_or("");
@@ -86,10 +77,7 @@ pub fn field_angle<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// include the `=`: `field(text, "relay=")`.
 pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let start = find_key(text, key)? + key.len();
-    let len = text.as_bytes()[start..]
-        .iter()
-        .position(|&b| b == b',' || b == b' ')
-        .unwrap_or(text.len() - start);
+    let len = text.as_bytes()[start..].iter().position(|&b| b == b',' || b == b' ').unwrap_or(text.len() - start);
     Some(&text[start..start + len])
 }
 
@@ -97,9 +85,7 @@ pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// so that `to=` does not match inside `orig_to=`.
 pub fn find_key(text: &str, key: &str) -> Option<usize> {
     let finder = memchr::memmem::find_iter(text.as_bytes(), key.as_bytes());
-    finder
-        .into_iter()
-        .find(|&i| i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b',' | b';'))
+    finder.into_iter().find(|&i| i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b',' | b';'))
 }
 
 /// Splits an SMTP reply `550 5.1.1 text` into code, enhanced status code and text. Either code may
@@ -108,10 +94,7 @@ pub fn smtp_reply(text: &str) -> (Option<u16>, Option<&str>, &str) {
     let mut rest = text;
     let mut code = None;
     let b = rest.as_bytes();
-    if b.len() >= 3
-        && b[..3].iter().all(u8::is_ascii_digit)
-        && matches!(b.get(3), None | Some(b' ') | Some(b'-'))
-    {
+    if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ') | Some(b'-')) {
         code = rest[..3].parse().ok();
         rest = rest.get(4..).unwrap_or("");
     }
@@ -217,14 +200,8 @@ mod tests {
 
     #[test]
     fn queue_ids() {
-        assert_eq!(
-            split_queue_id("21BCE3807B6: removed"),
-            (Some("21BCE3807B6"), "removed")
-        );
-        assert_eq!(
-            split_queue_id("4LxYz3q1Zbz1vCq: removed"),
-            (Some("4LxYz3q1Zbz1vCq"), "removed")
-        );
+        assert_eq!(split_queue_id("21BCE3807B6: removed"), (Some("21BCE3807B6"), "removed"));
+        assert_eq!(split_queue_id("4LxYz3q1Zbz1vCq: removed"), (Some("4LxYz3q1Zbz1vCq"), "removed"));
         assert_eq!(split_queue_id("NOQUEUE: reject: x"), (None, "reject: x"));
         assert_eq!(split_queue_id("warning: foo"), (None, "warning: foo"));
         assert_eq!(split_queue_id("statistics: max"), (None, "statistics: max"));
@@ -233,10 +210,7 @@ mod tests {
     #[test]
     fn peers() {
         let (p, rest) = peer("mail.example.com[192.0.2.1]:25, x").unwrap();
-        assert_eq!(
-            (p.name, p.ip, p.port, rest),
-            ("mail.example.com", "192.0.2.1", Some(25), ", x")
-        );
+        assert_eq!((p.name, p.ip, p.port, rest), ("mail.example.com", "192.0.2.1", Some(25), ", x"));
         let (p, _) = peer("[2001:db8::1]:4242").unwrap();
         assert_eq!((p.name, p.ip, p.port), ("", "2001:db8::1", Some(4242)));
     }
@@ -252,15 +226,9 @@ mod tests {
 
     #[test]
     fn replies() {
-        assert_eq!(
-            smtp_reply("550 5.1.1 <x>: no"),
-            (Some(550), Some("5.1.1"), "<x>: no")
-        );
+        assert_eq!(smtp_reply("550 5.1.1 <x>: no"), (Some(550), Some("5.1.1"), "<x>: no"));
         assert_eq!(smtp_reply("5.7.1 Spam"), (None, Some("5.7.1"), "Spam"));
-        assert_eq!(
-            smtp_reply("Service unavailable"),
-            (None, None, "Service unavailable")
-        );
+        assert_eq!(smtp_reply("Service unavailable"), (None, None, "Service unavailable"));
     }
 
     #[test]
