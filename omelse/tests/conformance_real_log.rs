@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use else_tests::corpora;
+use omelse::correlate::Correlator;
+use omelse::ingest::Pipeline;
 use omelse::parse::{
     is_postfix_daemon, parse_line, parse_message, Clock, EventKind, Program, Timestamp,
 };
@@ -250,6 +252,16 @@ fn no_postfix_line_stays_unknown() {
         "each broken line is where it is said to be"
     );
     assert!(lines > 80_000, "only {lines} log lines read");
+    assert_eq!(per_source["postfix-logsums/mail.log.gz"].0, 69_861);
+    let rotated: usize = per_source
+        .iter()
+        .filter(|(name, _)| name.starts_with("lightmeter-ControlCenter/complete.tar.gz:"))
+        .map(|(_, (n, _))| n)
+        .sum();
+    assert!(
+        rotated > 9_000,
+        "the rotated set has about 9,069 lines, read {rotated}"
+    );
     assert!(
         unreadable.is_empty(),
         "{} lines without a readable syslog envelope",
@@ -261,4 +273,47 @@ fn no_postfix_line_stays_unknown() {
         "{total} unknown lines of Postfix daemons, in {} programs (listed above)",
         postfix_unknown.len()
     );
+}
+
+/// The same for the figures a user sees: `elsed import` prints the pipeline's count of unknown
+/// Postfix lines per program, which must stay empty on the two real logs.
+#[test]
+fn the_pipeline_counts_no_unknown_postfix_line_in_the_real_logs() {
+    let Some(dir) = corpora::dir_or_skip() else {
+        return;
+    };
+    let mut logs = vec![(
+        "postfix-logsums/mail.log.gz".to_owned(),
+        corpora::read_text(&dir.join("postfix-logsums/mail.log.gz")),
+    )];
+    logs.extend(corpora::tar_gz_texts(
+        &dir.join("lightmeter-ControlCenter/complete.tar.gz"),
+    ));
+    for (name, text) in &logs {
+        let clock = Clock::new(
+            jiff::tz::TimeZone::UTC,
+            Timestamp::from_unix_seconds(1_735_689_599),
+        );
+        let mut pipeline = Pipeline::new(clock, Correlator::new());
+        for line in text.lines() {
+            pipeline.push_line(line);
+        }
+        let batch = pipeline.take_batch();
+        let stats = pipeline.stats();
+        println!("{name}: {} lines, {:?}", stats.lines, stats.events_by_kind);
+        assert_eq!(
+            batch.events.len() as u64,
+            stats.lines,
+            "{name}: every line is an event row"
+        );
+        assert_eq!(
+            stats.unparsed, 0,
+            "{name}: lines without a readable envelope"
+        );
+        assert!(
+            stats.unknown_by_program.is_empty(),
+            "{name}: unknown Postfix lines by program: {:?}",
+            stats.unknown_by_program
+        );
+    }
 }
