@@ -7,10 +7,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The corpora directory, or `None` after printing the skip notice every corpus test prints.
-/// Besides `../shared/corpora` next to the workspace ([`crate::corpora_dir`]), a `shared/corpora`
-/// further up is found too: a git worktree (`…/wt/NAME`) sits one level deeper than the checkout.
+/// `ELSE_CORPORA` names it explicitly; otherwise `../shared/corpora` next to the workspace
+/// ([`crate::corpora_dir`]), or a `shared/corpora` further up: a git worktree (`…/wt/NAME`) sits
+/// one level deeper than the checkout.
 pub fn dir_or_skip() -> Option<PathBuf> {
-    let dir = crate::corpora_dir().or_else(|| {
+    let explicit = std::env::var_os("ELSE_CORPORA")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir());
+    let dir = explicit.or_else(crate::corpora_dir).or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
             .skip(2)
