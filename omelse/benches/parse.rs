@@ -14,7 +14,9 @@ fn corpus() -> Vec<String> {
     let real = root.join("../shared/corpora/postfix-logsums/mail.log.gz");
     let text = if real.exists() {
         let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(real).unwrap()).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(std::fs::File::open(real).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
         text
     } else {
         eprintln!("../shared/corpora missing: benchmarking the project's own fixture");
