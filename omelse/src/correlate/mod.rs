@@ -77,9 +77,11 @@ impl FromStr for ServerRole {
             "both" => ServerRole::Both,
             "relay" => ServerRole::Relay,
             "filter" => ServerRole::Filter,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
-            )),
+            ))
+            }
         })
     }
 }
@@ -283,8 +285,9 @@ impl Correlator {
         self.sessions.open_count()
     }
 
-    /// A peer that is an ELSE server: configured by address or name, or a host whose lines
-    /// arrived (by name, see [`matches_host`]). Returns its host name.
+    /// A peer that is an ELSE server: configured by address or name (see [`matches_host`]), or a
+    /// host whose lines arrived, by its exact name (a short syslog name like `mx` must not claim
+    /// `mx.google.com`). Returns its host name.
     pub(crate) fn known_server<'s>(
         &'s self,
         name: Option<&str>,
@@ -294,10 +297,7 @@ impl Correlator {
             return Some(host);
         }
         let name = name?;
-        self.hosts
-            .iter()
-            .find(|host| matches_host(name, host))
-            .map(String::as_str)
+        self.hosts.get(name).map(String::as_str)
     }
 
     /// Forgets closed lives after [`FORGET_CLOSED`] (unless a message they lead to is still open)
@@ -356,3 +356,6 @@ impl Correlator {
         self.sweep_links(now);
     }
 }
+
+#[cfg(test)]
+mod tests;
