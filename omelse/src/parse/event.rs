@@ -77,6 +77,9 @@ pub enum NotificationKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// A plain notice about a session that carries no mail-flow meaning, e.g. smtp's
+    /// `discarding EHLO keywords: 8BITMIME STARTTLS`.
+    Info,
     Warning,
     Error,
     Fatal,

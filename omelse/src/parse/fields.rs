@@ -2,18 +2,19 @@
 //! (`name[ip]:port`), `key=value` and `key=<value>` fields, SMTP replies. Byte searches only: no
 //! regex, no allocation.
 
-use super::event::Peer;
+use super::event::{Direction, EventKind, Peer};
 
 /// Characters of a long (base-52) queue id besides its `z` separator, as Postfix encodes them.
 fn is_long_queue_id_char(b: u8) -> bool {
     b.is_ascii_digit() || (b.is_ascii_alphabetic() && !b"AEIOUaeiou".contains(&b))
 }
 
-/// True for a Postfix queue id: short (upper-case hex, 5 to 12 characters) or long (base-52, at
-/// least 12 characters with the `z` that separates time and inode).
+/// True for a Postfix queue id: short (upper-case hex, 5 to 21 characters: five for the
+/// microseconds, then the inode number, up to 16 digits on 64-bit inode file systems) or long
+/// (base-52, at least 12 characters with the `z` that separates time and inode).
 pub fn is_queue_id(text: &str) -> bool {
     let b = text.as_bytes();
-    let short = (5..=12).contains(&b.len())
+    let short = (5..=21).contains(&b.len())
         && b.iter()
             .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
     short
@@ -143,6 +144,126 @@ pub fn number<T: std::str::FromStr>(text: &str) -> Option<(T, &str)> {
     Some((text[..len].parse().ok()?, &text[len..]))
 }
 
+// --- parse-b: envelope blocks, TLS sessions, next-hop queue ids -------------------------------
+
+/// The `from=<a> to=<b> proto=ESMTP helo=<h>` block Postfix appends after a `;` to policy
+/// decisions (smtpd rejects, cleanup header/body checks, milter replies). Each field is optional
+/// because Postfix prints only what it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Envelope<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub proto: Option<&'a str>,
+    pub helo: Option<&'a str>,
+}
+
+/// Parses an envelope block that starts right after its `;`. Returns it and the optional text
+/// after it (`: text`, empty when nothing follows). `None` unless at least one field is there and
+/// nothing but `: text` follows them, so free text that merely contains a `;` is not mistaken
+/// for one.
+pub fn envelope(text: &str) -> Option<(Envelope<'_>, &str)> {
+    fn angle<'a>(rest: &mut &'a str, key: &str) -> Option<&'a str> {
+        let value = rest.strip_prefix(key)?;
+        let end = value.find('>')?;
+        *rest = &value[end + 1..];
+        Some(&value[..end])
+    }
+    let mut rest = text;
+    let mut env = Envelope {
+        from: angle(&mut rest, " from=<"),
+        to: angle(&mut rest, " to=<"),
+        ..Envelope::default()
+    };
+    if let Some(value) = rest.strip_prefix(" proto=") {
+        let end = value.find([' ', ':']).unwrap_or(value.len());
+        env.proto = Some(&value[..end]);
+        rest = &value[end..];
+    }
+    env.helo = angle(&mut rest, " helo=<");
+    if env == Envelope::default() {
+        return None;
+    }
+    match rest {
+        "" | ":" => Some((env, "")),
+        _ => Some((env, rest.strip_prefix(": ")?)),
+    }
+}
+
+/// Splits `head; from=<a> to=<b> proto=P helo=<h>[: tail]` at the first `;` that starts an
+/// envelope block and whose head `accept` approves (callers check what must end the head, e.g.
+/// ` from client[ip]`). Returns head, envelope and tail.
+pub fn split_envelope<'a>(
+    text: &'a str,
+    accept: impl Fn(&'a str) -> bool,
+) -> Option<(&'a str, Envelope<'a>, &'a str)> {
+    memchr::memchr_iter(b';', text.as_bytes()).find_map(|semi| {
+        let head = &text[..semi];
+        let (env, tail) = envelope(&text[semi + 1..])?;
+        accept(head).then_some((head, env, tail))
+    })
+}
+
+/// True for the inside of a peer's brackets when it is an address (IPv4, IPv6, `unknown` is not),
+/// as opposed to a socket path like `private/dovecot-lmtp`.
+pub fn is_ip_like(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b == b'%')
+}
+
+/// `Trusted TLS connection established to mx[ip]:25: TLSv1.3 with cipher X (256/256 bits) …`
+/// (smtp, lmtp: outgoing) and `… established from c[ip]: …` (smtpd, tlsproxy: incoming).
+pub fn tls_established(text: &str) -> Option<EventKind<'_>> {
+    let marker = " TLS connection established ";
+    let at = memchr::memmem::find(text.as_bytes(), marker.as_bytes())?;
+    let level = &text[..at];
+    if level.is_empty() || level.contains(' ') {
+        return None;
+    }
+    let rest = &text[at + marker.len()..];
+    let (direction, rest) = if let Some(r) = rest.strip_prefix("to ") {
+        (Direction::Outgoing, r)
+    } else {
+        (Direction::Incoming, rest.strip_prefix("from ")?)
+    };
+    let (peer, rest) = peer(rest)?;
+    let rest = rest.strip_prefix(": ")?;
+    let (protocol, rest) = rest.split_once(" with cipher ")?;
+    let (cipher, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let bits = rest
+        .strip_prefix('(')
+        .and_then(number::<u16>)
+        .map(|(bits, _)| bits);
+    Some(EventKind::Tls {
+        direction,
+        peer,
+        level,
+        protocol,
+        cipher,
+        bits,
+    })
+}
+
+/// The next hop's queue id in a reply it gave to a delivery: `250 2.0.0 Ok: queued as X` (also
+/// behind a content filter's `from MTA(smtp:[127.0.0.1]:10025): …`), local's `forwarded as X`, and
+/// the `250 2.5.0 OK (X)` / `BLOCKED (X)` of Proxmox's filter. Only ids that look like Postfix
+/// queue ids count: other MTAs' ids (`id=1kmGfT-…`) cannot be followed in a Postfix log.
+pub fn queued_as(reply: &str) -> Option<&str> {
+    let bytes = reply.as_bytes();
+    for marker in ["queued as ", "forwarded as "] {
+        if let Some(at) = memchr::memmem::rfind(bytes, marker.as_bytes()) {
+            let rest = &reply[at + marker.len()..];
+            let len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            return is_queue_id(&rest[..len]).then_some(&rest[..len]);
+        }
+    }
+    let inner = reply.trim_end().strip_suffix(')')?;
+    let open = inner.rfind(" (")?;
+    let id = &inner[open + 2..];
+    is_queue_id(id).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +314,95 @@ mod tests {
             smtp_reply("Service unavailable"),
             (None, None, "Service unavailable")
         );
+    }
+}
+
+#[cfg(test)]
+mod parse_b_tests {
+    use super::*;
+
+    #[test]
+    fn long_hex_queue_ids_of_64_bit_inodes() {
+        assert!(is_queue_id("ED06590130AA1C9D6D862"));
+        assert!(!is_queue_id("ED06590130AA1C9D6D8621"));
+        assert_eq!(
+            split_queue_id("ED06590130AA1C9D6D862: skipped, still being delivered"),
+            (
+                Some("ED06590130AA1C9D6D862"),
+                "skipped, still being delivered"
+            )
+        );
+    }
+
+    #[test]
+    fn envelope_blocks() {
+        let env = Envelope {
+            from: Some("a@b"),
+            to: Some("c@d"),
+            proto: Some("ESMTP"),
+            helo: Some("[192.0.2.1]"),
+        };
+        assert_eq!(
+            envelope(" from=<a@b> to=<c@d> proto=ESMTP helo=<[192.0.2.1]>: 5.7.1 no"),
+            Some((env, "5.7.1 no"))
+        );
+        assert_eq!(
+            envelope(" from=<a@b> to=<c@d> proto=ESMTP helo=<[192.0.2.1]>"),
+            Some((env, ""))
+        );
+        let partial = Envelope {
+            proto: Some("SMTP"),
+            ..Envelope::default()
+        };
+        assert_eq!(envelope(" proto=SMTP: text"), Some((partial, "text")));
+        assert_eq!(envelope(" size=26055; from=<a@b>"), None);
+        assert_eq!(envelope(" from=<a@b> and more"), None);
+
+        let text = "x; y from c[192.0.2.1]; from=<> to=<t@x>: tail";
+        let (head, env, tail) = split_envelope(text, |_| true).unwrap();
+        assert_eq!(
+            (head, env.from, env.to, tail),
+            ("x; y from c[192.0.2.1]", Some(""), Some("t@x"), "tail")
+        );
+        assert_eq!(
+            split_envelope(text, |head| head.ends_with("[192.0.2.2]")),
+            None
+        );
+    }
+
+    #[test]
+    fn incoming_tls_sessions() {
+        let tls = tls_established(
+            "Anonymous TLS connection established from julie.example.com[10.163.89.202]: TLSv1.2 with cipher AECDH-AES256-SHA (256/256 bits)",
+        );
+        assert_eq!(
+            tls,
+            Some(EventKind::Tls {
+                direction: Direction::Incoming,
+                peer: Peer {
+                    name: "julie.example.com",
+                    ip: "10.163.89.202",
+                    port: None
+                },
+                level: "Anonymous",
+                protocol: "TLSv1.2",
+                cipher: "AECDH-AES256-SHA",
+                bits: Some(256),
+            })
+        );
+        assert_eq!(
+            tls_established("some TLS connection established to x"),
+            None
+        );
+    }
+
+    #[test]
+    fn ip_like() {
+        assert!(
+            is_ip_like("192.0.2.1")
+                && is_ip_like("2001:db8::1")
+                && is_ip_like("fe80::1%eth0".split('%').next().unwrap())
+        );
+        assert!(!is_ip_like("private/dovecot-lmtp") && !is_ip_like("unknown") && !is_ip_like(""));
     }
 }
