@@ -195,18 +195,23 @@ impl Correlator {
         }
     }
 
-    /// The flow of one recipient of `msg`, if both ends are known.
-    pub(super) fn recipient_flow(&self, msg: &Message, address: &str) -> Option<&'static str> {
-        let origin = self.origin_side(msg, 0)?;
+    /// The flow of one recipient of `msg` whose origin is `origin`, if both ends are known.
+    pub(super) fn recipient_flow(
+        &self,
+        origin: Option<Side>,
+        msg: &Message,
+        address: &str,
+    ) -> Option<&'static str> {
         let destination = self.destination_side(msg, address, 0)?;
-        Some(flow_name(origin, destination))
+        Some(flow_name(origin?, destination))
     }
 
     /// The widest of the recipients' flows.
-    pub(super) fn message_flow(&self, msg: &Message) -> Option<&'static str> {
+    pub(super) fn message_flow(&self, origin: Option<Side>, msg: &Message) -> Option<&'static str> {
+        origin?;
         msg.recipients
             .iter()
-            .filter_map(|r| self.recipient_flow(msg, &r.row.address))
+            .filter_map(|r| self.recipient_flow(origin, msg, &r.row.address))
             .max_by_key(|f| width(f))
     }
 }

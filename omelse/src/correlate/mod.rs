@@ -223,11 +223,12 @@ impl Correlator {
             };
             let mut row = life.row.clone();
             row.state = life.state();
-            row.flow = self.message_flow(life);
+            let origin = self.origin_side(life, 0);
+            row.flow = self.message_flow(origin, life);
             batch.messages.push(row);
             for rcpt in life.recipients.iter().filter(|r| r.touched) {
                 let mut row = rcpt.row.clone();
-                row.flow = self.recipient_flow(life, &rcpt.row.address);
+                row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
                 batch.recipients.push(row);
             }
         }
