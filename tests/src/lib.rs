@@ -1,1 +1,552 @@
 //! What ELSE's tests share: a throwaway PostgreSQL cluster, the corpora in `../shared`.
+//!
+//! Tests never rely on a server someone started by hand: [`PgCluster::shared`] starts one private
+//! PostgreSQL 15 cluster per test binary (initdb as the `postgres` OS user when we are root, a free
+//! port on 127.0.0.1, trust auth, fsync off) and every test takes a fresh database from it with
+//! [`PgCluster::create_database`], so tests running in parallel never see each other's rows.
+//! Set `ELSE_TEST_DATABASE_URL` to use an existing server instead (per-test databases are created
+//! on it, named `else_test_<pid>_<n>`, and left there).
+
+use std::ffi::CString;
+use std::fmt;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// Where the PostgreSQL binaries are looked for, first match wins (`ELSE_PG_BIN` overrides).
+const PG_BIN_DIRS: &[&str] = &[
+    "/usr/lib/postgresql/15/bin",
+    "/usr/pgsql-15/bin",
+    "/usr/local/pgsql/bin",
+];
+
+/// Why a cluster could not be started; the message says what to install or look at.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, HarnessError> {
+    Err(HarnessError(message.into()))
+}
+
+/// A PostgreSQL server for tests: a private throwaway cluster, or the server of
+/// `ELSE_TEST_DATABASE_URL`.
+#[derive(Debug)]
+pub struct PgCluster {
+    /// Connection string of the maintenance database (`postgres`).
+    admin_url: String,
+    /// `None` for an external server: nothing to stop or remove.
+    owned: Option<OwnedCluster>,
+}
+
+#[derive(Debug)]
+struct OwnedCluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+static SHARED: OnceLock<PgCluster> = OnceLock::new();
+static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl PgCluster {
+    /// The one cluster of this test binary, started on first use and stopped at process exit
+    /// (statics are never dropped, so an `atexit` hook and a watchdog process clean up, the
+    /// latter even when the test binary is killed). Panics with a clear message on failure.
+    pub fn shared() -> &'static PgCluster {
+        SHARED.get_or_init(|| {
+            let cluster = match std::env::var("ELSE_TEST_DATABASE_URL") {
+                Ok(url) if !url.is_empty() => PgCluster::external(url),
+                _ => PgCluster::start()
+                    .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}")),
+            };
+            if cluster.owned.is_some() {
+                extern "C" fn stop_shared() {
+                    if let Some(owned) = SHARED.get().and_then(|c| c.owned.as_ref()) {
+                        owned.teardown();
+                    }
+                }
+                // SAFETY: registering a plain `extern "C" fn` without arguments.
+                unsafe { libc::atexit(stop_shared) };
+            }
+            cluster
+        })
+    }
+
+    /// Uses a server someone else runs (`ELSE_TEST_DATABASE_URL`): nothing is started or stopped.
+    pub fn external(admin_url: String) -> PgCluster {
+        PgCluster {
+            admin_url,
+            owned: None,
+        }
+    }
+
+    /// Starts a private cluster, stopped and removed when the value is dropped.
+    pub fn start() -> Result<PgCluster, HarnessError> {
+        let bin = find_bin_dir()?;
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = make_private_dir(as_postgres)?;
+        let owned = OwnedCluster {
+            dir,
+            bin,
+            port: 0,
+            as_postgres,
+        };
+        // From here on, a failure must still remove the directory: `owned` does it on drop.
+        let mut owned = Guard(Some(owned));
+        let cluster = owned.0.as_mut().expect("guard holds the cluster");
+        cluster.init()?;
+        cluster.port = cluster.launch()?;
+        cluster.spawn_watchdog();
+        let cluster = owned.0.take().expect("guard holds the cluster");
+        Ok(PgCluster {
+            admin_url: format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                cluster.port
+            ),
+            owned: Some(cluster),
+        })
+    }
+
+    /// Connection string of the `postgres` maintenance database.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// The port of a private cluster (`None` for an external server).
+    pub fn port(&self) -> Option<u16> {
+        self.owned.as_ref().map(|o| o.port)
+    }
+
+    /// Stops a private cluster's server, keeping its data: what a database outage looks like to
+    /// ELSE. Fails for an external server, which the tests do not own.
+    pub fn stop(&self) -> Result<(), HarnessError> {
+        match &self.owned {
+            Some(owned) => owned.stop(),
+            None => fail("an external server (ELSE_TEST_DATABASE_URL) is not stopped by tests"),
+        }
+    }
+
+    /// Starts a stopped private cluster again, on the same port, with its data.
+    pub fn restart(&self) -> Result<(), HarnessError> {
+        match &self.owned {
+            Some(owned) => owned
+                .launch_on(owned.port)
+                .map_err(|log| HarnessError(format!("PostgreSQL did not restart: {log}"))),
+            None => fail("an external server (ELSE_TEST_DATABASE_URL) is not restarted by tests"),
+        }
+    }
+
+    /// Creates a fresh, empty database and returns its connection string.
+    pub async fn create_database(&self) -> String {
+        let name = format!(
+            "else_test_{}_{}",
+            std::process::id(),
+            DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot connect to the test server {}: {e}", self.admin_url)
+            });
+        let task = tokio::spawn(connection);
+        // Concurrent CREATE DATABASE from template0 never trips over "template being accessed".
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        drop(client);
+        let _ = task.await;
+        with_dbname(&self.admin_url, &name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if let Some(owned) = self.owned.take() {
+            owned.teardown();
+        }
+    }
+}
+
+/// Removes a half-started cluster when start fails.
+struct Guard(Option<OwnedCluster>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(owned) = self.0.take() {
+            owned.teardown();
+        }
+    }
+}
+
+impl OwnedCluster {
+    /// A command for a PostgreSQL binary, run as `postgres` when we are root (initdb refuses root).
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn init(&self) -> Result<(), HarnessError> {
+        let output = self
+            .command("initdb")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display()))
+            })?;
+        if !output.status.success() {
+            return fail(format!(
+                "initdb failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the server on a free port; retries with another port if it was taken meanwhile.
+    fn launch(&self) -> Result<u16, HarnessError> {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port()?;
+            match self.launch_on(port) {
+                Ok(()) => return Ok(port),
+                Err(log) if log.contains("in use") => last_error = log,
+                Err(log) => return fail(format!("PostgreSQL did not start: {log}")),
+            }
+        }
+        fail(format!("PostgreSQL did not start: {last_error}"))
+    }
+
+    /// Starts the server on `port`; the error is pg_ctl's output and the server log.
+    fn launch_on(&self, port: u16) -> Result<(), String> {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB \
+             -c max_wal_size=1GB -c checkpoint_timeout=1h -c TimeZone=UTC",
+            self.dir.display()
+        );
+        let output = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        Err(format!(
+            "{}{}{log}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+
+    /// Stops the server, keeping its data (fast shutdown: clients are disconnected).
+    fn stop(&self) -> Result<(), HarnessError> {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| HarnessError(format!("cannot run pg_ctl: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            fail(format!("pg_ctl stop failed ({status})"))
+        }
+    }
+
+    /// A shell that stops the cluster and removes its directory once this process is gone, so a
+    /// killed test binary leaves nothing behind.
+    fn spawn_watchdog(&self) {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {stop} 2>/dev/null; rm -rf '{dir}'",
+            pid = std::process::id(),
+            stop = self.stop_command_line(),
+            dir = self.dir.display(),
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+
+    fn stop_command_line(&self) -> String {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let prefix = if self.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        format!(
+            "{prefix}'{}' -D '{}' -m immediate -w stop",
+            pg_ctl.display(),
+            self.data_dir().display()
+        )
+    }
+
+    /// Stops the server (immediate: nothing to keep) and removes the directory.
+    fn teardown(&self) {
+        if self.data_dir().join("postmaster.pid").exists() {
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn find_bin_dir() -> Result<PathBuf, HarnessError> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("ELSE_PG_BIN") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => PG_BIN_DIRS.iter().map(PathBuf::from).collect(),
+    };
+    for dir in &candidates {
+        if ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+        {
+            return Ok(dir.clone());
+        }
+    }
+    fail(format!(
+        "PostgreSQL 15 server binaries (initdb, pg_ctl, postgres) not found in {candidates:?}; install \
+         postgresql-15 (Debian: apt-get install postgresql-15), set ELSE_PG_BIN to their directory, \
+         or set ELSE_TEST_DATABASE_URL to a server the tests may create databases on"
+    ))
+}
+
+/// A fresh `0700` directory under the temp dir, owned by `postgres` when we are root.
+fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
+    let template = std::env::temp_dir().join("else-pg-XXXXXX");
+    let template = CString::new(template.into_os_string().into_encoded_bytes())
+        .map_err(|e| HarnessError(e.to_string()))?;
+    let raw = template.into_raw();
+    // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp rewrites the Xs in place.
+    let made = unsafe { libc::mkdtemp(raw) };
+    // SAFETY: `raw` came from `CString::into_raw` just above.
+    let path = unsafe { CString::from_raw(raw) };
+    if made.is_null() {
+        return fail(format!(
+            "cannot create a temp directory: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let dir = PathBuf::from(path.to_string_lossy().into_owned());
+    if as_postgres {
+        let (uid, gid) = postgres_ids()?;
+        // SAFETY: `path` is a valid C string naming the directory we just created.
+        if unsafe { libc::chown(path.as_ptr(), uid, gid) } != 0 {
+            let error = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir_all(&dir);
+            return fail(format!(
+                "cannot give {} to the postgres user: {error}",
+                dir.display()
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+fn postgres_ids() -> Result<(libc::uid_t, libc::gid_t), HarnessError> {
+    let name = c"postgres";
+    // SAFETY: getpwnam returns NULL or a pointer to a static record, read at once.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return fail("running as root but there is no `postgres` OS user to run initdb as (install postgresql-15)");
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    Ok(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(e.to_string()))
+}
+
+/// The same connection string with another database: URLs (`postgresql://u@h:p/db?x=y`) get their
+/// path replaced, key=value strings get a `dbname` appended (the last one wins).
+pub fn with_dbname(conninfo: &str, dbname: &str) -> String {
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = conninfo.strip_prefix(scheme) {
+            let (main, query) = match rest.split_once('?') {
+                Some((main, query)) => (main, Some(query)),
+                None => (rest, None),
+            };
+            let authority = main
+                .split_once('/')
+                .map_or(main, |(authority, _)| authority);
+            let mut url = format!("{scheme}{authority}/{dbname}");
+            if let Some(query) = query {
+                url.push('?');
+                url.push_str(query);
+            }
+            return url;
+        }
+    }
+    format!("{conninfo} dbname={dbname}")
+}
+
+/// The shared log corpora (`../shared/corpora` next to the workspace), or `None` when absent.
+pub fn corpora_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora");
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dbname_is_replaced_in_urls_and_appended_to_conninfo() {
+        assert_eq!(
+            with_dbname("postgresql://u:p@h:5/postgres?sslmode=disable", "x"),
+            "postgresql://u:p@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_dbname("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            with_dbname("host=h user=u dbname=postgres", "x"),
+            "host=h user=u dbname=postgres dbname=x"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_own_cluster_stops_restarts_and_is_removed_on_drop() {
+        if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
+            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            return;
+        }
+        let cluster = PgCluster::start().unwrap();
+        let dir = cluster.owned.as_ref().unwrap().dir.clone();
+        let url = cluster.create_database().await;
+        let connect = || async { tokio_postgres::connect(&url, tokio_postgres::NoTls).await };
+        let (client, connection) = connect().await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+            .await
+            .unwrap();
+        cluster.stop().unwrap();
+        assert!(client.batch_execute("SELECT 1").await.is_err());
+        assert!(connect().await.is_err());
+        cluster.restart().unwrap();
+        let (client, connection) = connect().await.unwrap();
+        tokio::spawn(connection);
+        let row = client.query_one("SELECT x FROM kept", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7);
+        drop(cluster);
+        assert!(!dir.exists());
+        assert!(connect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_external_server_gets_per_test_databases() {
+        if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
+            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            return;
+        }
+        // Someone else's server, reached by URL: here a private cluster plays that part.
+        let server = PgCluster::start().unwrap();
+        let external = PgCluster::external(format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres",
+            server.port().unwrap()
+        ));
+        let url = external.create_database().await;
+        assert!(
+            url.starts_with("postgresql://postgres@127.0.0.1:") && url.contains("/else_test_"),
+            "{url}"
+        );
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT current_database()", &[])
+            .await
+            .unwrap();
+        assert!(url.ends_with(row.get::<_, &str>(0)));
+        assert!(
+            external.stop().is_err(),
+            "tests never stop a server they do not own"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_tests_get_separate_databases() {
+        let cluster = PgCluster::shared();
+        let (a, b) = tokio::join!(cluster.create_database(), cluster.create_database());
+        assert_ne!(a, b);
+        for url in [&a, &b] {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute("CREATE TABLE t (x int)")
+                .await
+                .unwrap();
+            let row = client
+                .query_one("SELECT current_database()", &[])
+                .await
+                .unwrap();
+            assert!(url.ends_with(row.get::<_, &str>(0)));
+        }
+    }
+}

@@ -1,0 +1,937 @@
+//! Writes a [`Batch`] in one transaction: binary COPY into per-connection staging tables, then
+//! set-based merges into the partitioned tables.
+//!
+//! Append-only rows (events, deliveries, rejects, links) are keyed by their line and inserted with
+//! `ON CONFLICT DO NOTHING`; state rows (messages, recipients, sessions) replace what the database
+//! holds only when they are not older, and only when they differ. So a batch written twice, or an
+//! older snapshot replayed after a newer one, changes nothing. Every changed row that feeds a
+//! rollup marks its (hour, server) in `rollup_dirty` for [`super::refresh_rollups`].
+//!
+//! One writer at a time is the design (the correlator owns the writes). Concurrent writers are
+//! safe but may deadlock on shared dirty marks or servers; that error is transient: retry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::Hash;
+use std::pin::Pin;
+
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Transaction};
+
+use super::partitions::ensure_days;
+use super::sql_types::{day_of, parse_ip, text, Text};
+use super::{Batch, MessageRow, RecipientRow, Result, SessionRow, StoreError};
+use crate::parse::Timestamp;
+
+/// What one [`Writer::write_batch`] changed: rows inserted, or updated because they were newer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub events: u64,
+    pub messages: u64,
+    pub recipients: u64,
+    pub deliveries: u64,
+    pub rejects: u64,
+    pub sessions: u64,
+    pub links: u64,
+    /// Servers seen for the first time by this database.
+    pub new_servers: u64,
+}
+
+impl WriteStats {
+    /// Rows inserted or changed, all tables together.
+    pub fn rows(&self) -> u64 {
+        self.events
+            + self.messages
+            + self.recipients
+            + self.deliveries
+            + self.rejects
+            + self.sessions
+            + self.links
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KnownServer {
+    id: i32,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+}
+
+/// The batch writer. It lives across batches to remember server ids and the days whose
+/// partitions exist, so that a steady stream costs no lookups; it may be used with any connection
+/// (staging tables are created on demand).
+#[derive(Debug, Default)]
+pub struct Writer {
+    servers: HashMap<String, KnownServer>,
+    days: HashSet<i64>,
+}
+
+/// Staging tables: same columns as their targets, emptied at each commit.
+const STAGING_DDL: &str = "SET LOCAL client_min_messages = warning;
+CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE log_events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_messages (LIKE messages) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_recipients (LIKE recipients) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_deliveries (LIKE deliveries) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_rejects (LIKE rejects) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_sessions (LIKE sessions) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_links (LIKE links) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_dirty (LIKE rollup_dirty) ON COMMIT DELETE ROWS;";
+
+/// Publishes the dirty marks gathered in `stage_dirty`, in one ordered statement at the end of
+/// the transaction. A mark that exists already is still rewritten: the row lock makes a concurrent
+/// [`super::refresh_rollups`] (which locks marks in the same order) wait for this transaction
+/// before it reads the base tables, so it can never clear a mark and miss the rows behind it.
+const PUBLISH_DIRTY: &str = "INSERT INTO rollup_dirty (hour, server_id)
+SELECT DISTINCT hour, server_id FROM stage_dirty ORDER BY 1, 2
+ON CONFLICT (hour, server_id) DO UPDATE SET hour = EXCLUDED.hour";
+
+/// Hours of the deliveries, expiries and rejects of staged messages whose flow or size changes:
+/// those rows move between rollup rows. Lookups are LATERAL … LIMIT 1 on keys so that the plan
+/// never scans a whole table, whatever the statistics of temp and fresh tables.
+const MOVED_MESSAGES_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
+SELECT date_trunc('hour', x.ts, 'UTC'), x.server_id
+FROM stage_messages s
+CROSS JOIN LATERAL (
+    SELECT m.flow, m.size, m.version FROM messages m WHERE m.started_at = s.started_at AND m.uid = s.uid LIMIT 1
+) m
+CROSS JOIN LATERAL (
+    SELECT d.ts, d.server_id FROM deliveries d
+    WHERE d.message_uid = s.uid AND d.message_started_at = s.started_at
+    UNION ALL
+    SELECT r.ts, r.server_id FROM rejects r WHERE r.message_uid = s.uid
+    UNION ALL
+    SELECT r.last_attempt_at, s.server_id FROM recipients r
+    WHERE r.message_uid = s.uid AND r.message_started_at = s.started_at AND r.status = 'expired'
+) x
+WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
+
+const EVENT_COLUMNS: &str =
+    "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
+const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
+     message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
+     removed_at, version";
+const RECIPIENT_COLUMNS: &str =
+    "message_started_at, message_uid, address, orig_address, status, dsn, relay, \
+     status_text, delay, attempts, last_attempt_at, flow";
+const DELIVERY_COLUMNS: &str = "ts, line_key, message_uid, message_started_at, server_id, queue_id, daemon, \
+     recipient, orig_recipient, relay, relay_ip, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, \
+     delay_transmission, dsn, status, status_text, queued_as";
+const REJECT_COLUMNS: &str =
+    "ts, line_key, server_id, program, pid, session_uid, message_uid, queue_id, action, \
+     source, stage, client_name, client_ip, code, enhanced, reason, sender, recipient, proto, helo";
+const SESSION_COLUMNS: &str = "connected_at, uid, server_id, program, pid, disconnected_at, client_name, client_ip, \
+     client_port, tls_protocol, tls_cipher, sasl_username, sasl_failures, messages, rejects, ending, last_seen, \
+     version";
+const LINK_COLUMNS: &str =
+    "ts, line_key, kind, from_uid, from_server_id, from_queue_id, to_host, to_queue_id, relay";
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer::default()
+    }
+
+    /// Writes one batch in one transaction. On error nothing of the batch is written and the
+    /// batch may be retried as is (see [`super::StoreError::is_transient`]).
+    pub async fn write_batch(&mut self, client: &mut Client, batch: &Batch) -> Result<WriteStats> {
+        let days = batch_days(batch);
+        if days.is_empty() {
+            // Not a single row: nothing to write, no round trip.
+            return Ok(WriteStats::default());
+        }
+        let mut retried = false;
+        loop {
+            let missing: BTreeSet<i64> = days
+                .iter()
+                .copied()
+                .filter(|d| !self.days.contains(d))
+                .collect();
+            if !missing.is_empty() {
+                ensure_days(client, &missing).await?;
+                self.days.extend(missing);
+            }
+            match self.write_in_transaction(client, batch).await {
+                Ok(stats) => return Ok(stats),
+                Err(e) => {
+                    // Retention may have dropped a day this writer had seen: check them all again.
+                    self.days.clear();
+                    if retried || !is_missing_partition(&e) {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    async fn write_in_transaction(
+        &mut self,
+        client: &mut Client,
+        batch: &Batch,
+    ) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
+        let tx = client.transaction().await?;
+        let (ids, learned) = self.resolve_servers(&tx, batch, &mut stats).await?;
+        tx.batch_execute(STAGING_DDL).await?;
+        let messages = newest(&batch.messages, |m| (m.started_at, m.uid), |m| m.version);
+        let recipients = newest(
+            &batch.recipients,
+            |r| (r.message_started_at, r.message_uid, r.address.as_str()),
+            |r| (r.attempts, r.last_attempt_at),
+        );
+        let sessions = newest(&batch.sessions, |s| (s.connected_at, s.uid), |s| s.version);
+
+        if !batch.events.is_empty() {
+            stage_events(&tx, batch, &ids).await?;
+            stats.events = merge(
+                &tx,
+                &append_sql(
+                    "log_events",
+                    "stage_events",
+                    EVENT_COLUMNS,
+                    "(ts, line_key)",
+                    None,
+                ),
+            )
+            .await?;
+        }
+        if !messages.is_empty() {
+            stage_messages(&tx, &messages, &ids).await?;
+            tx.execute(MOVED_MESSAGES_DIRTY, &[]).await?;
+            stats.messages = merge(
+                &tx,
+                &upsert_sql(
+                    "messages",
+                    "stage_messages",
+                    MESSAGE_COLUMNS,
+                    "(started_at, uid)",
+                    "messages.version <= EXCLUDED.version",
+                    "started_at, server_id",
+                    "SELECT date_trunc('hour', started_at, 'UTC'), server_id FROM up",
+                ),
+            )
+            .await?;
+        }
+        if !recipients.is_empty() {
+            stage_recipients(&tx, &recipients).await?;
+            stats.recipients = merge(
+                &tx,
+                &upsert_sql(
+                    "recipients",
+                    "stage_recipients",
+                    RECIPIENT_COLUMNS,
+                    "(message_started_at, message_uid, address)",
+                    "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
+                    "message_started_at, message_uid, last_attempt_at",
+                    "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
+                     CROSS JOIN LATERAL (
+                         SELECT m.server_id FROM messages m
+                         WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
+                     ) m",
+                ),
+            )
+            .await?;
+        }
+        if !batch.deliveries.is_empty() {
+            stage_deliveries(&tx, batch, &ids).await?;
+            let dirty = "SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up";
+            stats.deliveries = merge(
+                &tx,
+                &append_sql(
+                    "deliveries",
+                    "stage_deliveries",
+                    DELIVERY_COLUMNS,
+                    "(ts, line_key)",
+                    Some(dirty),
+                ),
+            )
+            .await?;
+        }
+        if !batch.rejects.is_empty() {
+            stage_rejects(&tx, batch, &ids).await?;
+            let dirty = "SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up";
+            stats.rejects = merge(
+                &tx,
+                &append_sql(
+                    "rejects",
+                    "stage_rejects",
+                    REJECT_COLUMNS,
+                    "(ts, line_key)",
+                    Some(dirty),
+                ),
+            )
+            .await?;
+        }
+        if !sessions.is_empty() {
+            stage_sessions(&tx, &sessions, &ids).await?;
+            stats.sessions = merge(
+                &tx,
+                &upsert_sql(
+                    "sessions",
+                    "stage_sessions",
+                    SESSION_COLUMNS,
+                    "(connected_at, uid)",
+                    "sessions.version <= EXCLUDED.version",
+                    "1",
+                    "",
+                ),
+            )
+            .await?;
+        }
+        if !batch.links.is_empty() {
+            stage_links(&tx, batch, &ids).await?;
+            stats.links = merge(
+                &tx,
+                &append_sql(
+                    "links",
+                    "stage_links",
+                    LINK_COLUMNS,
+                    "(ts, line_key, kind, to_queue_id)",
+                    None,
+                ),
+            )
+            .await?;
+        }
+        tx.execute(PUBLISH_DIRTY, &[]).await?;
+        tx.commit().await?;
+        self.servers.extend(learned);
+        Ok(stats)
+    }
+
+    /// Server ids for every host of the batch: unknown hosts are inserted, known ones get their
+    /// first/last seen widened. The cache is only updated by the caller after commit.
+    async fn resolve_servers(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &Batch,
+        stats: &mut WriteStats,
+    ) -> Result<(HashMap<String, i32>, Vec<(String, KnownServer)>)> {
+        let seen = host_times(batch);
+        let mut ids = HashMap::with_capacity(seen.len());
+        let mut learned = Vec::new();
+        let (mut new_names, mut new_first, mut new_last) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut widen_ids, mut widen_first, mut widen_last) = (Vec::new(), Vec::new(), Vec::new());
+        for (&name, &(first, last)) in &seen {
+            match self.servers.get(name) {
+                Some(known) => {
+                    ids.insert(name.to_owned(), known.id);
+                    if first < known.first_seen || last > known.last_seen {
+                        let (first, last) =
+                            (first.min(known.first_seen), last.max(known.last_seen));
+                        widen_ids.push(known.id);
+                        widen_first.push(first);
+                        widen_last.push(last);
+                        learned.push((
+                            name.to_owned(),
+                            KnownServer {
+                                id: known.id,
+                                first_seen: first,
+                                last_seen: last,
+                            },
+                        ));
+                    }
+                }
+                None => {
+                    new_names.push(name);
+                    new_first.push(first);
+                    new_last.push(last);
+                }
+            }
+        }
+        if !new_names.is_empty() {
+            // `xmax = 0` tells a row this statement inserted from one it found.
+            let rows = tx
+                .query(
+                    "INSERT INTO servers (name, first_seen, last_seen)
+                     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) ORDER BY 1
+                     ON CONFLICT (name) DO UPDATE
+                         SET first_seen = least(servers.first_seen, EXCLUDED.first_seen),
+                             last_seen = greatest(servers.last_seen, EXCLUDED.last_seen)
+                     RETURNING id, name, first_seen, last_seen, xmax = 0",
+                    &[&new_names, &new_first, &new_last],
+                )
+                .await?;
+            for row in rows {
+                let name: String = row.get(1);
+                let known = KnownServer {
+                    id: row.get(0),
+                    first_seen: row.get(2),
+                    last_seen: row.get(3),
+                };
+                if row.get::<_, bool>(4) {
+                    stats.new_servers += 1;
+                }
+                ids.insert(name.clone(), known.id);
+                learned.push((name, known));
+            }
+        }
+        if !widen_ids.is_empty() {
+            tx.execute(
+                "UPDATE servers s
+                 SET first_seen = least(s.first_seen, u.first_seen), last_seen = greatest(s.last_seen, u.last_seen)
+                 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) AS u(id, first_seen, last_seen)
+                 WHERE s.id = u.id",
+                &[&widen_ids, &widen_first, &widen_last],
+            )
+            .await?;
+        }
+        Ok((ids, learned))
+    }
+
+    /// Forgets cached server ids and partition days (after a schema reset, or in tests).
+    pub fn forget(&mut self) {
+        self.servers.clear();
+        self.days.clear();
+    }
+}
+
+/// The earliest and latest time each host of the batch was seen at.
+fn host_times<'a>(batch: &'a Batch) -> BTreeMap<&'a str, (Timestamp, Timestamp)> {
+    let mut seen: BTreeMap<&'a str, (Timestamp, Timestamp)> = BTreeMap::new();
+    let mut note = |host: &'a str, first: Timestamp, last: Timestamp| {
+        seen.entry(host)
+            .and_modify(|(f, l)| {
+                *f = (*f).min(first);
+                *l = (*l).max(last);
+            })
+            .or_insert((first, last.max(first)));
+    };
+    for e in &batch.events {
+        note(&e.host, e.time, e.time);
+    }
+    for m in &batch.messages {
+        note(&m.host, m.first_seen, m.last_seen);
+    }
+    for d in &batch.deliveries {
+        note(&d.host, d.time, d.time);
+    }
+    for r in &batch.rejects {
+        note(&r.host, r.time, r.time);
+    }
+    for s in &batch.sessions {
+        note(&s.host, s.connected_at, s.last_seen);
+    }
+    for l in &batch.links {
+        note(&l.from_host, l.time, l.time);
+    }
+    seen
+}
+
+/// `no partition of relation … found for row`: a partition the writer believed in is gone.
+fn is_missing_partition(error: &StoreError) -> bool {
+    match error {
+        StoreError::Db(e) => e.as_db_error().is_some_and(|db| {
+            *db.code() == tokio_postgres::error::SqlState::CHECK_VIOLATION
+                && db.message().starts_with("no partition of relation")
+        }),
+        _ => false,
+    }
+}
+
+/// Every day a row of the batch is partitioned into.
+fn batch_days(batch: &Batch) -> BTreeSet<i64> {
+    let mut days = BTreeSet::new();
+    days.extend(batch.events.iter().map(|e| day_of(e.time)));
+    days.extend(batch.messages.iter().map(|m| day_of(m.started_at)));
+    days.extend(
+        batch
+            .recipients
+            .iter()
+            .map(|r| day_of(r.message_started_at)),
+    );
+    days.extend(batch.deliveries.iter().map(|d| day_of(d.time)));
+    days.extend(batch.rejects.iter().map(|r| day_of(r.time)));
+    days.extend(batch.sessions.iter().map(|s| day_of(s.connected_at)));
+    days.extend(batch.links.iter().map(|l| day_of(l.time)));
+    days
+}
+
+/// One row per key, the one with the highest `order` (the later one on ties): `ON CONFLICT DO
+/// UPDATE` cannot touch the same row twice in one statement.
+fn newest<'a, T, K: Hash + Eq, O: PartialOrd>(
+    rows: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    order: impl Fn(&T) -> O,
+) -> Vec<&'a T> {
+    let mut index: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut kept: Vec<&T> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&key(row)) {
+            Some(&i) => {
+                if order(row) >= order(kept[i]) {
+                    kept[i] = row;
+                }
+            }
+            None => {
+                index.insert(key(row), kept.len());
+                kept.push(row);
+            }
+        }
+    }
+    kept
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` from a staging table; counts rows inserted and marks the
+/// hours of the inserted rows dirty when `dirty` selects them from `up`.
+fn append_sql(table: &str, stage: &str, columns: &str, key: &str, dirty: Option<&str>) -> String {
+    let returning = if dirty.is_some() {
+        "ts, server_id"
+    } else {
+        "1"
+    };
+    with_dirty(
+        format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT {key} DO NOTHING RETURNING {returning}"),
+        dirty.unwrap_or(""),
+    )
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` of a state table: only a snapshot at least as new as the stored
+/// one, and different from it, replaces it.
+fn upsert_sql(
+    table: &str,
+    stage: &str,
+    columns: &str,
+    key: &str,
+    newer: &str,
+    returning: &str,
+    dirty: &str,
+) -> String {
+    let key_columns: Vec<&str> = key
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(", ")
+        .collect();
+    let set: Vec<String> = columns
+        .split(", ")
+        .map(str::trim)
+        .filter(|c| !key_columns.contains(c))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    with_dirty(
+        format!(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}
+             ON CONFLICT {key} DO UPDATE SET {set}
+             WHERE {newer} AND ({table}.*) IS DISTINCT FROM (EXCLUDED.*)
+             RETURNING {returning}",
+            set = set.join(", ")
+        ),
+        dirty,
+    )
+}
+
+fn with_dirty(insert: String, dirty: &str) -> String {
+    if dirty.is_empty() {
+        return format!("WITH up AS ({insert}) SELECT count(*) FROM up");
+    }
+    format!(
+        "WITH up AS ({insert}),
+         dirty AS (INSERT INTO stage_dirty (hour, server_id) {dirty})
+         SELECT count(*) FROM up"
+    )
+}
+
+async fn merge(tx: &Transaction<'_>, sql: &str) -> Result<u64> {
+    let count: i64 = tx.query_one(sql, &[]).await?.get(0);
+    Ok(count as u64)
+}
+
+type Copy = Pin<Box<BinaryCopyInWriter>>;
+
+async fn copy_into(
+    tx: &Transaction<'_>,
+    stage: &str,
+    columns: &str,
+    types: &[Type],
+) -> Result<Copy> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {stage} ({columns}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
+}
+
+/// The id of a host, which [`Writer::resolve_servers`] resolved for every host of the batch.
+fn server_id(ids: &HashMap<String, i32>, host: &str) -> i32 {
+    ids.get(host)
+        .copied()
+        .expect("every host of the batch was resolved")
+}
+
+async fn stage_events(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::INT8,
+        T::TEXT,
+    ];
+    let mut copy = copy_into(tx, "stage_events", EVENT_COLUMNS, &types).await?;
+    for e in &batch.events {
+        let pid = e.pid;
+        let row: [&(dyn ToSql + Sync); 9] = [
+            &e.time,
+            &e.line_key,
+            &server_id(ids, &e.host),
+            &Text(&e.program),
+            &pid,
+            &text(e.queue_id.as_deref()),
+            &e.kind,
+            &e.message_uid,
+            &Text(&e.raw),
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_messages(
+    tx: &Transaction<'_>,
+    messages: &[&MessageRow],
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::TIMESTAMPTZ,
+        T::TIMESTAMPTZ,
+        T::TEXT,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::INET,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::BOOL,
+        T::TIMESTAMPTZ,
+        T::INT4,
+    ];
+    let mut copy = copy_into(tx, "stage_messages", MESSAGE_COLUMNS, &types).await?;
+    for m in messages {
+        let row: [&(dyn ToSql + Sync); 21] = [
+            &m.started_at,
+            &m.uid,
+            &server_id(ids, &m.host),
+            &Text(&m.queue_id),
+            &m.first_seen,
+            &m.last_seen,
+            &text(m.sender.as_deref()),
+            &m.size,
+            &m.nrcpt,
+            &text(m.message_id.as_deref()),
+            &text(m.client_name.as_deref()),
+            &parse_ip(m.client_ip.as_deref()),
+            &m.client_port,
+            &text(m.sasl_method.as_deref()),
+            &text(m.sasl_username.as_deref()),
+            &m.origin,
+            &m.flow,
+            &m.state,
+            &m.closed,
+            &m.removed_at,
+            &m.version,
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::FLOAT8,
+        T::INT4,
+        T::TIMESTAMPTZ,
+        T::TEXT,
+    ];
+    let mut copy = copy_into(tx, "stage_recipients", RECIPIENT_COLUMNS, &types).await?;
+    for r in recipients {
+        let row: [&(dyn ToSql + Sync); 12] = [
+            &r.message_started_at,
+            &r.message_uid,
+            &Text(&r.address),
+            &text(r.orig_address.as_deref()),
+            &r.status,
+            &text(r.dsn.as_deref()),
+            &text(r.relay.as_deref()),
+            &text(r.status_text.as_deref()),
+            &r.delay,
+            &r.attempts,
+            &r.last_attempt_at,
+            &r.flow,
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_deliveries(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::INT8,
+        T::TIMESTAMPTZ,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::INET,
+        T::FLOAT8,
+        T::FLOAT4,
+        T::FLOAT4,
+        T::FLOAT4,
+        T::FLOAT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+    ];
+    let mut copy = copy_into(tx, "stage_deliveries", DELIVERY_COLUMNS, &types).await?;
+    for d in &batch.deliveries {
+        let delays = d.delays.map_or([None; 4], |a| a.map(Some));
+        let row: [&(dyn ToSql + Sync); 20] = [
+            &d.time,
+            &d.line_key,
+            &d.message_uid,
+            &d.message_started_at,
+            &server_id(ids, &d.host),
+            &Text(&d.queue_id),
+            &Text(&d.daemon),
+            &Text(&d.recipient),
+            &text(d.orig_recipient.as_deref()),
+            &Text(&d.relay),
+            &parse_ip(d.relay_ip.as_deref()),
+            &d.delay,
+            &delays[0],
+            &delays[1],
+            &delays[2],
+            &delays[3],
+            &Text(&d.dsn),
+            &d.status,
+            &Text(&d.status_text),
+            &text(d.queued_as.as_deref()),
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_rejects(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::INT4,
+        T::INT8,
+        T::INT8,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::INET,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+    ];
+    let mut copy = copy_into(tx, "stage_rejects", REJECT_COLUMNS, &types).await?;
+    for r in &batch.rejects {
+        let row: [&(dyn ToSql + Sync); 20] = [
+            &r.time,
+            &r.line_key,
+            &server_id(ids, &r.host),
+            &Text(&r.program),
+            &r.pid,
+            &r.session_uid,
+            &r.message_uid,
+            &text(r.queue_id.as_deref()),
+            &r.action,
+            &r.source,
+            &Text(&r.stage),
+            &text(r.client_name.as_deref()),
+            &parse_ip(r.client_ip.as_deref()),
+            &r.code,
+            &text(r.enhanced.as_deref()),
+            &Text(&r.reason),
+            &text(r.sender.as_deref()),
+            &text(r.recipient.as_deref()),
+            &text(r.proto.as_deref()),
+            &text(r.helo.as_deref()),
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_sessions(
+    tx: &Transaction<'_>,
+    sessions: &[&SessionRow],
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::INT4,
+        T::TIMESTAMPTZ,
+        T::TEXT,
+        T::INET,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::INT4,
+        T::INT4,
+        T::INT4,
+        T::TEXT,
+        T::TIMESTAMPTZ,
+        T::INT4,
+    ];
+    let mut copy = copy_into(tx, "stage_sessions", SESSION_COLUMNS, &types).await?;
+    for s in sessions {
+        let row: [&(dyn ToSql + Sync); 18] = [
+            &s.connected_at,
+            &s.uid,
+            &server_id(ids, &s.host),
+            &Text(&s.program),
+            &s.pid,
+            &s.disconnected_at,
+            &text(s.client_name.as_deref()),
+            &parse_ip(s.client_ip.as_deref()),
+            &s.client_port,
+            &text(s.tls_protocol.as_deref()),
+            &text(s.tls_cipher.as_deref()),
+            &text(s.sasl_username.as_deref()),
+            &s.sasl_failures,
+            &s.messages,
+            &s.rejects,
+            &text(s.end.as_deref()),
+            &s.last_seen,
+            &s.version,
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+async fn stage_links(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    ids: &HashMap<String, i32>,
+) -> Result<()> {
+    use Type as T;
+    let types = [
+        T::TIMESTAMPTZ,
+        T::INT8,
+        T::TEXT,
+        T::INT8,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+    ];
+    let mut copy = copy_into(tx, "stage_links", LINK_COLUMNS, &types).await?;
+    for l in &batch.links {
+        let row: [&(dyn ToSql + Sync); 9] = [
+            &l.time,
+            &l.line_key,
+            &l.kind,
+            &l.from_uid,
+            &server_id(ids, &l.from_host),
+            &Text(&l.from_queue_id),
+            &text(l.to_host.as_deref()),
+            &Text(&l.to_queue_id),
+            &text(l.relay.as_deref()),
+        ];
+        copy.as_mut().write(&row).await?;
+    }
+    copy.as_mut().finish().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_keeps_the_highest_version_per_key() {
+        let rows = [
+            (1, 3, 'a'),
+            (2, 1, 'b'),
+            (1, 5, 'c'),
+            (1, 4, 'd'),
+            (2, 1, 'e'),
+        ];
+        let kept: Vec<char> = newest(&rows, |r| r.0, |r| r.1)
+            .iter()
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(kept, ['c', 'e']);
+    }
+
+    #[test]
+    fn upsert_updates_every_column_but_the_key() {
+        let sql = upsert_sql(
+            "sessions",
+            "stage_sessions",
+            SESSION_COLUMNS,
+            "(connected_at, uid)",
+            "true",
+            "1",
+            "",
+        );
+        assert!(sql.contains(" version = EXCLUDED.version"));
+        assert!(sql.contains(" disconnected_at = EXCLUDED.disconnected_at"));
+        assert!(!sql.contains(" uid = EXCLUDED"));
+        assert!(!sql.contains(" connected_at = EXCLUDED"));
+    }
+}
