@@ -26,7 +26,11 @@ pub use flow::{flow_name, Side};
 pub use net::{IpNet, IpNetError};
 
 use crate::parse::{ParsedLine, Timestamp};
-use crate::store::{Batch, EventRow, MessageRow, RecipientRow, SessionRow};
+/// What the store loads after a restart: the last snapshots of the messages still open, of their
+/// recipients, and of the sessions still open ([`Correlator::restore`] takes it).
+pub use crate::store::OpenState;
+
+use crate::store::{Batch, EventRow};
 
 use message::{Message, Messages, Upstream, FORGET_CLOSED, FORGET_OPEN};
 use session::Sessions;
@@ -142,15 +146,6 @@ pub fn matches_host(name: &str, host: &str) -> bool {
                 .split('.')
                 .next()
                 .is_some_and(|first| first.eq_ignore_ascii_case(host)))
-}
-
-/// What the store loads after a restart: the last snapshots of the messages still open and of their
-/// recipients, and of the sessions still open.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OpenState {
-    pub messages: Vec<MessageRow>,
-    pub recipients: Vec<RecipientRow>,
-    pub sessions: Vec<SessionRow>,
 }
 
 /// Log time between two sweeps of forgotten state.

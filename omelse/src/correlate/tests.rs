@@ -7,6 +7,7 @@ use crate::parse::event::{
     NotificationKind, QueueOperation,
 };
 use crate::parse::{Event, EventKind, Peer, Program, SyslogLine};
+use crate::store::{MessageRow, RecipientRow};
 
 const T0: i64 = 1_700_000_000;
 
