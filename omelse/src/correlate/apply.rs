@@ -243,6 +243,15 @@ impl Correlator {
                     batch,
                 );
             }
+            // A before-queue filter refused the message: it was never queued.
+            EventKind::Proxy {
+                accepted: false, ..
+            } => {
+                if let Some(life) = self.messages.lives.get_mut(&uid) {
+                    life.terminal = Some("rejected");
+                    life.close(time);
+                }
+            }
             _ => {}
         }
         (Some(uid), Some(queue_id))

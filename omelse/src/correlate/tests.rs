@@ -1620,3 +1620,29 @@ fn server_role_names() {
     assert!(!matches_host("mail2.example.com", "mail"));
     assert!(!matches_host("unknown", "unknown"));
 }
+
+#[test]
+fn before_queue_filter_reject() {
+    let proxy = |accepted| EventKind::Proxy {
+        accepted,
+        stage: "END-OF-MESSAGE",
+        code: Some(if accepted { 250 } else { 554 }),
+        enhanced: None,
+        reason: "text",
+        from: Some("a@x"),
+        to: Some("b@y"),
+        proto: Some("ESMTP"),
+        helo: None,
+        filter_id: None,
+    };
+    let c = peer("c", "192.0.2.1", None);
+    let mut feed = Feed::new();
+    feed.at(0, "mx", "postfix/smtpd", 1, Some("AAAAA1"), client(c))
+        .at(1, "mx", "postfix/smtpd", 1, Some("AAAAA1"), proxy(false))
+        .at(2, "mx", "postfix/smtpd", 1, Some("BBBBB1"), client(c))
+        .at(3, "mx", "postfix/smtpd", 1, Some("BBBBB1"), proxy(true));
+    let lives = last_messages(&feed.take());
+    let (refused, accepted) = (message(&lives, "AAAAA1"), message(&lives, "BBBBB1"));
+    assert_eq!((refused.state, refused.closed), ("rejected", true));
+    assert_eq!((accepted.state, accepted.closed), ("received", false));
+}
