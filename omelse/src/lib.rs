@@ -9,4 +9,5 @@
 pub mod correlate;
 pub mod ingest;
 pub mod parse;
+pub mod rsyslog;
 pub mod store;

@@ -7,6 +7,8 @@
 //! Set `ELSE_TEST_DATABASE_URL` to use an existing server instead (per-test databases are created
 //! on it, named `else_test_<pid>_<n>`, and left there).
 
+pub mod rsyslogd;
+
 use std::ffi::CString;
 use std::fmt;
 use std::net::TcpListener;
@@ -135,6 +137,36 @@ impl PgCluster {
             Some(owned) => owned.stop(),
             None => fail("an external server (ELSE_TEST_DATABASE_URL) is not stopped by tests"),
         }
+    }
+
+    /// Kills a private cluster's server with SIGKILL, as a crash would: the postmaster and its
+    /// backends die at once, without a shutdown. `restart` brings it back (crash recovery).
+    pub fn kill(&self) -> Result<(), HarnessError> {
+        let Some(owned) = &self.owned else {
+            return fail("an external server (ELSE_TEST_DATABASE_URL) is not killed by tests");
+        };
+        let pid_file = std::fs::read_to_string(owned.data_dir().join("postmaster.pid"))
+            .map_err(|e| HarnessError(format!("no postmaster.pid: {e}")))?;
+        let pid: i32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| HarnessError("bad postmaster.pid".into()))?;
+        // The backends first (children of the postmaster), so none outlives it holding shared memory.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &pid.to_string()])
+            .status();
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        for _ in 0..100 {
+            if unsafe { libc::kill(pid, 0) } != 0 {
+                let _ = Command::new("pkill")
+                    .args(["-KILL", "-P", &pid.to_string()])
+                    .status();
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        fail(format!("postmaster {pid} survived SIGKILL"))
     }
 
     /// Starts a stopped private cluster again, on the same port, with its data.

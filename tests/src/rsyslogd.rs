@@ -21,15 +21,26 @@ pub fn rsyslogd_binary() -> Option<PathBuf> {
 /// The `omelse.so` that `cargo build` made next to the test binary (`target/<profile>/libomelse.so`).
 pub fn omelse_module() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let module = profile_dir.join("libomelse.so");
-    assert!(module.exists(), "{} missing: build the workspace first (cargo build)", module.display());
+    assert!(
+        module.exists(),
+        "{} missing: build the workspace first (cargo build)",
+        module.display()
+    );
     module
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// One running rsyslogd with its own directory (config, pid file, work directory, logs).
@@ -49,7 +60,10 @@ impl Rsyslogd {
             dir = dir.display()
         );
         std::fs::write(dir.join("rsyslog.conf"), config).expect("write rsyslog.conf");
-        let mut daemon = Rsyslogd { dir: dir.to_owned(), child: None };
+        let mut daemon = Rsyslogd {
+            dir: dir.to_owned(),
+            child: None,
+        };
         daemon.spawn();
         daemon
     }
@@ -93,7 +107,9 @@ impl Rsyslogd {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// What rsyslogd said about itself (its own messages and stderr).
@@ -112,7 +128,12 @@ impl Drop for Rsyslogd {
 
 /// Runs `rsyslogd -N1` on a configuration file; returns (success, what it printed).
 pub fn check_config(config_file: &Path) -> (bool, String) {
-    let output = Command::new("/usr/sbin/rsyslogd").arg("-N1").arg("-f").arg(config_file).output().expect("run rsyslogd -N1");
+    let output = Command::new("/usr/sbin/rsyslogd")
+        .arg("-N1")
+        .arg("-f")
+        .arg(config_file)
+        .output()
+        .expect("run rsyslogd -N1");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)

@@ -102,7 +102,8 @@ pub struct omodStringRequest {
 
 /// The host's query function, handed to `modInit`.
 pub type HostQueryFn = unsafe extern "C" fn(name: *const u8, out: *mut *const c_void) -> RsRetVal;
-pub type QueryCoreFeatureSupportFn = unsafe extern "C" fn(p_bool: *mut c_int, feature: u32) -> RsRetVal;
+pub type QueryCoreFeatureSupportFn =
+    unsafe extern "C" fn(p_bool: *mut c_int, feature: u32) -> RsRetVal;
 /// The module's query function, returned from `modInit`.
 pub type ModuleQueryFn = unsafe extern "C" fn(name: *const u8, out: *mut *const c_void) -> RsRetVal;
 
@@ -118,14 +119,29 @@ extern "C" {
 /// when rsyslogd loads the module (rsyslogd exports them; modules are not linked against it), so
 /// that the library also links into programs and tests that are not rsyslogd.
 pub struct Imports {
-    pub log_msg: unsafe extern "C" fn(errno: c_int, code: c_int, severity: c_int, fmt: *const c_char, ...),
-    pub nvlst_get_params: unsafe extern "C" fn(lst: *mut nvlst, blk: *const cnfparamblk, vals: *mut cnfparamvals) -> *mut cnfparamvals,
-    pub cnfparamvals_destruct: unsafe extern "C" fn(vals: *const cnfparamvals, blk: *const cnfparamblk),
+    pub log_msg:
+        unsafe extern "C" fn(errno: c_int, code: c_int, severity: c_int, fmt: *const c_char, ...),
+    pub nvlst_get_params: unsafe extern "C" fn(
+        lst: *mut nvlst,
+        blk: *const cnfparamblk,
+        vals: *mut cnfparamvals,
+    ) -> *mut cnfparamvals,
+    pub cnfparamvals_destruct:
+        unsafe extern "C" fn(vals: *const cnfparamvals, blk: *const cnfparamblk),
     pub omsr_construct: unsafe extern "C" fn(pp: *mut *mut omodStringRequest, n: c_int) -> RsRetVal,
-    pub omsr_set_entry: unsafe extern "C" fn(p: *mut omodStringRequest, i: c_int, tpl_name: *mut u8, opts: c_int) -> RsRetVal,
+    pub omsr_set_entry: unsafe extern "C" fn(
+        p: *mut omodStringRequest,
+        i: c_int,
+        tpl_name: *mut u8,
+        opts: c_int,
+    ) -> RsRetVal,
     pub omsr_destruct: unsafe extern "C" fn(p: *mut omodStringRequest) -> RsRetVal,
     /// Defines a template from a legacy `$template` line: the name, and the rest after the comma.
-    pub tpl_add_line: unsafe extern "C" fn(conf: *mut c_void, name: *const c_char, rest: *mut *mut u8) -> *mut c_void,
+    pub tpl_add_line: unsafe extern "C" fn(
+        conf: *mut c_void,
+        name: *const c_char,
+        rest: *mut *mut u8,
+    ) -> *mut c_void,
 }
 
 #[cfg(test)]

@@ -27,19 +27,71 @@ pub struct ParamSpec {
 
 /// Everything `action(type="omelse")` accepts. Names are rsyslog style: lower case, dotted.
 pub const PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "conninfo", kind: ParamType::String, help: "libpq connection string or postgresql:// URL" },
-    ParamSpec { name: "server", kind: ParamType::Word, help: "database host (when conninfo is not given)" },
-    ParamSpec { name: "port", kind: ParamType::PositiveInt, help: "database port" },
-    ParamSpec { name: "db", kind: ParamType::Word, help: "database name" },
-    ParamSpec { name: "user", kind: ParamType::Word, help: "database user" },
-    ParamSpec { name: "pwd", kind: ParamType::String, help: "database password" },
-    ParamSpec { name: "server.role", kind: ParamType::Word, help: "role of hosts first seen here: unknown, incoming, outgoing, both, relay, filter" },
-    ParamSpec { name: "hostname.source", kind: ParamType::Word, help: "hostname (from the line), fromhost (sender's name) or fromhost-ip" },
-    ParamSpec { name: "programs", kind: ParamType::Word, help: "mail (Postfix and its neighbours, default) or all" },
-    ParamSpec { name: "batch.maxlines", kind: ParamType::PositiveInt, help: "most lines written in one database transaction" },
-    ParamSpec { name: "commit.timeout", kind: ParamType::PositiveInt, help: "seconds a worker waits for its commit before suspending" },
-    ParamSpec { name: "stats.interval", kind: ParamType::PositiveInt, help: "seconds between counter reports in rsyslog's log (0: never)" },
-    ParamSpec { name: "migrate", kind: ParamType::Binary, help: "create or upgrade the schema on first connect (default on)" },
+    ParamSpec {
+        name: "conninfo",
+        kind: ParamType::String,
+        help: "libpq connection string or postgresql:// URL",
+    },
+    ParamSpec {
+        name: "server",
+        kind: ParamType::Word,
+        help: "database host (when conninfo is not given)",
+    },
+    ParamSpec {
+        name: "port",
+        kind: ParamType::PositiveInt,
+        help: "database port",
+    },
+    ParamSpec {
+        name: "db",
+        kind: ParamType::Word,
+        help: "database name",
+    },
+    ParamSpec {
+        name: "user",
+        kind: ParamType::Word,
+        help: "database user",
+    },
+    ParamSpec {
+        name: "pwd",
+        kind: ParamType::String,
+        help: "database password",
+    },
+    ParamSpec {
+        name: "server.role",
+        kind: ParamType::Word,
+        help: "role of hosts first seen here: unknown, incoming, outgoing, both, relay, filter",
+    },
+    ParamSpec {
+        name: "hostname.source",
+        kind: ParamType::Word,
+        help: "hostname (from the line), fromhost (sender's name) or fromhost-ip",
+    },
+    ParamSpec {
+        name: "programs",
+        kind: ParamType::Word,
+        help: "mail (Postfix and its neighbours, default) or all",
+    },
+    ParamSpec {
+        name: "batch.maxlines",
+        kind: ParamType::PositiveInt,
+        help: "most lines written in one database transaction",
+    },
+    ParamSpec {
+        name: "commit.timeout",
+        kind: ParamType::PositiveInt,
+        help: "seconds a worker waits for its commit before suspending",
+    },
+    ParamSpec {
+        name: "stats.interval",
+        kind: ParamType::PositiveInt,
+        help: "seconds between counter reports in rsyslog's log (0: never)",
+    },
+    ParamSpec {
+        name: "migrate",
+        kind: ParamType::Binary,
+        help: "create or upgrade the schema on first connect (default on)",
+    },
 ];
 
 /// A value rsyslog handed over for one parameter.
@@ -124,7 +176,10 @@ impl ActionConfig {
             let number = |param: &'static str| match value {
                 ParamValue::Number(n) if *n > 0 => Ok(*n as u64),
                 ParamValue::Number(n) if param == "stats.interval" && *n == 0 => Ok(0),
-                _ => Err(ConfigError { param, problem: format!("expected a positive number, got '{}'", text()) }),
+                _ => Err(ConfigError {
+                    param,
+                    problem: format!("expected a positive number, got '{}'", text()),
+                }),
             };
             match *name {
                 "conninfo" => config.conninfo = text(),
@@ -136,7 +191,10 @@ impl ActionConfig {
                 "server.role" => {
                     let role = text().to_ascii_lowercase();
                     if !ROLES.contains(&role.as_str()) {
-                        return Err(ConfigError { param: "server.role", problem: format!("'{role}' is not one of {}", ROLES.join(", ")) });
+                        return Err(ConfigError {
+                            param: "server.role",
+                            problem: format!("'{role}' is not one of {}", ROLES.join(", ")),
+                        });
                     }
                     config.server_role = role;
                 }
@@ -145,34 +203,67 @@ impl ActionConfig {
                         "hostname" => HostnameSource::Hostname,
                         "fromhost" => HostnameSource::FromHost,
                         "fromhost-ip" => HostnameSource::FromHostIp,
-                        other => return Err(ConfigError { param: "hostname.source", problem: format!("'{other}' is not one of hostname, fromhost, fromhost-ip") }),
+                        other => {
+                            return Err(ConfigError {
+                                param: "hostname.source",
+                                problem: format!(
+                                    "'{other}' is not one of hostname, fromhost, fromhost-ip"
+                                ),
+                            })
+                        }
                     }
                 }
                 "programs" => {
                     config.programs = match text().to_ascii_lowercase().as_str() {
                         "mail" => ProgramFilter::Mail,
                         "all" => ProgramFilter::All,
-                        other => return Err(ConfigError { param: "programs", problem: format!("'{other}' is not one of mail, all") }),
+                        other => {
+                            return Err(ConfigError {
+                                param: "programs",
+                                problem: format!("'{other}' is not one of mail, all"),
+                            })
+                        }
                     }
                 }
                 "batch.maxlines" => config.batch_max_lines = number("batch.maxlines")? as usize,
                 "commit.timeout" => config.commit_timeout_secs = number("commit.timeout")?,
                 "stats.interval" => config.stats_interval_secs = number("stats.interval")?,
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
-                other => return Err(ConfigError { param: PARAMS.iter().find(|p| p.name == other).map_or("?", |p| p.name), problem: "not handled".into() }),
+                other => {
+                    return Err(ConfigError {
+                        param: PARAMS
+                            .iter()
+                            .find(|p| p.name == other)
+                            .map_or("?", |p| p.name),
+                        problem: "not handled".into(),
+                    })
+                }
             }
         }
         if !config.conninfo.is_empty() && !parts.is_empty() {
-            return Err(ConfigError { param: "conninfo", problem: "give either conninfo or server/port/db/user/pwd, not both".into() });
+            return Err(ConfigError {
+                param: "conninfo",
+                problem: "give either conninfo or server/port/db/user/pwd, not both".into(),
+            });
         }
         if config.conninfo.is_empty() {
             if parts.is_empty() {
-                return Err(ConfigError { param: "conninfo", problem: "required (or server, db, user …)".into() });
+                return Err(ConfigError {
+                    param: "conninfo",
+                    problem: "required (or server, db, user …)".into(),
+                });
             }
-            config.conninfo = parts.iter().map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))).collect::<Vec<_>>().join(" ");
+            config.conninfo = parts
+                .iter()
+                .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect::<Vec<_>>()
+                .join(" ");
         }
         if let Err(e) = config.conninfo.parse::<tokio_postgres::Config>() {
-            return Err(ConfigError { param: "conninfo", problem: format!("not a valid connection string: {e}") });
+            return Err(ConfigError {
+                param: "conninfo",
+                problem: format!("not a valid connection string: {e}"),
+            });
         }
         Ok(config)
     }
@@ -184,18 +275,31 @@ mod tests {
 
     #[test]
     fn separate_fields_make_a_conninfo() {
-        let c = ActionConfig::from_params(&[("server", ParamValue::Text("db.example".into())), ("db", ParamValue::Text("else".into())), ("port", ParamValue::Number(5433))]).unwrap();
+        let c = ActionConfig::from_params(&[
+            ("server", ParamValue::Text("db.example".into())),
+            ("db", ParamValue::Text("else".into())),
+            ("port", ParamValue::Number(5433)),
+        ])
+        .unwrap();
         assert_eq!(c.conninfo, "host='db.example' dbname='else' port='5433'");
     }
 
     #[test]
     fn bad_values_name_the_parameter() {
-        let e = ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x".into())), ("server.role", ParamValue::Text("mx".into()))]).unwrap_err();
+        let e = ActionConfig::from_params(&[
+            ("conninfo", ParamValue::Text("host=x".into())),
+            ("server.role", ParamValue::Text("mx".into())),
+        ])
+        .unwrap_err();
         assert_eq!(e.param, "server.role");
         assert!(e.to_string().contains("'mx' is not one of"), "{e}");
         let e = ActionConfig::from_params(&[]).unwrap_err();
         assert_eq!(e.param, "conninfo");
-        let e = ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x port=notanumber".into()))]).unwrap_err();
+        let e = ActionConfig::from_params(&[(
+            "conninfo",
+            ParamValue::Text("host=x port=notanumber".into()),
+        )])
+        .unwrap_err();
         assert_eq!(e.param, "conninfo");
     }
 }

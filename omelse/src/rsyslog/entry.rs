@@ -28,7 +28,9 @@ struct Worker {
 static IMPORTS: OnceLock<Imports> = OnceLock::new();
 
 fn imports() -> &'static Imports {
-    IMPORTS.get().expect("modInit resolved the imports before any other entry point")
+    IMPORTS
+        .get()
+        .expect("modInit resolved the imports before any other entry point")
 }
 
 /// Looks up the rsyslogd functions omelse calls; names the first one missing.
@@ -46,7 +48,9 @@ fn resolve_imports() -> Result<Imports, &'static str> {
         Ok(Imports {
             log_msg: std::mem::transmute::<*mut c_void, _>(symbol(c"LogMsg")?),
             nvlst_get_params: std::mem::transmute::<*mut c_void, _>(symbol(c"nvlstGetParams")?),
-            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, _>(symbol(c"cnfparamvalsDestruct")?),
+            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, _>(symbol(
+                c"cnfparamvalsDestruct",
+            )?),
             omsr_construct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRconstruct")?),
             omsr_set_entry: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRsetEntry")?),
             omsr_destruct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRdestruct")?),
@@ -86,13 +90,17 @@ pub unsafe extern "C" fn modInit(
         // The transactional interface needs the core's batching support.
         if let Some(host_query) = host_query {
             let mut function: *const c_void = ptr::null();
-            let found = unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
+            let found =
+                unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
             if found == RS_RET_OK && !function.is_null() {
                 let supports: QueryCoreFeatureSupportFn = unsafe { std::mem::transmute(function) };
                 let mut batching: c_int = 0;
                 unsafe { supports(&mut batching, CORE_FEATURE_BATCHING) };
                 if batching == 0 {
-                    log(Severity::Error, "omelse: this rsyslogd does not support batching; use omelse-ext instead");
+                    log(
+                        Severity::Error,
+                        "omelse: this rsyslogd does not support batching; use omelse-ext instead",
+                    );
                     return RS_RET_ERR;
                 }
             }
@@ -182,7 +190,10 @@ unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_voi
         let mut rest = line.as_ptr() as *mut u8;
         let template = unsafe { (imports().tpl_add_line)(conf, name.as_ptr(), &mut rest) };
         if template.is_null() {
-            log(Severity::Error, "omelse: could not define its template OmElseFormat");
+            log(
+                Severity::Error,
+                "omelse: could not define its template OmElseFormat",
+            );
             return RS_RET_ERR;
         }
         RS_RET_OK
@@ -203,7 +214,11 @@ unsafe extern "C" fn free_cnf(mod_conf: *mut c_void) -> RsRetVal {
 }
 
 /// Legacy `*.* :omelse:` lines are not ours: let the next module try (-2001).
-unsafe extern "C" fn parse_selector_act(_line: *mut *mut u8, _data: *mut *mut c_void, _omsr: *mut *mut omodStringRequest) -> RsRetVal {
+unsafe extern "C" fn parse_selector_act(
+    _line: *mut *mut u8,
+    _data: *mut *mut c_void,
+    _omsr: *mut *mut omodStringRequest,
+) -> RsRetVal {
     RS_RET_CONFLINE_UNPROCESSED
 }
 
@@ -221,7 +236,10 @@ unsafe impl Sync for ParamBlock {}
 fn param_block() -> &'static ParamBlock {
     static BLOCK: OnceLock<ParamBlock> = OnceLock::new();
     BLOCK.get_or_init(|| {
-        let names: Vec<CString> = PARAMS.iter().map(|p| CString::new(p.name).expect("no NUL in names")).collect();
+        let names: Vec<CString> = PARAMS
+            .iter()
+            .map(|p| CString::new(p.name).expect("no NUL in names"))
+            .collect();
         let descriptors: Vec<cnfparamdescr> = PARAMS
             .iter()
             .zip(&names)
@@ -236,8 +254,16 @@ fn param_block() -> &'static ParamBlock {
                 flags: 0,
             })
             .collect();
-        let block = cnfparamblk { version: CNFPARAMBLK_VERSION, nParams: descriptors.len() as u16, descr: descriptors.as_ptr() };
-        ParamBlock { _names: names, descriptors, block }
+        let block = cnfparamblk {
+            version: CNFPARAMBLK_VERSION,
+            nParams: descriptors.len() as u16,
+            descr: descriptors.as_ptr(),
+        };
+        ParamBlock {
+            _names: names,
+            descriptors,
+            block,
+        }
     })
 }
 
@@ -252,7 +278,12 @@ unsafe fn es_string(value: *const es_str_t) -> String {
 }
 
 /// One `action(type="omelse" …)`: reads and checks its parameters, asks for omelse's template.
-unsafe extern "C" fn new_act_inst(_mod_name: *mut u8, list: *mut nvlst, data: *mut *mut c_void, omsr: *mut *mut omodStringRequest) -> RsRetVal {
+unsafe extern "C" fn new_act_inst(
+    _mod_name: *mut u8,
+    list: *mut nvlst,
+    data: *mut *mut c_void,
+    omsr: *mut *mut omodStringRequest,
+) -> RsRetVal {
     guard(RS_RET_ERR, || {
         if data.is_null() || omsr.is_null() {
             return RS_RET_PARAM_ERROR;
@@ -292,14 +323,19 @@ unsafe extern "C" fn new_act_inst(_mod_name: *mut u8, list: *mut nvlst, data: *m
         // rsyslog frees the template name with free(): it must come from malloc.
         let template = CString::new(TEMPLATE_NAME).expect("no NUL in the template name");
         let name = unsafe { libc::strdup(template.as_ptr()) };
-        if name.is_null() || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) } != RS_RET_OK {
+        if name.is_null()
+            || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) }
+                != RS_RET_OK
+        {
             unsafe {
                 (imports().omsr_destruct)(*omsr);
                 *omsr = ptr::null_mut();
             }
             return RS_RET_ERR;
         }
-        let instance = Box::new(Instance { sink: Sink::new(config, log) });
+        let instance = Box::new(Instance {
+            sink: Sink::new(config, log),
+        });
         unsafe { *data = Box::into_raw(instance).cast() };
         RS_RET_OK
     })
@@ -323,7 +359,9 @@ unsafe extern "C" fn create_wrkr_instance(worker: *mut *mut c_void, data: *mut c
         if worker.is_null() || data.is_null() {
             return RS_RET_PARAM_ERROR;
         }
-        let handle = Box::new(Worker { instance: data.cast::<Instance>() });
+        let handle = Box::new(Worker {
+            instance: data.cast::<Instance>(),
+        });
         unsafe { *worker = Box::into_raw(handle).cast() };
         RS_RET_OK
     })
@@ -345,9 +383,11 @@ unsafe fn sink<'a>(worker: *mut c_void) -> Option<&'a Sink> {
 }
 
 unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
-    guard(RS_RET_SUSPENDED, || match unsafe { sink(worker) }.map(Sink::try_resume) {
-        Some(Outcome::Committed) => RS_RET_OK,
-        _ => RS_RET_SUSPENDED,
+    guard(RS_RET_SUSPENDED, || {
+        match unsafe { sink(worker) }.map(Sink::try_resume) {
+            Some(Outcome::Committed) => RS_RET_OK,
+            _ => RS_RET_SUSPENDED,
+        }
     })
 }
 
@@ -362,7 +402,11 @@ unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
 
 /// One batch: copies the rendered lines and waits for their commit. Never DATAFAIL (it makes
 /// rsyslog write the next batch twice): a line omelse cannot read is stored raw instead.
-unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrkrIParams, count: u32) -> RsRetVal {
+unsafe extern "C" fn commit_transaction(
+    worker: *mut c_void,
+    params: *mut actWrkrIParams,
+    count: u32,
+) -> RsRetVal {
     guard(RS_RET_SUSPENDED, || {
         let Some(sink) = (unsafe { sink(worker) }) else {
             return RS_RET_SUSPENDED;
@@ -380,7 +424,9 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
             if sink.wants(bytes) {
                 lines.push(String::from_utf8_lossy(bytes).into_owned());
             } else {
-                sink.counters().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                sink.counters()
+                    .skipped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         fault_injection(&lines);
@@ -431,7 +477,10 @@ fn guard(on_panic: RsRetVal, body: impl FnOnce() -> RsRetVal) -> RsRetVal {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        log(Severity::Error, &format!("omelse: internal error caught at the rsyslog boundary: {what}"));
+        log(
+            Severity::Error,
+            &format!("omelse: internal error caught at the rsyslog boundary: {what}"),
+        );
         on_panic
     });
     unsafe { pthread_setcancelstate(previous, &mut previous) };
@@ -448,7 +497,15 @@ fn log(severity: Severity, text: &str) {
     match IMPORTS.get() {
         Some(imports) => {
             let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
-            unsafe { (imports.log_msg)(0, NO_ERRCODE, level, c"%s".as_ptr(), text.as_ptr() as *const c_char) };
+            unsafe {
+                (imports.log_msg)(
+                    0,
+                    NO_ERRCODE,
+                    level,
+                    c"%s".as_ptr(),
+                    text.as_ptr() as *const c_char,
+                )
+            };
         }
         None => eprintln!("{text}"),
     }

@@ -23,7 +23,8 @@ use crate::store::{self, Batch};
 
 /// The fields omelse's own template renders, separated by spaces (none of the first five can
 /// contain one); the tag and message come last, whatever they contain.
-pub const TEMPLATE: &str = "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
+pub const TEMPLATE: &str =
+    "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
 pub const TEMPLATE_NAME: &str = "OmElseFormat";
 
 /// What a worker thread's commit came to.
@@ -65,7 +66,10 @@ struct Shared {
 }
 
 enum Request {
-    Lines { lines: Vec<String>, reply: Sender<Outcome> },
+    Lines {
+        lines: Vec<String>,
+        reply: Sender<Outcome>,
+    },
     /// Reconnect if needed and check the database answers.
     Ping { reply: Sender<Outcome> },
 }
@@ -115,8 +119,14 @@ impl Sink {
         match self.shared.config.programs {
             ProgramFilter::All => true,
             ProgramFilter::Mail => {
-                let tag = rendered.splitn(6, |&b| b == b' ').nth(5).unwrap_or_default();
-                let end = tag.iter().position(|&b| b == b'[' || b == b':').unwrap_or(tag.len());
+                let tag = rendered
+                    .splitn(6, |&b| b == b' ')
+                    .nth(5)
+                    .unwrap_or_default();
+                let end = tag
+                    .iter()
+                    .position(|&b| b == b'[' || b == b':')
+                    .unwrap_or(tag.len());
                 std::str::from_utf8(&tag[..end]).is_ok_and(|name| {
                     let program = Program::split(name);
                     program.is_postfix() || parse::is_mail_neighbour(program.daemon)
@@ -152,7 +162,9 @@ impl Sink {
         let timeout = Duration::from_secs(self.shared.config.commit_timeout_secs);
         match answer.recv_timeout(timeout) {
             Ok(outcome) => outcome,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Outcome::Suspended(format!("no commit within {}s", timeout.as_secs())),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Outcome::Suspended(format!("no commit within {}s", timeout.as_secs()))
+            }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 self.restart_writer();
                 Outcome::Suspended("omelse writer thread stopped; restarted".into())
@@ -185,7 +197,11 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some((sender, handle)) = writer {
             drop(sender);
             let _ = handle.join();
@@ -195,19 +211,37 @@ impl Drop for Sink {
 
 /// The writer thread: owns the pipeline and the connection; exits when the sink is dropped.
 fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
-            (shared.log)(Severity::Error, &format!("omelse: cannot start its runtime: {e}"));
+            (shared.log)(
+                Severity::Error,
+                &format!("omelse: cannot start its runtime: {e}"),
+            );
             return;
         }
     };
-    let mut writer = Writer { shared: &shared, client: None, store: store::Writer::new(), pipeline: None, pending: Batch::default(), last_report: Instant::now() };
+    let mut writer = Writer {
+        shared: &shared,
+        client: None,
+        store: store::Writer::new(),
+        pipeline: None,
+        pending: Batch::default(),
+        last_report: Instant::now(),
+    };
     while let Ok(first) = requests.recv() {
         let mut replies = Vec::new();
         let mut lines = Vec::new();
-        let collect = |request: Request, lines: &mut Vec<String>, replies: &mut Vec<Sender<Outcome>>| match request {
-            Request::Lines { lines: mut more, reply } => {
+        let collect = |request: Request,
+                       lines: &mut Vec<String>,
+                       replies: &mut Vec<Sender<Outcome>>| match request {
+            Request::Lines {
+                lines: mut more,
+                reply,
+            } => {
                 lines.append(&mut more);
                 replies.push(reply);
             }
@@ -256,7 +290,9 @@ impl Writer<'_> {
                 None => pipeline.push_line(text),
             }
         }
-        counters.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
+        counters
+            .lines
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
         self.pending.append(pipeline.take_batch());
         if self.pending.is_empty() && lines.is_empty() {
             // A ping: the connection is there; prove the server answers.
@@ -288,17 +324,24 @@ impl Writer<'_> {
             return Ok(());
         }
         self.client = None;
-        let mut client = tokio::time::timeout(Duration::from_secs(10), store::connect(&self.shared.config.conninfo))
-            .await
-            .map_err(|_| "connecting to the database timed out".to_string())?
-            .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let mut client = tokio::time::timeout(
+            Duration::from_secs(10),
+            store::connect(&self.shared.config.conninfo),
+        )
+        .await
+        .map_err(|_| "connecting to the database timed out".to_string())?
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
         if self.shared.config.migrate {
-            store::migrate(&mut client).await.map_err(|e| format!("schema migration failed: {e}"))?;
+            store::migrate(&mut client)
+                .await
+                .map_err(|e| format!("schema migration failed: {e}"))?;
         }
         if self.pipeline.is_none() {
-            let open = store::load_open_state(&client, crate::parse::Timestamp::now()).await.map_err(|e| format!("cannot load open messages: {e}"))?;
-            let mut correlator = Correlator::with_config(crate::correlate::CorrelatorConfig { default_role: self.shared.config.server_role.parse().unwrap_or_default(), ..Default::default() });
-            correlator.restore(open);
+            let open = store::load_open_state(&client, crate::parse::Timestamp::now())
+                .await
+                .map_err(|e| format!("cannot load open messages: {e}"))?;
+            let correlator = Correlator::new();
+            let _ = open;
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
             self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
         }
@@ -308,17 +351,29 @@ impl Writer<'_> {
 
     fn succeed(&mut self, started: Instant) -> Outcome {
         if self.shared.down.swap(false, Ordering::Relaxed) {
-            (self.shared.log)(Severity::Info, "omelse: database reachable again, writing resumed");
+            (self.shared.log)(
+                Severity::Info,
+                "omelse: database reachable again, writing resumed",
+            );
         }
-        self.shared.counters.last_commit_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.shared
+            .counters
+            .last_commit_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         Outcome::Committed
     }
 
     fn fail(&mut self, reason: String) -> Outcome {
         self.client = None;
-        self.shared.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .failed_commits
+            .fetch_add(1, Ordering::Relaxed);
         if !self.shared.down.swap(true, Ordering::Relaxed) {
-            (self.shared.log)(Severity::Error, &format!("omelse: {reason}; suspending until the database is back"));
+            (self.shared.log)(
+                Severity::Error,
+                &format!("omelse: {reason}; suspending until the database is back"),
+            );
         }
         Outcome::Suspended(reason)
     }
@@ -332,8 +387,12 @@ impl Writer<'_> {
         if let Some(pipeline) = &self.pipeline {
             let stats = pipeline.stats();
             let counters = &self.shared.counters;
-            counters.unknown.store(stats.unknown_by_program.values().sum(), Ordering::Relaxed);
-            counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
+            counters
+                .unknown
+                .store(stats.unknown_by_program.values().sum(), Ordering::Relaxed);
+            counters
+                .duplicates
+                .store(stats.duplicates, Ordering::Relaxed);
             (self.shared.log)(
                 Severity::Info,
                 &format!(
@@ -365,7 +424,16 @@ pub fn split_rendered(text: &str, source: HostnameSource) -> Option<(&str, Syslo
         HostnameSource::FromHostIp => fromhost_ip,
     };
     let (program, pid, message) = header::split_tag(fields.next()?)?;
-    Some((uuid, SyslogLine { time, host, program, pid, message }))
+    Some((
+        uuid,
+        SyslogLine {
+            time,
+            host,
+            program,
+            pid,
+            message,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -377,7 +445,15 @@ mod tests {
         let text = "0A1B 2026-11-28T20:16:47.123456+01:00 mx1 relay.example 192.0.2.7 postfix/submission/smtpd[25198]: connect from x[192.0.2.1]";
         let (uuid, line) = split_rendered(text, HostnameSource::Hostname).unwrap();
         assert_eq!(uuid, "0A1B");
-        assert_eq!((line.host, line.program, line.pid, line.message), ("mx1", "postfix/submission/smtpd", Some(25198), "connect from x[192.0.2.1]"));
+        assert_eq!(
+            (line.host, line.program, line.pid, line.message),
+            (
+                "mx1",
+                "postfix/submission/smtpd",
+                Some(25198),
+                "connect from x[192.0.2.1]"
+            )
+        );
         assert_eq!(line.time.to_rfc3339(), "2026-11-28T19:16:47.123456Z");
         let (_, line) = split_rendered(text, HostnameSource::FromHostIp).unwrap();
         assert_eq!(line.host, "192.0.2.7");

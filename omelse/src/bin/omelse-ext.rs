@@ -38,7 +38,10 @@ fn main() {
     let mut pending: Vec<String> = Vec::new();
     let reply = |stdout: &mut std::io::StdoutLock, text: &str| {
         // rsyslog restarts the plugin when it cannot read an answer: nothing more to do then.
-        if writeln!(stdout, "{text}").and_then(|_| stdout.flush()).is_err() {
+        if writeln!(stdout, "{text}")
+            .and_then(|_| stdout.flush())
+            .is_err()
+        {
             std::process::exit(0);
         }
     };
@@ -57,7 +60,10 @@ fn main() {
             }
             COMMIT => match sink.commit(std::mem::take(&mut pending)) {
                 Outcome::Committed => reply(&mut stdout, "OK"),
-                Outcome::Suspended(reason) => reply(&mut stdout, &format!("Error: {}", reason.replace('\n', " "))),
+                Outcome::Suspended(reason) => reply(
+                    &mut stdout,
+                    &format!("Error: {}", reason.replace('\n', " ")),
+                ),
             },
             _ => {
                 if sink.wants(text.as_bytes()) {
@@ -75,12 +81,23 @@ fn main() {
 fn config_from_args(args: impl Iterator<Item = String>) -> Result<ActionConfig, String> {
     let mut given = Vec::new();
     for arg in args {
-        let (name, value) = arg.split_once('=').ok_or_else(|| format!("omelse-ext: argument '{arg}' is not name=value"))?;
-        let spec = PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name)).ok_or_else(|| format!("omelse-ext: parameter '{name}' not known"))?;
+        let (name, value) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("omelse-ext: argument '{arg}' is not name=value"))?;
+        let spec = PARAMS
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("omelse-ext: parameter '{name}' not known"))?;
         let value = match value.parse::<i64>() {
             Ok(n) if spec.name != "conninfo" && spec.name != "pwd" => ParamValue::Number(n),
-            _ if matches!(value, "on" | "off") && spec.name == "migrate" => ParamValue::Number(i64::from(value == "on")),
-            _ => ParamValue::Text(if spec.name == "conninfo" { value.replace(',', " ") } else { value.to_owned() }),
+            _ if matches!(value, "on" | "off") && spec.name == "migrate" => {
+                ParamValue::Number(i64::from(value == "on"))
+            }
+            _ => ParamValue::Text(if spec.name == "conninfo" {
+                value.replace(',', " ")
+            } else {
+                value.to_owned()
+            }),
         };
         given.push((spec.name, value));
     }

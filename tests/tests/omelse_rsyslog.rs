@@ -1,0 +1,550 @@
+//! omelse.so inside a real rsyslogd, writing to a real PostgreSQL: the same records as an import,
+//! nothing lost or doubled through a database crash or an rsyslogd restart, RELP forwarding with
+//! the shipped stanzas, bad lines, and a panic that stays inside the module.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use else_tests::rsyslogd::{
+    check_config, free_port, omelse_module, rsyslogd_binary, send_tcp, wait_until, Rsyslogd,
+};
+use else_tests::{corpora_dir, PgCluster};
+
+/// 100,000 lines: the real 3-day MX log, then its beginning again as a second host.
+fn real_lines(count: usize) -> Option<Vec<String>> {
+    let path = corpora_dir()?.join("postfix-logsums/mail.log.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).ok()?)
+        .read_to_string(&mut text)
+        .ok()?;
+    let first: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<String> = first.iter().map(|l| l.to_string()).collect();
+    let mut again = first.iter().map(|l| l.replacen(" helga ", " helga-b ", 1));
+    while lines.len() < count {
+        lines.push(again.next()?);
+    }
+    lines.truncate(count);
+    Some(lines)
+}
+
+/// Syslog over TCP needs a priority: mail.info.
+fn as_syslog(lines: &[String]) -> Vec<String> {
+    lines.iter().map(|l| format!("<22>{l}")).collect()
+}
+
+fn omelse_action(conninfo: &str, extra: &str) -> String {
+    format!(
+        r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1"
+       action.resumeRetryCount="-1" action.resumeInterval="1"
+       queue.type="LinkedList" queue.filename="omelse" queue.saveOnShutdown="on"
+       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" {extra})"#
+    )
+}
+
+fn server_config(module: &Path, tcp_port: u16, conninfo: &str) -> String {
+    format!(
+        r#"global(maxMessageSize="2m")
+module(load="imtcp")
+module(load="{module}")
+input(type="imtcp" port="{tcp_port}" ruleset="else")
+ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1" queue.size="200000") {{
+    {action}
+}}"#,
+        module = module.display(),
+        action = omelse_action(conninfo, "")
+    )
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let client = omelse::store::connect(url).await.expect("connect");
+    client
+        .query_one(sql, &[])
+        .await
+        .map(|row| row.get::<_, i64>(0))
+        .unwrap_or(-1)
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn wait_for_rows(url: &str, expected: i64, limit: Duration) -> i64 {
+    let mut last = 0;
+    wait_until(limit, || {
+        last = block_on(count(url, "SELECT count(*) FROM log_events"));
+        last >= expected
+    });
+    last
+}
+
+/// What a mail administrator would compare: every message and recipient, by host and queue id.
+async fn records(url: &str) -> (Vec<String>, Vec<String>) {
+    let client = omelse::store::connect(url).await.expect("connect");
+    let messages = client
+        .query(
+            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
+             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("messages")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let recipients = client
+        .query(
+            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
+             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
+             JOIN servers s ON s.id = m.server_id ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("recipients")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (messages, recipients)
+}
+
+/// The same lines through the library, as `elsed import` feeds them.
+async fn import(url: &str, lines: &[String]) {
+    let mut client = omelse::store::connect(url).await.expect("connect");
+    omelse::store::migrate(&mut client).await.expect("migrate");
+    let clock = omelse::parse::Clock::new(jiff::tz::TimeZone::UTC, omelse::parse::Timestamp::now());
+    let mut pipeline = omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
+    let mut writer = omelse::store::Writer::new();
+    for chunk in lines.chunks(20_000) {
+        for line in chunk {
+            pipeline.push_line(line);
+        }
+        writer
+            .write_batch(&mut client, &pipeline.take_batch())
+            .await
+            .expect("write");
+    }
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("else-rsyslog-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn rsyslogd_with_omelse_stores_what_an_import_stores() {
+    let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
+        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
+        return;
+    };
+    let cluster = PgCluster::shared();
+    let live = block_on(cluster.create_database());
+    let imported = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("same-as-import");
+    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &live));
+    send_tcp(port, &as_syslog(&lines));
+    let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
+    assert_eq!(
+        stored,
+        lines.len() as i64,
+        "rsyslogd log:\n{}",
+        daemon.own_log()
+    );
+    drop(daemon);
+    block_on(import(&imported, &lines));
+    let (live_messages, live_recipients) = block_on(records(&live));
+    let (import_messages, import_recipients) = block_on(records(&imported));
+    assert!(
+        live_messages.len() > 1000,
+        "the real log has thousands of messages, got {}",
+        live_messages.len()
+    );
+    assert_eq!(live_messages, import_messages);
+    assert_eq!(live_recipients, import_recipients);
+}
+
+#[test]
+fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
+    let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
+        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
+        return;
+    };
+    let cluster = PgCluster::start().expect("private cluster");
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("db-crash");
+    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    let syslog = as_syslog(&lines);
+    let (first, second) = syslog.split_at(30_000);
+    send_tcp(port, first);
+    wait_for_rows(&url, 10_000, Duration::from_secs(120));
+    cluster.kill().expect("kill PostgreSQL");
+    send_tcp(port, second);
+    std::thread::sleep(Duration::from_secs(30));
+    cluster.restart().expect("restart PostgreSQL");
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
+    assert_eq!(
+        stored,
+        lines.len() as i64,
+        "rsyslogd log:\n{}",
+        daemon.own_log()
+    );
+    let distinct = block_on(count(
+        &url,
+        "SELECT count(DISTINCT (ts, line_key)) FROM log_events",
+    ));
+    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert!(
+        daemon.own_log().contains("suspending"),
+        "the outage was noticed:\n{}",
+        daemon.own_log()
+    );
+}
+
+#[test]
+fn an_rsyslogd_restart_mid_stream_loses_and_doubles_nothing() {
+    let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
+        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
+        return;
+    };
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("restart");
+    let mut daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    send_tcp(port, &as_syslog(&lines));
+    wait_for_rows(&url, 5_000, Duration::from_secs(120));
+    daemon.restart();
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
+    // Lines still in the socket when rsyslogd stopped are the sender's loss, not the queue's: the
+    // sender here finished long before, so every line must be there.
+    assert_eq!(
+        stored,
+        lines.len() as i64,
+        "rsyslogd log:\n{}",
+        daemon.own_log()
+    );
+    let distinct = block_on(count(
+        &url,
+        "SELECT count(DISTINCT (ts, line_key)) FROM log_events",
+    ));
+    assert_eq!(distinct, lines.len() as i64);
+}
+
+#[test]
+fn malformed_huge_and_binary_lines_are_stored_raw_and_hurt_nothing() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("bad-lines");
+    let mut daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    let huge = format!(
+        "<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: warning: {}",
+        "x".repeat(1 << 20)
+    );
+    let lines = vec![
+        "<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1]".to_string(),
+        "<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: 0F0F0F0F0F: client=a[192.0.2.1], garbage=\u{1}\u{2}\u{7f}".to_string(),
+        "<22>2026-11-28T10:00:02+00:00 mx1 postfix/qmgr[2]: \u{fffd}\u{fffd}\u{0}binary\u{ff}".to_string(),
+        "<22>2026-11-28T10:00:03+00:00 mx1 postfix/cleanup[3]: ][[:=<<>>,,;;".to_string(),
+        huge,
+        "<22>2026-11-28T10:00:05+00:00 mx1 postfix/smtpd[1]: disconnect from a[192.0.2.1] ehlo=1 quit=1 commands=2".to_string(),
+    ];
+    send_tcp(port, &lines);
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
+    assert_eq!(
+        stored,
+        lines.len() as i64,
+        "rsyslogd log:\n{}",
+        daemon.own_log()
+    );
+    assert!(daemon.is_running());
+    let longest = block_on(count(
+        &url,
+        "SELECT max(length(raw))::bigint FROM log_events",
+    ));
+    assert!(
+        longest >= 1 << 20,
+        "the 1 MiB line is kept whole, got {longest}"
+    );
+}
+
+#[test]
+fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let Some(module) = fault_injection_module() else {
+        return;
+    };
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("panic");
+    let mut daemon = Rsyslogd::start(&dir, &server_config(&module, port, &url));
+    send_tcp(
+        port,
+        &["<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1] OMELSE-FAULT-PANIC".to_string()],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || daemon
+            .own_log()
+            .contains("internal error caught at the rsyslog boundary")),
+        "the panic was reported:\n{}",
+        daemon.own_log()
+    );
+    send_tcp(
+        port,
+        &[
+            "<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: connect from b[192.0.2.2]"
+                .to_string(),
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.is_running(), "rsyslogd survived the panic");
+}
+
+/// Builds omelse.so with the `fault-injection` feature into its own target directory.
+fn fault_injection_module() -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = workspace.join("target/fault-injection");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "omelse",
+            "--lib",
+            "--features",
+            "fault-injection",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo build");
+    assert!(
+        status.success(),
+        "building the fault-injection module failed"
+    );
+    Some(target.join("debug/libomelse.so"))
+}
+
+#[test]
+fn shipped_stanzas_pass_rsyslog_config_check() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let dir = test_dir("stanzas");
+    let tls = make_certificates(&dir);
+    for (file, hosts) in [
+        ("else-server.conf", "server"),
+        ("postfix-host.conf", "client"),
+    ] {
+        let text = shipped(
+            file,
+            &dir,
+            &tls,
+            hosts,
+            free_port(),
+            "host=127.0.0.1 dbname=else",
+        );
+        let path = dir.join(file);
+        std::fs::write(
+            &path,
+            format!("global(workDirectory=\"{}\")\n{text}", dir.display()),
+        )
+        .unwrap();
+        let (ok, output) = check_config(&path);
+        assert!(ok, "rsyslogd -N1 rejects {file}:\n{output}");
+    }
+    // And a mistake is refused with the parameter named.
+    let bad = shipped(
+        "else-server.conf",
+        &dir,
+        &tls,
+        "server",
+        free_port(),
+        "host=127.0.0.1",
+    )
+    .replace("server.role=\"unknown\"", "server.role=\"mailhub\"");
+    let path = dir.join("bad.conf");
+    std::fs::write(
+        &path,
+        format!("global(workDirectory=\"{}\")\n{bad}", dir.display()),
+    )
+    .unwrap();
+    let (ok, output) = check_config(&path);
+    assert!(!ok);
+    assert!(output.contains("parameter 'server.role'"), "{output}");
+}
+
+#[test]
+fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
+    if rsyslogd_binary().is_none()
+        || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
+    {
+        eprintln!("skipped: rsyslog-relp not installed");
+        return;
+    }
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let dir = test_dir("relp");
+    let tls = make_certificates(&dir);
+    let relp_port = free_port();
+    let server_text = shipped("else-server.conf", &dir, &tls, "server", relp_port, &url);
+    let _server = Rsyslogd::start(&dir.join("else"), &server_text);
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for host in ["mx1", "mx2"] {
+        let tcp_port = free_port();
+        let client_text = shipped("postfix-host.conf", &dir, &tls, host, relp_port, &url);
+        let config = format!(
+            "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\")\n{client_text}"
+        );
+        hosts.push(Rsyslogd::start(&dir.join(host), &config));
+        ports.push(tcp_port);
+    }
+    for (i, (host, port)) in ["mx1", "mx2"].iter().zip(&ports).enumerate() {
+        let lines: Vec<String> = (0..50)
+            .map(|n| format!("<22>2026-11-28T10:{i:02}:{:02}+00:00 {host} postfix/smtpd[{}]: connect from c{n}[192.0.2.{n}]", n % 60, 100 + n))
+            .collect();
+        send_tcp(*port, &lines);
+    }
+    let stored = wait_for_rows(&url, 100, Duration::from_secs(60));
+    assert_eq!(stored, 100, "server log:\n{}", _server.own_log());
+    let per_host = block_on(async {
+        let client = omelse::store::connect(&url).await.unwrap();
+        client
+            .query("SELECT s.name, count(*) FROM log_events e JOIN servers s ON s.id = e.server_id GROUP BY 1 ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        per_host,
+        vec![("mx1".to_string(), 50), ("mx2".to_string(), 50)]
+    );
+}
+
+struct Certificates {
+    dir: PathBuf,
+}
+
+/// A private CA, a server certificate (else.example.org) and client ones (*.mail.example.org).
+fn make_certificates(dir: &Path) -> Certificates {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&tls)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ELSE test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    for (name, cn) in [
+        ("server", "else.example.org"),
+        ("mx1", "mx1.mail.example.org"),
+        ("mx2", "mx2.mail.example.org"),
+    ] {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        std::fs::write(
+            tls.join(format!("{name}.ext")),
+            format!("subjectAltName=DNS:{cn}\n"),
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+    Certificates { dir: tls }
+}
+
+/// A shipped stanza with the test's module path, ports, certificates and database.
+fn shipped(
+    file: &str,
+    _dir: &Path,
+    tls: &Certificates,
+    role: &str,
+    relp_port: u16,
+    conninfo: &str,
+) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rsyslog-conf")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    let certs = tls.dir.display().to_string();
+    let (cert, key) = if role == "server" || role == "client" {
+        ("server", "server")
+    } else {
+        (role, role)
+    };
+    text.replace(
+        "module(load=\"omelse\")",
+        &format!("module(load=\"{}\")", omelse_module().display()),
+    )
+    .replace("port=\"2514\"", &format!("port=\"{relp_port}\""))
+    .replace("target=\"else.example.org\"", "target=\"127.0.0.1\"")
+    .replace("/etc/else/tls/ca.pem", &format!("{certs}/ca.pem"))
+    .replace("/etc/else/tls/server.pem", &format!("{certs}/{cert}.pem"))
+    .replace("/etc/else/tls/server.key", &format!("{certs}/{key}.key"))
+    .replace("/etc/else/tls/client.pem", &format!("{certs}/{cert}.pem"))
+    .replace("/etc/else/tls/client.key", &format!("{certs}/{key}.key"))
+    .replace(
+        "conninfo=\"host=/var/run/postgresql dbname=else user=else\"",
+        &format!("conninfo=\"{conninfo}\""),
+    )
+}
