@@ -128,7 +128,6 @@ fn run(file: &str) -> Option<Outcome> {
 }
 
 #[test]
-#[ignore = "needs the smtpd parser (branch parse-a)"]
 fn bounce_simple() {
     let Some(out) = run("1_bounce_simple.log") else {
         return;
@@ -260,7 +259,6 @@ fn deferred_message_retry() {
 }
 
 #[test]
-#[ignore = "needs the smtpd parser (branch parse-a)"]
 fn reuse_of_queue_id() {
     let Some(out) = run("14_reuse_of_queueid.log") else {
         return;
@@ -381,7 +379,6 @@ fn pickup() {
 }
 
 #[test]
-#[ignore = "needs the smtpd parser (branch parse-a)"]
 fn two_deliveries_in_one_smtpd_process_mixed() {
     let Some(out) = run_with(
         &["12_two_independent_deliveries_in_the_same_smtpd_process_mixed.log"],
@@ -454,7 +451,6 @@ fn relayed_between_two_else_servers() {
 }
 
 #[test]
-#[ignore = "needs the smtpd parser (branch parse-a)"]
 fn zimbra_amavisd_reinjection_chain() {
     let Some(out) = run("5_zimbra_amavisd.log") else {
         return;
