@@ -133,6 +133,9 @@ impl Correlator {
                     life.session_uid = session_uid;
                     life.touch_recipients();
                 }
+                if let Some(session) = session_uid {
+                    self.sessions.add_message(session, uid);
+                }
                 if let Some(orig) = orig_queue_id {
                     let from_uid = self.messages.latest_uid(queue_key(host, orig));
                     self.link(

@@ -196,6 +196,11 @@ impl Correlator {
             None
         };
         let (message_uid, queue_id) = self.apply_line(line, line_key, session_uid, batch);
+        if let (Some(session), crate::parse::EventKind::Disconnect { .. }) =
+            (session_uid, line.event.kind)
+        {
+            self.close_abandoned(session, line.line.time);
+        }
         batch.events.push(EventRow {
             time,
             line_key,
@@ -269,6 +274,24 @@ impl Correlator {
             self.sessions.restore(row);
         }
         self.last_sweep = self.now;
+    }
+
+    /// Ends the messages of a session that never passed DATA: smtpd had given them a queue id at
+    /// the first accepted RCPT, but no message was queued. Refused recipients make it `rejected`.
+    fn close_abandoned(&mut self, session: i64, time: Timestamp) {
+        for &uid in self.sessions.abandoned_messages(session) {
+            let Some(life) = self.messages.lives.get_mut(&uid) else {
+                continue;
+            };
+            if life.closed_at.is_some() || life.queued || life.row.message_id.is_some() {
+                continue;
+            }
+            if life.recipients.iter().any(|r| r.row.status == "rejected") {
+                life.terminal = Some("rejected");
+            }
+            life.close(time);
+            self.messages.touch(uid);
+        }
     }
 
     /// Messages whose life is not over (no `removed` yet).

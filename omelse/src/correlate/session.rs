@@ -16,6 +16,8 @@ pub(super) struct Session {
     pub row: SessionRow,
     pub touched: bool,
     pub closed: bool,
+    /// The messages (queue ids) this session opened.
+    pub messages: Vec<i64>,
 }
 
 /// One smtpd process: its open session, and when its last session began (so two sessions that
@@ -31,6 +33,20 @@ pub(super) struct Sessions {
     live: HashMap<i64, Session>,
     pids: HashMap<i64, PidSlot>,
     touched: Vec<i64>,
+}
+
+/// True when the `disconnect` counters (`ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5`) show a
+/// DATA or BDAT command that succeeded at least once. No counters (old Postfix): assume it did.
+fn data_accepted(end: &str) -> bool {
+    if !end.contains("commands=") {
+        return true;
+    }
+    end.split([' ', ';']).any(|word| {
+        let value = word
+            .strip_prefix("data=")
+            .or_else(|| word.strip_prefix("bdat="));
+        value.is_some_and(|v| v.split('/').next().is_some_and(|ok| ok != "0"))
+    })
 }
 
 /// True for the daemons whose lines make sessions.
@@ -186,6 +202,7 @@ impl Sessions {
                 },
                 touched: false,
                 closed: false,
+                messages: Vec::new(),
             },
         );
         self.pids.insert(
@@ -219,6 +236,30 @@ impl Sessions {
             }
         }
         self.touch(uid);
+    }
+
+    /// Notes that a session opened a message (its `client=` line).
+    pub fn add_message(&mut self, session: i64, message: i64) {
+        if let Some(s) = self.live.get_mut(&session) {
+            if !s.messages.contains(&message) {
+                s.messages.push(message);
+            }
+        }
+    }
+
+    /// The messages of a session that just ended without any successful DATA (or BDAT): none of
+    /// them reached the queue, and no `removed` will ever be logged for them.
+    pub fn abandoned_messages(&self, session: i64) -> &[i64] {
+        match self.live.get(&session) {
+            Some(s)
+                if s.closed
+                    && !s.messages.is_empty()
+                    && !data_accepted(s.row.end.as_deref().unwrap_or("")) =>
+            {
+                &s.messages
+            }
+            _ => &[],
+        }
     }
 
     fn touch(&mut self, uid: i64) {
@@ -276,6 +317,7 @@ impl Sessions {
                 row,
                 touched: false,
                 closed: false,
+                messages: Vec::new(),
             },
         );
     }

@@ -1646,3 +1646,88 @@ fn before_queue_filter_reject() {
     assert_eq!((refused.state, refused.closed), ("rejected", true));
     assert_eq!((accepted.state, accepted.closed), ("received", false));
 }
+
+#[test]
+fn messages_of_a_session_without_data_are_closed() {
+    let h = "sm02";
+    let c = peer("unknown", "30.207.11.100", None);
+    let mut feed = Feed::new();
+    feed.at(
+        0,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        None,
+        EventKind::Connect { client: c },
+    )
+    .at(
+        0,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        Some("D155CDC24C3"),
+        sasl_client(c, "u"),
+    )
+    .at(
+        0,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        Some("D155CDC24C3"),
+        EventKind::Reject(decision(
+            Action::Reject,
+            ActionSource::Smtpd,
+            "RCPT",
+            Some("x@y"),
+        )),
+    )
+    .at(
+        0,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        None,
+        EventKind::Disconnect {
+            client: c,
+            counters: "ehlo=2 mail=1 rcpt=1/2 quit=1 commands=7/8",
+            commands_ok: Some(7),
+            commands_total: Some(8),
+        },
+    )
+    // The same process, next session: DATA went through, its message is not closed by the
+    // disconnect (qmgr may log after it).
+    .at(
+        5,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        None,
+        EventKind::Connect { client: c },
+    )
+    .at(
+        5,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        Some("E8759DC24C3"),
+        sasl_client(c, "u"),
+    )
+    .at(
+        5,
+        h,
+        "postfix/submission/smtpd",
+        9,
+        None,
+        EventKind::Disconnect {
+            client: c,
+            counters: "ehlo=2 mail=1 rcpt=1 data=1 quit=1 commands=6",
+            commands_ok: Some(6),
+            commands_total: Some(6),
+        },
+    );
+    let lives = last_messages(&feed.take());
+    let refused = message(&lives, "D155CDC24C3");
+    assert_eq!((refused.state, refused.closed), ("rejected", true));
+    assert!(!message(&lives, "E8759DC24C3").closed);
+    assert_eq!(feed.correlator.open_messages(), 1);
+}
