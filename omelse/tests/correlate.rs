@@ -586,3 +586,109 @@ fn real_mx_log_is_consistent() {
     );
     assert_eq!(pipeline.correlator_mut().open_messages(), open);
 }
+
+#[test]
+fn rejects_at_rcpt_and_by_milter() {
+    let Some(out) = run("17-smtpd-reject-with-milter-reject.log") else {
+        return;
+    };
+    let spam = out.message("769FF2E0760");
+    assert_eq!((spam.state, spam.closed), ("rejected", true));
+    let rejects: Vec<_> = out
+        .batch
+        .rejects
+        .iter()
+        .map(|r| (r.source, r.stage.as_str(), r.code))
+        .collect();
+    assert_eq!(
+        rejects,
+        vec![
+            ("smtpd", "RCPT", Some(550)),
+            ("smtpd", "RCPT", Some(550)),
+            ("milter", "END-OF-MESSAGE", None)
+        ]
+    );
+    assert!(out
+        .batch
+        .rejects
+        .iter()
+        .all(|r| r.message_uid == Some(spam.uid) && r.session_uid.is_some()));
+    assert_eq!(
+        out.recipient("769FF2E0760", "h-f91a317fd08716dbf2@h-ff6b5e9182fd933.com")
+            .status,
+        "rejected"
+    );
+
+    let Some(out) = run("15_milter-reject.log") else {
+        return;
+    };
+    assert_eq!(
+        out.messages.len(),
+        1,
+        "the repeated milter line belongs to the same message"
+    );
+    assert_eq!(out.messages[0].state, "rejected");
+    assert_eq!(out.batch.rejects.len(), 2);
+
+    let Some(out) = run("20_rejected.log") else {
+        return;
+    };
+    let refused = out.message("D155CDC24C3");
+    assert_eq!(
+        (refused.state, refused.closed),
+        ("rejected", true),
+        "the session ended without DATA"
+    );
+    let actions: Vec<_> = out
+        .batch
+        .rejects
+        .iter()
+        .map(|r| (r.action, r.message_uid.is_some(), r.code))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![("filter", false, None), ("reject", true, Some(450))]
+    );
+}
+
+#[test]
+fn flows_of_a_small_server() {
+    let flows = |file: &str| -> Vec<(String, Option<&'static str>)> {
+        run(file)
+            .map(|out| {
+                out.messages
+                    .iter()
+                    .map(|m| (m.queue_id.clone(), m.flow))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if scenarios().is_none() {
+        return;
+    }
+    let owned = |v: &[(&str, Option<&'static str>)]| {
+        v.iter()
+            .map(|(q, f)| (q.to_string(), *f))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        flows("27_one_sent_one_received.log"),
+        owned(&[
+            ("4FA51DFCAD", Some("outbound")),
+            ("DF1C3EB916", Some("inbound"))
+        ]),
+        "an authenticated user's mail out, a stranger's mail in"
+    );
+    assert_eq!(
+        flows("22_virtual_delivery.log"),
+        owned(&[("EA015DF2B6", Some("inbound"))])
+    );
+    assert_eq!(
+        flows("3_local_delivery.log"),
+        owned(&[
+            ("0B73130001FB", Some("internal")),
+            ("400643011B47", Some("internal"))
+        ]),
+        "a user writing to a local mailbox, through amavis"
+    );
+}
