@@ -42,16 +42,24 @@ const FILTER_WORDS: [&str; 5] = ["amavis", "filter", "spam", "clam", "rspamd"];
 
 /// A delivery goes into a content filter when its next hop is on the loopback at a port other
 /// than 25/465/587 (amavis listens on 10024, re-injects on 10025; dkim and spam filters are set
-/// up the same way), or when the relay or the delivering service is named after a filter.
+/// up the same way), or when the delivering service (`postfix/amavis/smtp`) or a local relay
+/// (loopback, or no address: `relay=amavis`) is named after a filter. A remote relay's name says
+/// nothing: `inbound.spamfilter.example` is another MTA.
 pub(super) fn is_content_filter(program: &Program<'_>, delivery: &Delivery<'_>) -> bool {
-    let loopback_port = delivery.relay_peer.is_some_and(|p| {
-        is_loopback(p.ip) && p.port.is_some_and(|port| !SMTP_PORTS.contains(&port))
-    });
     let named = |text: &str| {
         let lower = text.to_ascii_lowercase();
         FILTER_WORDS.iter().any(|w| lower.contains(w))
     };
-    loopback_port || named(delivery.relay) || program.service.is_some_and(named)
+    if program.service.is_some_and(named) {
+        return true;
+    }
+    match delivery.relay_peer {
+        Some(peer) if is_loopback(peer.ip) => {
+            peer.port.is_some_and(|port| !SMTP_PORTS.contains(&port)) || named(peer.name)
+        }
+        Some(_) => false,
+        None => named(delivery.relay),
+    }
 }
 
 impl Correlator {

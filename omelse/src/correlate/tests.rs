@@ -1731,3 +1731,39 @@ fn messages_of_a_session_without_data_are_closed() {
     assert!(!message(&lives, "E8759DC24C3").closed);
     assert_eq!(feed.correlator.open_messages(), 1);
 }
+
+#[test]
+fn content_filter_rule() {
+    use super::links::is_content_filter;
+    let d = |relay, peer| match delivery("a@b", relay, peer, DeliveryStatus::Sent, Some("ABCDE1")) {
+        EventKind::Delivery(d) => d,
+        _ => unreachable!(),
+    };
+    let smtp = Program::split("postfix/smtp");
+    let amavis10024 = d(
+        "127.0.0.1[127.0.0.1]:10024",
+        Some(peer("127.0.0.1", "127.0.0.1", Some(10024))),
+    );
+    assert!(is_content_filter(&smtp, &amavis10024));
+    let loopback25 = d(
+        "localhost[127.0.0.1]:25",
+        Some(peer("localhost", "127.0.0.1", Some(25))),
+    );
+    assert!(
+        !is_content_filter(&smtp, &loopback25),
+        "plain SMTP to the local Postfix"
+    );
+    assert!(is_content_filter(
+        &Program::split("postfix/amavis/smtp"),
+        &loopback25
+    ));
+    let remote = d(
+        "inbound.spamfilter.example[192.0.2.5]:25",
+        Some(peer("inbound.spamfilter.example", "192.0.2.5", Some(25))),
+    );
+    assert!(
+        !is_content_filter(&smtp, &remote),
+        "a remote filtering service is another MTA"
+    );
+    assert!(is_content_filter(&smtp, &d("amavis", None)));
+}
