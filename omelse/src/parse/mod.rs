@@ -150,8 +150,11 @@ pub fn parse_message<'a>(program: &Program<'a>, message: &'a str) -> Event<'a> {
         }
         _ => service::parse(program.daemon, queue_id, text),
     };
-    let kind = kind
+    match kind
+        .map(|kind| (None, kind))
         .or_else(|| diagnostic::parse(text))
-        .unwrap_or(EventKind::Unknown);
-    Event::new(queue_id, kind)
+    {
+        Some((named_queue_id, kind)) => Event::new(queue_id.or(named_queue_id), kind),
+        None => Event::new(queue_id, EventKind::Unknown),
+    }
 }
