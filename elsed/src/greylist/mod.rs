@@ -17,6 +17,8 @@ pub mod triplet;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_postfix;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

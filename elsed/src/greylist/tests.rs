@@ -34,7 +34,7 @@ impl Clock for ManualClock {
 }
 
 /// A fresh migrated database on the shared test cluster.
-async fn database() -> String {
+pub(super) async fn database() -> String {
     let url = PgCluster::shared().create_database().await;
     migrate(&url).await;
     url
@@ -597,6 +597,15 @@ async fn served(
     let policy = service(&url, cfg, clock).await;
     tokio::spawn(server::run(policy, vec![tcp, unix]));
     (addr, sock, dir)
+}
+
+/// Serves a policy on a free TCP port of 127.0.0.1 and returns the address.
+pub(super) async fn served_on(url: &str, cfg: GreylistConfig, clock: Arc<dyn Clock>) -> String {
+    let tcp = Listener::bind("inet:127.0.0.1:0", 0o666).await.unwrap();
+    let addr = tcp.describe();
+    let policy = service(url, cfg, clock).await;
+    tokio::spawn(server::run(policy, vec![tcp]));
+    addr
 }
 
 mod tempdir {
