@@ -19,6 +19,8 @@ pub mod triplet;
 mod tests;
 #[cfg(test)]
 mod tests_postfix;
+#[cfg(test)]
+mod tests_postgrey;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -16,13 +16,13 @@ use super::store::{self, StaticList};
 use super::*;
 
 /// A clock the test moves by hand.
-struct ManualClock(AtomicI64);
+pub(super) struct ManualClock(AtomicI64);
 
 impl ManualClock {
-    fn new() -> Arc<ManualClock> {
+    pub(super) fn new() -> Arc<ManualClock> {
         Arc::new(ManualClock(AtomicI64::new(1_764_000_000)))
     }
-    fn advance(&self, secs: i64) {
+    pub(super) fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::Relaxed);
     }
 }
