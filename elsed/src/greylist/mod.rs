@@ -7,6 +7,7 @@
 // The CLI (elsed/src/main.rs) wires `serve` and `cleanup` in; until then parts are unused.
 #![allow(dead_code, unused_imports)]
 
+pub mod batcher;
 pub mod config;
 pub mod lists;
 pub mod policy;
@@ -17,6 +18,8 @@ pub mod triplet;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bench;
 #[cfg(test)]
 mod tests_postfix;
 #[cfg(test)]

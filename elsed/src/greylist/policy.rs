@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 
+use super::batcher::Batcher;
 use super::config::GreylistConfig;
 use super::lists::{DbLists, Lists};
 use super::protocol::Request;
-use super::store::{self, DecisionRow, Key, SenderAwlRow, TripletRow};
+use super::store::{self, DecisionRow, Key, SenderAwlRow, Snapshot, TripletRow};
 use super::triplet::{client_network, domain_of, normalize_sender};
 use super::Clock;
 
@@ -99,7 +100,7 @@ pub fn count_sender_pass(
 
 /// The outcome of the database part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
     Triplet(TripletOutcome),
     AwlSender,
     AwlDomain,
@@ -126,6 +127,7 @@ pub struct Policy {
     cfg: GreylistConfig,
     hostname: String,
     pool: Pool,
+    batcher: Batcher,
     clock: Arc<dyn Clock>,
     lists: RwLock<Arc<Lists>>,
     log: Option<mpsc::Sender<DecisionRow>>,
@@ -147,6 +149,7 @@ impl Policy {
         let lists = Arc::new(Lists::build(&cfg, &DbLists::default()));
         Policy {
             hostname: cfg.effective_hostname(),
+            batcher: Batcher::start(pool.clone(), cfg.clone()),
             cfg,
             pool,
             clock,
@@ -336,7 +339,8 @@ impl Policy {
             return None;
         }
         let limit = Duration::from_millis(self.cfg.db_timeout_ms);
-        let error = match tokio::time::timeout(limit, self.evaluate(key, now)).await {
+        let error = match tokio::time::timeout(limit, self.batcher.evaluate(key.clone(), now)).await
+        {
             Ok(Ok(outcome)) => {
                 if self.db_down.swap(false, Ordering::Relaxed) {
                     tracing::info!("greylist: database reachable again, greylisting resumed");
@@ -355,62 +359,61 @@ impl Policy {
         }
         None
     }
+}
 
-    /// The auto-whitelists, then the triplet; writes the new state.
-    async fn evaluate(&self, key: &Key, now: i64) -> Result<Outcome, store::StoreError> {
-        let cfg = &self.cfg;
-        let client = self.pool.get().await?;
-        let snap = store::lookup(&client, key).await?;
-        let awl = cfg.awl_sender_passes > 0 && !key.sender_domain.is_empty();
-        let fresh = |last_seen: i64| now - last_seen <= cfg.awl_max_age_secs;
-        if awl && cfg.awl_domain_senders > 0 {
-            if let Some(last_seen) = snap.domain_awl.filter(|&l| fresh(l)) {
-                if now - last_seen >= TOUCH_INTERVAL {
-                    store::touch_awl(&client, key, true, now).await?;
-                }
-                return Ok(Outcome::AwlDomain);
+/// The writes one decision asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub triplet: Option<TripletRow>,
+    pub sender_awl: Option<SenderAwlRow>,
+    pub touch_domain_awl: bool,
+    pub touch_sender_awl: bool,
+    /// The sender just became trusted: the domain may now qualify.
+    pub try_promote_domain: bool,
+}
+
+/// The decision on the database state, as a pure function: the auto-whitelists, then the
+/// triplet. `snap` is updated as the writes will leave it, so that a second request for the
+/// same key in one batch sees the first.
+pub fn plan(snap: &mut Snapshot, key: &Key, now: i64, cfg: &GreylistConfig) -> (Outcome, Plan) {
+    let mut plan = Plan::default();
+    let awl = cfg.awl_sender_passes > 0 && !key.sender_domain.is_empty();
+    let fresh = |last_seen: i64| now - last_seen <= cfg.awl_max_age_secs;
+    if awl && cfg.awl_domain_senders > 0 {
+        if let Some(last_seen) = snap.domain_awl.filter(|&l| fresh(l)) {
+            if now - last_seen >= TOUCH_INTERVAL {
+                plan.touch_domain_awl = true;
+                snap.domain_awl = Some(now);
             }
+            return (Outcome::AwlDomain, plan);
         }
-        if awl {
-            if let Some(s) = snap
-                .sender_awl
-                .filter(|s| s.passes >= cfg.awl_sender_passes && fresh(s.last_seen))
-            {
-                if now - s.last_seen >= TOUCH_INTERVAL {
-                    store::touch_awl(&client, key, false, now).await?;
-                }
-                return Ok(Outcome::AwlSender);
-            }
-        }
-        let (row, outcome) = step_triplet(snap.triplet, now, cfg);
-        store::save_triplet(&client, key, &row).await?;
-        let passed = !matches!(outcome, TripletOutcome::Greylist { .. });
-        if awl && passed {
-            if let Some(s) = count_sender_pass(snap.sender_awl, now, cfg) {
-                store::save_sender_awl(&client, key, &s).await?;
-                if s.passes == cfg.awl_sender_passes && cfg.awl_domain_senders > 0 {
-                    let since = now - cfg.awl_max_age_secs;
-                    let promoted = store::promote_domain(
-                        &client,
-                        key,
-                        now,
-                        cfg.awl_sender_passes,
-                        since,
-                        cfg.awl_domain_senders,
-                    )
-                    .await?;
-                    if promoted {
-                        tracing::info!(
-                            "greylist: domain {} auto-whitelisted from {}",
-                            key.sender_domain,
-                            key.client_net
-                        );
-                    }
-                }
-            }
-        }
-        Ok(Outcome::Triplet(outcome))
     }
+    if awl {
+        if let Some(s) = snap
+            .sender_awl
+            .as_mut()
+            .filter(|s| s.passes >= cfg.awl_sender_passes && fresh(s.last_seen))
+        {
+            if now - s.last_seen >= TOUCH_INTERVAL {
+                plan.touch_sender_awl = true;
+                s.last_seen = now;
+            }
+            return (Outcome::AwlSender, plan);
+        }
+    }
+    let (row, outcome) = step_triplet(snap.triplet, now, cfg);
+    plan.triplet = Some(row);
+    snap.triplet = Some(row);
+    let passed = !matches!(outcome, TripletOutcome::Greylist { .. });
+    if awl && passed {
+        if let Some(s) = count_sender_pass(snap.sender_awl, now, cfg) {
+            plan.try_promote_domain =
+                s.passes == cfg.awl_sender_passes && cfg.awl_domain_senders > 0;
+            plan.sender_awl = Some(s);
+            snap.sender_awl = Some(s);
+        }
+    }
+    (Outcome::Triplet(outcome), plan)
 }
 
 #[cfg(test)]

@@ -75,128 +75,13 @@ pub struct SenderAwlRow {
     pub passes: i32,
 }
 
-/// Everything one decision needs, read in one round trip.
+/// Everything one decision needs (read for many requests in one round trip).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// `last_seen` of the domain auto-whitelist entry.
     pub domain_awl: Option<i64>,
     pub sender_awl: Option<SenderAwlRow>,
     pub triplet: Option<TripletRow>,
-}
-
-pub async fn lookup(client: &deadpool_postgres::Client, key: &Key) -> Result<Snapshot> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT extract(epoch FROM d.last_seen)::int8,
-                    extract(epoch FROM s.first_seen)::int8, extract(epoch FROM s.last_seen)::int8,
-                    extract(epoch FROM s.last_counted)::int8, s.passes,
-                    extract(epoch FROM t.first_seen)::int8, extract(epoch FROM t.last_seen)::int8,
-                    extract(epoch FROM t.passed_at)::int8, t.attempts
-             FROM (VALUES (1)) one(x)
-             LEFT JOIN greylist_domain_awl d ON d.sender_domain = $1 AND d.client_net = $2
-             LEFT JOIN greylist_sender_awl s ON s.sender = $3 AND s.client_net = $2
-             LEFT JOIN greylist_triplets t
-                    ON t.client_net = $2 AND t.sender = $3 AND t.recipient = $4",
-        )
-        .await?;
-    let row = client
-        .query_one(
-            &stmt,
-            &[
-                &key.sender_domain,
-                &key.client_net,
-                &key.sender,
-                &key.recipient,
-            ],
-        )
-        .await?;
-    Ok(Snapshot {
-        domain_awl: row.get(0),
-        sender_awl: row.get::<_, Option<i32>>(4).map(|passes| SenderAwlRow {
-            first_seen: row.get(1),
-            last_seen: row.get(2),
-            last_counted: row.get(3),
-            passes,
-        }),
-        triplet: row.get::<_, Option<i32>>(8).map(|attempts| TripletRow {
-            first_seen: row.get(5),
-            last_seen: row.get(6),
-            passed_at: row.get(7),
-            attempts,
-        }),
-    })
-}
-
-/// Writes a triplet's new state. Two MX racing on one triplet both write a state computed from
-/// what they read; either is a valid state, and `passed_at` never goes back to NULL.
-pub async fn save_triplet(
-    client: &deadpool_postgres::Client,
-    key: &Key,
-    row: &TripletRow,
-) -> Result<()> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO greylist_triplets
-                 (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts)
-             VALUES ($1, $2, $3, to_timestamp($4::int8), to_timestamp($5::int8),
-                     to_timestamp($6::int8), $7)
-             ON CONFLICT (client_net, sender, recipient) DO UPDATE SET
-                 first_seen = EXCLUDED.first_seen,
-                 last_seen = EXCLUDED.last_seen,
-                 passed_at = coalesce(greylist_triplets.passed_at, EXCLUDED.passed_at),
-                 attempts = EXCLUDED.attempts",
-        )
-        .await?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &key.client_net,
-                &key.sender,
-                &key.recipient,
-                &row.first_seen,
-                &row.last_seen,
-                &row.passed_at,
-                &row.attempts,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-pub async fn save_sender_awl(
-    client: &deadpool_postgres::Client,
-    key: &Key,
-    row: &SenderAwlRow,
-) -> Result<()> {
-    let stmt = client
-        .prepare_cached(
-            "INSERT INTO greylist_sender_awl
-                 (sender, client_net, sender_domain, first_seen, last_seen, last_counted, passes)
-             VALUES ($1, $2, $3, to_timestamp($4::int8), to_timestamp($5::int8),
-                     to_timestamp($6::int8), $7)
-             ON CONFLICT (sender, client_net) DO UPDATE SET
-                 first_seen = EXCLUDED.first_seen,
-                 last_seen = EXCLUDED.last_seen,
-                 last_counted = EXCLUDED.last_counted,
-                 passes = EXCLUDED.passes",
-        )
-        .await?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &key.sender,
-                &key.client_net,
-                &key.sender_domain,
-                &row.first_seen,
-                &row.last_seen,
-                &row.last_counted,
-                &row.passes,
-            ],
-        )
-        .await?;
-    Ok(())
 }
 
 /// Trusts the sender's domain from the client network when at least `min_senders` distinct
@@ -258,6 +143,146 @@ pub async fn touch_awl(
     };
     client
         .execute(&stmt, &[first, &key.client_net, &now])
+        .await?;
+    Ok(())
+}
+
+/// Reads the state of many keys in one statement; the snapshots in the keys' order.
+pub async fn lookup_many(
+    client: &deadpool_postgres::Client,
+    keys: &[Key],
+) -> Result<Vec<Snapshot>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT u.i, extract(epoch FROM d.last_seen)::int8,
+                    extract(epoch FROM s.first_seen)::int8, extract(epoch FROM s.last_seen)::int8,
+                    extract(epoch FROM s.last_counted)::int8, s.passes,
+                    extract(epoch FROM t.first_seen)::int8, extract(epoch FROM t.last_seen)::int8,
+                    extract(epoch FROM t.passed_at)::int8, t.attempts
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                  WITH ORDINALITY AS u(dom, net, snd, rcpt, i)
+             LEFT JOIN greylist_domain_awl d ON d.sender_domain = u.dom AND d.client_net = u.net
+             LEFT JOIN greylist_sender_awl s ON s.sender = u.snd AND s.client_net = u.net
+             LEFT JOIN greylist_triplets t
+                    ON t.client_net = u.net AND t.sender = u.snd AND t.recipient = u.rcpt",
+        )
+        .await?;
+    let col = |f: fn(&Key) -> &str| keys.iter().map(f).collect::<Vec<&str>>();
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &col(|k| &k.sender_domain),
+                &col(|k| &k.client_net),
+                &col(|k| &k.sender),
+                &col(|k| &k.recipient),
+            ],
+        )
+        .await?;
+    let mut out = vec![Snapshot::default(); keys.len()];
+    for row in rows {
+        let i = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
+        let Some(slot) = out.get_mut(i) else {
+            continue;
+        };
+        *slot = Snapshot {
+            domain_awl: row.get(1),
+            sender_awl: row.get::<_, Option<i32>>(5).map(|passes| SenderAwlRow {
+                first_seen: row.get(2),
+                last_seen: row.get(3),
+                last_counted: row.get(4),
+                passes,
+            }),
+            triplet: row.get::<_, Option<i32>>(9).map(|attempts| TripletRow {
+                first_seen: row.get(6),
+                last_seen: row.get(7),
+                passed_at: row.get(8),
+                attempts,
+            }),
+        };
+    }
+    Ok(out)
+}
+
+/// Writes triplets' new states, many rows in one statement. Rows must be sorted by key and
+/// unique, so that concurrent writers lock them in one order (no deadlock). Two MX racing on one
+/// triplet each write a state computed from what they read: either is a valid state, and
+/// `passed_at` never goes back to NULL.
+pub async fn save_triplets(
+    client: &deadpool_postgres::Client,
+    rows: &[(Key, TripletRow)],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO greylist_triplets
+                 (client_net, sender, recipient, first_seen, last_seen, passed_at, attempts)
+             SELECT net, snd, rcpt, to_timestamp(f), to_timestamp(l), to_timestamp(p), a
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                         $7::int4[]) AS u(net, snd, rcpt, f, l, p, a)
+             ON CONFLICT (client_net, sender, recipient) DO UPDATE SET
+                 first_seen = EXCLUDED.first_seen,
+                 last_seen = EXCLUDED.last_seen,
+                 passed_at = coalesce(greylist_triplets.passed_at, EXCLUDED.passed_at),
+                 attempts = EXCLUDED.attempts",
+        )
+        .await?;
+    let keys = |f: fn(&Key) -> &str| rows.iter().map(|(k, _)| f(k)).collect::<Vec<&str>>();
+    client
+        .execute(
+            &stmt,
+            &[
+                &keys(|k| &k.client_net),
+                &keys(|k| &k.sender),
+                &keys(|k| &k.recipient),
+                &rows.iter().map(|(_, r)| r.first_seen).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.last_seen).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.passed_at).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.attempts).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes sender auto-whitelist rows, many (sorted by key, unique) in one statement.
+pub async fn save_sender_awls(
+    client: &deadpool_postgres::Client,
+    rows: &[(Key, SenderAwlRow)],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO greylist_sender_awl
+                 (sender, client_net, sender_domain, first_seen, last_seen, last_counted, passes)
+             SELECT snd, net, dom, to_timestamp(f), to_timestamp(l), to_timestamp(c), p
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                         $7::int4[]) AS u(snd, net, dom, f, l, c, p)
+             ON CONFLICT (sender, client_net) DO UPDATE SET
+                 first_seen = EXCLUDED.first_seen,
+                 last_seen = EXCLUDED.last_seen,
+                 last_counted = EXCLUDED.last_counted,
+                 passes = EXCLUDED.passes",
+        )
+        .await?;
+    let keys = |f: fn(&Key) -> &str| rows.iter().map(|(k, _)| f(k)).collect::<Vec<&str>>();
+    client
+        .execute(
+            &stmt,
+            &[
+                &keys(|k| &k.sender),
+                &keys(|k| &k.client_net),
+                &keys(|k| &k.sender_domain),
+                &rows.iter().map(|(_, r)| r.first_seen).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.last_seen).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.last_counted).collect::<Vec<_>>(),
+                &rows.iter().map(|(_, r)| r.passes).collect::<Vec<_>>(),
+            ],
+        )
         .await?;
     Ok(())
 }

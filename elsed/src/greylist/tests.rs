@@ -805,3 +805,51 @@ async fn end_to_end_with_a_real_two_second_delay() {
         "{reply:?}"
     );
 }
+
+/// Concurrent requests are batched; one triplet several times in a batch is decided in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_for_one_triplet_are_decided_in_order() {
+    let url = database().await;
+    let clock = ManualClock::new();
+    let policy = service(&url, config("mx"), clock.clone()).await;
+    let burst = |rcpts: Vec<String>| {
+        let policy = policy.clone();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for rcpt in rcpts {
+                let policy = policy.clone();
+                tasks.spawn(async move { ask(&policy, "192.0.2.1", "a@b.example", &rcpt).await });
+            }
+            let mut replies = Vec::new();
+            while let Some(r) = tasks.join_next().await {
+                replies.push(r.unwrap());
+            }
+            replies
+        }
+    };
+    let same: Vec<String> = (0..200).map(|_| "same@d.example".to_owned()).collect();
+    let many: Vec<String> = (0..200).map(|i| format!("r{i}@d.example")).collect();
+    let replies = burst(same.iter().chain(&many).cloned().collect()).await;
+    assert_eq!(replies.len(), 400);
+    assert!(replies.iter().all(|r| is_defer(r)), "{replies:?}");
+    let db = omelse::store::connect(&url).await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT count(*), max(attempts) FILTER (WHERE recipient = 'same@d.example')
+             FROM greylist_triplets",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 201);
+    assert_eq!(row.get::<_, Option<i32>>(1), Some(200));
+    clock.advance(300);
+    let replies = burst(same).await;
+    // Exactly one header (the first retry); the others see a triplet that passed.
+    assert_eq!(
+        replies.iter().filter(|r| r.starts_with("PREPEND ")).count(),
+        1,
+        "{replies:?}"
+    );
+    assert_eq!(replies.iter().filter(|r| *r == "DUNNO").count(), 199);
+}

@@ -19,14 +19,16 @@ use super::*;
 const POSTGREY: &str = "/usr/sbin/postgrey";
 
 /// A postgrey process on a private database directory, killed on drop.
-struct Postgrey {
+pub(super) struct Postgrey {
     child: Child,
     dir: std::path::PathBuf,
 }
 
 impl Postgrey {
-    fn start(port: u16) -> Postgrey {
-        let dir = std::env::temp_dir().join(format!("greylse-postgrey-{}", std::process::id()));
+    pub(super) fn start(port: u16) -> Postgrey {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("greylse-postgrey-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).unwrap();
         std::fs::write(dir.join("empty"), "").unwrap();
