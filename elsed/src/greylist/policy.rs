@@ -200,7 +200,8 @@ impl Policy {
             client_name: req.client_name.clone(),
             client_net: None,
             sender: req.sender.clone(),
-            recipient: req.recipient.clone(),
+            // Lower-cased: the end-user view looks addresses up case-insensitively.
+            recipient: req.recipient.as_deref().map(str::to_ascii_lowercase),
             recipient_domain: req.recipient.as_deref().map(domain_of),
             queue_id: req.queue_id.clone().filter(|q| !q.is_empty()),
         };

@@ -21,11 +21,18 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `inet:HOST:PORT`, `HOST:PORT` or `unix:PATH`. A stale unix socket file is replaced
-    /// and given `mode` (smtpd runs as another user).
+    /// Binds `inet:HOST:PORT`, `HOST:PORT` or `unix:PATH`. A stale unix socket file is replaced (a
+    /// live one is an error) and given `mode` (smtpd runs as another user).
     pub async fn bind(spec: &str, mode: u32) -> io::Result<Listener> {
         if let Some(path) = spec.strip_prefix("unix:") {
             let path = PathBuf::from(path);
+            // A socket someone still answers on is in use: do not steal it.
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is served by another process", path.display()),
+                ));
+            }
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}

@@ -518,6 +518,87 @@ pub async fn run_decision_writer(pool: Pool, mx: String, mut rx: mpsc::Receiver<
     }
 }
 
+/// One line of the greylisting statistics: decisions of one kind for one recipient domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLine {
+    pub recipient_domain: String,
+    /// `greylist`, `pass`, `awl`, `whitelist`, `skip`.
+    pub action: String,
+    /// `new`, `early-retry`, `triplet passed` (passed after the delay), `sender awl`, …
+    pub reason: String,
+    pub count: i64,
+}
+
+/// Decisions between `from` and `to` (Unix seconds, half-open), by recipient domain and kind:
+/// what the statistics page shows (deferred, passed after the delay, auto-whitelisted).
+pub async fn decision_stats(
+    client: &tokio_postgres::Client,
+    from: i64,
+    to: i64,
+) -> Result<Vec<StatLine>> {
+    let rows = client
+        .query(
+            "SELECT coalesce(recipient_domain, ''), action, reason, count(*)
+             FROM greylist_decisions
+             WHERE ts >= to_timestamp($1::int8) AND ts < to_timestamp($2::int8)
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            &[&from, &to],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StatLine {
+            recipient_domain: r.get(0),
+            action: r.get(1),
+            reason: r.get(2),
+            count: r.get(3),
+        })
+        .collect())
+}
+
+/// A decision as the end-user view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDecision {
+    pub ts: i64,
+    pub mx: String,
+    pub action: String,
+    pub reason: String,
+    pub delay_secs: Option<i32>,
+    pub client_address: Option<String>,
+    pub client_name: Option<String>,
+    pub sender: Option<String>,
+}
+
+/// The newest decisions about mail to one recipient (case-insensitive), at most `limit`.
+pub async fn decisions_for_recipient(
+    client: &tokio_postgres::Client,
+    recipient: &str,
+    limit: i64,
+) -> Result<Vec<UserDecision>> {
+    let rows = client
+        .query(
+            "SELECT extract(epoch FROM ts)::int8, mx, action, reason, delay_secs,
+                    host(client_address), client_name, sender
+             FROM greylist_decisions WHERE recipient = lower($1)
+             ORDER BY ts DESC LIMIT $2",
+            &[&recipient, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UserDecision {
+            ts: r.get(0),
+            mx: r.get(1),
+            action: r.get(2),
+            reason: r.get(3),
+            delay_secs: r.get(4),
+            client_address: r.get(5),
+            client_name: r.get(6),
+            sender: r.get(7),
+        })
+        .collect())
+}
+
 /// What a cleanup removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CleanupStats {

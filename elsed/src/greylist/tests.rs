@@ -708,6 +708,12 @@ async fn pipelined_requests_on_one_connection_and_a_unix_socket() {
     let mode = std::fs::metadata(&sock).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o666);
+    // A second service does not steal a live socket.
+    let taken = Listener::bind(&format!("unix:{}", sock.display()), 0o666).await;
+    assert_eq!(
+        taken.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::AddrInUse)
+    );
 }
 
 #[tokio::test]
@@ -852,4 +858,78 @@ async fn concurrent_requests_for_one_triplet_are_decided_in_order() {
         "{replies:?}"
     );
     assert_eq!(replies.iter().filter(|r| *r == "DUNNO").count(), 199);
+}
+
+#[tokio::test]
+async fn statistics_and_the_end_user_view_read_the_decisions_log() {
+    let url = database().await;
+    let clock = ManualClock::new();
+    let cfg = GreylistConfig {
+        optout: vec!["quiet.example".into()],
+        ..config("mx7")
+    };
+    let policy = service(&url, cfg, clock.clone()).await;
+    let from = clock.now();
+    assert!(is_defer(
+        &ask(&policy, "192.0.2.1", "a@s.example", "Bob@R.example").await
+    ));
+    assert!(is_defer(
+        &ask(&policy, "192.0.2.1", "b@s.example", "bob@r.example").await
+    ));
+    clock.advance(300);
+    assert!(ask(&policy, "192.0.2.1", "a@s.example", "bob@r.example")
+        .await
+        .starts_with("PREPEND"));
+    assert_eq!(
+        ask(&policy, "192.0.2.1", "a@s.example", "x@quiet.example").await,
+        "DUNNO"
+    );
+    decisions(&url, 4).await;
+
+    let db = omelse::store::connect(&url).await.unwrap();
+    let stats = store::decision_stats(&db, from, clock.now() + 1)
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &str, i64)> = stats
+        .iter()
+        .map(|s| {
+            (
+                s.recipient_domain.as_str(),
+                s.action.as_str(),
+                s.reason.as_str(),
+                s.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("quiet.example", "skip", "opted out", 1),
+            ("r.example", "greylist", "new", 2),
+            ("r.example", "pass", "triplet passed", 1),
+        ]
+    );
+    // Outside the period: nothing.
+    assert!(store::decision_stats(&db, from - 100, from)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mine = store::decisions_for_recipient(&db, "BOB@r.example", 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0].action, "pass");
+    assert_eq!(mine[0].delay_secs, Some(300));
+    assert_eq!(mine[0].mx, "mx7");
+    assert_eq!(mine[0].client_address.as_deref(), Some("192.0.2.1"));
+    assert_eq!(mine[0].sender.as_deref(), Some("a@s.example"));
+    assert!(mine[1..].iter().all(|d| d.action == "greylist"));
+    assert_eq!(
+        store::decisions_for_recipient(&db, "bob@r.example", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
