@@ -1,3 +1,5 @@
 //! `elsed`: ELSE's daemon and command line.
 
+mod greylist;
+
 fn main() {}
