@@ -45,5 +45,29 @@ fn parse_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse_throughput);
+/// Parse + correlate + table rows (no database): the work the writer thread does per line.
+fn pipeline_throughput(c: &mut Criterion) {
+    let lines = corpus();
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.sample_size(10);
+    group.bench_function("real_log_lines", |b| {
+        b.iter(|| {
+            let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
+            let mut pipeline =
+                omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
+            let mut rows = 0;
+            for chunk in lines.chunks(20_000) {
+                for line in chunk {
+                    pipeline.push_line(line);
+                }
+                rows += pipeline.take_batch().events.len();
+            }
+            rows
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse_throughput, pipeline_throughput);
 criterion_main!(benches);
