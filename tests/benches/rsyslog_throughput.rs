@@ -109,9 +109,10 @@ module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="500000") {{
   action(type="omelse" conninfo="{omelse_url}" action.resumeRetryCount="-1"
-         queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="10000")
+         queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="10000" queue.workerThreads="{workers}")
 }}"#,
-        module = module.display()
+        module = module.display(),
+        workers = std::env::var("OMELSE_BENCH_WORKERS").unwrap_or_else(|_| "2".into())
     );
     let pgsql_config = format!(
         r#"module(load="imtcp")

@@ -35,7 +35,7 @@ fn omelse_action(conninfo: &str, extra: &str) -> String {
         r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1"
        action.resumeRetryCount="-1" action.resumeInterval="1"
        queue.type="LinkedList" queue.filename="omelse" queue.saveOnShutdown="on"
-       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" {extra})"#
+       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" queue.workerThreads="2" {extra})"#
     )
 }
 
