@@ -126,7 +126,13 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "configuration {}: {}", self.path.display(), self.problem)
         } else {
-            write!(f, "configuration {}: {}: {}", self.path.display(), self.key, self.problem)
+            write!(
+                f,
+                "configuration {}: {}: {}",
+                self.path.display(),
+                self.key,
+                self.problem
+            )
         }
     }
 }
@@ -140,7 +146,9 @@ impl Config {
         let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
         match std::fs::read_to_string(path) {
             Ok(text) => Config::parse(&text, path),
-            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
             Err(e) => Err(ConfigError {
                 path: path.to_owned(),
                 key: String::new(),
@@ -158,35 +166,58 @@ impl Config {
         };
         // Syntax first (toml's own message says where), then the shape, with the key's path.
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let line = e.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
-            error(String::new(), format!("not valid TOML (line {line}): {}", e.message()))
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            error(
+                String::new(),
+                format!("not valid TOML (line {line}): {}", e.message()),
+            )
         })?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            let problem = e.into_inner().message().to_owned();
-            let key = if key == "." { String::new() } else { key };
-            if problem.starts_with("unknown field") {
-                // The path already ends with the unknown key; serde's list of expected keys is
-                // the useful part of its message.
-                let expected = problem.split_once(", expected ").map_or(String::new(), |(_, e)| format!(" (expected {e})"));
-                return error(key, format!("unknown key{expected}"));
-            }
-            error(key, problem)
-        })?;
-        config.check().map_err(|(key, problem)| error(key, problem))?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let problem = e.into_inner().message().to_owned();
+                let key = if key == "." { String::new() } else { key };
+                if problem.starts_with("unknown field") {
+                    // The path already ends with the unknown key; serde's list of expected keys is
+                    // the useful part of its message.
+                    let expected = problem
+                        .split_once(", expected ")
+                        .map_or(String::new(), |(_, e)| format!(" (expected {e})"));
+                    return error(key, format!("unknown key{expected}"));
+                }
+                error(key, problem)
+            })?;
+        config
+            .check()
+            .map_err(|(key, problem)| error(key, problem))?;
         Ok(config)
     }
 
     /// The checks types alone do not make.
     fn check(&self) -> Result<(), (String, String)> {
         if let Some(zone) = &self.timezone {
-            jiff::tz::TimeZone::get(zone).map_err(|e| ("timezone".to_owned(), format!("'{zone}' is not a known time zone ({e})")))?;
+            jiff::tz::TimeZone::get(zone).map_err(|e| {
+                (
+                    "timezone".to_owned(),
+                    format!("'{zone}' is not a known time zone ({e})"),
+                )
+            })?;
         }
-        if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
+        if self
+            .database
+            .url
+            .as_deref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
         if self.import.batch_lines == 0 {
-            return Err(("import.batch_lines".to_owned(), "must be at least 1".to_owned()));
+            return Err((
+                "import.batch_lines".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
         }
         if self.retention.days == 0 {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
@@ -198,16 +229,29 @@ impl Config {
             if !ROLES.contains(&server.role.as_str()) {
                 return Err((
                     format!("servers[{i}].role"),
-                    format!("'{}' is not a role (one of {})", server.role, ROLES.join(", ")),
+                    format!(
+                        "'{}' is not a role (one of {})",
+                        server.role,
+                        ROLES.join(", ")
+                    ),
                 ));
             }
             for (j, address) in server.addresses.iter().enumerate() {
                 if address.parse::<IpAddr>().is_err() {
-                    return Err((format!("servers[{i}].addresses[{j}]"), format!("'{address}' is not an IP address")));
+                    return Err((
+                        format!("servers[{i}].addresses[{j}]"),
+                        format!("'{address}' is not an IP address"),
+                    ));
                 }
             }
-            if self.servers[..i].iter().any(|other| other.name == server.name) {
-                return Err((format!("servers[{i}].name"), format!("'{}' is listed twice", server.name)));
+            if self.servers[..i]
+                .iter()
+                .any(|other| other.name == server.name)
+            {
+                return Err((
+                    format!("servers[{i}].name"),
+                    format!("'{}' is listed twice", server.name),
+                ));
             }
         }
         Ok(())
@@ -227,7 +271,9 @@ mod tests {
         let config = parse("").unwrap();
         assert_eq!(config.import.batch_lines, 20_000);
         assert_eq!(config.retention.days, 90);
-        assert!(config.database.url.is_none() && config.timezone.is_none() && config.servers.is_empty());
+        assert!(
+            config.database.url.is_none() && config.timezone.is_none() && config.servers.is_empty()
+        );
     }
 
     #[test]
@@ -248,8 +294,14 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         )
         .unwrap();
         assert_eq!(config.timezone.as_deref(), Some("Europe/Paris"));
-        assert_eq!(config.database.url.as_deref(), Some("host=/run/postgresql dbname=else"));
-        assert_eq!((config.import.batch_lines, config.retention.days), (500, 30));
+        assert_eq!(
+            config.database.url.as_deref(),
+            Some("host=/run/postgresql dbname=else")
+        );
+        assert_eq!(
+            (config.import.batch_lines, config.retention.days),
+            (500, 30)
+        );
         assert_eq!(config.servers[0].role, "incoming");
         assert_eq!(config.servers[0].addresses.len(), 2);
     }
@@ -257,13 +309,33 @@ addresses = ["192.0.2.10", "2001:db8::1"]
     #[test]
     fn errors_name_the_key_and_the_problem() {
         let cases = [
-            ("[retention]\ndays = \"ninety\"", "retention.days", "invalid type"),
-            ("[import]\nbatch_line = 5", "import.batch_line", "unknown key"),
+            (
+                "[retention]\ndays = \"ninety\"",
+                "retention.days",
+                "invalid type",
+            ),
+            (
+                "[import]\nbatch_line = 5",
+                "import.batch_line",
+                "unknown key",
+            ),
             ("colour = 1", "colour", "unknown key"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
-            ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
-            ("[[servers]]\nname = \"a\"\n[[servers]]\nname = \"b\"\nrole = \"boss\"", "servers[1].role", "not a role"),
-            ("[[servers]]\nname = \"a\"\naddresses = [\"x\"]", "servers[0].addresses[0]", "not an IP"),
+            (
+                "timezone = \"Mars/Olympus\"",
+                "timezone",
+                "not a known time zone",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\n[[servers]]\nname = \"b\"\nrole = \"boss\"",
+                "servers[1].role",
+                "not a role",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\naddresses = [\"x\"]",
+                "servers[0].addresses[0]",
+                "not an IP",
+            ),
         ];
         for (text, key, problem) in cases {
             let e = parse(text).unwrap_err();

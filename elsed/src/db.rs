@@ -28,7 +28,9 @@ pub async fn migrate(client: &mut Client) -> anyhow::Result<Vec<i32>> {
 /// Reading needs a schema, any version this binary knows.
 pub async fn require_schema(client: &Client) -> anyhow::Result<()> {
     match store::schema_version(client).await? {
-        0 => anyhow::bail!("the database has no ELSE schema yet: run `elsed migrate` or `elsed import` first"),
+        0 => anyhow::bail!(
+            "the database has no ELSE schema yet: run `elsed migrate` or `elsed import` first"
+        ),
         version if version > store::LATEST_SCHEMA_VERSION => anyhow::bail!(
             "database schema version {version} is newer than this binary ({}); upgrade ELSE",
             store::LATEST_SCHEMA_VERSION
@@ -46,7 +48,10 @@ pub async fn run_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
         println!("schema up to date (version {version})");
     } else {
         let list: Vec<String> = applied.iter().map(i32::to_string).collect();
-        println!("applied migration(s) {}; schema now at version {version}", list.join(", "));
+        println!(
+            "applied migration(s) {}; schema now at version {version}",
+            list.join(", ")
+        );
     }
     sync_servers(&client, settings).await?;
     Ok(ExitCode::SUCCESS)
@@ -56,7 +61,10 @@ pub async fn run_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
 /// database is the file's when the file names it).
 pub async fn sync_servers(client: &Client, settings: &Settings) -> anyhow::Result<()> {
     for server in &settings.config.servers {
-        let address = server.addresses.first().and_then(|a| a.parse::<std::net::IpAddr>().ok());
+        let address = server
+            .addresses
+            .first()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok());
         client
             .execute(
                 "INSERT INTO servers (name, role, address) VALUES ($1, $2, $3)
@@ -80,7 +88,13 @@ pub fn redact(url: &str) -> String {
         return url.to_owned();
     }
     url.split_whitespace()
-        .map(|word| if word.starts_with("password=") { "password=***" } else { word })
+        .map(|word| {
+            if word.starts_with("password=") {
+                "password=***"
+            } else {
+                word
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -91,8 +105,17 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact("postgresql://else:secret@db:5432/else"), "postgresql://else:***@db:5432/else");
-        assert_eq!(redact("postgresql://else@db/else"), "postgresql://else@db/else");
-        assert_eq!(redact("host=db password=secret dbname=else"), "host=db password=*** dbname=else");
+        assert_eq!(
+            redact("postgresql://else:secret@db:5432/else"),
+            "postgresql://else:***@db:5432/else"
+        );
+        assert_eq!(
+            redact("postgresql://else@db/else"),
+            "postgresql://else@db/else"
+        );
+        assert_eq!(
+            redact("host=db password=secret dbname=else"),
+            "host=db password=*** dbname=else"
+        );
     }
 }

@@ -70,7 +70,10 @@ impl Source {
         };
         let mut reader = BufReader::with_capacity(1 << 20, raw);
         if reader.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
-            Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))))
+            Ok(Box::new(BufReader::with_capacity(
+                1 << 20,
+                MultiGzDecoder::new(reader),
+            )))
         } else {
             Ok(Box::new(reader))
         }
@@ -78,7 +81,9 @@ impl Source {
 
     /// The reference for the year of RFC 3164 lines: when the file was last written.
     fn modified(&self) -> Option<Timestamp> {
-        let Source::File(path) = self else { return None };
+        let Source::File(path) = self else {
+            return None;
+        };
         let modified = std::fs::metadata(path).ok()?.modified().ok()?;
         let micros = jiff::Timestamp::try_from(modified).ok()?.as_microsecond();
         Some(Timestamp(micros))
@@ -152,20 +157,34 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         Some(text) => Some(crate::time::parse_time(text, &zone)?),
         None => None,
     };
-    let batch_lines = args.batch_lines.map_or(settings.config.import.batch_lines, |n| n as usize);
+    let batch_lines = args
+        .batch_lines
+        .map_or(settings.config.import.batch_lines, |n| n as usize);
     let sources = order_sources(&args.files, &zone, year_reference)?;
 
     let mut client = db::connect(settings).await?;
     db::migrate(&mut client).await?;
     db::sync_servers(&client, settings).await?;
 
-    let pipeline = Pipeline::new(Clock::new(zone.clone(), Timestamp::now()), Correlator::new())
-        .with_host_override(args.host.clone());
+    let pipeline = Pipeline::new(
+        Clock::new(zone.clone(), Timestamp::now()),
+        Correlator::new(),
+    )
+    .with_host_override(args.host.clone());
     // Two batches in flight at most: one being written, one ready; parsing goes on meanwhile.
     let (batches, mut received) = mpsc::channel::<Batch>(2);
     let reader = std::thread::Builder::new()
         .name("elsed-import".into())
-        .spawn(move || read_all(&sources, pipeline, &zone, year_reference, batch_lines, &batches))?;
+        .spawn(move || {
+            read_all(
+                &sources,
+                pipeline,
+                &zone,
+                year_reference,
+                batch_lines,
+                &batches,
+            )
+        })?;
 
     let mut writer = store::Writer::new();
     let mut written = Written::default();
@@ -178,7 +197,11 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
             Ok(stats) => {
                 written.add(&stats);
                 batch_count += 1;
-                tracing::debug!(batch = batch_count, events = batch.events.len(), "batch written");
+                tracing::debug!(
+                    batch = batch_count,
+                    events = batch.events.len(),
+                    "batch written"
+                );
             }
             Err(e) => {
                 // Dropping the receiver stops the reader at its next batch.
@@ -188,21 +211,35 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         }
     }
     drop(received);
-    let outcome = reader.join().map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+    let outcome = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
     if let Some(e) = failure {
-        return Err(e.context("import stopped: a batch could not be written (the batches before it are committed)"));
+        return Err(e.context(
+            "import stopped: a batch could not be written (the batches before it are committed)",
+        ));
     }
     let outcome = outcome?;
     store::refresh_rollups(&mut client).await?;
 
     let elapsed = started.elapsed();
-    let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed);
+    let summary = summarize(
+        outcome,
+        messages.len() as u64,
+        batch_count,
+        written,
+        elapsed,
+    );
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{}", render(&summary));
     }
-    Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Writes one batch; transient errors (connection lost, deadlock) are retried with the same batch,
@@ -249,7 +286,9 @@ fn read_all(
     let mut pending = 0usize;
     let mut buffer = Vec::with_capacity(4096);
     'sources: for source in sources {
-        let reference = year_reference.or_else(|| source.modified()).unwrap_or_else(Timestamp::now);
+        let reference = year_reference
+            .or_else(|| source.modified())
+            .unwrap_or_else(Timestamp::now);
         pipeline.set_clock(Clock::new(zone.clone(), reference));
         let mut lines = 0u64;
         let mut reader = match source.open() {
@@ -277,13 +316,19 @@ fn read_all(
             if pending >= batch_lines {
                 pending = 0;
                 if batches.blocking_send(pipeline.take_batch()).is_err() {
-                    files.push(FileSummary { name: source.name(), lines });
+                    files.push(FileSummary {
+                        name: source.name(),
+                        lines,
+                    });
                     break 'sources;
                 }
             }
         }
         tracing::info!(file = %source.name(), lines, "read");
-        files.push(FileSummary { name: source.name(), lines });
+        files.push(FileSummary {
+            name: source.name(),
+            lines,
+        });
     }
     // The writer may have gone; its error is the one reported.
     let _ = batches.blocking_send(pipeline.take_batch());
@@ -297,7 +342,11 @@ fn read_all(
 /// The sources, oldest first. Files whose first lines carry a time are ordered by it; if one has
 /// none, by their rotation (`mail.log.2.gz`, `mail.log.1`, `mail.log`; `mail.log-20240301`
 /// before `mail.log`). Standard input comes last.
-fn order_sources(names: &[String], zone: &TimeZone, year_reference: Option<Timestamp>) -> anyhow::Result<Vec<Source>> {
+fn order_sources(
+    names: &[String],
+    zone: &TimeZone,
+    year_reference: Option<Timestamp>,
+) -> anyhow::Result<Vec<Source>> {
     let stdin_count = names.iter().filter(|n| *n == "-").count();
     anyhow::ensure!(stdin_count <= 1, "standard input (-) can be read only once");
     let mut files = Vec::new();
@@ -309,7 +358,9 @@ fn order_sources(names: &[String], zone: &TimeZone, year_reference: Option<Times
     let first_times: Vec<Option<Timestamp>> = files
         .iter()
         .map(|source| {
-            let reference = year_reference.or_else(|| source.modified()).unwrap_or_else(Timestamp::now);
+            let reference = year_reference
+                .or_else(|| source.modified())
+                .unwrap_or_else(Timestamp::now);
             first_time(source, &mut Clock::new(zone.clone(), reference))
         })
         .collect();
@@ -333,7 +384,9 @@ fn first_time(source: &Source, clock: &mut Clock) -> Option<Timestamp> {
         .split(b'\n')
         .take(100)
         .map_while(Result::ok)
-        .find_map(|bytes| parse::split_line(&String::from_utf8_lossy(&bytes), clock).map(|line| line.time))
+        .find_map(|bytes| {
+            parse::split_line(&String::from_utf8_lossy(&bytes), clock).map(|line| line.time)
+        })
 }
 
 /// Sort key by name: base name, then older rotations first, the live file last.
@@ -358,7 +411,13 @@ fn rotation_key(source: &Source) -> (String, u8, i64) {
     (name.to_owned(), 1, 0)
 }
 
-fn summarize(outcome: ReadOutcome, messages: u64, batches: u64, written: Written, elapsed: Duration) -> Summary {
+fn summarize(
+    outcome: ReadOutcome,
+    messages: u64,
+    batches: u64,
+    written: Written,
+    elapsed: Duration,
+) -> Summary {
     let stats = outcome.stats;
     let seconds = elapsed.as_secs_f64();
     Summary {
@@ -372,7 +431,11 @@ fn summarize(outcome: ReadOutcome, messages: u64, batches: u64, written: Written
         batches,
         written,
         duration_seconds: seconds,
-        lines_per_second: if seconds > 0.0 { stats.lines as f64 / seconds } else { 0.0 },
+        lines_per_second: if seconds > 0.0 {
+            stats.lines as f64 / seconds
+        } else {
+            0.0
+        },
         errors: outcome.errors,
     }
 }
@@ -437,12 +500,24 @@ mod tests {
         let names: Vec<String> = sources.iter().map(Source::name).collect();
         assert_eq!(
             names,
-            ["/var/log/mail.log.10.gz", "/var/log/mail.log.2.gz", "/var/log/mail.log.1", "/var/log/mail.log"]
+            [
+                "/var/log/mail.log.10.gz",
+                "/var/log/mail.log.2.gz",
+                "/var/log/mail.log.1",
+                "/var/log/mail.log"
+            ]
         );
-        let mut dated = vec![file("maillog"), file("maillog-20240308"), file("maillog-20240301.gz")];
+        let mut dated = vec![
+            file("maillog"),
+            file("maillog-20240308"),
+            file("maillog-20240301.gz"),
+        ];
         dated.sort_by_key(rotation_key);
         let names: Vec<String> = dated.iter().map(Source::name).collect();
-        assert_eq!(names, ["maillog-20240301.gz", "maillog-20240308", "maillog"]);
+        assert_eq!(
+            names,
+            ["maillog-20240301.gz", "maillog-20240308", "maillog"]
+        );
     }
 
     #[test]
@@ -451,16 +526,35 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let newer = dir.join("b.log");
         let older = dir.join("a-but-newer-name.log.gz");
-        std::fs::write(&newer, "2024-03-02T10:00:00Z mx postfix/qmgr[1]: 4F3A21C0: removed\n").unwrap();
+        std::fs::write(
+            &newer,
+            "2024-03-02T10:00:00Z mx postfix/qmgr[1]: 4F3A21C0: removed\n",
+        )
+        .unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"garbage first\n2024-03-01T10:00:00Z mx postfix/qmgr[1]: 4F3A21C1: removed\n")
-            .unwrap();
+        std::io::Write::write_all(
+            &mut gz,
+            b"garbage first\n2024-03-01T10:00:00Z mx postfix/qmgr[1]: 4F3A21C1: removed\n",
+        )
+        .unwrap();
         std::fs::write(&older, gz.finish().unwrap()).unwrap();
-        let names = vec![newer.display().to_string(), "-".to_owned(), older.display().to_string()];
+        let names = vec![
+            newer.display().to_string(),
+            "-".to_owned(),
+            older.display().to_string(),
+        ];
         let sources = order_sources(&names, &TimeZone::UTC, None).unwrap();
-        assert_eq!(sources, [Source::File(older), Source::File(newer), Source::Stdin]);
+        assert_eq!(
+            sources,
+            [Source::File(older), Source::File(newer), Source::Stdin]
+        );
         assert!(order_sources(&["-".into(), "-".into()], &TimeZone::UTC, None).is_err());
-        assert!(order_sources(&[dir.join("missing").display().to_string()], &TimeZone::UTC, None).is_err());
+        assert!(order_sources(
+            &[dir.join("missing").display().to_string()],
+            &TimeZone::UTC,
+            None
+        )
+        .is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,7 +40,13 @@ struct Common {
     #[arg(long, global = true, value_name = "PATH", env = "ELSE_CONFIG")]
     config: Option<PathBuf>,
     /// PostgreSQL connection: a URL (postgresql://user@host/db) or `key=value` words
-    #[arg(long, global = true, value_name = "URL", env = "ELSE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "ELSE_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 }
 
@@ -119,7 +125,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs a database command on a small runtime: the work is one connection and one parser thread.
-fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+fn block_on(
+    command: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -58,7 +58,11 @@ pub fn run(args: &ParseArgs, settings: &Settings) -> anyhow::Result<std::process
 }
 
 /// Parses every line of `input` (invalid UTF-8 is replaced, never refused) and writes its JSON.
-fn parse_stream(mut input: impl BufRead, out: &mut impl Write, clock: &mut Clock) -> std::io::Result<()> {
+fn parse_stream(
+    mut input: impl BufRead,
+    out: &mut impl Write,
+    clock: &mut Clock,
+) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     loop {
         buffer.clear();
@@ -70,7 +74,13 @@ fn parse_stream(mut input: impl BufRead, out: &mut impl Write, clock: &mut Clock
         let text = text.strip_suffix('\r').unwrap_or(text);
         match parse::parse_line(text, clock) {
             Some(line) => serde_json::to_writer(&mut *out, &output(&line))?,
-            None => serde_json::to_writer(&mut *out, &Unparsed { kind: "unparsed", raw: text })?,
+            None => serde_json::to_writer(
+                &mut *out,
+                &Unparsed {
+                    kind: "unparsed",
+                    raw: text,
+                },
+            )?,
         }
         out.write_all(b"\n")?;
     }
@@ -80,7 +90,13 @@ fn parse_stream(mut input: impl BufRead, out: &mut impl Write, clock: &mut Clock
 fn output<'a>(line: &'a ParsedLine<'a>) -> Output<'a> {
     // anvil's statistics have a `service` of their own (`smtpd` in `(smtpd:192.0.2.1)`); the
     // program's stays readable in `program`.
-    let event_has_service = matches!(line.event.kind, EventKind::Statistics { service: Some(_), .. });
+    let event_has_service = matches!(
+        line.event.kind,
+        EventKind::Statistics {
+            service: Some(_),
+            ..
+        }
+    );
     Output {
         line,
         instance: line.program.instance,
@@ -94,7 +110,10 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8]) -> Vec<serde_json::Value> {
-        let mut clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::from_unix_seconds(1_700_000_000));
+        let mut clock = Clock::new(
+            jiff::tz::TimeZone::UTC,
+            Timestamp::from_unix_seconds(1_700_000_000),
+        );
         let mut out = Vec::new();
         parse_stream(input, &mut out, &mut clock).unwrap();
         out.split(|&b| b == b'\n')
@@ -121,7 +140,10 @@ mod tests {
         assert_eq!(values[0]["daemon"], "smtp");
         assert_eq!(values[0]["to"], "b@example.org");
         assert_eq!(values[0]["queued_as"], "4F9D1C2B3A");
-        assert_eq!(values[1], serde_json::json!({"kind": "unparsed", "raw": "not a syslog line \u{fffd}"}));
+        assert_eq!(
+            values[1],
+            serde_json::json!({"kind": "unparsed", "raw": "not a syslog line \u{fffd}"})
+        );
         assert_eq!(values[2]["queue_id"], "4F3A21C0");
         assert_eq!(values[2]["kind"], "removed");
         assert!(values[2].get("service").is_none());

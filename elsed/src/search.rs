@@ -133,7 +133,10 @@ impl Query {
     }
 
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
     }
 }
 
@@ -152,7 +155,9 @@ fn address_pattern(text: &str) -> AddressPattern {
 }
 
 fn strip_angles(text: &str) -> &str {
-    text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).unwrap_or(text)
+    text.strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(text)
 }
 
 /// The WHERE clause of the message query.
@@ -161,7 +166,9 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
     if let Some(sender) = &args.sender {
         let condition = match address_pattern(sender) {
             AddressPattern::Domain(domain) => format!("else_domain(m.sender) = {}", q.bind(domain)),
-            AddressPattern::Exact(address) => format!("lower(m.sender) = lower({})", q.bind(address)),
+            AddressPattern::Exact(address) => {
+                format!("lower(m.sender) = lower({})", q.bind(address))
+            }
         };
         q.conditions.push(condition);
     }
@@ -182,7 +189,10 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
         ));
     }
     if let Some(id) = &args.message_id {
-        let condition = format!("m.message_id = {}", q.bind(strip_angles(id.trim()).to_owned()));
+        let condition = format!(
+            "m.message_id = {}",
+            q.bind(strip_angles(id.trim()).to_owned())
+        );
         q.conditions.push(condition);
     }
     if let Some(id) = &args.queue_id {
@@ -198,10 +208,16 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
         let condition = if let Ok(ip) = client.parse::<IpAddr>() {
             format!("m.client_ip = {}", q.bind(ip))
         } else if client.contains('/') {
-            anyhow::ensure!(is_network(client), "--client {client}: not an address, a network or a name");
+            anyhow::ensure!(
+                is_network(client),
+                "--client {client}: not an address, a network or a name"
+            );
             format!("m.client_ip <<= {}::text::inet", q.bind(client.to_owned()))
         } else {
-            format!("lower(m.client_name) = lower({})", q.bind(client.to_owned()))
+            format!(
+                "lower(m.client_name) = lower({})",
+                q.bind(client.to_owned())
+            )
         };
         q.conditions.push(condition);
     }
@@ -227,8 +243,12 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
 
 /// `192.0.2.0/24`, `2001:db8::/32`: checked here so that PostgreSQL never sees a bad cast.
 fn is_network(text: &str) -> bool {
-    let Some((ip, prefix)) = text.split_once('/') else { return false };
-    let Ok(ip) = ip.parse::<IpAddr>() else { return false };
+    let Some((ip, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
@@ -314,7 +334,9 @@ async fn add_recipients(client: &Client, found: &mut [Found]) -> anyhow::Result<
         )
         .await?;
     for row in rows {
-        let Some(&i) = index.get(&row.get::<_, i64>(0)) else { continue };
+        let Some(&i) = index.get(&row.get::<_, i64>(0)) else {
+            continue;
+        };
         found[i].recipients.push(FoundRecipient {
             address: row.get(1),
             orig_address: row.get(2),
@@ -356,8 +378,14 @@ async fn add_links(client: &Client, found: &mut [Found]) -> anyhow::Result<()> {
         )
         .await?;
     for row in rows {
-        let Some(&i) = row.get::<_, Option<i64>>(0).and_then(|uid| index.get(&uid)) else { continue };
-        let direction = if row.get::<_, &str>(2) == "to" { "to" } else { "from" };
+        let Some(&i) = row.get::<_, Option<i64>>(0).and_then(|uid| index.get(&uid)) else {
+            continue;
+        };
+        let direction = if row.get::<_, &str>(2) == "to" {
+            "to"
+        } else {
+            "from"
+        };
         found[i].links.push(FoundLink {
             kind: row.get(1),
             direction,
@@ -378,7 +406,12 @@ fn render_table(found: &[Found], zone: &jiff::tz::TimeZone) -> String {
         "FIRST SEEN", "HOST", "QUEUE ID", "STATE", "FLOW"
     );
     for f in found {
-        let time = f.first_seen.to_jiff().to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let time = f
+            .first_seen
+            .to_jiff()
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
         let sender = match f.sender.as_deref() {
             Some("") => "<>",
             Some(sender) => sender,
@@ -414,22 +447,41 @@ mod tests {
     }
 
     fn query(argv: &[&str]) -> anyhow::Result<Query> {
-        let wrapper = Wrapper::try_parse_from(std::iter::once("search").chain(argv.iter().copied()))?;
+        let wrapper =
+            Wrapper::try_parse_from(std::iter::once("search").chain(argv.iter().copied()))?;
         build_query(&wrapper.args, &jiff::tz::TimeZone::UTC)
     }
 
     #[test]
     fn values_are_bound_never_spliced() {
-        let q = query(&["--sender", "x'; DROP TABLE messages; --@Example.com", "--client", "192.0.2.0/24"]).unwrap();
+        let q = query(&[
+            "--sender",
+            "x'; DROP TABLE messages; --@Example.com",
+            "--client",
+            "192.0.2.0/24",
+        ])
+        .unwrap();
         let sql = q.conditions.join(" AND ");
         assert!(!sql.contains("DROP"), "{sql}");
         assert_eq!(q.params.len(), 2);
-        assert!(sql.contains("lower(m.sender) = lower($1)") && sql.contains("m.client_ip <<= $2::text::inet"), "{sql}");
+        assert!(
+            sql.contains("lower(m.sender) = lower($1)")
+                && sql.contains("m.client_ip <<= $2::text::inet"),
+            "{sql}"
+        );
     }
 
     #[test]
     fn forms_of_each_filter() {
-        let q = query(&["--recipient", "@Example.COM", "--message-id", "<a@b>", "--status", "bounced"]).unwrap();
+        let q = query(&[
+            "--recipient",
+            "@Example.COM",
+            "--message-id",
+            "<a@b>",
+            "--status",
+            "bounced",
+        ])
+        .unwrap();
         let sql = q.conditions.join(" AND ");
         assert!(sql.contains("else_domain(r.address) = $1"), "{sql}");
         assert_eq!(format!("{:?}", q.params[0]), "\"example.com\"");

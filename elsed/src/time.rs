@@ -23,7 +23,10 @@ pub fn parse_time(text: &str, zone: &TimeZone) -> anyhow::Result<Timestamp> {
     }
     let civil = match text.parse::<DateTime>() {
         Ok(civil) => civil,
-        Err(_) => text.parse::<Date>().map_err(|_| bad())?.to_datetime(jiff::civil::Time::midnight()),
+        Err(_) => text
+            .parse::<Date>()
+            .map_err(|_| bad())?
+            .to_datetime(jiff::civil::Time::midnight()),
     };
     let zoned = civil.to_zoned(zone.clone()).map_err(|_| bad())?;
     Ok(Timestamp(zoned.timestamp().as_microsecond()))
@@ -41,7 +44,11 @@ fn parse_age(text: &str) -> Option<i64> {
         _ => return None,
     };
     let number: i64 = text[..text.len() - 1].parse().ok()?;
-    (number >= 0).then(|| number.saturating_mul(seconds).saturating_mul(Timestamp::MICROS_PER_SECOND))
+    (number >= 0).then(|| {
+        number
+            .saturating_mul(seconds)
+            .saturating_mul(Timestamp::MICROS_PER_SECOND)
+    })
 }
 
 #[cfg(test)]
@@ -53,7 +60,10 @@ mod tests {
         let paris = TimeZone::get("Europe/Paris").unwrap();
         let at = |text| parse_time(text, &paris).unwrap().to_rfc3339();
         assert_eq!(at("2024-03-14T10:00:00Z"), "2024-03-14T10:00:00.000000Z");
-        assert_eq!(at("2024-03-14T10:00:00+01:00"), "2024-03-14T09:00:00.000000Z");
+        assert_eq!(
+            at("2024-03-14T10:00:00+01:00"),
+            "2024-03-14T09:00:00.000000Z"
+        );
         assert_eq!(at("2024-03-14 10:00"), "2024-03-14T09:00:00.000000Z");
         assert_eq!(at("2024-07-14"), "2024-07-13T22:00:00.000000Z");
         let two_hours_ago = parse_time("2h", &paris).unwrap().0;
