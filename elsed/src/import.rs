@@ -490,7 +490,7 @@ mod tests {
 
     #[test]
     fn rotated_files_sort_oldest_first() {
-        let mut sources = vec![
+        let mut sources = [
             file("/var/log/mail.log"),
             file("/var/log/mail.log.1"),
             file("/var/log/mail.log.10.gz"),
@@ -507,7 +507,7 @@ mod tests {
                 "/var/log/mail.log"
             ]
         );
-        let mut dated = vec![
+        let mut dated = [
             file("maillog"),
             file("maillog-20240308"),
             file("maillog-20240301.gz"),
