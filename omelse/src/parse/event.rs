@@ -73,7 +73,8 @@ pub enum NotificationKind {
     PostmasterDelay,
 }
 
-/// Severity of a diagnostic line (`warning:`, `error:`, `fatal:`, `panic:`).
+/// Severity of a diagnostic line (`warning:`, `error:`, `fatal:`, `panic:`), or `Info` for a
+/// daemon's notice without a prefix (`using backwards-compatible default setting …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

@@ -144,7 +144,7 @@ pub fn number<T: std::str::FromStr>(text: &str) -> Option<(T, &str)> {
     Some((text[..len].parse().ok()?, &text[len..]))
 }
 
-// --- parse-b: envelope blocks, TLS sessions, next-hop queue ids -------------------------------
+// --- envelope blocks, TLS sessions, next-hop queue ids -------------------------------------
 
 /// The `from=<a> to=<b> proto=ESMTP helo=<h>` block Postfix appends after a `;` to policy
 /// decisions (smtpd rejects, cleanup header/body checks, milter replies). Each field is optional
@@ -262,6 +262,35 @@ pub fn queued_as(reply: &str) -> Option<&str> {
     let open = inner.rfind(" (")?;
     let id = &inner[open + 2..];
     is_queue_id(id).then_some(id)
+}
+
+/// Splits `reply text; from=<a> to=<b> proto=ESMTP helo=<h>` at the first `; ` that starts an
+/// envelope key, so a `;` inside the reply (`Service unavailable; client [ip] blocked …`) stays in
+/// the reply. Without an envelope the whole text comes back.
+pub fn split_reply_envelope(text: &str) -> (&str, Envelope<'_>) {
+    const KEYS: [&str; 4] = ["from=<", "to=<", "proto=", "helo=<"];
+    let bytes = text.as_bytes();
+    for at in memchr::memmem::find_iter(bytes, b"; ") {
+        let tail = &text[at + 2..];
+        if KEYS.iter().any(|k| tail.starts_with(k)) {
+            let envelope = Envelope {
+                from: field_angle(tail, "from=<"),
+                to: field_angle(tail, "to=<"),
+                proto: field(tail, "proto="),
+                helo: field_angle(tail, "helo=<"),
+            };
+            return (&text[..at], envelope);
+        }
+    }
+    (text, Envelope::default())
+}
+
+/// Splits `STAGE from PEER` + rest (`after STAGE from c[ip]`, `RCPT from c[ip]: …`): the word(s)
+/// before ` from `, the peer and the text after it.
+pub fn stage_from_peer(text: &str) -> Option<(&str, Peer<'_>, &str)> {
+    let at = memchr::memmem::find(text.as_bytes(), b" from ")?;
+    let (peer, rest) = peer(&text[at + 6..])?;
+    Some((&text[..at], peer, rest))
 }
 
 #[cfg(test)]
@@ -404,5 +433,49 @@ mod parse_b_tests {
                 && is_ip_like("fe80::1%eth0".split('%').next().unwrap())
         );
         assert!(!is_ip_like("private/dovecot-lmtp") && !is_ip_like("unknown") && !is_ip_like(""));
+    }
+
+    #[test]
+    fn envelopes() {
+        let (head, e) = split_reply_envelope(
+            "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.spamhaus.org; from=<a@b>, to=<c@d>, proto=SMTP, helo=<h>",
+        );
+        assert_eq!(
+            head,
+            "550 5.7.1 Service unavailable; client [1.2.3.4] blocked using zen.spamhaus.org"
+        );
+        assert_eq!(
+            (e.from, e.to, e.proto, e.helo),
+            (Some("a@b"), Some("c@d"), Some("SMTP"), Some("h"))
+        );
+        let (head, e) = split_reply_envelope(
+            "454 4.7.1 <a@h>: Relay access denied; to=<a@h> proto=SMTP helo=<me>",
+        );
+        assert_eq!(
+            (head, e.from, e.to, e.helo),
+            (
+                "454 4.7.1 <a@h>: Relay access denied",
+                None,
+                Some("a@h"),
+                Some("me")
+            )
+        );
+        assert_eq!(
+            split_reply_envelope("too many connections").0,
+            "too many connections"
+        );
+    }
+
+    #[test]
+    fn tls_and_queued_as() {
+        assert_eq!(
+            queued_as("250 2.0.0 Ok: queued as DF66E940333"),
+            Some("DF66E940333")
+        );
+        assert_eq!(
+            queued_as("250 2.5.0 OK (3204C55EC294578338F)"),
+            Some("3204C55EC294578338F")
+        );
+        assert_eq!(queued_as("554 5.7.0 Reject, id=31619-02 - spam"), None);
     }
 }

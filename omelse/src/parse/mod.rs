@@ -15,6 +15,9 @@ mod qmgr;
 mod service;
 mod smtpd;
 
+#[cfg(test)]
+mod corpus_checks;
+
 pub use event::{Event, EventKind, Peer, Program};
 pub use header::{split_line, Clock, SyslogLine, Timestamp};
 
