@@ -140,6 +140,7 @@ fn parse_reads_the_whole_fixture() {
     assert_eq!(kinds("unparsed"), 1);
     assert_eq!(kinds("delivery"), 12);
     assert_eq!(kinds("notification"), 1);
+    assert_eq!(kinds("unknown"), 0, "every line of the fixture is understood");
 }
 
 #[test]
@@ -246,6 +247,7 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
     assert_eq!(first["lines"], 62);
     assert_eq!(first["files"][0]["lines"], 62);
     assert_eq!(first["unparsed_lines"], 1);
+    assert_eq!(first["unknown_lines"], 0);
     assert_eq!(first["events_by_kind"]["delivery"], 12);
     assert_eq!(
         first["written"]["events"], 62,
