@@ -46,15 +46,23 @@ fn resolve_imports() -> Result<Imports, &'static str> {
     // SAFETY: each symbol has the signature its Imports field declares (rsyslog 8.2302 headers).
     unsafe {
         Ok(Imports {
-            log_msg: std::mem::transmute::<*mut c_void, _>(symbol(c"LogMsg")?),
-            nvlst_get_params: std::mem::transmute::<*mut c_void, _>(symbol(c"nvlstGetParams")?),
-            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, _>(symbol(
-                c"cnfparamvalsDestruct",
+            log_msg: std::mem::transmute::<*mut c_void, LogMsgFn>(symbol(c"LogMsg")?),
+            nvlst_get_params: std::mem::transmute::<*mut c_void, NvlstGetParamsFn>(symbol(
+                c"nvlstGetParams",
             )?),
-            omsr_construct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRconstruct")?),
-            omsr_set_entry: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRsetEntry")?),
-            omsr_destruct: std::mem::transmute::<*mut c_void, _>(symbol(c"OMSRdestruct")?),
-            tpl_add_line: std::mem::transmute::<*mut c_void, _>(symbol(c"tplAddLine")?),
+            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, CnfparamvalsDestructFn>(
+                symbol(c"cnfparamvalsDestruct")?,
+            ),
+            omsr_construct: std::mem::transmute::<*mut c_void, OmsrConstructFn>(symbol(
+                c"OMSRconstruct",
+            )?),
+            omsr_set_entry: std::mem::transmute::<*mut c_void, OmsrSetEntryFn>(symbol(
+                c"OMSRsetEntry",
+            )?),
+            omsr_destruct: std::mem::transmute::<*mut c_void, OmsrDestructFn>(symbol(
+                c"OMSRdestruct",
+            )?),
+            tpl_add_line: std::mem::transmute::<*mut c_void, TplAddLineFn>(symbol(c"tplAddLine")?),
         })
     }
 }
