@@ -140,7 +140,11 @@ fn parse_reads_the_whole_fixture() {
     assert_eq!(kinds("unparsed"), 1);
     assert_eq!(kinds("delivery"), 12);
     assert_eq!(kinds("notification"), 1);
-    assert_eq!(kinds("unknown"), 0, "every line of the fixture is understood");
+    assert_eq!(
+        kinds("unknown"),
+        0,
+        "every line of the fixture is understood"
+    );
 }
 
 #[test]
