@@ -381,3 +381,26 @@ async fn migrate_creates_the_schema_once_and_search_needs_it() {
     let empty = run_with_database(&url, &["search", "--json"]);
     assert!(json_lines(&empty).is_empty());
 }
+
+/// The real 3-day MX log of the corpora: every line stored, and a second import adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_log_imports_once_whatever_the_number_of_imports() {
+    let Some(corpora) = else_tests::corpora_dir() else {
+        eprintln!("skipped: ../shared/corpora not found");
+        return;
+    };
+    let log = corpora.join("postfix-logsums/mail.log.gz");
+    let url = PgCluster::shared().create_database().await;
+    let import = || {
+        let output = run_with_database(&url, &["import", "--json", log.to_str().unwrap()]);
+        json_lines(&output).remove(0)
+    };
+    let first = import();
+    assert_eq!(first["lines"], 69_861);
+    assert_eq!(first["written"]["events"], 69_861, "{first}");
+    assert!(first["messages"].as_u64().unwrap() > 1000, "{first}");
+    let second = import();
+    for (table, count) in second["written"].as_object().unwrap() {
+        assert_eq!(count, 0, "the second import wrote {table}: {second}");
+    }
+}
