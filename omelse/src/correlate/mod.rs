@@ -1,21 +1,380 @@
 //! Events to per-message state: smtpd sessions by pid, messages by queue id (with reuse of short
 //! ids), and the links between hops. Owns the open-message state; emits table rows.
+//!
+//! - `session`: smtpd sessions (connect … disconnect), by host, program and pid.
+//! - `message`: lives of queue ids, their recipients and derived state.
+//! - `apply`: what each kind of line does to a message (and the reject rows).
+//! - `links`: hops between queue ids (content filter, relay, re-injection, notification).
+//! - `flow`: inbound / outbound / internal / relayed, from origin and destination.
+//! - `net`: internal networks.
+//!
+//! State lives in plain maps keyed by small hashes or uids; every row the correlator emits is a
+//! function of the lines it was given, in order, so a replay gives the same rows.
 
-use crate::parse::ParsedLine;
-use crate::store::Batch;
+mod apply;
+mod flow;
+mod links;
+mod message;
+mod net;
+mod session;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+pub use flow::{flow_name, Side};
+pub use net::{IpNet, IpNetError};
+
+use crate::parse::{ParsedLine, Timestamp};
+/// What the store loads after a restart: the last snapshots of the messages still open, of their
+/// recipients, and of the sessions still open ([`Correlator::restore`] takes it).
+pub use crate::store::OpenState;
+
+use crate::store::{Batch, EventRow};
+
+use message::{Message, Messages, Upstream, FORGET_CLOSED, FORGET_OPEN};
+use session::Sessions;
+
+/// What a server does in the fleet; it settles flows the log alone cannot (see `flow.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ServerRole {
+    #[default]
+    Unknown,
+    /// MX: receives mail from the Internet.
+    Incoming,
+    /// Submission / smarthost: sends the organisation's mail out.
+    Outgoing,
+    Both,
+    /// Passes mail between internal servers.
+    Relay,
+    /// A content-filtering hop.
+    Filter,
+}
+
+impl ServerRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerRole::Unknown => "unknown",
+            ServerRole::Incoming => "incoming",
+            ServerRole::Outgoing => "outgoing",
+            ServerRole::Both => "both",
+            ServerRole::Relay => "relay",
+            ServerRole::Filter => "filter",
+        }
+    }
+}
+
+impl fmt::Display for ServerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ServerRole {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "unknown" | "" => ServerRole::Unknown,
+            "incoming" => ServerRole::Incoming,
+            "outgoing" => ServerRole::Outgoing,
+            "both" => ServerRole::Both,
+            "relay" => ServerRole::Relay,
+            "filter" => ServerRole::Filter,
+            other => {
+                return Err(format!(
+                "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
+            ))
+            }
+        })
+    }
+}
+
+/// What the correlator knows about the fleet.
+#[derive(Debug, Clone)]
+pub struct CorrelatorConfig {
+    /// Roles of the ELSE servers by host name (as their lines name them).
+    pub roles: HashMap<String, ServerRole>,
+    /// The role of hosts not in `roles`.
+    pub default_role: ServerRole,
+    /// Addresses of ELSE servers (IP as logged → host name), to recognise them as clients and
+    /// relays.
+    pub server_addresses: HashMap<String, String>,
+    /// Networks whose clients and relays are inside the organisation.
+    pub internal_networks: Vec<IpNet>,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        CorrelatorConfig {
+            roles: HashMap::new(),
+            default_role: ServerRole::Unknown,
+            server_addresses: HashMap::new(),
+            internal_networks: IpNet::private_defaults(),
+        }
+    }
+}
+
+impl CorrelatorConfig {
+    pub fn role(&self, host: &str) -> ServerRole {
+        self.roles.get(host).copied().unwrap_or(self.default_role)
+    }
+
+    /// The configured server a peer is, by address or by name (see [`matches_host`]).
+    pub fn known_server(&self, name: Option<&str>, ip: Option<&str>) -> Option<&str> {
+        if let Some(host) = ip.and_then(|ip| self.server_addresses.get(ip)) {
+            return Some(host);
+        }
+        let name = name?;
+        self.roles
+            .keys()
+            .find(|host| matches_host(name, host))
+            .map(String::as_str)
+    }
+}
+
+/// A peer name names a host when they are equal (ignoring case), or when the host is a short name
+/// (no dot, as syslog usually prints it) and is the peer's first label (`mail2.example.com` is
+/// `mail2`).
+pub fn matches_host(name: &str, host: &str) -> bool {
+    if name.is_empty() || name == "unknown" {
+        return false;
+    }
+    name.eq_ignore_ascii_case(host)
+        || (!host.contains('.')
+            && name
+                .split('.')
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case(host)))
+}
+
+/// Log time between two sweeps of forgotten state.
+const SWEEP_EVERY: i64 = 60 * Timestamp::MICROS_PER_SECOND;
 
 /// The correlator: one per pipeline, single-threaded.
 #[derive(Default)]
-pub struct Correlator {}
+pub struct Correlator {
+    config: CorrelatorConfig,
+    messages: Messages,
+    sessions: Sessions,
+    links: links::Links,
+    /// Hosts whose lines arrived: ELSE servers even when not configured.
+    hosts: HashSet<String>,
+    /// The latest log time seen: the correlator's clock for forgetting.
+    now: Timestamp,
+    last_sweep: Timestamp,
+}
 
 impl Correlator {
     pub fn new() -> Self {
         Correlator::default()
     }
 
+    pub fn with_config(config: CorrelatorConfig) -> Self {
+        Correlator {
+            config,
+            ..Correlator::default()
+        }
+    }
+
+    pub fn config(&self) -> &CorrelatorConfig {
+        &self.config
+    }
+
     /// Takes one parsed line: records its event row and updates state.
-    pub fn ingest(&mut self, _line: &ParsedLine<'_>, _line_key: i64, _batch: &mut Batch) {}
+    pub fn ingest(&mut self, line: &ParsedLine<'_>, line_key: i64, batch: &mut Batch) {
+        let time = line.line.time;
+        if time > self.now {
+            self.now = time;
+        }
+        if !self.hosts.contains(line.line.host) {
+            self.hosts.insert(line.line.host.to_owned());
+        }
+        let session_uid = if session::is_session_daemon(line.program.daemon) {
+            self.sessions.apply(line)
+        } else {
+            None
+        };
+        let (message_uid, queue_id) = self.apply_line(line, line_key, session_uid, batch);
+        if let (Some(session), crate::parse::EventKind::Disconnect { .. }) =
+            (session_uid, line.event.kind)
+        {
+            self.close_abandoned(session, line.line.time);
+        }
+        batch.events.push(EventRow {
+            time,
+            line_key,
+            host: line.line.host.to_owned(),
+            program: line.program.name.to_owned(),
+            pid: line.line.pid.map(|p| p as i32),
+            queue_id: queue_id.map(str::to_owned),
+            kind: line.event.kind.name(),
+            message_uid,
+            raw: line.line.message.to_owned(),
+        });
+    }
 
     /// Appends snapshots of every message, recipient and session touched since the last flush.
-    pub fn flush(&mut self, _batch: &mut Batch) {}
+    pub fn flush(&mut self, batch: &mut Batch) {
+        let touched = std::mem::take(&mut self.messages.touched);
+        for uid in &touched {
+            let Some(life) = self.messages.lives.get(uid) else {
+                continue;
+            };
+            let mut row = life.row.clone();
+            row.state = life.state();
+            let origin = self.origin_side(life, 0);
+            row.flow = self.message_flow(origin, life);
+            batch.messages.push(row);
+            for rcpt in life.recipients.iter().filter(|r| r.touched) {
+                let mut row = rcpt.row.clone();
+                row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
+                batch.recipients.push(row);
+            }
+        }
+        for uid in &touched {
+            if let Some(life) = self.messages.lives.get_mut(uid) {
+                life.touched = false;
+                for rcpt in &mut life.recipients {
+                    rcpt.touched = false;
+                }
+            }
+        }
+        self.sessions.flush(batch);
+        if self.now.0 - self.last_sweep.0 >= SWEEP_EVERY {
+            self.sweep();
+        }
+    }
+
+    /// Puts back the state saved before a restart (see [`OpenState`]).
+    pub fn restore(&mut self, state: OpenState) {
+        for row in state.messages {
+            if row.last_seen > self.now {
+                self.now = row.last_seen;
+            }
+            self.hosts.insert(row.host.clone());
+            self.messages.restore(Message::from_row(row));
+        }
+        for row in state.recipients {
+            let Some(life) = self.messages.lives.get_mut(&row.message_uid) else {
+                continue;
+            };
+            let dest = match row.flow.and_then(Side::destination_of_flow) {
+                Some(side) => flow::Dest::Side(side),
+                None => flow::Dest::Unknown,
+            };
+            life.recipients.retain(|r| r.row.address != row.address);
+            life.recipients.push(message::Recipient {
+                row,
+                dest,
+                touched: false,
+            });
+        }
+        for row in state.sessions {
+            self.sessions.restore(row);
+        }
+        self.last_sweep = self.now;
+    }
+
+    /// Ends the messages of a session that never passed DATA: smtpd had given them a queue id at
+    /// the first accepted RCPT, but no message was queued. Refused recipients make it `rejected`.
+    fn close_abandoned(&mut self, session: i64, time: Timestamp) {
+        for &uid in self.sessions.abandoned_messages(session) {
+            let Some(life) = self.messages.lives.get_mut(&uid) else {
+                continue;
+            };
+            if life.closed_at.is_some() || life.queued || life.row.message_id.is_some() {
+                continue;
+            }
+            if life.recipients.iter().any(|r| r.row.status == "rejected") {
+                life.terminal = Some("rejected");
+            }
+            life.close(time);
+            self.messages.touch(uid);
+        }
+    }
+
+    /// Messages whose life is not over (no `removed` yet).
+    pub fn open_messages(&self) -> usize {
+        self.messages.open_count()
+    }
+
+    /// smtpd sessions not disconnected yet.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.open_count()
+    }
+
+    /// A peer that is an ELSE server: configured by address or name (see [`matches_host`]), or a
+    /// host whose lines arrived, by its exact name (a short syslog name like `mx` must not claim
+    /// `mx.google.com`). Returns its host name.
+    pub(crate) fn known_server<'s>(
+        &'s self,
+        name: Option<&str>,
+        ip: Option<&str>,
+    ) -> Option<&'s str> {
+        if let Some(host) = self.config.known_server(name, ip) {
+            return Some(host);
+        }
+        let name = name?;
+        self.hosts.get(name).map(String::as_str)
+    }
+
+    /// Forgets closed lives after [`FORGET_CLOSED`] (unless a message they lead to is still open)
+    /// and open ones not seen for [`FORGET_OPEN`]; a forgotten life hands its origin to the
+    /// messages that came out of it.
+    fn sweep(&mut self) {
+        let now = self.now;
+        self.last_sweep = now;
+        let forget: Vec<i64> = self
+            .messages
+            .lives
+            .values()
+            .filter(|m| !m.touched)
+            .filter(|m| match m.closed_at {
+                Some(closed) => {
+                    now.0 - closed.0 > FORGET_CLOSED
+                        && (now.0 - closed.0 > FORGET_OPEN
+                            || !m.downstream.iter().any(|d| {
+                                self.messages
+                                    .lives
+                                    .get(d)
+                                    .is_some_and(|d| d.closed_at.is_none())
+                            }))
+                }
+                None => now.0 - m.row.last_seen.0 > FORGET_OPEN,
+            })
+            .map(|m| m.row.uid)
+            .collect();
+        for uid in forget {
+            let Some(life) = self.messages.lives.get(&uid) else {
+                continue;
+            };
+            let side = self.origin_side(life, 0);
+            let downstream = life.downstream.clone();
+            let key = message::queue_key(&life.row.host, &life.row.queue_id);
+            if let Some(side) = side {
+                for d in downstream {
+                    if let Some(down) = self.messages.lives.get_mut(&d) {
+                        if down.upstream == Some(Upstream::Message(uid)) {
+                            down.upstream = Some(Upstream::Side(side));
+                        }
+                    }
+                }
+            }
+            self.messages.lives.remove(&uid);
+            if self
+                .messages
+                .latest
+                .get(&key)
+                .is_some_and(|slot| slot.uid == uid)
+            {
+                self.messages.latest.remove(&key);
+            }
+        }
+        self.sessions.sweep(now);
+        self.sweep_links(now);
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::config::{ActionConfig, HostnameSource, ProgramFilter};
-use crate::correlate::Correlator;
+use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::ingest::Pipeline;
 use crate::parse::{self, header, Clock, Program, SyslogLine};
 use crate::store::{self, Batch};
@@ -337,11 +337,24 @@ impl Writer<'_> {
                 .map_err(|e| format!("schema migration failed: {e}"))?;
         }
         if self.pipeline.is_none() {
-            let open = store::load_open_state(&client, crate::parse::Timestamp::now())
+            // Open lives are kept ten days; count from the newest data, so a replay of old logs
+            // finds its state too.
+            let newest: Option<crate::parse::Timestamp> = client
+                .query_one("SELECT max(last_seen) FROM messages", &[])
+                .await
+                .map_err(|e| format!("cannot read the newest message: {e}"))?
+                .get(0);
+            let since = newest.unwrap_or_default().0
+                - 10 * 86_400 * crate::parse::Timestamp::MICROS_PER_SECOND;
+            let open = store::load_open_state(&client, crate::parse::Timestamp(since))
                 .await
                 .map_err(|e| format!("cannot load open messages: {e}"))?;
-            let correlator = Correlator::new();
-            let _ = open;
+            let config = CorrelatorConfig {
+                default_role: self.shared.config.server_role.parse().unwrap_or_default(),
+                ..CorrelatorConfig::default()
+            };
+            let mut correlator = Correlator::with_config(config);
+            correlator.restore(open);
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
             self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
         }

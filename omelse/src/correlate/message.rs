@@ -1,0 +1,368 @@
+//! Messages: one life of one queue id on one host.
+//!
+//! Postfix reuses short queue ids (they are derived from the inode and the time), so a queue id
+//! names a message only for one life: from its first line to `removed`. A closed life is kept a
+//! little while so that lines logged out of order in the same second still land on it; after that
+//! grace a line that can only open a message (smtpd `client=`, pickup, cleanup `message-id=`, a
+//! qmgr `from=` after a pause) starts a new life.
+
+use std::collections::HashMap;
+
+use crate::ingest::hash_parts;
+use crate::parse::Timestamp;
+use crate::store::{MessageRow, RecipientRow};
+
+use super::flow::{Dest, Side};
+
+const SECOND: i64 = Timestamp::MICROS_PER_SECOND;
+/// How long after `removed` a closed life still takes a life-starting line (out-of-order syslog).
+pub(super) const CLOSED_GRACE: i64 = 2 * SECOND;
+/// How long a closed life is remembered (log time), for stragglers and for links that name it.
+pub(super) const FORGET_CLOSED: i64 = 600 * SECOND;
+/// An open life not seen for this long is forgotten: its `removed` line was lost.
+pub(super) const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
+
+/// The kinds of lines that open a message; each may open a new life of a reused queue id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// smtpd/qmqpd `client=`.
+    Client,
+    /// pickup `uid= from=`.
+    Pickup,
+    /// cleanup `message-id=`.
+    MessageId,
+    /// qmgr `from=, size=, nrcpt=`: logged again on every retry, so it opens a life only on a
+    /// closed queue id after the grace.
+    Queued,
+    /// The queue id bounce gives a notification it generated.
+    Notification,
+}
+
+/// Where a message came from, for its origin side: another message (content filter, relay,
+/// re-injection) or a side remembered when that message was forgotten or before a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Upstream {
+    Message(i64),
+    Side(Side),
+}
+
+pub(super) struct Recipient {
+    pub row: RecipientRow,
+    pub dest: Dest,
+    pub touched: bool,
+}
+
+pub(super) struct Message {
+    /// The snapshot fields; `state` and `flow` are derived when a snapshot is taken.
+    pub row: MessageRow,
+    pub recipients: Vec<Recipient>,
+    pub touched: bool,
+    /// qmgr took it (`from=, size=, nrcpt=`).
+    pub queued: bool,
+    /// On hold (postsuper, cleanup/milter `hold`), until released.
+    pub held: bool,
+    /// qmgr `status=expired, returned to sender`.
+    pub expired: bool,
+    /// `rejected`, `discarded` or `deleted`: the message will never be delivered.
+    pub terminal: Option<&'static str>,
+    pub upstream: Option<Upstream>,
+    /// Messages whose upstream is this one (to hand them its origin when it is forgotten).
+    pub downstream: Vec<i64>,
+    /// `orig_client=` of a re-injection (XFORWARD): the client the original came from.
+    pub orig_client_ip: Option<String>,
+    /// The smtpd session that received it.
+    pub session_uid: Option<i64>,
+    /// When the life ended (`removed`, a reject, or a newer life on the same queue id).
+    pub closed_at: Option<Timestamp>,
+}
+
+impl Message {
+    fn new(uid: i64, host: &str, queue_id: &str, started_at: Timestamp) -> Self {
+        Message {
+            row: MessageRow {
+                uid,
+                started_at,
+                host: host.to_owned(),
+                queue_id: queue_id.to_owned(),
+                first_seen: started_at,
+                last_seen: started_at,
+                origin: "unknown",
+                state: "received",
+                ..MessageRow::default()
+            },
+            recipients: Vec::new(),
+            touched: false,
+            queued: false,
+            held: false,
+            expired: false,
+            terminal: None,
+            upstream: None,
+            downstream: Vec::new(),
+            orig_client_ip: None,
+            session_uid: None,
+            closed_at: None,
+        }
+    }
+
+    /// Rebuilds an open message from its last snapshot (after a restart).
+    pub fn from_row(row: MessageRow) -> Self {
+        let upstream = row.flow.and_then(Side::origin_of_flow).map(Upstream::Side);
+        let queued = row.nrcpt.is_some();
+        let held = row.state == "held";
+        let expired = row.state == "expired";
+        let terminal = match row.state {
+            "rejected" => Some("rejected"),
+            "discarded" => Some("discarded"),
+            "deleted" => Some("deleted"),
+            _ => None,
+        };
+        let closed_at = row.closed.then(|| row.removed_at.unwrap_or(row.last_seen));
+        Message {
+            row,
+            recipients: Vec::new(),
+            touched: false,
+            queued,
+            held,
+            expired,
+            terminal,
+            upstream,
+            downstream: Vec::new(),
+            orig_client_ip: None,
+            session_uid: None,
+            closed_at,
+        }
+    }
+
+    /// True when this life already holds what a line of kind `start` would bring: the line then
+    /// belongs to a new life of the same queue id.
+    fn already_has(&self, start: Start) -> bool {
+        match start {
+            Start::Client | Start::Pickup => {
+                self.row.client_ip.is_some() || self.row.origin == "pickup"
+            }
+            Start::MessageId => self.row.message_id.is_some(),
+            Start::Queued => false,
+            Start::Notification => self.row.origin == "bounce",
+        }
+    }
+
+    pub fn close(&mut self, time: Timestamp) {
+        self.row.closed = true;
+        self.closed_at.get_or_insert(time);
+    }
+
+    /// The recipient with this address, created (no attempt yet) when first named.
+    pub fn recipient_mut(&mut self, address: &str) -> &mut Recipient {
+        let index = match self
+            .recipients
+            .iter()
+            .position(|r| r.row.address == address)
+        {
+            Some(i) => i,
+            None => {
+                self.recipients.push(Recipient {
+                    row: RecipientRow {
+                        message_uid: self.row.uid,
+                        message_started_at: self.row.started_at,
+                        address: address.to_owned(),
+                        status: "queued",
+                        ..RecipientRow::default()
+                    },
+                    dest: Dest::Unknown,
+                    touched: false,
+                });
+                self.recipients.len() - 1
+            }
+        };
+        &mut self.recipients[index]
+    }
+
+    pub fn touch_recipients(&mut self) {
+        for r in &mut self.recipients {
+            r.touched = true;
+        }
+    }
+
+    /// The message's state from its queue events and its recipients' latest statuses.
+    ///
+    /// Terminal decisions (rejected, discarded, deleted) and hold win. Otherwise: a recipient
+    /// still deferred (or not tried yet while the message is in the queue) → `deferred` /
+    /// `queued`; all delivered → `sent`; some delivered, some bounced or expired → `partial`;
+    /// none delivered → `expired` or `bounced`. Recipients refused at RCPT time were never queued
+    /// and do not count.
+    pub fn state(&self) -> &'static str {
+        if let Some(terminal) = self.terminal {
+            return terminal;
+        }
+        if self.held {
+            return "held";
+        }
+        let (mut sent, mut bounced, mut expired, mut deferred, mut waiting) =
+            (0u32, 0u32, 0u32, 0u32, 0u32);
+        for r in &self.recipients {
+            match r.row.status {
+                "sent" | "deliverable" => sent += 1,
+                "bounced" | "undeliverable" => bounced += 1,
+                "expired" => expired += 1,
+                "deferred" => deferred += 1,
+                "queued" => waiting += 1,
+                _ => {}
+            }
+        }
+        let done = sent + bounced + expired;
+        let untried = !self.row.closed
+            && self
+                .row
+                .nrcpt
+                .is_some_and(|n| n > 0 && (done + deferred) < n as u32);
+        if deferred > 0 {
+            "deferred"
+        } else if untried || (waiting > 0 && !self.row.closed) {
+            "queued"
+        } else if sent > 0 && bounced + expired > 0 {
+            "partial"
+        } else if sent > 0 {
+            "sent"
+        } else if expired > 0 || self.expired {
+            "expired"
+        } else if bounced > 0 {
+            "bounced"
+        } else if self.queued {
+            "queued"
+        } else {
+            "received"
+        }
+    }
+}
+
+/// Where the latest life of one queue id lives.
+pub(super) struct QueueSlot {
+    pub uid: i64,
+    pub started_at: Timestamp,
+}
+
+/// All lives the correlator remembers, by uid, and the latest life of each queue id.
+#[derive(Default)]
+pub(super) struct Messages {
+    pub lives: HashMap<i64, Message>,
+    /// By [`queue_key`].
+    pub latest: HashMap<i64, QueueSlot>,
+    /// Lives changed since the last flush, in the order they were first changed.
+    pub touched: Vec<i64>,
+}
+
+/// The key of a queue id on a host.
+pub(super) fn queue_key(host: &str, queue_id: &str) -> i64 {
+    hash_parts(&[b"queue", host.as_bytes(), queue_id.as_bytes()])
+}
+
+impl Messages {
+    /// The life a line about `queue_id` at `time` belongs to. `start` says whether the line can
+    /// open a message; without it a line still opens one when `create` is set and the queue id is
+    /// unknown (its first lines were before the log began).
+    pub fn resolve(
+        &mut self,
+        host: &str,
+        queue_id: &str,
+        time: Timestamp,
+        start: Option<Start>,
+        create: bool,
+    ) -> Option<i64> {
+        let key = queue_key(host, queue_id);
+        let mut floor = None;
+        if let Some(slot) = self.latest.get(&key) {
+            floor = Some(slot.started_at);
+            if let Some(life) = self.lives.get(&slot.uid) {
+                let uid = slot.uid;
+                let new_life = match (start, life.closed_at) {
+                    (None, _) => false,
+                    (Some(start), Some(closed_at)) => {
+                        time.0 - closed_at.0 > CLOSED_GRACE
+                            || (start != Start::Queued && life.already_has(start))
+                    }
+                    (Some(start), None) => start != Start::Queued && life.already_has(start),
+                };
+                if !new_life {
+                    return Some(uid);
+                }
+                // The previous life never logged `removed` (lost line): it ends here.
+                if life.closed_at.is_none() {
+                    let life = self.lives.get_mut(&uid).expect("present");
+                    life.close(time);
+                    life.row.removed_at = None;
+                    self.touch(uid);
+                }
+            }
+        }
+        if start.is_none() && !create {
+            return None;
+        }
+        // Two lives of one queue id in the same microsecond (second-resolution logs) would share
+        // a uid: the later one starts a microsecond later.
+        let started_at = match floor {
+            Some(f) if time <= f => Timestamp(f.0 + 1),
+            _ => time,
+        };
+        let uid = hash_parts(&[
+            host.as_bytes(),
+            queue_id.as_bytes(),
+            &started_at.0.to_le_bytes(),
+        ]);
+        self.lives
+            .insert(uid, Message::new(uid, host, queue_id, started_at));
+        self.latest.insert(key, QueueSlot { uid, started_at });
+        Some(uid)
+    }
+
+    /// The latest life of a queue id, if remembered.
+    pub fn latest_life(&self, key: i64) -> Option<&Message> {
+        self.latest
+            .get(&key)
+            .and_then(|slot| self.lives.get(&slot.uid))
+    }
+
+    pub fn latest_uid(&self, key: i64) -> Option<i64> {
+        self.latest.get(&key).map(|slot| slot.uid)
+    }
+
+    pub fn touch(&mut self, uid: i64) {
+        if let Some(life) = self.lives.get_mut(&uid) {
+            if !life.touched {
+                life.touched = true;
+                self.touched.push(uid);
+            }
+        }
+    }
+
+    /// Records that one more line was applied to a life.
+    pub fn count_line(&mut self, uid: i64, time: Timestamp) {
+        if let Some(life) = self.lives.get_mut(&uid) {
+            life.row.version += 1;
+            if time > life.row.last_seen {
+                life.row.last_seen = time;
+            }
+            if time < life.row.first_seen {
+                life.row.first_seen = time;
+            }
+        }
+        self.touch(uid);
+    }
+
+    /// Puts a restored life back, as the latest of its queue id unless a later one is there.
+    pub fn restore(&mut self, life: Message) {
+        let key = queue_key(&life.row.host, &life.row.queue_id);
+        let (uid, started_at) = (life.row.uid, life.row.started_at);
+        if self
+            .latest
+            .get(&key)
+            .is_none_or(|slot| slot.started_at < started_at)
+        {
+            self.latest.insert(key, QueueSlot { uid, started_at });
+        }
+        self.lives.insert(uid, life);
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.lives.values().filter(|m| !m.row.closed).count()
+    }
+}

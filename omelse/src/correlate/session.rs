@@ -1,0 +1,347 @@
+//! smtpd sessions: from `connect from` to `disconnect from`, keyed by host, program and pid (one
+//! smtpd process serves one client at a time, and many in turn).
+
+use std::collections::HashMap;
+
+use crate::ingest::hash_parts;
+use crate::parse::event::{Action, Direction};
+use crate::parse::{EventKind, ParsedLine, Peer, Timestamp};
+use crate::store::{Batch, SessionRow};
+
+const SECOND: i64 = Timestamp::MICROS_PER_SECOND;
+/// An open session not seen for this long lost its `disconnect` line.
+const FORGET_OPEN: i64 = 86_400 * SECOND;
+
+pub(super) struct Session {
+    pub row: SessionRow,
+    pub touched: bool,
+    pub closed: bool,
+    /// The messages (queue ids) this session opened.
+    pub messages: Vec<i64>,
+}
+
+/// One smtpd process: its open session, and when its last session began (so two sessions that
+/// begin in the same second still get distinct uids).
+struct PidSlot {
+    open: Option<i64>,
+    last_connected_at: Timestamp,
+    last_seen: Timestamp,
+}
+
+#[derive(Default)]
+pub(super) struct Sessions {
+    live: HashMap<i64, Session>,
+    pids: HashMap<i64, PidSlot>,
+    touched: Vec<i64>,
+}
+
+/// True when the `disconnect` counters (`ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5`) show a
+/// DATA or BDAT command that succeeded at least once. No counters (old Postfix): assume it did.
+fn data_accepted(end: &str) -> bool {
+    if !end.contains("commands=") {
+        return true;
+    }
+    end.split([' ', ';']).any(|word| {
+        let value = word
+            .strip_prefix("data=")
+            .or_else(|| word.strip_prefix("bdat="));
+        value.is_some_and(|v| v.split('/').next().is_some_and(|ok| ok != "0"))
+    })
+}
+
+/// True for the daemons whose lines make sessions.
+pub(super) fn is_session_daemon(daemon: &str) -> bool {
+    daemon == "smtpd"
+}
+
+fn pid_key(host: &str, program: &str, pid: u32) -> i64 {
+    hash_parts(&[
+        b"pid",
+        host.as_bytes(),
+        program.as_bytes(),
+        &pid.to_le_bytes(),
+    ])
+}
+
+fn set_client(row: &mut SessionRow, client: &Peer<'_>) {
+    if !client.ip.is_empty() {
+        row.client_name = Some(client.name.to_owned());
+        row.client_ip = Some(client.ip.to_owned());
+        row.client_port = client.port.map(i32::from);
+    }
+}
+
+impl Sessions {
+    /// Applies one smtpd line; returns the session it belongs to.
+    pub fn apply(&mut self, line: &ParsedLine<'_>) -> Option<i64> {
+        let pid = line.line.pid?;
+        let (host, program, time) = (line.line.host, line.program.name, line.line.time);
+        let key = pid_key(host, program, pid);
+        let kind = &line.event.kind;
+        let opens = matches!(
+            kind,
+            EventKind::Connect { .. }
+                | EventKind::Disconnect { .. }
+                | EventKind::LostConnection { .. }
+                | EventKind::Timeout { .. }
+                | EventKind::TooManyErrors { .. }
+                | EventKind::Pipelining { .. }
+                | EventKind::Client { .. }
+                | EventKind::Reject(_)
+                | EventKind::Proxy { .. }
+                | EventKind::Tls {
+                    direction: Direction::Incoming,
+                    ..
+                }
+                | EventKind::TlsError { .. }
+                | EventKind::SaslFailed { .. }
+        );
+        let uid = match kind {
+            EventKind::Connect { .. } => {
+                self.close_open(key, None);
+                Some(self.open(key, host, program, pid, time))
+            }
+            _ => match self.pids.get(&key).and_then(|slot| slot.open) {
+                Some(uid) => Some(uid),
+                // The session began before the log did.
+                None if opens => Some(self.open(key, host, program, pid, time)),
+                None => None,
+            },
+        }?;
+        if let Some(slot) = self.pids.get_mut(&key) {
+            slot.last_seen = slot.last_seen.max(time);
+        }
+        let session = self.live.get_mut(&uid)?;
+        let row = &mut session.row;
+        row.version += 1;
+        if time > row.last_seen {
+            row.last_seen = time;
+        }
+        let mut close = false;
+        match kind {
+            EventKind::Connect { client } | EventKind::Pipelining { client, .. } => {
+                set_client(row, client)
+            }
+            EventKind::Disconnect {
+                client, counters, ..
+            } => {
+                if row.client_ip.is_none() {
+                    set_client(row, client);
+                }
+                row.end = Some(match row.end.take() {
+                    Some(abnormal) if !counters.is_empty() => format!("{abnormal}; {counters}"),
+                    Some(abnormal) => abnormal,
+                    None => counters.to_string(),
+                });
+                row.disconnected_at = Some(time);
+                close = true;
+            }
+            EventKind::LostConnection { after, .. } => {
+                row.end = Some(format!("lost connection after {after}"));
+                row.disconnected_at = Some(time);
+            }
+            EventKind::Timeout { after, .. } => {
+                row.end = Some(format!("timeout after {after}"));
+                row.disconnected_at = Some(time);
+            }
+            EventKind::TooManyErrors { after, .. } => {
+                row.end = Some(format!("too many errors after {after}"));
+            }
+            EventKind::Client {
+                client,
+                sasl_username,
+                ..
+            } => {
+                if row.client_ip.is_none() {
+                    set_client(row, client);
+                }
+                row.messages += 1;
+                if let Some(user) = sasl_username {
+                    row.sasl_username = Some((*user).to_owned());
+                }
+            }
+            EventKind::Reject(decision) if decision.action == Action::Reject => row.rejects += 1,
+            EventKind::Tls {
+                protocol, cipher, ..
+            } => {
+                row.tls_protocol = Some((*protocol).to_owned());
+                row.tls_cipher = Some((*cipher).to_owned());
+            }
+            EventKind::SaslFailed { .. } => row.sasl_failures += 1,
+            _ => {}
+        }
+        self.touch(uid);
+        if close {
+            self.close_open(key, Some(time));
+        }
+        Some(uid)
+    }
+
+    fn open(&mut self, key: i64, host: &str, program: &str, pid: u32, time: Timestamp) -> i64 {
+        let connected_at = match self.pids.get(&key) {
+            Some(slot) if time <= slot.last_connected_at => Timestamp(slot.last_connected_at.0 + 1),
+            _ => time,
+        };
+        let uid = hash_parts(&[
+            host.as_bytes(),
+            program.as_bytes(),
+            &pid.to_le_bytes(),
+            &connected_at.0.to_le_bytes(),
+        ]);
+        self.live.insert(
+            uid,
+            Session {
+                row: SessionRow {
+                    uid,
+                    host: host.to_owned(),
+                    program: program.to_owned(),
+                    pid: pid as i32,
+                    connected_at,
+                    last_seen: time,
+                    ..SessionRow::default()
+                },
+                touched: false,
+                closed: false,
+                messages: Vec::new(),
+            },
+        );
+        self.pids.insert(
+            key,
+            PidSlot {
+                open: Some(uid),
+                last_connected_at: connected_at,
+                last_seen: time,
+            },
+        );
+        uid
+    }
+
+    /// Ends the open session of a process: at its `disconnect`, or (time `None`) because a new
+    /// `connect` shows the process moved on without logging one.
+    fn close_open(&mut self, key: i64, time: Option<Timestamp>) {
+        let Some(slot) = self.pids.get_mut(&key) else {
+            return;
+        };
+        let Some(uid) = slot.open.take() else { return };
+        if let Some(t) = time {
+            slot.last_seen = t;
+        }
+        if let Some(session) = self.live.get_mut(&uid) {
+            session.closed = true;
+            if time.is_none() {
+                let row = &mut session.row;
+                row.disconnected_at.get_or_insert(row.last_seen);
+                row.end
+                    .get_or_insert_with(|| "no disconnect logged".to_owned());
+            }
+        }
+        self.touch(uid);
+    }
+
+    /// Notes that a session opened a message (its `client=` line).
+    pub fn add_message(&mut self, session: i64, message: i64) {
+        if let Some(s) = self.live.get_mut(&session) {
+            if !s.messages.contains(&message) {
+                s.messages.push(message);
+            }
+        }
+    }
+
+    /// The messages of a session that just ended without any successful DATA (or BDAT): none of
+    /// them reached the queue, and no `removed` will ever be logged for them.
+    pub fn abandoned_messages(&self, session: i64) -> &[i64] {
+        match self.live.get(&session) {
+            Some(s)
+                if s.closed
+                    && !s.messages.is_empty()
+                    && !data_accepted(s.row.end.as_deref().unwrap_or("")) =>
+            {
+                &s.messages
+            }
+            _ => &[],
+        }
+    }
+
+    fn touch(&mut self, uid: i64) {
+        if let Some(s) = self.live.get_mut(&uid) {
+            if !s.touched {
+                s.touched = true;
+                self.touched.push(uid);
+            }
+        }
+    }
+
+    /// Snapshots of the sessions changed since the last flush; closed ones are then forgotten.
+    pub fn flush(&mut self, batch: &mut Batch) {
+        for uid in std::mem::take(&mut self.touched) {
+            let Some(session) = self.live.get_mut(&uid) else {
+                continue;
+            };
+            session.touched = false;
+            batch.sessions.push(session.row.clone());
+            if session.closed {
+                self.live.remove(&uid);
+            }
+        }
+    }
+
+    /// Puts back a session that was open when the state was saved.
+    pub fn restore(&mut self, row: SessionRow) {
+        let key = pid_key(&row.host, &row.program, row.pid as u32);
+        let closed = row.disconnected_at.is_some()
+            && row
+                .end
+                .as_deref()
+                .is_some_and(|e| !e.starts_with("lost") && !e.starts_with("timeout"));
+        if closed {
+            return;
+        }
+        if self
+            .pids
+            .get(&key)
+            .is_some_and(|slot| slot.last_connected_at >= row.connected_at)
+        {
+            return;
+        }
+        self.pids.insert(
+            key,
+            PidSlot {
+                open: Some(row.uid),
+                last_connected_at: row.connected_at,
+                last_seen: row.last_seen,
+            },
+        );
+        self.live.insert(
+            row.uid,
+            Session {
+                row,
+                touched: false,
+                closed: false,
+                messages: Vec::new(),
+            },
+        );
+    }
+
+    /// Forgets processes and sessions not heard of for a day (log time).
+    pub fn sweep(&mut self, now: Timestamp) {
+        let limit = now.0 - FORGET_OPEN;
+        let live = &mut self.live;
+        self.pids.retain(|_, slot| {
+            if slot.last_seen.0 >= limit {
+                return true;
+            }
+            if let Some(uid) = slot.open {
+                if live.get(&uid).is_some_and(|s| !s.touched) {
+                    live.remove(&uid);
+                } else {
+                    return true;
+                }
+            }
+            false
+        });
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.live.values().filter(|s| !s.closed).count()
+    }
+}
