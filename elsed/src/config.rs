@@ -27,13 +27,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use omelse::correlate::ServerRole;
 use serde::Deserialize;
 
 /// Where the file is looked for when `--config` is not given; a missing file there is no error.
 pub const DEFAULT_PATH: &str = "/etc/else/elsed.toml";
-
-/// The roles a server may have (the `servers.role` column accepts the same).
-pub const ROLES: &[&str] = &["unknown", "incoming", "outgoing", "both", "relay", "filter"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +108,13 @@ pub struct ServerConfig {
 
 fn default_role() -> String {
     "unknown".to_owned()
+}
+
+impl ServerConfig {
+    /// The role, checked when the file was read.
+    pub fn role(&self) -> ServerRole {
+        self.role.parse().unwrap_or_default()
+    }
 }
 
 /// A configuration that cannot be used: which file, which key, what is wrong.
@@ -226,15 +231,8 @@ impl Config {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
             }
-            if !ROLES.contains(&server.role.as_str()) {
-                return Err((
-                    format!("servers[{i}].role"),
-                    format!(
-                        "'{}' is not a role (one of {})",
-                        server.role,
-                        ROLES.join(", ")
-                    ),
-                ));
+            if let Err(problem) = server.role.parse::<ServerRole>() {
+                return Err((format!("servers[{i}].role"), problem));
             }
             for (j, address) in server.addresses.iter().enumerate() {
                 if address.parse::<IpAddr>().is_err() {
@@ -329,7 +327,7 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             (
                 "[[servers]]\nname = \"a\"\n[[servers]]\nname = \"b\"\nrole = \"boss\"",
                 "servers[1].role",
-                "not a role",
+                "not a server role",
             ),
             (
                 "[[servers]]\nname = \"a\"\naddresses = [\"x\"]",

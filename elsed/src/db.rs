@@ -70,7 +70,7 @@ pub async fn sync_servers(client: &Client, settings: &Settings) -> anyhow::Resul
                 "INSERT INTO servers (name, role, address) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role,
                      address = coalesce(EXCLUDED.address, servers.address)",
-                &[&server.name, &server.role, &address],
+                &[&server.name, &server.role().name(), &address],
             )
             .await?;
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use flate2::read::MultiGzDecoder;
 use jiff::tz::TimeZone;
-use omelse::correlate::Correlator;
+use omelse::correlate::{Correlator, CorrelatorConfig};
 use omelse::ingest::{Pipeline, Stats};
 use omelse::parse::{self, Clock, Timestamp};
 use omelse::store::{self, Batch, WriteStats};
@@ -166,11 +166,17 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     db::migrate(&mut client).await?;
     db::sync_servers(&client, settings).await?;
 
-    let pipeline = Pipeline::new(
-        Clock::new(zone.clone(), Timestamp::now()),
-        Correlator::new(),
-    )
-    .with_host_override(args.host.clone());
+    // Messages still open in the database, from the time of the earliest line on.
+    let since = sources
+        .iter()
+        .filter_map(|(_, first)| *first)
+        .min()
+        .or(year_reference)
+        .unwrap_or_else(Timestamp::now);
+    let correlator = correlator(&client, settings, since).await?;
+    let sources: Vec<Source> = sources.into_iter().map(|(source, _)| source).collect();
+    let pipeline = Pipeline::new(Clock::new(zone.clone(), Timestamp::now()), correlator)
+        .with_host_override(args.host.clone());
     // Two batches in flight at most: one being written, one ready; parsing goes on meanwhile.
     let (batches, mut received) = mpsc::channel::<Batch>(2);
     let reader = std::thread::Builder::new()
@@ -240,6 +246,38 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How long before a log's first line a message may have entered the queue and still be open:
+/// Postfix's `maximal_queue_lifetime` (5 days by default), with a margin.
+const OPEN_MESSAGE_HORIZON: i64 = 7 * 86_400 * Timestamp::MICROS_PER_SECOND;
+
+/// The correlator of an import: the fleet's roles from the configuration, and the messages and
+/// sessions still open in the database, so that a log imported after the one before it (or after
+/// the live stream) continues their story.
+async fn correlator(
+    client: &tokio_postgres::Client,
+    settings: &Settings,
+    since: Timestamp,
+) -> anyhow::Result<Correlator> {
+    let mut config = CorrelatorConfig::default();
+    for server in &settings.config.servers {
+        config.roles.insert(server.name.clone(), server.role());
+        for address in &server.addresses {
+            config
+                .server_addresses
+                .insert(address.clone(), server.name.clone());
+        }
+    }
+    let mut correlator = Correlator::with_config(config);
+    let open = store::load_open_state(client, Timestamp(since.0 - OPEN_MESSAGE_HORIZON)).await?;
+    tracing::info!(
+        messages = open.messages.len(),
+        sessions = open.sessions.len(),
+        "open state loaded"
+    );
+    correlator.restore(open);
+    Ok(correlator)
 }
 
 /// Writes one batch; transient errors (connection lost, deadlock) are retried with the same batch,
@@ -339,14 +377,14 @@ fn read_all(
     })
 }
 
-/// The sources, oldest first. Files whose first lines carry a time are ordered by it; if one has
+/// The sources, oldest first, with the time of their first line when they have one. Files whose first lines carry a time are ordered by it; if one has
 /// none, by their rotation (`mail.log.2.gz`, `mail.log.1`, `mail.log`; `mail.log-20240301`
 /// before `mail.log`). Standard input comes last.
 fn order_sources(
     names: &[String],
     zone: &TimeZone,
     year_reference: Option<Timestamp>,
-) -> anyhow::Result<Vec<Source>> {
+) -> anyhow::Result<Vec<(Source, Option<Timestamp>)>> {
     let stdin_count = names.iter().filter(|n| *n == "-").count();
     anyhow::ensure!(stdin_count <= 1, "standard input (-) can be read only once");
     let mut files = Vec::new();
@@ -370,11 +408,10 @@ fn order_sources(
     } else {
         keyed.sort_by_key(|(source, _)| rotation_key(source));
     }
-    let mut sources: Vec<Source> = keyed.into_iter().map(|(source, _)| source).collect();
     if stdin_count == 1 {
-        sources.push(Source::Stdin);
+        keyed.push((Source::Stdin, None));
     }
-    Ok(sources)
+    Ok(keyed)
 }
 
 /// The time of the first of a file's first lines that has one.
@@ -543,7 +580,11 @@ mod tests {
             "-".to_owned(),
             older.display().to_string(),
         ];
-        let sources = order_sources(&names, &TimeZone::UTC, None).unwrap();
+        let sources: Vec<Source> = order_sources(&names, &TimeZone::UTC, None)
+            .unwrap()
+            .into_iter()
+            .map(|(source, _)| source)
+            .collect();
         assert_eq!(
             sources,
             [Source::File(older), Source::File(newer), Source::Stdin]
