@@ -410,3 +410,41 @@ async fn the_real_log_imports_once_whatever_the_number_of_imports() {
         assert_eq!(count, 0, "the second import wrote {table}: {second}");
     }
 }
+
+/// Roles and addresses of the configuration reach the correlator: mail from out1 to mx1 is
+/// internal only when ELSE knows 192.0.2.11 is out1, one of its own servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_roles_from_the_configuration_settle_flows() {
+    let config = scratch("roles").join("elsed.toml");
+    std::fs::write(
+        &config,
+        "[[servers]]\nname = \"mx1\"\nrole = \"incoming\"\naddresses = [\"192.0.2.10\"]\n\
+         [[servers]]\nname = \"out1\"\nrole = \"outgoing\"\naddresses = [\"192.0.2.11\"]\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let fixture = fixture();
+    let mut flows = Vec::new();
+    for with_roles in [false, true] {
+        let url = PgCluster::shared().create_database().await;
+        let mut args = vec!["--database-url", url.as_str()];
+        if with_roles {
+            args.extend(["--config", config]);
+        }
+        let mut import = args.clone();
+        import.extend([
+            "import",
+            "--timezone",
+            "UTC",
+            "--year-reference",
+            "2024-12-31T00:00:00Z",
+            fixture.to_str().unwrap(),
+        ]);
+        assert!(elsed(&import, b"", &[]).status.success());
+        let mut search = args.clone();
+        search.extend(["search", "--json", "--queue-id", "9C0A1B2D3E"]);
+        let found = json_lines(&elsed(&search, b"", &[]));
+        flows.push(found[0]["flow"].clone());
+    }
+    assert_eq!(flows, ["inbound", "internal"]);
+}
