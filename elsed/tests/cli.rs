@@ -448,3 +448,101 @@ async fn server_roles_from_the_configuration_settle_flows() {
     }
     assert_eq!(flows, ["inbound", "internal"]);
 }
+
+/// A log rotated in the middle of a message's life (deferred in `mail.log.1`, delivered in
+/// `mail.log`): given in any order in one import, or imported one file after the other, the
+/// message ends as it does when the log is imported whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_logs_continue_the_messages_they_share() {
+    let log = std::fs::read_to_string(fixture()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let dir = scratch("rotated");
+    let (older, newer) = (dir.join("mail.log.1.gz"), dir.join("mail.log"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all((lines[..40].join("\n") + "\n").as_bytes())
+        .unwrap();
+    std::fs::write(&older, gz.finish().unwrap()).unwrap();
+    std::fs::write(&newer, lines[40..].join("\n") + "\n").unwrap();
+    let (older, newer, whole) = (older.to_str().unwrap(), newer.to_str().unwrap(), fixture());
+    let common = [
+        "import",
+        "--timezone",
+        "UTC",
+        "--year-reference",
+        "2024-12-31T00:00:00Z",
+    ];
+
+    let mut results = Vec::new();
+    let runs: [&[&[&str]]; 3] = [
+        &[&[whole.to_str().unwrap()]],
+        &[&[newer, older]],
+        &[&[older], &[newer]],
+    ];
+    for imports in runs {
+        let url = PgCluster::shared().create_database().await;
+        for files in imports {
+            let mut args = common.to_vec();
+            args.extend_from_slice(files);
+            let output = run_with_database(&url, &args);
+            assert!(output.status.success(), "{}", text(&output.stderr));
+        }
+        let found = json_lines(&run_with_database(
+            &url,
+            &["search", "--json", "--queue-id", "4ZdQ7k1Rc2z9Hw"],
+        ));
+        assert_eq!(found.len(), 1, "one life of the queue id: {found:?}");
+        results.push(found.into_iter().next().unwrap());
+    }
+    let frank = results[0]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "frank@example.org");
+    assert_eq!(frank.unwrap()["status"], "sent", "{}", results[0]);
+    assert_eq!(
+        results[1], results[0],
+        "one import of both files, newest given first"
+    );
+    assert_eq!(
+        results[2], results[0],
+        "two imports, the open message restored from the database"
+    );
+}
+
+/// `-` reads standard input; `--host` names the server of every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_input_imports_under_the_given_host() {
+    let url = PgCluster::shared().create_database().await;
+    let lines = b"2024-05-02T08:00:00Z somebox postfix/qmgr[11]: 5E6F7A8B9C: from=<Zoe@Example.com>, size=900, nrcpt=1 (queue active)\n\
+        2024-05-02T08:00:01Z somebox postfix/qmgr[11]: 5E6F7A8B9C: removed\n";
+    let output = elsed(
+        &[
+            "--database-url",
+            &url,
+            "import",
+            "--json",
+            "--host",
+            "relay9",
+            "-",
+        ],
+        lines,
+        &[],
+    );
+    let summary = json_lines(&output).remove(0);
+    assert_eq!(summary["files"][0]["name"], "-");
+    assert_eq!(summary["lines"], 2);
+    let found = json_lines(&run_with_database(
+        &url,
+        &["search", "--json", "--sender", "zoe@example.COM"],
+    ));
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (&found[0]["host"], &found[0]["queue_id"]),
+        (&"relay9".into(), &"5E6F7A8B9C".into())
+    );
+    assert!(json_lines(&run_with_database(
+        &url,
+        &["search", "--json", "--host", "somebox"]
+    ))
+    .is_empty());
+}
