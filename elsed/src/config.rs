@@ -151,9 +151,7 @@ impl Config {
         let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
         match std::fs::read_to_string(path) {
             Ok(text) => Config::parse(&text, path),
-            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Config::default())
-            }
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(ConfigError {
                 path: path.to_owned(),
                 key: String::new(),
@@ -171,32 +169,24 @@ impl Config {
         };
         // Syntax first (toml's own message says where), then the shape, with the key's path.
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let line = e
-                .span()
-                .map_or(0, |span| text[..span.start].matches('\n').count() + 1);
-            error(
-                String::new(),
-                format!("not valid TOML (line {line}): {}", e.message()),
-            )
+            let line = e.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            error(String::new(), format!("not valid TOML (line {line}): {}", e.message()))
         })?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                let problem = e.into_inner().message().to_owned();
-                let key = if key == "." { String::new() } else { key };
-                if problem.starts_with("unknown field") {
-                    // The path already ends with the unknown key; serde's list of expected keys is
-                    // the useful part of its message.
-                    let expected = problem
-                        .split_once(", expected ")
-                        .map_or(String::new(), |(_, e)| format!(" (expected {e})"));
-                    return error(key, format!("unknown key{expected}"));
-                }
-                error(key, problem)
-            })?;
-        config
-            .check()
-            .map_err(|(key, problem)| error(key, problem))?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let problem = e.into_inner().message().to_owned();
+            let key = if key == "." { String::new() } else { key };
+            if problem.starts_with("unknown field") {
+                // The path already ends with the unknown key; serde's list of expected keys is
+                // the useful part of its message.
+                let expected = problem
+                    .split_once(", expected ")
+                    .map_or(String::new(), |(_, e)| format!(" (expected {e})"));
+                return error(key, format!("unknown key{expected}"));
+            }
+            error(key, problem)
+        })?;
+        config.check().map_err(|(key, problem)| error(key, problem))?;
         Ok(config)
     }
 
@@ -210,19 +200,11 @@ impl Config {
                 )
             })?;
         }
-        if self
-            .database
-            .url
-            .as_deref()
-            .is_some_and(|url| url.trim().is_empty())
-        {
+        if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
         if self.import.batch_lines == 0 {
-            return Err((
-                "import.batch_lines".to_owned(),
-                "must be at least 1".to_owned(),
-            ));
+            return Err(("import.batch_lines".to_owned(), "must be at least 1".to_owned()));
         }
         if self.retention.days == 0 {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
@@ -242,10 +224,7 @@ impl Config {
                     ));
                 }
             }
-            if self.servers[..i]
-                .iter()
-                .any(|other| other.name == server.name)
-            {
+            if self.servers[..i].iter().any(|other| other.name == server.name) {
                 return Err((
                     format!("servers[{i}].name"),
                     format!("'{}' is listed twice", server.name),
@@ -269,9 +248,7 @@ mod tests {
         let config = parse("").unwrap();
         assert_eq!(config.import.batch_lines, 20_000);
         assert_eq!(config.retention.days, 90);
-        assert!(
-            config.database.url.is_none() && config.timezone.is_none() && config.servers.is_empty()
-        );
+        assert!(config.database.url.is_none() && config.timezone.is_none() && config.servers.is_empty());
     }
 
     #[test]
@@ -292,14 +269,8 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         )
         .unwrap();
         assert_eq!(config.timezone.as_deref(), Some("Europe/Paris"));
-        assert_eq!(
-            config.database.url.as_deref(),
-            Some("host=/run/postgresql dbname=else")
-        );
-        assert_eq!(
-            (config.import.batch_lines, config.retention.days),
-            (500, 30)
-        );
+        assert_eq!(config.database.url.as_deref(), Some("host=/run/postgresql dbname=else"));
+        assert_eq!((config.import.batch_lines, config.retention.days), (500, 30));
         assert_eq!(config.servers[0].role, "incoming");
         assert_eq!(config.servers[0].addresses.len(), 2);
     }
@@ -307,23 +278,11 @@ addresses = ["192.0.2.10", "2001:db8::1"]
     #[test]
     fn errors_name_the_key_and_the_problem() {
         let cases = [
-            (
-                "[retention]\ndays = \"ninety\"",
-                "retention.days",
-                "invalid type",
-            ),
-            (
-                "[import]\nbatch_line = 5",
-                "import.batch_line",
-                "unknown key",
-            ),
+            ("[retention]\ndays = \"ninety\"", "retention.days", "invalid type"),
+            ("[import]\nbatch_line = 5", "import.batch_line", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
-            (
-                "timezone = \"Mars/Olympus\"",
-                "timezone",
-                "not a known time zone",
-            ),
+            ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (
                 "[[servers]]\nname = \"a\"\n[[servers]]\nname = \"b\"\nrole = \"boss\"",
                 "servers[1].role",

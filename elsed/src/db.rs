@@ -28,9 +28,7 @@ pub async fn migrate(client: &mut Client) -> anyhow::Result<Vec<i32>> {
 /// Reading needs a schema, any version this binary knows.
 pub async fn require_schema(client: &Client) -> anyhow::Result<()> {
     match store::schema_version(client).await? {
-        0 => anyhow::bail!(
-            "the database has no ELSE schema yet: run `elsed migrate` or `elsed import` first"
-        ),
+        0 => anyhow::bail!("the database has no ELSE schema yet: run `elsed migrate` or `elsed import` first"),
         version if version > store::LATEST_SCHEMA_VERSION => anyhow::bail!(
             "database schema version {version} is newer than this binary ({}); upgrade ELSE",
             store::LATEST_SCHEMA_VERSION
@@ -109,10 +107,7 @@ mod tests {
             redact("postgresql://else:secret@db:5432/else"),
             "postgresql://else:***@db:5432/else"
         );
-        assert_eq!(
-            redact("postgresql://else@db/else"),
-            "postgresql://else@db/else"
-        );
+        assert_eq!(redact("postgresql://else@db/else"), "postgresql://else@db/else");
         assert_eq!(
             redact("host=db password=secret dbname=else"),
             "host=db password=*** dbname=else"

@@ -70,10 +70,7 @@ impl Source {
         };
         let mut reader = BufReader::with_capacity(1 << 20, raw);
         if reader.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
-            Ok(Box::new(BufReader::with_capacity(
-                1 << 20,
-                MultiGzDecoder::new(reader),
-            )))
+            Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))))
         } else {
             Ok(Box::new(reader))
         }
@@ -175,22 +172,13 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .unwrap_or_else(Timestamp::now);
     let correlator = correlator(&client, settings, since).await?;
     let sources: Vec<Source> = sources.into_iter().map(|(source, _)| source).collect();
-    let pipeline = Pipeline::new(Clock::new(zone.clone(), Timestamp::now()), correlator)
-        .with_host_override(args.host.clone());
+    let pipeline =
+        Pipeline::new(Clock::new(zone.clone(), Timestamp::now()), correlator).with_host_override(args.host.clone());
     // Two batches in flight at most: one being written, one ready; parsing goes on meanwhile.
     let (batches, mut received) = mpsc::channel::<Batch>(2);
     let reader = std::thread::Builder::new()
         .name("elsed-import".into())
-        .spawn(move || {
-            read_all(
-                &sources,
-                pipeline,
-                &zone,
-                year_reference,
-                batch_lines,
-                &batches,
-            )
-        })?;
+        .spawn(move || read_all(&sources, pipeline, &zone, year_reference, batch_lines, &batches))?;
 
     let mut writer = store::Writer::new();
     let mut written = Written::default();
@@ -203,11 +191,7 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
             Ok(stats) => {
                 written.add(&stats);
                 batch_count += 1;
-                tracing::debug!(
-                    batch = batch_count,
-                    events = batch.events.len(),
-                    "batch written"
-                );
+                tracing::debug!(batch = batch_count, events = batch.events.len(), "batch written");
             }
             Err(e) => {
                 // Dropping the receiver stops the reader at its next batch.
@@ -221,21 +205,13 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .join()
         .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
     if let Some(e) = failure {
-        return Err(e.context(
-            "import stopped: a batch could not be written (the batches before it are committed)",
-        ));
+        return Err(e.context("import stopped: a batch could not be written (the batches before it are committed)"));
     }
     let outcome = outcome?;
     store::refresh_rollups(&mut client).await?;
 
     let elapsed = started.elapsed();
-    let summary = summarize(
-        outcome,
-        messages.len() as u64,
-        batch_count,
-        written,
-        elapsed,
-    );
+    let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -264,9 +240,7 @@ async fn correlator(
     for server in &settings.config.servers {
         config.roles.insert(server.name.clone(), server.role());
         for address in &server.addresses {
-            config
-                .server_addresses
-                .insert(address.clone(), server.name.clone());
+            config.server_addresses.insert(address.clone(), server.name.clone());
         }
     }
     let mut correlator = Correlator::with_config(config);
@@ -421,9 +395,7 @@ fn first_time(source: &Source, clock: &mut Clock) -> Option<Timestamp> {
         .split(b'\n')
         .take(100)
         .map_while(Result::ok)
-        .find_map(|bytes| {
-            parse::split_line(&String::from_utf8_lossy(&bytes), clock).map(|line| line.time)
-        })
+        .find_map(|bytes| parse::split_line(&String::from_utf8_lossy(&bytes), clock).map(|line| line.time))
 }
 
 /// Sort key by name: base name, then older rotations first, the live file last.
@@ -448,13 +420,7 @@ fn rotation_key(source: &Source) -> (String, u8, i64) {
     (name.to_owned(), 1, 0)
 }
 
-fn summarize(
-    outcome: ReadOutcome,
-    messages: u64,
-    batches: u64,
-    written: Written,
-    elapsed: Duration,
-) -> Summary {
+fn summarize(outcome: ReadOutcome, messages: u64, batches: u64, written: Written, elapsed: Duration) -> Summary {
     let stats = outcome.stats;
     let seconds = elapsed.as_secs_f64();
     Summary {
@@ -509,7 +475,15 @@ fn render(summary: &Summary) -> String {
         out,
         "written: {} events, {} messages, {} recipients, {} deliveries, {} rejects, {} sessions, {} links, \
          {} new servers in {} batch(es)",
-        w.events, w.messages, w.recipients, w.deliveries, w.rejects, w.sessions, w.links, w.new_servers, summary.batches
+        w.events,
+        w.messages,
+        w.recipients,
+        w.deliveries,
+        w.rejects,
+        w.sessions,
+        w.links,
+        w.new_servers,
+        summary.batches
     );
     for error in &summary.errors {
         let _ = writeln!(out, "error: {error}");
@@ -544,17 +518,10 @@ mod tests {
                 "/var/log/mail.log"
             ]
         );
-        let mut dated = [
-            file("maillog"),
-            file("maillog-20240308"),
-            file("maillog-20240301.gz"),
-        ];
+        let mut dated = [file("maillog"), file("maillog-20240308"), file("maillog-20240301.gz")];
         dated.sort_by_key(rotation_key);
         let names: Vec<String> = dated.iter().map(Source::name).collect();
-        assert_eq!(
-            names,
-            ["maillog-20240301.gz", "maillog-20240308", "maillog"]
-        );
+        assert_eq!(names, ["maillog-20240301.gz", "maillog-20240308", "maillog"]);
     }
 
     #[test]
@@ -563,11 +530,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let newer = dir.join("b.log");
         let older = dir.join("a-but-newer-name.log.gz");
-        std::fs::write(
-            &newer,
-            "2024-03-02T10:00:00Z mx postfix/qmgr[1]: 4F3A21C0: removed\n",
-        )
-        .unwrap();
+        std::fs::write(&newer, "2024-03-02T10:00:00Z mx postfix/qmgr[1]: 4F3A21C0: removed\n").unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(
             &mut gz,
@@ -575,27 +538,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&older, gz.finish().unwrap()).unwrap();
-        let names = vec![
-            newer.display().to_string(),
-            "-".to_owned(),
-            older.display().to_string(),
-        ];
+        let names = vec![newer.display().to_string(), "-".to_owned(), older.display().to_string()];
         let sources: Vec<Source> = order_sources(&names, &TimeZone::UTC, None)
             .unwrap()
             .into_iter()
             .map(|(source, _)| source)
             .collect();
-        assert_eq!(
-            sources,
-            [Source::File(older), Source::File(newer), Source::Stdin]
-        );
+        assert_eq!(sources, [Source::File(older), Source::File(newer), Source::Stdin]);
         assert!(order_sources(&["-".into(), "-".into()], &TimeZone::UTC, None).is_err());
-        assert!(order_sources(
-            &[dir.join("missing").display().to_string()],
-            &TimeZone::UTC,
-            None
-        )
-        .is_err());
+        assert!(order_sources(&[dir.join("missing").display().to_string()], &TimeZone::UTC, None).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

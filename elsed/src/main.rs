@@ -84,8 +84,9 @@ impl Settings {
     /// The zone of year-less timestamps: the flag, else `timezone` of the file, else the machine's.
     pub fn timezone(&self, flag: Option<&str>) -> anyhow::Result<jiff::tz::TimeZone> {
         match flag.or(self.config.timezone.as_deref()) {
-            Some(name) => jiff::tz::TimeZone::get(name)
-                .map_err(|e| anyhow::anyhow!("'{name}' is not a known time zone: {e}")),
+            Some(name) => {
+                jiff::tz::TimeZone::get(name).map_err(|e| anyhow::anyhow!("'{name}' is not a known time zone: {e}"))
+            }
             None => Ok(jiff::tz::TimeZone::system()),
         }
     }
@@ -128,9 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs a database command on a small runtime: the work is one connection and one parser thread.
-fn block_on(
-    command: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
-) -> anyhow::Result<ExitCode> {
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -58,11 +58,7 @@ pub fn run(args: &ParseArgs, settings: &Settings) -> anyhow::Result<std::process
 }
 
 /// Parses every line of `input` (invalid UTF-8 is replaced, never refused) and writes its JSON.
-fn parse_stream(
-    mut input: impl BufRead,
-    out: &mut impl Write,
-    clock: &mut Clock,
-) -> std::io::Result<()> {
+fn parse_stream(mut input: impl BufRead, out: &mut impl Write, clock: &mut Clock) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     loop {
         buffer.clear();
@@ -90,13 +86,7 @@ fn parse_stream(
 fn output<'a>(line: &'a ParsedLine<'a>) -> Output<'a> {
     // anvil's statistics have a `service` of their own (`smtpd` in `(smtpd:192.0.2.1)`); the
     // program's stays readable in `program`.
-    let event_has_service = matches!(
-        line.event.kind,
-        EventKind::Statistics {
-            service: Some(_),
-            ..
-        }
-    );
+    let event_has_service = matches!(line.event.kind, EventKind::Statistics { service: Some(_), .. });
     Output {
         line,
         instance: line.program.instance,
@@ -110,10 +100,7 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8]) -> Vec<serde_json::Value> {
-        let mut clock = Clock::new(
-            jiff::tz::TimeZone::UTC,
-            Timestamp::from_unix_seconds(1_700_000_000),
-        );
+        let mut clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::from_unix_seconds(1_700_000_000));
         let mut out = Vec::new();
         parse_stream(input, &mut out, &mut clock).unwrap();
         out.split(|&b| b == b'\n')

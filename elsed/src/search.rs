@@ -133,10 +133,7 @@ impl Query {
     }
 
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
+        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
     }
 }
 
@@ -155,9 +152,7 @@ fn address_pattern(text: &str) -> AddressPattern {
 }
 
 fn strip_angles(text: &str) -> &str {
-    text.strip_prefix('<')
-        .and_then(|t| t.strip_suffix('>'))
-        .unwrap_or(text)
+    text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).unwrap_or(text)
 }
 
 /// The WHERE clause of the message query.
@@ -189,10 +184,7 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
         ));
     }
     if let Some(id) = &args.message_id {
-        let condition = format!(
-            "m.message_id = {}",
-            q.bind(strip_angles(id.trim()).to_owned())
-        );
+        let condition = format!("m.message_id = {}", q.bind(strip_angles(id.trim()).to_owned()));
         q.conditions.push(condition);
     }
     if let Some(id) = &args.queue_id {
@@ -214,10 +206,7 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
             );
             format!("m.client_ip <<= {}::text::inet", q.bind(client.to_owned()))
         } else {
-            format!(
-                "lower(m.client_name) = lower({})",
-                q.bind(client.to_owned())
-            )
+            format!("lower(m.client_name) = lower({})", q.bind(client.to_owned()))
         };
         q.conditions.push(condition);
     }
@@ -381,11 +370,7 @@ async fn add_links(client: &Client, found: &mut [Found]) -> anyhow::Result<()> {
         let Some(&i) = row.get::<_, Option<i64>>(0).and_then(|uid| index.get(&uid)) else {
             continue;
         };
-        let direction = if row.get::<_, &str>(2) == "to" {
-            "to"
-        } else {
-            "from"
-        };
+        let direction = if row.get::<_, &str>(2) == "to" { "to" } else { "from" };
         found[i].links.push(FoundLink {
             kind: row.get(1),
             direction,
@@ -447,8 +432,7 @@ mod tests {
     }
 
     fn query(argv: &[&str]) -> anyhow::Result<Query> {
-        let wrapper =
-            Wrapper::try_parse_from(std::iter::once("search").chain(argv.iter().copied()))?;
+        let wrapper = Wrapper::try_parse_from(std::iter::once("search").chain(argv.iter().copied()))?;
         build_query(&wrapper.args, &jiff::tz::TimeZone::UTC)
     }
 
@@ -465,8 +449,7 @@ mod tests {
         assert!(!sql.contains("DROP"), "{sql}");
         assert_eq!(q.params.len(), 2);
         assert!(
-            sql.contains("lower(m.sender) = lower($1)")
-                && sql.contains("m.client_ip <<= $2::text::inet"),
+            sql.contains("lower(m.sender) = lower($1)") && sql.contains("m.client_ip <<= $2::text::inet"),
             "{sql}"
         );
     }

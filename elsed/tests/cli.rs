@@ -47,11 +47,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(
-        output.status.success(),
-        "elsed failed: {}",
-        text(&output.stderr)
-    );
+    assert!(output.status.success(), "elsed failed: {}", text(&output.stderr));
     text(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
@@ -63,14 +59,7 @@ fn help_names_every_subcommand_and_the_database_option() {
     let output = elsed(&["--help"], b"", &[]);
     assert!(output.status.success());
     let help = text(&output.stdout);
-    for word in [
-        "migrate",
-        "import",
-        "parse",
-        "search",
-        "--database-url",
-        "--config",
-    ] {
+    for word in ["migrate", "import", "parse", "search", "--database-url", "--config"] {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }
     let output = elsed(&["import", "--help"], b"", &[]);
@@ -79,10 +68,7 @@ fn help_names_every_subcommand_and_the_database_option() {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }
     let output = elsed(&["import"], b"", &[]);
-    assert!(
-        !output.status.success(),
-        "import without a file is a usage error"
-    );
+    assert!(!output.status.success(), "import without a file is a usage error");
 }
 
 #[test]
@@ -124,10 +110,7 @@ fn parse_prints_one_json_object_per_line() {
     assert_eq!(values[1]["status"], "sent");
     assert_eq!(values[1]["to"], "bob@example.com");
     assert_eq!(values[2]["kind"], "unparsed");
-    assert_eq!(
-        values[2]["raw"],
-        "garbage \u{fffd}\u{fffd} without envelope"
-    );
+    assert_eq!(values[2]["raw"], "garbage \u{fffd}\u{fffd} without envelope");
 }
 
 #[test]
@@ -140,42 +123,23 @@ fn parse_reads_the_whole_fixture() {
     assert_eq!(kinds("unparsed"), 1);
     assert_eq!(kinds("delivery"), 12);
     assert_eq!(kinds("notification"), 1);
-    assert_eq!(
-        kinds("unknown"),
-        0,
-        "every line of the fixture is understood"
-    );
+    assert_eq!(kinds("unknown"), 0, "every line of the fixture is understood");
 }
 
 #[test]
 fn a_bad_configuration_stops_with_the_key_and_the_problem() {
     let dir = scratch("badconfig");
     for (content, key, problem) in [
-        (
-            "[retention]\ndays = -3\n",
-            "retention.days",
-            "invalid value",
-        ),
-        (
-            "[import]\nbatch_size = 10\n",
-            "import.batch_size",
-            "unknown key",
-        ),
-        (
-            "timezone = \"Nowhere/Special\"\n",
-            "timezone",
-            "not a known time zone",
-        ),
+        ("[retention]\ndays = -3\n", "retention.days", "invalid value"),
+        ("[import]\nbatch_size = 10\n", "import.batch_size", "unknown key"),
+        ("timezone = \"Nowhere/Special\"\n", "timezone", "not a known time zone"),
     ] {
         let path = dir.join("elsed.toml");
         std::fs::write(&path, content).unwrap();
         let output = elsed(&["--config", path.to_str().unwrap(), "parse"], b"", &[]);
         let stderr = text(&output.stderr);
         assert!(!output.status.success(), "{content} was accepted");
-        assert!(
-            stderr.contains(key) && stderr.contains(problem),
-            "{content}: {stderr}"
-        );
+        assert!(stderr.contains(key) && stderr.contains(problem), "{content}: {stderr}");
     }
     let output = elsed(&["--config", "/nonexistent/elsed.toml", "parse"], b"", &[]);
     assert!(!output.status.success());
@@ -253,20 +217,14 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
     assert_eq!(first["unparsed_lines"], 1);
     assert_eq!(first["unknown_lines"], 0);
     assert_eq!(first["events_by_kind"]["delivery"], 12);
-    assert_eq!(
-        first["written"]["events"], 62,
-        "every line is stored: {first}"
-    );
+    assert_eq!(first["written"]["events"], 62, "every line is stored: {first}");
     assert_eq!(first["messages"], 7, "seven queue ids: {first}");
     assert!(first["lines_per_second"].as_f64().unwrap() > 0.0);
 
     let second = import_fixture(&url);
     assert_eq!(second["lines"], 62);
     for (table, count) in second["written"].as_object().unwrap() {
-        assert_eq!(
-            count, 0,
-            "a second import of the same file wrote {table}: {second}"
-        );
+        assert_eq!(count, 0, "a second import of the same file wrote {table}: {second}");
     }
 
     // The bounced message: its recipient, and the notification it caused.
@@ -278,28 +236,14 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
     let bounced = &found[0];
     assert_eq!(bounced["host"], "out1");
     assert_eq!(bounced["sender"], "alice@example.com");
-    assert_eq!(
-        bounced["message_id"],
-        "20240314102000.4ZdQ9m3Tf5zK2L@out1.example.com"
-    );
+    assert_eq!(bounced["message_id"], "20240314102000.4ZdQ9m3Tf5zK2L@out1.example.com");
     assert_eq!(bounced["first_seen"], "2024-03-14T10:20:00.000000Z");
     let recipient = &bounced["recipients"][0];
     assert_eq!(
-        (
-            &recipient["address"],
-            &recipient["status"],
-            &recipient["dsn"]
-        ),
-        (
-            &"gone@example.org".into(),
-            &"bounced".into(),
-            &"5.1.1".into()
-        )
+        (&recipient["address"], &recipient["status"], &recipient["dsn"]),
+        (&"gone@example.org".into(), &"bounced".into(), &"5.1.1".into())
     );
-    assert!(recipient["status_text"]
-        .as_str()
-        .unwrap()
-        .contains("User unknown"));
+    assert!(recipient["status_text"].as_str().unwrap().contains("User unknown"));
     assert!(
         bounced["links"]
             .as_array()
@@ -314,10 +258,7 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         &url,
         &["search", "--json", "--recipient", "BOB@Example.COM"],
     ));
-    let ids: Vec<&str> = to_bob
-        .iter()
-        .map(|m| m["queue_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = to_bob.iter().map(|m| m["queue_id"].as_str().unwrap()).collect();
     for id in ["3A1F42C0D1", "7B2E19A4F3", "4ZdQ7k1Rc2z9Hw", "9C0A1B2D3E"] {
         assert!(ids.contains(&id), "{id} not among {ids:?}");
     }
@@ -339,11 +280,7 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         ],
     ));
     let hosts: Vec<&str> = by_id.iter().map(|m| m["host"].as_str().unwrap()).collect();
-    assert_eq!(
-        by_id.len(),
-        2,
-        "both hops of the mail alice sent: {hosts:?}"
-    );
+    assert_eq!(by_id.len(), 2, "both hops of the mail alice sent: {hosts:?}");
     let none = json_lines(&run_with_database(
         &url,
         &["search", "--json", "--until", "2024-03-14T09:00:00Z"],
@@ -373,11 +310,7 @@ async fn migrate_creates_the_schema_once_and_search_needs_it() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(text(&first.stdout).contains("applied migration"));
     let again = run_with_database(&url, &["migrate"]);
-    assert!(
-        text(&again.stdout).contains("up to date"),
-        "{}",
-        text(&again.stdout)
-    );
+    assert!(text(&again.stdout).contains("up to date"), "{}", text(&again.stdout));
     let empty = run_with_database(&url, &["search", "--json"]);
     assert!(json_lines(&empty).is_empty());
 }
@@ -400,10 +333,7 @@ async fn the_real_log_imports_once_whatever_the_number_of_imports() {
     assert_eq!(first["written"]["events"], 69_861, "{first}");
     let messages = first["messages"].as_u64().unwrap();
     assert!(messages > 0, "{first}");
-    assert_eq!(
-        first["written"]["messages"], messages,
-        "one row per message: {first}"
-    );
+    assert_eq!(first["written"]["messages"], messages, "one row per message: {first}");
     assert_eq!(first["unknown_lines"], 0, "{first}");
     let second = import();
     for (table, count) in second["written"].as_object().unwrap() {
@@ -459,8 +389,7 @@ async fn rotated_logs_continue_the_messages_they_share() {
     let dir = scratch("rotated");
     let (older, newer) = (dir.join("mail.log.1.gz"), dir.join("mail.log"));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all((lines[..40].join("\n") + "\n").as_bytes())
-        .unwrap();
+    gz.write_all((lines[..40].join("\n") + "\n").as_bytes()).unwrap();
     std::fs::write(&older, gz.finish().unwrap()).unwrap();
     std::fs::write(&newer, lines[40..].join("\n") + "\n").unwrap();
     let (older, newer, whole) = (older.to_str().unwrap(), newer.to_str().unwrap(), fixture());
@@ -473,11 +402,7 @@ async fn rotated_logs_continue_the_messages_they_share() {
     ];
 
     let mut results = Vec::new();
-    let runs: [&[&[&str]]; 3] = [
-        &[&[whole.to_str().unwrap()]],
-        &[&[newer, older]],
-        &[&[older], &[newer]],
-    ];
+    let runs: [&[&[&str]]; 3] = [&[&[whole.to_str().unwrap()]], &[&[newer, older]], &[&[older], &[newer]]];
     for imports in runs {
         let url = PgCluster::shared().create_database().await;
         for files in imports {
@@ -499,10 +424,7 @@ async fn rotated_logs_continue_the_messages_they_share() {
         .iter()
         .find(|r| r["address"] == "frank@example.org");
     assert_eq!(frank.unwrap()["status"], "sent", "{}", results[0]);
-    assert_eq!(
-        results[1], results[0],
-        "one import of both files, newest given first"
-    );
+    assert_eq!(results[1], results[0], "one import of both files, newest given first");
     assert_eq!(
         results[2], results[0],
         "two imports, the open message restored from the database"
@@ -516,15 +438,7 @@ async fn standard_input_imports_under_the_given_host() {
     let lines = b"2024-05-02T08:00:00Z somebox postfix/qmgr[11]: 5E6F7A8B9C: from=<Zoe@Example.com>, size=900, nrcpt=1 (queue active)\n\
         2024-05-02T08:00:01Z somebox postfix/qmgr[11]: 5E6F7A8B9C: removed\n";
     let output = elsed(
-        &[
-            "--database-url",
-            &url,
-            "import",
-            "--json",
-            "--host",
-            "relay9",
-            "-",
-        ],
+        &["--database-url", &url, "import", "--json", "--host", "relay9", "-"],
         lines,
         &[],
     );
@@ -540,9 +454,5 @@ async fn standard_input_imports_under_the_given_host() {
         (&found[0]["host"], &found[0]["queue_id"]),
         (&"relay9".into(), &"5E6F7A8B9C".into())
     );
-    assert!(json_lines(&run_with_database(
-        &url,
-        &["search", "--json", "--host", "somebox"]
-    ))
-    .is_empty());
+    assert!(json_lines(&run_with_database(&url, &["search", "--json", "--host", "somebox"])).is_empty());
 }

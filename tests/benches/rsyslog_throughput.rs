@@ -90,10 +90,7 @@ fn main() {
         return;
     }
     let module = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/libomelse.so");
-    assert!(
-        module.exists(),
-        "build it first: cargo build --release -p omelse"
-    );
+    assert!(module.exists(), "build it first: cargo build --release -p omelse");
     let lines = lines();
     let cluster = PgCluster::start().expect("PostgreSQL");
     let omelse_url = block_on(cluster.create_database());
@@ -101,9 +98,7 @@ fn main() {
     block_on(async {
         let client = omelse::store::connect(&pgsql_url).await.unwrap();
         client
-            .batch_execute(
-                "CREATE TABLE raw_lines (received timestamptz, host text, tag text, msg text)",
-            )
+            .batch_execute("CREATE TABLE raw_lines (received timestamptz, host text, tag text, msg text)")
             .await
             .unwrap();
     });

@@ -8,8 +8,7 @@ use tokio_postgres::Client;
 use super::{Result, StoreError};
 
 /// The migrations, in order: `(version, name, sql)`. Add a file, never edit an applied one.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
 
 /// The schema version this binary writes.
 pub const LATEST_SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -26,10 +25,7 @@ pub async fn schema_version(client: &Client) -> Result<i32> {
         return Ok(0);
     }
     let row = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
         .await?;
     Ok(row.get(0))
 }
@@ -56,10 +52,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>> {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         let current: i32 = tx
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                &[],
-            )
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
             .await?
             .get(0);
         if current > LATEST_SCHEMA_VERSION {
