@@ -13,10 +13,12 @@ setup:
 build: setup
 	$(CARGO) build --workspace
 
-# Formatting and lints first: they are quick and say precisely what is wrong.
+# Formatting and lints first: they are quick and say precisely what is wrong. `cargo build` before
+# the tests: the rsyslogd tests load target/debug/libomelse.so, which `cargo test` does not rebuild.
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 demo: setup
