@@ -318,8 +318,7 @@ async fn migrate_creates_the_schema_once_and_search_needs_it() {
 /// The real 3-day MX log of the corpora: every line stored, and a second import adds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_log_imports_once_whatever_the_number_of_imports() {
-    let Some(corpora) = else_tests::corpora_dir() else {
-        eprintln!("skipped: ../shared/corpora not found");
+    let Some(corpora) = else_tests::corpora::dir_or_skip() else {
         return;
     };
     let log = corpora.join("postfix-logsums/mail.log.gz");
