@@ -5,6 +5,7 @@
 
 mod config;
 mod db;
+mod greylist;
 mod import;
 mod parse;
 mod search;

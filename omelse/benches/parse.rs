@@ -13,11 +13,12 @@ fn corpus() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let real = root.join("../shared/corpora/postfix-logsums/mail.log.gz");
     let text = if real.exists() {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(real).unwrap())
-            .read_to_string(&mut text)
+        // Real logs carry some bytes that are not UTF-8: read them the way the pipeline does.
+        let mut bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(real).unwrap())
+            .read_to_end(&mut bytes)
             .unwrap();
-        text
+        String::from_utf8_lossy(&bytes).into_owned()
     } else {
         eprintln!("../shared/corpora missing: benchmarking the project's own fixture");
         std::fs::read_to_string(root.join("tests/fixtures/mail.log")).unwrap_or_default()

@@ -5,12 +5,11 @@
 //! `cargo bench -p else-tests --bench rsyslog_throughput` (build omelse.so in release first:
 //! `cargo build --release -p omelse`; the bench loads `target/release/libomelse.so`).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
-use else_tests::{corpora_dir, PgCluster};
+use else_tests::PgCluster;
 
 const LINES: usize = 300_000;
 
@@ -33,13 +32,8 @@ async fn count(url: &str, table: &str) -> i64 {
 
 /// The real log, repeated with other host names until `LINES` lines.
 fn lines() -> Vec<String> {
-    let mut text = String::new();
-    let path = corpora_dir()
-        .expect("../shared/corpora is needed for this benchmark")
-        .join("postfix-logsums/mail.log.gz");
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
+    let dir = else_tests::corpora::dir_or_skip().expect("../shared/corpora is needed for this benchmark");
+    let text = else_tests::corpora::read_text(&dir.join("postfix-logsums/mail.log.gz"));
     let base: Vec<&str> = text.lines().collect();
     (0..LINES)
         .map(|i| {

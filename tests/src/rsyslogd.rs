@@ -18,20 +18,35 @@ pub fn rsyslogd_binary() -> Option<PathBuf> {
     }
 }
 
-/// The `omelse.so` that `cargo build` made next to the test binary (`target/<profile>/libomelse.so`).
+/// The `omelse.so` of this build (`target/<profile>/libomelse.so`). A test build of a dependent
+/// crate builds omelse's rlib only, so the module is (re)built here once per test binary.
 pub fn omelse_module() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let module = profile_dir.join("libomelse.so");
-    assert!(
-        module.exists(),
-        "{} missing: build the workspace first (cargo build)",
-        module.display()
-    );
-    module
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps/<test>");
+            let target_dir = profile_dir.parent().expect("target directory");
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "-p", "omelse", "--lib", "--bins", "--target-dir"])
+                .arg(target_dir);
+            if profile_dir.file_name().is_some_and(|name| name == "release") {
+                build.arg("--release");
+            }
+            let status = build
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building omelse.so failed");
+            let module = profile_dir.join("libomelse.so");
+            assert!(module.exists(), "{} missing after cargo build", module.display());
+            module
+        })
+        .clone()
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -56,7 +71,7 @@ impl Rsyslogd {
         std::fs::create_dir_all(dir.join("work")).expect("create rsyslog dir");
         let config = config.replace("{dir}", &dir.display().to_string());
         let config = format!(
-            "global(workDirectory=\"{dir}/work\")\n{config}\nsyslog.* action(type=\"omfile\" file=\"{dir}/rsyslogd.log\")\n",
+            "global(workDirectory=\"{dir}/work\" processInternalMessages=\"on\")\n{config}\nsyslog.* action(type=\"omfile\" file=\"{dir}/rsyslogd.log\")\n",
             dir = dir.display()
         );
         std::fs::write(dir.join("rsyslog.conf"), config).expect("write rsyslog.conf");

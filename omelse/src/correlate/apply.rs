@@ -81,7 +81,7 @@ impl Correlator {
             return (uid, queue_id);
         }
         let Some(queue_id) = line.event.queue_id else {
-            if let EventKind::Reject(decision) = kind {
+            if let Some(decision) = refusal(&kind) {
                 self.reject(line, line_key, &decision, session_uid, None, batch);
             }
             return (None, None);
@@ -223,6 +223,9 @@ impl Correlator {
             }
             // A before-queue filter refused the message: it was never queued.
             EventKind::Proxy { accepted: false, .. } => {
+                if let Some(decision) = refusal(&kind) {
+                    self.reject(line, line_key, &decision, session_uid, Some((uid, queue_id)), batch);
+                }
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
                     life.terminal = Some("rejected");
                     life.close(time);
@@ -332,20 +335,29 @@ impl Correlator {
         let life_session = message
             .and_then(|(uid, _)| self.messages.lives.get(&uid))
             .and_then(|m| m.session_uid);
+        let session_uid = session_uid.or(life_session);
+        // A decision that does not name the client (a before-queue filter's) took place in the
+        // session, whose `connect` line did.
+        let client = match decision.client {
+            Some(peer) => Some((peer.name, peer.ip)),
+            None => session_uid.and_then(|uid| self.sessions.client(uid)),
+        };
+        let client_name = client.map(|(name, _)| name.to_owned());
+        let client_ip = client.map(|(_, ip)| ip.to_owned());
         batch.rejects.push(RejectRow {
             time,
             line_key,
             host: line.line.host.to_owned(),
             program: line.program.name.to_owned(),
             pid: line.line.pid.map(|p| p as i32),
-            session_uid: session_uid.or(life_session),
+            session_uid,
             message_uid: message.map(|(uid, _)| uid),
             queue_id: message.map(|(_, q)| q.to_owned()),
             action: action_name(decision.action),
             source: source_name(decision.source),
             stage: decision.stage.to_owned(),
-            client_name: decision.client.map(|c| c.name.to_owned()),
-            client_ip: decision.client.map(|c| c.ip.to_owned()),
+            client_name,
+            client_ip,
             code: decision.code.map(i32::from),
             enhanced: decision.enhanced.map(str::to_owned),
             reason: decision.reason.to_owned(),
@@ -383,5 +395,39 @@ impl Correlator {
             Action::Hold => life.held = true,
             _ => {}
         }
+    }
+}
+
+/// The policy decision a line records, if any: smtpd/cleanup/milter decisions, and a before-queue
+/// filter's refusal (`proxy-reject: END-OF-MESSAGE: 554 5.7.1 …`), which is a reject too.
+fn refusal<'a>(kind: &EventKind<'a>) -> Option<Decision<'a>> {
+    match *kind {
+        EventKind::Reject(decision) => Some(decision),
+        EventKind::Proxy {
+            accepted: false,
+            stage,
+            code,
+            enhanced,
+            reason,
+            from,
+            to,
+            proto,
+            helo,
+            ..
+        } => Some(Decision {
+            action: Action::Reject,
+            source: ActionSource::Smtpd,
+            stage,
+            client: None,
+            code,
+            enhanced,
+            reason,
+            content: None,
+            from,
+            to,
+            proto,
+            helo,
+        }),
+        _ => None,
     }
 }

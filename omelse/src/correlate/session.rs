@@ -222,6 +222,12 @@ impl Sessions {
         self.touch(uid);
     }
 
+    /// The client of a session, as its `connect` line named it (name, address).
+    pub fn client(&self, session: i64) -> Option<(&str, &str)> {
+        let row = &self.live.get(&session)?.row;
+        Some((row.client_name.as_deref().unwrap_or(""), row.client_ip.as_deref()?))
+    }
+
     /// Notes that a session opened a message (its `client=` line).
     pub fn add_message(&mut self, session: i64, message: i64) {
         if let Some(s) = self.live.get_mut(&session) {

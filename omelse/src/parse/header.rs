@@ -311,27 +311,30 @@ pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
 /// its length in bytes.
 fn parse_rfc3164(text: &str, clock: &mut Clock) -> Option<(Timestamp, usize)> {
     let b = text.as_bytes();
-    if b.len() < 15 || b[3] != b' ' || b[9] != b':' || b[12] != b':' {
+    if b.len() < 14 || b[3] != b' ' {
         return None;
     }
     let month = month_number(&b[0..3])?;
-    let day = match (b[4], b[5]) {
-        (b' ', d) if d.is_ascii_digit() => i64::from(d - b'0'),
-        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => i64::from(t - b'0') * 10 + i64::from(d - b'0'),
+    // `Mar  7` as RFC 3164 pads it, and `Mar 7` as some writers (fail2ban's samples) do.
+    let (day, time_at) = match (b[4], b[5]) {
+        (b' ', d) if d.is_ascii_digit() => (i64::from(d - b'0'), 7),
+        (d, b' ') if d.is_ascii_digit() => (i64::from(d - b'0'), 6),
+        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => (i64::from(t - b'0') * 10 + i64::from(d - b'0'), 7),
         _ => return None,
     };
-    if b[6] != b' ' {
+    let t = &b[time_at..];
+    if b[time_at - 1] != b' ' || t.len() < 8 || t[2] != b':' || t[5] != b':' {
         return None;
     }
-    let hour = digits(&b[7..9])?;
-    let minute = digits(&b[10..12])?;
-    let second = digits(&b[13..15])?;
+    let hour = digits(&t[0..2])?;
+    let minute = digits(&t[3..5])?;
+    let second = digits(&t[6..8])?;
     if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    let (micros, fraction_len) = fraction_micros(&b[15..]);
+    let (micros, fraction_len) = fraction_micros(&t[8..]);
     let time = clock.resolve_local(month, day as i8, hour as i8, minute as i8, second.min(59) as i8, micros)?;
-    Some((time, 15 + fraction_len))
+    Some((time, time_at + 8 + fraction_len))
 }
 
 /// Splits a whole syslog line into its envelope. `None` when it has no recognisable timestamp,
@@ -440,6 +443,22 @@ mod tests {
                 "2023-10-29T02:00:00.000000Z"
             ]
         );
+    }
+
+    #[test]
+    fn unpadded_day_is_read() {
+        let mut clock = utc_clock("2024-06-01T00:00:00Z");
+        let l = split_line(
+            "Mar 7 02:09:33 mx postfix/smtpd[1]: connect from a[192.0.2.1]",
+            &mut clock,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.host, l.time.to_rfc3339().as_str()),
+            ("mx", "2024-03-07T02:09:33.000000Z")
+        );
+        let l = split_line("Mar  7 02:09:33 mx postfix/smtpd[1]: x", &mut clock).unwrap();
+        assert_eq!(l.time.to_rfc3339(), "2024-03-07T02:09:33.000000Z");
     }
 
     #[test]

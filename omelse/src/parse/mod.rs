@@ -142,6 +142,8 @@ pub fn parse_message<'a>(program: &Program<'a>, message: &'a str) -> Event<'a> {
         "bounce" | "pickup" | "postsuper" | "sendmail" | "postdrop" => notify::parse(program.daemon, queue_id, text),
         _ => service::parse(program.daemon, queue_id, text),
     };
-    let kind = kind.or_else(|| diagnostic::parse(text)).unwrap_or(EventKind::Unknown);
-    Event::new(queue_id, kind)
+    match kind.map(|kind| (None, kind)).or_else(|| diagnostic::parse(text)) {
+        Some((named_queue_id, kind)) => Event::new(queue_id.or(named_queue_id), kind),
+        None => Event::new(queue_id, EventKind::Unknown),
+    }
 }

@@ -217,7 +217,17 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         pending: Batch::default(),
         last_report: Instant::now(),
     };
-    while let Ok(first) = requests.recv() {
+    let tick = Duration::from_secs(shared.config.stats_interval_secs.clamp(1, 60));
+    loop {
+        // Wake up at least every `tick` so that counters are reported when no line comes.
+        let first = match requests.recv_timeout(tick) {
+            Ok(request) => request,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                runtime.block_on(writer.report_if_due());
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let mut replies = Vec::new();
         let mut lines = Vec::new();
         let collect = |request: Request, lines: &mut Vec<String>, replies: &mut Vec<Sender<Outcome>>| match request {
@@ -239,7 +249,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         for reply in replies {
             let _ = reply.send(outcome.clone());
         }
-        writer.report_if_due();
+        runtime.block_on(writer.report_if_due());
     }
 }
 
@@ -359,34 +369,50 @@ impl Writer<'_> {
         Outcome::Suspended(reason)
     }
 
-    fn report_if_due(&mut self) {
+    /// Every `stats.interval`: the counters to rsyslog's log and to `ingest_counters`.
+    async fn report_if_due(&mut self) {
         let interval = self.shared.config.stats_interval_secs;
         if interval == 0 || self.last_report.elapsed() < Duration::from_secs(interval) {
             return;
         }
         self.last_report = Instant::now();
-        if let Some(pipeline) = &self.pipeline {
-            let stats = pipeline.stats();
-            let counters = &self.shared.counters;
-            counters
-                .unknown
-                .store(stats.unknown_by_program.values().sum(), Ordering::Relaxed);
-            counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
-            (self.shared.log)(
-                Severity::Info,
-                &format!(
-                    "omelse: lines={} unknown={} unparsed={} duplicates={} batches={} failed_commits={} last_commit_ms={:.1}",
-                    stats.lines,
-                    counters.unknown.load(Ordering::Relaxed),
-                    stats.unparsed,
-                    stats.duplicates,
-                    counters.batches.load(Ordering::Relaxed),
-                    counters.failed_commits.load(Ordering::Relaxed),
-                    counters.last_commit_micros.load(Ordering::Relaxed) as f64 / 1000.0
-                ),
-            );
+        let Some(pipeline) = &self.pipeline else {
+            return;
+        };
+        let stats = pipeline.stats();
+        let counters = &self.shared.counters;
+        let unknown: u64 = stats.unknown_by_program.values().sum();
+        counters.unknown.store(unknown, Ordering::Relaxed);
+        counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
+        let figures = [
+            ("lines", stats.lines),
+            ("unknown", unknown),
+            ("unparsed", stats.unparsed),
+            ("duplicates", stats.duplicates),
+            ("skipped", counters.skipped.load(Ordering::Relaxed)),
+            ("batches", counters.batches.load(Ordering::Relaxed)),
+            ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
+            ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
+        ];
+        let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
+        if let Some(client) = &self.client {
+            let prefix = format!("omelse.{}", machine_name());
+            let rows: Vec<(String, i64)> = figures
+                .iter()
+                .map(|(name, value)| (format!("{prefix}.{name}"), *value as i64))
+                .collect();
+            // Best effort: the next report tries again.
+            let _ = store::record_counters(client, &rows).await;
         }
     }
+}
+
+/// This machine's host name, to tell the counters of several ELSE servers apart.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Splits a line rendered with [`TEMPLATE`] into its uuid and envelope.

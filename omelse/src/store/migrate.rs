@@ -8,7 +8,10 @@ use tokio_postgres::Client;
 use super::{Result, StoreError};
 
 /// The migrations, in order: `(version, name, sql)`. Add a file, never edit an applied one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "greylist", include_str!("migrations/0002_greylist.sql")),
+];
 
 /// The schema version this binary writes.
 pub const LATEST_SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

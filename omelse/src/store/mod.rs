@@ -6,6 +6,7 @@
 //! ([`connect`] sets it) and every time is a [`crate::parse::Timestamp`].
 
 mod batch;
+mod counters;
 mod error;
 mod migrate;
 mod open_state;
@@ -16,6 +17,7 @@ mod sql_types;
 mod writer;
 
 pub use batch::*;
+pub use counters::record_counters;
 pub use error::{Result, StoreError};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, OpenState};
