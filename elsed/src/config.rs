@@ -17,6 +17,9 @@
 //! [retention]
 //! days = 90                          # partitions older than this are dropped
 //!
+//! [greylist]                         # GreyLSE, see greylist/config.rs
+//! delay_secs = 300
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -46,6 +49,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
+    /// GreyLSE, the greylisting policy service.
+    #[serde(default)]
+    pub greylist: crate::greylist::GreylistConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -281,6 +287,7 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("[retention]\ndays = \"ninety\"", "retention.days", "invalid type"),
             ("[import]\nbatch_line = 5", "import.batch_line", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
+            ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
             ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (
