@@ -1,5 +1,150 @@
 //! `elsed`: ELSE's daemon and command line.
+//!
+//! Every subcommand reads the same settings: flags first, then `ELSE_*` environment variables, then
+//! the configuration file (`/etc/else/elsed.toml` or `--config`), then the defaults.
 
+mod config;
+mod db;
 mod greylist;
+mod import;
+mod parse;
+mod search;
+mod time;
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "elsed",
+    version,
+    about = "ELSE: Postfix logs of a whole fleet, per message, in PostgreSQL",
+    long_about = "ELSE: Postfix logs of a whole fleet, per message, in PostgreSQL.\n\n\
+                  Settings come from the flags, then ELSE_* environment variables, then the \
+                  configuration file (/etc/else/elsed.toml or --config), then the defaults."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+struct Common {
+    /// Configuration file [default: /etc/else/elsed.toml, if it exists]
+    #[arg(long, global = true, value_name = "PATH", env = "ELSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// PostgreSQL connection: a URL (postgresql://user@host/db) or `key=value` words
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "ELSE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or upgrade the database schema
+    Migrate,
+    /// Import Postfix log files (plain or gzip, or - for standard input) into the database
+    Import(import::ImportArgs),
+    /// Parse log lines from standard input and print one JSON object per line
+    Parse(parse::ParseArgs),
+    /// Find messages in the database
+    Search(search::SearchArgs),
+}
+
+/// Settings resolved from flags, environment, file and defaults.
+pub struct Settings {
+    pub config: Config,
+    database_url: Option<String>,
+}
+
+impl Settings {
+    /// The database to use, or an error that says how to give one.
+    pub fn database_url(&self) -> anyhow::Result<&str> {
+        self.database_url
+            .as_deref()
+            .or(self.config.database.url.as_deref())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no database given: use --database-url, ELSE_DATABASE_URL or database.url in the configuration file"
+                )
+            })
+    }
+
+    /// The zone of year-less timestamps: the flag, else `timezone` of the file, else the machine's.
+    pub fn timezone(&self, flag: Option<&str>) -> anyhow::Result<jiff::tz::TimeZone> {
+        match flag.or(self.config.timezone.as_deref()) {
+            Some(name) => {
+                jiff::tz::TimeZone::get(name).map_err(|e| anyhow::anyhow!("'{name}' is not a known time zone: {e}"))
+            }
+            None => Ok(jiff::tz::TimeZone::system()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr (stdout is for results); RUST_LOG overrides the default level. The
+    // database's notices (`relation already exists, skipping`) are not news.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("elsed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.common.config.as_deref())?;
+    let settings = Settings {
+        config,
+        database_url: cli.common.database_url,
+    };
+    match cli.command {
+        // Parsing needs neither the database nor an async runtime.
+        Command::Parse(args) => parse::run(&args, &settings),
+        Command::Migrate => block_on(db::run_migrate(&settings)),
+        Command::Import(args) => block_on(import::run(args, &settings)),
+        Command::Search(args) => block_on(search::run(&args, &settings)),
+    }
+}
+
+/// Runs a database command on a small runtime: the work is one connection and one parser thread.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

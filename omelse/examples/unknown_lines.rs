@@ -26,10 +26,7 @@ fn main() {
                 continue;
             };
             if std::env::var_os("ELSE_DUMP").is_some() {
-                println!(
-                    "dump {line}\t{}",
-                    serde_json::to_string(&parsed.event).unwrap()
-                );
+                println!("dump {line}\t{}", serde_json::to_string(&parsed.event).unwrap());
             }
             *kinds
                 .entry((parsed.program.daemon.to_string(), parsed.event.kind.name()))
@@ -41,10 +38,7 @@ fn main() {
                 } else {
                     format!("(foreign) {}", program.name)
                 };
-                unknown
-                    .entry(key)
-                    .or_default()
-                    .push(parsed.line.message.to_string());
+                unknown.entry(key).or_default().push(parsed.line.message.to_string());
             }
         }
     }

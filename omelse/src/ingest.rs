@@ -57,6 +57,12 @@ impl Pipeline {
         self
     }
 
+    /// Replaces the clock of year-less timestamps: `elsed import` gives each file its own year
+    /// reference (the file's modification time), so old rotated logs get the right year.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

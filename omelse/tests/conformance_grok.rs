@@ -86,14 +86,20 @@ const MAPPING: &[(&str, Rule)] = &[
     ("postfix_milter_result", By(milter_result)),
     ("postfix_milter_message", By(|e, want| rebuilt_check(e) == want)),
     ("postfix_milter_data", Same(&["/reason"])),
-    ("postfix_prepend_type", By(|e, want| kind(e) == "reject" && text(e, "source") == want)),
+    (
+        "postfix_prepend_type",
+        By(|e, want| kind(e) == "reject" && text(e, "source") == want),
+    ),
     ("postfix_prepend_trigger", Same(&["/content"])),
     ("postfix_prepend_value", Same(&["/reason"])),
     // --- smtpd sessions -------------------------------------------------------------------------
     ("postfix_smtpd_lostconn_data", By(smtpd_lostconn)),
     ("postfix_command_counter_data", Same(&["/counters"])),
     ("postfix_discarded_ehlo_keywords", Within(&["/text"])),
-    ("postfix_proxy_result", By(|e, want| e["accepted"] == (want == "accept"))),
+    (
+        "postfix_proxy_result",
+        By(|e, want| e["accepted"] == (want == "accept")),
+    ),
     ("postfix_proxy_smtp_stage", Same(&["/stage"])),
     ("postfix_proxy_message", By(proxy_message)),
     ("postfix_proxy_status_code", Same(&["/code"])),
@@ -102,7 +108,10 @@ const MAPPING: &[(&str, Rule)] = &[
     ("postfix_tls_trustlevel", Same(&["/level"])),
     ("postfix_tls_version", Same(&["/protocol"])),
     ("postfix_tls_cipher", Same(&["/cipher"])),
-    ("postfix_tls_cipher_size", By(|e, want| want.starts_with(&format!("{}/", as_text(&e["bits"]))))),
+    (
+        "postfix_tls_cipher_size",
+        By(|e, want| want.starts_with(&format!("{}/", as_text(&e["bits"])))),
+    ),
     ("postfix_tls_key_exchange", NotModelled(TLS_DETAIL)),
     ("postfix_tls_server_signature", NotModelled(TLS_DETAIL)),
     ("postfix_tls_server_signature_curve", NotModelled(TLS_DETAIL)),
@@ -115,7 +124,10 @@ const MAPPING: &[(&str, Rule)] = &[
     ("postfix_postscreen_violation_time", Same(&["/after"])),
     ("postfix_postscreen_dnsbl_rank", Same(&["/rank"])),
     ("postfix_postscreen_toobusy_data", Within(&["/reason"])),
-    ("postfix_postscreen_cache_retained", By(|e, w| counter(e, "retained", w))),
+    (
+        "postfix_postscreen_cache_retained",
+        By(|e, w| counter(e, "retained", w)),
+    ),
     ("postfix_postscreen_cache_dropped", By(|e, w| counter(e, "dropped", w))),
     ("postfix_dnsbl_domain", Same(&["/domain"])),
     ("postfix_dnsbl_result", Same(&["/answer"])),
@@ -164,7 +176,10 @@ const MAPPING: &[(&str, Rule)] = &[
     ),
     ("postfix_scache_hits", By(|e, w| counter(e, "hits", w))),
     ("postfix_scache_miss", By(|e, w| counter(e, "miss", w))),
-    ("postfix_scache_success", By(|e, w| counter(e, "success", &format!("{w}%")))),
+    (
+        "postfix_scache_success",
+        By(|e, w| counter(e, "success", &format!("{w}%"))),
+    ),
     ("postfix_scache_domains", By(|e, w| counter(e, "domains", w))),
     ("postfix_scache_addresses", By(|e, w| counter(e, "addresses", w))),
     ("postfix_scache_connection", By(|e, w| counter(e, "connection", w))),
@@ -243,9 +258,7 @@ fn same_value(ours: &Value, want: &Value) -> bool {
 
 /// The word `key=N` of a `key=value` list (scache, cache cleanups) is `key=want`.
 fn counter(event: &Value, key: &str, want: &str) -> bool {
-    text(event, "value")
-        .split(' ')
-        .any(|w| w == format!("{key}={want}"))
+    text(event, "value").split(' ').any(|w| w == format!("{key}={want}"))
 }
 
 fn queue_id(event: &Value, want: &str) -> bool {
@@ -289,14 +302,8 @@ fn action(event: &Value, want: &str) -> bool {
         None => (want, false),
     };
     // `reject_warning` (warn_if_reject) rejects nothing: a warning.
-    let action = if action == "reject_warning" {
-        "warn"
-    } else {
-        action
-    };
-    kind(event) == "reject"
-        && text(event, "action") == action
-        && (text(event, "source") == "milter") == milter
+    let action = if action == "reject_warning" { "warn" } else { action };
+    kind(event) == "reject" && text(event, "action") == action && (text(event, "source") == "milter") == milter
 }
 
 fn milter_result(event: &Value, want: &str) -> bool {
@@ -430,30 +437,16 @@ fn keyvalue_data(event: &Value, want: &str) -> bool {
         ("helo", "helo"),
         ("proto", "proto"),
     ];
-    let fields_agree = pairs
-        .iter()
-        .all(|(ours, theirs)| match event[*ours].as_str() {
-            Some(v) => {
-                want.contains(&format!("{theirs}=<{v}>")) || want.contains(&format!("{theirs}={v}"))
-            }
-            None => {
-                !want.contains(&format!(" {theirs}=")) && !want.starts_with(&format!("{theirs}="))
-            }
-        });
+    let fields_agree = pairs.iter().all(|(ours, theirs)| match event[*ours].as_str() {
+        Some(v) => want.contains(&format!("{theirs}=<{v}>")) || want.contains(&format!("{theirs}={v}")),
+        None => !want.contains(&format!(" {theirs}=")) && !want.starts_with(&format!("{theirs}=")),
+    });
     let relay = event["relay"]
         .as_str()
         .is_none_or(|r| want.contains(&format!("relay={r},")));
-    let dsn = event["dsn"]
-        .as_str()
-        .is_none_or(|d| want.contains(&format!("dsn={d}")));
+    let dsn = event["dsn"].as_str().is_none_or(|d| want.contains(&format!("dsn={d}")));
     let whole = match kind(event) {
-        "pickup" => {
-            want == format!(
-                "uid={} from=<{}>",
-                as_text(&event["uid"]),
-                text(event, "from")
-            )
-        }
+        "pickup" => want == format!("uid={} from=<{}>", as_text(&event["uid"]), text(event, "from")),
         "queued" => {
             want == format!(
                 "from=<{}>, size={}, nrcpt={}",
@@ -487,12 +480,8 @@ fn check_case(case: &Value, daemon: &str) -> Result<usize, Vec<String>> {
         };
         let want = as_text(expected);
         let ok = match *rule {
-            Same(pointers) => {
-                first_scalar(&event, pointers).is_some_and(|v| same_value(v, expected))
-            }
-            Within(pointers) => {
-                first_scalar(&event, pointers).is_some_and(|v| as_text(v).contains(&want))
-            }
+            Same(pointers) => first_scalar(&event, pointers).is_some_and(|v| same_value(v, expected)),
+            Within(pointers) => first_scalar(&event, pointers).is_some_and(|v| as_text(v).contains(&want)),
             By(check) => check(&event, &want),
             NotModelled(_) => continue,
         };
@@ -529,8 +518,7 @@ fn grok_cases_give_grok_values() {
             counts.entry(format!("({name})")).or_default().2 += 1;
             continue;
         }
-        let daemon = daemon_of(pattern)
-            .unwrap_or_else(|| panic!("{file}: pattern {pattern} names no daemon"));
+        let daemon = daemon_of(pattern).unwrap_or_else(|| panic!("{file}: pattern {pattern} names no daemon"));
         let entry = counts.entry(daemon.to_owned()).or_default();
         match check_case(&case, daemon) {
             Ok(fields) => {

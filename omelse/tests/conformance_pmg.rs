@@ -92,21 +92,13 @@ struct Block {
 }
 
 fn angle(text: &str) -> String {
-    text.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_owned()
+    text.trim().trim_start_matches('<').trim_end_matches('>').to_owned()
 }
 
 fn parse_to(line: &str) -> To {
     // TO:ctime:id:LETTER: from <a> to <b> (relay)
     let mut parts = line.splitn(4, ':');
-    let (_, _, _, rest) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next().unwrap(),
-    );
+    let (_, _, _, rest) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap());
     let letter = rest.chars().next().unwrap();
     let rest = rest[1..]
         .strip_prefix(": from ")
@@ -167,10 +159,7 @@ fn parse_output(text: &str) -> Vec<Block> {
 
 fn clock() -> Clock {
     // faketime "2020-12-31 23:59:59", UTC.
-    Clock::new(
-        jiff::tz::TimeZone::UTC,
-        Timestamp::from_unix_seconds(1_609_459_199),
-    )
+    Clock::new(jiff::tz::TimeZone::UTC, Timestamp::from_unix_seconds(1_609_459_199))
 }
 
 /// The tracker's blocks whose values the input given cannot reproduce, and why.
@@ -221,17 +210,11 @@ fn compare_queue_entry(out: &Outcome, queue_id: &str, block: &Block, fail: &mut 
         fail(format!("client {client:?}, expected {:?}", block.client));
     }
     if message.size != block.size {
-        fail(format!(
-            "size {:?}, expected {:?}",
-            message.size, block.size
-        ));
+        fail(format!("size {:?}, expected {:?}", message.size, block.size));
     }
     let message_id = message.message_id.as_deref().map(angle);
     if message_id != block.message_id {
-        fail(format!(
-            "message-id {message_id:?}, expected {:?}",
-            block.message_id
-        ));
+        fail(format!("message-id {message_id:?}, expected {:?}", block.message_id));
     }
     let recipients = out.recipients_of(message.uid);
     if recipients.len() != block.tos.len() {
@@ -243,10 +226,7 @@ fn compare_queue_entry(out: &Outcome, queue_id: &str, block: &Block, fail: &mut 
     }
     for to in &block.tos {
         if message.sender.as_deref() != Some(to.from.as_str()) {
-            fail(format!(
-                "sender {:?}, expected {:?}",
-                message.sender, to.from
-            ));
+            fail(format!("sender {:?}, expected {:?}", message.sender, to.from));
         }
         let Some(rcpt) = recipients.iter().find(|r| r.address == to.to) else {
             fail(format!("no recipient {}", to.to));
@@ -276,10 +256,7 @@ fn compare_queue_entry(out: &Outcome, queue_id: &str, block: &Block, fail: &mut 
                     ));
                 }
             }
-            other => fail(format!(
-                "{} ({}) on a queue entry: {other:?}",
-                to.to, to.letter
-            )),
+            other => fail(format!("{} ({}) on a queue entry: {other:?}", to.to, to.letter)),
         }
     }
 }
@@ -305,10 +282,7 @@ fn compare_smtpd(out: &Outcome, block: &Block, fail: &mut dyn FnMut(String)) {
             .rejects
             .iter()
             .filter(|r| r.host == host && r.time == time)
-            .filter(|r| {
-                r.sender.as_deref() == Some(to.from.as_str())
-                    && r.recipient.as_deref() == Some(to.to.as_str())
-            })
+            .filter(|r| r.sender.as_deref() == Some(to.from.as_str()) && r.recipient.as_deref() == Some(to.to.as_str()))
             .collect();
         match expectation(to.letter, true) {
             Expect::Rejected => {
@@ -344,20 +318,13 @@ fn compare_smtpd(out: &Outcome, block: &Block, fail: &mut dyn FnMut(String)) {
                     e.host == host
                         && e.time == time
                         && e.kind == "proxy"
-                        && e.raw
-                            .contains(&format!("from=<{}> to=<{}>", to.from, to.to))
+                        && e.raw.contains(&format!("from=<{}> to=<{}>", to.from, to.to))
                 });
                 if !kept {
-                    fail(format!(
-                        "{} ({}): no `proxy` event row for `{line}`",
-                        to.to, to.letter
-                    ));
+                    fail(format!("{} ({}): no `proxy` event row for `{line}`", to.to, to.letter));
                 }
             }
-            other => fail(format!(
-                "{} ({}) on an SMTPD block: {other:?}",
-                to.to, to.letter
-            )),
+            other => fail(format!("{} ({}) on an SMTPD block: {other:?}", to.to, to.letter)),
         }
     }
 }
@@ -386,12 +353,7 @@ fn pmg_log_tracker_outputs_are_reproduced() {
         );
         wrong.append(&mut w);
     }
-    assert!(
-        wrong.is_empty(),
-        "{} differences:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "{} differences:\n{}", wrong.len(), wrong.join("\n"));
 }
 
 #[test]
@@ -415,10 +377,7 @@ fn expected_outputs_parse_as_documented() {
         ]
     );
     let cfc = &blocks[1];
-    assert_eq!(
-        cfc.client.as_deref(),
-        Some("test.localdomain[192.168.22.40]")
-    );
+    assert_eq!(cfc.client.as_deref(), Some("test.localdomain[192.168.22.40]"));
     assert_eq!(
         (cfc.size, cfc.message_id.as_deref(), cfc.filter.as_deref()),
         (Some(7102), Some("xyz"), Some("4246C5DD1D1130AF87"))
@@ -431,12 +390,7 @@ fn expected_outputs_parse_as_documented() {
             cfc.tos[0].to.as_str(),
             cfc.tos[0].relay.as_deref()
         ),
-        (
-            'A',
-            "test@test.localdomain",
-            "test4@localhost",
-            Some("88F2E42667")
-        )
+        ('A', "test@test.localdomain", "test4@localhost", Some("88F2E42667"))
     );
     assert_eq!(blocks[3].client.as_deref(), Some("10.0.0.1"));
     assert!(blocks[3].tos[0].relay.is_none() && blocks[3].tos[0].letter == 'N');

@@ -9,9 +9,7 @@ use std::path::Path;
 use else_tests::corpora;
 use omelse::correlate::Correlator;
 use omelse::ingest::Pipeline;
-use omelse::parse::{
-    is_postfix_daemon, parse_line, parse_message, Clock, EventKind, Program, Timestamp,
-};
+use omelse::parse::{is_postfix_daemon, parse_line, parse_message, Clock, EventKind, Program, Timestamp};
 
 /// One corpus file's lines, with the name it is reported under.
 struct Source {
@@ -49,16 +47,10 @@ fn sources(dir: &Path) -> Vec<Source> {
             }
         }
     };
-    add_dir("lightmeter-ControlCenter/individual_files", &|n| {
-        n.ends_with(".log")
-    });
-    add_dir("lightmeter-ControlCenter/logparser_corpus", &|n| {
-        n.ends_with(".txt")
-    });
+    add_dir("lightmeter-ControlCenter/individual_files", &|n| n.ends_with(".log"));
+    add_dir("lightmeter-ControlCenter/logparser_corpus", &|n| n.ends_with(".txt"));
     add_dir("pmg-log-tracker", &|n| n.starts_with("test_input_"));
-    add_dir("postfix-grok-patterns/test-legacy-logs", &|n| {
-        n.ends_with(".log")
-    });
+    add_dir("postfix-grok-patterns/test-legacy-logs", &|n| n.ends_with(".log"));
     add_dir("postfix_exporter", &|n| n.ends_with(".log"));
     add_dir("digineo-postfix_exporter", &|n| n == "mail.log");
     add_dir("fail2ban", &|n| n == "postfix");
@@ -99,8 +91,7 @@ const DELIBERATE_JUNK: &[(&str, &str)] = &[
 /// the cases commented out in the 2014 grok samples.
 fn is_not_a_log_line(source: &Source, line: &str) -> bool {
     line.trim().is_empty()
-        || (line.starts_with('#')
-            && (source.name == "fail2ban/postfix" || source.payload_of.is_some()))
+        || (line.starts_with('#') && (source.name == "fail2ban/postfix" || source.payload_of.is_some()))
 }
 
 /// Lines without a syslog envelope that are not a failure of ours.
@@ -134,10 +125,7 @@ fn no_postfix_line_stays_unknown() {
         "the rotated set has mail.log, mail.log.1, mail.warn*, mail.err*: {names:?}"
     );
     // The logs carry no year or a past one; any reference after them reads every date.
-    let mut clock = Clock::new(
-        jiff::tz::TimeZone::UTC,
-        Timestamp::from_unix_seconds(1_735_689_599),
-    );
+    let mut clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::from_unix_seconds(1_735_689_599));
     let mut per_source: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut postfix_unknown: BTreeMap<String, Unknown> = BTreeMap::new();
     let mut other_unknown: BTreeMap<String, Unknown> = BTreeMap::new();
@@ -167,22 +155,13 @@ fn no_postfix_line_stays_unknown() {
                             parsed.line.pid.unwrap_or(0),
                             parsed.line.message
                         );
-                        if DELIBERATE_JUNK
-                            .iter()
-                            .any(|(s, l)| *s == source.name && tail == *l)
-                        {
+                        if DELIBERATE_JUNK.iter().any(|(s, l)| *s == source.name && tail == *l) {
                             junk_seen += 1;
                             continue;
                         }
-                        (
-                            parsed.program,
-                            matches!(parsed.event.kind, EventKind::Unknown),
-                        )
+                        (parsed.program, matches!(parsed.event.kind, EventKind::Unknown))
                     }
-                    None if NOT_LINES
-                        .iter()
-                        .any(|(s, l, _)| *s == source.name && *l == line) =>
-                    {
+                    None if NOT_LINES.iter().any(|(s, l, _)| *s == source.name && *l == line) => {
                         not_lines_seen += 1;
                         continue;
                     }
@@ -258,10 +237,7 @@ fn no_postfix_line_stays_unknown() {
         .filter(|(name, _)| name.starts_with("lightmeter-ControlCenter/complete.tar.gz:"))
         .map(|(_, (n, _))| n)
         .sum();
-    assert!(
-        rotated > 9_000,
-        "the rotated set has about 9,069 lines, read {rotated}"
-    );
+    assert!(rotated > 9_000, "the rotated set has about 9,069 lines, read {rotated}");
     assert!(
         unreadable.is_empty(),
         "{} lines without a readable syslog envelope",
@@ -290,10 +266,7 @@ fn the_pipeline_counts_no_unknown_postfix_line_in_the_real_logs() {
         &dir.join("lightmeter-ControlCenter/complete.tar.gz"),
     ));
     for (name, text) in &logs {
-        let clock = Clock::new(
-            jiff::tz::TimeZone::UTC,
-            Timestamp::from_unix_seconds(1_735_689_599),
-        );
+        let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::from_unix_seconds(1_735_689_599));
         let mut pipeline = Pipeline::new(clock, Correlator::new());
         for line in text.lines() {
             pipeline.push_line(line);
@@ -306,10 +279,7 @@ fn the_pipeline_counts_no_unknown_postfix_line_in_the_real_logs() {
             stats.lines,
             "{name}: every line is an event row"
         );
-        assert_eq!(
-            stats.unparsed, 0,
-            "{name}: lines without a readable envelope"
-        );
+        assert_eq!(stats.unparsed, 0, "{name}: lines without a readable envelope");
         assert!(
             stats.unknown_by_program.is_empty(),
             "{name}: unknown Postfix lines by program: {:?}",

@@ -35,10 +35,7 @@ struct Outcome {
 impl Outcome {
     /// Every life of a queue id, in order.
     fn lives(&self, queue_id: &str) -> Vec<&MessageRow> {
-        self.messages
-            .iter()
-            .filter(|m| m.queue_id == queue_id)
-            .collect()
+        self.messages.iter().filter(|m| m.queue_id == queue_id).collect()
     }
 
     /// The only life of a queue id.
@@ -70,13 +67,8 @@ fn run_with(files: &[&str], config: CorrelatorConfig, flush_every: usize) -> Opt
     let dir = scenarios()?;
     let mut lines: Vec<String> = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        lines.extend(
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_owned),
-        );
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
     }
     if files.len() > 1 {
         // Same month in these logs: the `Mmm dd hh:mm:ss` prefix orders them; the sort is stable.
@@ -93,20 +85,12 @@ fn run_with(files: &[&str], config: CorrelatorConfig, flush_every: usize) -> Opt
         }
     }
     batch.append(pipeline.take_batch());
-    assert_eq!(
-        batch.events.len(),
-        lines.len(),
-        "every line is an event row"
-    );
+    assert_eq!(batch.events.len(), lines.len(), "every line is an event row");
     let mut messages: Vec<MessageRow> = Vec::new();
     for row in &batch.messages {
         match messages.iter_mut().find(|m| m.uid == row.uid) {
             Some(m) => {
-                assert!(
-                    row.version >= m.version,
-                    "snapshots of {} never go back",
-                    row.queue_id
-                );
+                assert!(row.version >= m.version, "snapshots of {} never go back", row.queue_id);
                 *m = row.clone();
             }
             None => messages.push(row.clone()),
@@ -144,30 +128,18 @@ fn bounce_simple() {
         Some("ca10035e-2951-bfd5-ec7e-1a5773fce1cd@mail.sender.com")
     );
     assert_eq!(sent.sasl_username.as_deref(), Some("user@sender.com"));
-    assert_eq!(
-        (sent.origin, sent.state, sent.closed),
-        ("smtpd", "sent", true)
-    );
+    assert_eq!((sent.origin, sent.state, sent.closed), ("smtpd", "sent", true));
     let copy = out.message("776E41855DB2");
-    assert_eq!(
-        copy.message_id, sent.message_id,
-        "same message-id after the filter"
-    );
+    assert_eq!(copy.message_id, sent.message_id, "same message-id after the filter");
     assert_eq!((copy.state, copy.flow), ("bounced", Some("outbound")));
     let rcpt = out.recipient("776E41855DB2", "invalid.email@example.com");
-    assert_eq!(
-        (rcpt.status, rcpt.dsn.as_deref()),
-        ("bounced", Some("5.1.1"))
-    );
+    assert_eq!((rcpt.status, rcpt.dsn.as_deref()), ("bounced", Some("5.1.1")));
     let bounce = out.message("A48191855DA0");
     assert_eq!(
         (bounce.origin, bounce.state, bounce.sender.as_deref()),
         ("bounce", "sent", Some(""))
     );
-    assert_eq!(
-        out.recipient("A48191855DA0", "user@sender.com").status,
-        "sent"
-    );
+    assert_eq!(out.recipient("A48191855DA0", "user@sender.com").status, "sent");
     assert_eq!(
         out.links(),
         vec![
@@ -192,11 +164,7 @@ fn multiple_recipients_some_bounces() {
         ("recipient1@dst1.example.com", "sent"),
         ("recipient1@dst2.example.com", "sent"),
     ] {
-        assert_eq!(
-            out.recipient("1310930001DB", address).status,
-            status,
-            "{address}"
-        );
+        assert_eq!(out.recipient("1310930001DB", address).status, status, "{address}");
         assert_eq!(
             out.recipient("BA8F630001DA", address).status,
             "sent",
@@ -204,9 +172,7 @@ fn multiple_recipients_some_bounces() {
         );
     }
     assert_eq!(out.message("C7B4530001DA").origin, "bounce");
-    assert!(out
-        .links()
-        .contains(&("notification", "1310930001DB", "C7B4530001DA")));
+    assert!(out.links().contains(&("notification", "1310930001DB", "C7B4530001DA")));
     assert!(out
         .links()
         .contains(&("content_filter", "BA8F630001DA", "1310930001DB")));
@@ -215,11 +181,7 @@ fn multiple_recipients_some_bounces() {
 #[test]
 fn deferred_message_retry() {
     // Flushed after every line, as a live stream would be.
-    let Some(out) = run_with(
-        &["6_deferred_message_retry.log"],
-        CorrelatorConfig::default(),
-        1,
-    ) else {
+    let Some(out) = run_with(&["6_deferred_message_retry.log"], CorrelatorConfig::default(), 1) else {
         return;
     };
     let retried = out.message("A17F830001CA");
@@ -252,8 +214,7 @@ fn deferred_message_retry() {
     assert_eq!(deferred_snapshot.dsn.as_deref(), Some("4.0.0"));
     assert_eq!(out.message("BA8BA30001C7").state, "sent");
     assert!(
-        out.links()
-            .contains(&("relay", "BA8BA30001C7", "00AC27401BF")),
+        out.links().contains(&("relay", "BA8BA30001C7", "00AC27401BF")),
         "gandi said queued as"
     );
 }
@@ -263,14 +224,9 @@ fn reuse_of_queue_id() {
     let Some(out) = run("14_reuse_of_queueid.log") else {
         return;
     };
-    let text =
-        std::fs::read_to_string(scenarios().unwrap().join("14_reuse_of_queueid.log")).unwrap();
+    let text = std::fs::read_to_string(scenarios().unwrap().join("14_reuse_of_queueid.log")).unwrap();
     let starts = text.lines().filter(|l| l.contains(": client=")).count();
-    assert_eq!(
-        out.messages.len(),
-        starts,
-        "one message per smtpd client= line"
-    );
+    assert_eq!(out.messages.len(), starts, "one message per smtpd client= line");
     let reused = out.lives("BABABABABA");
     assert_eq!(reused.len(), 2, "BABABABABA lived twice, a minute apart");
     assert_ne!(reused[0].uid, reused[1].uid);
@@ -282,9 +238,7 @@ fn reuse_of_queue_id() {
     // The log ends while the last messages wait for their delivery.
     let open: Vec<_> = out.messages.iter().filter(|m| !m.closed).collect();
     assert_eq!(open.len(), starts - removed);
-    assert!(open
-        .iter()
-        .all(|m| m.state == "queued" && m.nrcpt == Some(1)));
+    assert!(open.iter().all(|m| m.state == "queued" && m.nrcpt == Some(1)));
     // The DKIM signer on 170.55.103.23:2501 re-injects into the same Postfix.
     let hop = out
         .batch
@@ -304,19 +258,14 @@ fn expired() {
         return;
     };
     let text = std::fs::read_to_string(scenarios().unwrap().join("18_expired.log")).unwrap();
-    let attempts = text
-        .lines()
-        .filter(|l| l.contains("23EBE3D5C0: to=<"))
-        .count() as i32;
+    let attempts = text.lines().filter(|l| l.contains("23EBE3D5C0: to=<")).count() as i32;
     let expired = out.message("23EBE3D5C0");
     assert_eq!((expired.state, expired.closed), ("expired", true));
     let rcpt = out.recipient("23EBE3D5C0", "h-664d01@h-695da2287.com");
     assert_eq!((rcpt.status, rcpt.attempts), ("expired", attempts));
     let ndr = out.message("A7E673C067");
     assert_eq!((ndr.origin, ndr.state), ("bounce", "sent"));
-    assert!(out
-        .links()
-        .contains(&("notification", "23EBE3D5C0", "A7E673C067")));
+    assert!(out.links().contains(&("notification", "23EBE3D5C0", "A7E673C067")));
 }
 
 #[test]
@@ -332,10 +281,7 @@ fn empty_message_id() {
         out.message("CACACACA").message_id.as_deref(),
         Some("h-58c98222ea74bdf467d69d856d@h-028957b9aefc40.com")
     );
-    assert_eq!(
-        out.links(),
-        vec![("content_filter", "BABABABABABA", "CACACACA")]
-    );
+    assert_eq!(out.links(), vec![("content_filter", "BABABABABABA", "CACACACA")]);
 }
 
 #[test]
@@ -372,10 +318,7 @@ fn pickup() {
     let rcpt = out.recipient("08ACF1541B01", "h-06819@h-b4e62aa55116.com");
     assert_eq!(rcpt.orig_address.as_deref(), Some("root"));
     assert_eq!(out.message("AED441541AFC").state, "sent");
-    assert_eq!(
-        out.links(),
-        vec![("content_filter", "08ACF1541B01", "AED441541AFC")]
-    );
+    assert_eq!(out.links(), vec![("content_filter", "08ACF1541B01", "AED441541AFC")]);
 }
 
 #[test]
@@ -392,14 +335,8 @@ fn two_deliveries_in_one_smtpd_process_mixed() {
         out.message("BABABABABA").sender.as_deref(),
         Some("sender2@mydomain2.com")
     );
-    assert_eq!(
-        out.message("BABABABABA").client_ip.as_deref(),
-        Some("89.247.252.53")
-    );
-    assert_eq!(
-        out.message("BA8F630001DA").client_ip.as_deref(),
-        Some("89.247.252.52")
-    );
+    assert_eq!(out.message("BABABABABA").client_ip.as_deref(), Some("89.247.252.53"));
+    assert_eq!(out.message("BA8F630001DA").client_ip.as_deref(), Some("89.247.252.52"));
     assert!(out.messages.iter().all(|m| m.closed));
     let submission: HashMap<i64, i32> = out
         .batch
@@ -415,9 +352,7 @@ fn two_deliveries_in_one_smtpd_process_mixed() {
 #[test]
 fn relayed_between_two_else_servers() {
     let mut config = CorrelatorConfig::default();
-    config
-        .roles
-        .insert("lightmetermail".into(), ServerRole::Outgoing);
+    config.roles.insert("lightmetermail".into(), ServerRole::Outgoing);
     config.roles.insert("mail2".into(), ServerRole::Relay);
     let Some(out) = run_with(
         &[
@@ -467,10 +402,7 @@ fn zimbra_amavisd_reinjection_chain() {
     for queue_id in ["E8759DC24C3", "218BEDC28EC", "33DE0DC24C3"] {
         let m = out.message(queue_id);
         assert_eq!((m.state, m.flow), ("sent", Some("outbound")), "{queue_id}");
-        assert_eq!(
-            m.message_id.as_deref(),
-            Some("00000messageid00000@msgid.example.com")
-        );
+        assert_eq!(m.message_id.as_deref(), Some("00000messageid00000@msgid.example.com"));
     }
     assert_eq!(
         out.recipient("33DE0DC24C3", "recipient@recipient.example.com")
@@ -538,9 +470,7 @@ fn real_mx_log_is_consistent() {
         last.insert(row.uid, row);
     }
     for d in &batch.deliveries {
-        let m = last
-            .get(&d.message_uid)
-            .expect("a delivery's message has a snapshot");
+        let m = last.get(&d.message_uid).expect("a delivery's message has a snapshot");
         assert_eq!(
             (m.queue_id.as_str(), m.started_at),
             (d.queue_id.as_str(), d.message_started_at)
@@ -564,10 +494,7 @@ fn real_mx_log_is_consistent() {
     );
     let removed = text.lines().filter(|l| l.ends_with(": removed")).count();
     let ended_by_removed = last.values().filter(|m| m.removed_at.is_some()).count();
-    assert_eq!(
-        ended_by_removed, removed,
-        "one closed life per removed line"
-    );
+    assert_eq!(ended_by_removed, removed, "one closed life per removed line");
     // The others ended with an smtpd session that never passed DATA (address probes): never
     // queued, so no removed line will come.
     for m in last.values().filter(|m| m.closed && m.removed_at.is_none()) {
@@ -645,38 +572,23 @@ fn rejects_at_rcpt_and_by_milter() {
         .iter()
         .map(|r| (r.action, r.message_uid.is_some(), r.code))
         .collect();
-    assert_eq!(
-        actions,
-        vec![("filter", false, None), ("reject", true, Some(450))]
-    );
+    assert_eq!(actions, vec![("filter", false, None), ("reject", true, Some(450))]);
 }
 
 #[test]
 fn flows_of_a_small_server() {
     let flows = |file: &str| -> Vec<(String, Option<&'static str>)> {
         run(file)
-            .map(|out| {
-                out.messages
-                    .iter()
-                    .map(|m| (m.queue_id.clone(), m.flow))
-                    .collect()
-            })
+            .map(|out| out.messages.iter().map(|m| (m.queue_id.clone(), m.flow)).collect())
             .unwrap_or_default()
     };
     if scenarios().is_none() {
         return;
     }
-    let owned = |v: &[(&str, Option<&'static str>)]| {
-        v.iter()
-            .map(|(q, f)| (q.to_string(), *f))
-            .collect::<Vec<_>>()
-    };
+    let owned = |v: &[(&str, Option<&'static str>)]| v.iter().map(|(q, f)| (q.to_string(), *f)).collect::<Vec<_>>();
     assert_eq!(
         flows("27_one_sent_one_received.log"),
-        owned(&[
-            ("4FA51DFCAD", Some("outbound")),
-            ("DF1C3EB916", Some("inbound"))
-        ]),
+        owned(&[("4FA51DFCAD", Some("outbound")), ("DF1C3EB916", Some("inbound"))]),
         "an authenticated user's mail out, a stranger's mail in"
     );
     assert_eq!(
@@ -685,10 +597,7 @@ fn flows_of_a_small_server() {
     );
     assert_eq!(
         flows("3_local_delivery.log"),
-        owned(&[
-            ("0B73130001FB", Some("internal")),
-            ("400643011B47", Some("internal"))
-        ]),
+        owned(&[("0B73130001FB", Some("internal")), ("400643011B47", Some("internal"))]),
         "a user writing to a local mailbox, through amavis"
     );
 }

@@ -6,8 +6,8 @@ use else_tests::PgCluster;
 use omelse::ingest::hash_parts;
 use omelse::parse::Timestamp;
 use omelse::store::{
-    self, Batch, DeliveryRow, EventRow, LinkRow, MessageRow, RecipientRow, RejectRow, SessionRow,
-    StoreError, Writer, LATEST_SCHEMA_VERSION, PARTITIONED_TABLES,
+    self, Batch, DeliveryRow, EventRow, LinkRow, MessageRow, RecipientRow, RejectRow, SessionRow, StoreError, Writer,
+    LATEST_SCHEMA_VERSION, PARTITIONED_TABLES,
 };
 use tokio_postgres::Client;
 
@@ -223,14 +223,8 @@ async fn migrate_fresh_then_again_is_a_no_op() {
         store::migrate(&mut client).await.unwrap(),
         (1..=LATEST_SCHEMA_VERSION).collect::<Vec<_>>()
     );
-    assert_eq!(
-        store::schema_version(&client).await.unwrap(),
-        LATEST_SCHEMA_VERSION
-    );
-    assert_eq!(
-        store::migrate(&mut client).await.unwrap(),
-        Vec::<i32>::new()
-    );
+    assert_eq!(store::schema_version(&client).await.unwrap(), LATEST_SCHEMA_VERSION);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), Vec::<i32>::new());
     for table in [
         "servers",
         "log_events",
@@ -273,10 +267,7 @@ async fn an_unreachable_server_is_a_transient_error() {
     assert!(!error.is_transient(), "{error}");
     // An empty batch is no work at all.
     assert_eq!(
-        Writer::new()
-            .write_batch(&mut client, &Batch::default())
-            .await
-            .unwrap(),
+        Writer::new().write_batch(&mut client, &Batch::default()).await.unwrap(),
         Default::default()
     );
 }
@@ -292,20 +283,18 @@ async fn a_newer_schema_is_refused() {
         .await
         .unwrap();
     let error = store::migrate(&mut client).await.unwrap_err();
-    assert!(
-        matches!(error, StoreError::SchemaTooNew { database: 99, binary } if binary == LATEST_SCHEMA_VERSION)
+    assert!(matches!(error, StoreError::SchemaTooNew { database: 99, binary } if binary == LATEST_SCHEMA_VERSION));
+    assert_eq!(
+        error.to_string(),
+        format!("database schema version 99 is newer than this binary ({LATEST_SCHEMA_VERSION}); upgrade ELSE")
     );
-    assert_eq!(error.to_string(), format!("database schema version 99 is newer than this binary ({LATEST_SCHEMA_VERSION}); upgrade ELSE"));
 }
 
 #[tokio::test]
 async fn every_table_reads_back_what_was_written() {
     let mut client = fresh_db().await;
     let batch = sample_batch("mx1.example", at("2026-03-14T10:00:00Z"), 12);
-    let stats = Writer::new()
-        .write_batch(&mut client, &batch)
-        .await
-        .unwrap();
+    let stats = Writer::new().write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(stats.events, 12);
     assert_eq!(stats.messages, 12);
     assert_eq!(stats.recipients, 24);
@@ -369,7 +358,10 @@ async fn every_table_reads_back_what_was_written() {
 
     let r = &batch.rejects[1];
     let row = client
-        .query_one("SELECT action, code, enhanced, recipient, host(client_ip), session_uid FROM rejects WHERE line_key = $1", &[&r.line_key])
+        .query_one(
+            "SELECT action, code, enhanced, recipient, host(client_ip), session_uid FROM rejects WHERE line_key = $1",
+            &[&r.line_key],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, &str>(0), r.action);
@@ -437,20 +429,14 @@ async fn every_table_reads_back_what_was_written() {
         (row.get(0), row.get(1))
     };
     assert_eq!(first, batch.sessions[0].connected_at);
-    assert_eq!(
-        last,
-        batch.messages.iter().map(|m| m.last_seen).max().unwrap()
-    );
+    assert_eq!(last, batch.messages.iter().map(|m| m.last_seen).max().unwrap());
 }
 
 #[tokio::test]
 async fn writing_a_batch_twice_changes_nothing() {
     let mut client = fresh_db().await;
     let batch = sample_batch("mx1.example", at("2026-03-14T22:00:00Z"), 30);
-    let first = Writer::new()
-        .write_batch(&mut client, &batch)
-        .await
-        .unwrap();
+    let first = Writer::new().write_batch(&mut client, &batch).await.unwrap();
     assert!(first.rows() > 0);
     store::refresh_rollups(&mut client).await.unwrap();
     let before = dump(&client).await;
@@ -489,10 +475,7 @@ async fn an_older_snapshot_does_not_move_state_backwards() {
     writer.write_batch(&mut client, &newer).await.unwrap();
     let before = dump(&client).await;
     let stats = writer.write_batch(&mut client, &older).await.unwrap();
-    assert_eq!(
-        (stats.messages, stats.recipients, stats.sessions),
-        (0, 0, 0)
-    );
+    assert_eq!((stats.messages, stats.recipients, stats.sessions), (0, 0, 0));
     assert_eq!(dump(&client).await, before);
 
     // The other way round, the newer snapshot wins.
@@ -500,10 +483,7 @@ async fn an_older_snapshot_does_not_move_state_backwards() {
     let mut writer = Writer::new();
     writer.write_batch(&mut client, &older).await.unwrap();
     let stats = writer.write_batch(&mut client, &newer).await.unwrap();
-    assert_eq!(
-        (stats.messages, stats.recipients, stats.sessions),
-        (3, 6, 3)
-    );
+    assert_eq!((stats.messages, stats.recipients, stats.sessions), (3, 6, 3));
     let states: Vec<String> = client
         .query("SELECT state FROM messages ORDER BY started_at", &[])
         .await
@@ -511,10 +491,7 @@ async fn an_older_snapshot_does_not_move_state_backwards() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        states,
-        newer.messages.iter().map(|m| m.state).collect::<Vec<_>>()
-    );
+    assert_eq!(states, newer.messages.iter().map(|m| m.state).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -530,17 +507,9 @@ async fn snapshots_of_one_row_in_one_batch_keep_the_newest() {
         b.sessions[0].version = version;
         merged.append(b);
     }
-    let stats = Writer::new()
-        .write_batch(&mut client, &merged)
-        .await
-        .unwrap();
+    let stats = Writer::new().write_batch(&mut client, &merged).await.unwrap();
     assert_eq!(
-        (
-            stats.messages,
-            stats.recipients,
-            stats.sessions,
-            stats.events
-        ),
+        (stats.messages, stats.recipients, stats.sessions, stats.events),
         (1, 2, 1, 1)
     );
     let row = client
@@ -565,10 +534,7 @@ async fn rows_land_in_daily_partitions_created_on_demand() {
     let mut client = fresh_db().await;
     // 600 messages, 7 minutes apart: about three days, starting late in the evening.
     let batch = sample_batch("mx1.example", at("2026-03-14T21:30:00Z"), 600);
-    Writer::new()
-        .write_batch(&mut client, &batch)
-        .await
-        .unwrap();
+    Writer::new().write_batch(&mut client, &batch).await.unwrap();
     let partitions: Vec<String> = client
         .query(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -612,10 +578,7 @@ async fn concurrent_writers_create_the_same_partitions_safely() {
         tasks.push(tokio::spawn(async move {
             let mut client = store::connect(&url).await.unwrap();
             let batch = sample_batch(host, at("2026-05-01T20:00:00Z"), 300);
-            Writer::new()
-                .write_batch(&mut client, &batch)
-                .await
-                .unwrap()
+            Writer::new().write_batch(&mut client, &batch).await.unwrap()
         }));
     }
     for task in tasks {
@@ -636,9 +599,7 @@ async fn retention_drops_old_partitions_only() {
     }
     let before = count(&client, "SELECT 1 FROM messages").await;
     assert_eq!(before, 20);
-    let dropped = store::drop_partitions_older_than(&mut client, 5)
-        .await
-        .unwrap();
+    let dropped = store::drop_partitions_older_than(&mut client, 5).await.unwrap();
     let day = |days_ago: i64| {
         let date = jiff::Timestamp::from_microsecond(today - days_ago * DAY).unwrap();
         date.strftime("%Y%m%d").to_string()
@@ -684,25 +645,20 @@ type Rollup = BTreeMap<(i64, String, String, String, String), (i64, i64)>;
 /// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented.
 fn expected_rollup(batches: &[&Batch]) -> Rollup {
     let mut out = Rollup::new();
-    let mut add =
-        |t: Timestamp, host: &str, flow: Option<&str>, domain: String, metric: &str, bytes: i64| {
-            let e = out
-                .entry((
-                    hour(t),
-                    host.into(),
-                    flow.unwrap_or("unknown").into(),
-                    domain,
-                    metric.into(),
-                ))
-                .or_default();
-            e.0 += 1;
-            e.1 += bytes;
-        };
-    let messages: BTreeMap<i64, &MessageRow> = batches
-        .iter()
-        .flat_map(|b| &b.messages)
-        .map(|m| (m.uid, m))
-        .collect();
+    let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domain: String, metric: &str, bytes: i64| {
+        let e = out
+            .entry((
+                hour(t),
+                host.into(),
+                flow.unwrap_or("unknown").into(),
+                domain,
+                metric.into(),
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += bytes;
+    };
+    let messages: BTreeMap<i64, &MessageRow> = batches.iter().flat_map(|b| &b.messages).map(|m| (m.uid, m)).collect();
     let recipients: BTreeMap<(i64, &str), &RecipientRow> = batches
         .iter()
         .flat_map(|b| &b.recipients)
@@ -724,19 +680,8 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
             .get(&(d.message_uid, d.recipient.as_str()))
             .and_then(|r| r.flow)
             .or(m.flow);
-        let metric = if d.status == "sent" {
-            "delivered"
-        } else {
-            d.status
-        };
-        add(
-            d.time,
-            &d.host,
-            flow,
-            domain(&d.recipient),
-            metric,
-            m.size.unwrap_or(0),
-        );
+        let metric = if d.status == "sent" { "delivered" } else { d.status };
+        add(d.time, &d.host, flow, domain(&d.recipient), metric, m.size.unwrap_or(0));
     }
     for r in recipients.values().filter(|r| r.status == "expired") {
         let m = messages[&r.message_uid];
@@ -749,11 +694,7 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
             m.size.unwrap_or(0),
         );
     }
-    for j in batches
-        .iter()
-        .flat_map(|b| &b.rejects)
-        .filter(|j| j.action == "reject")
-    {
+    for j in batches.iter().flat_map(|b| &b.rejects).filter(|j| j.action == "reject") {
         let flow = j.message_uid.and_then(|uid| messages[&uid].flow);
         add(
             j.time,
@@ -779,13 +720,7 @@ async fn stored_rollup(client: &Client) -> Rollup {
         .iter()
         .map(|r| {
             (
-                (
-                    r.get::<_, Timestamp>(0).0,
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                ),
+                (r.get::<_, Timestamp>(0).0, r.get(1), r.get(2), r.get(3), r.get(4)),
                 (r.get(5), r.get(6)),
             )
         })
@@ -809,9 +744,7 @@ async fn rollups_match_the_base_tables() {
     writer.write_batch(&mut client, &b).await.unwrap();
     assert!(store::refresh_rollups(&mut client).await.unwrap() > 0);
     let expected = expected_rollup(&[&a, &b]);
-    assert!(
-        expected.keys().any(|k| k.4 == "expired") && expected.keys().any(|k| k.4 == "rejected")
-    );
+    assert!(expected.keys().any(|k| k.4 == "expired") && expected.keys().any(|k| k.4 == "rejected"));
     assert_eq!(stored_rollup(&client).await, expected);
     assert_eq!(count(&client, "SELECT 1 FROM rollup_dirty").await, 0);
     // Nothing dirty: a refresh changes nothing.
@@ -849,10 +782,7 @@ async fn rollups_refreshed_while_writing_miss_nothing() {
     let mut batches = Vec::new();
     for i in 0..20 {
         let part = |rows: usize| (i * rows / 20)..((i + 1) * rows / 20);
-        let uids: Vec<i64> = all.messages[part(all.messages.len())]
-            .iter()
-            .map(|m| m.uid)
-            .collect();
+        let uids: Vec<i64> = all.messages[part(all.messages.len())].iter().map(|m| m.uid).collect();
         batches.push(Batch {
             events: all.events[part(all.events.len())].to_vec(),
             messages: all.messages[part(all.messages.len())].to_vec(),
@@ -898,10 +828,7 @@ async fn rollups_refreshed_while_writing_miss_nothing() {
 async fn open_state_round_trips() {
     let mut client = fresh_db().await;
     let batch = sample_batch("mx1.example", at("2026-03-14T10:00:00Z"), 20);
-    Writer::new()
-        .write_batch(&mut client, &batch)
-        .await
-        .unwrap();
+    Writer::new().write_batch(&mut client, &batch).await.unwrap();
     let since = at("2026-03-14T10:30:00Z");
     let state = store::load_open_state(&client, since).await.unwrap();
     let open: Vec<MessageRow> = batch
@@ -919,11 +846,7 @@ async fn open_state_round_trips() {
         .cloned()
         .collect();
     recipients.sort_by(|x, y| {
-        (x.message_started_at, x.message_uid, &x.address).cmp(&(
-            y.message_started_at,
-            y.message_uid,
-            &y.address,
-        ))
+        (x.message_started_at, x.message_uid, &x.address).cmp(&(y.message_started_at, y.message_uid, &y.address))
     });
     assert_eq!(state.recipients, recipients);
     let sessions: Vec<SessionRow> = batch
@@ -948,10 +871,7 @@ async fn garbage_addresses_and_text_do_not_fail_a_batch() {
     batch.rejects[1].client_ip = Some("unknown".into());
     batch.deliveries[0].relay_ip = Some("mx.example".into());
     batch.events[0].raw = "bytes\0with a NUL".into();
-    Writer::new()
-        .write_batch(&mut client, &batch)
-        .await
-        .unwrap();
+    Writer::new().write_batch(&mut client, &batch).await.unwrap();
     assert_eq!(
         count(&client, "SELECT 1 FROM messages WHERE client_ip IS NULL").await,
         3
@@ -960,10 +880,7 @@ async fn garbage_addresses_and_text_do_not_fail_a_batch() {
         count(&client, "SELECT 1 FROM sessions WHERE client_ip IS NULL").await,
         1
     );
-    assert_eq!(
-        count(&client, "SELECT 1 FROM rejects WHERE client_ip IS NULL").await,
-        2
-    );
+    assert_eq!(count(&client, "SELECT 1 FROM rejects WHERE client_ip IS NULL").await, 2);
     assert_eq!(
         count(&client, "SELECT 1 FROM deliveries WHERE relay_ip IS NULL").await,
         1

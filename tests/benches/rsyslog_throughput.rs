@@ -32,8 +32,7 @@ async fn count(url: &str, table: &str) -> i64 {
 
 /// The real log, repeated with other host names until `LINES` lines.
 fn lines() -> Vec<String> {
-    let dir =
-        else_tests::corpora::dir_or_skip().expect("../shared/corpora is needed for this benchmark");
+    let dir = else_tests::corpora::dir_or_skip().expect("../shared/corpora is needed for this benchmark");
     let text = else_tests::corpora::read_text(&dir.join("postfix-logsums/mail.log.gz"));
     let base: Vec<&str> = text.lines().collect();
     (0..LINES)
@@ -85,10 +84,7 @@ fn main() {
         return;
     }
     let module = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/libomelse.so");
-    assert!(
-        module.exists(),
-        "build it first: cargo build --release -p omelse"
-    );
+    assert!(module.exists(), "build it first: cargo build --release -p omelse");
     let lines = lines();
     let cluster = PgCluster::start().expect("PostgreSQL");
     let omelse_url = block_on(cluster.create_database());
@@ -96,9 +92,7 @@ fn main() {
     block_on(async {
         let client = omelse::store::connect(&pgsql_url).await.unwrap();
         client
-            .batch_execute(
-                "CREATE TABLE raw_lines (received timestamptz, host text, tag text, msg text)",
-            )
+            .batch_execute("CREATE TABLE raw_lines (received timestamptz, host text, tag text, msg text)")
             .await
             .unwrap();
     });

@@ -70,8 +70,7 @@ impl PgCluster {
         SHARED.get_or_init(|| {
             let cluster = match std::env::var("ELSE_TEST_DATABASE_URL") {
                 Ok(url) if !url.is_empty() => PgCluster::external(url),
-                _ => PgCluster::start()
-                    .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}")),
+                _ => PgCluster::start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}")),
             };
             if cluster.owned.is_some() {
                 extern "C" fn stop_shared() {
@@ -88,10 +87,7 @@ impl PgCluster {
 
     /// Uses a server someone else runs (`ELSE_TEST_DATABASE_URL`): nothing is started or stopped.
     pub fn external(admin_url: String) -> PgCluster {
-        PgCluster {
-            admin_url,
-            owned: None,
-        }
+        PgCluster { admin_url, owned: None }
     }
 
     /// Starts a private cluster, stopped and removed when the value is dropped.
@@ -113,10 +109,7 @@ impl PgCluster {
         cluster.spawn_watchdog();
         let cluster = owned.0.take().expect("guard holds the cluster");
         Ok(PgCluster {
-            admin_url: format!(
-                "host=127.0.0.1 port={} user=postgres dbname=postgres",
-                cluster.port
-            ),
+            admin_url: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port),
             owned: Some(cluster),
         })
     }
@@ -154,15 +147,11 @@ impl PgCluster {
             .and_then(|l| l.trim().parse().ok())
             .ok_or_else(|| HarnessError("bad postmaster.pid".into()))?;
         // The backends first (children of the postmaster), so none outlives it holding shared memory.
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-P", &pid.to_string()])
-            .status();
+        let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
         unsafe { libc::kill(pid, libc::SIGKILL) };
         for _ in 0..100 {
             if unsafe { libc::kill(pid, 0) } != 0 {
-                let _ = Command::new("pkill")
-                    .args(["-KILL", "-P", &pid.to_string()])
-                    .status();
+                let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -189,9 +178,7 @@ impl PgCluster {
         );
         let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| {
-                panic!("cannot connect to the test server {}: {e}", self.admin_url)
-            });
+            .unwrap_or_else(|e| panic!("cannot connect to the test server {}: {e}", self.admin_url));
         let task = tokio::spawn(connection);
         // Concurrent CREATE DATABASE from template0 never trips over "template being accessed".
         client
@@ -257,9 +244,7 @@ impl OwnedCluster {
             ])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display()))
-            })?;
+            .map_err(|e| HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display())))?;
         if !output.status.success() {
             return fail(format!(
                 "initdb failed ({}): {}{}",
@@ -388,10 +373,7 @@ fn find_bin_dir() -> Result<PathBuf, HarnessError> {
         None => PG_BIN_DIRS.iter().map(PathBuf::from).collect(),
     };
     for dir in &candidates {
-        if ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| dir.join(b).is_file())
-        {
+        if ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()) {
             return Ok(dir.clone());
         }
     }
@@ -405,8 +387,8 @@ fn find_bin_dir() -> Result<PathBuf, HarnessError> {
 /// A fresh `0700` directory under the temp dir, owned by `postgres` when we are root.
 fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
     let template = std::env::temp_dir().join("else-pg-XXXXXX");
-    let template = CString::new(template.into_os_string().into_encoded_bytes())
-        .map_err(|e| HarnessError(e.to_string()))?;
+    let template =
+        CString::new(template.into_os_string().into_encoded_bytes()).map_err(|e| HarnessError(e.to_string()))?;
     let raw = template.into_raw();
     // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp rewrites the Xs in place.
     let made = unsafe { libc::mkdtemp(raw) };
@@ -425,10 +407,7 @@ fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
         if unsafe { libc::chown(path.as_ptr(), uid, gid) } != 0 {
             let error = std::io::Error::last_os_error();
             let _ = std::fs::remove_dir_all(&dir);
-            return fail(format!(
-                "cannot give {} to the postgres user: {error}",
-                dir.display()
-            ));
+            return fail(format!("cannot give {} to the postgres user: {error}", dir.display()));
         }
     }
     Ok(dir)
@@ -446,8 +425,7 @@ fn postgres_ids() -> Result<(libc::uid_t, libc::gid_t), HarnessError> {
 }
 
 fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
     listener
         .local_addr()
         .map(|a| a.port())
@@ -463,9 +441,7 @@ pub fn with_dbname(conninfo: &str, dbname: &str) -> String {
                 Some((main, query)) => (main, Some(query)),
                 None => (rest, None),
             };
-            let authority = main
-                .split_once('/')
-                .map_or(main, |(authority, _)| authority);
+            let authority = main.split_once('/').map_or(main, |(authority, _)| authority);
             let mut url = format!("{scheme}{authority}/{dbname}");
             if let Some(query) = query {
                 url.push('?');
@@ -546,19 +522,11 @@ mod tests {
             url.starts_with("postgresql://postgres@127.0.0.1:") && url.contains("/else_test_"),
             "{url}"
         );
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
-        let row = client
-            .query_one("SELECT current_database()", &[])
-            .await
-            .unwrap();
+        let row = client.query_one("SELECT current_database()", &[]).await.unwrap();
         assert!(url.ends_with(row.get::<_, &str>(0)));
-        assert!(
-            external.stop().is_err(),
-            "tests never stop a server they do not own"
-        );
+        assert!(external.stop().is_err(), "tests never stop a server they do not own");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,18 +535,10 @@ mod tests {
         let (a, b) = tokio::join!(cluster.create_database(), cluster.create_database());
         assert_ne!(a, b);
         for url in [&a, &b] {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
-            client
-                .batch_execute("CREATE TABLE t (x int)")
-                .await
-                .unwrap();
-            let row = client
-                .query_one("SELECT current_database()", &[])
-                .await
-                .unwrap();
+            client.batch_execute("CREATE TABLE t (x int)").await.unwrap();
+            let row = client.query_one("SELECT current_database()", &[]).await.unwrap();
             assert!(url.ends_with(row.get::<_, &str>(0)));
         }
     }

@@ -34,10 +34,7 @@ pub fn omelse_module() -> PathBuf {
             build
                 .args(["build", "-p", "omelse", "--lib", "--bins", "--target-dir"])
                 .arg(target_dir);
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
+            if profile_dir.file_name().is_some_and(|name| name == "release") {
                 build.arg("--release");
             }
             let status = build
@@ -46,11 +43,7 @@ pub fn omelse_module() -> PathBuf {
                 .expect("run cargo build");
             assert!(status.success(), "building omelse.so failed");
             let module = profile_dir.join("libomelse.so");
-            assert!(
-                module.exists(),
-                "{} missing after cargo build",
-                module.display()
-            );
+            assert!(module.exists(), "{} missing after cargo build", module.display());
             module
         })
         .clone()
@@ -129,9 +122,7 @@ impl Rsyslogd {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// What rsyslogd said about itself (its own messages and stderr).

@@ -5,16 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use else_tests::rsyslogd::{
-    check_config, free_port, omelse_module, rsyslogd_binary, send_tcp, wait_until, Rsyslogd,
-};
+use else_tests::rsyslogd::{check_config, free_port, omelse_module, rsyslogd_binary, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
 
 /// 100,000 lines: the real 3-day MX log, then its beginning again as a second host.
 fn real_lines(count: usize) -> Option<Vec<String>> {
-    let text = else_tests::corpora::read_text(
-        &else_tests::corpora::dir_or_skip()?.join("postfix-logsums/mail.log.gz"),
-    );
+    let text = else_tests::corpora::read_text(&else_tests::corpora::dir_or_skip()?.join("postfix-logsums/mail.log.gz"));
     let first: Vec<&str> = text.lines().collect();
     let mut lines: Vec<String> = first.iter().map(|l| l.to_string()).collect();
     let mut again = first.iter().map(|l| l.replacen(" helga ", " helga-b ", 1));
@@ -147,12 +143,7 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &live));
     send_tcp(port, &as_syslog(&lines));
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
-    assert_eq!(
-        stored,
-        lines.len() as i64,
-        "rsyslogd log:\n{}",
-        daemon.own_log()
-    );
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     drop(daemon);
     block_on(import(&imported, &lines));
     let (live_messages, live_recipients) = block_on(records(&live));
@@ -186,16 +177,8 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     std::thread::sleep(Duration::from_secs(30));
     cluster.restart().expect("restart PostgreSQL");
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
-    assert_eq!(
-        stored,
-        lines.len() as i64,
-        "rsyslogd log:\n{}",
-        daemon.own_log()
-    );
-    let distinct = block_on(count(
-        &url,
-        "SELECT count(DISTINCT (ts, line_key)) FROM log_events",
-    ));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
     assert_eq!(distinct, lines.len() as i64, "every line exactly once");
     assert!(
         daemon.own_log().contains("suspending"),
@@ -221,16 +204,8 @@ fn an_rsyslogd_restart_mid_stream_loses_and_doubles_nothing() {
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
     // Lines still in the socket when rsyslogd stopped are the sender's loss, not the queue's: the
     // sender here finished long before, so every line must be there.
-    assert_eq!(
-        stored,
-        lines.len() as i64,
-        "rsyslogd log:\n{}",
-        daemon.own_log()
-    );
-    let distinct = block_on(count(
-        &url,
-        "SELECT count(DISTINCT (ts, line_key)) FROM log_events",
-    ));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
     assert_eq!(distinct, lines.len() as i64);
 }
 
@@ -250,29 +225,20 @@ fn malformed_huge_and_binary_lines_are_stored_raw_and_hurt_nothing() {
     );
     let lines = vec![
         "<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1]".to_string(),
-        "<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: 0F0F0F0F0F: client=a[192.0.2.1], garbage=\u{1}\u{2}\u{7f}".to_string(),
+        "<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: 0F0F0F0F0F: client=a[192.0.2.1], garbage=\u{1}\u{2}\u{7f}"
+            .to_string(),
         "<22>2026-11-28T10:00:02+00:00 mx1 postfix/qmgr[2]: \u{fffd}\u{fffd}\u{0}binary\u{ff}".to_string(),
         "<22>2026-11-28T10:00:03+00:00 mx1 postfix/cleanup[3]: ][[:=<<>>,,;;".to_string(),
         huge,
-        "<22>2026-11-28T10:00:05+00:00 mx1 postfix/smtpd[1]: disconnect from a[192.0.2.1] ehlo=1 quit=1 commands=2".to_string(),
+        "<22>2026-11-28T10:00:05+00:00 mx1 postfix/smtpd[1]: disconnect from a[192.0.2.1] ehlo=1 quit=1 commands=2"
+            .to_string(),
     ];
     send_tcp(port, &lines);
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
-    assert_eq!(
-        stored,
-        lines.len() as i64,
-        "rsyslogd log:\n{}",
-        daemon.own_log()
-    );
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     assert!(daemon.is_running());
-    let longest = block_on(count(
-        &url,
-        "SELECT max(length(raw))::bigint FROM log_events",
-    ));
-    assert!(
-        longest >= 1 << 20,
-        "the 1 MiB line is kept whole, got {longest}"
-    );
+    let longest = block_on(count(&url, "SELECT max(length(raw))::bigint FROM log_events"));
+    assert!(longest >= 1 << 20, "the 1 MiB line is kept whole, got {longest}");
     // The counters reach the operator: rsyslog's log and the ingest_counters table.
     let counted = wait_until(Duration::from_secs(30), || {
         block_on(count(
@@ -280,16 +246,8 @@ fn malformed_huge_and_binary_lines_are_stored_raw_and_hurt_nothing() {
             "SELECT coalesce(max(value), 0) FROM ingest_counters WHERE name LIKE 'omelse.%.lines'",
         )) == lines.len() as i64
     });
-    assert!(
-        counted,
-        "ingest_counters shows the lines; log:\n{}",
-        daemon.own_log()
-    );
-    assert!(
-        daemon.own_log().contains("omelse: lines=6"),
-        "{}",
-        daemon.own_log()
-    );
+    assert!(counted, "ingest_counters shows the lines; log:\n{}", daemon.own_log());
+    assert!(daemon.own_log().contains("omelse: lines=6"), "{}", daemon.own_log());
 }
 
 #[test]
@@ -298,11 +256,7 @@ fn omelse_ext_behind_omprog_stores_the_lines_once() {
         return;
     }
     let ext = omelse_module().with_file_name("omelse-ext");
-    assert!(
-        ext.exists(),
-        "{} missing: cargo build builds it",
-        ext.display()
-    );
+    assert!(ext.exists(), "{} missing: cargo build builds it", ext.display());
     let cluster = PgCluster::shared();
     let url = block_on(cluster.create_database());
     let port = free_port();
@@ -325,16 +279,19 @@ ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1") {{
     );
     let daemon = Rsyslogd::start(&dir, &config);
     let lines: Vec<String> = (0..500)
-        .map(|n| format!("<22>2026-11-28T10:{:02}:{:02}+00:00 mx1 postfix/smtpd[{}]: connect from c{n}[192.0.2.{}]", n / 60, n % 60, 100 + n % 7, n % 250))
+        .map(|n| {
+            format!(
+                "<22>2026-11-28T10:{:02}:{:02}+00:00 mx1 postfix/smtpd[{}]: connect from c{n}[192.0.2.{}]",
+                n / 60,
+                n % 60,
+                100 + n % 7,
+                n % 250
+            )
+        })
         .collect();
     send_tcp(port, &lines);
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
-    assert_eq!(
-        stored,
-        lines.len() as i64,
-        "rsyslogd log:\n{}",
-        daemon.own_log()
-    );
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     let distinct = block_on(count(&url, "SELECT count(DISTINCT raw) FROM log_events"));
     assert_eq!(distinct, lines.len() as i64);
 }
@@ -354,7 +311,10 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     let mut daemon = Rsyslogd::start(&dir, &server_config(&module, port, &url));
     send_tcp(
         port,
-        &["<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1] OMELSE-FAULT-PANIC".to_string()],
+        &[
+            "<22>2026-11-28T10:00:00+00:00 mx1 postfix/smtpd[1]: connect from a[192.0.2.1] OMELSE-FAULT-PANIC"
+                .to_string(),
+        ],
     );
     assert!(
         wait_until(Duration::from_secs(30), || daemon
@@ -365,10 +325,7 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     );
     send_tcp(
         port,
-        &[
-            "<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: connect from b[192.0.2.2]"
-                .to_string(),
-        ],
+        &["<22>2026-11-28T10:00:01+00:00 mx1 postfix/smtpd[1]: connect from b[192.0.2.2]".to_string()],
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(daemon.is_running(), "rsyslogd survived the panic");
@@ -392,10 +349,7 @@ fn fault_injection_module() -> Option<PathBuf> {
         .current_dir(&workspace)
         .status()
         .expect("cargo build");
-    assert!(
-        status.success(),
-        "building the fault-injection module failed"
-    );
+    assert!(status.success(), "building the fault-injection module failed");
     Some(target.join("debug/libomelse.so"))
 }
 
@@ -406,43 +360,18 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     }
     let dir = test_dir("stanzas");
     let tls = make_certificates(&dir);
-    for (file, hosts) in [
-        ("else-server.conf", "server"),
-        ("postfix-host.conf", "client"),
-    ] {
-        let text = shipped(
-            file,
-            &dir,
-            &tls,
-            hosts,
-            free_port(),
-            "host=127.0.0.1 dbname=else",
-        );
+    for (file, hosts) in [("else-server.conf", "server"), ("postfix-host.conf", "client")] {
+        let text = shipped(file, &dir, &tls, hosts, free_port(), "host=127.0.0.1 dbname=else");
         let path = dir.join(file);
-        std::fs::write(
-            &path,
-            format!("global(workDirectory=\"{}\")\n{text}", dir.display()),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{text}", dir.display())).unwrap();
         let (ok, output) = check_config(&path);
         assert!(ok, "rsyslogd -N1 rejects {file}:\n{output}");
     }
     // And a mistake is refused with the parameter named.
-    let bad = shipped(
-        "else-server.conf",
-        &dir,
-        &tls,
-        "server",
-        free_port(),
-        "host=127.0.0.1",
-    )
-    .replace("server.role=\"unknown\"", "server.role=\"mailhub\"");
+    let bad = shipped("else-server.conf", &dir, &tls, "server", free_port(), "host=127.0.0.1")
+        .replace("server.role=\"unknown\"", "server.role=\"mailhub\"");
     let path = dir.join("bad.conf");
-    std::fs::write(
-        &path,
-        format!("global(workDirectory=\"{}\")\n{bad}", dir.display()),
-    )
-    .unwrap();
+    std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{bad}", dir.display())).unwrap();
     let (ok, output) = check_config(&path);
     assert!(!ok);
     assert!(output.contains("parameter 'server.role'"), "{output}");
@@ -450,9 +379,7 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
 
 #[test]
 fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
-    if rsyslogd_binary().is_none()
-        || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
-    {
+    if rsyslogd_binary().is_none() || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists() {
         eprintln!("skipped: rsyslog-relp not installed");
         return;
     }
@@ -468,15 +395,19 @@ fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
     for host in ["mx1", "mx2"] {
         let tcp_port = free_port();
         let client_text = shipped("postfix-host.conf", &dir, &tls, host, relp_port, &url);
-        let config = format!(
-            "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\")\n{client_text}"
-        );
+        let config = format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\")\n{client_text}");
         hosts.push(Rsyslogd::start(&dir.join(host), &config));
         ports.push(tcp_port);
     }
     for (i, (host, port)) in ["mx1", "mx2"].iter().zip(&ports).enumerate() {
         let lines: Vec<String> = (0..50)
-            .map(|n| format!("<22>2026-11-28T10:{i:02}:{:02}+00:00 {host} postfix/smtpd[{}]: connect from c{n}[192.0.2.{n}]", n % 60, 100 + n))
+            .map(|n| {
+                format!(
+                    "<22>2026-11-28T10:{i:02}:{:02}+00:00 {host} postfix/smtpd[{}]: connect from c{n}[192.0.2.{n}]",
+                    n % 60,
+                    100 + n
+                )
+            })
             .collect();
         send_tcp(*port, &lines);
     }
@@ -485,17 +416,17 @@ fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
     let per_host = block_on(async {
         let client = omelse::store::connect(&url).await.unwrap();
         client
-            .query("SELECT s.name, count(*) FROM log_events e JOIN servers s ON s.id = e.server_id GROUP BY 1 ORDER BY 1", &[])
+            .query(
+                "SELECT s.name, count(*) FROM log_events e JOIN servers s ON s.id = e.server_id GROUP BY 1 ORDER BY 1",
+                &[],
+            )
             .await
             .unwrap()
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
             .collect::<Vec<_>>()
     });
-    assert_eq!(
-        per_host,
-        vec![("mx1".to_string(), 50), ("mx2".to_string(), 50)]
-    );
+    assert_eq!(per_host, vec![("mx1".to_string(), 50), ("mx2".to_string(), 50)]);
 }
 
 struct Certificates {
@@ -548,11 +479,7 @@ fn make_certificates(dir: &Path) -> Certificates {
             "-out",
             &format!("{name}.csr"),
         ]);
-        std::fs::write(
-            tls.join(format!("{name}.ext")),
-            format!("subjectAltName=DNS:{cn}\n"),
-        )
-        .unwrap();
+        std::fs::write(tls.join(format!("{name}.ext")), format!("subjectAltName=DNS:{cn}\n")).unwrap();
         run(&[
             "x509",
             "-req",
@@ -575,17 +502,8 @@ fn make_certificates(dir: &Path) -> Certificates {
 }
 
 /// A shipped stanza with the test's module path, ports, certificates and database.
-fn shipped(
-    file: &str,
-    _dir: &Path,
-    tls: &Certificates,
-    role: &str,
-    relp_port: u16,
-    conninfo: &str,
-) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../rsyslog-conf")
-        .join(file);
+fn shipped(file: &str, _dir: &Path, tls: &Certificates, role: &str, relp_port: u16, conninfo: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsyslog-conf").join(file);
     let text = std::fs::read_to_string(path).unwrap();
     let certs = tls.dir.display().to_string();
     let (cert, key) = if role == "server" || role == "client" {

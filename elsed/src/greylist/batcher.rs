@@ -59,9 +59,7 @@ impl Batcher {
         self.workers[shard]
             .try_send(Job { key, now, reply })
             .map_err(|_| "too many requests waiting for the database".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "database worker stopped".to_owned())?
+        answer.await.map_err(|_| "database worker stopped".to_owned())?
     }
 }
 
@@ -100,11 +98,7 @@ fn triplet_key(k: &Key) -> TripletKey {
 
 /// One batch: read every key's state, decide in order (a key twice in the batch sees its first
 /// decision), write the final states sorted by key (concurrent writers lock rows in one order).
-async fn run(
-    pool: &Pool,
-    cfg: &GreylistConfig,
-    jobs: &[Job],
-) -> Result<Vec<Outcome>, store::StoreError> {
+async fn run(pool: &Pool, cfg: &GreylistConfig, jobs: &[Job]) -> Result<Vec<Outcome>, store::StoreError> {
     let client = pool.get().await?;
     let mut index: HashMap<TripletKey, usize> = HashMap::with_capacity(jobs.len());
     let mut unique: Vec<Key> = Vec::with_capacity(jobs.len());

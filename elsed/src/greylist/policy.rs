@@ -38,11 +38,7 @@ pub enum TripletOutcome {
 }
 
 /// Postgrey's triplet rule, as a pure function: the new row and the outcome.
-pub fn step_triplet(
-    old: Option<TripletRow>,
-    now: i64,
-    cfg: &GreylistConfig,
-) -> (TripletRow, TripletOutcome) {
+pub fn step_triplet(old: Option<TripletRow>, now: i64, cfg: &GreylistConfig) -> (TripletRow, TripletOutcome) {
     let fresh = TripletRow {
         first_seen: now,
         last_seen: now,
@@ -50,9 +46,7 @@ pub fn step_triplet(
         attempts: 0,
     };
     // A triplet unseen for max_age is forgotten even before cleanup removes it.
-    let mut row = old
-        .filter(|o| now - o.last_seen <= cfg.max_age_secs)
-        .unwrap_or(fresh);
+    let mut row = old.filter(|o| now - o.last_seen <= cfg.max_age_secs).unwrap_or(fresh);
     row.attempts = row.attempts.saturating_add(1);
     row.last_seen = now;
     if row.passed_at.is_some() {
@@ -76,11 +70,7 @@ pub fn step_triplet(
 
 /// Counts a pass of the sender from the network: `None` when this pass does not count (one an
 /// hour), else the new row. An expired entry starts over.
-pub fn count_sender_pass(
-    old: Option<SenderAwlRow>,
-    now: i64,
-    cfg: &GreylistConfig,
-) -> Option<SenderAwlRow> {
+pub fn count_sender_pass(old: Option<SenderAwlRow>, now: i64, cfg: &GreylistConfig) -> Option<SenderAwlRow> {
     match old.filter(|o| now - o.last_seen <= cfg.awl_max_age_secs) {
         Some(o) if now - o.last_counted < COUNT_INTERVAL && o.last_counted <= now => None,
         Some(o) => Some(SenderAwlRow {
@@ -260,8 +250,8 @@ impl Policy {
             Outcome::Triplet(TripletOutcome::FirstPass { delayed }) => {
                 (row.action, row.reason) = ("pass", "triplet passed");
                 row.delay_secs = i32::try_from(delayed).ok();
-                let first_of_message = req.instance.is_none()
-                    || conn.last_prepend_instance.as_deref() != req.instance.as_deref();
+                let first_of_message =
+                    req.instance.is_none() || conn.last_prepend_instance.as_deref() != req.instance.as_deref();
                 if self.cfg.prepend_header && first_of_message {
                     conn.last_prepend_instance = req.instance.clone();
                     self.header(delayed, now)
@@ -321,9 +311,7 @@ impl Policy {
         );
         if let Some(log) = &self.log {
             if log.try_send(row).is_err() {
-                self.counters
-                    .decisions_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.decisions_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
         reply
@@ -340,8 +328,7 @@ impl Policy {
             return None;
         }
         let limit = Duration::from_millis(self.cfg.db_timeout_ms);
-        let error = match tokio::time::timeout(limit, self.batcher.evaluate(key.clone(), now)).await
-        {
+        let error = match tokio::time::timeout(limit, self.batcher.evaluate(key.clone(), now)).await {
             Ok(Ok(outcome)) => {
                 if self.db_down.swap(false, Ordering::Relaxed) {
                     tracing::info!("greylist: database reachable again, greylisting resumed");
@@ -408,8 +395,7 @@ pub fn plan(snap: &mut Snapshot, key: &Key, now: i64, cfg: &GreylistConfig) -> (
     let passed = !matches!(outcome, TripletOutcome::Greylist { .. });
     if awl && passed {
         if let Some(s) = count_sender_pass(snap.sender_awl, now, cfg) {
-            plan.try_promote_domain =
-                s.passes == cfg.awl_sender_passes && cfg.awl_domain_senders > 0;
+            plan.try_promote_domain = s.passes == cfg.awl_sender_passes && cfg.awl_domain_senders > 0;
             plan.sender_awl = Some(s);
             snap.sender_awl = Some(s);
         }
@@ -476,14 +462,8 @@ mod tests {
         );
         assert_eq!(r.first_seen, 3_601);
         // delay 0 passes at once, with a header saying 0 seconds (as Postgrey).
-        let zero = GreylistConfig {
-            delay_secs: 0,
-            ..cfg
-        };
-        assert_eq!(
-            step_triplet(None, 5, &zero).1,
-            TripletOutcome::FirstPass { delayed: 0 }
-        );
+        let zero = GreylistConfig { delay_secs: 0, ..cfg };
+        assert_eq!(step_triplet(None, 5, &zero).1, TripletOutcome::FirstPass { delayed: 0 });
     }
 
     #[test]

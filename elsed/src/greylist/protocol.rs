@@ -111,9 +111,7 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(
             }
             _ => {
                 let shown = &text[..text.len().min(100)];
-                return Err(ProtocolError::Malformed(
-                    String::from_utf8_lossy(shown).into_owned(),
-                ));
+                return Err(ProtocolError::Malformed(String::from_utf8_lossy(shown).into_owned()));
             }
         }
         line.clear();
@@ -126,9 +124,7 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(
     }
     match request.request.as_deref() {
         Some("smtpd_access_policy") => Ok(Some(request)),
-        other => Err(ProtocolError::BadRequestType(
-            other.unwrap_or_default().to_owned(),
-        )),
+        other => Err(ProtocolError::BadRequestType(other.unwrap_or_default().to_owned())),
     }
 }
 
@@ -217,22 +213,13 @@ mod tests {
     #[tokio::test]
     async fn protocol_errors_end_the_connection() {
         for (input, error) in [
-            (
-                &b"request=smtpd_access_policy\ngarbage\n\n"[..],
-                "malformed",
-            ),
+            (&b"request=smtpd_access_policy\ngarbage\n\n"[..], "malformed"),
             (b"=value\n\n", "malformed"),
-            (
-                b"request=smtpd_access_policy\nsender=",
-                "closed in the middle",
-            ),
+            (b"request=smtpd_access_policy\nsender=", "closed in the middle"),
             (b"request=smtpd_access_policy\n", "closed in the middle"),
             (b"request=other\n\n", "unsupported request"),
             (b"\n", "unsupported request"),
-            (
-                b"a=1\nb=2\nc=3\nd=4\ne=5\nf=6\n\n",
-                "more than 5 attributes",
-            ),
+            (b"a=1\nb=2\nc=3\nd=4\ne=5\nf=6\n\n", "more than 5 attributes"),
         ] {
             let got = read_all(input).await;
             let last = got.last().unwrap().as_ref().unwrap_err();

@@ -49,10 +49,7 @@ impl Listener {
     /// The address, for logs and tests (`127.0.0.1:10023`, `unix:/path`).
     pub fn describe(&self) -> String {
         match self {
-            Listener::Tcp(l) => l
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|_| "tcp".into()),
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into()),
             Listener::Unix(_, p) => format!("unix:{}", p.display()),
         }
     }
@@ -72,21 +69,14 @@ pub async fn run(policy: Arc<Policy>, listeners: Vec<Listener>) -> io::Result<()
     Ok(())
 }
 
-async fn accept_loop(
-    listener: Listener,
-    policy: Arc<Policy>,
-    slots: Arc<Semaphore>,
-) -> io::Result<()> {
+async fn accept_loop(listener: Listener, policy: Arc<Policy>, slots: Arc<Semaphore>) -> io::Result<()> {
     loop {
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
                 let _ = s.set_nodelay(true);
                 Box::new(s) as Box<dyn Stream>
             }),
-            Listener::Unix(l, _) => l
-                .accept()
-                .await
-                .map(|(s, _)| Box::new(s) as Box<dyn Stream>),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Stream>),
         };
         let stream = match accepted {
             Ok(stream) => stream,
@@ -115,10 +105,7 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Serves one connection until the client closes it or breaks the protocol.
-async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    policy: &Policy,
-) -> Result<(), ProtocolError> {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S, policy: &Policy) -> Result<(), ProtocolError> {
     let cfg = policy.config();
     let limits = Limits {
         max_line_bytes: cfg.max_line_bytes,

@@ -121,12 +121,7 @@ pub async fn promote_domain(
 }
 
 /// Refreshes `last_seen` of the auto-whitelist entries that let a request through.
-pub async fn touch_awl(
-    client: &deadpool_postgres::Client,
-    key: &Key,
-    domain: bool,
-    now: i64,
-) -> Result<()> {
+pub async fn touch_awl(client: &deadpool_postgres::Client, key: &Key, domain: bool, now: i64) -> Result<()> {
     let stmt = client
         .prepare_cached(if domain {
             "UPDATE greylist_domain_awl SET last_seen = to_timestamp($3::int8)
@@ -136,22 +131,13 @@ pub async fn touch_awl(
              WHERE sender = $1 AND client_net = $2"
         })
         .await?;
-    let first = if domain {
-        &key.sender_domain
-    } else {
-        &key.sender
-    };
-    client
-        .execute(&stmt, &[first, &key.client_net, &now])
-        .await?;
+    let first = if domain { &key.sender_domain } else { &key.sender };
+    client.execute(&stmt, &[first, &key.client_net, &now]).await?;
     Ok(())
 }
 
 /// Reads the state of many keys in one statement; the snapshots in the keys' order.
-pub async fn lookup_many(
-    client: &deadpool_postgres::Client,
-    keys: &[Key],
-) -> Result<Vec<Snapshot>> {
+pub async fn lookup_many(client: &deadpool_postgres::Client, keys: &[Key]) -> Result<Vec<Snapshot>> {
     let stmt = client
         .prepare_cached(
             "SELECT u.i, extract(epoch FROM d.last_seen)::int8,
@@ -208,10 +194,7 @@ pub async fn lookup_many(
 /// unique, so that concurrent writers lock them in one order (no deadlock). Two MX racing on one
 /// triplet each write a state computed from what they read: either is a valid state, and
 /// `passed_at` never goes back to NULL.
-pub async fn save_triplets(
-    client: &deadpool_postgres::Client,
-    rows: &[(Key, TripletRow)],
-) -> Result<()> {
+pub async fn save_triplets(client: &deadpool_postgres::Client, rows: &[(Key, TripletRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -248,10 +231,7 @@ pub async fn save_triplets(
 }
 
 /// Writes sender auto-whitelist rows, many (sorted by key, unique) in one statement.
-pub async fn save_sender_awls(
-    client: &deadpool_postgres::Client,
-    rows: &[(Key, SenderAwlRow)],
-) -> Result<()> {
+pub async fn save_sender_awls(client: &deadpool_postgres::Client, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -353,16 +333,9 @@ pub async fn add_to_whitelist(
 }
 
 /// Removes a whitelist entry; true if it existed.
-pub async fn remove_from_whitelist(
-    client: &tokio_postgres::Client,
-    list: StaticList,
-    pattern: &str,
-) -> Result<bool> {
+pub async fn remove_from_whitelist(client: &tokio_postgres::Client, list: StaticList, pattern: &str) -> Result<bool> {
     let n = client
-        .execute(
-            &format!("DELETE FROM {} WHERE pattern = $1", list.table()),
-            &[&pattern],
-        )
+        .execute(&format!("DELETE FROM {} WHERE pattern = $1", list.table()), &[&pattern])
         .await?;
     Ok(n > 0)
 }
@@ -389,10 +362,7 @@ pub async fn set_domain_policy(
         }
         None => {
             client
-                .execute(
-                    "DELETE FROM greylist_domain_policy WHERE target = $1",
-                    &[&target],
-                )
+                .execute("DELETE FROM greylist_domain_policy WHERE target = $1", &[&target])
                 .await?
         }
     };
@@ -423,10 +393,7 @@ fn day_suffix(day: i64) -> String {
 }
 
 /// Creates the daily partitions of the decisions log for these days.
-async fn ensure_decision_days(
-    client: &mut tokio_postgres::Client,
-    days: &BTreeSet<i64>,
-) -> Result<()> {
+async fn ensure_decision_days(client: &mut tokio_postgres::Client, days: &BTreeSet<i64>) -> Result<()> {
     let mut sql = String::new();
     for &day in days {
         sql.push_str(&format!(
@@ -440,8 +407,7 @@ async fn ensure_decision_days(
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
         .await?;
-    tx.batch_execute("SET LOCAL client_min_messages = warning")
-        .await?;
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.batch_execute(&sql).await?;
     tx.commit().await?;
     Ok(())
@@ -531,11 +497,7 @@ pub struct StatLine {
 
 /// Decisions between `from` and `to` (Unix seconds, half-open), by recipient domain and kind:
 /// what the statistics page shows (deferred, passed after the delay, auto-whitelisted).
-pub async fn decision_stats(
-    client: &tokio_postgres::Client,
-    from: i64,
-    to: i64,
-) -> Result<Vec<StatLine>> {
+pub async fn decision_stats(client: &tokio_postgres::Client, from: i64, to: i64) -> Result<Vec<StatLine>> {
     let rows = client
         .query(
             "SELECT coalesce(recipient_domain, ''), action, reason, count(*)
@@ -611,11 +573,7 @@ pub struct CleanupStats {
 /// Removes expired entries: triplets unseen for `max_age` or never passed within the retry
 /// window, auto-whitelist entries unused for `awl_max_age`, and decisions partitions older
 /// than `decisions_retention_days`. Called by elsed's maintenance loop.
-pub async fn cleanup(
-    client: &mut tokio_postgres::Client,
-    cfg: &GreylistConfig,
-    now: i64,
-) -> Result<CleanupStats> {
+pub async fn cleanup(client: &mut tokio_postgres::Client, cfg: &GreylistConfig, now: i64) -> Result<CleanupStats> {
     let mut stats = CleanupStats {
         triplets: client
             .execute(

@@ -75,10 +75,7 @@ fn request(client: &str, sender: &str, recipient: &str) -> Request {
 
 async fn ask(policy: &Policy, client: &str, sender: &str, recipient: &str) -> String {
     policy
-        .decide(
-            &request(client, sender, recipient),
-            &mut ConnState::default(),
-        )
+        .decide(&request(client, sender, recipient), &mut ConnState::default())
         .await
 }
 
@@ -93,10 +90,7 @@ async fn decisions(url: &str, n: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rows = client
-            .query(
-                "SELECT action, reason FROM greylist_decisions ORDER BY ts, action",
-                &[],
-            )
+            .query("SELECT action, reason FROM greylist_decisions ORDER BY ts, action", &[])
             .await
             .unwrap();
         if rows.len() >= n || Instant::now() > deadline {
@@ -132,9 +126,7 @@ async fn first_attempt_deferred_early_retry_deferred_retry_after_delay_passes() 
     clock.advance(86_400);
     assert_eq!(ask(&policy, client, sender, rcpt).await, "DUNNO");
     // Another recipient is another triplet.
-    assert!(is_defer(
-        &ask(&policy, client, sender, "carol@rcpt.example").await
-    ));
+    assert!(is_defer(&ask(&policy, client, sender, "carol@rcpt.example").await));
 
     let log = decisions(&url, 5).await;
     let pairs: Vec<(&str, &str)> = log.iter().map(|(a, r)| (a.as_str(), r.as_str())).collect();
@@ -215,18 +207,14 @@ async fn per_message_senders_are_one_triplet() {
     let client = "203.0.113.5";
     let first = "bounce-mc.us5_47654921.1447481-bob=rcpt.example@mail123.list.example";
     let retry = "bounce-mc.us5_47654921.1447999-bob=rcpt.example@mail123.list.example";
-    assert!(is_defer(
-        &ask(&policy, client, first, "bob@rcpt.example").await
-    ));
+    assert!(is_defer(&ask(&policy, client, first, "bob@rcpt.example").await));
     clock.advance(400);
     assert!(ask(&policy, client, retry, "bob@rcpt.example")
         .await
         .starts_with("PREPEND "));
     let srs1 = "SRS0=abcd=T1=orig.example=carol@fwd.example";
     let srs2 = "SRS0=wxyz=T2=orig.example=carol@fwd.example";
-    assert!(is_defer(
-        &ask(&policy, client, srs1, "bob@rcpt.example").await
-    ));
+    assert!(is_defer(&ask(&policy, client, srs1, "bob@rcpt.example").await));
     clock.advance(400);
     assert!(ask(&policy, client, srs2, "bob@rcpt.example")
         .await
@@ -252,9 +240,7 @@ async fn two_level_auto_whitelist() {
             let client = format!("{net}{host}");
             assert!(is_defer(&ask(&policy, &client, sender, rcpt).await));
             clock.advance(300);
-            assert!(ask(&policy, &client, sender, rcpt)
-                .await
-                .starts_with("PREPEND "));
+            assert!(ask(&policy, &client, sender, rcpt).await.starts_with("PREPEND "));
         }
     };
     round("a@dom.example", "r1@rcpt.example", 1).await;
@@ -334,49 +320,23 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
     for (req, want_dunno) in [
         (named("10.20.9.9", "unknown", "u@rcpt.example"), true),
         (named("2001:db8:aa:1::5", "unknown", "u@rcpt.example"), true),
-        (
-            named("203.0.113.9", "mx1.partner.example", "u@rcpt.example"),
-            true,
-        ),
-        (
-            named("203.0.113.9", "mail7.trusted.example", "u@rcpt.example"),
-            true,
-        ),
-        (
-            named("203.0.113.9", "evilpartner.example", "u@rcpt.example"),
-            false,
-        ),
-        (
-            named("203.0.113.10", "unknown", "Postmaster@rcpt.example"),
-            true,
-        ),
-        (
-            named("203.0.113.10", "unknown", "vip+tag@rcpt.example"),
-            true,
-        ),
-        (
-            named("203.0.113.10", "unknown", "someone@noisy.example"),
-            true,
-        ),
-        (
-            named("203.0.113.10", "unknown", "someone@sub.noisy.example"),
-            true,
-        ),
-        (
-            named("203.0.113.11", "unknown", "someone@rcpt.example"),
-            false,
-        ),
+        (named("203.0.113.9", "mx1.partner.example", "u@rcpt.example"), true),
+        (named("203.0.113.9", "mail7.trusted.example", "u@rcpt.example"), true),
+        (named("203.0.113.9", "evilpartner.example", "u@rcpt.example"), false),
+        (named("203.0.113.10", "unknown", "Postmaster@rcpt.example"), true),
+        (named("203.0.113.10", "unknown", "vip+tag@rcpt.example"), true),
+        (named("203.0.113.10", "unknown", "someone@noisy.example"), true),
+        (named("203.0.113.10", "unknown", "someone@sub.noisy.example"), true),
+        (named("203.0.113.11", "unknown", "someone@rcpt.example"), false),
     ] {
         let reply = policy.decide(&req, &mut conn).await;
         assert_eq!(reply == "DUNNO", want_dunno, "{req:?} -> {reply}");
         assert!(want_dunno || is_defer(&reply), "{reply}");
     }
     // Removing an entry takes effect on the next reload.
-    assert!(
-        store::remove_from_whitelist(&db, StaticList::Clients, "10.20.0.0/16")
-            .await
-            .unwrap()
-    );
+    assert!(store::remove_from_whitelist(&db, StaticList::Clients, "10.20.0.0/16")
+        .await
+        .unwrap());
     policy.reload_lists().await.unwrap();
     assert!(is_defer(
         &ask(&policy, "10.20.9.9", "t@x.example", "u@rcpt.example").await
@@ -396,13 +356,7 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
         "DUNNO"
     );
     assert!(is_defer(
-        &ask(
-            &optin,
-            "203.0.113.20",
-            "s@x.example",
-            "u@greylisted.example"
-        )
-        .await
+        &ask(&optin, "203.0.113.20", "s@x.example", "u@greylisted.example").await
     ));
 }
 
@@ -433,17 +387,11 @@ async fn one_header_per_message_with_several_recipients() {
         r
     };
     for rcpt in ["r1@d.example", "r2@d.example"] {
-        assert!(is_defer(
-            &policy.decide(&with_instance(rcpt, "1a.1"), &mut conn).await
-        ));
+        assert!(is_defer(&policy.decide(&with_instance(rcpt, "1a.1"), &mut conn).await));
     }
     clock.advance(300);
-    let first = policy
-        .decide(&with_instance("r1@d.example", "2b.1"), &mut conn)
-        .await;
-    let second = policy
-        .decide(&with_instance("r2@d.example", "2b.1"), &mut conn)
-        .await;
+    let first = policy.decide(&with_instance("r1@d.example", "2b.1"), &mut conn).await;
+    let second = policy.decide(&with_instance("r2@d.example", "2b.1"), &mut conn).await;
     assert!(first.starts_with("PREPEND "), "{first}");
     assert_eq!(second, "DUNNO");
 }
@@ -479,11 +427,7 @@ async fn fails_open_quickly_when_the_database_is_slow_or_down() {
     // Within the retry pause, the database is not even tried.
     let started = Instant::now();
     assert_eq!(ask(&policy, t.0, t.1, "y@d.example").await, "DUNNO");
-    assert!(
-        started.elapsed() < Duration::from_millis(50),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(50), "{:?}", started.elapsed());
     tx.rollback().await.unwrap();
     drop(locker);
 
@@ -514,10 +458,7 @@ async fn fails_open_quickly_when_the_database_is_slow_or_down() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        reply.starts_with("PREPEND X-Greylist: delayed 300 seconds"),
-        "{reply}"
-    );
+    assert!(reply.starts_with("PREPEND X-Greylist: delayed 300 seconds"), "{reply}");
 }
 
 #[tokio::test]
@@ -549,10 +490,7 @@ async fn cleanup_removes_expired_state_and_old_decision_partitions() {
     // After the retry window only the unpassed triplet goes.
     let later = now + cfg.retry_window_secs + 1;
     let stats = store::cleanup(&mut db, &cfg, later).await.unwrap();
-    assert_eq!(
-        (stats.triplets, stats.sender_awl, stats.domain_awl),
-        (1, 0, 0)
-    );
+    assert_eq!((stats.triplets, stats.sender_awl, stats.domain_awl), (1, 0, 0));
     assert!(stats.partitions.is_empty());
     // After max age (and the AWL age, and the log retention) everything goes.
     let much_later = now + cfg.awl_max_age_secs + 1;
@@ -582,10 +520,7 @@ fn req_for(rcpt: &str) -> String {
 }
 
 /// Starts a served policy on a free TCP port and a unix socket.
-async fn served(
-    cfg: GreylistConfig,
-    clock: Arc<dyn Clock>,
-) -> (String, std::path::PathBuf, tempdir::Dir) {
+async fn served(cfg: GreylistConfig, clock: Arc<dyn Clock>) -> (String, std::path::PathBuf, tempdir::Dir) {
     let url = database().await;
     let dir = tempdir::Dir::new();
     let sock = dir.0.join("greylse.sock");
@@ -641,11 +576,7 @@ async fn read_replies<S: AsyncReadExt + Unpin>(stream: &mut S, n: usize) -> Vec<
             .await
             .expect("reply in time")
             .unwrap();
-        assert!(
-            got > 0,
-            "connection closed after {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(got > 0, "connection closed after {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..got]);
     }
     String::from_utf8(buf)
@@ -680,16 +611,11 @@ async fn pipelined_requests_on_one_connection_and_a_unix_socket() {
     let replies = read_replies(&mut tcp, 3).await;
     assert_eq!(replies.len(), 3);
     for reply in &replies {
-        assert!(
-            reply.starts_with("action=DEFER_IF_PERMIT 4.2.0 "),
-            "{reply}"
-        );
+        assert!(reply.starts_with("action=DEFER_IF_PERMIT 4.2.0 "), "{reply}");
     }
     // The connection stays open for more.
     clock.advance(300);
-    tcp.write_all(req_for("r1@d.example").as_bytes())
-        .await
-        .unwrap();
+    tcp.write_all(req_for("r1@d.example").as_bytes()).await.unwrap();
     let reply = read_replies(&mut tcp, 1).await;
     assert!(
         reply[0].starts_with("action=PREPEND X-Greylist: delayed 300 seconds"),
@@ -710,10 +636,7 @@ async fn pipelined_requests_on_one_connection_and_a_unix_socket() {
     assert_eq!(mode.permissions().mode() & 0o777, 0o666);
     // A second service does not steal a live socket.
     let taken = Listener::bind(&format!("unix:{}", sock.display()), 0o666).await;
-    assert_eq!(
-        taken.err().map(|e| e.kind()),
-        Some(std::io::ErrorKind::AddrInUse)
-    );
+    assert_eq!(taken.err().map(|e| e.kind()), Some(std::io::ErrorKind::AddrInUse));
 }
 
 #[tokio::test]
@@ -733,10 +656,7 @@ async fn malformed_overlong_and_slow_clients_are_closed_without_reply() {
     assert!(closed_without_reply(&mut garbage).await);
 
     let mut long = TcpStream::connect(&addr).await.unwrap();
-    let huge = format!(
-        "request=smtpd_access_policy\nsender={}@b.example\n\n",
-        "x".repeat(600)
-    );
+    let huge = format!("request=smtpd_access_policy\nsender={}@b.example\n\n", "x".repeat(600));
     long.write_all(huge.as_bytes()).await.unwrap();
     assert!(closed_without_reply(&mut long).await);
 
@@ -759,9 +679,7 @@ async fn malformed_overlong_and_slow_clients_are_closed_without_reply() {
 
     // Meanwhile well-behaved clients are served.
     let mut good = TcpStream::connect(&addr).await.unwrap();
-    good.write_all(req_for("r@d.example").as_bytes())
-        .await
-        .unwrap();
+    good.write_all(req_for("r@d.example").as_bytes()).await.unwrap();
     assert!(read_replies(&mut good, 1).await[0].starts_with("action=DEFER_IF_PERMIT"));
 }
 
@@ -796,14 +714,10 @@ async fn end_to_end_with_a_real_two_second_delay() {
     };
     let (addr, _sock, _dir) = served(cfg, Arc::new(SystemClock)).await;
     let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(req_for("e2e@d.example").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(req_for("e2e@d.example").as_bytes()).await.unwrap();
     assert!(read_replies(&mut s, 1).await[0].starts_with("action=DEFER_IF_PERMIT"));
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    s.write_all(req_for("e2e@d.example").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(req_for("e2e@d.example").as_bytes()).await.unwrap();
     let reply = read_replies(&mut s, 1).await;
     assert!(
         reply[0].starts_with("action=PREPEND X-Greylist: delayed ")
@@ -887,9 +801,7 @@ async fn statistics_and_the_end_user_view_read_the_decisions_log() {
     decisions(&url, 4).await;
 
     let db = omelse::store::connect(&url).await.unwrap();
-    let stats = store::decision_stats(&db, from, clock.now() + 1)
-        .await
-        .unwrap();
+    let stats = store::decision_stats(&db, from, clock.now() + 1).await.unwrap();
     let got: Vec<(&str, &str, &str, i64)> = stats
         .iter()
         .map(|s| {
@@ -910,14 +822,9 @@ async fn statistics_and_the_end_user_view_read_the_decisions_log() {
         ]
     );
     // Outside the period: nothing.
-    assert!(store::decision_stats(&db, from - 100, from)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store::decision_stats(&db, from - 100, from).await.unwrap().is_empty());
 
-    let mine = store::decisions_for_recipient(&db, "BOB@r.example", 10)
-        .await
-        .unwrap();
+    let mine = store::decisions_for_recipient(&db, "BOB@r.example", 10).await.unwrap();
     assert_eq!(mine.len(), 3);
     assert_eq!(mine[0].action, "pass");
     assert_eq!(mine[0].delay_secs, Some(300));

@@ -17,19 +17,11 @@ use super::tests_postgrey::Postgrey;
 use super::*;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Runs `connections` clients of `per_connection` requests each; returns (req/s, latencies).
-async fn load(
-    addr: &str,
-    tag: &str,
-    connections: usize,
-    per_connection: usize,
-) -> (f64, Vec<Duration>) {
+async fn load(addr: &str, tag: &str, connections: usize, per_connection: usize) -> (f64, Vec<Duration>) {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
@@ -56,11 +48,7 @@ async fn load(
                     r % 250
                 );
                 let t = Instant::now();
-                stream
-                    .get_mut()
-                    .write_all(request.as_bytes())
-                    .await
-                    .unwrap();
+                stream.get_mut().write_all(request.as_bytes()).await.unwrap();
                 // `action=…` then the empty line.
                 for _ in 0..2 {
                     line.clear();

@@ -196,17 +196,12 @@ impl Smtp {
 async fn attempt(addr: &str, sender: &str, rcpt: &str) -> (String, Option<String>) {
     let mut smtp = Smtp::connect(addr).await;
     assert!(smtp.command("EHLO client.example").await.starts_with("250"));
-    assert!(smtp
-        .command(&format!("MAIL FROM:<{sender}>"))
-        .await
-        .starts_with("250"));
+    assert!(smtp.command(&format!("MAIL FROM:<{sender}>")).await.starts_with("250"));
     let rcpt_reply = smtp.command(&format!("RCPT TO:<{rcpt}>")).await;
     let mut queue_id = None;
     if rcpt_reply.starts_with("250") {
         assert!(smtp.command("DATA").await.starts_with("354"));
-        let done = smtp
-            .command("Subject: greylisting test\r\n\r\nHello.\r\n.")
-            .await;
+        let done = smtp.command("Subject: greylisting test\r\n\r\nHello.\r\n.").await;
         assert!(done.starts_with("250"), "{done}");
         queue_id = done.rsplit(' ').next().map(str::to_owned);
     }
@@ -250,9 +245,7 @@ async fn postfix_smtpd_greylists_and_two_mx_share_the_state() {
 
     let (first, _) = attempt(&mx1, "alice@sender.example", "bob@rcpt.example").await;
     assert!(
-        first.starts_with(
-            "450 4.2.0 <bob@rcpt.example>: Recipient address rejected: Greylisted by GreyLSE"
-        ),
+        first.starts_with("450 4.2.0 <bob@rcpt.example>: Recipient address rejected: Greylisted by GreyLSE"),
         "{first}\n{}",
         postfix.log()
     );
@@ -278,9 +271,7 @@ async fn postfix_smtpd_greylists_and_two_mx_share_the_state() {
     );
     let log = postfix.log();
     assert!(
-        log.contains("mx1/smtpd")
-            && log.contains("NOQUEUE: reject: RCPT from")
-            && log.contains("450 4.2.0"),
+        log.contains("mx1/smtpd") && log.contains("NOQUEUE: reject: RCPT from") && log.contains("450 4.2.0"),
         "{log}"
     );
 }

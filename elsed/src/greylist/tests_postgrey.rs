@@ -42,17 +42,8 @@ impl Postgrey {
         let child = Command::new(POSTGREY)
             .arg(format!("--inet=127.0.0.1:{port}"))
             .arg(format!("--dbdir={d}/db"))
-            .args([
-                "--user=postgrey",
-                "--group=postgrey",
-                "--delay=300",
-                "--max-age=35",
-            ])
-            .args([
-                "--retry-window=2",
-                "--auto-whitelist-clients=0",
-                "--hostname=pg",
-            ])
+            .args(["--user=postgrey", "--group=postgrey", "--delay=300", "--max-age=35"])
+            .args(["--retry-window=2", "--auto-whitelist-clients=0", "--hostname=pg"])
             .arg(format!("--whitelist-clients={d}/empty"))
             .arg(format!("--whitelist-recipients={d}/empty"))
             .stdout(Stdio::null())
@@ -96,10 +87,7 @@ async fn ask(stream: &mut TcpStream, request: &str) -> String {
         buf.push(byte[0]);
     }
     let text = String::from_utf8(buf).unwrap();
-    text.trim_end()
-        .strip_prefix("action=")
-        .unwrap_or(&text)
-        .to_owned()
+    text.trim_end().strip_prefix("action=").unwrap_or(&text).to_owned()
 }
 
 /// The decision, without the wording: `DEFER`, `PREPEND <seconds>`, `DUNNO`.
@@ -144,22 +132,8 @@ async fn same_decisions_as_postgrey_except_by_design() {
     const DAY: i64 = 86_400;
     // (seconds to advance, client, sender, recipient, postgrey's decision, GreyLSE's).
     let steps: &[(i64, &str, &str, &str, &str, &str)] = &[
-        (
-            0,
-            "192.0.2.10",
-            "alice@s.example",
-            "bob@r.example",
-            "DEFER",
-            "DEFER",
-        ),
-        (
-            60,
-            "192.0.2.10",
-            "alice@s.example",
-            "bob@r.example",
-            "DEFER",
-            "DEFER",
-        ),
+        (0, "192.0.2.10", "alice@s.example", "bob@r.example", "DEFER", "DEFER"),
+        (60, "192.0.2.10", "alice@s.example", "bob@r.example", "DEFER", "DEFER"),
         (
             240,
             "192.0.2.10",
@@ -168,31 +142,10 @@ async fn same_decisions_as_postgrey_except_by_design() {
             "PREPEND 300",
             "PREPEND 300",
         ),
-        (
-            10,
-            "192.0.2.10",
-            "alice@s.example",
-            "bob@r.example",
-            "DUNNO",
-            "DUNNO",
-        ),
+        (10, "192.0.2.10", "alice@s.example", "bob@r.example", "DUNNO", "DUNNO"),
         // Same /24, another host of the pool.
-        (
-            0,
-            "192.0.2.99",
-            "alice@s.example",
-            "bob@r.example",
-            "DUNNO",
-            "DUNNO",
-        ),
-        (
-            0,
-            "192.0.3.10",
-            "alice@s.example",
-            "bob@r.example",
-            "DEFER",
-            "DEFER",
-        ),
+        (0, "192.0.2.99", "alice@s.example", "bob@r.example", "DUNNO", "DUNNO"),
+        (0, "192.0.3.10", "alice@s.example", "bob@r.example", "DEFER", "DEFER"),
         // IPv6, grouped by /64.
         (
             0,
@@ -260,23 +213,9 @@ async fn same_decisions_as_postgrey_except_by_design() {
             "PREPEND 300",
         ),
         (0, "192.0.2.10", "", "frank@r.example", "DEFER", "DEFER"),
-        (
-            300,
-            "192.0.2.10",
-            "",
-            "frank@r.example",
-            "PREPEND 300",
-            "PREPEND 300",
-        ),
+        (300, "192.0.2.10", "", "frank@r.example", "PREPEND 300", "PREPEND 300"),
         // First retry after the retry window: greylisted anew.
-        (
-            0,
-            "192.0.2.10",
-            "alice@s.example",
-            "ginny@r.example",
-            "DEFER",
-            "DEFER",
-        ),
+        (0, "192.0.2.10", "alice@s.example", "ginny@r.example", "DEFER", "DEFER"),
         (
             2 * DAY + 1,
             "192.0.2.10",

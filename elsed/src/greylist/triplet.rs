@@ -31,9 +31,7 @@ pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> (IpAddr, u8) {
 pub fn contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
     match (net, ip) {
-        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-            network(ip, prefix, prefix).0 == net
-        }
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => network(ip, prefix, prefix).0 == net,
         _ => false,
     }
 }
@@ -70,9 +68,7 @@ pub fn normalize_sender(sender: &str) -> String {
 
 /// The original `(local, domain)` of an SRS0/SRS1 local part.
 fn srs_original(local: &str) -> Option<(&str, &str)> {
-    let rest = local
-        .strip_prefix("srs0")
-        .or_else(|| local.strip_prefix("srs1"))?;
+    let rest = local.strip_prefix("srs0").or_else(|| local.strip_prefix("srs1"))?;
     let sep = rest.chars().next()?;
     if !matches!(sep, '=' | '+' | '-') {
         return None;
@@ -90,21 +86,13 @@ fn srs_original(local: &str) -> Option<(&str, &str)> {
 
 /// The local part of a BATV address without its tag.
 fn batv_strip(local: &str) -> &str {
-    let Some(rest) = local
-        .strip_prefix("prvs=")
-        .or_else(|| local.strip_prefix("msprvs1="))
-    else {
+    let Some(rest) = local.strip_prefix("prvs=").or_else(|| local.strip_prefix("msprvs1=")) else {
         return local;
     };
     let Some((a, b)) = rest.split_once('=') else {
         return local;
     };
-    let looks_tag = |s: &str| {
-        s.len() >= 10
-            && s[..10]
-                .bytes()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
-    };
+    let looks_tag = |s: &str| s.len() >= 10 && s[..10].bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
     // The standard order is tag=local; when only the second part looks like a tag, swap.
     if looks_tag(b) && !looks_tag(a) {
         a
@@ -125,10 +113,7 @@ fn normalize_local(local: &str) -> String {
     }
     let mut out = String::with_capacity(local.len());
     let mut token_start = 0;
-    for (i, c) in local
-        .char_indices()
-        .chain(std::iter::once((local.len(), '.')))
-    {
+    for (i, c) in local.char_indices().chain(std::iter::once((local.len(), '.'))) {
         if matches!(c, '.' | '_' | '-' | '=' | '/') {
             let token = &local[token_start..i];
             out.push_str(if is_per_message(token) { "#" } else { token });
@@ -184,27 +169,15 @@ mod tests {
             ("alice+list-123@example.org", "alice@example.org"),
             // Postgrey's digits rule.
             ("list-12345@lists.example.org", "list-#@lists.example.org"),
-            (
-                "owner-list-7@lists.example.org",
-                "owner-list-#@lists.example.org",
-            ),
+            ("owner-list-7@lists.example.org", "owner-list-#@lists.example.org"),
             ("user123@example.org", "user123@example.org"),
             // BATV, both orders.
             ("prvs=0123456789=bob@example.net", "bob@example.net"),
             ("prvs=bob=0123456789@example.net", "bob@example.net"),
-            (
-                "msprvs1=17865abcdeq=bounces-42@example.net",
-                "bounces-#@example.net",
-            ),
+            ("msprvs1=17865abcdeq=bounces-42@example.net", "bounces-#@example.net"),
             // SRS0 and SRS1 give back the original sender.
-            (
-                "SRS0=HHH=TT=orig.example=carol@forwarder.example",
-                "carol@orig.example",
-            ),
-            (
-                "SRS0+xYz1=Ab=orig.example=carol@fwd.example",
-                "carol@orig.example",
-            ),
+            ("SRS0=HHH=TT=orig.example=carol@forwarder.example", "carol@orig.example"),
+            ("SRS0+xYz1=Ab=orig.example=carol@fwd.example", "carol@orig.example"),
             (
                 "SRS1=HHH=fwd1.example==HHH=TT=orig.example=carol@fwd2.example",
                 "carol@orig.example",
@@ -218,10 +191,7 @@ mod tests {
                 "0100018c1f2e3a4b-5c6d7e8f-1a2b-4c3d-9e8f-000000@amazonses.com",
                 "#-#-#-#-#-#@amazonses.com",
             ),
-            (
-                "newsletter.a1b2c3d4e5@news.example",
-                "newsletter.#@news.example",
-            ),
+            ("newsletter.a1b2c3d4e5@news.example", "newsletter.#@news.example"),
             ("info@example.com", "info@example.com"),
         ];
         for (input, want) in cases {

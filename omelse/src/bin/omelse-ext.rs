@@ -38,10 +38,7 @@ fn main() {
     let mut pending: Vec<String> = Vec::new();
     let reply = |stdout: &mut std::io::StdoutLock, text: &str| {
         // rsyslog restarts the plugin when it cannot read an answer: nothing more to do then.
-        if writeln!(stdout, "{text}")
-            .and_then(|_| stdout.flush())
-            .is_err()
-        {
+        if writeln!(stdout, "{text}").and_then(|_| stdout.flush()).is_err() {
             std::process::exit(0);
         }
     };
@@ -60,10 +57,7 @@ fn main() {
             }
             COMMIT => match sink.commit(std::mem::take(&mut pending)) {
                 Outcome::Committed => reply(&mut stdout, "OK"),
-                Outcome::Suspended(reason) => reply(
-                    &mut stdout,
-                    &format!("Error: {}", reason.replace('\n', " ")),
-                ),
+                Outcome::Suspended(reason) => reply(&mut stdout, &format!("Error: {}", reason.replace('\n', " "))),
             },
             _ => {
                 if sink.wants(text.as_bytes()) {

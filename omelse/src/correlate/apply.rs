@@ -1,9 +1,7 @@
 //! What each kind of line does to the message it names, and the rows it adds (deliveries,
 //! rejects, links).
 
-use crate::parse::event::{
-    Action, ActionSource, Decision, Delivery, DeliveryStatus, QueueOperation,
-};
+use crate::parse::event::{Action, ActionSource, Decision, Delivery, DeliveryStatus, QueueOperation};
 use crate::parse::{EventKind, ParsedLine, Timestamp};
 use crate::store::{Batch, DeliveryRow, RejectRow};
 
@@ -47,8 +45,7 @@ fn source_name(source: ActionSource) -> &'static str {
 
 /// True for a decision that refuses the whole message (not one recipient at RCPT time).
 fn rejects_message(decision: &Decision<'_>) -> bool {
-    decision.source != ActionSource::Smtpd
-        || matches!(decision.stage, "DATA" | "END-OF-MESSAGE" | "BDAT")
+    decision.source != ActionSource::Smtpd || matches!(decision.stage, "DATA" | "END-OF-MESSAGE" | "BDAT")
 }
 
 impl Correlator {
@@ -127,9 +124,7 @@ impl Correlator {
                     if matches!(daemon, "smtpd" | "qmqpd") {
                         row.origin = "smtpd";
                     }
-                    life.orig_client_ip = orig_client
-                        .map(|c| c.ip.to_owned())
-                        .filter(|ip| !ip.is_empty());
+                    life.orig_client_ip = orig_client.map(|c| c.ip.to_owned()).filter(|ip| !ip.is_empty());
                     life.session_uid = session_uid;
                     life.touch_recipients();
                 }
@@ -185,22 +180,15 @@ impl Correlator {
             EventKind::Expired { .. } => {
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
                     life.expired = true;
-                    for rcpt in life
-                        .recipients
-                        .iter_mut()
-                        .filter(|r| r.row.status == "deferred")
-                    {
+                    for rcpt in life.recipients.iter_mut().filter(|r| r.row.status == "deferred") {
                         rcpt.row.status = "expired";
                         rcpt.touched = true;
                     }
                 }
             }
-            EventKind::Delivery(delivery) => {
-                self.apply_delivery(line, line_key, uid, queue_id, &delivery, batch)
-            }
+            EventKind::Delivery(delivery) => self.apply_delivery(line, line_key, uid, queue_id, &delivery, batch),
             EventKind::Notification {
-                notification_queue_id,
-                ..
+                notification_queue_id, ..
             } => {
                 self.link(
                     batch,
@@ -212,13 +200,7 @@ impl Correlator {
                     None,
                     false,
                 );
-                if let Some(notice) = self.resolve(
-                    host,
-                    notification_queue_id,
-                    time,
-                    Some(Start::Notification),
-                    true,
-                ) {
+                if let Some(notice) = self.resolve(host, notification_queue_id, time, Some(Start::Notification), true) {
                     if let Some(life) = self.messages.lives.get_mut(&notice) {
                         life.row.origin = "bounce";
                         life.touch_recipients();
@@ -237,28 +219,12 @@ impl Correlator {
                 }
             }
             EventKind::Reject(decision) => {
-                self.reject(
-                    line,
-                    line_key,
-                    &decision,
-                    session_uid,
-                    Some((uid, queue_id)),
-                    batch,
-                );
+                self.reject(line, line_key, &decision, session_uid, Some((uid, queue_id)), batch);
             }
             // A before-queue filter refused the message: it was never queued.
-            EventKind::Proxy {
-                accepted: false, ..
-            } => {
+            EventKind::Proxy { accepted: false, .. } => {
                 if let Some(decision) = refusal(&kind) {
-                    self.reject(
-                        line,
-                        line_key,
-                        &decision,
-                        session_uid,
-                        Some((uid, queue_id)),
-                        batch,
-                    );
+                    self.reject(line, line_key, &decision, session_uid, Some((uid, queue_id)), batch);
                 }
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
                     life.terminal = Some("rejected");
@@ -332,10 +298,7 @@ impl Correlator {
             recipient: d.to.to_owned(),
             orig_recipient: d.orig_to.map(str::to_owned),
             relay: d.relay.to_owned(),
-            relay_ip: d
-                .relay_peer
-                .map(|p| p.ip.to_owned())
-                .filter(|ip| !ip.is_empty()),
+            relay_ip: d.relay_peer.map(|p| p.ip.to_owned()).filter(|ip| !ip.is_empty()),
             delay: d.delay,
             delays: d.delays,
             dsn: d.dsn.to_owned(),

@@ -145,12 +145,7 @@ impl Correlator {
 
     /// Rule list "Destination" above, at the time of a delivery attempt. `via` is the queue key of
     /// the next message when the delivery handed the mail to a content filter or a known server.
-    pub(super) fn classify_destination(
-        &self,
-        daemon: &str,
-        delivery: &Delivery<'_>,
-        via: Option<i64>,
-    ) -> Dest {
+    pub(super) fn classify_destination(&self, daemon: &str, delivery: &Delivery<'_>, via: Option<i64>) -> Dest {
         if let Some(key) = via {
             return Dest::Via(key);
         }
@@ -162,11 +157,7 @@ impl Correlator {
                     in_networks(&self.config.internal_networks, peer.ip)
                         || self.known_server(Some(peer.name), Some(peer.ip)).is_some()
                 });
-                Dest::Side(if internal {
-                    Side::Internal
-                } else {
-                    Side::External
-                })
+                Dest::Side(if internal { Side::Internal } else { Side::External })
             }
         }
     }
@@ -184,9 +175,7 @@ impl Correlator {
             Dest::Via(key) if hops < MAX_HOPS => {
                 let next = self.messages.latest_life(key)?;
                 // A newer life of a reused queue id is not the mail that was handed over.
-                if next.row.started_at.0 + super::message::FORGET_CLOSED
-                    < rcpt.row.last_attempt_at.0
-                {
+                if next.row.started_at.0 + super::message::FORGET_CLOSED < rcpt.row.last_attempt_at.0 {
                     return None;
                 }
                 self.destination_side(next, &rcpt.row.address, hops + 1)
@@ -196,12 +185,7 @@ impl Correlator {
     }
 
     /// The flow of one recipient of `msg` whose origin is `origin`, if both ends are known.
-    pub(super) fn recipient_flow(
-        &self,
-        origin: Option<Side>,
-        msg: &Message,
-        address: &str,
-    ) -> Option<&'static str> {
+    pub(super) fn recipient_flow(&self, origin: Option<Side>, msg: &Message, address: &str) -> Option<&'static str> {
         let destination = self.destination_side(msg, address, 0)?;
         Some(flow_name(origin?, destination))
     }

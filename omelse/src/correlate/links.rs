@@ -170,9 +170,7 @@ impl Correlator {
         let target = self
             .messages
             .latest_life(key)
-            .filter(|m| {
-                m.row.uid != from_uid && m.closed_at.is_none_or(|c| time.0 - c.0 <= CLOSED_GRACE)
-            })
+            .filter(|m| m.row.uid != from_uid && m.closed_at.is_none_or(|c| time.0 - c.0 <= CLOSED_GRACE))
             .map(|m| m.row.uid);
         match target {
             Some(uid) => self.attach_upstream(uid, Upstream::Message(from_uid)),
@@ -219,9 +217,7 @@ impl Correlator {
     pub(super) fn touch_upstream_chain(&mut self, uid: i64) {
         let mut current = uid;
         for _ in 0..8 {
-            let Some(Upstream::Message(up)) =
-                self.messages.lives.get(&current).and_then(|m| m.upstream)
-            else {
+            let Some(Upstream::Message(up)) = self.messages.lives.get(&current).and_then(|m| m.upstream) else {
                 return;
             };
             let Some(life) = self.messages.lives.get_mut(&up) else {

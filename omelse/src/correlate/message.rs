@@ -137,9 +137,7 @@ impl Message {
     /// belongs to a new life of the same queue id.
     fn already_has(&self, start: Start) -> bool {
         match start {
-            Start::Client | Start::Pickup => {
-                self.row.client_ip.is_some() || self.row.origin == "pickup"
-            }
+            Start::Client | Start::Pickup => self.row.client_ip.is_some() || self.row.origin == "pickup",
             Start::MessageId => self.row.message_id.is_some(),
             Start::Queued => false,
             Start::Notification => self.row.origin == "bounce",
@@ -153,11 +151,7 @@ impl Message {
 
     /// The recipient with this address, created (no attempt yet) when first named.
     pub fn recipient_mut(&mut self, address: &str) -> &mut Recipient {
-        let index = match self
-            .recipients
-            .iter()
-            .position(|r| r.row.address == address)
-        {
+        let index = match self.recipients.iter().position(|r| r.row.address == address) {
             Some(i) => i,
             None => {
                 self.recipients.push(Recipient {
@@ -197,8 +191,7 @@ impl Message {
         if self.held {
             return "held";
         }
-        let (mut sent, mut bounced, mut expired, mut deferred, mut waiting) =
-            (0u32, 0u32, 0u32, 0u32, 0u32);
+        let (mut sent, mut bounced, mut expired, mut deferred, mut waiting) = (0u32, 0u32, 0u32, 0u32, 0u32);
         for r in &self.recipients {
             match r.row.status {
                 "sent" | "deliverable" => sent += 1,
@@ -210,11 +203,7 @@ impl Message {
             }
         }
         let done = sent + bounced + expired;
-        let untried = !self.row.closed
-            && self
-                .row
-                .nrcpt
-                .is_some_and(|n| n > 0 && (done + deferred) < n as u32);
+        let untried = !self.row.closed && self.row.nrcpt.is_some_and(|n| n > 0 && (done + deferred) < n as u32);
         if deferred > 0 {
             "deferred"
         } else if untried || (waiting > 0 && !self.row.closed) {
@@ -277,8 +266,7 @@ impl Messages {
                 let new_life = match (start, life.closed_at) {
                     (None, _) => false,
                     (Some(start), Some(closed_at)) => {
-                        time.0 - closed_at.0 > CLOSED_GRACE
-                            || (start != Start::Queued && life.already_has(start))
+                        time.0 - closed_at.0 > CLOSED_GRACE || (start != Start::Queued && life.already_has(start))
                     }
                     (Some(start), None) => start != Start::Queued && life.already_has(start),
                 };
@@ -303,22 +291,15 @@ impl Messages {
             Some(f) if time <= f => Timestamp(f.0 + 1),
             _ => time,
         };
-        let uid = hash_parts(&[
-            host.as_bytes(),
-            queue_id.as_bytes(),
-            &started_at.0.to_le_bytes(),
-        ]);
-        self.lives
-            .insert(uid, Message::new(uid, host, queue_id, started_at));
+        let uid = hash_parts(&[host.as_bytes(), queue_id.as_bytes(), &started_at.0.to_le_bytes()]);
+        self.lives.insert(uid, Message::new(uid, host, queue_id, started_at));
         self.latest.insert(key, QueueSlot { uid, started_at });
         Some(uid)
     }
 
     /// The latest life of a queue id, if remembered.
     pub fn latest_life(&self, key: i64) -> Option<&Message> {
-        self.latest
-            .get(&key)
-            .and_then(|slot| self.lives.get(&slot.uid))
+        self.latest.get(&key).and_then(|slot| self.lives.get(&slot.uid))
     }
 
     pub fn latest_uid(&self, key: i64) -> Option<i64> {
@@ -352,11 +333,7 @@ impl Messages {
     pub fn restore(&mut self, life: Message) {
         let key = queue_key(&life.row.host, &life.row.queue_id);
         let (uid, started_at) = (life.row.uid, life.row.started_at);
-        if self
-            .latest
-            .get(&key)
-            .is_none_or(|slot| slot.started_at < started_at)
-        {
+        if self.latest.get(&key).is_none_or(|slot| slot.started_at < started_at) {
             self.latest.insert(key, QueueSlot { uid, started_at });
         }
         self.lives.insert(uid, life);

@@ -83,8 +83,8 @@ impl FromStr for ServerRole {
             "filter" => ServerRole::Filter,
             other => {
                 return Err(format!(
-                "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
-            ))
+                    "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
+                ))
             }
         })
     }
@@ -196,9 +196,7 @@ impl Correlator {
             None
         };
         let (message_uid, queue_id) = self.apply_line(line, line_key, session_uid, batch);
-        if let (Some(session), crate::parse::EventKind::Disconnect { .. }) =
-            (session_uid, line.event.kind)
-        {
+        if let (Some(session), crate::parse::EventKind::Disconnect { .. }) = (session_uid, line.event.kind) {
             self.close_abandoned(session, line.line.time);
         }
         batch.events.push(EventRow {
@@ -307,11 +305,7 @@ impl Correlator {
     /// A peer that is an ELSE server: configured by address or name (see [`matches_host`]), or a
     /// host whose lines arrived, by its exact name (a short syslog name like `mx` must not claim
     /// `mx.google.com`). Returns its host name.
-    pub(crate) fn known_server<'s>(
-        &'s self,
-        name: Option<&str>,
-        ip: Option<&str>,
-    ) -> Option<&'s str> {
+    pub(crate) fn known_server<'s>(&'s self, name: Option<&str>, ip: Option<&str>) -> Option<&'s str> {
         if let Some(host) = self.config.known_server(name, ip) {
             return Some(host);
         }
@@ -334,12 +328,10 @@ impl Correlator {
                 Some(closed) => {
                     now.0 - closed.0 > FORGET_CLOSED
                         && (now.0 - closed.0 > FORGET_OPEN
-                            || !m.downstream.iter().any(|d| {
-                                self.messages
-                                    .lives
-                                    .get(d)
-                                    .is_some_and(|d| d.closed_at.is_none())
-                            }))
+                            || !m
+                                .downstream
+                                .iter()
+                                .any(|d| self.messages.lives.get(d).is_some_and(|d| d.closed_at.is_none())))
                 }
                 None => now.0 - m.row.last_seen.0 > FORGET_OPEN,
             })
@@ -362,12 +354,7 @@ impl Correlator {
                 }
             }
             self.messages.lives.remove(&uid);
-            if self
-                .messages
-                .latest
-                .get(&key)
-                .is_some_and(|slot| slot.uid == uid)
-            {
+            if self.messages.latest.get(&key).is_some_and(|slot| slot.uid == uid) {
                 self.messages.latest.remove(&key);
             }
         }

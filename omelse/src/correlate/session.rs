@@ -42,9 +42,7 @@ fn data_accepted(end: &str) -> bool {
         return true;
     }
     end.split([' ', ';']).any(|word| {
-        let value = word
-            .strip_prefix("data=")
-            .or_else(|| word.strip_prefix("bdat="));
+        let value = word.strip_prefix("data=").or_else(|| word.strip_prefix("bdat="));
         value.is_some_and(|v| v.split('/').next().is_some_and(|ok| ok != "0"))
     })
 }
@@ -55,12 +53,7 @@ pub(super) fn is_session_daemon(daemon: &str) -> bool {
 }
 
 fn pid_key(host: &str, program: &str, pid: u32) -> i64 {
-    hash_parts(&[
-        b"pid",
-        host.as_bytes(),
-        program.as_bytes(),
-        &pid.to_le_bytes(),
-    ])
+    hash_parts(&[b"pid", host.as_bytes(), program.as_bytes(), &pid.to_le_bytes()])
 }
 
 fn set_client(row: &mut SessionRow, client: &Peer<'_>) {
@@ -119,12 +112,8 @@ impl Sessions {
         }
         let mut close = false;
         match kind {
-            EventKind::Connect { client } | EventKind::Pipelining { client, .. } => {
-                set_client(row, client)
-            }
-            EventKind::Disconnect {
-                client, counters, ..
-            } => {
+            EventKind::Connect { client } | EventKind::Pipelining { client, .. } => set_client(row, client),
+            EventKind::Disconnect { client, counters, .. } => {
                 if row.client_ip.is_none() {
                     set_client(row, client);
                 }
@@ -148,9 +137,7 @@ impl Sessions {
                 row.end = Some(format!("too many errors after {after}"));
             }
             EventKind::Client {
-                client,
-                sasl_username,
-                ..
+                client, sasl_username, ..
             } => {
                 if row.client_ip.is_none() {
                     set_client(row, client);
@@ -161,9 +148,7 @@ impl Sessions {
                 }
             }
             EventKind::Reject(decision) if decision.action == Action::Reject => row.rejects += 1,
-            EventKind::Tls {
-                protocol, cipher, ..
-            } => {
+            EventKind::Tls { protocol, cipher, .. } => {
                 row.tls_protocol = Some((*protocol).to_owned());
                 row.tls_cipher = Some((*cipher).to_owned());
             }
@@ -231,8 +216,7 @@ impl Sessions {
             if time.is_none() {
                 let row = &mut session.row;
                 row.disconnected_at.get_or_insert(row.last_seen);
-                row.end
-                    .get_or_insert_with(|| "no disconnect logged".to_owned());
+                row.end.get_or_insert_with(|| "no disconnect logged".to_owned());
             }
         }
         self.touch(uid);
@@ -241,10 +225,7 @@ impl Sessions {
     /// The client of a session, as its `connect` line named it (name, address).
     pub fn client(&self, session: i64) -> Option<(&str, &str)> {
         let row = &self.live.get(&session)?.row;
-        Some((
-            row.client_name.as_deref().unwrap_or(""),
-            row.client_ip.as_deref()?,
-        ))
+        Some((row.client_name.as_deref().unwrap_or(""), row.client_ip.as_deref()?))
     }
 
     /// Notes that a session opened a message (its `client=` line).
@@ -260,11 +241,7 @@ impl Sessions {
     /// them reached the queue, and no `removed` will ever be logged for them.
     pub fn abandoned_messages(&self, session: i64) -> &[i64] {
         match self.live.get(&session) {
-            Some(s)
-                if s.closed
-                    && !s.messages.is_empty()
-                    && !data_accepted(s.row.end.as_deref().unwrap_or("")) =>
-            {
+            Some(s) if s.closed && !s.messages.is_empty() && !data_accepted(s.row.end.as_deref().unwrap_or("")) => {
                 &s.messages
             }
             _ => &[],

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::parse::event::{
-    Action, ActionSource, Decision, Delivery, DeliveryStatus, Direction, FilterVerdict,
-    NotificationKind, QueueOperation,
+    Action, ActionSource, Decision, Delivery, DeliveryStatus, Direction, FilterVerdict, NotificationKind,
+    QueueOperation,
 };
 use crate::parse::{Event, EventKind, Peer, Program, SyslogLine};
 use crate::store::{MessageRow, RecipientRow};
@@ -64,12 +64,7 @@ fn delivery<'a>(
     })
 }
 
-fn decision<'a>(
-    action: Action,
-    source: ActionSource,
-    stage: &'a str,
-    to: Option<&'a str>,
-) -> Decision<'a> {
+fn decision<'a>(action: Action, source: ActionSource, stage: &'a str, to: Option<&'a str>) -> Decision<'a> {
     Decision {
         action,
         source,
@@ -127,8 +122,7 @@ impl Feed {
             program: Program::split(program),
             event: Event::new(queue_id, kind),
         };
-        self.correlator
-            .ingest(&parsed, self.next_key, &mut self.batch);
+        self.correlator.ingest(&parsed, self.next_key, &mut self.batch);
         self.next_key += 1;
         self
     }
@@ -247,22 +241,8 @@ fn bounce_through_amavis(feed: &mut Feed) {
             commands_total: Some(6),
         },
     )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        9715,
-        None,
-        EventKind::Connect { client: local },
-    )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        9715,
-        Some("776E41855DB2"),
-        client(local),
-    )
+    .at(0, h, "postfix/smtpd", 9715, None, EventKind::Connect { client: local })
+    .at(0, h, "postfix/smtpd", 9715, Some("776E41855DB2"), client(local))
     .at(
         0,
         h,
@@ -328,14 +308,7 @@ fn bounce_through_amavis(feed: &mut Feed) {
             Some("776E41855DB2"),
         ),
     )
-    .at(
-        0,
-        h,
-        "postfix/qmgr",
-        1005,
-        Some("4AA091855DA0"),
-        EventKind::Removed,
-    );
+    .at(0, h, "postfix/qmgr", 1005, Some("4AA091855DA0"), EventKind::Removed);
     feed.flush();
     feed.at(
         2,
@@ -384,14 +357,7 @@ fn bounce_through_amavis(feed: &mut Feed) {
             notification_queue_id: "A48191855DA0",
         },
     )
-    .at(
-        2,
-        h,
-        "postfix/qmgr",
-        1005,
-        Some("776E41855DB2"),
-        EventKind::Removed,
-    )
+    .at(2, h, "postfix/qmgr", 1005, Some("776E41855DB2"), EventKind::Removed)
     .at(
         2,
         h,
@@ -406,14 +372,7 @@ fn bounce_through_amavis(feed: &mut Feed) {
             None,
         ),
     )
-    .at(
-        2,
-        h,
-        "postfix/qmgr",
-        1005,
-        Some("A48191855DA0"),
-        EventKind::Removed,
-    );
+    .at(2, h, "postfix/qmgr", 1005, Some("A48191855DA0"), EventKind::Removed);
 }
 
 #[test]
@@ -427,19 +386,12 @@ fn bounce_through_content_filter() {
 
     let submitted = message(&messages, "4AA091855DA0");
     assert_eq!(submitted.sender.as_deref(), Some("user@sender.com"));
-    assert_eq!(
-        submitted.message_id.as_deref(),
-        Some("<ca10@mail.sender.com>")
-    );
+    assert_eq!(submitted.message_id.as_deref(), Some("<ca10@mail.sender.com>"));
     assert_eq!(submitted.sasl_username.as_deref(), Some("user@sender.com"));
     assert_eq!(submitted.origin, "smtpd");
     assert_eq!(submitted.state, "sent", "handed to amavis");
     assert!(submitted.closed);
-    assert_eq!(
-        submitted.flow,
-        Some("outbound"),
-        "its copy left for the Internet"
-    );
+    assert_eq!(submitted.flow, Some("outbound"), "its copy left for the Internet");
 
     let copy = message(&messages, "776E41855DB2");
     assert_eq!(copy.state, "bounced");
@@ -450,9 +402,7 @@ fn bounce_through_content_filter() {
         "origin taken from the authenticated original, not from localhost"
     );
     assert_eq!(
-        last_recipient(&batch, copy.uid, "invalid@example.com")
-            .dsn
-            .as_deref(),
+        last_recipient(&batch, copy.uid, "invalid@example.com").dsn.as_deref(),
         Some("5.1.1")
     );
 
@@ -477,12 +427,7 @@ fn bounce_through_content_filter() {
     assert_eq!(
         links,
         vec![
-            (
-                "content_filter",
-                "4AA091855DA0",
-                "776E41855DB2",
-                Some("mail")
-            ),
+            ("content_filter", "4AA091855DA0", "776E41855DB2", Some("mail")),
             ("notification", "776E41855DB2", "A48191855DA0", Some("mail"))
         ],
         "amavis' verdict and the delivery name the same hop once"
@@ -566,14 +511,7 @@ fn reused_queue_id_starts_a_new_life() {
                 None,
             ),
         )
-        .at(
-            0,
-            h,
-            "postfix/qmgr",
-            2,
-            Some("BABABABABA"),
-            EventKind::Removed,
-        )
+        .at(0, h, "postfix/qmgr", 2, Some("BABABABABA"), EventKind::Removed)
         // Out of order in the same second: still the first life.
         .at(
             0,
@@ -614,10 +552,7 @@ fn reused_queue_id_starts_a_new_life() {
     assert_eq!(lives.len(), 2);
     assert_ne!(lives[0].uid, lives[1].uid);
     assert_eq!(lives[0].message_id.as_deref(), Some("<first@x>"));
-    assert_eq!(
-        (lives[0].state, lives[0].closed, lives[0].version),
-        ("sent", true, 5)
-    );
+    assert_eq!((lives[0].state, lives[0].closed, lives[0].version), ("sent", true, 5));
     assert_eq!(lives[1].message_id.as_deref(), Some("<second@x>"));
     assert_eq!(
         (lives[1].state, lives[1].closed, lives[1].sender.as_deref()),
@@ -751,9 +686,7 @@ fn deferred_retries_then_expiry() {
         "postfix/cleanup",
         4,
         Some("A7E673C067"),
-        EventKind::MessageId {
-            message_id: "<ndr@x>",
-        },
+        EventKind::MessageId { message_id: "<ndr@x>" },
     )
     .at(
         440_002,
@@ -766,14 +699,7 @@ fn deferred_retries_then_expiry() {
             notification_queue_id: "A7E673C067",
         },
     )
-    .at(
-        440_002,
-        h,
-        "postfix/qmgr",
-        2,
-        Some("23EBE3D5C0"),
-        EventKind::Removed,
-    )
+    .at(440_002, h, "postfix/qmgr", 2, Some("23EBE3D5C0"), EventKind::Removed)
     .at(
         440_002,
         h,
@@ -784,11 +710,7 @@ fn deferred_retries_then_expiry() {
     );
     let batch = feed.take();
     let lives = last_messages(&batch);
-    assert_eq!(
-        lives.len(),
-        2,
-        "retries are one life; the bounce is another"
-    );
+    assert_eq!(lives.len(), 2, "retries are one life; the bounce is another");
     let original = message(&lives, "23EBE3D5C0");
     assert_eq!((original.state, original.closed), ("expired", true));
     let rcpt = last_recipient(&batch, original.uid, "r@remote");
@@ -799,10 +721,7 @@ fn deferred_retries_then_expiry() {
         "an outside client sent it to an outside domain"
     );
     let ndr = message(&lives, "A7E673C067");
-    assert_eq!(
-        (ndr.origin, ndr.state, ndr.flow),
-        ("bounce", "sent", Some("internal"))
-    );
+    assert_eq!((ndr.origin, ndr.state, ndr.flow), ("bounce", "sent", Some("internal")));
 }
 
 #[test]
@@ -816,10 +735,7 @@ fn partial_and_pending_recipients() {
         "postfix/pickup",
         1,
         Some("08ACF1541B01"),
-        EventKind::Pickup {
-            uid: 0,
-            from: "root",
-        },
+        EventKind::Pickup { uid: 0, from: "root" },
     )
     .at(
         0,
@@ -869,14 +785,7 @@ fn partial_and_pending_recipients() {
             None,
         ),
     )
-    .at(
-        1,
-        h,
-        "postfix/qmgr",
-        2,
-        Some("08ACF1541B01"),
-        EventKind::Removed,
-    );
+    .at(1, h, "postfix/qmgr", 2, Some("08ACF1541B01"), EventKind::Removed);
     let done = &last_messages(&feed.take())[0];
     assert_eq!(done.state, "partial");
     assert!(done.version > pending.version);
@@ -888,74 +797,55 @@ fn sessions_and_noqueue_rejects() {
     let bad = peer("bad.example", "203.0.113.66", None);
     let good = peer("good.example", "198.51.100.1", None);
     let mut feed = Feed::new();
-    feed.at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::Connect { client: bad },
-    )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::Reject(decision(
-            Action::Reject,
-            ActionSource::Smtpd,
-            "RCPT",
-            Some("u@mx"),
-        )),
-    )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::SaslFailed {
-            client: bad,
-            method: "LOGIN",
-            reason: "UGFzc3dvcmQ6",
-        },
-    )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::LostConnection {
-            client: bad,
-            after: "RCPT",
-        },
-    )
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::Disconnect {
-            client: bad,
-            counters: "ehlo=1 rcpt=0/1 commands=1/2",
-            commands_ok: Some(1),
-            commands_total: Some(2),
-        },
-    )
-    // The same process serves the next client in the same second: another session.
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        77,
-        None,
-        EventKind::Connect { client: good },
-    )
-    .at(0, h, "postfix/smtpd", 77, Some("11111A"), client(good))
-    .at(0, h, "postfix/smtpd", 77, Some("22222B"), client(good));
+    feed.at(0, h, "postfix/smtpd", 77, None, EventKind::Connect { client: bad })
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            77,
+            None,
+            EventKind::Reject(decision(Action::Reject, ActionSource::Smtpd, "RCPT", Some("u@mx"))),
+        )
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            77,
+            None,
+            EventKind::SaslFailed {
+                client: bad,
+                method: "LOGIN",
+                reason: "UGFzc3dvcmQ6",
+            },
+        )
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            77,
+            None,
+            EventKind::LostConnection {
+                client: bad,
+                after: "RCPT",
+            },
+        )
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            77,
+            None,
+            EventKind::Disconnect {
+                client: bad,
+                counters: "ehlo=1 rcpt=0/1 commands=1/2",
+                commands_ok: Some(1),
+                commands_total: Some(2),
+            },
+        )
+        // The same process serves the next client in the same second: another session.
+        .at(0, h, "postfix/smtpd", 77, None, EventKind::Connect { client: good })
+        .at(0, h, "postfix/smtpd", 77, Some("11111A"), client(good))
+        .at(0, h, "postfix/smtpd", 77, Some("22222B"), client(good));
     let batch = feed.take();
     let first = batch
         .sessions
@@ -963,10 +853,7 @@ fn sessions_and_noqueue_rejects() {
         .rev()
         .find(|s| s.client_ip.as_deref() == Some("203.0.113.66"))
         .unwrap();
-    assert_eq!(
-        (first.rejects, first.sasl_failures, first.messages),
-        (1, 1, 0)
-    );
+    assert_eq!((first.rejects, first.sasl_failures, first.messages), (1, 1, 0));
     assert_eq!(
         first.end.as_deref(),
         Some("lost connection after RCPT; ehlo=1 rcpt=0/1 commands=1/2")
@@ -989,11 +876,7 @@ fn sessions_and_noqueue_rejects() {
     );
     assert_eq!(reject.recipient.as_deref(), Some("u@mx"));
     assert_eq!(reject.client_ip.as_deref(), Some("203.0.113.66"));
-    assert_eq!(
-        last_messages(&batch).len(),
-        2,
-        "two messages in one session"
-    );
+    assert_eq!(last_messages(&batch).len(), 2, "two messages in one session");
     assert_eq!(feed.correlator.open_sessions(), 1);
 }
 
@@ -1002,48 +885,31 @@ fn rejects_on_queued_messages() {
     let h = "mx";
     let c = peer("h-72f5", "117.165.155.187", None);
     let mut feed = Feed::new();
-    feed.at(
-        0,
-        h,
-        "postfix/smtpd",
-        1,
-        None,
-        EventKind::Connect { client: c },
-    )
-    .at(0, h, "postfix/smtpd", 1, Some("769FF2E0760"), client(c))
-    .at(
-        0,
-        h,
-        "postfix/smtpd",
-        1,
-        Some("769FF2E0760"),
-        EventKind::Reject(decision(
-            Action::Reject,
-            ActionSource::Smtpd,
-            "RCPT",
-            Some("nobody@mx"),
-        )),
-    )
-    .at(
-        0,
-        h,
-        "postfix/cleanup",
-        2,
-        Some("769FF2E0760"),
-        EventKind::MessageId {
-            message_id: "<spam@x>",
-        },
-    );
+    feed.at(0, h, "postfix/smtpd", 1, None, EventKind::Connect { client: c })
+        .at(0, h, "postfix/smtpd", 1, Some("769FF2E0760"), client(c))
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            1,
+            Some("769FF2E0760"),
+            EventKind::Reject(decision(Action::Reject, ActionSource::Smtpd, "RCPT", Some("nobody@mx"))),
+        )
+        .at(
+            0,
+            h,
+            "postfix/cleanup",
+            2,
+            Some("769FF2E0760"),
+            EventKind::MessageId { message_id: "<spam@x>" },
+        );
     let before = feed.take();
     let life = &last_messages(&before)[0];
     assert_eq!(
         life.state, "received",
         "one refused recipient does not reject the message"
     );
-    assert_eq!(
-        last_recipient(&before, life.uid, "nobody@mx").status,
-        "rejected"
-    );
+    assert_eq!(last_recipient(&before, life.uid, "nobody@mx").status, "rejected");
     feed.at(
         1,
         h,
@@ -1080,10 +946,7 @@ fn rejects_on_queued_messages() {
         .all(|r| r.message_uid == Some(life.uid) && r.queue_id.as_deref() == Some("769FF2E0760")));
     let session_uid = before.sessions[0].uid;
     assert!(
-        after
-            .rejects
-            .iter()
-            .all(|r| r.session_uid == Some(session_uid)),
+        after.rejects.iter().all(|r| r.session_uid == Some(session_uid)),
         "cleanup's rejects know the session through the message"
     );
     assert_eq!(feed.correlator.open_messages(), 0);
@@ -1099,10 +962,7 @@ fn hold_release_and_delete() {
         "postfix/pickup",
         1,
         Some("ABCDEF"),
-        EventKind::Pickup {
-            uid: 0,
-            from: "root",
-        },
+        EventKind::Pickup { uid: 0, from: "root" },
     )
     .at(
         0,
@@ -1137,14 +997,7 @@ fn hold_release_and_delete() {
         },
     );
     assert_eq!(last_messages(&feed.take())[0].state, "queued");
-    feed.at(
-        9,
-        h,
-        "postfix/postsuper",
-        3,
-        Some("ABCDEF"),
-        EventKind::Removed,
-    );
+    feed.at(9, h, "postfix/postsuper", 3, Some("ABCDEF"), EventKind::Removed);
     let last = &last_messages(&feed.take())[0];
     assert_eq!((last.state, last.closed), ("deleted", true));
 }
@@ -1152,9 +1005,7 @@ fn hold_release_and_delete() {
 #[test]
 fn flows_follow_networks_and_roles() {
     let mut config = CorrelatorConfig::default();
-    config
-        .internal_networks
-        .push("198.18.0.0/15".parse().unwrap());
+    config.internal_networks.push("198.18.0.0/15".parse().unwrap());
     config.roles.insert("mx1".into(), ServerRole::Incoming);
     let mut feed = Feed::with(Correlator::with_config(config));
     let outside = peer("mail.outside", "192.0.2.10", None);
@@ -1162,14 +1013,7 @@ fn flows_follow_networks_and_roles() {
     let mailbox = Some(peer("store.internal", "10.0.0.5", Some(25)));
     feed
         // Internet → MX → internal mailbox server: inbound.
-        .at(
-            0,
-            "mx1",
-            "postfix/smtpd",
-            1,
-            Some("AAAAA1"),
-            client(outside),
-        )
+        .at(0, "mx1", "postfix/smtpd", 1, Some("AAAAA1"), client(outside))
         .at(
             0,
             "mx1",
@@ -1185,14 +1029,7 @@ fn flows_follow_networks_and_roles() {
             ),
         )
         // Office network → Internet: outbound.
-        .at(
-            0,
-            "relay",
-            "postfix/smtpd",
-            1,
-            Some("BBBBB1"),
-            client(office),
-        )
+        .at(0, "relay", "postfix/smtpd", 1, Some("BBBBB1"), client(office))
         .at(
             0,
             "relay",
@@ -1240,13 +1077,7 @@ fn flows_follow_networks_and_roles() {
             "postfix/lmtp",
             2,
             Some("EEEEE1"),
-            delivery(
-                "u@corp",
-                "private/dovecot-lmtp",
-                None,
-                DeliveryStatus::Sent,
-                None,
-            ),
+            delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Sent, None),
         );
     let lives = last_messages(&feed.take());
     assert_eq!(message(&lives, "AAAAA1").flow, Some("inbound"));
@@ -1259,9 +1090,7 @@ fn flows_follow_networks_and_roles() {
 #[test]
 fn relay_to_another_else_server() {
     let mut config = CorrelatorConfig::default();
-    config
-        .roles
-        .insert("lightmetermail".into(), ServerRole::Outgoing);
+    config.roles.insert("lightmetermail".into(), ServerRole::Outgoing);
     config.roles.insert("mail2".into(), ServerRole::Relay);
     let mut feed = Feed::with(Correlator::with_config(config));
     let user = peer("unknown", "11.11.11.11", None);
@@ -1325,17 +1154,10 @@ fn relay_to_another_else_server() {
     assert_eq!(batch.links.len(), 1);
     let link = &batch.links[0];
     assert_eq!(
-        (
-            link.kind,
-            link.to_host.as_deref(),
-            link.to_queue_id.as_str()
-        ),
+        (link.kind, link.to_host.as_deref(), link.to_queue_id.as_str()),
         ("relay", Some("mail2"), "F27E789349")
     );
-    assert_eq!(
-        link.relay.as_deref(),
-        Some("mail2.example.com[33.33.33.33]:587")
-    );
+    assert_eq!(link.relay.as_deref(), Some("mail2.example.com[33.33.33.33]:587"));
     let lives = last_messages(&batch);
     assert_eq!(
         message(&lives, "F27E789349").flow,
@@ -1349,14 +1171,7 @@ fn relay_to_another_else_server() {
 fn relay_to_an_unknown_host_names_the_relay() {
     let mut feed = Feed::new();
     // A host named `spool` sends its lines too, but a short name does not claim a relay's name.
-    feed.at(
-        0,
-        "spool",
-        "postfix/qmgr",
-        1,
-        Some("ABCDE1"),
-        EventKind::Removed,
-    );
+    feed.at(0, "spool", "postfix/qmgr", 1, Some("ABCDE1"), EventKind::Removed);
     feed.at(
         0,
         "mail",
@@ -1372,10 +1187,7 @@ fn relay_to_an_unknown_host_names_the_relay() {
         ),
     );
     let batch = feed.take();
-    assert_eq!(
-        batch.links[0].to_host.as_deref(),
-        Some("spool.mail.gandi.net")
-    );
+    assert_eq!(batch.links[0].to_host.as_deref(), Some("spool.mail.gandi.net"));
     assert_eq!(batch.links[0].kind, "relay");
 }
 
@@ -1436,41 +1248,28 @@ fn restart_continues_from_saved_state() {
     let h = "mx";
     let c = peer("mail.outside", "192.0.2.10", None);
     let mut feed = Feed::new();
-    feed.at(
-        0,
-        h,
-        "postfix/smtpd",
-        1,
-        None,
-        EventKind::Connect { client: c },
-    )
-    .at(0, h, "postfix/smtpd", 1, Some("AAAAA1"), client(c))
-    .at(
-        0,
-        h,
-        "postfix/qmgr",
-        2,
-        Some("AAAAA1"),
-        EventKind::Queued {
-            from: "s@outside",
-            size: 9,
-            nrcpt: 1,
-        },
-    )
-    .at(
-        1,
-        h,
-        "postfix/lmtp",
-        3,
-        Some("AAAAA1"),
-        delivery(
-            "u@corp",
-            "private/dovecot-lmtp",
-            None,
-            DeliveryStatus::Deferred,
-            None,
-        ),
-    );
+    feed.at(0, h, "postfix/smtpd", 1, None, EventKind::Connect { client: c })
+        .at(0, h, "postfix/smtpd", 1, Some("AAAAA1"), client(c))
+        .at(
+            0,
+            h,
+            "postfix/qmgr",
+            2,
+            Some("AAAAA1"),
+            EventKind::Queued {
+                from: "s@outside",
+                size: 9,
+                nrcpt: 1,
+            },
+        )
+        .at(
+            1,
+            h,
+            "postfix/lmtp",
+            3,
+            Some("AAAAA1"),
+            delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Deferred, None),
+        );
     let saved = feed.take();
     let messages = last_messages(&saved);
     let open = OpenState {
@@ -1480,10 +1279,7 @@ fn restart_continues_from_saved_state() {
     };
     let mut restarted = Correlator::new();
     restarted.restore(open);
-    assert_eq!(
-        (restarted.open_messages(), restarted.open_sessions()),
-        (1, 1)
-    );
+    assert_eq!((restarted.open_messages(), restarted.open_sessions()), (1, 1));
     let mut feed = Feed::with(restarted);
     feed.at(
         600,
@@ -1491,22 +1287,9 @@ fn restart_continues_from_saved_state() {
         "postfix/lmtp",
         3,
         Some("AAAAA1"),
-        delivery(
-            "u@corp",
-            "private/dovecot-lmtp",
-            None,
-            DeliveryStatus::Sent,
-            None,
-        ),
+        delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Sent, None),
     )
-    .at(
-        600,
-        h,
-        "postfix/qmgr",
-        2,
-        Some("AAAAA1"),
-        EventKind::Removed,
-    )
+    .at(600, h, "postfix/qmgr", 2, Some("AAAAA1"), EventKind::Removed)
     .at(
         601,
         h,
@@ -1560,14 +1343,7 @@ fn forgets_lost_lives_after_ten_days() {
             nrcpt: 1,
         },
     )
-    .at(
-        1,
-        "mx",
-        "postfix/qmgr",
-        2,
-        Some("BBBBB1"),
-        EventKind::Removed,
-    );
+    .at(1, "mx", "postfix/qmgr", 2, Some("BBBBB1"), EventKind::Removed);
     feed.flush();
     assert_eq!(feed.correlator.open_messages(), 1);
     feed.at(
@@ -1601,20 +1377,13 @@ fn forgets_lost_lives_after_ten_days() {
         },
     )
     .flush();
-    assert_eq!(
-        feed.correlator.open_messages(),
-        1,
-        "only the fresh one is left"
-    );
+    assert_eq!(feed.correlator.open_messages(), 1, "only the fresh one is left");
 }
 
 #[test]
 fn server_role_names() {
     assert_eq!("Incoming".parse::<ServerRole>(), Ok(ServerRole::Incoming));
-    assert_eq!(
-        "filter".parse::<ServerRole>().unwrap().to_string(),
-        "filter"
-    );
+    assert_eq!("filter".parse::<ServerRole>().unwrap().to_string(), "filter");
     assert!("mx".parse::<ServerRole>().is_err());
     assert!(matches_host("mail2.example.com", "mail2"));
     assert!(!matches_host("mail2.example.com", "mail"));
@@ -1674,12 +1443,7 @@ fn messages_of_a_session_without_data_are_closed() {
         "postfix/submission/smtpd",
         9,
         Some("D155CDC24C3"),
-        EventKind::Reject(decision(
-            Action::Reject,
-            ActionSource::Smtpd,
-            "RCPT",
-            Some("x@y"),
-        )),
+        EventKind::Reject(decision(Action::Reject, ActionSource::Smtpd, "RCPT", Some("x@y"))),
     )
     .at(
         0,
@@ -1753,10 +1517,7 @@ fn content_filter_rule() {
         !is_content_filter(&smtp, &loopback25),
         "plain SMTP to the local Postfix"
     );
-    assert!(is_content_filter(
-        &Program::split("postfix/amavis/smtp"),
-        &loopback25
-    ));
+    assert!(is_content_filter(&Program::split("postfix/amavis/smtp"), &loopback25));
     let remote = d(
         "inbound.spamfilter.example[192.0.2.5]:25",
         Some(peer("inbound.spamfilter.example", "192.0.2.5", Some(25))),

@@ -203,14 +203,8 @@ mod tests {
                 port: None
             })
         );
-        assert_eq!(
-            (d.code, d.enhanced, d.reason),
-            (None, Some("5.7.1"), "No spam")
-        );
-        assert_eq!(
-            (d.from, d.to),
-            (Some("a@example.com"), Some("b@example.net"))
-        );
+        assert_eq!((d.code, d.enhanced, d.reason), (None, Some("5.7.1"), "No spam"));
+        assert_eq!((d.from, d.to), (Some("a@example.com"), Some("b@example.net")));
         assert_eq!((d.proto, d.helo), (Some("ESMTP"), Some("mail.example.com")));
     }
 
@@ -280,10 +274,7 @@ mod tests {
             Some("X-Spam-Status: Yes, score=45.1 required=10.0 tests=ADVANCE_FE")
         );
         assert_eq!(d.reason, "X-Spam-Status: Yes");
-        assert_eq!(
-            d.from,
-            Some("SRS0=1sN3=5P=example.org=noreply@srs.example.org")
-        );
+        assert_eq!(d.from, Some("SRS0=1sN3=5P=example.org=noreply@srs.example.org"));
 
         let d = decision_of(
             "ABCDE12345: discard: body click here now from unknown[198.51.100.9]; from=<> to=<x@example.com> \
@@ -302,10 +293,7 @@ mod tests {
              from 061238241086.static.ctinets.com[61.238.241.86]; from=<wumt5@cchfdc.com> \
              to=<voorzitter@example.com> proto=ESMTP helo=<ecsolved.com>: tom@example.com",
         );
-        assert_eq!(
-            (d.action, d.source),
-            (Action::Redirect, ActionSource::Header)
-        );
+        assert_eq!((d.action, d.source), (Action::Redirect, ActionSource::Header));
         assert_eq!(
             d.content,
             Some("X-Spam-Status: Yes, score=39.3 required=5.0 tests=ADVANCE_FE")
@@ -353,17 +341,11 @@ mod tests {
     #[test]
     fn warnings_that_are_not_checks_are_left_to_diagnostics() {
         assert_eq!(
-            parse(
-                None,
-                "warning: dict_ldap_get_values[1]: DN uid=x not found, skipping "
-            ),
+            parse(None, "warning: dict_ldap_get_values[1]: DN uid=x not found, skipping "),
             None
         );
         assert_eq!(
-            parse(
-                None,
-                "warning: 9BECF3F19D: sender_canonical_maps map lookup problem"
-            ),
+            parse(None, "warning: 9BECF3F19D: sender_canonical_maps map lookup problem"),
             None
         );
         assert_eq!(parse(None, "CLEANUP99:"), None);

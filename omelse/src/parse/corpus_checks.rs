@@ -45,8 +45,7 @@ fn corpora() -> Option<PathBuf> {
 fn logsums_log_has_no_unknown_line_from_our_daemons() {
     let Some(dir) = corpora() else { return };
     let file = std::fs::File::open(dir.join("postfix-logsums/mail.log.gz")).expect("mail.log.gz");
-    let mut clock =
-        Clock::with_zone_name("UTC", Timestamp::from_unix_seconds(1_680_000_000)).unwrap();
+    let mut clock = Clock::with_zone_name("UTC", Timestamp::from_unix_seconds(1_680_000_000)).unwrap();
     let (mut lines, mut unknown, mut verdicts) = (0, Vec::new(), 0);
     for line in BufReader::new(flate2::read::GzDecoder::new(file)).split(b'\n') {
         // A few lines carry a client's raw bytes (postscreen's COMMAND PIPELINING).
@@ -60,10 +59,7 @@ fn logsums_log_has_no_unknown_line_from_our_daemons() {
             let EventKind::Filter(verdict) = parsed.event.kind else {
                 panic!("not a verdict: {line}")
             };
-            assert!(
-                verdict.queued_as.is_some() && verdict.from.is_some(),
-                "{line}"
-            );
+            assert!(verdict.queued_as.is_some() && verdict.from.is_some(), "{line}");
             assert_eq!(parsed.event.queue_id, verdict.queue_id, "{line}");
             // Mail that entered amavis without a Postfix queue id (local pickup) logs none.
             let has_id = line.contains(", Queue-ID: ");
@@ -90,16 +86,12 @@ fn logsums_log_has_no_unknown_line_from_our_daemons() {
 #[test]
 fn grok_cases_of_our_daemons_parse_with_grok_values() {
     let Some(dir) = corpora() else { return };
-    let file = std::fs::File::open(dir.join("postfix-grok-patterns/all_cases.jsonl"))
-        .expect("all_cases.jsonl");
+    let file = std::fs::File::open(dir.join("postfix-grok-patterns/all_cases.jsonl")).expect("all_cases.jsonl");
     let mut checked = 0;
     for line in BufReader::new(file).lines() {
         let case: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         let pattern = case["pattern"].as_str().unwrap();
-        let Some((name, _)) = pattern
-            .strip_prefix("^%{POSTFIX_")
-            .and_then(|p| p.split_once('}'))
-        else {
+        let Some((name, _)) = pattern.strip_prefix("^%{POSTFIX_").and_then(|p| p.split_once('}')) else {
             continue;
         };
         let daemon = match name {
@@ -141,11 +133,7 @@ fn grok_cases_of_our_daemons_parse_with_grok_values() {
                 "postfix_tls_trustlevel" => &["/level"],
                 "postfix_postscreen_dnsbl_rank" => &["/rank"],
                 "postfix_postscreen_access" if expected.starts_with("PASS ") => {
-                    assert_eq!(
-                        json["new"],
-                        expected == "PASS NEW",
-                        "{key}={expected}: {json}"
-                    );
+                    assert_eq!(json["new"], expected == "PASS NEW", "{key}={expected}: {json}");
                     continue;
                 }
                 "postfix_postscreen_access" => &["/list"],
@@ -169,10 +157,7 @@ fn grok_cases_of_our_daemons_parse_with_grok_values() {
                 }
                 "postfix_anvil_conn_period" => {
                     let value = json["value"].as_str().unwrap();
-                    assert!(
-                        value.ends_with(&format!("/{expected}")),
-                        "{key}={expected}: {json}"
-                    );
+                    assert!(value.ends_with(&format!("/{expected}")), "{key}={expected}: {json}");
                     continue;
                 }
                 _ => continue,
@@ -191,11 +176,7 @@ fn grok_cases_of_our_daemons_parse_with_grok_values() {
                 None if expected == "reject_warning" => "warn".to_string(),
                 None => expected,
             };
-            assert_eq!(
-                ours.as_deref(),
-                Some(expected.as_str()),
-                "{key} for {data}: {json}"
-            );
+            assert_eq!(ours.as_deref(), Some(expected.as_str()), "{key} for {data}: {json}");
         }
         checked += 1;
     }
@@ -208,15 +189,13 @@ fn grok_cases_of_our_daemons_parse_with_grok_values() {
 fn fail2ban_matches_parse_with_their_host() {
     let Some(dir) = corpora() else { return };
     let text = std::fs::read_to_string(dir.join("fail2ban/postfix")).expect("fail2ban/postfix");
-    let mut clock =
-        Clock::with_zone_name("UTC", Timestamp::from_unix_seconds(1_680_000_000)).unwrap();
+    let mut clock = Clock::with_zone_name("UTC", Timestamp::from_unix_seconds(1_680_000_000)).unwrap();
     let mut expect_host: Option<String> = None;
     let mut checked = 0;
     for line in text.lines() {
         if let Some(json) = line.strip_prefix("# failJSON: ") {
             let spec: serde_json::Value = serde_json::from_str(json).unwrap();
-            expect_host =
-                (spec["match"] == true).then(|| spec["host"].as_str().unwrap_or("").to_string());
+            expect_host = (spec["match"] == true).then(|| spec["host"].as_str().unwrap_or("").to_string());
             continue;
         }
         let Some(host) = expect_host.take() else {

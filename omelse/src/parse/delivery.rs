@@ -11,8 +11,7 @@ pub(super) fn parse<'a>(_queue_id: Option<&'a str>, text: &'a str) -> Option<Eve
     if let Some(tls) = fields::tls_established(text) {
         return Some(tls);
     }
-    if text.starts_with("discarding EHLO keywords: ") || text.starts_with("Host offered STARTTLS: ")
-    {
+    if text.starts_with("discarding EHLO keywords: ") || text.starts_with("Host offered STARTTLS: ") {
         // smtp_discard_ehlo_keywords and smtp_tls_note_starttls_offer at work: notices, not
         // problems with the next hop.
         return Some(EventKind::Diagnostic {
@@ -49,8 +48,7 @@ pub(super) fn attempt(text: &str) -> Option<Delivery<'_>> {
         None => rest,
     };
     let to = fields::field_angle(head, "to=<").or_else(|| fields::field(head, "to="))?;
-    let orig_to =
-        fields::field_angle(head, "orig_to=<").or_else(|| fields::field(head, "orig_to="));
+    let orig_to = fields::field_angle(head, "orig_to=<").or_else(|| fields::field(head, "orig_to="));
     let relay = fields::field(head, "relay=")?;
     Some(Delivery {
         to,
@@ -81,9 +79,7 @@ fn delays(text: &str) -> Option<[f32; 4]> {
 
 /// The peer at the start of `text`, when it is a real address (not `name[private/dovecot-lmtp]`).
 fn peer_at(text: &str) -> Option<super::event::Peer<'_>> {
-    fields::peer(text)
-        .map(|(p, _)| p)
-        .filter(|p| fields::is_ip_like(p.ip))
+    fields::peer(text).map(|(p, _)| p).filter(|p| fields::is_ip_like(p.ip))
 }
 
 /// TLS handshake or verification failures towards the next hop.
@@ -147,10 +143,7 @@ mod tests {
             "to=<jos@example.com>, orig_to=<bestuur@example.com>, relay=mail1.example.net[10.74.103.11]:25, \
              conn_use=2, delay=11, delays=5.4/0.06/5.1/0.03, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as F12DF84004)",
         );
-        assert_eq!(
-            (d.to, d.orig_to),
-            ("jos@example.com", Some("bestuur@example.com"))
-        );
+        assert_eq!((d.to, d.orig_to), ("jos@example.com", Some("bestuur@example.com")));
         assert_eq!(d.relay, "mail1.example.net[10.74.103.11]:25");
         assert_eq!(
             d.relay_peer,
@@ -172,20 +165,17 @@ mod tests {
     #[test]
     fn queued_as_in_its_usual_shapes() {
         let q = |reply: &str| {
-            let line = format!("to=<a@b>, relay=x[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent ({reply})");
+            let line =
+                format!("to=<a@b>, relay=x[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent ({reply})");
             delivery(&line).queued_as.map(str::to_owned)
         };
-        assert_eq!(
-            q("250 2.0.0 Ok: queued as 153053D").as_deref(),
-            Some("153053D")
-        );
+        assert_eq!(q("250 2.0.0 Ok: queued as 153053D").as_deref(), Some("153053D"));
         assert_eq!(
             q("250 2.0.0 Ok: queued as 4PbC4z6W5Qz3tG3").as_deref(),
             Some("4PbC4z6W5Qz3tG3")
         );
         assert_eq!(
-            q("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as CACACACA")
-                .as_deref(),
+            q("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as CACACACA").as_deref(),
             Some("CACACACA")
         );
         assert_eq!(
@@ -196,22 +186,16 @@ mod tests {
             q("250 2.7.0 BLOCKED (3802E45DFA503808B06)").as_deref(),
             Some("3802E45DFA503808B06")
         );
-        assert_eq!(
-            q("forwarded as 4PbMVH1yTpz3tG3").as_deref(),
-            Some("4PbMVH1yTpz3tG3")
-        );
+        assert_eq!(q("forwarded as 4PbMVH1yTpz3tG3").as_deref(), Some("4PbMVH1yTpz3tG3"));
         // Other MTAs' ids cannot be followed in a Postfix log.
         assert_eq!(q("250 OK id=1kmGfT-00056j-NK"), None);
-        assert_eq!(q("250 2.0.0 OK  1678930051 a3-20020adfeec3000000b002cdbb26bb2fsi6160227wrp.756 - gsmtp"), None);
         assert_eq!(
-            q("250 2.0.0 <user@sender.com> IkiQKTt+117kJgAAWP5Hkg Saved"),
+            q("250 2.0.0 OK  1678930051 a3-20020adfeec3000000b002cdbb26bb2fsi6160227wrp.756 - gsmtp"),
             None
         );
+        assert_eq!(q("250 2.0.0 <user@sender.com> IkiQKTt+117kJgAAWP5Hkg Saved"), None);
         assert_eq!(q("Domain example.com does not accept mail (nullMX)"), None);
-        assert_eq!(
-            q("250 2.7.0 Ok, discarded, id=351462-17 - BANNED: .exe"),
-            None
-        );
+        assert_eq!(q("250 2.7.0 Ok, discarded, id=351462-17 - BANNED: .exe"), None);
     }
 
     #[test]
@@ -222,17 +206,9 @@ mod tests {
         );
         assert_eq!(
             (d.to, d.orig_to, d.relay, d.relay_peer),
-            (
-                "user@hostname.example.com",
-                Some("root@localhost"),
-                "local",
-                None
-            )
+            ("user@hostname.example.com", Some("root@localhost"), "local", None)
         );
-        assert_eq!(
-            d.status_text,
-            "delivered to command: procmail -a \"$EXTENSION\""
-        );
+        assert_eq!(d.status_text, "delivered to command: procmail -a \"$EXTENSION\"");
         let d = delivery(
             "to=<tom@example.com>, relay=dovecot, delay=0.12, delays=0.03/0/0/0.08, dsn=5.4.6, \
              status=bounced (mail forwarding loop for tom@example.com)",
@@ -333,25 +309,27 @@ mod tests {
             other => panic!("not a remote error: {other:?}"),
         };
         let p = remote("connect to mail2.crabruzzo.it[2.115.207.21]:25: No route to host").unwrap();
-        assert_eq!(
-            (p.name, p.ip, p.port),
-            ("mail2.crabruzzo.it", "2.115.207.21", Some(25))
-        );
+        assert_eq!((p.name, p.ip, p.port), ("mail2.crabruzzo.it", "2.115.207.21", Some(25)));
         let p = remote("host mail2.example.com[1.74.253.23] said: 450 4.7.1 <user@example.com>: Greylisted (in reply to RCPT TO command)").unwrap();
+        assert_eq!((p.name, p.ip, p.port), ("mail2.example.com", "1.74.253.23", None));
         assert_eq!(
-            (p.name, p.ip, p.port),
-            ("mail2.example.com", "1.74.253.23", None)
-        );
-        assert_eq!(
-            remote(
-                "host mg2.egov.bg[213.91.191.86] refused to talk to me: 450 4.3.2 try again later"
-            )
-            .unwrap()
-            .ip,
+            remote("host mg2.egov.bg[213.91.191.86] refused to talk to me: 450 4.3.2 try again later")
+                .unwrap()
+                .ip,
             "213.91.191.86"
         );
-        assert_eq!(remote("lost connection with mx3.hotmail.com[65.55.37.72] while receiving the initial server greeting").unwrap().name, "mx3.hotmail.com");
-        assert_eq!(remote("conversation with mx00.gmx.com[74.208.5.4] timed out while receiving the initial server greeting").unwrap().ip, "74.208.5.4");
+        assert_eq!(
+            remote("lost connection with mx3.hotmail.com[65.55.37.72] while receiving the initial server greeting")
+                .unwrap()
+                .name,
+            "mx3.hotmail.com"
+        );
+        assert_eq!(
+            remote("conversation with mx00.gmx.com[74.208.5.4] timed out while receiving the initial server greeting")
+                .unwrap()
+                .ip,
+            "74.208.5.4"
+        );
         assert_eq!(remote("SASL authentication failed; server xyz.example.com[1.2.3.4] said: 535 5.7.8 Error: authentication failed").unwrap().ip, "1.2.3.4");
         let p = remote(
             "SASL authentication failed; cannot authenticate to server smtp.example.com[192.0.2.9]: \
@@ -359,7 +337,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.name, "smtp.example.com");
-        let p = remote("enabling PIX workarounds: disable_esmtp delay_dotcrlf for example.com[93.184.216.34]:25").unwrap();
+        let p =
+            remote("enabling PIX workarounds: disable_esmtp delay_dotcrlf for example.com[93.184.216.34]:25").unwrap();
         assert_eq!((p.name, p.port), ("example.com", Some(25)));
         // A unix socket is not an address.
         assert_eq!(
@@ -370,7 +349,10 @@ mod tests {
 
     #[test]
     fn tls_errors_and_notices() {
-        match parse(None, "certificate verification failed for mail.example.com[113.169.17.115]:25: self-signed certificate.") {
+        match parse(
+            None,
+            "certificate verification failed for mail.example.com[113.169.17.115]:25: self-signed certificate.",
+        ) {
             Some(EventKind::TlsError { peer: Some(p), text }) => {
                 assert_eq!((p.ip, p.port), ("113.169.17.115", Some(25)));
                 assert!(text.ends_with("self-signed certificate."));
@@ -378,10 +360,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            parse(
-                None,
-                "SSL_connect error to mail.example.org[112.63.65.2]:25: -1"
-            ),
+            parse(None, "SSL_connect error to mail.example.org[112.63.65.2]:25: -1"),
             Some(EventKind::TlsError { peer: Some(_), .. })
         ));
         assert_eq!(
@@ -399,10 +378,7 @@ mod tests {
             })
         ));
         assert_eq!(
-            parse(
-                None,
-                "warning: TLS library problem: error:1425F102:SSL routines"
-            ),
+            parse(None, "warning: TLS library problem: error:1425F102:SSL routines"),
             None
         );
         assert_eq!(parse(None, "DELIVERY1:"), None);

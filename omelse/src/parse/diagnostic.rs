@@ -26,10 +26,7 @@ pub(super) fn parse(text: &str) -> Option<(Option<&str>, EventKind<'_>)> {
         queue_id,
         sasl_failed(rest)
             .or_else(|| tls_error(rest))
-            .unwrap_or(EventKind::Diagnostic {
-                severity,
-                text: rest,
-            }),
+            .unwrap_or(EventKind::Diagnostic { severity, text: rest }),
     ))
 }
 
@@ -50,21 +47,14 @@ fn sasl_failed(text: &str) -> Option<EventKind<'_>> {
     let rest = rest.strip_prefix(": SASL ")?;
     let (method, reason) = rest.split_once(" authentication failed")?;
     let reason = reason.strip_prefix(':').unwrap_or(reason).trim_start();
-    Some(EventKind::SaslFailed {
-        client,
-        method,
-        reason,
-    })
+    Some(EventKind::SaslFailed { client, method, reason })
 }
 
 /// `TLS library problem: error:0A000126:SSL routines::unexpected eof while reading:…` and
 /// `SSL_accept error from c[ip]: …` when a warning carries it.
 fn tls_error(text: &str) -> Option<EventKind<'_>> {
     if let Some(rest) = text.strip_prefix("TLS library problem: ") {
-        return Some(EventKind::TlsError {
-            peer: None,
-            text: rest,
-        });
+        return Some(EventKind::TlsError { peer: None, text: rest });
     }
     smtpd::ssl_error(text)
 }
@@ -127,11 +117,17 @@ mod tests {
         );
         assert!(matches!(
             kind("using backwards-compatible default setting respectful_logging=no for client [192.0.2.1]:58320"),
-            Some(EventKind::Diagnostic { severity: Severity::Info, .. })
+            Some(EventKind::Diagnostic {
+                severity: Severity::Info,
+                ..
+            })
         ));
         assert!(matches!(
             kind("table hash:/etc/postfix/virtual_mailbox_maps(0,lock|fold_fix) has changed -- restarting"),
-            Some(EventKind::Diagnostic { severity: Severity::Info, .. })
+            Some(EventKind::Diagnostic {
+                severity: Severity::Info,
+                ..
+            })
         ));
     }
 

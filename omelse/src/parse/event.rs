@@ -503,8 +503,7 @@ impl<'a> Program<'a> {
     pub fn split(name: &'a str) -> Self {
         let instance_end = name.find('/').unwrap_or(name.len());
         let daemon_start = name.rfind('/').map_or(0, |i| i + 1);
-        let service =
-            (daemon_start > instance_end + 1).then(|| &name[instance_end + 1..daemon_start - 1]);
+        let service = (daemon_start > instance_end + 1).then(|| &name[instance_end + 1..daemon_start - 1]);
         Program {
             name,
             instance: &name[..instance_end],

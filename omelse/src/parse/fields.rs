@@ -14,14 +14,8 @@ fn is_long_queue_id_char(b: u8) -> bool {
 /// (base-52, at least 12 characters with the `z` that separates time and inode).
 pub fn is_queue_id(text: &str) -> bool {
     let b = text.as_bytes();
-    let short = (5..=21).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
-    short
-        || (b.len() >= 12
-            && b.len() <= 20
-            && b.contains(&b'z')
-            && b.iter().all(|&c| is_long_queue_id_char(c)))
+    let short = (5..=21).contains(&b.len()) && b.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c));
+    short || (b.len() >= 12 && b.len() <= 20 && b.contains(&b'z') && b.iter().all(|&c| is_long_queue_id_char(c)))
 }
 
 /// Splits `QID: rest` into the queue id and the rest; `NOQUEUE: rest` gives no id and the rest.
@@ -109,10 +103,7 @@ pub fn smtp_reply(text: &str) -> (Option<u16>, Option<&str>, &str) {
     let mut rest = text;
     let mut code = None;
     let b = rest.as_bytes();
-    if b.len() >= 3
-        && b[..3].iter().all(u8::is_ascii_digit)
-        && matches!(b.get(3), None | Some(b' ') | Some(b'-'))
-    {
+    if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ') | Some(b'-')) {
         code = rest[..3].parse().ok();
         rest = rest.get(4..).unwrap_or("");
     }
@@ -192,10 +183,7 @@ pub fn envelope(text: &str) -> Option<(Envelope<'_>, &str)> {
 /// Splits `head; from=<a> to=<b> proto=P helo=<h>[: tail]` at the first `;` that starts an
 /// envelope block and whose head `accept` approves (callers check what must end the head, e.g.
 /// ` from client[ip]`). Returns head, envelope and tail.
-pub fn split_envelope<'a>(
-    text: &'a str,
-    accept: impl Fn(&'a str) -> bool,
-) -> Option<(&'a str, Envelope<'a>, &'a str)> {
+pub fn split_envelope<'a>(text: &'a str, accept: impl Fn(&'a str) -> bool) -> Option<(&'a str, Envelope<'a>, &'a str)> {
     memchr::memchr_iter(b';', text.as_bytes()).find_map(|semi| {
         let head = &text[..semi];
         let (env, tail) = envelope(&text[semi + 1..])?;
@@ -231,10 +219,7 @@ pub fn tls_established(text: &str) -> Option<EventKind<'_>> {
     let rest = rest.strip_prefix(": ")?;
     let (protocol, rest) = rest.split_once(" with cipher ")?;
     let (cipher, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let bits = rest
-        .strip_prefix('(')
-        .and_then(number::<u16>)
-        .map(|(bits, _)| bits);
+    let bits = rest.strip_prefix('(').and_then(number::<u16>).map(|(bits, _)| bits);
     Some(EventKind::Tls {
         direction,
         peer,
@@ -299,10 +284,7 @@ mod tests {
 
     #[test]
     fn queue_ids() {
-        assert_eq!(
-            split_queue_id("21BCE3807B6: removed"),
-            (Some("21BCE3807B6"), "removed")
-        );
+        assert_eq!(split_queue_id("21BCE3807B6: removed"), (Some("21BCE3807B6"), "removed"));
         assert_eq!(
             split_queue_id("4LxYz3q1Zbz1vCq: removed"),
             (Some("4LxYz3q1Zbz1vCq"), "removed")
@@ -334,15 +316,9 @@ mod tests {
 
     #[test]
     fn replies() {
-        assert_eq!(
-            smtp_reply("550 5.1.1 <x>: no"),
-            (Some(550), Some("5.1.1"), "<x>: no")
-        );
+        assert_eq!(smtp_reply("550 5.1.1 <x>: no"), (Some(550), Some("5.1.1"), "<x>: no"));
         assert_eq!(smtp_reply("5.7.1 Spam"), (None, Some("5.7.1"), "Spam"));
-        assert_eq!(
-            smtp_reply("Service unavailable"),
-            (None, None, "Service unavailable")
-        );
+        assert_eq!(smtp_reply("Service unavailable"), (None, None, "Service unavailable"));
     }
 }
 
@@ -356,10 +332,7 @@ mod parse_b_tests {
         assert!(!is_queue_id("ED06590130AA1C9D6D8621"));
         assert_eq!(
             split_queue_id("ED06590130AA1C9D6D862: skipped, still being delivered"),
-            (
-                Some("ED06590130AA1C9D6D862"),
-                "skipped, still being delivered"
-            )
+            (Some("ED06590130AA1C9D6D862"), "skipped, still being delivered")
         );
     }
 
@@ -393,10 +366,7 @@ mod parse_b_tests {
             (head, env.from, env.to, tail),
             ("x; y from c[192.0.2.1]", Some(""), Some("t@x"), "tail")
         );
-        assert_eq!(
-            split_envelope(text, |head| head.ends_with("[192.0.2.2]")),
-            None
-        );
+        assert_eq!(split_envelope(text, |head| head.ends_with("[192.0.2.2]")), None);
     }
 
     #[test]
@@ -419,10 +389,7 @@ mod parse_b_tests {
                 bits: Some(256),
             })
         );
-        assert_eq!(
-            tls_established("some TLS connection established to x"),
-            None
-        );
+        assert_eq!(tls_established("some TLS connection established to x"), None);
     }
 
     #[test]
@@ -448,30 +415,17 @@ mod parse_b_tests {
             (e.from, e.to, e.proto, e.helo),
             (Some("a@b"), Some("c@d"), Some("SMTP"), Some("h"))
         );
-        let (head, e) = split_reply_envelope(
-            "454 4.7.1 <a@h>: Relay access denied; to=<a@h> proto=SMTP helo=<me>",
-        );
+        let (head, e) = split_reply_envelope("454 4.7.1 <a@h>: Relay access denied; to=<a@h> proto=SMTP helo=<me>");
         assert_eq!(
             (head, e.from, e.to, e.helo),
-            (
-                "454 4.7.1 <a@h>: Relay access denied",
-                None,
-                Some("a@h"),
-                Some("me")
-            )
+            ("454 4.7.1 <a@h>: Relay access denied", None, Some("a@h"), Some("me"))
         );
-        assert_eq!(
-            split_reply_envelope("too many connections").0,
-            "too many connections"
-        );
+        assert_eq!(split_reply_envelope("too many connections").0, "too many connections");
     }
 
     #[test]
     fn tls_and_queued_as() {
-        assert_eq!(
-            queued_as("250 2.0.0 Ok: queued as DF66E940333"),
-            Some("DF66E940333")
-        );
+        assert_eq!(queued_as("250 2.0.0 Ok: queued as DF66E940333"), Some("DF66E940333"));
         assert_eq!(
             queued_as("250 2.5.0 OK (3204C55EC294578338F)"),
             Some("3204C55EC294578338F")

@@ -71,9 +71,7 @@ fn amavis(message: &str) -> Option<FilterVerdict<'_>> {
     let fields = find_key(rest, "Subject: ").map_or(rest, |at| &rest[..at]);
     let (from, to) = match fields.split_once(" -> ") {
         Some((before, after)) => {
-            let from = before
-                .rfind('<')
-                .and_then(|at| before[at + 1..].strip_suffix('>'));
+            let from = before.rfind('<').and_then(|at| before[at + 1..].strip_suffix('>'));
             let to = after.split_once(", ").map_or(after, |(to, _)| to);
             (from, Some(to))
         }

@@ -151,15 +151,8 @@ impl Clock {
             jiff::tz::AmbiguousOffset::Gap { before, .. } => i64::from(before.seconds()),
             jiff::tz::AmbiguousOffset::Fold { before, after } => {
                 self.cached_hour = None;
-                let earlier = local_to_utc_micros(
-                    year,
-                    month,
-                    day,
-                    hour,
-                    within_hour,
-                    micros,
-                    i64::from(before.seconds()),
-                );
+                let earlier =
+                    local_to_utc_micros(year, month, day, hour, within_hour, micros, i64::from(before.seconds()));
                 if earlier + 60 * Timestamp::MICROS_PER_SECOND >= self.last_utc {
                     i64::from(before.seconds())
                 } else {
@@ -281,12 +274,7 @@ pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
     let hour = digits(&b[11..13])?;
     let minute = digits(&b[14..16])?;
     let second = digits(&b[17..19])?;
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let (micros, fraction_len) = fraction_micros(&b[19..]);
@@ -314,8 +302,7 @@ pub fn parse_rfc3339(text: &str) -> Option<(Timestamp, usize)> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let utc = (days * 86_400 + hour * 3600 + minute * 60 + second - offset)
-        * Timestamp::MICROS_PER_SECOND
+    let utc = (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * Timestamp::MICROS_PER_SECOND
         + i64::from(micros);
     Some((Timestamp(utc), pos))
 }
@@ -332,9 +319,7 @@ fn parse_rfc3164(text: &str, clock: &mut Clock) -> Option<(Timestamp, usize)> {
     let (day, time_at) = match (b[4], b[5]) {
         (b' ', d) if d.is_ascii_digit() => (i64::from(d - b'0'), 7),
         (d, b' ') if d.is_ascii_digit() => (i64::from(d - b'0'), 6),
-        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => {
-            (i64::from(t - b'0') * 10 + i64::from(d - b'0'), 7)
-        }
+        (t, d) if t.is_ascii_digit() && d.is_ascii_digit() => (i64::from(t - b'0') * 10 + i64::from(d - b'0'), 7),
         _ => return None,
     };
     let t = &b[time_at..];
@@ -348,14 +333,7 @@ fn parse_rfc3164(text: &str, clock: &mut Clock) -> Option<(Timestamp, usize)> {
         return None;
     }
     let (micros, fraction_len) = fraction_micros(&t[8..]);
-    let time = clock.resolve_local(
-        month,
-        day as i8,
-        hour as i8,
-        minute as i8,
-        second.min(59) as i8,
-        micros,
-    )?;
+    let time = clock.resolve_local(month, day as i8, hour as i8, minute as i8, second.min(59) as i8, micros)?;
     Some((time, time_at + 8 + fraction_len))
 }
 
@@ -385,9 +363,7 @@ pub fn split_line<'a>(line: &'a str, clock: &mut Clock) -> Option<SyslogLine<'a>
 pub fn split_tag(text: &str) -> Option<(&str, Option<u32>, &str)> {
     let colon = memchr::memchr(b':', text.as_bytes())?;
     let tag = &text[..colon];
-    let message = text[colon + 1..]
-        .strip_prefix(' ')
-        .unwrap_or(&text[colon + 1..]);
+    let message = text[colon + 1..].strip_prefix(' ').unwrap_or(&text[colon + 1..]);
     let (program, pid) = match tag.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
         Some((program, pid)) => (program, pid.parse().ok()),
         None => (tag, None),
@@ -441,8 +417,7 @@ mod tests {
     #[test]
     fn repeated_hour_at_end_of_summer_time_stays_in_order() {
         let reference: jiff::Timestamp = "2023-11-01T00:00:00Z".parse().unwrap();
-        let mut clock =
-            Clock::with_zone_name("Europe/Paris", Timestamp(reference.as_microsecond())).unwrap();
+        let mut clock = Clock::with_zone_name("Europe/Paris", Timestamp(reference.as_microsecond())).unwrap();
         let times: Vec<String> = [
             "Oct 29 02:10:00",
             "Oct 29 02:50:00",
@@ -489,11 +464,7 @@ mod tests {
     #[test]
     fn maillog_file_fraction_is_kept() {
         let mut clock = utc_clock("2024-06-01T00:00:00Z");
-        let l = split_line(
-            "May 30 10:00:00.250000 mx postfix/qmgr[1]: ABC: removed",
-            &mut clock,
-        )
-        .unwrap();
+        let l = split_line("May 30 10:00:00.250000 mx postfix/qmgr[1]: ABC: removed", &mut clock).unwrap();
         assert_eq!(l.time.to_rfc3339(), "2024-05-30T10:00:00.250000Z");
     }
 }

@@ -91,9 +91,7 @@ const MAIL_NEIGHBOURS: &[&str] = &[
 
 /// True for a program that shares the mail log with Postfix (see [`MAIL_NEIGHBOURS`]).
 pub fn is_mail_neighbour(program: &str) -> bool {
-    MAIL_NEIGHBOURS
-        .iter()
-        .any(|n| program.eq_ignore_ascii_case(n))
+    MAIL_NEIGHBOURS.iter().any(|n| program.eq_ignore_ascii_case(n))
 }
 
 /// True for the last element of a Postfix program tag (`smtpd`, `qmgr`…).
@@ -123,11 +121,7 @@ pub fn parse_line<'a>(text: &'a str, clock: &mut Clock) -> Option<ParsedLine<'a>
 pub fn parse_fields(line: SyslogLine<'_>) -> ParsedLine<'_> {
     let program = Program::split(line.program);
     let event = parse_message(&program, line.message);
-    ParsedLine {
-        line,
-        program,
-        event,
-    }
+    ParsedLine { line, program, event }
 }
 
 /// Parses the message text of one line from the given program.
@@ -145,15 +139,10 @@ pub fn parse_message<'a>(program: &Program<'a>, message: &'a str) -> Event<'a> {
         "smtp" | "lmtp" | "local" | "virtual" | "pipe" | "error" | "discard" | "retry" => {
             delivery::parse(queue_id, text)
         }
-        "bounce" | "pickup" | "postsuper" | "sendmail" | "postdrop" => {
-            notify::parse(program.daemon, queue_id, text)
-        }
+        "bounce" | "pickup" | "postsuper" | "sendmail" | "postdrop" => notify::parse(program.daemon, queue_id, text),
         _ => service::parse(program.daemon, queue_id, text),
     };
-    match kind
-        .map(|kind| (None, kind))
-        .or_else(|| diagnostic::parse(text))
-    {
+    match kind.map(|kind| (None, kind)).or_else(|| diagnostic::parse(text)) {
         Some((named_queue_id, kind)) => Event::new(queue_id.or(named_queue_id), kind),
         None => Event::new(queue_id, EventKind::Unknown),
     }

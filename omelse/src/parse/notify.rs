@@ -3,11 +3,7 @@
 use super::event::{EventKind, NotificationKind, QueueOperation};
 use super::fields;
 
-pub(super) fn parse<'a>(
-    daemon: &str,
-    _queue_id: Option<&'a str>,
-    text: &'a str,
-) -> Option<EventKind<'a>> {
+pub(super) fn parse<'a>(daemon: &str, _queue_id: Option<&'a str>, text: &'a str) -> Option<EventKind<'a>> {
     match daemon {
         "bounce" => notification(text),
         "pickup" => pickup(text),
@@ -50,12 +46,7 @@ fn pickup(text: &str) -> Option<EventKind<'_>> {
 /// tells an administrator's deletion from a delivery's end. The count-only
 /// [`QueueOperation::Deleted`] is for the summaries, which name no message.
 fn postsuper(text: &str) -> Option<EventKind<'_>> {
-    let operation = |operation| {
-        Some(EventKind::QueueOperation {
-            operation,
-            count: None,
-        })
-    };
+    let operation = |operation| Some(EventKind::QueueOperation { operation, count: None });
     match text {
         "removed" => return Some(EventKind::Removed),
         "placed on hold" => return operation(QueueOperation::Held),
@@ -103,10 +94,7 @@ mod tests {
             Some(EventKind::Notification { notification, .. }) => notification,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            kind("sender delay notification: 0A87A1A08"),
-            NotificationKind::Delay
-        );
+        assert_eq!(kind("sender delay notification: 0A87A1A08"), NotificationKind::Delay);
         assert_eq!(
             kind("sender delivery status notification: 1DF35917"),
             NotificationKind::Success
@@ -134,10 +122,7 @@ mod tests {
         );
         assert_eq!(
             parse("pickup", None, "uid=1000 from=<>"),
-            Some(EventKind::Pickup {
-                uid: 1000,
-                from: ""
-            })
+            Some(EventKind::Pickup { uid: 1000, from: "" })
         );
     }
 
@@ -149,18 +134,9 @@ mod tests {
         assert_eq!(p("placed on hold"), op(QueueOperation::Held, None));
         assert_eq!(p("released from hold"), op(QueueOperation::Released, None));
         assert_eq!(p("requeued"), op(QueueOperation::Requeued, None));
-        assert_eq!(
-            p("Deleted: 115 messages"),
-            op(QueueOperation::Deleted, Some(115))
-        );
-        assert_eq!(
-            p("Requeued: 1 message"),
-            op(QueueOperation::Requeued, Some(1))
-        );
-        assert_eq!(
-            p("Placed on hold: 67 messages"),
-            op(QueueOperation::Held, Some(67))
-        );
+        assert_eq!(p("Deleted: 115 messages"), op(QueueOperation::Deleted, Some(115)));
+        assert_eq!(p("Requeued: 1 message"), op(QueueOperation::Requeued, Some(1)));
+        assert_eq!(p("Placed on hold: 67 messages"), op(QueueOperation::Held, Some(67)));
         assert_eq!(
             p("Released from hold: 13 messages"),
             op(QueueOperation::Released, Some(13))
@@ -170,13 +146,7 @@ mod tests {
 
     #[test]
     fn submission_tools_leave_warnings_to_diagnostics() {
-        assert_eq!(
-            parse("postdrop", None, "warning: uid=0: File too large"),
-            None
-        );
-        assert_eq!(
-            parse("sendmail", None, "fatal: root(0): message file too big"),
-            None
-        );
+        assert_eq!(parse("postdrop", None, "warning: uid=0: File too large"), None);
+        assert_eq!(parse("sendmail", None, "fatal: root(0): message file too big"), None);
     }
 }

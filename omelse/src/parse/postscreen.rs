@@ -62,11 +62,7 @@ pub(super) fn parse(text: &str) -> Option<EventKind<'_>> {
     if let Some(rest) = text.strip_prefix("HANGUP") {
         let (after, client, rest) = timed(rest)?;
         let stage = rest.strip_prefix(" in ").unwrap_or(rest.trim_start());
-        return Some(EventKind::ScreenHangup {
-            client,
-            after,
-            stage,
-        });
+        return Some(EventKind::ScreenHangup { client, after, stage });
     }
     if let Some(kind) = violation(text).or_else(|| list(text)) {
         return Some(kind);
@@ -254,9 +250,9 @@ mod tests {
                 Some("ylmf-pc")
             )
         );
-        let Some(EventKind::Reject(d)) = parse(
-            split_queue_id("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections").1,
-        ) else {
+        let Some(EventKind::Reject(d)) =
+            parse(split_queue_id("NOQUEUE: reject: CONNECT from [1.2.3.4]:1337: too many connections").1)
+        else {
             panic!()
         };
         assert_eq!(
@@ -268,9 +264,7 @@ mod tests {
     #[test]
     fn dnsblog() {
         assert_eq!(
-            parse_dnsblog(
-                "addr 2607:f8b0:4003:c01::23a listed by domain list.dnswl.org as 127.0.5.1"
-            ),
+            parse_dnsblog("addr 2607:f8b0:4003:c01::23a listed by domain list.dnswl.org as 127.0.5.1"),
             Some(EventKind::DnsblListed {
                 ip: "2607:f8b0:4003:c01::23a",
                 domain: "list.dnswl.org",

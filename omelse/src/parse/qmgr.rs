@@ -13,8 +13,7 @@ pub(super) fn parse<'a>(_queue_id: Option<&'a str>, text: &'a str) -> Option<Eve
         let from = fields::field_angle(text, "from=<")?;
         // `status=expired` (maximal_queue_lifetime) and `status=force-expired` (postsuper -e).
         if let Some(status) = fields::field(text, "status=") {
-            return matches!(status, "expired" | "force-expired")
-                .then_some(EventKind::Expired { from });
+            return matches!(status, "expired" | "force-expired").then_some(EventKind::Expired { from });
         }
         let size = fields::number(fields::field(text, "size=")?)?.0;
         let nrcpt = fields::number(fields::field(text, "nrcpt=")?)?.0;
@@ -56,15 +55,9 @@ mod tests {
     #[test]
     fn end_of_life_lines() {
         assert_eq!(parse(None, "removed"), Some(EventKind::Removed));
+        assert_eq!(parse(None, "skipped, still being delivered"), Some(EventKind::Skipped));
         assert_eq!(
-            parse(None, "skipped, still being delivered"),
-            Some(EventKind::Skipped)
-        );
-        assert_eq!(
-            parse(
-                None,
-                "from=<uvnhbl@yahoo.com.tw>, status=expired, returned to sender"
-            ),
+            parse(None, "from=<uvnhbl@yahoo.com.tw>, status=expired, returned to sender"),
             Some(EventKind::Expired {
                 from: "uvnhbl@yahoo.com.tw"
             })
@@ -103,10 +96,7 @@ mod tests {
     #[test]
     fn others_are_not_ours() {
         assert_eq!(
-            parse(
-                None,
-                "warning: lots of deferred mail, that is bad for performance"
-            ),
+            parse(None, "warning: lots of deferred mail, that is bad for performance"),
             None
         );
         assert_eq!(parse(None, "STATISTICS1:"), None);

@@ -8,11 +8,7 @@ use super::event::EventKind;
 use super::fields::{field, whole_peer};
 use super::smtpd;
 
-pub(super) fn parse<'a>(
-    daemon: &str,
-    _queue_id: Option<&'a str>,
-    text: &'a str,
-) -> Option<EventKind<'a>> {
+pub(super) fn parse<'a>(daemon: &str, _queue_id: Option<&'a str>, text: &'a str) -> Option<EventKind<'a>> {
     match daemon {
         "master" => master(text),
         "tlsproxy" => tlsproxy(text),
@@ -51,18 +47,13 @@ fn script(text: &str) -> Option<EventKind<'_>> {
         } else {
             "not running"
         };
-        return state.contains("running").then_some(EventKind::Master {
-            event,
-            version: None,
-        });
+        return state
+            .contains("running")
+            .then_some(EventKind::Master { event, version: None });
     }
     let (event, rest) = text.split_once(' ')?;
-    let known = matches!(event, "starting" | "stopping" | "refreshing")
-        && rest.starts_with("the Postfix mail system");
-    known.then_some(EventKind::Master {
-        event,
-        version: None,
-    })
+    let known = matches!(event, "starting" | "stopping" | "refreshing") && rest.starts_with("the Postfix mail system");
+    known.then_some(EventKind::Master { event, version: None })
 }
 
 /// tlsproxy: `CONNECT from [ip]:port`, `DISCONNECT [ip]:port`, the TLS summary and handshake
@@ -118,10 +109,7 @@ fn statistics(text: &str) -> Option<EventKind<'_>> {
     let rest = &rest[at..];
     let (value, who) = match rest.split_once(" for (") {
         Some((value, who)) => (value, who.split_once(')').map(|(who, _)| who)),
-        None => (
-            rest.split_once(" at ").map_or(rest, |(value, _)| value),
-            None,
-        ),
+        None => (rest.split_once(" at ").map_or(rest, |(value, _)| value), None),
     };
     let (service, client) = match who.map(split_service) {
         Some((service, client)) => (Some(service), Some(client)),
@@ -195,23 +183,31 @@ mod tests {
     #[test]
     fn anvil() {
         assert_eq!(
-            parse(
-                "anvil",
-                None,
-                "statistics: max cache size 1 at Oct 26 18:13:50"
-            ),
+            parse("anvil", None, "statistics: max cache size 1 at Oct 26 18:13:50"),
             stat("cache size", "1", None, None)
         );
         assert_eq!(
-            parse("anvil", None, "statistics: max connection rate 1/60s for (smtpd:61.238.241.86) at Oct 26 18:13:50"),
+            parse(
+                "anvil",
+                None,
+                "statistics: max connection rate 1/60s for (smtpd:61.238.241.86) at Oct 26 18:13:50"
+            ),
             stat("connection rate", "1/60s", Some("smtpd"), Some("61.238.241.86"))
         );
         assert_eq!(
-            parse("anvil", None, "statistics: max connection count 1 for (smtpd:2604:8d00:0:1::3) at Oct 26 17:46:59"),
+            parse(
+                "anvil",
+                None,
+                "statistics: max connection count 1 for (smtpd:2604:8d00:0:1::3) at Oct 26 17:46:59"
+            ),
             stat("connection count", "1", Some("smtpd"), Some("2604:8d00:0:1::3"))
         );
         assert_eq!(
-            parse("anvil", None, "statistics: max connection rate 1/2h for (127.0.0.1:2525:127.0.0.1) at Oct 26 18:13:50"),
+            parse(
+                "anvil",
+                None,
+                "statistics: max connection rate 1/2h for (127.0.0.1:2525:127.0.0.1) at Oct 26 18:13:50"
+            ),
             stat("connection rate", "1/2h", Some("127.0.0.1:2525"), Some("127.0.0.1"))
         );
         assert_eq!(
@@ -227,11 +223,7 @@ mod tests {
     #[test]
     fn scache_and_caches() {
         assert_eq!(
-            parse(
-                "scache",
-                None,
-                "statistics: domain lookup hits=0 miss=1 success=0%"
-            ),
+            parse("scache", None, "statistics: domain lookup hits=0 miss=1 success=0%"),
             stat("domain lookup", "hits=0 miss=1 success=0%", None, None)
         );
         assert_eq!(
@@ -240,20 +232,24 @@ mod tests {
                 None,
                 "statistics: max simultaneous domains=1 addresses=1 connection=1"
             ),
-            stat(
-                "simultaneous",
-                "domains=1 addresses=1 connection=1",
-                None,
-                None
-            )
+            stat("simultaneous", "domains=1 addresses=1 connection=1", None, None)
         );
         assert_eq!(
             parse("scache", None, "statistics: start interval Dec  6 21:20:35"),
             stat("start interval", "Dec  6 21:20:35", None, None)
         );
         assert_eq!(
-            parse("verify", None, "cache btree:/var/lib/postfix/verify_cache partial cleanup: retained=1 dropped=0 entries"),
-            stat("partial cache cleanup", "retained=1 dropped=0 entries", Some("btree:/var/lib/postfix/verify_cache"), None)
+            parse(
+                "verify",
+                None,
+                "cache btree:/var/lib/postfix/verify_cache partial cleanup: retained=1 dropped=0 entries"
+            ),
+            stat(
+                "partial cache cleanup",
+                "retained=1 dropped=0 entries",
+                Some("btree:/var/lib/postfix/verify_cache"),
+                None
+            )
         );
     }
 
@@ -271,11 +267,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(
-                "master",
-                None,
-                "reload -- version 3.7.2, configuration /etc/postfix"
-            ),
+            parse("master", None, "reload -- version 3.7.2, configuration /etc/postfix"),
             Some(EventKind::Master {
                 event: "reload",
                 version: Some("3.7.2")
@@ -296,22 +288,14 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(
-                "postlog",
-                None,
-                "the Postfix mail system is running: PID: 95072"
-            ),
+            parse("postlog", None, "the Postfix mail system is running: PID: 95072"),
             Some(EventKind::Master {
                 event: "running",
                 version: None
             })
         );
         assert_eq!(
-            parse(
-                "postfix-script",
-                None,
-                "the Postfix mail system is not running"
-            ),
+            parse("postfix-script", None, "the Postfix mail system is not running"),
             Some(EventKind::Master {
                 event: "not running",
                 version: None
@@ -322,14 +306,10 @@ mod tests {
 
     #[test]
     fn tlsproxy_sessions() {
-        assert!(
-            matches!(parse("tlsproxy", None, "CONNECT from [82.118.17.142]:51637"),
-            Some(EventKind::Connect { client }) if client.ip == "82.118.17.142" && client.port == Some(51637))
-        );
-        assert!(
-            matches!(parse("tlsproxy", None, "DISCONNECT [82.118.17.142]:51637"),
-            Some(EventKind::Disconnect { client, counters: "", .. }) if client.port == Some(51637))
-        );
+        assert!(matches!(parse("tlsproxy", None, "CONNECT from [82.118.17.142]:51637"),
+            Some(EventKind::Connect { client }) if client.ip == "82.118.17.142" && client.port == Some(51637)));
+        assert!(matches!(parse("tlsproxy", None, "DISCONNECT [82.118.17.142]:51637"),
+            Some(EventKind::Disconnect { client, counters: "", .. }) if client.port == Some(51637)));
         assert!(matches!(
             parse("tlsproxy", None, "Anonymous TLS connection established from [45.141.85.146]:60844: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"),
             Some(EventKind::Tls { direction: Direction::Incoming, peer, bits: Some(256), .. }) if peer.port == Some(60844)));

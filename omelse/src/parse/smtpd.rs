@@ -176,8 +176,7 @@ mod tests {
 
     #[test]
     fn sessions() {
-        let EventKind::Connect { client } = p("connect from host1.uhu-banane.de[185.48.118.128]")
-        else {
+        let EventKind::Connect { client } = p("connect from host1.uhu-banane.de[185.48.118.128]") else {
             panic!()
         };
         assert_eq!(
@@ -185,8 +184,12 @@ mod tests {
             ("host1.uhu-banane.de", "185.48.118.128", None)
         );
 
-        let EventKind::Disconnect { client, counters, commands_ok, commands_total } =
-            p("disconnect from unknown[72.10.165.66] ehlo=2 starttls=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=5/7")
+        let EventKind::Disconnect {
+            client,
+            counters,
+            commands_ok,
+            commands_total,
+        } = p("disconnect from unknown[72.10.165.66] ehlo=2 starttls=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=5/7")
         else {
             panic!()
         };
@@ -208,9 +211,7 @@ mod tests {
         assert_eq!((commands_ok, commands_total), (Some(7), Some(7)));
 
         let EventKind::Disconnect {
-            counters,
-            commands_ok,
-            ..
+            counters, commands_ok, ..
         } = p("disconnect from 06.example.com[61.238.241.86]")
         else {
             panic!()
@@ -228,10 +229,8 @@ mod tests {
                 after: "DATA"
             }
         );
-        assert!(
-            matches!(p("timeout after END-OF-MESSAGE from unknown[72.13.58.7]"),
-            EventKind::Timeout { after: "END-OF-MESSAGE", client } if client.ip == "72.13.58.7")
-        );
+        assert!(matches!(p("timeout after END-OF-MESSAGE from unknown[72.13.58.7]"),
+            EventKind::Timeout { after: "END-OF-MESSAGE", client } if client.ip == "72.13.58.7"));
         assert!(matches!(
             p("too many errors after RCPT from unknown[1.2.3.4]"),
             EventKind::TooManyErrors { after: "RCPT", .. }
@@ -258,9 +257,7 @@ mod tests {
             orig_queue_id,
             orig_client,
             ..
-        } = p(
-            "4104E3D: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=user@example.com",
-        )
+        } = p("4104E3D: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=user@example.com")
         else {
             panic!()
         };
@@ -275,10 +272,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(
-            (orig_queue_id, sasl_method),
-            (Some("4PbC4x469Jz3tBr"), None)
-        );
+        assert_eq!((orig_queue_id, sasl_method), (Some("4PbC4x469Jz3tBr"), None));
         assert_eq!(
             orig_client.map(|c| (c.name, c.ip)),
             Some(("mail.example.org", "185.31.160.120"))
@@ -294,7 +288,10 @@ mod tests {
         );
         assert_eq!(d.client.map(|c| c.ip), Some("61.238.241.86"));
         assert_eq!((d.code, d.enhanced), (Some(550), Some("5.1.1")));
-        assert_eq!(d.reason, "<toernooicommissie@example.com>: Recipient address rejected: User unknown in virtual mailbox table");
+        assert_eq!(
+            d.reason,
+            "<toernooicommissie@example.com>: Recipient address rejected: User unknown in virtual mailbox table"
+        );
         assert_eq!(
             (d.from, d.to, d.proto, d.helo),
             (
@@ -339,10 +336,7 @@ mod tests {
             reason,
             "from MTA(smtp:[127.0.0.1]:10013): 250 2.0.0 Ok: queued as DF66E940333"
         );
-        assert_eq!(
-            (from, filter_id),
-            (Some("user1@test.example.com"), Some("DF66E940333"))
-        );
+        assert_eq!((from, filter_id), (Some("user1@test.example.com"), Some("DF66E940333")));
 
         let EventKind::Proxy { accepted, code, reason, to, filter_id, .. } = p("proxy-reject: END-OF-MESSAGE: ; from=<user1@test.example.com> to=<user2@example2.com> proto=ESMTP helo=<[192.168.0.16]>") else { panic!() };
         assert_eq!(

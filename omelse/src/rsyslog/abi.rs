@@ -102,8 +102,7 @@ pub struct omodStringRequest {
 
 /// The host's query function, handed to `modInit`.
 pub type HostQueryFn = unsafe extern "C" fn(name: *const u8, out: *mut *const c_void) -> RsRetVal;
-pub type QueryCoreFeatureSupportFn =
-    unsafe extern "C" fn(p_bool: *mut c_int, feature: u32) -> RsRetVal;
+pub type QueryCoreFeatureSupportFn = unsafe extern "C" fn(p_bool: *mut c_int, feature: u32) -> RsRetVal;
 /// The module's query function, returned from `modInit`.
 pub type ModuleQueryFn = unsafe extern "C" fn(name: *const u8, out: *mut *const c_void) -> RsRetVal;
 
@@ -118,27 +117,16 @@ extern "C" {
 /// The rsyslogd functions omelse calls. They are looked up in the running process with `dlsym`
 /// when rsyslogd loads the module (rsyslogd exports them; modules are not linked against it), so
 /// that the library also links into programs and tests that are not rsyslogd.
-pub type LogMsgFn =
-    unsafe extern "C" fn(errno: c_int, code: c_int, severity: c_int, fmt: *const c_char, ...);
-pub type NvlstGetParamsFn = unsafe extern "C" fn(
-    lst: *mut nvlst,
-    blk: *const cnfparamblk,
-    vals: *mut cnfparamvals,
-) -> *mut cnfparamvals;
-pub type CnfparamvalsDestructFn =
-    unsafe extern "C" fn(vals: *const cnfparamvals, blk: *const cnfparamblk);
-pub type OmsrConstructFn =
-    unsafe extern "C" fn(pp: *mut *mut omodStringRequest, n: c_int) -> RsRetVal;
-pub type OmsrSetEntryFn = unsafe extern "C" fn(
-    p: *mut omodStringRequest,
-    i: c_int,
-    tpl_name: *mut u8,
-    opts: c_int,
-) -> RsRetVal;
+pub type LogMsgFn = unsafe extern "C" fn(errno: c_int, code: c_int, severity: c_int, fmt: *const c_char, ...);
+pub type NvlstGetParamsFn =
+    unsafe extern "C" fn(lst: *mut nvlst, blk: *const cnfparamblk, vals: *mut cnfparamvals) -> *mut cnfparamvals;
+pub type CnfparamvalsDestructFn = unsafe extern "C" fn(vals: *const cnfparamvals, blk: *const cnfparamblk);
+pub type OmsrConstructFn = unsafe extern "C" fn(pp: *mut *mut omodStringRequest, n: c_int) -> RsRetVal;
+pub type OmsrSetEntryFn =
+    unsafe extern "C" fn(p: *mut omodStringRequest, i: c_int, tpl_name: *mut u8, opts: c_int) -> RsRetVal;
 pub type OmsrDestructFn = unsafe extern "C" fn(p: *mut omodStringRequest) -> RsRetVal;
 /// Defines a template from a legacy `$template` line: the name, and the rest after the comma.
-pub type TplAddLineFn =
-    unsafe extern "C" fn(conf: *mut c_void, name: *const c_char, rest: *mut *mut u8) -> *mut c_void;
+pub type TplAddLineFn = unsafe extern "C" fn(conf: *mut c_void, name: *const c_char, rest: *mut *mut u8) -> *mut c_void;
 
 pub struct Imports {
     pub log_msg: LogMsgFn,

@@ -206,9 +206,7 @@ impl ActionConfig {
                         other => {
                             return Err(ConfigError {
                                 param: "hostname.source",
-                                problem: format!(
-                                    "'{other}' is not one of hostname, fromhost, fromhost-ip"
-                                ),
+                                problem: format!("'{other}' is not one of hostname, fromhost, fromhost-ip"),
                             })
                         }
                     }
@@ -231,10 +229,7 @@ impl ActionConfig {
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
                 other => {
                     return Err(ConfigError {
-                        param: PARAMS
-                            .iter()
-                            .find(|p| p.name == other)
-                            .map_or("?", |p| p.name),
+                        param: PARAMS.iter().find(|p| p.name == other).map_or("?", |p| p.name),
                         problem: "not handled".into(),
                     })
                 }
@@ -295,11 +290,8 @@ mod tests {
         assert!(e.to_string().contains("'mx' is not one of"), "{e}");
         let e = ActionConfig::from_params(&[]).unwrap_err();
         assert_eq!(e.param, "conninfo");
-        let e = ActionConfig::from_params(&[(
-            "conninfo",
-            ParamValue::Text("host=x port=notanumber".into()),
-        )])
-        .unwrap_err();
+        let e =
+            ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x port=notanumber".into()))]).unwrap_err();
         assert_eq!(e.param, "conninfo");
     }
 }

@@ -47,21 +47,13 @@ fn resolve_imports() -> Result<Imports, &'static str> {
     unsafe {
         Ok(Imports {
             log_msg: std::mem::transmute::<*mut c_void, LogMsgFn>(symbol(c"LogMsg")?),
-            nvlst_get_params: std::mem::transmute::<*mut c_void, NvlstGetParamsFn>(symbol(
-                c"nvlstGetParams",
+            nvlst_get_params: std::mem::transmute::<*mut c_void, NvlstGetParamsFn>(symbol(c"nvlstGetParams")?),
+            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, CnfparamvalsDestructFn>(symbol(
+                c"cnfparamvalsDestruct",
             )?),
-            cnfparamvals_destruct: std::mem::transmute::<*mut c_void, CnfparamvalsDestructFn>(
-                symbol(c"cnfparamvalsDestruct")?,
-            ),
-            omsr_construct: std::mem::transmute::<*mut c_void, OmsrConstructFn>(symbol(
-                c"OMSRconstruct",
-            )?),
-            omsr_set_entry: std::mem::transmute::<*mut c_void, OmsrSetEntryFn>(symbol(
-                c"OMSRsetEntry",
-            )?),
-            omsr_destruct: std::mem::transmute::<*mut c_void, OmsrDestructFn>(symbol(
-                c"OMSRdestruct",
-            )?),
+            omsr_construct: std::mem::transmute::<*mut c_void, OmsrConstructFn>(symbol(c"OMSRconstruct")?),
+            omsr_set_entry: std::mem::transmute::<*mut c_void, OmsrSetEntryFn>(symbol(c"OMSRsetEntry")?),
+            omsr_destruct: std::mem::transmute::<*mut c_void, OmsrDestructFn>(symbol(c"OMSRdestruct")?),
             tpl_add_line: std::mem::transmute::<*mut c_void, TplAddLineFn>(symbol(c"tplAddLine")?),
         })
     }
@@ -98,8 +90,7 @@ pub unsafe extern "C" fn modInit(
         // The transactional interface needs the core's batching support.
         if let Some(host_query) = host_query {
             let mut function: *const c_void = ptr::null();
-            let found =
-                unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
+            let found = unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
             if found == RS_RET_OK && !function.is_null() {
                 let supports: QueryCoreFeatureSupportFn = unsafe { std::mem::transmute(function) };
                 let mut batching: c_int = 0;
@@ -198,10 +189,7 @@ unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_voi
         let mut rest = line.as_ptr() as *mut u8;
         let template = unsafe { (imports().tpl_add_line)(conf, name.as_ptr(), &mut rest) };
         if template.is_null() {
-            log(
-                Severity::Error,
-                "omelse: could not define its template OmElseFormat",
-            );
+            log(Severity::Error, "omelse: could not define its template OmElseFormat");
             return RS_RET_ERR;
         }
         RS_RET_OK
@@ -332,8 +320,7 @@ unsafe extern "C" fn new_act_inst(
         let template = CString::new(TEMPLATE_NAME).expect("no NUL in the template name");
         let name = unsafe { libc::strdup(template.as_ptr()) };
         if name.is_null()
-            || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) }
-                != RS_RET_OK
+            || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) } != RS_RET_OK
         {
             unsafe {
                 (imports().omsr_destruct)(*omsr);
@@ -410,11 +397,7 @@ unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
 
 /// One batch: copies the rendered lines and waits for their commit. Never DATAFAIL (it makes
 /// rsyslog write the next batch twice): a line omelse cannot read is stored raw instead.
-unsafe extern "C" fn commit_transaction(
-    worker: *mut c_void,
-    params: *mut actWrkrIParams,
-    count: u32,
-) -> RsRetVal {
+unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrkrIParams, count: u32) -> RsRetVal {
     guard(RS_RET_SUSPENDED, || {
         let Some(sink) = (unsafe { sink(worker) }) else {
             return RS_RET_SUSPENDED;
@@ -505,15 +488,7 @@ fn log(severity: Severity, text: &str) {
     match IMPORTS.get() {
         Some(imports) => {
             let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
-            unsafe {
-                (imports.log_msg)(
-                    0,
-                    NO_ERRCODE,
-                    level,
-                    c"%s".as_ptr(),
-                    text.as_ptr() as *const c_char,
-                )
-            };
+            unsafe { (imports.log_msg)(0, NO_ERRCODE, level, c"%s".as_ptr(), text.as_ptr() as *const c_char) };
         }
         None => eprintln!("{text}"),
     }

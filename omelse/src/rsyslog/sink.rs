@@ -23,8 +23,7 @@ use crate::store::{self, Batch};
 
 /// The fields omelse's own template renders, separated by spaces (none of the first five can
 /// contain one); the tag and message come last, whatever they contain.
-pub const TEMPLATE: &str =
-    "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
+pub const TEMPLATE: &str = "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
 pub const TEMPLATE_NAME: &str = "OmElseFormat";
 
 /// What a worker thread's commit came to.
@@ -71,7 +70,9 @@ enum Request {
         reply: Sender<Outcome>,
     },
     /// Reconnect if needed and check the database answers.
-    Ping { reply: Sender<Outcome> },
+    Ping {
+        reply: Sender<Outcome>,
+    },
 }
 
 /// One rsyslog action's connection to ELSE's database. Shared by the action's worker threads.
@@ -119,14 +120,8 @@ impl Sink {
         match self.shared.config.programs {
             ProgramFilter::All => true,
             ProgramFilter::Mail => {
-                let tag = rendered
-                    .splitn(6, |&b| b == b' ')
-                    .nth(5)
-                    .unwrap_or_default();
-                let end = tag
-                    .iter()
-                    .position(|&b| b == b'[' || b == b':')
-                    .unwrap_or(tag.len());
+                let tag = rendered.splitn(6, |&b| b == b' ').nth(5).unwrap_or_default();
+                let end = tag.iter().position(|&b| b == b'[' || b == b':').unwrap_or(tag.len());
                 std::str::from_utf8(&tag[..end]).is_ok_and(|name| {
                     let program = Program::split(name);
                     program.is_postfix() || parse::is_mail_neighbour(program.daemon)
@@ -197,11 +192,7 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        let writer = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((sender, handle)) = writer {
             drop(sender);
             let _ = handle.join();
@@ -211,16 +202,10 @@ impl Drop for Sink {
 
 /// The writer thread: owns the pipeline and the connection; exits when the sink is dropped.
 fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            (shared.log)(
-                Severity::Error,
-                &format!("omelse: cannot start its runtime: {e}"),
-            );
+            (shared.log)(Severity::Error, &format!("omelse: cannot start its runtime: {e}"));
             return;
         }
     };
@@ -245,13 +230,8 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         };
         let mut replies = Vec::new();
         let mut lines = Vec::new();
-        let collect = |request: Request,
-                       lines: &mut Vec<String>,
-                       replies: &mut Vec<Sender<Outcome>>| match request {
-            Request::Lines {
-                lines: mut more,
-                reply,
-            } => {
+        let collect = |request: Request, lines: &mut Vec<String>, replies: &mut Vec<Sender<Outcome>>| match request {
+            Request::Lines { lines: mut more, reply } => {
                 lines.append(&mut more);
                 replies.push(reply);
             }
@@ -300,9 +280,7 @@ impl Writer<'_> {
                 None => pipeline.push_line(text),
             }
         }
-        counters
-            .lines
-            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        counters.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
         self.pending.append(pipeline.take_batch());
         if self.pending.is_empty() && lines.is_empty() {
             // A ping: the connection is there; prove the server answers.
@@ -334,13 +312,10 @@ impl Writer<'_> {
             return Ok(());
         }
         self.client = None;
-        let mut client = tokio::time::timeout(
-            Duration::from_secs(10),
-            store::connect(&self.shared.config.conninfo),
-        )
-        .await
-        .map_err(|_| "connecting to the database timed out".to_string())?
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let mut client = tokio::time::timeout(Duration::from_secs(10), store::connect(&self.shared.config.conninfo))
+            .await
+            .map_err(|_| "connecting to the database timed out".to_string())?
+            .map_err(|e| format!("cannot connect to the database: {e}"))?;
         if self.shared.config.migrate {
             store::migrate(&mut client)
                 .await
@@ -354,8 +329,7 @@ impl Writer<'_> {
                 .await
                 .map_err(|e| format!("cannot read the newest message: {e}"))?
                 .get(0);
-            let since = newest.unwrap_or_default().0
-                - 10 * 86_400 * crate::parse::Timestamp::MICROS_PER_SECOND;
+            let since = newest.unwrap_or_default().0 - 10 * 86_400 * crate::parse::Timestamp::MICROS_PER_SECOND;
             let open = store::load_open_state(&client, crate::parse::Timestamp(since))
                 .await
                 .map_err(|e| format!("cannot load open messages: {e}"))?;
@@ -374,10 +348,7 @@ impl Writer<'_> {
 
     fn succeed(&mut self, started: Instant) -> Outcome {
         if self.shared.down.swap(false, Ordering::Relaxed) {
-            (self.shared.log)(
-                Severity::Info,
-                "omelse: database reachable again, writing resumed",
-            );
+            (self.shared.log)(Severity::Info, "omelse: database reachable again, writing resumed");
         }
         self.shared
             .counters
@@ -388,10 +359,7 @@ impl Writer<'_> {
 
     fn fail(&mut self, reason: String) -> Outcome {
         self.client = None;
-        self.shared
-            .counters
-            .failed_commits
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
         if !self.shared.down.swap(true, Ordering::Relaxed) {
             (self.shared.log)(
                 Severity::Error,
@@ -415,9 +383,7 @@ impl Writer<'_> {
         let counters = &self.shared.counters;
         let unknown: u64 = stats.unknown_by_program.values().sum();
         counters.unknown.store(unknown, Ordering::Relaxed);
-        counters
-            .duplicates
-            .store(stats.duplicates, Ordering::Relaxed);
+        counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
         let figures = [
             ("lines", stats.lines),
             ("unknown", unknown),
@@ -425,19 +391,10 @@ impl Writer<'_> {
             ("duplicates", stats.duplicates),
             ("skipped", counters.skipped.load(Ordering::Relaxed)),
             ("batches", counters.batches.load(Ordering::Relaxed)),
-            (
-                "failed_commits",
-                counters.failed_commits.load(Ordering::Relaxed),
-            ),
-            (
-                "last_commit_us",
-                counters.last_commit_micros.load(Ordering::Relaxed),
-            ),
+            ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
+            ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
         ];
-        let text: Vec<String> = figures
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
+        let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
         (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
         if let Some(client) = &self.client {
             let prefix = format!("omelse.{}", machine_name());

@@ -5,9 +5,7 @@
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
-    #[error(
-        "database schema version {database} is newer than this binary ({binary}); upgrade ELSE"
-    )]
+    #[error("database schema version {database} is newer than this binary ({binary}); upgrade ELSE")]
     SchemaTooNew { database: i32, binary: i32 },
 }
 

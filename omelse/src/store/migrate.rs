@@ -28,10 +28,7 @@ pub async fn schema_version(client: &Client) -> Result<i32> {
         return Ok(0);
     }
     let row = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
         .await?;
     Ok(row.get(0))
 }
@@ -58,10 +55,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>> {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
         let current: i32 = tx
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                &[],
-            )
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
             .await?
             .get(0);
         if current > LATEST_SCHEMA_VERSION {

@@ -13,9 +13,7 @@ pub struct OpenState {
     pub sessions: Vec<SessionRow>,
 }
 
-const ORIGINS: &[&str] = &[
-    "smtpd", "pickup", "bounce", "qmqpd", "sendmail", "local", "unknown",
-];
+const ORIGINS: &[&str] = &["smtpd", "pickup", "bounce", "qmqpd", "sendmail", "local", "unknown"];
 const FLOWS: &[&str] = &["inbound", "outbound", "internal", "relayed", "unknown"];
 const MESSAGE_STATES: &[&str] = &[
     "received",
@@ -47,10 +45,7 @@ const RECIPIENT_STATUSES: &[&str] = &[
 /// The `&'static str` of a stored value from a known set; values this binary does not know (a
 /// newer writer's) map to `fallback` rather than leaking memory.
 fn known(value: &str, set: &[&'static str], fallback: &'static str) -> &'static str {
-    set.iter()
-        .copied()
-        .find(|&s| s == value)
-        .unwrap_or(fallback)
+    set.iter().copied().find(|&s| s == value).unwrap_or(fallback)
 }
 
 /// Messages not closed and seen at or after `since`, their recipients, and sessions not
@@ -128,9 +123,7 @@ fn message(row: &Row) -> MessageRow {
         sasl_method: row.get(13),
         sasl_username: row.get(14),
         origin: known(row.get(15), ORIGINS, "unknown"),
-        flow: row
-            .get::<_, Option<&str>>(16)
-            .map(|f| known(f, FLOWS, "unknown")),
+        flow: row.get::<_, Option<&str>>(16).map(|f| known(f, FLOWS, "unknown")),
         state: known(row.get(17), MESSAGE_STATES, "queued"),
         closed: row.get(18),
         removed_at: row.get(19),
@@ -151,9 +144,7 @@ fn recipient(row: &Row) -> RecipientRow {
         delay: row.get(8),
         attempts: row.get(9),
         last_attempt_at: row.get(10),
-        flow: row
-            .get::<_, Option<&str>>(11)
-            .map(|f| known(f, FLOWS, "unknown")),
+        flow: row.get::<_, Option<&str>>(11).map(|f| known(f, FLOWS, "unknown")),
     }
 }
 

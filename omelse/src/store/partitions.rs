@@ -70,8 +70,7 @@ pub(crate) async fn ensure_days(client: &mut Client, days: &BTreeSet<i64>) -> Re
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
         .await?;
     // Partitions that exist already would only add notices.
-    tx.batch_execute("SET LOCAL client_min_messages = warning")
-        .await?;
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.batch_execute(&sql).await?;
     tx.commit().await?;
     Ok(())
@@ -86,10 +85,7 @@ mod tests {
         let day = 20_421;
         let name = format!("messages_p{}", day_suffix(day));
         assert_eq!(day_from_partition_name("messages", &name), Some(day));
-        assert_eq!(
-            day_from_partition_name("messages", "messages_p20231399"),
-            None
-        );
+        assert_eq!(day_from_partition_name("messages", "messages_p20231399"), None);
         assert_eq!(day_from_partition_name("log_events", &name), None);
     }
 }

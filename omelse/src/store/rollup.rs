@@ -93,8 +93,7 @@ CROSS JOIN LATERAL (
 /// fresh mark for the next one. So no committed row is ever left out of its rollup.
 pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK]).await?;
     tx.batch_execute(
         "SET LOCAL client_min_messages = warning;
          CREATE TEMP TABLE IF NOT EXISTS refresh_hours (hour timestamptz, server_id integer, PRIMARY KEY (hour, server_id))

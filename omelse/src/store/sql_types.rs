@@ -14,9 +14,7 @@ const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
 impl ToSql for Timestamp {
     fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        self.0
-            .saturating_sub(PG_EPOCH_OFFSET_MICROS)
-            .to_sql(&Type::INT8, out)
+        self.0.saturating_sub(PG_EPOCH_OFFSET_MICROS).to_sql(&Type::INT8, out)
     }
 
     accepts!(TIMESTAMPTZ, TIMESTAMP);
@@ -38,11 +36,7 @@ impl<'a> FromSql<'a> for Timestamp {
 pub struct Text<'a>(pub &'a str);
 
 impl ToSql for Text<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         if memchr::memchr(0, self.0.as_bytes()).is_some() {
             self.0.replace('\0', "\u{FFFD}").as_str().to_sql(ty, out)
         } else {
@@ -83,8 +77,7 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * mp + 2) / 5 + 1;
@@ -100,14 +93,8 @@ mod tests {
 
     #[test]
     fn garbage_addresses_become_none() {
-        assert_eq!(
-            parse_ip(Some("192.0.2.1")),
-            Some("192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_ip(Some("IPv6:2001:db8::1")),
-            Some("2001:db8::1".parse().unwrap())
-        );
+        assert_eq!(parse_ip(Some("192.0.2.1")), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(parse_ip(Some("IPv6:2001:db8::1")), Some("2001:db8::1".parse().unwrap()));
         for bad in ["unknown", "", "999.1.1.1", "fe80::1%eth0", "ipv6:"] {
             assert_eq!(parse_ip(Some(bad)), None, "{bad}");
         }

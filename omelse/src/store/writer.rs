@@ -40,13 +40,7 @@ pub struct WriteStats {
 impl WriteStats {
     /// Rows inserted or changed, all tables together.
     pub fn rows(&self) -> u64 {
-        self.events
-            + self.messages
-            + self.recipients
-            + self.deliveries
-            + self.rejects
-            + self.sessions
-            + self.links
+        self.events + self.messages + self.recipients + self.deliveries + self.rejects + self.sessions + self.links
     }
 }
 
@@ -105,25 +99,21 @@ CROSS JOIN LATERAL (
 ) x
 WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
 
-const EVENT_COLUMNS: &str =
-    "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
+const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
      removed_at, version";
-const RECIPIENT_COLUMNS: &str =
-    "message_started_at, message_uid, address, orig_address, status, dsn, relay, \
+const RECIPIENT_COLUMNS: &str = "message_started_at, message_uid, address, orig_address, status, dsn, relay, \
      status_text, delay, attempts, last_attempt_at, flow";
 const DELIVERY_COLUMNS: &str = "ts, line_key, message_uid, message_started_at, server_id, queue_id, daemon, \
      recipient, orig_recipient, relay, relay_ip, delay, delay_before_qmgr, delay_in_qmgr, delay_conn_setup, \
      delay_transmission, dsn, status, status_text, queued_as";
-const REJECT_COLUMNS: &str =
-    "ts, line_key, server_id, program, pid, session_uid, message_uid, queue_id, action, \
+const REJECT_COLUMNS: &str = "ts, line_key, server_id, program, pid, session_uid, message_uid, queue_id, action, \
      source, stage, client_name, client_ip, code, enhanced, reason, sender, recipient, proto, helo";
 const SESSION_COLUMNS: &str = "connected_at, uid, server_id, program, pid, disconnected_at, client_name, client_ip, \
      client_port, tls_protocol, tls_cipher, sasl_username, sasl_failures, messages, rejects, ending, last_seen, \
      version";
-const LINK_COLUMNS: &str =
-    "ts, line_key, kind, from_uid, from_server_id, from_queue_id, to_host, to_queue_id, relay";
+const LINK_COLUMNS: &str = "ts, line_key, kind, from_uid, from_server_id, from_queue_id, to_host, to_queue_id, relay";
 
 impl Writer {
     pub fn new() -> Self {
@@ -140,11 +130,7 @@ impl Writer {
         }
         let mut retried = false;
         loop {
-            let missing: BTreeSet<i64> = days
-                .iter()
-                .copied()
-                .filter(|d| !self.days.contains(d))
-                .collect();
+            let missing: BTreeSet<i64> = days.iter().copied().filter(|d| !self.days.contains(d)).collect();
             if !missing.is_empty() {
                 ensure_days(client, &missing).await?;
                 self.days.extend(missing);
@@ -163,11 +149,7 @@ impl Writer {
         }
     }
 
-    async fn write_in_transaction(
-        &mut self,
-        client: &mut Client,
-        batch: &Batch,
-    ) -> Result<WriteStats> {
+    async fn write_in_transaction(&mut self, client: &mut Client, batch: &Batch) -> Result<WriteStats> {
         let mut stats = WriteStats::default();
         let tx = client.transaction().await?;
         let (ids, learned) = self.resolve_servers(&tx, batch, &mut stats).await?;
@@ -184,13 +166,7 @@ impl Writer {
             stage_events(&tx, batch, &ids).await?;
             stats.events = merge(
                 &tx,
-                &append_sql(
-                    "log_events",
-                    "stage_events",
-                    EVENT_COLUMNS,
-                    "(ts, line_key)",
-                    None,
-                ),
+                &append_sql("log_events", "stage_events", EVENT_COLUMNS, "(ts, line_key)", None),
             )
             .await?;
         }
@@ -315,8 +291,7 @@ impl Writer {
                 Some(known) => {
                     ids.insert(name.to_owned(), known.id);
                     if first < known.first_seen || last > known.last_seen {
-                        let (first, last) =
-                            (first.min(known.first_seen), last.max(known.last_seen));
+                        let (first, last) = (first.min(known.first_seen), last.max(known.last_seen));
                         widen_ids.push(known.id);
                         widen_first.push(first);
                         widen_last.push(last);
@@ -432,12 +407,7 @@ fn batch_days(batch: &Batch) -> BTreeSet<i64> {
     let mut days = BTreeSet::new();
     days.extend(batch.events.iter().map(|e| day_of(e.time)));
     days.extend(batch.messages.iter().map(|m| day_of(m.started_at)));
-    days.extend(
-        batch
-            .recipients
-            .iter()
-            .map(|r| day_of(r.message_started_at)),
-    );
+    days.extend(batch.recipients.iter().map(|r| day_of(r.message_started_at)));
     days.extend(batch.deliveries.iter().map(|d| day_of(d.time)));
     days.extend(batch.rejects.iter().map(|r| day_of(r.time)));
     days.extend(batch.sessions.iter().map(|s| day_of(s.connected_at)));
@@ -473,11 +443,7 @@ fn newest<'a, T, K: Hash + Eq, O: PartialOrd>(
 /// `INSERT … ON CONFLICT DO NOTHING` from a staging table; counts rows inserted and marks the
 /// hours of the inserted rows dirty when `dirty` selects them from `up`.
 fn append_sql(table: &str, stage: &str, columns: &str, key: &str, dirty: Option<&str>) -> String {
-    let returning = if dirty.is_some() {
-        "ts, server_id"
-    } else {
-        "1"
-    };
+    let returning = if dirty.is_some() { "ts, server_id" } else { "1" };
     with_dirty(
         format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT {key} DO NOTHING RETURNING {returning}"),
         dirty.unwrap_or(""),
@@ -486,19 +452,8 @@ fn append_sql(table: &str, stage: &str, columns: &str, key: &str, dirty: Option<
 
 /// `INSERT … ON CONFLICT DO UPDATE` of a state table: only a snapshot at least as new as the stored
 /// one, and different from it, replaces it.
-fn upsert_sql(
-    table: &str,
-    stage: &str,
-    columns: &str,
-    key: &str,
-    newer: &str,
-    returning: &str,
-    dirty: &str,
-) -> String {
-    let key_columns: Vec<&str> = key
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(", ")
-        .collect();
+fn upsert_sql(table: &str, stage: &str, columns: &str, key: &str, newer: &str, returning: &str, dirty: &str) -> String {
+    let key_columns: Vec<&str> = key.trim_matches(|c| c == '(' || c == ')').split(", ").collect();
     let set: Vec<String> = columns
         .split(", ")
         .map(str::trim)
@@ -535,32 +490,19 @@ async fn merge(tx: &Transaction<'_>, sql: &str) -> Result<u64> {
 
 type Copy = Pin<Box<BinaryCopyInWriter>>;
 
-async fn copy_into(
-    tx: &Transaction<'_>,
-    stage: &str,
-    columns: &str,
-    types: &[Type],
-) -> Result<Copy> {
+async fn copy_into(tx: &Transaction<'_>, stage: &str, columns: &str, types: &[Type]) -> Result<Copy> {
     let sink = tx
-        .copy_in(&format!(
-            "COPY {stage} ({columns}) FROM STDIN (FORMAT binary)"
-        ))
+        .copy_in(&format!("COPY {stage} ({columns}) FROM STDIN (FORMAT binary)"))
         .await?;
     Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
 }
 
 /// The id of a host, which [`Writer::resolve_servers`] resolved for every host of the batch.
 fn server_id(ids: &HashMap<String, i32>, host: &str) -> i32 {
-    ids.get(host)
-        .copied()
-        .expect("every host of the batch was resolved")
+    ids.get(host).copied().expect("every host of the batch was resolved")
 }
 
-async fn stage_events(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_events(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -593,11 +535,7 @@ async fn stage_events(
     Ok(())
 }
 
-async fn stage_messages(
-    tx: &Transaction<'_>,
-    messages: &[&MessageRow],
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -691,11 +629,7 @@ async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) ->
     Ok(())
 }
 
-async fn stage_deliveries(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_deliveries(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -750,11 +684,7 @@ async fn stage_deliveries(
     Ok(())
 }
 
-async fn stage_rejects(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_rejects(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -808,11 +738,7 @@ async fn stage_rejects(
     Ok(())
 }
 
-async fn stage_sessions(
-    tx: &Transaction<'_>,
-    sessions: &[&SessionRow],
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -862,11 +788,7 @@ async fn stage_sessions(
     Ok(())
 }
 
-async fn stage_links(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    ids: &HashMap<String, i32>,
-) -> Result<()> {
+async fn stage_links(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
     use Type as T;
     let types = [
         T::TIMESTAMPTZ,
@@ -904,17 +826,8 @@ mod tests {
 
     #[test]
     fn newest_keeps_the_highest_version_per_key() {
-        let rows = [
-            (1, 3, 'a'),
-            (2, 1, 'b'),
-            (1, 5, 'c'),
-            (1, 4, 'd'),
-            (2, 1, 'e'),
-        ];
-        let kept: Vec<char> = newest(&rows, |r| r.0, |r| r.1)
-            .iter()
-            .map(|r| r.2)
-            .collect();
+        let rows = [(1, 3, 'a'), (2, 1, 'b'), (1, 5, 'c'), (1, 4, 'd'), (2, 1, 'e')];
+        let kept: Vec<char> = newest(&rows, |r| r.0, |r| r.1).iter().map(|r| r.2).collect();
         assert_eq!(kept, ['c', 'e']);
     }
 

@@ -22,11 +22,7 @@ pub struct Outcome {
 impl Outcome {
     /// Pushes the lines through a fresh pipeline, taking a batch every `flush_every` lines as the
     /// writer does, and folds the snapshots the way the store applies them (newest version wins).
-    pub fn run<'a>(
-        lines: impl IntoIterator<Item = &'a str>,
-        clock: Clock,
-        flush_every: usize,
-    ) -> Outcome {
+    pub fn run<'a>(lines: impl IntoIterator<Item = &'a str>, clock: Clock, flush_every: usize) -> Outcome {
         let mut pipeline = Pipeline::new(clock, Correlator::new());
         let mut batch = Batch::default();
         for (i, line) in lines.into_iter().enumerate() {
@@ -57,10 +53,7 @@ impl Outcome {
 
     /// Every life of a queue id (short queue ids are reused), in order.
     pub fn lives(&self, queue_id: &str) -> Vec<&MessageRow> {
-        self.messages
-            .iter()
-            .filter(|m| m.queue_id == queue_id)
-            .collect()
+        self.messages.iter().filter(|m| m.queue_id == queue_id).collect()
     }
 
     /// The only life of a queue id; panics with what there is otherwise.
@@ -70,21 +63,14 @@ impl Outcome {
             lives.len(),
             1,
             "one message with queue id {queue_id}; messages: {:?}",
-            self.messages
-                .iter()
-                .map(|m| (&m.host, &m.queue_id))
-                .collect::<Vec<_>>()
+            self.messages.iter().map(|m| (&m.host, &m.queue_id)).collect::<Vec<_>>()
         );
         lives[0]
     }
 
     /// The recipients of a message, sorted by address.
     pub fn recipients_of(&self, uid: i64) -> Vec<&RecipientRow> {
-        let mut rows: Vec<_> = self
-            .recipients
-            .values()
-            .filter(|r| r.message_uid == uid)
-            .collect();
+        let mut rows: Vec<_> = self.recipients.values().filter(|r| r.message_uid == uid).collect();
         rows.sort_by(|a, b| a.address.cmp(&b.address));
         rows
     }
@@ -92,17 +78,12 @@ impl Outcome {
     /// One recipient of the only life of a queue id.
     pub fn recipient(&self, queue_id: &str, address: &str) -> &RecipientRow {
         let uid = self.message(queue_id).uid;
-        self.recipients
-            .get(&(uid, address.to_owned()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "recipient {address} of {queue_id}; it has {:?}",
-                    self.recipients_of(uid)
-                        .iter()
-                        .map(|r| &r.address)
-                        .collect::<Vec<_>>()
-                )
-            })
+        self.recipients.get(&(uid, address.to_owned())).unwrap_or_else(|| {
+            panic!(
+                "recipient {address} of {queue_id}; it has {:?}",
+                self.recipients_of(uid).iter().map(|r| &r.address).collect::<Vec<_>>()
+            )
+        })
     }
 
     /// Every delivery attempt logged for a queue id.

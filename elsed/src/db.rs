@@ -1,0 +1,116 @@
+//! The database as `elsed`'s commands see it: connecting with a clear error, the schema's version,
+//! and the servers of the configuration file. The SQL of the pipeline itself is omelse's store.
+
+use std::process::ExitCode;
+
+use omelse::store;
+use tokio_postgres::Client;
+
+use crate::Settings;
+
+/// Connects to the configured database (session in UTC, see [`store::connect`]).
+pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
+    let url = settings.database_url()?;
+    store::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
+}
+
+/// Applies the missing migrations (importing needs the latest schema); says what it did.
+pub async fn migrate(client: &mut Client) -> anyhow::Result<Vec<i32>> {
+    let applied = store::migrate(client).await?;
+    if !applied.is_empty() {
+        tracing::info!(versions = ?applied, "schema migrated");
+    }
+    Ok(applied)
+}
+
+/// Reading needs a schema, any version this binary knows.
+pub async fn require_schema(client: &Client) -> anyhow::Result<()> {
+    match store::schema_version(client).await? {
+        0 => anyhow::bail!("the database has no ELSE schema yet: run `elsed migrate` or `elsed import` first"),
+        version if version > store::LATEST_SCHEMA_VERSION => anyhow::bail!(
+            "database schema version {version} is newer than this binary ({}); upgrade ELSE",
+            store::LATEST_SCHEMA_VERSION
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `elsed migrate`.
+pub async fn run_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut client = connect(settings).await?;
+    let applied = migrate(&mut client).await?;
+    let version = store::schema_version(&client).await?;
+    if applied.is_empty() {
+        println!("schema up to date (version {version})");
+    } else {
+        let list: Vec<String> = applied.iter().map(i32::to_string).collect();
+        println!(
+            "applied migration(s) {}; schema now at version {version}",
+            list.join(", ")
+        );
+    }
+    sync_servers(&client, settings).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records the servers of the configuration file with their roles (a server's role in the
+/// database is the file's when the file names it).
+pub async fn sync_servers(client: &Client, settings: &Settings) -> anyhow::Result<()> {
+    for server in &settings.config.servers {
+        let address = server
+            .addresses
+            .first()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+        client
+            .execute(
+                "INSERT INTO servers (name, role, address) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role,
+                     address = coalesce(EXCLUDED.address, servers.address)",
+                &[&server.name, &server.role().name(), &address],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The connection string without its password, for messages.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|word| {
+            if word.starts_with("password=") {
+                "password=***"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgresql://else:secret@db:5432/else"),
+            "postgresql://else:***@db:5432/else"
+        );
+        assert_eq!(redact("postgresql://else@db/else"), "postgresql://else@db/else");
+        assert_eq!(
+            redact("host=db password=secret dbname=else"),
+            "host=db password=*** dbname=else"
+        );
+    }
+}

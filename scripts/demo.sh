@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# ELSE demo: a private PostgreSQL 15 cluster in ./.demo, the schema, and real Postfix logs in it.
+#
+#   scripts/demo.sh start   # build elsed, start (or reuse) the cluster, migrate, import, print the URL
+#   scripts/demo.sh stop    # stop the cluster and remove ./.demo
+#
+# The cluster runs as the `postgres` user when started by root (PostgreSQL refuses root), listens
+# on 127.0.0.1 only, on a free port, with trust authentication: a demo, not a deployment.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEMO="$ROOT/.demo"
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+CORPORA=${ELSE_CORPORA:-"$ROOT/../shared/corpora"}
+ELSED="$ROOT/target/debug/elsed"
+
+say() { printf 'demo: %s\n' "$*"; }
+
+# Runs a PostgreSQL program as the cluster's owner.
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# The data directory: in .demo when the cluster's owner can reach it, else in /tmp (a checkout in
+# /root is not reachable by `postgres`), linked from .demo.
+data_dir() {
+    if [[ -L "$DEMO/pg" || -d "$DEMO/pg" ]]; then
+        readlink -f "$DEMO/pg"
+        return
+    fi
+    mkdir -p "$DEMO"
+    local dir="$DEMO/pg"
+    if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$DEMO"; then
+        dir=$(mktemp -d /tmp/else-demo-pg.XXXXXX)
+        ln -s "$dir" "$DEMO/pg"
+    else
+        mkdir -p "$dir"
+    fi
+    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir"
+    chmod 700 "$dir"
+    echo "$dir"
+}
+
+free_port() {
+    local port
+    for port in $(seq 55432 55631); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    say "no free port between 55432 and 55631" >&2
+    exit 1
+}
+
+start() {
+    [[ -x "$PG_BIN/initdb" ]] || { say "PostgreSQL 15 not found in $PG_BIN: run scripts/setup-debian.sh"; exit 1; }
+    say "building elsed (cargo build -p elsed)"
+    (cd "$ROOT" && cargo build -q -p elsed)
+
+    local data port
+    data=$(data_dir)
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        say "creating a PostgreSQL 15 cluster in $data"
+        as_owner "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$DEMO/initdb.log"
+    fi
+    if as_owner "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        port=$(cat "$DEMO/port")
+        say "cluster already running on port $port"
+    else
+        port=$(free_port)
+        say "starting PostgreSQL on 127.0.0.1:$port"
+        as_owner "$PG_BIN/pg_ctl" -D "$data" -w -l "$data/server.log" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $data" start >/dev/null
+        echo "$port" >"$DEMO/port"
+    fi
+    local admin="postgresql://postgres@127.0.0.1:$port/postgres"
+    local url="postgresql://postgres@127.0.0.1:$port/else"
+    if ! psql -qAt "$admin" -c "SELECT 1 FROM pg_database WHERE datname = 'else'" | grep -q 1; then
+        psql -q "$admin" -c 'CREATE DATABASE "else"'
+        say "created database 'else'"
+    fi
+    echo "$url" >"$DEMO/url"
+
+    say "elsed migrate"
+    "$ELSED" --database-url "$url" migrate
+
+    local logs=()
+    if [[ -d "$CORPORA" ]]; then
+        for log in "$CORPORA/postfix-logsums/mail.log.gz" "$CORPORA/digineo-postfix_exporter/mail.log"; do
+            [[ -f "$log" ]] && logs+=("$log")
+        done
+    fi
+    if [[ ${#logs[@]} -eq 0 ]]; then
+        say "../shared/corpora not found: importing the project's own fixture"
+        logs=("$ROOT/tests/fixtures/mail.log")
+    fi
+    for log in "${logs[@]}"; do
+        say "elsed import $log"
+        "$ELSED" --database-url "$url" import --timezone UTC "$log"
+    done
+
+    cat <<EOF
+
+demo: ready.
+  database:  $url
+  search:    $ELSED --database-url $url search --limit 10
+             $ELSED --database-url $url search --json --status bounced
+  psql:      psql $url
+  stop:      make clean-demo
+  The web application (elsed serve) comes with a later issue; until then, search from the command line.
+EOF
+}
+
+stop() {
+    if [[ -e "$DEMO/pg" ]]; then
+        local data
+        data=$(readlink -f "$DEMO/pg")
+        if [[ -f "$data/PG_VERSION" ]] && as_owner "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+            say "stopping PostgreSQL"
+            as_owner "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+        fi
+        [[ -L "$DEMO/pg" ]] && rm -rf "$data"
+    fi
+    rm -rf "$DEMO"
+    say "removed $DEMO"
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ELSE needs to build, test and run its demo — only those missing.
+#
+# Idempotent: a second run installs nothing and does not touch the network. `apt-get update` runs
+# only when something is missing. Works as root, or through sudo otherwise. Never prompts.
+#
+#   scripts/setup-debian.sh            # install what is missing
+#   scripts/setup-debian.sh --check    # only say what is missing (exit 1 if anything is)
+set -euo pipefail
+
+# Package -> why ELSE needs it.
+PACKAGES=(
+    "postgresql-15:the database (server binaries in /usr/lib/postgresql/15/bin; tests start private clusters)"
+    "postgresql-client-15:psql, used by make demo"
+    "build-essential:C compiler and linker for crates with C parts"
+    "pkg-config:finds C libraries at build time"
+    "libclang-dev:bindgen (net-snmp bindings)"
+    "libsnmp-dev:net-snmp, for the SNMP poller"
+    "rsyslog:the log collector that loads omelse.so"
+    "rsyslog-relp:RELP transport between Postfix hosts and the ELSE server"
+    "rsyslog-pgsql:ompgsql, the baseline of the omelse benchmark"
+    "ca-certificates:TLS trust store"
+)
+
+say() { printf 'setup-debian: %s\n' "$*"; }
+
+check_only=false
+[[ "${1:-}" == "--check" ]] && check_only=true
+
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    say "this is not a Debian-like system (no dpkg/apt-get); install the equivalents of: ${PACKAGES[*]%%:*}"
+    exit 1
+fi
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+    package=${entry%%:*}
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+    if [[ "$status" != "installed" ]]; then
+        missing+=("$package")
+        say "missing: $package (${entry#*:})"
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    say "all ${#PACKAGES[@]} packages present, nothing to do"
+    exit 0
+fi
+if $check_only; then
+    exit 1
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+    as_root=()
+elif command -v sudo >/dev/null; then
+    as_root=(sudo)
+    say "not root: using sudo"
+else
+    say "not root and no sudo: as root, run: apt-get install ${missing[*]}"
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# rsyslog-pgsql would otherwise offer to set up a database of its own through dbconfig-common.
+if [[ " ${missing[*]} " == *" rsyslog-pgsql "* ]]; then
+    echo "rsyslog-pgsql rsyslog-pgsql/dbconfig-install boolean false" | "${as_root[@]}" debconf-set-selections
+fi
+say "apt-get update"
+"${as_root[@]}" apt-get update -qq
+say "apt-get install ${missing[*]}"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+say "installed: ${missing[*]}"
