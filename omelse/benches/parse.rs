@@ -54,8 +54,7 @@ fn pipeline_throughput(c: &mut Criterion) {
     group.bench_function("real_log_lines", |b| {
         b.iter(|| {
             let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
-            let mut pipeline =
-                omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
+            let mut pipeline = omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
             let mut rows = 0;
             for chunk in lines.chunks(20_000) {
                 for line in chunk {
