@@ -20,6 +20,7 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace --no-fail-fast
+	bash scripts/fuzz.sh 30
 
 demo: setup
 	bash scripts/demo.sh start
@@ -27,6 +28,11 @@ demo: setup
 clean-demo:
 	bash scripts/demo.sh stop
 
-bench:
-	@echo "make bench: the benchmark suite comes with a later issue (results will be in docs/benchmarks.md)."
-	@echo "Until then: cargo bench -p omelse --bench parse"
+# Benchmarks print figures for docs/benchmarks.md; they are never part of `make test`.
+bench: setup
+	$(CARGO) build --release --workspace
+	$(CARGO) bench -p omelse --bench parse -- --warm-up-time 1 --measurement-time 5
+	bash scripts/bench-import.sh
+	$(CARGO) bench -p else-tests --bench rsyslog_throughput
+	$(CARGO) test --release -p elsed --bin elsed bench_ -- --ignored --nocapture
+	bash scripts/fuzz.sh 600

@@ -20,6 +20,10 @@ PACKAGES=(
     "rsyslog-relp:RELP transport between Postfix hosts and the ELSE server"
     "rsyslog-pgsql:ompgsql, the baseline of the omelse benchmark"
     "ca-certificates:TLS trust store"
+    "openssl:test certificates for RELP over TLS"
+    "postfix:a real Postfix for the greylisting (and later NDR) tests"
+    "postgrey:the greylisting baseline GreyLSE is compared with"
+    "swaks:SMTP test client for the end-to-end traffic"
 )
 
 say() { printf 'setup-debian: %s\n' "$*"; }
@@ -65,6 +69,21 @@ export DEBIAN_FRONTEND=noninteractive
 if [[ " ${missing[*]} " == *" rsyslog-pgsql "* ]]; then
     echo "rsyslog-pgsql rsyslog-pgsql/dbconfig-install boolean false" | "${as_root[@]}" debconf-set-selections
 fi
+# A Postfix installed for tests needs no configuration; its own instance stays off.
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    printf '%s\n' "postfix postfix/main_mailer_type select No configuration" \
+        "postfix postfix/mailname string localhost" | "${as_root[@]}" debconf-set-selections
+fi
+# Packages must not start their daemons (postfix, postgrey, rsyslog) on a build or CI machine: the
+# tests start private instances. policy-rc.d says so for the time of the install.
+policy=/usr/sbin/policy-rc.d
+made_policy=false
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee "$policy" >/dev/null
+    "${as_root[@]}" chmod 755 "$policy"
+    made_policy=true
+fi
+trap '$made_policy && "${as_root[@]}" rm -f "$policy"' EXIT
 say "apt-get update"
 "${as_root[@]}" apt-get update -qq
 say "apt-get install ${missing[*]}"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `elsed import` end to end into PostgreSQL: lines/s and peak memory (for docs/benchmarks.md).
+#
+#   scripts/bench-import.sh [COPIES]   # the real MX log of ../shared/corpora, COPIES times (default 10)
+#                                      # under other host names, into a private cluster on this machine
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+CORPORA=${ELSE_CORPORA:-"$ROOT/../shared/corpora"}
+COPIES=${1:-10}
+ELSED="$ROOT/target/release/elsed"
+WORK=$(mktemp -d /tmp/else-bench-import.XXXXXX)
+say() { printf 'bench-import: %s\n' "$*"; }
+as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+[[ -x $ELSED ]] || (cd "$ROOT" && cargo build --release -p elsed)
+[[ -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
+[[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
+as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
+    -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
+URL="postgresql://postgres@127.0.0.1:$port/postgres"
+
+input="$WORK/mail.log"
+for i in $(seq 1 "$COPIES"); do zcat "$CORPORA/postfix-logsums/mail.log.gz" | sed "s/ helga / helga$i /"; done >"$input"
+lines=$(wc -l <"$input")
+say "$lines lines ($COPIES copies of the real MX log under other host names), PostgreSQL on 127.0.0.1:$port (fsync off)"
+"$ELSED" migrate --database-url "$URL" >/dev/null
+/usr/bin/time -v "$ELSED" import --database-url "$URL" --json "$input" >"$WORK/summary.json" 2>"$WORK/time.txt"
+python3 - "$WORK/summary.json" "$WORK/time.txt" <<'PY'
+import json, re, sys
+summary = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+wall = re.search(r"Elapsed \(wall clock\) time.*: (\S+)", text).group(1)
+lines = summary.get("lines")
+seconds = summary.get("duration_seconds") or summary.get("seconds")
+rate = summary.get("lines_per_second")
+print(f"bench-import: {lines} lines in {seconds} s = {rate:.0f} lines/s (wall {wall}), peak RSS {rss/1024:.0f} MiB")
+PY
