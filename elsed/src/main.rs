@@ -8,6 +8,7 @@ mod db;
 mod greylist;
 mod import;
 mod parse;
+mod report;
 mod search;
 mod time;
 
@@ -61,6 +62,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Find messages in the database
     Search(search::SearchArgs),
+    /// pflogsumm's report from the database: totals, traffic, domains, senders, problems
+    Report(report::ReportArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => block_on(db::run_migrate(&settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
+        Command::Report(args) => block_on(report::run(&args, &settings)),
     }
 }
 

@@ -1,0 +1,134 @@
+//! `elsed report`: pflogsumm's report (grand totals, traffic per day and hour, host/domain
+//! summaries, top senders and recipients, deferral/bounce/reject detail, smtpd connections,
+//! warnings) computed from the database, for a time range, a server and a domain, as text, JSON or
+//! HTML. Totals use pflogsumm's definitions, except that a message passing through a content
+//! filter is counted once (see [`dedup`]).
+
+mod base;
+mod dedup;
+mod diagnostics;
+mod domains;
+mod html;
+mod names;
+mod problems;
+mod scope;
+mod sections;
+mod smtpd;
+mod text;
+mod totals;
+mod traffic;
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::{db, Settings};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// From this time on (RFC 3339, local `2024-03-14 10:00`, a date, or an age: 2h, 7d)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Before this time
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Only this server
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// Only messages from or to this domain
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// Time zone of the days and hours [default: `timezone` of the config file, else the machine's]
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
+    /// At most this many rows per list (0: all)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    top: usize,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+/// What the report covers, as given.
+#[derive(Debug, Serialize)]
+pub struct Covered {
+    since: Option<String>,
+    until: Option<String>,
+    host: Option<String>,
+    domain: Option<String>,
+    timezone: String,
+}
+
+/// The whole report; the JSON format is this structure.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    scope: Covered,
+    grand_totals: totals::Totals,
+    /// Content-filter hops, which pflogsumm adds to received and delivered (not in the totals).
+    filter_hops: totals::FilterHops,
+    traffic: traffic::Traffic,
+    #[serde(flatten)]
+    summaries: domains::Summaries,
+    #[serde(flatten)]
+    problems: problems::Problems,
+    smtpd: smtpd::SmtpdStats,
+    diagnostics: Vec<diagnostics::Diagnostic>,
+}
+
+pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let zone = settings.timezone(args.timezone.as_deref())?;
+    let zone_name = zone.iana_name().unwrap_or("UTC").to_owned();
+    let scope = scope::Scope {
+        since: args
+            .since
+            .as_deref()
+            .map(|t| crate::time::parse_time(t, &zone))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| crate::time::parse_time(t, &zone))
+            .transpose()?,
+        host: args.host.clone(),
+        domain: args.domain.as_deref().map(|d| d.trim_start_matches('@').to_lowercase()),
+    };
+    let client = db::connect(settings).await?;
+    db::require_schema(&client).await?;
+    // Days and hours are the report zone's.
+    client
+        .execute("SELECT set_config('TimeZone', $1, false)", &[&zone_name])
+        .await?;
+    let received = base::received(&client, &scope).await?;
+    let attempts = base::attempts(&client, &scope).await?;
+    let (grand_totals, filter_hops) = totals::compute(&client, &scope, &received, &attempts).await?;
+    let report = Report {
+        scope: Covered {
+            since: args.since.clone(),
+            until: args.until.clone(),
+            host: scope.host.clone(),
+            domain: scope.domain.clone(),
+            timezone: zone_name,
+        },
+        grand_totals,
+        filter_hops,
+        traffic: traffic::compute(&client, &scope).await?,
+        summaries: domains::compute(&received, &attempts, args.top),
+        problems: problems::compute(&client, &scope, args.top).await?,
+        smtpd: smtpd::compute(&client, &scope, args.top).await?,
+        diagnostics: diagnostics::compute(&client, &scope, args.top).await?,
+    };
+    let out = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Text => text::render(&report),
+        Format::Html => html::render(&report),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
