@@ -24,6 +24,7 @@ PACKAGES=(
     "postfix:a real Postfix for the greylisting (and later NDR) tests"
     "postgrey:the greylisting baseline GreyLSE is compared with"
     "swaks:SMTP test client for the end-to-end traffic"
+    "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
 )
 
 say() { printf 'setup-debian: %s\n' "$*"; }
