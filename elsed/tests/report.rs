@@ -85,10 +85,18 @@ fn import(url: &str, log: &Path) {
 }
 
 fn report(url: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["report", "--format", "json", "--timezone", "UTC"];
+    let mut args = vec!["report", "--format", "json"];
+    if !extra.contains(&"--timezone") {
+        args.extend(["--timezone", "UTC"]);
+    }
     args.extend_from_slice(extra);
     let output = elsed(url, &args);
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output.stdout)))
+}
+
+/// `report --format json` in `zone` (the zone of the log's local times, for days and hours).
+fn report_in(url: &str, zone: &str) -> Value {
+    report(url, &["--timezone", zone])
 }
 
 /// pflogsumm's report of `log` (read from standard input, as `pflogsumm < mail.log`).
@@ -229,22 +237,31 @@ struct Comparison {
     ours: BTreeMap<String, String>,
     pflogsumm: BTreeMap<String, String>,
     pflogsumm_without_hops: BTreeMap<String, String>,
+    /// pflogsumm's whole report on the log without filter hops, for the other sections.
+    full_without_hops: String,
     reinjections_seen_by_pflogsumm: usize,
     report: Value,
 }
 
 async fn compare(name: &str, log: &str) -> Comparison {
+    compare_in(name, log, "UTC").await
+}
+
+/// [`compare`] for a log whose local times are in `zone`.
+async fn compare_in(name: &str, log: &str, zone: &str) -> Comparison {
     let dir = scratch(name);
     let path = dir.join("mail.log");
     std::fs::write(&path, log).unwrap();
     let url = PgCluster::shared().create_database().await;
     import(&url, &path);
-    let report = report(&url, &[]);
+    let report = report_in(&url, zone);
     let (filtered, reinjections_seen_by_pflogsumm) = without_filter_hops(log);
+    let full_without_hops = pflogsumm(&filtered);
     let comparison = Comparison {
         ours: printed(&report),
         pflogsumm: grand_totals(&pflogsumm(log)),
-        pflogsumm_without_hops: grand_totals(&pflogsumm(&filtered)),
+        pflogsumm_without_hops: grand_totals(&full_without_hops),
+        full_without_hops,
         reinjections_seen_by_pflogsumm,
         report,
     };
@@ -299,6 +316,108 @@ fn assert_agrees(name: &str, c: &Comparison) {
         count(hops, "reinjected") >= c.reinjections_seen_by_pflogsumm as i64,
         "{name}: {hops}"
     );
+    assert_sections_agree(name, c);
+}
+
+/// The rows of one of pflogsumm's sections, split on white space (headings and rules left out).
+fn section(report: &str, title: &str) -> Option<Vec<Vec<String>>> {
+    let start = report.find(&format!("\n{title}"))? + title.len() + 1;
+    let body = &report[start..];
+    let body = body.split_once('\n').map_or("", |(_, rest)| rest);
+    let mut rows = Vec::new();
+    for line in body.lines().skip_while(|l| l.trim_start().starts_with('-')) {
+        if line.trim().is_empty() {
+            break;
+        }
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        if words[0].starts_with('-') || ["date", "sent", "msg"].contains(&words[0].as_str()) {
+            continue;
+        }
+        rows.push(words);
+    }
+    Some(rows)
+}
+
+/// Per-day traffic, host/domain summaries and the senders and recipients by count agree with
+/// pflogsumm's on the log without filter hops (as sets: ties are ordered differently).
+fn assert_sections_agree(name: &str, c: &Comparison) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let theirs = |title: &str| section(&c.full_without_hops, title);
+    let days = c.report["traffic"]["days"].as_array().unwrap();
+    match theirs("Per-Day Traffic Summary") {
+        Some(rows) => {
+            let theirs: BTreeMap<String, Vec<String>> = rows
+                .into_iter()
+                .map(|mut r| {
+                    // A day's row stops after its last count that is not zero.
+                    r.resize(8, "0".to_owned());
+                    (format!("{} {}", r[0], r[1]), r[3..8].to_vec())
+                })
+                .collect();
+            let ours: BTreeMap<String, Vec<String>> = days
+                .iter()
+                .map(|d| {
+                    let date = d["date"].as_str().unwrap();
+                    let month: usize = date[5..7].parse().unwrap();
+                    let day: u32 = date[8..10].parse().unwrap();
+                    let counts = ["received", "delivered", "deferred", "bounced", "rejected"]
+                        .map(|k| units(d[k].as_i64().unwrap()))
+                        .to_vec();
+                    (format!("{} {day}", MONTHS[month - 1]), counts)
+                })
+                .collect();
+            assert_eq!(ours, theirs, "{name}: per-day traffic");
+        }
+        // pflogsumm prints days only for a log of more than one.
+        None => assert!(days.len() <= 1, "{name}: {days:?}"),
+    }
+    let keyed = |rows: Vec<Vec<String>>, columns: &[usize]| -> BTreeMap<String, Vec<String>> {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.last().unwrap().clone(),
+                    columns.iter().map(|&i| r[i].clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    let ours_keyed = |list: &str, key: &str, columns: &[&str]| -> BTreeMap<String, Vec<String>> {
+        c.report[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let values = columns.iter().map(|k| units(row[*k].as_i64().unwrap())).collect();
+                (row[key].as_str().unwrap().to_owned(), values)
+            })
+            .collect()
+    };
+    let delivery = theirs("Host/Domain Summary: Message Delivery").expect("delivery summary");
+    assert!(!delivery.is_empty(), "{name}: {}", c.full_without_hops);
+    assert_eq!(
+        ours_keyed("delivery_domains", "domain", &["sent", "bytes", "deferrals"]),
+        keyed(delivery, &[0, 1, 2]),
+        "{name}: delivery by domain"
+    );
+    let received = theirs("Host/Domain Summary: Messages Received").expect("reception summary");
+    assert_eq!(
+        ours_keyed("received_domains", "domain", &["messages", "bytes"]),
+        keyed(received, &[0, 1]),
+        "{name}: reception by domain"
+    );
+    for (title, list) in [
+        ("Senders by message count", "senders_by_count"),
+        ("Recipients by message count", "recipients_by_count"),
+    ] {
+        let rows = theirs(title).unwrap_or_default();
+        assert_eq!(
+            ours_keyed(list, "address", &["messages"]),
+            keyed(rows, &[0]),
+            "{name}: {title}"
+        );
+    }
 }
 
 fn corpora() -> Option<PathBuf> {
@@ -324,7 +443,8 @@ async fn grand_totals_agree_with_pflogsumm_on_postfix_logsums() {
     let Some(corpora) = corpora() else { return };
     // RFC 3339 timestamps: pflogsumm 1.1.5 reads them itself (its second timestamp pattern).
     let log = else_tests::corpora::read_text(&corpora.join("postfix-logsums/mail.log.gz"));
-    let c = compare("logsums", &log).await;
+    // Its times are +01:00: days are Berlin's, as pflogsumm reads them.
+    let c = compare_in("logsums", &log, "Europe/Berlin").await;
     assert_agrees("logsums", &c);
     assert!(
         c.pflogsumm["received"].parse::<i64>().unwrap() > 100,
