@@ -104,8 +104,13 @@ fn report_in(url: &str, zone: &str) -> Value {
 
 /// pflogsumm's report of `log` (read from standard input, as `pflogsumm < mail.log`).
 fn pflogsumm(log: &str) -> String {
+    pflogsumm_with(log, &[])
+}
+
+fn pflogsumm_with(log: &str, args: &[&str]) -> String {
     let mut child = Command::new("pflogsumm")
         .arg("--smtpd-stats")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -575,6 +580,55 @@ Mar 14 10:00:05 mx postfix/smtpd[300]: NOQUEUE: reject: RCPT from unknown[198.51
     assert_eq!([ours("recipients"), ours("rejected %")], ["1", "50"]);
     assert_eq!(c.report["recipients_by_count"][0]["address"], "alice@example.org");
     assert_agrees("demo", &c);
+}
+
+/// Two more places where pflogsumm under-counts, found reading its source: it reads only lines of
+/// the syslog name `postfix` (a second instance, `postfix-in/smtpd`, is invisible to it unless
+/// run once more with `--syslog-name`), and it takes `reject:` for a reject but not smtpd's
+/// `milter-reject:` (a milter refusing a recipient). ELSE counts both. (On the corpora neither
+/// happens, so their totals agree.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_and_milter_rejects_count_where_pflogsumm_misses_them() {
+    let log = "\
+Mar 14 11:00:00 mx postfix-in/smtpd[400]: connect from mail.example.net[192.0.2.10]
+Mar 14 11:00:01 mx postfix-in/smtpd[400]: 3A3B3C3D3E: client=mail.example.net[192.0.2.10]
+Mar 14 11:00:01 mx postfix-in/cleanup[401]: 3A3B3C3D3E: message-id=<demo2@example.net>
+Mar 14 11:00:01 mx postfix-in/qmgr[402]: 3A3B3C3D3E: from=<carol@example.net>, size=1500, nrcpt=1 (queue active)
+Mar 14 11:00:01 mx postfix-in/smtpd[400]: disconnect from mail.example.net[192.0.2.10] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5
+Mar 14 11:00:02 mx postfix-in/lmtp[403]: 3A3B3C3D3E: to=<alice@example.org>, relay=mx[private/dovecot-lmtp], delay=0.5, delays=0.1/0/0/0.4, dsn=2.0.0, status=sent (250 2.0.0 <alice@example.org> Saved)
+Mar 14 11:00:02 mx postfix-in/qmgr[402]: 3A3B3C3D3E: removed
+Mar 14 11:00:05 mx postfix/smtpd[500]: connect from unknown[198.51.100.8]
+Mar 14 11:00:06 mx postfix/smtpd[500]: NOQUEUE: milter-reject: RCPT from unknown[198.51.100.8]: 550 5.7.1 Command rejected; from=<x@spam.test> to=<bob@example.org> proto=ESMTP helo=<spam.test>
+Mar 14 11:00:06 mx postfix/smtpd[500]: disconnect from unknown[198.51.100.8] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
+";
+    let c = compare("instances", log).await;
+    let pick = |totals: &BTreeMap<String, String>| {
+        [
+            "received",
+            "delivered",
+            "bytes received",
+            "bytes delivered",
+            "rejected",
+            "senders",
+            "recipients",
+        ]
+        .map(|label| totals[label].clone())
+    };
+    assert_eq!(
+        pick(&c.pflogsumm),
+        ["0", "0", "0", "0", "0", "0", "0"],
+        "{:?}",
+        c.pflogsumm
+    );
+    assert_eq!(pick(&c.ours), ["1", "1", "1500", "1500", "1", "1", "1"], "{:?}", c.ours);
+    assert_eq!(c.ours["rejected %"], "50");
+    // Told the instance's name, pflogsumm sees its half: the message, not postfix's milter reject.
+    let instance = grand_totals(&pflogsumm_with(log, &["--syslog-name", "postfix-in"]));
+    assert_eq!(
+        [&instance["received"], &instance["delivered"], &instance["rejected"]],
+        ["1", "1", "0"],
+        "{instance:?}"
+    );
 }
 
 /// The scope options split the same totals: the fixture's two servers add up to the whole, and a

@@ -1,5 +1,7 @@
 //! smtpd connection statistics: how many sessions, how long, per day, hour and client domain
 //! (pflogsumm's `--smtpd-stats`). A session counts when its disconnect was seen, at that time.
+//! Every smtpd service counts, a content filter's re-injection listener too: its connections are
+//! load on the server (pflogsumm reads only `postfix/smtpd`, `smtps/smtpd` and `submission/smtpd`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,7 +29,7 @@ impl Connections {
 
 #[derive(Debug, Serialize)]
 pub struct Keyed {
-    /// A date (`YYYY-MM-DD`), an hour (`0`…`23`) or a client domain.
+    /// A date (`YYYY-MM-DD`), an hour (`1300-1400`) or a client domain.
     pub key: String,
     #[serde(flatten)]
     pub connections: Connections,
@@ -87,7 +89,10 @@ pub async fn compute(client: &Client, scope: &Scope, top: usize) -> anyhow::Resu
         total,
         hosts,
         per_day: days.into_iter().map(keyed).collect(),
-        per_hour: hours.into_iter().map(|(h, c)| keyed((h.to_string(), c))).collect(),
+        per_hour: hours
+            .into_iter()
+            .map(|(h, c)| keyed((format!("{h:02}00-{:02}00", h + 1), c)))
+            .collect(),
         per_domain,
     })
 }
