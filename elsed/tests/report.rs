@@ -673,6 +673,18 @@ async fn host_domain_and_time_scopes_partition_the_totals() {
     let scoped = report(&url, &["--domain", &domain]);
     assert!(total(&scoped, "delivered") > 0);
     assert!(total(&scoped, "delivered") <= total(&all, "delivered"));
+    // Within any scope, the days add up to the totals.
+    for r in [&all, &mx1, &out1, &scoped] {
+        for key in ["received", "delivered", "bounced"] {
+            let days: i64 = r["traffic"]["days"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d[key].as_i64().unwrap())
+                .sum();
+            assert_eq!(days, total(r, key), "{key} per day: {}", r["scope"]);
+        }
+    }
 }
 
 /// Text and HTML carry the same sections; HTML escapes what the log says.

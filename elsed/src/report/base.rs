@@ -5,7 +5,7 @@
 use tokio_postgres::Client;
 
 use super::dedup;
-use super::scope::{Columns, Params, Scope};
+use super::scope::{Params, Scope};
 
 /// Messages that entered a server (smtpd, pickup) with the same sender, client and fate.
 #[derive(Debug, Clone)]
@@ -42,18 +42,7 @@ pub struct Attempts {
 
 pub async fn received(client: &Client, scope: &Scope) -> anyhow::Result<Vec<Received>> {
     let mut params = Params::default();
-    let filter = scope.filter(
-        &mut params,
-        &Columns {
-            time: "m.first_seen",
-            server: "m.server_id",
-            domain: Some(
-                "else_domain(m.sender) = {d} OR EXISTS (SELECT 1 FROM recipients r
-                   WHERE r.message_uid = m.uid AND r.message_started_at = m.started_at
-                     AND else_domain(r.address) = {d})",
-            ),
-        },
-    );
+    let filter = scope.filter(&mut params, &super::totals::received_columns());
     let sql = format!(
         "SELECT m.sender, m.origin, coalesce(m.client_name, ''), coalesce(host(m.client_ip), ''),
                 {reinjected}, count(*), count(m.size), coalesce(sum(m.size), 0)::int8

@@ -148,6 +148,19 @@ async fn policy_actions(client: &Client, scope: &Scope) -> anyhow::Result<Vec<(S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// A received message is in a domain when its sender or one of its recipients is.
+pub fn received_columns() -> Columns<'static> {
+    Columns {
+        time: "m.first_seen",
+        server: "m.server_id",
+        domain: Some(
+            "else_domain(m.sender) = {d} OR EXISTS (SELECT 1 FROM recipients r
+               WHERE r.message_uid = m.uid AND r.message_started_at = m.started_at
+                 AND else_domain(r.address) = {d})",
+        ),
+    }
+}
+
 pub fn delivery_columns() -> Columns<'static> {
     Columns {
         time: "d.ts",

@@ -7,8 +7,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::dedup;
-use super::scope::{Columns, Params, Scope};
-use super::totals::{delivery_columns, reject_columns};
+use super::scope::{Params, Scope};
+use super::totals::{delivery_columns, received_columns, reject_columns};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Counts {
@@ -45,14 +45,7 @@ pub struct Traffic {
 
 pub async fn compute(client: &Client, scope: &Scope) -> anyhow::Result<Traffic> {
     let mut params = Params::default();
-    let received = scope.filter(
-        &mut params,
-        &Columns {
-            time: "m.first_seen",
-            server: "m.server_id",
-            domain: Some("else_domain(m.sender) = {d}"),
-        },
-    );
+    let received = scope.filter(&mut params, &received_columns());
     let deliveries = scope.filter(&mut params, &delivery_columns());
     let rejects = scope.filter(&mut params, &reject_columns());
     let sql = format!(
