@@ -527,3 +527,50 @@ fn shipped(file: &str, _dir: &Path, tls: &Certificates, role: &str, relp_port: u
         &format!("conninfo=\"{conninfo}\""),
     )
 }
+
+#[test]
+fn sighup_makes_omelse_reconnect_and_lose_nothing() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("hup");
+    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    let line = |n: usize| {
+        format!(
+            "<22>2026-11-28T10:00:{:02}+00:00 mx1 postfix/smtpd[{n}]: connect from c[192.0.2.{n}]",
+            n % 60
+        )
+    };
+    let backend = || {
+        block_on(async {
+            let client = omelse::store::connect(&url).await.unwrap();
+            let row = client
+                .query_opt("SELECT pid::bigint FROM pg_stat_activity WHERE application_name = 'omelse' AND datname = current_database()", &[])
+                .await
+                .unwrap();
+            row.map(|r| r.get::<_, i64>(0))
+        })
+    };
+    send_tcp(port, &(1..=10).map(line).collect::<Vec<_>>());
+    assert_eq!(
+        wait_for_rows(&url, 10, Duration::from_secs(30)),
+        10,
+        "{}",
+        daemon.own_log()
+    );
+    let before = backend().expect("omelse's connection is named in pg_stat_activity");
+    daemon.hup();
+    std::thread::sleep(Duration::from_millis(500));
+    send_tcp(port, &(11..=20).map(line).collect::<Vec<_>>());
+    assert_eq!(
+        wait_for_rows(&url, 20, Duration::from_secs(30)),
+        20,
+        "{}",
+        daemon.own_log()
+    );
+    let after = backend().expect("omelse reconnected");
+    assert_ne!(before, after, "a new connection after SIGHUP");
+}

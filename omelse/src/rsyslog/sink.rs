@@ -312,10 +312,13 @@ impl Writer<'_> {
             return Ok(());
         }
         self.client = None;
-        let mut client = tokio::time::timeout(Duration::from_secs(10), store::connect(&self.shared.config.conninfo))
-            .await
-            .map_err(|_| "connecting to the database timed out".to_string())?
-            .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let mut client = tokio::time::timeout(
+            Duration::from_secs(10),
+            store::connect_as(&self.shared.config.conninfo, Some("omelse")),
+        )
+        .await
+        .map_err(|_| "connecting to the database timed out".to_string())?
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
         if self.shared.config.migrate {
             store::migrate(&mut client)
                 .await

@@ -34,7 +34,17 @@ use tokio_postgres::{Client, NoTls};
 /// TLS is not offered yet: the server is expected on localhost or a private network. A TLS
 /// variant will take a `MakeTlsConnect` and otherwise do the same.
 pub async fn connect(url: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    connect_as(url, None).await
+}
+
+/// Like [`connect`], naming the connection (`application_name`, seen in `pg_stat_activity`) unless
+/// the connection string already does.
+pub async fn connect_as(url: &str, application_name: Option<&str>) -> Result<Client> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if let (Some(name), None) = (application_name, config.get_application_name()) {
+        config.application_name(name);
+    }
+    let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         // The error also reaches the client's next call, which reports it; nothing to do here.
         let _ = connection.await;
