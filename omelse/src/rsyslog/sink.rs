@@ -304,6 +304,13 @@ impl Writer<'_> {
         }
     }
 
+    fn connect_options(&self) -> store::ConnectOptions {
+        store::ConnectOptions {
+            application_name: Some("omelse".into()),
+            ca_file: self.shared.config.tls_ca_file.as_ref().map(Into::into),
+        }
+    }
+
     async fn connect(&mut self) -> Result<(), String> {
         if self.shared.reconnect.swap(false, Ordering::Relaxed) {
             self.client = None;
@@ -314,7 +321,7 @@ impl Writer<'_> {
         self.client = None;
         let mut client = tokio::time::timeout(
             Duration::from_secs(10),
-            store::connect_as(&self.shared.config.conninfo, Some("omelse")),
+            store::connect_with(&self.shared.config.conninfo, &self.connect_options()),
         )
         .await
         .map_err(|_| "connecting to the database timed out".to_string())?
