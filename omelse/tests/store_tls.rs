@@ -139,7 +139,10 @@ async fn tls_connections_verify_the_server_certificate() {
     let Err(refused) = connect_with(&url, &untrusted).await else {
         panic!("a server certificate from an unknown CA is refused");
     };
-    assert!(format!("{refused:?}").contains("InvalidCertificate(UnknownIssuer)"), "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("InvalidCertificate(UnknownIssuer)"),
+        "{refused:?}"
+    );
 
     let wrong_name =
         format!("host=127.0.0.1 hostaddr=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require");

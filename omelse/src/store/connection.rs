@@ -22,7 +22,7 @@ pub struct ConnectOptions {
 }
 
 /// Opens a connection (URL or `key=value` string) and drives it on a spawned tokio task; the
-/// session's time zone is set to UTC so that day and hour boundaries are UTC ones.
+/// session runs in UTC so that day and hour boundaries are UTC ones, with synchronous commits.
 pub async fn connect(url: &str) -> Result<Client> {
     connect_with(url, &ConnectOptions::default()).await
 }
@@ -60,7 +60,12 @@ pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client>
         });
         client
     };
-    client.batch_execute("SET TIME ZONE 'UTC'").await?;
+    // UTC day and hour boundaries; and a commit that is acknowledged is durable whatever the
+    // server's default: omelse tells rsyslog a batch is done on the strength of it, and a
+    // server-wide `synchronous_commit = off` would lose the last acknowledged batches in a crash.
+    client
+        .batch_execute("SET TIME ZONE 'UTC'; SET synchronous_commit TO on")
+        .await?;
     Ok(client)
 }
 
