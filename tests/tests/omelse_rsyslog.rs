@@ -120,6 +120,7 @@ async fn import(url: &str, lines: &[String]) {
             .await
             .expect("write");
     }
+    omelse::store::refresh_rollups(&mut client).await.expect("rollups");
 }
 
 fn test_dir(name: &str) -> PathBuf {
@@ -144,7 +145,6 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     send_tcp(port, &as_syslog(&lines));
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    drop(daemon);
     block_on(import(&imported, &lines));
     let (live_messages, live_recipients) = block_on(records(&live));
     let (import_messages, import_recipients) = block_on(records(&imported));
@@ -155,6 +155,44 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     );
     assert_eq!(live_messages, import_messages);
     assert_eq!(live_recipients, import_recipients);
+    // The hourly rollups behind the dashboards are kept current by the module as well.
+    let rollups = |url: &str| {
+        block_on(async {
+            let client = omelse::store::connect(url).await.unwrap();
+            client
+                .query(
+                    "SELECT concat_ws('|', t.hour, s.name, t.flow, t.domain, t.metric, t.messages, t.bytes)
+                     FROM traffic_hourly t JOIN servers s ON s.id = t.server_id ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || block_on(count(
+            &live,
+            "SELECT count(*) FROM rollup_dirty"
+        )) == 0),
+        "the module refreshes the rollups; log:\n{}",
+        daemon.own_log()
+    );
+    let (live_rollups, imported_rollups) = (rollups(&live), rollups(&imported));
+    assert!(!live_rollups.is_empty());
+    let differences: Vec<_> = live_rollups
+        .iter()
+        .zip(&imported_rollups)
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert_eq!(
+        (live_rollups.len(), differences),
+        (imported_rollups.len(), vec![]),
+        "rollups live vs imported"
+    );
     // A line has the same key live and imported: importing the file into the live database
     // (an administrator catching up on the log) adds no event.
     block_on(import(&live, &lines));
