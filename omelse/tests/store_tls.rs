@@ -7,91 +7,12 @@ use std::process::Command;
 use else_tests::PgCluster;
 use omelse::store::{connect_with, ConnectOptions};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl")
-        .status;
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A CA and a server certificate for `localhost`, readable by the `postgres` user.
+/// A CA and a server certificate for `localhost`, readable by the `postgres` user, and a second
+/// CA that signed nothing of it.
 fn certificates(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ELSE test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Another CA",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.pem",
-        ],
-    );
+    else_tests::tls::certificates(dir, "ELSE test CA", &[("server", "localhost")]);
+    let other = else_tests::tls::certificates(&dir.join("other"), "Another CA", &[]);
+    std::fs::copy(other.join("ca.pem"), dir.join("other.pem")).unwrap();
     // PostgreSQL runs as `postgres` and wants its key private to it.
     let _ = Command::new("chown").args(["-R", "postgres"]).arg(dir).status();
     let _ = Command::new("chmod").args(["600"]).arg(dir.join("server.key")).status();

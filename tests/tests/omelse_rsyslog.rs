@@ -480,70 +480,14 @@ struct Certificates {
 
 /// A private CA, a server certificate (else.example.org) and client ones (*.mail.example.org).
 fn make_certificates(dir: &Path) -> Certificates {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).unwrap();
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&tls)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ELSE test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    for (name, cn) in [
+    let leaves = [
         ("server", "else.example.org"),
         ("mx1", "mx1.mail.example.org"),
         ("mx2", "mx2.mail.example.org"),
-    ] {
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        std::fs::write(tls.join(format!("{name}.ext")), format!("subjectAltName=DNS:{cn}\n")).unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
+    ];
+    Certificates {
+        dir: else_tests::tls::certificates(&dir.join("tls"), "ELSE test CA", &leaves),
     }
-    Certificates { dir: tls }
 }
 
 /// A shipped stanza with the test's module path, ports, certificates and database.
