@@ -9,6 +9,7 @@
 //! timezone = "Europe/Paris"          # of RFC 3164 log lines; default: the machine's
 //!
 //! [database]
+//! # ca_file = "/etc/else/tls/db-ca.pem"   # TLS to PostgreSQL, server certificate verified
 //! url = "host=/run/postgresql dbname=else user=else"
 //!
 //! [import]
@@ -59,6 +60,9 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// A libpq URL (`postgresql://else@localhost/else`) or `key=value` string.
     pub url: Option<String>,
+    /// PEM file of the CA that signed PostgreSQL's certificate: the connection then uses TLS and
+    /// verifies the server (as `sslmode=require` does with the system's certificate store).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,7 +11,11 @@ use crate::Settings;
 /// Connects to the configured database (session in UTC, see [`store::connect`]).
 pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
     let url = settings.database_url()?;
-    store::connect(url)
+    let options = store::ConnectOptions {
+        application_name: Some("elsed".into()),
+        ca_file: settings.config.database.ca_file.clone(),
+    };
+    store::connect_with(url, &options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
 }

@@ -7,6 +7,7 @@ mod config;
 mod db;
 mod greylist;
 mod import;
+mod maintain;
 mod parse;
 mod report;
 mod search;
@@ -64,6 +65,10 @@ enum Command {
     Search(search::SearchArgs),
     /// pflogsumm's report from the database: totals, traffic, domains, senders, problems
     Report(report::ReportArgs),
+    /// Housekeeping: retention (drop old partitions), rollups, expired greylisting state
+    Maintain(maintain::MaintainArgs),
+    /// Run GreyLSE, the greylisting policy service for Postfix (`[greylist]` of the configuration)
+    Greylist,
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -130,6 +135,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
         Command::Report(args) => block_on(report::run(&args, &settings)),
+        Command::Maintain(args) => block_on(maintain::run(&args, &settings)),
+        Command::Greylist => block_on(async {
+            let pool = greylist::pool(settings.database_url()?, settings.config.greylist.pool_size)?;
+            greylist::serve(settings.config.greylist.clone(), pool).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
     }
 }
 

@@ -455,3 +455,40 @@ async fn standard_input_imports_under_the_given_host() {
     );
     assert!(json_lines(&run_with_database(&url, &["search", "--json", "--host", "somebox"])).is_empty());
 }
+
+/// `elsed maintain` drops the partitions older than `retention.days` and keeps the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_drops_only_partitions_older_than_the_retention() {
+    let url = PgCluster::shared().create_database().await;
+    let now = jiff::Timestamp::now();
+    let old = (now - jiff::SignedDuration::from_hours(24 * 60)).strftime("%Y-%m-%dT%H:%M:%S+00:00");
+    let recent = now.strftime("%Y-%m-%dT%H:%M:%S+00:00");
+    let log = format!(
+        "{old} mx1 postfix/smtpd[1]: connect from a[192.0.2.1]\n{recent} mx1 postfix/smtpd[2]: connect from b[192.0.2.2]\n"
+    );
+    let import = elsed(
+        &["import", "--database-url", &url, "--host", "mx1", "-"],
+        log.as_bytes(),
+        &[],
+    );
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let config = scratch("maintain").join("elsed.toml");
+    std::fs::write(&config, "[retention]\ndays = 30\n").unwrap();
+    let config = config.display().to_string();
+    let maintain = elsed(&["maintain", "--database-url", &url, "--config", &config], b"", &[]);
+    assert!(maintain.status.success(), "{}", text(&maintain.stderr));
+    let client = omelse::store::connect(&url).await.unwrap();
+    let rows: Vec<String> = client
+        .query("SELECT raw FROM log_events ORDER BY ts", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        vec!["connect from b[192.0.2.2]".to_string()],
+        "{}",
+        text(&maintain.stderr)
+    );
+}

@@ -96,18 +96,17 @@ impl Pipeline {
 
     fn push_own_host(&mut self, line: SyslogLine<'_>, source_id: Option<&str>) {
         self.stats.lines += 1;
-        let line_key = match source_id {
-            Some(id) => {
-                let key = hash_parts(&[id.as_bytes()]);
-                if !self.remember_source(key) {
-                    self.stats.lines -= 1;
-                    self.stats.duplicates += 1;
-                    return;
-                }
-                key
+        // rsyslog delivers at least once: a line whose `%uuid%` was seen is a re-delivery.
+        if let Some(id) = source_id {
+            if !self.remember_source(hash_parts(&[id.as_bytes()])) {
+                self.stats.lines -= 1;
+                self.stats.duplicates += 1;
+                return;
             }
-            None => self.content_key(&line),
-        };
+        }
+        // The key is the line's content either way, so that a line RELP sent twice (a new uuid)
+        // or a log file imported after the live stream carried it is stored once.
+        let line_key = self.content_key(&line);
         self.last_time = line.time;
         let parsed = parse::parse_fields(line);
         let kind = parsed.event.kind;

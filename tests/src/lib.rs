@@ -9,6 +9,7 @@
 
 pub mod corpora;
 pub mod rsyslogd;
+pub mod tls;
 
 use std::ffi::CString;
 use std::fmt;

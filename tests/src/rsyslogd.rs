@@ -121,6 +121,13 @@ impl Rsyslogd {
         self.spawn();
     }
 
+    /// Sends SIGHUP (what logrotate does): outputs reopen their files and connections.
+    pub fn hup(&self) {
+        if let Some(child) = &self.child {
+            unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }

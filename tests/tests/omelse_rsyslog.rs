@@ -120,6 +120,7 @@ async fn import(url: &str, lines: &[String]) {
             .await
             .expect("write");
     }
+    omelse::store::refresh_rollups(&mut client).await.expect("rollups");
 }
 
 fn test_dir(name: &str) -> PathBuf {
@@ -144,7 +145,6 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     send_tcp(port, &as_syslog(&lines));
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    drop(daemon);
     block_on(import(&imported, &lines));
     let (live_messages, live_recipients) = block_on(records(&live));
     let (import_messages, import_recipients) = block_on(records(&imported));
@@ -155,6 +155,51 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     );
     assert_eq!(live_messages, import_messages);
     assert_eq!(live_recipients, import_recipients);
+    // The hourly rollups behind the dashboards are kept current by the module as well.
+    let rollups = |url: &str| {
+        block_on(async {
+            let client = omelse::store::connect(url).await.unwrap();
+            client
+                .query(
+                    "SELECT concat_ws('|', t.hour, s.name, t.flow, t.domain, t.metric, t.messages, t.bytes)
+                     FROM traffic_hourly t JOIN servers s ON s.id = t.server_id ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || block_on(count(
+            &live,
+            "SELECT count(*) FROM rollup_dirty"
+        )) == 0),
+        "the module refreshes the rollups; log:\n{}",
+        daemon.own_log()
+    );
+    let (live_rollups, imported_rollups) = (rollups(&live), rollups(&imported));
+    assert!(!live_rollups.is_empty());
+    let differences: Vec<_> = live_rollups
+        .iter()
+        .zip(&imported_rollups)
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert_eq!(
+        (live_rollups.len(), differences),
+        (imported_rollups.len(), vec![]),
+        "rollups live vs imported"
+    );
+    // A line has the same key live and imported: importing the file into the live database
+    // (an administrator catching up on the log) adds no event.
+    block_on(import(&live, &lines));
+    assert_eq!(
+        block_on(count(&live, "SELECT count(*) FROM log_events")),
+        lines.len() as i64
+    );
 }
 
 #[test]
@@ -435,70 +480,14 @@ struct Certificates {
 
 /// A private CA, a server certificate (else.example.org) and client ones (*.mail.example.org).
 fn make_certificates(dir: &Path) -> Certificates {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).unwrap();
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&tls)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ELSE test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    for (name, cn) in [
+    let leaves = [
         ("server", "else.example.org"),
         ("mx1", "mx1.mail.example.org"),
         ("mx2", "mx2.mail.example.org"),
-    ] {
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        std::fs::write(tls.join(format!("{name}.ext")), format!("subjectAltName=DNS:{cn}\n")).unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
+    ];
+    Certificates {
+        dir: else_tests::tls::certificates(&dir.join("tls"), "ELSE test CA", &leaves),
     }
-    Certificates { dir: tls }
 }
 
 /// A shipped stanza with the test's module path, ports, certificates and database.
@@ -526,4 +515,51 @@ fn shipped(file: &str, _dir: &Path, tls: &Certificates, role: &str, relp_port: u
         "conninfo=\"host=/var/run/postgresql dbname=else user=else\"",
         &format!("conninfo=\"{conninfo}\""),
     )
+}
+
+#[test]
+fn sighup_makes_omelse_reconnect_and_lose_nothing() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("hup");
+    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    let line = |n: usize| {
+        format!(
+            "<22>2026-11-28T10:00:{:02}+00:00 mx1 postfix/smtpd[{n}]: connect from c[192.0.2.{n}]",
+            n % 60
+        )
+    };
+    let backend = || {
+        block_on(async {
+            let client = omelse::store::connect(&url).await.unwrap();
+            let row = client
+                .query_opt("SELECT pid::bigint FROM pg_stat_activity WHERE application_name = 'omelse' AND datname = current_database()", &[])
+                .await
+                .unwrap();
+            row.map(|r| r.get::<_, i64>(0))
+        })
+    };
+    send_tcp(port, &(1..=10).map(line).collect::<Vec<_>>());
+    assert_eq!(
+        wait_for_rows(&url, 10, Duration::from_secs(30)),
+        10,
+        "{}",
+        daemon.own_log()
+    );
+    let before = backend().expect("omelse's connection is named in pg_stat_activity");
+    daemon.hup();
+    std::thread::sleep(Duration::from_millis(500));
+    send_tcp(port, &(11..=20).map(line).collect::<Vec<_>>());
+    assert_eq!(
+        wait_for_rows(&url, 20, Duration::from_secs(30)),
+        20,
+        "{}",
+        daemon.own_log()
+    );
+    let after = backend().expect("omelse reconnected");
+    assert_ne!(before, after, "a new connection after SIGHUP");
 }

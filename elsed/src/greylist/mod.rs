@@ -4,7 +4,8 @@
 //!
 //! `serve` runs the service; `cleanup` is for elsed's maintenance loop.
 
-// The CLI (elsed/src/main.rs) wires `serve` and `cleanup` in; until then parts are unused.
+// Whitelist management, statistics and end-user queries are for the web application (a later
+// issue); until it calls them they are only used by tests.
 #![allow(dead_code, unused_imports)]
 
 pub mod batcher;

@@ -124,6 +124,9 @@ pub enum ProgramFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionConfig {
     pub conninfo: String,
+    /// CA certificate(s) for a TLS connection to PostgreSQL; `sslmode=require` without it trusts
+    /// the system's store.
+    pub tls_ca_file: Option<String>,
     pub server_role: String,
     pub hostname_source: HostnameSource,
     pub programs: ProgramFilter,
@@ -137,6 +140,7 @@ impl Default for ActionConfig {
     fn default() -> Self {
         ActionConfig {
             conninfo: String::new(),
+            tls_ca_file: None,
             server_role: "unknown".into(),
             hostname_source: HostnameSource::Hostname,
             programs: ProgramFilter::Mail,
@@ -183,6 +187,7 @@ impl ActionConfig {
             };
             match *name {
                 "conninfo" => config.conninfo = text(),
+                "tls.cafile" => config.tls_ca_file = Some(text()),
                 "server" => parts.push(("host", text())),
                 "port" => parts.push(("port", text())),
                 "db" => parts.push(("dbname", text())),

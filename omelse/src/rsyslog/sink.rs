@@ -26,6 +26,9 @@ use crate::store::{self, Batch};
 pub const TEMPLATE: &str = "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
 pub const TEMPLATE_NAME: &str = "OmElseFormat";
 
+/// How often the hourly rollups of the hours written to are recomputed.
+const ROLLUP_EVERY: Duration = Duration::from_secs(5);
+
 /// What a worker thread's commit came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -216,6 +219,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         pipeline: None,
         pending: Batch::default(),
         last_report: Instant::now(),
+        last_rollup: Instant::now(),
     };
     let tick = Duration::from_secs(shared.config.stats_interval_secs.clamp(1, 60));
     loop {
@@ -224,6 +228,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             Ok(request) => request,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 runtime.block_on(writer.report_if_due());
+                runtime.block_on(writer.refresh_rollups_if_due());
                 continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -250,6 +255,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             let _ = reply.send(outcome.clone());
         }
         runtime.block_on(writer.report_if_due());
+        runtime.block_on(writer.refresh_rollups_if_due());
     }
 }
 
@@ -262,6 +268,7 @@ struct Writer<'a> {
     /// Rows whose write failed: written first next time.
     pending: Batch,
     last_report: Instant,
+    last_rollup: Instant,
 }
 
 impl Writer<'_> {
@@ -304,6 +311,13 @@ impl Writer<'_> {
         }
     }
 
+    fn connect_options(&self) -> store::ConnectOptions {
+        store::ConnectOptions {
+            application_name: Some("omelse".into()),
+            ca_file: self.shared.config.tls_ca_file.as_ref().map(Into::into),
+        }
+    }
+
     async fn connect(&mut self) -> Result<(), String> {
         if self.shared.reconnect.swap(false, Ordering::Relaxed) {
             self.client = None;
@@ -312,10 +326,13 @@ impl Writer<'_> {
             return Ok(());
         }
         self.client = None;
-        let mut client = tokio::time::timeout(Duration::from_secs(10), store::connect(&self.shared.config.conninfo))
-            .await
-            .map_err(|_| "connecting to the database timed out".to_string())?
-            .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let mut client = tokio::time::timeout(
+            Duration::from_secs(10),
+            store::connect_with(&self.shared.config.conninfo, &self.connect_options()),
+        )
+        .await
+        .map_err(|_| "connecting to the database timed out".to_string())?
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
         if self.shared.config.migrate {
             store::migrate(&mut client)
                 .await
@@ -367,6 +384,20 @@ impl Writer<'_> {
             );
         }
         Outcome::Suspended(reason)
+    }
+
+    /// Keeps the hourly rollups current (dashboards read them, never raw events): the hours the
+    /// last writes touched are recomputed every few seconds, not after every batch.
+    async fn refresh_rollups_if_due(&mut self) {
+        if self.last_rollup.elapsed() < ROLLUP_EVERY {
+            return;
+        }
+        self.last_rollup = Instant::now();
+        if let Some(client) = self.client.as_mut() {
+            if let Err(e) = store::refresh_rollups(client).await {
+                (self.shared.log)(Severity::Warning, &format!("omelse: rollups not refreshed: {e}"));
+            }
+        }
     }
 
     /// Every `stats.interval`: the counters to rsyslog's log and to `ingest_counters`.

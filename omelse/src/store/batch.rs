@@ -11,8 +11,9 @@ use crate::parse::Timestamp;
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub time: Timestamp,
-    /// Identity of the line: rsyslog's `%uuid%` hashed, or a hash of the line's content plus the
-    /// number of identical lines before it in the same second (so an import is repeatable).
+    /// Identity of the line: a hash of its content (time, host, program, pid, message) plus the
+    /// number of identical lines before it in the same second. The same line gets the same key
+    /// whether it came live through rsyslog or from a file, so it is stored once.
     pub line_key: i64,
     pub host: String,
     /// The program tag (`postfix/submission/smtpd`); empty when the envelope was not readable.

@@ -7,6 +7,8 @@ pub enum StoreError {
     Db(#[from] tokio_postgres::Error),
     #[error("database schema version {database} is newer than this binary ({binary}); upgrade ELSE")]
     SchemaTooNew { database: i32, binary: i32 },
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl StoreError {
@@ -26,7 +28,7 @@ impl StoreError {
                     })
                     || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
             }
-            StoreError::SchemaTooNew { .. } => false,
+            StoreError::SchemaTooNew { .. } | StoreError::Tls(_) => false,
         }
     }
 }

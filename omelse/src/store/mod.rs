@@ -6,6 +6,7 @@
 //! ([`connect`] sets it) and every time is a [`crate::parse::Timestamp`].
 
 mod batch;
+mod connection;
 mod counters;
 mod error;
 mod migrate;
@@ -17,6 +18,7 @@ mod sql_types;
 mod writer;
 
 pub use batch::*;
+pub use connection::{connect, connect_as, connect_with, ConnectOptions};
 pub use counters::record_counters;
 pub use error::{Result, StoreError};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
@@ -25,20 +27,3 @@ pub use partitions::PARTITIONED_TABLES;
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::refresh_rollups;
 pub use writer::{WriteStats, Writer};
-
-use tokio_postgres::{Client, NoTls};
-
-/// Opens a connection (URL or `key=value` string) and drives it on a spawned tokio task; the
-/// session's time zone is set to UTC so that day and hour boundaries are UTC ones.
-///
-/// TLS is not offered yet: the server is expected on localhost or a private network. A TLS
-/// variant will take a `MakeTlsConnect` and otherwise do the same.
-pub async fn connect(url: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        // The error also reaches the client's next call, which reports it; nothing to do here.
-        let _ = connection.await;
-    });
-    client.batch_execute("SET TIME ZONE 'UTC'").await?;
-    Ok(client)
-}

@@ -1,0 +1,48 @@
+//! `elsed maintain`: the periodic housekeeping of an ELSE server. Retention drops whole daily
+//! partitions older than `retention.days` (never a DELETE of live rows), the hourly rollups of the
+//! hours that changed are recomputed, and GreyLSE's expired state is removed.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::{db, greylist, Settings};
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Keep running, once every SECONDS, instead of once
+    #[arg(long = "every", value_name = "SECONDS")]
+    every: Option<u64>,
+}
+
+pub async fn run(args: &MaintainArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    loop {
+        once(settings).await?;
+        match args.every {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds.max(1))).await,
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+async fn once(settings: &Settings) -> anyhow::Result<()> {
+    let mut client = db::connect(settings).await?;
+    db::require_schema(&client).await?;
+    let days = settings.config.retention.days;
+    let dropped = omelse::store::drop_partitions_older_than(&mut client, days).await?;
+    tracing::info!(
+        days,
+        dropped = dropped.len(),
+        "retention: partitions older than {days} days dropped"
+    );
+    for name in &dropped {
+        tracing::info!("retention: dropped {name}");
+    }
+    let hours = omelse::store::refresh_rollups(&mut client).await?;
+    tracing::info!(hours, "rollups refreshed");
+    let pool = greylist::pool(settings.database_url()?, 2)?;
+    let cleaned = greylist::cleanup(&settings.config.greylist, &pool).await?;
+    tracing::info!(?cleaned, "greylisting: expired state removed");
+    Ok(())
+}
