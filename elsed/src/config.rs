@@ -20,6 +20,10 @@
 //! [greylist]                         # GreyLSE, see greylist/config.rs
 //! delay_secs = 300
 //!
+//! [ndr]                              # elsed ndr, see ndr/mod.rs
+//! listen = ["10.0.0.5:2424"]
+//! allowed_clients = ["10.0.0.0/24"]
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -52,6 +56,9 @@ pub struct Config {
     /// GreyLSE, the greylisting policy service.
     #[serde(default)]
     pub greylist: crate::greylist::GreylistConfig,
+    /// The NDR collector (`elsed ndr`).
+    #[serde(default)]
+    pub ndr: crate::ndr::NdrConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -7,6 +7,7 @@ mod config;
 mod db;
 mod greylist;
 mod import;
+mod ndr;
 mod parse;
 mod search;
 mod time;
@@ -61,6 +62,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Find messages in the database
     Search(search::SearchArgs),
+    /// Receive the NDRs of the Postfix servers over LMTP/SMTP and store them
+    Ndr(ndr::NdrArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => block_on(db::run_migrate(&settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
+        Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
     }
 }
 
