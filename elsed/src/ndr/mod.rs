@@ -12,6 +12,8 @@ pub mod store;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_postfix;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::server::{self, Listener, Service};
 use super::*;
 
-async fn database(cluster: &PgCluster) -> String {
+pub(super) async fn database(cluster: &PgCluster) -> String {
     let url = cluster.create_database().await;
     let mut client = omelse::store::connect(&url).await.unwrap();
     omelse::store::migrate(&mut client).await.unwrap();
@@ -18,7 +18,7 @@ async fn database(cluster: &PgCluster) -> String {
 }
 
 /// Starts the collector on a free loopback port; returns its address.
-async fn collector(url: &str, spec: &str, cfg: NdrConfig) -> std::net::SocketAddr {
+pub(super) async fn collector(url: &str, spec: &str, cfg: NdrConfig) -> std::net::SocketAddr {
     let listener = Listener::bind(spec).await.unwrap();
     let addr = listener.tcp.local_addr().unwrap();
     let pool = crate::greylist::pool(url, 2).unwrap();
@@ -27,7 +27,7 @@ async fn collector(url: &str, spec: &str, cfg: NdrConfig) -> std::net::SocketAdd
     addr
 }
 
-fn config() -> NdrConfig {
+pub(super) fn config() -> NdrConfig {
     NdrConfig {
         hostname: "ndr.test".into(),
         max_size: 64 * 1024,
@@ -287,23 +287,28 @@ async fn ndr_is_linked_to_the_logged_message_at_insert_or_later() {
     assert_eq!(row.get::<_, String>(1), "queue_id");
 }
 
-/// Imports log lines with elsed's own import command (UTC, year of late November 2026).
+/// Imports log lines with elsed's own import command.
 async fn import_lines(url: &str, lines: &[&str]) {
+    let dir = std::env::temp_dir().join(format!("ndr-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("maillog");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    import_file(url, &file, "2026-11-29T00:00:00Z").await;
+}
+
+/// Imports a log file (UTC timestamps, their year that of `year_reference`) as `elsed import` does.
+pub(super) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
     #[derive(clap::Parser)]
     struct Wrapper {
         #[command(flatten)]
         args: crate::import::ImportArgs,
     }
-    let dir = std::env::temp_dir().join(format!("ndr-import-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("maillog");
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let wrapper = <Wrapper as clap::Parser>::parse_from([
         "import",
         "--timezone",
         "UTC",
         "--year-reference",
-        "2026-11-29T00:00:00Z",
+        year_reference,
         file.to_str().unwrap(),
     ]);
     let settings = crate::Settings {
