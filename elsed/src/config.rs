@@ -293,6 +293,7 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         let cases = [
             ("[retention]\ndays = \"ninety\"", "retention.days", "invalid type"),
             ("[import]\nbatch_line = 5", "import.batch_line", "unknown key"),
+            ("[ndr]\nmax_bytes = 5", "ndr.max_bytes", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),

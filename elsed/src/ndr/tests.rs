@@ -317,3 +317,68 @@ pub(super) async fn import_file(url: &str, file: &std::path::Path, year_referenc
     };
     crate::import::run(wrapper.args, &settings).await.unwrap();
 }
+
+#[tokio::test]
+async fn without_a_queue_id_the_notification_line_links_and_unlinked_ones_stay_listed() {
+    let url = database(PgCluster::shared()).await;
+    let addr = collector(&url, "127.0.0.1:0", config()).await;
+    // A report whose delivery-status lacks X-Postfix-Queue-ID: only the NDR's own queue id
+    // (its Received header) and the bounce daemon's log line tie it to the message.
+    let without_qid = String::from_utf8(transaction(&["ndr@collector.test"]))
+        .unwrap()
+        .replace("X-Postfix-Queue-ID: 4F1A23B0C5\r\n", "");
+    let replies = converse(addr, without_qid.as_bytes(), 7).await;
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
+    // And one nobody logged anything about.
+    let stray = String::from_utf8(transaction(&["ndr@collector.test"]))
+        .unwrap()
+        .replace("4F1A23B0C5", "9999999999")
+        .replace("id 5E1F2A0B3C", "id 8888888888");
+    let replies = converse(addr, stray.as_bytes(), 7).await;
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
+    import_lines(
+        &url,
+        &[
+            "Nov 28 18:55:50 mx1 postfix/qmgr[102]: 4F1A23B0C5: from=<alice@example.org>, size=300, nrcpt=1 (queue active)",
+            "Nov 28 18:55:51 mx1 postfix/smtp[103]: 4F1A23B0C5: to=<bob@remote.test>, relay=remote.test[192.0.2.7]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced (host remote.test[192.0.2.7] said: 550 5.1.1 unknown (in reply to RCPT TO command))",
+            "Nov 28 18:55:52 mx1 postfix/bounce[104]: 4F1A23B0C5: sender non-delivery notification: 5E1F2A0B3C",
+            "Nov 28 18:55:52 mx1 postfix/qmgr[102]: 4F1A23B0C5: removed",
+        ],
+    )
+    .await;
+    let client = omelse::store::connect(&url).await.unwrap();
+    assert_eq!(store::link_pending(&client, 0).await.unwrap(), 1);
+    let rows = client
+        .query("SELECT ndr_queue_id, linked_by FROM ndrs ORDER BY ndr_queue_id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(String, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        [
+            ("5E1F2A0B3C".to_owned(), Some("notification".to_owned())),
+            ("8888888888".to_owned(), None)
+        ]
+    );
+    // Linking again changes nothing.
+    assert_eq!(store::link_pending(&client, 0).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_told_to_come_back() {
+    let url = database(PgCluster::shared()).await;
+    let cfg = NdrConfig {
+        max_connections: 1,
+        ..config()
+    };
+    let addr = collector(&url, "127.0.0.1:0", cfg).await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    assert!(read_replies(&mut first, 1).await[0].starts_with("220"));
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let replies = read_replies(&mut second, 2).await;
+    assert_eq!(replies, ["421 4.3.2 Too many connections, try again later"]);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(read_replies(&mut third, 1).await[0].starts_with("220"));
+}
