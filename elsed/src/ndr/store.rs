@@ -22,7 +22,8 @@ pub struct Incoming<'a> {
     pub raw: &'a [u8],
 }
 
-/// Parses and stores one NDR and tries to link it; returns its id once committed.
+/// Parses and stores one NDR and tries to link it; returns its id once committed (the id of the
+/// stored copy when the same bytes came before).
 pub async fn insert(client: &mut Client, known_days: &Mutex<BTreeSet<i64>>, ndr: &Incoming<'_>) -> anyhow::Result<i64> {
     let report = dsn::parse(ndr.raw);
     let day = ndr.received_at.div_euclid(86_400);
@@ -43,13 +44,24 @@ async fn write(client: &mut Client, ndr: &Incoming<'_>, r: &dsn::Report) -> anyh
     let tx = client.transaction().await?;
     let received = ndr.received_at as f64;
     let arrival = r.arrival_date.map(|s| s as f64);
+    // Postfix sends a copy again when our 250 was lost (timeout, broken connection): same bytes.
+    let duplicate = tx
+        .query_opt(
+            "SELECT id FROM ndrs WHERE raw_sha256 = sha256($1) AND received_at >= to_timestamp($2) - interval '7 days'
+             LIMIT 1",
+            &[&ndr.raw, &received],
+        )
+        .await?;
+    if let Some(row) = duplicate {
+        return Ok(row.get(0));
+    }
     let row = tx
         .query_one(
             "INSERT INTO ndrs (received_at, client_ip, helo, protocol, envelope_sender, envelope_rcpts, kind,
                  problem, subject, message_id, ndr_queue_id, reporting_mta, postfix_queue_id, postfix_sender,
-                 arrival_date, returned, orig_message_id, orig_subject, orig_from, orig_date, raw)
+                 arrival_date, returned, orig_message_id, orig_subject, orig_from, orig_date, raw, raw_sha256)
              VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                 to_timestamp($15), $16, $17, $18, $19, $20, $21)
+                 to_timestamp($15), $16, $17, $18, $19, $20, $21, sha256($21))
              RETURNING id",
             &[
                 &received,

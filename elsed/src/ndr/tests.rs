@@ -114,7 +114,7 @@ async fn stored(url: &str) -> Vec<(String, Vec<u8>, Option<String>)> {
 }
 
 #[tokio::test]
-async fn pipelined_lmtp_transaction_with_dot_stuffing_and_8bit_is_stored_once() {
+async fn pipelined_lmtp_transaction_with_dot_stuffing_and_8bit_is_stored_once_even_if_sent_again() {
     let url = database(PgCluster::shared()).await;
     let addr = collector(&url, "127.0.0.1:0", config()).await;
     // Everything in one write: the client does not wait for any reply (PIPELINING).
@@ -129,6 +129,9 @@ async fn pipelined_lmtp_transaction_with_dot_stuffing_and_8bit_is_stored_once() 
     assert_eq!(replies[6], "250 2.0.0 Ok: stored");
     assert_eq!(replies[7], "250 2.0.0 Ok: stored");
     assert_eq!(replies[8], "221 2.0.0 Bye");
+    // The same copy again, as after a lost reply: accepted, not stored twice.
+    let replies = converse(addr, &transaction(&["ndr@collector.test"]), 7).await;
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
     let rows = stored(&url).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, "dsn");

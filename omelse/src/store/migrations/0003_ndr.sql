@@ -37,12 +37,15 @@ CREATE TABLE ndrs (
     message_uid        bigint,
     linked_by          text CHECK (linked_by IN ('queue_id', 'notification')),
     raw                bytea NOT NULL,
+    -- A copy delivered again because the client missed our 250 is the same bytes: not stored twice.
+    raw_sha256         bytea NOT NULL,
     PRIMARY KEY (received_at, id)
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX ON ndrs (message_uid) WHERE message_uid IS NOT NULL;
 CREATE INDEX ON ndrs (postfix_queue_id);
 CREATE INDEX ON ndrs (orig_message_id);
 CREATE INDEX ON ndrs (received_at) WHERE message_uid IS NULL;
+CREATE INDEX ON ndrs (raw_sha256);
 
 -- One row per recipient block of the report.
 CREATE TABLE ndr_recipients (
