@@ -32,12 +32,14 @@ pub async fn insert(client: &mut Client, known_days: &Mutex<BTreeSet<i64>>, ndr:
         omelse::store::ensure_days(client, &BTreeSet::from([day])).await?;
         known_days.lock().unwrap().insert(day);
     }
-    let result = write(client, ndr, &report).await;
-    if result.is_err() {
-        // Retention may have dropped the partition meanwhile: recreate it next time.
-        known_days.lock().unwrap().remove(&day);
+    match write(client, ndr, &report).await {
+        // Retention may have dropped the partition since it was made: make it again, once.
+        Err(_) if known => {
+            omelse::store::ensure_days(client, &BTreeSet::from([day])).await?;
+            write(client, ndr, &report).await
+        }
+        result => result,
     }
-    result
 }
 
 async fn write(client: &mut Client, ndr: &Incoming<'_>, r: &dsn::Report) -> anyhow::Result<i64> {

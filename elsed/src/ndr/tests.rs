@@ -385,3 +385,24 @@ async fn connections_beyond_the_limit_are_told_to_come_back() {
     let mut third = TcpStream::connect(addr).await.unwrap();
     assert!(read_replies(&mut third, 1).await[0].starts_with("220"));
 }
+
+#[tokio::test]
+async fn retention_drops_ndr_partitions_and_the_collector_recreates_them() {
+    let url = database(PgCluster::shared()).await;
+    let addr = collector(&url, "127.0.0.1:0", config()).await;
+    let replies = converse(addr, &transaction(&["ndr@collector.test"]), 7).await;
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
+    let mut client = omelse::store::connect(&url).await.unwrap();
+    // Everything before tomorrow goes, today's partitions included.
+    let tomorrow = omelse::parse::Timestamp((jiff::Timestamp::now().as_second() + 86_400) * 1_000_000);
+    let dropped = omelse::store::drop_partitions_before(&mut client, tomorrow)
+        .await
+        .unwrap();
+    assert!(dropped.iter().any(|p| p.starts_with("ndrs_p")), "{dropped:?}");
+    assert!(dropped.iter().any(|p| p.starts_with("ndr_recipients_p")), "{dropped:?}");
+    assert!(stored(&url).await.is_empty());
+    // The collector believed today's partitions existed: it makes them again.
+    let replies = converse(addr, &transaction(&["ndr@collector.test"]), 7).await;
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
+    assert_eq!(stored(&url).await.len(), 1);
+}
