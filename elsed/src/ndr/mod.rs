@@ -143,7 +143,7 @@ async fn relink(pool: deadpool_postgres::Pool) {
     }
 }
 
-/// Runs `elsed ndr`: migrates nothing (that is `elsed migrate`), checks the schema, serves.
+/// Runs `elsed ndr`: migrates the schema when the database is there, then serves.
 pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<std::process::ExitCode> {
     let mut cfg = settings.config.ndr.clone();
     if !args.listen.is_empty() {
@@ -151,6 +151,14 @@ pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<s
     }
     if !args.allowed_clients.is_empty() {
         cfg.allowed_clients = args.allowed_clients.clone();
+    }
+    // The schema is brought up to date as `elsed import` does. Without a database the collector
+    // still listens: Postfix keeps the copies it is told to retry (451) until the database is back.
+    match crate::db::connect(settings).await {
+        Ok(mut client) => {
+            crate::db::migrate(&mut client).await?;
+        }
+        Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
     }
     let pool = crate::greylist::pool(settings.database_url()?, 8)?;
     serve(cfg, pool).await?;
