@@ -22,14 +22,17 @@ struct Postfix {
 }
 
 impl Postfix {
-    fn start(smtpd_port: u16, ndr_port: u16, sink_port: u16) -> Postfix {
-        let dir = std::env::temp_dir().join(format!("else-ndr-postfix-{}", std::process::id()));
+    /// `variant`: `headers-only` or `full`, the directory of packaging/postfix whose files are used.
+    fn start(variant: &str, smtpd_port: u16, ndr_port: u16, sink_port: u16) -> Postfix {
+        let dir = std::env::temp_dir().join(format!("else-ndr-postfix-{variant}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["etc", "spool", "data"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         let d = dir.display();
-        let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
+        let packaging = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging/postfix")
+            .join(variant);
         let snippet = std::fs::read_to_string(packaging.join("main.cf"))
             .unwrap()
             .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
@@ -65,16 +68,30 @@ smtp_dns_support_level = disabled
             ),
         )
         .unwrap();
+        // The full variant's services, made to run unchrooted from this private directory.
+        let mut services = String::new();
+        if variant == "full" {
+            std::fs::copy(
+                packaging.join("ndr_bcc_header_checks"),
+                dir.join("etc/ndr_bcc_header_checks"),
+            )
+            .unwrap();
+            services = std::fs::read_to_string(packaging.join("master.cf"))
+                .unwrap()
+                .replace("regexp:/etc/postfix/", &format!("regexp:{d}/etc/"))
+                .replace("       y       ", "       n       ");
+        }
+        let default_bounce = "bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+";
         std::fs::write(
             dir.join("etc/master.cf"),
             format!(
-                "127.0.0.1:{smtpd_port} inet n - n - - smtpd
+                "{services}{bounce}127.0.0.1:{smtpd_port} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
 trace     unix  -       -       n       -       0       bounce
 verify    unix  -       -       n       -       1       verify
 flush     unix  n       -       n       1000?   0       flush
@@ -88,7 +105,8 @@ lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-"
+",
+                bounce = if variant == "full" { "" } else { default_bounce },
             ),
         )
         .unwrap();
@@ -251,7 +269,7 @@ async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
     tokio::spawn(refusing_sink(sink));
     // elsed's port is reserved but nobody listens yet: elsed is down during the bounce.
     let (smtpd_port, ndr_port) = (free_port(), free_port());
-    let postfix = Postfix::start(smtpd_port, ndr_port, sink_port);
+    let postfix = Postfix::start("headers-only", smtpd_port, ndr_port, sink_port);
     submit(smtpd_port).await;
 
     postfix
@@ -328,4 +346,46 @@ async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
         Some("ndr-acceptance-1@ndr.test")
     );
     assert_eq!(link.get::<_, String>(2), "queue_id");
+}
+
+#[tokio::test]
+async fn postfix_full_variant_copies_the_sender_ndr_with_the_whole_original() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let url = database(PgCluster::shared()).await;
+    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_port = sink.local_addr().unwrap().port();
+    tokio::spawn(refusing_sink(sink));
+    let (smtpd_port, ndr_port) = (free_port(), free_port());
+    collector(&url, &format!("127.0.0.1:{ndr_port}"), config()).await;
+    let postfix = Postfix::start("full", smtpd_port, ndr_port, sink_port);
+    submit(smtpd_port).await;
+    postfix
+        .wait_log("the BCC copy of the sender NDR delivered to elsed", |log| {
+            log.lines()
+                .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
+        })
+        .await;
+    let client = omelse::store::connect(&url).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT kind, returned, orig_message_id, envelope_sender, envelope_rcpts, raw FROM ndrs",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{}", postfix.log());
+    let row = &rows[0];
+    assert_eq!(row.get::<_, String>(0), "dsn");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("message"));
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("ndr-acceptance-1@ndr.test")
+    );
+    assert_eq!(row.get::<_, String>(3), "", "the sender NDR keeps its null sender");
+    assert_eq!(row.get::<_, Vec<String>>(4), ["ndr@ndr.else.invalid"]);
+    let raw = String::from_utf8_lossy(row.get::<_, &[u8]>(5)).into_owned();
+    assert!(raw.contains("\r\nHello.\r\n"), "the original's body came along:\n{raw}");
 }
