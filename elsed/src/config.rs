@@ -21,6 +21,10 @@
 //! [greylist]                         # GreyLSE, see greylist/config.rs
 //! delay_secs = 300
 //!
+//! [ndr]                              # elsed ndr, see ndr/mod.rs
+//! listen = ["10.0.0.5:2424"]
+//! allowed_clients = ["10.0.0.0/24"]
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -53,6 +57,9 @@ pub struct Config {
     /// GreyLSE, the greylisting policy service.
     #[serde(default)]
     pub greylist: crate::greylist::GreylistConfig,
+    /// The NDR collector (`elsed ndr`).
+    #[serde(default)]
+    pub ndr: crate::ndr::NdrConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -290,6 +297,7 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         let cases = [
             ("[retention]\ndays = \"ninety\"", "retention.days", "invalid type"),
             ("[import]\nbatch_line = 5", "import.batch_line", "unknown key"),
+            ("[ndr]\nmax_bytes = 5", "ndr.max_bytes", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),

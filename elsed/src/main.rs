@@ -8,6 +8,7 @@ mod db;
 mod greylist;
 mod import;
 mod maintain;
+mod ndr;
 mod parse;
 mod report;
 mod search;
@@ -69,6 +70,8 @@ enum Command {
     Maintain(maintain::MaintainArgs),
     /// Run GreyLSE, the greylisting policy service for Postfix (`[greylist]` of the configuration)
     Greylist,
+    /// Receive the NDRs of the Postfix servers over LMTP/SMTP and store them
+    Ndr(ndr::NdrArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             greylist::serve(settings.config.greylist.clone(), pool).await?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
     }
 }
 

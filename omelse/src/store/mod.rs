@@ -23,7 +23,7 @@ pub use counters::record_counters;
 pub use error::{Result, StoreError};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, OpenState};
-pub use partitions::PARTITIONED_TABLES;
+pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::refresh_rollups;
 pub use writer::{WriteStats, Writer};

@@ -16,6 +16,8 @@ pub const PARTITIONED_TABLES: &[(&str, &str)] = &[
     ("rejects", "ts"),
     ("sessions", "connected_at"),
     ("links", "ts"),
+    ("ndrs", "received_at"),
+    ("ndr_recipients", "ndr_received_at"),
 ];
 
 /// Serialises partition creation and drops between writers (DDL on the same name would otherwise
@@ -51,7 +53,7 @@ pub(crate) fn day_from_partition_name(table: &str, name: &str) -> Option<i64> {
 
 /// Creates the partitions of every partitioned table for these days, in its own short transaction
 /// so that a failed batch does not undo them and the lock on the parents is held briefly.
-pub(crate) async fn ensure_days(client: &mut Client, days: &BTreeSet<i64>) -> Result<()> {
+pub async fn ensure_days(client: &mut Client, days: &BTreeSet<i64>) -> Result<()> {
     if days.is_empty() {
         return Ok(());
     }

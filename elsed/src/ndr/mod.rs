@@ -1,0 +1,177 @@
+//! NDR capture: the Postfix servers copy the non-delivery reports they generate to elsed over LMTP
+//! (or SMTP), elsed reads them (`dsn`), stores them raw and parsed and links them to the messages
+//! tracked from the logs (`store`). A delivery is acknowledged only once committed, so Postfix
+//! keeps and retries what the database could not take.
+//!
+//! TLS is not offered: the listener is meant for the servers' private network, restricted to the
+//! configured client addresses.
+
+pub mod dsn;
+pub mod server;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_postfix;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::greylist::triplet::{contains, network};
+
+/// The `[ndr]` table of elsed.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NdrConfig {
+    /// Listening sockets: `HOST:PORT` or `lmtp:HOST:PORT` for LMTP, `smtp:HOST:PORT` for SMTP.
+    pub listen: Vec<String>,
+    /// Client addresses or CIDR blocks that may deliver; anyone else gets 554 on connect.
+    pub allowed_clients: Vec<String>,
+    /// Largest message accepted, in bytes (552 beyond).
+    pub max_size: usize,
+    /// Simultaneous connections; more are answered 421 and closed.
+    pub max_connections: usize,
+    /// Seconds to wait for a command (RFC 5321 asks at least 5 minutes of a client; a server
+    /// may be quicker, Postfix's LMTP client retries).
+    pub command_timeout_secs: u64,
+    /// Seconds the whole DATA phase may take.
+    pub data_timeout_secs: u64,
+    /// Name in the greeting. Empty: the host name.
+    pub hostname: String,
+}
+
+impl Default for NdrConfig {
+    fn default() -> Self {
+        NdrConfig {
+            listen: vec!["127.0.0.1:2424".into()],
+            allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
+            max_size: 10 * 1024 * 1024,
+            max_connections: 64,
+            command_timeout_secs: 300,
+            data_timeout_secs: 600,
+            hostname: String::new(),
+        }
+    }
+}
+
+impl NdrConfig {
+    /// The allowed client networks, or the entry that is not an address or CIDR block.
+    pub fn allowed(&self) -> Result<Vec<(IpAddr, u8)>, String> {
+        self.allowed_clients
+            .iter()
+            .map(|entry| {
+                let (addr, prefix) = match entry.split_once('/') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (entry.as_str(), None),
+                };
+                let ip: IpAddr = addr
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{entry:?} is not an IP address or CIDR block"))?;
+                let ip = ip.to_canonical();
+                let full = if ip.is_ipv4() { 32 } else { 128 };
+                let prefix = match prefix {
+                    Some(p) => p
+                        .trim()
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= full)
+                        .ok_or_else(|| format!("{entry:?} has a bad prefix length"))?,
+                    None => full,
+                };
+                Ok(network(ip, prefix, prefix))
+            })
+            .collect()
+    }
+
+    pub fn effective_hostname(&self) -> String {
+        if !self.hostname.is_empty() {
+            return self.hostname.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+}
+
+/// Whether `ip` is in one of the networks.
+pub fn is_allowed(allowed: &[(IpAddr, u8)], ip: IpAddr) -> bool {
+    allowed.iter().any(|&(net, prefix)| contains(net, prefix, ip))
+}
+
+/// Runs the listeners of `cfg` until one fails.
+pub async fn serve(cfg: NdrConfig, pool: deadpool_postgres::Pool) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    for spec in &cfg.listen {
+        listeners.push(
+            server::Listener::bind(spec)
+                .await
+                .map_err(|e| anyhow::anyhow!("ndr: cannot listen on {spec}: {e}"))?,
+        );
+    }
+    let service =
+        Arc::new(server::Service::new(cfg, pool.clone()).map_err(|e| anyhow::anyhow!("ndr.allowed_clients: {e}"))?);
+    tokio::spawn(relink(pool));
+    server::run(service, listeners).await?;
+    Ok(())
+}
+
+/// NDRs stay linkable for this long after they arrive (the log may lag behind them).
+const RELINK_WINDOW_SECS: i64 = 7 * 86_400;
+
+/// Links, every minute, the NDRs whose message the logs had not shown yet when they arrived.
+async fn relink(pool: deadpool_postgres::Pool) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let since = jiff::Timestamp::now().as_second() - RELINK_WINDOW_SECS;
+        let result = async {
+            let client = pool.get().await?;
+            store::link_pending(&client, since).await
+        }
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("ndr: {n} NDRs linked to their messages"),
+            Err(e) => tracing::warn!("ndr: linking pending NDRs failed: {e:#}"),
+        }
+    }
+}
+
+/// Runs `elsed ndr`: migrates the schema when the database is there, then serves.
+pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<std::process::ExitCode> {
+    let mut cfg = settings.config.ndr.clone();
+    if !args.listen.is_empty() {
+        cfg.listen = args.listen.clone();
+    }
+    if !args.allowed_clients.is_empty() {
+        cfg.allowed_clients = args.allowed_clients.clone();
+    }
+    // The schema is brought up to date as `elsed import` does. Without a database the collector
+    // still listens: Postfix keeps the copies it is told to retry (451) until the database is back.
+    match crate::db::connect(settings).await {
+        Ok(mut client) => {
+            crate::db::migrate(&mut client).await?;
+        }
+        Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
+    }
+    let pool = crate::greylist::pool(settings.database_url()?, 8)?;
+    serve(cfg, pool).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `elsed ndr` flags (they override the `[ndr]` table).
+#[derive(Debug, clap::Args)]
+pub struct NdrArgs {
+    /// Listening socket, repeatable: `HOST:PORT` (LMTP), `lmtp:HOST:PORT` or `smtp:HOST:PORT`
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Client address or CIDR block allowed to deliver, repeatable
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allowed_clients: Vec<String>,
+}
