@@ -8,6 +8,7 @@
 //! on it, named `else_test_<pid>_<n>`, and left there).
 
 pub mod corpora;
+pub mod postfix;
 pub mod rsyslogd;
 pub mod tls;
 

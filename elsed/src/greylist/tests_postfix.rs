@@ -12,128 +12,27 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use else_tests::postfix::PrivatePostfix;
+
 use super::tests::{database, served_on};
 use super::*;
 
-const POSTFIX: &str = "/usr/sbin/postfix";
-
-/// A private Postfix instance, stopped and removed on drop.
-struct Postfix {
-    dir: PathBuf,
-}
-
-impl Postfix {
-    fn start(policy1: &str, policy2: &str, port1: u16, port2: u16) -> Postfix {
-        let dir = std::env::temp_dir().join(format!("greylse-postfix-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["etc", "spool", "data"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        let d = dir.display();
-        std::fs::write(
-            dir.join("etc/main.cf"),
-            format!(
-                "compatibility_level = 3.6
-queue_directory = {d}/spool
-data_directory = {d}/data
-maillog_file = {d}/maillog
-maillog_file_prefixes = {d}
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-myhostname = mx.greylse.test
-mydestination =
+/// The private Postfix: two smtpd listeners ("MX 1" and "MX 2"), each asking its own GreyLSE.
+fn start_postfix(policy1: &str, policy2: &str, port1: u16, port2: u16) -> PrivatePostfix {
+    let main = format!(
+        "myhostname = mx.greylse.test
 relay_domains = rcpt.example
-alias_maps =
-alias_database =
-biff = no
 smtpd_data_restrictions = check_client_access static:HOLD
 mx1_restrictions = reject_unauth_destination, check_policy_service inet:{policy1}
 mx2_restrictions = reject_unauth_destination, check_policy_service inet:{policy2}
 "
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("etc/master.cf"),
-            format!(
-                "127.0.0.2:{port1} inet n - n - - smtpd -o syslog_name=mx1 -o smtpd_recipient_restrictions=$mx1_restrictions
+    );
+    let listeners = format!(
+        "127.0.0.2:{port1} inet n - n - - smtpd -o syslog_name=mx1 -o smtpd_recipient_restrictions=$mx1_restrictions
 127.0.0.3:{port2} inet n - n - - smtpd -o syslog_name=mx2 -o smtpd_recipient_restrictions=$mx2_restrictions
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 "
-            ),
-        )
-        .unwrap();
-        // The master's lock file lives in data_directory, which postfix must own.
-        let chown = Command::new("chown")
-            .arg("postfix:")
-            .arg(dir.join("data"))
-            .status()
-            .unwrap();
-        assert!(chown.success());
-        let postfix = Postfix { dir };
-        postfix.run(&["start"]);
-        postfix
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(self.dir.join("etc"))
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "postfix {args:?}: {text}");
-        text
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
-    }
-
-    /// The queue file of a message, as `postcat` shows it.
-    fn postcat(&self, queue_id: &str) -> String {
-        let out = Command::new("/usr/sbin/postcat")
-            .arg("-c")
-            .arg(self.dir.join("etc"))
-            .args(["-q", queue_id])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(self.dir.join("etc"))
-            .arg("abort")
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    );
+    PrivatePostfix::prepare("greylse-postfix").start(&main, &listeners, &[])
 }
 
 /// A free port on a loopback address (the race with another taker is acceptable in tests).
@@ -209,24 +108,9 @@ async fn attempt(addr: &str, sender: &str, rcpt: &str) -> (String, Option<String
     (rcpt_reply, queue_id)
 }
 
-fn skip_reason() -> Option<&'static str> {
-    if !Path::new(POSTFIX).exists() {
-        return Some("postfix not installed");
-    }
-    // Effective uid, from /proc (no libc dependency for one test).
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        == Some("0");
-    (!root).then_some("not root (the postfix master needs it)")
-}
-
 #[tokio::test]
 async fn postfix_smtpd_greylists_and_two_mx_share_the_state() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+    if !else_tests::postfix::available() {
         return;
     }
     let url = database().await;
@@ -239,7 +123,7 @@ async fn postfix_smtpd_greylists_and_two_mx_share_the_state() {
     let policy1 = served_on(&url, cfg("mx1.greylse.test"), Arc::new(SystemClock)).await;
     let policy2 = served_on(&url, cfg("mx2.greylse.test"), Arc::new(SystemClock)).await;
     let (port1, port2) = (free_port("127.0.0.2"), free_port("127.0.0.3"));
-    let postfix = Postfix::start(&policy1, &policy2, port1, port2);
+    let postfix = start_postfix(&policy1, &policy2, port1, port2);
     let mx1 = format!("127.0.0.2:{port1}");
     let mx2 = format!("127.0.0.3:{port2}");
 

@@ -4,162 +4,74 @@
 //! (Postfix defers and retries) and stores it once when it is up; the NDR is then linked to the
 //! bounced message imported from that Postfix's own log. Needs root and Postfix; skipped otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use else_tests::postfix::PrivatePostfix;
 use else_tests::PgCluster;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::tests::{collector, config, database, import_file};
 
-const POSTFIX: &str = "/usr/sbin/postfix";
-
-/// A private Postfix instance (own configuration, queue and log), aborted and removed on drop.
-struct Postfix {
-    dir: PathBuf,
-}
-
-impl Postfix {
-    /// `variant`: `headers-only` or `full`, the directory of packaging/postfix whose files are used.
-    fn start(variant: &str, smtpd_port: u16, ndr_port: u16, sink_port: u16) -> Postfix {
-        let dir = std::env::temp_dir().join(format!("else-ndr-postfix-{variant}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["etc", "spool", "data"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        let d = dir.display();
-        let packaging = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../packaging/postfix")
-            .join(variant);
-        let snippet = std::fs::read_to_string(packaging.join("main.cf"))
-            .unwrap()
-            .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
-        let transport = std::fs::read_to_string(packaging.join("transport"))
-            .unwrap()
-            .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
-        std::fs::write(
-            dir.join("etc/transport"),
-            format!("{transport}remote.test smtp:[127.0.0.1]:{sink_port}\nndr.test discard:\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("etc/main.cf"),
-            format!(
-                "compatibility_level = 3.6
-queue_directory = {d}/spool
-data_directory = {d}/data
-maillog_file = {d}/maillog
-maillog_file_prefixes = {d}
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-myhostname = mx1.ndr.test
-mydestination =
-alias_maps =
-alias_database =
-biff = no
+/// A private Postfix configured with the shipped files of packaging/postfix/`variant`
+/// (`headers-only` or `full`): smtpd on `smtpd_port`, NDR copies to the collector on `ndr_port`,
+/// mail for remote.test to the sink on `sink_port`.
+fn start_postfix(variant: &str, smtpd_port: u16, ndr_port: u16, sink_port: u16) -> PrivatePostfix {
+    let postfix = PrivatePostfix::prepare(&format!("else-ndr-postfix-{variant}"));
+    let d = postfix.dir.display().to_string();
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/postfix")
+        .join(variant);
+    let snippet = std::fs::read_to_string(packaging.join("main.cf"))
+        .unwrap()
+        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
+    let transport = std::fs::read_to_string(packaging.join("transport"))
+        .unwrap()
+        .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
+    std::fs::write(
+        postfix.dir.join("etc/transport"),
+        format!("{transport}remote.test smtp:[127.0.0.1]:{sink_port}\nndr.test discard:\n"),
+    )
+    .unwrap();
+    let main = format!(
+        "myhostname = mx1.ndr.test
 mynetworks = 127.0.0.0/8
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 smtp_dns_support_level = disabled
 {snippet}"
-            ),
+    );
+    // The full variant's own bounce/defer services (through its BCC cleanup), made to run
+    // unchrooted from this private directory.
+    let mut listeners = format!("127.0.0.1:{smtpd_port} inet n - n - - smtpd\n");
+    let mut omit: &[&str] = &[];
+    if variant == "full" {
+        std::fs::copy(
+            packaging.join("ndr_bcc_header_checks"),
+            postfix.dir.join("etc/ndr_bcc_header_checks"),
         )
         .unwrap();
-        // The full variant's services, made to run unchrooted from this private directory.
-        let mut services = String::new();
-        if variant == "full" {
-            std::fs::copy(
-                packaging.join("ndr_bcc_header_checks"),
-                dir.join("etc/ndr_bcc_header_checks"),
-            )
-            .unwrap();
-            services = std::fs::read_to_string(packaging.join("master.cf"))
-                .unwrap()
-                .replace("regexp:/etc/postfix/", &format!("regexp:{d}/etc/"))
-                .replace("       y       ", "       n       ");
-        }
-        let default_bounce = "bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-";
-        std::fs::write(
-            dir.join("etc/master.cf"),
-            format!(
-                "{services}{bounce}127.0.0.1:{smtpd_port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-",
-                bounce = if variant == "full" { "" } else { default_bounce },
-            ),
-        )
-        .unwrap();
-        let chown = Command::new("chown")
-            .arg("postfix:")
-            .arg(dir.join("data"))
-            .status()
-            .unwrap();
-        assert!(chown.success());
-        let postfix = Postfix { dir };
-        postfix.run(&["start"]);
-        postfix
+        let services = std::fs::read_to_string(packaging.join("master.cf"))
+            .unwrap()
+            .replace("regexp:/etc/postfix/", &format!("regexp:{d}/etc/"))
+            .replace("       y       ", "       n       ");
+        listeners = format!("{services}{listeners}");
+        omit = &["bounce", "defer"];
     }
-
-    fn run(&self, args: &[&str]) {
-        let out = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(self.dir.join("etc"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "postfix {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
-    }
-
-    async fn wait_log(&self, what: &str, pattern: impl Fn(&str) -> bool) {
-        for _ in 0..300 {
-            if pattern(&self.log()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("Postfix log never showed {what}:\n{}", self.log());
-    }
+    postfix.start(&main, &listeners, omit)
 }
 
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(self.dir.join("etc"))
-            .arg("abort")
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// Waits (at most 30 s) until the Postfix log shows `what`.
+async fn wait_log(postfix: &PrivatePostfix, what: &str, pattern: impl Fn(&str) -> bool) {
+    for _ in 0..300 {
+        if pattern(&postfix.log()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    panic!("Postfix log never showed {what}:\n{}", postfix.log());
 }
 
 fn free_port() -> u16 {
@@ -168,19 +80,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn skip_reason() -> Option<&'static str> {
-    if !Path::new(POSTFIX).exists() {
-        return Some("postfix not installed");
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        == Some("0");
-    (!root).then_some("not root (the postfix master needs it)")
 }
 
 /// A remote MX where every recipient is unknown: 550 5.1.1 at RCPT.
@@ -259,8 +158,7 @@ async fn submit(port: u16) {
 
 #[tokio::test]
 async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+    if !else_tests::postfix::available() {
         return;
     }
     let url = database(PgCluster::shared()).await;
@@ -269,26 +167,24 @@ async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
     tokio::spawn(refusing_sink(sink));
     // elsed's port is reserved but nobody listens yet: elsed is down during the bounce.
     let (smtpd_port, ndr_port) = (free_port(), free_port());
-    let postfix = Postfix::start("headers-only", smtpd_port, ndr_port, sink_port);
+    let postfix = start_postfix("headers-only", smtpd_port, ndr_port, sink_port);
     submit(smtpd_port).await;
 
-    postfix
-        .wait_log("the bounce and the deferred postmaster copy", |log| {
-            log.contains("postmaster non-delivery notification")
-                && log
-                    .lines()
-                    .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=deferred"))
-        })
-        .await;
+    wait_log(&postfix, "the bounce and the deferred postmaster copy", |log| {
+        log.contains("postmaster non-delivery notification")
+            && log
+                .lines()
+                .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=deferred"))
+    })
+    .await;
 
     collector(&url, &format!("127.0.0.1:{ndr_port}"), config()).await;
     postfix.run(&["flush"]);
-    postfix
-        .wait_log("the postmaster copy delivered to elsed", |log| {
-            log.lines()
-                .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
-        })
-        .await;
+    wait_log(&postfix, "the postmaster copy delivered to elsed", |log| {
+        log.lines()
+            .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
+    })
+    .await;
     // Another queue run must not deliver it again.
     postfix.run(&["flush"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -350,8 +246,7 @@ async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
 
 #[tokio::test]
 async fn postfix_full_variant_copies_the_sender_ndr_with_the_whole_original() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+    if !else_tests::postfix::available() {
         return;
     }
     let url = database(PgCluster::shared()).await;
@@ -360,14 +255,13 @@ async fn postfix_full_variant_copies_the_sender_ndr_with_the_whole_original() {
     tokio::spawn(refusing_sink(sink));
     let (smtpd_port, ndr_port) = (free_port(), free_port());
     collector(&url, &format!("127.0.0.1:{ndr_port}"), config()).await;
-    let postfix = Postfix::start("full", smtpd_port, ndr_port, sink_port);
+    let postfix = start_postfix("full", smtpd_port, ndr_port, sink_port);
     submit(smtpd_port).await;
-    postfix
-        .wait_log("the BCC copy of the sender NDR delivered to elsed", |log| {
-            log.lines()
-                .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
-        })
-        .await;
+    wait_log(&postfix, "the BCC copy of the sender NDR delivered to elsed", |log| {
+        log.lines()
+            .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
+    })
+    .await;
     let client = omelse::store::connect(&url).await.unwrap();
     let rows = client
         .query(
