@@ -24,6 +24,9 @@ PACKAGES=(
     "postfix:a real Postfix for the greylisting (and later NDR) tests"
     "postgrey:the greylisting baseline GreyLSE is compared with"
     "swaks:SMTP test client for the end-to-end traffic"
+    "procps:pkill, which the tests use to crash a PostgreSQL on purpose"
+    "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
+    "python3:the small computations of scripts/bench-import.sh"
     "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
 )
 

@@ -12,6 +12,7 @@ mod ndr;
 mod parse;
 mod report;
 mod search;
+mod status;
 mod time;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Find messages in the database
     Search(search::SearchArgs),
+    /// Schema version, servers and the ingest counters of the rsyslog module
+    Status(status::StatusArgs),
     /// pflogsumm's report from the database: totals, traffic, domains, senders, problems
     Report(report::ReportArgs),
     /// Housekeeping: retention (drop old partitions), rollups, expired greylisting state
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => block_on(db::run_migrate(&settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
+        Command::Status(args) => block_on(status::run(&args, &settings)),
         Command::Report(args) => block_on(report::run(&args, &settings)),
         Command::Maintain(args) => block_on(maintain::run(&args, &settings)),
         Command::Greylist => block_on(async {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use omelse::parse::Timestamp;
+use omelse::store;
 use serde::Serialize;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
@@ -16,21 +17,15 @@ use tokio_postgres::Client;
 use crate::{db, Settings};
 
 /// Message states and recipient statuses, as the store writes them.
-const STATUSES: &[&str] = &[
-    "received",
-    "queued",
-    "sent",
-    "deferred",
-    "bounced",
-    "expired",
-    "rejected",
-    "held",
-    "discarded",
-    "deleted",
-    "partial",
-    "deliverable",
-    "undeliverable",
-];
+fn statuses() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = store::MESSAGE_STATES.to_vec();
+    all.extend(
+        store::RECIPIENT_STATUSES
+            .iter()
+            .filter(|s| !store::MESSAGE_STATES.contains(s)),
+    );
+    all
+}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -53,7 +48,7 @@ pub struct SearchArgs {
     #[arg(long, value_name = "CLIENT")]
     client: Option<String>,
     /// State of the message or status of one of its recipients
-    #[arg(long, value_name = "STATUS", value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
+    #[arg(long, value_name = "STATUS", value_parser = clap::builder::PossibleValuesParser::new(statuses()))]
     status: Option<String>,
     /// Messages still active at or after this time (RFC 3339, local `2024-03-14 10:00`, or an age: 2h, 7d)
     #[arg(long, value_name = "TIME")]

@@ -18,34 +18,43 @@ pub fn rsyslogd_binary() -> Option<PathBuf> {
     }
 }
 
-/// The `omelse.so` of this build (`target/<profile>/libomelse.so`). A test build of a dependent
-/// crate builds omelse's rlib only, so the module is (re)built here once per test binary.
+/// Builds `packages` (`-p NAME` arguments and target selectors) in this test binary's profile
+/// and target directory; returns `target/<profile>`. A test build of a dependent crate builds
+/// omelse's rlib only, so the module and the binaries are (re)built here.
+fn build(what: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_owned();
+    let target_dir = profile_dir.parent().expect("target directory");
+    let mut command = Command::new(env!("CARGO"));
+    command.arg("build").args(what).arg("--target-dir").arg(target_dir);
+    if profile_dir.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
+    let status = command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {what:?} failed");
+    profile_dir
+}
+
+/// The `omelse.so` of this build (`target/<profile>/libomelse.so`), built once per test binary.
 pub fn omelse_module() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>/deps/<test>");
-            let target_dir = profile_dir.parent().expect("target directory");
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args(["build", "-p", "omelse", "--lib", "--bins", "--target-dir"])
-                .arg(target_dir);
-            if profile_dir.file_name().is_some_and(|name| name == "release") {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building omelse.so failed");
-            let module = profile_dir.join("libomelse.so");
-            assert!(module.exists(), "{} missing after cargo build", module.display());
-            module
-        })
+        .get_or_init(|| build(&["-p", "omelse", "--lib", "--bins"]).join("libomelse.so"))
+        .clone()
+}
+
+/// The `elsed` binary of this build, built once per test binary.
+pub fn elsed_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build(&["-p", "elsed", "--bin", "elsed"]).join("elsed"))
         .clone()
 }
 

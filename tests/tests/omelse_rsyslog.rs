@@ -293,6 +293,25 @@ fn malformed_huge_and_binary_lines_are_stored_raw_and_hurt_nothing() {
     });
     assert!(counted, "ingest_counters shows the lines; log:\n{}", daemon.own_log());
     assert!(daemon.own_log().contains("omelse: lines=6"), "{}", daemon.own_log());
+    // … and `elsed status` shows them.
+    let status = std::process::Command::new(else_tests::rsyslogd::elsed_binary())
+        .args(["status", "--json", "--database-url", &url])
+        .env("ELSE_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let lines = status["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().ends_with(".lines"));
+    assert_eq!(
+        lines.map(|c| c["value"].clone()),
+        Some(serde_json::json!(6)),
+        "{status}"
+    );
+    assert_eq!(status["servers"][0]["name"], "mx1");
 }
 
 #[test]

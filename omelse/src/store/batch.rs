@@ -7,6 +7,39 @@
 
 use crate::parse::Timestamp;
 
+/// The words the store writes in `messages.origin`.
+pub const ORIGINS: &[&str] = &["smtpd", "pickup", "bounce", "qmqpd", "sendmail", "local", "unknown"];
+/// The words of `flow` columns.
+pub const FLOWS: &[&str] = &["inbound", "outbound", "internal", "relayed", "unknown"];
+/// The words of `messages.state`.
+pub const MESSAGE_STATES: &[&str] = &[
+    "received",
+    "queued",
+    "sent",
+    "deferred",
+    "bounced",
+    "expired",
+    "rejected",
+    "held",
+    "discarded",
+    "deleted",
+    "partial",
+];
+/// The words of `recipients.status`.
+pub const RECIPIENT_STATUSES: &[&str] = &[
+    "sent",
+    "deferred",
+    "bounced",
+    "expired",
+    "rejected",
+    "held",
+    "discarded",
+    "deleted",
+    "deliverable",
+    "undeliverable",
+    "queued",
+];
+
 /// One log line, as received: the raw text is always kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {

@@ -2,7 +2,7 @@
 
 use tokio_postgres::{Client, Row};
 
-use super::{MessageRow, RecipientRow, Result, SessionRow};
+use super::{MessageRow, RecipientRow, Result, SessionRow, FLOWS, MESSAGE_STATES, ORIGINS, RECIPIENT_STATUSES};
 use crate::parse::Timestamp;
 
 /// Open messages (not `removed`) with their recipients, and sessions not disconnected.
@@ -12,35 +12,6 @@ pub struct OpenState {
     pub recipients: Vec<RecipientRow>,
     pub sessions: Vec<SessionRow>,
 }
-
-const ORIGINS: &[&str] = &["smtpd", "pickup", "bounce", "qmqpd", "sendmail", "local", "unknown"];
-const FLOWS: &[&str] = &["inbound", "outbound", "internal", "relayed", "unknown"];
-const MESSAGE_STATES: &[&str] = &[
-    "received",
-    "queued",
-    "sent",
-    "deferred",
-    "bounced",
-    "expired",
-    "rejected",
-    "held",
-    "discarded",
-    "deleted",
-    "partial",
-];
-const RECIPIENT_STATUSES: &[&str] = &[
-    "sent",
-    "deferred",
-    "bounced",
-    "expired",
-    "rejected",
-    "held",
-    "discarded",
-    "deleted",
-    "deliverable",
-    "undeliverable",
-    "queued",
-];
 
 /// The `&'static str` of a stored value from a known set; values this binary does not know (a
 /// newer writer's) map to `fallback` rather than leaking memory.
