@@ -12,8 +12,10 @@ mod ndr;
 mod parse;
 mod report;
 mod search;
+mod sql;
 mod status;
 mod time;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +77,8 @@ enum Command {
     Greylist,
     /// Receive the NDRs of the Postfix servers over LMTP/SMTP and store them
     Ndr(ndr::NdrArgs),
+    /// Serve the web application and its JSON API
+    Serve(web::ServeArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
+        Command::Serve(args) => block_on(web::run(&args, &settings)),
     }
 }
 
