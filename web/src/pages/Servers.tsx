@@ -1,0 +1,276 @@
+// Servers: the list the caller may see with their health, one server's samples over time, and for
+// administrators the queue actions (each behind a confirmation) and the role/address editor.
+
+import { Fragment } from 'preact';
+import { useState } from 'preact/hooks';
+import { api, Server } from '../api';
+import { useAction, useApi } from '../hooks';
+import { formatBytes, formatDuration, formatTime } from '../format';
+import { isAdmin, useSession } from '../session';
+import { TimeChart } from '../components/charts';
+import { ConfirmDialog, DataTable, Empty, ErrorBox, Field, Loading, Section, StatusBadge } from '../components/ui';
+import { StatsFilters, useStatsFilters } from './Stats';
+
+export const ROLES = ['unknown', 'incoming', 'outgoing', 'both', 'relay', 'filter'];
+
+export function ServersPage() {
+  const { servers, me, reloadServers } = useSession();
+  const [editing, setEditing] = useState<Server | null>(null);
+  return (
+    <div class="page">
+      <h1>Servers</h1>
+      <Section title="Servers" actions={<button type="button" onClick={reloadServers}>Refresh</button>}>
+        {servers.length === 0 && <Empty>No server yet: servers register themselves from their first log line.</Empty>}
+        {servers.length > 0 && (
+          <DataTable
+            label="Servers"
+            rows={servers}
+            rowKey={(s) => String(s.id)}
+            columns={[
+              { key: 'n', label: 'Name', render: (s) => <a href={`/servers/${encodeURIComponent(String(s.id))}`}>{s.name}</a> },
+              { key: 'r', label: 'Role', render: (s) => s.role ?? 'unknown' },
+              { key: 'a', label: 'Address', class: 'mono', render: (s) => s.address ?? '' },
+              { key: 'h', label: 'Health', render: (s) => <StatusBadge value={s.health?.state ?? 'unknown'} /> },
+              { key: 'w', label: 'Why', render: (s) => s.health?.reason ?? '' },
+              { key: 'f', label: 'First seen', class: 'nowrap', render: (s) => formatTime(s.first_seen) },
+              { key: 'l', label: 'Last seen', class: 'nowrap', render: (s) => formatTime(s.last_seen) },
+              ...(isAdmin(me)
+                ? [
+                    {
+                      key: 'e',
+                      label: 'Edit',
+                      render: (s: Server) => (
+                        <button type="button" class="link" aria-label={`Edit ${s.name}`} onClick={() => setEditing(s)}>
+                          edit
+                        </button>
+                      ),
+                    },
+                  ]
+                : []),
+            ]}
+          />
+        )}
+      </Section>
+      {editing && (
+        <ServerEditor
+          key={String(editing.id)}
+          server={editing}
+          done={() => {
+            setEditing(null);
+            reloadServers();
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+function ServerEditor({ server, done }: { server: Server; done: () => void }) {
+  const [role, setRole] = useState(server.role ?? 'unknown');
+  const [address, setAddress] = useState(server.address ?? '');
+  const [description, setDescription] = useState(server.description ?? '');
+  const action = useAction();
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const r = await action.run(() =>
+      api(`/admin/servers/${server.id}`, { method: 'PATCH', body: { role, address: address || null, description } }),
+    );
+    if (r.ok) done();
+  };
+  return (
+    <Section title={`Edit server ${server.name}`} id="edit-server">
+      <form class="filters" aria-label={`Edit server ${server.name}`} onSubmit={save}>
+        <Field label="Role">
+          <select value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            {[...new Set([...ROLES, role])].map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Address">
+          <input value={address} onInput={(e) => setAddress(e.currentTarget.value)} placeholder="192.0.2.10" />
+        </Field>
+        <Field label="Description" wide>
+          <input value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+        </Field>
+        <div class="buttons">
+          <button type="submit" class="primary" disabled={action.busy}>
+            Save
+          </button>
+          <button type="button" onClick={done}>
+            Cancel
+          </button>
+        </div>
+        <ErrorBox error={action.error} />
+      </form>
+    </Section>
+  );
+}
+
+interface QueueStat {
+  count?: number;
+  bytes?: number;
+  oldest_age?: number;
+}
+interface Sample {
+  ts: string;
+  reachable?: boolean;
+  master_alive?: boolean;
+  load?: number | null;
+  spool_disk_pct?: number | null;
+  queues?: Record<string, QueueStat | undefined>;
+}
+
+const QUEUES = ['incoming', 'active', 'deferred', 'hold'];
+const ACTIONS: [string, string, boolean][] = [
+  ['flush', 'Flush the queue (retry deferred mail now)', false],
+  ['delete_deferred', 'Delete all deferred mail', false],
+  ['hold', 'Put one message on hold', true],
+  ['release', 'Release one message from hold', true],
+  ['requeue', 'Requeue one message', true],
+  ['delete', 'Delete one message', true],
+];
+
+export function ServerPage({ id }: { id: string }) {
+  const { servers, me } = useSession();
+  const server = servers.find((s) => String(s.id) === id);
+  const filters = useStatsFilters();
+  const samples = useApi<{ items?: Sample[] }>(`/servers/${encodeURIComponent(id)}/samples`, {
+    since: filters.since,
+    until: filters.until,
+  });
+  const items = samples.data?.items ?? [];
+  const latest = items[items.length - 1];
+  const times = items.map((s) => s.ts);
+  return (
+    <div class="page">
+      <h1>Server {server?.name ?? id}</h1>
+      <Section title="Health">
+        <dl class="facts">
+          <dt>Role</dt>
+          <dd>{server?.role ?? ''}</dd>
+          <dt>Address</dt>
+          <dd class="mono">{server?.address ?? ''}</dd>
+          <dt>State</dt>
+          <dd>
+            <StatusBadge value={server?.health?.state ?? 'unknown'} /> {server?.health?.reason ?? ''}
+          </dd>
+          <dt>Last sample</dt>
+          <dd>{latest ? formatTime(latest.ts) : 'none'}</dd>
+          {latest && (
+            <>
+              <dt>Reachable</dt>
+              <dd>{latest.reachable ? 'yes' : 'no'}</dd>
+              <dt>Postfix master</dt>
+              <dd>{latest.master_alive ? 'running' : 'not running'}</dd>
+              <dt>Load</dt>
+              <dd>{latest.load ?? ''}</dd>
+              <dt>Spool disk</dt>
+              <dd>{latest.spool_disk_pct !== null && latest.spool_disk_pct !== undefined ? `${latest.spool_disk_pct} %` : ''}</dd>
+              {QUEUES.map((q) => (
+                <Fragment key={q}>
+                  <dt>{q} queue</dt>
+                  <dd>
+                    {latest.queues?.[q]?.count ?? 0} messages, {formatBytes(latest.queues?.[q]?.bytes ?? 0)}
+                    {latest.queues?.[q]?.oldest_age ? `, oldest ${formatDuration(latest.queues[q]!.oldest_age)}` : ''}
+                  </dd>
+                </Fragment>
+              ))}
+            </>
+          )}
+        </dl>
+      </Section>
+      <Section title="Samples">
+        <StatsFilters presets />
+        <ErrorBox error={samples.error} />
+        <Loading when={samples.loading} />
+        {samples.data && items.length === 0 && <Empty>No sample in this range (is the SNMP poller configured for this server?).</Empty>}
+        {items.length > 0 && (
+          <div class="grid2">
+            <TimeChart
+              title="Queue sizes"
+              times={times}
+              series={QUEUES.map((q) => ({ label: q, values: items.map((s) => s.queues?.[q]?.count ?? null) }))}
+            />
+            <TimeChart
+              title="Load and spool disk"
+              times={times}
+              series={[
+                { label: 'load', values: items.map((s) => s.load ?? null) },
+                { label: 'spool disk %', values: items.map((s) => s.spool_disk_pct ?? null) },
+              ]}
+            />
+          </div>
+        )}
+      </Section>
+      {isAdmin(me) && <QueueActions id={id} name={server?.name ?? id} />}
+    </div>
+  );
+}
+
+function QueueActions({ id, name }: { id: string; name: string }) {
+  const [chosen, setChosen] = useState('flush');
+  const [queueId, setQueueId] = useState('');
+  const [confirming, setConfirming] = useState(false);
+  const [answer, setAnswer] = useState<string | null>(null);
+  const action = useAction();
+  const spec = ACTIONS.find(([a]) => a === chosen)!;
+  const needsQueueId = spec[2];
+  const run = async () => {
+    setConfirming(false);
+    const r = await action.run(() =>
+      api<{ ok?: boolean; answer?: string }>(`/admin/servers/${encodeURIComponent(id)}/actions`, {
+        method: 'POST',
+        body: { action: chosen, queue_id: needsQueueId ? queueId : undefined, confirm: true },
+      }),
+    );
+    if (r.ok) setAnswer(r.value?.answer ?? (r.value?.ok ? 'done' : 'refused'));
+  };
+  return (
+    <Section title="Queue actions">
+      <form
+        class="filters"
+        aria-label="Queue action"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (needsQueueId && !queueId.trim()) return action.setError('This action needs a queue id.');
+          setConfirming(true);
+        }}
+      >
+        <Field label="Action">
+          <select value={chosen} onChange={(e) => setChosen(e.currentTarget.value)}>
+            {ACTIONS.map(([a, text]) => (
+              <option key={a} value={a}>
+                {text}
+              </option>
+            ))}
+          </select>
+        </Field>
+        {needsQueueId && (
+          <Field label="Queue id">
+            <input value={queueId} onInput={(e) => setQueueId(e.currentTarget.value)} />
+          </Field>
+        )}
+        <div class="buttons">
+          <button type="submit" class="danger" disabled={action.busy}>
+            Run…
+          </button>
+        </div>
+      </form>
+      <ErrorBox error={action.error} />
+      {answer && (
+        <p role="status" class="ok">
+          Answer: <span class="mono">{answer}</span>
+        </p>
+      )}
+      <ConfirmDialog open={confirming} title="Confirm queue action" confirmLabel="Run it" onConfirm={run} onCancel={() => setConfirming(false)}>
+        <p>
+          {spec[1]}
+          {needsQueueId ? ` (${queueId})` : ''} on <strong>{name}</strong>. This changes the live mail queue and is audited.
+        </p>
+      </ConfirmDialog>
+    </Section>
+  );
+}

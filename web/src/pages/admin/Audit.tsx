@@ -1,0 +1,64 @@
+// The audit log: who changed what, when, and whether it worked.
+
+import { useEffect, useState } from 'preact/hooks';
+import { Page } from '../../api';
+import { useApi } from '../../hooks';
+import { useUrlQuery } from '../../urlstate';
+import { formatTime } from '../../format';
+import { DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../../components/ui';
+import { cleanDraft, Draft, draftOf, TextField } from '../../components/forms';
+
+interface AuditEntry {
+  id: number | string;
+  at?: string;
+  actor?: string;
+  action?: string;
+  target?: string;
+  details?: unknown;
+  result?: string;
+}
+
+const FIELDS = ['actor', 'action'];
+
+export function AuditPage() {
+  const { query, setAll, patch } = useUrlQuery();
+  const [draft, setDraft] = useState<Draft>(() => draftOf(query, FIELDS));
+  useEffect(() => setDraft(draftOf(query, FIELDS)), [JSON.stringify(query)]);
+  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  const audit = useApi<Page<AuditEntry>>('/admin/audit', query);
+  return (
+    <div class="page">
+      <h1>Audit log</h1>
+      <Section title="Entries">
+        <form class="filters" aria-label="Audit filters" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
+          <TextField label="Actor" name="actor" draft={draft} set={set} />
+          <TextField label="Action" name="action" draft={draft} set={set} />
+          <div class="buttons">
+            <button type="submit" class="primary">Filter</button>
+          </div>
+        </form>
+        <ErrorBox error={audit.error} />
+        <Loading when={audit.loading} />
+        {audit.data && audit.data.items.length === 0 && <Empty>No entry.</Empty>}
+        {audit.data && audit.data.items.length > 0 && (
+          <>
+            <Pager page={audit.data} onPage={(p) => patch({ page: p }, false)} />
+            <DataTable
+              label="Audit log"
+              rows={audit.data.items}
+              rowKey={(a) => String(a.id)}
+              columns={[
+                { key: 't', label: 'When', class: 'nowrap', render: (a) => formatTime(a.at) },
+                { key: 'a', label: 'Actor', render: (a) => a.actor ?? '' },
+                { key: 'c', label: 'Action', render: (a) => a.action ?? '' },
+                { key: 'g', label: 'Target', render: (a) => a.target ?? '' },
+                { key: 'r', label: 'Result', render: (a) => <StatusBadge value={a.result} /> },
+                { key: 'd', label: 'Details', class: 'mono', render: (a) => (a.details === undefined || a.details === null ? '' : typeof a.details === 'string' ? a.details : JSON.stringify(a.details)) },
+              ]}
+            />
+          </>
+        )}
+      </Section>
+    </div>
+  );
+}

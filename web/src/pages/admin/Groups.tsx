@@ -1,0 +1,138 @@
+// Groups, the unit of scope: an administrator attaches users, servers and mail domains; a group
+// user sees messages that touch one of the group's servers and one of its domains.
+
+import { useState } from 'preact/hooks';
+import { api } from '../../api';
+import { useAction, useApi } from '../../hooks';
+import { useSession } from '../../session';
+import { ConfirmDialog, DataTable, ErrorBox, Field, Loading, Section } from '../../components/ui';
+import { Group, lines, toggle, User } from './common';
+
+export function GroupsPage() {
+  const groups = useApi<Group[]>('/admin/groups');
+  const users = useApi<User[]>('/admin/users');
+  const { servers } = useSession();
+  const [editing, setEditing] = useState<Group | 'new' | null>(null);
+  const [deleting, setDeleting] = useState<Group | null>(null);
+  const action = useAction();
+  const serverName = (id: number | string) => servers.find((s) => String(s.id) === String(id))?.name ?? `#${id}`;
+  const userLogin = (id: number | string) => users.data?.find((u) => String(u.id) === String(id))?.login ?? `#${id}`;
+  const remove = async () => {
+    const group = deleting;
+    setDeleting(null);
+    if (!group) return;
+    await action.run(() => api(`/admin/groups/${group.id}`, { method: 'DELETE' }));
+    groups.reload();
+  };
+  return (
+    <div class="page">
+      <h1>Groups</h1>
+      <Section
+        title="Groups"
+        actions={
+          <button type="button" class="primary" onClick={() => setEditing('new')}>
+            New group
+          </button>
+        }
+      >
+        <ErrorBox error={groups.error ?? action.error} />
+        <Loading when={groups.loading} />
+        <DataTable
+          label="Groups"
+          rows={groups.data ?? []}
+          rowKey={(g) => String(g.id)}
+          columns={[
+            { key: 'n', label: 'Name', render: (g) => g.name },
+            { key: 's', label: 'Servers', render: (g) => (g.server_ids ?? []).map(serverName).join(', ') },
+            { key: 'd', label: 'Domains', class: 'addr', render: (g) => (g.domains ?? []).join(', ') },
+            { key: 'u', label: 'Users', render: (g) => (g.user_ids ?? []).map(userLogin).join(', ') },
+            {
+              key: 'x',
+              label: 'Actions',
+              render: (g) => (
+                <>
+                  <button type="button" class="link" aria-label={`Edit group ${g.name}`} onClick={() => setEditing(g)}>
+                    edit
+                  </button>{' '}
+                  <button type="button" class="link danger" aria-label={`Delete group ${g.name}`} onClick={() => setDeleting(g)}>
+                    delete
+                  </button>
+                </>
+              ),
+            },
+          ]}
+        />
+      </Section>
+      {editing && (
+        <GroupEditor
+          key={editing === 'new' ? 'new' : String(editing.id)}
+          group={editing === 'new' ? null : editing}
+          users={users.data ?? []}
+          done={() => {
+            setEditing(null);
+            groups.reload();
+          }}
+        />
+      )}
+      <ConfirmDialog open={deleting !== null} title="Delete group" confirmLabel="Delete" onConfirm={remove} onCancel={() => setDeleting(null)}>
+        Delete the group <strong>{deleting?.name}</strong>? Its users lose what it let them see.
+      </ConfirmDialog>
+    </div>
+  );
+}
+
+function GroupEditor({ group, users, done }: { group: Group | null; users: User[]; done: () => void }) {
+  const { servers } = useSession();
+  const [name, setName] = useState(group?.name ?? '');
+  const [serverIds, setServerIds] = useState<(number | string)[]>(group?.server_ids ?? []);
+  const [userIds, setUserIds] = useState<(number | string)[]>(group?.user_ids ?? []);
+  const [domains, setDomains] = useState((group?.domains ?? []).join('\n'));
+  const action = useAction();
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const body = { name, server_ids: serverIds, user_ids: userIds, domains: lines(domains) };
+    const r = await action.run(() =>
+      group ? api(`/admin/groups/${group.id}`, { method: 'PATCH', body }) : api('/admin/groups', { method: 'POST', body }),
+    );
+    if (r.ok) done();
+  };
+  const title = group ? `Edit group ${group.name}` : 'New group';
+  const has = (list: (number | string)[], id: number | string) => list.some((v) => String(v) === String(id));
+  return (
+    <Section title={title} id="group-editor">
+      <form class="filters" aria-label={title} onSubmit={save}>
+        <Field label="Group name">
+          <input required value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </Field>
+        <Field label="Domains (one per line)" wide>
+          <textarea rows={3} value={domains} onInput={(e) => setDomains(e.currentTarget.value)} />
+        </Field>
+        <fieldset class="wide">
+          <legend>Servers</legend>
+          {servers.map((s) => (
+            <label class="check" key={String(s.id)}>
+              <input type="checkbox" checked={has(serverIds, s.id)} onChange={(e) => setServerIds(toggle(serverIds, s.id, e.currentTarget.checked))} /> {s.name}
+            </label>
+          ))}
+        </fieldset>
+        <fieldset class="wide">
+          <legend>Users</legend>
+          {users.map((u) => (
+            <label class="check" key={String(u.id)}>
+              <input type="checkbox" checked={has(userIds, u.id)} onChange={(e) => setUserIds(toggle(userIds, u.id, e.currentTarget.checked))} /> {u.login}
+            </label>
+          ))}
+        </fieldset>
+        <div class="buttons">
+          <button type="submit" class="primary" disabled={action.busy}>
+            {group ? 'Save' : 'Create'}
+          </button>
+          <button type="button" onClick={done}>
+            Cancel
+          </button>
+        </div>
+        <ErrorBox error={action.error} />
+      </form>
+    </Section>
+  );
+}

@@ -1,0 +1,169 @@
+// Administration of accounts: list, create, edit (role, groups, addresses, disable, new password),
+// delete behind a confirmation. Every change is audited by the server.
+
+import { useState } from 'preact/hooks';
+import { api } from '../../api';
+import { useAction, useApi } from '../../hooks';
+import { formatTime } from '../../format';
+import { ConfirmDialog, DataTable, ErrorBox, Field, Loading, Section } from '../../components/ui';
+import { Group, lines, toggle, User } from './common';
+
+const ROLES: [string, string][] = [
+  ['admin', 'administrator'],
+  ['user', 'group user'],
+  ['enduser', 'end user'],
+];
+
+export function UsersPage() {
+  const users = useApi<User[]>('/admin/users');
+  const groups = useApi<Group[]>('/admin/groups');
+  const [editing, setEditing] = useState<User | 'new' | null>(null);
+  const [deleting, setDeleting] = useState<User | null>(null);
+  const action = useAction();
+  const groupName = (id: number | string) => groups.data?.find((g) => String(g.id) === String(id))?.name ?? `#${id}`;
+  const remove = async () => {
+    const user = deleting;
+    setDeleting(null);
+    if (!user) return;
+    await action.run(() => api(`/admin/users/${user.id}`, { method: 'DELETE' }));
+    users.reload();
+  };
+  return (
+    <div class="page">
+      <h1>Users</h1>
+      <Section
+        title="Accounts"
+        actions={
+          <button type="button" class="primary" onClick={() => setEditing('new')}>
+            New user
+          </button>
+        }
+      >
+        <ErrorBox error={users.error ?? action.error} />
+        <Loading when={users.loading} />
+        <DataTable
+          label="Users"
+          rows={users.data ?? []}
+          rowKey={(u) => String(u.id)}
+          columns={[
+            { key: 'l', label: 'Login', render: (u) => u.login },
+            { key: 'n', label: 'Name', render: (u) => u.name ?? '' },
+            { key: 'r', label: 'Role', render: (u) => ROLES.find(([r]) => r === u.role)?.[1] ?? u.role },
+            { key: 'g', label: 'Groups', render: (u) => (u.groups ?? []).map(groupName).join(', ') },
+            { key: 'a', label: 'Addresses', class: 'addr', render: (u) => (u.addresses ?? []).join(', ') },
+            { key: 'd', label: 'Status', render: (u) => (u.disabled ? 'disabled' : 'active') },
+            { key: 'll', label: 'Last login', class: 'nowrap', render: (u) => formatTime(u.last_login ?? undefined) },
+            {
+              key: 'x',
+              label: 'Actions',
+              render: (u) => (
+                <>
+                  <button type="button" class="link" aria-label={`Edit ${u.login}`} onClick={() => setEditing(u)}>
+                    edit
+                  </button>{' '}
+                  <button type="button" class="link danger" aria-label={`Delete ${u.login}`} onClick={() => setDeleting(u)}>
+                    delete
+                  </button>
+                </>
+              ),
+            },
+          ]}
+        />
+      </Section>
+      {editing && (
+        <UserEditor
+          key={editing === 'new' ? 'new' : String(editing.id)}
+          user={editing === 'new' ? null : editing}
+          groups={groups.data ?? []}
+          done={() => {
+            setEditing(null);
+            users.reload();
+          }}
+        />
+      )}
+      <ConfirmDialog open={deleting !== null} title="Delete user" confirmLabel="Delete" onConfirm={remove} onCancel={() => setDeleting(null)}>
+        Delete the account <strong>{deleting?.login}</strong>? Its sessions end and its search history goes.
+      </ConfirmDialog>
+    </div>
+  );
+}
+
+function UserEditor({ user, groups, done }: { user: User | null; groups: Group[]; done: () => void }) {
+  const [login, setLogin] = useState(user?.login ?? '');
+  const [name, setName] = useState(user?.name ?? '');
+  const [role, setRole] = useState(user?.role ?? 'user');
+  const [password, setPassword] = useState('');
+  const [disabled, setDisabled] = useState(user?.disabled ?? false);
+  const [memberOf, setMemberOf] = useState<(number | string)[]>(user?.groups ?? []);
+  const [addresses, setAddresses] = useState((user?.addresses ?? []).join('\n'));
+  const action = useAction();
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const body: Record<string, unknown> = { name, role, groups: memberOf, addresses: lines(addresses) };
+    if (password) body.password = password;
+    const r = await action.run(() =>
+      user
+        ? api(`/admin/users/${user.id}`, { method: 'PATCH', body: { ...body, disabled } })
+        : api('/admin/users', { method: 'POST', body: { ...body, login } }),
+    );
+    if (r.ok) done();
+  };
+  const title = user ? `Edit user ${user.login}` : 'New user';
+  return (
+    <Section title={title} id="user-editor">
+      <form class="filters" aria-label={title} onSubmit={save}>
+        <Field label="Login">
+          <input required disabled={!!user} value={login} onInput={(e) => setLogin(e.currentTarget.value)} autocomplete="off" />
+        </Field>
+        <Field label="Name">
+          <input value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </Field>
+        <Field label="Role">
+          <select value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            {ROLES.map(([r, text]) => (
+              <option key={r} value={r}>
+                {text}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label={user ? 'New password (leave empty to keep)' : 'Password'}>
+          <input type="password" autocomplete="new-password" required={!user} minLength={10} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+        </Field>
+        {user && (
+          <label class="check">
+            <input type="checkbox" checked={disabled} onChange={(e) => setDisabled(e.currentTarget.checked)} /> Disabled
+          </label>
+        )}
+        <fieldset class="wide">
+          <legend>Groups</legend>
+          {groups.length === 0 && <span class="muted">No group yet.</span>}
+          {groups.map((g) => (
+            <label class="check" key={String(g.id)}>
+              <input
+                type="checkbox"
+                checked={memberOf.some((id) => String(id) === String(g.id))}
+                onChange={(e) => setMemberOf(toggle(memberOf, g.id, e.currentTarget.checked))}
+              />{' '}
+              {g.name}
+            </label>
+          ))}
+        </fieldset>
+        {role === 'enduser' && (
+          <Field label="Mail addresses (one per line)" wide>
+            <textarea rows={3} value={addresses} onInput={(e) => setAddresses(e.currentTarget.value)} />
+          </Field>
+        )}
+        <div class="buttons">
+          <button type="submit" class="primary" disabled={action.busy}>
+            {user ? 'Save' : 'Create'}
+          </button>
+          <button type="button" onClick={done}>
+            Cancel
+          </button>
+        </div>
+        <ErrorBox error={action.error} />
+      </form>
+    </Section>
+  );
+}
