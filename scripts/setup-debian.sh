@@ -28,6 +28,13 @@ PACKAGES=(
     "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
     "python3:the small computations of scripts/bench-import.sh"
     "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
+    "nodejs:builds the browser application of web/ (npm + Vite), which elsed embeds"
+    "chromium:the browser the web application's tests drive (Playwright)"
+)
+# Commands whose Debian package is installed only when the command is missing: a Node.js from
+# another source (NodeSource) ships its own npm, which Debian's npm package would conflict with.
+COMMANDS=(
+    "npm:npm:installs the web application's packages from web/package-lock.json"
 )
 
 say() { printf 'setup-debian: %s\n' "$*"; }
@@ -47,6 +54,16 @@ for entry in "${PACKAGES[@]}"; do
     if [[ "$status" != "installed" ]]; then
         missing+=("$package")
         say "missing: $package (${entry#*:})"
+    fi
+done
+
+for entry in "${COMMANDS[@]}"; do
+    command=${entry%%:*}
+    rest=${entry#*:}
+    package=${rest%%:*}
+    if ! command -v "$command" >/dev/null; then
+        missing+=("$package")
+        say "missing: $package (${rest#*:})"
     fi
 done
 

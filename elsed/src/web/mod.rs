@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod assets;
 pub mod caller;
 pub mod error;
 
@@ -37,11 +38,12 @@ pub struct AppState {
     pub config: Arc<crate::config::Config>,
 }
 
-/// The whole application: health, API, and (later) the embedded browser application.
+/// The whole application: health, API, and the embedded browser application.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::routes())
+        .merge(assets::routes())
         .with_state(state)
 }
 
