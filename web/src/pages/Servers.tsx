@@ -73,7 +73,7 @@ function ServerEditor({ server, done }: { server: Server; done: () => void }) {
   const save = async (e: Event) => {
     e.preventDefault();
     const r = await action.run(() =>
-      api(`/admin/servers/${server.id}`, { method: 'PATCH', body: { role, address: address || null, description } }),
+      api(`/admin/servers/${server.id}`, { method: 'PATCH', body: { role, address, description } }),
     );
     if (r.ok) done();
   };

@@ -1,0 +1,221 @@
+//! The web application in a real browser: a real `elsed serve` on a real database filled by
+//! `elsed import` of real logs, driven by Playwright in Debian's Chromium (the scenarios are in
+//! `web/tests/*.spec.ts`; this test prepares everything they need and runs them).
+//!
+//! Screenshots go to `target/screenshots` unless `ELSE_SCREENSHOTS` names a folder (to refresh
+//! the committed ones: `ELSE_SCREENSHOTS=$PWD/docs/screenshots cargo test -p elsed --test browser`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use else_tests::PgCluster;
+
+const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `elsed serve`, stopped when the test ends however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs elsed with an empty configuration file, so the machine's settings never leak in.
+fn elsed(args: &[&str], config: &Path) -> String {
+    let output = Command::new(ELSED)
+        .env_remove("ELSE_DATABASE_URL")
+        .env("ELSE_CONFIG", config)
+        .args(args)
+        .output()
+        .expect("elsed runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "elsed {} failed: {}{}",
+        args.join(" "),
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `/healthz` until it answers 200 (or the server died, or 30 s passed).
+fn wait_healthy(server: &mut Server, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("elsed serve exited early: {status}");
+        }
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut answer).is_ok()
+                && answer.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "elsed serve did not become healthy on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Playwright comes from web/package-lock.json; `cargo build` ran `npm ci` (build/web.rs), but a
+/// prebuilt ELSE_WEB_DIST may have skipped it.
+fn playwright(web: &Path) -> PathBuf {
+    let bin = web.join("node_modules/.bin/playwright");
+    if !bin.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(web)
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "npm ci in {} failed: the browser tests need Node.js and npm (scripts/setup-debian.sh)",
+            web.display()
+        );
+    }
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_scenarios() {
+    let chromium = std::env::var("ELSE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the browser tests drive Debian's chromium (scripts/setup-debian.sh installs it)"
+    );
+    let web = workspace().join("web");
+    let playwright = playwright(&web);
+
+    let scratch = std::env::temp_dir().join(format!("elsed-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let config = scratch.join("empty.toml");
+    std::fs::write(&config, "").unwrap();
+    let url = PgCluster::shared().create_database().await;
+
+    // The project's fixture (mx1 and out1), read in UTC, in 2024; and the real MX log when present.
+    let fixture = workspace().join("tests/fixtures/mail.log");
+    let fixture = fixture.to_str().unwrap();
+    elsed(
+        &[
+            "import",
+            "--database-url",
+            &url,
+            "--timezone",
+            "UTC",
+            "--year-reference",
+            "2024-06-01T00:00:00Z",
+            fixture,
+        ],
+        &config,
+    );
+    let corpus = else_tests::corpora::dir_or_skip()
+        .map(|dir| dir.join("postfix-logsums/mail.log.gz"))
+        .filter(|p| p.exists());
+    if let Some(log) = &corpus {
+        elsed(&["import", "--database-url", &url, log.to_str().unwrap()], &config);
+    } else {
+        println!("the dashboard scenario uses the fixture only");
+    }
+
+    // The administrator, from the command line as on a new installation; the scenarios create
+    // the other users and the group through the admin screens.
+    let password = format!("admin-{}-{}", std::process::id(), free_port());
+    let password_file = scratch.join("admin.password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    elsed(
+        &[
+            "user",
+            "add",
+            "--database-url",
+            &url,
+            "--login",
+            "admin",
+            "--role",
+            "admin",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+        &config,
+    );
+
+    let report = |since: &str, until: &str| {
+        elsed(
+            &[
+                "report",
+                "--database-url",
+                &url,
+                "--timezone",
+                "UTC",
+                "--since",
+                since,
+                "--until",
+                until,
+                "--format",
+                "json",
+            ],
+            &config,
+        )
+    };
+    let report_fixture = report("2024-03-14T00:00:00Z", "2024-03-15T00:00:00Z");
+    let report_corpus = corpus
+        .as_ref()
+        .map(|_| report("2023-03-13T00:00:00Z", "2023-03-17T00:00:00Z"));
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(ELSED)
+        .env_remove("ELSE_DATABASE_URL")
+        .env("ELSE_CONFIG", &config)
+        .args(["serve", "--database-url", &url, "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("elsed serve starts");
+    let mut server = Server(child);
+    wait_healthy(&mut server, port);
+
+    let screenshots = std::env::var("ELSE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/screenshots"));
+    let mut command = Command::new(&playwright);
+    command
+        .arg("test")
+        .current_dir(&web)
+        .env("ELSE_BASE_URL", format!("http://{listen}"))
+        .env("ELSE_CHROMIUM", &chromium)
+        .env("ELSE_ADMIN_LOGIN", "admin")
+        .env("ELSE_ADMIN_PASSWORD", &password)
+        .env("ELSE_SCREENSHOTS", &screenshots)
+        .env("ELSE_TEST_OUTPUT", scratch.join("playwright"))
+        .env("ELSE_CORPUS", if corpus.is_some() { "1" } else { "0" })
+        .env("ELSE_REPORT_FIXTURE", &report_fixture)
+        .env("ELSE_REPORT_CORPUS", report_corpus.unwrap_or_default())
+        .env("CI", "1");
+    let status = command.status().expect("playwright runs");
+    drop(server);
+    assert!(
+        status.success(),
+        "browser scenarios failed (Playwright's report is above)"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}

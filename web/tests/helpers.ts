@@ -1,0 +1,46 @@
+// What the browser scenarios share: who logs in, where screenshots go, and small page actions.
+
+import { expect, Page } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const admin = {
+  login: process.env.ELSE_ADMIN_LOGIN ?? 'admin',
+  password: process.env.ELSE_ADMIN_PASSWORD ?? '',
+};
+
+/** The real MX log of ../shared/corpora was imported too (server "helga", March 2023). */
+export const corpus = process.env.ELSE_CORPUS === '1';
+
+/** Screenshots of the main screens, for docs/screenshots (ELSE_SCREENSHOTS names the folder). */
+export async function shot(page: Page, name: string) {
+  const dir = process.env.ELSE_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.waitForLoadState('networkidle');
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: false });
+}
+
+export async function login(page: Page, user: string, password: string) {
+  await page.goto('/');
+  await page.getByLabel('Login', { exact: true }).fill(user);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
+}
+
+export async function logout(page: Page) {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+}
+
+export async function quickSearch(page: Page, text: string) {
+  await page.getByLabel('Quick search').fill(text);
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.waitForURL(/\/search\?q=/);
+}
+
+/** The rows of the table called `label` (header row excluded). */
+export function rows(page: Page, label: string) {
+  return page.getByRole('table', { name: label, exact: true }).locator('tbody tr');
+}
