@@ -148,12 +148,11 @@ async fn browser_scenarios() {
             "add",
             "--database-url",
             &url,
-            "--login",
-            "admin",
             "--role",
             "admin",
             "--password-file",
             password_file.to_str().unwrap(),
+            "admin",
         ],
         &config,
     );
