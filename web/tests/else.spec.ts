@@ -110,7 +110,7 @@ test('extended search with operators, sorting, permalink and CSV export', async 
   await shot(page, 'search');
 
   // The permalink is the page's URL: loading it again gives the same rows.
-  const first = await results.first().innerText();
+  const first = (await results.first().textContent()) ?? '';
   await page.reload();
   await expect(results.first()).toHaveText(first);
 
