@@ -198,7 +198,7 @@ test('the dashboard shows the traffic graphs with the report totals', async ({ p
 test('reports, NDRs, greylisting and servers render; queue actions ask first', async ({ page }) => {
   await login(page, admin.login, admin.password);
   await page.goto(`/reports?since=${FIXTURE_DAY.since}&until=${FIXTURE_DAY.until}`);
-  await expect(page.frameLocator('iframe[title="Report"]').locator('body')).toContainText(/received/i);
+  await expect(page.getByRole('article', { name: 'Report' })).toContainText(/received/i);
   await shot(page, 'report');
 
   await page.getByRole('link', { name: 'NDRs' }).click();
