@@ -89,19 +89,22 @@ export function GreylistPage() {
 }
 
 interface WhitelistEntry {
-  id: number | string;
+  /** Null for the configuration file's entries, which are edited there. */
+  id: number | string | null;
   kind: string;
   value: string;
   comment?: string;
-  created_by?: string;
-  created_at?: string;
+  created_by?: string | null;
+  created_at?: string | null;
+  source?: string;
+  active?: boolean;
 }
 
 const KINDS: [string, string][] = [
   ['client', 'client (IP, CIDR or host)'],
   ['recipient', 'recipient address'],
-  ['sender', 'sender address'],
   ['domain_optout', 'domain opted out'],
+  ['domain_optin', 'domain opted in'],
 ];
 
 function Whitelist() {
@@ -124,7 +127,7 @@ function Whitelist() {
     const entry = removing;
     setRemoving(null);
     if (!entry) return;
-    await action.run(() => api(`/admin/greylist/whitelist/${entry.id}`, { method: 'DELETE' }));
+    await action.run(() => api(`/admin/greylist/whitelist/${encodeURIComponent(String(entry.id))}`, { method: 'DELETE' }));
     list.reload();
   };
   return (
@@ -155,17 +158,21 @@ function Whitelist() {
       <DataTable
         label="Whitelist"
         rows={list.data ?? []}
-        rowKey={(w) => String(w.id)}
+        rowKey={(w) => `${w.id ?? w.source}:${w.kind}:${w.value}`}
         columns={[
-          { key: 'k', label: 'Kind', render: (w) => w.kind },
+          { key: 'k', label: 'Kind', render: (w) => KINDS.find(([k]) => k === w.kind)?.[1] ?? w.kind },
           { key: 'v', label: 'Value', class: 'mono', render: (w) => w.value },
           { key: 'c', label: 'Comment', render: (w) => w.comment ?? '' },
           { key: 'b', label: 'Added by', render: (w) => w.created_by ?? '' },
-          { key: 'a', label: 'Added', class: 'nowrap', render: (w) => formatTime(w.created_at) },
+          { key: 'a', label: 'Added', class: 'nowrap', render: (w) => formatTime(w.created_at ?? undefined) },
+          { key: 's', label: 'Source', render: (w) => `${w.source ?? ''}${w.active === false ? ' (inactive in this mode)' : ''}` },
           {
             key: 'x',
             label: 'Remove',
-            render: (w) => (
+            render: (w) =>
+              w.id === null || w.id === undefined ? (
+                <span class="muted">edit the configuration</span>
+              ) : (
               <button type="button" class="link danger" aria-label={`Remove ${w.value}`} onClick={() => setRemoving(w)}>
                 remove
               </button>
