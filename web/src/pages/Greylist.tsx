@@ -20,7 +20,11 @@ export function GreylistPage() {
   const filters = useStatsFilters();
   const stats = useApi<GreylistStats>('/greylist/stats', filters);
   const [page, setPage] = useState(1);
-  const decisions = useApi<Page<GreylistDecision>>('/greylist/decisions', { since: filters.since, until: filters.until, page });
+  const decisions = useApi<Page<GreylistDecision>>('/greylist/decisions', {
+    since: filters.since,
+    until: filters.until,
+    page: page > 1 ? page : undefined,
+  });
   const s = stats.data;
   const seriesKeys = Object.keys(s?.series?.[0] ?? {}).filter((k) => k !== 't');
   return (
