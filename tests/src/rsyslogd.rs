@@ -150,8 +150,13 @@ impl Rsyslogd {
 }
 
 impl Drop for Rsyslogd {
+    /// Stops the daemon and removes its directory, unless the test failed: then the directory
+    /// (configuration, queues, rsyslogd's own log) is kept for the post-mortem.
     fn drop(&mut self) {
         self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
