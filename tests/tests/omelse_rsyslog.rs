@@ -582,3 +582,41 @@ fn sighup_makes_omelse_reconnect_and_lose_nothing() {
     let after = backend().expect("omelse reconnected");
     assert_ne!(before, after, "a new connection after SIGHUP");
 }
+
+/// The roles and addresses an administrator gave the servers (in the database, from the web UI or
+/// `elsed migrate`) reach the module: mail from out1 to mx1 is internal, not inbound.
+#[test]
+fn roles_set_in_the_database_reach_the_module() {
+    if rsyslogd_binary().is_none() {
+        eprintln!("skipped: rsyslogd not installed");
+        return;
+    }
+    let url = block_on(PgCluster::shared().create_database());
+    block_on(async {
+        let mut client = omelse::store::connect(&url).await.unwrap();
+        omelse::store::migrate(&mut client).await.unwrap();
+        else_tests::register_fixture_servers(&url).await;
+    });
+    let fixture = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail.log")).unwrap();
+    let lines: Vec<String> = fixture.lines().map(|line| format!("<22>{line}")).collect();
+    let port = free_port();
+    let daemon = Rsyslogd::start(&test_dir("fleet"), &server_config(&omelse_module(), port, &url));
+    send_tcp(port, &lines);
+    // The message ends (removed from the queue) late in the fixture.
+    let ended = wait_until(Duration::from_secs(60), || {
+        block_on(count(
+            &url,
+            "SELECT count(*) FROM messages WHERE queue_id = '9C0A1B2D3E' AND closed",
+        )) == 1
+    });
+    assert!(ended, "rsyslogd said:\n{}", daemon.own_log());
+    let flow = block_on(async {
+        let client = omelse::store::connect(&url).await.unwrap();
+        let row = client
+            .query_one("SELECT flow FROM messages WHERE queue_id = '9C0A1B2D3E'", &[])
+            .await
+            .unwrap();
+        row.get::<_, Option<String>>(0)
+    });
+    assert_eq!(flow.as_deref(), Some("internal"));
+}
