@@ -7,6 +7,7 @@
 //!
 //! ```toml
 //! timezone = "Europe/Paris"          # of RFC 3164 log lines; default: the machine's
+//! internal_networks = ["192.0.2.0/24", "10.0.0.0/8"]   # default: loopback and private ranges
 //!
 //! [database]
 //! # ca_file = "/etc/else/tls/db-ca.pem"   # TLS to PostgreSQL, server certificate verified
@@ -46,6 +47,10 @@ pub const DEFAULT_PATH: &str = "/etc/else/elsed.toml";
 pub struct Config {
     /// IANA zone of the year-less RFC 3164 timestamps (`Europe/Paris`, `UTC`).
     pub timezone: Option<String>,
+    /// The organisation's networks (CIDR): their clients and relays are internal, which decides
+    /// flows. Default: loopback and the private ranges. Give the same list to omelse
+    /// (`internal.networks`) so that imports and the live stream agree.
+    pub internal_networks: Option<Vec<String>>,
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
@@ -207,6 +212,14 @@ impl Config {
         Ok(config)
     }
 
+    /// `internal_networks` parsed; `None` when not given (the correlator's defaults apply).
+    pub fn internal_networks(&self) -> Result<Option<Vec<omelse::correlate::IpNet>>, String> {
+        self.internal_networks
+            .as_ref()
+            .map(|list| list.iter().map(|net| net.parse().map_err(|e| format!("{e}"))).collect())
+            .transpose()
+    }
+
     /// The checks types alone do not make.
     fn check(&self) -> Result<(), (String, String)> {
         if let Some(zone) = &self.timezone {
@@ -217,6 +230,8 @@ impl Config {
                 )
             })?;
         }
+        self.internal_networks()
+            .map_err(|e| ("internal_networks".to_owned(), e))?;
         if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
