@@ -12,6 +12,7 @@ mod ndr;
 mod parse;
 mod report;
 mod search;
+mod snmp;
 mod status;
 mod time;
 
@@ -75,6 +76,8 @@ enum Command {
     Greylist,
     /// Receive the NDRs of the Postfix servers over LMTP/SMTP and store them
     Ndr(ndr::NdrArgs),
+    /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
+    Snmp(snmp::cli::SnmpArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -149,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
+        Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
     }
 }
 

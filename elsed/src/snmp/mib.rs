@@ -150,8 +150,8 @@ fn long_id_char(b: u8) -> bool {
 /// is refused: this is what stands between an SNMP SET and `postsuper`.
 pub fn valid_queue_id(id: &str) -> bool {
     let bytes = id.as_bytes();
-    let short = (6..=16).contains(&bytes.len())
-        && bytes.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b));
+    let short =
+        (6..=16).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b));
     let long = (12..=32).contains(&bytes.len())
         && bytes.iter().filter(|&&b| b == b'z').count() == 1
         && match id.split_once('z') {
@@ -184,7 +184,13 @@ mod tests {
 
     #[test]
     fn short_and_long_queue_ids_are_accepted() {
-        for id in ["4F1A23B0C5", "ABCDEF", "0123456789ABCDEF", "4Xt6sM0ntGz6Cm", "4P7Lpg3KLbzHQL2"] {
+        for id in [
+            "4F1A23B0C5",
+            "ABCDEF",
+            "0123456789ABCDEF",
+            "4Xt6sM0ntGz6Cm",
+            "4P7Lpg3KLbzHQL2",
+        ] {
             assert!(valid_queue_id(id), "{id}");
         }
     }
@@ -192,9 +198,25 @@ mod tests {
     #[test]
     fn anything_else_is_refused() {
         for id in [
-            "", "ABCDE", "4f1a23b0c5", "4F1A23B0C5;", "a;b", "x; rm -rf /", "ALL", "-d ALL", "$(reboot)",
-            "`id`", "4F1A 23B0", "4F1A23B0C5\n", "0123456789ABCDEF0", "4Xt6sM0ntG6Cm", "4Xt6zM0ntGz6Cm",
-            "4Xt6sM0ntGzz", "aeiouaeizbc", "4Xt6sM0ntGz6C\u{e9}", "../../etc/x",
+            "",
+            "ABCDE",
+            "4f1a23b0c5",
+            "4F1A23B0C5;",
+            "a;b",
+            "x; rm -rf /",
+            "ALL",
+            "-d ALL",
+            "$(reboot)",
+            "`id`",
+            "4F1A 23B0",
+            "4F1A23B0C5\n",
+            "0123456789ABCDEF0",
+            "4Xt6sM0ntG6Cm",
+            "4Xt6zM0ntGz6Cm",
+            "4Xt6sM0ntGzz",
+            "aeiouaeizbc",
+            "4Xt6sM0ntGz6C\u{e9}",
+            "../../etc/x",
         ] {
             assert!(!valid_queue_id(id), "{id:?}");
         }

@@ -30,7 +30,8 @@ mod run;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: else-pfagent [--command-prefix PREFIX] [--postfix-config DIR] [--cache-secs N] extend|pass-persist";
+const USAGE: &str =
+    "usage: else-pfagent [--command-prefix PREFIX] [--postfix-config DIR] [--cache-secs N] extend|pass-persist";
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1).collect()) {
@@ -121,7 +122,13 @@ mod tests {
         assert_eq!(mode, Mode::PassPersist);
         assert!(options.postfix.prefix.is_empty());
         assert_eq!(options.cache, Duration::ZERO);
-        for bad in [&[][..], &["serve"], &["extend", "extend"], &["--cache-secs", "x", "extend"], &["--postfix-config"]] {
+        for bad in [
+            &[][..],
+            &["serve"],
+            &["extend", "extend"],
+            &["--cache-secs", "x", "extend"],
+            &["--postfix-config"],
+        ] {
             assert!(parse(args(bad)).is_err(), "{bad:?}");
         }
     }

@@ -221,7 +221,11 @@ mod tests {
     fn agent(dir: &std::path::Path) -> Agent {
         let record = dir.join("record");
         std::fs::write(&record, format!("#!/bin/sh\necho \"$*\" >> {}/ran\n", dir.display())).unwrap();
-        std::process::Command::new("chmod").arg("755").arg(&record).status().unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&record)
+            .status()
+            .unwrap();
         let postfix = Postfix::new(&record.display().to_string(), None).unwrap();
         Agent::new(Options {
             postfix,
@@ -256,11 +260,17 @@ mod tests {
             assert_eq!(talk(&mut agent, &input), format!("{answer}\n"), "{input}");
         }
         assert!(!dir.join("ran").exists(), "nothing ran");
-        assert_eq!(talk(&mut agent, &format!("set\n{hold}\nstring \"4F1A23B0C5\"\n")), "DONE\n");
+        assert_eq!(
+            talk(&mut agent, &format!("set\n{hold}\nstring \"4F1A23B0C5\"\n")),
+            "DONE\n"
+        );
         assert_eq!(talk(&mut agent, &format!("set\n{flush}\ninteger 1\n")), "DONE\n");
         let ran = std::fs::read_to_string(dir.join("ran")).unwrap();
         assert_eq!(ran, "/usr/sbin/postsuper -h 4F1A23B0C5\n/usr/sbin/postqueue -f\n");
-        assert_eq!(talk(&mut agent, &format!("get\n{status}\n")), format!("{status}\ninteger\n1\n"));
+        assert_eq!(
+            talk(&mut agent, &format!("get\n{status}\n")),
+            format!("{status}\ninteger\n1\n")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

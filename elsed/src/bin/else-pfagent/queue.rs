@@ -34,9 +34,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn read(postfix: &Postfix) -> Stats {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut stats = match postfix.queue_json() {
             Ok(text) => Stats::from_json(&text, now),
             Err(e) => Stats {
@@ -130,7 +128,11 @@ mod tests {
         assert_eq!((hold.count, hold.bytes, hold.oldest), (1, 50, 100));
         assert_eq!((incoming.count, active.count), (1, 1));
         assert_eq!(
-            Stats { master_alive: true, ..stats }.extend_lines(),
+            Stats {
+                master_alive: true,
+                ..stats
+            }
+            .extend_lines(),
             "1\n7\n10\n1\n1\n1\n2\n500\n1000\n1\n50\n100\n1\n\n"
         );
     }

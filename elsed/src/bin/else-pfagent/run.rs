@@ -163,10 +163,22 @@ mod tests {
             args(ActionKind::DeleteDeferred, Some("ignored")).unwrap(),
             "/usr/sbin/postsuper -d ALL deferred"
         );
-        assert_eq!(args(ActionKind::Hold, Some("4F1A23B0C5")).unwrap(), "/usr/sbin/postsuper -h 4F1A23B0C5");
-        assert_eq!(args(ActionKind::Release, Some("4F1A23B0C5")).unwrap(), "/usr/sbin/postsuper -H 4F1A23B0C5");
-        assert_eq!(args(ActionKind::Requeue, Some("4F1A23B0C5")).unwrap(), "/usr/sbin/postsuper -r 4F1A23B0C5");
-        assert_eq!(args(ActionKind::Delete, Some("4F1A23B0C5")).unwrap(), "/usr/sbin/postsuper -d 4F1A23B0C5");
+        assert_eq!(
+            args(ActionKind::Hold, Some("4F1A23B0C5")).unwrap(),
+            "/usr/sbin/postsuper -h 4F1A23B0C5"
+        );
+        assert_eq!(
+            args(ActionKind::Release, Some("4F1A23B0C5")).unwrap(),
+            "/usr/sbin/postsuper -H 4F1A23B0C5"
+        );
+        assert_eq!(
+            args(ActionKind::Requeue, Some("4F1A23B0C5")).unwrap(),
+            "/usr/sbin/postsuper -r 4F1A23B0C5"
+        );
+        assert_eq!(
+            args(ActionKind::Delete, Some("4F1A23B0C5")).unwrap(),
+            "/usr/sbin/postsuper -d 4F1A23B0C5"
+        );
         assert_eq!(args(ActionKind::Delete, Some("ALL")), None);
         assert_eq!(args(ActionKind::Hold, None), None);
     }
