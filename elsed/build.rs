@@ -15,7 +15,7 @@ fn main() {
         .allowlist_function(
             "init_snmp|snmp_sess_(init|open|session|close|error|synch_response|async_send|select_info|read|timeout)\
              |snmp_pdu_create|snmp_add_null_var|snmp_add_var|snmp_free_pdu|snmp_errstring\
-             |generate_Ku|snmp_api_errstring|netsnmp_ds_set_boolean|netsnmp_ds_set_int|select",
+             |generate_Ku|snmp_api_errstring|usm_get_user|usm_remove_user|usm_free_user|netsnmp_ds_set_boolean|netsnmp_ds_set_int|select",
         )
         .allowlist_var(
             "usmHMACSHA1AuthProtocol|usmHMAC192SHA256AuthProtocol|usmAESPrivProtocol\

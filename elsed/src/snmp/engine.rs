@@ -174,8 +174,11 @@ fn session_for<'a>(open: &'a mut HashMap<Key, Open>, key: Key, target: &Target) 
     Ok(&mut open.get_mut(&key).expect("just opened").session)
 }
 
-/// One poll cycle: agents with an open session first, all at once; then the agents to be
-/// discovered (one blocking discovery each), whose requests join the same wait.
+/// One poll cycle: agents with an open session first, all at once, until each has answered or
+/// timed out; then the agents to be discovered. net-snmp discovers an SNMPv3 engine inside the
+/// first send, blocking for the agent's timeout when it does not answer: such agents come last
+/// and are retried with a backoff, so a cycle lasts about two timeouts plus one per agent
+/// discovered, and a known agent's answer never waits for a discovery.
 fn poll(
     open: &mut HashMap<Key, Open>,
     backoff: &mut HashMap<Key, Backoff>,
@@ -184,7 +187,6 @@ fn poll(
     deadline: Duration,
     answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
 ) {
-    let deadline = Instant::now() + deadline;
     let wanted: Vec<Key> = targets.iter().map(|(id, _)| (*id, Role::Poll)).collect();
     open.retain(|key, _| key.1 != Role::Poll || wanted.contains(key));
     let (ready, new): (Vec<_>, Vec<_>) = targets
@@ -196,8 +198,9 @@ fn poll(
         let session = &mut open.get_mut(&(*id, Role::Poll)).expect("ready").session;
         flights.push((*id, session.send_get(&target.peer, oids)));
     }
-    // Answers already in count before any blocking discovery.
-    wait(open, &mut flights, Instant::now() + Duration::from_millis(1), answers);
+    // The agents already known are answered (or timed out) before any blocking discovery.
+    wait(open, &mut flights, Instant::now() + deadline, answers);
+    give_up(open, &mut flights, answers);
     for (id, target) in new {
         let key = (id, Role::Poll);
         if let Some(b) = backoff.get_mut(&key) {
@@ -215,23 +218,40 @@ fn poll(
                 continue;
             }
         }
-        match session_for(open, key, &target) {
-            Ok(session) => {
+        let sent = session_for(open, key, &target).map(|session| session.send_get(&target.peer, oids));
+        match sent {
+            Ok(flight) if !flight.failed_to_send() => {
                 backoff.remove(&key);
-                flights.push((id, session.send_get(&target.peer, oids)));
+                flights.push((id, flight));
             }
-            Err(e) => {
+            failed => {
+                let error = match failed {
+                    Ok(flight) => flight
+                        .take()
+                        .err()
+                        .unwrap_or_else(|| SnmpError::Failed("not sent".into())),
+                    Err(e) => SnmpError::Failed(e),
+                };
+                open.remove(&key);
                 let b = backoff.entry(key).or_insert(Backoff { failures: 0, skip: 0 });
                 b.failures += 1;
                 b.skip = (1u32 << b.failures.min(5)).min(16) - 1;
-                let _ = answers.send((id, Err(SnmpError::Failed(e))));
+                let _ = answers.send((id, Err(error)));
             }
         }
         wait(open, &mut flights, Instant::now() + Duration::from_millis(1), answers);
     }
-    wait(open, &mut flights, deadline, answers);
-    // What is still out at the deadline is a timeout; the request is dropped with its session
-    // (net-snmp would call back into freed memory otherwise).
+    wait(open, &mut flights, Instant::now() + deadline, answers);
+    give_up(open, &mut flights, answers);
+}
+
+/// What is still out at the deadline is a timeout; the request is dropped with its session
+/// (net-snmp would call back into freed memory otherwise).
+fn give_up(
+    open: &mut HashMap<Key, Open>,
+    flights: &mut Vec<(i32, InFlight)>,
+    answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
+) {
     for (id, flight) in flights.drain(..) {
         // Closing first: the library calls back into the flight's slot as it closes.
         open.remove(&(id, Role::Poll));
@@ -239,8 +259,23 @@ fn poll(
     }
 }
 
-/// Runs the requests in flight until `until`, sending and removing those that are done.
+/// Runs the requests in flight until all are done or `until`, sending each answer as it comes.
 fn wait(
+    open: &mut HashMap<Key, Open>,
+    flights: &mut Vec<(i32, InFlight)>,
+    until: Instant,
+    answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
+) {
+    loop {
+        wait_one(open, flights, until, answers);
+        if flights.is_empty() || Instant::now() >= until {
+            return;
+        }
+    }
+}
+
+/// Runs the requests in flight until one is done (or `until`); sends and removes those done.
+fn wait_one(
     open: &mut HashMap<Key, Open>,
     flights: &mut Vec<(i32, InFlight)>,
     until: Instant,

@@ -4,9 +4,9 @@
 //!
 //! Several sessions can have requests in flight at once ([`run_all`]): one `select` over their
 //! sockets, so a slow or silent agent costs its own timeout, not the others' time. One exception
-//! is net-snmp's: opening an SNMPv3 session discovers the agent's engine id with a blocking
-//! round trip (`usm_discover_engineid`), which is why the engine keeps sessions open between
-//! polls and backs off from agents that do not answer.
+//! is net-snmp's: the first request of an SNMPv3 session discovers the agent's engine id with a
+//! blocking round trip (`usm_discover_engineid`), which is why the engine keeps sessions open
+//! between polls and backs off from agents that do not answer.
 
 use std::ffi::{c_int, c_long, c_void, CStr, CString};
 use std::ptr;
@@ -164,12 +164,35 @@ pub fn init_library() -> Result<(), String> {
 /// An open session (net-snmp's opaque single-session handle).
 pub struct Session {
     handle: *mut c_void,
+    /// The SNMPv3 user, whose keys net-snmp keeps in its global user list.
+    usm_user: Option<CString>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: the handle came from snmp_sess_open and is closed once.
-        unsafe { ffi::snmp_sess_close(self.handle) };
+        // net-snmp keeps an SNMPv3 user's localised keys in a process-wide list, by engine and
+        // name, and a later session of the same user reuses them whatever its passphrases: a
+        // corrected (or a wrong) passphrase would never take effect. A session is the only one
+        // of its (agent, user), so its entry goes with it.
+        // SAFETY: the handle came from snmp_sess_open and is closed once; the user entry is
+        // looked up, unlinked and freed as snmpusm.h documents.
+        unsafe {
+            if let Some(name) = &self.usm_user {
+                let session = ffi::snmp_sess_session(self.handle);
+                if !session.is_null() && (*session).securityEngineIDLen > 0 {
+                    let user = ffi::usm_get_user(
+                        (*session).securityEngineID,
+                        (*session).securityEngineIDLen,
+                        name.as_ptr(),
+                    );
+                    if !user.is_null() {
+                        ffi::usm_remove_user(user);
+                        ffi::usm_free_user(user);
+                    }
+                }
+            }
+            ffi::snmp_sess_close(self.handle);
+        }
     }
 }
 
@@ -211,8 +234,8 @@ fn passphrase_key(
 }
 
 impl Session {
-    /// Opens a session. For SNMPv3 this discovers the agent's engine (one blocking round trip
-    /// bounded by the target's timeout and retries) and fails if it does not answer.
+    /// Opens a session. For SNMPv3 the agent's engine is discovered by the first request (one
+    /// blocking round trip bounded by the target's timeout and retries).
     pub fn open(target: &Target) -> Result<Session, String> {
         let peer = CString::new(target.peer.as_str()).map_err(|_| "peer name contains NUL".to_owned())?;
         // Strings net-snmp copies in snmp_sess_open; they live until it returns.
@@ -279,6 +302,10 @@ impl Session {
         // SAFETY: `s` is an initialised session whose strings outlive the call; the library
         // copies what it keeps.
         let handle = unsafe { ffi::snmp_sess_open(&mut s) };
+        let usm_user = match &target.credentials {
+            Credentials::Usm { user, .. } => CString::new(user.as_str()).ok(),
+            Credentials::Community(_) => None,
+        };
         drop(owned);
         if handle.is_null() {
             let why = if s.s_snmp_errno != 0 {
@@ -288,7 +315,7 @@ impl Session {
             };
             return Err(format!("{}: {why}", target.peer));
         }
-        Ok(Session { handle })
+        Ok(Session { handle, usm_user })
     }
 
     /// The session's last library error, as text.
@@ -394,6 +421,11 @@ impl InFlight {
         self.slot.is_some()
     }
 
+    /// True when the request could not even be sent (right after [`Session::send_get`]).
+    pub fn failed_to_send(&self) -> bool {
+        matches!(*self.slot, Some(Err(_)))
+    }
+
     /// The answer, or a timeout if the request is still out.
     pub fn take(mut self) -> Result<Response, SnmpError> {
         self.slot
@@ -481,12 +513,15 @@ impl Session {
     }
 }
 
-/// Waits for the requests in flight on these sessions until each is answered or timed out (the
-/// library retries per the target), or `deadline` passes. One `select` over all their sockets.
+/// Waits for the requests in flight on these sessions until one more is answered or timed out
+/// (the library retries per the target), or all are, or `deadline` passes. One `select` over
+/// all their sockets.
 pub fn run_all(sessions: &mut [(&mut Session, &InFlight)], deadline: Instant) {
+    let done = |s: &[(&mut Session, &InFlight)]| s.iter().filter(|(_, f)| f.done()).count();
+    let before = done(sessions);
     loop {
         let now = Instant::now();
-        if now >= deadline || sessions.iter().all(|(_, f)| f.done()) {
+        if now >= deadline || done(sessions) > before || done(sessions) == sessions.len() {
             return;
         }
         let left = deadline - now;
