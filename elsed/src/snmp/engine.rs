@@ -21,6 +21,9 @@ pub enum Role {
 /// A session's identity: the server and the user.
 pub type Key = (i32, Role);
 
+/// A SET's answer, and the answer of the GET that followed it (when one was asked).
+pub type SetAnswer = (Result<Response, SnmpError>, Option<Result<Response, SnmpError>>);
+
 enum Request {
     /// GET `oids` from every target at once; each answer is sent as soon as it is in.
     Poll {
@@ -36,7 +39,7 @@ enum Request {
         oid: Vec<u32>,
         value: SetValue,
         then: Vec<Vec<u32>>,
-        answer: oneshot::Sender<(Result<Response, SnmpError>, Option<Result<Response, SnmpError>>)>,
+        answer: oneshot::Sender<SetAnswer>,
     },
 }
 
@@ -92,7 +95,7 @@ impl Engine {
         oid: Vec<u32>,
         value: SetValue,
         then: Vec<Vec<u32>>,
-    ) -> (Result<Response, SnmpError>, Option<Result<Response, SnmpError>>) {
+    ) -> SetAnswer {
         let (answer, rx) = oneshot::channel();
         let sent = self.tx.send(Request::Set {
             key,
@@ -161,17 +164,14 @@ fn session_for<'a>(open: &'a mut HashMap<Key, Open>, key: Key, target: &Target) 
     if open.get(&key).is_some_and(|o| &o.target != target) {
         open.remove(&key);
     }
-    if !open.contains_key(&key) {
-        let session = Session::open(target)?;
-        open.insert(
-            key,
-            Open {
-                target: target.clone(),
-                session,
-            },
-        );
-    }
-    Ok(&mut open.get_mut(&key).expect("just opened").session)
+    let open = match open.entry(key) {
+        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Open {
+            target: target.clone(),
+            session: Session::open(target)?,
+        }),
+    };
+    Ok(&mut open.session)
 }
 
 /// One poll cycle: agents with an open session first, all at once, until each has answered or

@@ -9,6 +9,7 @@
 //! The web layer calls: [`SnmpHandle::start`], [`latest_states`], [`samples`], [`act`],
 //! [`prometheus_text`], [`agents`] and [`set_agent`]; `elsed snmp …` is the command line (`cli`).
 
+mod action;
 pub mod cli;
 mod engine;
 mod ffi;
@@ -31,6 +32,7 @@ use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+pub use action::act;
 pub use mib::ActionKind;
 pub use prometheus::prometheus_text;
 pub use secret::{AgentSecrets, SecretKey};
@@ -293,18 +295,6 @@ pub struct ActionOutcome {
     pub snmp_status: String,
     /// The agent's own account: the command and what Postfix printed (`lastActionText`).
     pub agent_text: Option<String>,
-}
-
-/// Runs a queue action on a server through its control user and records it in `audit_log`
-/// (who, when, what, result, the agent's answer), whatever the result.
-pub async fn act(
-    db: &Client,
-    handle: &SnmpHandle,
-    actor: &str,
-    server_id: i32,
-    action: Action,
-) -> anyhow::Result<ActionOutcome> {
-    poller::act(db, handle, actor, server_id, action).await
 }
 
 /// Writes one `audit_log` row; returns its id. For every active operation, not only SNMP's.

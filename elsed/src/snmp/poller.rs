@@ -1,17 +1,15 @@
-//! The poller (one GET per server per interval, all servers at once, each sample stored as soon
-//! as its answer is in, with its state) and the queue actions (a SET by the control user).
+//! The poller: one GET per server per interval, all servers at once, each sample stored as soon
+//! as its answer is in, with its state by the thresholds.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use omelse::parse::Timestamp;
-use serde_json::json;
 use tokio_postgres::Client;
 
-use super::engine::Role;
 use super::mib;
-use super::session::{error_status_name, Response, SetValue, SnmpError};
-use super::{store, Action, ActionOutcome, QueueSample, Sample, SnmpConfig, SnmpHandle, State};
+use super::session::{error_status_name, Response};
+use super::{store, QueueSample, Sample, SnmpConfig, SnmpHandle, State};
 
 /// UCD-SNMP-MIB laLoadInt.1: the one-minute load average × 100 (snmpd's `load` directive).
 const LA_LOAD_INT_1: &[u32] = &[1, 3, 6, 1, 4, 1, 2021, 10, 1, 5, 1];
@@ -159,39 +157,36 @@ pub fn evaluate(s: &Sample, config: &SnmpConfig) -> (State, Vec<String>) {
     if s.master_alive == Some(false) {
         down.push("Postfix master not running".to_owned());
     }
+    let mut check = |value: u64, warn: u64, fail: u64, what: String| {
+        if value >= fail {
+            down.push(format!("{what} (down at {fail})"));
+        } else if value >= warn {
+            warning.push(format!("{what} (warning at {warn})"));
+        }
+    };
     if let Some(d) = s.deferred {
-        let count = d.count as u64;
-        let oldest = d.oldest_secs as u64;
-        if count >= config.down_deferred {
-            down.push(format!("{count} deferred messages (down at {})", config.down_deferred));
-        } else if count >= config.warning_deferred {
-            warning.push(format!(
-                "{count} deferred messages (warning at {})",
-                config.warning_deferred
-            ));
-        }
-        if oldest >= config.down_oldest_secs {
-            down.push(format!(
-                "oldest deferred message {oldest} s old (down at {})",
-                config.down_oldest_secs
-            ));
-        } else if oldest >= config.warning_oldest_secs {
-            warning.push(format!(
-                "oldest deferred message {oldest} s old (warning at {})",
-                config.warning_oldest_secs
-            ));
-        }
+        let (count, oldest) = (d.count as u64, d.oldest_secs as u64);
+        check(
+            count,
+            config.warning_deferred,
+            config.down_deferred,
+            format!("{count} deferred messages"),
+        );
+        check(
+            oldest,
+            config.warning_oldest_secs,
+            config.down_oldest_secs,
+            format!("oldest deferred message {oldest} s old"),
+        );
     }
     if let Some(pct) = s.spool_used_pct {
         let pct = pct as u64;
-        if pct >= config.down_disk_percent {
-            down.push(format!("spool disk {pct}% used (down at {})", config.down_disk_percent));
-        } else if pct >= config.warning_disk_percent {
-            warning.push(format!(
-                "spool disk {pct}% used (warning at {})",
-                config.warning_disk_percent
-            ));
-        }
+        check(
+            pct,
+            config.warning_disk_percent,
+            config.down_disk_percent,
+            format!("spool disk {pct}% used"),
+        );
     }
     if !down.is_empty() {
         down.extend(warning);
@@ -200,72 +195,6 @@ pub fn evaluate(s: &Sample, config: &SnmpConfig) -> (State, Vec<String>) {
         (State::Warning, warning)
     } else {
         (State::Ok, Vec::new())
-    }
-}
-
-/// See [`super::act`].
-pub(super) async fn act(
-    db: &Client,
-    handle: &SnmpHandle,
-    actor: &str,
-    server_id: i32,
-    action: Action,
-) -> anyhow::Result<ActionOutcome> {
-    let (server, target) = store::control_target(db, handle, server_id).await?;
-    let name = format!("snmp.{}", action.kind.name());
-    let mut details = json!({"server_id": server_id, "queue_id": action.queue_id});
-    let record = |result: &str, snmp_status: String, agent_text: Option<String>, mut details: serde_json::Value| {
-        details["snmp_status"] = json!(snmp_status);
-        details["agent_text"] = json!(agent_text);
-        let result = result.to_owned();
-        let (name, server) = (name.clone(), server.clone());
-        async move {
-            let audit_id = super::audit(db, actor, &name, Some(&server), &details, &result).await?;
-            Ok(ActionOutcome {
-                audit_id,
-                result,
-                snmp_status,
-                agent_text,
-            })
-        }
-    };
-    // Checked here too (an Action can be deserialised from a web request without `Action::new`).
-    if let Err(e) = Action::new(action.kind.name(), action.queue_id.as_deref()) {
-        return record("refused", format!("not sent: {e}"), None, details).await;
-    }
-    let target = match target {
-        Ok(target) => target,
-        Err(e) => return record("refused", format!("not sent: {e:#}"), None, details).await,
-    };
-    let value = match (&action.queue_id, action.kind) {
-        (Some(id), _) => SetValue::Text(id.clone()),
-        (None, _) => SetValue::Integer(1),
-    };
-    let verdict = vec![mib::control_oid(mib::LAST_STATUS), mib::control_oid(mib::LAST_TEXT)];
-    let (set, after) = handle
-        .engine
-        .set((server_id, Role::Control), target, action.kind.oid(), value, verdict)
-        .await;
-    let agent_text = after
-        .and_then(Result::ok)
-        .and_then(|r| r.get(&mib::control_oid(mib::LAST_TEXT)).and_then(|v| v.as_text()));
-    match set {
-        Ok(response) => {
-            let status = error_status_name(response.error_status).to_owned();
-            details["error_index"] = json!(response.error_index);
-            let result = match response.error_status {
-                0 => "done",
-                // commitFailed: the agent ran the command and it failed.
-                14 => "failed",
-                _ => "refused",
-            };
-            // After a refusal, lastActionText is about an earlier action: not this one's answer.
-            let text = if result == "refused" { None } else { agent_text };
-            record(result, status, text, details).await
-        }
-        Err(SnmpError::Timeout(peer)) => record("unreachable", format!("no answer from {peer}"), None, details).await,
-        Err(SnmpError::Failed(e)) if e.contains("Timeout") => record("unreachable", e, None, details).await,
-        Err(SnmpError::Failed(e)) => record("refused", e, None, details).await,
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use tokio_postgres::Client;
 
-use super::{latest_states, ServerState, State};
+use super::{latest_states, Sample, ServerState, State};
 
 /// The text of `/metrics`.
 pub async fn prometheus_text(db: &Client) -> anyhow::Result<String> {
@@ -44,25 +44,25 @@ fn render(states: &[ServerState]) -> String {
                 .collect()
         }),
     );
-    family(
-        "else_snmp_up",
-        "1 if the server's SNMP agent answered the last poll.",
+    // One value a server, from its latest sample when it has one.
+    let scalar = |value: &dyn Fn(&Sample) -> Option<String>| {
         each(&|s, server| {
             s.sample
                 .iter()
-                .map(|x| format!("{{server=\"{server}\"}} {}", u8::from(x.reachable)))
+                .filter_map(value)
+                .map(|v| format!("{{server=\"{server}\"}} {v}"))
                 .collect()
-        }),
+        })
+    };
+    family(
+        "else_snmp_up",
+        "1 if the server's SNMP agent answered the last poll.",
+        scalar(&|x| Some(u8::from(x.reachable).to_string())),
     );
     family(
         "else_snmp_last_poll_timestamp_seconds",
         "When the server was last polled (Unix time).",
-        each(&|s, server| {
-            s.sample
-                .iter()
-                .map(|x| format!("{{server=\"{server}\"}} {}", x.ts.0 as f64 / 1e6))
-                .collect()
-        }),
+        scalar(&|x| Some((x.ts.0 as f64 / 1e6).to_string())),
     );
     let queues = |what: fn(&super::QueueSample) -> i64| {
         each(&move |s, server| {
@@ -91,42 +91,24 @@ fn render(states: &[ServerState]) -> String {
     family(
         "else_postfix_master_up",
         "1 if the Postfix master process runs.",
-        each(&|s, server| {
-            s.sample
-                .iter()
-                .filter_map(|x| x.master_alive)
-                .map(|up| format!("{{server=\"{server}\"}} {}", u8::from(up)))
-                .collect()
-        }),
+        scalar(&|x| x.master_alive.map(|up| u8::from(up).to_string())),
     );
     family(
         "else_load1",
         "One-minute load average of the server.",
-        each(&|s, server| {
-            s.sample
-                .iter()
-                .filter_map(|x| x.load1)
-                .map(|l| format!("{{server=\"{server}\"}} {l}"))
-                .collect()
-        }),
+        scalar(&|x| x.load1.map(|l| l.to_string())),
     );
     family(
         "else_spool_disk_used_percent",
         "Percent used of the file system of the Postfix queue directory.",
-        each(&|s, server| {
-            s.sample
-                .iter()
-                .filter_map(|x| x.spool_used_pct)
-                .map(|p| format!("{{server=\"{server}\"}} {p}"))
-                .collect()
-        }),
+        scalar(&|x| x.spool_used_pct.map(|p| p.to_string())),
     );
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{QueueSample, Sample};
+    use super::super::QueueSample;
     use super::*;
 
     #[test]

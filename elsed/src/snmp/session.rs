@@ -377,13 +377,14 @@ unsafe fn read_pdu(pdu: *const ffi::netsnmp_pdu) -> Response {
             .map(|&n| n as u32)
             .collect();
         let value = match v.type_ {
-            ffi::ASN_INTEGER => Value::Integer(*v.val.integer as i64),
+            // c_long and u_long are 64 bits on the Linux targets ELSE supports.
+            ffi::ASN_INTEGER => Value::Integer(*v.val.integer),
             ffi::ASN_COUNTER | ffi::ASN_GAUGE | ffi::ASN_TIMETICKS => {
                 Value::Unsigned(*v.val.integer as u64 & 0xFFFF_FFFF)
             }
             ffi::ASN_COUNTER64 => {
                 let c = &*v.val.counter64;
-                Value::Unsigned((c.high as u64) << 32 | (c.low as u64 & 0xFFFF_FFFF))
+                Value::Unsigned((c.high & 0xFFFF_FFFF) << 32 | (c.low & 0xFFFF_FFFF))
             }
             ffi::ASN_OCTET_STR | ffi::ASN_IPADDRESS => {
                 Value::Text(std::slice::from_raw_parts(v.val.string, v.val_len).to_vec())
@@ -403,8 +404,8 @@ unsafe fn read_pdu(pdu: *const ffi::netsnmp_pdu) -> Response {
         var = v.next_variable;
     }
     Response {
-        error_status: pdu.errstat as i64,
-        error_index: pdu.errindex as i64,
+        error_status: pdu.errstat,
+        error_index: pdu.errindex,
         vars,
     }
 }

@@ -390,7 +390,8 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
             etc = postfix.dir.join("etc").display()
         )
     );
-    let audit: Vec<(String, String, Option<String>, Option<String>, serde_json::Value)> = db
+    type AuditRow = (String, String, Option<String>, Option<String>, serde_json::Value);
+    let audit: Vec<AuditRow> = db
         .query(
             "SELECT actor, action, target, result, details FROM audit_log ORDER BY id",
             &[],

@@ -132,7 +132,7 @@ impl Agent {
 
     /// `get` (exact match) or `getnext` (the first object after `oid`).
     fn read(&mut self, oid: &[u32], next: bool) -> String {
-        if !oid.starts_with(AGENT_BASE) && !(next && oid < AGENT_BASE) {
+        if !(oid.starts_with(AGENT_BASE) || next && oid < AGENT_BASE) {
             return "NONE\n".to_owned();
         }
         let objects = self.objects();
