@@ -156,6 +156,14 @@ pub fn init_library() -> Result<(), String> {
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DONT_READ_CONFIGS as c_int, 1);
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD as c_int, 1);
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE as c_int, 1);
+        // No MIB directory: no MIB is parsed (numeric OIDs only), and quietly.
+        ffi::netsnmp_ds_set_string(
+            id,
+            ffi::NETSNMP_DS_LIB_MIBDIRS as c_int,
+            c"/nonexistent/else-no-mibs".as_ptr(),
+        );
+        ffi::netsnmp_ds_set_int(id, ffi::NETSNMP_DS_LIB_MIB_WARNINGS as c_int, 0);
+        ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_MIB_ERRORS as c_int, 0);
         ffi::init_snmp(c"elsed".as_ptr());
     }
     Ok(())

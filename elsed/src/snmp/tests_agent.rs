@@ -63,7 +63,8 @@ struct Snmpd {
 
 impl Snmpd {
     /// `pass_persist`: the program of the snippet's pass_persist line (else-pfagent by default).
-    fn start(name: &str, ip: &'static str, pass_persist: Option<&Path>, env: &[(&str, String)]) -> Snmpd {
+    /// `extra`: configuration lines added to the snippet's.
+    fn start(name: &str, ip: &'static str, pass_persist: Option<&Path>, env: &[(&str, String)], extra: &str) -> Snmpd {
         let dir = temp_dir(name);
         let port = free_udp_port(ip);
         let snippet = std::fs::read_to_string(
@@ -77,6 +78,7 @@ impl Snmpd {
         }
         conf = conf.replace("/usr/bin/else-pfagent", &agent);
         assert!(conf.contains(&format!("udp:{ip}:{port}")) && conf.contains("pass_persist"));
+        conf.push_str(extra);
         for (user, auth, privacy) in [RO, CTL] {
             conf.push_str(&format!("createUser {user} SHA \"{auth}\" AES \"{privacy}\"\n"));
         }
@@ -282,7 +284,7 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
         ),
         ("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()),
     ];
-    let snmpd = Snmpd::start("else-snmpd-accept", "127.0.0.61", None, &env);
+    let snmpd = Snmpd::start("else-snmpd-accept", "127.0.0.61", None, &env, "");
     let (mut db, handle, ids) = setup(&dir, &["mx1"]).await;
     let id = ids[0];
 
@@ -318,6 +320,17 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
         metrics.contains("else_postfix_queue_messages{server=\"mx1\",queue=\"deferred\"} 3"),
         "{metrics}"
     );
+    // The `extend` line of the snippet gives the same numbers to any NMS (nsExtendOutputFull).
+    let mut extend_oid = vec![1, 3, 6, 1, 4, 1, 8072, 1, 3, 2, 3, 1, 2, 12];
+    extend_oid.extend("else-pfqueue".bytes().map(u32::from));
+    let ro = store::poll_targets(&db, &handle).await.unwrap().remove(0).1.unwrap();
+    let mut answer = handle
+        .engine
+        .poll(vec![(id, ro)], vec![extend_oid.clone()], Duration::from_secs(5));
+    let (_, response) = answer.recv().await.unwrap();
+    let text = response.unwrap().get(&extend_oid).and_then(|v| v.as_text()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!((lines[6], lines[9], lines[12]), ("3", "2", "1"), "{text}");
     assert_eq!(ran(&dir), "", "reads never act");
 
     // Hold one deferred message, then release it.
@@ -439,7 +452,7 @@ async fn bad_input_is_refused_and_nothing_runs() {
             postfix.dir.join("etc").display().to_string(),
         ),
     ];
-    let snmpd = Snmpd::start("else-snmpd-bad", "127.0.0.62", None, &env);
+    let snmpd = Snmpd::start("else-snmpd-bad", "127.0.0.62", None, &env, "");
     let (db, handle, ids) = setup(&dir, &["mx2"]).await;
     let (settings, secrets) = agent_settings(snmpd.ip, snmpd.port, CTL.1);
     set_agent(&db, &handle, ids[0], &settings, &secrets).await.unwrap();
@@ -531,10 +544,12 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
         "ELSE_PFAGENT_POSTFIX_CONFIG",
         postfix.dir.join("etc").display().to_string(),
     )];
-    let good = Snmpd::start("else-snmpd-good", "127.0.0.63", None, &env);
-    let slow = Snmpd::start("else-snmpd-slow", "127.0.0.64", Some(&slow), &[]);
+    // Polled twice: over SNMPv3 and, as another server, over SNMPv2c.
+    let v2c = "rocommunity else-public 127.0.0.1\nrwcommunity else-private 127.0.0.1 .1.3.6.1.4.1.99999.1.1.10\n";
+    let good = Snmpd::start("else-snmpd-good", "127.0.0.63", None, &env, v2c);
+    let slow = Snmpd::start("else-snmpd-slow", "127.0.0.64", Some(&slow), &[], "");
     let down_port = free_udp_port("127.0.0.65");
-    let (mut db, handle, ids) = setup(&dir, &["down", "slow", "good"]).await;
+    let (mut db, handle, ids) = setup(&dir, &["down", "slow", "good", "good-v2c"]).await;
     for (id, ip, port) in [
         (ids[0], "127.0.0.65", down_port),
         (ids[1], slow.ip, slow.port),
@@ -543,11 +558,25 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
         let (settings, secrets) = agent_settings(ip, port, CTL.1);
         set_agent(&db, &handle, id, &settings, &secrets).await.unwrap();
     }
+    let settings = AgentSettings {
+        version: "2c".into(),
+        read_user: None,
+        control_user: None,
+        ..agent_settings(good.ip, good.port, CTL.1).0
+    };
+    let secrets = AgentSecrets {
+        read_community: Some("else-public".into()),
+        control_community: Some("else-private".into()),
+        ..AgentSecrets::default()
+    };
+    set_agent(&db, &handle, ids[3], &settings, &secrets).await.unwrap();
     let good_id = ids[2];
     // The first cycle discovers the SNMPv3 engines (the down agent's discovery times out).
     let first = poller::poll_once(&mut db, &handle).await.unwrap();
-    assert_eq!(first.len(), 3);
-    assert!(first.iter().any(|s| s.server_id == ids[2] && s.reachable), "{first:?}");
+    assert_eq!(first.len(), 4, "{first:?}");
+    for id in [ids[2], ids[3]] {
+        assert!(first.iter().any(|s| s.server_id == id && s.reachable), "{first:?}");
+    }
     for cycle in 0..2 {
         let started = Instant::now();
         let start_ts = omelse::parse::Timestamp::now();
@@ -573,6 +602,15 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
         // is tried again in the second cycle), not one per silent agent every time.
         assert!(took < Duration::from_millis(3500), "cycle {cycle} took {took:?}");
     }
+    // An action over SNMPv2c (the control community), through the default prefix `sudo -n`.
+    let outcome = act(&db, &handle, "tester", ids[3], Action::new("flush", None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outcome.result, "done", "{outcome:?}");
+    assert!(
+        outcome.agent_text.as_deref().unwrap().contains("postqueue -f: exit 0"),
+        "{outcome:?}"
+    );
     drop((good, slow));
     let _ = std::fs::remove_dir_all(&dir);
 }
