@@ -83,6 +83,13 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
         println!("wrote {} (mode 0600); name it in [snmp] key_file", path.display());
         return Ok(ExitCode::SUCCESS);
     }
+    // A wrong action is said before anything is opened.
+    let action = match &args.command {
+        SnmpCommand::Act { action, queue_id, .. } => {
+            Some(Action::new(action, queue_id.as_deref()).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        _ => None,
+    };
     let mut client = db::connect(settings).await?;
     db::migrate(&mut client).await?;
     db::sync_servers(&client, settings).await?;
@@ -106,7 +113,7 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
         SnmpCommand::Metrics => print!("{}", super::prometheus_text(&client).await?),
         SnmpCommand::Poll { once } => {
             let handle = SnmpHandle::start(config)?;
-            poller::run(&mut client, &handle, *once).await?;
+            poller::run(client, settings, &handle, *once).await?;
         }
         SnmpCommand::SetAgent(a) => {
             let handle = SnmpHandle::start(config)?;
@@ -132,13 +139,8 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
             store::set_agent(&client, &handle, server_id, &agent, &secrets).await?;
             println!("SNMP agent of {} set", a.server);
         }
-        SnmpCommand::Act {
-            server,
-            action,
-            queue_id,
-            json,
-        } => {
-            let action = Action::new(action, queue_id.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+        SnmpCommand::Act { server, json, .. } => {
+            let action = action.expect("parsed above");
             let handle = SnmpHandle::start(config)?;
             let server_id = store::server_id(&client, server).await?;
             let outcome = super::act(&client, &handle, &unix_actor(), server_id, action).await?;

@@ -67,12 +67,26 @@ async fn store_sample(db: &mut Client, sample: &Sample) -> anyhow::Result<()> {
     store::insert_sample(db, sample).await
 }
 
-/// `elsed snmp poll`: polls every interval (or once), forever.
-pub async fn run(db: &mut Client, handle: &SnmpHandle, once: bool) -> anyhow::Result<()> {
+/// `elsed snmp poll`: polls every interval (or once), forever; a lost database connection is
+/// opened again at the next cycle.
+pub async fn run(db: Client, settings: &crate::Settings, handle: &SnmpHandle, once: bool) -> anyhow::Result<()> {
     let interval = Duration::from_secs(handle.config().interval_secs);
+    let mut db = Some(db);
     loop {
         let started = tokio::time::Instant::now();
-        match poll_once(db, handle).await {
+        if db.as_ref().is_none_or(Client::is_closed) {
+            db = match crate::db::connect(settings).await {
+                Ok(client) => Some(client),
+                Err(e) if once => return Err(e),
+                Err(e) => {
+                    tracing::warn!("SNMP poll skipped: {e:#}");
+                    tokio::time::sleep_until(started + interval).await;
+                    continue;
+                }
+            };
+        }
+        let client = db.as_mut().expect("connected above");
+        match poll_once(client, handle).await {
             Ok(samples) => {
                 for s in &samples {
                     tracing::info!(server_id = s.server_id, state = s.state.name(), reasons = ?s.reasons, "polled");
