@@ -26,6 +26,10 @@
 //! listen = ["10.0.0.5:2424"]
 //! allowed_clients = ["10.0.0.0/24"]
 //!
+//! [snmp]                            # elsed snmp, see snmp/mod.rs
+//! interval_secs = 60
+//! key_file = "/etc/else/snmp.key"    # encrypts the stored SNMP credentials
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -65,6 +69,9 @@ pub struct Config {
     /// The NDR collector (`elsed ndr`).
     #[serde(default)]
     pub ndr: crate::ndr::NdrConfig,
+    /// The SNMP poller and queue actions (`elsed snmp`).
+    #[serde(default)]
+    pub snmp: crate::snmp::SnmpConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -241,6 +248,7 @@ impl Config {
         if self.retention.days == 0 {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
         }
+        self.snmp.check()?;
         for (i, server) in self.servers.iter().enumerate() {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
@@ -315,6 +323,8 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("[ndr]\nmax_bytes = 5", "ndr.max_bytes", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
+            ("[snmp]\ninterval = 5", "snmp.interval", "unknown key"),
+            ("[snmp]\ntimeout_ms = 0", "snmp.timeout_ms", "between"),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
             ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (

@@ -13,6 +13,7 @@ mod parse;
 mod report;
 mod search;
 mod sql;
+mod snmp;
 mod status;
 mod time;
 mod web;
@@ -79,6 +80,8 @@ enum Command {
     Ndr(ndr::NdrArgs),
     /// Serve the web application and its JSON API
     Serve(web::ServeArgs),
+    /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
+    Snmp(snmp::cli::SnmpArgs),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
+        Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
     }
 }
 
