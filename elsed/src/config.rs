@@ -25,6 +25,9 @@
 //! listen = ["10.0.0.5:2424"]
 //! allowed_clients = ["10.0.0.0/24"]
 //!
+//! [web]                              # elsed serve, see web/config.rs
+//! listen = "127.0.0.1:8080"
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -60,6 +63,9 @@ pub struct Config {
     /// The NDR collector (`elsed ndr`).
     #[serde(default)]
     pub ndr: crate::ndr::NdrConfig,
+    /// The web application (`elsed serve`).
+    #[serde(default)]
+    pub web: crate::web::config::WebConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -226,6 +232,7 @@ impl Config {
         if self.retention.days == 0 {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
         }
+        self.web.check()?;
         for (i, server) in self.servers.iter().enumerate() {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
@@ -300,6 +307,13 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("[ndr]\nmax_bytes = 5", "ndr.max_bytes", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
+            ("[web]\nlisten = \"localhost\"", "web.listen", "invalid"),
+            ("[web]\ntls_cert = \"/x.pem\"", "web.tls_key", "missing"),
+            (
+                "[web]\nsession_idle_minutes = 0",
+                "web.session_idle_minutes",
+                "at least 1",
+            ),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
             ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (

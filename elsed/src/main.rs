@@ -79,6 +79,12 @@ enum Command {
     Ndr(ndr::NdrArgs),
     /// Serve the web application and its JSON API
     Serve(web::ServeArgs),
+    /// Accounts of the web application: add, passwd, list, disable, delete
+    #[command(subcommand)]
+    User(web::cli::UserCommand),
+    /// Groups of the web application: which servers and domains their members see
+    #[command(subcommand)]
+    Group(web::cli::GroupCommand),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -154,6 +160,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
+        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
     }
 }
 
