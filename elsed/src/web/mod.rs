@@ -74,9 +74,23 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         .headers()
         .get("sec-fetch-site")
         .is_some_and(|site| site.as_bytes() == b"cross-site");
-    let mut response = if cross_site && !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD)
-    {
+    // A body announced too large is refused before a byte of it is read (a client that sent
+    // `Expect: 100-continue` is spared sending it); bodies without a length are cut by
+    // `DefaultBodyLimit` as they arrive.
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > BODY_LIMIT as u64);
+    let changes = !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let mut response = if cross_site && changes {
         error::ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response()
+    } else if too_large {
+        error::ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response()
     } else {
         next.run(request).await
     };
