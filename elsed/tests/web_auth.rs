@@ -957,6 +957,13 @@ async fn a_curious_user_gets_clear_errors_and_never_a_500() {
             StatusCode::NOT_FOUND,
             None,
         ),
+        (
+            Method::PUT,
+            "/admin/users".into(),
+            json!({}),
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+        ),
     ];
     for (method, path, body, status, field) in cases {
         let mut request = elsed.request(method.clone(), &path, Some(&admin), true);
@@ -1034,6 +1041,17 @@ async fn over_tls_the_cookie_is_secure() {
     let cookie = session_cookie(response.headers()).unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(response.headers().contains_key("strict-transport-security"));
+    // Unreadable certificate files stop `elsed serve` with the key that names them.
+    let config = scratch("tls").join("broken.toml");
+    std::fs::write(
+        &config,
+        "[web]\ntls_cert = \"/nonexistent/web.pem\"\ntls_key = \"/nonexistent/web.key\"\n",
+    )
+    .unwrap();
+    let broken = self::elsed(&config, &elsed.url, &["serve", "--listen", "127.0.0.1:0"], "");
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("web.tls_cert /nonexistent/web.pem"), "{stderr}");
     // Plain HTTP to the TLS port gets nowhere.
     let plain = reqwest::Client::new()
         .get(elsed.base.replace("https://", "http://") + "/healthz")

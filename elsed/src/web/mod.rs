@@ -57,7 +57,12 @@ pub struct AppState {
 
 /// The whole application: health, API, and (later) the embedded browser application.
 pub fn router(state: AppState) -> Router {
-    let api = api::routes().fallback(|| async { error::ApiError::not_found() });
+    // Unknown paths and methods answer in JSON like everything else.
+    let api = api::routes()
+        .fallback(|| async { error::ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        });
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
