@@ -29,6 +29,8 @@
 //! [snmp]                            # elsed snmp, see snmp/mod.rs
 //! interval_secs = 60
 //! key_file = "/etc/else/snmp.key"    # encrypts the stored SNMP credentials
+//! [web]                              # elsed serve, see web/config.rs
+//! listen = "127.0.0.1:8080"
 //!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
@@ -72,6 +74,9 @@ pub struct Config {
     /// The SNMP poller and queue actions (`elsed snmp`).
     #[serde(default)]
     pub snmp: crate::snmp::SnmpConfig,
+    /// The web application (`elsed serve`).
+    #[serde(default)]
+    pub web: crate::web::config::WebConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -249,6 +254,7 @@ impl Config {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
         }
         self.snmp.check()?;
+        self.web.check()?;
         for (i, server) in self.servers.iter().enumerate() {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
@@ -325,6 +331,13 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
             ("[snmp]\ninterval = 5", "snmp.interval", "unknown key"),
             ("[snmp]\ntimeout_ms = 0", "snmp.timeout_ms", "between"),
+            ("[web]\nlisten = \"localhost\"", "web.listen", "invalid"),
+            ("[web]\ntls_cert = \"/x.pem\"", "web.tls_key", "missing"),
+            (
+                "[web]\nsession_idle_minutes = 0",
+                "web.session_idle_minutes",
+                "at least 1",
+            ),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
             ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (

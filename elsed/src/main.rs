@@ -12,8 +12,8 @@ mod ndr;
 mod parse;
 mod report;
 mod search;
-mod sql;
 mod snmp;
+mod sql;
 mod status;
 mod time;
 mod web;
@@ -82,6 +82,12 @@ enum Command {
     Serve(web::ServeArgs),
     /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
     Snmp(snmp::cli::SnmpArgs),
+    /// Accounts of the web application: add, passwd, list, disable, delete
+    #[command(subcommand)]
+    User(web::cli::UserCommand),
+    /// Groups of the web application: which servers and domains their members see
+    #[command(subcommand)]
+    Group(web::cli::GroupCommand),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -158,6 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
         Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
+        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn act(
         let result = result.to_owned();
         let (name, server) = (name.clone(), server.clone());
         async move {
-            let audit_id = super::audit(db, actor, &name, Some(&server), &details, &result).await?;
+            let audit_id = crate::web::audit::record(db, actor, &name, Some(&server), details.clone(), &result).await?;
             Ok(ActionOutcome {
                 audit_id,
                 result,

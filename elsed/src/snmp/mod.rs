@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Client;
 
 pub use action::act;
 pub use mib::ActionKind;
@@ -295,22 +294,4 @@ pub struct ActionOutcome {
     pub snmp_status: String,
     /// The agent's own account: the command and what Postfix printed (`lastActionText`).
     pub agent_text: Option<String>,
-}
-
-/// Writes one `audit_log` row; returns its id. For every active operation, not only SNMP's.
-pub async fn audit(
-    db: &Client,
-    actor: &str,
-    action: &str,
-    target: Option<&str>,
-    details: &serde_json::Value,
-    result: &str,
-) -> anyhow::Result<i64> {
-    let row = db
-        .query_one(
-            "INSERT INTO audit_log (actor, action, target, details, result) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&actor, &action, &target, details, &result],
-        )
-        .await?;
-    Ok(row.get(0))
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "greylist", include_str!("migrations/0002_greylist.sql")),
     (3, "ndr", include_str!("migrations/0003_ndr.sql")),
     (4, "snmp", include_str!("migrations/0004_snmp.sql")),
+    (5, "accounts", include_str!("migrations/0005_accounts.sql")),
 ];
 
 /// The schema version this binary writes.
