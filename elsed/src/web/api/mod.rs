@@ -1,5 +1,17 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
+pub mod export;
+pub mod history;
+pub mod live;
+pub mod logs;
+pub mod message_detail;
+pub mod messages;
+pub mod params;
+pub mod rejects;
+
+#[cfg(test)]
+mod tests;
+
 use axum::Router;
 
 use super::AppState;
@@ -7,4 +19,10 @@ use super::AppState;
 /// Every endpoint of `/api/v1`.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(messages::routes())
+        .merge(message_detail::routes())
+        .merge(rejects::routes())
+        .merge(logs::routes())
+        .merge(live::routes())
+        .merge(history::routes())
 }
