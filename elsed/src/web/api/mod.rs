@@ -10,6 +10,8 @@ pub mod params;
 pub mod rejects;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use axum::Router;
