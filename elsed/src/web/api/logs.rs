@@ -1,5 +1,6 @@
 //! `GET /logs`: the raw lines (the original's "Logs" tab) by time, server, program and a substring
-//! (`q`, served by the trigram index of migration 6), each linking to its message. Group members
+//! (`q`, served by the trigram indexes `elsed maintain` builds on finished days), each linking to
+//! its message. Group members
 //! see their servers' lines, end users only the lines of their messages
 //! ([`Scope::log_events_condition`]).
 

@@ -413,7 +413,30 @@ async fn lines_seen(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> V
 
 #[tokio::test]
 async fn log_lines_are_searched_by_substring_and_program_within_scope() {
-    let (_url, client) = fixture_database().await;
+    let (_url, mut client) = fixture_database().await;
+    // The finished day gets its trigram index (once); today's partition does not.
+    let today = omelse::parse::Timestamp::now().0.div_euclid(86_400_000_000);
+    omelse::store::ensure_days(&mut client, &[today].into()).await.unwrap();
+    let indexed = omelse::store::index_finished_log_days(&client).await.unwrap();
+    assert_eq!(indexed, ["log_events_p20240314"]);
+    assert!(omelse::store::index_finished_log_days(&client)
+        .await
+        .unwrap()
+        .is_empty());
+    client.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = client
+        .query("EXPLAIN SELECT * FROM log_events WHERE raw ILIKE '%queued as%'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("log_events_p20240314_raw_trgm")),
+        "{plan:?}"
+    );
+    client.batch_execute("RESET enable_seqscan").await.unwrap();
+
     let all = Scope::All;
     let queued = lines_seen(&client, &all, &[("q", "QUEUED AS 9c0a1b2d3e"), ("per_page", "500")]).await;
     assert_eq!(queued.len(), 1, "{queued:?}");
