@@ -8,6 +8,7 @@ mod db;
 mod greylist;
 mod import;
 mod maintain;
+mod message_query;
 mod ndr;
 mod parse;
 mod report;

@@ -88,7 +88,6 @@ impl Caller {
 
 impl Scope {
     /// The (server, domain) pairs a group member may see, as two parallel arrays for `unnest`.
-    #[allow(dead_code)]
     fn pairs(groups: &[GroupScope]) -> (Vec<i32>, Vec<String>) {
         let mut servers = Vec::new();
         let mut domains = Vec::new();
@@ -120,26 +119,35 @@ impl Scope {
         }
     }
 
+    /// Some (server, domain) pair of the groups has the server `server_column` and a domain for
+    /// which `domain_matches` (written about `scope.domain`) holds.
+    fn pairs_condition(q: &mut Query, groups: &[GroupScope], server_column: &str, domain_matches: &str) -> String {
+        let (servers, domains) = Self::pairs(groups);
+        let servers = q.bind(servers);
+        let domains = q.bind(domains);
+        format!(
+            "EXISTS (SELECT 1 FROM unnest({servers}::int[], {domains}::text[]) AS scope(server_id, domain)
+                     WHERE scope.server_id = {server_column} AND {domain_matches})"
+        )
+    }
+
     /// A condition on a `messages` row aliased `m`: the message is visible. Binds into `q`.
-    #[allow(dead_code)] // The search API (landing next) is its first user; tested below.
     pub fn messages_condition(&self, q: &mut Query, m: &str) -> String {
         match self {
             Scope::All => "TRUE".into(),
-            Scope::Groups(groups) => {
-                let (servers, domains) = Self::pairs(groups);
-                let servers = q.bind(servers);
-                let domains = q.bind(domains);
-                format!(
-                    "EXISTS (SELECT 1 FROM unnest({servers}::int[], {domains}::text[]) AS scope(server_id, domain)
-                             WHERE scope.server_id = {m}.server_id
-                               AND (scope.domain = else_domain({m}.sender)
-                                    OR EXISTS (SELECT 1 FROM recipients scope_r
-                                               WHERE scope_r.message_started_at = {m}.started_at
-                                                 AND scope_r.message_uid = {m}.uid
-                                                 AND scope.domain IN (else_domain(scope_r.address),
-                                                                      else_domain(scope_r.orig_address)))))"
-                )
-            }
+            Scope::Groups(groups) => Self::pairs_condition(
+                q,
+                groups,
+                &format!("{m}.server_id"),
+                &format!(
+                    "(scope.domain = else_domain({m}.sender)
+                      OR EXISTS (SELECT 1 FROM recipients scope_r
+                                 WHERE scope_r.message_started_at = {m}.started_at
+                                   AND scope_r.message_uid = {m}.uid
+                                   AND scope.domain IN (else_domain(scope_r.address),
+                                                        else_domain(scope_r.orig_address))))"
+                ),
+            ),
             Scope::Addresses(addresses) => {
                 let addresses = q.bind(addresses.clone());
                 format!(
@@ -149,6 +157,49 @@ impl Scope {
                                    AND scope_r.message_uid = {m}.uid
                                    AND (lower(scope_r.address) = ANY({addresses}::text[])
                                         OR lower(scope_r.orig_address) = ANY({addresses}::text[]))))"
+                )
+            }
+        }
+    }
+
+    /// A condition on a `rejects` row aliased `r`: a group member sees the decisions taken on one
+    /// of a group's servers for a sender or recipient of that group's domains; an end user those
+    /// for their addresses. Binds into `q`.
+    pub fn rejects_condition(&self, q: &mut Query, r: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => Self::pairs_condition(
+                q,
+                groups,
+                &format!("{r}.server_id"),
+                &format!("scope.domain IN (else_domain({r}.recipient), else_domain({r}.sender))"),
+            ),
+            Scope::Addresses(addresses) => {
+                let addresses = q.bind(addresses.clone());
+                format!(
+                    "(lower({r}.recipient) = ANY({addresses}::text[]) OR lower({r}.sender) = ANY({addresses}::text[]))"
+                )
+            }
+        }
+    }
+
+    /// A condition on a `log_events` row aliased `e`: a group member sees every line of the
+    /// group's servers (what the original's Logs tab showed them); an end user only the lines of
+    /// messages they may see. Binds into `q`.
+    pub fn log_events_condition(&self, q: &mut Query, e: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => {
+                let mut servers: Vec<i32> = groups.iter().flat_map(|g| g.server_ids.iter().copied()).collect();
+                servers.sort_unstable();
+                servers.dedup();
+                format!("{e}.server_id = ANY({}::int[])", q.bind(servers))
+            }
+            Scope::Addresses(_) => {
+                let visible = self.messages_condition(q, "scope_m");
+                format!(
+                    "EXISTS (SELECT 1 FROM messages scope_m
+                             WHERE scope_m.uid = {e}.message_uid AND scope_m.server_id = {e}.server_id AND {visible})"
                 )
             }
         }

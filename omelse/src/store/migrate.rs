@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "ndr", include_str!("migrations/0003_ndr.sql")),
     (4, "snmp", include_str!("migrations/0004_snmp.sql")),
     (5, "accounts", include_str!("migrations/0005_accounts.sql")),
+    (6, "search", include_str!("migrations/0006_search.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -16,6 +16,7 @@ mod partitions;
 mod retention;
 mod rollup;
 mod sql_types;
+mod text_index;
 mod writer;
 
 pub use batch::*;
@@ -28,4 +29,5 @@ pub use open_state::{load_open_state, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::refresh_rollups;
+pub use text_index::index_finished_log_days;
 pub use writer::{WriteStats, Writer};

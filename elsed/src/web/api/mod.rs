@@ -4,6 +4,20 @@ pub mod admin;
 pub mod servers;
 
 use axum::routing::get;
+pub mod export;
+pub mod history;
+pub mod live;
+pub mod logs;
+pub mod message_detail;
+pub mod messages;
+pub mod params;
+pub mod rejects;
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;
+
 use axum::Router;
 
 use super::{auth, openapi, AppState};
@@ -15,4 +29,10 @@ pub fn routes() -> Router<AppState> {
         .merge(auth::routes())
         .merge(servers::routes())
         .merge(admin::routes())
+        .merge(messages::routes())
+        .merge(message_detail::routes())
+        .merge(rejects::routes())
+        .merge(logs::routes())
+        .merge(live::routes())
+        .merge(history::routes())
 }
