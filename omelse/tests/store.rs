@@ -640,23 +640,30 @@ fn hour(t: Timestamp) -> i64 {
     t.0.div_euclid(HOUR) * HOUR
 }
 
-type Rollup = BTreeMap<(i64, String, String, String, String), (i64, i64)>;
+type Rollup = BTreeMap<(i64, String, String, bool, String, String), (i64, i64)>;
 
-/// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented.
+/// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented: each event
+/// once over all domains (`by_domain` false, domain '') and once per distinct domain it touches.
 fn expected_rollup(batches: &[&Batch]) -> Rollup {
     let mut out = Rollup::new();
-    let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domain: String, metric: &str, bytes: i64| {
-        let e = out
-            .entry((
-                hour(t),
-                host.into(),
-                flow.unwrap_or("unknown").into(),
-                domain,
-                metric.into(),
-            ))
-            .or_default();
-        e.0 += 1;
-        e.1 += bytes;
+    let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domains: Vec<String>, metric: &str, bytes: i64| {
+        let mut keys: Vec<(bool, String)> = vec![(false, String::new())];
+        let distinct: std::collections::BTreeSet<String> = domains.into_iter().collect();
+        keys.extend(distinct.into_iter().map(|d| (true, d)));
+        for (by_domain, domain) in keys {
+            let e = out
+                .entry((
+                    hour(t),
+                    host.into(),
+                    flow.unwrap_or("unknown").into(),
+                    by_domain,
+                    domain,
+                    metric.into(),
+                ))
+                .or_default();
+            e.0 += 1;
+            e.1 += bytes;
+        }
     };
     let messages: BTreeMap<i64, &MessageRow> = batches.iter().flat_map(|b| &b.messages).map(|m| (m.uid, m)).collect();
     let recipients: BTreeMap<(i64, &str), &RecipientRow> = batches
@@ -664,15 +671,19 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
         .flat_map(|b| &b.recipients)
         .map(|r| ((r.message_uid, r.address.as_str()), r))
         .collect();
-    for m in messages.values() {
-        add(
-            m.started_at,
-            &m.host,
-            m.flow,
-            domain(m.sender.as_deref().unwrap_or("")),
-            "received",
-            m.size.unwrap_or(0),
+    let sender_domain = |m: &MessageRow| domain(m.sender.as_deref().unwrap_or(""));
+    for m in messages
+        .values()
+        .filter(|m| m.origin == "smtpd" || m.origin == "pickup")
+    {
+        let mut domains = vec![sender_domain(m)];
+        domains.extend(
+            recipients
+                .values()
+                .filter(|r| r.message_uid == m.uid)
+                .map(|r| domain(&r.address)),
         );
+        add(m.started_at, &m.host, m.flow, domains, "received", m.size.unwrap_or(0));
     }
     for d in batches.iter().flat_map(|b| &b.deliveries) {
         let m = messages[&d.message_uid];
@@ -681,29 +692,35 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
             .and_then(|r| r.flow)
             .or(m.flow);
         let metric = if d.status == "sent" { "delivered" } else { d.status };
-        add(d.time, &d.host, flow, domain(&d.recipient), metric, m.size.unwrap_or(0));
+        let domains = vec![domain(&d.recipient), sender_domain(m)];
+        add(d.time, &d.host, flow, domains, metric, m.size.unwrap_or(0));
     }
     for r in recipients.values().filter(|r| r.status == "expired") {
         let m = messages[&r.message_uid];
+        let domains = vec![domain(&r.address), sender_domain(m)];
         add(
             r.last_attempt_at,
             &m.host,
             r.flow.or(m.flow),
-            domain(&r.address),
+            domains,
             "expired",
             m.size.unwrap_or(0),
         );
     }
-    for j in batches.iter().flat_map(|b| &b.rejects).filter(|j| j.action == "reject") {
+    for j in batches.iter().flat_map(|b| &b.rejects) {
+        let metric = match j.action {
+            "reject" => "rejected",
+            "warn" => "reject_warning",
+            "hold" => "held",
+            "discard" => "discarded",
+            _ => continue,
+        };
         let flow = j.message_uid.and_then(|uid| messages[&uid].flow);
-        add(
-            j.time,
-            &j.host,
-            flow,
+        let domains = vec![
             domain(j.recipient.as_deref().unwrap_or("")),
-            "rejected",
-            0,
-        );
+            domain(j.sender.as_deref().unwrap_or("")),
+        ];
+        add(j.time, &j.host, flow, domains, metric, 0);
     }
     out
 }
@@ -711,7 +728,7 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
 async fn stored_rollup(client: &Client) -> Rollup {
     client
         .query(
-            "SELECT t.hour, s.name, t.flow, t.domain, t.metric, t.messages, t.bytes
+            "SELECT t.hour, s.name, t.flow, t.by_domain, t.domain, t.metric, t.messages, t.bytes
              FROM traffic_hourly t JOIN servers s ON s.id = t.server_id",
             &[],
         )
@@ -720,8 +737,15 @@ async fn stored_rollup(client: &Client) -> Rollup {
         .iter()
         .map(|r| {
             (
-                (r.get::<_, Timestamp>(0).0, r.get(1), r.get(2), r.get(3), r.get(4)),
-                (r.get(5), r.get(6)),
+                (
+                    r.get::<_, Timestamp>(0).0,
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                ),
+                (r.get(6), r.get(7)),
             )
         })
         .collect()
@@ -744,7 +768,7 @@ async fn rollups_match_the_base_tables() {
     writer.write_batch(&mut client, &b).await.unwrap();
     assert!(store::refresh_rollups(&mut client).await.unwrap() > 0);
     let expected = expected_rollup(&[&a, &b]);
-    assert!(expected.keys().any(|k| k.4 == "expired") && expected.keys().any(|k| k.4 == "rejected"));
+    assert!(expected.keys().any(|k| k.5 == "expired") && expected.keys().any(|k| k.5 == "rejected"));
     assert_eq!(stored_rollup(&client).await, expected);
     assert_eq!(count(&client, "SELECT 1 FROM rollup_dirty").await, 0);
     // Nothing dirty: a refresh changes nothing.

@@ -8,6 +8,7 @@
 mod batch;
 mod connection;
 mod counters;
+pub mod dedup;
 mod error;
 mod migrate;
 mod open_state;
@@ -25,5 +26,5 @@ pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
-pub use rollup::refresh_rollups;
+pub use rollup::{refresh_rollups, DELAY_BUCKETS, KINDS, SIZE_BUCKETS};
 pub use writer::{WriteStats, Writer};
