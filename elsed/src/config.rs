@@ -60,6 +60,12 @@ pub struct Config {
     /// The NDR collector (`elsed ndr`).
     #[serde(default)]
     pub ndr: crate::ndr::NdrConfig,
+    /// Where client IP addresses are located (`[geoip] database = "…mmdb"`).
+    #[serde(default)]
+    pub geoip: crate::geo::GeoipConfig,
+    /// How scheduled reports are mailed (`elsed serve` sends them).
+    #[serde(default)]
+    pub reports: crate::schedule::ReportsConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

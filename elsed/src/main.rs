@@ -5,12 +5,14 @@
 
 mod config;
 mod db;
+mod geo;
 mod greylist;
 mod import;
 mod maintain;
 mod ndr;
 mod parse;
 mod report;
+mod schedule;
 mod search;
 mod sql;
 mod status;

@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod caller;
+// TEMPORARY until `auth` is merged: see the file.
+mod caller_stub;
 pub mod error;
 
 use std::net::SocketAddr;
@@ -65,6 +67,7 @@ async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, Json
 /// `elsed serve`.
 pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    crate::geo::init(&settings.config.geoip)?;
     let state = AppState {
         db: db::pool(settings, "elsed-web", 16)?,
         config: Arc::new(settings.config.clone()),

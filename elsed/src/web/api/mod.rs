@@ -1,10 +1,12 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
+pub mod stats;
+
 use axum::Router;
 
 use super::AppState;
 
 /// Every endpoint of `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(stats::routes())
 }
