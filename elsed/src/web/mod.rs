@@ -72,6 +72,7 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         db: db::pool(settings, "elsed-web", 16)?,
         config: Arc::new(settings.config.clone()),
     };
+    tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

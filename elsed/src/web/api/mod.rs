@@ -1,5 +1,6 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
+pub mod report_schedules;
 pub mod stats;
 
 use axum::Router;
@@ -8,5 +9,5 @@ use super::AppState;
 
 /// Every endpoint of `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(stats::routes())
+    Router::new().merge(stats::routes()).merge(report_schedules::routes())
 }

@@ -9,7 +9,7 @@ pub mod data;
 pub mod filter;
 mod reports;
 #[cfg(test)]
-mod tests;
+pub mod tests;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
