@@ -4,18 +4,11 @@
 use std::time::Duration;
 
 use else_tests::postfix::{self, PrivatePostfix};
+use else_tests::rsyslogd::free_port;
 use tokio_postgres::Client;
 
 use super::*;
 use crate::web::api::report_schedules::{create_schedule, Change};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Postfix accepting mail for `reports.test` on `port` and delivering it to mbox files.
 fn relay(port: u16) -> PrivatePostfix {

@@ -916,3 +916,53 @@ async fn garbage_addresses_and_text_do_not_fail_a_batch() {
         .get(0);
     assert_eq!(raw, "bytes\u{FFFD}with a NUL");
 }
+
+async fn stats_daily(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT concat_ws('|', kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
+             FROM stats_daily ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Keyed rollups kept per hour (today, yesterday: refreshed hour by hour, the day rows following
+/// by difference) and per day (older days: recomputed whole) give the same day rows, and a day
+/// that turns old keeps them when its hour rows go.
+#[tokio::test]
+async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
+    let a = sample_batch("mx1.example", at("2026-03-14T10:00:00Z"), 40);
+    let b = sample_batch("mx2.example", at("2026-03-14T11:30:00Z"), 25);
+    let long_ago = at("2000-01-01T00:00:00Z");
+    let far_ahead = at("2100-01-01T00:00:00Z");
+
+    let mut hot = fresh_db().await;
+    let mut writer = Writer::new();
+    writer.write_batch(&mut hot, &a).await.unwrap();
+    store::refresh_rollups_hot_since(&mut hot, long_ago).await.unwrap();
+    writer.write_batch(&mut hot, &b).await.unwrap();
+    // A later snapshot of a's messages dirties their hours again: subtracted and added back.
+    writer.write_batch(&mut hot, &a).await.unwrap();
+    store::refresh_rollups_hot_since(&mut hot, long_ago).await.unwrap();
+    assert!(count(&hot, "SELECT 1 FROM stats_hourly").await > 0);
+
+    let mut cold = fresh_db().await;
+    let mut writer = Writer::new();
+    writer.write_batch(&mut cold, &a).await.unwrap();
+    writer.write_batch(&mut cold, &b).await.unwrap();
+    store::refresh_rollups_hot_since(&mut cold, far_ahead).await.unwrap();
+    assert_eq!(count(&cold, "SELECT 1 FROM stats_hourly").await, 0);
+
+    let days = stats_daily(&cold).await;
+    assert!(days.iter().any(|r| r.starts_with("sender|")) && days.iter().any(|r| r.starts_with("delay|")));
+    assert_eq!(stats_daily(&hot).await, days);
+    // The day turns old: hour rows dropped, day rows unchanged (fewer keys than are kept).
+    store::refresh_rollups_hot_since(&mut hot, far_ahead).await.unwrap();
+    assert_eq!(count(&hot, "SELECT 1 FROM stats_hourly").await, 0);
+    assert_eq!(stats_daily(&hot).await, days);
+}

@@ -26,5 +26,7 @@ pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
-pub use rollup::{refresh_rollups, DELAY_BUCKETS, KINDS, SIZE_BUCKETS};
+pub use rollup::{
+    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KINDS, OTHER_KEY, SIZE_BUCKETS,
+};
 pub use writer::{WriteStats, Writer};

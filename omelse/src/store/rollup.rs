@@ -20,6 +20,7 @@ use tokio_postgres::Client;
 
 use super::dedup;
 use super::Result;
+use crate::parse::Timestamp;
 
 /// Serialises refreshes: two at once would delete each other's dirty marks.
 const ROLLUP_LOCK: i64 = 0x454c_5345_0003;
@@ -88,6 +89,12 @@ fn bucket(expr: &str, bounds: &[f64]) -> String {
 const TEMP_TABLES: &str = "
 CREATE TEMP TABLE IF NOT EXISTS refresh_hours (hour timestamptz, server_id integer, PRIMARY KEY (hour, server_id))
     ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS refresh_days (day timestamptz, server_id integer, PRIMARY KEY (day, server_id))
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_keys (kind text, hour timestamptz, server_id integer, flow text, by_domain boolean,
+    domain text, key text, messages bigint, bytes bigint) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_compact (kind text, day timestamptz, server_id integer, flow text, by_domain boolean,
+    domain text, key text, messages bigint, bytes bigint) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_received (hour timestamptz, server_id integer, flow text, domains text[],
     sender text, client text, client_ip text, size bigint, life double precision) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_attempts (hour timestamptz, server_id integer, flow text, domains text[],
@@ -204,9 +211,10 @@ GROUP BY 1, 2, 3, 4, 5, 6;
     )
 }
 
-/// `stats_hourly` from the temporary tables and postscreen's lines.
+/// The keyed counts of the refreshed hours (`rollup_keys`), from the temporary tables and
+/// postscreen's lines.
 fn keys_sql() -> String {
-    let insert = "INSERT INTO stats_hourly (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
+    let insert = "INSERT INTO rollup_keys (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
 SELECT k.kind, e.hour, e.server_id, e.flow, f.by_domain, f.domain, k.key, count(*), coalesce(sum(e.size), 0)";
     let group = "WHERE k.key IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7;";
     format!(
@@ -232,7 +240,7 @@ CROSS JOIN LATERAL (VALUES
 {FAN_OUT}
 {group}
 
-INSERT INTO stats_hourly (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
+INSERT INTO rollup_keys (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
 SELECT k.kind, e.hour, e.server_id, e.flow, f.by_domain, f.domain, k.key, count(*), 0
 FROM (SELECT * FROM rollup_policy WHERE action = 'reject') e
 CROSS JOIN LATERAL (VALUES ('reject_code', e.code), ('reject_enhanced', e.enhanced),
@@ -241,7 +249,7 @@ CROSS JOIN LATERAL (VALUES ('reject_code', e.code), ('reject_enhanced', e.enhanc
 {FAN_OUT}
 {group}
 
-INSERT INTO stats_hourly (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
+INSERT INTO rollup_keys (kind, hour, server_id, flow, by_domain, domain, key, messages, bytes)
 SELECT 'postscreen', h.hour, h.server_id, 'inbound', false, '', x.key, count(*), 0
 FROM refresh_hours h
 CROSS JOIN LATERAL (
@@ -260,7 +268,15 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7;
     )
 }
 
-/// `stats_daily` follows its hours: `sign` -1 takes the refreshed hours' rows out, +1 puts them in.
+/// Keys kept per day and group of a keyed rollup once the day is past (the rest is summed under
+/// [`OTHER_KEY`]): what bounds `stats_daily` to thousands of rows a day, not one per sender.
+pub const KEYS_PER_DAY: i64 = 1000;
+
+/// The key under which a past day's keys beyond [`KEYS_PER_DAY`] are summed.
+pub const OTHER_KEY: &str = "(other)";
+
+/// `stats_daily` of a hot day follows its hours: `sign` -1 takes the refreshed hours' rows out,
+/// +1 puts them in.
 fn daily_sql(sign: i32) -> String {
     format!(
         "INSERT INTO stats_daily AS t (kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
@@ -273,13 +289,49 @@ fn daily_sql(sign: i32) -> String {
     )
 }
 
+/// Day rows from `rollup_compact`, each group's top [`KEYS_PER_DAY`] keys kept, the rest summed.
+fn truncated_daily_sql() -> String {
+    format!(
+        "INSERT INTO stats_daily (kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
+         SELECT kind, day, server_id, flow, by_domain, domain,
+                CASE WHEN rank <= {KEYS_PER_DAY} THEN key ELSE '{OTHER_KEY}' END, sum(messages), sum(bytes)
+         FROM (SELECT c.*, row_number() OVER (PARTITION BY kind, day, server_id, flow, by_domain, domain
+                                               ORDER BY messages DESC, key) AS rank
+               FROM (SELECT kind, day, server_id, flow, by_domain, domain, key, sum(messages) AS messages,
+                            sum(bytes) AS bytes
+                     FROM rollup_compact GROUP BY 1, 2, 3, 4, 5, 6, 7) c) x
+         GROUP BY 1, 2, 3, 4, 5, 6, 7;"
+    )
+}
+
+/// The first UTC day whose keyed rollups are still kept per hour ("hot"): yesterday. Older days
+/// are kept per day only, truncated to their top keys.
+async fn hot_since(client: &impl tokio_postgres::GenericClient) -> Result<Timestamp> {
+    let row = client
+        .query_one("SELECT date_trunc('day', now(), 'UTC') - interval '1 day'", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Recomputes the rollups for every dirty (hour, server) and clears the marks; returns how many
 /// (hour, server) pairs were refreshed.
 ///
 /// The marks are locked (in order) before the base tables are read: a writer that marked one of
 /// them has committed by then, and a writer marking one later waits for this refresh and leaves a
 /// fresh mark for the next one. So no committed row is ever left out of its rollup.
+///
+/// Keyed rollups: an hour of a hot day (yesterday, today) is recomputed alone and `stats_daily`
+/// follows by difference, which keeps the live refresh (every few seconds) proportional to one
+/// hour of traffic. A dirty hour of an older day (an import of old logs) recomputes its whole
+/// day, straight into truncated day rows. A day that turns old is truncated once and its hour
+/// rows dropped.
 pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
+    let since = hot_since(&*client).await?;
+    refresh_rollups_hot_since(client, since).await
+}
+
+/// [`refresh_rollups`] with the first hot day given (tests move it to exercise both paths).
+pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> Result<u64> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK]).await?;
     tx.batch_execute(&format!("SET LOCAL client_min_messages = warning; {TEMP_TABLES}"))
@@ -291,27 +343,83 @@ pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
         )
         .await?;
     if refreshed > 0 {
+        tx.execute(
+            "DELETE FROM rollup_dirty d USING refresh_hours h WHERE d.hour = h.hour AND d.server_id = h.server_id",
+            &[],
+        )
+        .await?;
+        // An old day is recomputed whole: every hour of it joins the refresh.
+        tx.execute(
+            "INSERT INTO refresh_days SELECT DISTINCT date_trunc('day', hour, 'UTC'), server_id FROM refresh_hours WHERE hour < $1",
+            &[&hot],
+        )
+        .await?;
         tx.batch_execute(&format!(
-            "DELETE FROM rollup_dirty d USING refresh_hours h WHERE d.hour = h.hour AND d.server_id = h.server_id;
+            "INSERT INTO refresh_hours
+             SELECT d.day + n * interval '1 hour', d.server_id FROM refresh_days d, generate_series(0, 23) n
+             ON CONFLICT DO NOTHING;
              ANALYZE refresh_hours;
              DELETE FROM traffic_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
-             {subtract}
-             DELETE FROM stats_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
              {fill}
              {traffic}
-             {keys}
-             {add}
-             DELETE FROM stats_daily t
-             USING (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS day, server_id FROM refresh_hours) h
-             WHERE t.day = h.day AND t.server_id = h.server_id AND t.messages = 0 AND t.bytes = 0;",
-            subtract = daily_sql(-1),
+             {keys}",
             fill = fill_sql(),
             traffic = traffic_sql(),
             keys = keys_sql(),
+        ))
+        .await?;
+        // Hot hours: out of the day rows, recomputed, back in.
+        tx.execute("DELETE FROM refresh_hours WHERE hour < $1", &[&hot]).await?;
+        tx.batch_execute(&format!(
+            "{subtract}
+             DELETE FROM stats_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
+             INSERT INTO stats_hourly SELECT k.* FROM rollup_keys k JOIN refresh_hours h USING (hour, server_id);
+             {add}
+             DELETE FROM stats_daily t
+             USING (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS day, server_id FROM refresh_hours) h
+             WHERE t.day = h.day AND t.server_id = h.server_id AND t.messages = 0 AND t.bytes = 0;
+             DELETE FROM stats_daily t USING refresh_days d WHERE t.day = d.day AND t.server_id = d.server_id;
+             INSERT INTO rollup_compact
+             SELECT k.kind, date_trunc('day', k.hour, 'UTC'), k.server_id, k.flow, k.by_domain, k.domain, k.key,
+                    k.messages, k.bytes
+             FROM rollup_keys k JOIN refresh_days d ON d.day = date_trunc('day', k.hour, 'UTC') AND d.server_id = k.server_id;
+             {truncated}",
+            subtract = daily_sql(-1),
             add = daily_sql(1),
+            truncated = truncated_daily_sql(),
         ))
         .await?;
     }
+    compact_past_days(&tx, hot).await?;
     tx.commit().await?;
     Ok(refreshed)
+}
+
+/// Days that were hot and are not any more: their day rows truncated, their hour rows dropped.
+/// Nothing to do (one index probe) but once a day.
+async fn compact_past_days(tx: &tokio_postgres::Transaction<'_>, hot: Timestamp) -> Result<()> {
+    tx.execute("TRUNCATE rollup_compact", &[]).await?;
+    let days = tx
+        .execute(
+            "INSERT INTO refresh_days
+             SELECT DISTINCT date_trunc('day', hour, 'UTC'), server_id FROM stats_hourly WHERE hour < $1
+             ON CONFLICT DO NOTHING",
+            &[&hot],
+        )
+        .await?;
+    if days == 0 {
+        return Ok(());
+    }
+    tx.batch_execute(&format!(
+        "INSERT INTO rollup_compact
+         SELECT t.* FROM stats_daily t JOIN refresh_days d ON d.day = t.day AND d.server_id = t.server_id
+         WHERE EXISTS (SELECT 1 FROM stats_hourly s WHERE s.hour >= d.day AND s.hour < d.day + interval '1 day'
+                       AND s.server_id = d.server_id);
+         DELETE FROM stats_daily t USING rollup_compact c WHERE t.day = c.day AND t.server_id = c.server_id;
+         {truncated}",
+        truncated = truncated_daily_sql(),
+    ))
+    .await?;
+    tx.execute("DELETE FROM stats_hourly WHERE hour < $1", &[&hot]).await?;
+    Ok(())
 }

@@ -115,7 +115,9 @@ pub struct Keyed {
 }
 
 /// Sums of a `kind` of `stats_daily`/`stats_hourly` over the filter, by key, largest first
-/// (`by_bytes`: by bytes), at most `limit` keys (all with `None`).
+/// (`by_bytes`: by bytes), at most `limit` keys (all with `None`). Days before yesterday keep
+/// their top [`omelse::store::KEYS_PER_DAY`] keys per server, flow and domain: a key outside
+/// every day's top ones is left out.
 pub async fn keyed(
     client: &Client,
     filter: &Filter,
@@ -126,6 +128,8 @@ pub async fn keyed(
 ) -> ApiResult<Vec<Keyed>> {
     let mut q = Query::default();
     let k = q.bind(kind.to_owned());
+    // A past day's keys beyond its top ones are summed under OTHER_KEY: not a key to list.
+    let other = q.bind(omelse::store::OTHER_KEY.to_owned());
     let (days, hours) = filter.day_and_hours(&mut q, "t.day", "t.hour");
     let daily_rows = filter.rows(&mut q, "t", has_domains);
     let hourly_rows = filter.rows(&mut q, "t", has_domains);
@@ -139,7 +143,7 @@ pub async fn keyed(
              SELECT t.key, t.messages, t.bytes FROM stats_daily t WHERE t.kind = {k} AND {days} AND {daily_rows}
              UNION ALL
              SELECT t.key, t.messages, t.bytes FROM stats_hourly t WHERE t.kind = {k} AND {hours} AND {hourly_rows}
-         ) x GROUP BY key ORDER BY {order}, key {limit}"
+         ) x WHERE key <> {other} GROUP BY key ORDER BY {order}, key {limit}"
     );
     Ok(client
         .query(&sql, &q.params())

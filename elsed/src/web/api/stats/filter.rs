@@ -193,15 +193,30 @@ impl Filter {
         conditions.join(" AND ")
     }
 
-    /// The range split for the rollups: whole UTC days from `stats_daily` (`days`), the hours
-    /// before and after them from `stats_hourly` (`hours`, two ranges). Binds into `q` and
-    /// returns the two time conditions.
+    /// The range split for the keyed rollups: whole UTC days from `stats_daily` (`days`), the
+    /// hours before and after them from `stats_hourly` (`hours`, two ranges). Hours are kept for
+    /// today and yesterday only: an older partial day at either end counts whole. Binds into `q`
+    /// and returns the two time conditions.
     pub fn day_and_hours(&self, q: &mut Query, day: &str, hour: &str) -> (String, String) {
-        let (mut d0, mut d1) = (ceil(self.since.0, DAY), self.until.0.div_euclid(DAY) * DAY);
-        if d0 >= d1 {
-            // No whole day: everything from the hours.
-            (d0, d1) = (self.until.0, self.until.0);
-        }
+        let hot = Timestamp::now().0.div_euclid(DAY) * DAY - DAY;
+        let since_day = self.since.0.div_euclid(DAY) * DAY;
+        let until_day = ceil(self.until.0, DAY);
+        let d0 = if since_day < hot {
+            since_day
+        } else {
+            ceil(self.since.0, DAY)
+        };
+        let d1 = if until_day <= hot {
+            until_day
+        } else {
+            self.until.0.div_euclid(DAY) * DAY
+        };
+        // No whole day: everything from the hours.
+        let (d0, d1) = if d0 >= d1 {
+            (self.until.0, self.until.0)
+        } else {
+            (d0, d1)
+        };
         let (since, until) = (q.bind(self.since), q.bind(self.until));
         let (d0, d1) = (q.bind(Timestamp(d0)), q.bind(Timestamp(d1)));
         (
