@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use else_tests::postfix::{self, PrivatePostfix};
 use else_tests::rsyslogd::free_port;
-use tokio_postgres::Client;
 
 use super::*;
 use crate::web::api::report_schedules::{create_schedule, Change};
@@ -45,42 +44,13 @@ virtual_minimum_uid = 1
     instance.start(&main, &listeners, &[])
 }
 
-/// The accounts' group tables (migration 5, another part) when this branch runs alone.
-async fn group(client: &Client, server: i32, domain: &str) -> i64 {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS groups (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE);
-             CREATE TABLE IF NOT EXISTS group_servers (group_id bigint, server_id integer);
-             CREATE TABLE IF NOT EXISTS group_domains (group_id bigint, domain text);",
-        )
-        .await
-        .unwrap();
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO groups (name) VALUES ('example customers') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    client
-        .execute("INSERT INTO group_servers VALUES ($1, $2)", &[&id, &server])
-        .await
-        .unwrap();
-    client
-        .execute("INSERT INTO group_domains VALUES ($1, $2)", &[&id, &domain])
-        .await
-        .unwrap();
-    id
-}
-
 #[tokio::test]
 async fn the_daily_report_of_a_group_reaches_its_mailbox_through_the_relay() {
     if !postfix::available() {
         return;
     }
     let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log");
-    let (client, _) = crate::web::api::stats::tests::imported(&log).await;
+    let (mut client, _) = crate::web::api::stats::tests::imported(&log).await;
     // The busiest day, server and recipient domain of the log.
     let row = client
         .query_one(
@@ -91,7 +61,7 @@ async fn the_daily_report_of_a_group_reaches_its_mailbox_through_the_relay() {
         .await
         .unwrap();
     let (day, server, domain): (Timestamp, i32, String) = (row.get(0), row.get(1), row.get(2));
-    let group_id = group(&client, server, &domain).await;
+    let group_id = crate::web::api::stats::tests::group(&mut client, server, &domain).await;
     let change = Change {
         group_id: Some(group_id),
         recipients: Some(vec!["ops@reports.test".into()]),

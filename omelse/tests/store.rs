@@ -643,13 +643,19 @@ fn hour(t: Timestamp) -> i64 {
 type Rollup = BTreeMap<(i64, String, String, bool, String, String), (i64, i64)>;
 
 /// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented: each event
-/// once over all domains (`by_domain` false, domain '') and once per distinct domain it touches.
-fn expected_rollup(batches: &[&Batch]) -> Rollup {
+/// once over all domains (`by_domain` false, domain '') and once per distinct group domain it
+/// touches (`group_domains`).
+fn expected_rollup(batches: &[&Batch], group_domains: &[&str]) -> Rollup {
     let mut out = Rollup::new();
     let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domains: Vec<String>, metric: &str, bytes: i64| {
         let mut keys: Vec<(bool, String)> = vec![(false, String::new())];
         let distinct: std::collections::BTreeSet<String> = domains.into_iter().collect();
-        keys.extend(distinct.into_iter().map(|d| (true, d)));
+        keys.extend(
+            distinct
+                .into_iter()
+                .filter(|d| group_domains.contains(&d.as_str()))
+                .map(|d| (true, d)),
+        );
         for (by_domain, domain) in keys {
             let e = out
                 .entry((
@@ -766,10 +772,36 @@ async fn rollups_match_the_base_tables() {
     let b = sample_batch("mx2.example", at("2026-03-14T11:30:00Z"), 25);
     writer.write_batch(&mut client, &a).await.unwrap();
     writer.write_batch(&mut client, &b).await.unwrap();
+    // Two domains of a group (the accounts' table, migration 5): counted per domain as well.
+    let groups = ["sender1.example", "dom2.test"];
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS group_domains (group_id bigint, domain text);
+             INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test'), (2, 'dom2.test');",
+        )
+        .await
+        .unwrap();
     assert!(store::refresh_rollups(&mut client).await.unwrap() > 0);
-    let expected = expected_rollup(&[&a, &b]);
+    let expected = expected_rollup(&[&a, &b], &groups);
+    assert!(
+        expected.keys().any(|k| k.3 && k.4 == "sender1.example") && expected.keys().any(|k| k.3 && k.4 == "dom2.test")
+    );
     assert!(expected.keys().any(|k| k.5 == "expired") && expected.keys().any(|k| k.5 == "rejected"));
-    assert_eq!(stored_rollup(&client).await, expected);
+    let stored = stored_rollup(&client).await;
+    let only_stored: Vec<_> = stored
+        .iter()
+        .filter(|(k, v)| expected.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    let only_expected: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| stored.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    assert!(
+        only_stored.is_empty() && only_expected.is_empty(),
+        "stored only: {only_stored:?}\nexpected only: {only_expected:?}"
+    );
     assert_eq!(count(&client, "SELECT 1 FROM rollup_dirty").await, 0);
     // Nothing dirty: a refresh changes nothing.
     assert_eq!(store::refresh_rollups(&mut client).await.unwrap(), 0);
@@ -793,7 +825,7 @@ async fn rollups_match_the_base_tables() {
         messages: later.messages.clone(),
         ..a.clone()
     };
-    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b]));
+    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b], &groups));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,7 +877,7 @@ async fn rollups_refreshed_while_writing_miss_nothing() {
     }
     writing.await.unwrap();
     store::refresh_rollups(&mut client).await.unwrap();
-    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&all]));
+    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&all], &[]));
 }
 
 #[tokio::test]
@@ -941,7 +973,10 @@ async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
     let long_ago = at("2000-01-01T00:00:00Z");
     let far_ahead = at("2100-01-01T00:00:00Z");
 
+    let group_domains = "CREATE TABLE group_domains (group_id bigint, domain text);
+                         INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test');";
     let mut hot = fresh_db().await;
+    hot.batch_execute(group_domains).await.unwrap();
     let mut writer = Writer::new();
     writer.write_batch(&mut hot, &a).await.unwrap();
     store::refresh_rollups_hot_since(&mut hot, long_ago).await.unwrap();
@@ -952,6 +987,7 @@ async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
     assert!(count(&hot, "SELECT 1 FROM stats_hourly").await > 0);
 
     let mut cold = fresh_db().await;
+    cold.batch_execute(group_domains).await.unwrap();
     let mut writer = Writer::new();
     writer.write_batch(&mut cold, &a).await.unwrap();
     writer.write_batch(&mut cold, &b).await.unwrap();
@@ -960,6 +996,10 @@ async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
 
     let days = stats_daily(&cold).await;
     assert!(days.iter().any(|r| r.starts_with("sender|")) && days.iter().any(|r| r.starts_with("delay|")));
+    assert!(
+        days.iter().any(|r| r.contains("|t|dom2.test|")),
+        "per group domain rows"
+    );
     assert_eq!(stats_daily(&hot).await, days);
     // The day turns old: hour rows dropped, day rows unchanged (fewer keys than are kept).
     store::refresh_rollups_hot_since(&mut hot, far_ahead).await.unwrap();

@@ -10,8 +10,9 @@
 //!   equal the report's for the same hours.
 //! - `stats_hourly` / `stats_daily`: counts and bytes by key, `kind` being one of [`KINDS`].
 //!
-//! Each row exists once with `by_domain = false` (every event once) and once per domain the event
-//! touches (`by_domain = true`: the sender's and the recipients' domains), see migration 7.
+//! Each row exists once with `by_domain = false` (every event once) and once per group domain the
+//! event touches (`by_domain = true`: the sender's and the recipients' domains that a group has),
+//! see migration 7. A domain added to a group counts from the hours refreshed after.
 //!
 //! The base tables are read once per refresh into three temporary tables (received messages,
 //! delivery attempts, policy decisions), from which every rollup is grouped.
@@ -89,6 +90,7 @@ fn bucket(expr: &str, bounds: &[f64]) -> String {
 const TEMP_TABLES: &str = "
 CREATE TEMP TABLE IF NOT EXISTS refresh_hours (hour timestamptz, server_id integer, PRIMARY KEY (hour, server_id))
     ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_domains (domain text PRIMARY KEY) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS refresh_days (day timestamptz, server_id integer, PRIMARY KEY (day, server_id))
     ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_keys (kind text, hour timestamptz, server_id integer, flow text, by_domain boolean,
@@ -173,9 +175,9 @@ LEFT JOIN LATERAL (
     )
 }
 
-/// Every row of a rollup once over all domains and once per domain of `domains` (alias `e`).
-const FAN_OUT: &str =
-    "CROSS JOIN LATERAL (SELECT false, '' UNION ALL SELECT true, x FROM unnest(e.domains) x) f(by_domain, domain)";
+/// Every row of a rollup once over all domains and once per group domain of `domains` (alias `e`).
+const FAN_OUT: &str = "CROSS JOIN LATERAL (SELECT false, '' UNION ALL
+    SELECT true, x FROM unnest(e.domains) x WHERE x IN (SELECT domain FROM rollup_domains)) f(by_domain, domain)";
 
 /// `traffic_hourly` from the temporary tables (and the expiries, read here).
 fn traffic_sql() -> String {
@@ -359,6 +361,7 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
              SELECT d.day + n * interval '1 hour', d.server_id FROM refresh_days d, generate_series(0, 23) n
              ON CONFLICT DO NOTHING;
              ANALYZE refresh_hours;
+             INSERT INTO rollup_domains SELECT DISTINCT unnest(else_group_domains());
              DELETE FROM traffic_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
              {fill}
              {traffic}

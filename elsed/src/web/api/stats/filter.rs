@@ -128,6 +128,18 @@ impl Filter {
             ),
         };
         let domain = text(params, "domain").map(|d| d.trim_start_matches('@').to_lowercase());
+        if let Some(domain) = &domain {
+            let known: bool = client
+                .query_one("SELECT $1 = ANY(else_group_domains())", &[domain])
+                .await?
+                .get(0);
+            if !known {
+                return Err(ApiError::bad_param(
+                    "domain",
+                    "statistics are kept per domain for the groups' domains only: add it to a group, or use the report",
+                ));
+            }
+        }
         let groups = match text(params, "group") {
             None => groups,
             Some(id) => {

@@ -5,6 +5,8 @@
 //! Each endpoint is a data function `(client, &Scope, params) -> ApiResult<T>`, tested against a
 //! real database, and a thin axum handler around it.
 
+#[cfg(test)]
+mod bench;
 pub mod data;
 pub mod filter;
 mod reports;
