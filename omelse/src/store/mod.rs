@@ -27,6 +27,7 @@ pub use open_state::{load_open_state, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::{
-    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KINDS, OTHER_KEY, SIZE_BUCKETS,
+    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS, OTHER_KEY,
+    SIZE_BUCKETS,
 };
 pub use writer::{WriteStats, Writer};

@@ -8,7 +8,8 @@
 //!   `held`, `discarded` (policy decisions). The definitions are `elsed report`'s (pflogsumm's),
 //!   and like it a content filter's hop is counted once ([`super::dedup`]): a dashboard's totals
 //!   equal the report's for the same hours.
-//! - `stats_hourly` / `stats_daily`: counts and bytes by key, `kind` being one of [`KINDS`].
+//! - `stats_hourly` (today) / `stats_daily` (days past): counts and bytes by key, `kind` being one
+//!   of [`KINDS`], each hour's (day's) top keys kept and the rest summed under [`OTHER_KEY`].
 //!
 //! Each row exists once with `by_domain = false` (every event once) and once per group domain the
 //! event touches (`by_domain = true`: the sender's and the recipients' domains that a group has),
@@ -270,48 +271,36 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7;
     )
 }
 
-/// Keys kept per day and group of a keyed rollup once the day is past (the rest is summed under
-/// [`OTHER_KEY`]): what bounds `stats_daily` to thousands of rows a day, not one per sender.
+/// Keys kept per hour and group (kind, server, flow, domain) of a keyed rollup, the rest summed
+/// under [`OTHER_KEY`]: what bounds the rollups to hundreds of rows an hour, not one per sender.
+pub const KEYS_PER_HOUR: i64 = 200;
+
+/// Keys kept per day and group once a day is past, likewise.
 pub const KEYS_PER_DAY: i64 = 1000;
 
-/// The key under which a past day's keys beyond [`KEYS_PER_DAY`] are summed.
+/// The key under which the keys beyond the kept ones are summed.
 pub const OTHER_KEY: &str = "(other)";
 
-/// `stats_daily` of a hot day follows its hours: `sign` -1 takes the refreshed hours' rows out,
-/// +1 puts them in.
-fn daily_sql(sign: i32) -> String {
+/// `INSERT INTO {target}` the rows of `source` (columns kind, {unit}, server_id, flow, by_domain,
+/// domain, key, messages, bytes) summed per {unit}, each group's top `keep` keys kept.
+fn truncated_sql(target: &str, unit: &str, source: &str, keep: i64) -> String {
     format!(
-        "INSERT INTO stats_daily AS t (kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
-         SELECT s.kind, date_trunc('day', s.hour, 'UTC'), s.server_id, s.flow, s.by_domain, s.domain, s.key,
-                {sign} * sum(s.messages), {sign} * sum(s.bytes)
-         FROM stats_hourly s JOIN refresh_hours h ON h.hour = s.hour AND h.server_id = s.server_id
-         GROUP BY 1, 2, 3, 4, 5, 6, 7
-         ON CONFLICT (kind, day, server_id, flow, by_domain, domain, key) DO UPDATE
-         SET messages = t.messages + EXCLUDED.messages, bytes = t.bytes + EXCLUDED.bytes;"
-    )
-}
-
-/// Day rows from `rollup_compact`, each group's top [`KEYS_PER_DAY`] keys kept, the rest summed.
-fn truncated_daily_sql() -> String {
-    format!(
-        "INSERT INTO stats_daily (kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
-         SELECT kind, day, server_id, flow, by_domain, domain,
-                CASE WHEN rank <= {KEYS_PER_DAY} THEN key ELSE '{OTHER_KEY}' END, sum(messages), sum(bytes)
-         FROM (SELECT c.*, row_number() OVER (PARTITION BY kind, day, server_id, flow, by_domain, domain
+        "INSERT INTO {target} (kind, {unit}, server_id, flow, by_domain, domain, key, messages, bytes)
+         SELECT kind, {unit}, server_id, flow, by_domain, domain,
+                CASE WHEN rank <= {keep} THEN key ELSE '{OTHER_KEY}' END, sum(messages), sum(bytes)
+         FROM (SELECT c.*, row_number() OVER (PARTITION BY kind, {unit}, server_id, flow, by_domain, domain
                                                ORDER BY messages DESC, key) AS rank
-               FROM (SELECT kind, day, server_id, flow, by_domain, domain, key, sum(messages) AS messages,
+               FROM (SELECT kind, {unit}, server_id, flow, by_domain, domain, key, sum(messages) AS messages,
                             sum(bytes) AS bytes
-                     FROM rollup_compact GROUP BY 1, 2, 3, 4, 5, 6, 7) c) x
+                     FROM {source} GROUP BY 1, 2, 3, 4, 5, 6, 7) c) x
          GROUP BY 1, 2, 3, 4, 5, 6, 7;"
     )
 }
 
-/// The first UTC day whose keyed rollups are still kept per hour ("hot"): yesterday. Older days
-/// are kept per day only, truncated to their top keys.
+/// The first hour whose keyed rollups are kept per hour ("hot"): today, UTC. Older days are
+/// kept per day only.
 async fn hot_since(client: &impl tokio_postgres::GenericClient) -> Result<Timestamp> {
-    let row = client
-        .query_one("SELECT date_trunc('day', now(), 'UTC') - interval '1 day'", &[])
-        .await?;
+    let row = client.query_one("SELECT date_trunc('day', now(), 'UTC')", &[]).await?;
     Ok(row.get(0))
 }
 
@@ -322,17 +311,15 @@ async fn hot_since(client: &impl tokio_postgres::GenericClient) -> Result<Timest
 /// them has committed by then, and a writer marking one later waits for this refresh and leaves a
 /// fresh mark for the next one. So no committed row is ever left out of its rollup.
 ///
-/// Keyed rollups: an hour of a hot day (yesterday, today) is recomputed alone and `stats_daily`
-/// follows by difference, which keeps the live refresh (every few seconds) proportional to one
-/// hour of traffic. A dirty hour of an older day (an import of old logs) recomputes its whole
-/// day, straight into truncated day rows. A day that turns old is truncated once and its hour
-/// rows dropped.
+/// Keyed rollups are kept per hour for today, so that the live refresh (every few seconds)
+/// rewrites one hour's rows; a day that is past is summed into `stats_daily` once and its hour
+/// rows dropped. A dirty hour of a past day (an import of old logs) recomputes its whole day.
 pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
     let since = hot_since(&*client).await?;
     refresh_rollups_hot_since(client, since).await
 }
 
-/// [`refresh_rollups`] with the first hot day given (tests move it to exercise both paths).
+/// [`refresh_rollups`] with the first hot hour given (tests move it to exercise both paths).
 pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> Result<u64> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK]).await?;
@@ -350,7 +337,7 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
             &[],
         )
         .await?;
-        // An old day is recomputed whole: every hour of it joins the refresh.
+        // A past day is recomputed whole: every hour of it joins the refresh.
         tx.execute(
             "INSERT INTO refresh_days SELECT DISTINCT date_trunc('day', hour, 'UTC'), server_id FROM refresh_hours WHERE hour < $1",
             &[&hot],
@@ -365,31 +352,13 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
              DELETE FROM traffic_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
              {fill}
              {traffic}
-             {keys}",
+             {keys}
+             DELETE FROM stats_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
+             {hourly}",
             fill = fill_sql(),
             traffic = traffic_sql(),
             keys = keys_sql(),
-        ))
-        .await?;
-        // Hot hours: out of the day rows, recomputed, back in.
-        tx.execute("DELETE FROM refresh_hours WHERE hour < $1", &[&hot]).await?;
-        tx.batch_execute(&format!(
-            "{subtract}
-             DELETE FROM stats_hourly t USING refresh_hours h WHERE t.hour = h.hour AND t.server_id = h.server_id;
-             INSERT INTO stats_hourly SELECT k.* FROM rollup_keys k JOIN refresh_hours h USING (hour, server_id);
-             {add}
-             DELETE FROM stats_daily t
-             USING (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS day, server_id FROM refresh_hours) h
-             WHERE t.day = h.day AND t.server_id = h.server_id AND t.messages = 0 AND t.bytes = 0;
-             DELETE FROM stats_daily t USING refresh_days d WHERE t.day = d.day AND t.server_id = d.server_id;
-             INSERT INTO rollup_compact
-             SELECT k.kind, date_trunc('day', k.hour, 'UTC'), k.server_id, k.flow, k.by_domain, k.domain, k.key,
-                    k.messages, k.bytes
-             FROM rollup_keys k JOIN refresh_days d ON d.day = date_trunc('day', k.hour, 'UTC') AND d.server_id = k.server_id;
-             {truncated}",
-            subtract = daily_sql(-1),
-            add = daily_sql(1),
-            truncated = truncated_daily_sql(),
+            hourly = truncated_sql("stats_hourly", "hour", "rollup_keys", KEYS_PER_HOUR),
         ))
         .await?;
     }
@@ -398,15 +367,14 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
     Ok(refreshed)
 }
 
-/// Days that were hot and are not any more: their day rows truncated, their hour rows dropped.
-/// Nothing to do (one index probe) but once a day.
+/// Days past whose rows are still per hour: summed into `stats_daily` (replacing what it had for
+/// them), their hour rows dropped. One index probe when there are none.
 async fn compact_past_days(tx: &tokio_postgres::Transaction<'_>, hot: Timestamp) -> Result<()> {
-    tx.execute("TRUNCATE rollup_compact", &[]).await?;
     let days = tx
         .execute(
-            "INSERT INTO refresh_days
-             SELECT DISTINCT date_trunc('day', hour, 'UTC'), server_id FROM stats_hourly WHERE hour < $1
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO rollup_compact
+             SELECT kind, date_trunc('day', hour, 'UTC'), server_id, flow, by_domain, domain, key, messages, bytes
+             FROM stats_hourly WHERE hour < $1",
             &[&hot],
         )
         .await?;
@@ -414,13 +382,10 @@ async fn compact_past_days(tx: &tokio_postgres::Transaction<'_>, hot: Timestamp)
         return Ok(());
     }
     tx.batch_execute(&format!(
-        "INSERT INTO rollup_compact
-         SELECT t.* FROM stats_daily t JOIN refresh_days d ON d.day = t.day AND d.server_id = t.server_id
-         WHERE EXISTS (SELECT 1 FROM stats_hourly s WHERE s.hour >= d.day AND s.hour < d.day + interval '1 day'
-                       AND s.server_id = d.server_id);
-         DELETE FROM stats_daily t USING rollup_compact c WHERE t.day = c.day AND t.server_id = c.server_id;
-         {truncated}",
-        truncated = truncated_daily_sql(),
+        "DELETE FROM stats_daily t USING (SELECT DISTINCT day, server_id FROM rollup_compact) c
+         WHERE t.day = c.day AND t.server_id = c.server_id;
+         {daily}",
+        daily = truncated_sql("stats_daily", "day", "rollup_compact", KEYS_PER_DAY),
     ))
     .await?;
     tx.execute("DELETE FROM stats_hourly WHERE hour < $1", &[&hot]).await?;

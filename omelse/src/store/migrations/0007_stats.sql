@@ -24,8 +24,9 @@ ALTER TABLE traffic_hourly DROP CONSTRAINT traffic_hourly_pkey;
 ALTER TABLE traffic_hourly ADD PRIMARY KEY (hour, server_id, flow, by_domain, domain, metric);
 CREATE INDEX ON traffic_hourly (domain, hour) WHERE by_domain;
 
--- Counts by a key (a sender, a client, a reject code, a histogram bucket...) per hour: `kind`
--- says what the key is (see omelse's store::rollup for the list). Refreshed with traffic_hourly.
+-- Counts by a key (a sender, a client, a reject code, a histogram bucket...) per hour of today:
+-- `kind` says what the key is (see omelse's store::rollup for the list). Refreshed with
+-- traffic_hourly; each hour keeps its top keys per group, the rest summed under '(other)'.
 CREATE TABLE stats_hourly (
     kind      text NOT NULL,
     hour      timestamptz NOT NULL,
@@ -39,9 +40,10 @@ CREATE TABLE stats_hourly (
     PRIMARY KEY (kind, hour, server_id, flow, by_domain, domain, key)
 );
 CREATE INDEX ON stats_hourly (hour, server_id);
+CREATE INDEX ON stats_hourly (domain, kind, hour) WHERE by_domain;
 
--- The same per UTC day, kept equal to the sum of its hours by the refresh (it subtracts an
--- hour's old rows and adds its new ones), so that a 30-day screen reads 30 rows per key, not 720.
+-- The same per UTC day for the days past, summed from their hours once a day is over, so that a
+-- 30-day screen reads 30 rows per key, not 720.
 CREATE TABLE stats_daily (
     kind      text NOT NULL,
     day       timestamptz NOT NULL,

@@ -115,9 +115,9 @@ pub struct Keyed {
 }
 
 /// Sums of a `kind` of `stats_daily`/`stats_hourly` over the filter, by key, largest first
-/// (`by_bytes`: by bytes), at most `limit` keys (all with `None`). Days before yesterday keep
-/// their top [`omelse::store::KEYS_PER_DAY`] keys per server, flow and domain: a key outside
-/// every day's top ones is left out.
+/// (`by_bytes`: by bytes), at most `limit` keys (all with `None`). The rollups keep each hour's
+/// top [`omelse::store::KEYS_PER_HOUR`] and each past day's top [`omelse::store::KEYS_PER_DAY`]
+/// keys per server, flow and domain: a key's count leaves out the hours it was not among them.
 pub async fn keyed(
     client: &Client,
     filter: &Filter,

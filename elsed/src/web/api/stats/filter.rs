@@ -207,10 +207,10 @@ impl Filter {
 
     /// The range split for the keyed rollups: whole UTC days from `stats_daily` (`days`), the
     /// hours before and after them from `stats_hourly` (`hours`, two ranges). Hours are kept for
-    /// today and yesterday only: an older partial day at either end counts whole. Binds into `q`
-    /// and returns the two time conditions.
+    /// today only: a partial past day at either end counts whole. Binds into `q` and returns the
+    /// two time conditions.
     pub fn day_and_hours(&self, q: &mut Query, day: &str, hour: &str) -> (String, String) {
-        let hot = Timestamp::now().0.div_euclid(DAY) * DAY - DAY;
+        let hot = Timestamp::now().0.div_euclid(DAY) * DAY;
         let since_day = self.since.0.div_euclid(DAY) * DAY;
         let until_day = ceil(self.until.0, DAY);
         let d0 = if since_day < hot {
