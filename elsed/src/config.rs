@@ -77,6 +77,12 @@ pub struct Config {
     /// The web application (`elsed serve`).
     #[serde(default)]
     pub web: crate::web::config::WebConfig,
+    /// Where client IP addresses are located (`[geoip] database = "…mmdb"`).
+    #[serde(default)]
+    pub geoip: crate::geo::GeoipConfig,
+    /// How scheduled reports are mailed (`elsed serve` sends them).
+    #[serde(default)]
+    pub reports: crate::schedule::ReportsConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,6 +5,7 @@
 
 mod config;
 mod db;
+mod geo;
 mod greylist;
 mod import;
 mod maintain;
@@ -12,6 +13,7 @@ mod message_query;
 mod ndr;
 mod parse;
 mod report;
+mod schedule;
 mod search;
 mod snmp;
 mod sql;

@@ -88,7 +88,7 @@ impl Caller {
 
 impl Scope {
     /// The (server, domain) pairs a group member may see, as two parallel arrays for `unnest`.
-    fn pairs(groups: &[GroupScope]) -> (Vec<i32>, Vec<String>) {
+    pub fn pairs(groups: &[GroupScope]) -> (Vec<i32>, Vec<String>) {
         let mut servers = Vec::new();
         let mut domains = Vec::new();
         for group in groups {

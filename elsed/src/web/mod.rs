@@ -169,6 +169,7 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
 pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let web = &settings.config.web;
     let listen = args.listen.unwrap_or(web.listen);
+    crate::geo::init(&settings.config.geoip)?;
     let tls = match (&web.tls_cert, &web.tls_key) {
         (Some(cert), Some(key)) => Some(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
             tls_config(cert, key)?,
@@ -185,6 +186,7 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         db: db::pool(settings, "elsed-web", web.pool_size)?,
         config: Arc::new(settings.config.clone()),
     };
+    tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "snmp", include_str!("migrations/0004_snmp.sql")),
     (5, "accounts", include_str!("migrations/0005_accounts.sql")),
     (6, "search", include_str!("migrations/0006_search.sql")),
+    (7, "stats", include_str!("migrations/0007_stats.sql")),
 ];
 
 /// The schema version this binary writes.

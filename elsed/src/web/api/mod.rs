@@ -15,6 +15,8 @@ pub mod rejects;
 
 #[cfg(test)]
 mod bench;
+pub mod report_schedules;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -35,4 +37,6 @@ pub fn routes() -> Router<AppState> {
         .merge(logs::routes())
         .merge(live::routes())
         .merge(history::routes())
+        .merge(stats::routes())
+        .merge(report_schedules::routes())
 }
