@@ -5,13 +5,17 @@
 
 mod config;
 mod db;
+mod geo;
 mod greylist;
 mod import;
 mod maintain;
+mod message_query;
 mod ndr;
 mod parse;
 mod report;
+mod schedule;
 mod search;
+mod snmp;
 mod sql;
 mod status;
 mod time;
@@ -79,6 +83,14 @@ enum Command {
     Ndr(ndr::NdrArgs),
     /// Serve the web application and its JSON API
     Serve(web::ServeArgs),
+    /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
+    Snmp(snmp::cli::SnmpArgs),
+    /// Accounts of the web application: add, passwd, list, disable, delete
+    #[command(subcommand)]
+    User(web::cli::UserCommand),
+    /// Groups of the web application: which servers and domains their members see
+    #[command(subcommand)]
+    Group(web::cli::GroupCommand),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -154,6 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
+        Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
+        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
     }
 }
 
