@@ -28,6 +28,8 @@ PACKAGES=(
     "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
     "python3:the small computations of scripts/bench-import.sh"
     "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
+    "rpm:rpmbuild, which builds the .rpm packages (make packages), and rpm -qp, which checks them"
+    "help2man:the elsed(1) man page of the else-server package, made from elsed --help"
 )
 
 say() { printf 'setup-debian: %s\n' "$*"; }
