@@ -30,8 +30,8 @@ version=$(awk '/^\[workspace\.package\]/ { section = 1; next }
 
 if [[ "${1:-}" != "--no-build" ]]; then
     say "cargo build --release (omelse.so, elsed, else-pfagent)"
-    cargo build --release -p omelse --lib
-    cargo build --release -p elsed --bins
+    # One invocation: features unified once, so a second run has nothing to rebuild.
+    cargo build --release -p omelse -p elsed
 fi
 for file in libomelse.so elsed; do
     [[ -f "$release/$file" ]] || die "$release/$file missing: run without --no-build"

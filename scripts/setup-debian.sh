@@ -12,6 +12,7 @@ set -euo pipefail
 PACKAGES=(
     "postgresql-15:the database (server binaries in /usr/lib/postgresql/15/bin; tests start private clusters)"
     "postgresql-client-15:psql, used by make demo"
+    "postgresql-client:a dependency of the else-server package, which the packages test installs"
     "build-essential:C compiler and linker for crates with C parts"
     "pkg-config:finds C libraries at build time"
     "libclang-dev:bindgen (net-snmp bindings)"
