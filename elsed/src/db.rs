@@ -20,6 +20,56 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
         .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
 }
 
+/// A pool of connections opened exactly as [`connect`] opens one (TLS, UTC session, synchronous
+/// commits): the long-running services share it. Connections are made lazily, so a service starts
+/// with the database down and serves again once it is back.
+pub type Pool = deadpool::managed::Pool<PoolManager>;
+
+/// Opens pooled connections with omelse's [`store::connect_with`].
+pub struct PoolManager {
+    url: String,
+    options: store::ConnectOptions,
+}
+
+impl deadpool::managed::Manager for PoolManager {
+    type Type = Client;
+    type Error = store::StoreError;
+
+    async fn create(&self) -> Result<Client, store::StoreError> {
+        store::connect_with(&self.url, &self.options).await
+    }
+
+    async fn recycle(
+        &self,
+        client: &mut Client,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<store::StoreError> {
+        if client.is_closed() {
+            return Err(deadpool::managed::RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+/// A pool of at most `size` connections to the configured database.
+pub fn pool(settings: &Settings, application_name: &str, size: usize) -> anyhow::Result<Pool> {
+    let url = settings.database_url()?;
+    // Refuse a malformed connection string now rather than at the first request.
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| anyhow::anyhow!("database URL ({}): {e}", redact(url)))?;
+    let manager = PoolManager {
+        url: url.to_owned(),
+        options: store::ConnectOptions {
+            application_name: Some(application_name.into()),
+            ca_file: settings.config.database.ca_file.clone(),
+        },
+    };
+    Ok(Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()?)
+}
+
 /// Applies the missing migrations (importing needs the latest schema); says what it did.
 pub async fn migrate(client: &mut Client) -> anyhow::Result<Vec<i32>> {
     let applied = store::migrate(client).await?;

@@ -228,7 +228,7 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
 /// Postfix's `maximal_queue_lifetime` (5 days by default), with a margin.
 const OPEN_MESSAGE_HORIZON: i64 = 7 * 86_400 * Timestamp::MICROS_PER_SECOND;
 
-/// The correlator of an import: the fleet's roles from the configuration, and the messages and
+/// The correlator of an import: the fleet's roles from the configuration (then the database), and the messages and
 /// sessions still open in the database, so that a log imported after the one before it (or after
 /// the live stream) continues their story.
 async fn correlator(
@@ -243,6 +243,8 @@ async fn correlator(
             config.server_addresses.insert(address.clone(), server.name.clone());
         }
     }
+    // Roles an administrator set in the database (web UI) apply to imports too.
+    store::load_fleet(client).await?.apply_to(&mut config);
     let mut correlator = Correlator::with_config(config);
     let open = store::load_open_state(client, Timestamp(since.0 - OPEN_MESSAGE_HORIZON)).await?;
     tracing::info!(

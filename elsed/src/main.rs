@@ -15,8 +15,10 @@ mod report;
 mod search;
 mod setup;
 mod shutdown;
+mod sql;
 mod status;
 mod time;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +80,8 @@ enum Command {
     Greylist,
     /// Receive the NDRs of the Postfix servers over LMTP/SMTP and store them
     Ndr(ndr::NdrArgs),
+    /// Serve the web application and its JSON API
+    Serve(web::ServeArgs),
     /// First run: create the database role, the database and the schema (a superuser's --database-url)
     Setup(setup::SetupArgs),
     /// Check the configuration (file and ELSE_* environment): names the key and the problem
@@ -165,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         })),
         Command::Ndr(args) => block_on(shutdown::or_signal("ndr", ndr::run(&args, &settings))),
+        Command::Serve(args) => block_on(web::run(&args, &settings)),
     }
 }
 

@@ -11,9 +11,9 @@ use clap::Args;
 use omelse::parse::Timestamp;
 use omelse::store;
 use serde::Serialize;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
+use crate::sql::Query;
 use crate::{db, Settings};
 
 /// Message states and recipient statuses, as the store writes them.
@@ -111,25 +111,6 @@ struct FoundLink {
     direction: &'static str,
     host: Option<String>,
     queue_id: String,
-}
-
-/// A query under construction: conditions and their bound parameters.
-#[derive(Default)]
-struct Query {
-    conditions: Vec<String>,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Query {
-    /// Binds a value and returns its placeholder (`$3`).
-    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
-        self.params.push(Box::new(value));
-        format!("${}", self.params.len())
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
-    }
 }
 
 /// `@example.com` → the domain; otherwise the address without angle brackets.

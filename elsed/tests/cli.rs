@@ -340,10 +340,11 @@ async fn the_real_log_imports_once_whatever_the_number_of_imports() {
     }
 }
 
-/// Roles and addresses of the configuration reach the correlator: mail from out1 to mx1 is
-/// internal only when ELSE knows 192.0.2.11 is out1, one of its own servers.
+/// Roles and addresses reach the correlator, from the configuration or as an administrator set
+/// them in the database: mail from out1 to mx1 is internal only when ELSE knows 192.0.2.11 is
+/// out1, one of its own servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_roles_from_the_configuration_settle_flows() {
+async fn server_roles_from_the_configuration_or_the_database_settle_flows() {
     let config = scratch("roles").join("elsed.toml");
     std::fs::write(
         &config,
@@ -354,11 +355,18 @@ async fn server_roles_from_the_configuration_settle_flows() {
     let config = config.to_str().unwrap();
     let fixture = fixture();
     let mut flows = Vec::new();
-    for with_roles in [false, true] {
+    for source in ["nowhere", "configuration", "database"] {
         let url = PgCluster::shared().create_database().await;
         let mut args = vec!["--database-url", url.as_str()];
-        if with_roles {
-            args.extend(["--config", config]);
+        match source {
+            "configuration" => args.extend(["--config", config]),
+            "database" => {
+                let mut migrate = args.clone();
+                migrate.push("migrate");
+                assert!(elsed(&migrate, b"", &[]).status.success());
+                else_tests::register_fixture_servers(&url).await;
+            }
+            _ => {}
         }
         let mut import = args.clone();
         import.extend([
@@ -375,7 +383,7 @@ async fn server_roles_from_the_configuration_settle_flows() {
         let found = json_lines(&elsed(&search, b"", &[]));
         flows.push(found[0]["flow"].clone());
     }
-    assert_eq!(flows, ["inbound", "internal"]);
+    assert_eq!(flows, ["inbound", "internal", "internal"]);
 }
 
 /// A log rotated in the middle of a message's life (deferred in `mail.log.1`, delivered in

@@ -461,6 +461,22 @@ pub fn corpora_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The servers of `tests/fixtures/mail.log` with their roles and addresses, as an administrator
+/// would register them (mail from out1 to mx1 is then internal).
+pub async fn register_fixture_servers(url: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "INSERT INTO servers (name, role, address) VALUES
+                 ('mx1', 'incoming', '192.0.2.10'), ('out1', 'outgoing', '192.0.2.11')",
+        )
+        .await
+        .expect("register the fixture's servers");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,8 +150,13 @@ impl Rsyslogd {
 }
 
 impl Drop for Rsyslogd {
+    /// Stops the daemon and removes its directory, unless the test failed: then the directory
+    /// (configuration, queues, rsyslogd's own log) is kept for the post-mortem.
     fn drop(&mut self) {
         self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -205,4 +210,40 @@ pub fn wait_until(limit: Duration, mut probe: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     probe()
+}
+
+/// A private CA, the ELSE server's certificate (`server`: else.example.org) and one client
+/// certificate per Postfix host (`mx1` → mx1.mail.example.org), as the shipped stanzas expect;
+/// returns their directory.
+pub fn relp_certificates(dir: &Path, hosts: &[&str]) -> PathBuf {
+    let names: Vec<(String, String)> = std::iter::once(("server".to_string(), "else.example.org".to_string()))
+        .chain(hosts.iter().map(|h| (h.to_string(), format!("{h}.mail.example.org"))))
+        .collect();
+    let leaves: Vec<(&str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    crate::tls::certificates(&dir.join("tls"), "ELSE test CA", &leaves)
+}
+
+/// A shipped stanza of `rsyslog-conf/` made to run here: the test's omelse module, RELP port,
+/// certificates (from [`relp_certificates`]; `identity` is `server`, `client` (the server's
+/// certificate, for a check of the syntax only) or a host's name) and database.
+pub fn shipped_stanza(file: &str, certs: &Path, identity: &str, relp_port: u16, conninfo: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsyslog-conf").join(file);
+    let text = std::fs::read_to_string(path).expect("read a shipped stanza");
+    let certs = certs.display().to_string();
+    let identity = if identity == "client" { "server" } else { identity };
+    text.replace(
+        "module(load=\"omelse\")",
+        &format!("module(load=\"{}\")", omelse_module().display()),
+    )
+    .replace("port=\"2514\"", &format!("port=\"{relp_port}\""))
+    .replace("target=\"else.example.org\"", "target=\"127.0.0.1\"")
+    .replace("/etc/else/tls/ca.pem", &format!("{certs}/ca.pem"))
+    .replace("/etc/else/tls/server.pem", &format!("{certs}/{identity}.pem"))
+    .replace("/etc/else/tls/server.key", &format!("{certs}/{identity}.key"))
+    .replace("/etc/else/tls/client.pem", &format!("{certs}/{identity}.pem"))
+    .replace("/etc/else/tls/client.key", &format!("{certs}/{identity}.key"))
+    .replace(
+        "conninfo=\"host=/var/run/postgresql dbname=else user=else\"",
+        &format!("conninfo=\"{conninfo}\""),
+    )
 }

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use else_tests::rsyslogd::{check_config, free_port, omelse_module, rsyslogd_binary, send_tcp, wait_until, Rsyslogd};
+use else_tests::rsyslogd::{
+    check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
+    Rsyslogd,
+};
 use else_tests::PgCluster;
 
 /// 100,000 lines: the real 3-day MX log, then its beginning again as a second host.
@@ -423,16 +426,20 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
         return;
     }
     let dir = test_dir("stanzas");
-    let tls = make_certificates(&dir);
-    for (file, hosts) in [("else-server.conf", "server"), ("postfix-host.conf", "client")] {
-        let text = shipped(file, &dir, &tls, hosts, free_port(), "host=127.0.0.1 dbname=else");
+    let tls = relp_certificates(&dir, &["mx1", "mx2"]);
+    for (file, hosts) in [
+        ("else-server.conf", "server"),
+        ("postfix-host.conf", "client"),
+        ("postfix-host-maillog.conf", "client"),
+    ] {
+        let text = shipped_stanza(file, &tls, hosts, free_port(), "host=127.0.0.1 dbname=else");
         let path = dir.join(file);
         std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{text}", dir.display())).unwrap();
         let (ok, output) = check_config(&path);
         assert!(ok, "rsyslogd -N1 rejects {file}:\n{output}");
     }
     // And a mistake is refused with the parameter named.
-    let bad = shipped("else-server.conf", &dir, &tls, "server", free_port(), "host=127.0.0.1")
+    let bad = shipped_stanza("else-server.conf", &tls, "server", free_port(), "host=127.0.0.1")
         .replace("server.role=\"unknown\"", "server.role=\"mailhub\"");
     let path = dir.join("bad.conf");
     std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{bad}", dir.display())).unwrap();
@@ -450,15 +457,15 @@ fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
     let cluster = PgCluster::shared();
     let url = block_on(cluster.create_database());
     let dir = test_dir("relp");
-    let tls = make_certificates(&dir);
+    let tls = relp_certificates(&dir, &["mx1", "mx2"]);
     let relp_port = free_port();
-    let server_text = shipped("else-server.conf", &dir, &tls, "server", relp_port, &url);
+    let server_text = shipped_stanza("else-server.conf", &tls, "server", relp_port, &url);
     let _server = Rsyslogd::start(&dir.join("else"), &server_text);
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
     for host in ["mx1", "mx2"] {
         let tcp_port = free_port();
-        let client_text = shipped("postfix-host.conf", &dir, &tls, host, relp_port, &url);
+        let client_text = shipped_stanza("postfix-host.conf", &tls, host, relp_port, &url);
         let config = format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\")\n{client_text}");
         hosts.push(Rsyslogd::start(&dir.join(host), &config));
         ports.push(tcp_port);
@@ -491,49 +498,6 @@ fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
             .collect::<Vec<_>>()
     });
     assert_eq!(per_host, vec![("mx1".to_string(), 50), ("mx2".to_string(), 50)]);
-}
-
-struct Certificates {
-    dir: PathBuf,
-}
-
-/// A private CA, a server certificate (else.example.org) and client ones (*.mail.example.org).
-fn make_certificates(dir: &Path) -> Certificates {
-    let leaves = [
-        ("server", "else.example.org"),
-        ("mx1", "mx1.mail.example.org"),
-        ("mx2", "mx2.mail.example.org"),
-    ];
-    Certificates {
-        dir: else_tests::tls::certificates(&dir.join("tls"), "ELSE test CA", &leaves),
-    }
-}
-
-/// A shipped stanza with the test's module path, ports, certificates and database.
-fn shipped(file: &str, _dir: &Path, tls: &Certificates, role: &str, relp_port: u16, conninfo: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsyslog-conf").join(file);
-    let text = std::fs::read_to_string(path).unwrap();
-    let certs = tls.dir.display().to_string();
-    let (cert, key) = if role == "server" || role == "client" {
-        ("server", "server")
-    } else {
-        (role, role)
-    };
-    text.replace(
-        "module(load=\"omelse\")",
-        &format!("module(load=\"{}\")", omelse_module().display()),
-    )
-    .replace("port=\"2514\"", &format!("port=\"{relp_port}\""))
-    .replace("target=\"else.example.org\"", "target=\"127.0.0.1\"")
-    .replace("/etc/else/tls/ca.pem", &format!("{certs}/ca.pem"))
-    .replace("/etc/else/tls/server.pem", &format!("{certs}/{cert}.pem"))
-    .replace("/etc/else/tls/server.key", &format!("{certs}/{key}.key"))
-    .replace("/etc/else/tls/client.pem", &format!("{certs}/{cert}.pem"))
-    .replace("/etc/else/tls/client.key", &format!("{certs}/{key}.key"))
-    .replace(
-        "conninfo=\"host=/var/run/postgresql dbname=else user=else\"",
-        &format!("conninfo=\"{conninfo}\""),
-    )
 }
 
 #[test]
@@ -581,4 +545,42 @@ fn sighup_makes_omelse_reconnect_and_lose_nothing() {
     );
     let after = backend().expect("omelse reconnected");
     assert_ne!(before, after, "a new connection after SIGHUP");
+}
+
+/// The roles and addresses an administrator gave the servers (in the database, from the web UI or
+/// `elsed migrate`) reach the module: mail from out1 to mx1 is internal, not inbound.
+#[test]
+fn roles_set_in_the_database_reach_the_module() {
+    if rsyslogd_binary().is_none() {
+        eprintln!("skipped: rsyslogd not installed");
+        return;
+    }
+    let url = block_on(PgCluster::shared().create_database());
+    block_on(async {
+        let mut client = omelse::store::connect(&url).await.unwrap();
+        omelse::store::migrate(&mut client).await.unwrap();
+        else_tests::register_fixture_servers(&url).await;
+    });
+    let fixture = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail.log")).unwrap();
+    let lines: Vec<String> = fixture.lines().map(|line| format!("<22>{line}")).collect();
+    let port = free_port();
+    let daemon = Rsyslogd::start(&test_dir("fleet"), &server_config(&omelse_module(), port, &url));
+    send_tcp(port, &lines);
+    // The message ends (removed from the queue) late in the fixture.
+    let ended = wait_until(Duration::from_secs(60), || {
+        block_on(count(
+            &url,
+            "SELECT count(*) FROM messages WHERE queue_id = '9C0A1B2D3E' AND closed",
+        )) == 1
+    });
+    assert!(ended, "rsyslogd said:\n{}", daemon.own_log());
+    let flow = block_on(async {
+        let client = omelse::store::connect(&url).await.unwrap();
+        let row = client
+            .query_one("SELECT flow FROM messages WHERE queue_id = '9C0A1B2D3E'", &[])
+            .await
+            .unwrap();
+        row.get::<_, Option<String>>(0)
+    });
+    assert_eq!(flow.as_deref(), Some("internal"));
 }

@@ -181,6 +181,12 @@ impl Correlator {
         &self.config
     }
 
+    /// Replaces what the correlator knows about the fleet (an administrator changed a role);
+    /// messages already open keep the flow they were given.
+    pub fn set_config(&mut self, config: CorrelatorConfig) {
+        self.config = config;
+    }
+
     /// Takes one parsed line: records its event row and updates state.
     pub fn ingest(&mut self, line: &ParsedLine<'_>, line_key: i64, batch: &mut Batch) {
         let time = line.line.time;

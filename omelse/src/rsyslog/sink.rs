@@ -28,6 +28,8 @@ pub const TEMPLATE_NAME: &str = "OmElseFormat";
 
 /// How often the hourly rollups of the hours written to are recomputed.
 const ROLLUP_EVERY: Duration = Duration::from_secs(5);
+/// How often the servers' roles and addresses are read again (an administrator may change them).
+const FLEET_EVERY: Duration = Duration::from_secs(60);
 
 /// What a worker thread's commit came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +222,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         pending: Batch::default(),
         last_report: Instant::now(),
         last_rollup: Instant::now(),
+        last_fleet: Instant::now(),
     };
     let tick = Duration::from_secs(shared.config.stats_interval_secs.clamp(1, 60));
     loop {
@@ -229,6 +232,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 runtime.block_on(writer.report_if_due());
                 runtime.block_on(writer.refresh_rollups_if_due());
+                runtime.block_on(writer.refresh_fleet_if_due());
                 continue;
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -256,6 +260,7 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
         }
         runtime.block_on(writer.report_if_due());
         runtime.block_on(writer.refresh_rollups_if_due());
+        runtime.block_on(writer.refresh_fleet_if_due());
     }
 }
 
@@ -269,6 +274,7 @@ struct Writer<'a> {
     pending: Batch,
     last_report: Instant,
     last_rollup: Instant,
+    last_fleet: Instant,
 }
 
 impl Writer<'_> {
@@ -350,11 +356,10 @@ impl Writer<'_> {
             let open = store::load_open_state(&client, crate::parse::Timestamp(since))
                 .await
                 .map_err(|e| format!("cannot load open messages: {e}"))?;
-            let config = CorrelatorConfig {
-                default_role: self.shared.config.server_role.parse().unwrap_or_default(),
-                ..CorrelatorConfig::default()
-            };
-            let mut correlator = Correlator::with_config(config);
+            let fleet = store::load_fleet(&client)
+                .await
+                .map_err(|e| format!("cannot read the servers: {e}"))?;
+            let mut correlator = Correlator::with_config(self.correlator_config(&fleet));
             correlator.restore(open);
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
             self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
@@ -384,6 +389,36 @@ impl Writer<'_> {
             );
         }
         Outcome::Suspended(reason)
+    }
+
+    /// The module's configuration (the default role) with the fleet of the database.
+    fn correlator_config(&self, fleet: &store::Fleet) -> CorrelatorConfig {
+        let mut config = CorrelatorConfig {
+            default_role: self.shared.config.server_role.parse().unwrap_or_default(),
+            ..CorrelatorConfig::default()
+        };
+        fleet.apply_to(&mut config);
+        config
+    }
+
+    /// Picks up the roles and addresses an administrator set since the last reading.
+    async fn refresh_fleet_if_due(&mut self) {
+        if self.last_fleet.elapsed() < FLEET_EVERY {
+            return;
+        }
+        self.last_fleet = Instant::now();
+        let (Some(client), Some(_)) = (self.client.as_ref(), self.pipeline.as_ref()) else {
+            return;
+        };
+        match store::load_fleet(client).await {
+            Ok(fleet) => {
+                let config = self.correlator_config(&fleet);
+                if let Some(pipeline) = self.pipeline.as_mut() {
+                    pipeline.correlator_mut().set_config(config);
+                }
+            }
+            Err(e) => (self.shared.log)(Severity::Warning, &format!("omelse: servers not read again: {e}")),
+        }
     }
 
     /// Keeps the hourly rollups current (dashboards read them, never raw events): the hours the

@@ -1,0 +1,75 @@
+//! SQL built from parts: the shape of a query is assembled in Rust, every value is a bound
+//! parameter. Shared by the command line and the web API, so that no caller formats a value
+//! into SQL text.
+
+#![allow(dead_code)] // `and`, `where_clause`, `like_escape`: for the web API, landing next.
+
+use tokio_postgres::types::ToSql;
+
+/// A query under construction: conditions (joined with AND) and their bound parameters.
+#[derive(Default)]
+pub struct Query {
+    pub conditions: Vec<String>,
+    pub params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Query {
+    /// Binds a value and returns its placeholder (`$3`).
+    pub fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    /// Adds a condition (already written with placeholders from [`Query::bind`]).
+    pub fn and(&mut self, condition: impl Into<String>) {
+        self.conditions.push(condition.into());
+    }
+
+    /// `WHERE a AND b`, or nothing when there is no condition.
+    pub fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    /// The parameters, as tokio-postgres takes them.
+    pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern (the default escape character is `\`).
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_are_literal() {
+        assert_eq!(like_escape(r"50%_off\x"), r"50\%\_off\\x");
+        assert_eq!(like_escape("plain"), "plain");
+    }
+
+    #[test]
+    fn placeholders_follow_binding_order() {
+        let mut q = Query::default();
+        let a = q.bind(1_i32);
+        let b = q.bind("x".to_owned());
+        q.and(format!("a = {a}"));
+        q.and(format!("b = {b}"));
+        assert_eq!(q.where_clause(), "WHERE a = $1 AND b = $2");
+        assert_eq!(q.params().len(), 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
+
+use axum::Router;
+
+use super::AppState;
+
+/// Every endpoint of `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

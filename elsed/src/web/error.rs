@@ -1,0 +1,80 @@
+//! How failures reach the client: a status code and `{"error": "..."}` (plus `field` when one
+//! parameter is at fault). Internal errors are logged in full and answered with a short message,
+//! never with SQL or stack details.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub field: Option<&'static str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A bad parameter: 400 naming it.
+    pub fn bad_param(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "not logged in")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "not allowed")
+    }
+
+    /// Also what a caller gets for an id outside their scope: it does not exist for them.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
+    /// Logs the cause; the client learns only that it failed.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (see the server's log)",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.field {
+            Some(field) => json!({ "error": self.message, "field": field }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<deadpool::managed::PoolError<omelse::store::StoreError>> for ApiError {
+    fn from(e: deadpool::managed::PoolError<omelse::store::StoreError>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}"))
+    }
+}
