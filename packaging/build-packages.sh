@@ -28,6 +28,16 @@ version=$(awk '/^\[workspace\.package\]/ { section = 1; next }
                section && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' Cargo.toml)
 [[ -n "$version" ]] || die "no version in [workspace.package] of Cargo.toml"
 
+# Run from `cargo test` (tests/tests/packages.rs), the environment holds the test crate's
+# CARGO_PKG_*/CARGO_MANIFEST_* variables; build scripts (ring's) watch them, so they would make
+# this build differ from one run by hand and recompile everything each time.
+for variable in $(compgen -e); do
+    case $variable in
+    CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_CRATE_NAME | CARGO_BIN_* | CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | OUT_DIR)
+        unset "$variable" ;;
+    esac
+done
+
 if [[ "${1:-}" != "--no-build" ]]; then
     say "cargo build --release (omelse.so, elsed, else-pfagent)"
     # One invocation: features unified once, so a second run has nothing to rebuild.
