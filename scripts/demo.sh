@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ELSE demo: a private PostgreSQL 15 cluster in ./.demo, the schema, and real Postfix logs in it.
 #
-#   scripts/demo.sh start   # build elsed, start (or reuse) the cluster, migrate, import, print the URL
+#   scripts/demo.sh start   # build elsed, start (or reuse) the cluster, migrate, import, serve the
+#                           # web application, print its address and login
 #   scripts/demo.sh stop    # stop the cluster and remove ./.demo
 #
 # The cluster runs as the `postgres` user when started by root (PostgreSQL refuses root), listens
@@ -47,13 +48,14 @@ data_dir() {
 
 free_port() {
     local port
-    for port in $(seq 55432 55631); do
+    local base=${ELSE_PORT_BASE:-55432}
+    for port in $(seq "$base" $((base + 199))); do
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
         fi
     done
-    say "no free port between 55432 and 55631" >&2
+    say "no free port between $base and $((base + 199))" >&2
     exit 1
 }
 
@@ -104,19 +106,47 @@ start() {
         "$ELSED" --database-url "$url" import --timezone UTC "$log"
     done
 
+    # The web application: an administrator with a fresh password, elsed serve in the background.
+    local password
+    if [[ -f "$DEMO/admin-password" ]]; then
+        password=$(cat "$DEMO/admin-password")
+    else
+        password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-16)
+        echo "$password" >"$DEMO/admin-password"
+        chmod 600 "$DEMO/admin-password"
+        printf '%s\n' "$password" | "$ELSED" --database-url "$url" user add admin --role admin --password-file - >/dev/null
+        say "created the web administrator 'admin'"
+    fi
+    if [[ -f "$DEMO/serve.pid" ]] && kill -0 "$(cat "$DEMO/serve.pid")" 2>/dev/null; then
+        say "elsed serve already running"
+    else
+        local web_port
+        web_port=$(ELSE_PORT_BASE=58080 free_port)
+        echo "127.0.0.1:$web_port" >"$DEMO/listen"
+        nohup "$ELSED" --database-url "$url" serve --listen "127.0.0.1:$web_port" >"$DEMO/serve.log" 2>&1 &
+        echo $! >"$DEMO/serve.pid"
+        say "elsed serve started (log: $DEMO/serve.log)"
+    fi
+    local listen
+    listen=$(cat "$DEMO/listen")
+
     cat <<EOF
 
 demo: ready.
+  web:       http://$listen/   login: admin   password: $password
   database:  $url
   search:    $ELSED --database-url $url search --limit 10
-             $ELSED --database-url $url search --json --status bounced
+  report:    $ELSED --database-url $url report --format text
   psql:      psql $url
   stop:      make clean-demo
-  The web application (elsed serve) comes with a later issue; until then, search from the command line.
 EOF
 }
 
 stop() {
+    if [[ -f "$DEMO/serve.pid" ]]; then
+        kill "$(cat "$DEMO/serve.pid")" 2>/dev/null || true
+        say "stopped elsed serve"
+    fi
     if [[ -e "$DEMO/pg" ]]; then
         local data
         data=$(readlink -f "$DEMO/pg")
