@@ -23,7 +23,7 @@ if [[ -z ${ELSE_BENCH_DATABASE_URL:-} ]]; then
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
     as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
-        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=1GB -c max_wal_size=8GB" start >/dev/null
+        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=1GB -c max_wal_size=1GB -c wal_level=minimal -c max_wal_senders=0" start >/dev/null
     export ELSE_BENCH_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
     ELSE_CONFIG=/dev/null target/debug/elsed migrate --database-url "$ELSE_BENCH_DATABASE_URL" >/dev/null
     say "generating $MESSAGES messages over $DAYS days (PostgreSQL on 127.0.0.1:$port, fsync off)"

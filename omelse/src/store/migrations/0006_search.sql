@@ -9,10 +9,12 @@
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- Recipient searches match the final or the original address, exactly or by domain: each side of
--- the OR needs its index, or the whole table is read.
-CREATE INDEX ON recipients (lower(orig_address)) WHERE orig_address IS NOT NULL;
+-- the OR needs its index, or the whole table is read. Not partial (`WHERE orig_address IS NOT
+-- NULL`): ANALYZE keeps statistics of whole expression indexes only, and without them the planner
+-- guessed hundreds of rows per partition and read every message (1.8 s instead of 10 ms).
+CREATE INDEX ON recipients (lower(orig_address));
 CREATE INDEX ON recipients (else_domain(address));
-CREATE INDEX ON recipients (else_domain(orig_address)) WHERE orig_address IS NOT NULL;
+CREATE INDEX ON recipients (else_domain(orig_address));
 
 -- Sender domain (`@example.com`), and quick search by queue id alone (the existing index leads
 -- with the server).
