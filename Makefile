@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all setup build test demo clean-demo bench
+.PHONY: all setup build test demo clean-demo bench packages
 
 all: build
 
@@ -21,6 +21,10 @@ test: setup
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace --no-fail-fast
 	bash scripts/fuzz.sh 30
+
+# target/packages/: else-server and else-postfix-agent, .deb and .rpm (packaging/build-packages.sh).
+packages: setup
+	bash packaging/build-packages.sh
 
 demo: setup
 	bash scripts/demo.sh start

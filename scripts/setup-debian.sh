@@ -12,6 +12,7 @@ set -euo pipefail
 PACKAGES=(
     "postgresql-15:the database (server binaries in /usr/lib/postgresql/15/bin; tests start private clusters)"
     "postgresql-client-15:psql, used by make demo"
+    "postgresql-client:a dependency of the else-server package, which the packages test installs"
     "build-essential:C compiler and linker for crates with C parts"
     "pkg-config:finds C libraries at build time"
     "libclang-dev:bindgen (net-snmp bindings)"
@@ -33,6 +34,8 @@ PACKAGES=(
     "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
     "nodejs:builds the browser application of web/ (npm + Vite), which elsed embeds"
     "chromium:the browser the web application's tests drive (Playwright)"
+    "rpm:rpmbuild, which builds the .rpm packages (make packages), and rpm -qp, which checks them"
+    "help2man:the elsed(1) man page of the else-server package, made from elsed --help"
 )
 # Commands whose Debian package is installed only when the command is missing: a Node.js from
 # another source (NodeSource) ships its own npm, which Debian's npm package would conflict with.

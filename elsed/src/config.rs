@@ -1,9 +1,11 @@
 //! `elsed.toml`: the settings that outlive one command line.
 //!
-//! Precedence is flag > environment > file > default; the flags and `ELSE_*` variables are
-//! clap's business (see `main.rs`), this module reads the file and fills in the defaults. Unknown
-//! keys are refused so that a typo is an error rather than a setting silently ignored, and every
-//! error names the key (`retention.days`) and the problem.
+//! Precedence is flag > environment > file > default. The flags and their variables
+//! (`ELSE_DATABASE_URL`, `ELSE_CONFIG`) are clap's business (see `main.rs`); this module reads the
+//! file, lays the environment's `ELSE_<TABLE>__<KEY>` variables over it (`ELSE_RETENTION__DAYS=30`,
+//! and `ELSE_TIMEZONE` for the one top-level key) and fills in the defaults. Unknown keys are
+//! refused so that a typo is an error rather than a setting silently ignored, and every error
+//! names the key (`retention.days`), the problem and, when it came from there, the variable.
 //!
 //! ```toml
 //! timezone = "Europe/Paris"          # of RFC 3164 log lines; default: the machine's
@@ -48,9 +50,19 @@ use serde::Deserialize;
 /// Where the file is looked for when `--config` is not given; a missing file there is no error.
 pub const DEFAULT_PATH: &str = "/etc/else/elsed.toml";
 
+/// Prefix of the variables that set a configuration key.
+pub const ENV_PREFIX: &str = "ELSE_";
+
+/// Top-level keys that a single-segment variable sets (`ELSE_TIMEZONE`); other single-segment
+/// variables (`ELSE_CONFIG`, `ELSE_DATABASE_URL`) belong to the command line.
+const TOP_LEVEL_ENV_KEYS: &[&str] = &["timezone"];
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where the settings came from (not a key of the file).
+    #[serde(skip)]
+    pub origin: Origin,
     /// IANA zone of the year-less RFC 3164 timestamps (`Europe/Paris`, `UTC`).
     pub timezone: Option<String>,
     /// The organisation's networks (CIDR): their clients and relays are internal, which decides
@@ -83,6 +95,14 @@ pub struct Config {
     /// How scheduled reports are mailed (`elsed serve` sends them).
     #[serde(default)]
     pub reports: crate::schedule::ReportsConfig,
+}
+
+/// The file read (if any) and the environment variables that set keys, for `elsed check-config`.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub file: Option<PathBuf>,
+    /// (variable, dotted key) in the order applied.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -186,33 +206,81 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads the configuration: the file given (which must exist), else [`DEFAULT_PATH`] if it
-    /// exists, else the defaults.
+    /// exists, else the defaults; the process's `ELSE_*` variables over it.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        env.sort();
+        Config::load_with_env(explicit, &env)
+    }
+
+    /// [`Config::load`] with the given environment.
+    pub fn load_with_env(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
         let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
-            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ConfigError {
-                path: path.to_owned(),
-                key: String::new(),
-                problem: format!("cannot be read: {e}"),
-            }),
-        }
+        let (text, file) = match std::fs::read_to_string(path) {
+            Ok(text) => (text, Some(path.to_owned())),
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => (String::new(), None),
+            Err(e) => {
+                return Err(ConfigError {
+                    path: path.to_owned(),
+                    key: String::new(),
+                    problem: format!("cannot be read: {e}"),
+                })
+            }
+        };
+        let mut config = Config::parse_with_env(&text, path, env)?;
+        config.origin.file = file;
+        Ok(config)
     }
 
     /// Parses and checks the text of a configuration file (`path` is for messages only).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let error = |key: String, problem: String| ConfigError {
-            path: path.to_owned(),
-            key,
-            problem,
+        Config::parse_with_env(text, path, &[])
+    }
+
+    /// Parses the text of a configuration file, sets the keys the `ELSE_*` variables of `env`
+    /// name, and checks the result.
+    pub fn parse_with_env(text: &str, path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut from_env: Vec<(String, String)> = Vec::new();
+        // A key set from the environment is named with its variable, so that nobody looks for
+        // the mistake in the file.
+        let error = |key: String, problem: String, from_env: &[(String, String)]| {
+            let variable = from_env.iter().rev().find(|(_, k)| {
+                // The key itself, a part of it, or (an unknown table) the table it is in.
+                key == *k
+                    || key.starts_with(&format!("{k}."))
+                    || key.starts_with(&format!("{k}["))
+                    || k.starts_with(&format!("{key}."))
+            });
+            let problem = match variable {
+                Some((variable, _)) => format!("{problem} (set by the environment variable {variable})"),
+                None => problem,
+            };
+            ConfigError {
+                path: path.to_owned(),
+                key,
+                problem,
+            }
         };
         // Syntax first (toml's own message says where), then the shape, with the key's path.
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e.span().map_or(0, |span| text[..span.start].matches('\n').count() + 1);
-            error(String::new(), format!("not valid TOML (line {line}): {}", e.message()))
+            error(
+                String::new(),
+                format!("not valid TOML (line {line}): {}", e.message()),
+                &[],
+            )
         })?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        for (variable, value) in env {
+            if let Some(key) = env_key(variable) {
+                set_from_env(&mut table, &key, value)
+                    .map_err(|problem| error(key.join("."), problem, &[(variable.clone(), key.join("."))]))?;
+                from_env.push((variable.clone(), key.join(".")));
+            }
+        }
+        let error = |key: String, problem: String| error(key, problem, &from_env);
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.into_inner().message().to_owned();
             let key = if key == "." { String::new() } else { key };
@@ -227,6 +295,7 @@ impl Config {
             error(key, problem)
         })?;
         config.check().map_err(|(key, problem)| error(key, problem))?;
+        config.origin.env = from_env;
         Ok(config)
     }
 
@@ -253,6 +322,9 @@ impl Config {
         if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
+        self.ndr
+            .allowed()
+            .map_err(|problem| ("ndr.allowed_clients".to_owned(), problem))?;
         if self.import.batch_lines == 0 {
             return Err(("import.batch_lines".to_owned(), "must be at least 1".to_owned()));
         }
@@ -285,6 +357,51 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The dotted key an `ELSE_*` variable sets: `ELSE_GREYLIST__DELAY_SECS` is `greylist.delay_secs`,
+/// `ELSE_TIMEZONE` is `timezone`; `None` for the other variables.
+fn env_key(variable: &str) -> Option<Vec<String>> {
+    let rest = variable.strip_prefix(ENV_PREFIX)?;
+    let key: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    match key.len() {
+        1 if TOP_LEVEL_ENV_KEYS.contains(&key[0].as_str()) => Some(key),
+        1 => None,
+        _ => Some(key),
+    }
+}
+
+/// Sets `key` in the file's table to the variable's value: a TOML value (`30`, `true`,
+/// `["a", "b"]`, `"quoted"`), or else the text as a string (`host=/run/postgresql dbname=else`).
+fn set_from_env(table: &mut toml::Table, key: &[String], value: &str) -> Result<(), String> {
+    let value = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, tables) = key.split_last().expect("a key has at least one segment");
+    let mut current = table;
+    for segment in tables {
+        if segment.is_empty() {
+            return Err("is not a key (empty segment between __)".to_owned());
+        }
+        let entry = current
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(format!(
+                    "cannot be set from the environment: `{segment}` is not a table"
+                ))
+            }
+        };
+    }
+    if last.is_empty() {
+        return Err("is not a key (empty segment between __)".to_owned());
+    }
+    current.insert(last.clone(), value);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -365,6 +482,176 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         }
         let e = parse("[database\nurl=").unwrap_err();
         assert!(e.problem.starts_with("not valid TOML"), "{e}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_environment_sets_keys_over_the_file() {
+        let text = "[retention]\ndays = 30\n[greylist]\ndelay_secs = 60\n";
+        let vars = env(&[
+            ("ELSE_RETENTION__DAYS", "7"),
+            ("ELSE_DATABASE__URL", "host=/run/postgresql dbname=else"),
+            (
+                "ELSE_GREYLIST__LISTEN",
+                r#"["inet:0.0.0.0:10023", "unix:/run/else/g.sock"]"#,
+            ),
+            ("ELSE_TIMEZONE", "Europe/Paris"),
+            ("ELSE_NDR__HOSTNAME", r#""123""#),
+            // The command line's own variables and strangers are not keys.
+            ("ELSE_DATABASE_URL", "ignored"),
+            ("ELSE_CONFIG", "ignored"),
+            ("PATH", "/bin"),
+        ]);
+        let config = Config::parse_with_env(text, Path::new("t.toml"), &vars).unwrap();
+        assert_eq!(config.retention.days, 7);
+        assert_eq!(config.greylist.delay_secs, 60, "the file's other keys stay");
+        assert_eq!(config.database.url.as_deref(), Some("host=/run/postgresql dbname=else"));
+        assert_eq!(config.greylist.listen, ["inet:0.0.0.0:10023", "unix:/run/else/g.sock"]);
+        assert_eq!(config.timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(config.ndr.hostname, "123");
+        let keys: Vec<&str> = config.origin.env.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "retention.days",
+                "database.url",
+                "greylist.listen",
+                "timezone",
+                "ndr.hostname"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_from_the_environment_name_the_variable() {
+        let cases = [
+            ("ELSE_RETENTION__DAYS", "0", "retention.days", "at least 1"),
+            ("ELSE_RETENTION__DAYS", "many", "retention.days", "invalid type"),
+            ("ELSE_RETENTON__DAYS", "5", "retenton", "unknown key"),
+            ("ELSE_GREYLIST__DEALY_SECS", "5", "greylist.dealy_secs", "unknown key"),
+            ("ELSE_SERVERS__NAME", "mx1", "servers.name", "not a table"),
+            ("ELSE_IMPORT__", "5", "import.", "not a key"),
+        ];
+        let text = "[[servers]]\nname = \"a\"\n";
+        for (variable, value, key, problem) in cases {
+            let e = Config::parse_with_env(text, Path::new("t.toml"), &env(&[(variable, value)])).unwrap_err();
+            assert_eq!(e.key, key, "{variable}: {e}");
+            assert!(e.problem.contains(problem), "{variable}: {e}");
+            assert!(e.to_string().contains(variable), "{e}");
+        }
+    }
+
+    /// The keys of a table as serde lists them when it refuses an unknown one: every key the
+    /// code reads, so a key added to the code without documentation fails the tests below.
+    fn keys_of(header: &str) -> Vec<String> {
+        let e = parse(&format!("{header}zzz_not_a_key = 1")).unwrap_err();
+        assert!(e.problem.starts_with("unknown key"), "{e}");
+        e.problem.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    }
+
+    /// (table as written in a file, its keys), the top level first.
+    fn every_table() -> Vec<(&'static str, Vec<String>)> {
+        [
+            ("", ""),
+            ("database", "[database]\n"),
+            ("import", "[import]\n"),
+            ("retention", "[retention]\n"),
+            ("servers", "[[servers]]\nname = \"a\"\n"),
+            ("greylist", "[greylist]\n"),
+            ("ndr", "[ndr]\n"),
+        ]
+        .into_iter()
+        .map(|(table, header)| (table, keys_of(header)))
+        .collect()
+    }
+
+    fn repository_file(path: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The packaged /etc/else/elsed.toml shows every key, commented out, with its default: with
+    /// every `# key = value` line uncommented it is a valid file that changes nothing but the
+    /// examples (database, servers, time zone).
+    #[test]
+    fn the_packaged_file_shows_every_key_with_its_default() {
+        let text = repository_file("packaging/elsed.toml");
+        let mut shown: Vec<(String, String)> = Vec::new();
+        let mut table = String::new();
+        let mut uncommented = String::new();
+        for line in text.lines() {
+            let bare = line.strip_prefix("# ").unwrap_or(line);
+            let is_header = bare.starts_with('[');
+            let key = bare.split_once(" = ").map(|(k, _)| k).filter(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
+            if is_header {
+                table = bare.trim_matches(|c| c == '[' || c == ']').to_owned();
+            } else if let Some(key) = key {
+                shown.push((table.clone(), key.to_owned()));
+            }
+            uncommented.push_str(if is_header || key.is_some() { bare } else { line });
+            uncommented.push('\n');
+        }
+        let tables = every_table();
+        for (table, keys) in &tables {
+            for key in keys {
+                // Tables are shown as their headers, not as `key =` lines.
+                if table.is_empty() && tables.iter().any(|(t, _)| t == key) {
+                    assert!(
+                        text.contains(&format!("[{key}]")),
+                        "[{key}] missing from packaging/elsed.toml"
+                    );
+                } else {
+                    let wanted = (table.to_string(), key.clone());
+                    assert!(
+                        shown.contains(&wanted),
+                        "{table}.{key} missing from packaging/elsed.toml"
+                    );
+                }
+            }
+        }
+        let config = parse(&uncommented).unwrap_or_else(|e| panic!("uncommented packaging/elsed.toml: {e}"));
+        let defaults = Config::default();
+        assert_eq!(format!("{:?}", config.greylist), format!("{:?}", defaults.greylist));
+        assert_eq!(format!("{:?}", config.ndr), format!("{:?}", defaults.ndr));
+        assert_eq!(format!("{:?}", config.import), format!("{:?}", defaults.import));
+        assert_eq!(format!("{:?}", config.retention), format!("{:?}", defaults.retention));
+        assert_eq!(config.servers[0].role, default_role());
+    }
+
+    /// docs/configuration.md has a section per table that names each of its keys.
+    #[test]
+    fn the_documentation_names_every_key() {
+        let text = repository_file("docs/configuration.md");
+        for (table, keys) in every_table() {
+            let heading = if table.is_empty() {
+                "## Top level".to_owned()
+            } else {
+                format!("[{table}]")
+            };
+            let start = text
+                .lines()
+                .position(|l| l.starts_with("## ") && l.contains(&heading))
+                .unwrap_or_else(|| panic!("docs/configuration.md has no heading with {heading}"));
+            let section: Vec<&str> = text
+                .lines()
+                .skip(start + 1)
+                .take_while(|l| !l.starts_with("## "))
+                .collect();
+            let section = section.join("\n");
+            for key in keys {
+                assert!(
+                    section.contains(&format!("`{key}`")),
+                    "docs/configuration.md, section {heading}: `{key}` missing"
+                );
+            }
+        }
     }
 
     #[test]

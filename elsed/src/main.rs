@@ -3,6 +3,7 @@
 //! Every subcommand reads the same settings: flags first, then `ELSE_*` environment variables, then
 //! the configuration file (`/etc/else/elsed.toml` or `--config`), then the defaults.
 
+mod check_config;
 mod config;
 mod db;
 mod geo;
@@ -15,6 +16,8 @@ mod parse;
 mod report;
 mod schedule;
 mod search;
+mod setup;
+mod shutdown;
 mod snmp;
 mod sql;
 mod status;
@@ -91,6 +94,10 @@ enum Command {
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
     Group(web::cli::GroupCommand),
+    /// First run: create the database role, the database and the schema (a superuser's --database-url)
+    Setup(setup::SetupArgs),
+    /// Check the configuration (file and ELSE_* environment): names the key and the problem
+    CheckConfig,
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -126,15 +133,22 @@ impl Settings {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr (stdout is for results); RUST_LOG overrides the default level. The
-    // database's notices (`relation already exists, skipping`) are not news.
-    tracing_subscriber::fmt()
+    // database's notices (`relation already exists, skipping`) are not news. Colours only on a
+    // terminal; under systemd (JOURNAL_STREAM set, stderr not a terminal) no timestamp either:
+    // the journal stamps every line itself.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(terminal)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")),
-        )
-        .init();
+        );
+    if !terminal && std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -153,18 +167,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         // Parsing needs neither the database nor an async runtime.
         Command::Parse(args) => parse::run(&args, &settings),
+        Command::CheckConfig => check_config::run(&settings),
         Command::Migrate => block_on(db::run_migrate(&settings)),
+        Command::Setup(args) => block_on(setup::run(&args, &settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
         Command::Status(args) => block_on(status::run(&args, &settings)),
         Command::Report(args) => block_on(report::run(&args, &settings)),
-        Command::Maintain(args) => block_on(maintain::run(&args, &settings)),
-        Command::Greylist => block_on(async {
+        Command::Maintain(args) => block_on(shutdown::or_signal("maintain", maintain::run(&args, &settings))),
+        Command::Greylist => block_on(shutdown::or_signal("greylist", async {
             let pool = greylist::pool(settings.database_url()?, settings.config.greylist.pool_size)?;
             greylist::serve(settings.config.greylist.clone(), pool).await?;
             Ok(ExitCode::SUCCESS)
-        }),
-        Command::Ndr(args) => block_on(ndr::run(&args, &settings)),
+        })),
+        Command::Ndr(args) => block_on(shutdown::or_signal("ndr", ndr::run(&args, &settings))),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
         Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
         Command::User(command) => block_on(web::cli::run_user(command, &settings)),

@@ -1146,3 +1146,109 @@ async fn the_command_line_manages_accounts_and_groups() {
         .count();
     assert!(cli_entries >= 10, "{audit}");
 }
+
+/// The SNMP poller's view through the API: health on `/servers`, samples of a server the caller
+/// may see (404 for one they may not), queue actions for administrators only, confirmed, and a
+/// clear 503 when SNMP is not set up; `/metrics` in Prometheus' text format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_health_samples_actions_and_metrics() {
+    let elsed = Elsed::start("health", "").await;
+    elsed.import_fixture();
+    let mut db = elsed.db().await;
+    omelse::store::ensure_days(&mut db, &std::collections::BTreeSet::from([19796]))
+        .await
+        .unwrap();
+    let mx1: i32 = db
+        .query_one("SELECT id FROM servers WHERE name = 'mx1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute(&format!(
+        "INSERT INTO snmp_agents (server_id, host, version, secrets) VALUES ({mx1}, '127.0.0.1', '2c', '\\x00');
+         INSERT INTO snmp_samples (ts, server_id, reachable, deferred_count, deferred_bytes, deferred_oldest,
+                                   hold_count, hold_bytes, hold_oldest, master_alive, load1, spool_used_pct,
+                                   state, reasons)
+         VALUES ('2024-03-14T10:00:00Z', {mx1}, true, 120, 480000, 3600, 2, 8000, 60, true, 0.5, 12,
+                 'warning', '{{\"120 deferred (warning at 100)\"}}')"
+    ))
+    .await
+    .unwrap();
+    let admin = elsed.admin().await;
+    let servers: Value = elsed.get("/servers", Some(&admin)).await.json().await.unwrap();
+    let mx1_view = servers.as_array().unwrap().iter().find(|s| s["name"] == "mx1").unwrap();
+    assert_eq!(mx1_view["health"]["state"], "warning", "{servers}");
+    assert_eq!(mx1_view["health"]["reason"], "120 deferred (warning at 100)");
+
+    let path = format!("/servers/{mx1}/samples?since=2024-03-14T00:00:00Z&until=2024-03-15T00:00:00Z");
+    let samples: Value = elsed.get(&path, Some(&admin)).await.json().await.unwrap();
+    let sample = &samples["items"][0];
+    assert_eq!(sample["queues"]["deferred"]["count"], 120, "{samples}");
+    assert_eq!(sample["queues"]["hold"]["oldest_age"], 60);
+    assert_eq!(sample["spool_disk_pct"], 12);
+    error(
+        elsed.get("/servers/999999/samples", Some(&admin)).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    error(
+        elsed
+            .get(&format!("/servers/{mx1}/samples?since=yesterday"), Some(&admin))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // A group user without mx1 does not see it; nor its samples.
+    elsed
+        .create_user(
+            &admin,
+            json!({ "login": "viewer", "role": "user", "password": "a good password" }),
+        )
+        .await;
+    let viewer = elsed.session("viewer", "a good password").await;
+    error(elsed.get(&path, Some(&viewer)).await, StatusCode::NOT_FOUND).await;
+
+    // Actions: administrators only, confirmed, valid; without SNMP set up, a clear 503.
+    let actions = format!("/admin/servers/{mx1}/actions");
+    let flush = json!({ "action": "flush", "confirm": true });
+    error(
+        elsed.send(Method::POST, &actions, &viewer, flush.clone()).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let unconfirmed = elsed
+        .send(Method::POST, &actions, &admin, json!({ "action": "flush" }))
+        .await;
+    assert_eq!(error(unconfirmed, StatusCode::BAD_REQUEST).await["field"], "confirm");
+    for bad in [
+        json!({ "action": "reboot", "confirm": true }),
+        json!({ "action": "hold", "queue_id": "ABC; rm -rf /", "confirm": true }),
+        json!({ "action": "flush", "queue_id": "ABCDEF123", "confirm": true }),
+    ] {
+        let response = elsed.send(Method::POST, &actions, &admin, bad.clone()).await;
+        assert_eq!(
+            error(response, StatusCode::BAD_REQUEST).await["field"],
+            "action",
+            "{bad}"
+        );
+    }
+    let body = error(
+        elsed.send(Method::POST, &actions, &admin, flush).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(body["error"].as_str().unwrap().contains("snmp.key_file"), "{body}");
+
+    let metrics = elsed.http.get(format!("{}/metrics", elsed.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("server=\"mx1\"") && l.contains("deferred") && l.ends_with(" 120")),
+        "{text}"
+    );
+}

@@ -54,6 +54,8 @@ pub struct ServeArgs {
 pub struct AppState {
     pub db: db::Pool,
     pub config: Arc<crate::config::Config>,
+    /// The SNMP thread for queue actions; `None` when SNMP is not set up (no `snmp.key_file`).
+    pub snmp: Option<crate::snmp::SnmpHandle>,
 }
 
 /// The whole application: health, API, and the embedded browser application.
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         });
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(api::health::metrics_routes())
         .nest("/api/v1", api)
         .merge(assets::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -166,6 +169,22 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
+/// The SNMP thread, when the credentials' key is there: queue actions need it, the rest of the
+/// application does not.
+fn snmp_handle(config: &crate::snmp::SnmpConfig) -> Option<crate::snmp::SnmpHandle> {
+    if !config.key_file.exists() {
+        tracing::info!(key_file = %config.key_file.display(), "SNMP not set up: queue actions unavailable");
+        return None;
+    }
+    match crate::snmp::SnmpHandle::start(config) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!("SNMP: {e:#}; queue actions unavailable");
+            None
+        }
+    }
+}
+
 /// `elsed serve`: migrates the schema when the database is there (it serves anyway when it is
 /// not: /healthz says so, and it answers again once the database is back), then listens.
 pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -187,6 +206,7 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let state = AppState {
         db: db::pool(settings, "elsed-web", web.pool_size)?,
         config: Arc::new(settings.config.clone()),
+        snmp: snmp_handle(&settings.config.snmp),
     };
     tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -5,6 +5,7 @@ pub mod servers;
 
 use axum::routing::get;
 pub mod export;
+pub mod health;
 pub mod history;
 pub mod live;
 pub mod logs;
@@ -38,5 +39,6 @@ pub fn routes() -> Router<AppState> {
         .merge(live::routes())
         .merge(history::routes())
         .merge(stats::routes())
+        .merge(health::routes())
         .merge(report_schedules::routes())
 }

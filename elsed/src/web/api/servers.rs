@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::sql::Query;
 use crate::web::caller::Caller;
-use crate::web::error::{ApiResult, ErrorBody};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,6 +30,20 @@ pub struct Server {
     pub first_seen: Option<Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen: Option<Timestamp>,
+    /// What the SNMP poller last saw (`GET /servers` only; absent for servers without an agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// A server's state by the SNMP poller's thresholds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// ok, warning, down, or unknown (never polled yet).
+    pub state: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub at: Option<Timestamp>,
+    /// Why it is not ok, in words.
+    pub reason: Option<String>,
 }
 
 /// The columns [`Server::from_row`] reads, of `servers` aliased `s`.
@@ -45,6 +59,7 @@ impl Server {
             description: row.get(4),
             first_seen: row.get(5),
             last_seen: row.get(6),
+            health: None,
         }
     }
 }
@@ -70,5 +85,20 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<V
             &q.params(),
         )
         .await?;
-    Ok(Json(rows.iter().map(Server::from_row).collect()))
+    let mut servers: Vec<Server> = rows.iter().map(Server::from_row).collect();
+    let states = crate::snmp::latest_states(&client).await.map_err(ApiError::internal)?;
+    for server in &mut servers {
+        server.health = states
+            .iter()
+            .find(|s| s.server_id == server.id && s.enabled)
+            .map(|s| Health {
+                state: s.state.name().to_owned(),
+                at: s.sample.as_ref().map(|sample| sample.ts),
+                reason: s
+                    .sample
+                    .as_ref()
+                    .and_then(|sample| (!sample.reasons.is_empty()).then(|| sample.reasons.join("; "))),
+            });
+    }
+    Ok(Json(servers))
 }
