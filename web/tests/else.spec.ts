@@ -208,6 +208,9 @@ test('reports and servers render; queue actions ask first', async ({ page }) => 
   await shot(page, 'servers');
   await servers.filter({ hasText: 'mx1' }).getByRole('link', { name: 'mx1' }).click();
   await page.waitForURL(/\/servers\//);
+  // No SNMP agent in this test: the health API answers, with no sample.
+  await expect(page.getByText(/No sample in this range/)).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveCount(0);
   const actions = page.getByRole('form', { name: 'Queue action' });
   await actions.getByLabel('Action').selectOption('delete_deferred');
   await actions.getByRole('button', { name: /Run/ }).click();

@@ -117,7 +117,10 @@ interface QueueStat {
 interface Sample {
   ts: string;
   reachable?: boolean;
-  master_alive?: boolean;
+  master_alive?: boolean | null;
+  state?: string;
+  reasons?: string[];
+  error?: string | null;
   load?: number | null;
   spool_disk_pct?: number | null;
   queues?: Record<string, QueueStat | undefined>;
@@ -164,7 +167,11 @@ export function ServerPage({ id }: { id: string }) {
               <dt>Reachable</dt>
               <dd>{latest.reachable ? 'yes' : 'no'}</dd>
               <dt>Postfix master</dt>
-              <dd>{latest.master_alive ? 'running' : 'not running'}</dd>
+              <dd>{latest.master_alive === null || latest.master_alive === undefined ? 'unknown' : latest.master_alive ? 'running' : 'not running'}</dd>
+              <dt>Sample state</dt>
+              <dd>
+                <StatusBadge value={latest.state} /> {[...(latest.reasons ?? []), latest.error].filter(Boolean).join('; ')}
+              </dd>
               <dt>Load</dt>
               <dd>{latest.load ?? ''}</dd>
               <dt>Spool disk</dt>
@@ -221,12 +228,12 @@ function QueueActions({ id, name }: { id: string; name: string }) {
   const run = async () => {
     setConfirming(false);
     const r = await action.run(() =>
-      api<{ ok?: boolean; answer?: string }>(`/admin/servers/${encodeURIComponent(id)}/actions`, {
+      api<{ ok?: boolean; result?: string; answer?: string }>(`/admin/servers/${encodeURIComponent(id)}/actions`, {
         method: 'POST',
         body: { action: chosen, queue_id: needsQueueId ? queueId : undefined, confirm: true },
       }),
     );
-    if (r.ok) setAnswer(r.value?.answer ?? (r.value?.ok ? 'done' : 'refused'));
+    if (r.ok) setAnswer(`${r.value?.result ?? (r.value?.ok ? 'done' : 'refused')}${r.value?.answer ? `: ${r.value.answer}` : ''}`);
   };
   return (
     <Section title="Queue actions">

@@ -11,7 +11,7 @@ import { formatBytes, formatDuration, formatNumber, lastHours } from '../format'
 import { BarTable, TimeChart } from '../components/charts';
 import { Empty, ErrorBox, Loading, Section } from '../components/ui';
 import { cleanDraft, Draft, draftOf, SelectField, ServerField, TextField, TimeRange } from '../components/forms';
-import { useSession } from '../session';
+import { isAdmin, useSession } from '../session';
 
 const FIELDS = ['since', 'until', 'server', 'flow', 'domain', 'group', 'bucket'];
 const TRAFFIC = ['received', 'delivered', 'deferred', 'bounced', 'rejected', 'expired'] as const;
@@ -46,7 +46,9 @@ export function StatsFilters({ presets = true, extra = [] as string[] }) {
   const [draft, setDraft] = useState<Draft>(() => draftOf(filters as Record<string, string>, keys));
   useEffect(() => setDraft(draftOf(filters as Record<string, string>, keys)), [JSON.stringify(query)]);
   const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
-  const groups = session.me.groups ?? [];
+  // Administrators narrow by any group; others by their own.
+  const allGroups = useApi<{ id: number | string; name: string }[]>(isAdmin(session.me) ? '/admin/groups' : null);
+  const groups = isAdmin(session.me) ? allGroups.data ?? [] : session.me.groups ?? [];
   return (
     <form class="filters" aria-label="Statistics filters" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
       <TimeRange draft={draft} set={set} />
@@ -59,7 +61,7 @@ export function StatsFilters({ presets = true, extra = [] as string[] }) {
           name="group"
           draft={draft}
           set={set}
-          any="all my groups"
+          any={isAdmin(session.me) ? 'all groups' : 'all my groups'}
           options={groups.map((g) => [String(g.id), g.name] as [string, string])}
         />
       )}
