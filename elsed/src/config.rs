@@ -9,6 +9,7 @@
 //!
 //! ```toml
 //! timezone = "Europe/Paris"          # of RFC 3164 log lines; default: the machine's
+//! internal_networks = ["192.0.2.0/24", "10.0.0.0/8"]   # default: loopback and private ranges
 //!
 //! [database]
 //! # ca_file = "/etc/else/tls/db-ca.pem"   # TLS to PostgreSQL, server certificate verified
@@ -26,6 +27,12 @@
 //! [ndr]                              # elsed ndr, see ndr/mod.rs
 //! listen = ["10.0.0.5:2424"]
 //! allowed_clients = ["10.0.0.0/24"]
+//!
+//! [snmp]                            # elsed snmp, see snmp/mod.rs
+//! interval_secs = 60
+//! key_file = "/etc/else/snmp.key"    # encrypts the stored SNMP credentials
+//! [web]                              # elsed serve, see web/config.rs
+//! listen = "127.0.0.1:8080"
 //!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
@@ -58,6 +65,10 @@ pub struct Config {
     pub origin: Origin,
     /// IANA zone of the year-less RFC 3164 timestamps (`Europe/Paris`, `UTC`).
     pub timezone: Option<String>,
+    /// The organisation's networks (CIDR): their clients and relays are internal, which decides
+    /// flows. Default: loopback and the private ranges. Give the same list to omelse
+    /// (`internal.networks`) so that imports and the live stream agree.
+    pub internal_networks: Option<Vec<String>>,
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
@@ -72,6 +83,18 @@ pub struct Config {
     /// The NDR collector (`elsed ndr`).
     #[serde(default)]
     pub ndr: crate::ndr::NdrConfig,
+    /// The SNMP poller and queue actions (`elsed snmp`).
+    #[serde(default)]
+    pub snmp: crate::snmp::SnmpConfig,
+    /// The web application (`elsed serve`).
+    #[serde(default)]
+    pub web: crate::web::config::WebConfig,
+    /// Where client IP addresses are located (`[geoip] database = "…mmdb"`).
+    #[serde(default)]
+    pub geoip: crate::geo::GeoipConfig,
+    /// How scheduled reports are mailed (`elsed serve` sends them).
+    #[serde(default)]
+    pub reports: crate::schedule::ReportsConfig,
 }
 
 /// The file read (if any) and the environment variables that set keys, for `elsed check-config`.
@@ -276,6 +299,14 @@ impl Config {
         Ok(config)
     }
 
+    /// `internal_networks` parsed; `None` when not given (the correlator's defaults apply).
+    pub fn internal_networks(&self) -> Result<Option<Vec<omelse::correlate::IpNet>>, String> {
+        self.internal_networks
+            .as_ref()
+            .map(|list| list.iter().map(|net| net.parse().map_err(|e| format!("{e}"))).collect())
+            .transpose()
+    }
+
     /// The checks types alone do not make.
     fn check(&self) -> Result<(), (String, String)> {
         if let Some(zone) = &self.timezone {
@@ -286,6 +317,8 @@ impl Config {
                 )
             })?;
         }
+        self.internal_networks()
+            .map_err(|e| ("internal_networks".to_owned(), e))?;
         if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
@@ -298,6 +331,8 @@ impl Config {
         if self.retention.days == 0 {
             return Err(("retention.days".to_owned(), "must be at least 1".to_owned()));
         }
+        self.snmp.check()?;
+        self.web.check()?;
         for (i, server) in self.servers.iter().enumerate() {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
@@ -417,6 +452,15 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("[ndr]\nmax_bytes = 5", "ndr.max_bytes", "unknown key"),
             ("colour = 1", "colour", "unknown key"),
             ("[greylist]\ndealy_secs = 1", "greylist.dealy_secs", "unknown key"),
+            ("[snmp]\ninterval = 5", "snmp.interval", "unknown key"),
+            ("[snmp]\ntimeout_ms = 0", "snmp.timeout_ms", "between"),
+            ("[web]\nlisten = \"localhost\"", "web.listen", "invalid"),
+            ("[web]\ntls_cert = \"/x.pem\"", "web.tls_key", "missing"),
+            (
+                "[web]\nsession_idle_minutes = 0",
+                "web.session_idle_minutes",
+                "at least 1",
+            ),
             ("[retention]\ndays = 0", "retention.days", "at least 1"),
             ("timezone = \"Mars/Olympus\"", "timezone", "not a known time zone"),
             (

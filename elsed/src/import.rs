@@ -237,6 +237,9 @@ async fn correlator(
     since: Timestamp,
 ) -> anyhow::Result<Correlator> {
     let mut config = CorrelatorConfig::default();
+    if let Some(networks) = settings.config.internal_networks().map_err(anyhow::Error::msg)? {
+        config.internal_networks = networks;
+    }
     for server in &settings.config.servers {
         config.roles.insert(server.name.clone(), server.role());
         for address in &server.addresses {

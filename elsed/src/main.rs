@@ -6,15 +6,19 @@
 mod check_config;
 mod config;
 mod db;
+mod geo;
 mod greylist;
 mod import;
 mod maintain;
+mod message_query;
 mod ndr;
 mod parse;
 mod report;
+mod schedule;
 mod search;
 mod setup;
 mod shutdown;
+mod snmp;
 mod sql;
 mod status;
 mod time;
@@ -86,6 +90,14 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check the configuration (file and ELSE_* environment): names the key and the problem
     CheckConfig,
+    /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
+    Snmp(snmp::cli::SnmpArgs),
+    /// Accounts of the web application: add, passwd, list, disable, delete
+    #[command(subcommand)]
+    User(web::cli::UserCommand),
+    /// Groups of the web application: which servers and domains their members see
+    #[command(subcommand)]
+    Group(web::cli::GroupCommand),
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -170,6 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })),
         Command::Ndr(args) => block_on(shutdown::or_signal("ndr", ndr::run(&args, &settings))),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
+        Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
+        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
     }
 }
 

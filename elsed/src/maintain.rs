@@ -1,6 +1,7 @@
 //! `elsed maintain`: the periodic housekeeping of an ELSE server. Retention drops whole daily
 //! partitions older than `retention.days` (never a DELETE of live rows), the hourly rollups of the
-//! hours that changed are recomputed, and GreyLSE's expired state is removed.
+//! hours that changed are recomputed, finished days' log lines get their search index, and
+//! GreyLSE's expired state is removed.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,6 +40,11 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
     for name in &dropped {
         tracing::info!("retention: dropped {name}");
     }
+    let indexed = omelse::store::index_finished_log_days(&client).await?;
+    tracing::info!(
+        partitions = indexed.len(),
+        "log lines of finished days indexed for search"
+    );
     let hours = omelse::store::refresh_rollups(&mut client).await?;
     tracing::info!(hours, "rollups refreshed");
     let pool = greylist::pool(settings.database_url()?, 2)?;

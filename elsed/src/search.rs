@@ -4,28 +4,16 @@
 //! Every value reaches PostgreSQL as a bound parameter; only the shape of the query is built here.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Args;
 use omelse::parse::Timestamp;
-use omelse::store;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use crate::message_query::{self, statuses, MessageFilter, MessageRow, RecipientRow, ServerRef, TextFilter};
 use crate::sql::Query;
 use crate::{db, Settings};
-
-/// Message states and recipient statuses, as the store writes them.
-fn statuses() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> = store::MESSAGE_STATES.to_vec();
-    all.extend(
-        store::RECIPIENT_STATUSES
-            .iter()
-            .filter(|s| !store::MESSAGE_STATES.contains(s)),
-    );
-    all
-}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -78,7 +66,7 @@ struct Found {
     last_seen: Timestamp,
     flow: Option<String>,
     state: String,
-    recipients: Vec<FoundRecipient>,
+    recipients: Vec<RecipientRow>,
     links: Vec<FoundLink>,
     #[serde(skip)]
     key: MessageKey,
@@ -86,22 +74,8 @@ struct Found {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct MessageKey {
-    started_at: Timestamp,
     uid: i64,
     server_id: i32,
-}
-
-#[derive(Debug, Serialize)]
-struct FoundRecipient {
-    address: String,
-    orig_address: Option<String>,
-    status: String,
-    relay: Option<String>,
-    dsn: Option<String>,
-    delay: Option<f64>,
-    status_text: Option<String>,
-    /// The last attempt (or when the recipient was known, before any).
-    at: Timestamp,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,109 +87,33 @@ struct FoundLink {
     queue_id: String,
 }
 
-/// `@example.com` → the domain; otherwise the address without angle brackets.
-enum AddressPattern {
-    Domain(String),
-    Exact(String),
-}
-
-fn address_pattern(text: &str) -> AddressPattern {
-    let text = text.trim();
-    match text.strip_prefix('@') {
-        Some(domain) => AddressPattern::Domain(domain.to_lowercase()),
-        None => AddressPattern::Exact(strip_angles(text).to_owned()),
-    }
-}
-
-fn strip_angles(text: &str) -> &str {
-    text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).unwrap_or(text)
-}
-
 /// The WHERE clause of the message query.
 fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Query> {
+    let filter = MessageFilter {
+        sender: args.sender.as_deref().map(TextFilter::is),
+        recipient: args.recipient.as_deref().map(TextFilter::is),
+        client: args.client.as_deref().map(TextFilter::is),
+        message_id: args.message_id.as_deref().map(TextFilter::is),
+        queue_id: args.queue_id.as_deref().map(TextFilter::is),
+        server: args.host.clone().map(ServerRef::Name),
+        status: args.status.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|t| crate::time::parse_time(t, zone))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| crate::time::parse_time(t, zone))
+            .transpose()?,
+        ..Default::default()
+    };
     let mut q = Query::default();
-    if let Some(sender) = &args.sender {
-        let condition = match address_pattern(sender) {
-            AddressPattern::Domain(domain) => format!("else_domain(m.sender) = {}", q.bind(domain)),
-            AddressPattern::Exact(address) => {
-                format!("lower(m.sender) = lower({})", q.bind(address))
-            }
-        };
-        q.conditions.push(condition);
-    }
-    if let Some(recipient) = &args.recipient {
-        let matches = match address_pattern(recipient) {
-            AddressPattern::Domain(domain) => {
-                let p = q.bind(domain);
-                format!("else_domain(r.address) = {p} OR else_domain(r.orig_address) = {p}")
-            }
-            AddressPattern::Exact(address) => {
-                let p = q.bind(address);
-                format!("lower(r.address) = lower({p}) OR lower(r.orig_address) = lower({p})")
-            }
-        };
-        q.conditions.push(format!(
-            "EXISTS (SELECT 1 FROM recipients r
-                     WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND ({matches}))"
-        ));
-    }
-    if let Some(id) = &args.message_id {
-        let condition = format!("m.message_id = {}", q.bind(strip_angles(id.trim()).to_owned()));
-        q.conditions.push(condition);
-    }
-    if let Some(id) = &args.queue_id {
-        let condition = format!("m.queue_id = {}", q.bind(id.trim().to_owned()));
-        q.conditions.push(condition);
-    }
-    if let Some(host) = &args.host {
-        let condition = format!("lower(s.name) = lower({})", q.bind(host.trim().to_owned()));
-        q.conditions.push(condition);
-    }
-    if let Some(client) = &args.client {
-        let client = client.trim();
-        let condition = if let Ok(ip) = client.parse::<IpAddr>() {
-            format!("m.client_ip = {}", q.bind(ip))
-        } else if client.contains('/') {
-            anyhow::ensure!(
-                is_network(client),
-                "--client {client}: not an address, a network or a name"
-            );
-            format!("m.client_ip <<= {}::text::inet", q.bind(client.to_owned()))
-        } else {
-            format!("lower(m.client_name) = lower({})", q.bind(client.to_owned()))
-        };
-        q.conditions.push(condition);
-    }
-    if let Some(status) = &args.status {
-        let p = q.bind(status.clone());
-        q.conditions.push(format!(
-            "(m.state = {p} OR EXISTS (SELECT 1 FROM recipients r
-                     WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND r.status = {p}))"
-        ));
-    }
-    if let Some(since) = &args.since {
-        let since = crate::time::parse_time(since, zone)?;
-        let condition = format!("m.last_seen >= {}", q.bind(since));
-        q.conditions.push(condition);
-    }
-    if let Some(until) = &args.until {
-        let until = crate::time::parse_time(until, zone)?;
-        let condition = format!("m.first_seen < {}", q.bind(until));
-        q.conditions.push(condition);
-    }
+    filter
+        .apply(&mut q)
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
     Ok(q)
-}
-
-/// `192.0.2.0/24`, `2001:db8::/32`: checked here so that PostgreSQL never sees a bad cast.
-fn is_network(text: &str) -> bool {
-    let Some((ip, prefix)) = text.split_once('/') else {
-        return false;
-    };
-    let Ok(ip) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -238,82 +136,49 @@ pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitC
 }
 
 async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result<Vec<Found>> {
-    let filter = if query.conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", query.conditions.join(" AND "))
-    };
+    let filter = query.where_clause();
     let limit = query.bind(limit);
     let sql = format!(
-        "SELECT m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, m.sender, m.size,
-                host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state
-         FROM messages m JOIN servers s ON s.id = m.server_id
+        "SELECT {} FROM messages m JOIN servers s ON s.id = m.server_id
          {filter}
          ORDER BY m.first_seen DESC, m.uid
-         LIMIT {limit}"
+         LIMIT {limit}",
+        MessageRow::COLUMNS
     );
-    let rows = client.query(&sql, &query.params()).await?;
-    let mut found: Vec<Found> = rows
+    let rows: Vec<MessageRow> = client
+        .query(&sql, &query.params())
+        .await?
         .iter()
-        .map(|row| Found {
+        .map(MessageRow::from_row)
+        .collect();
+    let mut recipients = message_query::recipients(client, &rows, None).await?;
+    let mut found: Vec<Found> = rows
+        .into_iter()
+        .map(|m| Found {
             key: MessageKey {
-                started_at: row.get(0),
-                uid: row.get(1),
-                server_id: row.get(2),
+                uid: m.uid,
+                server_id: m.server_id,
             },
-            host: row.get(3),
-            queue_id: row.get(4),
-            message_id: row.get(5),
-            sender: row.get(6),
-            size: row.get(7),
-            client_ip: row.get(8),
-            client_name: row.get(9),
-            first_seen: row.get(10),
-            last_seen: row.get(11),
-            flow: row.get(12),
-            state: row.get(13),
-            recipients: Vec::new(),
+            recipients: recipients.remove(&m.uid).map(|(list, _)| list).unwrap_or_default(),
+            host: m.server,
+            queue_id: m.queue_id,
+            message_id: m.message_id,
+            sender: m.sender,
+            size: m.size,
+            client_ip: m.client_ip,
+            client_name: m.client_name,
+            first_seen: m.first_seen,
+            last_seen: m.last_seen,
+            flow: m.flow,
+            state: m.state,
             links: Vec::new(),
         })
         .collect();
     if found.is_empty() {
         return Ok(found);
     }
-    add_recipients(client, &mut found).await?;
     add_links(client, &mut found).await?;
     Ok(found)
-}
-
-async fn add_recipients(client: &Client, found: &mut [Found]) -> anyhow::Result<()> {
-    let started: Vec<Timestamp> = found.iter().map(|f| f.key.started_at).collect();
-    let uids: Vec<i64> = found.iter().map(|f| f.key.uid).collect();
-    let index: HashMap<i64, usize> = uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect();
-    let rows = client
-        .query(
-            "SELECT r.message_uid, r.address, r.orig_address, r.status, r.relay, r.dsn, r.delay, r.status_text,
-                    r.last_attempt_at
-             FROM unnest($1::timestamptz[], $2::bigint[]) AS k(started_at, uid)
-             JOIN recipients r ON r.message_started_at = k.started_at AND r.message_uid = k.uid
-             ORDER BY r.message_uid, r.last_attempt_at, r.address",
-            &[&started, &uids],
-        )
-        .await?;
-    for row in rows {
-        let Some(&i) = index.get(&row.get::<_, i64>(0)) else {
-            continue;
-        };
-        found[i].recipients.push(FoundRecipient {
-            address: row.get(1),
-            orig_address: row.get(2),
-            status: row.get(3),
-            relay: row.get(4),
-            dsn: row.get(5),
-            delay: row.get(6),
-            status_text: row.get(7),
-            at: row.get(8),
-        });
-    }
-    Ok(())
 }
 
 /// Links from each message to the next hop (by its uid), and to it from the hop before (by its
@@ -413,39 +278,14 @@ mod tests {
     }
 
     #[test]
-    fn values_are_bound_never_spliced() {
-        let q = query(&[
-            "--sender",
-            "x'; DROP TABLE messages; --@Example.com",
-            "--client",
-            "192.0.2.0/24",
-        ])
-        .unwrap();
+    fn options_become_the_shared_filter() {
+        let q = query(&["--sender", "@Example.com", "--host", "mx1", "--client", "192.0.2.0/24"]).unwrap();
         let sql = q.conditions.join(" AND ");
-        assert!(!sql.contains("DROP"), "{sql}");
-        assert_eq!(q.params.len(), 2);
-        assert!(
-            sql.contains("lower(m.sender) = lower($1)") && sql.contains("m.client_ip <<= $2::text::inet"),
-            "{sql}"
-        );
-    }
-
-    #[test]
-    fn forms_of_each_filter() {
-        let q = query(&[
-            "--recipient",
-            "@Example.COM",
-            "--message-id",
-            "<a@b>",
-            "--status",
-            "bounced",
-        ])
-        .unwrap();
-        let sql = q.conditions.join(" AND ");
-        assert!(sql.contains("else_domain(r.address) = $1"), "{sql}");
-        assert_eq!(format!("{:?}", q.params[0]), "\"example.com\"");
-        assert_eq!(format!("{:?}", q.params[1]), "\"a@b\"");
-        assert!(query(&["--client", "not/a-network"]).is_err());
+        assert!(sql.contains("else_domain(m.sender) = $1"), "{sql}");
+        assert!(sql.contains("m.client_ip <<= $2::text::inet"), "{sql}");
+        assert!(sql.contains("lower(s.name) = lower($3)"), "{sql}");
+        let error = query(&["--client", "not/a-network"]).err().unwrap().to_string();
+        assert!(error.starts_with("--client:"), "{error}");
         assert!(query(&["--status", "lost"]).is_err());
         assert!(query(&["--since", "someday"]).is_err());
         assert!(query(&[]).unwrap().conditions.is_empty());

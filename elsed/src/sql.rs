@@ -2,8 +2,6 @@
 //! parameter. Shared by the command line and the web API, so that no caller formats a value
 //! into SQL text.
 
-#![allow(dead_code)] // `and`, `where_clause`, `like_escape`: for the web API, landing next.
-
 use tokio_postgres::types::ToSql;
 
 /// A query under construction: conditions (joined with AND) and their bound parameters.
@@ -23,6 +21,14 @@ impl Query {
     /// Adds a condition (already written with placeholders from [`Query::bind`]).
     pub fn and(&mut self, condition: impl Into<String>) {
         self.conditions.push(condition.into());
+    }
+
+    /// Adds `condition` with its `{}` replaced by the placeholder of `value`, when there is one.
+    pub fn and_bound<T: ToSql + Sync + Send + 'static>(&mut self, condition: &str, value: Option<T>) {
+        if let Some(value) = value {
+            let placeholder = self.bind(value);
+            self.and(condition.replace("{}", &placeholder));
+        }
     }
 
     /// `WHERE a AND b`, or nothing when there is no condition.
@@ -52,6 +58,11 @@ pub fn like_escape(text: &str) -> String {
     out
 }
 
+/// A `LIKE`/`ILIKE` pattern matching `text` anywhere, taken literally.
+pub fn contains_pattern(text: &str) -> String {
+    format!("%{}%", like_escape(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +82,8 @@ mod tests {
         q.and(format!("b = {b}"));
         assert_eq!(q.where_clause(), "WHERE a = $1 AND b = $2");
         assert_eq!(q.params().len(), 2);
+        q.and_bound("c >= {} AND c < {} + 1", Some(3_i64));
+        q.and_bound("d = {}", None::<i64>);
+        assert_eq!(q.where_clause(), "WHERE a = $1 AND b = $2 AND c >= $3 AND c < $3 + 1");
     }
 }

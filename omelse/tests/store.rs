@@ -640,23 +640,36 @@ fn hour(t: Timestamp) -> i64 {
     t.0.div_euclid(HOUR) * HOUR
 }
 
-type Rollup = BTreeMap<(i64, String, String, String, String), (i64, i64)>;
+type Rollup = BTreeMap<(i64, String, String, bool, String, String), (i64, i64)>;
 
-/// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented.
-fn expected_rollup(batches: &[&Batch]) -> Rollup {
+/// `traffic_hourly` computed in Rust from a batch, the way the rollup is documented: each event
+/// once over all domains (`by_domain` false, domain '') and once per distinct group domain it
+/// touches (`group_domains`).
+fn expected_rollup(batches: &[&Batch], group_domains: &[&str]) -> Rollup {
     let mut out = Rollup::new();
-    let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domain: String, metric: &str, bytes: i64| {
-        let e = out
-            .entry((
-                hour(t),
-                host.into(),
-                flow.unwrap_or("unknown").into(),
-                domain,
-                metric.into(),
-            ))
-            .or_default();
-        e.0 += 1;
-        e.1 += bytes;
+    let mut add = |t: Timestamp, host: &str, flow: Option<&str>, domains: Vec<String>, metric: &str, bytes: i64| {
+        let mut keys: Vec<(bool, String)> = vec![(false, String::new())];
+        let distinct: std::collections::BTreeSet<String> = domains.into_iter().collect();
+        keys.extend(
+            distinct
+                .into_iter()
+                .filter(|d| group_domains.contains(&d.as_str()))
+                .map(|d| (true, d)),
+        );
+        for (by_domain, domain) in keys {
+            let e = out
+                .entry((
+                    hour(t),
+                    host.into(),
+                    flow.unwrap_or("unknown").into(),
+                    by_domain,
+                    domain,
+                    metric.into(),
+                ))
+                .or_default();
+            e.0 += 1;
+            e.1 += bytes;
+        }
     };
     let messages: BTreeMap<i64, &MessageRow> = batches.iter().flat_map(|b| &b.messages).map(|m| (m.uid, m)).collect();
     let recipients: BTreeMap<(i64, &str), &RecipientRow> = batches
@@ -664,15 +677,19 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
         .flat_map(|b| &b.recipients)
         .map(|r| ((r.message_uid, r.address.as_str()), r))
         .collect();
-    for m in messages.values() {
-        add(
-            m.started_at,
-            &m.host,
-            m.flow,
-            domain(m.sender.as_deref().unwrap_or("")),
-            "received",
-            m.size.unwrap_or(0),
+    let sender_domain = |m: &MessageRow| domain(m.sender.as_deref().unwrap_or(""));
+    for m in messages
+        .values()
+        .filter(|m| m.origin == "smtpd" || m.origin == "pickup")
+    {
+        let mut domains = vec![sender_domain(m)];
+        domains.extend(
+            recipients
+                .values()
+                .filter(|r| r.message_uid == m.uid)
+                .map(|r| domain(&r.address)),
         );
+        add(m.started_at, &m.host, m.flow, domains, "received", m.size.unwrap_or(0));
     }
     for d in batches.iter().flat_map(|b| &b.deliveries) {
         let m = messages[&d.message_uid];
@@ -681,29 +698,35 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
             .and_then(|r| r.flow)
             .or(m.flow);
         let metric = if d.status == "sent" { "delivered" } else { d.status };
-        add(d.time, &d.host, flow, domain(&d.recipient), metric, m.size.unwrap_or(0));
+        let domains = vec![domain(&d.recipient), sender_domain(m)];
+        add(d.time, &d.host, flow, domains, metric, m.size.unwrap_or(0));
     }
     for r in recipients.values().filter(|r| r.status == "expired") {
         let m = messages[&r.message_uid];
+        let domains = vec![domain(&r.address), sender_domain(m)];
         add(
             r.last_attempt_at,
             &m.host,
             r.flow.or(m.flow),
-            domain(&r.address),
+            domains,
             "expired",
             m.size.unwrap_or(0),
         );
     }
-    for j in batches.iter().flat_map(|b| &b.rejects).filter(|j| j.action == "reject") {
+    for j in batches.iter().flat_map(|b| &b.rejects) {
+        let metric = match j.action {
+            "reject" => "rejected",
+            "warn" => "reject_warning",
+            "hold" => "held",
+            "discard" => "discarded",
+            _ => continue,
+        };
         let flow = j.message_uid.and_then(|uid| messages[&uid].flow);
-        add(
-            j.time,
-            &j.host,
-            flow,
+        let domains = vec![
             domain(j.recipient.as_deref().unwrap_or("")),
-            "rejected",
-            0,
-        );
+            domain(j.sender.as_deref().unwrap_or("")),
+        ];
+        add(j.time, &j.host, flow, domains, metric, 0);
     }
     out
 }
@@ -711,7 +734,7 @@ fn expected_rollup(batches: &[&Batch]) -> Rollup {
 async fn stored_rollup(client: &Client) -> Rollup {
     client
         .query(
-            "SELECT t.hour, s.name, t.flow, t.domain, t.metric, t.messages, t.bytes
+            "SELECT t.hour, s.name, t.flow, t.by_domain, t.domain, t.metric, t.messages, t.bytes
              FROM traffic_hourly t JOIN servers s ON s.id = t.server_id",
             &[],
         )
@@ -720,8 +743,15 @@ async fn stored_rollup(client: &Client) -> Rollup {
         .iter()
         .map(|r| {
             (
-                (r.get::<_, Timestamp>(0).0, r.get(1), r.get(2), r.get(3), r.get(4)),
-                (r.get(5), r.get(6)),
+                (
+                    r.get::<_, Timestamp>(0).0,
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                ),
+                (r.get(6), r.get(7)),
             )
         })
         .collect()
@@ -742,10 +772,36 @@ async fn rollups_match_the_base_tables() {
     let b = sample_batch("mx2.example", at("2026-03-14T11:30:00Z"), 25);
     writer.write_batch(&mut client, &a).await.unwrap();
     writer.write_batch(&mut client, &b).await.unwrap();
+    // Two domains of a group (the accounts' table, migration 5): counted per domain as well.
+    let groups = ["sender1.example", "dom2.test"];
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS group_domains (group_id bigint, domain text);
+             INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test'), (2, 'dom2.test');",
+        )
+        .await
+        .unwrap();
     assert!(store::refresh_rollups(&mut client).await.unwrap() > 0);
-    let expected = expected_rollup(&[&a, &b]);
-    assert!(expected.keys().any(|k| k.4 == "expired") && expected.keys().any(|k| k.4 == "rejected"));
-    assert_eq!(stored_rollup(&client).await, expected);
+    let expected = expected_rollup(&[&a, &b], &groups);
+    assert!(
+        expected.keys().any(|k| k.3 && k.4 == "sender1.example") && expected.keys().any(|k| k.3 && k.4 == "dom2.test")
+    );
+    assert!(expected.keys().any(|k| k.5 == "expired") && expected.keys().any(|k| k.5 == "rejected"));
+    let stored = stored_rollup(&client).await;
+    let only_stored: Vec<_> = stored
+        .iter()
+        .filter(|(k, v)| expected.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    let only_expected: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| stored.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    assert!(
+        only_stored.is_empty() && only_expected.is_empty(),
+        "stored only: {only_stored:?}\nexpected only: {only_expected:?}"
+    );
     assert_eq!(count(&client, "SELECT 1 FROM rollup_dirty").await, 0);
     // Nothing dirty: a refresh changes nothing.
     assert_eq!(store::refresh_rollups(&mut client).await.unwrap(), 0);
@@ -769,7 +825,7 @@ async fn rollups_match_the_base_tables() {
         messages: later.messages.clone(),
         ..a.clone()
     };
-    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b]));
+    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b], &groups));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -821,7 +877,7 @@ async fn rollups_refreshed_while_writing_miss_nothing() {
     }
     writing.await.unwrap();
     store::refresh_rollups(&mut client).await.unwrap();
-    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&all]));
+    assert_eq!(stored_rollup(&client).await, expected_rollup(&[&all], &[]));
 }
 
 #[tokio::test]
@@ -891,4 +947,60 @@ async fn garbage_addresses_and_text_do_not_fail_a_batch() {
         .unwrap()
         .get(0);
     assert_eq!(raw, "bytes\u{FFFD}with a NUL");
+}
+
+async fn stats_daily(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT concat_ws('|', kind, day, server_id, flow, by_domain, domain, key, messages, bytes)
+             FROM stats_daily ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Keyed rollups kept per hour (today: refreshed hour by hour) and per day (past days: summed
+/// from their hours when the day is over, or recomputed whole for old logs) give the same day rows.
+#[tokio::test]
+async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
+    let a = sample_batch("mx1.example", at("2026-03-14T10:00:00Z"), 40);
+    let b = sample_batch("mx2.example", at("2026-03-14T11:30:00Z"), 25);
+    let long_ago = at("2000-01-01T00:00:00Z");
+    let far_ahead = at("2100-01-01T00:00:00Z");
+    let group_domains = "CREATE TABLE group_domains (group_id bigint, domain text);
+                         INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test');";
+    let mut hot = fresh_db().await;
+    hot.batch_execute(group_domains).await.unwrap();
+    let mut writer = Writer::new();
+    writer.write_batch(&mut hot, &a).await.unwrap();
+    store::refresh_rollups_hot_since(&mut hot, long_ago).await.unwrap();
+    writer.write_batch(&mut hot, &b).await.unwrap();
+    // A later snapshot of a's messages dirties their hours again: subtracted and added back.
+    writer.write_batch(&mut hot, &a).await.unwrap();
+    store::refresh_rollups_hot_since(&mut hot, long_ago).await.unwrap();
+    assert!(count(&hot, "SELECT 1 FROM stats_hourly").await > 0);
+    assert_eq!(count(&hot, "SELECT 1 FROM stats_daily").await, 0);
+
+    let mut cold = fresh_db().await;
+    cold.batch_execute(group_domains).await.unwrap();
+    let mut writer = Writer::new();
+    writer.write_batch(&mut cold, &a).await.unwrap();
+    writer.write_batch(&mut cold, &b).await.unwrap();
+    store::refresh_rollups_hot_since(&mut cold, far_ahead).await.unwrap();
+    assert_eq!(count(&cold, "SELECT 1 FROM stats_hourly").await, 0);
+
+    let days = stats_daily(&cold).await;
+    assert!(days.iter().any(|r| r.starts_with("sender|")) && days.iter().any(|r| r.starts_with("delay|")));
+    assert!(
+        days.iter().any(|r| r.contains("|t|dom2.test|")),
+        "per group domain rows"
+    );
+    // The day is over: its hours summed into day rows (fewer keys than are kept), hour rows gone.
+    store::refresh_rollups_hot_since(&mut hot, far_ahead).await.unwrap();
+    assert_eq!(count(&hot, "SELECT 1 FROM stats_hourly").await, 0);
+    assert_eq!(stats_daily(&hot).await, days);
 }

@@ -11,7 +11,7 @@ pub mod server;
 pub mod store;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_postfix;
 

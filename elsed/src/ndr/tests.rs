@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::server::{self, Listener, Service};
 use super::*;
 
-pub(super) async fn database(cluster: &PgCluster) -> String {
+pub(crate) async fn database(cluster: &PgCluster) -> String {
     let url = cluster.create_database().await;
     let mut client = omelse::store::connect(&url).await.unwrap();
     omelse::store::migrate(&mut client).await.unwrap();
@@ -300,7 +300,7 @@ async fn import_lines(url: &str, lines: &[&str]) {
 }
 
 /// Imports a log file (UTC timestamps, their year that of `year_reference`) as `elsed import` does.
-pub(super) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
+pub(crate) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
     #[derive(clap::Parser)]
     struct Wrapper {
         #[command(flatten)]

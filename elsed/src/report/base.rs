@@ -71,13 +71,14 @@ pub async fn attempts(client: &Client, scope: &Scope) -> anyhow::Result<Vec<Atte
     let mut params = Params::default();
     let filter = scope.filter(&mut params, &super::totals::delivery_columns());
     let sql = format!(
-        "SELECT d.recipient, d.status, d.status = 'sent' AND d.status_text LIKE '%forwarded as %',
-                d.status_text NOT LIKE '%forwarded as %' AND {handoff}, count(*), coalesce(sum(m.size), 0)::int8, sum(d.delay), max(d.delay)
+        "SELECT d.recipient, d.status, {forwarded},
+                NOT {forwarded} AND {handoff}, count(*), coalesce(sum(m.size), 0)::int8, sum(d.delay), max(d.delay)
          FROM deliveries d
          LEFT JOIN messages m ON m.uid = d.message_uid AND m.started_at = d.message_started_at
          WHERE d.status IN ('sent', 'deferred', 'bounced') AND {filter}
          GROUP BY 1, 2, 3, 4",
         handoff = dedup::handoff("d"),
+        forwarded = dedup::forwarded("d"),
     );
     let rows = client.query(&sql, &params.as_refs()).await?;
     Ok(rows

@@ -15,7 +15,7 @@ mod scope;
 mod sections;
 mod smtpd;
 mod text;
-mod totals;
+pub mod totals;
 mod traffic;
 
 use std::process::ExitCode;
@@ -23,7 +23,10 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use tokio_postgres::Client;
+
 use crate::{db, Settings};
+pub use scope::Scope;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -49,8 +52,9 @@ pub struct ReportArgs {
     format: Format,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
     Text,
     Json,
     Html,
@@ -59,18 +63,18 @@ enum Format {
 /// What the report covers, as given.
 #[derive(Debug, Serialize)]
 pub struct Covered {
-    since: Option<String>,
-    until: Option<String>,
-    host: Option<String>,
-    domain: Option<String>,
-    timezone: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub host: Option<String>,
+    pub domain: Option<String>,
+    pub timezone: String,
 }
 
 /// The whole report; the JSON format is this structure.
 #[derive(Debug, Serialize)]
 pub struct Report {
     scope: Covered,
-    grand_totals: totals::Totals,
+    pub grand_totals: totals::Totals,
     /// Content-filter hops, which pflogsumm adds to received and delivered (not in the totals).
     filter_hops: totals::FilterHops,
     traffic: traffic::Traffic,
@@ -84,8 +88,7 @@ pub struct Report {
 
 pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let zone = settings.timezone(args.timezone.as_deref())?;
-    let zone_name = zone.iana_name().unwrap_or("UTC").to_owned();
-    let scope = scope::Scope {
+    let scope = Scope {
         since: args
             .since
             .as_deref()
@@ -98,37 +101,47 @@ pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitC
             .transpose()?,
         host: args.host.clone(),
         domain: args.domain.as_deref().map(|d| d.trim_start_matches('@').to_lowercase()),
+        ..Scope::default()
     };
     let client = db::connect(settings).await?;
     db::require_schema(&client).await?;
-    // Days and hours are the report zone's.
+    let covered = Covered {
+        since: args.since.clone(),
+        until: args.until.clone(),
+        host: scope.host.clone(),
+        domain: scope.domain.clone(),
+        timezone: zone.iana_name().unwrap_or("UTC").to_owned(),
+    };
+    let report = build(&client, &scope, covered, args.top).await?;
+    print!("{}", render(&report, args.format)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report of `scope`, days and hours in `covered.timezone` (set on this connection's session).
+pub async fn build(client: &Client, scope: &Scope, covered: Covered, top: usize) -> anyhow::Result<Report> {
     client
-        .execute("SELECT set_config('TimeZone', $1, false)", &[&zone_name])
+        .execute("SELECT set_config('TimeZone', $1, false)", &[&covered.timezone])
         .await?;
-    let received = base::received(&client, &scope).await?;
-    let attempts = base::attempts(&client, &scope).await?;
-    let (grand_totals, filter_hops) = totals::compute(&client, &scope, &received, &attempts).await?;
-    let report = Report {
-        scope: Covered {
-            since: args.since.clone(),
-            until: args.until.clone(),
-            host: scope.host.clone(),
-            domain: scope.domain.clone(),
-            timezone: zone_name,
-        },
+    let received = base::received(client, scope).await?;
+    let attempts = base::attempts(client, scope).await?;
+    let (grand_totals, filter_hops) = totals::compute(client, scope, &received, &attempts).await?;
+    Ok(Report {
+        scope: covered,
         grand_totals,
         filter_hops,
-        traffic: traffic::compute(&client, &scope).await?,
-        summaries: domains::compute(&received, &attempts, args.top),
-        problems: problems::compute(&client, &scope, args.top).await?,
-        smtpd: smtpd::compute(&client, &scope, args.top).await?,
-        diagnostics: diagnostics::compute(&client, &scope, args.top).await?,
-    };
-    let out = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Text => text::render(&report),
-        Format::Html => html::render(&report),
-    };
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+        traffic: traffic::compute(client, scope).await?,
+        summaries: domains::compute(&received, &attempts, top),
+        problems: problems::compute(client, scope, top).await?,
+        smtpd: smtpd::compute(client, scope, top).await?,
+        diagnostics: diagnostics::compute(client, scope, top).await?,
+    })
+}
+
+/// The report as text (pflogsumm's layout), JSON or HTML.
+pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Text => text::render(report),
+        Format::Html => html::render(report),
+    })
 }

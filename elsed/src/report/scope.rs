@@ -12,6 +12,12 @@ pub struct Scope {
     pub host: Option<String>,
     /// Lower case; matched against the sender's and the recipients' domains.
     pub domain: Option<String>,
+    /// Only this server (by id, as the web API names servers).
+    pub server_id: Option<i32>,
+    /// A group member's view: (server, domain) pairs, as two parallel arrays. A row is in it
+    /// when its server is one of the pairs' with a domain of the same pair; a section without
+    /// domains (smtpd connections, warnings) is narrowed to the servers only.
+    pub pairs: Option<(Vec<i32>, Vec<String>)>,
 }
 
 /// Where the scope's columns are in one query.
@@ -53,6 +59,22 @@ impl Scope {
                 columns.server,
                 params.bind(host.clone())
             ));
+        }
+        if let Some(server_id) = self.server_id {
+            conditions.push(format!("{} = {}", columns.server, params.bind(server_id)));
+        }
+        if let Some((servers, domains)) = &self.pairs {
+            let servers_param = params.bind(servers.clone());
+            conditions.push(match columns.domain {
+                Some(condition) => format!(
+                    "EXISTS (SELECT 1 FROM unnest({servers_param}::int[], {}::text[]) AS pair(server_id, domain)
+                             WHERE pair.server_id = {} AND ({}))",
+                    params.bind(domains.clone()),
+                    columns.server,
+                    condition.replace("{d}", "pair.domain")
+                ),
+                None => format!("{} = ANY({servers_param}::int[])", columns.server),
+            });
         }
         if let Some(domain) = &self.domain {
             if let Some(condition) = columns.domain {

@@ -56,13 +56,14 @@ pub async fn compute(client: &Client, scope: &Scope) -> anyhow::Result<Traffic> 
             SELECT d.ts, d.status FROM deliveries d
             LEFT JOIN messages m ON m.uid = d.message_uid AND m.started_at = d.message_started_at
             WHERE d.status IN ('sent', 'deferred', 'bounced') AND {deliveries}
-              AND NOT (d.status = 'sent' AND (d.status_text LIKE '%forwarded as %' OR {handoff}))
+              AND NOT ({forwarded} OR (d.status = 'sent' AND {handoff}))
           UNION ALL
             SELECT r.ts, 'rejected' FROM rejects r
             WHERE r.action IN ('reject', 'warn', 'hold', 'discard') AND {rejects}
          ) x GROUP BY 1, 2, 3",
         reinjected = dedup::reinjected("m"),
         handoff = dedup::handoff("d"),
+        forwarded = dedup::forwarded("d"),
     );
     let mut days: BTreeMap<String, Counts> = BTreeMap::new();
     let mut hours = vec![Counts::default(); 24];

@@ -8,7 +8,7 @@
 use crate::sql::Query;
 
 /// The kinds of account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, and the active operations (users, groups, servers, queue actions, whitelists).
@@ -17,6 +17,30 @@ pub enum Role {
     User,
     /// Mail from or to their own addresses (the original's "Messaging Center").
     Enduser,
+}
+
+impl Role {
+    /// The name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Enduser => "enduser",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        match text {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "enduser" => Ok(Role::Enduser),
+            _ => Err(format!("'{text}' is not a role (admin, user or enduser)")),
+        }
+    }
 }
 
 /// What a caller may see.
@@ -35,13 +59,25 @@ pub struct GroupScope {
     pub domains: Vec<String>,
 }
 
-/// The authenticated account behind a request.
+/// The authenticated account behind a request: what the session extractor (`auth`) makes of
+/// the cookie. Taking a `Caller` (or [`super::auth::Admin`]) is what makes a handler require a
+/// login, and, for a request that changes something, a matching `X-CSRF-Token`.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: i64,
     pub login: String,
     pub role: Role,
     pub scope: Scope,
+    /// The session the request came with (to end it, or to keep it when the others end).
+    pub session: Session,
+}
+
+/// A logged-in browser, as the server knows it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// SHA-256 of the cookie's token: the row of `web_sessions`.
+    pub id: Vec<u8>,
+    pub csrf_token: String,
 }
 
 impl Caller {
@@ -52,7 +88,7 @@ impl Caller {
 
 impl Scope {
     /// The (server, domain) pairs a group member may see, as two parallel arrays for `unnest`.
-    fn pairs(groups: &[GroupScope]) -> (Vec<i32>, Vec<String>) {
+    pub fn pairs(groups: &[GroupScope]) -> (Vec<i32>, Vec<String>) {
         let mut servers = Vec::new();
         let mut domains = Vec::new();
         for group in groups {
@@ -66,25 +102,52 @@ impl Scope {
         (servers, domains)
     }
 
+    /// A condition on a server id column (`s.id`, `l.server_id`): the caller may see that server
+    /// (administrators: all; group members: their groups' servers; end users: none, their
+    /// view is their mail, not the fleet). Binds into `q`.
+    pub fn servers_condition(&self, q: &mut Query, column: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => {
+                let mut ids: Vec<i32> = groups.iter().flat_map(|g| g.server_ids.iter().copied()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let ids = q.bind(ids);
+                format!("{column} = ANY({ids}::int[])")
+            }
+            Scope::Addresses(_) => "FALSE".into(),
+        }
+    }
+
+    /// Some (server, domain) pair of the groups has the server `server_column` and a domain for
+    /// which `domain_matches` (written about `scope.domain`) holds.
+    fn pairs_condition(q: &mut Query, groups: &[GroupScope], server_column: &str, domain_matches: &str) -> String {
+        let (servers, domains) = Self::pairs(groups);
+        let servers = q.bind(servers);
+        let domains = q.bind(domains);
+        format!(
+            "EXISTS (SELECT 1 FROM unnest({servers}::int[], {domains}::text[]) AS scope(server_id, domain)
+                     WHERE scope.server_id = {server_column} AND {domain_matches})"
+        )
+    }
+
     /// A condition on a `messages` row aliased `m`: the message is visible. Binds into `q`.
     pub fn messages_condition(&self, q: &mut Query, m: &str) -> String {
         match self {
             Scope::All => "TRUE".into(),
-            Scope::Groups(groups) => {
-                let (servers, domains) = Self::pairs(groups);
-                let servers = q.bind(servers);
-                let domains = q.bind(domains);
-                format!(
-                    "EXISTS (SELECT 1 FROM unnest({servers}::int[], {domains}::text[]) AS scope(server_id, domain)
-                             WHERE scope.server_id = {m}.server_id
-                               AND (scope.domain = else_domain({m}.sender)
-                                    OR EXISTS (SELECT 1 FROM recipients scope_r
-                                               WHERE scope_r.message_started_at = {m}.started_at
-                                                 AND scope_r.message_uid = {m}.uid
-                                                 AND scope.domain IN (else_domain(scope_r.address),
-                                                                      else_domain(scope_r.orig_address)))))"
-                )
-            }
+            Scope::Groups(groups) => Self::pairs_condition(
+                q,
+                groups,
+                &format!("{m}.server_id"),
+                &format!(
+                    "(scope.domain = else_domain({m}.sender)
+                      OR EXISTS (SELECT 1 FROM recipients scope_r
+                                 WHERE scope_r.message_started_at = {m}.started_at
+                                   AND scope_r.message_uid = {m}.uid
+                                   AND scope.domain IN (else_domain(scope_r.address),
+                                                        else_domain(scope_r.orig_address))))"
+                ),
+            ),
             Scope::Addresses(addresses) => {
                 let addresses = q.bind(addresses.clone());
                 format!(
@@ -97,5 +160,221 @@ impl Scope {
                 )
             }
         }
+    }
+
+    /// A condition on a `rejects` row aliased `r`: a group member sees the decisions taken on one
+    /// of a group's servers for a sender or recipient of that group's domains; an end user those
+    /// for their addresses. Binds into `q`.
+    pub fn rejects_condition(&self, q: &mut Query, r: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => Self::pairs_condition(
+                q,
+                groups,
+                &format!("{r}.server_id"),
+                &format!("scope.domain IN (else_domain({r}.recipient), else_domain({r}.sender))"),
+            ),
+            Scope::Addresses(addresses) => {
+                let addresses = q.bind(addresses.clone());
+                format!(
+                    "(lower({r}.recipient) = ANY({addresses}::text[]) OR lower({r}.sender) = ANY({addresses}::text[]))"
+                )
+            }
+        }
+    }
+
+    /// A condition on a `log_events` row aliased `e`: a group member sees every line of the
+    /// group's servers (what the original's Logs tab showed them); an end user only the lines of
+    /// messages they may see. Binds into `q`.
+    pub fn log_events_condition(&self, q: &mut Query, e: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => {
+                let mut servers: Vec<i32> = groups.iter().flat_map(|g| g.server_ids.iter().copied()).collect();
+                servers.sort_unstable();
+                servers.dedup();
+                format!("{e}.server_id = ANY({}::int[])", q.bind(servers))
+            }
+            Scope::Addresses(_) => {
+                let visible = self.messages_condition(q, "scope_m");
+                format!(
+                    "EXISTS (SELECT 1 FROM messages scope_m
+                             WHERE scope_m.uid = {e}.message_uid AND scope_m.server_id = {e}.server_id AND {visible})"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeSet;
+
+    use else_tests::PgCluster;
+    use tokio_postgres::Client;
+
+    use super::*;
+
+    /// Server ids of the fixture (`s1`, `s2`) and its messages by uid:
+    /// 1: s1, a@one.example → x@two.example
+    /// 2: s2, b@two.example → c@one.example
+    /// 3: s1, <> → d@three.example (originally e@one.example, a forward)
+    /// 4: s2, Z@Three.example → w@three.example
+    pub(crate) async fn scope_fixture() -> (Client, i32, i32) {
+        let url = PgCluster::shared().create_database().await;
+        let mut client = omelse::store::connect(&url).await.unwrap();
+        omelse::store::migrate(&mut client).await.unwrap();
+        // 2024-03-14, the day of the messages: its partitions.
+        omelse::store::ensure_days(&mut client, &BTreeSet::from([19796]))
+            .await
+            .unwrap();
+        let s1: i32 = client
+            .query_one("INSERT INTO servers (name) VALUES ('s1') RETURNING id", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let s2: i32 = client
+            .query_one("INSERT INTO servers (name) VALUES ('s2') RETURNING id", &[])
+            .await
+            .unwrap()
+            .get(0);
+        // uid, server, sender, recipient, original recipient
+        type Message<'a> = (i64, i32, Option<&'a str>, &'a str, Option<&'a str>);
+        let messages: [Message; 4] = [
+            (1, s1, Some("a@one.example"), "x@two.example", None),
+            (2, s2, Some("b@two.example"), "c@one.example", None),
+            (3, s1, None, "d@three.example", Some("e@one.example")),
+            (4, s2, Some("Z@Three.example"), "w@three.example", None),
+        ];
+        for (uid, server, sender, recipient, orig) in messages {
+            client
+                .execute(
+                    "INSERT INTO messages (started_at, uid, server_id, queue_id, first_seen, last_seen, sender,
+                                           origin, state, closed, version)
+                     VALUES ('2024-03-14T10:00:00Z', $1, $2, 'Q' || $1::bigint::text, '2024-03-14T10:00:00Z',
+                             '2024-03-14T10:00:01Z', $3, 'smtpd', 'delivered', true, 1)",
+                    &[&uid, &server, &sender],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "INSERT INTO recipients (message_started_at, message_uid, address, orig_address, status,
+                                             attempts, last_attempt_at)
+                     VALUES ('2024-03-14T10:00:00Z', $1, $2, $3, 'sent', 1, '2024-03-14T10:00:01Z')",
+                    &[&uid, &recipient, &orig],
+                )
+                .await
+                .unwrap();
+        }
+        (client, s1, s2)
+    }
+
+    /// The uids of the messages `scope` sees.
+    pub(crate) async fn visible(client: &Client, scope: &Scope) -> Vec<i64> {
+        let mut q = Query::default();
+        let condition = scope.messages_condition(&mut q, "m");
+        q.and(condition);
+        client
+            .query(
+                &format!("SELECT m.uid FROM messages m {} ORDER BY m.uid", q.where_clause()),
+                &q.params(),
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    fn group(server_ids: &[i32], domains: &[&str]) -> GroupScope {
+        GroupScope {
+            server_ids: server_ids.to_vec(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_scope_sees_exactly_its_messages() {
+        let (client, s1, s2) = scope_fixture().await;
+        let addresses = |list: &[&str]| Scope::Addresses(list.iter().map(|a| a.to_string()).collect());
+        let cases: Vec<(&str, Scope, Vec<i64>)> = vec![
+            ("admin", Scope::All, vec![1, 2, 3, 4]),
+            // Sender's domain, and a recipient's original address, on the group's server.
+            (
+                "s1 × one",
+                Scope::Groups(vec![group(&[s1], &["one.example"])]),
+                vec![1, 3],
+            ),
+            ("s2 × one", Scope::Groups(vec![group(&[s2], &["one.example"])]), vec![2]),
+            // Pairs stay within a group: s2 × three is nobody's, so message 4 is hidden.
+            (
+                "two groups",
+                Scope::Groups(vec![group(&[s1], &["three.example"]), group(&[s2], &["one.example"])]),
+                vec![2, 3],
+            ),
+            (
+                "mixed case sender",
+                Scope::Groups(vec![group(&[s2], &["three.example"])]),
+                vec![4],
+            ),
+            ("no group", Scope::Groups(vec![]), vec![]),
+            (
+                "group without domains",
+                Scope::Groups(vec![group(&[s1, s2], &[])]),
+                vec![],
+            ),
+            (
+                "group without servers",
+                Scope::Groups(vec![group(&[], &["one.example"])]),
+                vec![],
+            ),
+            ("sender", addresses(&["a@one.example"]), vec![1]),
+            ("recipient", addresses(&["c@one.example"]), vec![2]),
+            ("original recipient", addresses(&["e@one.example"]), vec![3]),
+            ("sender of other case", addresses(&["z@three.example"]), vec![4]),
+            (
+                "two addresses",
+                addresses(&["x@two.example", "w@three.example"]),
+                vec![1, 4],
+            ),
+            ("no address", addresses(&[]), vec![]),
+            ("SQL in an address", addresses(&["' OR '1'='1"]), vec![]),
+        ];
+        for (name, scope, expected) in cases {
+            assert_eq!(visible(&client, &scope).await, expected, "{name}: {scope:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn servers_follow_the_groups() {
+        let (client, s1, s2) = scope_fixture().await;
+        let servers = |scope: Scope| {
+            let client = &client;
+            async move {
+                let mut q = Query::default();
+                let condition = scope.servers_condition(&mut q, "s.id");
+                q.and(condition);
+                let rows = client
+                    .query(
+                        &format!("SELECT s.id FROM servers s {} ORDER BY s.id", q.where_clause()),
+                        &q.params(),
+                    )
+                    .await
+                    .unwrap();
+                rows.iter().map(|row| row.get::<_, i32>(0)).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(servers(Scope::All).await, vec![s1, s2]);
+        assert_eq!(servers(Scope::Groups(vec![group(&[s2], &["x"])])).await, vec![s2]);
+        assert_eq!(
+            servers(Scope::Groups(vec![group(&[s2], &[]), group(&[s1, s2], &[])])).await,
+            vec![s1, s2]
+        );
+        assert_eq!(servers(Scope::Groups(vec![])).await, Vec::<i32>::new());
+        assert_eq!(
+            servers(Scope::Addresses(vec!["a@one.example".into()])).await,
+            Vec::<i32>::new()
+        );
     }
 }

@@ -1,21 +1,35 @@
 //! `elsed serve`: the JSON API under `/api/v1` and the browser application, one axum router.
 //!
-//! Layout: `caller` (who is asking and what they may see), `error` (how failures reach the
-//! client), `api/` (one module per screen's endpoints). Every handler takes a [`caller::Caller`],
-//! and every query it runs is narrowed by the caller's [`caller::Scope`] in SQL.
+//! Layout: `caller` (who is asking and what they may see), `auth` (sessions, login, the
+//! `Caller` and `Admin` extractors), `accounts` (users and groups as stored, shared with `cli`,
+//! the `elsed user` and `elsed group` commands), `audit` (the audit log), `error` and `extract`
+//! (how failures reach the client), `paging`, `openapi` (the document of `/api/v1`), `config`
+//! (`[web]`), `api/` (one module per screen's endpoints). Every handler takes a
+//! [`caller::Caller`], and every query it runs is narrowed by the caller's [`caller::Scope`] in SQL.
 
-// Scaffolding shared by the web helpers; removed once every part has its handlers.
-#![allow(dead_code)]
-
+pub mod accounts;
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod caller;
+pub mod cli;
+pub mod config;
 pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod paging;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Args;
@@ -23,9 +37,13 @@ use serde_json::json;
 
 use crate::{db, Settings};
 
+/// Request bodies beyond this are refused with 413 (the largest legitimate one, a bulk search
+/// of 10 000 Message-IDs, is well under it).
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on [default: 127.0.0.1:8080]
+    /// Address and port to listen on [default: `listen` of [web], else 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR:PORT", env = "ELSE_LISTEN")]
     pub listen: Option<SocketAddr>,
 }
@@ -39,22 +57,84 @@ pub struct AppState {
 
 /// The whole application: health, API, and (later) the embedded browser application.
 pub fn router(state: AppState) -> Router {
+    // Unknown paths and methods answer in JSON like everything else.
+    let api = api::routes()
+        .fallback(|| async { error::ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        });
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
+/// Around every request: refuses a cross-site request that changes something (the browser says
+/// so in `Sec-Fetch-Site`; SameSite cookies and the CSRF token are the other two locks), and
+/// puts the security headers on every answer.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let cross_site = request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site");
+    // A body announced too large is refused before a byte of it is read (a client that sent
+    // `Expect: 100-continue` is spared sending it); bodies without a length are cut by
+    // `DefaultBodyLimit` as they arrive.
+    let too_large = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > BODY_LIMIT as u64);
+    let changes = !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let mut response = if cross_site && changes {
+        error::ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response()
+    } else if too_large {
+        error::ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Answers carry people's mail traffic: no cache keeps them unless a handler says otherwise.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    if state.config.web.tls() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
 /// Up, and the database answers: what load balancers and the package's checks ask.
-async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let database = match state.db.get().await {
         Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
         Err(_) => false,
     };
     let status = if database {
-        axum::http::StatusCode::OK
+        StatusCode::OK
     } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
@@ -62,20 +142,70 @@ async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, Json
     )
 }
 
-/// `elsed serve`.
+/// The certificate chain and key of `[web]`, as a rustls server configuration (ring, the
+/// provider the rest of ELSE uses).
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("web.tls_cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("web.tls_cert {}: no certificate in it", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("web.tls_key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("web.tls_cert and web.tls_key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// `elsed serve`: migrates the schema when the database is there (it serves anyway when it is
+/// not: /healthz says so, and it answers again once the database is back), then listens.
 pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let web = &settings.config.web;
+    let listen = args.listen.unwrap_or(web.listen);
+    crate::geo::init(&settings.config.geoip)?;
+    let tls = match (&web.tls_cert, &web.tls_key) {
+        (Some(cert), Some(key)) => Some(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
+            tls_config(cert, key)?,
+        ))),
+        _ => None,
+    };
+    match db::connect(settings).await {
+        Ok(mut client) => {
+            db::migrate(&mut client).await?;
+        }
+        Err(e) => tracing::warn!("serve: {e:#}; serving anyway, answers 503 until it is back"),
+    }
     let state = AppState {
-        db: db::pool(settings, "elsed-web", 16)?,
+        db: db::pool(settings, "elsed-web", web.pool_size)?,
         config: Arc::new(settings.config.clone()),
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, "serving the web application");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let on_listening = handle.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tokio::spawn(async move {
+        if let Some(address) = on_listening.listening().await {
+            tracing::info!("serving the web application on {scheme}://{address}/");
+        }
+    });
+    let served = match tls {
+        Some(tls) => axum_server::bind_rustls(listen, tls).handle(handle).serve(app).await,
+        None => axum_server::bind(listen).handle(handle).serve(app).await,
+    };
+    served.map_err(|e| anyhow::anyhow!("cannot serve on {listen}: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

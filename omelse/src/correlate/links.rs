@@ -12,7 +12,7 @@ use crate::parse::{Program, Timestamp};
 use crate::store::{Batch, LinkRow};
 
 use super::message::{queue_key, Upstream, CLOSED_GRACE, FORGET_CLOSED};
-use super::net::is_loopback;
+use super::net::{is_loopback, is_this_host};
 use super::Correlator;
 
 #[derive(Default)]
@@ -63,8 +63,9 @@ pub(super) fn is_content_filter(program: &Program<'_>, delivery: &Delivery<'_>) 
 }
 
 impl Correlator {
-    /// The hop of a delivery that said `queued as`: `content_filter` (see [`is_content_filter`])
-    /// stays on this host; a `relay` goes to this host when the relay is a loopback address, has
+    /// The hop of a delivery that said `queued as`: to a configured server's address, that server;
+    /// `content_filter` (see [`is_content_filter`]) stays on this host; a `relay` goes to this
+    /// host when the relay is the host's own loopback address (127.0.0.1, ::1), has
     /// the host's name, or is the client of the next queue id on this host (a filter on another
     /// address that re-injects); to a known ELSE server by its host name; else to the relay's name.
     pub(super) fn delivery_hop(
@@ -80,13 +81,25 @@ impl Correlator {
             to_host: host.to_owned(),
             followed: true,
         };
+        // An address the administrator gave a server is that server, wherever it is.
+        if let Some(server) = delivery
+            .relay_peer
+            .and_then(|peer| self.config.server_addresses.get(peer.ip))
+            .filter(|server| !server.eq_ignore_ascii_case(host))
+        {
+            return Hop {
+                kind: "relay",
+                to_host: server.clone(),
+                followed: true,
+            };
+        }
         if is_content_filter(program, delivery) {
             return same("content_filter");
         }
         let Some(peer) = delivery.relay_peer else {
             return same("relay");
         };
-        if is_loopback(peer.ip) || peer.name.eq_ignore_ascii_case(host) {
+        if is_this_host(peer.ip) || peer.name.eq_ignore_ascii_case(host) {
             return same("relay");
         }
         if let Some(server) = self.known_server(Some(peer.name), Some(peer.ip)) {

@@ -106,6 +106,18 @@ pub fn is_loopback(ip: &str) -> bool {
     }
 }
 
+/// True for the address a host reaches itself at: 127.0.0.1 or ::1 (also IPv4-mapped). Other
+/// loopback addresses (127.0.0.2…) are where several instances or hosts of one machine listen,
+/// so a relay there is not assumed to be this host: the next queue id's client tells.
+pub fn is_this_host(ip: &str) -> bool {
+    let ip = ip.strip_prefix("IPv6:").unwrap_or(ip);
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        Ok(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1191,6 +1191,84 @@ fn relay_to_an_unknown_host_names_the_relay() {
     assert_eq!(batch.links[0].kind, "relay");
 }
 
+/// Several hosts on one machine (or a lab) listen on loopback addresses other than 127.0.0.1: a
+/// relay to a configured server's address is that server, even on a port that looks like a
+/// filter's; any other such address on port 25 is a remote MTA, not this host.
+#[test]
+fn loopback_addresses_of_other_hosts_are_not_this_host() {
+    let mut config = CorrelatorConfig {
+        internal_networks: vec!["127.0.10.0/24".parse().unwrap(), "127.0.30.0/24".parse().unwrap()],
+        ..CorrelatorConfig::default()
+    };
+    config.roles.insert("out1".into(), ServerRole::Outgoing);
+    config.roles.insert("in1".into(), ServerRole::Incoming);
+    config.server_addresses.insert("127.0.10.1".into(), "in1".into());
+    let mut feed = Feed::with(Correlator::with_config(config));
+    let workstation = peer("unknown", "127.0.30.1", None);
+    let in1 = peer("in1.example.test", "127.0.10.1", Some(2525));
+    let remote = peer("127.0.40.1", "127.0.40.1", Some(25));
+    feed.at(0, "out1", "postfix/smtpd", 1, Some("AAAA01"), client(workstation))
+        .at(0, "out1", "postfix/smtpd", 1, Some("AAAA02"), client(workstation))
+        .at(
+            0,
+            "in1",
+            "postfix/smtpd",
+            5,
+            Some("BBBB01"),
+            client(peer("out1.example.test", "127.0.10.2", None)),
+        )
+        .at(
+            1,
+            "out1",
+            "postfix/smtp",
+            2,
+            Some("AAAA01"),
+            delivery(
+                "bob@example.test",
+                "in1.example.test[127.0.10.1]:2525",
+                Some(in1),
+                DeliveryStatus::Sent,
+                Some("BBBB01"),
+            ),
+        )
+        .at(
+            1,
+            "in1",
+            "postfix/virtual",
+            6,
+            Some("BBBB01"),
+            delivery("bob@example.test", "virtual", None, DeliveryStatus::Sent, None),
+        )
+        .at(
+            1,
+            "out1",
+            "postfix/smtp",
+            2,
+            Some("AAAA02"),
+            delivery(
+                "dave@remote.test",
+                "127.0.40.1[127.0.40.1]:25",
+                Some(remote),
+                DeliveryStatus::Sent,
+                Some("CCCC01"),
+            ),
+        );
+    let batch = feed.take();
+    let hops: Vec<(&str, Option<&str>, bool)> = batch
+        .links
+        .iter()
+        .map(|l| (l.kind, l.to_host.as_deref(), l.to_queue_id == "BBBB01"))
+        .collect();
+    assert_eq!(
+        hops,
+        [("relay", Some("in1"), true), ("relay", Some("127.0.40.1"), false)]
+    );
+    let lives = last_messages(&batch);
+    assert_eq!(message(&lives, "AAAA01").flow, Some("internal"));
+    assert_eq!(message(&lives, "BBBB01").flow, Some("internal"));
+    assert_eq!(message(&lives, "AAAA02").flow, Some("outbound"));
+}
+
 #[test]
 fn reinjection_with_orig_queue_id() {
     let h = "mx";

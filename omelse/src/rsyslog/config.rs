@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::correlate::IpNet;
+
 /// How rsyslog parses a parameter's value before we see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
@@ -56,6 +58,11 @@ pub const PARAMS: &[ParamSpec] = &[
         name: "pwd",
         kind: ParamType::String,
         help: "database password",
+    },
+    ParamSpec {
+        name: "internal.networks",
+        kind: ParamType::String,
+        help: "the organisation's networks, comma-separated (default: loopback and private ranges)",
     },
     ParamSpec {
         name: "server.role",
@@ -128,6 +135,8 @@ pub struct ActionConfig {
     /// the system's store.
     pub tls_ca_file: Option<String>,
     pub server_role: String,
+    /// Clients and relays inside the organisation (flows); `None`: loopback and private ranges.
+    pub internal_networks: Option<Vec<IpNet>>,
     pub hostname_source: HostnameSource,
     pub programs: ProgramFilter,
     pub batch_max_lines: usize,
@@ -142,6 +151,7 @@ impl Default for ActionConfig {
             conninfo: String::new(),
             tls_ca_file: None,
             server_role: "unknown".into(),
+            internal_networks: None,
             hostname_source: HostnameSource::Hostname,
             programs: ProgramFilter::Mail,
             batch_max_lines: 50_000,
@@ -202,6 +212,18 @@ impl ActionConfig {
                         });
                     }
                     config.server_role = role;
+                }
+                "internal.networks" => {
+                    let networks = text()
+                        .split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|part| !part.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<Vec<IpNet>, _>>()
+                        .map_err(|e| ConfigError {
+                            param: "internal.networks",
+                            problem: e.to_string(),
+                        })?;
+                    config.internal_networks = Some(networks);
                 }
                 "hostname.source" => {
                     config.hostname_source = match text().to_ascii_lowercase().as_str() {
@@ -298,5 +320,29 @@ mod tests {
         let e =
             ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x port=notanumber".into()))]).unwrap_err();
         assert_eq!(e.param, "conninfo");
+    }
+
+    #[test]
+    fn internal_networks_are_a_list_of_cidrs() {
+        let c = ActionConfig::from_params(&[
+            ("conninfo", ParamValue::Text("host=x".into())),
+            (
+                "internal.networks",
+                ParamValue::Text("192.0.2.0/24, 2001:db8::/32 10.1.2.3".into()),
+            ),
+        ])
+        .unwrap();
+        let nets: Vec<String> = c.internal_networks.unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["192.0.2.0/24", "2001:db8::/32", "10.1.2.3/32"]);
+        let e = ActionConfig::from_params(&[
+            ("conninfo", ParamValue::Text("host=x".into())),
+            (
+                "internal.networks",
+                ParamValue::Text("192.0.2.0/24, mail.example.org".into()),
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(e.param, "internal.networks");
+        assert!(e.to_string().contains("'mail.example.org' is not an IP network"), "{e}");
     }
 }

@@ -397,6 +397,9 @@ impl Writer<'_> {
             default_role: self.shared.config.server_role.parse().unwrap_or_default(),
             ..CorrelatorConfig::default()
         };
+        if let Some(networks) = &self.shared.config.internal_networks {
+            config.internal_networks = networks.clone();
+        }
         fleet.apply_to(&mut config);
         config
     }

@@ -12,6 +12,10 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "greylist", include_str!("migrations/0002_greylist.sql")),
     (3, "ndr", include_str!("migrations/0003_ndr.sql")),
+    (4, "snmp", include_str!("migrations/0004_snmp.sql")),
+    (5, "accounts", include_str!("migrations/0005_accounts.sql")),
+    (6, "search", include_str!("migrations/0006_search.sql")),
+    (7, "stats", include_str!("migrations/0007_stats.sql")),
 ];
 
 /// The schema version this binary writes.

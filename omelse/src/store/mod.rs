@@ -8,6 +8,7 @@
 mod batch;
 mod connection;
 mod counters;
+pub mod dedup;
 mod error;
 mod fleet;
 mod migrate;
@@ -16,6 +17,7 @@ mod partitions;
 mod retention;
 mod rollup;
 mod sql_types;
+mod text_index;
 mod writer;
 
 pub use batch::*;
@@ -27,5 +29,9 @@ pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
-pub use rollup::refresh_rollups;
+pub use rollup::{
+    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS, OTHER_KEY,
+    SIZE_BUCKETS,
+};
+pub use text_index::index_finished_log_days;
 pub use writer::{WriteStats, Writer};

@@ -18,6 +18,7 @@ pub const PARTITIONED_TABLES: &[(&str, &str)] = &[
     ("links", "ts"),
     ("ndrs", "received_at"),
     ("ndr_recipients", "ndr_received_at"),
+    ("snmp_samples", "ts"),
 ];
 
 /// Serialises partition creation and drops between writers (DDL on the same name would otherwise

@@ -1,0 +1,153 @@
+//! `GET /logs`: the raw lines (the original's "Logs" tab) by time, server, program and a substring
+//! (`q`, served by the trigram indexes `elsed maintain` builds on finished days), each linking to
+//! its message. Group members
+//! see their servers' lines, end users only the lines of their messages
+//! ([`Scope::log_events_condition`]).
+
+use axum::extract::{Query as UrlQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use omelse::parse::Timestamp;
+use serde::Serialize;
+use tokio_postgres::{Client, Row};
+
+use super::export;
+use super::history::Kind;
+use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use crate::sql::{contains_pattern, like_escape, Query};
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+/// A substring shorter than this has no trigram to look up: it would read every line.
+pub const MIN_Q_CHARS: usize = 3;
+
+const SORTS: [(&str, &str); 1] = [("ts", "e.ts")];
+
+/// One log line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub ts: Timestamp,
+    /// With `ts`, the line's key: what a live cursor points at.
+    #[serde(skip)]
+    pub line_key: i64,
+    pub server: String,
+    pub program: String,
+    pub pid: Option<i32>,
+    pub queue_id: Option<String>,
+    pub raw: String,
+    /// The id of the line's message, when it belongs to one.
+    pub message_id: Option<String>,
+}
+
+impl LogLine {
+    /// The columns [`LogLine::from_row`] reads, from `log_events e JOIN servers s`.
+    pub const COLUMNS: &'static str = "e.ts, e.line_key, s.name, e.program, e.pid, e.queue_id, e.raw, e.message_uid";
+
+    pub fn from_row(row: &Row) -> LogLine {
+        LogLine {
+            ts: row.get(0),
+            line_key: row.get(1),
+            server: row.get(2),
+            program: row.get(3),
+            pid: row.get(4),
+            queue_id: row.get(5),
+            raw: row.get(6),
+            message_id: row.get::<_, Option<i64>>(7).map(|uid| uid.to_string()),
+        }
+    }
+}
+
+/// What `/logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub server: Option<i32>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// A substring of the line, in any case.
+    pub q: Option<String>,
+    /// `postfix/smtpd`, or its last part (`smtpd`) for every instance of it.
+    pub program: Option<String>,
+}
+
+pub fn read_filter(p: &mut Params) -> ApiResult<LogFilter> {
+    let filter = LogFilter {
+        server: p.number("server", 1..=i32::MAX)?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+        q: p.text("q")?,
+        program: p.text("program")?,
+    };
+    if filter.q.as_ref().is_some_and(|q| q.chars().count() < MIN_Q_CHARS) {
+        return Err(ApiError::bad_param(
+            "q",
+            format!("q needs at least {MIN_Q_CHARS} characters"),
+        ));
+    }
+    Ok(filter)
+}
+
+/// `FROM … WHERE …` of the lines `filter` finds within `scope`.
+fn from_where(scope: &Scope, filter: &LogFilter) -> (String, Query) {
+    let mut q = Query::default();
+    q.and_bound("e.server_id = {}", filter.server);
+    q.and_bound("e.ts >= {}", filter.since);
+    q.and_bound("e.ts < {}", filter.until);
+    q.and_bound("e.raw ILIKE {}", filter.q.as_deref().map(contains_pattern));
+    if let Some(program) = &filter.program {
+        let exact = q.bind(program.clone());
+        let suffix = q.bind(format!("%/{}", like_escape(program)));
+        q.and(format!("(e.program = {exact} OR e.program LIKE {suffix})"));
+    }
+    let visible = scope.log_events_condition(&mut q, "e");
+    q.and(visible);
+    (
+        format!(
+            "FROM log_events e JOIN servers s ON s.id = e.server_id {}",
+            q.where_clause()
+        ),
+        q,
+    )
+}
+
+/// A page of the lines `filter` finds within `scope`.
+pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<ListPage<LogLine>> {
+    let (from_where, q) = from_where(scope, filter);
+    page_of(
+        client,
+        LogLine::COLUMNS,
+        &from_where,
+        q,
+        paging,
+        "e.line_key",
+        LogLine::from_row,
+    )
+    .await
+}
+
+const CSV_HEADER: &[&str] = &["ts", "server", "program", "pid", "queue_id", "raw", "message_id"];
+
+async fn get_logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
+    let client = state.db.get().await?;
+    request.record(&client, &caller, Kind::Logs).await;
+    if request.csv {
+        let (from_where, q) = from_where(&caller.scope, &request.filter);
+        let select = format!(
+            "SELECT {}, s.name, e.program, e.pid::text, e.queue_id, e.raw, e.message_uid::text {from_where} {}",
+            sql_time("e.ts"),
+            request.paging.order_by("e.line_key")
+        );
+        return export::csv_response(client, &select, &q, CSV_HEADER, "logs.csv").await;
+    }
+    Ok(Json(logs(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/logs", get(get_logs))
+}

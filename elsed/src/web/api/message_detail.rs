@@ -1,0 +1,420 @@
+//! `GET /messages/{id}`: one e-mail's whole journey across servers and queue ids (incoming MX →
+//! content filter → mailbox, outgoing → relay → remote, re-injection, the notifications it caused),
+//! each recipient's attempts with the remote reply, the raw lines of every hop in time order, and
+//! the NDRs linked to it.
+//!
+//! Scope: the message asked for must be visible to the caller (else 404, as if it did not exist).
+//! The journey is followed through every hop, but each hop is shown in full only when the caller
+//! may see that hop itself (the same rule as a search would apply to it); the others appear as
+//! `{server, link_kind, restricted: true}`: a group member learns that their inbound mail came
+//! through the outgoing relay of another group, not what else that relay's message carried
+//! (its other recipients, its lines). End users see every hop that has their address.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use omelse::parse::Timestamp;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::logs::LogLine;
+use super::messages::{summaries, MessageSummary};
+use crate::message_query::{self, MessageRow};
+use crate::sql::Query;
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+/// Hops followed at most (a mail loop must not make the answer endless).
+pub const MAX_HOPS: usize = 50;
+/// Recipients listed per hop.
+const MAX_RECIPIENTS: i64 = 1000;
+/// Delivery attempts listed at most, all hops together.
+const MAX_ATTEMPTS: i64 = 20_000;
+/// Log lines listed at most, all hops together.
+pub const MAX_LINES: i64 = 10_000;
+
+#[derive(Debug, Serialize)]
+pub struct MessageDetail {
+    pub message: MessageSummary,
+    /// In journey order: each hop after the one it came from.
+    pub journey: Vec<Hop>,
+    /// The lines of every visible hop, in time order.
+    pub lines: Vec<LogLine>,
+    /// More than [`MAX_LINES`] lines: the first ones only.
+    pub lines_truncated: bool,
+    pub ndrs: Vec<NdrLink>,
+}
+
+/// One queue id on one server.
+#[derive(Debug, Serialize)]
+pub struct Hop {
+    pub server: String,
+    /// How this hop was reached from the one before it: relay, content_filter, reinjection,
+    /// notification; null for the first.
+    pub link_kind: Option<String>,
+    /// The caller may not see this hop: only its server and how it was reached are shown.
+    pub restricted: bool,
+    #[serde(flatten)]
+    pub detail: Option<HopDetail>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HopDetail {
+    pub id: String,
+    pub queue_id: String,
+    pub message_id: Option<String>,
+    pub flow: Option<String>,
+    pub state: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub sender: Option<String>,
+    pub size: Option<i64>,
+    pub client_ip: Option<String>,
+    pub client_name: Option<String>,
+    pub recipients: Vec<HopRecipient>,
+    pub recipient_count: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HopRecipient {
+    pub address: String,
+    pub orig_address: Option<String>,
+    pub status: String,
+    pub dsn: Option<String>,
+    pub relay: Option<String>,
+    pub delay: Option<f64>,
+    pub status_text: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// One delivery attempt (a delivery agent's line).
+#[derive(Debug, Serialize)]
+pub struct Attempt {
+    pub ts: Timestamp,
+    pub status: String,
+    pub relay: String,
+    pub dsn: String,
+    pub delay: f64,
+    /// Postfix `delays=a/b/c/d`: before the queue manager, in it, connection setup, transmission.
+    pub delays: [Option<f32>; 4],
+    pub status_text: String,
+}
+
+/// An NDR linked to a hop of the journey.
+#[derive(Debug, Serialize)]
+pub struct NdrLink {
+    pub id: String,
+    pub received_at: Timestamp,
+    pub server: String,
+    pub reporting_mta: Option<String>,
+    pub queue_id: Option<String>,
+    pub original_sender: Option<String>,
+    pub failed_recipients: serde_json::Value,
+    pub subject: Option<String>,
+    /// The id of the hop it reports on.
+    pub message_id: String,
+    /// Not a parsable delivery status notification.
+    pub flagged: bool,
+}
+
+/// Whether the link's `to_host` (a name from the delivery line, or an ELSE server's name) or its
+/// relay's address designates the server aliased `s`: `mx1`, `mx1.example.com`, `[192.0.2.10]`.
+fn link_reaches(l: &str, s: &str) -> String {
+    format!(
+        "(lower({l}.to_host) = lower({s}.name)
+          OR lower(split_part({l}.to_host, '.', 1)) = lower({s}.name)
+          OR ({s}.address IS NOT NULL AND {l}.relay LIKE '%[' || host({s}.address) || ']%'))"
+    )
+}
+
+/// A hop found while following the links.
+struct Node {
+    row: MessageRow,
+    link_kind: Option<String>,
+}
+
+/// The message `uid` as `scope` lets the caller see it, or 404.
+pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<MessageDetail> {
+    let mut q = Query::default();
+    let id = q.bind(uid);
+    q.and(format!("m.uid = {id}"));
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    let sql = format!(
+        "SELECT {} FROM messages m JOIN servers s ON s.id = m.server_id {} LIMIT 1",
+        MessageRow::COLUMNS,
+        q.where_clause()
+    );
+    let start = match client.query_opt(&sql, &q.params()).await? {
+        Some(row) => MessageRow::from_row(&row),
+        None => return Err(ApiError::not_found()),
+    };
+
+    let mut nodes = journey(client, start.clone()).await?;
+    nodes.sort_by_key(|n| (n.row.first_seen, n.row.uid));
+    let uids: Vec<i64> = nodes.iter().map(|n| n.row.uid).collect();
+    let visible = visible_uids(client, scope, &uids).await?;
+    let shown: Vec<MessageRow> = nodes
+        .iter()
+        .filter(|n| visible.contains(&n.row.uid))
+        .map(|n| n.row.clone())
+        .collect();
+    let shown_uids: Vec<i64> = shown.iter().map(|m| m.uid).collect();
+
+    let mut recipients = message_query::recipients(client, &shown, Some(MAX_RECIPIENTS)).await?;
+    let mut attempts = attempts(client, &shown_uids).await?;
+    let journey = nodes
+        .into_iter()
+        .map(|node| {
+            if !visible.contains(&node.row.uid) {
+                return Hop {
+                    server: node.row.server,
+                    link_kind: node.link_kind,
+                    restricted: true,
+                    detail: None,
+                };
+            }
+            let m = node.row;
+            let (list, recipient_count) = recipients.remove(&m.uid).unwrap_or_default();
+            let recipients = list
+                .into_iter()
+                .map(|r| HopRecipient {
+                    attempts: attempts.remove(&(m.uid, r.address.to_lowercase())).unwrap_or_default(),
+                    address: r.address,
+                    orig_address: r.orig_address,
+                    status: r.status,
+                    dsn: r.dsn,
+                    relay: r.relay,
+                    delay: r.delay,
+                    status_text: r.status_text,
+                })
+                .collect();
+            Hop {
+                server: m.server,
+                link_kind: node.link_kind,
+                restricted: false,
+                detail: Some(HopDetail {
+                    id: m.uid.to_string(),
+                    queue_id: m.queue_id,
+                    message_id: m.message_id,
+                    flow: m.flow,
+                    state: m.state,
+                    first_seen: m.first_seen,
+                    last_seen: m.last_seen,
+                    sender: m.sender,
+                    size: m.size,
+                    client_ip: m.client_ip,
+                    client_name: m.client_name,
+                    recipients,
+                    recipient_count,
+                }),
+            }
+        })
+        .collect();
+
+    let mut lines = lines(client, &shown_uids).await?;
+    let lines_truncated = lines.len() as i64 > MAX_LINES;
+    lines.truncate(MAX_LINES as usize);
+    let servers: HashMap<i64, String> = shown.iter().map(|m| (m.uid, m.server.clone())).collect();
+    let ndrs = ndrs(client, &shown_uids, &servers).await?;
+    let message = summaries(client, vec![start]).await?.remove(0);
+    Ok(MessageDetail {
+        message,
+        journey,
+        lines,
+        lines_truncated,
+        ndrs,
+    })
+}
+
+/// Every hop linked to `start`, both ways, breadth first (at most [`MAX_HOPS`]).
+async fn journey(client: &Client, start: MessageRow) -> ApiResult<Vec<Node>> {
+    let mut index: HashMap<i64, usize> = HashMap::from([(start.uid, 0)]);
+    let mut nodes = vec![Node {
+        row: start,
+        link_kind: None,
+    }];
+    let mut frontier = vec![0];
+    while !frontier.is_empty() && nodes.len() < MAX_HOPS {
+        let uids: Vec<i64> = frontier.iter().map(|&i| nodes[i].row.uid).collect();
+        let mut found = Vec::new();
+        // Downstream: where these messages handed the mail (`queued as`, notifications).
+        let sql = format!(
+            "SELECT l.from_uid, l.kind, true, {}
+             FROM links l
+             JOIN servers s ON {}
+             JOIN messages m ON m.server_id = s.id AND m.queue_id = l.to_queue_id
+                  AND m.started_at BETWEEN l.ts - interval '1 hour' AND l.ts + interval '1 hour'
+             WHERE l.from_uid = ANY($1)",
+            MessageRow::COLUMNS,
+            link_reaches("l", "s")
+        );
+        found.extend(client.query(&sql, &[&uids]).await?);
+        // Upstream: the messages whose links point at these (by server and queue id, near in time:
+        // short queue ids are reused).
+        let server_ids: Vec<i32> = frontier.iter().map(|&i| nodes[i].row.server_id).collect();
+        let queue_ids: Vec<&str> = frontier.iter().map(|&i| nodes[i].row.queue_id.as_str()).collect();
+        let first: Vec<Timestamp> = frontier.iter().map(|&i| nodes[i].row.first_seen).collect();
+        let last: Vec<Timestamp> = frontier.iter().map(|&i| nodes[i].row.last_seen).collect();
+        let sql = format!(
+            "SELECT k.uid, l.kind, false, {}
+             FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+                  AS k(uid, server_id, queue_id, first_seen, last_seen)
+             JOIN servers ks ON ks.id = k.server_id
+             JOIN links l ON l.to_queue_id = k.queue_id
+                  AND l.ts BETWEEN k.first_seen - interval '1 hour' AND k.last_seen + interval '1 hour'
+                  AND {}
+             JOIN messages m ON m.uid = l.from_uid
+             JOIN servers s ON s.id = m.server_id",
+            MessageRow::COLUMNS,
+            link_reaches("l", "ks")
+        );
+        found.extend(
+            client
+                .query(&sql, &[&uids, &server_ids, &queue_ids, &first, &last])
+                .await?,
+        );
+        let mut next = Vec::new();
+        for row in found {
+            let this: i64 = row.get(0);
+            let kind: String = row.get(1);
+            let downstream: bool = row.get(2);
+            let other = MessageRow::from_row_at(&row, 3);
+            let other_uid = other.uid;
+            let other_index = *index.entry(other_uid).or_insert_with(|| {
+                nodes.push(Node {
+                    row: other,
+                    link_kind: None,
+                });
+                next.push(nodes.len() - 1);
+                nodes.len() - 1
+            });
+            // The kind of a link belongs to the hop it leads to.
+            let reached = if downstream {
+                Some(other_index)
+            } else {
+                index.get(&this).copied()
+            };
+            if let Some(reached) = reached {
+                nodes[reached].link_kind.get_or_insert(kind);
+            }
+            if nodes.len() >= MAX_HOPS {
+                break;
+            }
+        }
+        frontier = next;
+    }
+    Ok(nodes)
+}
+
+/// Which of `uids` the caller may see.
+async fn visible_uids(client: &Client, scope: &Scope, uids: &[i64]) -> ApiResult<HashSet<i64>> {
+    let mut q = Query::default();
+    let list = q.bind(uids.to_vec());
+    q.and(format!("m.uid = ANY({list}::bigint[])"));
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    let sql = format!("SELECT m.uid FROM messages m {}", q.where_clause());
+    Ok(client
+        .query(&sql, &q.params())
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Delivery attempts of these messages, by (message, lower-case recipient), oldest first.
+async fn attempts(client: &Client, uids: &[i64]) -> ApiResult<HashMap<(i64, String), Vec<Attempt>>> {
+    let rows = client
+        .query(
+            "SELECT d.message_uid, lower(d.recipient), d.ts, d.status, d.relay, d.dsn, d.delay,
+                    d.delay_before_qmgr, d.delay_in_qmgr, d.delay_conn_setup, d.delay_transmission, d.status_text
+             FROM deliveries d WHERE d.message_uid = ANY($1)
+             ORDER BY d.ts, d.line_key LIMIT $2",
+            &[&uids, &MAX_ATTEMPTS],
+        )
+        .await?;
+    let mut by_recipient: HashMap<(i64, String), Vec<Attempt>> = HashMap::new();
+    for row in rows {
+        by_recipient.entry((row.get(0), row.get(1))).or_default().push(Attempt {
+            ts: row.get(2),
+            status: row.get(3),
+            relay: row.get(4),
+            dsn: row.get(5),
+            delay: row.get(6),
+            delays: [row.get(7), row.get(8), row.get(9), row.get(10)],
+            status_text: row.get(11),
+        });
+    }
+    Ok(by_recipient)
+}
+
+/// The lines of these messages in time order, one more than [`MAX_LINES`] to tell truncation.
+async fn lines(client: &Client, uids: &[i64]) -> ApiResult<Vec<LogLine>> {
+    let sql = format!(
+        "SELECT {} FROM log_events e JOIN servers s ON s.id = e.server_id
+         WHERE e.message_uid = ANY($1) ORDER BY e.ts, e.line_key LIMIT $2",
+        LogLine::COLUMNS
+    );
+    Ok(client
+        .query(&sql, &[&uids, &(MAX_LINES + 1)])
+        .await?
+        .iter()
+        .map(LogLine::from_row)
+        .collect())
+}
+
+/// The NDRs linked to these messages.
+async fn ndrs(client: &Client, uids: &[i64], servers: &HashMap<i64, String>) -> ApiResult<Vec<NdrLink>> {
+    let rows = client
+        .query(
+            "SELECT n.id, n.received_at, n.reporting_mta, n.postfix_queue_id, n.postfix_sender, n.subject,
+                    n.message_uid, n.kind,
+                    coalesce((SELECT json_agg(json_build_object(
+                                  'address', coalesce(nr.final_recipient, nr.original_recipient),
+                                  'action', nr.action, 'status', nr.status, 'diagnostic', nr.diagnostic_code)
+                                  ORDER BY nr.position)
+                              FROM ndr_recipients nr
+                              WHERE nr.ndr_received_at = n.received_at AND nr.ndr_id = n.id), '[]'::json)
+             FROM ndrs n WHERE n.message_uid = ANY($1)
+             ORDER BY n.received_at, n.id",
+            &[&uids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let uid: i64 = row.get(6);
+            NdrLink {
+                id: row.get::<_, i64>(0).to_string(),
+                received_at: row.get(1),
+                reporting_mta: row.get(2),
+                queue_id: row.get(3),
+                original_sender: row.get(4),
+                subject: row.get(5),
+                server: servers.get(&uid).cloned().unwrap_or_default(),
+                message_id: uid.to_string(),
+                flagged: row.get::<_, &str>(7) != "dsn",
+                failed_recipients: row.get(8),
+            }
+        })
+        .collect())
+}
+
+async fn get_detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MessageDetail>> {
+    // An id that is not a number names no message: 404 like any other unknown id.
+    let uid: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+    let client = state.db.get().await?;
+    Ok(Json(detail(&client, &caller.scope, uid).await?))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/messages/{id}", get(get_detail))
+}

@@ -1,0 +1,315 @@
+//! `GET /messages` (quick and extended search, paged, sorted, CSV) and `POST /messages/bulk` (a
+//! pasted list of Message-IDs). The filters are `elsed search`'s ([`crate::message_query`]); every
+//! query is narrowed by the caller's scope.
+
+use axum::body::Bytes;
+use axum::extract::{Query as UrlQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use super::export;
+use super::history::{self, Kind};
+use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params, MAX_VALUE_CHARS};
+use crate::message_query::{self, statuses, FilterError, MessageFilter, MessageRow, ServerRef, FLOWS};
+use crate::sql::Query;
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+/// Recipients listed with each message of a list (`recipient_count` says how many in all).
+pub const RECIPIENTS_LISTED: i64 = 20;
+/// Message-IDs one bulk search takes.
+pub const MAX_BULK: usize = 10_000;
+/// Messages one bulk search returns at most (each Message-ID may have several hops).
+const MAX_BULK_ITEMS: i64 = 50_000;
+
+/// Sort fields and what they order by.
+const SORTS: [(&str, &str); 3] = [
+    ("first_seen", "m.first_seen"),
+    ("size", "m.size"),
+    ("sender", "m.sender"),
+];
+
+/// One message in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    /// The message's uid, as a string (64-bit integers do not survive JavaScript).
+    pub id: String,
+    #[serde(flatten)]
+    pub message: MessageRow,
+    pub recipients: Vec<RecipientBrief>,
+    pub recipient_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientBrief {
+    pub address: String,
+    pub status: String,
+}
+
+impl From<FilterError> for ApiError {
+    fn from(e: FilterError) -> Self {
+        ApiError::bad_param(e.field, e.message)
+    }
+}
+
+/// The search a request asks for, and whether it is a quick one (only `q`).
+pub fn read_filter(p: &mut Params) -> ApiResult<(MessageFilter, Kind)> {
+    let filter = MessageFilter {
+        quick: p.text("q")?,
+        sender: p.text_filter("sender", "sender_op")?,
+        recipient: p.text_filter("recipient", "recipient_op")?,
+        client: p.text_filter("client", "client_op")?,
+        message_id: p.text_filter("message_id", "message_id_op")?,
+        queue_id: p.text_filter("queue_id", "queue_id_op")?,
+        server: p.number("server", 1..=i32::MAX)?.map(ServerRef::Id),
+        flow: p.choice("flow", &FLOWS)?,
+        status: p.choice("status", &statuses())?,
+        size_min: p.number("size_min", 0..=i64::MAX)?,
+        size_max: p.number("size_max", 0..=i64::MAX)?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+    };
+    if let (Some(since), Some(until)) = (filter.since, filter.until) {
+        if until <= since {
+            return Err(ApiError::bad_param("until", "until must be after since"));
+        }
+    }
+    let quick_only = filter.quick.is_some()
+        && MessageFilter {
+            quick: None,
+            ..filter.clone()
+        } == MessageFilter::default();
+    Ok((filter, if quick_only { Kind::Quick } else { Kind::Extended }))
+}
+
+/// `FROM … WHERE …` of the messages `filter` finds within `scope`.
+fn from_where(scope: &Scope, filter: &MessageFilter) -> ApiResult<(String, Query)> {
+    let mut q = Query::default();
+    filter.apply(&mut q)?;
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    Ok((
+        format!(
+            "FROM messages m JOIN servers s ON s.id = m.server_id {}",
+            q.where_clause()
+        ),
+        q,
+    ))
+}
+
+/// A page of the messages `filter` finds within `scope`.
+pub async fn search(
+    client: &Client,
+    scope: &Scope,
+    filter: &MessageFilter,
+    paging: &Paging,
+) -> ApiResult<ListPage<MessageSummary>> {
+    let (from_where, q) = from_where(scope, filter)?;
+    let mut page = page_of(
+        client,
+        MessageRow::COLUMNS,
+        &from_where,
+        q,
+        paging,
+        "m.uid",
+        MessageRow::from_row,
+    )
+    .await?;
+    let rows = std::mem::take(&mut page.items);
+    Ok(page.with_items(summaries(client, rows).await?))
+}
+
+/// Messages with their first recipients.
+pub async fn summaries(client: &Client, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
+    let mut recipients = message_query::recipients(client, &rows, Some(RECIPIENTS_LISTED)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|message| {
+            let (list, count) = recipients.remove(&message.uid).unwrap_or_default();
+            MessageSummary {
+                id: message.uid.to_string(),
+                recipients: list
+                    .into_iter()
+                    .map(|r| RecipientBrief {
+                        address: r.address,
+                        status: r.status,
+                    })
+                    .collect(),
+                recipient_count: count,
+                message,
+            }
+        })
+        .collect())
+}
+
+/// The CSV columns: a [`MessageSummary`]'s, recipients as `address (status)` joined with `; `.
+const CSV_HEADER: &[&str] = &[
+    "id",
+    "server",
+    "server_id",
+    "queue_id",
+    "message_id",
+    "sender",
+    "recipients",
+    "recipient_count",
+    "size",
+    "client_ip",
+    "client_name",
+    "first_seen",
+    "last_seen",
+    "flow",
+    "state",
+];
+
+/// The export's query (text columns matching [`CSV_HEADER`]).
+fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
+    let (from_where, q) = from_where(scope, filter)?;
+    let select = format!(
+        "SELECT m.uid::text, s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
+                (SELECT string_agg(r.address || ' (' || r.status || ')', '; ' ORDER BY r.last_attempt_at, r.address)
+                 FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid),
+                (SELECT count(*) FROM recipients r
+                 WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid)::text,
+                m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state
+         {from_where} {order_by}",
+        sql_time("m.first_seen"),
+        sql_time("m.last_seen"),
+    );
+    Ok((select, q))
+}
+
+/// The messages `filter` finds within `scope` as a CSV attachment, in the order of `paging`.
+pub async fn export_csv(
+    client: export::Connection,
+    scope: &Scope,
+    filter: &MessageFilter,
+    paging: &Paging,
+) -> ApiResult<Response> {
+    let (select, q) = csv_select(scope, filter, &paging.order_by("m.uid"))?;
+    export::csv_response(client, &select, &q, CSV_HEADER, "messages.csv").await
+}
+
+/// What a bulk search answers: the messages found, and the Message-IDs that found none.
+#[derive(Debug, Serialize)]
+pub struct BulkResult {
+    pub items: Vec<MessageSummary>,
+    pub not_found: Vec<String>,
+}
+
+/// The messages of a list of Message-IDs (with or without `<>`, blanks and repeats ignored).
+pub async fn bulk(client: &Client, scope: &Scope, ids: &[String]) -> ApiResult<BulkResult> {
+    if ids.len() > MAX_BULK {
+        return Err(ApiError::bad_param(
+            "message_ids",
+            format!("at most {MAX_BULK} Message-IDs at once"),
+        ));
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        let id = message_query::strip_angles(id.trim());
+        if id.chars().count() > MAX_VALUE_CHARS {
+            return Err(ApiError::bad_param(
+                "message_ids",
+                format!("a Message-ID is longer than {MAX_VALUE_CHARS} characters"),
+            ));
+        }
+        if !id.is_empty() && seen.insert(id.to_owned()) {
+            wanted.push(id.to_owned());
+        }
+    }
+    let mut q = Query::default();
+    let list = q.bind(wanted.clone());
+    q.and(format!("m.message_id = ANY({list}::text[])"));
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    let sql = format!(
+        "SELECT {} FROM messages m JOIN servers s ON s.id = m.server_id {}
+         ORDER BY m.first_seen, m.uid LIMIT {MAX_BULK_ITEMS}",
+        MessageRow::COLUMNS,
+        q.where_clause()
+    );
+    let rows: Vec<MessageRow> = client
+        .query(&sql, &q.params())
+        .await?
+        .iter()
+        .map(MessageRow::from_row)
+        .collect();
+    let found: std::collections::HashSet<&str> = rows.iter().filter_map(|m| m.message_id.as_deref()).collect();
+    let not_found = wanted
+        .iter()
+        .filter(|id| !found.contains(id.as_str()))
+        .cloned()
+        .collect();
+    Ok(BulkResult {
+        items: summaries(client, rows).await?,
+        not_found,
+    })
+}
+
+/// `{"message_ids": [...]}` or `text/plain`, one per line.
+fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct BulkBody {
+        message_ids: Vec<String>,
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        serde_json::from_slice::<BulkBody>(body)
+            .map(|b| b.message_ids)
+            .map_err(|e| ApiError::bad_param("message_ids", format!("expected {{\"message_ids\": [...]}}: {e}")))
+    } else if content_type.starts_with("text/plain") {
+        let text =
+            std::str::from_utf8(body).map_err(|_| ApiError::bad_param("message_ids", "the list is not UTF-8 text"))?;
+        Ok(text.lines().map(str::to_owned).collect())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json ({\"message_ids\": [...]}) or text/plain (one per line)",
+        ))
+    }
+}
+
+async fn get_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let request = ListRequest::read(pairs, read_filter, &SORTS, "-first_seen")?;
+    let (filter, kind) = &request.filter;
+    let client = state.db.get().await?;
+    request.record(&client, &caller, *kind).await;
+    if request.csv {
+        return export_csv(client, &caller.scope, filter, &request.paging).await;
+    }
+    Ok(Json(search(&client, &caller.scope, filter, &request.paging).await?).into_response())
+}
+
+async fn post_bulk(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<BulkResult>> {
+    let ids = bulk_ids(&headers, &body)?;
+    let client = state.db.get().await?;
+    let result = bulk(&client, &caller.scope, &ids).await?;
+    let terms = serde_json::json!({ "count": ids.len() });
+    history::record_quietly(&client, &caller, Kind::Bulk, &terms).await;
+    Ok(Json(result))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/messages", get(get_messages))
+        .route("/messages/bulk", post(post_bulk))
+}

@@ -1,0 +1,377 @@
+//! Query-string parameters of the list endpoints, read one by one so that a bad value is answered
+//! with 400 naming the parameter, an unknown one is refused (a typo must not widen a search), and
+//! paging and sorting follow the conventions of docs/api.md.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use omelse::parse::Timestamp;
+use serde::Serialize;
+use tokio_postgres::{Client, Row};
+
+use super::history::{self, Kind};
+use crate::message_query::{TextFilter, TextOp};
+use crate::sql::Query;
+use crate::web::caller::Caller;
+use crate::web::error::{ApiError, ApiResult};
+
+/// Longest value a parameter may have: longer ones are not a search anybody means.
+pub const MAX_VALUE_CHARS: usize = 1000;
+/// `per_page` at most.
+pub const MAX_PER_PAGE: i64 = 500;
+/// Rows of a CSV export, and the deepest a page may reach.
+pub const MAX_ROWS: i64 = 100_000;
+/// Counting stops here: `total` is then `COUNT_CAP - 1` with `total_capped`.
+pub const COUNT_CAP: i64 = 10_001;
+
+/// The parameters of one request; each is taken once, and [`Params::finish`] refuses the rest.
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    taken: HashSet<String>,
+}
+
+/// Parameters that say how to list, not what to find (left out of the search history).
+const PRESENTATION: [&str; 4] = ["page", "per_page", "sort", "format"];
+
+impl Params {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Params {
+            pairs,
+            taken: HashSet::new(),
+        }
+    }
+
+    /// The raw value of `name` (an empty value counts as absent: forms send empty fields).
+    pub fn text(&mut self, name: &'static str) -> ApiResult<Option<String>> {
+        self.taken.insert(name.to_owned());
+        let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+        let value = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_param(name, format!("{name} is given more than once")));
+        }
+        match value {
+            Some(v) if v.chars().count() > MAX_VALUE_CHARS => Err(ApiError::bad_param(
+                name,
+                format!("{name} is longer than {MAX_VALUE_CHARS} characters"),
+            )),
+            Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+            _ => Ok(None),
+        }
+    }
+
+    /// A number (or anything `FromStr`) within `range`.
+    pub fn number<T>(&mut self, name: &'static str, range: std::ops::RangeInclusive<T>) -> ApiResult<Option<T>>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
+        match text.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::bad_param(
+                name,
+                format!("{name} must be a number from {} to {}", range.start(), range.end()),
+            )),
+        }
+    }
+
+    /// An RFC 3339 time (`2024-03-14T10:00:00Z`, any offset).
+    pub fn time(&mut self, name: &'static str) -> ApiResult<Option<Timestamp>> {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
+        text.parse::<jiff::Timestamp>()
+            .map(|t| Some(Timestamp(t.as_microsecond())))
+            .map_err(|_| {
+                ApiError::bad_param(
+                    name,
+                    format!("{name}: '{text}' is not an RFC 3339 time such as 2024-03-14T10:00:00Z"),
+                )
+            })
+    }
+
+    /// A text field and its operator, `<name>_op` (is, contains, starts, not).
+    pub fn text_filter(&mut self, name: &'static str, op_name: &'static str) -> ApiResult<Option<TextFilter>> {
+        let op = match self.text(op_name)? {
+            None => TextOp::Is,
+            Some(op) => TextOp::parse(&op).ok_or_else(|| {
+                ApiError::bad_param(
+                    op_name,
+                    format!("{op_name} must be one of {}", TextOp::NAMES.join(", ")),
+                )
+            })?,
+        };
+        Ok(self.text(name)?.map(|value| TextFilter { op, value }))
+    }
+
+    /// One of `choices`.
+    pub fn choice(&mut self, name: &'static str, choices: &[&str]) -> ApiResult<Option<String>> {
+        match self.text(name)? {
+            Some(value) if !choices.contains(&value.as_str()) => Err(ApiError::bad_param(
+                name,
+                format!("{name} must be one of {}", choices.join(", ")),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// `format=csv` asks for a CSV export instead of a page of JSON.
+    pub fn wants_csv(&mut self) -> ApiResult<bool> {
+        Ok(self.choice("format", &["json", "csv"])?.as_deref() == Some("csv"))
+    }
+
+    /// `page`, `per_page` and `sort` (`field` or `-field`, among `sorts`: field name and the SQL
+    /// it orders by; `default` when absent).
+    pub fn paging(&mut self, sorts: &[(&str, &str)], default: &str) -> ApiResult<Paging> {
+        let page = self.number("page", 1..=i64::MAX)?.unwrap_or(1);
+        let per_page = self.number("per_page", 1..=MAX_PER_PAGE)?.unwrap_or(50);
+        if (page - 1).saturating_mul(per_page) >= MAX_ROWS {
+            return Err(ApiError::bad_param(
+                "page",
+                format!("pages reach {MAX_ROWS} rows at most: narrow the search or export it as CSV"),
+            ));
+        }
+        let sort = self.text("sort")?.unwrap_or_else(|| default.to_owned());
+        let (field, descending) = match sort.strip_prefix('-') {
+            Some(field) => (field, true),
+            None => (sort.as_str(), false),
+        };
+        let Some((_, column)) = sorts.iter().find(|(name, _)| *name == field) else {
+            let names: Vec<&str> = sorts.iter().map(|(name, _)| *name).collect();
+            return Err(ApiError::bad_param(
+                "sort",
+                format!("sort must be one of {} (with - for descending)", names.join(", ")),
+            ));
+        };
+        Ok(Paging {
+            page,
+            per_page,
+            column: (*column).to_owned(),
+            descending,
+        })
+    }
+
+    /// Refuses parameters nobody took: a misspelt filter would otherwise be silently ignored.
+    pub fn finish(&self) -> ApiResult<()> {
+        match self.pairs.iter().find(|(k, _)| !self.taken.contains(k)) {
+            Some((name, _)) => Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("unknown parameter '{name}'"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// What was searched for, for the caller's history: the parameters other than paging.
+    pub fn search_terms(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .pairs
+            .iter()
+            .filter(|(k, v)| !PRESENTATION.contains(&k.as_str()) && !v.trim().is_empty())
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+
+    /// Whether this request shows the first page of a search (what the history records).
+    pub fn is_first_page(&self) -> bool {
+        !self.pairs.iter().any(|(k, v)| k == "page" && v.trim() != "1")
+    }
+}
+
+/// Which page, how big, in which order (a column from the allowed list).
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub page: i64,
+    pub per_page: i64,
+    pub column: String,
+    pub descending: bool,
+}
+
+impl Paging {
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.per_page
+    }
+
+    /// `ORDER BY` the sort column, then `tie` (a unique key, so that pages never overlap), both
+    /// in the asked direction.
+    pub fn order_by(&self, tie: &str) -> String {
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        format!("ORDER BY {} {direction}, {tie} {direction}", self.column)
+    }
+}
+
+/// A list request read whole: the filter, CSV or not, the page; unknown parameters refused.
+pub struct ListRequest<F> {
+    pub filter: F,
+    pub csv: bool,
+    pub paging: Paging,
+    pub params: Params,
+}
+
+impl<F> ListRequest<F> {
+    /// Reads `pairs` with `read` (the endpoint's filters), then `format`, `page`, `per_page`, `sort`.
+    pub fn read(
+        pairs: Vec<(String, String)>,
+        read: impl FnOnce(&mut Params) -> ApiResult<F>,
+        sorts: &[(&str, &str)],
+        default_sort: &str,
+    ) -> ApiResult<Self> {
+        let mut params = Params::new(pairs);
+        let filter = read(&mut params)?;
+        let csv = params.wants_csv()?;
+        let paging = params.paging(sorts, default_sort)?;
+        params.finish()?;
+        Ok(ListRequest {
+            filter,
+            csv,
+            paging,
+            params,
+        })
+    }
+
+    /// Adds the search to the caller's history when it shows its first page (paging through
+    /// results is not a new search).
+    pub async fn record(&self, client: &Client, caller: &Caller, kind: Kind) {
+        if self.params.is_first_page() {
+            history::record_quietly(client, caller, kind, &self.params.search_terms()).await;
+        }
+    }
+}
+
+/// The page `paging` asks for of `SELECT columns from_where` (`q` holds its parameters), with
+/// the capped total; `tie` orders rows of equal sort keys.
+pub async fn page_of<T>(
+    client: &Client,
+    columns: &str,
+    from_where: &str,
+    mut q: Query,
+    paging: &Paging,
+    tie: &str,
+    map: impl Fn(&Row) -> T,
+) -> ApiResult<ListPage<T>> {
+    let (total, total_capped) = count_capped(client, from_where, &q).await?;
+    let limit = q.bind(paging.per_page);
+    let offset = q.bind(paging.offset());
+    let sql = format!(
+        "SELECT {columns} {from_where} {} LIMIT {limit} OFFSET {offset}",
+        paging.order_by(tie)
+    );
+    let items = client.query(&sql, &q.params()).await?.iter().map(map).collect();
+    Ok(ListPage {
+        total,
+        total_capped,
+        page: paging.page,
+        per_page: paging.per_page,
+        items,
+    })
+}
+
+/// A page of a list, as every list endpoint answers.
+#[derive(Debug, Serialize)]
+pub struct ListPage<T> {
+    pub total: i64,
+    /// `total` stopped counting at [`COUNT_CAP`] - 1: there are more.
+    pub total_capped: bool,
+    pub page: i64,
+    pub per_page: i64,
+    pub items: Vec<T>,
+}
+
+impl<T> ListPage<T> {
+    /// The same page with other items (the rows turned into what the client sees).
+    pub fn with_items<U>(self, items: Vec<U>) -> ListPage<U> {
+        ListPage {
+            total: self.total,
+            total_capped: self.total_capped,
+            page: self.page,
+            per_page: self.per_page,
+            items,
+        }
+    }
+}
+
+/// How many rows `from_where` (a `FROM … WHERE …` of `q`) has, counting no further than
+/// [`COUNT_CAP`]: a precise total of millions of rows costs more than the page itself.
+pub async fn count_capped(client: &Client, from_where: &str, q: &Query) -> ApiResult<(i64, bool)> {
+    let sql = format!("SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {COUNT_CAP}) AS capped");
+    let n: i64 = client.query_one(&sql, &q.params()).await?.get(0);
+    Ok(if n >= COUNT_CAP {
+        (COUNT_CAP - 1, true)
+    } else {
+        (n, false)
+    })
+}
+
+/// A timestamp column as RFC 3339 text in UTC, as JSON shows it (for CSV exports).
+pub fn sql_time(expr: &str) -> String {
+    format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_parameter() {
+        let sorts = [("first_seen", "m.first_seen"), ("size", "m.size")];
+        let field = |pairs: &[(&str, &str)]| {
+            let mut p = params(pairs);
+            let result = (|| {
+                p.paging(&sorts, "-first_seen")?;
+                p.time("since")?;
+                p.text_filter("sender", "sender_op")?;
+                p.finish()
+            })();
+            result.map_err(|e| (e.field, e.message))
+        };
+        assert_eq!(field(&[("per_page", "501")]).unwrap_err().0, Some("per_page"));
+        assert_eq!(field(&[("per_page", "0")]).unwrap_err().0, Some("per_page"));
+        assert_eq!(field(&[("page", "-1")]).unwrap_err().0, Some("page"));
+        assert_eq!(
+            field(&[("page", "2001"), ("per_page", "50")]).unwrap_err().0,
+            Some("page")
+        );
+        assert_eq!(field(&[("sort", "password")]).unwrap_err().0, Some("sort"));
+        assert_eq!(field(&[("since", "yesterday")]).unwrap_err().0, Some("since"));
+        assert_eq!(field(&[("sender_op", "like")]).unwrap_err().0, Some("sender_op"));
+        let huge = "x".repeat(MAX_VALUE_CHARS + 1);
+        assert_eq!(field(&[("sender", &huge)]).unwrap_err().0, Some("sender"));
+        assert_eq!(
+            field(&[("sender", "a"), ("sender", "b")]).unwrap_err().0,
+            Some("sender")
+        );
+        let unknown = field(&[("sendr", "a")]).unwrap_err();
+        assert!(unknown.1.contains("sendr"), "{unknown:?}");
+        assert!(field(&[("sort", "-size"), ("page", "3"), ("sender", "")]).is_ok());
+    }
+
+    #[test]
+    fn paging_orders_by_the_allowed_columns_only() {
+        let mut p = params(&[("sort", "-size"), ("page", "3"), ("per_page", "20")]);
+        let paging = p.paging(&[("size", "m.size")], "size").unwrap();
+        assert_eq!(
+            (paging.order_by("m.uid").as_str(), paging.offset()),
+            ("ORDER BY m.size DESC, m.uid DESC", 40)
+        );
+        let mut p = params(&[]);
+        let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
+        assert_eq!(
+            (paging.order_by("m.uid").as_str(), paging.per_page),
+            ("ORDER BY m.first_seen ASC, m.uid ASC", 50)
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_search_not_the_paging() {
+        let p = params(&[("sender", "a@b"), ("page", "2"), ("format", "csv"), ("client", "")]);
+        assert_eq!(p.search_terms(), serde_json::json!({"sender": "a@b"}));
+        assert!(!p.is_first_page());
+        assert!(params(&[("page", "1")]).is_first_page());
+    }
+}

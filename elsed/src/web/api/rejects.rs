@@ -1,0 +1,176 @@
+//! `GET /rejects`: NOQUEUE rejects and the other policy decisions (warn, hold, discard, header and
+//! body checks, milters), by client, sender, recipient, code, reason, action, server and time,
+//! within the caller's scope ([`Scope::rejects_condition`]).
+
+use axum::extract::{Query as UrlQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use omelse::parse::Timestamp;
+use serde::Serialize;
+use tokio_postgres::{Client, Row};
+
+use super::export;
+use super::history::Kind;
+use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use crate::message_query::{address_condition, client_condition, TextFilter};
+use crate::sql::{contains_pattern, Query};
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::ApiResult;
+use crate::web::AppState;
+
+const SORTS: [(&str, &str); 1] = [("ts", "r.ts")];
+
+/// One decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectItem {
+    pub ts: Timestamp,
+    pub server: String,
+    pub action: String,
+    pub stage: String,
+    pub code: Option<i32>,
+    pub enhanced: Option<String>,
+    pub reason: String,
+    pub client_ip: Option<String>,
+    pub client_name: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub helo: Option<String>,
+    /// The id of the message it concerns, when one was queued (header checks, milters…).
+    pub message_id: Option<String>,
+}
+
+const COLUMNS: &str = "r.ts, s.name, r.action, r.stage, r.code, r.enhanced, r.reason, host(r.client_ip), \
+     r.client_name, r.sender, r.recipient, r.helo, r.message_uid";
+
+fn from_row(row: &Row) -> RejectItem {
+    RejectItem {
+        ts: row.get(0),
+        server: row.get(1),
+        action: row.get(2),
+        stage: row.get(3),
+        code: row.get(4),
+        enhanced: row.get(5),
+        reason: row.get(6),
+        client_ip: row.get(7),
+        client_name: row.get(8),
+        sender: row.get(9),
+        recipient: row.get(10),
+        helo: row.get(11),
+        message_id: row.get::<_, Option<i64>>(12).map(|uid| uid.to_string()),
+    }
+}
+
+/// What `/rejects` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RejectFilter {
+    pub client: Option<TextFilter>,
+    pub sender: Option<TextFilter>,
+    pub recipient: Option<TextFilter>,
+    pub code: Option<i32>,
+    /// A substring of the reason, in any case.
+    pub reason: Option<String>,
+    pub action: Option<String>,
+    pub server: Option<i32>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+pub fn read_filter(p: &mut Params) -> ApiResult<RejectFilter> {
+    Ok(RejectFilter {
+        client: p.text_filter("client", "client_op")?,
+        sender: p.text_filter("sender", "sender_op")?,
+        recipient: p.text_filter("recipient", "recipient_op")?,
+        code: p.number("code", 200..=599)?,
+        reason: p.text("reason")?,
+        action: p.text("action")?.map(|a| a.to_lowercase()),
+        server: p.number("server", 1..=i32::MAX)?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+    })
+}
+
+/// `FROM … WHERE …` of the decisions `filter` finds within `scope`.
+fn from_where(scope: &Scope, filter: &RejectFilter) -> ApiResult<(String, Query)> {
+    let mut q = Query::default();
+    if let Some(client) = &filter.client {
+        let condition = client_condition(&mut q, "r.client_ip", "r.client_name", client, "client")?;
+        q.and(condition);
+    }
+    if let Some(sender) = &filter.sender {
+        let condition = address_condition(&mut q, &["r.sender"], sender);
+        q.and(condition);
+    }
+    if let Some(recipient) = &filter.recipient {
+        let condition = address_condition(&mut q, &["r.recipient"], recipient);
+        q.and(condition);
+    }
+    q.and_bound("r.code = {}", filter.code);
+    q.and_bound("r.reason ILIKE {}", filter.reason.as_deref().map(contains_pattern));
+    q.and_bound("r.action = {}", filter.action.clone());
+    q.and_bound("r.server_id = {}", filter.server);
+    q.and_bound("r.ts >= {}", filter.since);
+    q.and_bound("r.ts < {}", filter.until);
+    let visible = scope.rejects_condition(&mut q, "r");
+    q.and(visible);
+    Ok((
+        format!(
+            "FROM rejects r JOIN servers s ON s.id = r.server_id {}",
+            q.where_clause()
+        ),
+        q,
+    ))
+}
+
+/// A page of the decisions `filter` finds within `scope`.
+pub async fn rejects(
+    client: &Client,
+    scope: &Scope,
+    filter: &RejectFilter,
+    paging: &Paging,
+) -> ApiResult<ListPage<RejectItem>> {
+    let (from_where, q) = from_where(scope, filter)?;
+    page_of(client, COLUMNS, &from_where, q, paging, "r.line_key", from_row).await
+}
+
+const CSV_HEADER: &[&str] = &[
+    "ts",
+    "server",
+    "action",
+    "stage",
+    "code",
+    "enhanced",
+    "reason",
+    "client_ip",
+    "client_name",
+    "sender",
+    "recipient",
+    "helo",
+    "message_id",
+];
+
+async fn get_rejects(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
+    let client = state.db.get().await?;
+    request.record(&client, &caller, Kind::Rejects).await;
+    if request.csv {
+        let (from_where, q) = from_where(&caller.scope, &request.filter)?;
+        let select = format!(
+            "SELECT {}, s.name, r.action, r.stage, r.code::text, r.enhanced, r.reason, host(r.client_ip),
+                    r.client_name, r.sender, r.recipient, r.helo, r.message_uid::text
+             {from_where} {}",
+            sql_time("r.ts"),
+            request.paging.order_by("r.line_key")
+        );
+        return export::csv_response(client, &select, &q, CSV_HEADER, "rejects.csv").await;
+    }
+    Ok(Json(rejects(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/rejects", get(get_rejects))
+}

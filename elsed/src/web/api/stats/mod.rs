@@ -1,0 +1,214 @@
+//! `/stats/*` and `/reports`: the statistics screens and the pflogsumm-style report, narrowed to
+//! the caller's scope (see [`filter`] for the rules). The endpoints read the rollups, never the
+//! raw events; the report reads the base tables, as `elsed report` does.
+//!
+//! Each endpoint is a data function `(client, &Scope, params) -> ApiResult<T>`, tested against a
+//! real database, and a thin axum handler around it.
+
+#[cfg(test)]
+mod bench;
+pub mod data;
+pub mod filter;
+mod reports;
+#[cfg(test)]
+pub mod tests;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use self::data::{Bucket, Count, Countries, Keyed, Percentiles, Traffic};
+use self::filter::{choice, number, Filter, RawParams};
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::ApiResult;
+use crate::web::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/stats/traffic", get(handlers::traffic))
+        .route("/stats/top", get(handlers::top))
+        .route("/stats/rejects", get(handlers::rejects))
+        .route("/stats/problems", get(handlers::problems))
+        .route("/stats/delays", get(handlers::delays))
+        .route("/stats/sizes", get(handlers::sizes))
+        .route("/stats/postscreen", get(handlers::postscreen))
+        .route("/stats/countries", get(handlers::countries))
+        .route("/reports", get(reports::handler))
+}
+
+/// The axum handlers: a pooled connection, the caller's scope, the data function, JSON.
+mod handlers {
+    use super::*;
+
+    macro_rules! json_handlers {
+        ($($name:ident),*) => {$(
+            pub async fn $name(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+                let result = async {
+                    let client = state.db.get().await?;
+                    super::$name(&client, &caller.scope, &params).await
+                }
+                .await;
+                match result {
+                    Ok(value) => Json(value).into_response(),
+                    Err(e) => e.into_response(),
+                }
+            }
+        )*};
+    }
+
+    json_handlers!(traffic, top, rejects, problems, delays, sizes, postscreen, countries);
+}
+
+/// `GET /stats/traffic?bucket=hour|day`.
+pub async fn traffic(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Traffic> {
+    let filter = Filter::new(client, scope, params).await?;
+    let bucket = choice(params, "bucket", &["hour", "day"], "hour")?;
+    data::traffic(client, &filter, bucket).await
+}
+
+#[derive(Debug, Serialize)]
+pub struct Top {
+    pub kind: &'static str,
+    pub by: &'static str,
+    pub items: Vec<Keyed>,
+}
+
+/// `GET /stats/top?kind=…&by=count|bytes&limit=20`.
+pub async fn top(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Top> {
+    let filter = Filter::new(client, scope, params).await?;
+    let kinds = [
+        "senders",
+        "recipients",
+        "sender_domains",
+        "recipient_domains",
+        "clients",
+        "relays",
+    ];
+    let kind = choice(params, "kind", &kinds, "senders")?;
+    let by = choice(params, "by", &["count", "bytes"], "count")?;
+    let limit = number(params, "limit", 1, 1000, 20)?;
+    // The rollup's kind is the singular.
+    let rollup = kind.strip_suffix('s').unwrap_or(kind);
+    let items = data::keyed(client, &filter, rollup, true, by == "bytes", Some(limit)).await?;
+    Ok(Top { kind, by, items })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// `GET /stats/rejects?group_by=code|enhanced|reason|client|country`.
+pub async fn rejects(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Items<Count>> {
+    let filter = Filter::new(client, scope, params).await?;
+    let group_by = choice(
+        params,
+        "group_by",
+        &["code", "enhanced", "reason", "client", "country"],
+        "code",
+    )?;
+    let limit = number(params, "limit", 1, 1000, 50)?;
+    if group_by == "country" {
+        let countries = data::countries(client, &filter, "reject_client").await?;
+        let items = countries
+            .items
+            .into_iter()
+            .take(limit as usize)
+            .map(|c| Count {
+                key: c.country,
+                count: c.messages,
+            })
+            .collect();
+        return Ok(Items { items });
+    }
+    let kind = format!("reject_{group_by}");
+    let items = data::keyed(client, &filter, &kind, true, false, Some(limit)).await?;
+    Ok(Items {
+        items: data::counts(items),
+    })
+}
+
+/// `GET /stats/problems?kind=deferred|bounced&group_by=host|reason`.
+pub async fn problems(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Items<Count>> {
+    let filter = Filter::new(client, scope, params).await?;
+    let kind = choice(params, "kind", &["deferred", "bounced"], "deferred")?;
+    let group_by = choice(params, "group_by", &["host", "reason"], "host")?;
+    let limit = number(params, "limit", 1, 1000, 50)?;
+    let items = data::keyed(client, &filter, &format!("{kind}_{group_by}"), true, false, Some(limit)).await?;
+    Ok(Items {
+        items: data::counts(items),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Delays {
+    /// Seconds; each the upper bound of the histogram bucket it falls in.
+    pub percentiles: Percentiles,
+    pub histogram: Vec<Bucket>,
+    /// Time from arrival to removal from the queue, seconds, same buckets.
+    pub queue_life: Vec<Bucket>,
+}
+
+/// `GET /stats/delays`: delivery delays (of deliveries) and queue life times (of messages).
+pub async fn delays(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Delays> {
+    let filter = Filter::new(client, scope, params).await?;
+    let histogram = data::histogram(client, &filter, "delay", omelse::store::DELAY_BUCKETS).await?;
+    let queue_life = data::histogram(client, &filter, "queue_life", omelse::store::DELAY_BUCKETS).await?;
+    Ok(Delays {
+        percentiles: data::percentiles(&histogram),
+        histogram,
+        queue_life,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Sizes {
+    /// Bytes.
+    pub histogram: Vec<Bucket>,
+}
+
+/// `GET /stats/sizes`: sizes of received messages.
+pub async fn sizes(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Sizes> {
+    let filter = Filter::new(client, scope, params).await?;
+    Ok(Sizes {
+        histogram: data::histogram(client, &filter, "size", omelse::store::SIZE_BUCKETS).await?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// `GET /stats/postscreen`: connections, passes (new, old), DNSBL hits, pregreets, hangups,
+/// protocol violations, rejects. Postscreen happens before any domain is known: a group member
+/// sees the counts of their groups' servers, and a `domain` filter leaves none.
+pub async fn postscreen(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Items<Outcome>> {
+    let filter = Filter::new(client, scope, params).await?;
+    let items = data::keyed(client, &filter, "postscreen", false, false, None).await?;
+    Ok(Items {
+        items: items
+            .into_iter()
+            .map(|k| Outcome {
+                outcome: k.key,
+                count: k.messages,
+            })
+            .collect(),
+    })
+}
+
+/// `GET /stats/countries?metric=received|rejected`.
+pub async fn countries(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<Countries> {
+    let filter = Filter::new(client, scope, params).await?;
+    let metric = choice(params, "metric", &["received", "rejected"], "received")?;
+    let kind = if metric == "received" {
+        "client_ip"
+    } else {
+        "reject_client"
+    };
+    data::countries(client, &filter, kind).await
+}

@@ -1,0 +1,87 @@
+//! `GET /reports?since&until&server&domain&format=json|html|text`: `elsed report` in the browser,
+//! narrowed to the caller's scope (a group member's report covers their groups' servers and
+//! domains; an end user gets 403). Days and hours are UTC.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tokio_postgres::Client;
+
+use super::filter::{choice, number, text, RawParams};
+use crate::report::{self, Covered, Format};
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+pub async fn handler(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+    let result = async {
+        let client = state.db.get().await?;
+        report(&client, &caller.scope, &params).await
+    }
+    .await;
+    match result {
+        Ok((format, body)) => {
+            let content_type = match format {
+                Format::Json => "application/json",
+                Format::Html => "text/html; charset=utf-8",
+                Format::Text => "text/plain; charset=utf-8",
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The report of `params` within `scope`, rendered in the asked format.
+pub async fn report(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<(Format, String)> {
+    let pairs = match scope {
+        Scope::All => None,
+        Scope::Groups(groups) => Some(Scope::pairs(groups)),
+        Scope::Addresses(_) => return Err(ApiError::forbidden()),
+    };
+    let format = match choice(params, "format", &["json", "html", "text"], "json")? {
+        "html" => Format::Html,
+        "text" => Format::Text,
+        _ => Format::Json,
+    };
+    let time = |name: &'static str| {
+        text(params, name)
+            .map(|value| {
+                value
+                    .parse::<jiff::Timestamp>()
+                    .map(|t| omelse::parse::Timestamp(t.as_microsecond()))
+                    .map_err(|_| ApiError::bad_param(name, format!("{name} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let server_id = text(params, "server")
+        .map(|s| {
+            s.parse::<i32>()
+                .map_err(|_| ApiError::bad_param("server", "server must be a server id"))
+        })
+        .transpose()?;
+    let top = number(params, "top", 0, 10_000, 50)? as usize;
+    let scope = report::Scope {
+        since: time("since")?,
+        until: time("until")?,
+        domain: text(params, "domain").map(|d| d.trim_start_matches('@').to_lowercase()),
+        server_id,
+        pairs,
+        ..report::Scope::default()
+    };
+    let covered = Covered {
+        since: text(params, "since").map(str::to_owned),
+        until: text(params, "until").map(str::to_owned),
+        host: server_id.map(|id| id.to_string()),
+        domain: scope.domain.clone(),
+        timezone: "UTC".into(),
+    };
+    let built = report::build(client, &scope, covered, top).await;
+    // The connection goes back to the pool: leave its session in UTC.
+    client
+        .execute("SELECT set_config('TimeZone', 'UTC', false)", &[])
+        .await?;
+    let built = built.map_err(ApiError::internal)?;
+    let body = report::render(&built, format).map_err(ApiError::internal)?;
+    Ok((format, body))
+}

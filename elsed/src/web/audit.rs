@@ -1,0 +1,92 @@
+//! The audit log: every active operation (accounts, groups, servers, queue actions, whitelists),
+//! who asked for it, on what, and how it ended. Written by every part, read by administrators
+//! (`GET /admin/audit`).
+
+use omelse::parse::Timestamp;
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::sql::Query;
+
+use super::paging::{Page, Window};
+
+/// Records one operation. `actor` is a login (or `cli:<unix user>`), `action` a dotted name
+/// (`user.create`, `queue.flush`), `target` what it acted on, `details` its parameters (never a
+/// secret), `result` `ok` or what went wrong. Returns the entry's id.
+pub async fn record(
+    client: &impl GenericClient,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    details: serde_json::Value,
+    result: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "INSERT INTO audit_log (actor, action, target, details, result) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&actor, &action, &target, &details, &result],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// An entry of the audit log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub at: Option<Timestamp>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: Option<serde_json::Value>,
+    pub result: Option<String>,
+}
+
+/// Newest first, optionally one actor's or one action's.
+pub async fn list(
+    client: &impl GenericClient,
+    actor: Option<&str>,
+    action: Option<&str>,
+    window: Window,
+) -> Result<Page<AuditEntry>, tokio_postgres::Error> {
+    let mut q = Query::default();
+    if let Some(actor) = actor {
+        let p = q.bind(actor.to_owned());
+        q.and(format!("actor = {p}"));
+    }
+    if let Some(action) = action {
+        let p = q.bind(action.to_owned());
+        q.and(format!("action = {p}"));
+    }
+    let filter = q.where_clause();
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) FROM audit_log {filter}"), &q.params())
+        .await?
+        .get(0);
+    let limit = q.bind(window.limit());
+    let offset = q.bind(window.offset());
+    let rows = client
+        .query(
+            &format!(
+                "SELECT id, at, actor, action, target, details, result FROM audit_log {filter}
+                 ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+            ),
+            &q.params(),
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(|row| AuditEntry {
+            id: row.get(0),
+            at: row.get(1),
+            actor: row.get(2),
+            action: row.get(3),
+            target: row.get(4),
+            details: row.get(5),
+            result: row.get(6),
+        })
+        .collect();
+    Ok(window.page(total, items))
+}

@@ -1,0 +1,88 @@
+//! `[web]` of `elsed.toml`: where `elsed serve` listens, its TLS, and how long sessions live.
+//!
+//! ```toml
+//! [web]
+//! listen = "0.0.0.0:8443"            # default 127.0.0.1:8080; --listen overrides
+//! tls_cert = "/etc/else/tls/web.pem" # both or neither: HTTPS, and the cookie is Secure
+//! tls_key = "/etc/else/tls/web.key"
+//! session_idle_minutes = 60          # a session unused this long ends
+//! session_max_hours = 12             # and every session ends this long after login
+//! pool_size = 16                     # database connections of the web application
+//! trusted_proxies = ["127.0.0.1"]    # reverse proxies whose X-Forwarded-For is believed
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, elsed serves HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    pub session_idle_minutes: u32,
+    pub session_max_hours: u32,
+    pub pool_size: usize,
+    /// Peers whose `X-Forwarded-For` names the client (for the login rate limit and the sessions'
+    /// client address); nobody else's is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Marks the session cookie Secure without TLS here: for a TLS-terminating reverse proxy.
+    pub secure_cookie: bool,
+    /// Failed logins of one login name within `login_window_minutes` before 429.
+    pub login_failures_per_login: u32,
+    /// Failed logins from one client address within the window before 429 (offices share one).
+    pub login_failures_per_address: u32,
+    pub login_window_minutes: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            session_idle_minutes: 60,
+            session_max_hours: 12,
+            pool_size: 16,
+            trusted_proxies: Vec::new(),
+            secure_cookie: false,
+            login_failures_per_login: 5,
+            login_failures_per_address: 20,
+            login_window_minutes: 15,
+        }
+    }
+}
+
+impl WebConfig {
+    /// The checks types alone do not make: `(key, problem)`.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let positive = [
+            ("session_idle_minutes", self.session_idle_minutes),
+            ("session_max_hours", self.session_max_hours),
+            ("login_failures_per_login", self.login_failures_per_login),
+            ("login_failures_per_address", self.login_failures_per_address),
+            ("login_window_minutes", self.login_window_minutes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err((format!("web.{key}"), "must be at least 1".into()));
+            }
+        }
+        if self.pool_size == 0 {
+            return Err(("web.pool_size".into(), "must be at least 1".into()));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(("web.tls_key".into(), "missing: tls_cert needs it".into())),
+            (None, Some(_)) => Err(("web.tls_cert".into(), "missing: tls_key needs it".into())),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}

@@ -1,0 +1,64 @@
+-- Fills an ELSE database (schema migrated) with generated messages and recipients for
+-- scripts/bench-search.sh: :messages messages over :days days ending now, on four servers,
+-- skewed like real mail (few big domains, many small ones; most messages to one recipient).
+--
+--   psql -v messages=10000000 -v days=30 -f scripts/bench-search-data.sql URL
+
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+SELECT setseed(0.42);
+
+INSERT INTO servers (name, role) VALUES ('mx1', 'incoming'), ('mx2', 'incoming'), ('out1', 'outgoing'), ('out2', 'outgoing')
+ON CONFLICT (name) DO NOTHING;
+
+-- The daily partitions the writer would have made.
+SELECT format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+              t || '_p' || to_char(d, 'YYYYMMDD'), t, d, d + interval '1 day')
+FROM generate_series(date_trunc('day', now() - (:days || ' days')::interval), date_trunc('day', now()), interval '1 day') AS d,
+     unnest(ARRAY['messages', 'recipients']) AS t
+\gexec
+
+-- A skewed address: `u<n>@d<m>.example`, n and m drawn with more weight on small numbers.
+CREATE OR REPLACE FUNCTION pg_temp.address(r1 double precision, r2 double precision) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN 'u' || floor(20000 * r1 ^ 2)::int || '@d' || floor(5000 * r2 ^ 3)::int || '.example';
+
+-- One day at a time: progress shows, and no transaction holds all the rows.
+SELECT format($day$
+    WITH base AS (
+        SELECT i, %1$L::timestamptz + (random() * interval '1 day') AS t, random() AS r
+        FROM generate_series(%2$s::bigint, %3$s::bigint) AS i
+    )
+    INSERT INTO messages (started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt,
+                          message_id, client_name, client_ip, origin, flow, state, closed, version)
+    SELECT t, i, (ARRAY(SELECT id FROM servers WHERE name IN ('mx1', 'mx2', 'out1', 'out2') ORDER BY name))[1 + i %% 4],
+           upper(lpad(to_hex(i * 2654435761 %% 1099511627776), 10, '0')),
+           t, t + (r * 5) * interval '1 second',
+           CASE WHEN r < 0.02 THEN '' ELSE pg_temp.address(random(), random()) END,
+           (1000 + 200000 * random() ^ 4)::bigint, 1,
+           md5(i::text) || '@mail' || (i %% 97) || '.example',
+           'client' || (i %% 5000) || '.example.net', '198.18.0.0'::inet + (i %% 131072),
+           'smtpd', (ARRAY['inbound','inbound','outbound','outbound'])[1 + i %% 4],
+           CASE WHEN r < 0.90 THEN 'sent' WHEN r < 0.95 THEN 'deferred' WHEN r < 0.98 THEN 'bounced' ELSE 'expired' END,
+           true, 1
+    FROM base
+$day$, d, (n * per_day) + 1, (n + 1) * per_day)
+FROM (SELECT (:messages / :days)::bigint AS per_day) AS p,
+     generate_series(0, :days - 1) AS n,
+     LATERAL (SELECT date_trunc('day', now() - ((:days - n) || ' days')::interval) AS d) AS day
+\gexec
+
+-- Recipients: one for most messages, two for some, five for a few; an original address for 5 %.
+-- (A volatile select list keeps the subquery apart, so each row draws its own address.)
+INSERT INTO recipients (message_started_at, message_uid, address, orig_address, status, dsn, relay,
+                        status_text, delay, attempts, last_attempt_at, flow)
+SELECT started_at, uid, address,
+       CASE WHEN random() < 0.05 THEN 'alias' || (uid % 1000) || '@' || split_part(address, '@', 2) END,
+       state, '2.0.0', 'mx.example[192.0.2.1]:25', '250 2.0.0 Ok', random() * 3, 1, last_seen, flow
+FROM (SELECT m.started_at, m.uid, m.state, m.last_seen, m.flow, pg_temp.address(random(), random()) AS address
+      FROM messages m
+      CROSS JOIN LATERAL generate_series(1, CASE WHEN m.uid % 10 = 0 THEN 5 WHEN m.uid % 3 = 0 THEN 2 ELSE 1 END) AS j) AS x
+ON CONFLICT DO NOTHING;
+
+ANALYZE messages;
+ANALYZE recipients;
