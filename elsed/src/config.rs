@@ -53,9 +53,9 @@ pub const DEFAULT_PATH: &str = "/etc/else/elsed.toml";
 /// Prefix of the variables that set a configuration key.
 pub const ENV_PREFIX: &str = "ELSE_";
 
-/// Top-level keys that a single-segment variable sets (`ELSE_TIMEZONE`); other single-segment
+/// Top-level keys that a single-segment variable sets (`ELSE_TIMEZONE`, `ELSE_INTERNAL_NETWORKS`); other single-segment
 /// variables (`ELSE_CONFIG`, `ELSE_DATABASE_URL`) belong to the command line.
-const TOP_LEVEL_ENV_KEYS: &[&str] = &["timezone"];
+const TOP_LEVEL_ENV_KEYS: &[&str] = &["timezone", "internal_networks"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -562,6 +562,10 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("servers", "[[servers]]\nname = \"a\"\n"),
             ("greylist", "[greylist]\n"),
             ("ndr", "[ndr]\n"),
+            ("snmp", "[snmp]\n"),
+            ("web", "[web]\n"),
+            ("geoip", "[geoip]\n"),
+            ("reports", "[reports]\n"),
         ]
         .into_iter()
         .map(|(table, header)| (table, keys_of(header)))
@@ -622,6 +626,8 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         assert_eq!(format!("{:?}", config.ndr), format!("{:?}", defaults.ndr));
         assert_eq!(format!("{:?}", config.import), format!("{:?}", defaults.import));
         assert_eq!(format!("{:?}", config.retention), format!("{:?}", defaults.retention));
+        assert_eq!(format!("{:?}", config.snmp), format!("{:?}", defaults.snmp));
+        assert_eq!(format!("{:?}", config.reports), format!("{:?}", defaults.reports));
         assert_eq!(config.servers[0].role, default_role());
     }
 

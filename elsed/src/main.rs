@@ -86,6 +86,10 @@ enum Command {
     Ndr(ndr::NdrArgs),
     /// Serve the web application and its JSON API
     Serve(web::ServeArgs),
+    /// First run: create the database role, the database and the schema (a superuser's --database-url)
+    Setup(setup::SetupArgs),
+    /// Check the configuration (file and ELSE_* environment): names the key and the problem
+    CheckConfig,
     /// SNMP: poll the Postfix servers' agents, act on their queues, configure agents
     Snmp(snmp::cli::SnmpArgs),
     /// Accounts of the web application: add, passwd, list, disable, delete
@@ -94,10 +98,6 @@ enum Command {
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
     Group(web::cli::GroupCommand),
-    /// First run: create the database role, the database and the schema (a superuser's --database-url)
-    Setup(setup::SetupArgs),
-    /// Check the configuration (file and ELSE_* environment): names the key and the problem
-    CheckConfig,
 }
 
 /// Settings resolved from flags, environment, file and defaults.

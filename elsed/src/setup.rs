@@ -14,7 +14,8 @@ use clap::Args;
 use omelse::store;
 use tokio_postgres::Client;
 
-use crate::web;
+use crate::web::caller::Role;
+use crate::web::{accounts, audit};
 use crate::{db, Settings};
 
 /// The superuser connection when none is given: the local socket, as the OS user running setup
@@ -104,33 +105,17 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
         println!("schema: created/upgraded to version {version}");
     }
     db::sync_servers(&client, settings).await?;
-    // The first administrator, as the owner role too; a setup run again leaves the account alone.
-    if let Some((user, password)) = admin {
-        let new = web::accounts::NewUser {
-            login: user.clone(),
-            name: String::new(),
-            role: web::caller::Role::Admin,
-            password,
-            groups: Vec::new(),
-            addresses: Vec::new(),
-        };
-        match web::accounts::create_user(&client, new).await {
-            Ok(id) => {
-                web::audit::record(
-                    &client,
-                    "cli:setup",
-                    "user.create",
-                    Some(&user),
-                    serde_json::json!({"id": id, "role": "admin"}),
-                    "ok",
-                )
-                .await?;
-                println!("admin account {user:?}: created");
+
+    match admin {
+        Some((login, password)) => ensure_admin(&client, &login, password).await?,
+        None => {
+            let admins: i64 = client
+                .query_one("SELECT count(*) FROM users WHERE role = 'admin'", &[])
+                .await?
+                .get(0);
+            if admins == 0 {
+                println!("admin account: none yet (elsed user add --role admin LOGIN, or setup --admin-user)");
             }
-            Err(web::accounts::AccountError::Conflict(_)) => {
-                println!("admin account {user:?}: exists already, left as it is")
-            }
-            Err(e) => anyhow::bail!("admin account {user:?}: {e}"),
         }
     }
     client.batch_execute("RESET ROLE").await?;
@@ -139,6 +124,33 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
     println!("done. In /etc/else/elsed.toml: [database] url = \"{url}\"");
     println!("     In /etc/rsyslog.d/else-server.conf: conninfo=\"{url}\"");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first administrator of the web application, made as `elsed user add --role admin` makes
+/// it (same checks, audited); an account of that name already there is left as it is.
+async fn ensure_admin(client: &Client, login: &str, password: String) -> anyhow::Result<()> {
+    if accounts::user_id(client, login).await.is_ok() {
+        println!("admin account {login}: exists (left as it is)");
+        return Ok(());
+    }
+    let new = accounts::NewUser {
+        login: login.to_owned(),
+        name: String::new(),
+        role: Role::Admin,
+        password,
+        groups: Vec::new(),
+        addresses: Vec::new(),
+    };
+    let outcome = accounts::create_user(client, new).await;
+    let result = match &outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    let details = serde_json::json!({ "login": login, "role": "admin", "by": "elsed setup" });
+    audit::record(client, "cli:elsed setup", "user.create", Some(login), details, &result).await?;
+    let id = outcome.map_err(|e| anyhow::anyhow!("admin account {login}: {e}"))?;
+    println!("admin account {login}: created (id {id})");
+    Ok(())
 }
 
 /// Role and database names: plain identifiers, so that they need no quoting in connection strings.

@@ -135,24 +135,23 @@ async fn setup_creates_the_role_the_database_and_the_schema_once() {
         args.extend_from_slice(extra);
         elsed("", &args, &[])
     };
-    let admin_password = scratch("setup").join("admin-password");
-    std::fs::write(&admin_password, "a long admin passphrase\n").unwrap();
-    let admin_flags = [
+    let admin_file = scratch("setup").join("admin-password");
+    std::fs::write(&admin_file, "correct horse battery\n").unwrap();
+    let first = setup(&[
+        "--owner-password-file",
+        password_file.to_str().unwrap(),
         "--admin-user",
-        "root-admin",
+        "chief",
         "--admin-password-file",
-        admin_password.to_str().unwrap(),
-    ];
-    let mut first_flags = vec!["--owner-password-file", password_file.to_str().unwrap()];
-    first_flags.extend(admin_flags);
-    let first = setup(&first_flags);
+        admin_file.to_str().unwrap(),
+    ]);
     let stdout = text(&first.stdout);
     assert!(first.status.success(), "{stdout}{}", text(&first.stderr));
     for line in [
         format!("role {name}: created"),
         format!("role {name}: password set"),
         format!("database {name}: created, owned by {name}"),
-        "admin account \"root-admin\": created".to_string(),
+        "admin account chief: created".to_owned(),
     ] {
         assert!(stdout.contains(&line), "{line:?} missing: {stdout}");
     }
@@ -180,24 +179,49 @@ async fn setup_creates_the_role_the_database_and_the_schema_once() {
     assert_eq!(version, omelse::store::LATEST_SCHEMA_VERSION);
     assert!(tables > 5, "{tables} tables");
     assert_eq!(foreign, 0, "tables not owned by {name}");
+    let row = as_owner
+        .query_one(
+            "SELECT role, password_hash, (SELECT count(*) FROM audit_log WHERE action = 'user.create')
+             FROM users WHERE login = 'chief'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (role, hash, audited): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(role, "admin");
+    assert!(
+        hash.starts_with("$argon2id$") && !hash.contains("correct horse"),
+        "{hash}"
+    );
+    assert_eq!(audited, 1, "the account's creation is audited");
 
     // Again: nothing to do, and said so.
-    let again = setup(&admin_flags);
+    let again = setup(&[
+        "--admin-user",
+        "chief",
+        "--admin-password-file",
+        admin_file.to_str().unwrap(),
+    ]);
     let stdout = text(&again.stdout);
     assert!(again.status.success(), "{stdout}{}", text(&again.stderr));
     assert!(stdout.contains(&format!("role {name}: exists")), "{stdout}");
     assert!(stdout.contains(&format!("database {name}: exists")), "{stdout}");
     assert!(stdout.contains("schema: up to date"), "{stdout}");
+    assert!(stdout.contains("admin account chief: exists"), "{stdout}");
+    // A password the account rules refuse is refused by setup too, with the field named.
+    std::fs::write(&admin_file, "short\n").unwrap();
+    let output = setup(&[
+        "--admin-user",
+        "second",
+        "--admin-password-file",
+        admin_file.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
     assert!(
-        stdout.contains("admin account \"root-admin\": exists already"),
-        "{stdout}"
+        text(&output.stderr).contains("admin account second: password"),
+        "{}",
+        text(&output.stderr)
     );
-    let role: String = as_owner
-        .query_one("SELECT role FROM users WHERE login = 'root-admin'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(role, "admin");
 
     // Without the privileges, or with a name that is not an identifier: a clear refusal.
     let owner_url = format!("{} user={name}", cluster.admin_url());

@@ -251,6 +251,8 @@ fn packages_install_run_and_purge_without_a_trace() {
     // elsed setup from the package, against a throwaway PostgreSQL: role and database of its own.
     let cluster = PgCluster::shared();
     let name = format!("else_pkg_{}", std::process::id());
+    let admin_password = stanza_dir.join("admin-password");
+    std::fs::write(&admin_password, "package test password\n").unwrap();
     let setup = ok(
         "/usr/bin/elsed",
         &[
@@ -261,9 +263,14 @@ fn packages_install_run_and_purge_without_a_trace() {
             &name,
             "--database",
             &name,
+            "--admin-user",
+            "admin",
+            "--admin-password-file",
+            admin_password.to_str().unwrap(),
         ],
     );
     assert!(setup.contains(&format!("database {name}: created")), "{setup}");
+    assert!(setup.contains("admin account admin: created"), "{setup}");
     let url = format!("{} user={name} dbname={name}", cluster.admin_url());
 
     // The services, from their units' ExecStart lines, as the `else` user with the packaged
