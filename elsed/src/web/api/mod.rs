@@ -4,7 +4,10 @@ use axum::Router;
 
 use super::AppState;
 
+pub mod ndrs;
+pub mod paging;
+
 /// Every endpoint of `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(ndrs::routes())
 }
