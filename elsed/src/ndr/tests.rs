@@ -303,7 +303,7 @@ pub(crate) async fn import_lines(url: &str, lines: &[&str]) {
 }
 
 /// Imports a log file (UTC timestamps, their year that of `year_reference`) as `elsed import` does.
-pub(super) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
+pub(crate) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
     #[derive(clap::Parser)]
     struct Wrapper {
         #[command(flatten)]

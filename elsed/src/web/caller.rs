@@ -145,4 +145,25 @@ impl Scope {
             }
         }
     }
+
+    /// A condition on a `greylist_decisions` row aliased `d`: the decision is visible. Binds
+    /// into `q`.
+    ///
+    /// Greylisting is shared by every MX (the decisions log names the policy service, not the
+    /// smtpd that asked), so a group member sees the decisions about mail to or from the group's
+    /// domains, whatever the server; an end user those about mail to or from their addresses.
+    pub fn greylist_condition(&self, q: &mut Query, d: &str) -> String {
+        match self {
+            Scope::All => "TRUE".into(),
+            Scope::Groups(groups) => {
+                let domains: Vec<String> = groups.iter().flat_map(|g| g.domains.iter().cloned()).collect();
+                let domains = q.bind(domains);
+                format!("({d}.recipient_domain = ANY({domains}::text[]) OR else_domain({d}.sender) = ANY({domains}::text[]))")
+            }
+            Scope::Addresses(addresses) => {
+                let addresses = q.bind(addresses.clone());
+                format!("({d}.recipient = ANY({addresses}::text[]) OR lower({d}.sender) = ANY({addresses}::text[]))")
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "greylist", include_str!("migrations/0002_greylist.sql")),
     (3, "ndr", include_str!("migrations/0003_ndr.sql")),
+    (8, "ndr_greylist", include_str!("migrations/0008_ndr_greylist.sql")),
 ];
 
 /// The schema version this binary writes.

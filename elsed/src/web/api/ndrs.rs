@@ -248,6 +248,7 @@ pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter) -> ApiResult<Pa
         .await?;
     Ok(Page {
         total,
+        total_capped: false,
         page,
         per_page,
         items: rows.iter().map(summary).collect(),

@@ -43,10 +43,16 @@ impl Paging {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Page<T> {
     pub total: i64,
+    /// `total` stopped counting at [`COUNT_CAP`]: there are more.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
     pub page: i64,
     pub per_page: i64,
     pub items: Vec<T>,
 }
+
+/// Where counting stops on lists that may be long (a busy MX logs millions of decisions a day).
+pub const COUNT_CAP: i64 = 10_000;
 
 /// An RFC 3339 time parameter (`2024-03-14T10:00:00Z`), or a 400 naming `field`.
 pub fn time_param(field: &'static str, value: Option<&str>) -> ApiResult<Option<SystemTime>> {
