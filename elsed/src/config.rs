@@ -27,6 +27,8 @@
 //! [ndr]                              # elsed ndr, see ndr/mod.rs
 //! listen = ["10.0.0.5:2424"]
 //! allowed_clients = ["10.0.0.0/24"]
+//! tls_cert_file = "/etc/else/ndr.pem" # optional: STARTTLS offered with this certificate
+//! tls_key_file = "/etc/else/ndr.key"
 //!
 //! [snmp]                            # elsed snmp, see snmp/mod.rs
 //! interval_secs = 60

@@ -144,7 +144,13 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let imported = block_on(cluster.create_database());
     let port = free_port();
     let dir = test_dir("same-as-import");
-    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &live));
+    // The module refreshes the rollups itself here (by default elsed serve does).
+    let config = server_config(&omelse_module(), port, &live).replace(
+        "queue.workerThreads=\"2\" )",
+        "queue.workerThreads=\"2\" rollups.interval=\"5\")",
+    );
+    assert!(config.contains("rollups.interval"));
+    let daemon = Rsyslogd::start(&dir, &config);
     send_tcp(port, &as_syslog(&lines));
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());

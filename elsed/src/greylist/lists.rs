@@ -103,6 +103,47 @@ impl AddressPattern {
     }
 }
 
+/// Why an administrator's client whitelist entry would never match, if so: an address, a CIDR
+/// block, a partial IPv4 address, a reverse name or a glob (no regular expressions).
+pub fn check_client_pattern(pattern: &str) -> Result<(), String> {
+    let p = pattern.trim();
+    if p.is_empty() || p.contains(char::is_whitespace) || p.starts_with(['#', '/']) {
+        return Err(format!("{pattern:?} is not an address, CIDR block, name or glob"));
+    }
+    if let Some((addr, prefix)) = p.split_once('/') {
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{pattern:?}: {addr:?} is not an IP address"))?;
+        let full = if ip.to_canonical().is_ipv4() { 32 } else { 128 };
+        return match prefix.parse::<u8>() {
+            Ok(n) if n <= full => Ok(()),
+            _ => Err(format!("{pattern:?}: the prefix length is 0 to {full}")),
+        };
+    }
+    let name_like = p
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'?' | b':'));
+    if !name_like || ClientPattern::parse(p).is_none() {
+        return Err(format!("{pattern:?} is not an address, CIDR block, name or glob"));
+    }
+    Ok(())
+}
+
+/// Why a recipient whitelist or opt-in/out entry would never match, if so: `user@domain`,
+/// `user@` or `domain`.
+pub fn check_address_pattern(pattern: &str) -> Result<(), String> {
+    let p = pattern.trim();
+    let bad = p.is_empty()
+        || p == "@"
+        || p.contains(char::is_whitespace)
+        || p.starts_with(['#', '/'])
+        || p.matches('@').count() > 1;
+    if bad || AddressPattern::parse(p).is_none() {
+        return Err(format!("{pattern:?} is not user@domain, user@ or a domain"));
+    }
+    Ok(())
+}
+
 /// `name` is `domain` or one of its subdomains (both lower-case).
 fn in_domain(name: &str, domain: &str) -> bool {
     name.len() >= domain.len()
@@ -296,6 +337,29 @@ mod tests {
         assert_eq!(ex("u@in.example"), None);
         assert_eq!(ex("solo@else.example"), None);
         assert_eq!(ex("other@else.example"), Some(Exempt::NotOptedIn));
+    }
+
+    #[test]
+    fn administrators_entries_are_checked() {
+        for ok in [
+            "192.0.2.7",
+            "198.51.100.0/24",
+            "2001:db8::/32",
+            "10.1",
+            "google.com",
+            "mail*.example.net",
+        ] {
+            assert_eq!(check_client_pattern(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " ", "/re/", "10.0.0.0/33", "x/24", "a b", "#c", "mail;rm"] {
+            assert!(check_client_pattern(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["postmaster@", "abuse@example.org", "example.org"] {
+            assert_eq!(check_address_pattern(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "@", "a@b@c", "a b@c", "/x/"] {
+            assert!(check_address_pattern(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod store;
 pub mod triplet;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_bench;
 #[cfg(test)]

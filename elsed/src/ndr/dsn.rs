@@ -95,33 +95,95 @@ pub fn parse(raw: &[u8]) -> Report {
     report.message_id = message.message_id().map(str::to_owned);
     report.ndr_queue_id = message.header_raw("Received").and_then(postfix_received_id);
 
-    let mut status_part = None;
-    for part in &message.parts {
-        let Some(ct) = part.content_type() else { continue };
-        let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
-        match (ct.ctype().to_ascii_lowercase().as_str(), sub.as_str()) {
-            ("message", "delivery-status") | ("message", "global-delivery-status") if status_part.is_none() => {
-                status_part = Some(part.contents());
-            }
-            ("text", "rfc822-headers") if report.returned.is_none() => {
-                if let Some(headers) = MessageParser::default().parse_headers(part.contents()) {
-                    report.returned = Some("headers");
-                    original(&mut report, &headers);
-                }
-            }
-            ("message", "rfc822") | ("message", "global") if report.returned.is_none() => {
-                if let Some(inner) = part.message() {
-                    report.returned = Some("message");
-                    original(&mut report, inner);
-                }
-            }
-            _ => {}
-        }
+    let (status_part, returned) = report_parts(&message);
+    if let Some(returned) = &returned {
+        report.returned = Some(returned.kind());
+        original(&mut report, returned.message());
     }
     if let Some(bytes) = status_part {
         delivery_status(&mut report, bytes);
     }
     report
+}
+
+/// What of the original message came back in a report.
+enum Returned<'a> {
+    /// `text/rfc822-headers`: its header fields only.
+    Headers(Message<'a>),
+    /// `message/rfc822`: all of it.
+    Message(&'a Message<'a>),
+}
+
+impl Returned<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Returned::Headers(_) => "headers",
+            Returned::Message(_) => "message",
+        }
+    }
+
+    fn message(&self) -> &Message<'_> {
+        match self {
+            Returned::Headers(m) => m,
+            Returned::Message(m) => m,
+        }
+    }
+}
+
+/// The first delivery-status part of a report and the first returned original.
+fn report_parts<'a>(message: &'a Message<'a>) -> (Option<&'a [u8]>, Option<Returned<'a>>) {
+    let (mut status, mut returned) = (None, None);
+    for part in &message.parts {
+        let Some(ct) = part.content_type() else { continue };
+        let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        match (ct.ctype().to_ascii_lowercase().as_str(), sub.as_str()) {
+            ("message", "delivery-status") | ("message", "global-delivery-status") if status.is_none() => {
+                status = Some(part.contents());
+            }
+            ("text", "rfc822-headers") if returned.is_none() => {
+                returned = MessageParser::default()
+                    .parse_headers(part.contents())
+                    .map(Returned::Headers);
+            }
+            ("message", "rfc822") | ("message", "global") if returned.is_none() => {
+                returned = part.message().map(Returned::Message);
+            }
+            _ => {}
+        }
+    }
+    (status, returned)
+}
+
+/// An NDR laid out for reading: its own header fields, the delivery-status field blocks (the
+/// per-message block first) and the header fields of the returned original, each in order, with
+/// names as written and values unfolded. Empty parts where the mail has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sections {
+    pub headers: Vec<(String, String)>,
+    pub delivery_status: Vec<Vec<(String, String)>>,
+    pub returned_headers: Vec<(String, String)>,
+}
+
+/// Reads the [`Sections`] of an NDR; never fails (a malformed one has empty sections).
+pub fn sections(raw: &[u8]) -> Sections {
+    let mut out = Sections::default();
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return out;
+    };
+    let fields = |m: &Message<'_>| -> Vec<(String, String)> {
+        m.headers_raw()
+            .map(|(name, value)| (name.to_owned(), unfold(value.trim())))
+            .collect()
+    };
+    out.headers = fields(&message);
+    let (status, returned) = report_parts(&message);
+    if let Some(bytes) = status {
+        out.delivery_status = field_blocks(&String::from_utf8_lossy(bytes));
+    }
+    if let Some(returned) = returned {
+        out.returned_headers = fields(returned.message());
+    }
+    out
 }
 
 /// The returned original's identifying headers.
@@ -294,6 +356,18 @@ mod tests {
         assert_eq!(r.orig_subject.as_deref(), Some("NDR probe message 1"));
         assert_eq!(r.orig_from.as_deref(), Some("Alice <alice@probe.localdomain>"));
         assert_eq!(r.orig_date.as_deref(), Some("Sat, 28 Nov 2026 18:55:52 +0000 (UTC)"));
+    }
+
+    #[test]
+    fn sections_lay_out_headers_report_fields_and_the_returned_headers() {
+        let raw = b"Subject: Undelivered\r\nReceived: by a\r\n (Postfix) id X\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; bob@x.example\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.org\r\nMessage-ID: <m1@example.org>\r\n\r\n--b--\r\n";
+        let s = sections(raw);
+        assert_eq!(s.headers[0], ("Subject".into(), "Undelivered".into()));
+        assert_eq!(s.headers[1], ("Received".into(), "by a (Postfix) id X".into()));
+        assert_eq!(s.delivery_status.len(), 2);
+        assert_eq!(s.delivery_status[1][1], ("status".into(), "5.1.1".into()));
+        assert_eq!(s.returned_headers[1], ("Message-ID".into(), "<m1@example.org>".into()));
+        assert_eq!(sections(b""), Sections::default());
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! tracked from the logs (`store`). A delivery is acknowledged only once committed, so Postfix
 //! keeps and retries what the database could not take.
 //!
-//! TLS is not offered: the listener is meant for the servers' private network, restricted to the
-//! configured client addresses.
+//! STARTTLS is offered when `[ndr]` names a certificate and key (`tls`); the listener is
+//! restricted to the configured client addresses either way.
 
 pub mod dsn;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -41,6 +42,12 @@ pub struct NdrConfig {
     pub data_timeout_secs: u64,
     /// Name in the greeting. Empty: the host name.
     pub hostname: String,
+    /// PEM certificate chain for STARTTLS; with `tls_key_file`, STARTTLS is offered.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// Refuse MAIL (530) until the client has started TLS.
+    pub require_tls: bool,
 }
 
 impl Default for NdrConfig {
@@ -53,6 +60,9 @@ impl Default for NdrConfig {
             command_timeout_secs: 300,
             data_timeout_secs: 600,
             hostname: String::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            require_tls: false,
         }
     }
 }
@@ -114,8 +124,7 @@ pub async fn serve(cfg: NdrConfig, pool: deadpool_postgres::Pool) -> anyhow::Res
                 .map_err(|e| anyhow::anyhow!("ndr: cannot listen on {spec}: {e}"))?,
         );
     }
-    let service =
-        Arc::new(server::Service::new(cfg, pool.clone()).map_err(|e| anyhow::anyhow!("ndr.allowed_clients: {e}"))?);
+    let service = Arc::new(server::Service::new(cfg, pool.clone()).map_err(|e| anyhow::anyhow!("[ndr]: {e}"))?);
     tokio::spawn(relink(pool));
     server::run(service, listeners).await?;
     Ok(())

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -58,12 +58,21 @@ pub struct Service {
     hostname: String,
     pool: Pool,
     known_days: Mutex<BTreeSet<i64>>,
+    /// Set when `[ndr]` names a certificate: STARTTLS is offered.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Service {
     pub fn new(cfg: NdrConfig, pool: Pool) -> Result<Service, String> {
+        let tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+            (Some(cert), Some(key)) => Some(super::tls::acceptor(cert, key)?),
+            (None, None) if cfg.require_tls => return Err("require_tls needs tls_cert_file and tls_key_file".into()),
+            (None, None) => None,
+            _ => return Err("tls_cert_file and tls_key_file go together".into()),
+        };
         Ok(Service {
-            allowed: cfg.allowed()?,
+            tls,
+            allowed: cfg.allowed().map_err(|e| format!("allowed_clients: {e}"))?,
             hostname: cfg.effective_hostname(),
             cfg,
             pool,
@@ -250,9 +259,75 @@ fn path_argument<'a>(arg: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> 
     Some((&rest[..end], rest[end + 1..].trim()))
 }
 
+/// Whether STARTTLS is on offer in a dialogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    /// No certificate configured.
+    Unavailable,
+    /// Offered, not started yet.
+    Offered,
+    /// The dialogue runs inside TLS.
+    Active,
+}
+
+/// One connection: the plain dialogue, then, after STARTTLS, a new one inside TLS (RFC 3207:
+/// the client starts over with LHLO/EHLO, and nothing it said before the handshake counts).
 async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &Service) -> io::Result<()> {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(16 * 1024, reader);
+    let tls = if svc.tls.is_some() {
+        Tls::Offered
+    } else {
+        Tls::Unavailable
+    };
+    let Some(stream) = dialogue(stream, peer, protocol, svc, tls).await? else {
+        return Ok(());
+    };
+    let Some(acceptor) = &svc.tls else {
+        return Ok(());
+    };
+    let timeout = Duration::from_secs(svc.cfg.command_timeout_secs.max(1));
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::warn!("ndr: TLS handshake with {peer} failed: {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!("ndr: TLS handshake with {peer} timed out");
+            return Ok(());
+        }
+    };
+    dialogue(stream, peer, protocol, svc, Tls::Active).await?;
+    Ok(())
+}
+
+/// The command loop on `stream`; returns the bare stream when the client asked for STARTTLS
+/// (what it pipelined after the command is dropped, so no plaintext reaches the TLS dialogue).
+async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    protocol: Protocol,
+    svc: &Service,
+    tls: Tls,
+) -> io::Result<Option<S>> {
+    let mut reader = BufReader::with_capacity(16 * 1024, stream);
+    match commands(&mut reader, peer, protocol, svc, tls).await {
+        Ok(true) => Ok(Some(reader.into_inner())),
+        ended => {
+            // Inside TLS this sends close_notify, so the client sees a clean end.
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader.shutdown()).await;
+            ended.map(|_| None)
+        }
+    }
+}
+
+/// Reads and answers commands until the client quits or fails; true when it asked for STARTTLS.
+async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
+    mut reader: &mut BufReader<S>,
+    peer: SocketAddr,
+    protocol: Protocol,
+    svc: &Service,
+    tls: Tls,
+) -> io::Result<bool> {
     let cfg = &svc.cfg;
     let command_timeout = Duration::from_secs(cfg.command_timeout_secs.max(1));
     let data_timeout = Duration::from_secs(cfg.data_timeout_secs.max(1));
@@ -260,7 +335,12 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
         Protocol::Lmtp => "LMTP",
         Protocol::Smtp => "ESMTP",
     };
-    let mut out = format!("220 {} {proto_name} ELSE NDR collector\r\n", svc.hostname).into_bytes();
+    // Inside TLS the greeting was given already, before STARTTLS.
+    let mut out = if tls == Tls::Active {
+        Vec::new()
+    } else {
+        format!("220 {} {proto_name} ELSE NDR collector\r\n", svc.hostname).into_bytes()
+    };
     let mut helo: Option<String> = None;
     let mut tx = Transaction::default();
     let mut line = Vec::with_capacity(256);
@@ -268,17 +348,19 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
     loop {
         // Pipelining: answer only when no further command is already waiting.
         if reader.buffer().is_empty() && !out.is_empty() {
-            send(&mut writer, &mut out, command_timeout).await?;
+            send(&mut reader, &mut out, command_timeout).await?;
         }
         let read = match tokio::time::timeout(command_timeout, read_line(&mut reader, &mut line, MAX_COMMAND)).await {
             Err(_) => {
                 out.extend_from_slice(b"421 4.4.2 Timeout waiting for a command, closing\r\n");
-                return send(&mut writer, &mut out, Duration::from_secs(5)).await;
+                return send(&mut reader, &mut out, Duration::from_secs(5))
+                    .await
+                    .map(|()| false);
             }
             Ok(read) => read?,
         };
         let reply: String = match read {
-            Line::Eof => return Ok(()),
+            Line::Eof => return Ok(false),
             Line::TooLong => "500 5.5.2 Line too long".into(),
             Line::Text => {
                 let text = String::from_utf8_lossy(&line);
@@ -293,8 +375,9 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
                         } else {
                             helo = Some(arg);
                             tx = Transaction::default();
+                            let starttls = if tls == Tls::Offered { "250-STARTTLS\r\n" } else { "" };
                             format!(
-                                "250-{}\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
+                                "250-{}\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n{starttls}250 ENHANCEDSTATUSCODES",
                                 svc.hostname, cfg.max_size
                             )
                         }
@@ -308,6 +391,9 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
                     ("HELO" | "EHLO", Protocol::Lmtp) => "500 5.5.1 This is LMTP: use LHLO".into(),
                     ("LHLO", Protocol::Smtp) => "500 5.5.1 This is SMTP: use EHLO".into(),
                     ("MAIL", _) if helo.is_none() => format!("503 5.5.1 Send {} first", greeting_verb(protocol)),
+                    ("MAIL", _) if cfg.require_tls && tls != Tls::Active => {
+                        "530 5.7.0 Must issue a STARTTLS command first".into()
+                    }
                     ("MAIL", _) if tx.sender.is_some() => "503 5.5.1 Nested MAIL command".into(),
                     ("MAIL", _) => match path_argument(&arg, "FROM:") {
                         None => "501 5.5.4 Syntax: MAIL FROM:<address>".into(),
@@ -337,12 +423,14 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
                     ("DATA", _) if tx.recipients.is_empty() => "554 5.5.1 No valid recipients".into(),
                     ("DATA", _) => {
                         out.extend_from_slice(b"354 End data with <CR><LF>.<CR><LF>\r\n");
-                        send(&mut writer, &mut out, command_timeout).await?;
+                        send(&mut reader, &mut out, command_timeout).await?;
                         let data = match tokio::time::timeout(data_timeout, read_data(&mut reader, cfg.max_size)).await
                         {
                             Err(_) => {
                                 out.extend_from_slice(b"421 4.4.2 Timeout reading the message, closing\r\n");
-                                return send(&mut writer, &mut out, Duration::from_secs(5)).await;
+                                return send(&mut reader, &mut out, Duration::from_secs(5))
+                                    .await
+                                    .map(|()| false);
                             }
                             Ok(data) => data?,
                         };
@@ -387,10 +475,20 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
                     ("VRFY", _) => "252 2.5.0 Cannot VRFY user".into(),
                     ("QUIT", _) => {
                         out.extend_from_slice(b"221 2.0.0 Bye\r\n");
-                        return send(&mut writer, &mut out, command_timeout).await;
+                        return send(&mut reader, &mut out, command_timeout).await.map(|()| false);
                     }
                     ("", _) => "500 5.5.2 Empty command".into(),
-                    ("STARTTLS" | "AUTH" | "BDAT" | "ETRN" | "EXPN" | "HELP" | "TURN", _) => {
+                    ("STARTTLS", _) if tls != Tls::Offered => match tls {
+                        Tls::Active => "503 5.5.1 TLS already active".into(),
+                        _ => "502 5.5.1 STARTTLS not available".into(),
+                    },
+                    ("STARTTLS", _) if !arg.is_empty() => "501 5.5.4 Syntax: STARTTLS".into(),
+                    ("STARTTLS", _) => {
+                        out.extend_from_slice(b"220 2.0.0 Ready to start TLS\r\n");
+                        send(&mut reader, &mut out, command_timeout).await?;
+                        return Ok(true);
+                    }
+                    ("AUTH" | "BDAT" | "ETRN" | "EXPN" | "HELP" | "TURN", _) => {
                         "502 5.5.1 Command not implemented".into()
                     }
                     _ => "500 5.5.2 Command not recognized".into(),
@@ -404,7 +502,7 @@ async fn session(stream: TcpStream, peer: SocketAddr, protocol: Protocol, svc: &
         out.extend_from_slice(b"\r\n");
         if errors >= MAX_ERRORS {
             out.extend_from_slice(b"421 4.7.0 Too many errors, closing\r\n");
-            return send(&mut writer, &mut out, command_timeout).await;
+            return send(&mut reader, &mut out, command_timeout).await.map(|()| false);
         }
     }
 }

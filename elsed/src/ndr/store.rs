@@ -115,6 +115,15 @@ async fn write(client: &mut Client, ndr: &Incoming<'_>, r: &dsn::Report) -> anyh
     Ok(id)
 }
 
+/// SQL: server `s` is the one that reported NDR `n`: its name is the Reporting-MTA or that
+/// name's first label (as linking matches it), or the copy came from its address.
+pub fn reported_by(n: &str, s: &str) -> String {
+    format!(
+        "(lower({s}.name) IN (lower({n}.reporting_mta), lower(split_part({n}.reporting_mta, '.', 1)))
+          OR {s}.address = {n}.client_ip)"
+    )
+}
+
 /// Links the NDRs still unlinked that arrived since `since` (Unix seconds); for elsed's
 /// maintenance, after the logs have caught up. Returns how many were linked.
 pub async fn link_pending(client: &Client, since: i64) -> anyhow::Result<u64> {

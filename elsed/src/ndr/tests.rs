@@ -43,7 +43,7 @@ async fn converse(addr: std::net::SocketAddr, input: &[u8], replies: usize) -> V
     read_replies(&mut stream, replies).await
 }
 
-async fn read_replies(stream: &mut TcpStream, replies: usize) -> Vec<String> {
+async fn read_replies<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, replies: usize) -> Vec<String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let mut text = String::new();
@@ -291,8 +291,11 @@ async fn ndr_is_linked_to_the_logged_message_at_insert_or_later() {
 }
 
 /// Imports log lines with elsed's own import command.
-async fn import_lines(url: &str, lines: &[&str]) {
-    let dir = std::env::temp_dir().join(format!("ndr-import-{}", std::process::id()));
+pub(crate) async fn import_lines(url: &str, lines: &[&str]) {
+    // One file per call: tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ndr-import-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("maillog");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -405,4 +408,126 @@ async fn retention_drops_ndr_partitions_and_the_collector_recreates_them() {
     let replies = converse(addr, &transaction(&["ndr@collector.test"]), 7).await;
     assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
     assert_eq!(stored(&url).await.len(), 1);
+}
+
+/// Test certificates: a CA and `ndr.test`'s certificate; the directory holding them.
+pub(super) fn certificates(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ndr-tls-{name}-{}", std::process::id()));
+    else_tests::tls::certificates(&dir, "ELSE NDR test CA", &[("ndr", "ndr.test")])
+}
+
+pub(super) fn tls_config(certs: &std::path::Path) -> NdrConfig {
+    NdrConfig {
+        tls_cert_file: Some(certs.join("ndr.pem")),
+        tls_key_file: Some(certs.join("ndr.key")),
+        ..config()
+    }
+}
+
+/// A rustls client trusting only the test CA.
+fn tls_connector(certs: &std::path::Path) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    let pem = std::fs::read(certs.join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Sends LHLO and reads the greeting and the whole (multi-line) answer, as text.
+async fn greeting_and_lhlo(stream: &mut TcpStream) -> String {
+    stream.write_all(b"LHLO c\r\n").await.unwrap();
+    let mut text = String::new();
+    while !text.contains("250 ENHANCEDSTATUSCODES\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+#[tokio::test]
+async fn starttls_is_offered_only_with_a_certificate_and_plaintext_sent_before_it_is_dropped() {
+    let url = database(PgCluster::shared()).await;
+    // Without a certificate: not advertised, refused.
+    let plain = collector(&url, "127.0.0.1:0", config()).await;
+    let mut stream = TcpStream::connect(plain).await.unwrap();
+    let text = greeting_and_lhlo(&mut stream).await;
+    assert!(!text.contains("STARTTLS"), "{text}");
+    stream.write_all(b"STARTTLS\r\n").await.unwrap();
+    assert_eq!(read_replies(&mut stream, 1).await, ["502 5.5.1 STARTTLS not available"]);
+
+    let certs = certificates("offered");
+    let addr = collector(&url, "127.0.0.1:0", tls_config(&certs)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let text = greeting_and_lhlo(&mut stream).await;
+    assert!(text.contains("250-STARTTLS\r\n"), "{text}");
+    // A command pipelined after STARTTLS in plaintext (the injection of CVE-2011-0411) must not
+    // count inside TLS.
+    stream.write_all(b"STARTTLS\r\nMAIL FROM:<>\r\n").await.unwrap();
+    assert_eq!(read_replies(&mut stream, 1).await, ["220 2.0.0 Ready to start TLS"]);
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("ndr.test").unwrap();
+    let mut tls = tls_connector(&certs)
+        .connect(name, stream)
+        .await
+        .expect("handshake, certificate trusted");
+    tls.write_all(b"RCPT TO:<a@b>\r\nMAIL FROM:<>\r\n").await.unwrap();
+    let replies = read_replies(&mut tls, 2).await;
+    assert_eq!(replies[0], "503 5.5.1 Need MAIL before RCPT", "{replies:?}");
+    assert_eq!(
+        replies[1], "503 5.5.1 Send LHLO first",
+        "the dialogue starts over inside TLS"
+    );
+    let mut input = transaction(&["ndr@collector.test"]);
+    input.splice(0..0, b"STARTTLS\r\n".iter().copied());
+    tls.write_all(&input).await.unwrap();
+    let replies = read_replies(&mut tls, 7).await;
+    assert_eq!(replies[0], "503 5.5.1 TLS already active", "{replies:?}");
+    let lhlo = &replies[1];
+    assert!(lhlo.starts_with("250 ENHANCEDSTATUSCODES"), "{replies:?}");
+    assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
+    assert_eq!(replies[6], "221 2.0.0 Bye");
+    assert_eq!(stored(&url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn require_tls_refuses_mail_in_plaintext() {
+    let url = database(PgCluster::shared()).await;
+    let certs = certificates("required");
+    let cfg = NdrConfig {
+        require_tls: true,
+        ..tls_config(&certs)
+    };
+    let addr = collector(&url, "127.0.0.1:0", cfg).await;
+    let replies = converse(addr, b"LHLO c\r\nMAIL FROM:<>\r\nQUIT\r\n", 4).await;
+    assert_eq!(
+        replies[2], "530 5.7.0 Must issue a STARTTLS command first",
+        "{replies:?}"
+    );
+    let pool = crate::greylist::pool(&url, 1).unwrap();
+    let bad = NdrConfig {
+        tls_key_file: None,
+        ..tls_config(&certs)
+    };
+    assert!(
+        Service::new(bad, pool.clone()).is_err(),
+        "a certificate without its key"
+    );
+    let missing = NdrConfig {
+        tls_key_file: Some(certs.join("nonexistent.key")),
+        ..tls_config(&certs)
+    };
+    let error = Service::new(missing, pool).err().unwrap();
+    assert!(error.contains("nonexistent.key"), "{error}");
 }

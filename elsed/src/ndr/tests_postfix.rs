@@ -12,13 +12,15 @@ use else_tests::PgCluster;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::tests::{collector, config, database, import_file};
+use super::tests::{certificates, collector, config, database, import_file, tls_config};
 
-/// A private Postfix configured with the shipped files of packaging/postfix/`variant`
-/// (`headers-only` or `full`): smtpd on `smtpd_port`, NDR copies to the collector on `ndr_port`,
-/// mail for remote.test to the sink on `sink_port`.
-fn start_postfix(variant: &str, smtpd_port: u16, ndr_port: u16, sink_port: u16) -> PrivatePostfix {
-    let postfix = PrivatePostfix::prepare(&format!("else-ndr-postfix-{variant}"));
+/// A private Postfix (directory named after `test`) configured with the shipped files of
+/// packaging/postfix/`variant` (`headers-only` or `full`) and `extra_main`: smtpd on
+/// `smtpd_port`, NDR copies to the collector on `ndr_port`, mail for remote.test to the sink on
+/// `sink_port`.
+fn start_postfix(test: &str, variant: &str, ports: (u16, u16, u16), extra_main: &str) -> PrivatePostfix {
+    let (smtpd_port, ndr_port, sink_port) = ports;
+    let postfix = PrivatePostfix::prepare(&format!("else-ndr-postfix-{test}"));
     let d = postfix.dir.display().to_string();
     let packaging = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../packaging/postfix")
@@ -41,7 +43,7 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 smtp_dns_support_level = disabled
-{snippet}"
+{snippet}{extra_main}"
     );
     // The full variant's own bounce/defer services (through its BCC cleanup), made to run
     // unchrooted from this private directory.
@@ -111,6 +113,14 @@ async fn refusing_sink(listener: TcpListener) {
     }
 }
 
+/// Starts a [`refusing_sink`] on a free loopback port; returns the port.
+async fn start_refusing_sink() -> u16 {
+    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = sink.local_addr().unwrap().port();
+    tokio::spawn(refusing_sink(sink));
+    port
+}
+
 /// Submits one message through the instance's smtpd.
 async fn submit(port: u16) {
     let stream = loop {
@@ -162,12 +172,10 @@ async fn postfix_bounce_reaches_elsed_after_an_outage_once_and_is_linked() {
         return;
     }
     let url = database(PgCluster::shared()).await;
-    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink_port = sink.local_addr().unwrap().port();
-    tokio::spawn(refusing_sink(sink));
+    let sink_port = start_refusing_sink().await;
     // elsed's port is reserved but nobody listens yet: elsed is down during the bounce.
     let (smtpd_port, ndr_port) = (free_port(), free_port());
-    let postfix = start_postfix("headers-only", smtpd_port, ndr_port, sink_port);
+    let postfix = start_postfix("outage", "headers-only", (smtpd_port, ndr_port, sink_port), "");
     submit(smtpd_port).await;
 
     wait_log(&postfix, "the bounce and the deferred postmaster copy", |log| {
@@ -250,12 +258,10 @@ async fn postfix_full_variant_copies_the_sender_ndr_with_the_whole_original() {
         return;
     }
     let url = database(PgCluster::shared()).await;
-    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink_port = sink.local_addr().unwrap().port();
-    tokio::spawn(refusing_sink(sink));
+    let sink_port = start_refusing_sink().await;
     let (smtpd_port, ndr_port) = (free_port(), free_port());
     collector(&url, &format!("127.0.0.1:{ndr_port}"), config()).await;
-    let postfix = start_postfix("full", smtpd_port, ndr_port, sink_port);
+    let postfix = start_postfix("full", "full", (smtpd_port, ndr_port, sink_port), "");
     submit(smtpd_port).await;
     wait_log(&postfix, "the BCC copy of the sender NDR delivered to elsed", |log| {
         log.lines()
@@ -282,4 +288,46 @@ async fn postfix_full_variant_copies_the_sender_ndr_with_the_whole_original() {
     assert_eq!(row.get::<_, Vec<String>>(4), ["ndr@ndr.else.invalid"]);
     let raw = String::from_utf8_lossy(row.get::<_, &[u8]>(5)).into_owned();
     assert!(raw.contains("\r\nHello.\r\n"), "the original's body came along:\n{raw}");
+}
+
+#[tokio::test]
+async fn postfix_delivers_the_ndr_copy_over_starttls_when_it_must_encrypt() {
+    if !else_tests::postfix::available() {
+        return;
+    }
+    let url = database(PgCluster::shared()).await;
+    let sink_port = start_refusing_sink().await;
+    let certs = certificates("postfix");
+    let cfg = crate::ndr::NdrConfig {
+        require_tls: true,
+        ..tls_config(&certs)
+    };
+    let (smtpd_port, ndr_port) = (free_port(), free_port());
+    collector(&url, &format!("127.0.0.1:{ndr_port}"), cfg).await;
+    // Postfix's LMTP client must encrypt and verify elsed's certificate against the test CA
+    // (the name it checks is the one in the certificate: the transport's next hop is an address).
+    let tls = format!(
+        "lmtp_tls_security_level = encrypt
+lmtp_tls_CAfile = {}
+lmtp_tls_loglevel = 1
+",
+        certs.join("ca.pem").display()
+    );
+    let postfix = start_postfix("tls", "headers-only", (smtpd_port, ndr_port, sink_port), &tls);
+    submit(smtpd_port).await;
+    wait_log(&postfix, "the postmaster copy delivered to elsed", |log| {
+        log.lines()
+            .any(|l| l.contains("to=<ndr@ndr.else.invalid>") && l.contains("status=sent"))
+    })
+    .await;
+    let log = postfix.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Trusted TLS connection established to 127.0.0.1") && l.contains("TLSv1.3")),
+        "Postfix used TLS and trusted elsed's certificate:\n{log}"
+    );
+    let client = omelse::store::connect(&url).await.unwrap();
+    let rows = client.query("SELECT kind FROM ndrs", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1, "{log}");
+    assert_eq!(rows[0].get::<_, String>(0), "dsn");
 }

@@ -169,6 +169,26 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
+/// How often the dashboards' rollups catch up with what the writers marked dirty.
+const ROLLUP_EVERY: Duration = Duration::from_secs(10);
+
+/// Recomputes the rollups of the hours the writers touched (omelse only marks them, so that a
+/// slow refresh never holds up rsyslog's commits); several elsed serve share the work under the
+/// store's lock.
+async fn keep_rollups_current(db: db::Pool) {
+    let mut tick = tokio::time::interval(ROLLUP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(mut client) = db.get().await else {
+            continue;
+        };
+        if let Err(e) = omelse::store::refresh_rollups(&mut client).await {
+            tracing::warn!("rollups not refreshed: {e}");
+        }
+    }
+}
+
 /// The SNMP thread, when the credentials' key is there: queue actions need it, the rest of the
 /// application does not.
 fn snmp_handle(config: &crate::snmp::SnmpConfig) -> Option<crate::snmp::SnmpHandle> {
@@ -209,6 +229,7 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         snmp: snmp_handle(&settings.config.snmp),
     };
     tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
+    tokio::spawn(keep_rollups_current(state.db.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();

@@ -95,6 +95,12 @@ pub const PARAMS: &[ParamSpec] = &[
         help: "seconds between counter reports in rsyslog's log (0: never)",
     },
     ParamSpec {
+        name: "rollups.interval",
+        kind: ParamType::PositiveInt,
+        help:
+            "seconds between refreshes of the dashboards' rollups by the module (0, the default: elsed serve does it)",
+    },
+    ParamSpec {
         name: "migrate",
         kind: ParamType::Binary,
         help: "create or upgrade the schema on first connect (default on)",
@@ -142,6 +148,9 @@ pub struct ActionConfig {
     pub batch_max_lines: usize,
     pub commit_timeout_secs: u64,
     pub stats_interval_secs: u64,
+    /// Seconds between rollup refreshes in the writer; 0: left to `elsed serve`, so that a slow
+    /// refresh (seconds on a busy hour) never holds up the commits rsyslog waits for.
+    pub rollups_interval_secs: u64,
     pub migrate: bool,
 }
 
@@ -157,6 +166,7 @@ impl Default for ActionConfig {
             batch_max_lines: 50_000,
             commit_timeout_secs: 30,
             stats_interval_secs: 300,
+            rollups_interval_secs: 0,
             migrate: true,
         }
     }
@@ -189,7 +199,7 @@ impl ActionConfig {
             };
             let number = |param: &'static str| match value {
                 ParamValue::Number(n) if *n > 0 => Ok(*n as u64),
-                ParamValue::Number(n) if param == "stats.interval" && *n == 0 => Ok(0),
+                ParamValue::Number(0) if matches!(param, "stats.interval" | "rollups.interval") => Ok(0),
                 _ => Err(ConfigError {
                     param,
                     problem: format!("expected a positive number, got '{}'", text()),
@@ -253,6 +263,7 @@ impl ActionConfig {
                 "batch.maxlines" => config.batch_max_lines = number("batch.maxlines")? as usize,
                 "commit.timeout" => config.commit_timeout_secs = number("commit.timeout")?,
                 "stats.interval" => config.stats_interval_secs = number("stats.interval")?,
+                "rollups.interval" => config.rollups_interval_secs = number("rollups.interval")?,
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
                 other => {
                     return Err(ConfigError {

@@ -26,8 +26,6 @@ use crate::store::{self, Batch};
 pub const TEMPLATE: &str = "%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%";
 pub const TEMPLATE_NAME: &str = "OmElseFormat";
 
-/// How often the hourly rollups of the hours written to are recomputed.
-const ROLLUP_EVERY: Duration = Duration::from_secs(5);
 /// How often the servers' roles and addresses are read again (an administrator may change them).
 const FLEET_EVERY: Duration = Duration::from_secs(60);
 
@@ -424,10 +422,11 @@ impl Writer<'_> {
         }
     }
 
-    /// Keeps the hourly rollups current (dashboards read them, never raw events): the hours the
-    /// last writes touched are recomputed every few seconds, not after every batch.
+    /// Keeps the hourly rollups current when `rollups.interval` asks the module to (dashboards read
+    /// them, never raw events): the hours the last writes touched, not after every batch.
     async fn refresh_rollups_if_due(&mut self) {
-        if self.last_rollup.elapsed() < ROLLUP_EVERY {
+        let every = self.shared.config.rollups_interval_secs;
+        if every == 0 || self.last_rollup.elapsed() < Duration::from_secs(every) {
             return;
         }
         self.last_rollup = Instant::now();

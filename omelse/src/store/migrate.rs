@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "accounts", include_str!("migrations/0005_accounts.sql")),
     (6, "search", include_str!("migrations/0006_search.sql")),
     (7, "stats", include_str!("migrations/0007_stats.sql")),
+    (8, "ndr_greylist", include_str!("migrations/0008_ndr_greylist.sql")),
 ];
 
 /// The schema version this binary writes.

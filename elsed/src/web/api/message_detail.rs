@@ -46,6 +46,8 @@ pub struct MessageDetail {
     /// More than [`MAX_LINES`] lines: the first ones only.
     pub lines_truncated: bool,
     pub ndrs: Vec<NdrLink>,
+    /// GreyLSE's decisions about the mail of the visible hops, oldest first.
+    pub greylist: Vec<super::greylist::GreylistDecision>,
 }
 
 /// One queue id on one server.
@@ -220,6 +222,10 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
     lines.truncate(MAX_LINES as usize);
     let servers: HashMap<i64, String> = shown.iter().map(|m| (m.uid, m.server.clone())).collect();
     let ndrs = ndrs(client, &shown_uids, &servers).await?;
+    let mut greylist = Vec::new();
+    for uid in &shown_uids {
+        greylist.extend(super::greylist::greylist_decisions_for_message(client, *uid).await?);
+    }
     let message = summaries(client, vec![start]).await?.remove(0);
     Ok(MessageDetail {
         message,
@@ -227,6 +233,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
         lines,
         lines_truncated,
         ndrs,
+        greylist,
     })
 }
 

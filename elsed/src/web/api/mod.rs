@@ -1,26 +1,28 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
 pub mod admin;
-pub mod servers;
-
-use axum::routing::get;
 pub mod export;
+pub mod greylist;
 pub mod health;
 pub mod history;
 pub mod live;
 pub mod logs;
 pub mod message_detail;
 pub mod messages;
+pub mod ndrs;
+pub mod paging;
 pub mod params;
 pub mod rejects;
+pub mod report_schedules;
+pub mod servers;
+pub mod stats;
 
 #[cfg(test)]
 mod bench;
-pub mod report_schedules;
-pub mod stats;
 #[cfg(test)]
 mod tests;
 
+use axum::routing::get;
 use axum::Router;
 
 use super::{auth, openapi, AppState};
@@ -41,4 +43,6 @@ pub fn routes() -> Router<AppState> {
         .merge(stats::routes())
         .merge(health::routes())
         .merge(report_schedules::routes())
+        .merge(ndrs::routes())
+        .merge(greylist::routes())
 }

@@ -1,0 +1,657 @@
+//! Greylisting (docs/api.md, "Greylisting"): statistics and the decisions list, read from
+//! GreyLSE's decisions log and narrowed by [`Scope::greylist_condition`]; the administrators'
+//! whitelists and opt-in/out entries (the database ones, editable and audited, and the
+//! configuration file's, shown read-only). GreyLSE re-reads the database lists every
+//! `lists_refresh_secs`, so a change takes effect within a minute by default.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_postgres::{Client, Row};
+
+use super::paging::{rfc3339, time_param, Page, Paging, COUNT_CAP};
+use crate::greylist::config::{DomainMode, GreylistConfig};
+use crate::greylist::lists::{check_address_pattern, check_client_pattern};
+use crate::sql::Query;
+use crate::web::caller::{Caller, Scope};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+#[cfg(test)]
+#[path = "greylist_tests.rs"]
+mod tests;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/greylist/stats", get(stats_handler))
+        .route("/greylist/decisions", get(decisions_handler))
+        .route("/admin/greylist/whitelist", get(whitelist_handler).post(add_handler))
+        .route("/admin/greylist/whitelist/{id}", delete(remove_handler))
+}
+
+/// Decisions of one period or domain, by what became of the request.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Refused for now (a first attempt, or a retry before the delay).
+    pub deferred: i64,
+    /// The first retry after the delay: accepted with the X-Greylist header.
+    pub passed_after_delay: i64,
+    /// A triplet that had passed before.
+    pub passed_known: i64,
+    /// Let through by the auto-whitelist (sender or domain from that client network).
+    pub passed_awl: i64,
+    /// Let through by a static client or recipient whitelist.
+    pub passed_whitelisted: i64,
+    /// Not greylisted: the recipient's domain opted out (or not in), or a request without
+    /// the attributes greylisting needs.
+    pub not_greylisted: i64,
+    /// Answered DUNNO because the database did not answer in time.
+    pub failed_open: i64,
+    /// Every way of passing: after the delay, known, auto-whitelisted, whitelisted.
+    pub passed: i64,
+}
+
+/// The aggregates read into [`Counts`], over `greylist_decisions d`.
+const COUNT_COLUMNS: &str = "count(*) FILTER (WHERE d.action = 'greylist'),
+    count(*) FILTER (WHERE d.action = 'pass' AND d.reason = 'triplet passed'),
+    count(*) FILTER (WHERE d.action = 'pass' AND d.reason <> 'triplet passed'),
+    count(*) FILTER (WHERE d.action = 'awl'),
+    count(*) FILTER (WHERE d.action = 'whitelist'),
+    count(*) FILTER (WHERE d.action = 'skip' AND d.reason <> 'database unavailable'),
+    count(*) FILTER (WHERE d.reason = 'database unavailable')";
+
+impl Counts {
+    /// The [`COUNT_COLUMNS`] starting at column `at`.
+    fn read(row: &Row, at: usize) -> Counts {
+        let mut c = Counts {
+            deferred: row.get(at),
+            passed_after_delay: row.get(at + 1),
+            passed_known: row.get(at + 2),
+            passed_awl: row.get(at + 3),
+            passed_whitelisted: row.get(at + 4),
+            not_greylisted: row.get(at + 5),
+            failed_open: row.get(at + 6),
+            passed: 0,
+        };
+        c.passed = c.passed_after_delay + c.passed_known + c.passed_awl + c.passed_whitelisted;
+        c
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesPoint {
+    pub t: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainCounts {
+    pub domain: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// Auto-whitelist entries now in force (administrators only: they are not anyone's mail).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AwlEntries {
+    pub senders: i64,
+    pub domains: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GreylistStats {
+    pub since: String,
+    pub until: String,
+    pub bucket: String,
+    pub totals: Counts,
+    /// Mean wait of the messages that passed after the delay, in seconds.
+    pub mean_delay_secs: Option<f64>,
+    pub series: Vec<SeriesPoint>,
+    /// The recipient domains with the most decisions, at most 50.
+    pub by_domain: Vec<DomainCounts>,
+    pub awl_entries: Option<AwlEntries>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StatsParams {
+    /// Default: 24 hours before `until`.
+    pub since: Option<String>,
+    /// Default: now.
+    pub until: Option<String>,
+    /// Only this recipient domain.
+    pub domain: Option<String>,
+    /// `hour` or `day`; default `hour` up to three days, `day` beyond.
+    pub bucket: Option<String>,
+}
+
+/// `since`/`until` with their defaults: `until` now, `since` `default_span` before it.
+fn period(since: Option<&str>, until: Option<&str>, default_span: Duration) -> ApiResult<(SystemTime, SystemTime)> {
+    let until = time_param("until", until)?.unwrap_or_else(SystemTime::now);
+    let since = time_param("since", since)?.unwrap_or_else(|| until - default_span);
+    if since >= until {
+        return Err(ApiError::bad_param("since", "since must be before until"));
+    }
+    Ok((since, until))
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// `GET /greylist/stats`.
+pub async fn stats(client: &Client, scope: &Scope, p: &StatsParams) -> ApiResult<GreylistStats> {
+    let (since, until) = period(p.since.as_deref(), p.until.as_deref(), DAY)?;
+    let bucket = match p.bucket.as_deref() {
+        Some("hour") => "hour",
+        Some("day") => "day",
+        None if until.duration_since(since).unwrap_or_default() <= 3 * DAY => "hour",
+        None => "day",
+        Some(_) => return Err(ApiError::bad_param("bucket", "bucket is hour or day")),
+    };
+    let mut q = Query::default();
+    let visible = scope.greylist_condition(&mut q, "d");
+    q.and(visible);
+    let (s, u) = (q.bind(since), q.bind(until));
+    q.and(format!("d.ts >= {s} AND d.ts < {u}"));
+    if let Some(domain) = p.domain.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        let d = q.bind(domain.trim_start_matches('@').to_lowercase());
+        q.and(format!("d.recipient_domain = {d}"));
+    }
+    let filter = q.where_clause();
+    let totals = client
+        .query_one(
+            &format!(
+                "SELECT {COUNT_COLUMNS}, avg(d.delay_secs) FILTER (WHERE d.action = 'pass' AND d.reason = 'triplet passed')::float8
+                 FROM greylist_decisions d {filter}"
+            ),
+            &q.params(),
+        )
+        .await?;
+    let by_domain = client
+        .query(
+            &format!(
+                "SELECT coalesce(d.recipient_domain, ''), {COUNT_COLUMNS} FROM greylist_decisions d {filter}
+                 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 50"
+            ),
+            &q.params(),
+        )
+        .await?;
+    let b = q.bind(bucket.to_owned());
+    let series = client
+        .query(
+            &format!(
+                "SELECT date_trunc({b}, d.ts), {COUNT_COLUMNS} FROM greylist_decisions d {filter}
+                 GROUP BY 1 ORDER BY 1"
+            ),
+            &q.params(),
+        )
+        .await?;
+    let awl_entries = match scope {
+        Scope::All => {
+            let row = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM greylist_sender_awl), (SELECT count(*) FROM greylist_domain_awl)",
+                    &[],
+                )
+                .await?;
+            Some(AwlEntries {
+                senders: row.get(0),
+                domains: row.get(1),
+            })
+        }
+        _ => None,
+    };
+    Ok(GreylistStats {
+        since: rfc3339(since),
+        until: rfc3339(until),
+        bucket: bucket.to_owned(),
+        totals: Counts::read(&totals, 0),
+        mean_delay_secs: totals.get(7),
+        series: series
+            .iter()
+            .map(|r| SeriesPoint {
+                t: rfc3339(r.get(0)),
+                counts: Counts::read(r, 1),
+            })
+            .collect(),
+        by_domain: by_domain
+            .iter()
+            .map(|r| DomainCounts {
+                domain: r.get(0),
+                counts: Counts::read(r, 1),
+            })
+            .collect(),
+        awl_entries,
+    })
+}
+
+/// One decision of GreyLSE.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GreylistDecision {
+    pub ts: String,
+    /// The policy service that decided.
+    pub mx: String,
+    pub client_ip: Option<String>,
+    pub client_name: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    /// `greylist` (deferred), `pass`, `awl`, `whitelist` or `skip` (not greylisted).
+    pub decision: String,
+    pub reason: String,
+    /// Deferred: seconds before a retry passes.
+    pub delay_remaining: Option<i32>,
+    /// Passed after the delay: seconds it waited.
+    pub delayed: Option<i32>,
+    pub queue_id: Option<String>,
+}
+
+const DECISION_COLUMNS: &str = "d.ts, d.mx, host(d.client_address), d.client_name, d.sender, d.recipient,
+    d.action, d.reason, d.delay_secs, d.queue_id";
+
+fn decision(row: &Row) -> GreylistDecision {
+    let action: String = row.get(6);
+    let delay: Option<i32> = row.get(8);
+    GreylistDecision {
+        ts: rfc3339(row.get(0)),
+        mx: row.get(1),
+        client_ip: row.get(2),
+        client_name: row.get(3),
+        sender: row.get(4),
+        recipient: row.get(5),
+        delay_remaining: delay.filter(|_| action == "greylist"),
+        delayed: delay.filter(|_| action == "pass"),
+        decision: action,
+        reason: row.get(7),
+        queue_id: row.get(9),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DecisionFilter {
+    /// Default: 24 hours before `until` (the log is large; a period keeps the query short).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Sender or recipient, case-insensitive.
+    pub address: Option<String>,
+    /// Only this decision (`greylist`, `pass`, `awl`, `whitelist`, `skip`).
+    pub decision: Option<String>,
+    /// Only this client address.
+    pub client: Option<String>,
+    /// Not `#[serde(flatten)]` with [`Paging`]: flattening buffers the query string's values as
+    /// text, and the numbers and booleans beside it would then no longer parse.
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// `GET /greylist/decisions`: newest first.
+pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> ApiResult<Page<GreylistDecision>> {
+    let (page, per_page, offset) = Paging {
+        page: f.page,
+        per_page: f.per_page,
+    }
+    .resolve()?;
+    let (since, until) = period(f.since.as_deref(), f.until.as_deref(), DAY)?;
+    let mut q = Query::default();
+    let visible = scope.greylist_condition(&mut q, "d");
+    q.and(visible);
+    let (s, u) = (q.bind(since), q.bind(until));
+    q.and(format!("d.ts >= {s} AND d.ts < {u}"));
+    if let Some(address) = f.address.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        let a = q.bind(address.to_lowercase());
+        q.and(format!("(d.recipient = {a} OR lower(d.sender) = {a})"));
+    }
+    if let Some(action) = f.decision.as_deref().filter(|a| !a.is_empty()) {
+        if !["greylist", "pass", "awl", "whitelist", "skip"].contains(&action) {
+            return Err(ApiError::bad_param(
+                "decision",
+                "decision is greylist, pass, awl, whitelist or skip",
+            ));
+        }
+        let a = q.bind(action.to_owned());
+        q.and(format!("d.action = {a}"));
+    }
+    if let Some(ip) = f.client.as_deref().filter(|c| !c.is_empty()) {
+        let ip: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::bad_param("client", "client is an IP address"))?;
+        let c = q.bind(ip.to_canonical());
+        q.and(format!("d.client_address = {c}"));
+    }
+    let filter = q.where_clause();
+    // A constant, not a bound value: the page query below takes the same parameters.
+    let cap = COUNT_CAP + 1;
+    let counted: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM (SELECT 1 FROM greylist_decisions d {filter} LIMIT {cap}) c"),
+            &q.params(),
+        )
+        .await?
+        .get(0);
+    let (limit, offset) = (q.bind(per_page), q.bind(offset));
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {DECISION_COLUMNS} FROM greylist_decisions d {filter}
+                 ORDER BY d.ts DESC, d.recipient, d.sender LIMIT {limit} OFFSET {offset}"
+            ),
+            &q.params(),
+        )
+        .await?;
+    Ok(Page {
+        total: counted.min(COUNT_CAP),
+        total_capped: counted > COUNT_CAP,
+        page,
+        per_page,
+        items: rows.iter().map(decision).collect(),
+    })
+}
+
+/// The decisions that led to one message, oldest first: those about its sender and one of its
+/// recipients (as addressed, before any rewriting) in the two days before it was received,
+/// which covers Postgrey's default retry window. For the message detail page, whose scope check
+/// has already admitted the message.
+pub async fn greylist_decisions_for_message(client: &Client, message_uid: i64) -> ApiResult<Vec<GreylistDecision>> {
+    let rows = client
+        .query(
+            &format!(
+                "WITH m AS (SELECT started_at, uid, sender, first_seen FROM messages WHERE uid = $1
+                            ORDER BY started_at DESC LIMIT 1)
+                 SELECT {DECISION_COLUMNS} FROM m
+                 JOIN greylist_decisions d
+                   ON d.ts >= m.first_seen - interval '2 days' AND d.ts <= m.first_seen + interval '1 minute'
+                  AND lower(d.sender) = lower(m.sender)
+                  AND d.recipient IN (SELECT lower(r.address) FROM recipients r
+                                      WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
+                                      UNION
+                                      SELECT lower(r.orig_address) FROM recipients r
+                                      WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
+                                        AND r.orig_address IS NOT NULL)
+                 ORDER BY d.ts"
+            ),
+            &[&message_uid],
+        )
+        .await?;
+    Ok(rows.iter().map(decision).collect())
+}
+
+/// What a whitelist or opt-in/out entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A client not greylisted: address, CIDR block, partial IPv4, reverse name or glob.
+    Client,
+    /// A recipient not greylisted: `user@domain`, `user@` or a domain.
+    Recipient,
+    /// A recipient domain (or address) not greylisted while the service greylists all others.
+    DomainOptout,
+    /// A recipient domain (or address) greylisted while the service greylists only those.
+    DomainOptin,
+}
+
+impl EntryKind {
+    fn name(self) -> &'static str {
+        match self {
+            EntryKind::Client => "client",
+            EntryKind::Recipient => "recipient",
+            EntryKind::DomainOptout => "domain_optout",
+            EntryKind::DomainOptin => "domain_optin",
+        }
+    }
+
+    /// Whether the service's mode reads entries of this kind.
+    fn active(self, mode: DomainMode) -> bool {
+        match self {
+            EntryKind::DomainOptout => mode == DomainMode::Optout,
+            EntryKind::DomainOptin => mode == DomainMode::Optin,
+            _ => true,
+        }
+    }
+
+    fn check(self, value: &str) -> Result<(), String> {
+        match self {
+            EntryKind::Client => check_client_pattern(value),
+            _ => check_address_pattern(value),
+        }
+    }
+}
+
+/// One entry of the administrators' page.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WhitelistEntry {
+    /// `client:ID`, `recipient:ID` or `domain:TARGET` for database entries; null for the
+    /// configuration file's (edited there, not here).
+    pub id: Option<String>,
+    pub kind: EntryKind,
+    pub value: String,
+    pub comment: String,
+    pub created_by: Option<String>,
+    pub created_at: Option<String>,
+    /// `database` or `config`.
+    pub source: &'static str,
+    /// False for opt-in entries while the service runs in opt-out mode, and the reverse.
+    pub active: bool,
+}
+
+/// `POST /admin/greylist/whitelist`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewEntry {
+    pub kind: EntryKind,
+    pub value: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+fn require_admin(caller: &Caller) -> ApiResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// `GET /admin/greylist/whitelist`: the database's entries, then the configuration file's.
+pub async fn whitelist(client: &Client, caller: &Caller, cfg: &GreylistConfig) -> ApiResult<Vec<WhitelistEntry>> {
+    require_admin(caller)?;
+    let rows = client
+        .query(
+            "SELECT 'client:' || id, 'client', pattern, comment, created_by, created_at FROM greylist_client_whitelist
+             UNION ALL
+             SELECT 'recipient:' || id, 'recipient', pattern, comment, created_by, created_at
+             FROM greylist_recipient_whitelist
+             UNION ALL
+             SELECT 'domain:' || target, 'domain_' || mode, target, comment, created_by, created_at
+             FROM greylist_domain_policy
+             ORDER BY 2, 3",
+            &[],
+        )
+        .await?;
+    let mut entries: Vec<WhitelistEntry> = rows
+        .iter()
+        .filter_map(|r| {
+            let kind: EntryKind = serde_json::from_value(json!(r.get::<_, &str>(1))).ok()?;
+            Some(WhitelistEntry {
+                id: r.get(0),
+                kind,
+                value: r.get(2),
+                comment: r.get(3),
+                created_by: Some(r.get(4)),
+                created_at: Some(rfc3339(r.get(5))),
+                source: "database",
+                active: kind.active(cfg.mode),
+            })
+        })
+        .collect();
+    let configured = [
+        (EntryKind::Client, &cfg.whitelist_clients),
+        (EntryKind::Recipient, &cfg.whitelist_recipients),
+        (EntryKind::DomainOptout, &cfg.optout),
+        (EntryKind::DomainOptin, &cfg.optin),
+    ];
+    for (kind, values) in configured {
+        entries.extend(values.iter().map(|value| WhitelistEntry {
+            id: None,
+            kind,
+            value: value.clone(),
+            comment: String::new(),
+            created_by: None,
+            created_at: None,
+            source: "config",
+            active: kind.active(cfg.mode),
+        }));
+    }
+    Ok(entries)
+}
+
+/// Runs an administrator's change and records it in the audit trail, whatever its outcome.
+async fn audited<T>(
+    client: &Client,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    change: impl std::future::Future<Output = ApiResult<T>>,
+) -> ApiResult<T> {
+    let outcome = change.await;
+    let result = match &outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("refused: {}", e.message),
+    };
+    crate::web::audit::record(client, &caller.login, action, Some(target), details, &result).await?;
+    outcome
+}
+
+/// `POST /admin/greylist/whitelist`: adds an entry (409 if it is there already).
+pub async fn add_entry(
+    client: &Client,
+    caller: &Caller,
+    cfg: &GreylistConfig,
+    entry: &NewEntry,
+) -> ApiResult<WhitelistEntry> {
+    require_admin(caller)?;
+    let value = entry.value.trim().to_lowercase();
+    let target = format!("{}:{value}", entry.kind.name());
+    let details = json!({"kind": entry.kind, "value": value, "comment": entry.comment});
+    audited(client, caller, "greylist.whitelist.add", &target, details, async {
+        entry.kind.check(&value).map_err(|e| ApiError::bad_param("value", e))?;
+        if entry.comment.len() > 1000 {
+            return Err(ApiError::bad_param("comment", "comment is at most 1000 bytes"));
+        }
+        let (sql, prefix) = match entry.kind {
+            EntryKind::Client => (
+                "INSERT INTO greylist_client_whitelist (pattern, comment, created_by) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING RETURNING id::text, created_at",
+                "client:",
+            ),
+            EntryKind::Recipient => (
+                "INSERT INTO greylist_recipient_whitelist (pattern, comment, created_by) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING RETURNING id::text, created_at",
+                "recipient:",
+            ),
+            EntryKind::DomainOptout | EntryKind::DomainOptin => (
+                "INSERT INTO greylist_domain_policy (target, comment, created_by, mode) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING RETURNING target, created_at",
+                "domain:",
+            ),
+        };
+        let mode = entry.kind.name().trim_start_matches("domain_");
+        let row = if prefix == "domain:" {
+            client
+                .query_opt(sql, &[&value, &entry.comment, &caller.login, &mode])
+                .await?
+        } else {
+            client.query_opt(sql, &[&value, &entry.comment, &caller.login]).await?
+        };
+        let row = row.ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("{value} is listed already")))?;
+        Ok(WhitelistEntry {
+            id: Some(format!("{prefix}{}", row.get::<_, String>(0))),
+            kind: entry.kind,
+            value: value.clone(),
+            comment: entry.comment.clone(),
+            created_by: Some(caller.login.clone()),
+            created_at: Some(rfc3339(row.get(1))),
+            source: "database",
+            active: entry.kind.active(cfg.mode),
+        })
+    })
+    .await
+}
+
+/// `DELETE /admin/greylist/whitelist/{id}`: 404 when there is no such entry.
+pub async fn remove_entry(client: &Client, caller: &Caller, id: &str) -> ApiResult<()> {
+    require_admin(caller)?;
+    audited(client, caller, "greylist.whitelist.remove", id, json!({}), async {
+        let (kind, key) = id.split_once(':').ok_or_else(ApiError::not_found)?;
+        let removed = match kind {
+            "client" | "recipient" => {
+                let key: i64 = key.parse().map_err(|_| ApiError::not_found())?;
+                let table = if kind == "client" {
+                    "greylist_client_whitelist"
+                } else {
+                    "greylist_recipient_whitelist"
+                };
+                client
+                    .execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&key])
+                    .await?
+            }
+            "domain" => {
+                client
+                    .execute("DELETE FROM greylist_domain_policy WHERE target = $1", &[&key])
+                    .await?
+            }
+            _ => 0,
+        };
+        if removed == 0 {
+            return Err(ApiError::not_found());
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn stats_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<StatsParams>,
+) -> ApiResult<Json<GreylistStats>> {
+    let client = state.db.get().await?;
+    Ok(Json(stats(&client, &caller.scope, &params).await?))
+}
+
+async fn decisions_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(filter): QueryParams<DecisionFilter>,
+) -> ApiResult<Json<Page<GreylistDecision>>> {
+    let client = state.db.get().await?;
+    Ok(Json(decisions(&client, &caller.scope, &filter).await?))
+}
+
+async fn whitelist_handler(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<WhitelistEntry>>> {
+    let client = state.db.get().await?;
+    Ok(Json(whitelist(&client, &caller, &state.config.greylist).await?))
+}
+
+async fn add_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(entry): Json<NewEntry>,
+) -> ApiResult<(StatusCode, Json<WhitelistEntry>)> {
+    let client = state.db.get().await?;
+    let added = add_entry(&client, &caller, &state.config.greylist, &entry).await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+async fn remove_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let client = state.db.get().await?;
+    remove_entry(&client, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
