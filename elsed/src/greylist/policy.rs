@@ -207,7 +207,7 @@ impl Policy {
             row.reason = "bad client address";
             return self.finish(row, "DUNNO".into());
         };
-        row.client_address = Some(ip.to_canonical().to_string());
+        row.client_address = Some(ip.to_canonical());
         let client_name = req.client_name.as_deref().unwrap_or("unknown");
         let lists = self.lists.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(exempt) = lists.exempt(ip, client_name, recipient) {
@@ -305,7 +305,7 @@ impl Policy {
             row.reason,
             row.delay_secs.map(|d| format!(", delay={d}")).unwrap_or_default(),
             row.client_name.as_deref().unwrap_or(""),
-            row.client_address.as_deref().unwrap_or(""),
+            row.client_address.map(|a| a.to_string()).unwrap_or_default(),
             row.sender.as_deref().unwrap_or(""),
             row.recipient.as_deref().unwrap_or(""),
         );

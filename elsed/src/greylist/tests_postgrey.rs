@@ -54,6 +54,13 @@ impl Postgrey {
     }
 }
 
+impl Postgrey {
+    /// The server's process id (postgrey serves every connection from this one process).
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Postgrey {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -169,7 +169,7 @@ pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<s
         }
         Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
     }
-    let pool = crate::greylist::pool(settings.database_url()?, 8)?;
+    let pool = crate::greylist::store::pool_with(settings.database_url()?, 8, true)?;
     serve(cfg, pool).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
