@@ -39,6 +39,13 @@ fn elsed(config: &Path, url: &str, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A configuration file whose `[web]` table has `web` in it.
+fn write_config(name: &str, web: &str) -> PathBuf {
+    let config = scratch(name).join("elsed.toml");
+    std::fs::write(&config, format!("[web]\n{web}\n")).unwrap();
+    config
+}
+
 fn ok(output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -85,15 +92,18 @@ impl Elsed {
 
     async fn start_with(name: &str, web: &str, http: reqwest::ClientBuilder) -> Elsed {
         let url = PgCluster::shared().create_database().await;
-        let dir = scratch(name);
-        let config = dir.join("elsed.toml");
-        std::fs::write(&config, format!("[web]\n{web}\n")).unwrap();
+        let config = write_config(name, web);
         ok(elsed(
             &config,
             &url,
             &["user", "add", "admin", "--role", "admin", "--password-file", "-"],
             &format!("{ADMIN_PASSWORD}\n"),
         ));
+        Self::launch(url, config, http)
+    }
+
+    /// `elsed serve` on a free port of the loopback.
+    fn launch(url: String, config: PathBuf, http: reqwest::ClientBuilder) -> Elsed {
         let mut child = Command::new(ELSED)
             .env("ELSE_CONFIG", &config)
             .env("RUST_LOG", "info")
@@ -1251,4 +1261,33 @@ async fn server_health_samples_actions_and_metrics() {
             .any(|l| l.contains("server=\"mx1\"") && l.contains("deferred") && l.ends_with(" 120")),
         "{text}"
     );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_elsed_serves_503() {
+    install_crypto();
+    let config = write_config("nodb", "");
+    let url = "host=127.0.0.1 port=1 dbname=else connect_timeout=2".to_owned();
+    let elsed = Elsed::launch(url, config, reqwest::Client::builder());
+    let response = elsed.http.get(format!("{}/healthz", elsed.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.json::<Value>().await.unwrap()["database"], false);
+    let body = error(
+        elsed.login("admin", ADMIN_PASSWORD).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(
+        body["error"].as_str().unwrap().contains("database unavailable"),
+        "{body}"
+    );
+    let session = Session {
+        cookie: "else_session=x".into(),
+        csrf: "y".into(),
+    };
+    error(
+        elsed.get("/servers", Some(&session)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // The document needs no database.
+    assert_eq!(elsed.get("/openapi.json", None).await.status(), StatusCode::OK);
 }

@@ -374,11 +374,17 @@ pub async fn get_user(client: &impl GenericClient, id: i64) -> Result<User> {
         .ok_or_else(|| AccountError::NotFound(format!("user {id}")))
 }
 
+/// Serialises the changes of accounts, so that two administrators demoting each other at once
+/// cannot both succeed and leave nobody. Taken first in the transaction (taking it after row
+/// locks could deadlock). Accounts change rarely: the wait is nothing.
+async fn lock_accounts(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    tx.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
+    Ok(())
+}
+
 /// Refuses a change that would leave no enabled administrator (nobody could manage accounts
 /// from the web any more). Runs inside the changing transaction, after the change.
 async fn keep_an_administrator(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
-    // Serialises concurrent changes of administrators.
-    tx.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
     let admins: i64 = tx
         .query_one("SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled", &[])
         .await?
@@ -412,6 +418,7 @@ pub async fn update_user(client: &mut Client, id: i64, changes: UserChanges) -> 
         None => None,
     };
     let tx = client.transaction().await?;
+    lock_accounts(&tx).await?;
     let was_admin: bool = tx
         .query_opt(
             "SELECT role = 'admin' AND NOT disabled FROM users WHERE id = $1 FOR UPDATE",
@@ -460,23 +467,19 @@ pub async fn update_user(client: &mut Client, id: i64, changes: UserChanges) -> 
 /// Deletes an account (its sessions and search history go with it); returns its login.
 pub async fn delete_user(client: &mut Client, id: i64) -> Result<String> {
     let tx = client.transaction().await?;
-    let login: String = tx
-        .query_opt("DELETE FROM users WHERE id = $1 RETURNING login", &[&id])
+    lock_accounts(&tx).await?;
+    let row = tx
+        .query_opt(
+            "DELETE FROM users WHERE id = $1 RETURNING login, role = 'admin' AND NOT disabled",
+            &[&id],
+        )
         .await?
-        .ok_or_else(|| AccountError::NotFound(format!("user {id}")))?
-        .get(0);
-    keep_an_administrator_if_any(&tx).await?;
-    tx.commit().await?;
-    Ok(login)
-}
-
-/// [`keep_an_administrator`], unless there were none to begin with (a database being set up).
-async fn keep_an_administrator_if_any(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
-    let any: bool = tx.query_one("SELECT EXISTS (SELECT 1 FROM users)", &[]).await?.get(0);
-    if any {
-        keep_an_administrator(tx).await?;
+        .ok_or_else(|| AccountError::NotFound(format!("user {id}")))?;
+    if row.get::<_, bool>(1) {
+        keep_an_administrator(&tx).await?;
     }
-    Ok(())
+    tx.commit().await?;
+    Ok(row.get(0))
 }
 
 // ---- groups ------------------------------------------------------------------------------
@@ -705,6 +708,57 @@ mod tests {
             normalize_domain,
         );
         assert_eq!(list.unwrap(), ["a.org", "b.org"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_enabled_administrator_always_remains() {
+        let url = else_tests::PgCluster::shared().create_database().await;
+        let mut client = omelse::store::connect(&url).await.unwrap();
+        omelse::store::migrate(&mut client).await.unwrap();
+        let new = |login: &str, role: Role| NewUser {
+            login: login.into(),
+            name: String::new(),
+            role,
+            password: "0123456789".into(),
+            groups: vec![],
+            addresses: vec![],
+        };
+        // No administrator yet (a database being set up): users come and go.
+        let user = create_user(&client, new("u", Role::User)).await.unwrap();
+        assert_eq!(delete_user(&mut client, user).await.unwrap(), "u");
+        let a1 = create_user(&client, new("a1", Role::Admin)).await.unwrap();
+        let a2 = create_user(&client, new("a2", Role::Admin)).await.unwrap();
+        let disable = UserChanges {
+            disabled: Some(true),
+            ..Default::default()
+        };
+        update_user(&mut client, a1, disable.clone()).await.unwrap();
+        let demote = UserChanges {
+            role: Some(Role::User),
+            ..Default::default()
+        };
+        for outcome in [
+            update_user(&mut client, a2, demote.clone()).await.map(|_| ()),
+            update_user(&mut client, a2, disable).await.map(|_| ()),
+            delete_user(&mut client, a2).await.map(|_| ()),
+        ] {
+            assert!(matches!(outcome, Err(AccountError::Conflict(_))), "{outcome:?}");
+        }
+        assert_eq!(
+            get_user(&client, a2).await.unwrap().role,
+            Role::Admin,
+            "refusals changed nothing"
+        );
+        let enable = UserChanges {
+            disabled: Some(false),
+            ..Default::default()
+        };
+        update_user(&mut client, a1, enable).await.unwrap();
+        update_user(&mut client, a2, demote).await.unwrap();
+        assert!(matches!(
+            create_user(&client, new("A1", Role::User)).await,
+            Err(AccountError::Conflict(_))
+        ));
     }
 
     #[tokio::test]

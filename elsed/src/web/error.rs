@@ -83,6 +83,8 @@ impl From<tokio_postgres::Error> for ApiError {
 
 impl From<deadpool::managed::PoolError<omelse::store::StoreError>> for ApiError {
     fn from(e: deadpool::managed::PoolError<omelse::store::StoreError>) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}"))
+        // The cause (host, user, PostgreSQL's words) is for the log, not for anonymous clients.
+        tracing::warn!(cause = %e, "database unavailable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     }
 }

@@ -49,3 +49,46 @@ impl Modify for SessionSecurity {
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` of the document, anywhere in it.
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", serde_json::Value::String(target)) => out.push(target.clone()),
+                        _ => refs(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut targets = Vec::new();
+        refs(&doc, &mut targets);
+        assert!(targets.len() > 10, "{targets:?}");
+        for target in targets {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target}"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{target} is not in the document's schemas"
+            );
+        }
+        // Times are strings in the document, as on the wire.
+        assert_eq!(
+            doc["components"]["schemas"]["User"]["properties"]["last_login"]["format"],
+            "date-time"
+        );
+    }
+}
