@@ -165,8 +165,11 @@ struct Backoff {
     skip: u32,
 }
 
+/// A scope's open sessions and the backoff of the agents it could not reach.
+type ScopeState = (HashMap<Key, Open>, HashMap<Key, Backoff>);
+
 fn serve(rx: Receiver<Request>) {
-    let mut scopes: HashMap<u64, (HashMap<Key, Open>, HashMap<Key, Backoff>)> = HashMap::new();
+    let mut scopes: HashMap<u64, ScopeState> = HashMap::new();
     for request in rx {
         match request {
             Request::Poll {
