@@ -452,7 +452,13 @@ async fn bad_input_is_refused_and_nothing_runs() {
             postfix.dir.join("etc").display().to_string(),
         ),
     ];
-    let snmpd = Snmpd::start("else-snmpd-bad", "127.0.0.62", None, &env, "");
+    let snmpd = Snmpd::start(
+        "else-snmpd-bad",
+        "127.0.0.62",
+        None,
+        &env,
+        "createUser else-sha256 SHA-256 \"sha256-auth-pass\" AES \"sha256-priv-pass\"\nrouser else-sha256 priv -V elseRead\n",
+    );
     let (db, handle, ids) = setup(&dir, &["mx2"]).await;
     let (settings, secrets) = agent_settings(snmpd.ip, snmpd.port, CTL.1);
     set_agent(&db, &handle, ids[0], &settings, &secrets).await.unwrap();
@@ -495,6 +501,27 @@ async fn bad_input_is_refused_and_nothing_runs() {
         ["noAccess", "notWritable", "authorizationError"].contains(&status(answer.clone()).as_str()),
         "{answer:?}"
     );
+    // SHA-256 authentication works as well as SHA (the snippet's).
+    let sha256 = Target {
+        credentials: Credentials::Usm {
+            user: "else-sha256".into(),
+            auth: AuthProtocol::Sha256,
+            auth_pass: "sha256-auth-pass".into(),
+            priv_pass: "sha256-priv-pass".into(),
+        },
+        ..user(RO)
+    };
+    let hold_count = mib::queue_oid(3, mib::COL_COUNT);
+    let mut answer = handle
+        .engine
+        .poll(vec![(ids[0], sha256)], vec![hold_count.clone()], Duration::from_secs(5));
+    let response = answer.recv().await.unwrap().1.unwrap();
+    assert_eq!(
+        response.get(&hold_count).and_then(|v| v.as_u64()),
+        Some(1),
+        "{response:?}"
+    );
+
     // elsed refuses before sending, and says so in the audit log.
     assert!(Action::new("hold", Some("4F1A;reboot")).is_err());
     assert!(Action::new("flush", Some("ABCDEF")).is_err());
