@@ -317,21 +317,22 @@ fn wait(
     answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
 ) {
     loop {
-        wait_one(open, flights, until, answers);
-        if flights.is_empty() || Instant::now() >= until {
+        let waited = wait_one(open, flights, until, answers);
+        if !waited || flights.is_empty() || Instant::now() >= until {
             return;
         }
     }
 }
 
 /// Runs the requests in flight until one is done (or `until`); sends and removes those done.
+/// False when no request had a session to wait on (nothing can change by waiting).
 fn wait_one(
     open: &mut HashMap<Key, Open>,
     flights: &mut Vec<(i32, InFlight)>,
     until: Instant,
     answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
-) {
-    {
+) -> bool {
+    let waited = {
         let mut pairs: Vec<(&mut Session, &InFlight)> = Vec::new();
         let mut sessions: HashMap<i32, &mut Session> = open
             .iter_mut()
@@ -344,7 +345,8 @@ fn wait_one(
             }
         }
         session::run_all(&mut pairs, until);
-    }
+        !pairs.is_empty()
+    };
     let mut i = 0;
     while i < flights.len() {
         if flights[i].1.done() {
@@ -361,4 +363,5 @@ fn wait_one(
             i += 1;
         }
     }
+    waited
 }
