@@ -245,6 +245,22 @@ async fn wait_queue(postfix: &PrivatePostfix, deferred: usize, hold: usize) {
     );
 }
 
+/// else-pfagent's environment: the private Postfix, its syslog socket in `dir` (nobody reads it:
+/// the machine's log stays clean), and a command prefix instead of `sudo -n` when given.
+fn agent_env(dir: &Path, postfix: &PrivatePostfix, prefix: Option<&Path>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            "ELSE_PFAGENT_POSTFIX_CONFIG",
+            postfix.dir.join("etc").display().to_string(),
+        ),
+        ("ELSE_PFAGENT_SYSLOG_SOCKET", dir.join("syslog").display().to_string()),
+    ];
+    if let Some(prefix) = prefix {
+        env.push(("ELSE_PFAGENT_COMMAND_PREFIX", prefix.display().to_string()));
+    }
+    env
+}
+
 /// The commands else-pfagent ran through its prefix (the recording wrapper).
 fn ran(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("ran")).unwrap_or_default()
@@ -276,14 +292,8 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
     wait_queue(&postfix, 3, 2).await;
 
     let record = recording_wrapper(&dir);
-    let env = [
-        ("ELSE_PFAGENT_COMMAND_PREFIX", record.display().to_string()),
-        (
-            "ELSE_PFAGENT_POSTFIX_CONFIG",
-            postfix.dir.join("etc").display().to_string(),
-        ),
-        ("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()),
-    ];
+    let mut env = agent_env(&dir, &postfix, Some(&record));
+    env.push(("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()));
     let snmpd = Snmpd::start("else-snmpd-accept", "127.0.0.61", None, &env, "");
     let (mut db, handle, ids) = setup(&dir, &["mx1"]).await;
     let id = ids[0];
@@ -445,13 +455,7 @@ async fn bad_input_is_refused_and_nothing_runs() {
     wait_queue(&postfix, 0, 1).await;
     let held = in_queue(&postfix, "hold")[0].clone();
     let record = recording_wrapper(&dir);
-    let env = [
-        ("ELSE_PFAGENT_COMMAND_PREFIX", record.display().to_string()),
-        (
-            "ELSE_PFAGENT_POSTFIX_CONFIG",
-            postfix.dir.join("etc").display().to_string(),
-        ),
-    ];
+    let env = agent_env(&dir, &postfix, Some(&record));
     let snmpd = Snmpd::start(
         "else-snmpd-bad",
         "127.0.0.62",
@@ -567,10 +571,7 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
     // The good agent watches a real (empty) Postfix: Postfix's tools pause a second on a fatal
     // error, which a missing configuration would be.
     let postfix = start_postfix("else-snmp-postfix-stall", free_udp_port("127.0.0.1"));
-    let env = [(
-        "ELSE_PFAGENT_POSTFIX_CONFIG",
-        postfix.dir.join("etc").display().to_string(),
-    )];
+    let env = agent_env(&dir, &postfix, None);
     // Polled twice: over SNMPv3 and, as another server, over SNMPv2c.
     let v2c = "rocommunity else-public 127.0.0.1\nrwcommunity else-private 127.0.0.1 .1.3.6.1.4.1.99999.1.1.10\n";
     let good = Snmpd::start("else-snmpd-good", "127.0.0.63", None, &env, v2c);
