@@ -169,8 +169,8 @@ async fn setup(dir: &Path, names: &[&str]) -> (Client, SnmpHandle, Vec<i32>) {
 }
 
 /// The private Postfix: mail for remote.test goes to a closed port (deferred), mail whose
-/// subject is "hold me" is held by header_checks.
-fn start_postfix(name: &str, closed_port: u16) -> PrivatePostfix {
+/// subject is "hold me" is held by header_checks; `extra` is added to main.cf.
+fn start_postfix(name: &str, closed_port: u16, extra: &str) -> PrivatePostfix {
     let postfix = PrivatePostfix::prepare(name);
     let d = postfix.dir.display().to_string();
     std::fs::write(postfix.dir.join("etc/header_checks"), "/^Subject: hold me/ HOLD\n").unwrap();
@@ -183,7 +183,7 @@ smtp_dns_support_level = disabled
 queue_run_delay = 3600s
 minimal_backoff_time = 3600s
 maximal_backoff_time = 7200s
-"
+{extra}"
     );
     postfix.start(&main, "", &[])
 }
@@ -285,7 +285,7 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
     }
     let dir = temp_dir("else-snmp-accept");
     let closed_port = free_udp_port("127.0.0.1");
-    let postfix = start_postfix("else-snmp-postfix-accept", closed_port);
+    let postfix = start_postfix("else-snmp-postfix-accept", closed_port, "");
     for subject in ["one", "two", "three", "hold me", "hold me too"] {
         sendmail(&postfix, subject);
     }
@@ -450,7 +450,11 @@ async fn bad_input_is_refused_and_nothing_runs() {
         return;
     }
     let dir = temp_dir("else-snmp-bad");
-    let postfix = start_postfix("else-snmp-postfix-bad", free_udp_port("127.0.0.1"));
+    let postfix = start_postfix(
+        "else-snmp-postfix-bad",
+        free_udp_port("127.0.0.1"),
+        "enable_long_queue_ids = yes\n",
+    );
     sendmail(&postfix, "hold me");
     wait_queue(&postfix, 0, 1).await;
     let held = in_queue(&postfix, "hold")[0].clone();
@@ -548,7 +552,22 @@ async fn bad_input_is_refused_and_nothing_runs() {
     assert_eq!(row.get::<_, String>(1), "$(rm -rf /)");
 
     assert_eq!(ran(&dir), "", "nothing may run");
-    assert_eq!(in_queue(&postfix, "hold"), [held]);
+    assert_eq!(in_queue(&postfix, "hold"), [held.clone()]);
+
+    // A long queue id (enable_long_queue_ids) is a queue id: released for real.
+    assert!(held.contains('z') && held.len() > 12, "{held}");
+    let outcome = act(
+        &db,
+        &handle,
+        "tester",
+        ids[0],
+        Action::new("release", Some(&held)).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.result, "done", "{outcome:?}");
+    assert!(ran(&dir).ends_with(&format!(" -H {held}\n")), "{}", ran(&dir));
+    assert!(in_queue(&postfix, "hold").is_empty());
     drop(snmpd);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -570,7 +589,7 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
     Command::new("chmod").arg("755").arg(&slow).status().unwrap();
     // The good agent watches a real (empty) Postfix: Postfix's tools pause a second on a fatal
     // error, which a missing configuration would be.
-    let postfix = start_postfix("else-snmp-postfix-stall", free_udp_port("127.0.0.1"));
+    let postfix = start_postfix("else-snmp-postfix-stall", free_udp_port("127.0.0.1"), "");
     let env = agent_env(&dir, &postfix, None);
     // Polled twice: over SNMPv3 and, as another server, over SNMPv2c.
     let v2c = "rocommunity else-public 127.0.0.1\nrwcommunity else-private 127.0.0.1 .1.3.6.1.4.1.99999.1.1.10\n";
