@@ -552,7 +552,7 @@ async fn bad_input_is_refused_and_nothing_runs() {
     assert_eq!(row.get::<_, String>(1), "$(rm -rf /)");
 
     assert_eq!(ran(&dir), "", "nothing may run");
-    assert_eq!(in_queue(&postfix, "hold"), [held.clone()]);
+    assert_eq!(in_queue(&postfix, "hold"), std::slice::from_ref(&held));
 
     // A long queue id (enable_long_queue_ids) is a queue id: released for real.
     assert!(held.contains('z') && held.len() > 12, "{held}");
