@@ -105,7 +105,7 @@ if [[ " ${missing[*]} " == *" postfix "* ]]; then
     printf '%s\n' "postfix postfix/main_mailer_type select No configuration" \
         "postfix postfix/mailname string localhost" | "${as_root[@]}" debconf-set-selections
 fi
-# Packages must not start their daemons (postfix, postgrey, rsyslog) on a build or CI machine: the
+# Packages must not start their daemons (postfix, postgrey, rsyslog, snmpd) on a build or CI machine: the
 # tests start private instances. policy-rc.d says so for the time of the install.
 policy=/usr/sbin/policy-rc.d
 made_policy=false

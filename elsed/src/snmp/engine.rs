@@ -1,9 +1,12 @@
-//! The SNMP thread: the only place net-snmp runs. Callers (the poller, actions from the web or
-//! the command line) send it requests over a channel and await the answers; it owns every
-//! session, keeps them open between polls (an SNMPv3 open costs a blocking engine discovery)
-//! and polls all agents of a cycle at once.
+//! The SNMP thread: the only place net-snmp runs, one per process. Callers (the poller, actions
+//! from the web or the command line) send it requests over a channel and await the answers; it
+//! owns every session, keeps them open between polls (an SNMPv3 engine discovery blocks) and
+//! polls all agents of a cycle at once. Each [`Engine`] handle has its own scope of sessions
+//! (server ids are per database), dropped with its last clone.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -27,6 +30,7 @@ pub type SetAnswer = (Result<Response, SnmpError>, Option<Result<Response, SnmpE
 enum Request {
     /// GET `oids` from every target at once; each answer is sent as soon as it is in.
     Poll {
+        scope: u64,
         targets: Vec<(i32, Target)>,
         oids: Vec<Vec<u32>>,
         deadline: Duration,
@@ -34,6 +38,7 @@ enum Request {
     },
     /// SET one variable, then GET `then` in the same session (the agent's verdict).
     Set {
+        scope: u64,
         key: Key,
         target: Target,
         oid: Vec<u32>,
@@ -41,32 +46,64 @@ enum Request {
         then: Vec<Vec<u32>>,
         answer: oneshot::Sender<SetAnswer>,
     },
+    /// The last handle of a scope is gone: close its sessions.
+    Forget(u64),
 }
 
-/// A cloneable handle on the SNMP thread; the thread ends when the last handle is dropped.
+/// A cloneable handle on the SNMP thread, with its own scope of sessions.
 #[derive(Clone)]
 pub struct Engine {
     tx: Sender<Request>,
+    scope: Arc<Scope>,
 }
 
+/// A scope of sessions; its sessions are closed when the last handle of it is dropped.
+struct Scope {
+    id: u64,
+    tx: Sender<Request>,
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Request::Forget(self.id));
+    }
+}
+
+/// The process's SNMP thread (started once: net-snmp's state is process-wide).
+static THREAD: OnceLock<Result<Sender<Request>, String>> = OnceLock::new();
+static SCOPES: AtomicU64 = AtomicU64::new(1);
+
 impl Engine {
-    /// Starts the thread and initialises net-snmp on it.
+    /// A handle on the SNMP thread, started (and net-snmp initialised on it) the first time.
     pub fn start() -> anyhow::Result<Engine> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("snmp".into()).spawn(move || {
-            let init = session::init_library();
-            let ok = init.is_ok();
-            let _ = ready_tx.send(init);
-            if ok {
-                serve(rx);
-            }
-        })?;
-        ready_rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the SNMP thread died at start"))?
-            .map_err(|e| anyhow::anyhow!("net-snmp: {e}"))?;
-        Ok(Engine { tx })
+        let tx = THREAD
+            .get_or_init(|| {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name("snmp".into())
+                    .spawn(move || {
+                        let init = session::init_library();
+                        let ok = init.is_ok();
+                        let _ = ready_tx.send(init);
+                        if ok {
+                            serve(rx);
+                        }
+                    })
+                    .map_err(|e| format!("cannot start the SNMP thread: {e}"))?;
+                ready_rx
+                    .recv()
+                    .map_err(|_| "the SNMP thread died at start".to_owned())?
+                    .map_err(|e| format!("net-snmp: {e}"))?;
+                Ok(tx)
+            })
+            .clone()
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let scope = Arc::new(Scope {
+            id: SCOPES.fetch_add(1, Ordering::Relaxed),
+            tx: tx.clone(),
+        });
+        Ok(Engine { tx, scope })
     }
 
     /// Polls the targets concurrently; answers arrive on the returned channel as they come, one
@@ -79,6 +116,7 @@ impl Engine {
     ) -> mpsc::UnboundedReceiver<(i32, Result<Response, SnmpError>)> {
         let (answers, rx) = mpsc::unbounded_channel();
         let _ = self.tx.send(Request::Poll {
+            scope: self.scope.id,
             targets,
             oids,
             deadline,
@@ -98,6 +136,7 @@ impl Engine {
     ) -> SetAnswer {
         let (answer, rx) = oneshot::channel();
         let sent = self.tx.send(Request::Set {
+            scope: self.scope.id,
             key,
             target,
             oid,
@@ -126,18 +165,28 @@ struct Backoff {
     skip: u32,
 }
 
+/// A scope's open sessions and the backoff of the agents it could not reach.
+type ScopeState = (HashMap<Key, Open>, HashMap<Key, Backoff>);
+
 fn serve(rx: Receiver<Request>) {
-    let mut open: HashMap<Key, Open> = HashMap::new();
-    let mut backoff: HashMap<Key, Backoff> = HashMap::new();
+    let mut scopes: HashMap<u64, ScopeState> = HashMap::new();
     for request in rx {
         match request {
             Request::Poll {
+                scope,
                 targets,
                 oids,
                 deadline,
                 answers,
-            } => poll(&mut open, &mut backoff, targets, &oids, deadline, &answers),
+            } => {
+                let (open, backoff) = scopes.entry(scope).or_default();
+                poll(open, backoff, targets, &oids, deadline, &answers);
+            }
+            Request::Forget(scope) => {
+                scopes.remove(&scope);
+            }
             Request::Set {
+                scope,
                 key,
                 target,
                 oid,
@@ -145,7 +194,8 @@ fn serve(rx: Receiver<Request>) {
                 then,
                 answer,
             } => {
-                let result = match session_for(&mut open, key, &target) {
+                let (open, _) = scopes.entry(scope).or_default();
+                let result = match session_for(open, key, &target) {
                     Ok(session) => {
                         let set = session.set(&target.peer, &oid, &value);
                         let after = (!then.is_empty()).then(|| session.get(&target.peer, &then));
@@ -267,21 +317,22 @@ fn wait(
     answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
 ) {
     loop {
-        wait_one(open, flights, until, answers);
-        if flights.is_empty() || Instant::now() >= until {
+        let waited = wait_one(open, flights, until, answers);
+        if !waited || flights.is_empty() || Instant::now() >= until {
             return;
         }
     }
 }
 
 /// Runs the requests in flight until one is done (or `until`); sends and removes those done.
+/// False when no request had a session to wait on (nothing can change by waiting).
 fn wait_one(
     open: &mut HashMap<Key, Open>,
     flights: &mut Vec<(i32, InFlight)>,
     until: Instant,
     answers: &mpsc::UnboundedSender<(i32, Result<Response, SnmpError>)>,
-) {
-    {
+) -> bool {
+    let waited = {
         let mut pairs: Vec<(&mut Session, &InFlight)> = Vec::new();
         let mut sessions: HashMap<i32, &mut Session> = open
             .iter_mut()
@@ -294,7 +345,8 @@ fn wait_one(
             }
         }
         session::run_all(&mut pairs, until);
-    }
+        !pairs.is_empty()
+    };
     let mut i = 0;
     while i < flights.len() {
         if flights[i].1.done() {
@@ -311,4 +363,5 @@ fn wait_one(
             i += 1;
         }
     }
+    waited
 }

@@ -41,8 +41,10 @@ pub async fn poll_once(db: &mut Client, handle: &SnmpHandle) -> anyhow::Result<V
             Err(e) => samples.push(unreachable(server_id, format!("{e:#}"))),
         }
     }
+    // The day's partition is made once a cycle, not once a sample.
+    let mut ensured = None;
     for sample in &samples {
-        store_sample(db, sample).await?;
+        store_sample(db, sample, &mut ensured).await?;
     }
     // Every request ends within its timeouts; the margin covers the SNMPv3 discoveries.
     let per_request = config.timeout() * (config.retries + 1);
@@ -55,15 +57,19 @@ pub async fn poll_once(db: &mut Client, handle: &SnmpHandle) -> anyhow::Result<V
             Err(e) => unreachable(server_id, e.to_string()),
         };
         (sample.state, sample.reasons) = evaluate(&sample, config);
-        store_sample(db, &sample).await?;
+        store_sample(db, &sample, &mut ensured).await?;
         samples.push(sample);
     }
     Ok(samples)
 }
 
-async fn store_sample(db: &mut Client, sample: &Sample) -> anyhow::Result<()> {
+/// Stores a sample, making its day's partition first unless `ensured` says it was.
+async fn store_sample(db: &mut Client, sample: &Sample, ensured: &mut Option<i64>) -> anyhow::Result<()> {
     let day = sample.ts.unix_seconds().div_euclid(86_400);
-    omelse::store::ensure_days(db, &BTreeSet::from([day])).await?;
+    if *ensured != Some(day) {
+        omelse::store::ensure_days(db, &BTreeSet::from([day])).await?;
+        *ensured = Some(day);
+    }
     store::insert_sample(db, sample).await
 }
 
@@ -89,7 +95,11 @@ pub async fn run(db: Client, settings: &crate::Settings, handle: &SnmpHandle, on
         match poll_once(client, handle).await {
             Ok(samples) => {
                 for s in &samples {
-                    tracing::info!(server_id = s.server_id, state = s.state.name(), reasons = ?s.reasons, "polled");
+                    if s.state == State::Ok {
+                        tracing::debug!(server_id = s.server_id, "polled: ok");
+                    } else {
+                        tracing::info!(server_id = s.server_id, state = s.state.name(), reasons = ?s.reasons, error = ?s.error, "polled");
+                    }
                 }
             }
             Err(e) if once => return Err(e),

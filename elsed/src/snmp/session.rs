@@ -565,3 +565,29 @@ pub fn run_all(sessions: &mut [(&mut Session, &InFlight)], deadline: Instant) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_fills_exactly_the_session_its_headers_declare() {
+        ffi::check_session_size().unwrap();
+    }
+
+    #[test]
+    fn error_statuses_have_their_rfc_names() {
+        assert_eq!(error_status_name(0), "noError");
+        assert_eq!(error_status_name(6), "noAccess");
+        assert_eq!(error_status_name(10), "wrongValue");
+        assert_eq!(error_status_name(14), "commitFailed");
+        assert_eq!(error_status_name(99), "unknownError");
+    }
+
+    #[test]
+    fn auth_protocols_by_name() {
+        assert_eq!(AuthProtocol::parse("sha"), Some(AuthProtocol::Sha1));
+        assert_eq!(AuthProtocol::parse("SHA-256"), Some(AuthProtocol::Sha256));
+        assert_eq!(AuthProtocol::parse("MD5"), None);
+    }
+}

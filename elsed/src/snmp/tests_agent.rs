@@ -169,8 +169,8 @@ async fn setup(dir: &Path, names: &[&str]) -> (Client, SnmpHandle, Vec<i32>) {
 }
 
 /// The private Postfix: mail for remote.test goes to a closed port (deferred), mail whose
-/// subject is "hold me" is held by header_checks.
-fn start_postfix(name: &str, closed_port: u16) -> PrivatePostfix {
+/// subject is "hold me" is held by header_checks; `extra` is added to main.cf.
+fn start_postfix(name: &str, closed_port: u16, extra: &str) -> PrivatePostfix {
     let postfix = PrivatePostfix::prepare(name);
     let d = postfix.dir.display().to_string();
     std::fs::write(postfix.dir.join("etc/header_checks"), "/^Subject: hold me/ HOLD\n").unwrap();
@@ -183,7 +183,7 @@ smtp_dns_support_level = disabled
 queue_run_delay = 3600s
 minimal_backoff_time = 3600s
 maximal_backoff_time = 7200s
-"
+{extra}"
     );
     postfix.start(&main, "", &[])
 }
@@ -245,6 +245,22 @@ async fn wait_queue(postfix: &PrivatePostfix, deferred: usize, hold: usize) {
     );
 }
 
+/// else-pfagent's environment: the private Postfix, its syslog socket in `dir` (nobody reads it:
+/// the machine's log stays clean), and a command prefix instead of `sudo -n` when given.
+fn agent_env(dir: &Path, postfix: &PrivatePostfix, prefix: Option<&Path>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            "ELSE_PFAGENT_POSTFIX_CONFIG",
+            postfix.dir.join("etc").display().to_string(),
+        ),
+        ("ELSE_PFAGENT_SYSLOG_SOCKET", dir.join("syslog").display().to_string()),
+    ];
+    if let Some(prefix) = prefix {
+        env.push(("ELSE_PFAGENT_COMMAND_PREFIX", prefix.display().to_string()));
+    }
+    env
+}
+
 /// The commands else-pfagent ran through its prefix (the recording wrapper).
 fn ran(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("ran")).unwrap_or_default()
@@ -269,21 +285,15 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
     }
     let dir = temp_dir("else-snmp-accept");
     let closed_port = free_udp_port("127.0.0.1");
-    let postfix = start_postfix("else-snmp-postfix-accept", closed_port);
+    let postfix = start_postfix("else-snmp-postfix-accept", closed_port, "");
     for subject in ["one", "two", "three", "hold me", "hold me too"] {
         sendmail(&postfix, subject);
     }
     wait_queue(&postfix, 3, 2).await;
 
     let record = recording_wrapper(&dir);
-    let env = [
-        ("ELSE_PFAGENT_COMMAND_PREFIX", record.display().to_string()),
-        (
-            "ELSE_PFAGENT_POSTFIX_CONFIG",
-            postfix.dir.join("etc").display().to_string(),
-        ),
-        ("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()),
-    ];
+    let mut env = agent_env(&dir, &postfix, Some(&record));
+    env.push(("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()));
     let snmpd = Snmpd::start("else-snmpd-accept", "127.0.0.61", None, &env, "");
     let (mut db, handle, ids) = setup(&dir, &["mx1"]).await;
     let id = ids[0];
@@ -440,19 +450,23 @@ async fn bad_input_is_refused_and_nothing_runs() {
         return;
     }
     let dir = temp_dir("else-snmp-bad");
-    let postfix = start_postfix("else-snmp-postfix-bad", free_udp_port("127.0.0.1"));
+    let postfix = start_postfix(
+        "else-snmp-postfix-bad",
+        free_udp_port("127.0.0.1"),
+        "enable_long_queue_ids = yes\n",
+    );
     sendmail(&postfix, "hold me");
     wait_queue(&postfix, 0, 1).await;
     let held = in_queue(&postfix, "hold")[0].clone();
     let record = recording_wrapper(&dir);
-    let env = [
-        ("ELSE_PFAGENT_COMMAND_PREFIX", record.display().to_string()),
-        (
-            "ELSE_PFAGENT_POSTFIX_CONFIG",
-            postfix.dir.join("etc").display().to_string(),
-        ),
-    ];
-    let snmpd = Snmpd::start("else-snmpd-bad", "127.0.0.62", None, &env, "");
+    let env = agent_env(&dir, &postfix, Some(&record));
+    let snmpd = Snmpd::start(
+        "else-snmpd-bad",
+        "127.0.0.62",
+        None,
+        &env,
+        "createUser else-sha256 SHA-256 \"sha256-auth-pass\" AES \"sha256-priv-pass\"\nrouser else-sha256 priv -V elseRead\n",
+    );
     let (db, handle, ids) = setup(&dir, &["mx2"]).await;
     let (settings, secrets) = agent_settings(snmpd.ip, snmpd.port, CTL.1);
     set_agent(&db, &handle, ids[0], &settings, &secrets).await.unwrap();
@@ -495,6 +509,27 @@ async fn bad_input_is_refused_and_nothing_runs() {
         ["noAccess", "notWritable", "authorizationError"].contains(&status(answer.clone()).as_str()),
         "{answer:?}"
     );
+    // SHA-256 authentication works as well as SHA (the snippet's).
+    let sha256 = Target {
+        credentials: Credentials::Usm {
+            user: "else-sha256".into(),
+            auth: AuthProtocol::Sha256,
+            auth_pass: "sha256-auth-pass".into(),
+            priv_pass: "sha256-priv-pass".into(),
+        },
+        ..user(RO)
+    };
+    let hold_count = mib::queue_oid(3, mib::COL_COUNT);
+    let mut answer = handle
+        .engine
+        .poll(vec![(ids[0], sha256)], vec![hold_count.clone()], Duration::from_secs(5));
+    let response = answer.recv().await.unwrap().1.unwrap();
+    assert_eq!(
+        response.get(&hold_count).and_then(|v| v.as_u64()),
+        Some(1),
+        "{response:?}"
+    );
+
     // elsed refuses before sending, and says so in the audit log.
     assert!(Action::new("hold", Some("4F1A;reboot")).is_err());
     assert!(Action::new("flush", Some("ABCDEF")).is_err());
@@ -517,7 +552,22 @@ async fn bad_input_is_refused_and_nothing_runs() {
     assert_eq!(row.get::<_, String>(1), "$(rm -rf /)");
 
     assert_eq!(ran(&dir), "", "nothing may run");
-    assert_eq!(in_queue(&postfix, "hold"), [held]);
+    assert_eq!(in_queue(&postfix, "hold"), std::slice::from_ref(&held));
+
+    // A long queue id (enable_long_queue_ids) is a queue id: released for real.
+    assert!(held.contains('z') && held.len() > 12, "{held}");
+    let outcome = act(
+        &db,
+        &handle,
+        "tester",
+        ids[0],
+        Action::new("release", Some(&held)).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.result, "done", "{outcome:?}");
+    assert!(ran(&dir).ends_with(&format!(" -H {held}\n")), "{}", ran(&dir));
+    assert!(in_queue(&postfix, "hold").is_empty());
     drop(snmpd);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -539,11 +589,8 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
     Command::new("chmod").arg("755").arg(&slow).status().unwrap();
     // The good agent watches a real (empty) Postfix: Postfix's tools pause a second on a fatal
     // error, which a missing configuration would be.
-    let postfix = start_postfix("else-snmp-postfix-stall", free_udp_port("127.0.0.1"));
-    let env = [(
-        "ELSE_PFAGENT_POSTFIX_CONFIG",
-        postfix.dir.join("etc").display().to_string(),
-    )];
+    let postfix = start_postfix("else-snmp-postfix-stall", free_udp_port("127.0.0.1"), "");
+    let env = agent_env(&dir, &postfix, None);
     // Polled twice: over SNMPv3 and, as another server, over SNMPv2c.
     let v2c = "rocommunity else-public 127.0.0.1\nrwcommunity else-private 127.0.0.1 .1.3.6.1.4.1.99999.1.1.10\n";
     let good = Snmpd::start("else-snmpd-good", "127.0.0.63", None, &env, v2c);

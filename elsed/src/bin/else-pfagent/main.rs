@@ -9,6 +9,7 @@
 //!                                                              ("" to run them directly, as root)
 //!   --postfix-config DIR          ELSE_PFAGENT_POSTFIX_CONFIG  a non-default Postfix instance (-c DIR)
 //!   --cache-secs N                ELSE_PFAGENT_CACHE_SECS      how long statistics are reused (5)
+//!   --syslog-socket PATH          ELSE_PFAGENT_SYSLOG_SOCKET   where each action is logged (/dev/log)
 //! ```
 //!
 //! `extend` prints, in this order: for each queue (incoming, active, deferred, hold) its message
@@ -26,6 +27,7 @@ mod mib;
 mod persist;
 mod queue;
 mod run;
+mod syslog;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,6 +75,8 @@ enum Mode {
 pub struct Options {
     pub postfix: run::Postfix,
     pub cache: Duration,
+    /// The local syslog socket: every action run is logged on the host too.
+    pub syslog: std::path::PathBuf,
 }
 
 /// The command line, with the environment as fallback for each option.
@@ -81,6 +85,7 @@ fn parse(args: Vec<String>) -> Result<(Options, Mode), String> {
     let mut prefix = env("ELSE_PFAGENT_COMMAND_PREFIX").unwrap_or_else(|| "sudo -n".into());
     let mut config = env("ELSE_PFAGENT_POSTFIX_CONFIG").filter(|d| !d.is_empty());
     let mut cache = env("ELSE_PFAGENT_CACHE_SECS").unwrap_or_else(|| "5".into());
+    let mut syslog = env("ELSE_PFAGENT_SYSLOG_SOCKET").unwrap_or_else(|| "/dev/log".into());
     let mut mode = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -89,6 +94,7 @@ fn parse(args: Vec<String>) -> Result<(Options, Mode), String> {
             "--command-prefix" => prefix = value("--command-prefix")?,
             "--postfix-config" => config = Some(value("--postfix-config")?),
             "--cache-secs" => cache = value("--cache-secs")?,
+            "--syslog-socket" => syslog = value("--syslog-socket")?,
             "extend" if mode.is_none() => mode = Some(Mode::Extend),
             "pass-persist" if mode.is_none() => mode = Some(Mode::PassPersist),
             other => return Err(format!("unexpected argument {other:?}")),
@@ -103,6 +109,7 @@ fn parse(args: Vec<String>) -> Result<(Options, Mode), String> {
         Options {
             postfix,
             cache: Duration::from_secs(cache),
+            syslog: syslog.into(),
         },
         mode,
     ))

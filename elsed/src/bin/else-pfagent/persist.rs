@@ -173,6 +173,7 @@ impl Agent {
             return "wrong-value";
         };
         let outcome = self.options.postfix.act(program, &args);
+        crate::syslog::notice(&self.options.syslog, &outcome.text);
         self.actions += 1;
         self.last_status = if outcome.ok { 1 } else { 2 };
         self.last_text = outcome.text;
@@ -230,6 +231,7 @@ mod tests {
         Agent::new(Options {
             postfix,
             cache: Duration::from_secs(60),
+            syslog: dir.join("log.sock"),
         })
     }
 
