@@ -63,7 +63,8 @@ pub fn number(params: &RawParams, name: &'static str, min: i64, max: i64, defaul
     }
 }
 
-fn time(params: &RawParams, name: &'static str) -> ApiResult<Option<Timestamp>> {
+/// An RFC 3339 time, `None` when absent; 400 naming the parameter otherwise.
+pub fn time(params: &RawParams, name: &'static str) -> ApiResult<Option<Timestamp>> {
     text(params, name)
         .map(|value| {
             value

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio_postgres::Client;
 
-use super::filter::{choice, number, text, RawParams};
+use super::filter::{choice, number, text, time, RawParams};
 use crate::report::{self, Covered, Format};
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult};
@@ -44,16 +44,6 @@ pub async fn report(client: &Client, scope: &Scope, params: &RawParams) -> ApiRe
         "text" => Format::Text,
         _ => Format::Json,
     };
-    let time = |name: &'static str| {
-        text(params, name)
-            .map(|value| {
-                value
-                    .parse::<jiff::Timestamp>()
-                    .map(|t| omelse::parse::Timestamp(t.as_microsecond()))
-                    .map_err(|_| ApiError::bad_param(name, format!("{name} must be an RFC 3339 time")))
-            })
-            .transpose()
-    };
     let server_id = text(params, "server")
         .map(|s| {
             s.parse::<i32>()
@@ -62,8 +52,8 @@ pub async fn report(client: &Client, scope: &Scope, params: &RawParams) -> ApiRe
         .transpose()?;
     let top = number(params, "top", 0, 10_000, 50)? as usize;
     let scope = report::Scope {
-        since: time("since")?,
-        until: time("until")?,
+        since: time(params, "since")?,
+        until: time(params, "until")?,
         domain: text(params, "domain").map(|d| d.trim_start_matches('@').to_lowercase()),
         server_id,
         pairs,
