@@ -138,7 +138,8 @@ shlib_depends() {
     local files deps
     files=$(elf_files "$1")
     deps="libc6 (>= $(glibc_min "$1"))"
-    if for f in $files; do objdump -p "$f"; done | grep -q 'NEEDED.*libgcc_s'; then
+    # grep reads everything (not -q): with pipefail, objdump's SIGPIPE would read as "no".
+    if for f in $files; do objdump -p "$f"; done | grep 'NEEDED.*libgcc_s' >/dev/null; then
         deps="$deps, libgcc-s1"
     fi
     printf '%s' "$deps"
