@@ -1157,6 +1157,37 @@ async fn the_command_line_manages_accounts_and_groups() {
     assert!(cli_entries >= 10, "{audit}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_elsed_serves_503() {
+    install_crypto();
+    let config = write_config("nodb", "");
+    let url = "host=127.0.0.1 port=1 dbname=else connect_timeout=2".to_owned();
+    let elsed = Elsed::launch(url, config, reqwest::Client::builder());
+    let response = elsed.http.get(format!("{}/healthz", elsed.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.json::<Value>().await.unwrap()["database"], false);
+    let body = error(
+        elsed.login("admin", ADMIN_PASSWORD).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(
+        body["error"].as_str().unwrap().contains("database unavailable"),
+        "{body}"
+    );
+    let session = Session {
+        cookie: "else_session=x".into(),
+        csrf: "y".into(),
+    };
+    error(
+        elsed.get("/servers", Some(&session)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // The document needs no database.
+    assert_eq!(elsed.get("/openapi.json", None).await.status(), StatusCode::OK);
+}
+
 /// The SNMP poller's view through the API: health on `/servers`, samples of a server the caller
 /// may see (404 for one they may not), queue actions for administrators only, confirmed, and a
 /// clear 503 when SNMP is not set up; `/metrics` in Prometheus' text format.
@@ -1261,33 +1292,4 @@ async fn server_health_samples_actions_and_metrics() {
             .any(|l| l.contains("server=\"mx1\"") && l.contains("deferred") && l.ends_with(" 120")),
         "{text}"
     );
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_its_database_elsed_serves_503() {
-    install_crypto();
-    let config = write_config("nodb", "");
-    let url = "host=127.0.0.1 port=1 dbname=else connect_timeout=2".to_owned();
-    let elsed = Elsed::launch(url, config, reqwest::Client::builder());
-    let response = elsed.http.get(format!("{}/healthz", elsed.base)).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.json::<Value>().await.unwrap()["database"], false);
-    let body = error(
-        elsed.login("admin", ADMIN_PASSWORD).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
-    assert!(
-        body["error"].as_str().unwrap().contains("database unavailable"),
-        "{body}"
-    );
-    let session = Session {
-        cookie: "else_session=x".into(),
-        csrf: "y".into(),
-    };
-    error(
-        elsed.get("/servers", Some(&session)).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
-    // The document needs no database.
-    assert_eq!(elsed.get("/openapi.json", None).await.status(), StatusCode::OK);
 }
