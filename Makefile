@@ -39,4 +39,6 @@ bench: setup
 	bash scripts/bench-import.sh
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput
 	$(CARGO) test --release -p elsed --bin elsed bench_ -- --ignored --nocapture
+	bash scripts/bench-search.sh
+	bash scripts/bench-dashboard.sh
 	bash scripts/fuzz.sh 600
