@@ -776,7 +776,7 @@ async fn rollups_match_the_base_tables() {
     let groups = ["sender1.example", "dom2.test"];
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS group_domains (group_id bigint, domain text);
+            "INSERT INTO groups (id, name) OVERRIDING SYSTEM VALUE VALUES (1, 'one'), (2, 'two');
              INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test'), (2, 'dom2.test');",
         )
         .await
@@ -971,7 +971,7 @@ async fn keyed_rollups_agree_between_the_hourly_and_the_daily_paths() {
     let b = sample_batch("mx2.example", at("2026-03-14T11:30:00Z"), 25);
     let long_ago = at("2000-01-01T00:00:00Z");
     let far_ahead = at("2100-01-01T00:00:00Z");
-    let group_domains = "CREATE TABLE group_domains (group_id bigint, domain text);
+    let group_domains = "INSERT INTO groups (id, name) OVERRIDING SYSTEM VALUE VALUES (1, 'one');
                          INSERT INTO group_domains VALUES (1, 'sender1.example'), (1, 'dom2.test');";
     let mut hot = fresh_db().await;
     hot.batch_execute(group_domains).await.unwrap();
