@@ -1293,3 +1293,90 @@ async fn server_health_samples_actions_and_metrics() {
         "{text}"
     );
 }
+
+/// An administrator sets a server's SNMP agent from the inventory: the settings come back, the
+/// secrets never do (stored encrypted, absent from the audit log); bad settings are refused with
+/// the reason, and only administrators may do it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_set_a_servers_snmp_agent_and_its_secrets_stay_sealed() {
+    let key = scratch("agent-key").join("snmp.key");
+    let _ = std::fs::remove_file(&key);
+    let keygen = Command::new(ELSED).args(["snmp", "keygen"]).arg(&key).output().unwrap();
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let elsed = Elsed::start("agent", &format!("\n[snmp]\nkey_file = \"{}\"", key.display())).await;
+    elsed.import_fixture();
+    let db = elsed.db().await;
+    let mx1: i32 = db
+        .query_one("SELECT id FROM servers WHERE name = 'mx1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let admin = elsed.admin().await;
+    let path = format!("/admin/servers/{mx1}/snmp");
+    error(elsed.get(&path, Some(&admin)).await, StatusCode::NOT_FOUND).await;
+    let settings = json!({
+        "enabled": true, "host": "192.0.2.10", "port": 161, "version": "3",
+        "read_user": "else-ro", "control_user": "else-ctl", "auth_protocol": "SHA",
+    });
+    let secrets = json!({
+        "read_auth_pass": "read-auth-secret", "read_priv_pass": "read-priv-secret",
+        "control_auth_pass": "ctl-auth-secret", "control_priv_pass": "ctl-priv-secret",
+    });
+    let body = json!({ "settings": settings, "secrets": secrets });
+    let response = elsed.send(Method::PUT, &path, &admin, body.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let shown: Value = elsed.get(&path, Some(&admin)).await.json().await.unwrap();
+    assert_eq!(shown, settings);
+
+    // Sealed at rest, and out of the audit log.
+    let stored: Vec<u8> = db
+        .query_one("SELECT secrets FROM snmp_agents WHERE server_id = $1", &[&mx1])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!String::from_utf8_lossy(&stored).contains("ctl-auth-secret"));
+    let audit: String = db
+        .query_one(
+            "SELECT details::text FROM audit_log WHERE action = 'snmp.agent.set'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(audit.contains("else-ctl") && !audit.contains("secret"), "{audit}");
+
+    // A passphrase too short, a host that is not one: refused with the reason, nothing stored.
+    let mut short = body.clone();
+    short["secrets"]["control_priv_pass"] = json!("short");
+    let refused = error(
+        elsed.send(Method::PUT, &path, &admin, short).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        refused["error"].as_str().unwrap().contains("privacy passphrase"),
+        "{refused}"
+    );
+    let mut bad_host = body.clone();
+    bad_host["settings"]["host"] = json!("mx1; reboot");
+    error(
+        elsed.send(Method::PUT, &path, &admin, bad_host).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // Not for users.
+    elsed
+        .create_user(
+            &admin,
+            json!({ "login": "viewer", "role": "user", "password": "a good password" }),
+        )
+        .await;
+    let viewer = elsed.session("viewer", "a good password").await;
+    error(
+        elsed.send(Method::PUT, &path, &viewer, body).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    error(elsed.get(&path, Some(&viewer)).await, StatusCode::FORBIDDEN).await;
+}

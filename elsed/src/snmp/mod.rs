@@ -37,7 +37,7 @@ pub use prometheus::prometheus_text;
 pub use secret::{AgentSecrets, SecretKey};
 // The web layer's API (the CLI uses part of it).
 #[allow(unused_imports)]
-pub use store::{agents, latest_states, samples, set_agent};
+pub use store::{agents, check_settings, latest_states, samples, set_agent};
 
 /// The `[snmp]` table of elsed.toml.
 #[derive(Debug, Clone, Deserialize)]

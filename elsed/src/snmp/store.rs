@@ -69,7 +69,7 @@ pub async fn set_agent(
     Ok(())
 }
 
-fn check_settings(settings: &AgentSettings, secrets: &AgentSecrets) -> Result<(), String> {
+pub fn check_settings(settings: &AgentSettings, secrets: &AgentSecrets) -> Result<(), String> {
     if settings.host.trim().is_empty() || settings.host.contains(|c: char| c.is_whitespace() || c == '/') {
         return Err(format!("host {:?} is not a host name or address", settings.host));
     }

@@ -213,6 +213,7 @@ export function ServerPage({ id }: { id: string }) {
         )}
       </Section>
       {isAdmin(me) && <QueueActions id={id} name={server?.name ?? id} />}
+      {isAdmin(me) && <AgentSettingsForm id={id} />}
     </div>
   );
 }
@@ -278,6 +279,120 @@ function QueueActions({ id, name }: { id: string; name: string }) {
           {needsQueueId ? ` (${queueId})` : ''} on <strong>{name}</strong>. This changes the live mail queue and is audited.
         </p>
       </ConfirmDialog>
+    </Section>
+  );
+}
+
+interface AgentSettings {
+  enabled: boolean;
+  host: string;
+  port: number;
+  version: string;
+  read_user?: string | null;
+  control_user?: string | null;
+  auth_protocol: string;
+}
+
+const SECRETS_V3: [string, string][] = [
+  ['read_auth_pass', 'Read user auth passphrase'],
+  ['read_priv_pass', 'Read user privacy passphrase'],
+  ['control_auth_pass', 'Control user auth passphrase'],
+  ['control_priv_pass', 'Control user privacy passphrase'],
+];
+const SECRETS_V2: [string, string][] = [
+  ['read_community', 'Read community'],
+  ['control_community', 'Control community'],
+];
+
+// The server's SNMP agent (administrators): the settings are shown, the secrets never are, so
+// saving asks for them again; elsed stores them encrypted.
+function AgentSettingsForm({ id }: { id: string }) {
+  const current = useApi<AgentSettings>(`/admin/servers/${encodeURIComponent(id)}/snmp`);
+  const known = current.data;
+  const [form, setForm] = useState<AgentSettings | null>(null);
+  const [secrets, setSecrets] = useState<Record<string, string>>({});
+  const [saved, setSaved] = useState(false);
+  const action = useAction();
+  const shown: AgentSettings = form ??
+    known ?? { enabled: true, host: '', port: 161, version: '3', read_user: 'else-ro', control_user: 'else-ctl', auth_protocol: 'SHA' };
+  const set = (patch: Partial<AgentSettings>) => setForm({ ...shown, ...patch });
+  const fields = shown.version === '3' ? SECRETS_V3 : SECRETS_V2;
+  const save = async () => {
+    setSaved(false);
+    const chosen: Record<string, string> = {};
+    for (const [key] of fields) if (secrets[key]) chosen[key] = secrets[key];
+    const r = await action.run(() =>
+      api<AgentSettings>(`/admin/servers/${encodeURIComponent(id)}/snmp`, { method: 'PUT', body: { settings: shown, secrets: chosen } }),
+    );
+    if (r.ok) {
+      setSaved(true);
+      setSecrets({});
+    }
+  };
+  return (
+    <Section title="SNMP agent">
+      {!known && !current.loading && <p>No agent set for this server yet.</p>}
+      <form
+        class="filters"
+        aria-label="SNMP agent"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void save();
+        }}
+      >
+        <Field label="Enabled">
+          <input type="checkbox" checked={shown.enabled} onChange={(e) => set({ enabled: e.currentTarget.checked })} />
+        </Field>
+        <Field label="Agent host">
+          <input value={shown.host} onInput={(e) => set({ host: e.currentTarget.value })} />
+        </Field>
+        <Field label="Agent port">
+          <input type="number" value={shown.port} onInput={(e) => set({ port: Number(e.currentTarget.value) })} />
+        </Field>
+        <Field label="SNMP version">
+          <select value={shown.version} onChange={(e) => set({ version: e.currentTarget.value })}>
+            <option value="3">3 (authPriv)</option>
+            <option value="2c">2c</option>
+          </select>
+        </Field>
+        {shown.version === '3' && (
+          <>
+            <Field label="Read user">
+              <input value={shown.read_user ?? ''} onInput={(e) => set({ read_user: e.currentTarget.value })} />
+            </Field>
+            <Field label="Control user">
+              <input value={shown.control_user ?? ''} onInput={(e) => set({ control_user: e.currentTarget.value })} />
+            </Field>
+            <Field label="Auth protocol">
+              <select value={shown.auth_protocol} onChange={(e) => set({ auth_protocol: e.currentTarget.value })}>
+                <option value="SHA">SHA</option>
+                <option value="SHA-256">SHA-256</option>
+              </select>
+            </Field>
+          </>
+        )}
+        {fields.map(([key, label]) => (
+          <Field key={key} label={label}>
+            <input
+              type="password"
+              autocomplete="new-password"
+              value={secrets[key] ?? ''}
+              onInput={(e) => setSecrets({ ...secrets, [key]: e.currentTarget.value })}
+            />
+          </Field>
+        ))}
+        <div class="buttons">
+          <button type="submit" disabled={action.busy}>
+            Save agent
+          </button>
+        </div>
+      </form>
+      <ErrorBox error={action.error} />
+      {saved && (
+        <p role="status" class="ok">
+          Saved; the poller uses it from its next cycle.
+        </p>
+      )}
     </Section>
   );
 }

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::params::Params;
-use crate::snmp::{self, Action, Sample};
+use crate::snmp::{self, Action, AgentSecrets, AgentSettings, Sample};
 use crate::sql::Query;
+use crate::web::audit;
 use crate::web::auth::Admin;
 use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult};
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/servers/{id}/samples", get(samples))
         .route("/admin/servers/{id}/actions", post(act))
+        .route("/admin/servers/{id}/snmp", get(agent).put(set_agent))
 }
 
 /// `/metrics`, mounted beside `/healthz`.
@@ -172,4 +174,52 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         text,
     )
         .into_response())
+}
+
+/// The server's SNMP agent as the inventory shows it: settings, never the secrets.
+async fn agent(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    PathParam(id): PathParam<i32>,
+) -> ApiResult<Json<AgentSettings>> {
+    let client = state.db.get().await?;
+    let agents = snmp::agents(&client).await.map_err(ApiError::internal)?;
+    agents
+        .into_iter()
+        .find(|(server_id, _, _)| *server_id == id)
+        .map(|(_, _, settings)| Json(settings))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// What an administrator sets for a server's agent: its settings and its secrets (communities
+/// or SNMPv3 passphrases), stored encrypted with `snmp.key_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRequest {
+    pub settings: AgentSettings,
+    pub secrets: AgentSecrets,
+}
+
+/// Sets (or replaces) the server's agent; audited with its settings, never its secrets.
+async fn set_agent(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    PathParam(id): PathParam<i32>,
+    JsonBody(request): JsonBody<AgentRequest>,
+) -> ApiResult<Json<AgentSettings>> {
+    snmp::check_settings(&request.settings, &request.secrets).map_err(|e| ApiError::bad_param("settings", e))?;
+    let Some(handle) = state.snmp.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SNMP is not configured on this server (snmp.key_file)",
+        ));
+    };
+    let client = state.db.get().await?;
+    let name = visible_server(&client, &caller, id).await?;
+    snmp::set_agent(&client, handle, id, &request.settings, &request.secrets)
+        .await
+        .map_err(ApiError::internal)?;
+    let details = serde_json::to_value(&request.settings).map_err(ApiError::internal)?;
+    audit::record(&*client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
+    Ok(Json(request.settings))
 }
