@@ -220,6 +220,21 @@ test('reports and servers render; queue actions ask first', async ({ page }) => 
   await shot(page, 'server-action');
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   await expect(dialog).toBeHidden();
+
+  // The SNMP agent form: this elsed has no snmp.key_file, so saving says why it cannot.
+  await expect(page.getByText('No agent set for this server yet.')).toBeVisible();
+  const agent = page.getByRole('form', { name: 'SNMP agent' });
+  await agent.getByLabel('Agent host').fill('192.0.2.10');
+  for (const label of [
+    'Read user auth passphrase',
+    'Read user privacy passphrase',
+    'Control user auth passphrase',
+    'Control user privacy passphrase',
+  ]) {
+    await agent.getByLabel(label).fill('a long passphrase');
+  }
+  await agent.getByRole('button', { name: 'Save agent' }).click();
+  await expect(page.getByRole('alert')).toContainText('snmp.key_file');
 });
 
 test('an administrator sets up a group and its users', async ({ page }) => {
