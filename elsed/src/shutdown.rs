@@ -11,13 +11,21 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs `work` until it ends or a stop signal comes, whichever is first.
 pub async fn or_signal(what: &str, work: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     let name = tokio::select! {
         result = work => return result,
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+        name = stop_requested() => name?,
     };
     tracing::info!("{what}: {name} received, stopping");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGTERM or SIGINT; says which came. Also what `elsed serve` waits for before its
+/// graceful shutdown.
+pub async fn stop_requested() -> std::io::Result<&'static str> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
 }

@@ -234,7 +234,13 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        match crate::shutdown::stop_requested().await {
+            Ok(name) => tracing::info!("serve: {name} received, finishing the requests in flight"),
+            Err(e) => {
+                tracing::warn!("serve: cannot wait for stop signals: {e}");
+                return;
+            }
+        }
         on_signal.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let on_listening = handle.clone();
@@ -250,20 +256,4 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
     };
     served.map_err(|e| anyhow::anyhow!("cannot serve on {listen}: {e}"))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop): finish the requests in flight, accept no more.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }
