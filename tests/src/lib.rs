@@ -11,6 +11,7 @@ pub mod corpora;
 pub mod postfix;
 pub mod rsyslogd;
 pub mod tls;
+pub mod topology;
 
 use std::ffi::CString;
 use std::fmt;

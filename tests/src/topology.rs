@@ -1,0 +1,360 @@
+//! The deployment ELSE exists for, on loopback addresses of one machine: an INCOMING Postfix (MX
+//! for example.test, mailboxes, greylisting through GreyLSE), an OUTGOING Postfix (relays the
+//! workstations' mail to a third Postfix that plays the Internet, hands mail for example.test back
+//! to the INCOMING one, sends its NDRs to elsed), and the ELSE server (rsyslogd with imrelp and
+//! omelse, PostgreSQL, elsed's GreyLSE and NDR collector). Both Postfix hosts write
+//! `maillog_file`, which their own rsyslogd forwards over RELP (TLS) with the shipped stanza.
+//!
+//! The end-to-end test and `make demo` start the same [`ThreeServers`]; both need root (Postfix
+//! binds port 25 on 127.0.10.x and runs its daemons as `postfix`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::postfix::{self, PrivatePostfix};
+use crate::rsyslogd::{elsed_binary, free_port, relp_certificates, shipped_stanza, wait_until, Rsyslogd};
+
+/// The INCOMING server's address.
+pub const IN1: &str = "127.0.10.1";
+/// The OUTGOING server's address.
+pub const OUT1: &str = "127.0.10.2";
+/// The Postfix that plays the Internet (mailboxes of remote.test).
+pub const INTERNET: &str = "127.0.40.1";
+/// The organisation's networks: its servers and its workstations.
+pub const INTERNAL_NETWORKS: &str = "127.0.10.0/24, 127.0.30.0/24";
+/// A client out on the Internet.
+pub const REMOTE_CLIENT: &str = "127.0.20.1";
+/// A client that INCOMING's access map blocks.
+pub const BLOCKED_CLIENT: &str = "127.0.20.66";
+/// A workstation of the organisation, which sends through OUTGOING.
+pub const WORKSTATION: &str = "127.0.30.1";
+/// Every smtpd listens on the SMTP port of its own address.
+pub const SMTP_PORT: u16 = 25;
+
+/// Why the three servers cannot run here, if they cannot.
+pub fn unavailable() -> Option<&'static str> {
+    if !postfix::available()
+        || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
+        || !Path::new("/usr/bin/swaks").exists()
+    {
+        return Some("needs root, Postfix, rsyslog-relp and swaks (make test installs them)");
+    }
+    None
+}
+
+/// An elsed process (or any child) stopped when dropped.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// `elsed --config <config> <args>`, its stderr in `log`.
+    pub fn elsed(config: &Path, args: &[&str], log: PathBuf) -> Daemon {
+        let child = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env_remove("ELSE_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("daemon log"))
+            .spawn()
+            .expect("start elsed");
+        Daemon { child, log }
+    }
+
+    /// What the daemon wrote so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let stopped = wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_))));
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What swaks said, and whether the server accepted the message.
+pub struct Sent {
+    pub accepted: bool,
+    pub transcript: String,
+}
+
+/// One message with swaks, from `client` to the smtpd at `server`.
+pub fn swaks(server: &str, client: &str, from: &str, to: &str, message_id: &str) -> Sent {
+    let output = Command::new("swaks")
+        .args(["--server", &format!("{server}:{SMTP_PORT}")])
+        .args(["--local-interface", client])
+        .args(["--ehlo", "client.e2e.test"])
+        .args(["--from", from, "--to", to])
+        .args(["--header", &format!("Message-Id: <{message_id}>")])
+        .args(["--header", &format!("Subject: e2e {message_id}")])
+        .args(["--body", "ELSE end-to-end test message."])
+        .args(["--timeout", "30"])
+        .output()
+        .expect("run swaks");
+    let transcript = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Sent {
+        accepted: output.status.success(),
+        transcript,
+    }
+}
+
+/// Ports of the ELSE server's listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct ElsePorts {
+    pub policy: u16,
+    pub ndr: u16,
+    pub relp: u16,
+}
+
+/// The three servers, running; everything stops when this is dropped.
+pub struct ThreeServers {
+    // Fields drop in this order: the forwarders and mail servers first, the ELSE server last.
+    forwarders: [Rsyslogd; 2],
+    pub out1: PrivatePostfix,
+    pub in1: PrivatePostfix,
+    pub internet: PrivatePostfix,
+    pub central: Rsyslogd,
+    pub ndr: Daemon,
+    pub greylist: Daemon,
+    pub dir: PathBuf,
+    pub url: String,
+    pub config: PathBuf,
+    pub ports: ElsePorts,
+}
+
+impl ThreeServers {
+    /// Starts the ELSE server on the (migrated here) database at `url`, then the mail servers and
+    /// their forwarders, in `dir`; `greylist_delay_secs` is GreyLSE's delay. The Internet's
+    /// `later@remote.test` answers 450 until [`ThreeServers::set_remote_busy`]`(false)`.
+    pub fn start(dir: &Path, url: &str, greylist_delay_secs: u64) -> ThreeServers {
+        std::fs::create_dir_all(dir).expect("create the run directory");
+        let ports = ElsePorts {
+            policy: free_port(),
+            ndr: free_port(),
+            relp: free_port(),
+        };
+        let config = dir.join("elsed.toml");
+        std::fs::write(&config, elsed_config(url, ports, greylist_delay_secs)).expect("write elsed.toml");
+        let migrate = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(&config)
+            .arg("migrate")
+            .output()
+            .expect("run elsed migrate");
+        assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+        let greylist = Daemon::elsed(&config, &["greylist"], dir.join("greylist.log"));
+        let ndr = Daemon::elsed(&config, &["ndr"], dir.join("ndr.log"));
+        let certs = relp_certificates(dir, &["in1", "out1"]);
+        let central = Rsyslogd::start(
+            &dir.join("else"),
+            &shipped_stanza("else-server.conf", &certs, "server", ports.relp, url).replace(
+                "# internal.networks=\"192.0.2.0/24, 198.51.100.0/24\"",
+                &format!("internal.networks=\"{INTERNAL_NETWORKS}\""),
+            ),
+        );
+
+        let internet = start_internet();
+        let in1 = start_incoming(ports.policy);
+        let out1 = start_outgoing(ports.ndr);
+        let forwarders = [
+            start_forwarder("in1", &in1, &certs, ports.relp, dir),
+            start_forwarder("out1", &out1, &certs, ports.relp, dir),
+        ];
+        let ready = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", ports.policy)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", ports.ndr)).is_ok()
+        });
+        assert!(ready, "elsed did not start:\n{}\n{}", greylist.output(), ndr.output());
+        ThreeServers {
+            forwarders,
+            out1,
+            in1,
+            internet,
+            central,
+            ndr,
+            greylist,
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+            config,
+            ports,
+        }
+    }
+
+    /// Whether the Internet's `later@remote.test` is refused with 450 (so mail to it is deferred).
+    pub fn set_remote_busy(&self, busy: bool) {
+        write_internet_access(&self.internet, busy);
+        self.internet.run(&["reload"]);
+    }
+
+    /// The forwarders' rsyslogd, for a failure's message.
+    pub fn forwarders(&self) -> &[Rsyslogd] {
+        &self.forwarders
+    }
+}
+
+/// elsed's configuration: the servers by name, role and address, GreyLSE and the NDR collector.
+fn elsed_config(url: &str, ports: ElsePorts, greylist_delay_secs: u64) -> String {
+    format!(
+        "internal_networks = [\"127.0.10.0/24\", \"127.0.30.0/24\"]
+
+[database]
+url = \"{url}\"
+
+[greylist]
+listen = [\"127.0.0.1:{policy}\"]
+delay_secs = {greylist_delay_secs}
+
+[ndr]
+listen = [\"127.0.0.1:{ndr}\"]
+allowed_clients = [\"127.0.0.0/8\"]
+
+[[servers]]
+name = \"in1\"
+role = \"incoming\"
+addresses = [\"{IN1}\"]
+
+[[servers]]
+name = \"out1\"
+role = \"outgoing\"
+addresses = [\"{OUT1}\"]
+",
+        policy = ports.policy,
+        ndr = ports.ndr,
+    )
+}
+
+/// Virtual mailboxes for `domain` (each user a Maildir under `mail/`), delivered by `virtual`.
+fn mailboxes(postfix: &PrivatePostfix, domain: &str, users: &[&str]) -> String {
+    let d = postfix.dir.display();
+    let map: String = users.iter().map(|u| format!("{u}@{domain} {domain}/{u}/\n")).collect();
+    std::fs::write(postfix.dir.join("etc/vmailbox"), map).unwrap();
+    std::fs::create_dir_all(postfix.dir.join("mail")).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(postfix.dir.join("mail"))
+        .status();
+    assert!(chown.unwrap().success());
+    format!(
+        "virtual_mailbox_domains = {domain}
+virtual_mailbox_maps = texthash:{d}/etc/vmailbox
+virtual_mailbox_base = {d}/mail
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+"
+    )
+}
+
+/// The listeners every instance has: smtpd on its address, and the virtual delivery agent.
+fn listeners(address: &str) -> String {
+    format!("{address}:{SMTP_PORT} inet n - n - - smtpd\nvirtual unix - n n - - virtual\n")
+}
+
+/// Settings of the servers' Postfix: fast retries, no DNS, the host name ELSE knows them by.
+fn common_main(name: &str, address: &str) -> String {
+    format!(
+        "myhostname = {name}.example.test
+smtp_bind_address = {address}
+smtp_dns_support_level = disabled
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"
+    )
+}
+
+/// The Internet: mailboxes of remote.test (dave, later), `later` refused with 450 at first;
+/// anyone else unknown (550).
+fn start_internet() -> PrivatePostfix {
+    let postfix = PrivatePostfix::prepare("else-e2e-internet");
+    let d = postfix.dir.display().to_string();
+    write_internet_access(&postfix, true);
+    let main = format!(
+        "myhostname = mx.remote.test
+mynetworks = 127.0.0.0/8
+{mailboxes}smtpd_recipient_restrictions = check_recipient_access texthash:{d}/etc/access, reject_unauth_destination
+",
+        mailboxes = mailboxes(&postfix, "remote.test", &["dave", "later"])
+    );
+    postfix.start(&main, &listeners(INTERNET), &[])
+}
+
+fn write_internet_access(postfix: &PrivatePostfix, later_refused: bool) {
+    let access = if later_refused {
+        "later@remote.test 450 4.2.1 Mailbox busy, try again later\n"
+    } else {
+        ""
+    };
+    std::fs::write(postfix.dir.join("etc/access"), access).unwrap();
+}
+
+/// INCOMING: the MX of example.test (alice, bob); clients of the Internet are greylisted,
+/// 127.0.20.66 is blocked, the organisation's servers are trusted.
+fn start_incoming(policy_port: u16) -> PrivatePostfix {
+    let postfix = PrivatePostfix::prepare("else-e2e-in1");
+    let d = postfix.dir.display().to_string();
+    std::fs::write(
+        postfix.dir.join("etc/blocked"),
+        format!("{BLOCKED_CLIENT} REJECT Client blocked by policy\n"),
+    )
+    .unwrap();
+    let main = format!(
+        "{common}mynetworks = 127.0.10.0/24
+{mailboxes}smtpd_recipient_restrictions = permit_mynetworks,
+    check_client_access texthash:{d}/etc/blocked,
+    reject_unauth_destination,
+    check_policy_service inet:127.0.0.1:{policy_port}
+",
+        common = common_main("in1", IN1),
+        mailboxes = mailboxes(&postfix, "example.test", &["alice", "bob"])
+    );
+    postfix.start(&main, &listeners(IN1), &[])
+}
+
+/// OUTGOING: relays the workstations' mail; example.test goes back to INCOMING, remote.test to
+/// the Internet; postmaster copies of its bounces go to elsed with the shipped headers-only
+/// snippet.
+fn start_outgoing(ndr_port: u16) -> PrivatePostfix {
+    let postfix = PrivatePostfix::prepare("else-e2e-out1");
+    let d = postfix.dir.display().to_string();
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
+    let snippet = std::fs::read_to_string(packaging.join("main.cf"))
+        .unwrap()
+        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
+    let ndr_transport = std::fs::read_to_string(packaging.join("transport"))
+        .unwrap()
+        .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
+    std::fs::write(
+        postfix.dir.join("etc/transport"),
+        format!("{ndr_transport}example.test smtp:[{IN1}]:{SMTP_PORT}\nremote.test smtp:[{INTERNET}]:{SMTP_PORT}\n"),
+    )
+    .unwrap();
+    let main = format!(
+        "{common}mynetworks = 127.0.30.0/24, 127.0.10.0/24
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+{snippet}",
+        common = common_main("out1", OUT1),
+    );
+    postfix.start(&main, &listeners(OUT1), &[])
+}
+
+/// The host's own rsyslogd, forwarding its Postfix's log file with the shipped stanza.
+fn start_forwarder(name: &str, postfix: &PrivatePostfix, certs: &Path, relp_port: u16, dir: &Path) -> Rsyslogd {
+    let stanza = shipped_stanza("postfix-host-maillog.conf", certs, name, relp_port, "").replace(
+        "/var/log/postfix.log",
+        &postfix.dir.join("maillog").display().to_string(),
+    );
+    Rsyslogd::start(&dir.join(name), &stanza)
+}
