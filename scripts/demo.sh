@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# ELSE demo: a private PostgreSQL 15 cluster in ./.demo, the schema, and real Postfix logs in it.
+# ELSE demo: a private PostgreSQL 15 cluster in ./.demo, the schema, real Postfix logs in it, and
+# the three-server deployment running live (target/debug/else-demo: INCOMING and OUTGOING Postfix
+# forwarding over RELP to rsyslogd + omelse, GreyLSE, the NDR collector) with a trickle of mail.
 #
-#   scripts/demo.sh start   # build elsed, start (or reuse) the cluster, migrate, import, serve the
-#                           # web application, print its address and login
-#   scripts/demo.sh stop    # stop the cluster and remove ./.demo
+#   scripts/demo.sh start   # build, start (or reuse) the cluster, migrate, import, serve the web
+#                           # application, start the live servers, print the address and login
+#   scripts/demo.sh stop    # stop everything and remove ./.demo
+#
+# The live servers need root (Postfix binds port 25 on 127.0.10.x); without root, or with
+# ELSE_DEMO_TRAFFIC=0, the demo shows the imported logs only.
 #
 # The cluster runs as the `postgres` user when started by root (PostgreSQL refuses root), listens
 # on 127.0.0.1 only, on a free port, with trust authentication: a demo, not a deployment.
@@ -14,6 +19,7 @@ DEMO="$ROOT/.demo"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 CORPORA=${ELSE_CORPORA:-"$ROOT/../shared/corpora"}
 ELSED="$ROOT/target/debug/elsed"
+DEMO_FLEET="$ROOT/target/debug/else-demo"
 
 say() { printf 'demo: %s\n' "$*"; }
 
@@ -61,8 +67,8 @@ free_port() {
 
 start() {
     [[ -x "$PG_BIN/initdb" ]] || { say "PostgreSQL 15 not found in $PG_BIN: run scripts/setup-debian.sh"; exit 1; }
-    say "building elsed (cargo build -p elsed)"
-    (cd "$ROOT" && cargo build -q -p elsed)
+    say "building elsed, omelse and else-demo"
+    (cd "$ROOT" && cargo build -q -p elsed -p omelse && cargo build -q -p else-tests --bin else-demo)
 
     local data port
     data=$(data_dir)
@@ -129,6 +135,8 @@ start() {
     fi
     local listen
     listen=$(cat "$DEMO/listen")
+    local live
+    live=$(start_traffic "$url")
 
     cat <<EOF
 
@@ -139,10 +147,63 @@ demo: ready.
   report:    $ELSED --database-url $url report --format text
   psql:      psql $url
   stop:      make clean-demo
+$live
 EOF
 }
 
+# The three servers and their trickle of mail, in the background; prints what the user can do.
+start_traffic() {
+    local url=$1
+    if [[ ${ELSE_DEMO_TRAFFIC:-1} == 0 ]]; then
+        echo "  live mail: off (ELSE_DEMO_TRAFFIC=0)"
+        return
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "  live mail: off (the three Postfix servers need root); the imported logs are shown"
+        return
+    fi
+    if [[ -f "$DEMO/fleet.pid" ]] && kill -0 "$(cat "$DEMO/fleet.pid")" 2>/dev/null; then
+        say "live servers already running" >&2
+    else
+        say "starting the live servers: INCOMING, OUTGOING, the Internet, rsyslogd + omelse (log: $DEMO/fleet.log)" >&2
+        nohup "$DEMO_FLEET" --database-url "$url" --dir "$DEMO/fleet" >"$DEMO/fleet.log" 2>&1 &
+        echo $! >"$DEMO/fleet.pid"
+        local waited=0
+        until grep -q '^else-demo: INCOMING' "$DEMO/fleet.log"; do
+            if ! kill -0 "$(cat "$DEMO/fleet.pid")" 2>/dev/null || [[ $waited -ge 180 ]]; then
+                say "the live servers did not start; the end of $DEMO/fleet.log:" >&2
+                tail -n 30 "$DEMO/fleet.log" >&2
+                echo "  live mail: failed to start (see $DEMO/fleet.log)"
+                return
+            fi
+            sleep 1
+            waited=$((waited + 1))
+        done
+    fi
+    cat <<EOT
+  live mail: a message every 3 s through in1 (127.0.10.1:25) and out1 (127.0.10.2:25): $DEMO/fleet.log
+  send one:  swaks --server 127.0.10.1 --local-interface 127.0.20.9 --from you@remote.test --to alice@example.test
+             (greylisted for 30 s by GreyLSE: send it again after that)
+EOT
+}
+
+# Stops the live servers; they stop their Postfix instances and daemons on SIGTERM.
+stop_traffic() {
+    [[ -f "$DEMO/fleet.pid" ]] || return 0
+    local pid
+    pid=$(cat "$DEMO/fleet.pid")
+    if kill "$pid" 2>/dev/null; then
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null && [[ $waited -lt 120 ]]; do
+            sleep 0.5
+            waited=$((waited + 1))
+        done
+        say "stopped the live servers"
+    fi
+}
+
 stop() {
+    stop_traffic
     if [[ -f "$DEMO/serve.pid" ]]; then
         kill "$(cat "$DEMO/serve.pid")" 2>/dev/null || true
         say "stopped elsed serve"

@@ -20,14 +20,14 @@ pub fn rsyslogd_binary() -> Option<PathBuf> {
 
 /// Builds `packages` (`-p NAME` arguments and target selectors) in this test binary's profile
 /// and target directory; returns `target/<profile>`. A test build of a dependent crate builds
-/// omelse's rlib only, so the module and the binaries are (re)built here.
+/// omelse's rlib only, so the module and the binaries are (re)built here. Test binaries live in
+/// `target/<profile>/deps/`, the demo's binary in `target/<profile>/`.
 fn build(what: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_owned();
+    let mut profile_dir = exe.parent().expect("target/<profile>/[deps/]<binary>").to_owned();
+    if profile_dir.file_name().is_some_and(|name| name == "deps") {
+        profile_dir.pop();
+    }
     let target_dir = profile_dir.parent().expect("target directory");
     let mut command = Command::new(env!("CARGO"));
     command.arg("build").args(what).arg("--target-dir").arg(target_dir);
