@@ -3,7 +3,8 @@
 //!
 //! - `ELSE_WEB_DIST=/path/to/dist` embeds an already built application (packaging, no Node.js).
 //! - Otherwise: `npm ci` when `web/node_modules` is missing or older than `package-lock.json`, then
-//!   `npm run build` into `web/dist`. Cargo reruns this only when the web sources change.
+//!   `npm run build` into `web/dist` unless it is newer than every source. Cargo reruns this only
+//!   when the web sources change.
 //!
 //! The folder to embed reaches `elsed/src/web/assets.rs` as the `ELSE_WEB_DIST` compile-time variable.
 
@@ -53,8 +54,10 @@ pub fn build() {
     if needs_install(&web) {
         npm(&web, &["ci", "--no-audit", "--no-fund"]);
     }
-    npm(&web, &["run", "build"]);
     let dist = web.join("dist");
+    if !dist_is_current(&web) {
+        npm(&web, &["run", "build"]);
+    }
     if !dist.join("index.html").is_file() {
         fail(&format!(
             "`npm run build` left no {}",
@@ -87,10 +90,38 @@ fn check_node() {
     }
 }
 
+/// `web/dist` was built after every source last changed. Then it is not rebuilt: `cargo build`
+/// and `cargo test` run this script as two units, and a rebuild by one would make the other's
+/// elsed stale, so every build would recompile elsed again.
+fn dist_is_current(web: &Path) -> bool {
+    let Some(built) = modified(&web.join("dist/index.html")) else {
+        return false;
+    };
+    INPUTS
+        .iter()
+        .filter(|input| !input.starts_with("dist/"))
+        .all(|input| newest_change(&web.join(input)).is_some_and(|changed| changed < built))
+}
+
+/// The latest modification time of a file, or of any file under a folder.
+fn newest_change(path: &Path) -> Option<std::time::SystemTime> {
+    let own = modified(path)?;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Some(own);
+    };
+    entries
+        .flatten()
+        .map(|entry| newest_change(&entry.path()))
+        .try_fold(own, |newest, changed| Some(newest.max(changed?)))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
 /// `node_modules` is missing, or older than the lockfile (a dependency changed since `npm ci`).
 fn needs_install(web: &Path) -> bool {
     let installed = web.join("node_modules/.package-lock.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match (modified(&installed), modified(&web.join("package-lock.json"))) {
         (Some(installed), Some(lock)) => installed < lock,
         _ => true,

@@ -18,11 +18,17 @@ pub fn rsyslogd_binary() -> Option<PathBuf> {
     }
 }
 
-/// Builds `packages` (`-p NAME` arguments and target selectors) in this test binary's profile
-/// and target directory; returns `target/<profile>`. A test build of a dependent crate builds
-/// omelse's rlib only, so the module and the binaries are (re)built here. Test binaries live in
+/// Builds the workspace's libraries and binaries (what `make build` builds, so that the two
+/// share every artifact) in this test binary's profile and target directory, once per test
+/// binary; returns `target/<profile>`. A test build of a dependent crate builds omelse's rlib
+/// only, so the module and the binaries are (re)built here. Test binaries live in
 /// `target/<profile>/deps/`, the demo's binary in `target/<profile>/`.
-fn build(what: &[&str]) -> PathBuf {
+fn built_workspace() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_workspace).clone()
+}
+
+fn build_workspace() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let mut profile_dir = exe.parent().expect("target/<profile>/[deps/]<binary>").to_owned();
     if profile_dir.file_name().is_some_and(|name| name == "deps") {
@@ -30,32 +36,36 @@ fn build(what: &[&str]) -> PathBuf {
     }
     let target_dir = profile_dir.parent().expect("target directory");
     let mut command = Command::new(env!("CARGO"));
-    command.arg("build").args(what).arg("--target-dir").arg(target_dir);
+    command.args(["build", "--workspace", "--target-dir"]).arg(target_dir);
     if profile_dir.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
+    }
+    // Under `cargo test` the environment carries the test crate's CARGO_* variables; some build
+    // scripts watch them, and would rebuild their crates here and again in the next `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with("CARGO_") && n != "CARGO_HOME")
+        {
+            command.env_remove(name);
+        }
     }
     let status = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build {what:?} failed");
+    assert!(status.success(), "cargo build --workspace failed");
     profile_dir
 }
 
-/// The `omelse.so` of this build (`target/<profile>/libomelse.so`), built once per test binary.
+/// The `omelse.so` of this build (`target/<profile>/libomelse.so`).
 pub fn omelse_module() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| build(&["-p", "omelse", "--lib", "--bins"]).join("libomelse.so"))
-        .clone()
+    built_workspace().join("libomelse.so")
 }
 
-/// The `elsed` binary of this build, built once per test binary.
+/// The `elsed` binary of this build.
 pub fn elsed_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| build(&["-p", "elsed", "--bin", "elsed"]).join("elsed"))
-        .clone()
+    built_workspace().join("elsed")
 }
 
 /// A free TCP port on 127.0.0.1.
