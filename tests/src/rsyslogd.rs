@@ -252,6 +252,7 @@ pub fn shipped_stanza(file: &str, certs: &Path, identity: &str, relp_port: u16, 
     .replace("/etc/else/tls/server.key", &format!("{certs}/{identity}.key"))
     .replace("/etc/else/tls/client.pem", &format!("{certs}/{identity}.pem"))
     .replace("/etc/else/tls/client.key", &format!("{certs}/{identity}.key"))
+    .replace("/var/spool/rsyslog/", "{dir}/")
     .replace(
         "conninfo=\"host=/var/run/postgresql dbname=else user=else\"",
         &format!("conninfo=\"{conninfo}\""),

@@ -39,6 +39,11 @@ fn omelse_action(conninfo: &str, extra: &str) -> String {
 }
 
 fn server_config(module: &Path, tcp_port: u16, conninfo: &str) -> String {
+    server_config_with(module, tcp_port, conninfo, "")
+}
+
+/// [`server_config`] with more parameters for the omelse action.
+fn server_config_with(module: &Path, tcp_port: u16, conninfo: &str, extra: &str) -> String {
     format!(
         r#"global(maxMessageSize="2m")
 module(load="imtcp")
@@ -48,7 +53,7 @@ ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1" queue.size="
     {action}
 }}"#,
         module = module.display(),
-        action = omelse_action(conninfo, "")
+        action = omelse_action(conninfo, extra)
     )
 }
 
@@ -238,6 +243,51 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
         daemon.own_log().contains("suspending"),
         "the outage was noticed:\n{}",
         daemon.own_log()
+    );
+}
+
+/// rsyslog counts the batch in flight as done before omelse commits it (module ABI notes §8.4):
+/// stopping rsyslogd while the database is down would lose that batch, saveOnShutdown or not.
+/// omelse keeps its lines in `spool.file` and the next rsyslogd writes them first.
+#[test]
+fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
+    let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(20_000)) else {
+        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
+        return;
+    };
+    let cluster = PgCluster::start().expect("private cluster");
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("outage-stop");
+    let spool = dir.join("omelse.spool");
+    let config = server_config_with(
+        &omelse_module(),
+        port,
+        &url,
+        &format!("spool.file=\"{}\"", spool.display()),
+    );
+    let mut daemon = Rsyslogd::start(&dir, &config);
+    let syslog = as_syslog(&lines);
+    let (first, second) = syslog.split_at(5_000);
+    send_tcp(port, first);
+    assert_eq!(wait_for_rows(&url, 5_000, Duration::from_secs(120)), 5_000);
+    cluster.kill().expect("kill PostgreSQL");
+    send_tcp(port, second);
+    assert!(
+        wait_until(Duration::from_secs(60), || spool.exists()),
+        "the failed batch is spooled:\n{}",
+        daemon.own_log()
+    );
+    daemon.stop();
+    cluster.restart().expect("restart PostgreSQL");
+    daemon.restart();
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
+    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert!(
+        wait_until(Duration::from_secs(30), || !spool.exists()),
+        "the spool is removed once written"
     );
 }
 

@@ -101,6 +101,12 @@ pub const PARAMS: &[ParamSpec] = &[
             "seconds between refreshes of the dashboards' rollups by the module (0, the default: elsed serve does it)",
     },
     ParamSpec {
+        name: "spool.file",
+        kind: ParamType::String,
+        help: "file that keeps the lines of a batch whose write failed until they are written, so that \
+               stopping rsyslogd while the database is down loses nothing (default: memory only)",
+    },
+    ParamSpec {
         name: "migrate",
         kind: ParamType::Binary,
         help: "create or upgrade the schema on first connect (default on)",
@@ -151,6 +157,8 @@ pub struct ActionConfig {
     /// Seconds between rollup refreshes in the writer; 0: left to `elsed serve`, so that a slow
     /// refresh (seconds on a busy hour) never holds up the commits rsyslog waits for.
     pub rollups_interval_secs: u64,
+    /// Where the lines of failed batches wait to be written (see `spool`); `None`: in memory.
+    pub spool_file: Option<String>,
     pub migrate: bool,
 }
 
@@ -167,6 +175,7 @@ impl Default for ActionConfig {
             commit_timeout_secs: 30,
             stats_interval_secs: 300,
             rollups_interval_secs: 0,
+            spool_file: None,
             migrate: true,
         }
     }
@@ -264,6 +273,7 @@ impl ActionConfig {
                 "commit.timeout" => config.commit_timeout_secs = number("commit.timeout")?,
                 "stats.interval" => config.stats_interval_secs = number("stats.interval")?,
                 "rollups.interval" => config.rollups_interval_secs = number("rollups.interval")?,
+                "spool.file" => config.spool_file = Some(text()).filter(|path| !path.is_empty()),
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
                 other => {
                     return Err(ConfigError {

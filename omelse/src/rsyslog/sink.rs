@@ -2,9 +2,9 @@
 //! thread, which owns the pipeline (parse + correlate) and the database connection, group-commits
 //! whatever is waiting into one transaction, and answers each worker only after the commit.
 //!
-//! Lines enter the pipeline only while the database is reachable; a batch whose write failed is
-//! kept and written first next time, and rsyslog's re-delivery of its lines is dropped by `%uuid%`,
-//! so nothing is lost and nothing is written twice.
+//! A batch whose write failed is kept (its rows in memory, its lines in the spool file) and
+//! written first next time, and rsyslog's re-delivery of its lines is dropped by `%uuid%`, so
+//! nothing is lost and nothing is written twice, even when rsyslogd stops during the outage.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::config::{ActionConfig, HostnameSource, ProgramFilter};
+use super::spool::Spool;
 use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::ingest::Pipeline;
 use crate::parse::{self, header, Clock, Program, SyslogLine};
@@ -212,8 +213,17 @@ fn writer_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             return;
         }
     };
+    let spool = Spool::open(shared.config.spool_file.as_ref().map(Into::into)).unwrap_or_else(|e| {
+        (shared.log)(
+            Severity::Error,
+            &format!("omelse: spool.file cannot be read ({e}); failed batches are kept in memory only"),
+        );
+        Spool::default()
+    });
     let mut writer = Writer {
         shared: &shared,
+        spool,
+        spool_failing: false,
         client: None,
         store: store::Writer::new(),
         pipeline: None,
@@ -270,6 +280,11 @@ struct Writer<'a> {
     pipeline: Option<Pipeline>,
     /// Rows whose write failed: written first next time.
     pending: Batch,
+    /// The lines not written yet (those of `pending`, and those that came before the first
+    /// connection), on disk when `spool.file` is set.
+    spool: Spool,
+    /// The spool file could not be written: said once, until it can again.
+    spool_failing: bool,
     last_report: Instant,
     last_rollup: Instant,
     last_fleet: Instant,
@@ -277,22 +292,44 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     async fn write(&mut self, lines: Vec<String>) -> Outcome {
+        let outcome = self.write_lines(&lines).await;
+        match outcome {
+            Outcome::Committed => {
+                if let Err(e) = self.spool.clear() {
+                    self.spool_trouble(format!("cannot remove the written spool: {e}"));
+                }
+            }
+            Outcome::Suspended(_) => {
+                self.spool.keep(&lines);
+                if let Err(e) = self.spool.save() {
+                    self.spool_trouble(format!("cannot save the failed batch to spool.file: {e}"));
+                } else {
+                    self.spool_failing = false;
+                }
+            }
+        }
+        outcome
+    }
+
+    fn spool_trouble(&mut self, problem: String) {
+        if !std::mem::replace(&mut self.spool_failing, true) {
+            (self.shared.log)(Severity::Error, &format!("omelse: {problem}"));
+        }
+    }
+
+    async fn write_lines(&mut self, lines: &[String]) -> Outcome {
         let started = Instant::now();
+        // Into the pipeline first when it exists, so that the rows wait in `pending` while the
+        // database is away; before the first connection they wait in the spool.
+        let pushed = self.push(lines);
         if let Err(e) = self.connect().await {
             return self.fail(e);
         }
-        let Some(pipeline) = self.pipeline.as_mut() else {
+        if !pushed && !self.push(lines) {
             return self.fail("no pipeline".into());
-        };
-        let counters = &self.shared.counters;
-        for text in &lines {
-            match split_rendered(text, self.shared.config.hostname_source) {
-                Some((uuid, line)) => pipeline.push_split(line, Some(uuid)),
-                None => pipeline.push_line(text),
-            }
         }
+        let counters = &self.shared.counters;
         counters.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
-        self.pending.append(pipeline.take_batch());
         if self.pending.is_empty() && lines.is_empty() {
             // A ping: the connection is there; prove the server answers.
             let client = self.client.as_ref().expect("connected above");
@@ -313,6 +350,21 @@ impl Writer<'_> {
             }
             Err(e) => self.fail(format!("write failed: {e}")),
         }
+    }
+
+    /// Runs rendered lines through the pipeline into `pending`; false when there is no pipeline yet.
+    fn push(&mut self, lines: &[String]) -> bool {
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return false;
+        };
+        for text in lines {
+            match split_rendered(text, self.shared.config.hostname_source) {
+                Some((uuid, line)) => pipeline.push_split(line, Some(uuid)),
+                None => pipeline.push_line(text),
+            }
+        }
+        self.pending.append(pipeline.take_batch());
+        true
     }
 
     fn connect_options(&self) -> store::ConnectOptions {
@@ -361,6 +413,15 @@ impl Writer<'_> {
             correlator.restore(open);
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
             self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
+            // What a stopped rsyslogd could not write, and lines from before this connection.
+            let waiting = self.spool.lines().to_vec();
+            if !waiting.is_empty() {
+                (self.shared.log)(
+                    Severity::Info,
+                    &format!("omelse: writing {} spooled lines first", waiting.len()),
+                );
+                self.push(&waiting);
+            }
         }
         self.client = Some(client);
         Ok(())
