@@ -88,5 +88,5 @@ pub async fn list(
             result: row.get(6),
         })
         .collect();
-    Ok(window.page(total, items))
+    Ok(window.page((total, false), items))
 }

@@ -330,8 +330,8 @@ async fn update_server(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
     /// Only this actor's operations.
     pub actor: Option<String>,
     /// Only this action (`user.create`, `queue.flush`, …).

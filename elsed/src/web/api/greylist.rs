@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::{Client, Row};
 
-use super::paging::{rfc3339, time_param, Page, Paging, COUNT_CAP};
+use super::params::{rfc3339, time_param};
 use crate::greylist::config::{DomainMode, GreylistConfig};
 use crate::greylist::lists::{check_address_pattern, check_client_pattern};
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::{page_of, Page, PageParams};
 use crate::web::AppState;
 
 #[cfg(test)]
@@ -289,11 +290,11 @@ pub struct DecisionFilter {
 
 /// `GET /greylist/decisions`: newest first.
 pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> ApiResult<Page<GreylistDecision>> {
-    let (page, per_page, offset) = Paging {
+    let window = PageParams {
         page: f.page,
         per_page: f.per_page,
     }
-    .resolve()?;
+    .window()?;
     let (since, until) = period(f.since.as_deref(), f.until.as_deref(), DAY)?;
     let mut q = Query::default();
     let visible = scope.greylist_condition(&mut q, "d");
@@ -322,33 +323,9 @@ pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> Ap
         let c = q.bind(ip.to_canonical());
         q.and(format!("d.client_address = {c}"));
     }
-    let filter = q.where_clause();
-    // A constant, not a bound value: the page query below takes the same parameters.
-    let cap = COUNT_CAP + 1;
-    let counted: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM (SELECT 1 FROM greylist_decisions d {filter} LIMIT {cap}) c"),
-            &q.params(),
-        )
-        .await?
-        .get(0);
-    let (limit, offset) = (q.bind(per_page), q.bind(offset));
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {DECISION_COLUMNS} FROM greylist_decisions d {filter}
-                 ORDER BY d.ts DESC, d.recipient, d.sender LIMIT {limit} OFFSET {offset}"
-            ),
-            &q.params(),
-        )
-        .await?;
-    Ok(Page {
-        total: counted.min(COUNT_CAP),
-        total_capped: counted > COUNT_CAP,
-        page,
-        per_page,
-        items: rows.iter().map(decision).collect(),
-    })
+    let from_where = format!("FROM greylist_decisions d {}", q.where_clause());
+    let order_by = "ORDER BY d.ts DESC, d.recipient, d.sender";
+    page_of(client, DECISION_COLUMNS, &from_where, q, window, order_by, decision).await
 }
 
 /// The decisions that led to one message, oldest first: those about its sender and one of its

@@ -14,10 +14,11 @@ use tokio_postgres::{Client, Row};
 
 use super::export;
 use super::history::Kind;
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use super::params::{sql_time, ListRequest, Paging, Params};
 use crate::sql::{contains_pattern, like_escape, Query};
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 /// A substring shorter than this has no trigram to look up: it would read every line.
@@ -112,15 +113,15 @@ fn from_where(scope: &Scope, filter: &LogFilter) -> (String, Query) {
 }
 
 /// A page of the lines `filter` finds within `scope`.
-pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<ListPage<LogLine>> {
+pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<Page<LogLine>> {
     let (from_where, q) = from_where(scope, filter);
     page_of(
         client,
         LogLine::COLUMNS,
         &from_where,
         q,
-        paging,
-        "e.line_key",
+        paging.window,
+        &paging.order_by("e.line_key"),
         LogLine::from_row,
     )
     .await

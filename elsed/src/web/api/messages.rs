@@ -13,11 +13,12 @@ use tokio_postgres::Client;
 
 use super::export;
 use super::history::{self, Kind};
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params, MAX_VALUE_CHARS};
+use super::params::{sql_time, ListRequest, Paging, Params, MAX_VALUE_CHARS};
 use crate::message_query::{self, statuses, FilterError, MessageFilter, MessageRow, ServerRef, FLOWS};
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 /// Recipients listed with each message of a list (`recipient_count` says how many in all).
@@ -108,15 +109,15 @@ pub async fn search(
     scope: &Scope,
     filter: &MessageFilter,
     paging: &Paging,
-) -> ApiResult<ListPage<MessageSummary>> {
+) -> ApiResult<Page<MessageSummary>> {
     let (from_where, q) = from_where(scope, filter)?;
     let mut page = page_of(
         client,
         MessageRow::COLUMNS,
         &from_where,
         q,
-        paging,
-        "m.uid",
+        paging.window,
+        &paging.order_by("m.uid"),
         MessageRow::from_row,
     )
     .await?;

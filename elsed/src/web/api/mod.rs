@@ -10,7 +10,6 @@ pub mod logs;
 pub mod message_detail;
 pub mod messages;
 pub mod ndrs;
-pub mod paging;
 pub mod params;
 pub mod rejects;
 pub mod report_schedules;

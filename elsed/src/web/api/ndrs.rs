@@ -13,11 +13,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Row};
 
-use super::paging::{rfc3339, time_param, Page, Paging};
+use super::params::{rfc3339, time_param};
 use crate::ndr::dsn;
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::{page_of, Page, PageParams, Sort};
 use crate::web::AppState;
 
 #[cfg(test)]
@@ -222,43 +223,24 @@ fn filter_query(scope: &Scope, f: &NdrFilter) -> ApiResult<Query> {
 
 /// `GET /ndrs`: the NDRs the caller may see that match `f`, newest first by default.
 pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter) -> ApiResult<Page<NdrSummary>> {
-    let (page, per_page, offset) = Paging {
+    let window = PageParams {
         page: f.page,
         per_page: f.per_page,
     }
-    .resolve()?;
-    let order = match f.sort.as_deref() {
-        None | Some("-received_at") => "n.received_at DESC, n.id DESC",
-        Some("received_at") => "n.received_at, n.id",
-        Some(_) => return Err(ApiError::bad_param("sort", "sort is received_at or -received_at")),
-    };
-    let mut q = filter_query(scope, f)?;
-    let from = summary_from();
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {from} {}", q.where_clause()),
-            &q.params(),
-        )
-        .await?
-        .get(0);
-    let limit = q.bind(per_page);
-    let offset = q.bind(offset);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {SUMMARY_COLUMNS} FROM {from} {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-                q.where_clause()
-            ),
-            &q.params(),
-        )
-        .await?;
-    Ok(Page {
-        total,
-        total_capped: false,
-        page,
-        per_page,
-        items: rows.iter().map(summary).collect(),
-    })
+    .window()?;
+    let sort = Sort::read(f.sort.as_deref(), &[("received_at", "n.received_at")], "-received_at")?;
+    let q = filter_query(scope, f)?;
+    let from_where = format!("FROM {} {}", summary_from(), q.where_clause());
+    page_of(
+        client,
+        SUMMARY_COLUMNS,
+        &from_where,
+        q,
+        window,
+        &sort.order_by("n.id"),
+        summary,
+    )
+    .await
 }
 
 /// The id of a path, or 404 (an id that cannot exist is as unknown as one that does not).

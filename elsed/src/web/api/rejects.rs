@@ -12,11 +12,12 @@ use tokio_postgres::{Client, Row};
 
 use super::export;
 use super::history::Kind;
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use super::params::{sql_time, ListRequest, Paging, Params};
 use crate::message_query::{address_condition, client_condition, TextFilter};
 use crate::sql::{contains_pattern, Query};
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::ApiResult;
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 const SORTS: [(&str, &str); 1] = [("ts", "r.ts")];
@@ -128,9 +129,10 @@ pub async fn rejects(
     scope: &Scope,
     filter: &RejectFilter,
     paging: &Paging,
-) -> ApiResult<ListPage<RejectItem>> {
+) -> ApiResult<Page<RejectItem>> {
     let (from_where, q) = from_where(scope, filter)?;
-    page_of(client, COLUMNS, &from_where, q, paging, "r.line_key", from_row).await
+    let order_by = paging.order_by("r.line_key");
+    page_of(client, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
 }
 
 const CSV_HEADER: &[&str] = &[
