@@ -3,6 +3,7 @@
 //! the server's, decides (tests inject theirs).
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc;
@@ -326,62 +327,64 @@ impl StaticList {
     }
 }
 
-/// Adds a whitelist entry (idempotent); `by` is the administrator, for the audit trail.
+/// Adds a whitelist entry; `by` is the administrator, for the audit trail. The new entry's id
+/// and time, or `None` when the pattern is listed already.
 pub async fn add_to_whitelist(
     client: &tokio_postgres::Client,
     list: StaticList,
     pattern: &str,
     comment: &str,
     by: &str,
-) -> Result<()> {
-    client
-        .execute(
+) -> Result<Option<(i64, SystemTime)>> {
+    let row = client
+        .query_opt(
             &format!(
                 "INSERT INTO {} (pattern, comment, created_by) VALUES ($1, $2, $3)
-                 ON CONFLICT (pattern) DO NOTHING",
+                 ON CONFLICT (pattern) DO NOTHING RETURNING id, created_at",
                 list.table()
             ),
             &[&pattern, &comment, &by],
         )
         .await?;
-    Ok(())
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
-/// Removes a whitelist entry; true if it existed.
-pub async fn remove_from_whitelist(client: &tokio_postgres::Client, list: StaticList, pattern: &str) -> Result<bool> {
+/// Removes whitelist entry `id`; true if it existed.
+pub async fn remove_from_whitelist(client: &tokio_postgres::Client, list: StaticList, id: i64) -> Result<bool> {
     let n = client
-        .execute(&format!("DELETE FROM {} WHERE pattern = $1", list.table()), &[&pattern])
+        .execute(&format!("DELETE FROM {} WHERE id = $1", list.table()), &[&id])
         .await?;
     Ok(n > 0)
 }
 
-/// Opts a recipient domain (or address) in or out; `None` removes its setting.
-pub async fn set_domain_policy(
+/// Opts a recipient domain (or address) in or out (`mode` `optin` or `optout`). Its time, or
+/// `None` when the domain has a setting already (one per domain: remove it first).
+pub async fn add_domain_policy(
     client: &tokio_postgres::Client,
     target: &str,
-    mode: Option<&str>,
+    mode: &str,
+    comment: &str,
     by: &str,
-) -> Result<()> {
-    let target = target.to_ascii_lowercase();
-    match mode {
-        Some(mode) => {
-            client
-                .execute(
-                    "INSERT INTO greylist_domain_policy (target, mode, created_by)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (target) DO UPDATE SET mode = EXCLUDED.mode,
-                         created_by = EXCLUDED.created_by, created_at = now()",
-                    &[&target, &mode, &by],
-                )
-                .await?
-        }
-        None => {
-            client
-                .execute("DELETE FROM greylist_domain_policy WHERE target = $1", &[&target])
-                .await?
-        }
-    };
-    Ok(())
+) -> Result<Option<SystemTime>> {
+    let row = client
+        .query_opt(
+            "INSERT INTO greylist_domain_policy (target, mode, comment, created_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (target) DO NOTHING RETURNING created_at",
+            &[&target.to_ascii_lowercase(), &mode, &comment, &by],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// Removes a domain's setting; true if it had one.
+pub async fn remove_domain_policy(client: &tokio_postgres::Client, target: &str) -> Result<bool> {
+    let n = client
+        .execute(
+            "DELETE FROM greylist_domain_policy WHERE target = $1",
+            &[&target.to_ascii_lowercase()],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// One line of the decisions log.

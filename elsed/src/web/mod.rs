@@ -61,7 +61,7 @@ pub struct AppState {
 /// The whole application: health, API, and the embedded browser application.
 pub fn router(state: AppState) -> Router {
     // Unknown paths and methods answer in JSON like everything else.
-    let api = api::routes()
+    let api = api::router()
         .fallback(|| async { error::ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")

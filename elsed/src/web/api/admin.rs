@@ -4,46 +4,30 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use omelse::correlate::ServerRole;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use super::servers::{Server, SERVER_COLUMNS};
 use crate::web::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
-use crate::web::audit::{self, AuditEntry};
+use crate::web::audit::{self, audited, target, AuditEntry};
 use crate::web::auth::Admin;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::{JsonBody, PathParam, QueryParams};
+use crate::web::openapi::ApiRoutes;
 use crate::web::paging::{Page, PageParams};
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(list_users).post(create_user))
-        .route("/admin/users/{id}", patch(update_user).delete(delete_user))
-        .route("/admin/groups", get(list_groups).post(create_group))
-        .route("/admin/groups/{id}", patch(update_group).delete(delete_group))
-        .route("/admin/servers/{id}", patch(update_server))
-        .route("/admin/audit", get(list_audit))
-}
-
-/// Writes the outcome of an account operation to the audit log, then answers with it.
-async fn audited<T>(
-    client: &tokio_postgres::Client,
-    Admin(admin): &Admin,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-    outcome: Result<T, AccountError>,
-) -> ApiResult<T> {
-    let result = match &outcome {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => format!("refused: {e}"),
-    };
-    audit::record(client, &admin.login, action, Some(target), details, &result).await?;
-    outcome.map_err(ApiError::from)
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(list_users, create_user))
+        .add(routes!(update_user, delete_user))
+        .add(routes!(list_groups, create_group))
+        .add(routes!(update_group, delete_group))
+        .add(routes!(update_server))
+        .add(routes!(list_audit))
 }
 
 // ---- users -------------------------------------------------------------------------------
@@ -66,15 +50,15 @@ async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
     ))]
 async fn create_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     JsonBody(new): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let client = state.db.get().await?;
     let details = json!({ "login": new.login, "name": new.name, "role": new.role,
                           "groups": new.groups, "addresses": new.addresses });
-    let target = new.login.clone();
+    let login = new.login.clone();
     let outcome = accounts::create_user(&client, new).await;
-    let id = audited(&client, &admin, "user.create", &target, details, outcome).await?;
+    let id = audited(&*client, &admin.login, "user.create", &login, details, outcome).await?;
     Ok((StatusCode::CREATED, Json(accounts::get_user(&*client, id).await?)))
 }
 
@@ -90,7 +74,7 @@ async fn create_user(
     ))]
 async fn update_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
     JsonBody(changes): JsonBody<UserChanges>,
 ) -> ApiResult<Json<User>> {
@@ -99,13 +83,10 @@ async fn update_user(
                           "password": changes.password.as_ref().map(|_| "changed"),
                           "groups": changes.groups, "addresses": changes.addresses });
     let outcome = accounts::update_user(&mut client, id, changes).await;
-    let target = match &outcome {
-        Ok(user) => user.login.clone(),
-        Err(_) => format!("user {id}"),
-    };
-    Ok(Json(
-        audited(&client, &admin, "user.update", &target, details, outcome).await?,
-    ))
+    let login = target(&outcome, |user| user.login.clone(), "user", id);
+    audited(&*client, &admin.login, "user.update", &login, details, outcome)
+        .await
+        .map(Json)
 }
 
 /// Delete an account.
@@ -119,13 +100,21 @@ async fn update_user(
     ))]
 async fn delete_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<StatusCode> {
     let mut client = state.db.get().await?;
     let outcome = accounts::delete_user(&mut client, id).await;
-    let target = outcome.as_ref().map_or_else(|_| format!("user {id}"), Clone::clone);
-    audited(&client, &admin, "user.delete", &target, json!({ "id": id }), outcome).await?;
+    let login = target(&outcome, Clone::clone, "user", id);
+    audited(
+        &*client,
+        &admin.login,
+        "user.delete",
+        &login,
+        json!({ "id": id }),
+        outcome,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,14 +144,14 @@ async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<
     ))]
 async fn create_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     JsonBody(changes): JsonBody<GroupChanges>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     let mut client = state.db.get().await?;
     let details = group_details(&changes);
-    let target = changes.name.clone().unwrap_or_default();
+    let name = changes.name.clone().unwrap_or_default();
     let outcome = accounts::create_group(&mut client, changes).await;
-    let group = audited(&client, &admin, "group.create", &target, details, outcome).await?;
+    let group = audited(&*client, &admin.login, "group.create", &name, details, outcome).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -178,19 +167,17 @@ async fn create_group(
     ))]
 async fn update_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
     JsonBody(changes): JsonBody<GroupChanges>,
 ) -> ApiResult<Json<Group>> {
     let mut client = state.db.get().await?;
     let details = group_details(&changes);
     let outcome = accounts::update_group(&mut client, id, changes).await;
-    let target = outcome
-        .as_ref()
-        .map_or_else(|_| format!("group {id}"), |g| g.name.clone());
-    Ok(Json(
-        audited(&client, &admin, "group.update", &target, details, outcome).await?,
-    ))
+    let name = target(&outcome, |group| group.name.clone(), "group", id);
+    audited(&*client, &admin.login, "group.update", &name, details, outcome)
+        .await
+        .map(Json)
 }
 
 /// Delete a group (its members keep their accounts).
@@ -199,13 +186,21 @@ async fn update_group(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<StatusCode> {
     let client = state.db.get().await?;
     let outcome = accounts::delete_group(&*client, id).await;
-    let target = outcome.as_ref().map_or_else(|_| format!("group {id}"), Clone::clone);
-    audited(&client, &admin, "group.delete", &target, json!({ "id": id }), outcome).await?;
+    let name = target(&outcome, Clone::clone, "group", id);
+    audited(
+        &*client,
+        &admin.login,
+        "group.delete",
+        &name,
+        json!({ "id": id }),
+        outcome,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -310,19 +305,17 @@ async fn apply_server_changes(
     ))]
 async fn update_server(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i32>,
     JsonBody(request): JsonBody<UpdateServer>,
 ) -> ApiResult<Json<Server>> {
     let client = state.db.get().await?;
     let details = json!({ "role": request.role, "address": request.address, "description": request.description });
     let outcome = apply_server_changes(&client, id, &request).await;
-    let target = outcome
-        .as_ref()
-        .map_or_else(|_| format!("server {id}"), |s| s.name.clone());
-    Ok(Json(
-        audited(&client, &admin, "server.update", &target, details, outcome).await?,
-    ))
+    let name = target(&outcome, |server| server.name.clone(), "server", id);
+    audited(&*client, &admin.login, "server.update", &name, details, outcome)
+        .await
+        .map(Json)
 }
 
 // ---- audit -------------------------------------------------------------------------------
@@ -330,7 +323,9 @@ async fn update_server(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// 1-based page number (default 1).
     pub page: Option<i64>,
+    /// Items per page (default 50, at most 500).
     pub per_page: Option<i64>,
     /// Only this actor's operations.
     pub actor: Option<String>,

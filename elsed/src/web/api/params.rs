@@ -149,10 +149,31 @@ impl Params {
         serde_json::Value::Object(map)
     }
 
+    /// Every parameter name read so far (what a reader takes, for the tests of the document).
+    #[cfg(test)]
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.taken.iter().cloned().collect()
+    }
+
     /// Whether this request shows the first page of a search (what the history records).
     pub fn is_first_page(&self) -> bool {
         !self.pairs.iter().any(|(k, v)| k == "page" && v.trim() != "1")
     }
+}
+
+/// What every list endpoint reads besides its filters (for the document).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// 1-based page number (default 1; pages reach 100 000 rows at most).
+    page: Option<i64>,
+    /// Items per page (default 50, at most 500).
+    per_page: Option<i64>,
+    /// A field to sort by, `-field` for descending (each list names its own).
+    sort: Option<String>,
+    /// `json` (default) or `csv`: every matching row up to 100 000, as an attachment.
+    format: Option<String>,
 }
 
 /// Which page, in which order.

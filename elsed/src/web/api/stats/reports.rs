@@ -10,10 +10,30 @@ use tokio_postgres::Client;
 use super::filter::{choice, number, text, time, RawParams};
 use crate::report::{self, Covered, Format};
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::AppState;
 
-pub async fn handler(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+/// The pflogsumm-style report (as `elsed report`, UTC) of the caller's servers and domains, read
+/// from the base tables.
+#[utoipa::path(get, path = "/reports", tag = "stats", operation_id = "report",
+    params(
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
+        ("server" = Option<i32>, Query, description = "A server id"),
+        ("domain" = Option<String>, Query),
+        ("format" = Option<String>, Query, description = "json (default), html or text"),
+        ("top" = Option<i64>, Query, description = "Lines of each top list, 0 to 10 000 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "The report in the asked format", content(
+            (Object = "application/json"), (String = "text/html"), (String = "text/plain"))),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "End users", body = ErrorBody),
+    ))]
+pub async fn report_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<RawParams>,
+) -> Response {
     let result = async {
         let client = state.db.get().await?;
         report(&client, &caller.scope, &params).await
