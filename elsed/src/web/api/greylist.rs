@@ -342,17 +342,18 @@ pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> Ap
     page_of(client, DECISION_COLUMNS, &from_where, q, window, order_by, decision).await
 }
 
-/// The decisions that led to one message, oldest first: those about its sender and one of its
-/// recipients (as addressed, before any rewriting) in the two days before it was received,
-/// which covers Postgrey's default retry window. For the message detail page, whose scope check
-/// has already admitted the message.
-pub async fn greylist_decisions_for_message(client: &Client, message_uid: i64) -> ApiResult<Vec<GreylistDecision>> {
+/// The decisions that led to these messages (the hops of one journey), oldest first, each once:
+/// those about a message's sender and one of its recipients (as addressed, before any
+/// rewriting) in the two days before it was received, which covers Postgrey's default retry
+/// window. For the message detail page, whose scope check has already admitted the messages;
+/// one query for all of them.
+pub async fn greylist_decisions_for_messages(client: &Client, message_uids: &[i64]) -> ApiResult<Vec<GreylistDecision>> {
     let rows = client
         .query(
             &format!(
-                "WITH m AS (SELECT started_at, uid, sender, first_seen FROM messages WHERE uid = $1
-                            ORDER BY started_at DESC LIMIT 1)
-                 SELECT {DECISION_COLUMNS} FROM m
+                "WITH m AS (SELECT DISTINCT ON (uid) started_at, uid, sender, first_seen FROM messages
+                            WHERE uid = ANY($1) ORDER BY uid, started_at DESC)
+                 SELECT DISTINCT {DECISION_COLUMNS} FROM m
                  JOIN greylist_decisions d
                    ON d.ts >= m.first_seen - interval '2 days' AND d.ts <= m.first_seen + interval '1 minute'
                   AND lower(d.sender) = lower(m.sender)
@@ -364,7 +365,7 @@ pub async fn greylist_decisions_for_message(client: &Client, message_uid: i64) -
                                         AND r.orig_address IS NOT NULL)
                  ORDER BY d.ts"
             ),
-            &[&message_uid],
+            &[&message_uids],
         )
         .await?;
     Ok(rows.iter().map(decision).collect())

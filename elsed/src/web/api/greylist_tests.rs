@@ -249,7 +249,11 @@ async fn a_message_shows_the_greylisting_that_delayed_it() {
          Nov 24 16:05:01 mx1 postfix/smtpd[10]: 4B4B4B4B4B: client=unknown[192.0.2.1]\n\
          Nov 24 16:05:01 mx1 postfix/qmgr[11]: 4B4B4B4B4B: from=<a@s.example>, size=300, nrcpt=1 (queue active)\n\
          Nov 24 16:05:02 mx1 postfix/local[12]: 4B4B4B4B4B: to=<bob@r.example>, relay=local, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (delivered to mailbox)\n\
-         Nov 24 16:05:02 mx1 postfix/qmgr[11]: 4B4B4B4B4B: removed\n",
+         Nov 24 16:05:02 mx1 postfix/qmgr[11]: 4B4B4B4B4B: removed\n\
+         Nov 24 16:05:03 box1 postfix/smtpd[20]: 5C5C5C5C5C: client=mx1[192.0.2.2]\n\
+         Nov 24 16:05:03 box1 postfix/qmgr[21]: 5C5C5C5C5C: from=<a@s.example>, size=400, nrcpt=1 (queue active)\n\
+         Nov 24 16:05:04 box1 postfix/local[22]: 5C5C5C5C5C: to=<bob@r.example>, relay=local, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (delivered to mailbox)\n\
+         Nov 24 16:05:04 box1 postfix/qmgr[21]: 5C5C5C5C5C: removed\n",
     )
     .unwrap();
     crate::ndr::tests::import_file(&url, &file, "2025-11-30T00:00:00Z").await;
@@ -259,14 +263,32 @@ async fn a_message_shows_the_greylisting_that_delayed_it() {
         .await
         .unwrap()
         .get(0);
-    let history = greylist_decisions_for_message(&db, uid).await.unwrap();
-    let got: Vec<(&str, &str)> = history.iter().map(|d| (d.decision.as_str(), d.ts.as_str())).collect();
+    let next_hop: i64 = db
+        .query_one("SELECT uid FROM messages WHERE queue_id = '5C5C5C5C5C'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let expected = [("greylist", "2025-11-24T16:00:00Z"), ("pass", "2025-11-24T16:05:00Z")];
+    let seen = |uids: Vec<i64>| {
+        let db = &db;
+        async move {
+            let history = greylist_decisions_for_messages(db, &uids).await.unwrap();
+            history
+                .iter()
+                .map(|d| (d.decision.clone(), d.ts.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let expected: Vec<(String, String)> = expected.iter().map(|(a, t)| (a.to_string(), t.to_string())).collect();
     assert_eq!(
-        got,
-        [("greylist", "2025-11-24T16:00:00Z"), ("pass", "2025-11-24T16:05:00Z")],
+        seen(vec![uid]).await,
+        expected,
         "b@s.example's attempt and the later decisions are not this message's"
     );
-    assert!(greylist_decisions_for_message(&db, -1).await.unwrap().is_empty());
+    // Both hops of the journey carry the same triplet: each decision is listed once.
+    assert_eq!(seen(vec![uid, next_hop]).await, expected);
+    assert!(seen(vec![-1]).await.is_empty());
+    assert!(seen(Vec::new()).await.is_empty());
 }
 
 fn caller(role: Role) -> Caller {

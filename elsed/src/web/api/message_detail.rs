@@ -231,10 +231,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
     lines.truncate(MAX_LINES as usize);
     let servers: HashMap<i64, String> = shown.iter().map(|m| (m.uid, m.server.clone())).collect();
     let ndrs = ndrs(client, &shown_uids, &servers).await?;
-    let mut greylist = Vec::new();
-    for uid in &shown_uids {
-        greylist.extend(super::greylist::greylist_decisions_for_message(client, *uid).await?);
-    }
+    let greylist = super::greylist::greylist_decisions_for_messages(client, &shown_uids).await?;
     let message = summaries(client, vec![start]).await?.remove(0);
     Ok(MessageDetail {
         message,
