@@ -5,12 +5,11 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc;
-use tokio_postgres::NoTls;
 
 use super::config::GreylistConfig;
 use super::lists::DbLists;
+use crate::db::{Cached, CachedPool as Pool};
 
 /// Serialises partition DDL with omelse's writer (same key as its `PARTITION_LOCK`).
 const PARTITION_LOCK: i64 = 0x454c_5345_0002;
@@ -20,47 +19,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Pg(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database configuration: {0}")]
-    Config(String),
+    Pool(#[from] deadpool::managed::PoolError<omelse::store::StoreError>),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// The policy service's pool for a connection string (URL or `key=value`), committing
-/// asynchronously (see [`pool_with`]). Connections are made lazily, so this succeeds with the
-/// database down: the service starts and fails open until it is back.
-pub fn pool(url: &str, size: usize) -> Result<Pool> {
-    pool_with(url, size, false)
-}
-
-/// A pool whose sessions commit synchronously or not. Greylisting state lost in a crash (the
-/// last fraction of a second) costs at most one more deferral, while waiting for the WAL flush
-/// would cost every batch a disk sync; what is acknowledged to a client (an NDR) must be durable.
-pub fn pool_with(url: &str, size: usize, synchronous_commit: bool) -> Result<Pool> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
-    if !synchronous_commit {
-        let options = match pg.get_options() {
-            Some(given) => format!("{given} -c synchronous_commit=off"),
-            None => "-c synchronous_commit=off".to_owned(),
-        };
-        pg.options(options);
-    }
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size.max(1))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| StoreError::Config(e.to_string()))
-}
 
 /// The key of one request.
 #[derive(Debug, Clone)]
@@ -103,7 +65,7 @@ pub struct Snapshot {
 /// Trusts the sender's domain from the client network when at least `min_senders` distinct
 /// senders of it are trusted there (with `min_passes`, seen since `since`). True if it is now.
 pub async fn promote_domain(
-    client: &deadpool_postgres::Client,
+    client: &Cached,
     key: &Key,
     now: i64,
     min_passes: i32,
@@ -137,7 +99,7 @@ pub async fn promote_domain(
 }
 
 /// Refreshes `last_seen` of the auto-whitelist entries that let a request through.
-pub async fn touch_awl(client: &deadpool_postgres::Client, key: &Key, domain: bool, now: i64) -> Result<()> {
+pub async fn touch_awl(client: &Cached, key: &Key, domain: bool, now: i64) -> Result<()> {
     let stmt = client
         .prepare_cached(if domain {
             "UPDATE greylist_domain_awl SET last_seen = to_timestamp($3::int8)
@@ -153,7 +115,7 @@ pub async fn touch_awl(client: &deadpool_postgres::Client, key: &Key, domain: bo
 }
 
 /// Reads the state of many keys in one statement; the snapshots in the keys' order.
-pub async fn lookup_many(client: &deadpool_postgres::Client, keys: &[Key]) -> Result<Vec<Snapshot>> {
+pub async fn lookup_many(client: &Cached, keys: &[Key]) -> Result<Vec<Snapshot>> {
     let stmt = client
         .prepare_cached(
             "SELECT u.i, extract(epoch FROM d.last_seen)::int8,
@@ -210,7 +172,7 @@ pub async fn lookup_many(client: &deadpool_postgres::Client, keys: &[Key]) -> Re
 /// unique, so that concurrent writers lock them in one order (no deadlock). Two MX racing on one
 /// triplet each write a state computed from what they read: either is a valid state, and
 /// `passed_at` never goes back to NULL.
-pub async fn save_triplets(client: &deadpool_postgres::Client, rows: &[(Key, TripletRow)]) -> Result<()> {
+pub async fn save_triplets(client: &Cached, rows: &[(Key, TripletRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -247,7 +209,7 @@ pub async fn save_triplets(client: &deadpool_postgres::Client, rows: &[(Key, Tri
 }
 
 /// Writes sender auto-whitelist rows, many (sorted by key, unique) in one statement.
-pub async fn save_sender_awls(client: &deadpool_postgres::Client, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
+pub async fn save_sender_awls(client: &Cached, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }

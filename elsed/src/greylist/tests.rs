@@ -54,7 +54,7 @@ pub(crate) fn config(hostname: &str) -> GreylistConfig {
 }
 
 pub(crate) async fn service(url: &str, cfg: GreylistConfig, clock: Arc<dyn Clock>) -> Arc<Policy> {
-    let pool = pool(url, 4).unwrap();
+    let pool = crate::db::test_pool(url, 4, crate::db::Commit::Asynchronous);
     start(cfg, pool, clock).await
 }
 

@@ -347,7 +347,10 @@ pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> Ap
 /// rewriting) in the two days before it was received, which covers Postgrey's default retry
 /// window. For the message detail page, whose scope check has already admitted the messages;
 /// one query for all of them.
-pub async fn greylist_decisions_for_messages(client: &Client, message_uids: &[i64]) -> ApiResult<Vec<GreylistDecision>> {
+pub async fn greylist_decisions_for_messages(
+    client: &Client,
+    message_uids: &[i64],
+) -> ApiResult<Vec<GreylistDecision>> {
     let rows = client
         .query(
             &format!(
