@@ -165,6 +165,18 @@ pub struct ActionAnswer {
     pub audit_id: i64,
 }
 
+/// What the operations through a server's agent may refuse besides a bad body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum SnmpRefusals {
+    /// No such server, or outside the caller's scope.
+    #[response(status = 404)]
+    NoServer(ErrorBody),
+    /// SNMP is not set up (`snmp.key_file`), or the database is unavailable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// The SNMP thread, or 503 when SNMP is not set up.
 fn snmp_handle(state: &AppState) -> ApiResult<&snmp::SnmpHandle> {
     state.snmp.as_ref().ok_or_else(|| {
@@ -183,8 +195,7 @@ fn snmp_handle(state: &AppState) -> ApiResult<&snmp::SnmpHandle> {
     responses(
         (status = 200, body = ActionAnswer),
         (status = 400, description = "No `confirm: true`, an unknown action, or not a queue id", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, description = "SNMP is not set up (`snmp.key_file`), or the database is unavailable", body = ErrorBody),
+        SnmpRefusals,
     ))]
 async fn act(
     State(state): State<AppState>,
@@ -264,8 +275,7 @@ pub struct AgentRequest {
     responses(
         (status = 200, body = AgentSettings),
         (status = 400, description = "Settings or secrets that do not fit the version", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 503, description = "SNMP is not set up (`snmp.key_file`), or the database is unavailable", body = ErrorBody),
+        SnmpRefusals,
     ))]
 async fn set_agent(
     State(state): State<AppState>,

@@ -61,6 +61,18 @@ pub struct StatsParams {
     group: Option<i64>,
 }
 
+/// What every statistics endpoint may refuse.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// A bad parameter (named in `field`), or a domain of no group.
+    #[response(status = 400)]
+    BadParameter(ErrorBody),
+    /// End users: rollups count per server and domain, their own mail is a search.
+    #[response(status = 403)]
+    EndUser(ErrorBody),
+}
+
 /// The axum handlers: a pooled connection, the caller's scope, the data function, JSON.
 mod handlers {
     use super::*;
@@ -86,8 +98,7 @@ mod handlers {
         /// Messages and bytes over time, one point per bucket, and the totals.
         #[utoipa::path(get, path = "/stats/traffic", tag = "stats", operation_id = "stats_traffic",
             params(StatsParams, ("bucket" = Option<String>, Query, description = "hour (default) or day")),
-            responses((status = 200, body = Traffic), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users: their mail is a search", body = ErrorBody)))]
+            responses((status = 200, body = Traffic), Refusals))]
         traffic,
         /// The busiest senders, recipients, their domains, clients or relays.
         #[utoipa::path(get, path = "/stats/top", tag = "stats", operation_id = "stats_top",
@@ -95,16 +106,14 @@ mod handlers {
                 ("kind" = Option<String>, Query, description = "senders (default), recipients, sender_domains, recipient_domains, clients or relays"),
                 ("by" = Option<String>, Query, description = "count (default) or bytes"),
                 ("limit" = Option<i64>, Query, description = "1 to 1000 (default 20)")),
-            responses((status = 200, body = Top), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Top), Refusals))]
         top,
         /// Rejects grouped by code, enhanced code, reason, client or country.
         #[utoipa::path(get, path = "/stats/rejects", tag = "stats", operation_id = "stats_rejects",
             params(StatsParams,
                 ("group_by" = Option<String>, Query, description = "code (default), enhanced, reason, client or country"),
                 ("limit" = Option<i64>, Query, description = "1 to 1000 (default 50)")),
-            responses((status = 200, body = Items<Count>), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Items<Count>), Refusals))]
         rejects,
         /// Deferrals or bounces grouped by host or reason.
         #[utoipa::path(get, path = "/stats/problems", tag = "stats", operation_id = "stats_problems",
@@ -112,32 +121,27 @@ mod handlers {
                 ("kind" = Option<String>, Query, description = "deferred (default) or bounced"),
                 ("group_by" = Option<String>, Query, description = "host (default) or reason"),
                 ("limit" = Option<i64>, Query, description = "1 to 1000 (default 50)")),
-            responses((status = 200, body = Items<Count>), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Items<Count>), Refusals))]
         problems,
         /// Delivery delays and queue life times: percentiles and histograms, in seconds.
         #[utoipa::path(get, path = "/stats/delays", tag = "stats", operation_id = "stats_delays",
             params(StatsParams),
-            responses((status = 200, body = Delays), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Delays), Refusals))]
         delays,
         /// Sizes of received messages, a histogram in bytes.
         #[utoipa::path(get, path = "/stats/sizes", tag = "stats", operation_id = "stats_sizes",
             params(StatsParams),
-            responses((status = 200, body = Sizes), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Sizes), Refusals))]
         sizes,
         /// Postscreen's outcomes: connections, passes, DNSBL hits, pregreets, hangups, rejects.
         #[utoipa::path(get, path = "/stats/postscreen", tag = "stats", operation_id = "stats_postscreen",
             params(StatsParams),
-            responses((status = 200, body = Items<Outcome>), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Items<Outcome>), Refusals))]
         postscreen,
         /// Messages received or rejected by the country of their client.
         #[utoipa::path(get, path = "/stats/countries", tag = "stats", operation_id = "stats_countries",
             params(StatsParams, ("metric" = Option<String>, Query, description = "received (default) or rejected")),
-            responses((status = 200, body = Countries), (status = 400, body = ErrorBody),
-                      (status = 403, description = "End users", body = ErrorBody)))]
+            responses((status = 200, body = Countries), Refusals))]
         countries,
     );
 }
