@@ -13,6 +13,12 @@ use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::AppState;
 
+/// The HTML report is shown in a frame of the report page, with its own styles: only this
+/// application may frame it, it may use its inline `<style>` and nothing else (no script, no
+/// resource), and it runs sandboxed, in an origin of its own.
+pub const FRAMED_REPORT_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox";
+
 /// The pflogsumm-style report (as `elsed report`, UTC) of the caller's servers and domains, read
 /// from the base tables.
 #[utoipa::path(get, path = "/reports", tag = "stats", operation_id = "report",
@@ -39,7 +45,7 @@ pub async fn report_handler(
         report(&client, &caller.scope, &params).await
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok((format, body)) => {
             let content_type = match format {
                 Format::Json => "application/json",
@@ -49,7 +55,17 @@ pub async fn report_handler(
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Err(e) => e.into_response(),
+    };
+    // The report page frames the HTML report, and shows an error in the same frame.
+    if text(&params, "format") == Some("html") {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(FRAMED_REPORT_POLICY),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("SAMEORIGIN"));
     }
+    response
 }
 
 /// The report of `params` within `scope`, rendered in the asked format.
