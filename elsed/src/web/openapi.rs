@@ -276,6 +276,39 @@ mod tests {
         }
     }
 
+    /// docs/api.md, the overview, names every operation of the document as `` `METHOD /path``,
+    /// and no operation the document does not have.
+    #[test]
+    fn the_overview_names_every_operation() {
+        let overview = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).unwrap();
+        let doc = doc();
+        let documented: std::collections::BTreeSet<(String, String)> = each_operation(&doc)
+            .into_iter()
+            .map(|(method, path, _)| (method.to_uppercase(), path))
+            .collect();
+        let mut named = std::collections::BTreeSet::new();
+        for piece in overview.split('`').skip(1).step_by(2) {
+            let Some((method, rest)) = piece.split_once(' ') else {
+                continue;
+            };
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) || !rest.starts_with('/') {
+                continue;
+            }
+            let path = rest.split(['?', ' ']).next().unwrap();
+            if ["/metrics", "/healthz"].contains(&path) {
+                continue;
+            }
+            named.insert((method.to_owned(), path.to_owned()));
+        }
+        let missing: Vec<_> = documented.difference(&named).collect();
+        assert!(missing.is_empty(), "docs/api.md does not name {missing:?}");
+        let unknown: Vec<_> = named.difference(&documented).collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/api.md names what the API does not have: {unknown:?}"
+        );
+    }
+
     /// The application with a database that is not there: enough for what is answered before
     /// any query (an unknown route, a missing session).
     fn application() -> Router {
