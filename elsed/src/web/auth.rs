@@ -450,8 +450,6 @@ async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "Logged out; the cookie is cleared"),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
     ))]
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.db.get().await?;
@@ -469,7 +467,6 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Resp
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
     responses(
         (status = 200, body = Me),
-        (status = 401, description = "Not logged in", body = ErrorBody),
     ))]
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
     let client = state.db.get().await?;
@@ -481,8 +478,6 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "Wrong current password, or the new one is too short", body = ErrorBody),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
         (status = 429, description = "Too many failed attempts (see `Retry-After`)", body = ErrorBody),
     ))]
 async fn password(

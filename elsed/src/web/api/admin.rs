@@ -34,7 +34,7 @@ pub fn routes() -> ApiRoutes {
 
 /// Every account.
 #[utoipa::path(get, path = "/admin/users", tag = "admin",
-    responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<User>)))]
 async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<User>>> {
     let client = state.db.get().await?;
     Ok(Json(accounts::list_users(&*client).await?))
@@ -45,7 +45,6 @@ async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
     responses(
         (status = 201, body = User),
         (status = 400, description = "A field breaks a rule (named)", body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 409, description = "The login is taken", body = ErrorBody),
     ))]
 async fn create_user(
@@ -68,7 +67,6 @@ async fn create_user(
     responses(
         (status = 200, body = User),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "It would leave no enabled administrator", body = ErrorBody),
     ))]
@@ -94,7 +92,6 @@ async fn update_user(
     params(("id" = i64, Path, description = "User id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The last enabled administrator", body = ErrorBody),
     ))]
@@ -128,7 +125,7 @@ fn group_details(changes: &GroupChanges) -> serde_json::Value {
 
 /// Every group.
 #[utoipa::path(get, path = "/admin/groups", tag = "admin",
-    responses((status = 200, body = Vec<Group>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Group>)))]
 async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Group>>> {
     let client = state.db.get().await?;
     Ok(Json(accounts::list_groups(&*client).await?))
@@ -139,7 +136,6 @@ async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<
     responses(
         (status = 201, body = Group),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
     ))]
 async fn create_group(
@@ -161,7 +157,6 @@ async fn create_group(
     responses(
         (status = 200, body = Group),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
     ))]
@@ -183,7 +178,7 @@ async fn update_group(
 /// Delete a group (its members keep their accounts).
 #[utoipa::path(delete, path = "/admin/groups/{id}", tag = "admin",
     params(("id" = i64, Path, description = "Group id")),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 async fn delete_group(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -300,7 +295,6 @@ async fn apply_server_changes(
     responses(
         (status = 200, body = Server),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 async fn update_server(
@@ -335,7 +329,7 @@ pub struct AuditQuery {
 
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody)))]
 async fn list_audit(
     State(state): State<AppState>,
     _: Admin,
