@@ -13,7 +13,7 @@ mod reports;
 #[cfg(test)]
 pub mod tests;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -24,6 +24,7 @@ use self::data::{Bucket, Count, Countries, Keyed, Percentiles, Traffic};
 use self::filter::{choice, number, Filter, RawParams};
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
@@ -80,7 +81,7 @@ mod handlers {
     macro_rules! json_handlers {
         ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
             $(#[$doc])*
-            pub async fn $name(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+            pub async fn $name(State(state): State<AppState>, caller: Caller, QueryParams(params): QueryParams<RawParams>) -> Response {
                 let result = async {
                     let client = state.db.get().await?;
                     super::$name(&client, &caller.scope, &params).await

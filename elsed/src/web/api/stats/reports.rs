@@ -2,7 +2,7 @@
 //! narrowed to the caller's scope (a group member's report covers their groups' servers and
 //! domains; an end user gets 403). Days and hours are UTC.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio_postgres::Client;
@@ -11,6 +11,7 @@ use super::filter::{choice, number, text, time, RawParams};
 use crate::report::{self, Covered, Format};
 use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
 use crate::web::AppState;
 
 /// The HTML report is shown in a frame of the report page, with its own styles: only this
@@ -38,7 +39,7 @@ pub const FRAMED_REPORT_POLICY: &str =
 pub async fn report_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<RawParams>,
+    QueryParams(params): QueryParams<RawParams>,
 ) -> Response {
     let result = async {
         let client = state.db.get().await?;
