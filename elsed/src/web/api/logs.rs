@@ -144,7 +144,8 @@ const CSV_HEADER: &[&str] = &["ts", "server", "program", "pid", "queue_id", "raw
         ListParams,
     ),
     responses(
-        (status = 200, description = "A page of lines (or, with `format=csv`, `text/csv`)", body = Page<LogLine>),
+        (status = 200, description = "A page of lines (or, with `format=csv`, every matching row as CSV)",
+            content((Page<LogLine> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
     ))]
 async fn get_logs(

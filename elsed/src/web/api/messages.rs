@@ -308,7 +308,8 @@ fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
         ListParams,
     ),
     responses(
-        (status = 200, description = "A page of messages (or, with `format=csv`, `text/csv`)", body = Page<MessageSummary>),
+        (status = 200, description = "A page of messages (or, with `format=csv`, every matching row as CSV)",
+            content((Page<MessageSummary> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
     ))]
 async fn get_messages(

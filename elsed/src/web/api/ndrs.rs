@@ -358,7 +358,7 @@ async fn detail_handler(
 /// The NDR as received, as an attachment.
 #[utoipa::path(get, path = "/ndrs/{id}/raw", tag = "ndr", operation_id = "ndr_raw",
     params(("id" = String, Path, description = "NDR id")),
-    responses((status = 200, description = "The message as received", content_type = "message/rfc822", body = Vec<u8>),
+    responses((status = 200, description = "The message as received", content_type = "message/rfc822", body = String),
               (status = 404, body = ErrorBody)))]
 async fn raw_handler(
     State(state): State<AppState>,

@@ -170,7 +170,8 @@ const CSV_HEADER: &[&str] = &[
         ListParams,
     ),
     responses(
-        (status = 200, description = "A page of decisions (or, with `format=csv`, `text/csv`)", body = Page<RejectItem>),
+        (status = 200, description = "A page of decisions (or, with `format=csv`, every matching row as CSV)",
+            content((Page<RejectItem> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
     ))]
 async fn get_rejects(
