@@ -317,10 +317,6 @@ async fn update_server(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// 1-based page number (default 1).
-    pub page: Option<i64>,
-    /// Items per page (default 50, at most 500).
-    pub per_page: Option<i64>,
     /// Only this actor's operations.
     pub actor: Option<String>,
     /// Only this action (`user.create`, `queue.flush`, …).
@@ -328,18 +324,15 @@ pub struct AuditQuery {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery),
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery, PageParams),
     responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody)))]
 async fn list_audit(
     State(state): State<AppState>,
     _: Admin,
     QueryParams(query): QueryParams<AuditQuery>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let window = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .window()?;
+    let window = page.window()?;
     for (field, value) in [("actor", &query.actor), ("action", &query.action)] {
         if value.as_ref().is_some_and(|v| v.len() > 200) {
             return Err(ApiError::bad_param(field, "at most 200 characters"));

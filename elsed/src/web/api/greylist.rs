@@ -294,21 +294,16 @@ pub struct DecisionFilter {
     pub decision: Option<String>,
     /// Only this client address.
     pub client: Option<String>,
-    /// 1-based page number (default 1). Not `#[serde(flatten)]` with [`PageParams`]:
-    /// flattening buffers the query string's values as text, and the numbers beside it would
-    /// then no longer parse.
-    pub page: Option<i64>,
-    /// Items per page (default 50, at most 500).
-    pub per_page: Option<i64>,
 }
 
 /// `GET /greylist/decisions`: newest first.
-pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> ApiResult<Page<GreylistDecision>> {
-    let window = PageParams {
-        page: f.page,
-        per_page: f.per_page,
-    }
-    .window()?;
+pub async fn decisions(
+    client: &Client,
+    scope: &Scope,
+    f: &DecisionFilter,
+    page: PageParams,
+) -> ApiResult<Page<GreylistDecision>> {
+    let window = page.window()?;
     let (since, until) = period(f.since.as_deref(), f.until.as_deref(), DAY)?;
     let mut q = Query::default();
     let visible = scope.greylist_condition(&mut q, "d");
@@ -608,15 +603,16 @@ async fn stats_handler(
 
 /// GreyLSE's decisions, newest first (`total` counted up to 10 000).
 #[utoipa::path(get, path = "/greylist/decisions", tag = "greylist", operation_id = "greylist_decisions",
-    params(DecisionFilter),
+    params(DecisionFilter, PageParams),
     responses((status = 200, body = Page<GreylistDecision>), (status = 400, description = "A bad parameter (named)", body = ErrorBody)))]
 async fn decisions_handler(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(filter): QueryParams<DecisionFilter>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<GreylistDecision>>> {
     let client = state.db.get().await?;
-    Ok(Json(decisions(&client, &caller.scope, &filter).await?))
+    Ok(Json(decisions(&client, &caller.scope, &filter, page).await?))
 }
 
 /// The whitelists and opt-in/out entries: the database's (editable), then the configuration

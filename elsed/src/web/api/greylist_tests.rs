@@ -178,7 +178,7 @@ async fn decisions_list_filters_and_scopes() {
     };
     let list = |scope: Scope, f: DecisionFilter| {
         let db = &db;
-        async move { decisions(db, &scope, &f).await }
+        async move { decisions(db, &scope, &f, PageParams::default()).await }
     };
     let page = list(Scope::All, filter()).await.unwrap();
     assert_eq!((page.total, page.total_capped, page.items.len()), (5, false, 5));
@@ -217,10 +217,11 @@ async fn decisions_list_filters_and_scopes() {
     let recent = list(Scope::All, DecisionFilter::default()).await.unwrap();
     assert_eq!(recent.total, 0);
     // Paging.
-    let mut f = filter();
-    f.per_page = Some(2);
-    f.page = Some(3);
-    let page = list(Scope::All, f).await.unwrap();
+    let paged = PageParams {
+        page: Some(3),
+        per_page: Some(2),
+    };
+    let page = decisions(&db, &Scope::All, &filter(), paged).await.unwrap();
     assert_eq!((page.total, page.items.len()), (5, 1));
     assert_eq!(page.items[0].ts, "2025-11-24T16:00:00Z", "the oldest last");
 
@@ -233,7 +234,12 @@ async fn decisions_list_filters_and_scopes() {
     let e = bad(|f| f.decision = Some("ok".into())).await;
     assert_eq!((e.status, e.field), (StatusCode::BAD_REQUEST, Some("decision")));
     assert_eq!(bad(|f| f.client = Some("a.b".into())).await.field, Some("client"));
-    assert_eq!(bad(|f| f.per_page = Some(0)).await.field, Some("per_page"));
+    let too_small = PageParams {
+        per_page: Some(0),
+        ..Default::default()
+    };
+    let e = decisions(&db, &Scope::All, &filter(), too_small).await.unwrap_err();
+    assert_eq!(e.field, Some("per_page"));
 }
 
 #[tokio::test]

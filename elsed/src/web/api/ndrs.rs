@@ -95,7 +95,7 @@ pub struct DsnFields {
     pub recipients: Vec<BTreeMap<String, String>>,
 }
 
-/// The list's filters (docs/api.md); `page`/`per_page` beside them.
+/// The list's filters (docs/api.md); `page`/`per_page` are [`PageParams`], read beside them.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NdrFilter {
@@ -117,12 +117,6 @@ pub struct NdrFilter {
     pub linked: Option<bool>,
     /// `received_at` or `-received_at` (the default, newest first).
     pub sort: Option<String>,
-    /// 1-based page number (default 1). Not `#[serde(flatten)]` with [`PageParams`]: flattening
-    /// buffers the query string's values as text, and the numbers and booleans beside it would
-    /// then no longer parse.
-    pub page: Option<i64>,
-    /// Items per page (default 50, at most 500).
-    pub per_page: Option<i64>,
 }
 
 /// The columns every NDR query reads, for [`summary`]. `n` is `ndrs`, `srv` the reporting
@@ -237,12 +231,8 @@ fn filter_query(scope: &Scope, f: &NdrFilter) -> ApiResult<Query> {
 }
 
 /// `GET /ndrs`: the NDRs the caller may see that match `f`, newest first by default.
-pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter) -> ApiResult<Page<NdrSummary>> {
-    let window = PageParams {
-        page: f.page,
-        per_page: f.per_page,
-    }
-    .window()?;
+pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter, page: PageParams) -> ApiResult<Page<NdrSummary>> {
+    let window = page.window()?;
     let sort = Sort::read(f.sort.as_deref(), &[("received_at", "n.received_at")], "-received_at")?;
     let q = filter_query(scope, f)?;
     let from_where = format!("FROM {} {}", summary_from(), q.where_clause());
@@ -331,15 +321,16 @@ pub async fn raw(client: &Client, scope: &Scope, id: &str) -> ApiResult<Vec<u8>>
 }
 
 /// The NDRs the caller may see, newest first by default.
-#[utoipa::path(get, path = "/ndrs", tag = "ndr", operation_id = "list_ndrs", params(NdrFilter),
+#[utoipa::path(get, path = "/ndrs", tag = "ndr", operation_id = "list_ndrs", params(NdrFilter, PageParams),
     responses((status = 200, body = Page<NdrSummary>), (status = 400, description = "A bad parameter (named)", body = ErrorBody)))]
 async fn list_handler(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(filter): QueryParams<NdrFilter>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<NdrSummary>>> {
     let client = state.db.get().await?;
-    Ok(Json(list(&client, &caller.scope, &filter).await?))
+    Ok(Json(list(&client, &caller.scope, &filter, page).await?))
 }
 
 /// One NDR laid out: its summary, header fields, delivery-status fields, returned headers.
