@@ -20,39 +20,144 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
         .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
 }
 
-/// A pool of connections opened exactly as [`connect`] opens one (TLS, UTC session, synchronous
-/// commits): the long-running services share it. Connections are made lazily, so a service starts
-/// with the database down and serves again once it is back.
+/// A pool of connections opened exactly as [`connect`] opens one (TLS with `database.ca_file`,
+/// UTC session): every long-running service shares it (the web application, GreyLSE, the NDR
+/// service, `elsed maintain`). Connections are made lazily, so a service starts with the
+/// database down and serves again once it is back.
 pub type Pool = deadpool::managed::Pool<PoolManager>;
 
-/// Opens pooled connections with omelse's [`store::connect_with`].
-pub struct PoolManager {
-    url: String,
-    options: store::ConnectOptions,
+/// The same pool, whose connections keep their prepared statements ([`Cached`]).
+pub type CachedPool = deadpool::managed::Pool<PoolManager<Cached>>;
+
+/// Whether a pool's sessions wait for the WAL flush on commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// What is acknowledged is on disk (the default).
+    Durable,
+    /// Commits return before the flush: a crash may lose the last fraction of a second, which
+    /// costs GreyLSE at most one more deferral and saves every batch a disk sync.
+    Asynchronous,
 }
 
-impl deadpool::managed::Manager for PoolManager {
-    type Type = Client;
+/// Opens pooled connections with omelse's [`store::connect_with`], as `T` (a [`Client`], or a
+/// [`Cached`] one).
+pub struct PoolManager<T = Client> {
+    url: String,
+    options: store::ConnectOptions,
+    commit: Commit,
+    _connection: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> deadpool::managed::Manager for PoolManager<T>
+where
+    T: Connection,
+{
+    type Type = T;
     type Error = store::StoreError;
 
-    async fn create(&self) -> Result<Client, store::StoreError> {
-        store::connect_with(&self.url, &self.options).await
+    async fn create(&self) -> Result<T, store::StoreError> {
+        let client = store::connect_with(&self.url, &self.options).await?;
+        if self.commit == Commit::Asynchronous {
+            client.batch_execute("SET synchronous_commit TO off").await?;
+        }
+        Ok(T::from(client))
     }
 
     async fn recycle(
         &self,
-        client: &mut Client,
+        client: &mut T,
         _: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<store::StoreError> {
-        if client.is_closed() {
+        if client.client().is_closed() {
             return Err(deadpool::managed::RecycleError::message("connection closed"));
         }
         Ok(())
     }
 }
 
+/// What a pool hands out: a connection made from a [`Client`].
+pub trait Connection: From<Client> + Send + Sync {
+    fn client(&self) -> &Client;
+}
+
+impl Connection for Client {
+    fn client(&self) -> &Client {
+        self
+    }
+}
+
+impl Connection for Cached {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A connection that keeps the statements it prepared: GreyLSE's and the NDR service's hot
+/// paths run the same few queries for every request.
+pub struct Cached {
+    client: Client,
+    statements: std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
+}
+
+impl From<Client> for Cached {
+    fn from(client: Client) -> Self {
+        Cached {
+            client,
+            statements: Default::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Cached {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Cached {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Cached {
+    /// `sql` prepared once per connection.
+    pub async fn prepare_cached(&self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        let known = self
+            .statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned();
+        if let Some(statement) = known {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
 /// A pool of at most `size` connections to the configured database.
 pub fn pool(settings: &Settings, application_name: &str, size: usize) -> anyhow::Result<Pool> {
+    pool_with(settings, application_name, size, Commit::Durable)
+}
+
+/// A pool of at most `size` connections of type `T`, committing as `commit` says.
+pub fn pool_with<T>(
+    settings: &Settings,
+    application_name: &str,
+    size: usize,
+    commit: Commit,
+) -> anyhow::Result<deadpool::managed::Pool<PoolManager<T>>>
+where
+    T: Connection,
+{
     let url = settings.database_url()?;
     // Refuse a malformed connection string now rather than at the first request.
     url.parse::<tokio_postgres::Config>()
@@ -63,11 +168,23 @@ pub fn pool(settings: &Settings, application_name: &str, size: usize) -> anyhow:
             application_name: Some(application_name.into()),
             ca_file: settings.config.database.ca_file.clone(),
         },
+        commit,
+        _connection: std::marker::PhantomData,
     };
-    Ok(Pool::builder(manager)
+    Ok(deadpool::managed::Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(deadpool::Runtime::Tokio1)
         .build()?)
+}
+
+/// A pool on `url` with the default configuration, for tests.
+#[cfg(test)]
+pub fn test_pool<T: Connection>(url: &str, size: usize, commit: Commit) -> deadpool::managed::Pool<PoolManager<T>> {
+    let settings = Settings {
+        config: Default::default(),
+        database_url: Some(url.to_owned()),
+    };
+    pool_with(&settings, "elsed-test", size, commit).unwrap()
 }
 
 /// Applies the missing migrations (importing needs the latest schema); says what it did.
@@ -153,7 +270,47 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    /// Every service's pool connects as [`connect`] does: `database.ca_file` asks for TLS (here
+    /// a CA file that is not there, which must stop it rather than connect in the clear), and
+    /// the commit mode is the pool's.
+    #[tokio::test]
+    async fn pools_honour_the_ca_file_and_their_commit_mode() {
+        let url = else_tests::PgCluster::shared().admin_url().to_owned();
+        let mut settings = Settings {
+            config: Default::default(),
+            database_url: Some(url.clone()),
+        };
+        let durable: Pool = pool(&settings, "t", 1).unwrap();
+        let cached: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
+        async fn mode(client: &Client) -> String {
+            let row = client.query_one("SHOW synchronous_commit", &[]).await.unwrap();
+            row.get(0)
+        }
+        assert_eq!(mode(&durable.get().await.unwrap()).await, "on");
+        let connection = cached.get().await.unwrap();
+        assert_eq!(mode(&connection).await, "off");
+        for _ in 0..3 {
+            let statement = connection.prepare_cached("SELECT $1::int + 1").await.unwrap();
+            let row = connection.query_one(&statement, &[&41]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), 42);
+        }
+        let prepared: i64 = connection
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(prepared, 1, "prepared once");
+
+        settings.config.database.ca_file = Some("/nonexistent/db-ca.pem".into());
+        let tls: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
+        let refused = tls.get().await.err().expect("no connection without the CA file");
+        assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

@@ -176,7 +176,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => block_on(report::run(&args, &settings)),
         Command::Maintain(args) => block_on(shutdown::or_signal("maintain", maintain::run(&args, &settings))),
         Command::Greylist => block_on(shutdown::or_signal("greylist", async {
-            let pool = greylist::pool(settings.database_url()?, settings.config.greylist.pool_size)?;
+            let size = settings.config.greylist.pool_size;
+            let pool = db::pool_with(&settings, "elsed-greylist", size, db::Commit::Asynchronous)?;
             greylist::serve(settings.config.greylist.clone(), pool).await?;
             Ok(ExitCode::SUCCESS)
         })),

@@ -47,7 +47,7 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
     );
     let hours = omelse::store::refresh_rollups(&mut client).await?;
     tracing::info!(hours, "rollups refreshed");
-    let pool = greylist::pool(settings.database_url()?, 2)?;
+    let pool = crate::db::pool_with(settings, "elsed-maintain", 2, crate::db::Commit::Asynchronous)?;
     let cleaned = greylist::cleanup(&settings.config.greylist, &pool).await?;
     tracing::info!(?cleaned, "greylisting: expired state removed");
     Ok(())

@@ -326,7 +326,7 @@ fn quick_condition(q: &mut Query, text: &str) -> String {
 }
 
 /// One message (one life of a queue id on one server), as searches list it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageRow {
     #[serde(skip)]
     pub started_at: Timestamp,
@@ -340,8 +340,11 @@ pub struct MessageRow {
     pub size: Option<i64>,
     pub client_ip: Option<String>,
     pub client_name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub first_seen: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Timestamp,
+    /// inbound, outbound, internal or relayed.
     pub flow: Option<String>,
     pub state: String,
 }

@@ -72,7 +72,7 @@ impl ReportsConfig {
 }
 
 /// A daily report of one group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Schedule {
     pub id: i64,
     pub group_id: i64,

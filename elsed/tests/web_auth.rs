@@ -996,6 +996,59 @@ async fn a_curious_user_gets_clear_errors_and_never_a_500() {
     assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
 }
 
+/// The report page frames the HTML report with its styles: that answer alone may be framed, by
+/// this application only, sandboxed, with its inline styles and nothing else; every other answer
+/// may not be framed at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_html_report_may_be_framed_and_only_by_the_application() {
+    let elsed = Elsed::start("framing", "").await;
+    elsed.import_fixture();
+    let admin = elsed.admin().await;
+    let header = |response: &Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let html = elsed.get("/reports?format=html", Some(&admin)).await;
+    assert_eq!(html.status(), StatusCode::OK);
+    assert!(header(&html, "content-type").starts_with("text/html"));
+    assert_eq!(header(&html, "x-frame-options"), "SAMEORIGIN");
+    let policy = header(&html, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "frame-ancestors 'self'",
+        "sandbox",
+    ] {
+        assert!(policy.contains(directive), "{directive}: {policy}");
+    }
+    assert!(!policy.contains("script-src"), "{policy}");
+    assert!(
+        html.text().await.unwrap().contains("<style>"),
+        "the report's own styles"
+    );
+    // An error of the framed report shows in the frame too.
+    let bad = elsed.get("/reports?format=html&since=yesterday", Some(&admin)).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&bad, "x-frame-options"), "SAMEORIGIN");
+    for path in [
+        "/reports?format=json",
+        "/reports?format=text",
+        "/auth/me",
+        "/servers",
+        "/",
+    ] {
+        let response = elsed.get(path, Some(&admin)).await;
+        assert_eq!(header(&response, "x-frame-options"), "DENY", "{path}");
+        assert!(
+            header(&response, "content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_the_endpoints() {
     let elsed = Elsed::start("openapi", "").await;

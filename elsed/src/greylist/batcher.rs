@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use crate::db::CachedPool as Pool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::GreylistConfig;

@@ -29,13 +29,13 @@ mod tests_postgrey;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::CachedPool as Pool;
 use tokio::sync::mpsc;
 
 pub use config::{DomainMode, GreylistConfig};
 pub use policy::Policy;
 pub use server::Listener;
-pub use store::{pool, CleanupStats};
+pub use store::CleanupStats;
 
 /// Where "now" comes from, so that tests need not wait for the delay to pass.
 pub trait Clock: Send + Sync {

@@ -3,13 +3,13 @@
 //! the server's, decides (tests inject theirs).
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc;
-use tokio_postgres::NoTls;
 
 use super::config::GreylistConfig;
 use super::lists::DbLists;
+use crate::db::{Cached, CachedPool as Pool};
 
 /// Serialises partition DDL with omelse's writer (same key as its `PARTITION_LOCK`).
 const PARTITION_LOCK: i64 = 0x454c_5345_0002;
@@ -19,47 +19,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Pg(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database configuration: {0}")]
-    Config(String),
+    Pool(#[from] deadpool::managed::PoolError<omelse::store::StoreError>),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// The policy service's pool for a connection string (URL or `key=value`), committing
-/// asynchronously (see [`pool_with`]). Connections are made lazily, so this succeeds with the
-/// database down: the service starts and fails open until it is back.
-pub fn pool(url: &str, size: usize) -> Result<Pool> {
-    pool_with(url, size, false)
-}
-
-/// A pool whose sessions commit synchronously or not. Greylisting state lost in a crash (the
-/// last fraction of a second) costs at most one more deferral, while waiting for the WAL flush
-/// would cost every batch a disk sync; what is acknowledged to a client (an NDR) must be durable.
-pub fn pool_with(url: &str, size: usize, synchronous_commit: bool) -> Result<Pool> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
-    if !synchronous_commit {
-        let options = match pg.get_options() {
-            Some(given) => format!("{given} -c synchronous_commit=off"),
-            None => "-c synchronous_commit=off".to_owned(),
-        };
-        pg.options(options);
-    }
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size.max(1))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| StoreError::Config(e.to_string()))
-}
 
 /// The key of one request.
 #[derive(Debug, Clone)]
@@ -102,7 +65,7 @@ pub struct Snapshot {
 /// Trusts the sender's domain from the client network when at least `min_senders` distinct
 /// senders of it are trusted there (with `min_passes`, seen since `since`). True if it is now.
 pub async fn promote_domain(
-    client: &deadpool_postgres::Client,
+    client: &Cached,
     key: &Key,
     now: i64,
     min_passes: i32,
@@ -136,7 +99,7 @@ pub async fn promote_domain(
 }
 
 /// Refreshes `last_seen` of the auto-whitelist entries that let a request through.
-pub async fn touch_awl(client: &deadpool_postgres::Client, key: &Key, domain: bool, now: i64) -> Result<()> {
+pub async fn touch_awl(client: &Cached, key: &Key, domain: bool, now: i64) -> Result<()> {
     let stmt = client
         .prepare_cached(if domain {
             "UPDATE greylist_domain_awl SET last_seen = to_timestamp($3::int8)
@@ -152,7 +115,7 @@ pub async fn touch_awl(client: &deadpool_postgres::Client, key: &Key, domain: bo
 }
 
 /// Reads the state of many keys in one statement; the snapshots in the keys' order.
-pub async fn lookup_many(client: &deadpool_postgres::Client, keys: &[Key]) -> Result<Vec<Snapshot>> {
+pub async fn lookup_many(client: &Cached, keys: &[Key]) -> Result<Vec<Snapshot>> {
     let stmt = client
         .prepare_cached(
             "SELECT u.i, extract(epoch FROM d.last_seen)::int8,
@@ -209,7 +172,7 @@ pub async fn lookup_many(client: &deadpool_postgres::Client, keys: &[Key]) -> Re
 /// unique, so that concurrent writers lock them in one order (no deadlock). Two MX racing on one
 /// triplet each write a state computed from what they read: either is a valid state, and
 /// `passed_at` never goes back to NULL.
-pub async fn save_triplets(client: &deadpool_postgres::Client, rows: &[(Key, TripletRow)]) -> Result<()> {
+pub async fn save_triplets(client: &Cached, rows: &[(Key, TripletRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -246,7 +209,7 @@ pub async fn save_triplets(client: &deadpool_postgres::Client, rows: &[(Key, Tri
 }
 
 /// Writes sender auto-whitelist rows, many (sorted by key, unique) in one statement.
-pub async fn save_sender_awls(client: &deadpool_postgres::Client, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
+pub async fn save_sender_awls(client: &Cached, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -326,62 +289,64 @@ impl StaticList {
     }
 }
 
-/// Adds a whitelist entry (idempotent); `by` is the administrator, for the audit trail.
+/// Adds a whitelist entry; `by` is the administrator, for the audit trail. The new entry's id
+/// and time, or `None` when the pattern is listed already.
 pub async fn add_to_whitelist(
     client: &tokio_postgres::Client,
     list: StaticList,
     pattern: &str,
     comment: &str,
     by: &str,
-) -> Result<()> {
-    client
-        .execute(
+) -> Result<Option<(i64, SystemTime)>> {
+    let row = client
+        .query_opt(
             &format!(
                 "INSERT INTO {} (pattern, comment, created_by) VALUES ($1, $2, $3)
-                 ON CONFLICT (pattern) DO NOTHING",
+                 ON CONFLICT (pattern) DO NOTHING RETURNING id, created_at",
                 list.table()
             ),
             &[&pattern, &comment, &by],
         )
         .await?;
-    Ok(())
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
-/// Removes a whitelist entry; true if it existed.
-pub async fn remove_from_whitelist(client: &tokio_postgres::Client, list: StaticList, pattern: &str) -> Result<bool> {
+/// Removes whitelist entry `id`; true if it existed.
+pub async fn remove_from_whitelist(client: &tokio_postgres::Client, list: StaticList, id: i64) -> Result<bool> {
     let n = client
-        .execute(&format!("DELETE FROM {} WHERE pattern = $1", list.table()), &[&pattern])
+        .execute(&format!("DELETE FROM {} WHERE id = $1", list.table()), &[&id])
         .await?;
     Ok(n > 0)
 }
 
-/// Opts a recipient domain (or address) in or out; `None` removes its setting.
-pub async fn set_domain_policy(
+/// Opts a recipient domain (or address) in or out (`mode` `optin` or `optout`). Its time, or
+/// `None` when the domain has a setting already (one per domain: remove it first).
+pub async fn add_domain_policy(
     client: &tokio_postgres::Client,
     target: &str,
-    mode: Option<&str>,
+    mode: &str,
+    comment: &str,
     by: &str,
-) -> Result<()> {
-    let target = target.to_ascii_lowercase();
-    match mode {
-        Some(mode) => {
-            client
-                .execute(
-                    "INSERT INTO greylist_domain_policy (target, mode, created_by)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (target) DO UPDATE SET mode = EXCLUDED.mode,
-                         created_by = EXCLUDED.created_by, created_at = now()",
-                    &[&target, &mode, &by],
-                )
-                .await?
-        }
-        None => {
-            client
-                .execute("DELETE FROM greylist_domain_policy WHERE target = $1", &[&target])
-                .await?
-        }
-    };
-    Ok(())
+) -> Result<Option<SystemTime>> {
+    let row = client
+        .query_opt(
+            "INSERT INTO greylist_domain_policy (target, mode, comment, created_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (target) DO NOTHING RETURNING created_at",
+            &[&target.to_ascii_lowercase(), &mode, &comment, &by],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// Removes a domain's setting; true if it had one.
+pub async fn remove_domain_policy(client: &tokio_postgres::Client, target: &str) -> Result<bool> {
+    let n = client
+        .execute(
+            "DELETE FROM greylist_domain_policy WHERE target = $1",
+            &[&target.to_ascii_lowercase()],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 /// One line of the decisions log.

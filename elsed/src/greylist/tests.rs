@@ -54,7 +54,7 @@ pub(crate) fn config(hostname: &str) -> GreylistConfig {
 }
 
 pub(crate) async fn service(url: &str, cfg: GreylistConfig, clock: Arc<dyn Clock>) -> Arc<Policy> {
-    let pool = pool(url, 4).unwrap();
+    let pool = crate::db::test_pool(url, 4, crate::db::Commit::Asynchronous);
     start(cfg, pool, clock).await
 }
 
@@ -291,6 +291,7 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
     };
     let policy = service(&url, cfg, clock.clone()).await;
     let db = omelse::store::connect(&url).await.unwrap();
+    let mut ids = Vec::new();
     for (list, pattern) in [
         (StaticList::Clients, "10.20.0.0/16"),
         (StaticList::Clients, "2001:db8:aa::/48"),
@@ -298,12 +299,22 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
         (StaticList::Recipients, "postmaster@"),
         (StaticList::Recipients, "vip@rcpt.example"),
     ] {
-        store::add_to_whitelist(&db, list, pattern, "test", "admin")
+        let (id, _) = store::add_to_whitelist(&db, list, pattern, "test", "admin")
             .await
+            .unwrap()
             .unwrap();
+        ids.push(id);
     }
-    store::set_domain_policy(&db, "noisy.example", Some("optout"), "admin")
+    assert_eq!(
+        store::add_to_whitelist(&db, StaticList::Clients, "10.20.0.0/16", "again", "admin")
+            .await
+            .unwrap(),
+        None,
+        "listed already"
+    );
+    store::add_domain_policy(&db, "noisy.example", "optout", "", "admin")
         .await
+        .unwrap()
         .unwrap();
     // Until the lists are re-read, the database entries do not apply.
     assert!(is_defer(
@@ -334,7 +345,7 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
         assert!(want_dunno || is_defer(&reply), "{reply}");
     }
     // Removing an entry takes effect on the next reload.
-    assert!(store::remove_from_whitelist(&db, StaticList::Clients, "10.20.0.0/16")
+    assert!(store::remove_from_whitelist(&db, StaticList::Clients, ids[0])
         .await
         .unwrap());
     policy.reload_lists().await.unwrap();
@@ -343,8 +354,9 @@ async fn static_whitelists_and_domain_opt_out_and_opt_in() {
     ));
 
     // Opt-in mode: only the opted-in domains are greylisted.
-    store::set_domain_policy(&db, "greylisted.example", Some("optin"), "admin")
+    store::add_domain_policy(&db, "greylisted.example", "optin", "", "admin")
         .await
+        .unwrap()
         .unwrap();
     let optin = GreylistConfig {
         mode: DomainMode::Optin,

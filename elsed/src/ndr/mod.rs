@@ -115,7 +115,7 @@ pub fn is_allowed(allowed: &[(IpAddr, u8)], ip: IpAddr) -> bool {
 }
 
 /// Runs the listeners of `cfg` until one fails.
-pub async fn serve(cfg: NdrConfig, pool: deadpool_postgres::Pool) -> anyhow::Result<()> {
+pub async fn serve(cfg: NdrConfig, pool: crate::db::CachedPool) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for spec in &cfg.listen {
         listeners.push(
@@ -134,7 +134,7 @@ pub async fn serve(cfg: NdrConfig, pool: deadpool_postgres::Pool) -> anyhow::Res
 const RELINK_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// Links, every minute, the NDRs whose message the logs had not shown yet when they arrived.
-async fn relink(pool: deadpool_postgres::Pool) {
+async fn relink(pool: crate::db::CachedPool) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
@@ -169,7 +169,7 @@ pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<s
         }
         Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
     }
-    let pool = crate::greylist::store::pool_with(settings.database_url()?, 8, true)?;
+    let pool = crate::db::pool_with(settings, "elsed-ndr", 8, crate::db::Commit::Durable)?;
     serve(cfg, pool).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

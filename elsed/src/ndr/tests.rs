@@ -21,7 +21,7 @@ pub(crate) async fn database(cluster: &PgCluster) -> String {
 pub(super) async fn collector(url: &str, spec: &str, cfg: NdrConfig) -> std::net::SocketAddr {
     let listener = Listener::bind(spec).await.unwrap();
     let addr = listener.tcp.local_addr().unwrap();
-    let pool = crate::greylist::store::pool_with(url, 2, true).unwrap();
+    let pool = crate::db::test_pool(url, 2, crate::db::Commit::Durable);
     let service = Arc::new(Service::new(cfg, pool).unwrap());
     tokio::spawn(server::run(service, vec![listener]));
     addr
@@ -515,7 +515,7 @@ async fn require_tls_refuses_mail_in_plaintext() {
         replies[2], "530 5.7.0 Must issue a STARTTLS command first",
         "{replies:?}"
     );
-    let pool = crate::greylist::store::pool_with(&url, 1, true).unwrap();
+    let pool = crate::db::test_pool(&url, 1, crate::db::Commit::Durable);
     let bad = NdrConfig {
         tls_key_file: None,
         ..tls_config(&certs)

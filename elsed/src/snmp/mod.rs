@@ -223,7 +223,7 @@ pub struct ServerState {
 }
 
 /// An agent's settings, without its secrets (what the inventory shows).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSettings {
     pub enabled: bool,

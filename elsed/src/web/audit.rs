@@ -8,6 +8,7 @@ use tokio_postgres::GenericClient;
 
 use crate::sql::Query;
 
+use super::error::{ApiError, ApiResult};
 use super::paging::{Page, Window};
 
 /// Records one operation. `actor` is a login (or `cli:<unix user>`), `action` a dotted name
@@ -42,6 +43,37 @@ pub struct AuditEntry {
     #[schema(value_type = Object)]
     pub details: Option<serde_json::Value>,
     pub result: Option<String>,
+}
+
+/// Records how an administrator's change ended (`ok`, or `refused: why`: refused attempts are
+/// in the log too), then answers with its outcome.
+pub async fn audited<T, E>(
+    client: &impl GenericClient,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    outcome: Result<T, E>,
+) -> ApiResult<T>
+where
+    E: std::fmt::Display + Into<ApiError>,
+{
+    let result = match &outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    record(client, actor, action, Some(target), details, &result).await?;
+    outcome.map_err(Into::into)
+}
+
+/// What an audited change was about: its outcome's name, else `kind id` (it was refused).
+pub fn target<T, E>(
+    outcome: &Result<T, E>,
+    name: impl FnOnce(&T) -> String,
+    kind: &str,
+    id: impl std::fmt::Display,
+) -> String {
+    outcome.as_ref().map_or_else(|_| format!("{kind} {id}"), name)
 }
 
 /// Newest first, optionally one actor's or one action's.
@@ -88,5 +120,5 @@ pub async fn list(
             result: row.get(6),
         })
         .collect();
-    Ok(window.page(total, items))
+    Ok(window.page((total, false), items))
 }

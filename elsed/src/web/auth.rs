@@ -17,20 +17,21 @@ use axum::http::header::{HeaderMap, HeaderValue, COOKIE, RETRY_AFTER, SET_COOKIE
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use super::accounts::{self, AccountError};
 use super::audit;
 use super::caller::{Caller, GroupScope, Role, Scope, Session};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
+use super::openapi::ApiRoutes;
 use super::AppState;
 
 /// The session cookie's name.
@@ -41,12 +42,12 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 const MAX_LOGIN_INPUT: usize = 256;
 
 /// `/auth/*`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/password", post(password))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(login))
+        .add(routes!(logout))
+        .add(routes!(me))
+        .add(routes!(password))
 }
 
 // ---- tokens and cookies ------------------------------------------------------------------
@@ -370,7 +371,7 @@ async fn load_me(client: &Client, user_id: i64, csrf_token: String) -> ApiResult
 }
 
 /// Log in with a login name and password: the session cookie and the CSRF token.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, security(()),
     responses(
         (status = 200, description = "Logged in; the `else_session` cookie is set", body = LoginAnswer),
         (status = 400, description = "Malformed request", body = ErrorBody),
@@ -449,8 +450,6 @@ async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "Logged out; the cookie is cleared"),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
     ))]
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let client = state.db.get().await?;
@@ -468,7 +467,6 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Resp
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
     responses(
         (status = 200, body = Me),
-        (status = 401, description = "Not logged in", body = ErrorBody),
     ))]
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
     let client = state.db.get().await?;
@@ -480,8 +478,6 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "Wrong current password, or the new one is too short", body = ErrorBody),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody),
         (status = 429, description = "Too many failed attempts (see `Retry-After`)", body = ErrorBody),
     ))]
 async fn password(

@@ -61,7 +61,7 @@ pub struct AppState {
 /// The whole application: health, API, and the embedded browser application.
 pub fn router(state: AppState) -> Router {
     // Unknown paths and methods answer in JSON like everything else.
-    let api = api::routes()
+    let api = api::router()
         .fallback(|| async { error::ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
@@ -78,7 +78,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Around every request: refuses a cross-site request that changes something (the browser says
 /// so in `Sec-Fetch-Site`; SameSite cookies and the CSRF token are the other two locks), and
-/// puts the security headers on every answer.
+/// puts the security headers on every answer. The framing policy (CSP and `X-Frame-Options`)
+/// is a handler's when it sets one: the HTML report, which the report page frames.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let cross_site = request
         .headers()
@@ -106,16 +107,21 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     };
     let headers = response.headers_mut();
     let set = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    let unless_set = [
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
         ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
-    for (name, value) in set {
-        headers.insert(name, HeaderValue::from_static(value));
+    for (name, value) in unless_set {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
     }
     // Answers carry people's mail traffic: no cache keeps them unless a handler says otherwise.
     headers

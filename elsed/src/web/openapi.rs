@@ -1,32 +1,39 @@
-//! The OpenAPI document of `/api/v1`, generated from the handlers' `#[utoipa::path]`
-//! annotations: add each new handler to `paths(...)` below (its request and answer types follow).
+//! The OpenAPI document of `/api/v1`, built with the router itself: a route of the API is added
+//! only through [`ApiRoutes::add`], which takes `utoipa_axum::routes!` of handlers annotated with
+//! `#[utoipa::path]`, so an undocumented route cannot be written and the document cannot name a
+//! path the router does not serve. What every operation shares (the session and CSRF security,
+//! the 401, 403, 413, 415 and 503 answers) is filled in here once, by [`complete`].
 
-use axum::Json;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use axum::Router;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use super::{api, auth};
+use super::error::ErrorBody;
+use super::{auth, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ELSE API", version = "1", description = "Postfix logs of a whole fleet, per message. \
-        Log in with POST /auth/login; send the `X-CSRF-Token` header with every POST, PUT, PATCH and DELETE."),
+        Log in with POST /auth/login; send the `X-CSRF-Token` header with every POST, PUT, PATCH and DELETE. \
+        Errors are `{\"error\": \"...\", \"field\": \"...\"}` with their status; lists page with `page` and \
+        `per_page` and answer `{total, total_capped, page, per_page, items}` (docs/api.md, \"Conventions\")."),
     servers((url = "/api/v1")),
-    paths(
-        auth::login, auth::logout, auth::me, auth::password,
-        api::servers::list,
-        api::admin::list_users, api::admin::create_user, api::admin::update_user, api::admin::delete_user,
-        api::admin::list_groups, api::admin::create_group, api::admin::update_group, api::admin::delete_group,
-        api::admin::update_server, api::admin::list_audit,
-    ),
+    components(schemas(ErrorBody)),
     modifiers(&SessionSecurity),
     tags(
         (name = "auth", description = "Logging in and out, one's own account"),
-        (name = "servers", description = "The servers of the fleet"),
+        (name = "servers", description = "The servers of the fleet, their health and queues"),
+        (name = "search", description = "Messages, rejects, log lines, the live view, search history"),
+        (name = "stats", description = "Statistics from the rollups, and the pflogsumm-style report"),
+        (name = "ndr", description = "Non-delivery reports received by the NDR service"),
+        (name = "greylist", description = "GreyLSE's decisions and statistics, its whitelists"),
         (name = "admin", description = "Administrators only; every change is audited"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 /// Names the session cookie and the CSRF header as the document's security schemes.
 struct SessionSecurity;
@@ -45,14 +52,131 @@ impl Modify for SessionSecurity {
     }
 }
 
-/// `GET /api/v1/openapi.json`: public, it describes the API and holds no data.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The routes of `/api/v1` and their document, which only grow together.
+pub struct ApiRoutes(OpenApiRouter<AppState>);
+
+impl Default for ApiRoutes {
+    fn default() -> Self {
+        ApiRoutes(OpenApiRouter::new())
+    }
+}
+
+impl ApiRoutes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the handlers of one path, `routes!(get_x, post_x)`, each with its `#[utoipa::path]`.
+    /// (`routes!` would serve every handler it is given on every path among them: one path each.)
+    pub fn add(self, routes: UtoipaMethodRouter<AppState>) -> Self {
+        let paths: Vec<&String> = routes.1.paths.keys().collect();
+        assert_eq!(paths.len(), 1, "routes! of handlers of several paths: {paths:?}");
+        ApiRoutes(self.0.routes(routes))
+    }
+
+    pub fn merge(self, other: ApiRoutes) -> Self {
+        ApiRoutes(self.0.merge(other.0))
+    }
+
+    /// The router, and the document of exactly its routes.
+    pub fn split(self) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+        let (router, paths) = self.0.split_for_parts();
+        let mut doc = ApiDoc::openapi();
+        doc.merge(paths);
+        complete(&mut doc);
+        (router, doc)
+    }
+}
+
+/// Whether a method changes something (and so needs the CSRF token).
+fn changes(method: &str) -> bool {
+    method != "get"
+}
+
+/// Every operation of a path item, with its method in lower case.
+fn operations(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+/// Fills in what the handlers' annotations leave to the conventions: an operation that does not
+/// say otherwise (`security(())` for a public one) needs the session cookie, and the CSRF header
+/// when it changes something; and the answers every such operation may give.
+fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in operations(item) {
+            let public = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+            if !public {
+                let mut needs = SecurityRequirement::new("session", Vec::<String>::new());
+                if changes(method) {
+                    needs = needs.add("csrf", Vec::<String>::new());
+                }
+                op.security = Some(vec![needs]);
+                error(op, 401, "Not logged in, or the session ended");
+                if path.starts_with("/admin/") {
+                    error(
+                        op,
+                        403,
+                        "Administrators only (or, for a change, a missing X-CSRF-Token)",
+                    );
+                } else if changes(method) {
+                    error(op, 403, "Missing or wrong X-CSRF-Token, or a cross-site request");
+                }
+            }
+            if op.request_body.is_some() {
+                error(
+                    op,
+                    400,
+                    "A malformed body, or a field that breaks a rule (named in `field`)",
+                );
+                error(op, 413, "A body over 2 MiB");
+                error(op, 415, "A body that is not JSON");
+            }
+            error(op, 503, "The database is unavailable");
+        }
+    }
+}
+
+/// Adds the answer `status` with an [`ErrorBody`], unless the handler describes it already.
+fn error(op: &mut Operation, status: u16, description: &str) {
+    op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    });
+}
+
+/// The document `/api/v1/openapi.json` serves.
+#[cfg(test)]
+pub fn document() -> utoipa::openapi::OpenApi {
+    super::api::routes().split().1
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
 
     /// Every `$ref` of the document, anywhere in it.
     fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
@@ -70,9 +194,24 @@ mod tests {
         }
     }
 
+    fn doc() -> serde_json::Value {
+        serde_json::to_value(document()).unwrap()
+    }
+
+    /// `(method, path, operation)` of every operation of the document.
+    fn each_operation(doc: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+        let mut all = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                all.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        all
+    }
+
     #[test]
     fn every_reference_resolves() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let doc = doc();
         let mut targets = Vec::new();
         refs(&doc, &mut targets);
         assert!(targets.len() > 10, "{targets:?}");
@@ -89,6 +228,163 @@ mod tests {
         assert_eq!(
             doc["components"]["schemas"]["User"]["properties"]["last_login"]["format"],
             "date-time"
+        );
+    }
+
+    /// Each operation says what it is, what it answers (errors included) and who may call it,
+    /// under an id of its own.
+    #[test]
+    fn every_operation_is_described() {
+        let doc = doc();
+        let operations = each_operation(&doc);
+        assert!(operations.len() >= 45, "{}", operations.len());
+        let mut ids = std::collections::HashSet::new();
+        for (method, path, op) in &operations {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} twice");
+            assert!(op["summary"].is_string(), "{method} {path}: no summary");
+            assert!(op["tags"][0].is_string(), "{method} {path}: no tag");
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path}: no success answer"
+            );
+            assert!(responses.contains_key("503"), "{method} {path}");
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    let name = parameter["name"].as_str().unwrap();
+                    assert!(path.contains(&format!("{{{name}}}")), "{method} {path}: {name}");
+                }
+            }
+            for piece in path.split('/').filter(|p| p.starts_with('{')) {
+                let name = piece.trim_matches(['{', '}']);
+                assert!(
+                    op["parameters"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path")),
+                    "{method} {path}: path parameter {name} undescribed"
+                );
+            }
+        }
+    }
+
+    /// docs/api.md, the overview, names every operation of the document as `` `METHOD /path``,
+    /// and no operation the document does not have.
+    #[test]
+    fn the_overview_names_every_operation() {
+        let overview = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).unwrap();
+        let doc = doc();
+        let documented: std::collections::BTreeSet<(String, String)> = each_operation(&doc)
+            .into_iter()
+            .map(|(method, path, _)| (method.to_uppercase(), path))
+            .collect();
+        let mut named = std::collections::BTreeSet::new();
+        for piece in overview.split('`').skip(1).step_by(2) {
+            let Some((method, rest)) = piece.split_once(' ') else {
+                continue;
+            };
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) || !rest.starts_with('/') {
+                continue;
+            }
+            let path = rest.split(['?', ' ']).next().unwrap();
+            if ["/metrics", "/healthz"].contains(&path) {
+                continue;
+            }
+            named.insert((method.to_owned(), path.to_owned()));
+        }
+        let missing: Vec<_> = documented.difference(&named).collect();
+        assert!(missing.is_empty(), "docs/api.md does not name {missing:?}");
+        let unknown: Vec<_> = named.difference(&documented).collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/api.md names what the API does not have: {unknown:?}"
+        );
+    }
+
+    /// The application with a database that is not there: enough for what is answered before
+    /// any query (an unknown route, a missing session).
+    fn application() -> Router {
+        let settings = crate::Settings {
+            config: Default::default(),
+            database_url: Some("postgresql://nobody@127.0.0.1:9/nothing".into()),
+        };
+        let state = AppState {
+            db: crate::db::pool(&settings, "openapi-test", 1).unwrap(),
+            config: std::sync::Arc::new(settings.config.clone()),
+            snmp: None,
+        };
+        crate::web::router(state)
+    }
+
+    async fn status_of(app: &Router, method: &str, path: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method.to_uppercase().parse::<Method>().unwrap())
+            .uri(format!("/api/v1{path}"))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    /// The router serves every documented operation (as documented: without a session, one that
+    /// needs it answers 401), and no method the document does not list: a route without its
+    /// annotation, or an annotation on the wrong handler, fails here.
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_documented_operations() {
+        let app = application();
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let concrete: String = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "1" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let (status, body) = status_of(&app, method, &concrete).await;
+                let Some(op) = item.get(method) else {
+                    assert_eq!(
+                        status,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {path} is not documented"
+                    );
+                    continue;
+                };
+                let public = op["security"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r == &serde_json::json!({}));
+                if public {
+                    assert!(
+                        ![
+                            StatusCode::UNAUTHORIZED,
+                            StatusCode::NOT_FOUND,
+                            StatusCode::METHOD_NOT_ALLOWED
+                        ]
+                        .contains(&status),
+                        "{method} {path}: {status}"
+                    );
+                } else {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+                    assert!(body["error"].is_string(), "{method} {path}: {body}");
+                }
+            }
+        }
+        // And what is not documented is not there.
+        assert_eq!(
+            status_of(&app, "get", "/no/such/endpoint").await.0,
+            StatusCode::NOT_FOUND
         );
     }
 }

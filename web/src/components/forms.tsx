@@ -1,9 +1,10 @@
 // Form pieces for filters: a text field with its operator, a time range in the browser's zone, and
 // the server picker. Filters are edited locally and applied to the URL on submit.
 
+import { useEffect, useState } from 'preact/hooks';
 import { fromLocalInput, toLocalInput, timeZone } from '../format';
 import { useSession } from '../session';
-import { OPERATORS } from '../urlstate';
+import { OPERATORS, useUrlQuery } from '../urlstate';
 import type { Query } from '../api';
 import { Field, valueOf } from './ui';
 
@@ -13,6 +14,22 @@ export function draftOf(query: Record<string, string>, keys: string[]): Draft {
   const draft: Draft = {};
   for (const key of keys) draft[key] = query[key] ?? '';
   return draft;
+}
+
+/**
+ * A filter form over the URL's query: the draft of `fields` follows the URL (back, permalinks),
+ * `submit` puts the draft in the URL (a new search, page 1), `clear` empties it.
+ */
+export function useFilterForm(fields: string[]) {
+  const { query, setAll, patch } = useUrlQuery();
+  const [draft, setDraft] = useState<Draft>(() => draftOf(query, fields));
+  useEffect(() => setDraft(draftOf(query, fields)), [JSON.stringify(query)]);
+  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  const submit = (e: Event) => {
+    e.preventDefault();
+    setAll(cleanDraft(draft));
+  };
+  return { query, patch, draft, set, submit, clear: () => setAll({}) };
 }
 
 export function OperatorField(props: {

@@ -2,7 +2,9 @@
 
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
-import type { ApiError, Page } from '../api';
+import { apiUrl, queryString } from '../api';
+import type { ApiError, Page, Query } from '../api';
+import type { Loaded } from '../hooks';
 import { formatNumber } from '../format';
 
 export function ErrorBox({ error }: { error?: ApiError | string | null }) {
@@ -169,6 +171,47 @@ export function ConfirmDialog(props: {
         </button>
       </div>
     </dialog>
+  );
+}
+
+/**
+ * The results of a list search: the permalink of the page and the CSV export of the API's `path`
+ * with `query`, errors, the pager, and the items as `children` shows them.
+ */
+export function ResultsSection<T>(props: {
+  title: string;
+  /** The browser page and the API endpoint of the search. */
+  page: string;
+  path: string;
+  query: Query;
+  results: Loaded<Page<T>>;
+  empty: string;
+  onPage: (page: number) => void;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  const { results } = props;
+  return (
+    <Section
+      title={props.title}
+      actions={
+        <>
+          <CopyLink href={`${props.page}${queryString(props.query)}`} label="Copy permalink" />
+          <a class="button" download href={apiUrl(props.path, { ...props.query, page: undefined, format: 'csv' })}>
+            Export CSV
+          </a>
+        </>
+      }
+    >
+      <ErrorBox error={results.error} />
+      <Loading when={results.loading} />
+      {results.data && results.data.items.length === 0 && <Empty>{props.empty}</Empty>}
+      {results.data && results.data.items.length > 0 && (
+        <>
+          <Pager page={results.data} onPage={props.onPage} />
+          {props.children(results.data.items)}
+        </>
+      )}
+    </Section>
   );
 }
 

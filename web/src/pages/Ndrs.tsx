@@ -1,12 +1,10 @@
 // Captured non-delivery reports: the list (filters in the URL) and one report's detail.
 
-import { useEffect, useState } from 'preact/hooks';
 import { apiUrl, NdrSummary, Page } from '../api';
 import { useApi } from '../hooks';
-import { useUrlQuery } from '../urlstate';
 import { formatTime } from '../format';
 import { DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../components/ui';
-import { cleanDraft, Draft, draftOf, SelectField, ServerField, TextField, TimeRange } from '../components/forms';
+import { SelectField, ServerField, TextField, TimeRange, useFilterForm } from '../components/forms';
 
 const FIELDS = ['since', 'until', 'server', 'sender', 'recipient', 'status', 'linked'];
 
@@ -15,16 +13,13 @@ function failed(n: NdrSummary) {
 }
 
 export function NdrsPage() {
-  const { query, setAll, patch } = useUrlQuery();
-  const [draft, setDraft] = useState<Draft>(() => draftOf(query, FIELDS));
-  useEffect(() => setDraft(draftOf(query, FIELDS)), [JSON.stringify(query)]);
-  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  const { query, patch, draft, set, submit } = useFilterForm(FIELDS);
   const list = useApi<Page<NdrSummary>>('/ndrs', query);
   return (
     <div class="page">
       <h1>Non-delivery reports</h1>
       <Section title="Filters">
-        <form class="filters" aria-label="NDR filters" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
+        <form class="filters" aria-label="NDR filters" onSubmit={submit}>
           <TimeRange draft={draft} set={set} />
           <ServerField draft={draft} set={set} />
           <TextField label="Original sender" name="sender" draft={draft} set={set} />

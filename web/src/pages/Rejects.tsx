@@ -1,12 +1,10 @@
 // Rejected mail (NOQUEUE and other policy decisions): GET /rejects with the URL's query.
 
-import { useEffect, useState } from 'preact/hooks';
-import { apiUrl, Page, queryString } from '../api';
+import { Page } from '../api';
 import { useApi } from '../hooks';
-import { useUrlQuery } from '../urlstate';
 import { formatTime } from '../format';
-import { CopyLink, DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../components/ui';
-import { cleanDraft, Draft, draftOf, OperatorField, SelectField, ServerField, TextField, TimeRange } from '../components/forms';
+import { DataTable, ResultsSection, Section, StatusBadge } from '../components/ui';
+import { OperatorField, SelectField, ServerField, TextField, TimeRange, useFilterForm } from '../components/forms';
 
 interface Reject {
   ts?: string;
@@ -28,16 +26,13 @@ interface Reject {
 const FIELDS = ['client', 'client_op', 'sender', 'sender_op', 'recipient', 'recipient_op', 'code', 'reason', 'action', 'server', 'since', 'until'];
 
 export function RejectsPage() {
-  const { query, setAll, patch } = useUrlQuery();
-  const [draft, setDraft] = useState<Draft>(() => draftOf(query, FIELDS));
-  useEffect(() => setDraft(draftOf(query, FIELDS)), [JSON.stringify(query)]);
-  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  const { query, patch, draft, set, submit, clear } = useFilterForm(FIELDS);
   const results = useApi<Page<Reject>>('/rejects', query);
   return (
     <div class="page">
       <h1>Rejected mail</h1>
       <Section title="Reject search">
-        <form class="filters" aria-label="Reject search" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
+        <form class="filters" aria-label="Reject search" onSubmit={submit}>
           <OperatorField label="Client" name="client" draft={draft} set={set} />
           <OperatorField label="Sender" name="sender" draft={draft} set={set} />
           <OperatorField label="Recipient" name="recipient" draft={draft} set={set} />
@@ -48,51 +43,43 @@ export function RejectsPage() {
           <TimeRange draft={draft} set={set} />
           <div class="buttons">
             <button type="submit" class="primary">Search</button>
-            <button type="button" onClick={() => setAll({})}>Clear</button>
+            <button type="button" onClick={clear}>Clear</button>
           </div>
         </form>
       </Section>
-      <Section
+      <ResultsSection
         title="Rejects"
-        actions={
-          <>
-            <CopyLink href={`/rejects${queryString(query)}`} label="Copy permalink" />
-            <a class="button" download href={apiUrl('/rejects', { ...query, page: undefined, format: 'csv' })}>
-              Export CSV
-            </a>
-          </>
-        }
+        page="/rejects"
+        path="/rejects"
+        query={query}
+        results={results}
+        empty="No reject matches."
+        onPage={(p) => patch({ page: p }, false)}
       >
-        <ErrorBox error={results.error} />
-        <Loading when={results.loading} />
-        {results.data && results.data.items.length === 0 && <Empty>No reject matches.</Empty>}
-        {results.data && results.data.items.length > 0 && (
-          <>
-            <Pager page={results.data} onPage={(p) => patch({ page: p }, false)} />
-            <DataTable
-              label="Rejects"
-              rows={results.data.items}
-              sort={query.sort ?? '-ts'}
-              onSort={(s) => patch({ sort: s })}
-              columns={[
-                { key: 'ts', label: 'Time', sort: 'ts', class: 'nowrap', render: (r) => formatTime(r.ts) },
-                { key: 'server', label: 'Server', render: (r) => r.server ?? '' },
-                { key: 'action', label: 'Action', render: (r) => <StatusBadge value={r.action} /> },
-                { key: 'code', label: 'Code', class: 'mono', render: (r) => [r.code, r.enhanced].filter(Boolean).join(' ') },
-                { key: 'client', label: 'Client', class: 'addr', render: (r) => [r.client_name, r.client_ip && `[${r.client_ip}]`, r.client_country].filter(Boolean).join(' ') },
-                { key: 'sender', label: 'Sender', class: 'addr', render: (r) => r.sender ?? '' },
-                { key: 'recipient', label: 'Recipient', class: 'addr', render: (r) => r.recipient ?? '' },
-                { key: 'reason', label: 'Reason', class: 'reply', render: (r) => r.reason ?? '' },
-                {
-                  key: 'message',
-                  label: 'Message',
-                  render: (r) => (r.message_id ? <a href={`/messages/${encodeURIComponent(r.message_id)}`}>open</a> : ''),
-                },
-              ]}
-            />
-          </>
+        {(items) => (
+          <DataTable
+            label="Rejects"
+            rows={items}
+            sort={query.sort ?? '-ts'}
+            onSort={(s) => patch({ sort: s })}
+            columns={[
+              { key: 'ts', label: 'Time', sort: 'ts', class: 'nowrap', render: (r) => formatTime(r.ts) },
+              { key: 'server', label: 'Server', render: (r) => r.server ?? '' },
+              { key: 'action', label: 'Action', render: (r) => <StatusBadge value={r.action} /> },
+              { key: 'code', label: 'Code', class: 'mono', render: (r) => [r.code, r.enhanced].filter(Boolean).join(' ') },
+              { key: 'client', label: 'Client', class: 'addr', render: (r) => [r.client_name, r.client_ip && `[${r.client_ip}]`, r.client_country].filter(Boolean).join(' ') },
+              { key: 'sender', label: 'Sender', class: 'addr', render: (r) => r.sender ?? '' },
+              { key: 'recipient', label: 'Recipient', class: 'addr', render: (r) => r.recipient ?? '' },
+              { key: 'reason', label: 'Reason', class: 'reply', render: (r) => r.reason ?? '' },
+              {
+                key: 'message',
+                label: 'Message',
+                render: (r) => (r.message_id ? <a href={`/messages/${encodeURIComponent(r.message_id)}`}>open</a> : ''),
+              },
+            ]}
+          />
         )}
-      </Section>
+      </ResultsSection>
     </div>
   );
 }

@@ -4,26 +4,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import { apiUrl, queryString } from '../api';
 import { useUrlQuery } from '../urlstate';
-import { useApi } from '../hooks';
 import { lastHours } from '../format';
-import { CopyLink, ErrorBox, Loading, Section } from '../components/ui';
+import { CopyLink, Section } from '../components/ui';
 import { cleanDraft, Draft, draftOf, ServerField, TextField, TimeRange } from '../components/forms';
 
 const FIELDS = ['since', 'until', 'server', 'domain'];
-
-/**
- * The body of elsed's HTML report, to show inside the page: the API forbids framing its answers,
- * and the page's CSP would drop the report's own styles and scripts anyway, so only its markup is
- * kept (tables, headings) and the application's styles apply.
- */
-function reportBody(html: string): string {
-  const doc = new DOMParser().parseFromString(html, 'text/html');
-  doc.querySelectorAll('script, style, link, iframe, object, embed').forEach((el) => el.remove());
-  doc.querySelectorAll('*').forEach((el) => {
-    for (const attr of [...el.attributes]) if (attr.name.startsWith('on') || attr.name === 'style') el.removeAttribute(attr.name);
-  });
-  return doc.body.innerHTML;
-}
 
 export function ReportsPage() {
   const { query, setAll } = useUrlQuery();
@@ -33,7 +18,6 @@ export function ReportsPage() {
   useEffect(() => setDraft(draftOf(current, FIELDS)), [JSON.stringify(query)]);
   const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
   const params = cleanDraft(draftOf(current, FIELDS));
-  const report = useApi<string>('/reports', { ...params, format: 'html' });
   return (
     <div class="page">
       <h1>Reports</h1>
@@ -62,11 +46,9 @@ export function ReportsPage() {
           </>
         }
       >
-        <ErrorBox error={report.error} />
-        <Loading when={report.loading} />
-        {report.data !== undefined && (
-          <article class="report" aria-label="Report" dangerouslySetInnerHTML={{ __html: reportBody(report.data) }} />
-        )}
+        {/* The report as elsed renders it, with its own styles: the API lets this application
+            frame that one answer, sandboxed, without scripts (an error shows as its JSON). */}
+        <iframe class="report" title="Report" sandbox="" src={apiUrl('/reports', { ...params, format: 'html' })} />
       </Section>
     </div>
   );

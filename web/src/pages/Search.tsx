@@ -1,21 +1,18 @@
 // Message search: the quick search (q = Message-ID or queue id) and the extended search, both as
 // URL queries sent to GET /messages unchanged; results page and sort on the server.
 
-import { useEffect, useState } from 'preact/hooks';
-import { apiUrl, Page, MessageSummary, queryString } from '../api';
+import { Page, MessageSummary } from '../api';
 import { useApi } from '../hooks';
-import { useUrlQuery, FLOWS, MESSAGE_STATES } from '../urlstate';
+import { FLOWS, MESSAGE_STATES } from '../urlstate';
 import { MessageTable } from '../components/messages';
-import { CopyLink, Empty, ErrorBox, Loading, Pager, Section } from '../components/ui';
+import { ResultsSection, Section } from '../components/ui';
 import {
-  cleanDraft,
-  Draft,
-  draftOf,
   OperatorField,
   SelectField,
   ServerField,
   TextField,
   TimeRange,
+  useFilterForm,
 } from '../components/forms';
 
 const FIELDS = [
@@ -25,19 +22,9 @@ const FIELDS = [
 ];
 
 export function SearchPage() {
-  const { query, setAll, patch } = useUrlQuery();
+  const { query, patch, draft, set, submit, clear } = useFilterForm(FIELDS);
   const searching = Object.keys(query).some((k) => k !== 'page' && k !== 'sort' && k !== 'per_page');
-  const [draft, setDraft] = useState<Draft>(() => draftOf(query, FIELDS));
-  useEffect(() => setDraft(draftOf(query, FIELDS)), [JSON.stringify(query)]);
-  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
   const results = useApi<Page<MessageSummary>>(searching ? '/messages' : null, query);
-
-  const submit = (e: Event) => {
-    e.preventDefault();
-    setAll(cleanDraft(draft));
-  };
-  const permalink = `/search${queryString(query)}`;
-  const csv = apiUrl('/messages', { ...query, page: undefined, format: 'csv' });
 
   return (
     <div class="page">
@@ -64,34 +51,24 @@ export function SearchPage() {
             <button type="submit" class="primary">
               Search
             </button>
-            <button type="button" onClick={() => setAll({})}>
+            <button type="button" onClick={clear}>
               Clear
             </button>
           </div>
         </form>
       </Section>
       {searching && (
-        <Section
+        <ResultsSection
           title="Results"
-          actions={
-            <>
-              <CopyLink href={permalink} label="Copy permalink" />
-              <a class="button" href={csv} download>
-                Export CSV
-              </a>
-            </>
-          }
+          page="/search"
+          path="/messages"
+          query={query}
+          results={results}
+          empty="No message matches."
+          onPage={(p) => patch({ page: p }, false)}
         >
-          <ErrorBox error={results.error} />
-          <Loading when={results.loading} />
-          {results.data && results.data.items.length === 0 && <Empty>No message matches.</Empty>}
-          {results.data && results.data.items.length > 0 && (
-            <>
-              <Pager page={results.data} onPage={(p) => patch({ page: p }, false)} />
-              <MessageTable rows={results.data.items} sort={query.sort} onSort={(s) => patch({ sort: s })} />
-            </>
-          )}
-        </Section>
+          {(items) => <MessageTable rows={items} sort={query.sort} onSort={(s) => patch({ sort: s })} />}
+        </ResultsSection>
       )}
     </div>
   );

@@ -4,53 +4,37 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use omelse::correlate::ServerRole;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use super::servers::{Server, SERVER_COLUMNS};
 use crate::web::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
-use crate::web::audit::{self, AuditEntry};
+use crate::web::audit::{self, audited, target, AuditEntry};
 use crate::web::auth::Admin;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::{JsonBody, PathParam, QueryParams};
+use crate::web::openapi::ApiRoutes;
 use crate::web::paging::{Page, PageParams};
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(list_users).post(create_user))
-        .route("/admin/users/{id}", patch(update_user).delete(delete_user))
-        .route("/admin/groups", get(list_groups).post(create_group))
-        .route("/admin/groups/{id}", patch(update_group).delete(delete_group))
-        .route("/admin/servers/{id}", patch(update_server))
-        .route("/admin/audit", get(list_audit))
-}
-
-/// Writes the outcome of an account operation to the audit log, then answers with it.
-async fn audited<T>(
-    client: &tokio_postgres::Client,
-    Admin(admin): &Admin,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-    outcome: Result<T, AccountError>,
-) -> ApiResult<T> {
-    let result = match &outcome {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => format!("refused: {e}"),
-    };
-    audit::record(client, &admin.login, action, Some(target), details, &result).await?;
-    outcome.map_err(ApiError::from)
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(list_users, create_user))
+        .add(routes!(update_user, delete_user))
+        .add(routes!(list_groups, create_group))
+        .add(routes!(update_group, delete_group))
+        .add(routes!(update_server))
+        .add(routes!(list_audit))
 }
 
 // ---- users -------------------------------------------------------------------------------
 
 /// Every account.
 #[utoipa::path(get, path = "/admin/users", tag = "admin",
-    responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<User>)))]
 async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<User>>> {
     let client = state.db.get().await?;
     Ok(Json(accounts::list_users(&*client).await?))
@@ -61,20 +45,19 @@ async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
     responses(
         (status = 201, body = User),
         (status = 400, description = "A field breaks a rule (named)", body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 409, description = "The login is taken", body = ErrorBody),
     ))]
 async fn create_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     JsonBody(new): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let client = state.db.get().await?;
     let details = json!({ "login": new.login, "name": new.name, "role": new.role,
                           "groups": new.groups, "addresses": new.addresses });
-    let target = new.login.clone();
+    let login = new.login.clone();
     let outcome = accounts::create_user(&client, new).await;
-    let id = audited(&client, &admin, "user.create", &target, details, outcome).await?;
+    let id = audited(&*client, &admin.login, "user.create", &login, details, outcome).await?;
     Ok((StatusCode::CREATED, Json(accounts::get_user(&*client, id).await?)))
 }
 
@@ -84,13 +67,12 @@ async fn create_user(
     responses(
         (status = 200, body = User),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "It would leave no enabled administrator", body = ErrorBody),
     ))]
 async fn update_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
     JsonBody(changes): JsonBody<UserChanges>,
 ) -> ApiResult<Json<User>> {
@@ -99,13 +81,10 @@ async fn update_user(
                           "password": changes.password.as_ref().map(|_| "changed"),
                           "groups": changes.groups, "addresses": changes.addresses });
     let outcome = accounts::update_user(&mut client, id, changes).await;
-    let target = match &outcome {
-        Ok(user) => user.login.clone(),
-        Err(_) => format!("user {id}"),
-    };
-    Ok(Json(
-        audited(&client, &admin, "user.update", &target, details, outcome).await?,
-    ))
+    let login = target(&outcome, |user| user.login.clone(), "user", id);
+    audited(&*client, &admin.login, "user.update", &login, details, outcome)
+        .await
+        .map(Json)
 }
 
 /// Delete an account.
@@ -113,19 +92,26 @@ async fn update_user(
     params(("id" = i64, Path, description = "User id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The last enabled administrator", body = ErrorBody),
     ))]
 async fn delete_user(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<StatusCode> {
     let mut client = state.db.get().await?;
     let outcome = accounts::delete_user(&mut client, id).await;
-    let target = outcome.as_ref().map_or_else(|_| format!("user {id}"), Clone::clone);
-    audited(&client, &admin, "user.delete", &target, json!({ "id": id }), outcome).await?;
+    let login = target(&outcome, Clone::clone, "user", id);
+    audited(
+        &*client,
+        &admin.login,
+        "user.delete",
+        &login,
+        json!({ "id": id }),
+        outcome,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,7 +125,7 @@ fn group_details(changes: &GroupChanges) -> serde_json::Value {
 
 /// Every group.
 #[utoipa::path(get, path = "/admin/groups", tag = "admin",
-    responses((status = 200, body = Vec<Group>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Group>)))]
 async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Group>>> {
     let client = state.db.get().await?;
     Ok(Json(accounts::list_groups(&*client).await?))
@@ -150,19 +136,18 @@ async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<
     responses(
         (status = 201, body = Group),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
     ))]
 async fn create_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     JsonBody(changes): JsonBody<GroupChanges>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     let mut client = state.db.get().await?;
     let details = group_details(&changes);
-    let target = changes.name.clone().unwrap_or_default();
+    let name = changes.name.clone().unwrap_or_default();
     let outcome = accounts::create_group(&mut client, changes).await;
-    let group = audited(&client, &admin, "group.create", &target, details, outcome).await?;
+    let group = audited(&*client, &admin.login, "group.create", &name, details, outcome).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -172,40 +157,45 @@ async fn create_group(
     responses(
         (status = 200, body = Group),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
     ))]
 async fn update_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
     JsonBody(changes): JsonBody<GroupChanges>,
 ) -> ApiResult<Json<Group>> {
     let mut client = state.db.get().await?;
     let details = group_details(&changes);
     let outcome = accounts::update_group(&mut client, id, changes).await;
-    let target = outcome
-        .as_ref()
-        .map_or_else(|_| format!("group {id}"), |g| g.name.clone());
-    Ok(Json(
-        audited(&client, &admin, "group.update", &target, details, outcome).await?,
-    ))
+    let name = target(&outcome, |group| group.name.clone(), "group", id);
+    audited(&*client, &admin.login, "group.update", &name, details, outcome)
+        .await
+        .map(Json)
 }
 
 /// Delete a group (its members keep their accounts).
 #[utoipa::path(delete, path = "/admin/groups/{id}", tag = "admin",
     params(("id" = i64, Path, description = "Group id")),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 async fn delete_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<StatusCode> {
     let client = state.db.get().await?;
     let outcome = accounts::delete_group(&*client, id).await;
-    let target = outcome.as_ref().map_or_else(|_| format!("group {id}"), Clone::clone);
-    audited(&client, &admin, "group.delete", &target, json!({ "id": id }), outcome).await?;
+    let name = target(&outcome, Clone::clone, "group", id);
+    audited(
+        &*client,
+        &admin.login,
+        "group.delete",
+        &name,
+        json!({ "id": id }),
+        outcome,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,24 +295,21 @@ async fn apply_server_changes(
     responses(
         (status = 200, body = Server),
         (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 async fn update_server(
     State(state): State<AppState>,
-    admin: Admin,
+    Admin(admin): Admin,
     PathParam(id): PathParam<i32>,
     JsonBody(request): JsonBody<UpdateServer>,
 ) -> ApiResult<Json<Server>> {
     let client = state.db.get().await?;
     let details = json!({ "role": request.role, "address": request.address, "description": request.description });
     let outcome = apply_server_changes(&client, id, &request).await;
-    let target = outcome
-        .as_ref()
-        .map_or_else(|_| format!("server {id}"), |s| s.name.clone());
-    Ok(Json(
-        audited(&client, &admin, "server.update", &target, details, outcome).await?,
-    ))
+    let name = target(&outcome, |server| server.name.clone(), "server", id);
+    audited(&*client, &admin.login, "server.update", &name, details, outcome)
+        .await
+        .map(Json)
 }
 
 // ---- audit -------------------------------------------------------------------------------
@@ -330,8 +317,6 @@ async fn update_server(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
     /// Only this actor's operations.
     pub actor: Option<String>,
     /// Only this action (`user.create`, `queue.flush`, …).
@@ -339,18 +324,15 @@ pub struct AuditQuery {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery, PageParams),
+    responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody)))]
 async fn list_audit(
     State(state): State<AppState>,
     _: Admin,
     QueryParams(query): QueryParams<AuditQuery>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let window = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .window()?;
+    let window = page.window()?;
     for (field, value) in [("actor", &query.actor), ("action", &query.action)] {
         if value.as_ref().is_some_and(|v| v.len() > 200) {
             return Err(ApiError::bad_param(field, "at most 200 characters"));

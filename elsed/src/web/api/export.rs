@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use tokio_postgres::types::ToSql;
 
-use super::params::MAX_ROWS;
 use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::MAX_ROWS;
 
 /// The pool's connection type: kept by the stream until the last row is sent.
 pub type Connection = deadpool::managed::Object<crate::db::PoolManager>;

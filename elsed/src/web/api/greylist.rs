@@ -6,36 +6,43 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_postgres::{Client, Row};
+use utoipa_axum::routes;
 
-use super::paging::{rfc3339, time_param, Page, Paging, COUNT_CAP};
+use super::params::{rfc3339, time_param};
 use crate::greylist::config::{DomainMode, GreylistConfig};
 use crate::greylist::lists::{check_address_pattern, check_client_pattern};
+use crate::greylist::store::{self, StaticList};
 use crate::sql::Query;
+use crate::web::audit::audited;
+use crate::web::auth::Admin;
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::{JsonBody, PathParam, QueryParams};
+use crate::web::openapi::ApiRoutes;
+use crate::web::paging::{page_of, Page, PageParams};
 use crate::web::AppState;
 
 #[cfg(test)]
 #[path = "greylist_tests.rs"]
 mod tests;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/greylist/stats", get(stats_handler))
-        .route("/greylist/decisions", get(decisions_handler))
-        .route("/admin/greylist/whitelist", get(whitelist_handler).post(add_handler))
-        .route("/admin/greylist/whitelist/{id}", delete(remove_handler))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(stats_handler))
+        .add(routes!(decisions_handler))
+        .add(routes!(whitelist_handler, add_handler))
+        .add(routes!(remove_handler))
 }
 
 /// Decisions of one period or domain, by what became of the request.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = GreylistCounts)]
 pub struct Counts {
     /// Refused for now (a first attempt, or a retry before the delay).
     pub deferred: i64,
@@ -83,14 +90,15 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SeriesPoint {
+    #[schema(format = DateTime)]
     pub t: String,
     #[serde(flatten)]
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DomainCounts {
     pub domain: String,
     #[serde(flatten)]
@@ -98,15 +106,17 @@ pub struct DomainCounts {
 }
 
 /// Auto-whitelist entries now in force (administrators only: they are not anyone's mail).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AwlEntries {
     pub senders: i64,
     pub domains: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct GreylistStats {
+    #[schema(format = DateTime)]
     pub since: String,
+    #[schema(format = DateTime)]
     pub until: String,
     pub bucket: String,
     pub totals: Counts,
@@ -118,7 +128,8 @@ pub struct GreylistStats {
     pub awl_entries: Option<AwlEntries>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Default: 24 hours before `until`.
     pub since: Option<String>,
@@ -230,8 +241,9 @@ pub async fn stats(client: &Client, scope: &Scope, p: &StatsParams) -> ApiResult
 }
 
 /// One decision of GreyLSE.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GreylistDecision {
+    #[schema(format = DateTime)]
     pub ts: String,
     /// The policy service that decided.
     pub mx: String,
@@ -270,7 +282,8 @@ fn decision(row: &Row) -> GreylistDecision {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionFilter {
     /// Default: 24 hours before `until` (the log is large; a period keeps the query short).
     pub since: Option<String>,
@@ -281,19 +294,16 @@ pub struct DecisionFilter {
     pub decision: Option<String>,
     /// Only this client address.
     pub client: Option<String>,
-    /// Not `#[serde(flatten)]` with [`Paging`]: flattening buffers the query string's values as
-    /// text, and the numbers and booleans beside it would then no longer parse.
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
 }
 
 /// `GET /greylist/decisions`: newest first.
-pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> ApiResult<Page<GreylistDecision>> {
-    let (page, per_page, offset) = Paging {
-        page: f.page,
-        per_page: f.per_page,
-    }
-    .resolve()?;
+pub async fn decisions(
+    client: &Client,
+    scope: &Scope,
+    f: &DecisionFilter,
+    page: PageParams,
+) -> ApiResult<Page<GreylistDecision>> {
+    let window = page.window()?;
     let (since, until) = period(f.since.as_deref(), f.until.as_deref(), DAY)?;
     let mut q = Query::default();
     let visible = scope.greylist_condition(&mut q, "d");
@@ -322,46 +332,26 @@ pub async fn decisions(client: &Client, scope: &Scope, f: &DecisionFilter) -> Ap
         let c = q.bind(ip.to_canonical());
         q.and(format!("d.client_address = {c}"));
     }
-    let filter = q.where_clause();
-    // A constant, not a bound value: the page query below takes the same parameters.
-    let cap = COUNT_CAP + 1;
-    let counted: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM (SELECT 1 FROM greylist_decisions d {filter} LIMIT {cap}) c"),
-            &q.params(),
-        )
-        .await?
-        .get(0);
-    let (limit, offset) = (q.bind(per_page), q.bind(offset));
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {DECISION_COLUMNS} FROM greylist_decisions d {filter}
-                 ORDER BY d.ts DESC, d.recipient, d.sender LIMIT {limit} OFFSET {offset}"
-            ),
-            &q.params(),
-        )
-        .await?;
-    Ok(Page {
-        total: counted.min(COUNT_CAP),
-        total_capped: counted > COUNT_CAP,
-        page,
-        per_page,
-        items: rows.iter().map(decision).collect(),
-    })
+    let from_where = format!("FROM greylist_decisions d {}", q.where_clause());
+    let order_by = "ORDER BY d.ts DESC, d.recipient, d.sender";
+    page_of(client, DECISION_COLUMNS, &from_where, q, window, order_by, decision).await
 }
 
-/// The decisions that led to one message, oldest first: those about its sender and one of its
-/// recipients (as addressed, before any rewriting) in the two days before it was received,
-/// which covers Postgrey's default retry window. For the message detail page, whose scope check
-/// has already admitted the message.
-pub async fn greylist_decisions_for_message(client: &Client, message_uid: i64) -> ApiResult<Vec<GreylistDecision>> {
+/// The decisions that led to these messages (the hops of one journey), oldest first, each once:
+/// those about a message's sender and one of its recipients (as addressed, before any
+/// rewriting) in the two days before it was received, which covers Postgrey's default retry
+/// window. For the message detail page, whose scope check has already admitted the messages;
+/// one query for all of them.
+pub async fn greylist_decisions_for_messages(
+    client: &Client,
+    message_uids: &[i64],
+) -> ApiResult<Vec<GreylistDecision>> {
     let rows = client
         .query(
             &format!(
-                "WITH m AS (SELECT started_at, uid, sender, first_seen FROM messages WHERE uid = $1
-                            ORDER BY started_at DESC LIMIT 1)
-                 SELECT {DECISION_COLUMNS} FROM m
+                "WITH m AS (SELECT DISTINCT ON (uid) started_at, uid, sender, first_seen FROM messages
+                            WHERE uid = ANY($1) ORDER BY uid, started_at DESC)
+                 SELECT DISTINCT {DECISION_COLUMNS} FROM m
                  JOIN greylist_decisions d
                    ON d.ts >= m.first_seen - interval '2 days' AND d.ts <= m.first_seen + interval '1 minute'
                   AND lower(d.sender) = lower(m.sender)
@@ -373,14 +363,14 @@ pub async fn greylist_decisions_for_message(client: &Client, message_uid: i64) -
                                         AND r.orig_address IS NOT NULL)
                  ORDER BY d.ts"
             ),
-            &[&message_uid],
+            &[&message_uids],
         )
         .await?;
     Ok(rows.iter().map(decision).collect())
 }
 
 /// What a whitelist or opt-in/out entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// A client not greylisted: address, CIDR block, partial IPv4, reverse name or glob.
@@ -403,6 +393,15 @@ impl EntryKind {
         }
     }
 
+    /// The store's list of a whitelist kind; `None` for the domains' settings.
+    fn list(self) -> Option<StaticList> {
+        match self {
+            EntryKind::Client => Some(StaticList::Clients),
+            EntryKind::Recipient => Some(StaticList::Recipients),
+            EntryKind::DomainOptout | EntryKind::DomainOptin => None,
+        }
+    }
+
     /// Whether the service's mode reads entries of this kind.
     fn active(self, mode: DomainMode) -> bool {
         match self {
@@ -421,7 +420,7 @@ impl EntryKind {
 }
 
 /// One entry of the administrators' page.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WhitelistEntry {
     /// `client:ID`, `recipient:ID` or `domain:TARGET` for database entries; null for the
     /// configuration file's (edited there, not here).
@@ -430,6 +429,7 @@ pub struct WhitelistEntry {
     pub value: String,
     pub comment: String,
     pub created_by: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: Option<String>,
     /// `database` or `config`.
     pub source: &'static str,
@@ -438,7 +438,7 @@ pub struct WhitelistEntry {
 }
 
 /// `POST /admin/greylist/whitelist`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewEntry {
     pub kind: EntryKind,
     pub value: String,
@@ -446,17 +446,8 @@ pub struct NewEntry {
     pub comment: String,
 }
 
-fn require_admin(caller: &Caller) -> ApiResult<()> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 /// `GET /admin/greylist/whitelist`: the database's entries, then the configuration file's.
-pub async fn whitelist(client: &Client, caller: &Caller, cfg: &GreylistConfig) -> ApiResult<Vec<WhitelistEntry>> {
-    require_admin(caller)?;
+pub async fn whitelist(client: &Client, cfg: &GreylistConfig) -> ApiResult<Vec<WhitelistEntry>> {
     let rows = client
         .query(
             "SELECT 'client:' || id, 'client', pattern, comment, created_by, created_at FROM greylist_client_whitelist
@@ -507,112 +498,100 @@ pub async fn whitelist(client: &Client, caller: &Caller, cfg: &GreylistConfig) -
     Ok(entries)
 }
 
-/// Runs an administrator's change and records it in the audit trail, whatever its outcome.
-async fn audited<T>(
-    client: &Client,
-    caller: &Caller,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-    change: impl std::future::Future<Output = ApiResult<T>>,
-) -> ApiResult<T> {
-    let outcome = change.await;
-    let result = match &outcome {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => format!("refused: {}", e.message),
+/// Adds `entry` with the store's functions: its id and time, or 409 when it is there already.
+async fn insert_entry(client: &Client, login: &str, entry: &NewEntry, value: &str) -> ApiResult<(String, SystemTime)> {
+    entry.kind.check(value).map_err(|e| ApiError::bad_param("value", e))?;
+    if entry.comment.len() > 1000 {
+        return Err(ApiError::bad_param("comment", "comment is at most 1000 bytes"));
+    }
+    let added = match entry.kind.list() {
+        Some(list) => store::add_to_whitelist(client, list, value, &entry.comment, login)
+            .await
+            .map(|added| added.map(|(id, at)| (format!("{}:{id}", entry.kind.name()), at))),
+        None => {
+            let mode = entry.kind.name().trim_start_matches("domain_");
+            store::add_domain_policy(client, value, mode, &entry.comment, login)
+                .await
+                .map(|added| added.map(|at| (format!("domain:{value}"), at)))
+        }
     };
-    crate::web::audit::record(client, &caller.login, action, Some(target), details, &result).await?;
-    outcome
+    added
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("{value} is listed already")))
 }
 
-/// `POST /admin/greylist/whitelist`: adds an entry (409 if it is there already).
+/// `POST /admin/greylist/whitelist`: adds an entry (409 if it is there already); audited.
 pub async fn add_entry(
     client: &Client,
-    caller: &Caller,
+    Admin(admin): &Admin,
     cfg: &GreylistConfig,
     entry: &NewEntry,
 ) -> ApiResult<WhitelistEntry> {
-    require_admin(caller)?;
     let value = entry.value.trim().to_lowercase();
     let target = format!("{}:{value}", entry.kind.name());
     let details = json!({"kind": entry.kind, "value": value, "comment": entry.comment});
-    audited(client, caller, "greylist.whitelist.add", &target, details, async {
-        entry.kind.check(&value).map_err(|e| ApiError::bad_param("value", e))?;
-        if entry.comment.len() > 1000 {
-            return Err(ApiError::bad_param("comment", "comment is at most 1000 bytes"));
-        }
-        let (sql, prefix) = match entry.kind {
-            EntryKind::Client => (
-                "INSERT INTO greylist_client_whitelist (pattern, comment, created_by) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING RETURNING id::text, created_at",
-                "client:",
-            ),
-            EntryKind::Recipient => (
-                "INSERT INTO greylist_recipient_whitelist (pattern, comment, created_by) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING RETURNING id::text, created_at",
-                "recipient:",
-            ),
-            EntryKind::DomainOptout | EntryKind::DomainOptin => (
-                "INSERT INTO greylist_domain_policy (target, comment, created_by, mode) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING RETURNING target, created_at",
-                "domain:",
-            ),
-        };
-        let mode = entry.kind.name().trim_start_matches("domain_");
-        let row = if prefix == "domain:" {
-            client
-                .query_opt(sql, &[&value, &entry.comment, &caller.login, &mode])
-                .await?
-        } else {
-            client.query_opt(sql, &[&value, &entry.comment, &caller.login]).await?
-        };
-        let row = row.ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("{value} is listed already")))?;
-        Ok(WhitelistEntry {
-            id: Some(format!("{prefix}{}", row.get::<_, String>(0))),
-            kind: entry.kind,
-            value: value.clone(),
-            comment: entry.comment.clone(),
-            created_by: Some(caller.login.clone()),
-            created_at: Some(rfc3339(row.get(1))),
-            source: "database",
-            active: entry.kind.active(cfg.mode),
-        })
+    let outcome = insert_entry(client, &admin.login, entry, &value).await;
+    let (id, at) = audited(
+        client,
+        &admin.login,
+        "greylist.whitelist.add",
+        &target,
+        details,
+        outcome,
+    )
+    .await?;
+    Ok(WhitelistEntry {
+        id: Some(id),
+        kind: entry.kind,
+        value,
+        comment: entry.comment.clone(),
+        created_by: Some(admin.login.clone()),
+        created_at: Some(rfc3339(at)),
+        source: "database",
+        active: entry.kind.active(cfg.mode),
     })
+}
+
+/// Removes the entry of an id `client:N`, `recipient:N` or `domain:TARGET`; 404 when there is none.
+async fn delete_entry(client: &Client, id: &str) -> ApiResult<()> {
+    let (kind, key) = id.split_once(':').ok_or_else(ApiError::not_found)?;
+    let removed = match kind {
+        "client" | "recipient" => {
+            let key: i64 = key.parse().map_err(|_| ApiError::not_found())?;
+            let list = if kind == "client" {
+                StaticList::Clients
+            } else {
+                StaticList::Recipients
+            };
+            store::remove_from_whitelist(client, list, key).await
+        }
+        "domain" => store::remove_domain_policy(client, key).await,
+        _ => Ok(false),
+    };
+    match removed.map_err(ApiError::internal)? {
+        true => Ok(()),
+        false => Err(ApiError::not_found()),
+    }
+}
+
+/// `DELETE /admin/greylist/whitelist/{id}`: 404 when there is no such entry; audited.
+pub async fn remove_entry(client: &Client, Admin(admin): &Admin, id: &str) -> ApiResult<()> {
+    let outcome = delete_entry(client, id).await;
+    audited(
+        client,
+        &admin.login,
+        "greylist.whitelist.remove",
+        id,
+        json!({}),
+        outcome,
+    )
     .await
 }
 
-/// `DELETE /admin/greylist/whitelist/{id}`: 404 when there is no such entry.
-pub async fn remove_entry(client: &Client, caller: &Caller, id: &str) -> ApiResult<()> {
-    require_admin(caller)?;
-    audited(client, caller, "greylist.whitelist.remove", id, json!({}), async {
-        let (kind, key) = id.split_once(':').ok_or_else(ApiError::not_found)?;
-        let removed = match kind {
-            "client" | "recipient" => {
-                let key: i64 = key.parse().map_err(|_| ApiError::not_found())?;
-                let table = if kind == "client" {
-                    "greylist_client_whitelist"
-                } else {
-                    "greylist_recipient_whitelist"
-                };
-                client
-                    .execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&key])
-                    .await?
-            }
-            "domain" => {
-                client
-                    .execute("DELETE FROM greylist_domain_policy WHERE target = $1", &[&key])
-                    .await?
-            }
-            _ => 0,
-        };
-        if removed == 0 {
-            return Err(ApiError::not_found());
-        }
-        Ok(())
-    })
-    .await
-}
-
+/// GreyLSE's statistics: decisions by outcome over time and by recipient domain, the mean delay.
+#[utoipa::path(get, path = "/greylist/stats", tag = "greylist", operation_id = "greylist_stats",
+    params(StatsParams),
+    responses((status = 200, body = GreylistStats), (status = 400, description = "A bad parameter (named)", body = ErrorBody)))]
 async fn stats_handler(
     State(state): State<AppState>,
     caller: Caller,
@@ -622,36 +601,57 @@ async fn stats_handler(
     Ok(Json(stats(&client, &caller.scope, &params).await?))
 }
 
+/// GreyLSE's decisions, newest first (`total` counted up to 10 000).
+#[utoipa::path(get, path = "/greylist/decisions", tag = "greylist", operation_id = "greylist_decisions",
+    params(DecisionFilter, PageParams),
+    responses((status = 200, body = Page<GreylistDecision>), (status = 400, description = "A bad parameter (named)", body = ErrorBody)))]
 async fn decisions_handler(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(filter): QueryParams<DecisionFilter>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<GreylistDecision>>> {
     let client = state.db.get().await?;
-    Ok(Json(decisions(&client, &caller.scope, &filter).await?))
+    Ok(Json(decisions(&client, &caller.scope, &filter, page).await?))
 }
 
-async fn whitelist_handler(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<WhitelistEntry>>> {
+/// The whitelists and opt-in/out entries: the database's (editable), then the configuration
+/// file's (read-only, `id` null).
+#[utoipa::path(get, path = "/admin/greylist/whitelist", tag = "admin", operation_id = "greylist_whitelist",
+    responses((status = 200, body = Vec<WhitelistEntry>)))]
+async fn whitelist_handler(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<WhitelistEntry>>> {
     let client = state.db.get().await?;
-    Ok(Json(whitelist(&client, &caller, &state.config.greylist).await?))
+    Ok(Json(whitelist(&client, &state.config.greylist).await?))
 }
 
+/// Add a whitelist or opt-in/out entry; GreyLSE applies it within `lists_refresh_secs`.
+#[utoipa::path(post, path = "/admin/greylist/whitelist", tag = "admin", operation_id = "add_greylist_entry",
+    request_body = NewEntry,
+    responses(
+        (status = 201, body = WhitelistEntry),
+        (status = 400, description = "A pattern that could never match (`value`), or a comment over 1000 bytes", body = ErrorBody),
+        (status = 409, description = "Listed already, or the domain has the other setting", body = ErrorBody),
+    ))]
 async fn add_handler(
     State(state): State<AppState>,
-    caller: Caller,
-    Json(entry): Json<NewEntry>,
+    admin: Admin,
+    JsonBody(entry): JsonBody<NewEntry>,
 ) -> ApiResult<(StatusCode, Json<WhitelistEntry>)> {
     let client = state.db.get().await?;
-    let added = add_entry(&client, &caller, &state.config.greylist, &entry).await?;
+    let added = add_entry(&client, &admin, &state.config.greylist, &entry).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
+/// Remove a database entry (`client:N`, `recipient:N` or `domain:TARGET`).
+#[utoipa::path(delete, path = "/admin/greylist/whitelist/{id}", tag = "admin", operation_id = "remove_greylist_entry",
+    params(("id" = String, Path, description = "`client:N`, `recipient:N` or `domain:TARGET`")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)))]
 async fn remove_handler(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    admin: Admin,
+    PathParam(id): PathParam<String>,
 ) -> ApiResult<StatusCode> {
     let client = state.db.get().await?;
-    remove_entry(&client, &caller, &id).await?;
+    remove_entry(&client, &admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,14 +2,15 @@
 //! on a server): `GET /servers/{id}/samples`, `POST /admin/servers/{id}/actions`, and the
 //! Prometheus text of `/metrics` (outside `/api/v1`, for users who already run Prometheus).
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 use super::params::Params;
 use crate::snmp::{self, Action, AgentSecrets, AgentSettings, Sample};
@@ -17,15 +18,17 @@ use crate::sql::Query;
 use crate::web::audit;
 use crate::web::auth::Admin;
 use crate::web::caller::Caller;
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
 use crate::web::extract::{JsonBody, PathParam};
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/servers/{id}/samples", get(samples))
-        .route("/admin/servers/{id}/actions", post(act))
-        .route("/admin/servers/{id}/snmp", get(agent).put(set_agent))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(samples))
+        .add(routes!(act))
+        .add(routes!(agent, set_agent))
 }
 
 /// `/metrics`, mounted beside `/healthz`.
@@ -34,8 +37,9 @@ pub fn metrics_routes() -> Router<AppState> {
 }
 
 /// One sample as the browser draws it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SampleView {
+    #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     pub reachable: bool,
     pub master_alive: Option<bool>,
@@ -44,7 +48,15 @@ pub struct SampleView {
     pub state: String,
     pub reasons: Vec<String>,
     pub error: Option<String>,
+    /// `{incoming, active, deferred, hold}`, each `{count, bytes, oldest_age}` (seconds).
+    #[schema(value_type = Object)]
     pub queues: serde_json::Map<String, Value>,
+}
+
+/// A server's samples, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Samples {
+    pub items: Vec<SampleView>,
 }
 
 impl From<&Sample> for SampleView {
@@ -92,30 +104,45 @@ async fn visible_server(client: &tokio_postgres::Client, caller: &Caller, id: i3
         .ok_or_else(ApiError::not_found)
 }
 
-/// The samples of one server over a time range (default: the last 24 hours).
-async fn samples(
-    State(state): State<AppState>,
-    caller: Caller,
-    PathParam(id): PathParam<i32>,
-    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
-    let mut params = Params::new(pairs);
+/// `since` and `until` of the samples, by default the last 24 hours.
+pub fn read_period(params: &mut Params) -> ApiResult<(Timestamp, Timestamp)> {
     let until = params.time("until")?.unwrap_or_else(Timestamp::now);
     let since = params
         .time("since")?
         .unwrap_or(Timestamp(until.0 - 86_400 * Timestamp::MICROS_PER_SECOND));
+    Ok((since, until))
+}
+
+/// The SNMP poller's samples of one server over a time range (default: the last 24 hours).
+#[utoipa::path(get, path = "/servers/{id}/samples", tag = "servers", operation_id = "server_samples",
+    params(("id" = i32, Path, description = "Server id"),
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime)),
+    responses(
+        (status = 200, body = Samples),
+        (status = 400, description = "A bad or unknown parameter", body = ErrorBody),
+        (status = 404, description = "No such server, or outside the caller's scope", body = ErrorBody),
+    ))]
+async fn samples(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<i32>,
+    QueryParams(pairs): QueryParams<Vec<(String, String)>>,
+) -> ApiResult<Json<Samples>> {
+    let mut params = Params::new(pairs);
+    let (since, until) = read_period(&mut params)?;
     params.finish()?;
     let client = state.db.get().await?;
     visible_server(&client, &caller, id).await?;
     let samples = snmp::samples(&client, id, since, until)
         .await
         .map_err(ApiError::internal)?;
-    let items: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Samples {
+        items: samples.iter().map(SampleView::from).collect(),
+    }))
 }
 
 /// What an administrator asks the server's agent to do.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// flush, delete_deferred, hold, release, requeue, delete (`-` or `_`).
@@ -126,13 +153,56 @@ pub struct ActionRequest {
     pub confirm: bool,
 }
 
-/// Runs a queue action through the server's agent; audited whatever its outcome.
+/// How a queue action ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionAnswer {
+    pub ok: bool,
+    /// done, failed, refused or unreachable.
+    pub result: String,
+    /// What the agent answered.
+    pub answer: String,
+    /// The action's entry in the audit log.
+    pub audit_id: i64,
+}
+
+/// What the operations through a server's agent may refuse besides a bad body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum SnmpRefusals {
+    /// No such server, or outside the caller's scope.
+    #[response(status = 404)]
+    NoServer(ErrorBody),
+    /// SNMP is not set up (`snmp.key_file`), or the database is unavailable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The SNMP thread, or 503 when SNMP is not set up.
+fn snmp_handle(state: &AppState) -> ApiResult<&snmp::SnmpHandle> {
+    state.snmp.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SNMP is not configured on this server (snmp.key_file)",
+        )
+    })
+}
+
+/// Run a queue action (flush, delete_deferred, hold, release, requeue, delete) through the
+/// server's agent; audited whatever its outcome.
+#[utoipa::path(post, path = "/admin/servers/{id}/actions", tag = "admin", operation_id = "queue_action",
+    params(("id" = i32, Path, description = "Server id")),
+    request_body = ActionRequest,
+    responses(
+        (status = 200, body = ActionAnswer),
+        (status = 400, description = "No `confirm: true`, an unknown action, or not a queue id", body = ErrorBody),
+        SnmpRefusals,
+    ))]
 async fn act(
     State(state): State<AppState>,
     Admin(caller): Admin,
     PathParam(id): PathParam<i32>,
     JsonBody(request): JsonBody<ActionRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ActionAnswer>> {
     if !request.confirm {
         return Err(ApiError::bad_param(
             "confirm",
@@ -142,12 +212,7 @@ async fn act(
     let name = request.action.replace('_', "-");
     let action =
         Action::new(&name, request.queue_id.as_deref().map(str::trim)).map_err(|e| ApiError::bad_param("action", e))?;
-    let Some(handle) = state.snmp.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SNMP is not configured on this server (snmp.key_file)",
-        ));
-    };
+    let handle = snmp_handle(&state)?;
     let client = state.db.get().await?;
     visible_server(&client, &caller, id).await?;
     let outcome = snmp::act(&client, handle, &caller.login, id, action)
@@ -157,12 +222,12 @@ async fn act(
         .agent_text
         .clone()
         .unwrap_or_else(|| outcome.snmp_status.clone());
-    Ok(Json(json!({
-        "ok": outcome.result == "done",
-        "result": outcome.result,
-        "answer": answer,
-        "audit_id": outcome.audit_id,
-    })))
+    Ok(Json(ActionAnswer {
+        ok: outcome.result == "done",
+        result: outcome.result,
+        answer,
+        audit_id: outcome.audit_id,
+    }))
 }
 
 /// The poller's latest values in Prometheus' text format.
@@ -177,6 +242,9 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// The server's SNMP agent as the inventory shows it: settings, never the secrets.
+#[utoipa::path(get, path = "/admin/servers/{id}/snmp", tag = "admin", operation_id = "snmp_agent",
+    params(("id" = i32, Path, description = "Server id")),
+    responses((status = 200, body = AgentSettings), (status = 404, description = "No agent set up yet", body = ErrorBody)))]
 async fn agent(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -193,14 +261,22 @@ async fn agent(
 
 /// What an administrator sets for a server's agent: its settings and its secrets (communities
 /// or SNMPv3 passphrases), stored encrypted with `snmp.key_file`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentRequest {
     pub settings: AgentSettings,
     pub secrets: AgentSecrets,
 }
 
-/// Sets (or replaces) the server's agent; audited with its settings, never its secrets.
+/// Set (or replace) the server's agent; audited with its settings, never its secrets.
+#[utoipa::path(put, path = "/admin/servers/{id}/snmp", tag = "admin", operation_id = "set_snmp_agent",
+    params(("id" = i32, Path, description = "Server id")),
+    request_body = AgentRequest,
+    responses(
+        (status = 200, body = AgentSettings),
+        (status = 400, description = "Settings or secrets that do not fit the version", body = ErrorBody),
+        SnmpRefusals,
+    ))]
 async fn set_agent(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -208,12 +284,7 @@ async fn set_agent(
     JsonBody(request): JsonBody<AgentRequest>,
 ) -> ApiResult<Json<AgentSettings>> {
     snmp::check_settings(&request.settings, &request.secrets).map_err(|e| ApiError::bad_param("settings", e))?;
-    let Some(handle) = state.snmp.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SNMP is not configured on this server (snmp.key_file)",
-        ));
-    };
+    let handle = snmp_handle(&state)?;
     let client = state.db.get().await?;
     let name = visible_server(&client, &caller, id).await?;
     snmp::set_agent(&client, handle, id, &request.settings, &request.secrets)

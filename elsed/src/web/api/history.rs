@@ -3,14 +3,15 @@
 //! accounts (migration 5); only the last [`KEPT`] searches of each user are kept.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use crate::web::caller::Caller;
 use crate::web::error::ApiResult;
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
 /// Searches kept per user (and listed).
@@ -38,11 +39,15 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     pub id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// quick, extended, rejects, bulk or logs.
     pub kind: String,
+    /// The search's parameters without paging (`{count}` for a bulk search).
+    #[schema(value_type = Object)]
     pub params: serde_json::Value,
 }
 
@@ -95,11 +100,14 @@ pub async fn list(client: &Client, user_id: i64) -> Result<Vec<HistoryItem>, tok
         .collect())
 }
 
+/// The caller's own searches, newest first (the last 50 are kept).
+#[utoipa::path(get, path = "/search-history", tag = "search", operation_id = "search_history",
+    responses((status = 200, body = Vec<HistoryItem>)))]
 async fn get_history(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HistoryItem>>> {
     let client = state.db.get().await?;
     Ok(Json(list(&client, caller.user_id).await?))
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/search-history", get(get_history))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_history))
 }

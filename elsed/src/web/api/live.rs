@@ -4,18 +4,20 @@
 //! an older time than the cursor (a server's late delivery of its log) are not shown live; the
 //! log view has them.
 
-use axum::extract::{Query as UrlQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use super::logs::LogLine;
 use super::params::Params;
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
 /// Lines of the first call (without a cursor).
@@ -59,7 +61,7 @@ impl std::fmt::Display for Cursor {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveAnswer {
     /// What to send as `after` next time.
     pub cursor: String,
@@ -125,24 +127,36 @@ async fn newest(client: &Client, q: &Query, n: i64) -> ApiResult<Vec<LogLine>> {
         .collect())
 }
 
+/// `after`, the cursor of the previous answer.
+pub fn read_after(p: &mut Params) -> ApiResult<Option<Cursor>> {
+    p.text("after")?
+        .map(|text| {
+            Cursor::parse(&text)
+                .ok_or_else(|| ApiError::bad_param("after", "after must be the cursor of the previous answer"))
+        })
+        .transpose()
+}
+
+/// The newest log lines after the cursor, oldest first (the last 100 without one; more than 500
+/// since the cursor: the newest 500 and `skipped`). The live page polls it every 2 s.
+#[utoipa::path(get, path = "/live", tag = "search", operation_id = "live_lines",
+    params(("after" = Option<String>, Query, description = "The `cursor` of the previous answer")),
+    responses(
+        (status = 200, body = LiveAnswer),
+        (status = 400, description = "Not a cursor, or an unknown parameter", body = ErrorBody),
+    ))]
 async fn get_live(
     State(state): State<AppState>,
     caller: Caller,
-    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+    QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Json<LiveAnswer>> {
     let mut p = Params::new(pairs);
-    let after = match p.text("after")? {
-        None => None,
-        Some(text) => Some(
-            Cursor::parse(&text)
-                .ok_or_else(|| ApiError::bad_param("after", "after must be the cursor of the previous answer"))?,
-        ),
-    };
+    let after = read_after(&mut p)?;
     p.finish()?;
     let client = state.db.get().await?;
     Ok(Json(live(&client, &caller.scope, after).await?))
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/live", get(get_live))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_live))
 }

@@ -4,20 +4,23 @@
 //! see their servers' lines, end users only the lines of their messages
 //! ([`Scope::log_events_condition`]).
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
+use utoipa_axum::routes;
 
 use super::export;
 use super::history::Kind;
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use super::params::{sql_time, ListParams, ListRequest, Paging, Params};
 use crate::sql::{contains_pattern, like_escape, Query};
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
+use crate::web::openapi::ApiRoutes;
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 /// A substring shorter than this has no trigram to look up: it would read every line.
@@ -26,8 +29,9 @@ pub const MIN_Q_CHARS: usize = 3;
 const SORTS: [(&str, &str); 1] = [("ts", "e.ts")];
 
 /// One log line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
+    #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     /// With `ts`, the line's key: what a live cursor points at.
     #[serde(skip)]
@@ -36,6 +40,7 @@ pub struct LogLine {
     pub program: String,
     pub pid: Option<i32>,
     pub queue_id: Option<String>,
+    /// The message part of the line.
     pub raw: String,
     /// The id of the line's message, when it belongs to one.
     pub message_id: Option<String>,
@@ -112,15 +117,15 @@ fn from_where(scope: &Scope, filter: &LogFilter) -> (String, Query) {
 }
 
 /// A page of the lines `filter` finds within `scope`.
-pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<ListPage<LogLine>> {
+pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<Page<LogLine>> {
     let (from_where, q) = from_where(scope, filter);
     page_of(
         client,
         LogLine::COLUMNS,
         &from_where,
         q,
-        paging,
-        "e.line_key",
+        paging.window,
+        &paging.order_by("e.line_key"),
         LogLine::from_row,
     )
     .await
@@ -128,10 +133,25 @@ pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &P
 
 const CSV_HEADER: &[&str] = &["ts", "server", "program", "pid", "queue_id", "raw", "message_id"];
 
+/// The raw lines (the "Logs" tab), by time, server, program and substring; sort `ts` (default
+/// `-ts`); or all of them as CSV.
+#[utoipa::path(get, path = "/logs", tag = "search", operation_id = "log_lines",
+    params(
+        ("server" = Option<i32>, Query, description = "A server id"),
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
+        ("q" = Option<String>, Query, description = "A substring of the line, any case, at least 3 characters"),
+        ("program" = Option<String>, Query, description = "`postfix/smtpd`, or `smtpd` for every smtpd instance"),
+        ListParams,
+    ),
+    responses(
+        (status = 200, description = "A page of lines (or, with `format=csv`, every matching row as CSV)",
+            content((Page<LogLine> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
+    ))]
 async fn get_logs(
     State(state): State<AppState>,
     caller: Caller,
-    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+    QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
     let client = state.db.get().await?;
@@ -148,6 +168,6 @@ async fn get_logs(
     Ok(Json(logs(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/logs", get(get_logs))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_logs))
 }

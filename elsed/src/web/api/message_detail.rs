@@ -12,19 +12,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use super::logs::LogLine;
 use super::messages::{summaries, MessageSummary};
 use crate::message_query::{self, MessageRow};
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::PathParam;
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
 /// Hops followed at most (a mail loop must not make the answer endless).
@@ -36,7 +38,7 @@ const MAX_ATTEMPTS: i64 = 20_000;
 /// Log lines listed at most, all hops together.
 pub const MAX_LINES: i64 = 10_000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
     pub message: MessageSummary,
     /// In journey order: each hop after the one it came from.
@@ -51,7 +53,7 @@ pub struct MessageDetail {
 }
 
 /// One queue id on one server.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Hop {
     pub server: String,
     /// How this hop was reached from the one before it: relay, content_filter, reinjection,
@@ -63,14 +65,16 @@ pub struct Hop {
     pub detail: Option<HopDetail>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HopDetail {
     pub id: String,
     pub queue_id: String,
     pub message_id: Option<String>,
     pub flow: Option<String>,
     pub state: String,
+    #[schema(value_type = String, format = DateTime)]
     pub first_seen: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Timestamp,
     pub sender: Option<String>,
     pub size: Option<i64>,
@@ -80,7 +84,7 @@ pub struct HopDetail {
     pub recipient_count: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HopRecipient {
     pub address: String,
     pub orig_address: Option<String>,
@@ -93,27 +97,32 @@ pub struct HopRecipient {
 }
 
 /// One delivery attempt (a delivery agent's line).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
+    #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     pub status: String,
     pub relay: String,
     pub dsn: String,
     pub delay: f64,
     /// Postfix `delays=a/b/c/d`: before the queue manager, in it, connection setup, transmission.
+    #[schema(value_type = Vec<Option<f32>>)]
     pub delays: [Option<f32>; 4],
     pub status_text: String,
 }
 
 /// An NDR linked to a hop of the journey.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NdrLink {
     pub id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
     pub server: String,
     pub reporting_mta: Option<String>,
     pub queue_id: Option<String>,
     pub original_sender: Option<String>,
+    /// `[{address, action, status, diagnostic}]`.
+    #[schema(value_type = Vec<Object>)]
     pub failed_recipients: serde_json::Value,
     pub subject: Option<String>,
     /// The id of the hop it reports on.
@@ -222,10 +231,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
     lines.truncate(MAX_LINES as usize);
     let servers: HashMap<i64, String> = shown.iter().map(|m| (m.uid, m.server.clone())).collect();
     let ndrs = ndrs(client, &shown_uids, &servers).await?;
-    let mut greylist = Vec::new();
-    for uid in &shown_uids {
-        greylist.extend(super::greylist::greylist_decisions_for_message(client, *uid).await?);
-    }
+    let greylist = super::greylist::greylist_decisions_for_messages(client, &shown_uids).await?;
     let message = summaries(client, vec![start]).await?.remove(0);
     Ok(MessageDetail {
         message,
@@ -411,10 +417,19 @@ async fn ndrs(client: &Client, uids: &[i64], servers: &HashMap<i64, String>) -> 
         .collect())
 }
 
+/// One e-mail's whole journey across servers and queue ids, each recipient's attempts, the raw
+/// lines, its NDRs and greylisting. A hop the caller may not see is `{server, link_kind,
+/// restricted: true}` only.
+#[utoipa::path(get, path = "/messages/{id}", tag = "search", operation_id = "message_detail",
+    params(("id" = String, Path, description = "A message's id (from a search)")),
+    responses(
+        (status = 200, body = MessageDetail),
+        (status = 404, description = "No such message, or outside the caller's scope", body = ErrorBody),
+    ))]
 async fn get_detail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<MessageDetail>> {
     // An id that is not a number names no message: 404 like any other unknown id.
     let uid: i64 = id.parse().map_err(|_| ApiError::not_found())?;
@@ -422,6 +437,6 @@ async fn get_detail(
     Ok(Json(detail(&client, &caller.scope, uid).await?))
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/messages/{id}", get(get_detail))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_detail))
 }

@@ -3,21 +3,24 @@
 //! query is narrowed by the caller's scope.
 
 use axum::body::Bytes;
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use super::export;
 use super::history::{self, Kind};
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params, MAX_VALUE_CHARS};
+use super::params::{sql_time, ListParams, ListRequest, Paging, Params, MAX_VALUE_CHARS};
 use crate::message_query::{self, statuses, FilterError, MessageFilter, MessageRow, ServerRef, FLOWS};
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
+use crate::web::openapi::ApiRoutes;
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 /// Recipients listed with each message of a list (`recipient_count` says how many in all).
@@ -35,7 +38,7 @@ const SORTS: [(&str, &str); 3] = [
 ];
 
 /// One message in a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
     /// The message's uid, as a string (64-bit integers do not survive JavaScript).
     pub id: String,
@@ -45,7 +48,7 @@ pub struct MessageSummary {
     pub recipient_count: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecipientBrief {
     pub address: String,
     pub status: String,
@@ -108,15 +111,15 @@ pub async fn search(
     scope: &Scope,
     filter: &MessageFilter,
     paging: &Paging,
-) -> ApiResult<ListPage<MessageSummary>> {
+) -> ApiResult<Page<MessageSummary>> {
     let (from_where, q) = from_where(scope, filter)?;
     let mut page = page_of(
         client,
         MessageRow::COLUMNS,
         &from_where,
         q,
-        paging,
-        "m.uid",
+        paging.window,
+        &paging.order_by("m.uid"),
         MessageRow::from_row,
     )
     .await?;
@@ -195,7 +198,7 @@ pub async fn export_csv(
 }
 
 /// What a bulk search answers: the messages found, and the Message-IDs that found none.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkResult {
     pub items: Vec<MessageSummary>,
     pub not_found: Vec<String>,
@@ -252,12 +255,15 @@ pub async fn bulk(client: &Client, scope: &Scope, ids: &[String]) -> ApiResult<B
     })
 }
 
+/// A bulk search's list as JSON (or `text/plain`, one Message-ID per line).
+#[derive(Deserialize, utoipa::ToSchema)]
+struct BulkBody {
+    /// At most 10 000, with or without `<>`; blanks and repeats are ignored.
+    message_ids: Vec<String>,
+}
+
 /// `{"message_ids": [...]}` or `text/plain`, one per line.
 fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
-    #[derive(Deserialize)]
-    struct BulkBody {
-        message_ids: Vec<String>,
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -279,10 +285,37 @@ fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
     }
 }
 
+/// Quick search (`q`: a Message-ID or a queue id) or extended search, paged and sorted
+/// (`first_seen`, `size`, `sender`; default `-first_seen`), or all of it as CSV. Text fields take
+/// an operator `<field>_op`: `is` (default; any case; `@domain` for a whole domain, `<>` the null
+/// sender), `contains`, `starts`, `not`. The first page of each search goes to the history.
+#[utoipa::path(get, path = "/messages", tag = "search", operation_id = "search_messages",
+    params(
+        ("q" = Option<String>, Query, description = "Quick search: a Message-ID (with `@` or `<>`) or a queue id"),
+        ("sender" = Option<String>, Query), ("sender_op" = Option<String>, Query, description = "is, contains, starts or not"),
+        ("recipient" = Option<String>, Query, description = "A final or original recipient"),
+        ("recipient_op" = Option<String>, Query),
+        ("client" = Option<String>, Query, description = "An IP address, a CIDR block or a host name"),
+        ("client_op" = Option<String>, Query),
+        ("message_id" = Option<String>, Query), ("message_id_op" = Option<String>, Query),
+        ("queue_id" = Option<String>, Query), ("queue_id_op" = Option<String>, Query),
+        ("server" = Option<i32>, Query, description = "A server id"),
+        ("flow" = Option<String>, Query, description = "inbound, outbound, internal or relayed"),
+        ("status" = Option<String>, Query, description = "A message state or a recipient's latest status"),
+        ("size_min" = Option<i64>, Query, description = "Bytes"), ("size_max" = Option<i64>, Query, description = "Bytes"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Still active at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, format = DateTime, description = "First seen before (RFC 3339)"),
+        ListParams,
+    ),
+    responses(
+        (status = 200, description = "A page of messages (or, with `format=csv`, every matching row as CSV)",
+            content((Page<MessageSummary> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
+    ))]
 async fn get_messages(
     State(state): State<AppState>,
     caller: Caller,
-    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+    QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let request = ListRequest::read(pairs, read_filter, &SORTS, "-first_seen")?;
     let (filter, kind) = &request.filter;
@@ -294,6 +327,14 @@ async fn get_messages(
     Ok(Json(search(&client, &caller.scope, filter, &request.paging).await?).into_response())
 }
 
+/// The messages of a pasted or uploaded list of Message-IDs, and the ids that found none.
+#[utoipa::path(post, path = "/messages/bulk", tag = "search", operation_id = "bulk_search",
+    request_body(description = "`{\"message_ids\": [...]}`, or `text/plain` with one Message-ID per line",
+        content((BulkBody = "application/json"), (String = "text/plain"))),
+    responses(
+        (status = 200, body = BulkResult),
+        (status = 400, description = "More than 10 000 ids, or one longer than 1 000 characters", body = ErrorBody),
+    ))]
 async fn post_bulk(
     State(state): State<AppState>,
     caller: Caller,
@@ -308,8 +349,6 @@ async fn post_bulk(
     Ok(Json(result))
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/messages", get(get_messages))
-        .route("/messages/bulk", post(post_bulk))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_messages)).add(routes!(post_bulk))
 }

@@ -5,34 +5,37 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Row};
+use utoipa_axum::routes;
 
-use super::paging::{rfc3339, time_param, Page, Paging};
+use super::params::{rfc3339, time_param};
 use crate::ndr::dsn;
 use crate::sql::Query;
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::{PathParam, QueryParams};
+use crate::web::openapi::ApiRoutes;
+use crate::web::paging::{page_of, Page, PageParams, Sort};
 use crate::web::AppState;
 
 #[cfg(test)]
 #[path = "ndrs_tests.rs"]
 mod tests;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ndrs", get(list_handler))
-        .route("/ndrs/{id}", get(detail_handler))
-        .route("/ndrs/{id}/raw", get(raw_handler))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(list_handler))
+        .add(routes!(detail_handler))
+        .add(routes!(raw_handler))
 }
 
 /// One failed (or delayed) recipient of an NDR.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FailedRecipient {
     pub address: Option<String>,
     pub original_address: Option<String>,
@@ -43,9 +46,10 @@ pub struct FailedRecipient {
 }
 
 /// An NDR in a list, and on the message detail page.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NdrSummary {
     pub id: String,
+    #[schema(format = DateTime)]
     pub received_at: String,
     /// The reporting server as ELSE knows it (by name or address), else null.
     pub server: Option<String>,
@@ -67,32 +71,41 @@ pub struct NdrSummary {
 
 /// One NDR laid out: the summary, its header fields, the delivery-status fields and the
 /// returned original's header fields (repeated fields joined by a line break).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NdrDetail {
     #[serde(flatten)]
     pub summary: NdrSummary,
+    /// dsn, not_dsn or malformed.
     pub kind: String,
+    /// queue_id or notification; null while unlinked.
     pub linked_by: Option<String>,
     pub client_ip: String,
     pub protocol: String,
     pub headers: BTreeMap<String, String>,
     /// `{message: {field: value}, recipients: [{field: value}]}`, field names lower-case.
     pub dsn: DsnFields,
+    /// headers or message: how much of the original came back.
     pub returned: Option<String>,
     pub returned_headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DsnFields {
     pub message: BTreeMap<String, String>,
     pub recipients: Vec<BTreeMap<String, String>>,
 }
 
-/// The list's filters (docs/api.md); `page`/`per_page` beside them.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The list's filters (docs/api.md); `page`/`per_page` are [`PageParams`], read beside them.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NdrFilter {
+    /// Received at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    /// Received before (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// The reporting server's id.
     pub server: Option<i32>,
     /// The original sender: an address, or `@domain` for a whole domain.
     pub sender: Option<String>,
@@ -100,13 +113,10 @@ pub struct NdrFilter {
     pub recipient: Option<String>,
     /// A DSN status (`5.1.1`), a class or prefix (`5`, `5.1`), or an action (`failed`, `delayed`).
     pub status: Option<String>,
+    /// Linked to a message (true) or not yet (false).
     pub linked: Option<bool>,
     /// `received_at` or `-received_at` (the default, newest first).
     pub sort: Option<String>,
-    /// Not `#[serde(flatten)]` with [`Paging`]: flattening buffers the query string's values as
-    /// text, and the numbers and booleans beside it would then no longer parse.
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
 }
 
 /// The columns every NDR query reads, for [`summary`]. `n` is `ndrs`, `srv` the reporting
@@ -221,44 +231,21 @@ fn filter_query(scope: &Scope, f: &NdrFilter) -> ApiResult<Query> {
 }
 
 /// `GET /ndrs`: the NDRs the caller may see that match `f`, newest first by default.
-pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter) -> ApiResult<Page<NdrSummary>> {
-    let (page, per_page, offset) = Paging {
-        page: f.page,
-        per_page: f.per_page,
-    }
-    .resolve()?;
-    let order = match f.sort.as_deref() {
-        None | Some("-received_at") => "n.received_at DESC, n.id DESC",
-        Some("received_at") => "n.received_at, n.id",
-        Some(_) => return Err(ApiError::bad_param("sort", "sort is received_at or -received_at")),
-    };
-    let mut q = filter_query(scope, f)?;
-    let from = summary_from();
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {from} {}", q.where_clause()),
-            &q.params(),
-        )
-        .await?
-        .get(0);
-    let limit = q.bind(per_page);
-    let offset = q.bind(offset);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {SUMMARY_COLUMNS} FROM {from} {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-                q.where_clause()
-            ),
-            &q.params(),
-        )
-        .await?;
-    Ok(Page {
-        total,
-        total_capped: false,
-        page,
-        per_page,
-        items: rows.iter().map(summary).collect(),
-    })
+pub async fn list(client: &Client, scope: &Scope, f: &NdrFilter, page: PageParams) -> ApiResult<Page<NdrSummary>> {
+    let window = page.window()?;
+    let sort = Sort::read(f.sort.as_deref(), &[("received_at", "n.received_at")], "-received_at")?;
+    let q = filter_query(scope, f)?;
+    let from_where = format!("FROM {} {}", summary_from(), q.where_clause());
+    page_of(
+        client,
+        SUMMARY_COLUMNS,
+        &from_where,
+        q,
+        window,
+        &sort.order_by("n.id"),
+        summary,
+    )
+    .await
 }
 
 /// The id of a path, or 404 (an id that cannot exist is as unknown as one that does not).
@@ -333,28 +320,41 @@ pub async fn raw(client: &Client, scope: &Scope, id: &str) -> ApiResult<Vec<u8>>
     Ok(row.get(13))
 }
 
+/// The NDRs the caller may see, newest first by default.
+#[utoipa::path(get, path = "/ndrs", tag = "ndr", operation_id = "list_ndrs", params(NdrFilter, PageParams),
+    responses((status = 200, body = Page<NdrSummary>), (status = 400, description = "A bad parameter (named)", body = ErrorBody)))]
 async fn list_handler(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(filter): QueryParams<NdrFilter>,
+    QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<NdrSummary>>> {
     let client = state.db.get().await?;
-    Ok(Json(list(&client, &caller.scope, &filter).await?))
+    Ok(Json(list(&client, &caller.scope, &filter, page).await?))
 }
 
+/// One NDR laid out: its summary, header fields, delivery-status fields, returned headers.
+#[utoipa::path(get, path = "/ndrs/{id}", tag = "ndr", operation_id = "ndr_detail",
+    params(("id" = String, Path, description = "NDR id")),
+    responses((status = 200, body = NdrDetail), (status = 404, description = "No such NDR, or outside the caller's scope", body = ErrorBody)))]
 async fn detail_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<NdrDetail>> {
     let client = state.db.get().await?;
     Ok(Json(detail(&client, &caller.scope, &id).await?))
 }
 
+/// The NDR as received, as an attachment.
+#[utoipa::path(get, path = "/ndrs/{id}/raw", tag = "ndr", operation_id = "ndr_raw",
+    params(("id" = String, Path, description = "NDR id")),
+    responses((status = 200, description = "The message as received", content_type = "message/rfc822", body = String),
+              (status = 404, body = ErrorBody)))]
 async fn raw_handler(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> ApiResult<impl IntoResponse> {
     let client = state.db.get().await?;
     let bytes = raw(&client, &caller.scope, &id).await?;

@@ -155,7 +155,7 @@ fn addresses(list: &[&str]) -> Scope {
 }
 
 async fn ids(f: &Fixture, scope: &Scope, filter: NdrFilter) -> Vec<i64> {
-    let page = list(&f.client, scope, &filter).await.unwrap();
+    let page = list(&f.client, scope, &filter, PageParams::default()).await.unwrap();
     assert_eq!(page.total as usize, page.items.len(), "one page holds them all here");
     page.items.iter().map(|n| n.id.parse().unwrap()).collect()
 }
@@ -219,7 +219,9 @@ async fn each_scope_sees_its_own_ndrs_and_nothing_else() {
 #[tokio::test]
 async fn summaries_details_and_the_message_link() {
     let f = fixture().await;
-    let page = list(&f.client, &Scope::All, &NdrFilter::default()).await.unwrap();
+    let page = list(&f.client, &Scope::All, &NdrFilter::default(), PageParams::default())
+        .await
+        .unwrap();
     let a = page.items.iter().find(|n| n.id == f.a.to_string()).unwrap();
     assert_eq!(a.server.as_deref(), Some("mx1"));
     assert_eq!(a.server_id, Some(f.mx1));
@@ -299,6 +301,7 @@ async fn filters_and_bad_parameters() {
             server: Some(mx1),
             ..Default::default()
         },
+        PageParams::default(),
     )
     .await
     .unwrap();
@@ -313,6 +316,7 @@ async fn filters_and_bad_parameters() {
             server: Some(f.mx2),
             ..Default::default()
         },
+        PageParams::default(),
     )
     .await
     .unwrap();
@@ -331,17 +335,20 @@ async fn filters_and_bad_parameters() {
         [f.a, f.b, f.c]
     );
     // Paging: total counts them all, items only the page.
-    let paged = NdrFilter {
+    let paged = PageParams {
         per_page: Some(2),
         page: Some(2),
-        ..Default::default()
     };
-    let page = list(&f.client, &all, &paged).await.unwrap();
+    let page = list(&f.client, &all, &NdrFilter::default(), paged).await.unwrap();
     assert_eq!((page.total, page.items.len(), page.page), (3, 1, 2));
     assert_eq!(page.items[0].id, f.a.to_string());
 
     let client = &f.client;
-    let bad = |filter: NdrFilter| async move { list(client, &Scope::All, &filter).await.unwrap_err() };
+    let bad = |filter: NdrFilter| async move {
+        list(client, &Scope::All, &filter, PageParams::default())
+            .await
+            .unwrap_err()
+    };
     let e = bad(with(|x| x.since = Some("last tuesday".into()))).await;
     assert_eq!((e.status, e.field), (StatusCode::BAD_REQUEST, Some("since")));
     assert_eq!(bad(with(|x| x.sort = Some("size".into()))).await.field, Some("sort"));

@@ -1,28 +1,22 @@
-//! Query-string parameters of the list endpoints, read one by one so that a bad value is answered
-//! with 400 naming the parameter, an unknown one is refused (a typo must not widen a search), and
-//! paging and sorting follow the conventions of docs/api.md.
+//! Query-string parameters, read one by one so that a bad value is answered with 400 naming the
+//! parameter and an unknown one is refused (a typo must not widen a search); paging and sorting
+//! are [`crate::web::paging`]'s. Also the times of parameters and answers (RFC 3339).
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use omelse::parse::Timestamp;
-use serde::Serialize;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Client;
 
 use super::history::{self, Kind};
 use crate::message_query::{TextFilter, TextOp};
-use crate::sql::Query;
 use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult};
+use crate::web::paging::{PageParams, Sort, Window, MAX_PER_PAGE};
 
 /// Longest value a parameter may have: longer ones are not a search anybody means.
 pub const MAX_VALUE_CHARS: usize = 1000;
-/// `per_page` at most.
-pub const MAX_PER_PAGE: i64 = 500;
-/// Rows of a CSV export, and the deepest a page may reach.
-pub const MAX_ROWS: i64 = 100_000;
-/// Counting stops here: `total` is then `COUNT_CAP - 1` with `total_capped`.
-pub const COUNT_CAP: i64 = 10_001;
 
 /// The parameters of one request; each is taken once, and [`Params::finish`] refuses the rest.
 pub struct Params {
@@ -124,32 +118,13 @@ impl Params {
     /// `page`, `per_page` and `sort` (`field` or `-field`, among `sorts`: field name and the SQL
     /// it orders by; `default` when absent).
     pub fn paging(&mut self, sorts: &[(&str, &str)], default: &str) -> ApiResult<Paging> {
-        let page = self.number("page", 1..=i64::MAX)?.unwrap_or(1);
-        let per_page = self.number("per_page", 1..=MAX_PER_PAGE)?.unwrap_or(50);
-        if (page - 1).saturating_mul(per_page) >= MAX_ROWS {
-            return Err(ApiError::bad_param(
-                "page",
-                format!("pages reach {MAX_ROWS} rows at most: narrow the search or export it as CSV"),
-            ));
+        let window = PageParams {
+            page: self.number("page", 1..=i64::MAX)?,
+            per_page: self.number("per_page", 1..=MAX_PER_PAGE)?,
         }
-        let sort = self.text("sort")?.unwrap_or_else(|| default.to_owned());
-        let (field, descending) = match sort.strip_prefix('-') {
-            Some(field) => (field, true),
-            None => (sort.as_str(), false),
-        };
-        let Some((_, column)) = sorts.iter().find(|(name, _)| *name == field) else {
-            let names: Vec<&str> = sorts.iter().map(|(name, _)| *name).collect();
-            return Err(ApiError::bad_param(
-                "sort",
-                format!("sort must be one of {} (with - for descending)", names.join(", ")),
-            ));
-        };
-        Ok(Paging {
-            page,
-            per_page,
-            column: (*column).to_owned(),
-            descending,
-        })
+        .window()?;
+        let sort = Sort::read(self.text("sort")?.as_deref(), sorts, default)?;
+        Ok(Paging { window, sort })
     }
 
     /// Refuses parameters nobody took: a misspelt filter would otherwise be silently ignored.
@@ -174,31 +149,44 @@ impl Params {
         serde_json::Value::Object(map)
     }
 
+    /// Every parameter name read so far (what a reader takes, for the tests of the document).
+    #[cfg(test)]
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.taken.iter().cloned().collect()
+    }
+
     /// Whether this request shows the first page of a search (what the history records).
     pub fn is_first_page(&self) -> bool {
         !self.pairs.iter().any(|(k, v)| k == "page" && v.trim() != "1")
     }
 }
 
-/// Which page, how big, in which order (a column from the allowed list).
+/// What every list endpoint reads besides its filters (for the document).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// 1-based page number (default 1; pages reach 100 000 rows at most).
+    page: Option<i64>,
+    /// Items per page (default 50, at most 500).
+    per_page: Option<i64>,
+    /// A field to sort by, `-field` for descending (each list names its own).
+    sort: Option<String>,
+    /// `json` (default) or `csv`: every matching row up to 100 000, as an attachment.
+    format: Option<String>,
+}
+
+/// Which page, in which order.
 #[derive(Debug, Clone)]
 pub struct Paging {
-    pub page: i64,
-    pub per_page: i64,
-    pub column: String,
-    pub descending: bool,
+    pub window: Window,
+    pub sort: Sort,
 }
 
 impl Paging {
-    pub fn offset(&self) -> i64 {
-        (self.page - 1) * self.per_page
-    }
-
-    /// `ORDER BY` the sort column, then `tie` (a unique key, so that pages never overlap), both
-    /// in the asked direction.
+    /// See [`Sort::order_by`].
     pub fn order_by(&self, tie: &str) -> String {
-        let direction = if self.descending { "DESC" } else { "ASC" };
-        format!("ORDER BY {} {direction}, {tie} {direction}", self.column)
+        self.sort.order_by(tie)
     }
 }
 
@@ -240,68 +228,22 @@ impl<F> ListRequest<F> {
     }
 }
 
-/// The page `paging` asks for of `SELECT columns from_where` (`q` holds its parameters), with
-/// the capped total; `tie` orders rows of equal sort keys.
-pub async fn page_of<T>(
-    client: &Client,
-    columns: &str,
-    from_where: &str,
-    mut q: Query,
-    paging: &Paging,
-    tie: &str,
-    map: impl Fn(&Row) -> T,
-) -> ApiResult<ListPage<T>> {
-    let (total, total_capped) = count_capped(client, from_where, &q).await?;
-    let limit = q.bind(paging.per_page);
-    let offset = q.bind(paging.offset());
-    let sql = format!(
-        "SELECT {columns} {from_where} {} LIMIT {limit} OFFSET {offset}",
-        paging.order_by(tie)
-    );
-    let items = client.query(&sql, &q.params()).await?.iter().map(map).collect();
-    Ok(ListPage {
-        total,
-        total_capped,
-        page: paging.page,
-        per_page: paging.per_page,
-        items,
-    })
+/// An RFC 3339 time parameter (`2024-03-14T10:00:00Z`) of a deserialized query, or a 400
+/// naming `field`.
+pub fn time_param(field: &'static str, value: Option<&str>) -> ApiResult<Option<SystemTime>> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<jiff::Timestamp>()
+                .map(SystemTime::from)
+                .map_err(|_| ApiError::bad_param(field, format!("{field}: not an RFC 3339 time: {v:?}")))
+        })
+        .transpose()
 }
 
-/// A page of a list, as every list endpoint answers.
-#[derive(Debug, Serialize)]
-pub struct ListPage<T> {
-    pub total: i64,
-    /// `total` stopped counting at [`COUNT_CAP`] - 1: there are more.
-    pub total_capped: bool,
-    pub page: i64,
-    pub per_page: i64,
-    pub items: Vec<T>,
-}
-
-impl<T> ListPage<T> {
-    /// The same page with other items (the rows turned into what the client sees).
-    pub fn with_items<U>(self, items: Vec<U>) -> ListPage<U> {
-        ListPage {
-            total: self.total,
-            total_capped: self.total_capped,
-            page: self.page,
-            per_page: self.per_page,
-            items,
-        }
-    }
-}
-
-/// How many rows `from_where` (a `FROM … WHERE …` of `q`) has, counting no further than
-/// [`COUNT_CAP`]: a precise total of millions of rows costs more than the page itself.
-pub async fn count_capped(client: &Client, from_where: &str, q: &Query) -> ApiResult<(i64, bool)> {
-    let sql = format!("SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {COUNT_CAP}) AS capped");
-    let n: i64 = client.query_one(&sql, &q.params()).await?.get(0);
-    Ok(if n >= COUNT_CAP {
-        (COUNT_CAP - 1, true)
-    } else {
-        (n, false)
-    })
+/// A time as the API writes it: RFC 3339 in UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// A timestamp column as RFC 3339 text in UTC, as JSON shows it (for CSV exports).
@@ -356,15 +298,23 @@ mod tests {
         let mut p = params(&[("sort", "-size"), ("page", "3"), ("per_page", "20")]);
         let paging = p.paging(&[("size", "m.size")], "size").unwrap();
         assert_eq!(
-            (paging.order_by("m.uid").as_str(), paging.offset()),
+            (paging.order_by("m.uid").as_str(), paging.window.offset()),
             ("ORDER BY m.size DESC, m.uid DESC", 40)
         );
         let mut p = params(&[]);
         let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
         assert_eq!(
-            (paging.order_by("m.uid").as_str(), paging.per_page),
+            (paging.order_by("m.uid").as_str(), paging.window.per_page),
             ("ORDER BY m.first_seen ASC, m.uid ASC", 50)
         );
+    }
+
+    #[test]
+    fn times_both_ways() {
+        let t = time_param("since", Some("2024-03-14T10:00:00Z")).unwrap().unwrap();
+        assert_eq!(rfc3339(t), "2024-03-14T10:00:00Z");
+        assert_eq!(time_param("since", Some("")).unwrap(), None);
+        assert_eq!(time_param("until", Some("yesterday")).unwrap_err().field, Some("until"));
     }
 
     #[test]

@@ -2,28 +2,32 @@
 //! body checks, milters), by client, sender, recipient, code, reason, action, server and time,
 //! within the caller's scope ([`Scope::rejects_condition`]).
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
+use utoipa_axum::routes;
 
 use super::export;
 use super::history::Kind;
-use super::params::{page_of, sql_time, ListPage, ListRequest, Paging, Params};
+use super::params::{sql_time, ListParams, ListRequest, Paging, Params};
 use crate::message_query::{address_condition, client_condition, TextFilter};
 use crate::sql::{contains_pattern, Query};
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::ApiResult;
+use crate::web::error::{ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
+use crate::web::openapi::ApiRoutes;
+use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
 
 const SORTS: [(&str, &str); 1] = [("ts", "r.ts")];
 
 /// One decision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RejectItem {
+    #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     pub server: String,
     pub action: String,
@@ -128,9 +132,10 @@ pub async fn rejects(
     scope: &Scope,
     filter: &RejectFilter,
     paging: &Paging,
-) -> ApiResult<ListPage<RejectItem>> {
+) -> ApiResult<Page<RejectItem>> {
     let (from_where, q) = from_where(scope, filter)?;
-    page_of(client, COLUMNS, &from_where, q, paging, "r.line_key", from_row).await
+    let order_by = paging.order_by("r.line_key");
+    page_of(client, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
 }
 
 const CSV_HEADER: &[&str] = &[
@@ -149,10 +154,30 @@ const CSV_HEADER: &[&str] = &[
     "message_id",
 ];
 
+/// NOQUEUE rejects and the other policy decisions (warn, hold, discard, checks, milters); sort
+/// `ts` (default `-ts`); or all of them as CSV.
+#[utoipa::path(get, path = "/rejects", tag = "search", operation_id = "search_rejects",
+    params(
+        ("client" = Option<String>, Query, description = "An IP address, a CIDR block or a host name"),
+        ("client_op" = Option<String>, Query, description = "is, contains, starts or not"),
+        ("sender" = Option<String>, Query), ("sender_op" = Option<String>, Query),
+        ("recipient" = Option<String>, Query), ("recipient_op" = Option<String>, Query),
+        ("code" = Option<i32>, Query, description = "The SMTP code, 200 to 599"),
+        ("reason" = Option<String>, Query, description = "A substring of the reason, any case"),
+        ("action" = Option<String>, Query, description = "reject, warn, hold, discard, …"),
+        ("server" = Option<i32>, Query, description = "A server id"),
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
+        ListParams,
+    ),
+    responses(
+        (status = 200, description = "A page of decisions (or, with `format=csv`, every matching row as CSV)",
+            content((Page<RejectItem> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
+    ))]
 async fn get_rejects(
     State(state): State<AppState>,
     caller: Caller,
-    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+    QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
     let client = state.db.get().await?;
@@ -171,6 +196,6 @@ async fn get_rejects(
     Ok(Json(rejects(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/rejects", get(get_rejects))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(get_rejects))
 }

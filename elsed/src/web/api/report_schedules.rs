@@ -1,34 +1,39 @@
 //! `/admin/report-schedules`: the daily reports mailed per group (administrators only). The
 //! scheduler of `elsed serve` ([`crate::schedule`]) sends them.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use crate::schedule::{self, Schedule, COLUMNS};
 use crate::web::audit;
 use crate::web::auth::Admin;
 use crate::web::caller::Caller;
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::{JsonBody, PathParam};
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/report-schedules", get(list).post(create))
-        .route("/admin/report-schedules/{id}", patch(update).delete(remove))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(list_schedules, create_schedule_handler))
+        .add(routes!(update_schedule, delete_schedule))
 }
 
-/// What a POST gives (all of it) or a PATCH changes (any of it).
-#[derive(Debug, Default, Deserialize)]
+/// What a POST gives (`group_id` and `recipients` at least) or a PATCH changes (any of it).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     pub group_id: Option<i64>,
+    /// 1 to 100 e-mail addresses.
     pub recipients: Option<Vec<String>>,
+    /// 0 to 23, UTC (default 6).
     pub hour: Option<i32>,
+    /// text (default), html or json.
     pub format: Option<String>,
 }
 
@@ -76,15 +81,22 @@ async fn audit(client: &Client, admin: &Caller, action: &str, schedule: &Schedul
     Ok(())
 }
 
-async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Schedule>>> {
+/// Every group's daily report schedule.
+#[utoipa::path(get, path = "/admin/report-schedules", tag = "admin", operation_id = "list_report_schedules",
+    responses((status = 200, body = Vec<Schedule>)))]
+async fn list_schedules(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Schedule>>> {
     let client = state.db.get().await?;
     Ok(Json(schedule::list(&client).await?))
 }
 
-async fn create(
+/// Mail a group's report of the previous UTC day every day at `hour`.
+#[utoipa::path(post, path = "/admin/report-schedules", tag = "admin", operation_id = "create_report_schedule",
+    request_body = Change,
+    responses((status = 201, body = Schedule), (status = 400, description = "A missing or bad field (named)", body = ErrorBody)))]
+async fn create_schedule_handler(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Json(change): Json<Change>,
+    JsonBody(change): JsonBody<Change>,
 ) -> ApiResult<Response> {
     let client = state.db.get().await?;
     let created = create_schedule(&client, &change).await?;
@@ -119,11 +131,16 @@ pub async fn create_schedule(client: &Client, change: &Change) -> ApiResult<Sche
     Ok(Schedule::from_row(&row))
 }
 
-async fn update(
+/// Change a schedule.
+#[utoipa::path(patch, path = "/admin/report-schedules/{id}", tag = "admin", operation_id = "update_report_schedule",
+    params(("id" = i64, Path, description = "Schedule id")),
+    request_body = Change,
+    responses((status = 200, body = Schedule), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_schedule(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(id): Path<i64>,
-    Json(change): Json<Change>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(change): JsonBody<Change>,
 ) -> ApiResult<Json<Schedule>> {
     change.check()?;
     let client = state.db.get().await?;
@@ -143,7 +160,15 @@ async fn update(
     Ok(Json(updated))
 }
 
-async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+/// Stop mailing a report.
+#[utoipa::path(delete, path = "/admin/report-schedules/{id}", tag = "admin", operation_id = "delete_report_schedule",
+    params(("id" = i64, Path, description = "Schedule id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+async fn delete_schedule(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    PathParam(id): PathParam<i64>,
+) -> ApiResult<StatusCode> {
     let client = state.db.get().await?;
     let row = client
         .query_opt(

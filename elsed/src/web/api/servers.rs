@@ -2,18 +2,19 @@
 //! from their first log line (role `unknown` until an administrator sets it).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use omelse::parse::Timestamp;
 use serde::Serialize;
+use utoipa_axum::routes;
 
 use crate::sql::Query;
 use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/servers", get(list))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new().add(routes!(list_servers))
 }
 
 /// A Postfix server of the fleet.
@@ -71,7 +72,7 @@ impl Server {
         (status = 200, body = Vec<Server>),
         (status = 401, description = "Not logged in", body = ErrorBody),
     ))]
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Server>>> {
+async fn list_servers(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Server>>> {
     let mut q = Query::default();
     let visible = caller.scope.servers_condition(&mut q, "s.id");
     q.and(visible);

@@ -1,12 +1,10 @@
 // The audit log: who changed what, when, and whether it worked.
 
-import { useEffect, useState } from 'preact/hooks';
 import { Page } from '../../api';
 import { useApi } from '../../hooks';
-import { useUrlQuery } from '../../urlstate';
 import { formatTime } from '../../format';
 import { DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../../components/ui';
-import { cleanDraft, Draft, draftOf, TextField } from '../../components/forms';
+import { TextField, useFilterForm } from '../../components/forms';
 
 interface AuditEntry {
   id: number | string;
@@ -21,16 +19,13 @@ interface AuditEntry {
 const FIELDS = ['actor', 'action'];
 
 export function AuditPage() {
-  const { query, setAll, patch } = useUrlQuery();
-  const [draft, setDraft] = useState<Draft>(() => draftOf(query, FIELDS));
-  useEffect(() => setDraft(draftOf(query, FIELDS)), [JSON.stringify(query)]);
-  const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  const { query, patch, draft, set, submit } = useFilterForm(FIELDS);
   const audit = useApi<Page<AuditEntry>>('/admin/audit', query);
   return (
     <div class="page">
       <h1>Audit log</h1>
       <Section title="Entries">
-        <form class="filters" aria-label="Audit filters" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
+        <form class="filters" aria-label="Audit filters" onSubmit={submit}>
           <TextField label="Actor" name="actor" draft={draft} set={set} />
           <TextField label="Action" name="action" draft={draft} set={set} />
           <div class="buttons">

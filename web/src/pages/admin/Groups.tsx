@@ -5,79 +5,39 @@ import { useState } from 'preact/hooks';
 import { api } from '../../api';
 import { useAction, useApi } from '../../hooks';
 import { useSession } from '../../session';
-import { ConfirmDialog, DataTable, ErrorBox, Field, Loading, Section } from '../../components/ui';
+import { ErrorBox, Field, Section } from '../../components/ui';
+import { AdminList } from './AdminList';
 import { Group, lines, toggle, User } from './common';
 
 export function GroupsPage() {
   const groups = useApi<Group[]>('/admin/groups');
   const users = useApi<User[]>('/admin/users');
   const { servers } = useSession();
-  const [editing, setEditing] = useState<Group | 'new' | null>(null);
-  const [deleting, setDeleting] = useState<Group | null>(null);
-  const action = useAction();
   const serverName = (id: number | string) => servers.find((s) => String(s.id) === String(id))?.name ?? `#${id}`;
   const userLogin = (id: number | string) => users.data?.find((u) => String(u.id) === String(id))?.login ?? `#${id}`;
-  const remove = async () => {
-    const group = deleting;
-    setDeleting(null);
-    if (!group) return;
-    await action.run(() => api(`/admin/groups/${group.id}`, { method: 'DELETE' }));
-    groups.reload();
-  };
   return (
-    <div class="page">
-      <h1>Groups</h1>
-      <Section
-        title="Groups"
-        actions={
-          <button type="button" class="primary" onClick={() => setEditing('new')}>
-            New group
-          </button>
-        }
-      >
-        <ErrorBox error={groups.error ?? action.error} />
-        <Loading when={groups.loading} />
-        <DataTable
-          label="Groups"
-          rows={groups.data ?? []}
-          rowKey={(g) => String(g.id)}
-          columns={[
-            { key: 'n', label: 'Name', render: (g) => g.name },
-            { key: 's', label: 'Servers', render: (g) => (g.server_ids ?? []).map(serverName).join(', ') },
-            { key: 'd', label: 'Domains', class: 'addr', render: (g) => (g.domains ?? []).join(', ') },
-            { key: 'u', label: 'Users', render: (g) => (g.user_ids ?? []).map(userLogin).join(', ') },
-            {
-              key: 'x',
-              label: 'Actions',
-              render: (g) => (
-                <>
-                  <button type="button" class="link" aria-label={`Edit group ${g.name}`} onClick={() => setEditing(g)}>
-                    edit
-                  </button>{' '}
-                  <button type="button" class="link danger" aria-label={`Delete group ${g.name}`} onClick={() => setDeleting(g)}>
-                    delete
-                  </button>
-                </>
-              ),
-            },
-          ]}
-        />
-      </Section>
-      {editing && (
-        <GroupEditor
-          key={editing === 'new' ? 'new' : String(editing.id)}
-          group={editing === 'new' ? null : editing}
-          users={users.data ?? []}
-          done={() => {
-            setEditing(null);
-            groups.reload();
-          }}
-        />
+    <AdminList<Group>
+      heading="Groups"
+      section="Groups"
+      label="Groups"
+      newLabel="New group"
+      path="/admin/groups"
+      list={groups}
+      name={(g) => `group ${g.name}`}
+      columns={[
+        { key: 'n', label: 'Name', render: (g) => g.name },
+        { key: 's', label: 'Servers', render: (g) => (g.server_ids ?? []).map(serverName).join(', ') },
+        { key: 'd', label: 'Domains', class: 'addr', render: (g) => (g.domains ?? []).join(', ') },
+        { key: 'u', label: 'Users', render: (g) => (g.user_ids ?? []).map(userLogin).join(', ') },
+      ]}
+      editor={(group, done) => <GroupEditor group={group} users={users.data ?? []} done={done} />}
+      deleteTitle="Delete group"
+      deleteText={(group) => (
+        <>
+          Delete the group <strong>{group?.name}</strong>? Its users lose what it let them see.
+        </>
       )}
-      <ConfirmDialog open={deleting !== null} title="Delete group" confirmLabel="Delete" onConfirm={remove} onCancel={() => setDeleting(null)}>
-        Delete the group <strong>{deleting?.name}</strong>? Its users lose what it let them see.
-      </ConfirmDialog>
-    </div>
+    />
   );
 }
 

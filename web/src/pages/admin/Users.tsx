@@ -5,7 +5,8 @@ import { useState } from 'preact/hooks';
 import { api } from '../../api';
 import { useAction, useApi } from '../../hooks';
 import { formatTime } from '../../format';
-import { ConfirmDialog, DataTable, ErrorBox, Field, Loading, Section } from '../../components/ui';
+import { ErrorBox, Field, Section } from '../../components/ui';
+import { AdminList } from './AdminList';
 import { Group, lines, toggle, User } from './common';
 
 const ROLES: [string, string][] = [
@@ -17,74 +18,33 @@ const ROLES: [string, string][] = [
 export function UsersPage() {
   const users = useApi<User[]>('/admin/users');
   const groups = useApi<Group[]>('/admin/groups');
-  const [editing, setEditing] = useState<User | 'new' | null>(null);
-  const [deleting, setDeleting] = useState<User | null>(null);
-  const action = useAction();
   const groupName = (id: number | string) => groups.data?.find((g) => String(g.id) === String(id))?.name ?? `#${id}`;
-  const remove = async () => {
-    const user = deleting;
-    setDeleting(null);
-    if (!user) return;
-    await action.run(() => api(`/admin/users/${user.id}`, { method: 'DELETE' }));
-    users.reload();
-  };
   return (
-    <div class="page">
-      <h1>Users</h1>
-      <Section
-        title="Accounts"
-        actions={
-          <button type="button" class="primary" onClick={() => setEditing('new')}>
-            New user
-          </button>
-        }
-      >
-        <ErrorBox error={users.error ?? action.error} />
-        <Loading when={users.loading} />
-        <DataTable
-          label="Users"
-          rows={users.data ?? []}
-          rowKey={(u) => String(u.id)}
-          columns={[
-            { key: 'l', label: 'Login', render: (u) => u.login },
-            { key: 'n', label: 'Name', render: (u) => u.name ?? '' },
-            { key: 'r', label: 'Role', render: (u) => ROLES.find(([r]) => r === u.role)?.[1] ?? u.role },
-            { key: 'g', label: 'Groups', render: (u) => (u.groups ?? []).map(groupName).join(', ') },
-            { key: 'a', label: 'Addresses', class: 'addr', render: (u) => (u.addresses ?? []).join(', ') },
-            { key: 'd', label: 'Status', render: (u) => (u.disabled ? 'disabled' : 'active') },
-            { key: 'll', label: 'Last login', class: 'nowrap', render: (u) => formatTime(u.last_login ?? undefined) },
-            {
-              key: 'x',
-              label: 'Actions',
-              render: (u) => (
-                <>
-                  <button type="button" class="link" aria-label={`Edit ${u.login}`} onClick={() => setEditing(u)}>
-                    edit
-                  </button>{' '}
-                  <button type="button" class="link danger" aria-label={`Delete ${u.login}`} onClick={() => setDeleting(u)}>
-                    delete
-                  </button>
-                </>
-              ),
-            },
-          ]}
-        />
-      </Section>
-      {editing && (
-        <UserEditor
-          key={editing === 'new' ? 'new' : String(editing.id)}
-          user={editing === 'new' ? null : editing}
-          groups={groups.data ?? []}
-          done={() => {
-            setEditing(null);
-            users.reload();
-          }}
-        />
+    <AdminList<User>
+      heading="Users"
+      section="Accounts"
+      label="Users"
+      newLabel="New user"
+      path="/admin/users"
+      list={users}
+      name={(u) => u.login}
+      columns={[
+        { key: 'l', label: 'Login', render: (u) => u.login },
+        { key: 'n', label: 'Name', render: (u) => u.name ?? '' },
+        { key: 'r', label: 'Role', render: (u) => ROLES.find(([r]) => r === u.role)?.[1] ?? u.role },
+        { key: 'g', label: 'Groups', render: (u) => (u.groups ?? []).map(groupName).join(', ') },
+        { key: 'a', label: 'Addresses', class: 'addr', render: (u) => (u.addresses ?? []).join(', ') },
+        { key: 'd', label: 'Status', render: (u) => (u.disabled ? 'disabled' : 'active') },
+        { key: 'll', label: 'Last login', class: 'nowrap', render: (u) => formatTime(u.last_login ?? undefined) },
+      ]}
+      editor={(user, done) => <UserEditor user={user} groups={groups.data ?? []} done={done} />}
+      deleteTitle="Delete user"
+      deleteText={(user) => (
+        <>
+          Delete the account <strong>{user?.login}</strong>? Its sessions end and its search history goes.
+        </>
       )}
-      <ConfirmDialog open={deleting !== null} title="Delete user" confirmLabel="Delete" onConfirm={remove} onCancel={() => setDeleting(null)}>
-        Delete the account <strong>{deleting?.login}</strong>? Its sessions end and its search history goes.
-      </ConfirmDialog>
-    </div>
+    />
   );
 }
 

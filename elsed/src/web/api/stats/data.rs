@@ -14,7 +14,8 @@ use crate::sql::Query;
 use crate::web::error::ApiResult;
 
 /// Counts of one bucket of time, or of the whole range.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = TrafficCounts)]
 pub struct Counts {
     pub received: i64,
     pub delivered: i64,
@@ -49,17 +50,21 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Point {
+    #[schema(value_type = String, format = DateTime)]
     pub t: Timestamp,
     #[serde(flatten)]
     pub counts: Counts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Traffic {
+    /// hour or day.
     pub bucket: &'static str,
+    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub until: Timestamp,
     pub series: Vec<Point>,
     pub totals: Counts,
@@ -107,7 +112,7 @@ pub async fn traffic(client: &Client, filter: &Filter, bucket: &'static str) -> 
 }
 
 /// One key of a keyed rollup and its sums.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Keyed {
     pub key: String,
     pub messages: i64,
@@ -158,7 +163,7 @@ pub async fn keyed(
 }
 
 /// A count by key (`/stats/rejects`, `/stats/problems`, `/stats/postscreen`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Count {
     pub key: String,
     pub count: i64,
@@ -176,7 +181,7 @@ pub fn counts(keyed: Vec<Keyed>) -> Vec<Count> {
 
 /// A bucket of a histogram: the values `<= le` (and above the previous bucket's); `le` null is
 /// the last bucket, above every bound.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub le: Option<f64>,
     pub count: i64,
@@ -207,7 +212,7 @@ pub async fn histogram(client: &Client, filter: &Filter, kind: &str, bounds: &[f
 
 /// Percentiles read from a histogram: the upper bound of the bucket the percentile falls in
 /// (null in the last, unbounded bucket).
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
@@ -243,14 +248,14 @@ pub fn percentiles(histogram: &[Bucket]) -> Percentiles {
 }
 
 /// Messages by the country of their client address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CountryCount {
     pub country: String,
     pub country_name: String,
     pub messages: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Countries {
     /// The GeoIP database and its licence; null when none is installed.
     pub database: Option<String>,

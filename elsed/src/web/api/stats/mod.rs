@@ -13,30 +13,65 @@ mod reports;
 #[cfg(test)]
 pub mod tests;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use tokio_postgres::Client;
+use utoipa_axum::routes;
 
 use self::data::{Bucket, Count, Countries, Keyed, Percentiles, Traffic};
 use self::filter::{choice, number, Filter, RawParams};
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::ApiResult;
+use crate::web::error::{ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
+use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/stats/traffic", get(handlers::traffic))
-        .route("/stats/top", get(handlers::top))
-        .route("/stats/rejects", get(handlers::rejects))
-        .route("/stats/problems", get(handlers::problems))
-        .route("/stats/delays", get(handlers::delays))
-        .route("/stats/sizes", get(handlers::sizes))
-        .route("/stats/postscreen", get(handlers::postscreen))
-        .route("/stats/countries", get(handlers::countries))
-        .route("/reports", get(reports::handler))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(routes!(handlers::traffic))
+        .add(routes!(handlers::top))
+        .add(routes!(handlers::rejects))
+        .add(routes!(handlers::problems))
+        .add(routes!(handlers::delays))
+        .add(routes!(handlers::sizes))
+        .add(routes!(handlers::postscreen))
+        .add(routes!(handlers::countries))
+        .add(routes!(reports::report_handler))
+}
+
+/// What every statistics endpoint reads (for the document; [`filter::Filter`] reads them).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StatsParams {
+    /// RFC 3339; default 24 hours before `until`; rounded out to whole hours, at most 400 days.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// RFC 3339; default now.
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// A server id.
+    server: Option<i32>,
+    /// inbound, outbound, internal, relayed or unknown.
+    flow: Option<String>,
+    /// A domain of some group (rollups are kept per domain for the groups' domains only).
+    domain: Option<String>,
+    /// A group id.
+    group: Option<i64>,
+}
+
+/// What every statistics endpoint may refuse.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// A bad parameter (named in `field`), or a domain of no group.
+    #[response(status = 400)]
+    BadParameter(ErrorBody),
+    /// End users: rollups count per server and domain, their own mail is a search.
+    #[response(status = 403)]
+    EndUser(ErrorBody),
 }
 
 /// The axum handlers: a pooled connection, the caller's scope, the data function, JSON.
@@ -44,8 +79,9 @@ mod handlers {
     use super::*;
 
     macro_rules! json_handlers {
-        ($($name:ident),*) => {$(
-            pub async fn $name(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+        ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+            $(#[$doc])*
+            pub async fn $name(State(state): State<AppState>, caller: Caller, QueryParams(params): QueryParams<RawParams>) -> Response {
                 let result = async {
                     let client = state.db.get().await?;
                     super::$name(&client, &caller.scope, &params).await
@@ -59,7 +95,56 @@ mod handlers {
         )*};
     }
 
-    json_handlers!(traffic, top, rejects, problems, delays, sizes, postscreen, countries);
+    json_handlers!(
+        /// Messages and bytes over time, one point per bucket, and the totals.
+        #[utoipa::path(get, path = "/stats/traffic", tag = "stats", operation_id = "stats_traffic",
+            params(StatsParams, ("bucket" = Option<String>, Query, description = "hour (default) or day")),
+            responses((status = 200, body = Traffic), Refusals))]
+        traffic,
+        /// The busiest senders, recipients, their domains, clients or relays.
+        #[utoipa::path(get, path = "/stats/top", tag = "stats", operation_id = "stats_top",
+            params(StatsParams,
+                ("kind" = Option<String>, Query, description = "senders (default), recipients, sender_domains, recipient_domains, clients or relays"),
+                ("by" = Option<String>, Query, description = "count (default) or bytes"),
+                ("limit" = Option<i64>, Query, description = "1 to 1000 (default 20)")),
+            responses((status = 200, body = Top), Refusals))]
+        top,
+        /// Rejects grouped by code, enhanced code, reason, client or country.
+        #[utoipa::path(get, path = "/stats/rejects", tag = "stats", operation_id = "stats_rejects",
+            params(StatsParams,
+                ("group_by" = Option<String>, Query, description = "code (default), enhanced, reason, client or country"),
+                ("limit" = Option<i64>, Query, description = "1 to 1000 (default 50)")),
+            responses((status = 200, body = Items<Count>), Refusals))]
+        rejects,
+        /// Deferrals or bounces grouped by host or reason.
+        #[utoipa::path(get, path = "/stats/problems", tag = "stats", operation_id = "stats_problems",
+            params(StatsParams,
+                ("kind" = Option<String>, Query, description = "deferred (default) or bounced"),
+                ("group_by" = Option<String>, Query, description = "host (default) or reason"),
+                ("limit" = Option<i64>, Query, description = "1 to 1000 (default 50)")),
+            responses((status = 200, body = Items<Count>), Refusals))]
+        problems,
+        /// Delivery delays and queue life times: percentiles and histograms, in seconds.
+        #[utoipa::path(get, path = "/stats/delays", tag = "stats", operation_id = "stats_delays",
+            params(StatsParams),
+            responses((status = 200, body = Delays), Refusals))]
+        delays,
+        /// Sizes of received messages, a histogram in bytes.
+        #[utoipa::path(get, path = "/stats/sizes", tag = "stats", operation_id = "stats_sizes",
+            params(StatsParams),
+            responses((status = 200, body = Sizes), Refusals))]
+        sizes,
+        /// Postscreen's outcomes: connections, passes, DNSBL hits, pregreets, hangups, rejects.
+        #[utoipa::path(get, path = "/stats/postscreen", tag = "stats", operation_id = "stats_postscreen",
+            params(StatsParams),
+            responses((status = 200, body = Items<Outcome>), Refusals))]
+        postscreen,
+        /// Messages received or rejected by the country of their client.
+        #[utoipa::path(get, path = "/stats/countries", tag = "stats", operation_id = "stats_countries",
+            params(StatsParams, ("metric" = Option<String>, Query, description = "received (default) or rejected")),
+            responses((status = 200, body = Countries), Refusals))]
+        countries,
+    );
 }
 
 /// `GET /stats/traffic?bucket=hour|day`.
@@ -69,7 +154,7 @@ pub async fn traffic(client: &Client, scope: &Scope, params: &RawParams) -> ApiR
     data::traffic(client, &filter, bucket).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Top {
     pub kind: &'static str,
     pub by: &'static str,
@@ -96,7 +181,7 @@ pub async fn top(client: &Client, scope: &Scope, params: &RawParams) -> ApiResul
     Ok(Top { kind, by, items })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }
@@ -143,7 +228,7 @@ pub async fn problems(client: &Client, scope: &Scope, params: &RawParams) -> Api
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delays {
     /// Seconds; each the upper bound of the histogram bucket it falls in.
     pub percentiles: Percentiles,
@@ -164,7 +249,7 @@ pub async fn delays(client: &Client, scope: &Scope, params: &RawParams) -> ApiRe
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Sizes {
     /// Bytes.
     pub histogram: Vec<Bucket>,
@@ -178,7 +263,7 @@ pub async fn sizes(client: &Client, scope: &Scope, params: &RawParams) -> ApiRes
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub outcome: String,
     pub count: i64,

@@ -2,7 +2,7 @@
 //! narrowed to the caller's scope (a group member's report covers their groups' servers and
 //! domains; an end user gets 403). Days and hours are UTC.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio_postgres::Client;
@@ -10,16 +10,43 @@ use tokio_postgres::Client;
 use super::filter::{choice, number, text, time, RawParams};
 use crate::report::{self, Covered, Format};
 use crate::web::caller::{Caller, Scope};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::QueryParams;
 use crate::web::AppState;
 
-pub async fn handler(State(state): State<AppState>, caller: Caller, Query(params): Query<RawParams>) -> Response {
+/// The HTML report is shown in a frame of the report page, with its own styles: only this
+/// application may frame it, it may use its inline `<style>` and nothing else (no script, no
+/// resource), and it runs sandboxed, in an origin of its own.
+pub const FRAMED_REPORT_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox";
+
+/// The pflogsumm-style report (as `elsed report`, UTC) of the caller's servers and domains, read
+/// from the base tables.
+#[utoipa::path(get, path = "/reports", tag = "stats", operation_id = "report",
+    params(
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
+        ("server" = Option<i32>, Query, description = "A server id"),
+        ("domain" = Option<String>, Query),
+        ("format" = Option<String>, Query, description = "json (default), html or text"),
+        ("top" = Option<i64>, Query, description = "Lines of each top list, 0 to 10 000 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "The report in the asked format", content(
+            (Object = "application/json"), (String = "text/html"), (String = "text/plain"))),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "End users", body = ErrorBody),
+    ))]
+pub async fn report_handler(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<RawParams>,
+) -> Response {
     let result = async {
         let client = state.db.get().await?;
         report(&client, &caller.scope, &params).await
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok((format, body)) => {
             let content_type = match format {
                 Format::Json => "application/json",
@@ -29,7 +56,17 @@ pub async fn handler(State(state): State<AppState>, caller: Caller, Query(params
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Err(e) => e.into_response(),
+    };
+    // The report page frames the HTML report, and shows an error in the same frame.
+    if text(&params, "format") == Some("html") {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(FRAMED_REPORT_POLICY),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("SAMEORIGIN"));
     }
+    response
 }
 
 /// The report of `params` within `scope`, rendered in the asked format.
