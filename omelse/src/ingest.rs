@@ -21,6 +21,9 @@ pub struct Stats {
     pub unknown_by_program: BTreeMap<String, u64>,
 }
 
+/// The server of unreadable lines that come before any readable one (`elsed import --host` names it).
+pub const UNKNOWN_HOST: &str = "unknown";
+
 /// How many source ids (rsyslog `%uuid%`) a pipeline remembers to drop re-delivered lines.
 const REMEMBERED_SOURCE_IDS: usize = 1 << 20;
 
@@ -32,6 +35,8 @@ pub struct Pipeline {
     batch: Batch,
     /// Replaces the host of every line (`elsed import --host`).
     host_override: Option<String>,
+    /// The host of the last readable line: an unreadable line is filed under it.
+    last_host: String,
     /// Content-keyed lines seen in the current second, to number identical lines.
     same_second: (i64, BTreeMap<u64, u32>),
     recent_sources: (HashSet<i64>, VecDeque<i64>),
@@ -46,6 +51,7 @@ impl Pipeline {
             stats: Stats::default(),
             batch: Batch::default(),
             host_override: None,
+            last_host: String::new(),
             same_second: (i64::MIN, BTreeMap::new()),
             recent_sources: (HashSet::new(), VecDeque::new()),
             last_time: Timestamp::default(),
@@ -108,6 +114,10 @@ impl Pipeline {
         // or a log file imported after the live stream carried it is stored once.
         let line_key = self.content_key(&line);
         self.last_time = line.time;
+        if self.last_host != line.host {
+            self.last_host.clear();
+            self.last_host.push_str(line.host);
+        }
         let parsed = parse::parse_fields(line);
         let kind = parsed.event.kind;
         *self.stats.events_by_kind.entry(kind.name()).or_default() += 1;
@@ -121,11 +131,16 @@ impl Pipeline {
         self.correlator.ingest(&parsed, line_key, &mut self.batch);
     }
 
-    /// A line without a readable envelope: kept raw, at the time of the line before it.
+    /// A line without a readable envelope: kept raw, at the time and under the host of the line
+    /// before it (a file's first line under [`UNKNOWN_HOST`]), so that it is found beside it.
     fn push_unparsed(&mut self, text: &str) {
         self.stats.lines += 1;
         self.stats.unparsed += 1;
-        let host = self.host_override.clone().unwrap_or_default();
+        let host = match (&self.host_override, self.last_host.is_empty()) {
+            (Some(host), _) => host.clone(),
+            (None, false) => self.last_host.clone(),
+            (None, true) => UNKNOWN_HOST.to_owned(),
+        };
         let time = self.last_time;
         let line_key = self.content_key(&SyslogLine {
             time,
@@ -203,4 +218,28 @@ pub fn hash_parts(parts: &[&[u8]]) -> i64 {
         hasher.update(part);
     }
     hasher.digest() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_lines_are_filed_under_the_host_before_them() {
+        let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
+        let mut pipeline = Pipeline::new(clock, Correlator::new());
+        pipeline.push_line("\u{1}garbage before anything");
+        pipeline.push_line("Mar 14 10:05:02 out1 postfix/qmgr[3010]: 4ZdQ7k1Rc2z9Hw: removed");
+        pipeline.push_line("\u{1}garbage after out1");
+        let batch = pipeline.take_batch();
+        let hosts: Vec<(&str, &str)> = batch
+            .events
+            .iter()
+            .map(|event| (event.kind, event.host.as_str()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [("unparsed", UNKNOWN_HOST), ("removed", "out1"), ("unparsed", "out1")]
+        );
+    }
 }
