@@ -502,322 +502,162 @@ fn server_id(ids: &HashMap<String, i32>, host: &str) -> i32 {
     ids.get(host).copied().expect("every host of the batch was resolved")
 }
 
+/// COPYs `rows` into a staging table, each value beside its column's type, in `columns` order.
+macro_rules! stage {
+    ($tx:expr, $table:literal, $columns:expr, $rows:expr, |$row:ident| [$($ty:ident => $value:expr),+ $(,)?]) => {{
+        let types = [$(Type::$ty),+];
+        let mut copy = copy_into($tx, $table, $columns, &types).await?;
+        for $row in $rows {
+            let values: &[&(dyn ToSql + Sync)] = &[$(&$value),+];
+            copy.as_mut().write(values).await?;
+        }
+        copy.as_mut().finish().await?;
+        Ok(())
+    }};
+}
+
 async fn stage_events(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::INT8,
-        T::TEXT,
-    ];
-    let mut copy = copy_into(tx, "stage_events", EVENT_COLUMNS, &types).await?;
-    for e in &batch.events {
-        let pid = e.pid;
-        let row: [&(dyn ToSql + Sync); 9] = [
-            &e.time,
-            &e.line_key,
-            &server_id(ids, &e.host),
-            &Text(&e.program),
-            &pid,
-            &text(e.queue_id.as_deref()),
-            &e.kind,
-            &e.message_uid,
-            &Text(&e.raw),
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_events", EVENT_COLUMNS, &batch.events, |e| [
+        TIMESTAMPTZ => e.time,
+        INT8 => e.line_key,
+        INT4 => server_id(ids, &e.host),
+        TEXT => Text(&e.program),
+        INT4 => e.pid,
+        TEXT => text(e.queue_id.as_deref()),
+        TEXT => e.kind,
+        INT8 => e.message_uid,
+        TEXT => Text(&e.raw),
+    ])
 }
 
 async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::TIMESTAMPTZ,
-        T::TIMESTAMPTZ,
-        T::TEXT,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::INET,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::BOOL,
-        T::TIMESTAMPTZ,
-        T::INT4,
-    ];
-    let mut copy = copy_into(tx, "stage_messages", MESSAGE_COLUMNS, &types).await?;
-    for m in messages {
-        let row: [&(dyn ToSql + Sync); 21] = [
-            &m.started_at,
-            &m.uid,
-            &server_id(ids, &m.host),
-            &Text(&m.queue_id),
-            &m.first_seen,
-            &m.last_seen,
-            &text(m.sender.as_deref()),
-            &m.size,
-            &m.nrcpt,
-            &text(m.message_id.as_deref()),
-            &text(m.client_name.as_deref()),
-            &parse_ip(m.client_ip.as_deref()),
-            &m.client_port,
-            &text(m.sasl_method.as_deref()),
-            &text(m.sasl_username.as_deref()),
-            &m.origin,
-            &m.flow,
-            &m.state,
-            &m.closed,
-            &m.removed_at,
-            &m.version,
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_messages", MESSAGE_COLUMNS, messages, |m| [
+        TIMESTAMPTZ => m.started_at,
+        INT8 => m.uid,
+        INT4 => server_id(ids, &m.host),
+        TEXT => Text(&m.queue_id),
+        TIMESTAMPTZ => m.first_seen,
+        TIMESTAMPTZ => m.last_seen,
+        TEXT => text(m.sender.as_deref()),
+        INT8 => m.size,
+        INT4 => m.nrcpt,
+        TEXT => text(m.message_id.as_deref()),
+        TEXT => text(m.client_name.as_deref()),
+        INET => parse_ip(m.client_ip.as_deref()),
+        INT4 => m.client_port,
+        TEXT => text(m.sasl_method.as_deref()),
+        TEXT => text(m.sasl_username.as_deref()),
+        TEXT => m.origin,
+        TEXT => m.flow,
+        TEXT => m.state,
+        BOOL => m.closed,
+        TIMESTAMPTZ => m.removed_at,
+        INT4 => m.version,
+    ])
 }
 
 async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::FLOAT8,
-        T::INT4,
-        T::TIMESTAMPTZ,
-        T::TEXT,
-    ];
-    let mut copy = copy_into(tx, "stage_recipients", RECIPIENT_COLUMNS, &types).await?;
-    for r in recipients {
-        let row: [&(dyn ToSql + Sync); 12] = [
-            &r.message_started_at,
-            &r.message_uid,
-            &Text(&r.address),
-            &text(r.orig_address.as_deref()),
-            &r.status,
-            &text(r.dsn.as_deref()),
-            &text(r.relay.as_deref()),
-            &text(r.status_text.as_deref()),
-            &r.delay,
-            &r.attempts,
-            &r.last_attempt_at,
-            &r.flow,
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_recipients", RECIPIENT_COLUMNS, recipients, |r| [
+        TIMESTAMPTZ => r.message_started_at,
+        INT8 => r.message_uid,
+        TEXT => Text(&r.address),
+        TEXT => text(r.orig_address.as_deref()),
+        TEXT => r.status,
+        TEXT => text(r.dsn.as_deref()),
+        TEXT => text(r.relay.as_deref()),
+        TEXT => text(r.status_text.as_deref()),
+        FLOAT8 => r.delay,
+        INT4 => r.attempts,
+        TIMESTAMPTZ => r.last_attempt_at,
+        TEXT => r.flow,
+    ])
 }
 
 async fn stage_deliveries(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::INT8,
-        T::TIMESTAMPTZ,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::INET,
-        T::FLOAT8,
-        T::FLOAT4,
-        T::FLOAT4,
-        T::FLOAT4,
-        T::FLOAT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-    ];
-    let mut copy = copy_into(tx, "stage_deliveries", DELIVERY_COLUMNS, &types).await?;
-    for d in &batch.deliveries {
-        let delays = d.delays.map_or([None; 4], |a| a.map(Some));
-        let row: [&(dyn ToSql + Sync); 20] = [
-            &d.time,
-            &d.line_key,
-            &d.message_uid,
-            &d.message_started_at,
-            &server_id(ids, &d.host),
-            &Text(&d.queue_id),
-            &Text(&d.daemon),
-            &Text(&d.recipient),
-            &text(d.orig_recipient.as_deref()),
-            &Text(&d.relay),
-            &parse_ip(d.relay_ip.as_deref()),
-            &d.delay,
-            &delays[0],
-            &delays[1],
-            &delays[2],
-            &delays[3],
-            &Text(&d.dsn),
-            &d.status,
-            &Text(&d.status_text),
-            &text(d.queued_as.as_deref()),
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_deliveries", DELIVERY_COLUMNS, &batch.deliveries, |d| [
+        TIMESTAMPTZ => d.time,
+        INT8 => d.line_key,
+        INT8 => d.message_uid,
+        TIMESTAMPTZ => d.message_started_at,
+        INT4 => server_id(ids, &d.host),
+        TEXT => Text(&d.queue_id),
+        TEXT => Text(&d.daemon),
+        TEXT => Text(&d.recipient),
+        TEXT => text(d.orig_recipient.as_deref()),
+        TEXT => Text(&d.relay),
+        INET => parse_ip(d.relay_ip.as_deref()),
+        FLOAT8 => d.delay,
+        FLOAT4 => d.delays.map(|a| a[0]),
+        FLOAT4 => d.delays.map(|a| a[1]),
+        FLOAT4 => d.delays.map(|a| a[2]),
+        FLOAT4 => d.delays.map(|a| a[3]),
+        TEXT => Text(&d.dsn),
+        TEXT => d.status,
+        TEXT => Text(&d.status_text),
+        TEXT => text(d.queued_as.as_deref()),
+    ])
 }
 
 async fn stage_rejects(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::INT4,
-        T::INT8,
-        T::INT8,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::INET,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-    ];
-    let mut copy = copy_into(tx, "stage_rejects", REJECT_COLUMNS, &types).await?;
-    for r in &batch.rejects {
-        let row: [&(dyn ToSql + Sync); 20] = [
-            &r.time,
-            &r.line_key,
-            &server_id(ids, &r.host),
-            &Text(&r.program),
-            &r.pid,
-            &r.session_uid,
-            &r.message_uid,
-            &text(r.queue_id.as_deref()),
-            &r.action,
-            &r.source,
-            &Text(&r.stage),
-            &text(r.client_name.as_deref()),
-            &parse_ip(r.client_ip.as_deref()),
-            &r.code,
-            &text(r.enhanced.as_deref()),
-            &Text(&r.reason),
-            &text(r.sender.as_deref()),
-            &text(r.recipient.as_deref()),
-            &text(r.proto.as_deref()),
-            &text(r.helo.as_deref()),
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_rejects", REJECT_COLUMNS, &batch.rejects, |r| [
+        TIMESTAMPTZ => r.time,
+        INT8 => r.line_key,
+        INT4 => server_id(ids, &r.host),
+        TEXT => Text(&r.program),
+        INT4 => r.pid,
+        INT8 => r.session_uid,
+        INT8 => r.message_uid,
+        TEXT => text(r.queue_id.as_deref()),
+        TEXT => r.action,
+        TEXT => r.source,
+        TEXT => Text(&r.stage),
+        TEXT => text(r.client_name.as_deref()),
+        INET => parse_ip(r.client_ip.as_deref()),
+        INT4 => r.code,
+        TEXT => text(r.enhanced.as_deref()),
+        TEXT => Text(&r.reason),
+        TEXT => text(r.sender.as_deref()),
+        TEXT => text(r.recipient.as_deref()),
+        TEXT => text(r.proto.as_deref()),
+        TEXT => text(r.helo.as_deref()),
+    ])
 }
 
 async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::INT4,
-        T::TIMESTAMPTZ,
-        T::TEXT,
-        T::INET,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::INT4,
-        T::INT4,
-        T::INT4,
-        T::TEXT,
-        T::TIMESTAMPTZ,
-        T::INT4,
-    ];
-    let mut copy = copy_into(tx, "stage_sessions", SESSION_COLUMNS, &types).await?;
-    for s in sessions {
-        let row: [&(dyn ToSql + Sync); 18] = [
-            &s.connected_at,
-            &s.uid,
-            &server_id(ids, &s.host),
-            &Text(&s.program),
-            &s.pid,
-            &s.disconnected_at,
-            &text(s.client_name.as_deref()),
-            &parse_ip(s.client_ip.as_deref()),
-            &s.client_port,
-            &text(s.tls_protocol.as_deref()),
-            &text(s.tls_cipher.as_deref()),
-            &text(s.sasl_username.as_deref()),
-            &s.sasl_failures,
-            &s.messages,
-            &s.rejects,
-            &text(s.end.as_deref()),
-            &s.last_seen,
-            &s.version,
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_sessions", SESSION_COLUMNS, sessions, |s| [
+        TIMESTAMPTZ => s.connected_at,
+        INT8 => s.uid,
+        INT4 => server_id(ids, &s.host),
+        TEXT => Text(&s.program),
+        INT4 => s.pid,
+        TIMESTAMPTZ => s.disconnected_at,
+        TEXT => text(s.client_name.as_deref()),
+        INET => parse_ip(s.client_ip.as_deref()),
+        INT4 => s.client_port,
+        TEXT => text(s.tls_protocol.as_deref()),
+        TEXT => text(s.tls_cipher.as_deref()),
+        TEXT => text(s.sasl_username.as_deref()),
+        INT4 => s.sasl_failures,
+        INT4 => s.messages,
+        INT4 => s.rejects,
+        TEXT => text(s.end.as_deref()),
+        TIMESTAMPTZ => s.last_seen,
+        INT4 => s.version,
+    ])
 }
 
 async fn stage_links(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    use Type as T;
-    let types = [
-        T::TIMESTAMPTZ,
-        T::INT8,
-        T::TEXT,
-        T::INT8,
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-    ];
-    let mut copy = copy_into(tx, "stage_links", LINK_COLUMNS, &types).await?;
-    for l in &batch.links {
-        let row: [&(dyn ToSql + Sync); 9] = [
-            &l.time,
-            &l.line_key,
-            &l.kind,
-            &l.from_uid,
-            &server_id(ids, &l.from_host),
-            &Text(&l.from_queue_id),
-            &text(l.to_host.as_deref()),
-            &Text(&l.to_queue_id),
-            &text(l.relay.as_deref()),
-        ];
-        copy.as_mut().write(&row).await?;
-    }
-    copy.as_mut().finish().await?;
-    Ok(())
+    stage!(tx, "stage_links", LINK_COLUMNS, &batch.links, |l| [
+        TIMESTAMPTZ => l.time,
+        INT8 => l.line_key,
+        TEXT => l.kind,
+        INT8 => l.from_uid,
+        INT4 => server_id(ids, &l.from_host),
+        TEXT => Text(&l.from_queue_id),
+        TEXT => text(l.to_host.as_deref()),
+        TEXT => Text(&l.to_queue_id),
+        TEXT => text(l.relay.as_deref()),
+    ])
 }
 
 #[cfg(test)]
