@@ -50,12 +50,23 @@ pub fn omelse_module() -> PathBuf {
         .clone()
 }
 
-/// The `elsed` binary of this build, built once per test binary.
-pub fn elsed_binary() -> PathBuf {
+/// `target/<profile>` once elsed's binaries are built there (both in one cargo run: each run
+/// costs a rebuild check of the whole workspace).
+fn elsed_binaries() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
-        .get_or_init(|| build(&["-p", "elsed", "--bin", "elsed"]).join("elsed"))
+        .get_or_init(|| build(&["-p", "elsed", "--bin", "elsed", "--bin", "else-pfagent"]))
         .clone()
+}
+
+/// The `elsed` binary of this build, built once per test binary.
+pub fn elsed_binary() -> PathBuf {
+    elsed_binaries().join("elsed")
+}
+
+/// The `else-pfagent` binary of this build (snmpd's pass_persist program).
+pub fn pfagent_binary() -> PathBuf {
+    elsed_binaries().join("else-pfagent")
 }
 
 /// A free TCP port on 127.0.0.1.

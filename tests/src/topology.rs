@@ -13,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::postfix::{self, PrivatePostfix};
-use crate::rsyslogd::{elsed_binary, free_port, relp_certificates, shipped_stanza, wait_until, Rsyslogd};
+use crate::rsyslogd::{
+    elsed_binary, free_port, pfagent_binary, relp_certificates, shipped_stanza, wait_until, Rsyslogd,
+};
+use crate::snmpd::{self, Snmpd};
 
 /// The INCOMING server's address.
 pub const IN1: &str = "127.0.10.1";
@@ -141,13 +144,21 @@ impl ThreeServers {
     /// `later@remote.test` answers 450 until [`ThreeServers::set_remote_busy`]`(false)`.
     pub fn start(dir: &Path, url: &str, greylist_delay_secs: u64) -> ThreeServers {
         std::fs::create_dir_all(dir).expect("create the run directory");
+        // The addresses are fixed: a second deployment would talk to the first one's servers.
+        for address in [IN1, OUT1, INTERNET] {
+            assert!(
+                std::net::TcpListener::bind((address, SMTP_PORT)).is_ok(),
+                "{address}:{SMTP_PORT} is taken: another three-server deployment (make demo, or this \
+                 test) is running on this machine; stop it first"
+            );
+        }
         let ports = ElsePorts {
             policy: free_port(),
             ndr: free_port(),
             relp: free_port(),
         };
         let config = dir.join("elsed.toml");
-        std::fs::write(&config, elsed_config(url, ports, greylist_delay_secs)).expect("write elsed.toml");
+        std::fs::write(&config, elsed_config(dir, url, ports, greylist_delay_secs)).expect("write elsed.toml");
         let migrate = Command::new(elsed_binary())
             .arg("--config")
             .arg(&config)
@@ -155,6 +166,16 @@ impl ThreeServers {
             .output()
             .expect("run elsed migrate");
         assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+        // The key of the stored SNMP credentials (`[snmp] key_file`, mode 0600; a new one each run).
+        let _ = std::fs::remove_file(dir.join("snmp.key"));
+        let keygen = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(["snmp", "keygen"])
+            .arg(dir.join("snmp.key"))
+            .output()
+            .expect("run elsed snmp keygen");
+        assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
         let greylist = Daemon::elsed(&config, &["greylist"], dir.join("greylist.log"));
         let ndr = Daemon::elsed(&config, &["ndr"], dir.join("ndr.log"));
         let certs = relp_certificates(dir, &["in1", "out1"]);
@@ -203,10 +224,83 @@ impl ThreeServers {
     pub fn forwarders(&self) -> &[Rsyslogd] {
         &self.forwarders
     }
+
+    /// Starts `elsed serve` on a free port of 127.0.0.1 and waits until it answers; `base` is
+    /// its URL (`http://127.0.0.1:PORT`).
+    pub fn serve(&self) -> Web {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let daemon = Daemon::elsed(
+            &self.config,
+            &["serve", "--listen", &listen],
+            self.dir.join("serve.log"),
+        );
+        let up = wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&listen).is_ok()
+        });
+        assert!(up, "elsed serve did not listen on {listen}:\n{}", daemon.output());
+        Web {
+            daemon,
+            base: format!("http://{listen}"),
+        }
+    }
+
+    /// Creates an account with `elsed user add` (`role`: admin, user or enduser), its password
+    /// given in a file as a script would.
+    pub fn add_user(&self, login: &str, role: &str, password: &str) {
+        let file = self.dir.join(format!("password-{login}"));
+        std::fs::write(&file, format!("{password}\n")).expect("write the password file");
+        let output = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["user", "add", login, "--role", role, "--password-file"])
+            .arg(&file)
+            .env_remove("ELSE_DATABASE_URL")
+            .output()
+            .expect("run elsed user add");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            output.status.success(),
+            "elsed user add {login}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts snmpd with else-pfagent on each Postfix host's address (the shipped snippet, users
+    /// [`snmpd::RO`] and [`snmpd::CTL`]) and elsed's poller (`elsed snmp poll`, every second).
+    /// The agents still have to be registered in elsed (API or `elsed snmp set-agent`).
+    pub fn start_snmp(&self) -> Snmp {
+        let agent = pfagent_binary();
+        let start = |name: &str, postfix: &PrivatePostfix, ip: &'static str| {
+            let dir = self.dir.join(format!("snmp-{name}"));
+            std::fs::create_dir_all(&dir).expect("agent directory");
+            let env = snmpd::agent_env(&dir, postfix, None);
+            Snmpd::start(&format!("else-e2e-snmpd-{name}"), ip, &agent, None, &env, "")
+        };
+        Snmp {
+            in1: start("in1", &self.in1, IN1),
+            out1: start("out1", &self.out1, OUT1),
+            poller: Daemon::elsed(&self.config, &["snmp", "poll"], self.dir.join("snmp-poll.log")),
+        }
+    }
 }
 
-/// elsed's configuration: the servers by name, role and address, GreyLSE and the NDR collector.
-fn elsed_config(url: &str, ports: ElsePorts, greylist_delay_secs: u64) -> String {
+/// `elsed serve`, running.
+pub struct Web {
+    pub daemon: Daemon,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+}
+
+/// The Postfix hosts' SNMP agents and elsed's poller, stopped when dropped.
+pub struct Snmp {
+    pub in1: Snmpd,
+    pub out1: Snmpd,
+    pub poller: Daemon,
+}
+
+/// elsed's configuration: the servers by name, role and address, GreyLSE, the NDR collector, and
+/// SNMP polled every second (its credentials' key in `dir`).
+fn elsed_config(dir: &Path, url: &str, ports: ElsePorts, greylist_delay_secs: u64) -> String {
     format!(
         "internal_networks = [\"127.0.10.0/24\", \"127.0.30.0/24\"]
 
@@ -221,6 +315,12 @@ delay_secs = {greylist_delay_secs}
 listen = [\"127.0.0.1:{ndr}\"]
 allowed_clients = [\"127.0.0.0/8\"]
 
+[snmp]
+key_file = \"{key_file}\"
+interval_secs = 1
+timeout_ms = 1000
+retries = 0
+
 [[servers]]
 name = \"in1\"
 role = \"incoming\"
@@ -233,6 +333,7 @@ addresses = [\"{OUT1}\"]
 ",
         policy = ports.policy,
         ndr = ports.ndr,
+        key_file = dir.join("snmp.key").display(),
     )
 }
 
