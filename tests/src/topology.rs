@@ -314,6 +314,7 @@ delay_secs = {greylist_delay_secs}
 [ndr]
 listen = [\"127.0.0.1:{ndr}\"]
 allowed_clients = [\"127.0.0.0/8\"]
+relink_secs = 2
 
 [snmp]
 key_file = \"{key_file}\"

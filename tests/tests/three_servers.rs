@@ -596,8 +596,9 @@ async fn rejects_are_listed(api: &Api, in1: i64, logs: &impl Fn() -> String) -> 
         (REMOTE_CLIENT, "nobody@example.test", 550),
         (BLOCKED_CLIENT, "alice@example.test", 554),
     ];
+    // Sorted: the two last ones are logged within the same second.
     let view = |page: &Value| -> Vec<(String, String, i64)> {
-        page["items"]
+        let mut rejects: Vec<(String, String, i64)> = page["items"]
             .as_array()
             .into_iter()
             .flatten()
@@ -608,18 +609,26 @@ async fn rejects_are_listed(api: &Api, in1: i64, logs: &impl Fn() -> String) -> 
                     r["code"].as_i64().unwrap_or_default(),
                 )
             })
-            .collect()
+            .collect();
+        rejects.sort();
+        rejects
     };
-    let wanted: Vec<(String, String, i64)> = expected
+    let mut wanted: Vec<(String, String, i64)> = expected
         .iter()
         .map(|(c, r, code)| ((*c).to_owned(), (*r).to_owned(), *code))
         .collect();
+    wanted.sort();
     let page = eventually(|| api.get("/rejects", &query), |page| view(page) == wanted)
         .await
         .unwrap_or_else(|last| panic!("in1's rejects {wanted:?}: {last:#}\n{}", logs()));
     for item in page["items"].as_array().into_iter().flatten() {
         assert!(item["message_id"].is_null(), "{item:#}");
         assert_eq!(item["server"], "in1", "{item:#}");
+    }
+    // Refused before DATA: no message exists for them.
+    for message_id in ["unknown@e2e.test", "blocked@e2e.test"] {
+        let search = api.get("/messages", &[("q", message_id)]).await;
+        assert_eq!(search["total"], 0, "{message_id}: {search:#}");
     }
     page
 }
