@@ -4,9 +4,15 @@
 //! to the INCOMING one, sends its NDRs to elsed), and the ELSE server (rsyslogd with imrelp and
 //! omelse, PostgreSQL, elsed's GreyLSE and NDR collector). Both Postfix hosts write
 //! `maillog_file`, which their own rsyslogd forwards over RELP (TLS) with the shipped stanza.
+//! On demand: `elsed serve` ([`ThreeServers::serve`], accounts with [`ThreeServers::add_user`]),
+//! and snmpd with else-pfagent on both Postfix hosts plus elsed's poller
+//! ([`ThreeServers::start_snmp`]; elsed.toml has `[snmp]` with its key, the agents are
+//! registered by the caller).
 //!
 //! The end-to-end test and `make demo` start the same [`ThreeServers`]; both need root (Postfix
-//! binds port 25 on 127.0.10.x and runs its daemons as `postfix`).
+//! binds port 25 on 127.0.10.x and runs its daemons as `postfix`), and only one deployment can
+//! run on a machine at a time (fixed addresses: [`ThreeServers::start`] says so when they are
+//! taken).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
