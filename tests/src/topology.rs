@@ -52,6 +52,35 @@ pub fn unavailable() -> Option<&'static str> {
     None
 }
 
+/// Set in the test process that runs inside its own network namespace.
+const NAMESPACED: &str = "ELSE_TOPOLOGY_NETNS";
+
+/// Runs the test `test` of this test binary again in a network namespace of its own (`unshare
+/// --net`, its loopback brought up), where the fixed addresses are free whatever runs on the
+/// machine (`make demo`, another run of the test). Returns `true` in the outer process once the
+/// inner run passed (its output printed, a failure fails the test), `false` in the inner one,
+/// which goes on with the test.
+pub fn rerun_in_own_network_namespace(test: &str) -> bool {
+    if std::env::var_os(NAMESPACED).is_some() {
+        return false;
+    }
+    let output = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(NAMESPACED, "1")
+        .output()
+        .expect("run unshare (util-linux) and ip (iproute2)");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{test} failed in its network namespace ({}): its output is above",
+        output.status
+    );
+    true
+}
+
 /// An elsed process (or any child) stopped when dropped.
 pub struct Daemon {
     child: Child,

@@ -18,6 +18,7 @@
 //! - and `elsed report` over the same hosts against Debian's pflogsumm on the maillog files the
 //!   two Postfix hosts wrote (issue #5's "logs a real Postfix produced in a test").
 //!
+//! The test runs in a network namespace of its own, so that it can run beside `make demo`.
 //! Needs root, Postfix, rsyslog-relp, swaks, snmpd and pflogsumm (make test installs them);
 //! skipped otherwise.
 
@@ -277,7 +278,7 @@ async fn three_servers_track_every_message_end_to_end() {
         println!("skipped: {why}");
         return;
     }
-    if !snmpd::available() {
+    if !snmpd::available() || topology::rerun_in_own_network_namespace("three_servers_track_every_message_end_to_end") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("else-e2e-{}", std::process::id()));
