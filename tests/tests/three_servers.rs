@@ -429,9 +429,11 @@ async fn deferred_mail_is_seen_in_the_queue_over_snmp(
         let sent = later["attempts"].as_array()?.iter().find(|a| a["status"] == "sent")?;
         (later["status"] == "sent").then(|| time(&sent["ts"]))
     };
+    // Log times are whole seconds: a sample of the same second may predate the delivery.
+    let second = jiff::SignedDuration::from_secs(1);
     eventually(ask, |v| {
         sent_at(v).is_some_and(|sent| {
-            latest_queue(&v["samples"], "deferred").is_some_and(|(ts, count)| ts > sent && count == 0)
+            latest_queue(&v["samples"], "deferred").is_some_and(|(ts, count)| ts > sent + second && count == 0)
         })
     })
     .await
@@ -825,62 +827,77 @@ async fn report_agrees_with_pflogsumm(
     logs: &impl Fn() -> String,
 ) {
     let maillogs = || [fleet.in1.log(), fleet.out1.log()];
-    // Every line each host wrote is in elsed (forwarded over RELP, stored by omelse).
-    for ((name, id), maillog) in hosts.iter().zip(maillogs()) {
-        let id = id.to_string();
-        let query = [("server", id.as_str()), ("per_page", "1")];
-        let lines = maillog.lines().count() as i64;
-        eventually(
-            || api.get("/logs", &query),
-            |page| page["total"].as_i64() >= Some(lines),
-        )
-        .await
-        .unwrap_or_else(|last| panic!("{name}'s {lines} log lines in elsed: {last:#}\n{}", logs()));
+    // Postfix may log more while the reports run (a daemon's statistics): then again, at most
+    // three times, on the new files.
+    for _ in 0..3 {
+        let maillog = maillogs();
+        // Every line each host wrote is in elsed (forwarded over RELP, stored by omelse).
+        for ((name, id), log) in hosts.iter().zip(&maillog) {
+            let id = id.to_string();
+            let query = [("server", id.as_str()), ("per_page", "1")];
+            let lines = log.lines().count() as i64;
+            eventually(
+                || api.get("/logs", &query),
+                |page| page["total"].as_i64() >= Some(lines),
+            )
+            .await
+            .unwrap_or_else(|last| panic!("{name}'s {lines} log lines in elsed: {last:#}\n{}", logs()));
+        }
+        let compared = compare_totals(fleet, hosts, &maillog, started);
+        if maillogs() == maillog {
+            return compared.unwrap_or_else(|difference| panic!("{difference}"));
+        }
     }
+    panic!(
+        "Postfix kept logging during the comparison:\n{}\n{}",
+        fleet.in1.log(),
+        fleet.out1.log()
+    );
+}
+
+/// [`report_agrees_with_pflogsumm`] on one copy of the maillog files: `Err` says what differs.
+fn compare_totals(
+    fleet: &ThreeServers,
+    hosts: [(&str, i64); 2],
+    maillog: &[String; 2],
+    started: jiff::Timestamp,
+) -> Result<(), String> {
     let since = started.to_string();
     let until = jiff::Timestamp::now().to_string();
-    let maillog = maillogs();
     let scopes = [
         (Some(hosts[0].0), maillog[0].clone()),
         (Some(hosts[1].0), maillog[1].clone()),
         (None, format!("{}{}", maillog[0], maillog[1])),
     ];
-    let mut received = Vec::new();
+    let mut counted = Vec::new();
     for (host, log) in scopes {
         let report = elsed_report(fleet, host, &since, &until);
         let ours = pflogsumm::printed(&report);
         let theirs = pflogsumm::grand_totals(&pflogsumm::run(&log, &[]));
-        let theirs_compared: BTreeMap<String, String> = ours
+        let theirs: BTreeMap<String, String> = ours
             .keys()
             .map(|label| (label.clone(), theirs.get(label).cloned().unwrap_or_default()))
             .collect();
         let scope = host.unwrap_or("in1 and out1");
-        assert_eq!(
-            ours, theirs_compared,
-            "{scope}: elsed report (left) and pflogsumm (right) on:\n{log}"
-        );
+        if ours != theirs {
+            return Err(format!(
+                "{scope}: elsed report {ours:#?}\npflogsumm {theirs:#?}\non:\n{log}"
+            ));
+        }
         let hops = &report["filter_hops"];
-        assert_eq!(
-            (&hops["handed_to_filter"], &hops["reinjected"]),
-            (&json!(0), &json!(0)),
-            "{scope}: no content filter here: {hops}"
-        );
-        received.push((ours["received"].clone(), ours["delivered"].clone()));
+        if (&hops["handed_to_filter"], &hops["reinjected"]) != (&json!(0), &json!(0)) {
+            return Err(format!("{scope}: no content filter here, yet: {hops}"));
+        }
+        let number = |label: &str| ours[label].parse::<i64>().unwrap_or(-1);
+        counted.push([number("received"), number("delivered")]);
     }
-    let number = |text: &str| text.parse::<i64>().unwrap_or(-1);
-    let ((in1_received, in1_delivered), (out1_received, out1_delivered), (all_received, all_delivered)) =
-        (&received[0], &received[1], &received[2]);
-    assert_eq!(
-        (number(all_received), number(all_delivered)),
-        (
-            number(in1_received) + number(out1_received),
-            number(in1_delivered) + number(out1_delivered)
-        ),
-        "over both servers, each server's reception and delivery counts, the relay hop out1 → in1 on both"
-    );
-    assert_eq!(
-        maillogs(),
-        maillog,
-        "Postfix logged more during the comparison: run it again"
-    );
+    let both = [counted[0][0] + counted[1][0], counted[0][1] + counted[1][1]];
+    if counted[2] != both {
+        return Err(format!(
+            "over both servers, received and delivered {:?} are not each server's added up {both:?}: \
+             the relay hop out1 → in1 counts on both",
+            counted[2]
+        ));
+    }
+    Ok(())
 }
