@@ -28,6 +28,7 @@ PACKAGES=(
     "postfix:a real Postfix for the greylisting (and later NDR) tests"
     "postgrey:the greylisting baseline GreyLSE is compared with"
     "swaks:SMTP test client for the end-to-end traffic"
+    "iproute2:ip, which brings up the loopback of the end-to-end test's own network namespace"
     "procps:pkill, which the tests use to crash a PostgreSQL on purpose"
     "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
     "python3:the small computations of scripts/bench-import.sh"

@@ -6,33 +6,14 @@
 //! `client=` line of X), and pflogsumm on that input must then agree with ELSE on every total.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use else_tests::pflogsumm::{grand_totals, printed, section, units, SMTPD_PROGRAMS, TOTALS};
 use else_tests::PgCluster;
 use serde_json::Value;
 
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
-
-/// The grand totals both reports print, by pflogsumm's label, and the JSON name of each.
-const TOTALS: [(&str, &str); 15] = [
-    ("received", "received"),
-    ("delivered", "delivered"),
-    ("forwarded", "forwarded"),
-    ("deferred", "deferred"),
-    ("bounced", "bounced"),
-    ("rejected", "rejected"),
-    ("reject warnings", "reject_warnings"),
-    ("held", "held"),
-    ("discarded", "discarded"),
-    ("bytes received", "bytes_received"),
-    ("bytes delivered", "bytes_delivered"),
-    ("senders", "senders"),
-    ("sending hosts/domains", "sending_domains"),
-    ("recipients", "recipients"),
-    ("recipient hosts/domains", "recipient_domains"),
-];
 
 /// What a content-filter hop inflates in pflogsumm's totals; everything else must be equal as is.
 const INFLATED_BY_HOPS: [&str; 6] = [
@@ -43,9 +24,6 @@ const INFLATED_BY_HOPS: [&str; 6] = [
     "recipients",
     "recipient hosts/domains",
 ];
-
-/// The smtpd programs whose lines pflogsumm reads as smtpd's.
-const PFLOGSUMM_SMTPD: [&str; 3] = ["postfix/smtpd[", "postfix/smtps/smtpd[", "postfix/submission/smtpd["];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("elsed-report-{name}-{}", std::process::id()));
@@ -102,90 +80,9 @@ fn report_in(url: &str, zone: &str) -> Value {
     report(url, &["--timezone", zone])
 }
 
-/// pflogsumm's report of `log` (read from standard input, as `pflogsumm < mail.log`).
+/// pflogsumm's report of `log`.
 fn pflogsumm(log: &str) -> String {
-    pflogsumm_with(log, &[])
-}
-
-fn pflogsumm_with(log: &str, args: &[&str]) -> String {
-    let mut child = Command::new("pflogsumm")
-        .arg("--smtpd-stats")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pflogsumm is installed (scripts/setup-debian.sh installs Debian's package)");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = log.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "pflogsumm: {}", text(&output.stderr));
-    text(&output.stdout)
-}
-
-/// The "Grand Totals" section: label → the number as printed (`27825k`), plus `deferrals` and the
-/// `rejected %` and `discarded %` percentages.
-fn grand_totals(report: &str) -> BTreeMap<String, String> {
-    let section = report
-        .split("Grand Totals\n------------\n")
-        .nth(1)
-        .expect("a Grand Totals section");
-    let mut totals = BTreeMap::new();
-    for line in section.lines().take_while(|l| !l.ends_with("--")) {
-        let line = line.trim();
-        let Some((number, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        if !number.starts_with(|c: char| c.is_ascii_digit()) {
-            continue;
-        }
-        let rest = rest.trim();
-        let (label, note) = match rest.split_once(" (") {
-            Some((label, note)) => (label.trim(), Some(note.trim_end_matches(')'))),
-            None => (rest, None),
-        };
-        totals.insert(label.to_owned(), number.to_owned());
-        match (label, note) {
-            ("deferred", Some(note)) => {
-                let count = note.split_whitespace().next().unwrap();
-                totals.insert("deferrals".to_owned(), count.to_owned());
-            }
-            ("rejected" | "discarded", Some(percent)) => {
-                totals.insert(format!("{label} %"), percent.trim_end_matches('%').to_owned());
-            }
-            _ => {}
-        }
-    }
-    totals
-}
-
-/// A number as pflogsumm prints it (`adj_int_units`: k above 512k, m above 512m, truncated).
-fn units(value: i64) -> String {
-    if value > 536_870_912 {
-        format!("{}m", value / 1_048_576)
-    } else if value > 524_288 {
-        format!("{}k", value / 1024)
-    } else {
-        value.to_string()
-    }
-}
-
-/// ELSE's grand totals in pflogsumm's labels and print format.
-fn printed(report: &Value) -> BTreeMap<String, String> {
-    let totals = &report["grand_totals"];
-    let number = |name: &str| totals[name].as_i64().unwrap_or_else(|| panic!("{name} in {totals}"));
-    let mut printed: BTreeMap<String, String> = TOTALS
-        .iter()
-        .map(|(label, name)| (label.to_string(), units(number(name))))
-        .collect();
-    if number("deferrals") > 0 {
-        printed.insert("deferrals".to_owned(), units(number("deferrals")));
-    }
-    printed.insert("rejected %".to_owned(), number("rejected_percent").to_string());
-    printed.insert("discarded %".to_owned(), number("discarded_percent").to_string());
-    printed
+    else_tests::pflogsumm::run(log, &[])
 }
 
 /// The log without its content-filter hops, found the simple way: a `status=sent` delivery to a
@@ -214,7 +111,7 @@ fn without_filter_hops(log: &str) -> (String, usize) {
             });
             // pflogsumm takes `client=` for a reception only from `postfix/smtpd` (or the smtps and
             // submission services), not from a re-injection service named `postfix/10025/smtpd`.
-            let seen = PFLOGSUMM_SMTPD.iter().any(|program| line.contains(program));
+            let seen = SMTPD_PROGRAMS.iter().any(|program| line.contains(program));
             dropped += usize::from(reinjection && seen);
             !reinjection
         })
@@ -339,7 +236,7 @@ fn assert_connections_agree(name: &str, c: &Comparison) {
         .filter(|line| {
             line.contains("/smtpd[")
                 && line.contains("]: disconnect from ")
-                && !PFLOGSUMM_SMTPD.iter().any(|program| line.contains(program))
+                && !SMTPD_PROGRAMS.iter().any(|program| line.contains(program))
         })
         .count() as i64;
     let ours = c.report["smtpd"]["connections"].as_i64().unwrap();
@@ -349,25 +246,6 @@ fn assert_connections_agree(name: &str, c: &Comparison) {
         theirs + unread,
         "{name}: smtpd connections ({unread} of other smtpd services)"
     );
-}
-
-/// The rows of one of pflogsumm's sections, split on white space (headings and rules left out).
-fn section(report: &str, title: &str) -> Option<Vec<Vec<String>>> {
-    let start = report.find(&format!("\n{title}"))? + title.len() + 1;
-    let body = &report[start..];
-    let body = body.split_once('\n').map_or("", |(_, rest)| rest);
-    let mut rows = Vec::new();
-    for line in body.lines().skip_while(|l| l.trim_start().starts_with('-')) {
-        if line.trim().is_empty() {
-            break;
-        }
-        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        if words[0].starts_with('-') || ["date", "sent", "msg"].contains(&words[0].as_str()) {
-            continue;
-        }
-        rows.push(words);
-    }
-    Some(rows)
 }
 
 /// Per-day traffic, host/domain summaries and the senders and recipients by count agree with
@@ -623,7 +501,7 @@ Mar 14 11:00:06 mx postfix/smtpd[500]: disconnect from unknown[198.51.100.8] ehl
     assert_eq!(pick(&c.ours), ["1", "1", "1500", "1500", "1", "1", "1"], "{:?}", c.ours);
     assert_eq!(c.ours["rejected %"], "50");
     // Told the instance's name, pflogsumm sees its half: the message, not postfix's milter reject.
-    let instance = grand_totals(&pflogsumm_with(log, &["--syslog-name", "postfix-in"]));
+    let instance = grand_totals(&else_tests::pflogsumm::run(log, &["--syslog-name", "postfix-in"]));
     assert_eq!(
         [&instance["received"], &instance["delivered"], &instance["rejected"]],
         ["1", "1", "0"],

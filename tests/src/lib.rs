@@ -8,8 +8,10 @@
 //! on it, named `else_test_<pid>_<n>`, and left there).
 
 pub mod corpora;
+pub mod pflogsumm;
 pub mod postfix;
 pub mod rsyslogd;
+pub mod snmpd;
 pub mod tls;
 pub mod topology;
 

@@ -68,6 +68,11 @@ pub fn elsed_binary() -> PathBuf {
     built_workspace().join("elsed")
 }
 
+/// The `else-pfagent` binary of this build (snmpd's pass_persist program).
+pub fn pfagent_binary() -> PathBuf {
+    built_workspace().join("else-pfagent")
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

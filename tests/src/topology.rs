@@ -4,16 +4,25 @@
 //! to the INCOMING one, sends its NDRs to elsed), and the ELSE server (rsyslogd with imrelp and
 //! omelse, PostgreSQL, elsed's GreyLSE and NDR collector). Both Postfix hosts write
 //! `maillog_file`, which their own rsyslogd forwards over RELP (TLS) with the shipped stanza.
+//! On demand: `elsed serve` ([`ThreeServers::serve`], accounts with [`ThreeServers::add_user`]),
+//! and snmpd with else-pfagent on both Postfix hosts plus elsed's poller
+//! ([`ThreeServers::start_snmp`]; elsed.toml has `[snmp]` with its key, the agents are
+//! registered by the caller).
 //!
 //! The end-to-end test and `make demo` start the same [`ThreeServers`]; both need root (Postfix
-//! binds port 25 on 127.0.10.x and runs its daemons as `postfix`).
+//! binds port 25 on 127.0.10.x and runs its daemons as `postfix`), and only one deployment can
+//! run on a machine at a time (fixed addresses: [`ThreeServers::start`] says so when they are
+//! taken).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::postfix::{self, PrivatePostfix};
-use crate::rsyslogd::{elsed_binary, free_port, relp_certificates, shipped_stanza, wait_until, Rsyslogd};
+use crate::rsyslogd::{
+    elsed_binary, free_port, pfagent_binary, relp_certificates, shipped_stanza, wait_until, Rsyslogd,
+};
+use crate::snmpd::{self, Snmpd};
 
 /// The INCOMING server's address.
 pub const IN1: &str = "127.0.10.1";
@@ -41,6 +50,35 @@ pub fn unavailable() -> Option<&'static str> {
         return Some("needs root, Postfix, rsyslog-relp and swaks (make test installs them)");
     }
     None
+}
+
+/// Set in the test process that runs inside its own network namespace.
+const NAMESPACED: &str = "ELSE_TOPOLOGY_NETNS";
+
+/// Runs the test `test` of this test binary again in a network namespace of its own (`unshare
+/// --net`, its loopback brought up), where the fixed addresses are free whatever runs on the
+/// machine (`make demo`, another run of the test). Returns `true` in the outer process once the
+/// inner run passed (its output printed, a failure fails the test), `false` in the inner one,
+/// which goes on with the test.
+pub fn rerun_in_own_network_namespace(test: &str) -> bool {
+    if std::env::var_os(NAMESPACED).is_some() {
+        return false;
+    }
+    let output = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(NAMESPACED, "1")
+        .output()
+        .expect("run unshare (util-linux) and ip (iproute2)");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{test} failed in its network namespace ({}): its output is above",
+        output.status
+    );
+    true
 }
 
 /// An elsed process (or any child) stopped when dropped.
@@ -141,13 +179,21 @@ impl ThreeServers {
     /// `later@remote.test` answers 450 until [`ThreeServers::set_remote_busy`]`(false)`.
     pub fn start(dir: &Path, url: &str, greylist_delay_secs: u64) -> ThreeServers {
         std::fs::create_dir_all(dir).expect("create the run directory");
+        // The addresses are fixed: a second deployment would talk to the first one's servers.
+        for address in [IN1, OUT1, INTERNET] {
+            assert!(
+                std::net::TcpListener::bind((address, SMTP_PORT)).is_ok(),
+                "{address}:{SMTP_PORT} is taken: another three-server deployment (make demo, or this \
+                 test) is running on this machine; stop it first"
+            );
+        }
         let ports = ElsePorts {
             policy: free_port(),
             ndr: free_port(),
             relp: free_port(),
         };
         let config = dir.join("elsed.toml");
-        std::fs::write(&config, elsed_config(url, ports, greylist_delay_secs)).expect("write elsed.toml");
+        std::fs::write(&config, elsed_config(dir, url, ports, greylist_delay_secs)).expect("write elsed.toml");
         let migrate = Command::new(elsed_binary())
             .arg("--config")
             .arg(&config)
@@ -155,6 +201,16 @@ impl ThreeServers {
             .output()
             .expect("run elsed migrate");
         assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+        // The key of the stored SNMP credentials (`[snmp] key_file`, mode 0600; a new one each run).
+        let _ = std::fs::remove_file(dir.join("snmp.key"));
+        let keygen = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(["snmp", "keygen"])
+            .arg(dir.join("snmp.key"))
+            .output()
+            .expect("run elsed snmp keygen");
+        assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
         let greylist = Daemon::elsed(&config, &["greylist"], dir.join("greylist.log"));
         let ndr = Daemon::elsed(&config, &["ndr"], dir.join("ndr.log"));
         let certs = relp_certificates(dir, &["in1", "out1"]);
@@ -203,10 +259,83 @@ impl ThreeServers {
     pub fn forwarders(&self) -> &[Rsyslogd] {
         &self.forwarders
     }
+
+    /// Starts `elsed serve` on a free port of 127.0.0.1 and waits until it answers; `base` is
+    /// its URL (`http://127.0.0.1:PORT`).
+    pub fn serve(&self) -> Web {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let daemon = Daemon::elsed(
+            &self.config,
+            &["serve", "--listen", &listen],
+            self.dir.join("serve.log"),
+        );
+        let up = wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&listen).is_ok()
+        });
+        assert!(up, "elsed serve did not listen on {listen}:\n{}", daemon.output());
+        Web {
+            daemon,
+            base: format!("http://{listen}"),
+        }
+    }
+
+    /// Creates an account with `elsed user add` (`role`: admin, user or enduser), its password
+    /// given in a file as a script would.
+    pub fn add_user(&self, login: &str, role: &str, password: &str) {
+        let file = self.dir.join(format!("password-{login}"));
+        std::fs::write(&file, format!("{password}\n")).expect("write the password file");
+        let output = Command::new(elsed_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["user", "add", login, "--role", role, "--password-file"])
+            .arg(&file)
+            .env_remove("ELSE_DATABASE_URL")
+            .output()
+            .expect("run elsed user add");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            output.status.success(),
+            "elsed user add {login}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts snmpd with else-pfagent on each Postfix host's address (the shipped snippet, users
+    /// [`snmpd::RO`] and [`snmpd::CTL`]) and elsed's poller (`elsed snmp poll`, every second).
+    /// The agents still have to be registered in elsed (API or `elsed snmp set-agent`).
+    pub fn start_snmp(&self) -> Snmp {
+        let agent = pfagent_binary();
+        let start = |name: &str, postfix: &PrivatePostfix, ip: &'static str| {
+            let dir = self.dir.join(format!("snmp-{name}"));
+            std::fs::create_dir_all(&dir).expect("agent directory");
+            let env = snmpd::agent_env(&dir, postfix, None);
+            Snmpd::start(&format!("else-e2e-snmpd-{name}"), ip, &agent, None, &env, "")
+        };
+        Snmp {
+            in1: start("in1", &self.in1, IN1),
+            out1: start("out1", &self.out1, OUT1),
+            poller: Daemon::elsed(&self.config, &["snmp", "poll"], self.dir.join("snmp-poll.log")),
+        }
+    }
 }
 
-/// elsed's configuration: the servers by name, role and address, GreyLSE and the NDR collector.
-fn elsed_config(url: &str, ports: ElsePorts, greylist_delay_secs: u64) -> String {
+/// `elsed serve`, running.
+pub struct Web {
+    pub daemon: Daemon,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+}
+
+/// The Postfix hosts' SNMP agents and elsed's poller, stopped when dropped.
+pub struct Snmp {
+    pub in1: Snmpd,
+    pub out1: Snmpd,
+    pub poller: Daemon,
+}
+
+/// elsed's configuration: the servers by name, role and address, GreyLSE, the NDR collector, and
+/// SNMP polled every second (its credentials' key in `dir`).
+fn elsed_config(dir: &Path, url: &str, ports: ElsePorts, greylist_delay_secs: u64) -> String {
     format!(
         "internal_networks = [\"127.0.10.0/24\", \"127.0.30.0/24\"]
 
@@ -220,6 +349,13 @@ delay_secs = {greylist_delay_secs}
 [ndr]
 listen = [\"127.0.0.1:{ndr}\"]
 allowed_clients = [\"127.0.0.0/8\"]
+relink_secs = 2
+
+[snmp]
+key_file = \"{key_file}\"
+interval_secs = 1
+timeout_ms = 1000
+retries = 0
 
 [[servers]]
 name = \"in1\"
@@ -233,6 +369,7 @@ addresses = [\"{OUT1}\"]
 ",
         policy = ports.policy,
         ndr = ports.ndr,
+        key_file = dir.join("snmp.key").display(),
     )
 }
 

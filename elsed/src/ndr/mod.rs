@@ -48,6 +48,8 @@ pub struct NdrConfig {
     pub tls_key_file: Option<std::path::PathBuf>,
     /// Refuse MAIL (530) until the client has started TLS.
     pub require_tls: bool,
+    /// Seconds between passes that link the NDRs whose message the logs had not shown yet.
+    pub relink_secs: u64,
 }
 
 impl Default for NdrConfig {
@@ -63,6 +65,7 @@ impl Default for NdrConfig {
             tls_cert_file: None,
             tls_key_file: None,
             require_tls: false,
+            relink_secs: 60,
         }
     }
 }
@@ -124,8 +127,9 @@ pub async fn serve(cfg: NdrConfig, pool: crate::db::CachedPool) -> anyhow::Resul
                 .map_err(|e| anyhow::anyhow!("ndr: cannot listen on {spec}: {e}"))?,
         );
     }
+    let relink_secs = cfg.relink_secs;
     let service = Arc::new(server::Service::new(cfg, pool.clone()).map_err(|e| anyhow::anyhow!("[ndr]: {e}"))?);
-    tokio::spawn(relink(pool));
+    tokio::spawn(relink(pool, relink_secs));
     server::run(service, listeners).await?;
     Ok(())
 }
@@ -133,9 +137,10 @@ pub async fn serve(cfg: NdrConfig, pool: crate::db::CachedPool) -> anyhow::Resul
 /// NDRs stay linkable for this long after they arrive (the log may lag behind them).
 const RELINK_WINDOW_SECS: i64 = 7 * 86_400;
 
-/// Links, every minute, the NDRs whose message the logs had not shown yet when they arrived.
-async fn relink(pool: crate::db::CachedPool) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+/// Links, every `every_secs` (a minute by default), the NDRs whose message the logs had not shown
+/// yet when they arrived.
+async fn relink(pool: crate::db::CachedPool, every_secs: u64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
     loop {
         tick.tick().await;
         let since = jiff::Timestamp::now().as_second() - RELINK_WINDOW_SECS;

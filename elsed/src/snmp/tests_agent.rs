@@ -6,28 +6,17 @@
 //! Needs root, snmpd and Postfix (make test installs them); skipped otherwise.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use else_tests::postfix::PrivatePostfix;
+use else_tests::snmpd::{agent_env, available as snmpd_available, free_udp_port, Snmpd, CTL, RO};
 use else_tests::PgCluster;
 use tokio_postgres::Client;
 
 use super::engine::Role;
 use super::session::{AuthProtocol, Credentials, SetValue, Target};
 use super::*;
-
-const SNMPD: &str = "/usr/sbin/snmpd";
-const RO: (&str, &str, &str) = ("else-ro", "ro-auth-passphrase", "ro-priv-passphrase");
-const CTL: (&str, &str, &str) = ("else-ctl", "ctl-auth-passphrase", "ctl-priv-passphrase");
-
-fn snmpd_available() -> bool {
-    if !Path::new(SNMPD).exists() {
-        println!("skipped: snmpd not installed (make test installs it)");
-        return false;
-    }
-    true
-}
 
 /// The else-pfagent binary cargo built beside this test binary.
 fn pfagent() -> PathBuf {
@@ -41,10 +30,6 @@ fn pfagent() -> PathBuf {
     path
 }
 
-fn free_udp_port(ip: &str) -> u16 {
-    std::net::UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
-}
-
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -52,72 +37,15 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A private snmpd: the shipped snippet with this address and port, its users, its own
-/// persistent directory (nothing written to /var/lib/snmp), killed on drop.
-struct Snmpd {
-    child: Child,
-    dir: PathBuf,
+/// A private snmpd running this build's else-pfagent (see `else_tests::snmpd`).
+fn start_snmpd(
+    name: &str,
     ip: &'static str,
-    port: u16,
-}
-
-impl Snmpd {
-    /// `pass_persist`: the program of the snippet's pass_persist line (else-pfagent by default).
-    /// `extra`: configuration lines added to the snippet's.
-    fn start(name: &str, ip: &'static str, pass_persist: Option<&Path>, env: &[(&str, String)], extra: &str) -> Snmpd {
-        let dir = temp_dir(name);
-        let port = free_udp_port(ip);
-        let snippet = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix-host/snmpd.conf.d/else.conf"),
-        )
-        .unwrap();
-        let agent = pfagent().display().to_string();
-        let mut conf = snippet.replace("udp:192.0.2.10:161", &format!("udp:{ip}:{port}"));
-        if let Some(program) = pass_persist {
-            conf = conf.replace("/usr/bin/else-pfagent pass-persist", &program.display().to_string());
-        }
-        conf = conf.replace("/usr/bin/else-pfagent", &agent);
-        assert!(conf.contains(&format!("udp:{ip}:{port}")) && conf.contains("pass_persist"));
-        conf.push_str(extra);
-        for (user, auth, privacy) in [RO, CTL] {
-            conf.push_str(&format!("createUser {user} SHA \"{auth}\" AES \"{privacy}\"\n"));
-        }
-        std::fs::create_dir_all(dir.join("persist")).unwrap();
-        std::fs::write(dir.join("snmpd.conf"), conf).unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new(SNMPD)
-            .args(["-f", "-Lo", "-C", "-c"])
-            .arg(dir.join("snmpd.conf"))
-            .arg("-p")
-            .arg(dir.join("pid"))
-            .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
-            .env("MIBS", "")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("snmpd");
-        let snmpd = Snmpd { child, dir, ip, port };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !snmpd.log().contains("NET-SNMP version") {
-            assert!(Instant::now() < deadline, "snmpd did not start:\n{}", snmpd.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        snmpd
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    pass_persist: Option<&Path>,
+    env: &[(&str, String)],
+    extra: &str,
+) -> Snmpd {
+    Snmpd::start(name, ip, &pfagent(), pass_persist, env, extra)
 }
 
 /// v3 settings and secrets for an agent at `ip:port`, with this control passphrase.
@@ -245,22 +173,6 @@ async fn wait_queue(postfix: &PrivatePostfix, deferred: usize, hold: usize) {
     );
 }
 
-/// else-pfagent's environment: the private Postfix, its syslog socket in `dir` (nobody reads it:
-/// the machine's log stays clean), and a command prefix instead of `sudo -n` when given.
-fn agent_env(dir: &Path, postfix: &PrivatePostfix, prefix: Option<&Path>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        (
-            "ELSE_PFAGENT_POSTFIX_CONFIG",
-            postfix.dir.join("etc").display().to_string(),
-        ),
-        ("ELSE_PFAGENT_SYSLOG_SOCKET", dir.join("syslog").display().to_string()),
-    ];
-    if let Some(prefix) = prefix {
-        env.push(("ELSE_PFAGENT_COMMAND_PREFIX", prefix.display().to_string()));
-    }
-    env
-}
-
 /// The commands else-pfagent ran through its prefix (the recording wrapper).
 fn ran(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("ran")).unwrap_or_default()
@@ -294,7 +206,7 @@ async fn poll_and_act_on_a_real_postfix_over_snmpv3() {
     let record = recording_wrapper(&dir);
     let mut env = agent_env(&dir, &postfix, Some(&record));
     env.push(("ELSE_PFAGENT_CACHE_SECS", "0".to_owned()));
-    let snmpd = Snmpd::start("else-snmpd-accept", "127.0.0.61", None, &env, "");
+    let snmpd = start_snmpd("else-snmpd-accept", "127.0.0.61", None, &env, "");
     let (mut db, handle, ids) = setup(&dir, &["mx1"]).await;
     let id = ids[0];
 
@@ -460,7 +372,7 @@ async fn bad_input_is_refused_and_nothing_runs() {
     let held = in_queue(&postfix, "hold")[0].clone();
     let record = recording_wrapper(&dir);
     let env = agent_env(&dir, &postfix, Some(&record));
-    let snmpd = Snmpd::start(
+    let snmpd = start_snmpd(
         "else-snmpd-bad",
         "127.0.0.62",
         None,
@@ -593,8 +505,8 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
     let env = agent_env(&dir, &postfix, None);
     // Polled twice: over SNMPv3 and, as another server, over SNMPv2c.
     let v2c = "rocommunity else-public 127.0.0.1\nrwcommunity else-private 127.0.0.1 .1.3.6.1.4.1.99999.1.1.10\n";
-    let good = Snmpd::start("else-snmpd-good", "127.0.0.63", None, &env, v2c);
-    let slow = Snmpd::start("else-snmpd-slow", "127.0.0.64", Some(&slow), &[], "");
+    let good = start_snmpd("else-snmpd-good", "127.0.0.63", None, &env, v2c);
+    let slow = start_snmpd("else-snmpd-slow", "127.0.0.64", Some(&slow), &[], "");
     let down_port = free_udp_port("127.0.0.65");
     let (mut db, handle, ids) = setup(&dir, &["down", "slow", "good", "good-v2c"]).await;
     for (id, ip, port) in [

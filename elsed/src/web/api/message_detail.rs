@@ -145,6 +145,8 @@ fn link_reaches(l: &str, s: &str) -> String {
 struct Node {
     row: MessageRow,
     link_kind: Option<String>,
+    /// The hop this one came from (index in the journey's nodes).
+    from: Option<usize>,
 }
 
 /// The message `uid` as `scope` lets the caller see it, or 404.
@@ -164,8 +166,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
         None => return Err(ApiError::not_found()),
     };
 
-    let mut nodes = journey(client, start.clone()).await?;
-    nodes.sort_by_key(|n| (n.row.first_seen, n.row.uid));
+    let nodes = journey_order(journey(client, start.clone()).await?);
     let uids: Vec<i64> = nodes.iter().map(|n| n.row.uid).collect();
     let visible = visible_uids(client, scope, &uids).await?;
     let shown: Vec<MessageRow> = nodes
@@ -249,6 +250,7 @@ async fn journey(client: &Client, start: MessageRow) -> ApiResult<Vec<Node>> {
     let mut nodes = vec![Node {
         row: start,
         link_kind: None,
+        from: None,
     }];
     let mut frontier = vec![0];
     while !frontier.is_empty() && nodes.len() < MAX_HOPS {
@@ -301,18 +303,22 @@ async fn journey(client: &Client, start: MessageRow) -> ApiResult<Vec<Node>> {
                 nodes.push(Node {
                     row: other,
                     link_kind: None,
+                    from: None,
                 });
                 next.push(nodes.len() - 1);
                 nodes.len() - 1
             });
             // The kind of a link belongs to the hop it leads to.
-            let reached = if downstream {
-                Some(other_index)
+            let (reached, from) = if downstream {
+                (Some(other_index), index.get(&this).copied())
             } else {
-                index.get(&this).copied()
+                (index.get(&this).copied(), Some(other_index))
             };
             if let Some(reached) = reached {
                 nodes[reached].link_kind.get_or_insert(kind);
+                if from != Some(reached) {
+                    nodes[reached].from = nodes[reached].from.or(from);
+                }
             }
             if nodes.len() >= MAX_HOPS {
                 break;
@@ -321,6 +327,27 @@ async fn journey(client: &Client, start: MessageRow) -> ApiResult<Vec<Node>> {
         frontier = next;
     }
     Ok(nodes)
+}
+
+/// Time order, every hop after the one it came from: a relay's next hop and a bounce's
+/// notification are often logged within the same second as the hop before them. Each hop sorts
+/// by the latest first-seen time along the hops that lead to it, then by how many lead to it.
+fn journey_order(nodes: Vec<Node>) -> Vec<Node> {
+    let keys: Vec<(Timestamp, usize, i64)> = (0..nodes.len())
+        .map(|start| {
+            let (mut at, mut latest, mut depth) = (start, nodes[start].row.first_seen, 0);
+            // Bounded: bad links can never loop forever.
+            while let Some(from) = nodes[at].from.filter(|_| depth < nodes.len()) {
+                at = from;
+                latest = latest.max(nodes[at].row.first_seen);
+                depth += 1;
+            }
+            (latest, depth, nodes[start].row.uid)
+        })
+        .collect();
+    let mut keyed: Vec<((Timestamp, usize, i64), Node)> = keys.into_iter().zip(nodes).collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, node)| node).collect()
 }
 
 /// Which of `uids` the caller may see.
@@ -439,4 +466,55 @@ async fn get_detail(
 
 pub fn routes() -> ApiRoutes {
     ApiRoutes::new().add(routes!(get_detail))
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    fn node(uid: i64, server: &str, second: i64, from: Option<usize>) -> Node {
+        let at = Timestamp(second * Timestamp::MICROS_PER_SECOND);
+        Node {
+            row: MessageRow {
+                started_at: at,
+                uid,
+                server_id: 1,
+                server: server.to_owned(),
+                queue_id: format!("Q{uid}"),
+                message_id: None,
+                sender: None,
+                size: None,
+                client_ip: None,
+                client_name: None,
+                first_seen: at,
+                last_seen: at,
+                flow: None,
+                state: "sent".to_owned(),
+            },
+            link_kind: from.map(|_| "relay".to_owned()),
+            from,
+        }
+    }
+
+    #[test]
+    fn a_hop_comes_after_the_one_it_came_from_even_within_the_same_second() {
+        // A bounce (uid 50) at second 10, its notification (uid 40) and the notification's relay
+        // to another server (uid 5) in the same second, a later unrelated sibling at second 11.
+        let nodes = vec![
+            node(5, "in1", 10, Some(1)),
+            node(40, "out1", 10, Some(2)),
+            node(50, "out1", 10, None),
+            node(7, "out1", 11, Some(2)),
+        ];
+        let order: Vec<i64> = journey_order(nodes).iter().map(|n| n.row.uid).collect();
+        assert_eq!(order, [50, 40, 5, 7]);
+        // A hop logged a second earlier than the one it came from (clocks of two servers) still
+        // comes after it.
+        let nodes = vec![node(1, "in1", 9, Some(1)), node(2, "out1", 10, None)];
+        let order: Vec<i64> = journey_order(nodes).iter().map(|n| n.row.uid).collect();
+        assert_eq!(order, [2, 1]);
+        // Links that loop (bad data) end the walk instead of hanging.
+        let nodes = vec![node(1, "a", 1, Some(1)), node(2, "b", 1, Some(0))];
+        assert_eq!(journey_order(nodes).len(), 2);
+    }
 }
