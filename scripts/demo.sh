@@ -123,20 +123,24 @@ start() {
         printf '%s\n' "$password" | "$ELSED" --database-url "$url" user add admin --role admin --password-file - >/dev/null
         say "created the web administrator 'admin'"
     fi
+    # The live servers first: elsed serve then takes their configuration (the SNMP key that seals
+    # the agents' credentials, the servers' roles).
+    local live
+    live=$(start_traffic "$url")
+    local serve_config=()
+    [[ -f "$DEMO/fleet/elsed.toml" ]] && serve_config=(--config "$DEMO/fleet/elsed.toml")
     if [[ -f "$DEMO/serve.pid" ]] && kill -0 "$(cat "$DEMO/serve.pid")" 2>/dev/null; then
         say "elsed serve already running"
     else
         local web_port
         web_port=$(ELSE_PORT_BASE=58080 free_port)
         echo "127.0.0.1:$web_port" >"$DEMO/listen"
-        nohup "$ELSED" --database-url "$url" serve --listen "127.0.0.1:$web_port" >"$DEMO/serve.log" 2>&1 &
+        nohup "$ELSED" "${serve_config[@]}" --database-url "$url" serve --listen "127.0.0.1:$web_port" >"$DEMO/serve.log" 2>&1 &
         echo $! >"$DEMO/serve.pid"
         say "elsed serve started (log: $DEMO/serve.log)"
     fi
     local listen
     listen=$(cat "$DEMO/listen")
-    local live
-    live=$(start_traffic "$url")
 
     cat <<EOF
 

@@ -317,6 +317,31 @@ impl ThreeServers {
             poller: Daemon::elsed(&self.config, &["snmp", "poll"], self.dir.join("snmp-poll.log")),
         }
     }
+
+    /// Registers the agents [`ThreeServers::start_snmp`] started, with `elsed snmp set-agent` as
+    /// an administrator's script would (the web application's form does the same).
+    pub fn register_snmp_agents(&self, snmp: &Snmp) {
+        for (server, agent) in [("in1", &snmp.in1), ("out1", &snmp.out1)] {
+            let output = Command::new(elsed_binary())
+                .arg("--config")
+                .arg(&self.config)
+                .args(["snmp", "set-agent", "--server", server, "--host", agent.ip])
+                .args(["--port", &agent.port.to_string()])
+                .args(["--read-user", snmpd::RO.0, "--control-user", snmpd::CTL.0])
+                .env("ELSE_SNMP_READ_AUTH_PASS", snmpd::RO.1)
+                .env("ELSE_SNMP_READ_PRIV_PASS", snmpd::RO.2)
+                .env("ELSE_SNMP_CONTROL_AUTH_PASS", snmpd::CTL.1)
+                .env("ELSE_SNMP_CONTROL_PRIV_PASS", snmpd::CTL.2)
+                .env_remove("ELSE_DATABASE_URL")
+                .output()
+                .expect("run elsed snmp set-agent");
+            assert!(
+                output.status.success(),
+                "elsed snmp set-agent {server}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
 }
 
 /// `elsed serve`, running.

@@ -4,13 +4,15 @@
 //! the Internet. Every few seconds one message of a kind a mail administrator tracks: inbound
 //! (greylisted, then retried), rejected (unknown user, blocked client), outbound delivered,
 //! bounced, deferred (while the remote mailbox is busy) then delivered, internal to internal.
-//! Stops everything on SIGINT or SIGTERM.
+//! snmpd with else-pfagent runs on both hosts, polled by elsed. Stops everything on SIGINT or
+//! SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use else_tests::snmpd;
 use else_tests::topology::{self, swaks, ThreeServers, BLOCKED_CLIENT, IN1, OUT1};
 
 #[derive(Parser)]
@@ -165,10 +167,21 @@ fn main() {
         libc::signal(libc::SIGTERM, request_stop as *const () as libc::sighandler_t);
     }
     let fleet = ThreeServers::start(&args.dir, &args.database_url, args.greylist_delay);
+    // Queue counts on the servers' pages: snmpd with else-pfagent on both hosts, polled.
+    let _snmp = snmpd::available().then(|| {
+        let snmp = fleet.start_snmp();
+        fleet.register_snmp_agents(&snmp);
+        snmp
+    });
     println!(
         "else-demo: INCOMING in1 on {IN1}:25, OUTGOING out1 on {OUT1}:25, GreyLSE on 127.0.0.1:{}, \
-         NDR collector on 127.0.0.1:{}, rsyslogd (RELP) on 127.0.0.1:{}; one message every {} s",
-        fleet.ports.policy, fleet.ports.ndr, fleet.ports.relp, args.interval
+         NDR collector on 127.0.0.1:{}, rsyslogd (RELP) on 127.0.0.1:{}, snmpd on both; one message \
+         every {} s; configuration {}",
+        fleet.ports.policy,
+        fleet.ports.ndr,
+        fleet.ports.relp,
+        args.interval,
+        fleet.config.display()
     );
 
     let mut retries: Vec<(Instant, Envelope)> = Vec::new();
