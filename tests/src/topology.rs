@@ -223,7 +223,7 @@ impl ThreeServers {
         );
 
         let internet = start_internet();
-        let in1 = start_incoming(ports.policy);
+        let in1 = start_incoming(ports.policy, ports.ndr);
         let out1 = start_outgoing(ports.ndr);
         let forwarders = [
             start_forwarder("in1", &in1, &certs, ports.relp, dir),
@@ -463,8 +463,8 @@ fn write_internet_access(postfix: &PrivatePostfix, later_refused: bool) {
 }
 
 /// INCOMING: the MX of example.test (alice, bob); clients of the Internet are greylisted,
-/// 127.0.20.66 is blocked, the organisation's servers are trusted.
-fn start_incoming(policy_port: u16) -> PrivatePostfix {
+/// 127.0.20.66 is blocked, the organisation's servers are trusted; its bounce notices go to elsed.
+fn start_incoming(policy_port: u16, ndr_port: u16) -> PrivatePostfix {
     let postfix = PrivatePostfix::prepare("else-e2e-in1");
     let d = postfix.dir.display().to_string();
     std::fs::write(
@@ -478,9 +478,10 @@ fn start_incoming(policy_port: u16) -> PrivatePostfix {
     check_client_access texthash:{d}/etc/blocked,
     reject_unauth_destination,
     check_policy_service inet:127.0.0.1:{policy_port}
-",
+{ndr}",
         common = common_main("in1", IN1),
-        mailboxes = mailboxes(&postfix, "example.test", &["alice", "bob"])
+        mailboxes = mailboxes(&postfix, "example.test", &["alice", "bob"]),
+        ndr = ndr_settings(&postfix, ndr_port, ""),
     );
     postfix.start(&main, &listeners(IN1), &[])
 }
@@ -490,26 +491,30 @@ fn start_incoming(policy_port: u16) -> PrivatePostfix {
 /// snippet.
 fn start_outgoing(ndr_port: u16) -> PrivatePostfix {
     let postfix = PrivatePostfix::prepare("else-e2e-out1");
-    let d = postfix.dir.display().to_string();
-    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
-    let snippet = std::fs::read_to_string(packaging.join("main.cf"))
-        .unwrap()
-        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
-    let ndr_transport = std::fs::read_to_string(packaging.join("transport"))
-        .unwrap()
-        .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
-    std::fs::write(
-        postfix.dir.join("etc/transport"),
-        format!("{ndr_transport}example.test smtp:[{IN1}]:{SMTP_PORT}\nremote.test smtp:[{INTERNET}]:{SMTP_PORT}\n"),
-    )
-    .unwrap();
+    let routes = format!("example.test smtp:[{IN1}]:{SMTP_PORT}\nremote.test smtp:[{INTERNET}]:{SMTP_PORT}\n");
     let main = format!(
         "{common}mynetworks = 127.0.30.0/24, 127.0.10.0/24
 smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
-{snippet}",
+{ndr}",
         common = common_main("out1", OUT1),
+        ndr = ndr_settings(&postfix, ndr_port, &routes),
     );
     postfix.start(&main, &listeners(OUT1), &[])
+}
+
+/// The shipped headers-only NDR snippet (packaging/postfix/headers-only) for main.cf: postmaster
+/// copies of bounces to elsed's collector on `ndr_port`, through the transport map it names,
+/// written here with `routes` after the collector's line.
+fn ndr_settings(postfix: &PrivatePostfix, ndr_port: u16, routes: &str) -> String {
+    let d = postfix.dir.display();
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
+    let ndr_transport = std::fs::read_to_string(packaging.join("transport"))
+        .unwrap()
+        .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
+    std::fs::write(postfix.dir.join("etc/transport"), format!("{ndr_transport}{routes}")).unwrap();
+    std::fs::read_to_string(packaging.join("main.cf"))
+        .unwrap()
+        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"))
 }
 
 /// The host's own rsyslogd, forwarding its Postfix's log file with the shipped stanza.
