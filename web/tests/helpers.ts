@@ -17,7 +17,10 @@ export async function shot(page: Page, name: string) {
   const dir = process.env.ELSE_SCREENSHOTS;
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
-  await page.waitForLoadState('networkidle');
+  // The assertions before a shot say the screen is there; a moment without requests lets graphs
+  // and frames finish, but a page that keeps a request open (a frame left behind by the
+  // application's navigation) must not fail the scenario over a picture.
+  await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => undefined);
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: false });
 }
 
