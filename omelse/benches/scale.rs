@@ -9,6 +9,8 @@
 //! ```text
 //! cargo bench -p omelse --bench scale -- pipeline 100000000   # in memory: lines/s, peak RSS
 //! cargo bench -p omelse --bench scale -- write 10000000 FILE  # the same lines, for elsed import
+//! cargo bench -p omelse --bench scale -- open 100000          # correlator memory, open messages
+//! cargo bench -p omelse --bench scale -- closed 100000        # … the same count closed
 //! ```
 //!
 //! `pipeline` times only the pipeline (parse + correlate + table rows, the batch dropped every
@@ -18,6 +20,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use else_tests::bench::{memory_kib, message_lines, Ending};
 use jiff::civil::Date;
 use omelse::parse::{Clock, Timestamp};
 
@@ -128,22 +131,8 @@ impl<'c> Fleet<'c> {
     }
 }
 
-/// VmRSS and VmHWM of this process, in KiB.
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn pipeline(corpus: &Corpus, total: u64) {
-    let (base, _) = memory();
+    let (base, _) = memory_kib("self");
     let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
     let mut pipeline = omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
     let mut fleet = Fleet::new(corpus);
@@ -167,7 +156,7 @@ fn pipeline(corpus: &Corpus, total: u64) {
         done += n as u64;
         if done >= next_report || done == total {
             next_report += report_every;
-            let (rss, _) = memory();
+            let (rss, _) = memory_kib("self");
             let correlator = pipeline.correlator_mut();
             println!(
                 "scale-pipeline: at {done} lines: RSS {:.1} MiB, open messages {}, open sessions {}",
@@ -177,13 +166,41 @@ fn pipeline(corpus: &Corpus, total: u64) {
             );
         }
     }
-    let (_, peak) = memory();
+    let (_, peak) = memory_kib("self");
     let seconds = timed.as_secs_f64();
     println!(
         "scale-pipeline: lines={total} event_rows={rows} seconds={seconds:.2} lines_per_s={:.0} peak_rss_kib={peak} base_rss_kib={base} log_days={:.0}",
         total as f64 / seconds,
         (fleet.block as f64 + fleet.index as f64 / corpus.lines.len() as f64) * corpus.days as f64
     );
+}
+
+/// The correlator alone holding `messages` open messages, beside the same count closed (the lines
+/// of the rsyslogd memory benchmark, `tests/benches/omelse_memory.rs`): what part of rsyslogd's
+/// growth is the correlator's own state. One ending per process, so that neither run reuses the
+/// memory the other freed.
+fn held(messages: usize, ending: Ending) {
+    {
+        let lines = message_lines(messages, ending);
+        let (before, _) = memory_kib("self");
+        let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
+        let mut pipeline = omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
+        for chunk in lines.chunks(CHUNK) {
+            for line in chunk {
+                pipeline.push_line(line);
+            }
+            drop(pipeline.take_batch());
+        }
+        let (after, _) = memory_kib("self");
+        let correlator = pipeline.correlator_mut();
+        println!(
+            "scale-open: {ending:?}: {} open messages, {} open sessions, RSS {:.1} MiB more than before the pipeline, {:.0} bytes per message",
+            correlator.open_messages(),
+            correlator.open_sessions(),
+            (after as f64 - before as f64) / 1024.0,
+            (after as f64 - before as f64) * 1024.0 / messages as f64
+        );
+    }
 }
 
 fn write(corpus: &Corpus, total: u64, path: &Path) {
@@ -217,6 +234,8 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("pipeline") => pipeline(&corpus(), count(1)),
+        Some("open") => held(count(1) as usize, Ending::Open),
+        Some("closed") => held(count(1) as usize, Ending::Closed),
         Some("write") => match args.get(2) {
             Some(path) => write(&corpus(), count(1), Path::new(path)),
             None => usage(),
@@ -226,6 +245,6 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: cargo bench -p omelse --bench scale -- pipeline LINES | write LINES FILE");
+    eprintln!("usage: cargo bench -p omelse --bench scale -- pipeline LINES | write LINES FILE | open MESSAGES | closed MESSAGES");
     std::process::exit(2)
 }

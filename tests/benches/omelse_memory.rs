@@ -5,100 +5,22 @@
 //! `cargo bench -p else-tests --bench omelse_memory` (build omelse.so in release first:
 //! `cargo build --release -p omelse`). `OMELSE_MEMORY_MESSAGES` changes the count (default 100,000).
 //!
-//! Each message is seven lines of one smtpd session, one message a second of log time (so the
-//! 100,000 span 28 hours, ending now): connect, `client=`, cleanup `message-id=`, qmgr `from=…
-//! nrcpt=1`, disconnect, then either two `status=deferred` attempts (the message stays open: no
-//! `removed`) or one `status=sent` and qmgr `removed` (it closes). The resident set of rsyslogd
+//! Each message is seven lines, one message a second of log time (so 100,000 span 28 hours, ending
+//! now; see `else_tests::bench::message_lines`): the same five lines, then two deferred attempts
+//! (the message stays open: no `removed`) or a delivery and `removed`. The resident set of rsyslogd
 //! (VmRSS, and its peak VmHWM, from /proc) is read once the module is loaded and connected, and
 //! again once every message is in PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use else_tests::bench::{block_on, count, memory_kib, message_lines, Ending};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
 
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let client = omelse::store::connect(url).await.expect("connect");
-    client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(0)
-}
-
-/// How each message ends.
-#[derive(Clone, Copy, PartialEq)]
-enum Ending {
-    /// Two deferred attempts and no `removed`: the correlator keeps the message open.
-    Open,
-    /// Delivered and `removed`: the correlator forgets the message ten minutes of log time later.
-    Closed,
-}
-
-/// Seven syslog lines per message, `<22>` (mail.info) with RFC 3339 times, one message a second.
-fn lines(messages: usize, ending: Ending) -> Vec<String> {
-    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(messages as i64 + 60);
-    let mut out = Vec::with_capacity(messages * 7);
-    for i in 0..messages {
-        let t = (start + jiff::SignedDuration::from_secs(i as i64)).strftime("%Y-%m-%dT%H:%M:%S+00:00");
-        let queue_id = format!("{:X}", 0x10_0000_0000u64 + i as u64);
-        let pid = 10_000 + i % 20_000;
-        let client = format!("client{}.example.net[198.51.100.{}]", i % 5000, 1 + i % 250);
-        let head = |program: &str, pid: usize| format!("<22>{t} mx1 postfix/{program}[{pid}]: ");
-        out.push(format!("{}connect from {client}", head("smtpd", pid)));
-        out.push(format!("{}{queue_id}: client={client}", head("smtpd", pid)));
-        out.push(format!("{}{queue_id}: message-id=<{i}.bench@example.net>", head("cleanup", 500)));
-        out.push(format!(
-            "{}{queue_id}: from=<sender{}@example.net>, size={}, nrcpt=1 (queue active)",
-            head("qmgr", 400),
-            i % 1000,
-            2000 + i % 5000
-        ));
-        out.push(format!(
-            "{}disconnect from {client} ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
-            head("smtpd", pid)
-        ));
-        let to = format!("{}{queue_id}: to=<user{}@example.org>, ", head("smtp", 600), i % 5000);
-        match ending {
-            Ending::Open => {
-                for delay in ["0.5", "1.2"] {
-                    out.push(format!("{to}relay=none, delay={delay}, delays=0.1/0/0.4/0, dsn=4.4.1, status=deferred (connect to mx.example.org[192.0.2.1]:25: Connection refused)"));
-                }
-            }
-            Ending::Closed => {
-                out.push(format!("{to}relay=mx.example.org[192.0.2.1]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok)"));
-                out.push(format!("{}{queue_id}: removed", head("qmgr", 400)));
-            }
-        }
-    }
-    out
-}
-
-/// VmRSS and VmHWM of a process, in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn pid_of(dir: &Path) -> u32 {
     let file = dir.join("rsyslogd.pid");
-    assert!(
-        wait_until(Duration::from_secs(20), || file.exists()),
-        "no rsyslogd.pid"
-    );
+    assert!(wait_until(Duration::from_secs(20), || file.exists()), "no rsyslogd.pid");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     text.trim().parse().expect("rsyslogd.pid")
 }
@@ -118,14 +40,25 @@ fn run(name: &str, config: &str, lines: &[String], ready: impl Fn() -> bool, don
     let port = free_port();
     let daemon = Rsyslogd::start(&dir, &config.replace("{port}", &port.to_string()));
     let pid = pid_of(&dir);
-    send_tcp(port, &["<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up".to_owned()]);
-    assert!(wait_until(Duration::from_secs(60), &ready), "{name}: {}", daemon.own_log());
+    send_tcp(
+        port,
+        &["<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up".to_owned()],
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), &ready),
+        "{name}: {}",
+        daemon.own_log()
+    );
     std::thread::sleep(Duration::from_secs(2));
-    let (before, _) = memory(pid);
+    let (before, _) = memory_kib(&pid.to_string());
     send_tcp(port, lines);
-    assert!(wait_until(Duration::from_secs(1200), &done), "{name}: {}", daemon.own_log());
+    assert!(
+        wait_until(Duration::from_secs(1200), &done),
+        "{name}: {}",
+        daemon.own_log()
+    );
     std::thread::sleep(Duration::from_secs(2));
-    let (after, peak) = memory(pid);
+    let (after, peak) = memory_kib(&pid.to_string());
     println!(
         "omelse-memory: {name:>16}: VmRSS {:.1} MiB before, {:.1} MiB after, VmHWM {:.1} MiB",
         before as f64 / 1024.0,
@@ -164,26 +97,32 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
         rsyslog_version()
     );
 
-    let open_url = block_on(cluster.create_database());
-    let open_lines = lines(messages, Ending::Open);
-    let open = run(
-        "omelse, open",
-        &omelse_config(&open_url),
-        &open_lines,
-        || block_on(count(&open_url, "SELECT count(*) FROM log_events")) >= 1,
-        || block_on(count(&open_url, "SELECT count(*) FROM messages WHERE NOT closed")) >= messages as i64,
-    );
-    drop(open_lines);
-
-    let closed_url = block_on(cluster.create_database());
-    let closed_lines = lines(messages, Ending::Closed);
-    let closed = run(
-        "omelse, closed",
-        &omelse_config(&closed_url),
-        &closed_lines,
-        || block_on(count(&closed_url, "SELECT count(*) FROM log_events")) >= 1,
-        || block_on(count(&closed_url, "SELECT count(*) FROM messages WHERE closed")) >= messages as i64,
-    );
+    let mut runs = Vec::new();
+    let mut closed_lines = Vec::new();
+    for (name, ending, done) in [
+        (
+            "omelse, open",
+            Ending::Open,
+            "SELECT count(*) FROM messages WHERE NOT closed",
+        ),
+        (
+            "omelse, closed",
+            Ending::Closed,
+            "SELECT count(*) FROM messages WHERE closed",
+        ),
+    ] {
+        let url = block_on(cluster.create_database());
+        let lines = syslog(message_lines(messages, ending));
+        runs.push(run(
+            name,
+            &omelse_config(&url),
+            &lines,
+            || count(&url, "SELECT count(*) FROM log_events") >= 1,
+            || count(&url, done) >= messages as i64,
+        ));
+        closed_lines = lines;
+    }
+    let (open, closed) = (&runs[0], &runs[1]);
 
     // The same lines to a file (one byte each): rsyslogd's own cost of receiving and queueing them.
     let out = std::env::temp_dir().join(format!("else-bench-memory-{}.out", std::process::id()));
@@ -200,7 +139,13 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
     );
     let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let total = closed_lines.len() as u64 + 1;
-    let bare = run("no omelse action", &file_config, &closed_lines, || size() >= 1, || size() >= total);
+    let bare = run(
+        "no omelse action",
+        &file_config,
+        &closed_lines,
+        || size() >= 1,
+        || size() >= total,
+    );
     let _ = std::fs::remove_file(&out);
 
     let per_message = |a: u64, b: u64| (a as f64 - b as f64) * 1024.0 / messages as f64;
@@ -215,6 +160,11 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
         open.after as f64 / bare.after as f64,
         open.peak as f64 / closed.peak as f64
     );
+}
+
+/// As a Postfix host's rsyslogd forwards them: `<22>` (mail.info) in front.
+fn syslog(lines: Vec<String>) -> Vec<String> {
+    lines.into_iter().map(|l| format!("<22>{l}")).collect()
 }
 
 fn rsyslog_version() -> String {
