@@ -12,8 +12,9 @@
 #   scripts/bench-scale.sh plot            # only the SVG and the table, from docs/bench-scale.tsv
 #
 # ELSE_SCALE_SIZES="1000000 10000000" limits the sizes (events); ELSE_BENCH_DISK_LIMIT_GB (default
-# 20) is the most disk the import may take (input file + database): a size whose estimate (from
-# the size below it, linearly) exceeds it is not run, and its estimate is recorded as such.
+# 20) is the most disk an import or a search database may take: a size whose estimate (the import:
+# linearly from the size below it, plus the input file; the search: 1,100 bytes a message) exceeds
+# it, or the free space less 2 GiB, is not run; the import's estimate is recorded as such.
 # A step re-run replaces its own rows of the same size. Lines come from ../shared/corpora (read at
 # run time, never copied): the real MX log as a fleet of ten hosts over successive days
 # (omelse/benches/scale.rs).
@@ -26,6 +27,9 @@ SIZES=${ELSE_SCALE_SIZES:-"1000000 10000000 100000000"}
 LIMIT_GB=${ELSE_BENCH_DISK_LIMIT_GB:-20}
 say() { printf 'bench-scale: %s\n' "$*"; }
 trim() { sed -E 's/^ +| +$//g' <<<"$1"; }
+free_bytes() { df -B1 --output=avail /tmp | tail -1; }
+# fits BYTES: true when BYTES stay under the limit and leave 2 GiB free on /tmp's disk.
+fits() { (( $1 <= LIMIT_GB * 1073741824 && $1 + 2147483648 <= $(free_bytes) )); }
 load() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
 
 [[ -f $TSV ]] || printf 'cost\tevents\tfigure\tvalue\tunit\tload_1_5_15\tmeasured_utc\n' >"$TSV"
@@ -41,18 +45,21 @@ record() {
 }
 
 step_pipeline() {
-    cargo build --release -p omelse --benches >/dev/null 2>&1 || cargo build --release -p omelse --benches
+    cargo build --release -p omelse --bench scale >/dev/null 2>&1 || cargo build --release -p omelse --bench scale
     for n in $SIZES; do
         local l out
         l=$(load)
-        out=$(cargo bench -q -p omelse --bench scale -- pipeline "$n" 2>/dev/null | tee /dev/stderr | grep '^scale-pipeline: lines=')
+        out=$(cargo bench -q -p omelse --bench scale -- pipeline "$n" 2>/dev/null | tee >(cat >&2) | grep '^scale-pipeline: lines=')
         record pipeline "$n" lines_per_s "$(sed -E 's/.*lines_per_s=([0-9]+).*/\1/' <<<"$out")" "lines/s" "$l"
+        record pipeline "$n" lines_per_cpu_s "$(sed -E 's/.*lines_per_cpu_s=([0-9]+).*/\1/' <<<"$out")" "lines/CPU-s" "$l"
         record pipeline "$n" peak_rss "$(sed -E 's/.*peak_rss_kib=([0-9]+).*/\1/' <<<"$out" | awk '{printf "%.1f", $1/1024}')" "MiB" "$l"
     done
 }
 
 step_import() {
-    cargo build --release -p elsed -p omelse --benches >/dev/null 2>&1 || cargo build --release -p elsed -p omelse --benches
+    # As scripts/bench-import.sh: elsed is built when missing (make bench builds the workspace first).
+    [[ -x target/release/elsed ]] || cargo build --release -p elsed
+    cargo build --release -p omelse --bench scale >/dev/null 2>&1 || cargo build --release -p omelse --bench scale
     local dir previous_bytes="" previous_n=""
     dir=$(mktemp -d /tmp/else-bench-scale.XXXXXX)
     trap 'rm -rf "$dir"' RETURN
@@ -60,16 +67,16 @@ step_import() {
         # Input (about 150 bytes a line) and database, estimated from the size below.
         if [[ -n $previous_bytes ]]; then
             local estimate=$(( previous_bytes * n / previous_n + n * 150 ))
-            if (( estimate > LIMIT_GB * 1024 * 1024 * 1024 )); then
+            if ! fits "$estimate"; then
                 record import "$n" database_size_extrapolated "$(awk -v b="$previous_bytes" -v n="$n" -v p="$previous_n" 'BEGIN{printf "%.1f", b*n/p/1073741824}')" "GiB" "$(load)"
-                say "import of $n lines not run: about $(( estimate / 1073741824 )) GiB needed (database extrapolated linearly from $previous_n lines, plus the input file), more than ELSE_BENCH_DISK_LIMIT_GB=$LIMIT_GB; free now: $(df -h --output=avail /tmp | tail -1)"
+                say "import of $n lines not run: about $(( estimate / 1073741824 )) GiB needed (database extrapolated linearly from $previous_n lines, plus the input file), more than ELSE_BENCH_DISK_LIMIT_GB=$LIMIT_GB or the free space less 2 GiB; free now: $(( $(free_bytes) / 1073741824 )) GiB"
                 continue
             fi
         fi
         cargo bench -q -p omelse --bench scale -- write "$n" "$dir/mail.log" 2>/dev/null
         local l out
         l=$(load)
-        out=$(ELSE_BENCH_INPUT="$dir/mail.log" bash scripts/bench-import.sh | tee /dev/stderr)
+        out=$(ELSE_BENCH_INPUT="$dir/mail.log" bash scripts/bench-import.sh | tee >(cat >&2))
         rm -f "$dir/mail.log"
         record import "$n" lines_per_s "$(grep -oE '= [0-9]+ lines/s' <<<"$out" | grep -oE '[0-9]+')" "lines/s" "$l"
         record import "$n" peak_rss "$(grep -oE 'peak RSS [0-9]+' <<<"$out" | grep -oE '[0-9]+')" "MiB" "$l"
@@ -82,8 +89,13 @@ step_import() {
 step_search() {
     for n in $SIZES; do
         local messages=$(( n / 10 )) l out
+        # About 1,000 bytes a message (10 GB for 10 million in the run of docs/benchmarks.md).
+        if ! fits $(( messages * 1100 )); then
+            say "search over $messages messages not run: about $(( messages * 1100 / 1073741824 )) GiB needed, free $(( $(free_bytes) / 1073741824 )) GiB, limit $LIMIT_GB GiB"
+            continue
+        fi
         l=$(load)
-        out=$(bash scripts/bench-search.sh "$messages" 30 | tee /dev/stderr)
+        out=$(bash scripts/bench-search.sh "$messages" 30 | tee >(cat >&2))
         while IFS='|' read -r _ name _ p50 p95 _; do
             name=$(trim "$name")
             [[ $name =~ ^(exact recipient|sender domain|Message-ID|exact recipient, group member) ]] || continue
@@ -101,7 +113,7 @@ step_dashboard() {
     for n in $SIZES; do
         local messages=$(( n / 10 )) l out
         l=$(load)
-        out=$(ELSE_BENCH_MESSAGES=$messages ELSE_BENCH_REAL_DAYS=${ELSE_BENCH_REAL_DAYS:-3} bash scripts/bench-dashboard.sh | tee /dev/stderr)
+        out=$(ELSE_BENCH_MESSAGES=$messages ELSE_BENCH_REAL_DAYS=${ELSE_BENCH_REAL_DAYS:-3} bash scripts/bench-dashboard.sh | tee >(cat >&2))
         # The slowest endpoint's p50 and p95, for each scope.
         for scope in admin group; do
             local worst
@@ -132,6 +144,7 @@ step_plot() {
         true
     }
     series pipeline_rate pipeline lines_per_s
+    series pipeline_cpu pipeline lines_per_cpu_s
     series import_rate import lines_per_s
     series pipeline_rss pipeline peak_rss
     series import_rss import peak_rss
@@ -159,7 +172,7 @@ set key top left
 set title 'throughput'
 set ylabel 'lines/s'
 set logscale y
-plot $(join_plots "$(plot_if pipeline_rate 'parse + correlate (1 core, memory)' ' pt 7')" "$(plot_if import_rate 'elsed import into PostgreSQL' ' pt 5')")
+plot $(join_plots "$(plot_if pipeline_cpu 'parse + correlate, per CPU-second' ' pt 6')" "$(plot_if pipeline_rate 'parse + correlate, wall clock (1 thread)' ' pt 7')" "$(plot_if import_rate 'elsed import into PostgreSQL' ' pt 5')")
 set title 'peak resident memory'
 set ylabel 'MiB'
 unset logscale y

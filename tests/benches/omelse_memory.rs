@@ -44,19 +44,18 @@ fn run(name: &str, config: &str, lines: &[String], ready: impl Fn() -> bool, don
         port,
         &["<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up".to_owned()],
     );
-    assert!(
-        wait_until(Duration::from_secs(60), &ready),
-        "{name}: {}",
-        daemon.own_log()
-    );
+    let wait = |seconds: u64, probe: &dyn Fn() -> bool| {
+        assert!(
+            wait_until(Duration::from_secs(seconds), probe),
+            "{name}: {}",
+            daemon.own_log()
+        )
+    };
+    wait(60, &ready);
     std::thread::sleep(Duration::from_secs(2));
     let (before, _) = memory_kib(&pid.to_string());
     send_tcp(port, lines);
-    assert!(
-        wait_until(Duration::from_secs(1200), &done),
-        "{name}: {}",
-        daemon.own_log()
-    );
+    wait(1200, &done);
     std::thread::sleep(Duration::from_secs(2));
     let (after, peak) = memory_kib(&pid.to_string());
     println!(
