@@ -122,6 +122,9 @@ step_dashboard() {
             record dashboard "$n" "slowest_${scope}_p50" "$p50" "ms ($name)" "$l"
             record dashboard "$n" "slowest_${scope}_p95" "$p95" "ms ($name)" "$l"
         done
+        # What grows with the traffic: rolling up one generated day, and one live refresh.
+        record dashboard "$n" rollup_per_day "$(grep -oE 'rolled up in [0-9.]+' <<<"$out" | awk '{s += $4; n++} END {printf "%.1f", s / n}')" "s" "$l"
+        record dashboard "$n" live_refresh "$(grep -oE 'live refresh of one hour on 4 servers: [0-9]+' <<<"$out" | grep -oE '[0-9]+$')" "ms" "$l"
     done
 }
 
@@ -155,14 +158,17 @@ step_plot() {
     series search_msgid search Message-ID_p95
     series dash_admin dashboard slowest_admin_p95
     series dash_group dashboard slowest_group_p95
+    series dash_rollup dashboard rollup_per_day
+    series dash_live dashboard live_refresh
+    awk '{print $1, $2 / 1000}' "$data/dash_live" >"$data/dash_live.s" && mv "$data/dash_live.s" "$data/dash_live"
     # The extrapolated database size continues the measured line.
     [[ -s $data/import_db_x ]] && tail -1 "$data/import_db" | cat - "$data/import_db_x" >"$data/import_db_x2" || : >"$data/import_db_x2"
     plot_if() { [[ -s $data/$1 ]] && printf "'%s' using 1:2 with linespoints title '%s'%s" "$data/$1" "$2" "$3"; }
     join_plots() { local out="" p; for p in "$@"; do [[ -n $p ]] && out+="${out:+, }$p"; done; echo "${out:-1/0 notitle}"; }
     gnuplot <<EOF
-set terminal svg size 1000,760 dynamic enhanced font 'sans,11' background '#ffffff'
+set terminal svg size 1000,1100 dynamic enhanced font 'sans,11' background '#ffffff'
 set output '$SVG'
-set multiplot layout 2,2 title "ELSE: costs from 1 to 100 million events (log lines; 10 lines ≈ 1 message)\nscripts/bench-scale.sh — 2 vCPU shared; load averages in docs/bench-scale.tsv"
+set multiplot layout 3,2 title "ELSE: costs from 1 to 100 million events (log lines; 10 lines ≈ 1 message)\nscripts/bench-scale.sh — 2 vCPU shared; load averages in docs/bench-scale.tsv"
 set logscale x
 set xrange [700000:140000000]
 set xtics ("1M" 1000000, "10M" 10000000, "100M" 100000000)
@@ -172,8 +178,10 @@ set key top left
 set title 'throughput'
 set ylabel 'lines/s'
 set logscale y
+set format y '%.0s%c'
 plot $(join_plots "$(plot_if pipeline_cpu 'parse + correlate, per CPU-second' ' pt 6')" "$(plot_if pipeline_rate 'parse + correlate, wall clock (1 thread)' ' pt 7')" "$(plot_if import_rate 'elsed import into PostgreSQL' ' pt 5')")
 set title 'peak resident memory'
+set format y '%g'
 set ylabel 'MiB'
 unset logscale y
 set yrange [0:*]
@@ -186,6 +194,10 @@ plot $(join_plots "$(plot_if import_db 'measured' ' pt 5')" "$(plot_if import_db
 set title 'p95 latency (events/10 messages)'
 set ylabel 'ms'
 plot $(join_plots "$(plot_if search_rcpt 'search: exact recipient' ' pt 7')" "$(plot_if search_domain 'search: sender domain' ' pt 9')" "$(plot_if search_msgid 'search: Message-ID' ' pt 11')" "$(plot_if dash_admin 'dashboard: slowest /stats (admin)' ' pt 5')" "$(plot_if dash_group 'dashboard: slowest /stats (group)' ' pt 13')")
+set title 'dashboard rollups (the refresh the pipeline runs)'
+set ylabel 's'
+set key bottom right
+plot $(join_plots "$(plot_if dash_rollup 'roll up one day (events/300 messages)' ' pt 5')" "$(plot_if dash_live 'live refresh of the current hour' ' pt 7')")
 unset multiplot
 EOF
     say "wrote $SVG"

@@ -260,6 +260,8 @@ fn main() {
             Some(path) => write(&corpus(), count(1), Path::new(path)),
             None => usage(),
         },
+        // `cargo bench -p omelse` runs every bench without arguments: nothing to do here.
+        None => eprintln!("scale: no mode given; usage: cargo bench -p omelse --bench scale -- pipeline LINES"),
         _ => usage(),
     }
 }
