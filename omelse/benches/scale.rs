@@ -220,6 +220,11 @@ fn held(messages: usize, ending: Ending) {
             (after as f64 - before as f64) / 1024.0,
             (after as f64 - before as f64) * 1024.0 / messages as f64
         );
+        println!(
+            "scale-open: inline sizes before their strings: MessageRow {} bytes, RecipientRow {} bytes",
+            std::mem::size_of::<omelse::store::MessageRow>(),
+            std::mem::size_of::<omelse::store::RecipientRow>()
+        );
     }
 }
 
