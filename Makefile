@@ -38,7 +38,9 @@ bench: setup
 	$(CARGO) bench -p omelse --bench parse -- --warm-up-time 1 --measurement-time 5
 	bash scripts/bench-import.sh
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput
+	$(CARGO) bench -p else-tests --bench omelse_memory
 	$(CARGO) test --release -p elsed --bin elsed bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh
 	bash scripts/bench-dashboard.sh
+	bash scripts/bench-scale.sh
 	bash scripts/fuzz.sh 600

@@ -3,6 +3,9 @@
 #
 #   scripts/bench-import.sh [COPIES]   # the real MX log of ../shared/corpora, COPIES times (default 10)
 #                                      # under other host names, into a private cluster on this machine
+#   ELSE_BENCH_INPUT=FILE scripts/bench-import.sh   # import FILE instead (scripts/bench-scale.sh)
+#
+# Prints lines/s, elsed's peak resident set and the database's size after the import.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -16,7 +19,7 @@ cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/nu
 trap cleanup EXIT
 
 [[ -x $ELSED ]] || (cd "$ROOT" && cargo build --release -p elsed)
-[[ -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
+[[ -n ${ELSE_BENCH_INPUT:-} || -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
 [[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
@@ -24,10 +27,14 @@ as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
     -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
 URL="postgresql://postgres@127.0.0.1:$port/postgres"
 
-input="$WORK/mail.log"
-for i in $(seq 1 "$COPIES"); do zcat "$CORPORA/postfix-logsums/mail.log.gz" | sed "s/ helga / helga$i /"; done >"$input"
-lines=$(wc -l <"$input")
-say "$lines lines ($COPIES copies of the real MX log under other host names), PostgreSQL on 127.0.0.1:$port (fsync off)"
+if [[ -n ${ELSE_BENCH_INPUT:-} ]]; then
+    input=$ELSE_BENCH_INPUT
+    say "$(wc -l <"$input") lines of $input, PostgreSQL on 127.0.0.1:$port (fsync off)"
+else
+    input="$WORK/mail.log"
+    for i in $(seq 1 "$COPIES"); do zcat "$CORPORA/postfix-logsums/mail.log.gz" | sed "s/ helga / helga$i /"; done >"$input"
+    say "$(wc -l <"$input") lines ($COPIES copies of the real MX log under other host names), PostgreSQL on 127.0.0.1:$port (fsync off)"
+fi
 "$ELSED" migrate --database-url "$URL" >/dev/null
 /usr/bin/time -v "$ELSED" import --database-url "$URL" --json "$input" >"$WORK/summary.json" 2>"$WORK/time.txt"
 python3 - "$WORK/summary.json" "$WORK/time.txt" <<'PY'
@@ -41,3 +48,5 @@ seconds = summary.get("duration_seconds") or summary.get("seconds")
 rate = summary.get("lines_per_second")
 print(f"bench-import: {lines} lines in {seconds} s = {rate:.0f} lines/s (wall {wall}), peak RSS {rss/1024:.0f} MiB")
 PY
+size=$(psql -Atc "SELECT pg_database_size(current_database()) || ' ' || pg_size_pretty(pg_database_size(current_database()))" "$URL")
+say "database size ${size%% *} bytes (${size#* })"

@@ -31,6 +31,7 @@ PACKAGES=(
     "iproute2:ip, which brings up the loopback of the end-to-end test's own network namespace"
     "procps:pkill, which the tests use to crash a PostgreSQL on purpose"
     "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
+    "gnuplot-nox:draws docs/bench-scale.svg from the figures of scripts/bench-scale.sh"
     "python3:the small computations of scripts/bench-import.sh"
     "pflogsumm:the report that elsed report is compared with (Debian 1.1.5)"
     "nodejs:builds the browser application of web/ (npm + Vite), which elsed embeds"

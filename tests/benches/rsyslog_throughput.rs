@@ -8,27 +8,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use else_tests::bench::{block_on, count};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
 
 const LINES: usize = 300_000;
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-async fn count(url: &str, table: &str) -> i64 {
-    let client = omelse::store::connect(url).await.expect("connect");
-    client
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .map(|r| r.get(0))
-        .unwrap_or(0)
-}
 
 /// The real log, repeated with other host names until `LINES` lines.
 fn lines() -> Vec<String> {
@@ -53,20 +37,23 @@ fn run(name: &str, config: &str, url: &str, table: &str, lines: &[String]) -> f6
     // Warm up (connection, schema) with one line, then time the rest.
     send_tcp(port, &lines[..1]);
     assert!(
-        wait_until(Duration::from_secs(60), || block_on(count(url, table)) >= 1),
+        wait_until(Duration::from_secs(60), || count(
+            url,
+            &format!("SELECT count(*) FROM {table}")
+        ) >= 1),
         "{name}: {}",
         daemon.own_log()
     );
     let started = Instant::now();
     send_tcp(port, &lines[1..]);
     let done = wait_until(Duration::from_secs(900), || {
-        block_on(count(url, table)) >= lines.len() as i64
+        count(url, &format!("SELECT count(*) FROM {table}")) >= lines.len() as i64
     });
     let elapsed = started.elapsed().as_secs_f64();
     assert!(
         done,
         "{name} stored {} of {} lines: {}",
-        block_on(count(url, table)),
+        count(url, &format!("SELECT count(*) FROM {table}")),
         lines.len(),
         daemon.own_log()
     );

@@ -7,6 +7,7 @@
 //! Set `ELSE_TEST_DATABASE_URL` to use an existing server instead (per-test databases are created
 //! on it, named `else_test_<pid>_<n>`, and left there).
 
+pub mod bench;
 pub mod corpora;
 pub mod pflogsumm;
 pub mod postfix;

@@ -1,0 +1,90 @@
+//! What the benchmarks share (`make bench`): a blocking runner for one query, the resident memory
+//! of a process, and the synthetic messages of the memory benchmark.
+
+/// Runs `future` to completion on a fresh current-thread runtime (benchmarks are plain `main`s).
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// The single integer `sql` returns (a `count(*)`), or 0 while the database is not ready.
+pub fn count(url: &str, sql: &str) -> i64 {
+    block_on(async {
+        let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+            return 0;
+        };
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(0)
+    })
+}
+
+/// VmRSS and VmHWM (peak) of a process (`pid`, or `"self"`), in KiB, from `/proc/PID/status`.
+pub fn memory_kib(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// How each synthetic message ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Two deferred attempts and no `removed`: the correlator keeps the message open.
+    Open,
+    /// Delivered and `removed`: the correlator forgets the message ten minutes of log time later.
+    Closed,
+}
+
+/// `messages` messages of seven syslog lines each (RFC 3339 times, host `mx1`, no `<PRI>`), one
+/// message a second of log time ending a minute ago: one smtpd session each (connect, `client=`,
+/// disconnect), cleanup `message-id=`, qmgr `from=… nrcpt=1`, then two `status=deferred`
+/// attempts ([`Ending::Open`]) or `status=sent` and qmgr `removed` ([`Ending::Closed`]).
+pub fn message_lines(messages: usize, ending: Ending) -> Vec<String> {
+    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(messages as i64 + 60);
+    let mut out = Vec::with_capacity(messages * 7);
+    for i in 0..messages {
+        let t = (start + jiff::SignedDuration::from_secs(i as i64)).strftime("%Y-%m-%dT%H:%M:%S+00:00");
+        let queue_id = format!("{:X}", 0x10_0000_0000u64 + i as u64);
+        let pid = 10_000 + i % 20_000;
+        let client = format!("client{}.example.net[198.51.100.{}]", i % 5000, 1 + i % 250);
+        let head = |program: &str, pid: usize| format!("{t} mx1 postfix/{program}[{pid}]: ");
+        out.push(format!("{}connect from {client}", head("smtpd", pid)));
+        out.push(format!("{}{queue_id}: client={client}", head("smtpd", pid)));
+        out.push(format!(
+            "{}{queue_id}: message-id=<{i}.bench@example.net>",
+            head("cleanup", 500)
+        ));
+        out.push(format!(
+            "{}{queue_id}: from=<sender{}@example.net>, size={}, nrcpt=1 (queue active)",
+            head("qmgr", 400),
+            i % 1000,
+            2000 + i % 5000
+        ));
+        out.push(format!(
+            "{}disconnect from {client} ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+            head("smtpd", pid)
+        ));
+        let to = format!("{}{queue_id}: to=<user{}@example.org>, ", head("smtp", 600), i % 5000);
+        match ending {
+            Ending::Open => {
+                for delay in ["0.5", "1.2"] {
+                    out.push(format!("{to}relay=none, delay={delay}, delays=0.1/0/0.4/0, dsn=4.4.1, status=deferred (connect to mx.example.org[192.0.2.1]:25: Connection refused)"));
+                }
+            }
+            Ending::Closed => {
+                out.push(format!("{to}relay=mx.example.org[192.0.2.1]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok)"));
+                out.push(format!("{}{queue_id}: removed", head("qmgr", 400)));
+            }
+        }
+    }
+    out
+}
