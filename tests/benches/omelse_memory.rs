@@ -14,9 +14,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use else_tests::bench::{block_on, count, memory_kib, message_lines, Ending};
+use else_tests::bench::{memory_kib, message_lines, Ending};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
+use else_tests::{block_on, count};
 
 fn pid_of(dir: &Path) -> u32 {
     let file = dir.join("rsyslogd.pid");

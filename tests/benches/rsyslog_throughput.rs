@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use else_tests::bench::{block_on, count};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
+use else_tests::{block_on, count};
 
 const LINES: usize = 300_000;
 

@@ -1,25 +1,5 @@
-//! What the benchmarks share (`make bench`): a blocking runner for one query, the resident memory
-//! of a process, and the synthetic messages of the memory benchmark.
-
-/// Runs `future` to completion on a fresh current-thread runtime (benchmarks are plain `main`s).
-pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(future)
-}
-
-/// The single integer `sql` returns (a `count(*)`), or 0 while the database is not ready.
-pub fn count(url: &str, sql: &str) -> i64 {
-    block_on(async {
-        let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
-            return 0;
-        };
-        tokio::spawn(connection);
-        client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(0)
-    })
-}
+//! What the benchmarks share (`make bench`): the resident memory of a process, and the synthetic
+//! messages of the memory benchmark.
 
 /// VmRSS and VmHWM (peak) of a process (`pid`, or `"self"`), in KiB, from `/proc/PID/status`.
 pub fn memory_kib(pid: &str) -> (u64, u64) {

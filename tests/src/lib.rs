@@ -437,6 +437,27 @@ fn free_port() -> Result<u16, HarnessError> {
         .map(|a| a.port())
         .map_err(|e| HarnessError(e.to_string()))
 }
+/// Runs `future` to completion on a fresh current-thread runtime, for tests and benchmarks that
+/// are plain functions (not inside a tokio runtime).
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// The single integer `sql` returns (a `count(*)`), or -1 while the database cannot answer it
+/// (so that waiting for 0 never passes on an error).
+pub fn count(url: &str, sql: &str) -> i64 {
+    block_on(async {
+        let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+            return -1;
+        };
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.map_or(-1, |r| r.get(0))
+    })
+}
 
 /// The same connection string with another database: URLs (`postgresql://u@h:p/db?x=y`) get their
 /// path replaced, key=value strings get a `dbname` appended (the last one wins).

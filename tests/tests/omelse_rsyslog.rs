@@ -9,7 +9,7 @@ use else_tests::rsyslogd::{
     check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
     Rsyslogd,
 };
-use else_tests::PgCluster;
+use else_tests::{block_on, count, PgCluster};
 
 /// 100,000 lines: the real 3-day MX log, then its beginning again as a second host.
 fn real_lines(count: usize) -> Option<Vec<String>> {
@@ -57,27 +57,10 @@ ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1" queue.size="
     )
 }
 
-async fn count(url: &str, sql: &str) -> i64 {
-    let client = omelse::store::connect(url).await.expect("connect");
-    client
-        .query_one(sql, &[])
-        .await
-        .map(|row| row.get::<_, i64>(0))
-        .unwrap_or(-1)
-}
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
 fn wait_for_rows(url: &str, expected: i64, limit: Duration) -> i64 {
     let mut last = 0;
     wait_until(limit, || {
-        last = block_on(count(url, "SELECT count(*) FROM log_events"));
+        last = count(url, "SELECT count(*) FROM log_events");
         last >= expected
     });
     last
@@ -187,10 +170,10 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
         })
     };
     assert!(
-        wait_until(Duration::from_secs(60), || block_on(count(
+        wait_until(Duration::from_secs(60), || count(
             &live,
             "SELECT count(*) FROM rollup_dirty"
-        )) == 0),
+        ) == 0),
         "the module refreshes the rollups; log:\n{}",
         daemon.own_log()
     );
@@ -210,10 +193,7 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     // A line has the same key live and imported: importing the file into the live database
     // (an administrator catching up on the log) adds no event.
     block_on(import(&live, &lines));
-    assert_eq!(
-        block_on(count(&live, "SELECT count(*) FROM log_events")),
-        lines.len() as i64
-    );
+    assert_eq!(count(&live, "SELECT count(*) FROM log_events"), lines.len() as i64);
 }
 
 #[test]
@@ -237,7 +217,7 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     cluster.restart().expect("restart PostgreSQL");
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
+    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
     assert_eq!(distinct, lines.len() as i64, "every line exactly once");
     assert!(
         daemon.own_log().contains("suspending"),
@@ -283,7 +263,7 @@ fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
     daemon.restart();
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
+    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
     assert_eq!(distinct, lines.len() as i64, "every line exactly once");
     assert!(
         wait_until(Duration::from_secs(30), || !spool.exists()),
@@ -309,7 +289,7 @@ fn an_rsyslogd_restart_mid_stream_loses_and_doubles_nothing() {
     // Lines still in the socket when rsyslogd stopped are the sender's loss, not the queue's: the
     // sender here finished long before, so every line must be there.
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = block_on(count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"));
+    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
     assert_eq!(distinct, lines.len() as i64);
 }
 
@@ -341,14 +321,14 @@ fn malformed_huge_and_binary_lines_are_stored_raw_and_hurt_nothing() {
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     assert!(daemon.is_running());
-    let longest = block_on(count(&url, "SELECT max(length(raw))::bigint FROM log_events"));
+    let longest = count(&url, "SELECT max(length(raw))::bigint FROM log_events");
     assert!(longest >= 1 << 20, "the 1 MiB line is kept whole, got {longest}");
     // The counters reach the operator: rsyslog's log and the ingest_counters table.
     let counted = wait_until(Duration::from_secs(30), || {
-        block_on(count(
+        count(
             &url,
             "SELECT coalesce(max(value), 0) FROM ingest_counters WHERE name LIKE 'omelse.%.lines'",
-        )) == lines.len() as i64
+        ) == lines.len() as i64
     });
     assert!(counted, "ingest_counters shows the lines; log:\n{}", daemon.own_log());
     assert!(daemon.own_log().contains("omelse: lines=6"), "{}", daemon.own_log());
@@ -415,7 +395,7 @@ ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1") {{
     send_tcp(port, &lines);
     let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = block_on(count(&url, "SELECT count(DISTINCT raw) FROM log_events"));
+    let distinct = count(&url, "SELECT count(DISTINCT raw) FROM log_events");
     assert_eq!(distinct, lines.len() as i64);
 }
 
@@ -624,10 +604,10 @@ fn roles_set_in_the_database_reach_the_module() {
     send_tcp(port, &lines);
     // The message ends (removed from the queue) late in the fixture.
     let ended = wait_until(Duration::from_secs(60), || {
-        block_on(count(
+        count(
             &url,
             "SELECT count(*) FROM messages WHERE queue_id = '9C0A1B2D3E' AND closed",
-        )) == 1
+        ) == 1
     });
     assert!(ended, "rsyslogd said:\n{}", daemon.own_log());
     let flow = block_on(async {

@@ -21,6 +21,9 @@ pub struct Spool {
     keys: HashSet<String>,
     /// Lines kept since the file was last written.
     unsaved: bool,
+    /// The file exists (read at open, or written since): only then does a commit remove it, so
+    /// that the commits of a healthy database touch no file at all.
+    on_disk: bool,
 }
 
 impl Spool {
@@ -39,6 +42,7 @@ impl Spool {
                     }
                     spool.keep(&kept);
                     spool.unsaved = false;
+                    spool.on_disk = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -78,20 +82,24 @@ impl Spool {
         std::fs::rename(&temporary, path)?;
         sync_directory(path)?;
         self.unsaved = false;
+        self.on_disk = true;
         Ok(())
     }
 
     /// Everything kept is in the database now.
     pub fn clear(&mut self) -> io::Result<()> {
-        let had_lines = !self.lines.is_empty();
         self.lines.clear();
         self.keys.clear();
         self.unsaved = false;
         match &self.path {
-            Some(path) if had_lines || path.exists() => match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
+            Some(path) if self.on_disk => {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                self.on_disk = false;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
