@@ -213,6 +213,16 @@ impl Elsed {
     }
 
     /// Creates an account through the API; returns its id.
+    /// A plain user in no group ("viewer"), logged in.
+    async fn viewer(&self, admin: &Session) -> Session {
+        self.create_user(
+            admin,
+            json!({ "login": "viewer", "role": "user", "password": "a good password" }),
+        )
+        .await;
+        self.session("viewer", "a good password").await
+    }
+
     async fn create_user(&self, admin: &Session, body: Value) -> i64 {
         let response = self.send(Method::POST, "/admin/users", admin, body).await;
         assert_eq!(response.status(), StatusCode::CREATED);
@@ -1293,13 +1303,7 @@ async fn server_health_samples_actions_and_metrics() {
     .await;
 
     // A group user without mx1 does not see it; nor its samples.
-    elsed
-        .create_user(
-            &admin,
-            json!({ "login": "viewer", "role": "user", "password": "a good password" }),
-        )
-        .await;
-    let viewer = elsed.session("viewer", "a good password").await;
+    let viewer = elsed.viewer(&admin).await;
     error(elsed.get(&path, Some(&viewer)).await, StatusCode::NOT_FOUND).await;
 
     // Actions: administrators only, confirmed, valid; without SNMP set up, a clear 503.
@@ -1419,13 +1423,7 @@ async fn administrators_set_a_servers_snmp_agent_and_its_secrets_stay_sealed() {
     .await;
 
     // Not for users.
-    elsed
-        .create_user(
-            &admin,
-            json!({ "login": "viewer", "role": "user", "password": "a good password" }),
-        )
-        .await;
-    let viewer = elsed.session("viewer", "a good password").await;
+    let viewer = elsed.viewer(&admin).await;
     error(
         elsed.send(Method::PUT, &path, &viewer, body).await,
         StatusCode::FORBIDDEN,
