@@ -141,10 +141,14 @@ pub fn database() -> Option<&'static GeoDb> {
 }
 
 /// The country (and city) of `ip`; `None` without a database or for an unlisted address.
-/// For the search results' `client_country`.
-#[allow(dead_code)]
 pub fn lookup(ip: IpAddr) -> Option<Country> {
     database()?.lookup(ip)
+}
+
+/// The country code of a client address as the database gives it (`host(client_ip)`), if
+/// listed: the `client_country` of search results, message hops and rejects.
+pub fn country_code(ip: Option<&str>) -> Option<String> {
+    lookup(ip?.parse().ok()?).map(|country| country.code)
 }
 
 #[cfg(test)]

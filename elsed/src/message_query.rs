@@ -340,6 +340,8 @@ pub struct MessageRow {
     pub size: Option<i64>,
     pub client_ip: Option<String>,
     pub client_name: Option<String>,
+    /// The client's country (ISO 3166-1 alpha-2) from the GeoIP database, when it lists it.
+    pub client_country: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub first_seen: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -361,7 +363,10 @@ impl MessageRow {
     /// The same columns, selected after `offset` others.
     pub fn from_row_at(row: &Row, offset: usize) -> MessageRow {
         let at = |i: usize| offset + i;
+        let client_ip: Option<String> = row.get(at(8));
         MessageRow {
+            client_country: crate::geo::country_code(client_ip.as_deref()),
+            client_ip,
             started_at: row.get(at(0)),
             uid: row.get(at(1)),
             server_id: row.get(at(2)),
@@ -370,7 +375,6 @@ impl MessageRow {
             message_id: row.get(at(5)),
             sender: row.get(at(6)),
             size: row.get(at(7)),
-            client_ip: row.get(at(8)),
             client_name: row.get(at(9)),
             first_seen: row.get(at(10)),
             last_seen: row.get(at(11)),

@@ -126,6 +126,16 @@ test('extended search with operators, sorting, permalink and CSV export', async 
   expect(csv).not.toContain('carol@example.net');
 });
 
+test('search results show the country of a located client', async ({ page }) => {
+  test.skip(!corpus, 'the fixture has documentation addresses only; the corpus has real clients');
+  await login(page, admin.login, admin.password);
+  const answer = await page.request.get('/api/v1/messages?per_page=200');
+  const placed = (await answer.json()).items.find((m: { client_country?: string }) => m.client_country);
+  expect(placed, 'a message whose client the GeoIP database places').toBeTruthy();
+  await page.goto(`/search?client=${encodeURIComponent(placed.client_ip)}`);
+  await expect(rows(page, 'Messages').first()).toContainText(`[${placed.client_ip}] ${placed.client_country}`);
+});
+
 test('rejects, bulk search and history', async ({ page }) => {
   await login(page, admin.login, admin.password);
   await page.getByRole('link', { name: 'Rejects' }).click();

@@ -486,6 +486,7 @@ mod order_tests {
                 size: None,
                 client_ip: None,
                 client_name: None,
+                client_country: None,
                 first_seen: at,
                 last_seen: at,
                 flow: None,

@@ -37,6 +37,8 @@ pub struct RejectItem {
     pub reason: String,
     pub client_ip: Option<String>,
     pub client_name: Option<String>,
+    /// The client's country (ISO 3166-1 alpha-2) from the GeoIP database, when it lists it.
+    pub client_country: Option<String>,
     pub sender: Option<String>,
     pub recipient: Option<String>,
     pub helo: Option<String>,
@@ -48,7 +50,10 @@ const COLUMNS: &str = "r.ts, s.name, r.action, r.stage, r.code, r.enhanced, r.re
      r.client_name, r.sender, r.recipient, r.helo, r.message_uid";
 
 fn from_row(row: &Row) -> RejectItem {
+    let client_ip: Option<String> = row.get(7);
     RejectItem {
+        client_country: crate::geo::country_code(client_ip.as_deref()),
+        client_ip,
         ts: row.get(0),
         server: row.get(1),
         action: row.get(2),
@@ -56,7 +61,6 @@ fn from_row(row: &Row) -> RejectItem {
         code: row.get(4),
         enhanced: row.get(5),
         reason: row.get(6),
-        client_ip: row.get(7),
         client_name: row.get(8),
         sender: row.get(9),
         recipient: row.get(10),

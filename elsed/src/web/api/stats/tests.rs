@@ -331,3 +331,87 @@ async fn the_report_endpoint_is_the_report_narrowed_to_the_scope() {
     let zone: String = client.query_one("SHOW TimeZone", &[]).await.unwrap().get(0);
     assert_eq!(zone, "UTC");
 }
+
+/// Geography: the installed DB-IP database places each client in the search results, the rejects
+/// and the countries chart; the chart counts the received messages of each country's clients.
+#[tokio::test]
+async fn clients_are_located_in_search_results_rejects_and_the_countries_chart() {
+    crate::geo::init(&crate::geo::GeoipConfig::default()).unwrap();
+    if crate::geo::database().is_none() {
+        println!("skipped: no GeoIP database (make test installs it: scripts/setup-geoip.sh)");
+        return;
+    }
+    let Some(log) = corpus("postfix-logsums/mail.log.gz") else {
+        return;
+    };
+    let (client, _) = imported(&log).await;
+    let located = |ip: &str| crate::geo::country_code(Some(ip));
+    let first_located = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .find_map(|ip| Some((located(&ip)?, ip)))
+                .expect("a located client in the corpus")
+        }
+    };
+    let search_params = |pairs: &[(&str, &str)]| {
+        crate::web::api::params::Params::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    };
+
+    // Search results: every message from one located client carries its country.
+    let (country, ip) =
+        first_located("SELECT DISTINCT host(client_ip) FROM messages WHERE client_ip IS NOT NULL").await;
+    let mut p = search_params(&[("client", &ip)]);
+    let (filter, _) = crate::web::api::messages::read_filter(&mut p).unwrap();
+    let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
+    let page = crate::web::api::messages::search(&client, &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
+    assert!(!page.items.is_empty());
+    assert!(page
+        .items
+        .iter()
+        .all(|m| m.message.client_country.as_deref() == Some(country.as_str())));
+
+    // Rejects: the same for a located rejected client.
+    let (country, ip) = first_located("SELECT DISTINCT host(client_ip) FROM rejects WHERE client_ip IS NOT NULL").await;
+    let mut p = search_params(&[("client", &ip)]);
+    let filter = crate::web::api::rejects::read_filter(&mut p).unwrap();
+    let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
+    let page = crate::web::api::rejects::rejects(&client, &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
+    assert!(!page.items.is_empty());
+    assert!(page
+        .items
+        .iter()
+        .all(|r| r.client_country.as_deref() == Some(country.as_str())));
+
+    // The chart: countries by received messages, most first, named; with the unlocated ones they
+    // are the received messages that had a client (local submissions have none).
+    let (since, until) = whole_range(&client).await;
+    let chart = super::countries(
+        &client,
+        &Scope::All,
+        &params(&[("since", &since), ("until", &until), ("metric", "received")]),
+    )
+    .await
+    .unwrap();
+    assert!(chart.database.as_deref().is_some_and(|d| d.contains("DB-IP")));
+    assert!(!chart.items.is_empty());
+    assert!(chart.items.windows(2).all(|w| w[0].messages >= w[1].messages));
+    assert!(chart
+        .items
+        .iter()
+        .all(|c| c.country.len() == 2 && !c.country_name.is_empty()));
+    let traffic = super::traffic(&client, &Scope::All, &params(&[("since", &since), ("until", &until)]))
+        .await
+        .unwrap();
+    let located_total: i64 = chart.items.iter().map(|c| c.messages).sum();
+    assert!(located_total > 0 && located_total + chart.unlocated <= traffic.totals.received);
+}
