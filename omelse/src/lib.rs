@@ -4,10 +4,13 @@
 //! - [`parse`]: a Postfix syslog line to a typed [`parse::Event`], without regex or allocation.
 //! - [`correlate`]: events to per-message state (sessions, queue ids, hops) and table rows.
 //! - [`store`]: the only place that speaks SQL: migrations, batch writes, retention.
-//! - [`ingest`]: the one entry both doors use: lines in, [`store::Batch`]es out.
+//! - [`ingest`]: the one entry both doors use: lines in, [`store::Batch`]es out, and the
+//!   correlator resumed from the database after a restart.
+//! - [`keys`]: the stable hashes that name lines, lives and sessions.
 
 pub mod correlate;
 pub mod ingest;
+pub mod keys;
 pub mod parse;
 pub mod rsyslog;
 pub mod store;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::event::Delivery;
 use crate::parse::{Program, Timestamp};
 use crate::store::{Batch, LinkRow};

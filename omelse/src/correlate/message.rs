@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::Timestamp;
 use crate::store::{MessageRow, RecipientRow};
 
@@ -20,7 +20,7 @@ pub(super) const CLOSED_GRACE: i64 = 2 * SECOND;
 /// How long a closed life is remembered (log time), for stragglers and for links that name it.
 pub(super) const FORGET_CLOSED: i64 = 600 * SECOND;
 /// An open life not seen for this long is forgotten: its `removed` line was lost.
-pub(super) const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
+pub const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
 
 /// The kinds of lines that open a message; each may open a new life of a reused queue id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::event::{Action, Direction};
 use crate::parse::{EventKind, ParsedLine, Peer, Timestamp};
 use crate::store::{Batch, SessionRow};

@@ -17,8 +17,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::config::{ActionConfig, HostnameSource, ProgramFilter};
 use super::spool::Spool;
-use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::ingest::Pipeline;
+use crate::correlate::CorrelatorConfig;
+use crate::ingest::{self, Pipeline};
 use crate::parse::{self, header, Clock, Program, SyslogLine};
 use crate::store::{self, Batch};
 
@@ -395,22 +395,9 @@ impl Writer<'_> {
                 .map_err(|e| format!("schema migration failed: {e}"))?;
         }
         if self.pipeline.is_none() {
-            // Open lives are kept ten days; count from the newest data, so a replay of old logs
-            // finds its state too.
-            let newest: Option<crate::parse::Timestamp> = client
-                .query_one("SELECT max(last_seen) FROM messages", &[])
+            let correlator = ingest::resume(&client, self.correlator_config(), None)
                 .await
-                .map_err(|e| format!("cannot read the newest message: {e}"))?
-                .get(0);
-            let since = newest.unwrap_or_default().0 - 10 * 86_400 * crate::parse::Timestamp::MICROS_PER_SECOND;
-            let open = store::load_open_state(&client, crate::parse::Timestamp(since))
-                .await
-                .map_err(|e| format!("cannot load open messages: {e}"))?;
-            let fleet = store::load_fleet(&client)
-                .await
-                .map_err(|e| format!("cannot read the servers: {e}"))?;
-            let mut correlator = Correlator::with_config(self.correlator_config(&fleet));
-            correlator.restore(open);
+                .map_err(|e| format!("cannot resume from the database: {e}"))?;
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
             self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
             // What a stopped rsyslogd could not write, and lines from before this connection.
@@ -450,8 +437,9 @@ impl Writer<'_> {
         Outcome::Suspended(reason)
     }
 
-    /// The module's configuration (the default role) with the fleet of the database.
-    fn correlator_config(&self, fleet: &store::Fleet) -> CorrelatorConfig {
+    /// The module's own configuration (the default role, internal networks), before the fleet of
+    /// the database is added.
+    fn correlator_config(&self) -> CorrelatorConfig {
         let mut config = CorrelatorConfig {
             default_role: self.shared.config.server_role.parse().unwrap_or_default(),
             ..CorrelatorConfig::default()
@@ -459,7 +447,6 @@ impl Writer<'_> {
         if let Some(networks) = &self.shared.config.internal_networks {
             config.internal_networks = networks.clone();
         }
-        fleet.apply_to(&mut config);
         config
     }
 
@@ -474,7 +461,8 @@ impl Writer<'_> {
         };
         match store::load_fleet(client).await {
             Ok(fleet) => {
-                let config = self.correlator_config(&fleet);
+                let mut config = self.correlator_config();
+                config.add_fleet(&fleet);
                 if let Some(pipeline) = self.pipeline.as_mut() {
                     pipeline.correlator_mut().set_config(config);
                 }
