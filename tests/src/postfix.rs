@@ -122,6 +122,22 @@ biff = no
         std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
     }
 
+    /// Runs `postsuper -c DIR/etc ARGS…` (`-h QID` puts a message on hold); fails the test if it
+    /// failed.
+    pub fn postsuper(&self, args: &[&str]) {
+        let out = Command::new("/usr/sbin/postsuper")
+            .arg("-c")
+            .arg(self.dir.join("etc"))
+            .args(args)
+            .output()
+            .expect("postsuper");
+        assert!(
+            out.status.success(),
+            "postsuper {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A queued message as `postcat -q` shows it.
     pub fn postcat(&self, queue_id: &str) -> String {
         let out = Command::new("/usr/sbin/postcat")

@@ -307,7 +307,6 @@ impl Correlator {
             };
             let side = self.origin_side(life, 0);
             let downstream = life.downstream.clone();
-            let key = message::queue_key(&life.row.host, &life.row.queue_id);
             if let Some(side) = side {
                 for d in downstream {
                     if let Some(down) = self.messages.lives.get_mut(&d) {
@@ -317,10 +316,7 @@ impl Correlator {
                     }
                 }
             }
-            self.messages.lives.remove(&uid);
-            if self.messages.latest.get(&key).is_some_and(|slot| slot.uid == uid) {
-                self.messages.latest.remove(&key);
-            }
+            self.messages.forget(uid);
         }
         self.sessions.sweep(now);
         self.sweep_links(now);
