@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use super::abi::*;
 use super::config::{ActionConfig, ParamType, ParamValue, PARAMS};
-use super::sink::{Outcome, Severity, Sink, TEMPLATE, TEMPLATE_NAME};
+use super::sink::{Outcome, Severity, Sink};
+use super::template::{TEMPLATE, TEMPLATE_NAME};
 
 /// Name used in `action(type="omelse")`.
 static CONFIG_NAME: &CStr = c"omelse";
@@ -428,7 +429,7 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
     })
 }
 
-/// SIGHUP (main thread, concurrent with commits): only sets a flag; the writer reconnects.
+/// SIGHUP (main thread, concurrent with commits): only sets a flag; the commit thread reconnects.
 unsafe extern "C" fn do_hup(data: *mut c_void) -> RsRetVal {
     guard(RS_RET_OK, || {
         if let Some(instance) = unsafe { data.cast::<Instance>().as_ref() } {
