@@ -1,23 +1,46 @@
-//! The database as `elsed`'s commands see it: connecting with a clear error, the schema's version,
-//! and the servers of the configuration file. The SQL of the pipeline itself is omelse's store.
+//! The database as `elsed`'s commands see it: connecting with a clear error, the pool of the
+//! long-running services, the schema's version, and the servers of the configuration file. The
+//! SQL of the pipeline itself is omelse's store.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use omelse::store;
 use tokio_postgres::Client;
 
-use crate::Settings;
+use crate::config::ServerConfig;
 
-/// Connects to the configured database (session in UTC, see [`store::connect`]).
-pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
-    let url = settings.database_url()?;
-    let options = store::ConnectOptions {
-        application_name: Some("elsed".into()),
-        ca_file: settings.config.database.ca_file.clone(),
-    };
-    store::connect_with(url, &options)
+/// The database to use and the CA file its certificate is checked against: all that connecting
+/// needs ([`crate::Settings::database`] resolves it).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// A libpq URL or `key=value` string.
+    pub url: String,
+    /// Implies TLS; see [`store::ConnectOptions::ca_file`].
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// A database without a CA file (tests, a superuser's URL).
+    pub fn url(url: impl Into<String>) -> Target {
+        Target {
+            url: url.into(),
+            ca_file: None,
+        }
+    }
+
+    fn options(&self, application_name: &str) -> store::ConnectOptions {
+        store::ConnectOptions {
+            application_name: Some(application_name.into()),
+            ca_file: self.ca_file.clone(),
+        }
+    }
+}
+
+/// Connects to `target` (session in UTC, see [`store::connect`]).
+pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+    store::connect_with(&target.url, &target.options("elsed"))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(&target.url)))
 }
 
 /// A pool of connections opened exactly as [`connect`] opens one (TLS with `database.ca_file`,
@@ -143,14 +166,9 @@ impl Cached {
     }
 }
 
-/// A pool of at most `size` connections to the configured database.
-pub fn pool(settings: &Settings, application_name: &str, size: usize) -> anyhow::Result<Pool> {
-    pool_with(settings, application_name, size, Commit::Durable)
-}
-
-/// A pool of at most `size` connections of type `T`, committing as `commit` says.
-pub fn pool_with<T>(
-    settings: &Settings,
+/// A pool of at most `size` connections of type `T` to `target`, committing as `commit` says.
+pub fn pool<T>(
+    target: &Target,
     application_name: &str,
     size: usize,
     commit: Commit,
@@ -158,16 +176,13 @@ pub fn pool_with<T>(
 where
     T: Connection,
 {
-    let url = settings.database_url()?;
+    let url = &target.url;
     // Refuse a malformed connection string now rather than at the first request.
     url.parse::<tokio_postgres::Config>()
         .map_err(|e| anyhow::anyhow!("database URL ({}): {e}", redact(url)))?;
     let manager = PoolManager {
         url: url.to_owned(),
-        options: store::ConnectOptions {
-            application_name: Some(application_name.into()),
-            ca_file: settings.config.database.ca_file.clone(),
-        },
+        options: target.options(application_name),
         commit,
         _connection: std::marker::PhantomData,
     };
@@ -175,16 +190,6 @@ where
         .max_size(size.max(1))
         .runtime(deadpool::Runtime::Tokio1)
         .build()?)
-}
-
-/// A pool on `url` with the default configuration, for tests.
-#[cfg(test)]
-pub fn test_pool<T: Connection>(url: &str, size: usize, commit: Commit) -> deadpool::managed::Pool<PoolManager<T>> {
-    let settings = Settings {
-        config: Default::default(),
-        database_url: Some(url.to_owned()),
-    };
-    pool_with(&settings, "elsed-test", size, commit).unwrap()
 }
 
 /// Applies the missing migrations (importing needs the latest schema); says what it did.
@@ -208,28 +213,10 @@ pub async fn require_schema(client: &Client) -> anyhow::Result<()> {
     }
 }
 
-/// `elsed migrate`.
-pub async fn run_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let mut client = connect(settings).await?;
-    let applied = migrate(&mut client).await?;
-    let version = store::schema_version(&client).await?;
-    if applied.is_empty() {
-        println!("schema up to date (version {version})");
-    } else {
-        let list: Vec<String> = applied.iter().map(i32::to_string).collect();
-        println!(
-            "applied migration(s) {}; schema now at version {version}",
-            list.join(", ")
-        );
-    }
-    sync_servers(&client, settings).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Records the servers of the configuration file with their roles (a server's role in the
 /// database is the file's when the file names it).
-pub async fn sync_servers(client: &Client, settings: &Settings) -> anyhow::Result<()> {
-    for server in &settings.config.servers {
+pub async fn sync_servers(client: &Client, servers: &[ServerConfig]) -> anyhow::Result<()> {
+    for server in servers {
         let address = server
             .addresses
             .first()
@@ -277,13 +264,9 @@ mod tests {
     /// the commit mode is the pool's.
     #[tokio::test]
     async fn pools_honour_the_ca_file_and_their_commit_mode() {
-        let url = else_tests::PgCluster::shared().admin_url().to_owned();
-        let mut settings = Settings {
-            config: Default::default(),
-            database_url: Some(url.clone()),
-        };
-        let durable: Pool = pool(&settings, "t", 1).unwrap();
-        let cached: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
+        let mut target = Target::url(else_tests::PgCluster::shared().admin_url());
+        let durable: Pool = pool(&target, "t", 1, Commit::Durable).unwrap();
+        let cached: CachedPool = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
         async fn mode(client: &Client) -> String {
             let row = client.query_one("SHOW synchronous_commit", &[]).await.unwrap();
             row.get(0)
@@ -306,8 +289,8 @@ mod tests {
             .get(0);
         assert_eq!(prepared, 1, "prepared once");
 
-        settings.config.database.ca_file = Some("/nonexistent/db-ca.pem".into());
-        let tls: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
+        target.ca_file = Some("/nonexistent/db-ca.pem".into());
+        let tls: CachedPool = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
         let refused = tls.get().await.err().expect("no connection without the CA file");
         assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
     }

@@ -104,7 +104,7 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
     } else {
         println!("schema: created/upgraded to version {version}");
     }
-    db::sync_servers(&client, settings).await?;
+    db::sync_servers(&client, &settings.config.servers).await?;
 
     match admin {
         Some((login, password)) => ensure_admin(&client, &login, password).await?,

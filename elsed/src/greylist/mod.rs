@@ -89,6 +89,20 @@ async fn refresh_lists(policy: Weak<Policy>, every: Duration) {
     }
 }
 
+/// Runs `elsed greylist`: the `[greylist]` service on a pool of its own. Commits are asynchronous
+/// (see [`crate::db::Commit::Asynchronous`]).
+pub async fn run(settings: &crate::Settings) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = settings.config.greylist.clone();
+    let pool = crate::db::pool(
+        &settings.database()?,
+        "elsed-greylist",
+        cfg.pool_size,
+        crate::db::Commit::Asynchronous,
+    )?;
+    serve(cfg, pool).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Runs the policy service on `cfg.listen` with the system clock, until a listener fails.
 pub async fn serve(cfg: GreylistConfig, pool: Pool) -> anyhow::Result<()> {
     let mut listeners = Vec::new();

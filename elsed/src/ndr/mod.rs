@@ -168,13 +168,13 @@ pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<s
     }
     // The schema is brought up to date as `elsed import` does. Without a database the collector
     // still listens: Postfix keeps the copies it is told to retry (451) until the database is back.
-    match crate::db::connect(settings).await {
+    match crate::db::connect(&settings.database()?).await {
         Ok(mut client) => {
             crate::db::migrate(&mut client).await?;
         }
         Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
     }
-    let pool = crate::db::pool_with(settings, "elsed-ndr", 8, crate::db::Commit::Durable)?;
+    let pool = crate::db::pool(&settings.database()?, "elsed-ndr", 8, crate::db::Commit::Durable)?;
     serve(cfg, pool).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -125,7 +125,7 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
 
 /// Connected, with the schema up to date (the first account may be made on a new database).
 async fn connect(settings: &Settings) -> anyhow::Result<Client> {
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::migrate(&mut client).await?;
     Ok(client)
 }

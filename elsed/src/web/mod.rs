@@ -7,18 +7,18 @@
 //! (`[web]`), `api/` (one module per screen's endpoints). Every handler takes a
 //! [`caller::Caller`], and every query it runs is narrowed by the caller's [`caller::Scope`] in SQL.
 
-pub mod accounts;
-pub mod api;
-pub mod assets;
-pub mod audit;
-pub mod auth;
-pub mod caller;
+pub(crate) mod accounts;
+pub(crate) mod api;
+pub(crate) mod assets;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod caller;
 pub mod cli;
-pub mod config;
-pub mod error;
-pub mod extract;
-pub mod openapi;
-pub mod paging;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod openapi;
+pub(crate) mod paging;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -223,14 +223,14 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         ))),
         _ => None,
     };
-    match db::connect(settings).await {
+    match db::connect(&settings.database()?).await {
         Ok(mut client) => {
             db::migrate(&mut client).await?;
         }
         Err(e) => tracing::warn!("serve: {e:#}; serving anyway, answers 503 until it is back"),
     }
     let state = AppState {
-        db: db::pool(settings, "elsed-web", web.pool_size)?,
+        db: db::pool(&settings.database()?, "elsed-web", web.pool_size, db::Commit::Durable)?,
         config: Arc::new(settings.config.clone()),
         snmp: snmp_handle(&settings.config.snmp),
     };

@@ -532,7 +532,7 @@ async fn csv_exports_stream_every_row_with_a_header() {
         config: Default::default(),
         database_url: Some(url),
     };
-    let pool = crate::db::pool(&settings, "web-test", 2).unwrap();
+    let pool = crate::db::pool(&settings.database().unwrap(), "web-test", 2, crate::db::Commit::Durable).unwrap();
     let mut p = params(&[("recipient", "@example.com"), ("sort", "first_seen")]);
     let (filter, _) = messages::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
