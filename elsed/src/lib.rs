@@ -1,6 +1,7 @@
 //! ELSE's daemon and command line as a library: every subcommand's work lives here, the binary
 //! (`main.rs`) only reads the command line and hands over.
 
+pub mod access;
 pub mod check_config;
 pub mod config;
 pub mod db;
@@ -21,6 +22,8 @@ pub mod shutdown;
 pub mod snmp;
 mod sql;
 pub mod status;
+#[cfg(test)]
+mod test_fixtures;
 mod time;
 pub mod web;
 

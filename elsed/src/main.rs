@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use elsed::config::Config;
 use elsed::{
-    check_config, greylist, import, maintain, migrate, ndr, parse, report, search, setup, shutdown, snmp, status, web,
-    Settings,
+    access, check_config, greylist, import, maintain, migrate, ndr, parse, report, search, setup, shutdown, snmp,
+    status, web, Settings,
 };
 
 #[derive(Debug, Parser)]
@@ -76,10 +76,10 @@ enum Command {
     Snmp(snmp::cli::SnmpArgs),
     /// Accounts of the web application: add, passwd, list, disable, delete
     #[command(subcommand)]
-    User(web::cli::UserCommand),
+    User(access::cli::UserCommand),
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
-    Group(web::cli::GroupCommand),
+    Group(access::cli::GroupCommand),
 }
 
 fn main() -> ExitCode {
@@ -128,8 +128,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ndr(args) => block_on(shutdown::or_signal("ndr", ndr::run(&args, &settings))),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
         Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
-        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
-        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
+        Command::User(command) => block_on(access::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(access::cli::run_group(command, &settings)),
     }
 }
 

@@ -14,8 +14,8 @@ use clap::Args;
 use omelse::store;
 use tokio_postgres::Client;
 
-use crate::web::caller::Role;
-use crate::web::{accounts, audit};
+use crate::access::Role;
+use crate::access::{accounts, audit};
 use crate::{db, Settings};
 
 /// The superuser connection when none is given: the local socket, as the OS user running setup

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::access::accounts::AccountError;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -84,6 +86,18 @@ impl IntoResponse for ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         ApiError::internal(e)
+    }
+}
+
+/// A refused account operation: the field, the conflict or the missing one, as the API says them.
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid { field, message } => ApiError::bad_param(field, message),
+            AccountError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            AccountError::NotFound(_) => ApiError::not_found(),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -1,20 +1,17 @@
 //! `elsed serve`: the JSON API under `/api/v1` and the browser application, one axum router.
 //!
-//! Layout: `caller` (who is asking and what they may see), `auth` (sessions, login, the
-//! `Caller` and `Admin` extractors), `accounts` (users and groups as stored, shared with `cli`,
-//! the `elsed user` and `elsed group` commands), `audit` (the audit log), `error` and `extract`
-//! (how failures reach the client), `paging`, `openapi` (the document of `/api/v1`), `config`
-//! (`[web]`), `api/` (one module per screen's endpoints). Every handler takes a
-//! [`caller::Caller`], and every query it runs is narrowed by the caller's [`caller::Scope`] in SQL.
+//! Layout: `auth` (sessions, login, the `Caller` and `Admin` extractors), `audit` (the audit log
+//! as the API writes and reads it), `error` and `extract` (how failures reach the client),
+//! `paging`, `openapi` (the document of `/api/v1`), `assets` (the browser application), `api/`
+//! (one module per screen's endpoints). The access model itself (accounts, groups, the caller
+//! and its scope) is [`crate::access`]'s; `[web]` of the configuration is
+//! [`crate::config::web`]'s. Every handler takes a [`Caller`], and every query it runs is
+//! narrowed by the caller's [`crate::access::Scope`] in SQL.
 
-pub(crate) mod accounts;
 pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod audit;
 pub(crate) mod auth;
-pub(crate) mod caller;
-pub mod cli;
-pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod openapi;

@@ -11,7 +11,7 @@ use serde_json::json;
 use utoipa_axum::routes;
 
 use super::servers::{Server, SERVER_COLUMNS};
-use crate::web::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
+use crate::access::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
 use crate::web::audit::{self, audited, target, AuditEntry};
 use crate::web::auth::Admin;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use super::messages;
 use super::params::Params;
-use crate::web::caller::{GroupScope, Scope};
+use crate::access::{GroupScope, Scope};
 
 /// Samples of each kind of search.
 const SAMPLES: i64 = 200;

@@ -10,8 +10,8 @@ use omelse::parse::Timestamp;
 use tokio_postgres::Client;
 
 use super::history::{self, Kind};
+use crate::access::Caller;
 use crate::message_query::{TextFilter, TextOp};
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::paging::{PageParams, Sort, Window, MAX_PER_PAGE};
 

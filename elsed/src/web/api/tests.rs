@@ -8,8 +8,8 @@ use tokio_postgres::Client;
 
 use super::params::{Paging, Params};
 use super::{live, logs, message_detail, messages, rejects};
+use crate::access::{GroupScope, Scope};
 use crate::ndr::tests::{database, import_file};
-use crate::web::caller::{GroupScope, Scope};
 
 const FIXTURE_YEAR: &str = "2024-12-31T00:00:00Z";
 /// The mail alice sent through out1 to erin (remote), frank (remote, greylisted once) and bob (mx1).

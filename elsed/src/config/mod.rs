@@ -42,6 +42,8 @@
 //! addresses = ["192.0.2.10"]
 //! ```
 
+pub mod web;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -90,7 +92,7 @@ pub struct Config {
     pub snmp: crate::snmp::SnmpConfig,
     /// The web application (`elsed serve`).
     #[serde(default)]
-    pub web: crate::web::config::WebConfig,
+    pub web: web::WebConfig,
     /// Where client IP addresses are located (`[geoip] database = "…mmdb"`).
     #[serde(default)]
     pub geoip: crate::geo::GeoipConfig,

@@ -10,9 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::accounts::{self, AccountError, Member, NewUser, UserChanges};
 use super::audit;
 use super::caller::Role;
+use crate::access::accounts::{self, AccountError, Member, NewUser, UserChanges};
 use crate::{db, Settings};
 
 #[derive(Debug, Subcommand)]
