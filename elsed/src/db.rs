@@ -3,6 +3,7 @@
 //! SQL of the pipeline itself is omelse's store.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use omelse::store;
 use tokio_postgres::Client;
@@ -43,14 +44,19 @@ pub async fn connect(target: &Target) -> anyhow::Result<Client> {
         .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(&target.url)))
 }
 
-/// A pool of connections opened exactly as [`connect`] opens one (TLS with `database.ca_file`,
-/// UTC session): every long-running service shares it (the web application, GreyLSE, the NDR
-/// service, `elsed maintain`). Connections are made lazily, so a service starts with the
-/// database down and serves again once it is back.
-pub type Pool = deadpool::managed::Pool<PoolManager>;
+/// A pool of connections opened as [`connect`] opens one (TLS with the target's CA file, a
+/// session in UTC): every long-running service shares one (the web application, GreyLSE, the
+/// NDR service, `elsed maintain`). Connections are made lazily, so a service starts with the
+/// database down and serves again once it is back. Each connection keeps the statements it
+/// prepared (`prepare_cached`): GreyLSE's and the NDR service's hot paths run the same few
+/// queries for every request.
+pub type Pool = deadpool_postgres::Pool;
 
-/// The same pool, whose connections keep their prepared statements ([`Cached`]).
-pub type CachedPool = deadpool::managed::Pool<PoolManager<Cached>>;
+/// A connection of the [`Pool`], returned to it when dropped.
+pub type Pooled = deadpool_postgres::Object;
+
+/// Why the pool gave no connection.
+pub type PoolError = deadpool_postgres::PoolError;
 
 /// Whether a pool's sessions wait for the WAL flush on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,133 +68,50 @@ pub enum Commit {
     Asynchronous,
 }
 
-/// Opens pooled connections with omelse's [`store::connect_with`], as `T` (a [`Client`], or a
-/// [`Cached`] one).
-pub struct PoolManager<T = Client> {
-    url: String,
-    options: store::ConnectOptions,
-    commit: Commit,
-    _connection: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> deadpool::managed::Manager for PoolManager<T>
-where
-    T: Connection,
-{
-    type Type = T;
-    type Error = store::StoreError;
-
-    async fn create(&self) -> Result<T, store::StoreError> {
-        let client = store::connect_with(&self.url, &self.options).await?;
-        if self.commit == Commit::Asynchronous {
-            client.batch_execute("SET synchronous_commit TO off").await?;
-        }
-        Ok(T::from(client))
-    }
-
-    async fn recycle(
-        &self,
-        client: &mut T,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<store::StoreError> {
-        if client.client().is_closed() {
-            return Err(deadpool::managed::RecycleError::message("connection closed"));
-        }
-        Ok(())
-    }
-}
-
-/// What a pool hands out: a connection made from a [`Client`].
-pub trait Connection: From<Client> + Send + Sync {
-    fn client(&self) -> &Client;
-}
-
-impl Connection for Client {
-    fn client(&self) -> &Client {
-        self
-    }
-}
-
-impl Connection for Cached {
-    fn client(&self) -> &Client {
-        &self.client
-    }
-}
-
-/// A connection that keeps the statements it prepared: GreyLSE's and the NDR service's hot
-/// paths run the same few queries for every request.
-pub struct Cached {
-    client: Client,
-    statements: std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
-}
-
-impl From<Client> for Cached {
-    fn from(client: Client) -> Self {
-        Cached {
-            client,
-            statements: Default::default(),
+impl Commit {
+    /// The session's `synchronous_commit`.
+    fn setting(self) -> &'static str {
+        match self {
+            Commit::Durable => "on",
+            Commit::Asynchronous => "off",
         }
     }
 }
 
-impl std::ops::Deref for Cached {
-    type Target = Client;
+/// How long a caller waits: for a free connection when all are busy, for a new connection to
+/// open (an unreachable server answers with an error, not a hang), for a returned one to be
+/// checked. A timeout is an error like the database being down (the web application's 503).
+const TIMEOUTS: deadpool_postgres::Timeouts = deadpool_postgres::Timeouts {
+    wait: Some(Duration::from_secs(30)),
+    create: Some(Duration::from_secs(10)),
+    recycle: Some(Duration::from_secs(5)),
+};
 
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl std::ops::DerefMut for Cached {
-    fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
-    }
-}
-
-impl Cached {
-    /// `sql` prepared once per connection.
-    pub async fn prepare_cached(&self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
-        let known = self
-            .statements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sql)
-            .cloned();
-        if let Some(statement) = known {
-            return Ok(statement);
-        }
-        let statement = self.client.prepare(sql).await?;
-        self.statements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
-}
-
-/// A pool of at most `size` connections of type `T` to `target`, committing as `commit` says.
-pub fn pool<T>(
-    target: &Target,
-    application_name: &str,
-    size: usize,
-    commit: Commit,
-) -> anyhow::Result<deadpool::managed::Pool<PoolManager<T>>>
-where
-    T: Connection,
-{
-    let url = &target.url;
-    // Refuse a malformed connection string now rather than at the first request.
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| anyhow::anyhow!("database URL ({}): {e}", redact(url)))?;
-    let manager = PoolManager {
-        url: url.to_owned(),
-        options: target.options(application_name),
-        commit,
-        _connection: std::marker::PhantomData,
+/// A pool of at most `size` connections to `target`, committing as `commit` says.
+pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit) -> anyhow::Result<Pool> {
+    // A malformed connection string, or a CA file that cannot be read, is refused now rather
+    // than at the first request. The TLS connector is omelse's, made once for the pool.
+    let (mut config, tls) = store::connect_config(&target.url, &target.options(application_name))
+        .map_err(|e| anyhow::anyhow!("database ({}): {e}", redact(&target.url)))?;
+    // The session's settings travel with the connection's startup packet: no round trip after
+    // connecting, and nothing a recycled connection could have lost.
+    let session = format!("-c TimeZone=UTC -c synchronous_commit={}", commit.setting());
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {session}"),
+        None => session,
     };
-    Ok(deadpool::managed::Pool::builder(manager)
+    config.options(&options);
+    let manager_config = deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
+        None => deadpool_postgres::Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+    };
+    Ok(Pool::builder(manager)
         .max_size(size.max(1))
-        .runtime(deadpool::Runtime::Tokio1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .timeouts(TIMEOUTS)
         .build()?)
 }
 
@@ -260,20 +183,23 @@ mod tests {
     use super::*;
 
     /// Every service's pool connects as [`connect`] does: `database.ca_file` asks for TLS (here
-    /// a CA file that is not there, which must stop it rather than connect in the clear), and
-    /// the commit mode is the pool's.
+    /// a CA file that is not there, which must stop it rather than connect in the clear), the
+    /// session is in UTC, and the commit mode is the pool's.
     #[tokio::test]
     async fn pools_honour_the_ca_file_and_their_commit_mode() {
         let mut target = Target::url(else_tests::PgCluster::shared().admin_url());
-        let durable: Pool = pool(&target, "t", 1, Commit::Durable).unwrap();
-        let cached: CachedPool = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
-        async fn mode(client: &Client) -> String {
-            let row = client.query_one("SHOW synchronous_commit", &[]).await.unwrap();
+        let durable = pool(&target, "t", 1, Commit::Durable).unwrap();
+        let cached = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
+        async fn show(client: &Client, setting: &str) -> String {
+            let row = client.query_one(&format!("SHOW {setting}"), &[]).await.unwrap();
             row.get(0)
         }
-        assert_eq!(mode(&durable.get().await.unwrap()).await, "on");
+        let connection = durable.get().await.unwrap();
+        assert_eq!(show(&connection, "synchronous_commit").await, "on");
+        assert_eq!(show(&connection, "TimeZone").await, "UTC");
         let connection = cached.get().await.unwrap();
-        assert_eq!(mode(&connection).await, "off");
+        assert_eq!(show(&connection, "synchronous_commit").await, "off");
+        assert_eq!(show(&connection, "TimeZone").await, "UTC");
         for _ in 0..3 {
             let statement = connection.prepare_cached("SELECT $1::int + 1").await.unwrap();
             let row = connection.query_one(&statement, &[&41]).await.unwrap();
@@ -290,8 +216,7 @@ mod tests {
         assert_eq!(prepared, 1, "prepared once");
 
         target.ca_file = Some("/nonexistent/db-ca.pem".into());
-        let tls: CachedPool = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
-        let refused = tls.get().await.err().expect("no connection without the CA file");
+        let refused = pool(&target, "t", 1, Commit::Asynchronous).expect_err("no pool without the CA file");
         assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
     }
 

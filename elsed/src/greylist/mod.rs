@@ -29,7 +29,7 @@ mod tests_postgrey;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::db::CachedPool as Pool;
+use crate::db::Pool;
 use tokio::sync::mpsc;
 
 pub use config::{DomainMode, GreylistConfig};

@@ -118,7 +118,7 @@ pub fn is_allowed(allowed: &[(IpAddr, u8)], ip: IpAddr) -> bool {
 }
 
 /// Runs the listeners of `cfg` until one fails.
-pub async fn serve(cfg: NdrConfig, pool: crate::db::CachedPool) -> anyhow::Result<()> {
+pub async fn serve(cfg: NdrConfig, pool: crate::db::Pool) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for spec in &cfg.listen {
         listeners.push(
@@ -139,7 +139,7 @@ const RELINK_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// Links, every `every_secs` (a minute by default), the NDRs whose message the logs had not shown
 /// yet when they arrived.
-async fn relink(pool: crate::db::CachedPool, every_secs: u64) {
+async fn relink(pool: crate::db::Pool, every_secs: u64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
     loop {
         tick.tick().await;

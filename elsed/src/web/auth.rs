@@ -522,7 +522,7 @@ async fn password(
         )
         .await?;
     audit::record(
-        &*client,
+        &**client,
         &caller.login,
         "user.password",
         Some(&caller.login),

@@ -101,8 +101,8 @@ impl From<AccountError> for ApiError {
     }
 }
 
-impl From<deadpool::managed::PoolError<omelse::store::StoreError>> for ApiError {
-    fn from(e: deadpool::managed::PoolError<omelse::store::StoreError>) -> Self {
+impl From<crate::db::PoolError> for ApiError {
+    fn from(e: crate::db::PoolError) -> Self {
         // The cause (host, user, PostgreSQL's words) is for the log, not for anonymous clients.
         tracing::warn!(cause = %e, "database unavailable");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")

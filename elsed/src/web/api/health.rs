@@ -291,6 +291,6 @@ async fn set_agent(
         .await
         .map_err(ApiError::internal)?;
     let details = serde_json::to_value(&request.settings).map_err(ApiError::internal)?;
-    audit::record(&*client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
+    audit::record(&**client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
     Ok(Json(request.settings))
 }
