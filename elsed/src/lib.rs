@@ -1,6 +1,8 @@
 //! ELSE's daemon and command line as a library: every subcommand's work lives here, the binary
 //! (`main.rs`) only reads the command line and hands over.
 
+#![deny(unsafe_code)]
+
 pub mod access;
 pub mod check_config;
 pub mod config;

@@ -3,6 +3,8 @@
 //! Every subcommand reads the same settings: flags first, then `ELSE_*` environment variables, then
 //! the configuration file (`/etc/else/elsed.toml` or `--config`), then the defaults.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -3,4 +3,6 @@
 //! poll and act. Standard library only, so that the agent links neither net-snmp nor a database
 //! client and builds without elsed's build steps (bindgen, npm).
 
+#![deny(unsafe_code)]
+
 pub mod mib;

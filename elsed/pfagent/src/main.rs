@@ -21,6 +21,8 @@
 //! queue-id alphabet. Commands run without a shell, through `sudo -n` by default so that the
 //! sudoers rules (packaging/postfix-host/sudoers.d/else-pfagent) pin their exact arguments.
 
+#![deny(unsafe_code)]
+
 mod persist;
 mod queue;
 mod run;
