@@ -12,6 +12,9 @@ use super::filter::RawParams;
 use crate::access::{GroupScope, Scope};
 use crate::report::{self, Covered};
 use crate::test_fixtures::{group, imported};
+use crate::web::api::listing::Listing;
+use crate::web::api::messages::MessageList;
+use crate::web::api::rejects::RejectList;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log")
@@ -300,11 +303,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     let (country, ip) =
         first_located("SELECT DISTINCT host(client_ip) FROM messages WHERE client_ip IS NOT NULL").await;
     let mut p = search_params(&[("client", &ip)]);
-    let (filter, _) = crate::web::api::messages::read_filter(&mut p).unwrap();
+    let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
-    let page = crate::web::api::messages::search(&client, &Scope::All, &filter, &paging)
-        .await
-        .unwrap();
+    let page = MessageList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items
@@ -314,11 +315,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     // Rejects: the same for a located rejected client.
     let (country, ip) = first_located("SELECT DISTINCT host(client_ip) FROM rejects WHERE client_ip IS NOT NULL").await;
     let mut p = search_params(&[("client", &ip)]);
-    let filter = crate::web::api::rejects::read_filter(&mut p).unwrap();
+    let filter = RejectList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
-    let page = crate::web::api::rejects::rejects(&client, &Scope::All, &filter, &paging)
-        .await
-        .unwrap();
+    let page = RejectList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items
