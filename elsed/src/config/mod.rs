@@ -33,7 +33,7 @@
 //! [snmp]                            # elsed snmp, see snmp/mod.rs
 //! interval_secs = 60
 //! key_file = "/etc/else/snmp.key"    # encrypts the stored SNMP credentials
-//! [web]                              # elsed serve, see web/config.rs
+//! [web]                              # elsed serve, see config/web.rs
 //! listen = "127.0.0.1:8080"
 //!
 //! [[servers]]
