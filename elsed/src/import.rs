@@ -159,9 +159,9 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .map_or(settings.config.import.batch_lines, |n| n as usize);
     let sources = order_sources(&args.files, &zone, year_reference)?;
 
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::migrate(&mut client).await?;
-    db::sync_servers(&client, settings).await?;
+    db::sync_servers(&client, &settings.config.servers).await?;
 
     // The story resumes at the earliest line of the files (messages still open then are restored).
     let first_line = sources
@@ -270,7 +270,7 @@ async fn write_with_retries(
                 tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                 attempt += 1;
                 if client.is_closed() {
-                    match db::connect(settings).await {
+                    match db::connect(&settings.database()?).await {
                         Ok(new) => *client = new,
                         Err(e) => tracing::warn!(error = %e, "reconnecting failed"),
                     }

@@ -10,7 +10,11 @@ use std::process::{Command, Output};
 use else_tests::PgCluster;
 
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
-const PFAGENT: &str = env!("CARGO_BIN_EXE_else-pfagent");
+
+/// The else-pfagent binary of this build (a crate of its own: cargo builds it on demand).
+fn pfagent() -> PathBuf {
+    else_tests::rsyslogd::pfagent_binary()
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("elsed-snmp-cli-{name}-{}", std::process::id()));
@@ -164,7 +168,7 @@ async fn agents_are_configured_and_acted_on_from_the_command_line() {
 
 #[test]
 fn else_pfagent_links_neither_net_snmp_nor_a_database_client() {
-    let out = Command::new("ldd").arg(PFAGENT).output().unwrap();
+    let out = Command::new("ldd").arg(pfagent()).output().unwrap();
     let libraries = text(&out.stdout);
     assert!(out.status.success() && libraries.contains("libc.so"), "{libraries}");
     for forbidden in ["netsnmp", "libpq", "libssl", "libcrypto"] {
@@ -182,10 +186,10 @@ fn else_pfagent_links_neither_net_snmp_nor_a_database_client() {
 
 #[test]
 fn else_pfagent_refuses_a_bad_command_line() {
-    let out = Command::new(PFAGENT).arg("serve").output().unwrap();
+    let out = Command::new(pfagent()).arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("usage:"), "{}", text(&out.stderr));
-    let out = Command::new(PFAGENT)
+    let out = Command::new(pfagent())
         .args(["--command-prefix", "sudo -n; rm -rf /", "extend"])
         .output()
         .unwrap();

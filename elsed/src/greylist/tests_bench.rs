@@ -9,7 +9,7 @@
 //! rates grows with the load.
 //!
 //! Ignored by default; run it in release mode, as root with postgrey installed:
-//! `cargo test --release -p elsed --bin elsed bench_ -- --ignored --nocapture`
+//! `cargo test --release -p elsed --lib bench_ -- --ignored --nocapture`
 //! (`GREYLSE_BENCH_CONNECTIONS`, `GREYLSE_BENCH_REQUESTS` change the load).
 
 use std::sync::Arc;

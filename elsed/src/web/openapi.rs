@@ -317,7 +317,13 @@ mod tests {
             database_url: Some("postgresql://nobody@127.0.0.1:9/nothing".into()),
         };
         let state = AppState {
-            db: crate::db::pool(&settings, "openapi-test", 1).unwrap(),
+            db: crate::db::pool(
+                &settings.database().unwrap(),
+                "openapi-test",
+                1,
+                crate::db::Commit::Durable,
+            )
+            .unwrap(),
             config: std::sync::Arc::new(settings.config.clone()),
             snmp: None,
         };

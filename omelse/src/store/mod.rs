@@ -21,7 +21,7 @@ mod text_index;
 mod writer;
 
 pub use batch::*;
-pub use connection::{connect, connect_as, connect_with, ConnectOptions};
+pub use connection::{connect, connect_as, connect_config, connect_with, ConnectOptions};
 pub use counters::record_counters;
 pub use error::{Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};

@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use super::params::Params;
+use crate::access::audit;
+use crate::access::Caller;
 use crate::snmp::{self, Action, AgentSecrets, AgentSettings, Sample};
 use crate::sql::Query;
-use crate::web::audit;
 use crate::web::auth::Admin;
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::extract::{JsonBody, PathParam};
@@ -291,6 +291,6 @@ async fn set_agent(
         .await
         .map_err(ApiError::internal)?;
     let details = serde_json::to_value(&request.settings).map_err(ApiError::internal)?;
-    audit::record(&*client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
+    audit::record(&**client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
     Ok(Json(request.settings))
 }

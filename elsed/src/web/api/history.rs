@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use utoipa_axum::routes;
 
-use crate::web::caller::Caller;
+use crate::access::Caller;
 use crate::web::error::ApiResult;
 use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;

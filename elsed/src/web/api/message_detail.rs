@@ -21,9 +21,9 @@ use utoipa_axum::routes;
 
 use super::logs::LogLine;
 use super::messages::{summaries, MessageSummary};
+use crate::access::{Caller, Scope};
 use crate::message_query::{self, MessageRow};
 use crate::sql::Query;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::PathParam;
 use crate::web::openapi::ApiRoutes;

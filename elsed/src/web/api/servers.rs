@@ -7,8 +7,8 @@ use omelse::parse::Timestamp;
 use serde::Serialize;
 use utoipa_axum::routes;
 
+use crate::access::Caller;
 use crate::sql::Query;
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
