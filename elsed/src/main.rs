@@ -98,6 +98,9 @@ enum Command {
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
     Group(web::cli::GroupCommand),
+    /// Print the OpenAPI document of the JSON API (what web/'s `npm run api-types` reads)
+    #[command(hide = true)]
+    Openapi,
 }
 
 /// Settings resolved from flags, environment, file and defaults.
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Parsing needs neither the database nor an async runtime.
         Command::Parse(args) => parse::run(&args, &settings),
         Command::CheckConfig => check_config::run(&settings),
+        Command::Openapi => web::openapi::print(),
         Command::Migrate => block_on(db::run_migrate(&settings)),
         Command::Setup(args) => block_on(setup::run(&args, &settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
