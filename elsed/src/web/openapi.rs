@@ -406,6 +406,39 @@ mod tests {
         );
     }
 
+    /// The browser application's types (web/src/api-types.ts) are what openapi-typescript makes
+    /// of this document: a change of the API shows in the front end's types, and `npm run build`
+    /// then names every page it breaks.
+    #[test]
+    fn the_front_ends_types_are_generated_from_this_document() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        let generator = web.join("node_modules/.bin/openapi-typescript");
+        if else_tests::require(generator.exists().then_some(()), "web/node_modules (cd web && npm ci)").is_none() {
+            return;
+        }
+        let mut check = Command::new("npm")
+            .args(["run", "--silent", "api-types:check"])
+            .current_dir(&web)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("npm runs");
+        let json = serde_json::to_string(&document()).unwrap();
+        check.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "web/src/api-types.ts is not what the API's document gives: regenerate it with \
+             `cd web && npm run api-types`, then `npm run build` names the pages to adapt.\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Answers carry their `Option` fields (null when none), requests may leave them out.
     #[test]
     fn nullable_fields_of_answers_are_required_and_those_of_requests_optional() {
