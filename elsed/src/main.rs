@@ -82,6 +82,9 @@ enum Command {
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
     Group(access::cli::GroupCommand),
+    /// Print the OpenAPI document of the JSON API (what web/'s `npm run api-types` reads)
+    #[command(hide = true)]
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -119,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Parsing needs neither the database nor an async runtime.
         Command::Parse(args) => parse::run(&args, &settings),
         Command::CheckConfig => check_config::run(&settings),
+        Command::Openapi => web::openapi::print(),
         Command::Migrate => block_on(migrate::run(&settings)),
         Command::Setup(args) => block_on(setup::run(&args, &settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),

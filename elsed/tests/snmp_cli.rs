@@ -208,16 +208,14 @@ fn else_pfagent_refuses_a_bad_command_line() {
 #[test]
 fn sudoers_rules_allow_exactly_the_pinned_commands() {
     let sudoers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix-host/sudoers.d/else-pfagent");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout).trim() == "0");
     let user = Command::new("id")
         .arg("Debian-snmp")
         .output()
         .map(|o| o.status.success());
-    if !Path::new("/usr/sbin/visudo").exists() || root.ok() != Some(true) || user.ok() != Some(true) {
-        println!("skipped: needs root, sudo and snmpd's Debian-snmp user (make test installs them)");
+    if !else_tests::require::root("sudo -l -U and a private mount namespace")
+        || else_tests::require::tool("/usr/sbin/visudo", "sudo").is_none()
+        || !else_tests::require_that(user.ok() == Some(true), "the Debian-snmp user (Debian package snmpd)")
+    {
         return;
     }
     let out = Command::new("/usr/sbin/visudo")
@@ -263,7 +261,7 @@ fn sudoers_rules_allow_exactly_the_pinned_commands() {
         .output()
         .unwrap();
     if out.status.code() == Some(99) || !out.status.success() {
-        println!("skipped: no private mount namespace here: {}", text(&out.stderr));
+        else_tests::missing(format_args!("a private mount namespace: {}", text(&out.stderr)));
         return;
     }
     let verdicts: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();

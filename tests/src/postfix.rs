@@ -33,14 +33,10 @@ const SERVICES: &[&str] = &[
     "postlog   unix-dgram n  -       n       -       1       postlogd",
 ];
 
-/// True when this machine can run a private Postfix (root, and the package installed).
+/// True when this machine can run a private Postfix (root, and the package installed), else
+/// false after [`crate::require`]'s notice (a failure in CI).
 pub fn available() -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    let installed = std::path::Path::new(POSTFIX).exists();
-    if !root || !installed {
-        println!("skipped: needs root and Postfix installed (make test installs it)");
-    }
-    root && installed
+    crate::require::root("a private Postfix") && crate::require::tool(POSTFIX, "postfix").is_some()
 }
 
 /// A private Postfix; see the module documentation.

@@ -10,6 +10,8 @@
 //! when an assertion fails. Services stay off during the install (policy-rc.d, as
 //! scripts/setup-debian.sh does).
 
+#![deny(unsafe_code)]
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use else_tests::rsyslogd::{check_config, free_port};
-use else_tests::PgCluster;
+use else_tests::{sys, PgCluster};
 
 const PACKAGES: [&str; 2] = ["else-server", "else-postfix-agent"];
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
@@ -52,7 +54,7 @@ fn ok(program: &str, args: &[&str]) -> String {
 
 /// Why this machine cannot take the test, if it cannot.
 fn unsuitable() -> Option<String> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         return Some("not root (the test installs the .deb packages)".into());
     }
     for tool in [
@@ -148,7 +150,7 @@ fn multiarch() -> String {
 #[test]
 fn packages_install_run_and_purge_without_a_trace() {
     if let Some(reason) = unsuitable() {
-        eprintln!("skipped: {reason}");
+        else_tests::missing(reason);
         return;
     }
     // The script builds the release binaries (nothing to do when target/release is current).

@@ -21,7 +21,7 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<HashMap<String, serde_json::Value>>)]
     pub details: Option<serde_json::Value>,
     pub result: Option<String>,
 }

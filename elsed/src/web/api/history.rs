@@ -47,7 +47,7 @@ pub struct HistoryItem {
     /// quick, extended, rejects, bulk or logs.
     pub kind: String,
     /// The search's parameters without paging (`{count}` for a bulk search).
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub params: serde_json::Value,
 }
 

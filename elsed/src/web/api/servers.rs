@@ -33,6 +33,7 @@ pub struct Server {
     pub last_seen: Option<Timestamp>,
     /// What the SNMP poller last saw (`GET /servers` only; absent for servers without an agent).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub health: Option<Health>,
 }
 

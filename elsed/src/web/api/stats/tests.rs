@@ -23,7 +23,8 @@ fn fixture() -> PathBuf {
 /// The corpus file as a plain file the importer reads (it gunzips by itself).
 fn corpus(relative: &str) -> Option<PathBuf> {
     let path = else_tests::corpora::dir_or_skip()?.join(relative);
-    path.is_file().then_some(path)
+    assert!(path.is_file(), "{} is not in the corpora", path.display());
+    Some(path)
 }
 
 fn params(pairs: &[(&str, &str)]) -> RawParams {
@@ -273,8 +274,10 @@ async fn the_report_endpoint_is_the_report_narrowed_to_the_scope() {
 #[tokio::test]
 async fn clients_are_located_in_search_results_rejects_and_the_countries_chart() {
     crate::geo::init(&crate::geo::GeoipConfig::default()).unwrap();
-    if crate::geo::database().is_none() {
-        println!("skipped: no GeoIP database (make test installs it: scripts/setup-geoip.sh)");
+    if !else_tests::require_that(
+        crate::geo::database().is_some(),
+        "no GeoIP database (scripts/setup-geoip.sh installs it)",
+    ) {
         return;
     }
     let Some(log) = corpus("postfix-logsums/mail.log.gz") else {
