@@ -122,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // Parsing needs neither the database nor an async runtime.
         Command::Parse(args) => parse::run(&args, &settings),
         Command::CheckConfig => check_config::run(&settings),
-        Command::Openapi => web::openapi::print(),
+        Command::Openapi => web::print_openapi(),
         Command::Migrate => block_on(migrate::run(&settings)),
         Command::Setup(args) => block_on(setup::run(&args, &settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),

@@ -17,6 +17,9 @@ pub(crate) mod extract;
 pub(crate) mod openapi;
 pub(crate) mod paging;
 
+/// The JSON API's OpenAPI document on standard output (`elsed openapi`, read by web/'s `npm run api-types`).
+pub use openapi::print as print_openapi;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
