@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod corpora;
+pub mod dense;
 pub mod pflogsumm;
 pub mod postfix;
 pub mod rsyslogd;
