@@ -22,6 +22,8 @@
 //! --input dense --runs 3` (the bench loads `target/release/libomelse.so` and runs
 //! `target/release/elsed`).
 
+#![deny(unsafe_code)]
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -227,7 +229,7 @@ impl Bench<'_> {
         assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
         execute(url, "SELECT pg_stat_statements_reset()");
         let server = self.cluster.server_pid().expect("a private cluster");
-        let (children_before, server_before) = (children_cpu_seconds(), tree_cpu_seconds(server));
+        let (children_before, server_before) = (else_tests::sys::children_cpu_seconds(), tree_cpu_seconds(server));
         let started = Instant::now();
         let mut command = match &self.args.perf {
             Some(dir) => {
@@ -247,7 +249,7 @@ impl Bench<'_> {
             .expect("run elsed import");
         let elapsed = started.elapsed().as_secs_f64();
         let (client, server) = (
-            children_cpu_seconds() - children_before,
+            else_tests::sys::children_cpu_seconds() - children_before,
             tree_cpu_seconds(server) - server_before,
         );
         assert!(
@@ -323,7 +325,7 @@ fn perf_stop(profile: Option<(Child, PathBuf)>) {
     let Some((mut child, data)) = profile else {
         return;
     };
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    else_tests::sys::signal(child.id(), libc::SIGINT);
     let _ = child.wait();
     for comm in [None, Some("postgres")] {
         print_perf_top(&data, comm);
@@ -424,15 +426,6 @@ fn print_statements(url: &str) {
             );
         }
     });
-}
-
-/// CPU seconds of this process's children that ended and were waited for.
-fn children_cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid rusage to fill.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn execute(url: &str, sql: &str) {

@@ -44,8 +44,7 @@ fn stat_fields(pid: u32) -> Option<Vec<u64>> {
 }
 
 fn ticks_to_seconds(ticks: u64) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    ticks as f64 / crate::sys::clock_ticks_per_second()
 }
 
 /// CPU time (user + system, seconds) process `pid` has used, all its threads together.

@@ -435,7 +435,7 @@ fn sink(address: &str, name: &str, options: &[&str]) -> Child {
 }
 
 fn stop(child: &mut Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    crate::sys::signal(child.id(), libc::SIGTERM);
     let _ = child.wait();
 }
 
