@@ -57,6 +57,12 @@ struct Args {
     /// Record perf profiles into this directory (needs `perf`, Debian's linux-perf).
     #[arg(long)]
     perf: Option<PathBuf>,
+    /// Another omelse.so than target/release's (a build kept from before a change).
+    #[arg(long)]
+    module: Option<PathBuf>,
+    /// Another elsed binary than target/release's.
+    #[arg(long)]
+    elsed: Option<PathBuf>,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -525,7 +531,8 @@ fn main() {
         return;
     }
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release");
-    let (module, elsed) = (target.join("libomelse.so"), target.join("elsed"));
+    let module = args.module.clone().unwrap_or_else(|| target.join("libomelse.so"));
+    let elsed = args.elsed.clone().unwrap_or_else(|| target.join("elsed"));
     assert!(
         module.exists() && elsed.exists(),
         "build them first: cargo build --release --workspace"
@@ -554,6 +561,7 @@ fn main() {
         args.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!("omelse: {}; elsed: {}", bench.module.display(), bench.elsed.display());
     for input in &inputs {
         println!("{}", input.name);
         let mut measures: Vec<(Way, Vec<Measure>)> = args.only.iter().map(|&w| (w, Vec::new())).collect();
