@@ -82,7 +82,9 @@ fn resolve_imports() -> Result<Imports, &'static str> {
 ///
 /// # Safety
 /// Called by rsyslogd's module loader with valid out-pointers.
-#[no_mangle]
+// Unmangled except in the crate's unit tests: they also link the crate's library through
+// else-tests (a dev-dependency that depends on omelse), which defines the name already.
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn modInit(
     requested: c_int,
     provided: *mut c_int,
