@@ -236,13 +236,26 @@ pub fn relp_certificates(dir: &Path, hosts: &[&str]) -> PathBuf {
 /// certificates (from [`relp_certificates`]; `identity` is `server`, `client` (the server's
 /// certificate, for a check of the syntax only) or a host's name) and database.
 pub fn shipped_stanza(file: &str, certs: &Path, identity: &str, relp_port: u16, conninfo: &str) -> String {
+    shipped_stanza_loading(&omelse_module(), file, certs, identity, relp_port, conninfo)
+}
+
+/// [`shipped_stanza`] loading `module`: a benchmark's release build, which `make bench` builds
+/// first (building it from a benchmark would rebuild what the benchmark itself was built with).
+pub fn shipped_stanza_loading(
+    module: &Path,
+    file: &str,
+    certs: &Path,
+    identity: &str,
+    relp_port: u16,
+    conninfo: &str,
+) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsyslog-conf").join(file);
     let text = std::fs::read_to_string(path).expect("read a shipped stanza");
     let certs = certs.display().to_string();
     let identity = if identity == "client" { "server" } else { identity };
     text.replace(
         "module(load=\"omelse\")",
-        &format!("module(load=\"{}\")", omelse_module().display()),
+        &format!("module(load=\"{}\")", module.display()),
     )
     .replace("port=\"2514\"", &format!("port=\"{relp_port}\""))
     .replace("target=\"else.example.org\"", "target=\"127.0.0.1\"")

@@ -66,6 +66,26 @@ pub fn on_signal(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     unsafe { libc::signal(signal, handler as *const () as libc::sighandler_t) };
 }
 
+/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
+#[allow(unsafe_code)]
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf takes a plain integer and has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// CPU seconds (user + system) of this process's children that ended and were waited for.
+#[allow(unsafe_code)]
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data, valid when zeroed; getrusage fills the one we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -401,7 +401,7 @@ addresses = [\"{OUT1}\"]
 }
 
 /// Virtual mailboxes for `domain` (each user a Maildir under `mail/`), delivered by `virtual`.
-fn mailboxes(postfix: &PrivatePostfix, domain: &str, users: &[&str]) -> String {
+pub fn mailboxes(postfix: &PrivatePostfix, domain: &str, users: &[&str]) -> String {
     let d = postfix.dir.display();
     let map: String = users.iter().map(|u| format!("{u}@{domain} {domain}/{u}/\n")).collect();
     std::fs::write(postfix.dir.join("etc/vmailbox"), map).unwrap();
@@ -422,7 +422,7 @@ virtual_gid_maps = static:65534
 }
 
 /// The listeners every instance has: smtpd on its address, and the virtual delivery agent.
-fn listeners(address: &str) -> String {
+pub fn listeners(address: &str) -> String {
     format!("{address}:{SMTP_PORT} inet n - n - - smtpd\nvirtual unix - n n - - virtual\n")
 }
 

@@ -82,7 +82,11 @@ fn resolve_imports() -> Result<Imports, &'static str> {
 ///
 /// # Safety
 /// Called by rsyslogd's module loader with valid out-pointers.
-#[no_mangle]
+// Under another name in the crate's unit tests: they also link the crate's library through
+// else-tests (a dev-dependency that depends on omelse), which defines `modInit` already.
+#[cfg_attr(not(test), no_mangle)]
+#[cfg_attr(test, export_name = "omelse_unit_test_modInit")]
+#[allow(non_snake_case)]
 pub unsafe extern "C" fn modInit(
     requested: c_int,
     provided: *mut c_int,

@@ -30,8 +30,8 @@ pub use open_state::{load_open_state, newest_message_time, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::{
-    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS, OTHER_KEY,
-    SIZE_BUCKETS,
+    refresh_rollups, refresh_rollups_hot_since, refresh_rollups_on, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS,
+    OTHER_KEY, SIZE_BUCKETS,
 };
 pub use text_index::index_finished_log_days;
 pub use writer::{WriteStats, Writer};

@@ -329,14 +329,44 @@ pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
 
 /// [`refresh_rollups`] with the first hot hour given (tests move it to exercise both paths).
 pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> Result<u64> {
+    refresh_share(client, hot, None).await
+}
+
+/// [`refresh_rollups`] on several connections at once, each refreshing the dirty hours of its
+/// share of the servers (`server_id % clients`), then the days past compacted on the first: the
+/// refresh at the end of an import keeps every core of the database server busy, not one.
+/// Shares exclude a whole refresh (and each other's marks), never each other.
+pub async fn refresh_rollups_on(clients: &mut [Client]) -> Result<u64> {
+    let Some(first) = clients.first() else {
+        return Ok(0);
+    };
+    let hot = hot_since(first).await?;
+    let parts = clients.len() as i32;
+    let shares = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(part, client)| refresh_share(client, hot, Some((part as i32, parts))));
+    let refreshed: u64 = futures_util::future::try_join_all(shares).await?.into_iter().sum();
+    // Nothing left dirty in the shares' hours: this one only compacts the days past.
+    Ok(refreshed + refresh_rollups_hot_since(&mut clients[0], hot).await?)
+}
+
+/// Refreshes the dirty hours of every server, or of the servers of one `(part, parts)` share.
+async fn refresh_share(client: &mut Client, hot: Timestamp, share: Option<(i32, i32)>) -> Result<u64> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK]).await?;
+    let lock = match share {
+        None => "SELECT pg_advisory_xact_lock($1)",
+        Some(_) => "SELECT pg_advisory_xact_lock_shared($1)",
+    };
+    tx.execute(lock, &[&ROLLUP_LOCK]).await?;
     tx.batch_execute(&format!("SET LOCAL client_min_messages = warning; {TEMP_TABLES}"))
         .await?;
+    let (part, parts) = share.unwrap_or((0, 1));
     let refreshed = tx
         .execute(
-            "INSERT INTO refresh_hours SELECT hour, server_id FROM rollup_dirty ORDER BY hour, server_id FOR UPDATE",
-            &[],
+            "INSERT INTO refresh_hours SELECT hour, server_id FROM rollup_dirty WHERE server_id % $2 = $1
+             ORDER BY hour, server_id FOR UPDATE",
+            &[&part, &parts],
         )
         .await?;
     if refreshed > 0 {
@@ -370,7 +400,9 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
         ))
         .await?;
     }
-    compact_past_days(&tx, hot).await?;
+    if share.is_none() {
+        compact_past_days(&tx, hot).await?;
+    }
     tx.commit().await?;
     Ok(refreshed)
 }
