@@ -27,8 +27,11 @@ pub fn hash_parts(parts: &[&[u8]]) -> i64 {
 /// hand over their batches in any order, so the stream goes back a second or more at a batch's
 /// edge, and two identical lines of a second (an smtpd serving the same client twice) must still
 /// count 0 and 1 when other seconds came between them, or the second would be taken for the
-/// first and dropped. The oldest second is forgotten once [`LineKeys::REMEMBERED`] lines are
-/// counted, which bounds the memory whatever the rate.
+/// first and dropped. But only the recent seconds: a second more than [`LineKeys::KEPT_SECONDS`]
+/// behind the newest line is forgotten, so a line sent again later (RELP resending after a
+/// reconnect, rsyslog retrying a batch after a suspension, at least its resume interval later)
+/// counts 0 again and keeps its first key. The oldest second is also forgotten once
+/// [`LineKeys::REMEMBERED`] lines are counted, which bounds the memory whatever the rate.
 #[derive(Debug, Default)]
 pub struct LineKeys {
     /// Per second, how many lines of each content it had so far.
@@ -41,6 +44,11 @@ impl LineKeys {
     /// Lines whose counts are kept: more than two of rsyslog's largest batches (10,000 lines each
     /// in the shipped stanza), about 2 MB.
     pub const REMEMBERED: usize = 65_536;
+
+    /// How far behind the newest line's second a second's counts are kept: more than the log
+    /// time two handed-over batches span on a live stream, less than the 30 s after which rsyslog
+    /// resumes a suspended action or RELP resends.
+    pub const KEPT_SECONDS: i64 = 10;
 
     /// The key of the next line.
     pub fn key(&mut self, line: &SyslogLine<'_>) -> i64 {
@@ -60,12 +68,24 @@ impl LineKeys {
         });
         let key = content ^ u64::from(*ordinal).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         *ordinal += 1;
-        while self.remembered > Self::REMEMBERED && self.seconds.len() > 1 {
-            if let Some((_, oldest)) = self.seconds.pop_first() {
-                self.remembered -= oldest.len();
-            }
-        }
+        self.forget_old_seconds();
         key as i64
+    }
+
+    /// Drops the seconds too far behind the newest one, and the oldest beyond the line bound.
+    fn forget_old_seconds(&mut self) {
+        let Some(newest) = self.seconds.last_key_value().map(|(second, _)| *second) else {
+            return;
+        };
+        while let Some((&oldest, counts)) = self.seconds.first_key_value() {
+            let too_old = oldest < newest - Self::KEPT_SECONDS;
+            let too_many = self.remembered > Self::REMEMBERED && self.seconds.len() > 1;
+            if !too_old && !too_many {
+                break;
+            }
+            self.remembered -= counts.len();
+            self.seconds.pop_first();
+        }
     }
 }
 
@@ -103,6 +123,22 @@ mod tests {
             (shuffled[1], shuffled[3], shuffled[0]),
             (in_order[0], in_order[1], in_order[2])
         );
+    }
+
+    #[test]
+    fn a_line_sent_again_after_the_stream_moved_on_keeps_its_first_key() {
+        let connect = "connect from ws1.example.test[10.0.30.1]";
+        let later = 10 + LineKeys::KEPT_SECONDS + 1;
+        let resent = keys(&[(10, connect), (11, "other"), (later, "newer"), (10, connect)]);
+        assert_eq!(resent[0], resent[3]);
+        // Within the kept seconds, the same line twice is two lines.
+        let repeated = keys(&[
+            (10, connect),
+            (11, "other"),
+            (10 + LineKeys::KEPT_SECONDS, "newer"),
+            (10, connect),
+        ]);
+        assert_ne!(repeated[0], repeated[3]);
     }
 
     #[test]
