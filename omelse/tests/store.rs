@@ -69,6 +69,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
             origin: "smtpd",
             flow,
             state: if closed { "sent" } else { "deferred" },
+            state_reason: (i % 10 == 0).then(|| format!("reason {i}")),
             closed,
             removed_at: closed.then_some(Timestamp(start.0 + MINUTE)),
             version: 5,
@@ -221,7 +222,8 @@ async fn migrate_fresh_then_again_is_a_no_op() {
     assert_eq!(store::schema_version(&client).await.unwrap(), 0);
     assert_eq!(
         store::migrate(&mut client).await.unwrap(),
-        (1..=LATEST_SCHEMA_VERSION).collect::<Vec<_>>()
+        // Merge: 9 is main's domain_without_regex; drop the filter once both are in.
+        (1..=LATEST_SCHEMA_VERSION).filter(|&v| v != 9).collect::<Vec<_>>()
     );
     assert_eq!(store::schema_version(&client).await.unwrap(), LATEST_SCHEMA_VERSION);
     assert_eq!(store::migrate(&mut client).await.unwrap(), Vec::<i32>::new());
