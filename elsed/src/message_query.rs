@@ -349,12 +349,16 @@ pub struct MessageRow {
     /// inbound, outbound, internal or relayed.
     pub flow: Option<String>,
     pub state: String,
+    /// Why the message ended as it did or waits on hold, as the log said (docs/api.md, "Message
+    /// states").
+    pub state_reason: Option<String>,
 }
 
 impl MessageRow {
     /// The columns [`MessageRow::from_row`] reads, from `messages m JOIN servers s`.
     pub const COLUMNS: &'static str = "m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, \
-         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state";
+         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state, \
+         m.state_reason";
 
     pub fn from_row(row: &Row) -> MessageRow {
         Self::from_row_at(row, 0)
@@ -380,6 +384,7 @@ impl MessageRow {
             last_seen: row.get(at(11)),
             flow: row.get(at(12)),
             state: row.get(at(13)),
+            state_reason: row.get(at(14)),
         }
     }
 }

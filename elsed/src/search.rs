@@ -66,6 +66,7 @@ struct Found {
     last_seen: Timestamp,
     flow: Option<String>,
     state: String,
+    state_reason: Option<String>,
     recipients: Vec<RecipientRow>,
     links: Vec<FoundLink>,
     #[serde(skip)]
@@ -171,6 +172,7 @@ async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result
             last_seen: m.last_seen,
             flow: m.flow,
             state: m.state,
+            state_reason: m.state_reason,
             links: Vec::new(),
         })
         .collect();

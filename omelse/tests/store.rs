@@ -69,6 +69,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
             origin: "smtpd",
             flow,
             state: if closed { "sent" } else { "deferred" },
+            state_reason: (i % 10 == 0).then(|| format!("reason {i}")),
             closed,
             removed_at: closed.then_some(Timestamp(start.0 + MINUTE)),
             version: 5,

@@ -199,6 +199,101 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     assert_eq!(count(&live, "SELECT count(*) FROM log_events"), lines.len() as i64);
 }
 
+/// The sessions as a mail administrator would compare them, by host, pid and time.
+async fn sessions(url: &str) -> Vec<String> {
+    let client = omelse::store::connect(url).await.expect("connect");
+    client
+        .query(
+            "SELECT concat_ws('|', s.name, x.pid, x.connected_at, x.disconnected_at, x.client_ip, x.messages, x.rejects, x.ending)
+             FROM sessions x JOIN servers s ON s.id = x.server_id ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("sessions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A dense stream of three hosts, line by line: the corpus's MX log as `helga`, `helga-b` and
+/// `helga-c`, so that every batch holds the stories of several messages of every host.
+fn dense_lines(per_host: usize) -> Vec<String> {
+    let text = else_tests::corpora::read_text(
+        &else_tests::corpora::dir_or_skip()
+            .expect("the corpora")
+            .join("postfix-logsums/mail.log.gz"),
+    );
+    let first: Vec<&str> = text.lines().take(per_host).collect();
+    assert_eq!(first.len(), per_host, "the corpus has the lines asked for");
+    let mut lines = Vec::with_capacity(per_host * 3);
+    for line in first {
+        lines.push(line.to_owned());
+        lines.push(line.replacen(" helga ", " helga-b ", 1));
+        lines.push(line.replacen(" helga ", " helga-c ", 1));
+    }
+    lines
+}
+
+/// The shipped stanza's two workers, made to take turns often (small batches, the second worker
+/// started at once): whatever order their batches reach the module in, the records equal the
+/// import's, every run.
+#[test]
+fn two_workers_with_small_batches_store_what_an_import_stores_every_run() {
+    rsyslogd_binary().expect("rsyslogd");
+    let lines = dense_lines(12_000);
+    let cluster = PgCluster::shared();
+    let imported = block_on(cluster.create_database());
+    block_on(import(&imported, &lines));
+    let expected = (block_on(records(&imported)), block_on(sessions(&imported)));
+    assert!(expected.0 .0.len() > 150, "messages: {}", expected.0 .0.len());
+    for run in 1..=3 {
+        let live = block_on(cluster.create_database());
+        let port = free_port();
+        let dir = test_dir(&format!("two-workers-{run}"));
+        let config = server_config(&omelse_module(), port, &live)
+            .replace("queue.dequeueBatchSize=\"5000\"", "queue.dequeueBatchSize=\"64\"")
+            .replace(
+                "queue.workerThreads=\"2\"",
+                "queue.workerThreads=\"2\" queue.workerThreadMinimumMessages=\"1\"",
+            );
+        assert!(config.contains("dequeueBatchSize=\"64\"") && config.contains("MinimumMessages"));
+        let daemon = Rsyslogd::start(&dir, &config);
+        send_tcp(port, &as_syslog(&lines));
+        let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(300));
+        assert_eq!(
+            stored,
+            lines.len() as i64,
+            "run {run}; rsyslogd log:\n{}",
+            daemon.own_log()
+        );
+        let got = (block_on(records(&live)), block_on(sessions(&live)));
+        let differing = |a: &[String], b: &[String]| {
+            let a: std::collections::BTreeSet<_> = a.iter().collect();
+            let b: std::collections::BTreeSet<_> = b.iter().collect();
+            a.symmetric_difference(&b)
+                .take(4)
+                .cloned()
+                .cloned()
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(
+            (
+                differing(&got.0 .0, &expected.0 .0),
+                differing(&got.0 .1, &expected.0 .1),
+                differing(&got.1, &expected.1)
+            ),
+            (vec![], vec![], vec![]),
+            "run {run}: messages {} / {}, recipients {} / {}, sessions {} / {} (live / import)",
+            got.0 .0.len(),
+            expected.0 .0.len(),
+            got.0 .1.len(),
+            expected.0 .1.len(),
+            got.1.len(),
+            expected.1.len()
+        );
+    }
+}
+
 #[test]
 fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {

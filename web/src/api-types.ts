@@ -1060,6 +1060,8 @@ export interface components {
             /** Format: int64 */
             size: number | null;
             state: string;
+            /** @description Why the hop ended as it did or waits on hold (docs/api.md, "Message states"). */
+            state_reason: string | null;
         };
         HopRecipient: {
             address: string;
@@ -1168,6 +1170,11 @@ export interface components {
             /** Format: int64 */
             size: number | null;
             state: string;
+            /**
+             * @description Why the message ended as it did or waits on hold, as the log said (docs/api.md, "Message
+             *     states").
+             */
+            state_reason: string | null;
         };
         /** @description One message in a list. */
         MessageSummary: components["schemas"]["MessageRow"] & {

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "domain_without_regex",
         include_str!("migrations/0009_domain_without_regex.sql"),
     ),
+    (10, "state_reason", include_str!("migrations/0010_state_reason.sql")),
 ];
 
 /// The schema version this binary writes.

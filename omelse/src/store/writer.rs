@@ -93,7 +93,7 @@ WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DI
 const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
-     removed_at, version";
+     removed_at, version, state_reason";
 const RECIPIENT_COLUMNS: &str = "message_started_at, message_uid, address, orig_address, status, dsn, relay, \
      status_text, delay, attempts, last_attempt_at, flow";
 const DELIVERY_COLUMNS: &str = "ts, line_key, message_uid, message_started_at, server_id, queue_id, daemon, \
@@ -753,6 +753,7 @@ async fn copy_messages(
         BOOL => m.closed,
         TIMESTAMPTZ => m.removed_at,
         INT4 => m.version,
+        TEXT => text(m.state_reason.as_deref()),
     ])
 }
 

@@ -106,6 +106,8 @@ pub struct HopDetail {
     pub message_id: Option<String>,
     pub flow: Option<String>,
     pub state: String,
+    /// Why the hop ended as it did or waits on hold (docs/api.md, "Message states").
+    pub state_reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub first_seen: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -246,6 +248,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
                     message_id: m.message_id,
                     flow: m.flow,
                     state: m.state,
+                    state_reason: m.state_reason,
                     first_seen: m.first_seen,
                     last_seen: m.last_seen,
                     sender: m.sender,
@@ -523,6 +526,7 @@ mod order_tests {
                 last_seen: at,
                 flow: None,
                 state: "sent".to_owned(),
+                state_reason: None,
             },
             link_kind: from.map(|_| "relay".to_owned()),
             from,

@@ -121,6 +121,7 @@ impl Listing for MessageList {
         "last_seen",
         "flow",
         "state",
+        "state_reason",
     ];
     const CSV_FILE: &'static str = "messages.csv";
 
@@ -191,7 +192,8 @@ impl Listing for MessageList {
                  FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid),
                 (SELECT count(*) FROM recipients r
                  WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid)::text,
-                m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state
+                m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state,
+                m.state_reason
          {from_where} {order_by}",
             sql_time("m.first_seen"),
             sql_time("m.last_seen"),
