@@ -95,32 +95,42 @@ fn chunks(state: State) -> impl Stream<Item = Result<Bytes, std::io::Error>> + S
     })
 }
 
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `@`, `-` not followed by a digit, tab,
-/// carriage return at the start) gets a leading `'`: a sender address is not a program.
+/// A cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage
+/// return) gets a leading `'`: a sender address is not a program. Only a cell that is a number as a
+/// whole (`-12`, `-0.5`) is exempt: `-1+HYPERLINK(…)` starts with a digit too. The browser's
+/// exports apply the same rule (web/src/csv.ts), both tested on web/tests/csv-guard-vectors.json.
 fn guard(cell: &str) -> std::borrow::Cow<'_, str> {
-    let risky = match cell.as_bytes() {
-        [b'=' | b'+' | b'@' | b'\t' | b'\r', ..] => true,
-        [b'-', rest @ ..] => !rest.first().is_some_and(u8::is_ascii_digit),
-        _ => false,
-    };
-    if risky {
+    let risky = matches!(cell.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'));
+    if risky && !is_plain_number(cell) {
         format!("'{cell}").into()
     } else {
         cell.into()
     }
 }
 
+/// `-`, digits, optionally `.` and digits: what a spreadsheet reads as a negative number and
+/// nothing else.
+fn is_plain_number(cell: &str) -> bool {
+    let unsigned = cell.strip_prefix('-').unwrap_or(cell);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
+}
+
 #[cfg(test)]
 mod tests {
     use super::guard;
 
+    /// The vectors the browser's guard is tested on too.
     #[test]
     fn formulas_are_defused_numbers_are_not() {
-        assert_eq!(guard("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(guard("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(guard("-x"), "'-x");
-        assert_eq!(guard("-7792685374438105956"), "-7792685374438105956");
-        assert_eq!(guard("bob@example.com"), "bob@example.com");
-        assert_eq!(guard(""), "");
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../web/tests/csv-guard-vectors.json")).unwrap();
+        let vectors = file["vectors"].as_array().unwrap();
+        assert!(vectors.len() > 10);
+        for pair in vectors {
+            let (cell, expected) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            assert_eq!(guard(cell), expected, "cell {cell:?}");
+        }
     }
 }
