@@ -232,6 +232,18 @@ impl Pipeline {
     }
 }
 
+/// Test builds only (feature `fault-injection`): a line containing `OMELSE-FAULT-PARSE-PANIC`
+/// panics while it is parsed, to prove that it costs that line only.
+#[cfg(feature = "fault-injection")]
+fn fault_injection(message: &str) {
+    if message.contains("OMELSE-FAULT-PARSE-PANIC") {
+        panic!("omelse fault injection: panic while parsing a line");
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection(_message: &str) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,15 +267,3 @@ mod tests {
         );
     }
 }
-
-/// Test builds only (feature `fault-injection`): a line containing `OMELSE-FAULT-PARSE-PANIC`
-/// panics while it is parsed, to prove that it costs that line only.
-#[cfg(feature = "fault-injection")]
-fn fault_injection(message: &str) {
-    if message.contains("OMELSE-FAULT-PARSE-PANIC") {
-        panic!("omelse fault injection: panic while parsing a line");
-    }
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn fault_injection(_message: &str) {}

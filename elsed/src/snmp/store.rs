@@ -89,7 +89,7 @@ pub fn check_settings(settings: &AgentSettings, secrets: &AgentSecrets) -> Resul
     match settings.version.as_str() {
         // A community travels in clear and is often guessed: good enough to read queue sizes,
         // not to flush or delete mail.
-        "2c" if secrets.control_community.is_some() || settings.control_user.is_some() => {
+        "2c" if secrets.control_community.is_some() => {
             Err("SNMPv2c is for polling only: queue actions need SNMPv3 (a control user)".into())
         }
         "2c" => given(&secrets.read_community, "the read community", 1),

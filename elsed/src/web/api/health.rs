@@ -276,18 +276,20 @@ impl MetricsAccess {
         Ok(MetricsAccess { token, allowed })
     }
 
-    /// Lets the request through, or says why not: 401 asking for the token when there is one,
-    /// 403 otherwise.
-    fn check(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Result<(), Response> {
+    /// `None` lets the request through; otherwise the refusal: 401 asking for the token when
+    /// there is one, 403 otherwise.
+    fn refusal(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Option<Response> {
         if client.is_some_and(|ip| self.allowed.allows(ip)) {
-            return Ok(());
+            return None;
         }
         let Some(token) = &self.token else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "/metrics is served to web.metrics_allowed_clients or with web.metrics_token_file's token only",
-            )
-            .into_response());
+            return Some(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "/metrics is served to web.metrics_allowed_clients or with web.metrics_token_file's token only",
+                )
+                .into_response(),
+            );
         };
         let given = headers
             .get(header::AUTHORIZATION)
@@ -295,13 +297,13 @@ impl MetricsAccess {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
         if given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes()))) {
-            return Ok(());
+            return None;
         }
         let mut refused = ApiError::new(StatusCode::UNAUTHORIZED, "/metrics needs its bearer token").into_response();
         refused
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-        Err(refused)
+        Some(refused)
     }
 }
 
@@ -311,7 +313,7 @@ async fn metrics(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Err(refused) = state.metrics.check(&headers, ip) {
+    if let Some(refused) = state.metrics.refusal(&headers, ip) {
         return Ok(refused);
     }
     let client = state.db.get().await?;
