@@ -78,29 +78,59 @@ impl Commit {
     }
 }
 
-/// How long a caller waits: for a free connection when all are busy, for a new connection to
-/// open (an unreachable server answers with an error, not a hang), for a returned one to be
-/// checked. A timeout is an error like the database being down (the web application's 503).
-const TIMEOUTS: deadpool_postgres::Timeouts = deadpool_postgres::Timeouts {
-    wait: Some(Duration::from_secs(30)),
-    create: Some(Duration::from_secs(10)),
-    recycle: Some(Duration::from_secs(5)),
-};
+/// How long a caller waits for a new connection to open (an unreachable server answers with an
+/// error, not a hang) and for a returned one to be checked.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a pool is sized and how its sessions behave.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// At most this many connections.
+    pub size: usize,
+    pub commit: Commit,
+    /// How long a caller waits for a free connection when all are busy; then an error like the
+    /// database being down (the web application's 503 with `Retry-After`), never an endless queue.
+    pub wait: Duration,
+    /// The sessions' `statement_timeout`: no query of theirs runs longer (`None`: PostgreSQL's).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    /// `size` connections committing as `commit` says, callers waiting at most 30 s, no
+    /// statement timeout: the background services' pools.
+    pub fn new(size: usize, commit: Commit) -> PoolOptions {
+        PoolOptions {
+            size,
+            commit,
+            wait: Duration::from_secs(30),
+            statement_timeout: None,
+        }
+    }
+}
 
 /// A pool of at most `size` connections to `target`, committing as `commit` says.
 pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit) -> anyhow::Result<Pool> {
+    pool_with(target, application_name, PoolOptions::new(size, commit))
+}
+
+/// A pool to `target` as `options` say.
+pub fn pool_with(target: &Target, application_name: &str, options: PoolOptions) -> anyhow::Result<Pool> {
     // A malformed connection string, or a CA file that cannot be read, is refused now rather
     // than at the first request. The TLS connector is omelse's, made once for the pool.
     let (mut config, tls) = store::connect_config(&target.url, &target.options(application_name))
         .map_err(|e| anyhow::anyhow!("database ({}): {e}", redact(&target.url)))?;
     // The session's settings travel with the connection's startup packet: no round trip after
     // connecting, and nothing a recycled connection could have lost.
-    let session = format!("-c TimeZone=UTC -c synchronous_commit={}", commit.setting());
-    let options = match config.get_options() {
+    let mut session = format!("-c TimeZone=UTC -c synchronous_commit={}", options.commit.setting());
+    if let Some(limit) = options.statement_timeout {
+        session.push_str(&format!(" -c statement_timeout={}", limit.as_millis().max(1)));
+    }
+    let startup = match config.get_options() {
         Some(given) => format!("{given} {session}"),
         None => session,
     };
-    config.options(&options);
+    config.options(&startup);
     let manager_config = deadpool_postgres::ManagerConfig {
         recycling_method: deadpool_postgres::RecyclingMethod::Fast,
     };
@@ -109,9 +139,13 @@ pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit
         None => deadpool_postgres::Manager::from_config(config, tokio_postgres::NoTls, manager_config),
     };
     Ok(Pool::builder(manager)
-        .max_size(size.max(1))
+        .max_size(options.size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .timeouts(TIMEOUTS)
+        .timeouts(deadpool_postgres::Timeouts {
+            wait: Some(options.wait),
+            create: Some(CREATE_TIMEOUT),
+            recycle: Some(RECYCLE_TIMEOUT),
+        })
         .build()?)
 }
 
@@ -214,6 +248,23 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(prepared, 1, "prepared once");
+
+        // The web application's sessions stop a statement that runs too long.
+        let options = PoolOptions {
+            statement_timeout: Some(Duration::from_millis(1500)),
+            ..PoolOptions::new(1, Commit::Durable)
+        };
+        let limited = pool_with(&target, "t", options).unwrap().get().await.unwrap();
+        assert_eq!(show(&limited, "statement_timeout").await, "1500ms");
+        let stopped = limited
+            .simple_query("SELECT pg_sleep(30)")
+            .await
+            .expect_err("cancelled");
+        assert_eq!(
+            stopped.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{stopped:?}"
+        );
 
         target.ca_file = Some("/nonexistent/db-ca.pem".into());
         let refused = pool(&target, "t", 1, Commit::Asynchronous).expect_err("no pool without the CA file");

@@ -499,12 +499,7 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     if rsyslogd_binary().is_none() {
         return;
     }
-    let module = fault_injection_module();
-    let cluster = PgCluster::shared();
-    let url = block_on(cluster.create_database());
-    let port = free_port();
-    let dir = test_dir("panic");
-    let mut daemon = Rsyslogd::start(&dir, &server_config(&module, port, &url));
+    let (_url, port, mut daemon) = fault_injection_daemon("panic");
     send_tcp(
         port,
         &[
@@ -525,6 +520,60 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(daemon.is_running(), "rsyslogd survived the panic");
+}
+
+/// Issue 16: a line whose parsing panics (a bug, injected here) costs that line only: it is
+/// stored as an `unknown` line, counted, and every other line of its batch and after it arrives
+/// once; rsyslog does not resend the batch forever.
+#[test]
+fn a_panic_while_parsing_one_line_costs_that_line_only() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let (url, port, mut daemon) = fault_injection_daemon("parse-panic");
+    let lines: Vec<String> = (0..300)
+        .map(|n| {
+            let marker = if n == 150 { " OMELSE-FAULT-PARSE-PANIC" } else { "" };
+            format!(
+                "<22>2026-11-28T10:{:02}:{:02}+00:00 mx1 postfix/smtpd[7]: connect from c{n}[192.0.2.{}]{marker}",
+                n / 60,
+                n % 60,
+                n % 250
+            )
+        })
+        .collect();
+    send_tcp(port, &lines);
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&url, "SELECT count(*) FROM log_events"), 300, "nothing twice");
+    assert_eq!(count(&url, "SELECT count(DISTINCT raw) FROM log_events"), 300);
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM log_events WHERE raw LIKE '%OMELSE-FAULT-PARSE-PANIC' AND kind = 'unknown'"
+        ),
+        1,
+        "the panicking line, kept"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || count(
+            &url,
+            "SELECT coalesce(max(value), -1) FROM ingest_counters WHERE name LIKE 'omelse.%.panicked'"
+        ) == 1),
+        "counted in ingest_counters"
+    );
+    assert!(daemon.is_running());
+}
+
+/// rsyslogd with the fault-injection module, listening on TCP for a new database: its URL, the
+/// port and the daemon.
+fn fault_injection_daemon(name: &str) -> (String, u16, Rsyslogd) {
+    let module = fault_injection_module();
+    let url = block_on(PgCluster::shared().create_database());
+    let port = free_port();
+    let daemon = Rsyslogd::start(&test_dir(name), &server_config(&module, port, &url));
+    (url, port, daemon)
 }
 
 /// Builds omelse.so with the `fault-injection` feature into its own target directory.

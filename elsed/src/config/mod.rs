@@ -329,6 +329,9 @@ impl Config {
         self.ndr
             .allowed()
             .map_err(|problem| ("ndr.allowed_clients".to_owned(), problem))?;
+        self.greylist
+            .allowed()
+            .map_err(|problem| ("greylist.allowed_clients".to_owned(), problem))?;
         if self.import.batch_lines == 0 {
             return Err(("import.batch_lines".to_owned(), "must be at least 1".to_owned()));
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::store::{self, Incoming};
-use super::{is_allowed, NdrConfig};
+use super::NdrConfig;
+use crate::allow_list::AllowList;
 
 /// Longest command line, CRLF included (RFC 5321 asks for 512; ESMTP parameters make it more).
 const MAX_COMMAND: usize = 2048;
@@ -54,7 +55,7 @@ impl Listener {
 /// What every connection shares.
 pub struct Service {
     cfg: NdrConfig,
-    allowed: Vec<(IpAddr, u8)>,
+    allowed: AllowList,
     hostname: String,
     pool: Pool,
     known_days: Mutex<BTreeSet<i64>>,
@@ -131,7 +132,7 @@ async fn accept_loop(listener: Listener, service: Arc<Service>, slots: Arc<Semap
         };
         let protocol = listener.protocol;
         let service = service.clone();
-        if !is_allowed(&service.allowed, peer.ip()) {
+        if !service.allowed.allows(peer.ip()) {
             tracing::warn!("ndr: connection from {peer} refused: not in ndr.allowed_clients");
             tokio::spawn(async move {
                 let line = format!("554 5.7.1 {} access denied to {}\r\n", service.hostname, peer.ip());
@@ -401,6 +402,10 @@ async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
                             Err(p) => format!("555 5.5.4 Unsupported parameter {p}"),
                             Ok(Some(size)) if size > cfg.max_size as u64 => {
                                 "552 5.3.4 Message size exceeds fixed limit".into()
+                            }
+                            Ok(_) if !cfg.accepts_sender(sender) => {
+                                tracing::warn!(sender, "ndr: sender refused: not in ndr.accepted_senders");
+                                format!("550 5.7.1 <{sender}>: only delivery reports (null sender) are collected here")
                             }
                             Ok(_) => {
                                 tx.sender = Some(sender.to_owned());

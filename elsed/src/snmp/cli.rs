@@ -80,7 +80,10 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
     let config = &settings.config.snmp;
     if let SnmpCommand::Keygen { path } = &args.command {
         SecretKey::generate(path)?;
-        println!("wrote {} (mode 0600); name it in [snmp] key_file", path.display());
+        println!(
+            "wrote {} (mode 0600): chown it to the services' user (else), keep the mode, name it in [snmp] key_file",
+            path.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     // A wrong action is said before anything is opened.
