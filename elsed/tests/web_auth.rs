@@ -13,6 +13,9 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "web_auth/tenants.rs"]
+mod tenants;
+
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
 const ADMIN_PASSWORD: &str = "admin password 1";
 

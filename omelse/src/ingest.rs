@@ -180,6 +180,7 @@ impl Pipeline {
             queue_id: None,
             kind: "unparsed",
             message_uid: None,
+            session_uid: None,
             raw: text.to_owned(),
         });
     }

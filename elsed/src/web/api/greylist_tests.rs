@@ -63,6 +63,7 @@ fn groups(domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids: vec![1],
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
@@ -278,7 +279,7 @@ async fn a_message_shows_the_greylisting_that_delayed_it() {
     let seen = |uids: Vec<i64>| {
         let db = &db;
         async move {
-            let history = greylist_decisions_for_messages(db, &uids).await.unwrap();
+            let history = greylist_decisions_for_messages(db, &Scope::All, &uids).await.unwrap();
             history
                 .iter()
                 .map(|d| (d.decision.clone(), d.ts.clone()))

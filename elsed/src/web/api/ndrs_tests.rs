@@ -147,6 +147,7 @@ fn group(servers: &[i32], domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids: servers.to_vec(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
@@ -177,10 +178,12 @@ async fn each_scope_sees_its_own_ndrs_and_nothing_else() {
         GroupScope {
             server_ids: vec![f.mx1],
             domains: vec!["other.test".into()],
+            ..Default::default()
         },
         GroupScope {
             server_ids: vec![f.mx2],
             domains: vec!["remote.test".into()],
+            ..Default::default()
         },
     ]);
     assert!(ids(&f, &crossed, all()).await.is_empty());

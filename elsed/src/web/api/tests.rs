@@ -49,6 +49,7 @@ fn group(server_ids: Vec<i32>, domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids,
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
