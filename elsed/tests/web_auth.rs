@@ -148,15 +148,18 @@ impl Elsed {
 
     /// Imports the repository's fixture log: servers mx1 and out1 register themselves.
     fn import_fixture(&self) {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log");
-        let fixture = fixture.to_str().unwrap();
+        self.import(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log"));
+    }
+
+    /// Imports a log of the fixture's year (2024, UTC).
+    fn import(&self, log: &Path) {
         let args = [
             "import",
             "--timezone",
             "UTC",
             "--year-reference",
             "2024-12-31T00:00:00Z",
-            fixture,
+            log.to_str().unwrap(),
         ];
         ok(self.cli(&args, ""));
     }

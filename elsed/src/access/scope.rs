@@ -426,21 +426,27 @@ pub(crate) mod tests {
         (client, s1, s2)
     }
 
-    /// The uids of the messages `scope` sees.
-    pub(crate) async fn visible(client: &Client, scope: &Scope) -> Vec<i64> {
+    /// The first column of `select`, in order, of the rows that pass the condition `condition`
+    /// builds.
+    async fn selected(client: &Client, select: &str, condition: impl FnOnce(&mut Query) -> String) -> Vec<i64> {
         let mut q = Query::default();
-        let condition = scope.messages_condition(&mut q, "m");
+        let condition = condition(&mut q);
         q.and(condition);
         client
-            .query(
-                &format!("SELECT m.uid FROM messages m {} ORDER BY m.uid", q.where_clause()),
-                &q.params(),
-            )
+            .query(&format!("{select} {} ORDER BY 1", q.where_clause()), &q.params())
             .await
             .unwrap()
             .iter()
             .map(|row| row.get(0))
             .collect()
+    }
+
+    /// The uids of the messages `scope` sees.
+    pub(crate) async fn visible(client: &Client, scope: &Scope) -> Vec<i64> {
+        selected(client, "SELECT m.uid FROM messages m", |q| {
+            scope.messages_condition(q, "m")
+        })
+        .await
     }
 
     fn group(server_ids: &[i32], domains: &[&str]) -> GroupScope {
@@ -530,19 +536,10 @@ pub(crate) mod tests {
 
     /// The keys of the fixture's lines `scope` sees.
     async fn visible_lines(client: &Client, scope: &Scope) -> Vec<i64> {
-        let mut q = Query::default();
-        let condition = scope.log_events_condition(&mut q, "e");
-        q.and(condition);
-        client
-            .query(
-                &format!("SELECT e.line_key FROM log_events e {} ORDER BY 1", q.where_clause()),
-                &q.params(),
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect()
+        selected(client, "SELECT e.line_key FROM log_events e", |q| {
+            scope.log_events_condition(q, "e")
+        })
+        .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
