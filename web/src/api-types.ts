@@ -985,8 +985,10 @@ export interface components {
             name: string;
             server_ids: number[];
             user_ids: number[];
-            /** @description The servers (among `server_ids`) the group owns whole: its members see every line of
-             *     them, the lines that belong to no message (daemon starts, warnings) too. */
+            /**
+             * @description The servers (among `server_ids`) the group owns whole: its members see every line of
+             *     them, the lines that belong to no message (daemon starts, warnings) too.
+             */
             whole_server_ids: number[];
         };
         /**
