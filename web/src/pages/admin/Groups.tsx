@@ -90,7 +90,7 @@ function GroupEditor({ group, users, done }: { group: Group | null; users: User[
           ))}
         </fieldset>
         <fieldset class="wide">
-          <legend>Servers the group owns whole (its members see every line, not only those of their mail)</legend>
+          <legend>Owned whole: its members see every line there, not only those of their mail</legend>
           {servers
             .filter((s) => serverIds.includes(s.id))
             .map((s) => (
