@@ -152,7 +152,8 @@ async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result
         .iter()
         .map(MessageRow::from_row)
         .collect();
-    let mut recipients = message_query::recipients(client, &rows, None).await?;
+    // The command line is the administrator's: every recipient.
+    let mut recipients = message_query::recipients(client, &crate::access::Scope::All, &rows, None).await?;
     let mut found: Vec<Found> = rows
         .into_iter()
         .map(|m| Found {

@@ -13,6 +13,9 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "web_auth/tenants.rs"]
+mod tenants;
+
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
 const ADMIN_PASSWORD: &str = "admin password 1";
 
@@ -145,15 +148,18 @@ impl Elsed {
 
     /// Imports the repository's fixture log: servers mx1 and out1 register themselves.
     fn import_fixture(&self) {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log");
-        let fixture = fixture.to_str().unwrap();
+        self.import(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log"));
+    }
+
+    /// Imports a log of the fixture's year (2024, UTC).
+    fn import(&self, log: &Path) {
         let args = [
             "import",
             "--timezone",
             "UTC",
             "--year-reference",
             "2024-12-31T00:00:00Z",
-            fixture,
+            log.to_str().unwrap(),
         ];
         ok(self.cli(&args, ""));
     }

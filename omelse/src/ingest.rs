@@ -170,6 +170,7 @@ impl Pipeline {
                 queue_id: None,
                 kind: EventKind::Unknown.name(),
                 message_uid: None,
+                session_uid: None,
                 raw: line.message.to_owned(),
             });
         }
@@ -202,6 +203,7 @@ impl Pipeline {
             queue_id: None,
             kind: "unparsed",
             message_uid: None,
+            session_uid: None,
             raw: text.to_owned(),
         });
     }

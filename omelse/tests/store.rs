@@ -123,6 +123,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
             queue_id: Some(queue_id.clone()),
             kind: "qmgr_from",
             message_uid: Some(uid),
+            session_uid: None,
             raw: format!("{queue_id}: from=<x>, size={size}, nrcpt=2 (queue active)"),
         });
         let session_uid = hash_parts(&[host.as_bytes(), &i.to_le_bytes(), b"session"]);

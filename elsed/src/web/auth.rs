@@ -191,7 +191,9 @@ pub async fn load_scope(client: &Client, user_id: i64, role: Role) -> Result<Sco
             let rows = client
                 .query(
                     "SELECT ARRAY(SELECT server_id FROM group_servers s WHERE s.group_id = gu.group_id ORDER BY 1),
-                            ARRAY(SELECT domain FROM group_domains d WHERE d.group_id = gu.group_id ORDER BY 1)
+                            ARRAY(SELECT domain FROM group_domains d WHERE d.group_id = gu.group_id ORDER BY 1),
+                            ARRAY(SELECT server_id FROM group_servers s
+                                  WHERE s.group_id = gu.group_id AND s.owns_whole ORDER BY 1)
                      FROM group_users gu WHERE gu.user_id = $1 ORDER BY gu.group_id",
                     &[&user_id],
                 )
@@ -201,6 +203,7 @@ pub async fn load_scope(client: &Client, user_id: i64, role: Role) -> Result<Sco
                     .map(|row| GroupScope {
                         server_ids: row.get(0),
                         domains: row.get(1),
+                        whole_server_ids: row.get(2),
                     })
                     .collect(),
             )
@@ -587,6 +590,7 @@ mod tests {
             server_ids: Some(vec![server]),
             domains: Some(vec![domain.into()]),
             user_ids: None,
+            whole_server_ids: None,
         };
         let g1 = accounts::create_group(&mut client, group("g1", s1, "One.Example"))
             .await
@@ -621,7 +625,7 @@ mod tests {
             (member, Role::User, vec![1, 3, 4]),
             (loner, Role::User, vec![]),
             (end, Role::Enduser, vec![2]),
-            (admin, Role::Admin, vec![1, 2, 3, 4]),
+            (admin, Role::Admin, vec![1, 2, 3, 4, 5]),
         ] {
             let scope = load_scope(&client, id, role).await.unwrap();
             assert_eq!(visible(&client, &scope).await, expected, "{role:?} {scope:?}");

@@ -178,6 +178,7 @@ impl Correlator {
             queue_id: queue_id.map(str::to_owned),
             kind: line.event.kind.name(),
             message_uid,
+            session_uid,
             raw: line.line.message.to_owned(),
         });
     }

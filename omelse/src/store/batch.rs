@@ -61,6 +61,9 @@ pub struct EventRow {
     pub kind: &'static str,
     /// The message (life of a queue id) this line belongs to, if any.
     pub message_uid: Option<i64>,
+    /// The smtpd session this line belongs to, if any: what lets a group member read the
+    /// session lines of their own mail (elsed's access scope).
+    pub session_uid: Option<i64>,
     /// The message text after `prog[pid]: `, or the whole line when the envelope was not readable.
     pub raw: String,
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0009_domain_without_regex.sql"),
     ),
     (10, "state_reason", include_str!("migrations/0010_state_reason.sql")),
+    (11, "tenants", include_str!("migrations/0011_tenants.sql")),
 ];
 
 /// The schema version this binary writes.

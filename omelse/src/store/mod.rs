@@ -18,6 +18,7 @@ mod retention;
 mod rollup;
 mod sql_types;
 mod text_index;
+pub mod vouched;
 mod writer;
 
 pub use batch::*;

@@ -90,7 +90,7 @@ CROSS JOIN LATERAL (
 ) x
 WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
 
-const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
+const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, session_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
      removed_at, version, state_reason";
@@ -721,6 +721,7 @@ async fn copy_events(
         TEXT => text(e.queue_id.as_deref()),
         TEXT => e.kind,
         INT8 => e.message_uid,
+        INT8 => e.session_uid,
         TEXT => Text(&e.raw),
     ])
 }
