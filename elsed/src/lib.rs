@@ -18,6 +18,7 @@ pub mod parse;
 pub mod report;
 mod schedule;
 pub mod search;
+pub mod secret_file;
 mod settings;
 pub mod setup;
 pub mod shutdown;
