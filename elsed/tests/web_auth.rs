@@ -1178,7 +1178,10 @@ async fn the_command_line_manages_accounts_and_groups() {
     let readable = elsed.cli(&add_ann, "");
     assert!(!readable.status.success());
     let refusal = String::from_utf8_lossy(&readable.stderr);
-    assert!(refusal.contains("mode 0644") && refusal.contains("chmod 600"), "{refusal}");
+    assert!(
+        refusal.contains("mode 0644") && refusal.contains("chmod 600"),
+        "{refusal}"
+    );
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     ok(elsed.cli(&add_ann, ""));
     let list = ok(elsed.cli(&["user", "list", "--json"], ""));
