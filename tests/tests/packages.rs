@@ -257,13 +257,32 @@ fn run_block(name: &str, script: &str, env: &[(&str, String)]) -> String {
 /// peer authentication), run by the `postgres` OS user; stopped and removed when dropped.
 struct DebianLikeCluster {
     dir: PathBuf,
+    /// Whether the test made /run/postgresql (as postgresql-common does), to remove it after.
+    made_socket_dir: bool,
 }
 
 impl DebianLikeCluster {
     fn start() -> DebianLikeCluster {
         let dir = scratch("cluster");
         ok("chown", &["postgres:postgres", dir.to_str().unwrap()]);
-        let cluster = DebianLikeCluster { dir };
+        let socket_dir = Path::new(PG_SOCKET).parent().unwrap();
+        let made_socket_dir = !socket_dir.exists();
+        if made_socket_dir {
+            ok(
+                "install",
+                &[
+                    "-d",
+                    "-o",
+                    "postgres",
+                    "-g",
+                    "postgres",
+                    "-m",
+                    "2775",
+                    socket_dir.to_str().unwrap(),
+                ],
+            );
+        }
+        let cluster = DebianLikeCluster { dir, made_socket_dir };
         let data = cluster.data();
         ok(
             "runuser",
@@ -339,6 +358,9 @@ impl Drop for DebianLikeCluster {
             ],
         );
         let _ = std::fs::remove_dir_all(&self.dir);
+        if self.made_socket_dir {
+            let _ = std::fs::remove_dir_all(Path::new(PG_SOCKET).parent().unwrap());
+        }
     }
 }
 
