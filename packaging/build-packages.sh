@@ -52,6 +52,7 @@ UNITS=(
     "else-greylist.service|GreyLSE greylisting policy service|/usr/bin/elsed greylist"
     "else-ndr.service|NDR collector (LMTP/SMTP)|/usr/bin/elsed ndr"
     "else-maintain.service|housekeeping: retention, rollups, expired greylisting state|/usr/bin/elsed maintain --every 300"
+    "else-snmp-poll.service|SNMP poller of the Postfix hosts' queues|/usr/bin/elsed snmp poll"
 )
 unit_names=$(for u in "${UNITS[@]}"; do printf '%s ' "${u%%|*}"; done)
 unit_names=${unit_names% }
@@ -91,6 +92,7 @@ stage_agent() {
     stripped "$release/else-pfagent" "$work/else-pfagent"
     put 0755 "$work/else-pfagent" "$dest/usr/bin/else-pfagent"
     put 0644 rsyslog-conf/postfix-host.conf "$dest/etc/rsyslog.d/else-postfix-host.conf.disabled"
+    put 0644 rsyslog-conf/postfix-host-maillog.conf "$dest/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled"
     put 0644 packaging/else-postfix-agent.README "$doc/README"
     copyright "$doc/copyright"
     mkdir -p "$doc/examples"

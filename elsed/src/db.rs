@@ -41,7 +41,70 @@ impl Target {
 pub async fn connect(target: &Target) -> anyhow::Result<Client> {
     store::connect_with(&target.url, &target.options("elsed"))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(&target.url)))
+        .map_err(|e| connect_error("to the database", &target.url, &e))
+}
+
+/// Why connecting to `url` failed, in words a postmaster can act on: the role tried, the
+/// server's own message (the whole cause chain), and for the usual first-day failures what to
+/// change.
+pub fn connect_error(purpose: &str, url: &str, error: &store::StoreError) -> anyhow::Error {
+    let config: Option<tokio_postgres::Config> = url.parse().ok();
+    let os_user = crate::secret_file::user_name(crate::secret_file::effective_uid());
+    let role = config
+        .as_ref()
+        .and_then(|c| c.get_user().map(str::to_owned))
+        .unwrap_or_else(|| os_user.clone());
+    let database = config
+        .as_ref()
+        .and_then(|c| c.get_dbname().map(str::to_owned))
+        .unwrap_or_else(|| role.clone());
+    let mut message = format!("cannot connect {purpose} ({}) as role {role}: {error}", redact(url));
+    if let Some(hint) = connect_hint(error, &role, &database, &os_user) {
+        message.push_str(&format!(" — {hint}"));
+    }
+    anyhow::anyhow!(message)
+}
+
+/// What to do about a connection failure, when its cause is a known one.
+fn connect_hint(error: &store::StoreError, role: &str, database: &str, os_user: &str) -> Option<String> {
+    let store::StoreError::Db(error) = error else {
+        return None;
+    };
+    let lines = "`elsed setup` prints the pg_hba.conf and pg_ident.conf lines for ELSE's role";
+    if let Some(db) = error.as_db_error() {
+        let text = db.message();
+        return match db.code().code() {
+            "28000" if text.starts_with("Peer authentication") => Some(format!(
+                "peer authentication lets OS user {os_user} in only as the role of the same name, \
+                 or as pg_ident.conf maps it: run this as OS user {role} (sudo -u {role} …), or map \
+                 {os_user} to {role} in pg_ident.conf and name the map in pg_hba.conf ({lines})"
+            )),
+            "28000" => Some(format!(
+                "no line of pg_hba.conf admits role {role} to database {database} from here: add one \
+                 ({lines}) and reload PostgreSQL"
+            )),
+            "28P01" => Some(format!(
+                "the password of role {role} is not the one given (set it again with `elsed setup \
+                 --owner-password-file`, or use peer authentication: {lines})"
+            )),
+            "3D000" => Some(format!(
+                "database {database} does not exist: create it with `sudo -u postgres elsed setup`"
+            )),
+            _ => None,
+        };
+    }
+    let io = std::error::Error::source(error).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::NotFound) => Some(
+            "no PostgreSQL socket there: is PostgreSQL running on this machine (systemctl status \
+             postgresql), or does the connection string name the right host?"
+                .into(),
+        ),
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            Some("nothing listens there: is PostgreSQL running, on that host and port?".into())
+        }
+        _ => None,
+    }
 }
 
 /// A pool of connections opened as [`connect`] opens one (TLS with the target's CA file, a
@@ -269,6 +332,32 @@ mod tests {
         target.ca_file = Some("/nonexistent/db-ca.pem".into());
         let refused = pool(&target, "t", 1, Commit::Asynchronous).expect_err("no pool without the CA file");
         assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
+    }
+
+    /// A failed connection names the role tried, PostgreSQL's own words (not `db error`) and
+    /// what to do; a socket that is not there says to look at the server.
+    #[tokio::test]
+    async fn connection_errors_say_the_cause_and_what_to_do() {
+        let url = format!(
+            "{} dbname=else_nowhere user=postgres",
+            else_tests::PgCluster::shared().admin_url()
+        );
+        let message = connect(&Target::url(url)).await.unwrap_err().to_string();
+        for words in [
+            "as role postgres",
+            "database \"else_nowhere\" does not exist",
+            "sudo -u postgres elsed setup",
+        ] {
+            assert!(message.contains(words), "{words:?} missing: {message}");
+        }
+        let url = "host=/nonexistent/socket-dir dbname=else user=else";
+        let message = connect(&Target::url(url)).await.unwrap_err().to_string();
+        assert!(
+            message.contains("as role else")
+                && message.contains("No such file")
+                && message.contains("is PostgreSQL running"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod per_key;
 pub mod report;
 mod schedule;
 pub mod search;
+pub mod secret_file;
 mod settings;
 pub mod setup;
 pub mod shutdown;

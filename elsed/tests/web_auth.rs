@@ -1167,20 +1167,29 @@ async fn the_command_line_manages_accounts_and_groups() {
     ));
     let password_file = scratch("cli").join("password");
     std::fs::write(&password_file, "end user password\n").unwrap();
-    ok(elsed.cli(
-        &[
-            "user",
-            "add",
-            "ann",
-            "--role",
-            "enduser",
-            "--address",
-            "Ann@Example.com",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ],
-        "",
-    ));
+    let add_ann = [
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "enduser",
+        "--address",
+        "Ann@Example.com",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ];
+    // A password file others may read is refused, with the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let readable = elsed.cli(&add_ann, "");
+    assert!(!readable.status.success());
+    let refusal = String::from_utf8_lossy(&readable.stderr);
+    assert!(
+        refusal.contains("mode 0644") && refusal.contains("chmod 600"),
+        "{refusal}"
+    );
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(elsed.cli(&add_ann, ""));
     let list = ok(elsed.cli(&["user", "list", "--json"], ""));
     let users: Vec<Value> = list.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let logins: Vec<&str> = users.iter().map(|u| u["login"].as_str().unwrap()).collect();

@@ -282,10 +282,19 @@ impl ThreeServers {
     }
 
     /// Creates an account with `elsed user add` (`role`: admin, user or enduser), its password
-    /// given in a file as a script would.
+    /// given in a file as a script would (a secret file: mode 0600).
     pub fn add_user(&self, login: &str, role: &str, password: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let file = self.dir.join(format!("password-{login}"));
-        std::fs::write(&file, format!("{password}\n")).expect("write the password file");
+        let _ = std::fs::remove_file(&file);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| writeln!(f, "{password}"))
+            .expect("write the password file");
         let output = Command::new(elsed_binary())
             .arg("--config")
             .arg(&self.config)

@@ -63,8 +63,8 @@ pub struct UserAddArgs {
 
 #[derive(Debug, Args)]
 pub struct PasswordSource {
-    /// Read the password from the first line of this file (- for standard input) instead of
-    /// asking for it
+    /// Read the password from the first line of this file (yours, mode 0600; - for standard
+    /// input) instead of asking for it
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
 }
@@ -115,11 +115,7 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
         Ok(line.trim_end_matches(['\n', '\r']).to_owned())
     };
     match &source.password_file {
-        Some(path) if path.as_os_str() == "-" => first_line(&mut std::io::stdin().lock()),
-        Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            first_line(&mut std::io::BufReader::new(file))
-        }
+        Some(path) => crate::secret_file::read_password(path, "password file"),
         None if !std::io::stdin().is_terminal() => first_line(&mut std::io::stdin().lock()),
         None => {
             let password = rpassword::prompt_password("Password: ")?;

@@ -31,6 +31,16 @@ pub enum Protocol {
     Smtp,
 }
 
+impl Protocol {
+    /// The protocol's name, as logs and the configuration say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Lmtp => "LMTP",
+            Protocol::Smtp => "SMTP",
+        }
+    }
+}
+
 pub struct Listener {
     pub tcp: TcpListener,
     pub protocol: Protocol,
@@ -107,11 +117,10 @@ pub async fn run(service: Arc<Service>, listeners: Vec<Listener>) -> io::Result<
     let slots = Arc::new(Semaphore::new(service.cfg.max_connections.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        tracing::info!(
-            "ndr: listening ({:?}) on {:?}",
-            listener.protocol,
-            listener.tcp.local_addr()
-        );
+        match listener.tcp.local_addr() {
+            Ok(address) => tracing::info!("ndr: listening for {} on {address}", listener.protocol.name()),
+            Err(e) => tracing::warn!("ndr: a {} listener has no address: {e}", listener.protocol.name()),
+        }
         tasks.spawn(accept_loop(listener, service.clone(), slots.clone()));
     }
     while let Some(result) = tasks.join_next().await {

@@ -213,6 +213,7 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     if certs.is_empty() {
         anyhow::bail!("web.tls_cert {}: no certificate in it", cert.display());
     }
+    crate::secret_file::check(key, "web.tls_key")?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("web.tls_key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

@@ -24,7 +24,7 @@ mod writer;
 pub use batch::*;
 pub use connection::{connect, connect_as, connect_config, connect_with, ConnectOptions};
 pub use counters::record_counters;
-pub use error::{Result, StoreError};
+pub use error::{with_causes, Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, newest_message_time, OpenState};
