@@ -11,10 +11,13 @@ pub mod bench;
 pub mod corpora;
 pub mod pflogsumm;
 pub mod postfix;
+pub mod records;
 pub mod rsyslogd;
+pub mod shipped;
 pub mod snmpd;
 pub mod tls;
 pub mod topology;
+pub mod wire;
 
 use std::ffi::CString;
 use std::fmt;
@@ -478,6 +481,15 @@ pub fn with_dbname(conninfo: &str, dbname: &str) -> String {
         }
     }
     format!("{conninfo} dbname={dbname}")
+}
+
+/// A test cannot run here because `what` is missing: in CI (`CI=true`) that fails the test,
+/// elsewhere the test says it skipped and returns.
+pub fn missing(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI has no {what}: the test cannot run");
+    }
+    println!("skipped: no {what}");
 }
 
 /// The shared log corpora (`../shared/corpora` next to the workspace), or `None` when absent.

@@ -197,9 +197,14 @@ fn packages_install_run_and_purge_without_a_trace() {
         "/lib/systemd/system/else-ndr.service",
         "/lib/systemd/system/else-maintain.service",
         "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
         "/etc/rsyslog.d/else-postfix-host.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
         "/usr/share/man/man1/elsed.1.gz",
         "/usr/share/doc/else-server/install.md",
+        "/usr/share/doc/else-server/transport.md",
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/headers-only/main.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
@@ -220,32 +225,37 @@ fn packages_install_run_and_purge_without_a_trace() {
         .filter(|l| l.starts_with('/') && l != "/.")
         .collect();
 
-    // rsyslogd loads omelse from its own module directory: the packaged stanza, enabled as the
-    // instructions say (certificates made here), checks with `rsyslogd -N1`; and the Postfix
-    // host's too.
+    // rsyslogd loads omelse from its own module directory: the packaged stanzas, enabled as the
+    // instructions say (certificates made here), check with `rsyslogd -N1`; the compressed
+    // listener beside else-server.conf, whose ruleset it feeds; and the Postfix hosts' too.
     let tls = else_tests::tls::certificates(
         &stanza_dir.join("tls"),
         "ELSE package CA",
         &[("server", "else.example.org"), ("client", "mx1.mail.example.org")],
     );
-    for (installed_file, name) in [
-        ("/etc/rsyslog.d/else-server.conf.disabled", "else-server.conf"),
-        ("/etc/rsyslog.d/else-postfix-host.conf.disabled", "postfix-host.conf"),
+    assert!(
+        std::fs::read_to_string("/etc/rsyslog.d/else-server.conf.disabled")
+            .unwrap()
+            .contains("module(load=\"omelse\")"),
+        "the packaged stanza loads omelse by name"
+    );
+    for files in [
+        &["else-server.conf"][..],
+        &["else-server-compressed.conf", "else-server.conf"],
+        &["else-postfix-host.conf"],
+        &["else-postfix-host-maillog.conf"],
+        &["else-postfix-host-compressed.conf"],
+        &["else-postfix-host-failover.conf"],
     ] {
-        let stanza = std::fs::read_to_string(installed_file).unwrap();
-        assert!(
-            name != "else-server.conf" || stanza.contains("module(load=\"omelse\")"),
-            "the packaged stanza loads omelse by name"
-        );
-        let enabled = format!(
-            "global(workDirectory=\"{}\")\n{}",
-            stanza_dir.display(),
-            stanza.replace("/etc/else/tls", &tls.display().to_string())
-        );
-        let path = stanza_dir.join(name);
+        let mut enabled = format!("global(workDirectory=\"{}\")\n", stanza_dir.display());
+        for name in files {
+            let stanza = std::fs::read_to_string(format!("/etc/rsyslog.d/{name}.disabled")).unwrap();
+            enabled.push_str(&stanza.replace("/etc/else/tls", &tls.display().to_string()));
+        }
+        let path = stanza_dir.join(files.join("+"));
         std::fs::write(&path, enabled).unwrap();
         let (passes, output) = check_config(&path);
-        assert!(passes, "rsyslogd -N1 rejects the packaged {name}:\n{output}");
+        assert!(passes, "rsyslogd -N1 rejects the packaged {files:?}:\n{output}");
     }
 
     // elsed setup from the package, against a throwaway PostgreSQL: role and database of its own.
@@ -435,6 +445,7 @@ fn check_rpms(rpms: &[PathBuf]) {
         "/usr/lib/systemd/system/else-maintain.service",
         "/etc/else/elsed.toml",
         "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
         "/usr/share/man/man1/elsed.1.gz",
     ] {
         assert!(
@@ -474,6 +485,9 @@ fn check_rpms(rpms: &[PathBuf]) {
     let files = query(&["-l"], agent);
     for path in [
         "/etc/rsyslog.d/else-postfix-host.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/full/master.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
