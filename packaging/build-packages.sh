@@ -2,8 +2,7 @@
 # Builds ELSE's packages into target/packages/: else-server and else-postfix-agent, each as .deb
 # (dpkg-deb) and .rpm (rpmbuild, Debian package `rpm`). `make packages` runs it.
 #
-# The binaries come from one `cargo build --release` (omelse.so, elsed, else-pfagent when the
-# crate has it); the packages are assembled from the files under packaging/ by the distributions'
+# The binaries come from one `cargo build --release` (omelse.so, elsed, else-pfagent); the packages are assembled from the files under packaging/ by the distributions'
 # own tools, so no packaging tool has to be compiled. The version is the workspace's.
 #
 #   packaging/build-packages.sh              # build, then package
@@ -41,19 +40,11 @@ done
 if [[ "${1:-}" != "--no-build" ]]; then
     say "cargo build --release (omelse.so, elsed, else-pfagent)"
     # One invocation: features unified once, so a second run has nothing to rebuild.
-    cargo build --release -p omelse -p elsed
+    cargo build --release -p omelse -p elsed -p else-pfagent
 fi
-for file in libomelse.so elsed; do
+for file in libomelse.so elsed else-pfagent; do
     [[ -f "$release/$file" ]] || die "$release/$file missing: run without --no-build"
 done
-with_pfagent=1
-if [[ ! -f "$release/else-pfagent" ]]; then
-    with_pfagent=0
-    say "WARNING: ******************************************************************"
-    say "WARNING: target/release/else-pfagent does not exist (elsed/src/bin/else-pfagent"
-    say "WARNING: not in this tree): else-postfix-agent is built WITHOUT /usr/bin/else-pfagent"
-    say "WARNING: ******************************************************************"
-fi
 
 # The systemd units: one hardened template, one line each (unit | what | command).
 UNITS=(
@@ -99,10 +90,8 @@ stage_server() {
 # Stages the else-postfix-agent tree under $1.
 stage_agent() {
     local dest=$1 doc=$1/usr/share/doc/else-postfix-agent
-    if [[ $with_pfagent == 1 ]]; then
-        stripped "$release/else-pfagent" "$work/else-pfagent"
-        put 0755 "$work/else-pfagent" "$dest/usr/bin/else-pfagent"
-    fi
+    stripped "$release/else-pfagent" "$work/else-pfagent"
+    put 0755 "$work/else-pfagent" "$dest/usr/bin/else-pfagent"
     # One of these is enabled: RELP/TLS, Postfix's own log file, compressed, or two receivers.
     local stanza
     for stanza in postfix-host postfix-host-maillog postfix-host-compressed postfix-host-failover; do
@@ -181,7 +170,6 @@ build_rpm() {
         --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
         --define "stage $tree" \
         --define "version $version" \
-        --define "with_pfagent $with_pfagent" \
         --define "glibc_min $(glibc_min "$tree")" \
         --define "_binary_payload w6.xzdio" \
         "packaging/rpm/$name.spec" >/dev/null

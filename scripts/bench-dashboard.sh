@@ -25,5 +25,5 @@ as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
     -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=1GB -c work_mem=64MB -c max_wal_size=8GB -c TimeZone=UTC" start >/dev/null
 say "PostgreSQL on 127.0.0.1:$port; ${ELSE_BENCH_MESSAGES:-10000000} messages over ${ELSE_BENCH_DAYS:-30} days, ${ELSE_BENCH_REAL_DAYS:-${ELSE_BENCH_DAYS:-30}} generated"
 ELSE_BENCH_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres" \
-    cargo test -p elsed --bin elsed web::api::stats::bench -- --ignored --nocapture 2>&1 |
+    cargo test -p elsed --lib web::api::stats::bench -- --ignored --nocapture 2>&1 |
     grep -E '^bench-dashboard|panicked|^test result'

@@ -33,5 +33,5 @@ if [[ -z ${ELSE_BENCH_DATABASE_URL:-} ]]; then
 fi
 size=$(psql -Atc "SELECT pg_size_pretty(pg_database_size(current_database()))" "$ELSE_BENCH_DATABASE_URL")
 say "database size $size"
-cargo test -p elsed --bin elsed -- --ignored --nocapture --exact web::api::bench::search_latency 2>&1 |
+cargo test -p elsed --lib -- --ignored --nocapture --exact web::api::bench::search_latency 2>&1 |
     grep -E '^(\||[0-9]+ messages|skipped)'

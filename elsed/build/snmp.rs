@@ -4,8 +4,8 @@
 //! bindgen's layout tests become compile-time assertions, so a header/ABI mismatch fails the
 //! build. Only what the single-session API needs is bound.
 //!
-//! Linking is not done here but by `#[link(name = "netsnmp")]` in `src/snmp/ffi.rs`, so that
-//! `else-pfagent`, the other binary of this crate, does not link net-snmp.
+//! Linking is not done here but by `#[link(name = "netsnmp")]` in `src/snmp/ffi.rs`, next to the
+//! bindings it serves.
 
 pub fn build() {
     println!("cargo:rerun-if-changed=src/snmp/netsnmp.h");

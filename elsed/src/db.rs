@@ -1,33 +1,62 @@
-//! The database as `elsed`'s commands see it: connecting with a clear error, the schema's version,
-//! and the servers of the configuration file. The SQL of the pipeline itself is omelse's store.
+//! The database as `elsed`'s commands see it: connecting with a clear error, the pool of the
+//! long-running services, the schema's version, and the servers of the configuration file. The
+//! SQL of the pipeline itself is omelse's store.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use omelse::store;
 use tokio_postgres::Client;
 
-use crate::Settings;
+use crate::config::ServerConfig;
 
-/// Connects to the configured database (session in UTC, see [`store::connect`]).
-pub async fn connect(settings: &Settings) -> anyhow::Result<Client> {
-    let url = settings.database_url()?;
-    let options = store::ConnectOptions {
-        application_name: Some("elsed".into()),
-        ca_file: settings.config.database.ca_file.clone(),
-    };
-    store::connect_with(url, &options)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(url)))
+/// The database to use and the CA file its certificate is checked against: all that connecting
+/// needs ([`crate::Settings::database`] resolves it).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// A libpq URL or `key=value` string.
+    pub url: String,
+    /// Implies TLS; see [`store::ConnectOptions::ca_file`].
+    pub ca_file: Option<PathBuf>,
 }
 
-/// A pool of connections opened exactly as [`connect`] opens one (TLS with `database.ca_file`,
-/// UTC session): every long-running service shares it (the web application, GreyLSE, the NDR
-/// service, `elsed maintain`). Connections are made lazily, so a service starts with the
-/// database down and serves again once it is back.
-pub type Pool = deadpool::managed::Pool<PoolManager>;
+impl Target {
+    /// A database without a CA file (tests, a superuser's URL).
+    pub fn url(url: impl Into<String>) -> Target {
+        Target {
+            url: url.into(),
+            ca_file: None,
+        }
+    }
 
-/// The same pool, whose connections keep their prepared statements ([`Cached`]).
-pub type CachedPool = deadpool::managed::Pool<PoolManager<Cached>>;
+    fn options(&self, application_name: &str) -> store::ConnectOptions {
+        store::ConnectOptions {
+            application_name: Some(application_name.into()),
+            ca_file: self.ca_file.clone(),
+        }
+    }
+}
+
+/// Connects to `target` (session in UTC, see [`store::connect`]).
+pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+    store::connect_with(&target.url, &target.options("elsed"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(&target.url)))
+}
+
+/// A pool of connections opened as [`connect`] opens one (TLS with the target's CA file, a
+/// session in UTC): every long-running service shares one (the web application, GreyLSE, the
+/// NDR service, `elsed maintain`). Connections are made lazily, so a service starts with the
+/// database down and serves again once it is back. Each connection keeps the statements it
+/// prepared (`prepare_cached`): GreyLSE's and the NDR service's hot paths run the same few
+/// queries for every request.
+pub type Pool = deadpool_postgres::Pool;
+
+/// A connection of the [`Pool`], returned to it when dropped.
+pub type Pooled = deadpool_postgres::Object;
+
+/// Why the pool gave no connection.
+pub type PoolError = deadpool_postgres::PoolError;
 
 /// Whether a pool's sessions wait for the WAL flush on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,152 +68,51 @@ pub enum Commit {
     Asynchronous,
 }
 
-/// Opens pooled connections with omelse's [`store::connect_with`], as `T` (a [`Client`], or a
-/// [`Cached`] one).
-pub struct PoolManager<T = Client> {
-    url: String,
-    options: store::ConnectOptions,
-    commit: Commit,
-    _connection: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> deadpool::managed::Manager for PoolManager<T>
-where
-    T: Connection,
-{
-    type Type = T;
-    type Error = store::StoreError;
-
-    async fn create(&self) -> Result<T, store::StoreError> {
-        let client = store::connect_with(&self.url, &self.options).await?;
-        if self.commit == Commit::Asynchronous {
-            client.batch_execute("SET synchronous_commit TO off").await?;
-        }
-        Ok(T::from(client))
-    }
-
-    async fn recycle(
-        &self,
-        client: &mut T,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<store::StoreError> {
-        if client.client().is_closed() {
-            return Err(deadpool::managed::RecycleError::message("connection closed"));
-        }
-        Ok(())
-    }
-}
-
-/// What a pool hands out: a connection made from a [`Client`].
-pub trait Connection: From<Client> + Send + Sync {
-    fn client(&self) -> &Client;
-}
-
-impl Connection for Client {
-    fn client(&self) -> &Client {
-        self
-    }
-}
-
-impl Connection for Cached {
-    fn client(&self) -> &Client {
-        &self.client
-    }
-}
-
-/// A connection that keeps the statements it prepared: GreyLSE's and the NDR service's hot
-/// paths run the same few queries for every request.
-pub struct Cached {
-    client: Client,
-    statements: std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
-}
-
-impl From<Client> for Cached {
-    fn from(client: Client) -> Self {
-        Cached {
-            client,
-            statements: Default::default(),
+impl Commit {
+    /// The session's `synchronous_commit`.
+    fn setting(self) -> &'static str {
+        match self {
+            Commit::Durable => "on",
+            Commit::Asynchronous => "off",
         }
     }
 }
 
-impl std::ops::Deref for Cached {
-    type Target = Client;
+/// How long a caller waits: for a free connection when all are busy, for a new connection to
+/// open (an unreachable server answers with an error, not a hang), for a returned one to be
+/// checked. A timeout is an error like the database being down (the web application's 503).
+const TIMEOUTS: deadpool_postgres::Timeouts = deadpool_postgres::Timeouts {
+    wait: Some(Duration::from_secs(30)),
+    create: Some(Duration::from_secs(10)),
+    recycle: Some(Duration::from_secs(5)),
+};
 
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl std::ops::DerefMut for Cached {
-    fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
-    }
-}
-
-impl Cached {
-    /// `sql` prepared once per connection.
-    pub async fn prepare_cached(&self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
-        let known = self
-            .statements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sql)
-            .cloned();
-        if let Some(statement) = known {
-            return Ok(statement);
-        }
-        let statement = self.client.prepare(sql).await?;
-        self.statements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
-}
-
-/// A pool of at most `size` connections to the configured database.
-pub fn pool(settings: &Settings, application_name: &str, size: usize) -> anyhow::Result<Pool> {
-    pool_with(settings, application_name, size, Commit::Durable)
-}
-
-/// A pool of at most `size` connections of type `T`, committing as `commit` says.
-pub fn pool_with<T>(
-    settings: &Settings,
-    application_name: &str,
-    size: usize,
-    commit: Commit,
-) -> anyhow::Result<deadpool::managed::Pool<PoolManager<T>>>
-where
-    T: Connection,
-{
-    let url = settings.database_url()?;
-    // Refuse a malformed connection string now rather than at the first request.
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| anyhow::anyhow!("database URL ({}): {e}", redact(url)))?;
-    let manager = PoolManager {
-        url: url.to_owned(),
-        options: store::ConnectOptions {
-            application_name: Some(application_name.into()),
-            ca_file: settings.config.database.ca_file.clone(),
-        },
-        commit,
-        _connection: std::marker::PhantomData,
+/// A pool of at most `size` connections to `target`, committing as `commit` says.
+pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit) -> anyhow::Result<Pool> {
+    // A malformed connection string, or a CA file that cannot be read, is refused now rather
+    // than at the first request. The TLS connector is omelse's, made once for the pool.
+    let (mut config, tls) = store::connect_config(&target.url, &target.options(application_name))
+        .map_err(|e| anyhow::anyhow!("database ({}): {e}", redact(&target.url)))?;
+    // The session's settings travel with the connection's startup packet: no round trip after
+    // connecting, and nothing a recycled connection could have lost.
+    let session = format!("-c TimeZone=UTC -c synchronous_commit={}", commit.setting());
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {session}"),
+        None => session,
     };
-    Ok(deadpool::managed::Pool::builder(manager)
+    config.options(&options);
+    let manager_config = deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
+        None => deadpool_postgres::Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+    };
+    Ok(Pool::builder(manager)
         .max_size(size.max(1))
-        .runtime(deadpool::Runtime::Tokio1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .timeouts(TIMEOUTS)
         .build()?)
-}
-
-/// A pool on `url` with the default configuration, for tests.
-#[cfg(test)]
-pub fn test_pool<T: Connection>(url: &str, size: usize, commit: Commit) -> deadpool::managed::Pool<PoolManager<T>> {
-    let settings = Settings {
-        config: Default::default(),
-        database_url: Some(url.to_owned()),
-    };
-    pool_with(&settings, "elsed-test", size, commit).unwrap()
 }
 
 /// Applies the missing migrations (importing needs the latest schema); says what it did.
@@ -208,28 +136,10 @@ pub async fn require_schema(client: &Client) -> anyhow::Result<()> {
     }
 }
 
-/// `elsed migrate`.
-pub async fn run_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let mut client = connect(settings).await?;
-    let applied = migrate(&mut client).await?;
-    let version = store::schema_version(&client).await?;
-    if applied.is_empty() {
-        println!("schema up to date (version {version})");
-    } else {
-        let list: Vec<String> = applied.iter().map(i32::to_string).collect();
-        println!(
-            "applied migration(s) {}; schema now at version {version}",
-            list.join(", ")
-        );
-    }
-    sync_servers(&client, settings).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Records the servers of the configuration file with their roles (a server's role in the
 /// database is the file's when the file names it).
-pub async fn sync_servers(client: &Client, settings: &Settings) -> anyhow::Result<()> {
-    for server in &settings.config.servers {
+pub async fn sync_servers(client: &Client, servers: &[ServerConfig]) -> anyhow::Result<()> {
+    for server in servers {
         let address = server
             .addresses
             .first()
@@ -273,24 +183,23 @@ mod tests {
     use super::*;
 
     /// Every service's pool connects as [`connect`] does: `database.ca_file` asks for TLS (here
-    /// a CA file that is not there, which must stop it rather than connect in the clear), and
-    /// the commit mode is the pool's.
+    /// a CA file that is not there, which must stop it rather than connect in the clear), the
+    /// session is in UTC, and the commit mode is the pool's.
     #[tokio::test]
     async fn pools_honour_the_ca_file_and_their_commit_mode() {
-        let url = else_tests::PgCluster::shared().admin_url().to_owned();
-        let mut settings = Settings {
-            config: Default::default(),
-            database_url: Some(url.clone()),
-        };
-        let durable: Pool = pool(&settings, "t", 1).unwrap();
-        let cached: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
-        async fn mode(client: &Client) -> String {
-            let row = client.query_one("SHOW synchronous_commit", &[]).await.unwrap();
+        let mut target = Target::url(else_tests::PgCluster::shared().admin_url());
+        let durable = pool(&target, "t", 1, Commit::Durable).unwrap();
+        let cached = pool(&target, "t", 1, Commit::Asynchronous).unwrap();
+        async fn show(client: &Client, setting: &str) -> String {
+            let row = client.query_one(&format!("SHOW {setting}"), &[]).await.unwrap();
             row.get(0)
         }
-        assert_eq!(mode(&durable.get().await.unwrap()).await, "on");
+        let connection = durable.get().await.unwrap();
+        assert_eq!(show(&connection, "synchronous_commit").await, "on");
+        assert_eq!(show(&connection, "TimeZone").await, "UTC");
         let connection = cached.get().await.unwrap();
-        assert_eq!(mode(&connection).await, "off");
+        assert_eq!(show(&connection, "synchronous_commit").await, "off");
+        assert_eq!(show(&connection, "TimeZone").await, "UTC");
         for _ in 0..3 {
             let statement = connection.prepare_cached("SELECT $1::int + 1").await.unwrap();
             let row = connection.query_one(&statement, &[&41]).await.unwrap();
@@ -306,9 +215,8 @@ mod tests {
             .get(0);
         assert_eq!(prepared, 1, "prepared once");
 
-        settings.config.database.ca_file = Some("/nonexistent/db-ca.pem".into());
-        let tls: CachedPool = pool_with(&settings, "t", 1, Commit::Asynchronous).unwrap();
-        let refused = tls.get().await.err().expect("no connection without the CA file");
+        target.ca_file = Some("/nonexistent/db-ca.pem".into());
+        let refused = pool(&target, "t", 1, Commit::Asynchronous).expect_err("no pool without the CA file");
         assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
     }
 

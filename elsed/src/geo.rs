@@ -155,19 +155,20 @@ pub fn country_code(ip: Option<&str>) -> Option<String> {
 pub mod tests {
     use super::*;
 
-    /// The installed DB-IP Lite database, or `None` after saying the test is skipped.
+    /// The installed DB-IP Lite database, or `None` when it is not there
+    /// ([`else_tests::require`]: a failure in CI).
     pub fn installed() -> Option<GeoDb> {
         let path = std::env::var_os("ELSE_GEOIP_DATABASE")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE));
-        if !path.is_file() {
-            println!(
-                "skipped: no GeoIP database at {} (scripts/setup-debian.sh installs it)",
+        let path = else_tests::require(
+            path.is_file().then_some(&path),
+            format_args!(
+                "no GeoIP database at {} (scripts/setup-geoip.sh installs it)",
                 path.display()
-            );
-            return None;
-        }
-        Some(GeoDb::open(&path).expect("the installed database opens"))
+            ),
+        )?;
+        Some(GeoDb::open(path).expect("the installed database opens"))
     }
 
     #[test]

@@ -16,7 +16,7 @@ use clap::Args;
 use flate2::read::MultiGzDecoder;
 use jiff::tz::TimeZone;
 use omelse::correlate::{Correlator, CorrelatorConfig};
-use omelse::ingest::{Pipeline, Stats};
+use omelse::ingest::{self, Pipeline, Stats};
 use omelse::parse::{self, Clock, Timestamp};
 use omelse::store::{self, Batch, WriteStats};
 use serde::Serialize;
@@ -159,18 +159,18 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .map_or(settings.config.import.batch_lines, |n| n as usize);
     let sources = order_sources(&args.files, &zone, year_reference)?;
 
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::migrate(&mut client).await?;
-    db::sync_servers(&client, settings).await?;
+    db::sync_servers(&client, &settings.config.servers).await?;
 
-    // Messages still open in the database, from the time of the earliest line on.
-    let since = sources
+    // The story resumes at the earliest line of the files (messages still open then are restored).
+    let first_line = sources
         .iter()
         .filter_map(|(_, first)| *first)
         .min()
         .or(year_reference)
         .unwrap_or_else(Timestamp::now);
-    let correlator = correlator(&client, settings, since).await?;
+    let correlator = correlator(&client, settings, first_line).await?;
     let sources: Vec<Source> = sources.into_iter().map(|(source, _)| source).collect();
     let pipeline =
         Pipeline::new(Clock::new(zone.clone(), Timestamp::now()), correlator).with_host_override(args.host.clone());
@@ -224,17 +224,13 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     })
 }
 
-/// How long before a log's first line a message may have entered the queue and still be open:
-/// Postfix's `maximal_queue_lifetime` (5 days by default), with a margin.
-const OPEN_MESSAGE_HORIZON: i64 = 7 * 86_400 * Timestamp::MICROS_PER_SECOND;
-
 /// The correlator of an import: the fleet's roles from the configuration (then the database), and the messages and
 /// sessions still open in the database, so that a log imported after the one before it (or after
 /// the live stream) continues their story.
 async fn correlator(
     client: &tokio_postgres::Client,
     settings: &Settings,
-    since: Timestamp,
+    first_line: Timestamp,
 ) -> anyhow::Result<Correlator> {
     let mut config = CorrelatorConfig::default();
     if let Some(networks) = settings.config.internal_networks().map_err(anyhow::Error::msg)? {
@@ -247,15 +243,12 @@ async fn correlator(
         }
     }
     // Roles an administrator set in the database (web UI) apply to imports too.
-    store::load_fleet(client).await?.apply_to(&mut config);
-    let mut correlator = Correlator::with_config(config);
-    let open = store::load_open_state(client, Timestamp(since.0 - OPEN_MESSAGE_HORIZON)).await?;
+    let correlator = ingest::resume(client, config, Some(first_line)).await?;
     tracing::info!(
-        messages = open.messages.len(),
-        sessions = open.sessions.len(),
+        messages = correlator.open_messages(),
+        sessions = correlator.open_sessions(),
         "open state loaded"
     );
-    correlator.restore(open);
     Ok(correlator)
 }
 
@@ -277,7 +270,7 @@ async fn write_with_retries(
                 tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                 attempt += 1;
                 if client.is_closed() {
-                    match db::connect(settings).await {
+                    match db::connect(&settings.database()?).await {
                         Ok(new) => *client = new,
                         Err(e) => tracing::warn!(error = %e, "reconnecting failed"),
                     }

@@ -3,33 +3,17 @@
 //! Every subcommand reads the same settings: flags first, then `ELSE_*` environment variables, then
 //! the configuration file (`/etc/else/elsed.toml` or `--config`), then the defaults.
 
-mod check_config;
-mod config;
-mod db;
-mod geo;
-mod greylist;
-mod import;
-mod maintain;
-mod message_query;
-mod ndr;
-mod parse;
-mod report;
-mod schedule;
-mod search;
-mod setup;
-mod shutdown;
-mod snmp;
-mod sql;
-mod status;
-mod time;
-mod web;
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use config::Config;
+use elsed::config::Config;
+use elsed::{
+    access, check_config, greylist, import, maintain, migrate, ndr, parse, report, search, setup, shutdown, snmp,
+    status, web, Settings,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,40 +78,13 @@ enum Command {
     Snmp(snmp::cli::SnmpArgs),
     /// Accounts of the web application: add, passwd, list, disable, delete
     #[command(subcommand)]
-    User(web::cli::UserCommand),
+    User(access::cli::UserCommand),
     /// Groups of the web application: which servers and domains their members see
     #[command(subcommand)]
-    Group(web::cli::GroupCommand),
-}
-
-/// Settings resolved from flags, environment, file and defaults.
-pub struct Settings {
-    pub config: Config,
-    database_url: Option<String>,
-}
-
-impl Settings {
-    /// The database to use, or an error that says how to give one.
-    pub fn database_url(&self) -> anyhow::Result<&str> {
-        self.database_url
-            .as_deref()
-            .or(self.config.database.url.as_deref())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no database given: use --database-url, ELSE_DATABASE_URL or database.url in the configuration file"
-                )
-            })
-    }
-
-    /// The zone of year-less timestamps: the flag, else `timezone` of the file, else the machine's.
-    pub fn timezone(&self, flag: Option<&str>) -> anyhow::Result<jiff::tz::TimeZone> {
-        match flag.or(self.config.timezone.as_deref()) {
-            Some(name) => {
-                jiff::tz::TimeZone::get(name).map_err(|e| anyhow::anyhow!("'{name}' is not a known time zone: {e}"))
-            }
-            None => Ok(jiff::tz::TimeZone::system()),
-        }
-    }
+    Group(access::cli::GroupCommand),
+    /// Print the OpenAPI document of the JSON API (what web/'s `npm run api-types` reads)
+    #[command(hide = true)]
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -160,32 +117,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.common.config.as_deref())?;
-    let settings = Settings {
-        config,
-        database_url: cli.common.database_url,
-    };
+    let settings = Settings::new(config, cli.common.database_url);
     match cli.command {
         // Parsing needs neither the database nor an async runtime.
         Command::Parse(args) => parse::run(&args, &settings),
         Command::CheckConfig => check_config::run(&settings),
-        Command::Migrate => block_on(db::run_migrate(&settings)),
+        Command::Openapi => web::print_openapi(),
+        Command::Migrate => block_on(migrate::run(&settings)),
         Command::Setup(args) => block_on(setup::run(&args, &settings)),
         Command::Import(args) => block_on(import::run(args, &settings)),
         Command::Search(args) => block_on(search::run(&args, &settings)),
         Command::Status(args) => block_on(status::run(&args, &settings)),
         Command::Report(args) => block_on(report::run(&args, &settings)),
         Command::Maintain(args) => block_on(shutdown::or_signal("maintain", maintain::run(&args, &settings))),
-        Command::Greylist => block_on(shutdown::or_signal("greylist", async {
-            let size = settings.config.greylist.pool_size;
-            let pool = db::pool_with(&settings, "elsed-greylist", size, db::Commit::Asynchronous)?;
-            greylist::serve(settings.config.greylist.clone(), pool).await?;
-            Ok(ExitCode::SUCCESS)
-        })),
+        Command::Greylist => block_on(shutdown::or_signal("greylist", greylist::run(&settings))),
         Command::Ndr(args) => block_on(shutdown::or_signal("ndr", ndr::run(&args, &settings))),
         Command::Serve(args) => block_on(web::run(&args, &settings)),
         Command::Snmp(args) => block_on(snmp::cli::run(&args, &settings)),
-        Command::User(command) => block_on(web::cli::run_user(command, &settings)),
-        Command::Group(command) => block_on(web::cli::run_group(command, &settings)),
+        Command::User(command) => block_on(access::cli::run_user(command, &settings)),
+        Command::Group(command) => block_on(access::cli::run_group(command, &settings)),
     }
 }
 

@@ -28,7 +28,7 @@ pub async fn run(args: &MaintainArgs, settings: &Settings) -> anyhow::Result<Exi
 }
 
 async fn once(settings: &Settings) -> anyhow::Result<()> {
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::require_schema(&client).await?;
     let days = settings.config.retention.days;
     let dropped = omelse::store::drop_partitions_older_than(&mut client, days).await?;
@@ -47,7 +47,7 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
     );
     let hours = omelse::store::refresh_rollups(&mut client).await?;
     tracing::info!(hours, "rollups refreshed");
-    let pool = crate::db::pool_with(settings, "elsed-maintain", 2, crate::db::Commit::Asynchronous)?;
+    let pool = db::pool(&settings.database()?, "elsed-maintain", 2, db::Commit::Asynchronous)?;
     let cleaned = greylist::cleanup(&settings.config.greylist, &pool).await?;
     tracing::info!(?cleaned, "greylisting: expired state removed");
     Ok(())

@@ -109,6 +109,125 @@ pub async fn list(client: &Client) -> Result<Vec<Schedule>, tokio_postgres::Erro
     Ok(rows.iter().map(Schedule::from_row).collect())
 }
 
+/// A schedule refused: the field at fault and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(field: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a change of the schedules did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// What a POST gives (`group_id` and `recipients` at least) or a PATCH changes (any of it).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub group_id: Option<i64>,
+    /// 1 to 100 e-mail addresses.
+    pub recipients: Option<Vec<String>>,
+    /// 0 to 23, UTC (default 6).
+    pub hour: Option<i32>,
+    /// text (default), html or json.
+    pub format: Option<String>,
+}
+
+impl Change {
+    pub fn check(&self) -> Result<(), Invalid> {
+        if let Some(recipients) = &self.recipients {
+            if recipients.is_empty() || recipients.len() > 100 {
+                return Err(Invalid::new("recipients", "recipients: 1 to 100 addresses"));
+            }
+            for address in recipients {
+                address
+                    .parse::<lettre::Address>()
+                    .map_err(|_| Invalid::new("recipients", format!("not an e-mail address: {address}")))?;
+            }
+        }
+        if self.hour.is_some_and(|h| !(0..=23).contains(&h)) {
+            return Err(Invalid::new("hour", "hour: 0 to 23 (UTC)"));
+        }
+        if self
+            .format
+            .as_deref()
+            .is_some_and(|f| !["text", "html", "json"].contains(&f))
+        {
+            return Err(Invalid::new("format", "format: text, html or json"));
+        }
+        Ok(())
+    }
+}
+
+/// Creates a schedule from a complete [`Change`].
+pub async fn create(client: &Client, change: &Change) -> Result<Schedule, ChangeError> {
+    change.check()?;
+    let group_id = change
+        .group_id
+        .ok_or_else(|| Invalid::new("group_id", "group_id is required"))?;
+    let recipients = change
+        .recipients
+        .clone()
+        .ok_or_else(|| Invalid::new("recipients", "recipients is required"))?;
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO report_schedules (group_id, recipients, hour, format) VALUES ($1, $2, $3, $4)
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &group_id,
+                &recipients,
+                &change.hour.unwrap_or(6),
+                &change.format.clone().unwrap_or_else(|| "text".into()),
+            ],
+        )
+        .await?;
+    Ok(Schedule::from_row(&row))
+}
+
+/// Applies the fields a [`Change`] gives to schedule `id`; `None` when there is no such schedule.
+pub async fn update(client: &Client, id: i64, change: &Change) -> Result<Option<Schedule>, ChangeError> {
+    change.check()?;
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE report_schedules SET group_id = coalesce($2, group_id), recipients = coalesce($3, recipients),
+                        hour = coalesce($4, hour), format = coalesce($5, format)
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&id, &change.group_id, &change.recipients, &change.hour, &change.format],
+        )
+        .await?;
+    Ok(row.as_ref().map(Schedule::from_row))
+}
+
+/// Removes schedule `id`; what it was, or `None` when there is no such schedule.
+pub async fn delete(client: &Client, id: i64) -> Result<Option<Schedule>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!("DELETE FROM report_schedules WHERE id = $1 RETURNING {COLUMNS}"),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(Schedule::from_row))
+}
+
 /// Sends every report due at `now` (the previous UTC day's, for schedules whose hour has come and
 /// that have not sent today); returns how many were sent. A failure is recorded in the
 /// schedule's `last_error` and does not stop the others.
@@ -165,7 +284,7 @@ async fn send_one(
         .await?
         .ok_or_else(|| anyhow::anyhow!("group {} does not exist", schedule.group_id))?;
     let (name, servers, domains): (String, Vec<i32>, Vec<String>) = (group.get(0), group.get(1), group.get(2));
-    let pairs = crate::web::caller::Scope::pairs(&[crate::web::caller::GroupScope {
+    let pairs = crate::access::Scope::pairs(&[crate::access::GroupScope {
         server_ids: servers,
         domains,
     }]);

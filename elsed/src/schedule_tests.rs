@@ -7,7 +7,7 @@ use else_tests::postfix::{self, PrivatePostfix};
 use else_tests::rsyslogd::free_port;
 
 use super::*;
-use crate::web::api::report_schedules::{create_schedule, Change};
+use crate::test_fixtures::{group, imported};
 
 /// A Postfix accepting mail for `reports.test` on `port` and delivering it to mbox files.
 fn relay(port: u16) -> PrivatePostfix {
@@ -50,7 +50,7 @@ async fn the_daily_report_of_a_group_reaches_its_mailbox_through_the_relay() {
         return;
     }
     let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log");
-    let (mut client, _) = crate::web::api::stats::tests::imported(&log).await;
+    let (mut client, _) = imported(&log).await;
     // The busiest day, server and recipient domain of the log.
     let row = client
         .query_one(
@@ -61,14 +61,14 @@ async fn the_daily_report_of_a_group_reaches_its_mailbox_through_the_relay() {
         .await
         .unwrap();
     let (day, server, domain): (Timestamp, i32, String) = (row.get(0), row.get(1), row.get(2));
-    let group_id = crate::web::api::stats::tests::group(&mut client, server, &domain).await;
+    let group_id = group(&mut client, server, &domain).await;
     let change = Change {
         group_id: Some(group_id),
         recipients: Some(vec!["ops@reports.test".into()]),
         hour: Some(0),
         format: Some("json".into()),
     };
-    let created = create_schedule(&client, &change).await.unwrap();
+    let created = create(&client, &change).await.unwrap();
     assert_eq!(list(&client).await.unwrap(), vec![created]);
 
     let port = free_port();

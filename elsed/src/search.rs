@@ -119,7 +119,7 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
 pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let zone = settings.timezone(None)?;
     let query = build_query(args, &zone)?;
-    let client = db::connect(settings).await?;
+    let client = db::connect(&settings.database()?).await?;
     db::require_schema(&client).await?;
     let found = search(&client, query, args.limit).await?;
     let mut out = String::new();

@@ -14,8 +14,8 @@ use clap::Args;
 use omelse::store;
 use tokio_postgres::Client;
 
-use crate::web::caller::Role;
-use crate::web::{accounts, audit};
+use crate::access::Role;
+use crate::access::{accounts, audit};
 use crate::{db, Settings};
 
 /// The superuser connection when none is given: the local socket, as the OS user running setup
@@ -104,7 +104,7 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
     } else {
         println!("schema: created/upgraded to version {version}");
     }
-    db::sync_servers(&client, settings).await?;
+    db::sync_servers(&client, &settings.config.servers).await?;
 
     match admin {
         Some((login, password)) => ensure_admin(&client, &login, password).await?,

@@ -16,7 +16,7 @@ pub struct StatusArgs {
 }
 
 pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let client = db::connect(settings).await?;
+    let client = db::connect(&settings.database()?).await?;
     db::require_schema(&client).await?;
     let version = omelse::store::schema_version(&client).await?;
     let servers: Vec<(String, String, Option<omelse::parse::Timestamp>)> = client

@@ -10,7 +10,11 @@ use std::process::{Command, Output};
 use else_tests::PgCluster;
 
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
-const PFAGENT: &str = env!("CARGO_BIN_EXE_else-pfagent");
+
+/// The else-pfagent binary of this build (a crate of its own: cargo builds it on demand).
+fn pfagent() -> PathBuf {
+    else_tests::rsyslogd::pfagent_binary()
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("elsed-snmp-cli-{name}-{}", std::process::id()));
@@ -164,7 +168,7 @@ async fn agents_are_configured_and_acted_on_from_the_command_line() {
 
 #[test]
 fn else_pfagent_links_neither_net_snmp_nor_a_database_client() {
-    let out = Command::new("ldd").arg(PFAGENT).output().unwrap();
+    let out = Command::new("ldd").arg(pfagent()).output().unwrap();
     let libraries = text(&out.stdout);
     assert!(out.status.success() && libraries.contains("libc.so"), "{libraries}");
     for forbidden in ["netsnmp", "libpq", "libssl", "libcrypto"] {
@@ -182,10 +186,10 @@ fn else_pfagent_links_neither_net_snmp_nor_a_database_client() {
 
 #[test]
 fn else_pfagent_refuses_a_bad_command_line() {
-    let out = Command::new(PFAGENT).arg("serve").output().unwrap();
+    let out = Command::new(pfagent()).arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("usage:"), "{}", text(&out.stderr));
-    let out = Command::new(PFAGENT)
+    let out = Command::new(pfagent())
         .args(["--command-prefix", "sudo -n; rm -rf /", "extend"])
         .output()
         .unwrap();
@@ -204,16 +208,14 @@ fn else_pfagent_refuses_a_bad_command_line() {
 #[test]
 fn sudoers_rules_allow_exactly_the_pinned_commands() {
     let sudoers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix-host/sudoers.d/else-pfagent");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout).trim() == "0");
     let user = Command::new("id")
         .arg("Debian-snmp")
         .output()
         .map(|o| o.status.success());
-    if !Path::new("/usr/sbin/visudo").exists() || root.ok() != Some(true) || user.ok() != Some(true) {
-        println!("skipped: needs root, sudo and snmpd's Debian-snmp user (make test installs them)");
+    if !else_tests::require::root("sudo -l -U and a private mount namespace")
+        || else_tests::require::tool("/usr/sbin/visudo", "sudo").is_none()
+        || !else_tests::require_that(user.ok() == Some(true), "the Debian-snmp user (Debian package snmpd)")
+    {
         return;
     }
     let out = Command::new("/usr/sbin/visudo")
@@ -259,7 +261,7 @@ fn sudoers_rules_allow_exactly_the_pinned_commands() {
         .output()
         .unwrap();
     if out.status.code() == Some(99) || !out.status.success() {
-        println!("skipped: no private mount namespace here: {}", text(&out.stderr));
+        else_tests::missing(format_args!("a private mount namespace: {}", text(&out.stderr)));
         return;
     }
     let verdicts: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();

@@ -45,7 +45,7 @@ fn parse_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-/// Parse + correlate + table rows (no database): the work the writer thread does per line.
+/// Parse + correlate + table rows (no database): the work the commit thread does per line.
 fn pipeline_throughput(c: &mut Criterion) {
     let lines = corpus();
     let mut group = c.benchmark_group("pipeline");

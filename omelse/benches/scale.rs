@@ -133,6 +133,7 @@ impl<'c> Fleet<'c> {
 
 /// CPU time of this thread: on a machine shared with other jobs, lines per CPU-second is the
 /// figure that does not depend on how much of the core the others left.
+#[allow(unsafe_code)] // libc has no safe clock_gettime
 fn thread_cpu() -> Duration {
     let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.

@@ -1,12 +1,14 @@
-//! The one door both the rsyslog module and `elsed import` use: lines in, batches out.
+//! The one door both the rsyslog module and `elsed import` use: lines in, batches out, and the
+//! correlator resumed from what the database holds.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use xxhash_rust::xxh3::Xxh3;
+use tokio_postgres::Client;
 
-use crate::correlate::Correlator;
+use crate::correlate::{Correlator, CorrelatorConfig, FORGET_OPEN};
+use crate::keys::{hash_parts, LineKeys};
 use crate::parse::{self, Clock, EventKind, SyslogLine, Timestamp};
-use crate::store::{Batch, EventRow};
+use crate::store::{self, Batch, EventRow};
 
 /// What a pipeline has seen so far: the figures `elsed import` prints and omelse reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +29,27 @@ pub const UNKNOWN_HOST: &str = "unknown";
 /// How many source ids (rsyslog `%uuid%`) a pipeline remembers to drop re-delivered lines.
 const REMEMBERED_SOURCE_IDS: usize = 1 << 20;
 
+/// A correlator that picks the story up where the database left it, after a restart of rsyslogd
+/// or before an import: the fleet's roles and addresses added to `config` (what `config` names
+/// wins), and the messages and sessions still open that were seen within [`FORGET_OPEN`] before
+/// `from` (older ones would be forgotten at once). `from` is the first line about to be read, or,
+/// with `None`, the newest stored message (the live stream goes on from there).
+pub async fn resume(
+    client: &Client,
+    mut config: CorrelatorConfig,
+    from: Option<Timestamp>,
+) -> store::Result<Correlator> {
+    let from = match from {
+        Some(time) => time,
+        None => store::newest_message_time(client).await?.unwrap_or_default(),
+    };
+    config.add_fleet(&store::load_fleet(client).await?);
+    let open = store::load_open_state(client, Timestamp(from.0 - FORGET_OPEN)).await?;
+    let mut correlator = Correlator::with_config(config);
+    correlator.restore(open);
+    Ok(correlator)
+}
+
 /// Lines in, batches out: parsing, line identity, correlation.
 pub struct Pipeline {
     clock: Clock,
@@ -37,8 +60,7 @@ pub struct Pipeline {
     host_override: Option<String>,
     /// The host of the last readable line: an unreadable line is filed under it.
     last_host: String,
-    /// Content-keyed lines seen in the current second, to number identical lines.
-    same_second: (i64, BTreeMap<u64, u32>),
+    line_keys: LineKeys,
     recent_sources: (HashSet<i64>, VecDeque<i64>),
     last_time: Timestamp,
 }
@@ -52,7 +74,7 @@ impl Pipeline {
             batch: Batch::default(),
             host_override: None,
             last_host: String::new(),
-            same_second: (i64::MIN, BTreeMap::new()),
+            line_keys: LineKeys::default(),
             recent_sources: (HashSet::new(), VecDeque::new()),
             last_time: Timestamp::default(),
         }
@@ -112,7 +134,7 @@ impl Pipeline {
         }
         // The key is the line's content either way, so that a line RELP sent twice (a new uuid)
         // or a log file imported after the live stream carried it is stored once.
-        let line_key = self.content_key(&line);
+        let line_key = self.line_keys.key(&line);
         self.last_time = line.time;
         if self.last_host != line.host {
             self.last_host.clear();
@@ -142,7 +164,7 @@ impl Pipeline {
             (None, true) => UNKNOWN_HOST.to_owned(),
         };
         let time = self.last_time;
-        let line_key = self.content_key(&SyslogLine {
+        let line_key = self.line_keys.key(&SyslogLine {
             time,
             host: &host,
             program: "",
@@ -186,38 +208,6 @@ impl Pipeline {
         }
         true
     }
-
-    /// Hash of the line's content, plus how many identical lines came before it in this second.
-    fn content_key(&mut self, line: &SyslogLine<'_>) -> i64 {
-        let pid = line.pid.unwrap_or(u32::MAX).to_le_bytes();
-        let time = line.time.0.to_le_bytes();
-        let content = hash_parts(&[
-            &time,
-            line.host.as_bytes(),
-            line.program.as_bytes(),
-            &pid,
-            line.message.as_bytes(),
-        ]) as u64;
-        let second = line.time.unix_seconds();
-        if self.same_second.0 != second {
-            self.same_second = (second, BTreeMap::new());
-        }
-        let ordinal = self.same_second.1.entry(content).or_default();
-        let key = content ^ u64::from(*ordinal).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        *ordinal += 1;
-        key as i64
-    }
-}
-
-/// A stable 64-bit hash of several byte strings (each length-prefixed, so parts cannot run into
-/// each other). xxh3 is specified, so keys stay the same across versions.
-pub fn hash_parts(parts: &[&[u8]]) -> i64 {
-    let mut hasher = Xxh3::new();
-    for part in parts {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    hasher.digest() as i64
 }
 
 #[cfg(test)]

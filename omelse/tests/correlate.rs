@@ -2,7 +2,7 @@
 //! administrator would say happened to each message, checked on the rows.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use jiff::tz::TimeZone;
 use omelse::correlate::{Correlator, CorrelatorConfig, ServerRole};
@@ -10,19 +10,9 @@ use omelse::ingest::Pipeline;
 use omelse::parse::{Clock, Timestamp};
 use omelse::store::{Batch, LinkRow, MessageRow, RecipientRow};
 
-/// `shared/corpora/lightmeter-ControlCenter/individual_files` in the nearest ancestor of the
-/// workspace that has one (`../shared/corpora` from the workspace root, or further up from a
-/// worktree).
+/// `lightmeter-ControlCenter/individual_files` of the corpora.
 fn scenarios() -> Option<PathBuf> {
-    let found = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .map(|dir| dir.join("shared/corpora/lightmeter-ControlCenter/individual_files"))
-        .find(|dir| dir.is_dir());
-    if found.is_none() {
-        println!("skipped: ../shared/corpora not found");
-    }
-    found
+    Some(else_tests::corpora::dir_or_skip()?.join("lightmeter-ControlCenter/individual_files"))
 }
 
 /// The outcome of one or more scenario logs: the last snapshot of every message and recipient.
@@ -438,10 +428,7 @@ fn real_mx_log_is_consistent() {
     use std::io::Read;
     let Some(dir) = scenarios() else { return };
     let path = dir.join("../../postfix-logsums/mail.log.gz");
-    let Ok(bytes) = std::fs::read(&path) else {
-        println!("skipped: {} not found", path.display());
-        return;
-    };
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut raw = Vec::new();
     flate2::read::MultiGzDecoder::new(&bytes[..])
         .read_to_end(&mut raw)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use else_tests::PgCluster;
-use omelse::ingest::hash_parts;
+use omelse::keys::hash_parts;
 use omelse::parse::Timestamp;
 use omelse::store::{
     self, Batch, DeliveryRow, EventRow, LinkRow, MessageRow, RecipientRow, RejectRow, SessionRow, StoreError, Writer,

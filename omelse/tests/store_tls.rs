@@ -21,8 +21,7 @@ fn certificates(dir: &Path) {
 
 #[tokio::test]
 async fn tls_connections_verify_the_server_certificate() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        println!("skipped: openssl not installed");
+    if else_tests::require::tool("/usr/bin/openssl", "openssl").is_none() {
         return;
     }
     let cluster = PgCluster::start().expect("private cluster");

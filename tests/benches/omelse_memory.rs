@@ -11,6 +11,8 @@
 //! (VmRSS, and its peak VmHWM, from /proc) is read once the module is loaded and connected, and
 //! again once every message is in PostgreSQL.
 
+#![deny(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //! `cargo bench -p else-tests --bench rsyslog_throughput` (build omelse.so in release first:
 //! `cargo build --release -p omelse`; the bench loads `target/release/libomelse.so`).
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -183,7 +183,12 @@ fn whole_stream_references(lines: &[String]) -> Vec<(String, usize)> {
         .stdout(std::process::Stdio::piped())
         .spawn();
     if let Ok(mut child) = zstd {
-        child.stdin.take().expect("stdin").write_all(&stream).expect("zstd input");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&stream)
+            .expect("zstd input");
         let output = child.wait_with_output().expect("zstd");
         references.push(("zstd 3, one stream (zstd tool)".into(), output.stdout.len()));
     } else {

@@ -6,25 +6,16 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The corpora directory, or `None` after printing the skip notice every corpus test prints.
-/// `ELSE_CORPORA` names it explicitly; otherwise `../shared/corpora` next to the workspace
-/// ([`crate::corpora_dir`]), or a `shared/corpora` further up: a git worktree (`…/wt/NAME`) sits
-/// one level deeper than the checkout.
+/// The corpora directory, or `None` when it is not there ([`crate::require`]: a failure in CI).
+/// `ELSE_CORPORA` names it explicitly (and then only it counts); otherwise [`crate::shared`].
 pub fn dir_or_skip() -> Option<PathBuf> {
-    let explicit = std::env::var_os("ELSE_CORPORA")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir());
-    let dir = explicit.or_else(crate::corpora_dir).or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .skip(2)
-            .map(|dir| dir.join("shared/corpora"))
-            .find(|dir| dir.is_dir())
-    });
-    if dir.is_none() {
-        println!("skipped: ../shared/corpora not found");
+    match std::env::var_os("ELSE_CORPORA") {
+        Some(explicit) => crate::require(
+            Some(PathBuf::from(&explicit)).filter(|dir| dir.is_dir()),
+            format_args!("no corpora at ELSE_CORPORA={}", explicit.to_string_lossy()),
+        ),
+        None => crate::shared("corpora"),
     }
-    dir
 }
 
 /// The text of a corpus file, gunzipped when it is gzip (whatever its name); invalid UTF-8 is

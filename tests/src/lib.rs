@@ -6,23 +6,31 @@
 //! [`PgCluster::create_database`], so tests running in parallel never see each other's rows.
 //! Set `ELSE_TEST_DATABASE_URL` to use an existing server instead (per-test databases are created
 //! on it, named `else_test_<pid>_<n>`, and left there).
+//!
+//! What a test needs from the machine beyond that (the corpora, the GeoIP database, a Debian
+//! tool) it asks for through [`require`]: in CI a missing need fails the test, elsewhere it skips.
+
+#![deny(unsafe_code)]
 
 pub mod bench;
 pub mod corpora;
 pub mod pflogsumm;
 pub mod postfix;
 pub mod records;
+pub mod require;
 pub mod rsyslogd;
 pub mod shipped;
 pub mod snmpd;
+pub mod sys;
 pub mod tls;
 pub mod topology;
 pub mod wire;
 
-use std::ffi::CString;
+pub use require::{missing, require, require_that};
+
 use std::fmt;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -87,8 +95,7 @@ impl PgCluster {
                         owned.teardown();
                     }
                 }
-                // SAFETY: registering a plain `extern "C" fn` without arguments.
-                unsafe { libc::atexit(stop_shared) };
+                sys::at_exit(stop_shared);
             }
             cluster
         })
@@ -102,7 +109,7 @@ impl PgCluster {
     /// Starts a private cluster, stopped and removed when the value is dropped.
     pub fn start() -> Result<PgCluster, HarnessError> {
         let bin = find_bin_dir()?;
-        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let as_postgres = sys::is_root();
         let dir = make_private_dir(as_postgres)?;
         let owned = OwnedCluster {
             dir,
@@ -150,16 +157,16 @@ impl PgCluster {
         };
         let pid_file = std::fs::read_to_string(owned.data_dir().join("postmaster.pid"))
             .map_err(|e| HarnessError(format!("no postmaster.pid: {e}")))?;
-        let pid: i32 = pid_file
+        let pid: u32 = pid_file
             .lines()
             .next()
             .and_then(|l| l.trim().parse().ok())
             .ok_or_else(|| HarnessError("bad postmaster.pid".into()))?;
         // The backends first (children of the postmaster), so none outlives it holding shared memory.
         let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sys::signal(pid, libc::SIGKILL);
         for _ in 0..100 {
-            if unsafe { libc::kill(pid, 0) } != 0 {
+            if !sys::signal(pid, 0) {
                 let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
                 return Ok(());
             }
@@ -395,42 +402,19 @@ fn find_bin_dir() -> Result<PathBuf, HarnessError> {
 
 /// A fresh `0700` directory under the temp dir, owned by `postgres` when we are root.
 fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
-    let template = std::env::temp_dir().join("else-pg-XXXXXX");
-    let template =
-        CString::new(template.into_os_string().into_encoded_bytes()).map_err(|e| HarnessError(e.to_string()))?;
-    let raw = template.into_raw();
-    // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp rewrites the Xs in place.
-    let made = unsafe { libc::mkdtemp(raw) };
-    // SAFETY: `raw` came from `CString::into_raw` just above.
-    let path = unsafe { CString::from_raw(raw) };
-    if made.is_null() {
-        return fail(format!(
-            "cannot create a temp directory: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let dir = PathBuf::from(path.to_string_lossy().into_owned());
+    let dir = sys::make_temp_dir(&std::env::temp_dir().join("else-pg-"))
+        .map_err(|e| HarnessError(format!("cannot create a temp directory: {e}")))?;
     if as_postgres {
-        let (uid, gid) = postgres_ids()?;
-        // SAFETY: `path` is a valid C string naming the directory we just created.
-        if unsafe { libc::chown(path.as_ptr(), uid, gid) } != 0 {
-            let error = std::io::Error::last_os_error();
+        let Some((uid, gid)) = sys::user_ids(c"postgres") else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return fail("running as root but there is no `postgres` OS user to run initdb as (install postgresql-15)");
+        };
+        if let Err(error) = std::os::unix::fs::chown(&dir, Some(uid), Some(gid)) {
             let _ = std::fs::remove_dir_all(&dir);
             return fail(format!("cannot give {} to the postgres user: {error}", dir.display()));
         }
     }
     Ok(dir)
-}
-
-fn postgres_ids() -> Result<(libc::uid_t, libc::gid_t), HarnessError> {
-    let name = c"postgres";
-    // SAFETY: getpwnam returns NULL or a pointer to a static record, read at once.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
-        return fail("running as root but there is no `postgres` OS user to run initdb as (install postgresql-15)");
-    }
-    // SAFETY: non-null pointer from getpwnam.
-    Ok(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
 }
 
 fn free_port() -> Result<u16, HarnessError> {
@@ -483,19 +467,16 @@ pub fn with_dbname(conninfo: &str, dbname: &str) -> String {
     format!("{conninfo} dbname={dbname}")
 }
 
-/// A test cannot run here because `what` is missing: in CI (`CI=true`) that fails the test,
-/// elsewhere the test says it skipped and returns.
-pub fn missing(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI has no {what}: the test cannot run");
-    }
-    println!("skipped: no {what}");
-}
-
-/// The shared log corpora (`../shared/corpora` next to the workspace), or `None` when absent.
-pub fn corpora_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora");
-    dir.is_dir().then_some(dir)
+/// `shared/{what}` (the project's shared data: `corpora`, `research/samples`), in the nearest
+/// folder above the workspace that has it (`../shared` beside a checkout, one level further up
+/// from a git worktree `…/wt/NAME`), or `None` when absent ([`require`]: a failure in CI).
+pub fn shared(what: &str) -> Option<PathBuf> {
+    let found = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(2)
+        .map(|dir| dir.join("shared").join(what))
+        .find(|path| path.exists());
+    require(found, format_args!("../shared/{what} not found"))
 }
 
 /// The servers of `tests/fixtures/mail.log` with their roles and addresses, as an administrator
@@ -534,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn an_own_cluster_stops_restarts_and_is_removed_on_drop() {
         if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
-            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            missing("a private PostgreSQL cluster (ELSE_TEST_DATABASE_URL is set: unset it)");
             return;
         }
         let cluster = PgCluster::start().unwrap();
@@ -563,7 +544,7 @@ mod tests {
     #[tokio::test]
     async fn an_external_server_gets_per_test_databases() {
         if std::env::var_os("ELSE_TEST_DATABASE_URL").is_some() {
-            eprintln!("skipped: ELSE_TEST_DATABASE_URL is set, no private cluster");
+            missing("a private PostgreSQL cluster (ELSE_TEST_DATABASE_URL is set: unset it)");
             return;
         }
         // Someone else's server, reached by URL: here a private cluster plays that part.

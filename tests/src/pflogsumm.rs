@@ -31,10 +31,17 @@ pub const TOTALS: [(&str, &str); 15] = [
 /// The smtpd programs whose lines pflogsumm reads as smtpd's.
 pub const SMTPD_PROGRAMS: [&str; 3] = ["postfix/smtpd[", "postfix/smtps/smtpd[", "postfix/submission/smtpd["];
 
+/// True when Debian's pflogsumm is installed, else false after [`crate::require`]'s notice.
+pub fn installed() -> bool {
+    crate::require::tool(PFLOGSUMM, "pflogsumm").is_some()
+}
+
+const PFLOGSUMM: &str = "/usr/sbin/pflogsumm";
+
 /// pflogsumm's report (`--smtpd-stats` and `args`) of `log`, read from standard input as in
 /// `pflogsumm < mail.log`.
 pub fn run(log: &str, args: &[&str]) -> String {
-    let mut child = Command::new("pflogsumm")
+    let mut child = Command::new(PFLOGSUMM)
         .arg("--smtpd-stats")
         .args(args)
         .stdin(Stdio::piped())

@@ -33,14 +33,10 @@ const SERVICES: &[&str] = &[
     "postlog   unix-dgram n  -       n       -       1       postlogd",
 ];
 
-/// True when this machine can run a private Postfix (root, and the package installed).
+/// True when this machine can run a private Postfix (root, and the package installed), else
+/// false after [`crate::require`]'s notice (a failure in CI).
 pub fn available() -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    let installed = std::path::Path::new(POSTFIX).exists();
-    if !root || !installed {
-        println!("skipped: needs root and Postfix installed (make test installs it)");
-    }
-    root && installed
+    crate::require::root("a private Postfix") && crate::require::tool(POSTFIX, "postfix").is_some()
 }
 
 /// A private Postfix; see the module documentation.
@@ -120,6 +116,22 @@ biff = no
     /// The instance's log (`maillog_file`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
+    }
+
+    /// Runs `postsuper -c DIR/etc ARGS…` (`-h QID` puts a message on hold); fails the test if it
+    /// failed.
+    pub fn postsuper(&self, args: &[&str]) {
+        let out = Command::new("/usr/sbin/postsuper")
+            .arg("-c")
+            .arg(self.dir.join("etc"))
+            .args(args)
+            .output()
+            .expect("postsuper");
+        assert!(
+            out.status.success(),
+            "postsuper {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A queued message as `postcat -q` shows it.

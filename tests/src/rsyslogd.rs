@@ -7,15 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The rsyslogd binary, or `None` (with the reason printed) when it is not installed.
+/// The rsyslogd binary, or `None` when it is not installed ([`crate::require`]: a failure in CI).
 pub fn rsyslogd_binary() -> Option<PathBuf> {
-    let path = PathBuf::from("/usr/sbin/rsyslogd");
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipped: /usr/sbin/rsyslogd not installed (make test installs it)");
-        None
-    }
+    crate::require::tool("/usr/sbin/rsyslogd", "rsyslog")
 }
 
 /// Builds the workspace's libraries and binaries (what `make build` builds, so that the two
@@ -126,7 +120,7 @@ impl Rsyslogd {
     /// Stops it gracefully (SIGTERM, so queues are saved) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            crate::sys::signal(child.id(), libc::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -148,7 +142,7 @@ impl Rsyslogd {
     /// Sends SIGHUP (what logrotate does): outputs reopen their files and connections.
     pub fn hup(&self) {
         if let Some(child) = &self.child {
-            unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+            crate::sys::signal(child.id(), libc::SIGHUP);
         }
     }
 
@@ -174,7 +168,7 @@ impl Rsyslogd {
             .take(2)
             .filter_map(|field| field.parse::<u64>().ok())
             .sum();
-        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        ticks as f64 / crate::sys::clock_ticks_per_second()
     }
 
     pub fn is_running(&mut self) -> bool {

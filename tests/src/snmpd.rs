@@ -15,13 +15,9 @@ pub const RO: (&str, &str, &str) = ("else-ro", "ro-auth-passphrase", "ro-priv-pa
 /// The control user, same form.
 pub const CTL: (&str, &str, &str) = ("else-ctl", "ctl-auth-passphrase", "ctl-priv-passphrase");
 
-/// True when snmpd is installed (else prints why the test is skipped).
+/// True when snmpd is installed, else false after [`crate::require`]'s notice (a failure in CI).
 pub fn available() -> bool {
-    if !Path::new(SNMPD).exists() {
-        println!("skipped: snmpd not installed (make test installs it)");
-        return false;
-    }
-    true
+    crate::require::tool(SNMPD, "snmpd").is_some()
 }
 
 /// A free UDP port on `ip`.

@@ -41,15 +41,17 @@ pub const WORKSTATION: &str = "127.0.30.1";
 /// Every smtpd listens on the SMTP port of its own address.
 pub const SMTP_PORT: u16 = 25;
 
-/// Why the three servers cannot run here, if they cannot.
+/// rsyslog's RELP input (Debian package rsyslog-relp).
+pub const IMRELP: &str = "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so";
+
+/// Why the three servers cannot run here, if they cannot (a test hands it to
+/// [`crate::missing`], the demo says it and stops).
 pub fn unavailable() -> Option<&'static str> {
-    if !postfix::available()
-        || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
-        || !Path::new("/usr/bin/swaks").exists()
-    {
-        return Some("needs root, Postfix, rsyslog-relp and swaks (make test installs them)");
-    }
-    None
+    let ready = crate::sys::is_root()
+        && Path::new(postfix::POSTFIX).exists()
+        && Path::new(IMRELP).exists()
+        && Path::new("/usr/bin/swaks").exists();
+    (!ready).then_some("the three servers need root, Postfix, rsyslog-relp and swaks (make test installs them)")
 }
 
 /// Set in the test process that runs inside its own network namespace.
@@ -110,7 +112,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        crate::sys::signal(self.child.id(), libc::SIGTERM);
         let stopped = wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_))));
         if !stopped {
             let _ = self.child.kill();

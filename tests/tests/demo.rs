@@ -3,12 +3,14 @@
 //!
 //! Needs root, Postfix, rsyslog-relp and swaks (make test installs them); skipped otherwise.
 
+#![deny(unsafe_code)]
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use else_tests::rsyslogd::wait_until;
 use else_tests::{block_on, count, PgCluster};
-use else_tests::{snmpd, topology};
+use else_tests::{snmpd, sys, topology};
 
 /// The process ids of the Postfix masters that the demo with process id `pid` started (their
 /// instances live in `<tmp>/else-e2e-<name>-<pid>`).
@@ -31,14 +33,14 @@ struct Stop(u32);
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+        sys::signal(self.0, libc::SIGTERM);
     }
 }
 
 #[test]
 fn the_demo_keeps_mail_flowing_and_stops_cleanly() {
     if let Some(why) = topology::unavailable() {
-        println!("skipped: {why}");
+        else_tests::missing(why);
         return;
     }
     // The demo's fixed addresses may be taken by a `make demo` running on this machine.
@@ -106,7 +108,7 @@ fn the_demo_keeps_mail_flowing_and_stops_cleanly() {
     let masters = postfix_masters_of(demo.id());
     assert_eq!(masters.len(), 3, "in1, out1 and the Internet run");
     assert!(masters.iter().all(|&pid| alive(pid)), "{masters:?}");
-    unsafe { libc::kill(demo.id() as i32, libc::SIGTERM) };
+    sys::signal(demo.id(), libc::SIGTERM);
     let stopped = wait_until(Duration::from_secs(60), || matches!(demo.try_wait(), Ok(Some(_))));
     assert!(stopped, "else-demo stops on SIGTERM:\n{}", output());
     assert!(demo.wait().unwrap().success(), "{}", output());

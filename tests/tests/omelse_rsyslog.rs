@@ -2,24 +2,28 @@
 //! nothing lost or doubled through a database crash or an rsyslogd restart, RELP forwarding with
 //! the shipped stanzas, bad lines, and a panic that stays inside the module.
 
+#![deny(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use else_tests::records::message_records;
 use else_tests::rsyslogd::{
     check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
     Rsyslogd,
 };
-use else_tests::records::message_records;
+use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, PgCluster};
 
 /// 100,000 lines: the real 3-day MX log, then its beginning again as a second host.
+/// `count` real lines (the corpus, then again as a second host), or `None` without the corpora.
 fn real_lines(count: usize) -> Option<Vec<String>> {
     let text = else_tests::corpora::read_text(&else_tests::corpora::dir_or_skip()?.join("postfix-logsums/mail.log.gz"));
     let first: Vec<&str> = text.lines().collect();
     let mut lines: Vec<String> = first.iter().map(|l| l.to_string()).collect();
     let mut again = first.iter().map(|l| l.replacen(" helga ", " helga-b ", 1));
     while lines.len() < count {
-        lines.push(again.next()?);
+        lines.push(again.next().expect("the corpus gives the lines asked for, twice over"));
     }
     lines.truncate(count);
     Some(lines)
@@ -96,7 +100,6 @@ fn test_dir(name: &str) -> PathBuf {
 #[test]
 fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
-        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
         return;
     };
     let cluster = PgCluster::shared();
@@ -171,7 +174,6 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
 #[test]
 fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
-        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
         return;
     };
     let cluster = PgCluster::start().expect("private cluster");
@@ -204,7 +206,6 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
 #[test]
 fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(20_000)) else {
-        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
         return;
     };
     let cluster = PgCluster::start().expect("private cluster");
@@ -246,7 +247,6 @@ fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
 #[test]
 fn an_rsyslogd_restart_mid_stream_loses_and_doubles_nothing() {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
-        eprintln!("skipped: rsyslogd or ../shared/corpora missing");
         return;
     };
     let cluster = PgCluster::shared();
@@ -376,9 +376,7 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     if rsyslogd_binary().is_none() {
         return;
     }
-    let Some(module) = fault_injection_module() else {
-        return;
-    };
+    let module = fault_injection_module();
     let cluster = PgCluster::shared();
     let url = block_on(cluster.create_database());
     let port = free_port();
@@ -407,7 +405,7 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
 }
 
 /// Builds omelse.so with the `fault-injection` feature into its own target directory.
-fn fault_injection_module() -> Option<PathBuf> {
+fn fault_injection_module() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = workspace.join("target/fault-injection");
     let status = std::process::Command::new(env!("CARGO"))
@@ -425,7 +423,7 @@ fn fault_injection_module() -> Option<PathBuf> {
         .status()
         .expect("cargo build");
     assert!(status.success(), "building the fault-injection module failed");
-    Some(target.join("debug/libomelse.so"))
+    target.join("debug/libomelse.so")
 }
 
 #[test]
@@ -447,7 +445,13 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     ] {
         let mut text = format!("global(workDirectory=\"{}\")\n", dir.display());
         for file in files {
-            text.push_str(&shipped_stanza(file, &tls, identity, free_port(), "host=127.0.0.1 dbname=else"));
+            text.push_str(&shipped_stanza(
+                file,
+                &tls,
+                identity,
+                free_port(),
+                "host=127.0.0.1 dbname=else",
+            ));
         }
         let path = dir.join(files.join("+"));
         std::fs::write(&path, text).unwrap();
@@ -466,8 +470,7 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
 
 #[test]
 fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
-    if rsyslogd_binary().is_none() || !Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists() {
-        eprintln!("skipped: rsyslog-relp not installed");
+    if rsyslogd_binary().is_none() || else_tests::require::tool(IMRELP, "rsyslog-relp").is_none() {
         return;
     }
     let cluster = PgCluster::shared();
@@ -568,7 +571,6 @@ fn sighup_makes_omelse_reconnect_and_lose_nothing() {
 #[test]
 fn roles_set_in_the_database_reach_the_module() {
     if rsyslogd_binary().is_none() {
-        eprintln!("skipped: rsyslogd not installed");
         return;
     }
     let url = block_on(PgCluster::shared().create_database());

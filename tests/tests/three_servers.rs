@@ -22,6 +22,8 @@
 //! Needs root, Postfix, rsyslog-relp, swaks, snmpd and pflogsumm (make test installs them);
 //! skipped otherwise.
 
+#![deny(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::Command;
@@ -275,7 +277,7 @@ fn latest_queue(samples: &Value, name: &str) -> Option<(jiff::Timestamp, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_track_every_message_end_to_end() {
     if let Some(why) = topology::unavailable() {
-        println!("skipped: {why}");
+        else_tests::missing(why);
         return;
     }
     if !snmpd::available() || topology::rerun_in_own_network_namespace("three_servers_track_every_message_end_to_end") {

@@ -9,23 +9,18 @@ use std::time::Duration;
 
 use else_tests::records::{differences, elsed_import, message_records};
 use else_tests::rsyslogd::{
-    adapt_stanza, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text,
-    wait_until,
+    adapt_stanza, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text, wait_until,
 };
 use else_tests::shipped::{ElseServer, PostfixHost};
+use else_tests::topology::IMRELP;
 use else_tests::wire::CountingRelay;
-use else_tests::{block_on, count, missing, PgCluster};
+use else_tests::{block_on, count, PgCluster};
 
 /// The real 3-day MX log of the corpora (69,861 lines), or `None` after saying why.
 fn mx_log() -> Option<Vec<String>> {
-    if rsyslogd_binary().is_none() {
-        missing("rsyslogd");
-        return None;
-    }
-    let Some(corpora) = else_tests::corpora::dir_or_skip() else {
-        missing("../shared/corpora");
-        return None;
-    };
+    rsyslogd_binary()?;
+    else_tests::require::tool(IMRELP, "rsyslog-relp")?;
+    let corpora = else_tests::corpora::dir_or_skip()?;
     let text = else_tests::corpora::read_text(&corpora.join("postfix-logsums/mail.log.gz"));
     Some(text.lines().map(str::to_owned).collect())
 }
@@ -184,7 +179,9 @@ fn documented_bytes_per_line(transport: &str, regime: &str) -> f64 {
         .unwrap_or_else(|| panic!("docs/transport.md has no row for {transport}, {regime}"));
     // | transport | regime | to the server | back | total | …
     let total = row.split('|').nth(5).expect("a total column").trim().replace(',', "");
-    total.parse().unwrap_or_else(|_| panic!("not a number: {total:?} in {row}"))
+    total
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {total:?} in {row}"))
 }
 
 #[test]
@@ -240,7 +237,10 @@ fn a_backup_receiver_takes_over_while_the_primary_is_stopped() {
         "target=\"else-backup.example.org\" port=\"2514\"",
         &format!("target=\"127.0.0.1\" port=\"{}\"", backup.relp_port),
     );
-    assert!(text.contains(&backup.relp_port.to_string()), "the stanza names a backup");
+    assert!(
+        text.contains(&backup.relp_port.to_string()),
+        "the stanza names a backup"
+    );
     let stanza = adapt_stanza(&text, &certs, "mx1", primary.relp_port, &url);
     let host = PostfixHost::start(&dir.join("mx1"), &stanza);
     let syslog = as_syslog(lines);
@@ -293,26 +293,4 @@ fn a_backup_receiver_takes_over_while_the_primary_is_stopped() {
     assert_eq!(stored(&url), delivered.len() as i64);
     // Two receivers, lines late from the primary's session: the records are those of one reader.
     assert_same_records_as_import(&url, &delivered, &dir, "primary and backup");
-}
-
-#[test]
-fn explore_whole_log() {
-    let Some(lines) = mx_log() else { return; };
-    let url = block_on(PgCluster::shared().create_database());
-    let dir = test_dir("whole");
-    let certs = relp_certificates(&dir, &["mx1"]);
-    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url);
-    let file = std::env::var("EXPLORE_FILE").unwrap_or("postfix-host.conf".into());
-    let port = if file.contains("compressed") { server.compressed_port } else { server.relp_port };
-    let relay = CountingRelay::start(port);
-    let stanza = shipped_stanza(&file, &certs, "mx1", relay.port(), &url);
-    let host = PostfixHost::start(&dir.join("mx1"), &stanza);
-    send_tcp(host.input_port, &as_syslog(&lines));
-    wait_for_lines(&url, lines.len(), Duration::from_secs(300));
-    wait_until_still(&url, Duration::from_secs(60));
-    let lost = lines_not_stored(&url, &lines, &dir);
-    println!("{file}: stored {} lost {:?} bytes {} {}", stored(&url), lost, relay.to_receiver(), relay.to_sender());
-    println!("{}", server.daemon.own_log());
-    println!("{}", host.daemon.own_log());
-    for n in &lost { println!("{:?}", lines[*n]); }
 }

@@ -38,8 +38,8 @@ function App() {
     setMeState(next);
   }, []);
   const loadServers = useCallback(() => {
-    api<Server[] | { items: Server[] }>('/servers')
-      .then((s) => setServers(Array.isArray(s) ? s : s.items ?? []))
+    api<Server[]>('/servers')
+      .then(setServers)
       .catch(() => setServers([]));
   }, []);
 
@@ -64,9 +64,9 @@ function App() {
     return (
       <LoginPage
         notice={notice}
-        onLogin={(user, csrf) => {
+        onLogin={(user) => {
           setNotice(undefined);
-          setMe({ ...user, csrf_token: csrf ?? user.csrf_token });
+          setMe(user);
         }}
       />
     );

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use crate::db::CachedPool as Pool;
+use crate::db::Pool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::GreylistConfig;

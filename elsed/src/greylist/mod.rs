@@ -29,7 +29,7 @@ mod tests_postgrey;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::db::CachedPool as Pool;
+use crate::db::Pool;
 use tokio::sync::mpsc;
 
 pub use config::{DomainMode, GreylistConfig};
@@ -87,6 +87,20 @@ async fn refresh_lists(policy: Weak<Policy>, every: Duration) {
             tracing::warn!("greylist: static lists not refreshed: {e}");
         }
     }
+}
+
+/// Runs `elsed greylist`: the `[greylist]` service on a pool of its own. Commits are asynchronous
+/// (see [`crate::db::Commit::Asynchronous`]).
+pub async fn run(settings: &crate::Settings) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = settings.config.greylist.clone();
+    let pool = crate::db::pool(
+        &settings.database()?,
+        "elsed-greylist",
+        cfg.pool_size,
+        crate::db::Commit::Asynchronous,
+    )?;
+    serve(cfg, pool).await?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Runs the policy service on `cfg.listen` with the system clock, until a listener fails.

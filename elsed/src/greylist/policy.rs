@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::db::CachedPool as Pool;
+use crate::db::Pool;
 use tokio::sync::mpsc;
 
 use super::batcher::Batcher;

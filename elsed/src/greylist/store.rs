@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::config::GreylistConfig;
 use super::lists::DbLists;
-use crate::db::{Cached, CachedPool as Pool};
+use crate::db::{Pool, Pooled};
 
 /// Serialises partition DDL with omelse's writer (same key as its `PARTITION_LOCK`).
 const PARTITION_LOCK: i64 = 0x454c_5345_0002;
@@ -19,7 +19,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Pg(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
-    Pool(#[from] deadpool::managed::PoolError<omelse::store::StoreError>),
+    Pool(#[from] crate::db::PoolError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -65,7 +65,7 @@ pub struct Snapshot {
 /// Trusts the sender's domain from the client network when at least `min_senders` distinct
 /// senders of it are trusted there (with `min_passes`, seen since `since`). True if it is now.
 pub async fn promote_domain(
-    client: &Cached,
+    client: &Pooled,
     key: &Key,
     now: i64,
     min_passes: i32,
@@ -99,7 +99,7 @@ pub async fn promote_domain(
 }
 
 /// Refreshes `last_seen` of the auto-whitelist entries that let a request through.
-pub async fn touch_awl(client: &Cached, key: &Key, domain: bool, now: i64) -> Result<()> {
+pub async fn touch_awl(client: &Pooled, key: &Key, domain: bool, now: i64) -> Result<()> {
     let stmt = client
         .prepare_cached(if domain {
             "UPDATE greylist_domain_awl SET last_seen = to_timestamp($3::int8)
@@ -115,7 +115,7 @@ pub async fn touch_awl(client: &Cached, key: &Key, domain: bool, now: i64) -> Re
 }
 
 /// Reads the state of many keys in one statement; the snapshots in the keys' order.
-pub async fn lookup_many(client: &Cached, keys: &[Key]) -> Result<Vec<Snapshot>> {
+pub async fn lookup_many(client: &Pooled, keys: &[Key]) -> Result<Vec<Snapshot>> {
     let stmt = client
         .prepare_cached(
             "SELECT u.i, extract(epoch FROM d.last_seen)::int8,
@@ -172,7 +172,7 @@ pub async fn lookup_many(client: &Cached, keys: &[Key]) -> Result<Vec<Snapshot>>
 /// unique, so that concurrent writers lock them in one order (no deadlock). Two MX racing on one
 /// triplet each write a state computed from what they read: either is a valid state, and
 /// `passed_at` never goes back to NULL.
-pub async fn save_triplets(client: &Cached, rows: &[(Key, TripletRow)]) -> Result<()> {
+pub async fn save_triplets(client: &Pooled, rows: &[(Key, TripletRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -209,7 +209,7 @@ pub async fn save_triplets(client: &Cached, rows: &[(Key, TripletRow)]) -> Resul
 }
 
 /// Writes sender auto-whitelist rows, many (sorted by key, unique) in one statement.
-pub async fn save_sender_awls(client: &Cached, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
+pub async fn save_sender_awls(client: &Pooled, rows: &[(Key, SenderAwlRow)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }

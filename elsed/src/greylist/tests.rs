@@ -54,7 +54,13 @@ pub(crate) fn config(hostname: &str) -> GreylistConfig {
 }
 
 pub(crate) async fn service(url: &str, cfg: GreylistConfig, clock: Arc<dyn Clock>) -> Arc<Policy> {
-    let pool = crate::db::test_pool(url, 4, crate::db::Commit::Asynchronous);
+    let pool = crate::db::pool(
+        &crate::db::Target::url(url),
+        "elsed-test",
+        4,
+        crate::db::Commit::Asynchronous,
+    )
+    .unwrap();
     start(cfg, pool, clock).await
 }
 

@@ -9,7 +9,7 @@
 //! rates grows with the load.
 //!
 //! Ignored by default; run it in release mode, as root with postgrey installed:
-//! `cargo test --release -p elsed --bin elsed bench_ -- --ignored --nocapture`
+//! `cargo test --release -p elsed --lib bench_ -- --ignored --nocapture`
 //! (`GREYLSE_BENCH_CONNECTIONS`, `GREYLSE_BENCH_REQUESTS` change the load).
 
 use std::sync::Arc;
@@ -119,8 +119,7 @@ fn line(name: &str, rate: f64, lat: &[Duration]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run in release mode with --ignored"]
 async fn bench_greylse_beside_postgrey() {
-    if !std::path::Path::new("/usr/sbin/postgrey").exists() {
-        eprintln!("skipped: postgrey not installed");
+    if else_tests::require::tool("/usr/sbin/postgrey", "postgrey").is_none() {
         return;
     }
     let connections = env("GREYLSE_BENCH_CONNECTIONS", 100);

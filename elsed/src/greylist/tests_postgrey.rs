@@ -110,13 +110,9 @@ fn class(reply: &str) -> String {
 
 #[tokio::test]
 async fn same_decisions_as_postgrey_except_by_design() {
-    if !Path::new(POSTGREY).exists() {
-        eprintln!("skipped: postgrey not installed");
-        return;
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if !status.lines().any(|l| l.starts_with("Uid:\t0\t")) {
-        eprintln!("skipped: not root (postgrey changes to its own user)");
+    if else_tests::require::tool(POSTGREY, "postgrey").is_none()
+        || !else_tests::require::root("postgrey changes to its own user")
+    {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

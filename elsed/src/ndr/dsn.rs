@@ -307,17 +307,10 @@ fn field_blocks(text: &str) -> Vec<Vec<(String, String)>> {
 mod tests {
     use super::*;
 
+    /// A message of the research samples (`../shared/research/samples`).
     fn sample(name: &str) -> Option<Vec<u8>> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/research/samples")
-            .join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(_) => {
-                eprintln!("skipped: {} not found", path.display());
-                None
-            }
-        }
+        let path = else_tests::shared("research/samples")?.join(name);
+        Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
     }
 
     #[test]

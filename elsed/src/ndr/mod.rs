@@ -118,7 +118,7 @@ pub fn is_allowed(allowed: &[(IpAddr, u8)], ip: IpAddr) -> bool {
 }
 
 /// Runs the listeners of `cfg` until one fails.
-pub async fn serve(cfg: NdrConfig, pool: crate::db::CachedPool) -> anyhow::Result<()> {
+pub async fn serve(cfg: NdrConfig, pool: crate::db::Pool) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for spec in &cfg.listen {
         listeners.push(
@@ -139,7 +139,7 @@ const RELINK_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// Links, every `every_secs` (a minute by default), the NDRs whose message the logs had not shown
 /// yet when they arrived.
-async fn relink(pool: crate::db::CachedPool, every_secs: u64) {
+async fn relink(pool: crate::db::Pool, every_secs: u64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
     loop {
         tick.tick().await;
@@ -168,13 +168,13 @@ pub async fn run(args: &NdrArgs, settings: &crate::Settings) -> anyhow::Result<s
     }
     // The schema is brought up to date as `elsed import` does. Without a database the collector
     // still listens: Postfix keeps the copies it is told to retry (451) until the database is back.
-    match crate::db::connect(settings).await {
+    match crate::db::connect(&settings.database()?).await {
         Ok(mut client) => {
             crate::db::migrate(&mut client).await?;
         }
         Err(e) => tracing::warn!("ndr: {e:#}; listening anyway, deliveries deferred until it is back"),
     }
-    let pool = crate::db::pool_with(settings, "elsed-ndr", 8, crate::db::Commit::Durable)?;
+    let pool = crate::db::pool(&settings.database()?, "elsed-ndr", 8, crate::db::Commit::Durable)?;
     serve(cfg, pool).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

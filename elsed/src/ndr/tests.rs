@@ -21,7 +21,13 @@ pub(crate) async fn database(cluster: &PgCluster) -> String {
 pub(super) async fn collector(url: &str, spec: &str, cfg: NdrConfig) -> std::net::SocketAddr {
     let listener = Listener::bind(spec).await.unwrap();
     let addr = listener.tcp.local_addr().unwrap();
-    let pool = crate::db::test_pool(url, 2, crate::db::Commit::Durable);
+    let pool = crate::db::pool(
+        &crate::db::Target::url(url),
+        "elsed-test",
+        2,
+        crate::db::Commit::Durable,
+    )
+    .unwrap();
     let service = Arc::new(Service::new(cfg, pool).unwrap());
     tokio::spawn(server::run(service, vec![listener]));
     addr
@@ -515,7 +521,13 @@ async fn require_tls_refuses_mail_in_plaintext() {
         replies[2], "530 5.7.0 Must issue a STARTTLS command first",
         "{replies:?}"
     );
-    let pool = crate::db::test_pool(&url, 1, crate::db::Commit::Durable);
+    let pool = crate::db::pool(
+        &crate::db::Target::url(&url),
+        "elsed-test",
+        1,
+        crate::db::Commit::Durable,
+    )
+    .unwrap();
     let bad = NdrConfig {
         tls_key_file: None,
         ..tls_config(&certs)

@@ -103,7 +103,7 @@ pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitC
         domain: args.domain.as_deref().map(|d| d.trim_start_matches('@').to_lowercase()),
         ..Scope::default()
     };
-    let client = db::connect(settings).await?;
+    let client = db::connect(&settings.database()?).await?;
     db::require_schema(&client).await?;
     let covered = Covered {
         since: args.since.clone(),

@@ -27,7 +27,8 @@ pub async fn act(
         let result = result.to_owned();
         let (name, server) = (name.clone(), server.clone());
         async move {
-            let audit_id = crate::web::audit::record(db, actor, &name, Some(&server), details.clone(), &result).await?;
+            let audit_id =
+                crate::access::audit::record(db, actor, &name, Some(&server), details.clone(), &result).await?;
             Ok(ActionOutcome {
                 audit_id,
                 result,

@@ -90,9 +90,9 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
         }
         _ => None,
     };
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::migrate(&mut client).await?;
-    db::sync_servers(&client, settings).await?;
+    db::sync_servers(&client, &settings.config.servers).await?;
     match &args.command {
         SnmpCommand::Keygen { .. } => unreachable!("handled above"),
         SnmpCommand::States { json } => {

@@ -2,6 +2,8 @@
 //! its headers only define as casts (bindgen cannot evaluate them), and a check at start that the
 //! library's idea of its structures matches the headers'.
 
+// One of the two rooms where `unsafe` is allowed (the other is `session.rs`): C's declarations.
+#![allow(unsafe_code)]
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/netsnmp.rs"));

@@ -1,7 +1,7 @@
 //! SNMP: watch every Postfix server's queues and health, and act on them.
 //!
 //! On each Postfix host snmpd runs `else-pfagent` (queue statistics, control objects; see
-//! `mib.rs` and packaging/postfix-host/). Here: net-snmp through bindings generated at build time
+//! [`mib`], the `else-pfagent` crate's, and packaging/postfix-host/). Here: net-snmp through bindings generated at build time
 //! (`ffi`), used by one thread that owns every session (`engine`, `session`); the poller stores a
 //! sample per server per interval with a state (ok / warning / down) from the thresholds of
 //! `[snmp]` (`poller`); actions are SETs by the server's control user, audited in `audit_log`.
@@ -13,9 +13,6 @@ mod action;
 pub mod cli;
 mod engine;
 mod ffi;
-// Shared with else-pfagent, which uses the parts elsed does not.
-#[allow(dead_code)]
-pub mod mib;
 pub mod poller;
 mod prometheus;
 pub mod secret;
@@ -32,6 +29,9 @@ use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use action::act;
+/// Where else-pfagent's objects live: the contract between elsed and the agent, owned by the
+/// agent's crate.
+pub use else_pfagent::mib;
 pub use mib::ActionKind;
 pub use prometheus::prometheus_text;
 pub use secret::{AgentSecrets, SecretKey};
@@ -242,6 +242,7 @@ pub struct AgentSettings {
 /// A queue action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
+    #[serde(with = "action_name")]
     pub kind: ActionKind,
     /// For hold, release, requeue and delete: the message's queue id.
     pub queue_id: Option<String>,
@@ -268,14 +269,17 @@ impl Action {
     }
 }
 
-impl Serialize for ActionKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
+/// An [`ActionKind`] as its name (`flush`, `hold`…): the MIB's crate knows no serde.
+mod action_name {
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl<'de> Deserialize<'de> for ActionKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    use super::ActionKind;
+
+    pub fn serialize<S: Serializer>(kind: &ActionKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ActionKind, D::Error> {
         let name = String::deserialize(d)?;
         ActionKind::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown action {name:?}")))
     }

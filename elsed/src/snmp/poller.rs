@@ -81,7 +81,7 @@ pub async fn run(db: Client, settings: &crate::Settings, handle: &SnmpHandle, on
     loop {
         let started = tokio::time::Instant::now();
         if db.as_ref().is_none_or(Client::is_closed) {
-            db = match crate::db::connect(settings).await {
+            db = match crate::db::connect(&settings.database()?).await {
                 Ok(client) => Some(client),
                 Err(e) if once => return Err(e),
                 Err(e) => {

@@ -8,6 +8,10 @@
 //! blocking round trip (`usm_discover_engineid`), which is why the engine keeps sessions open
 //! between polls and backs off from agents that do not answer.
 
+// One of the two rooms where `unsafe` is allowed (the other is `ffi.rs`): the calls into
+// net-snmp, each block with the reason it is sound.
+#![allow(unsafe_code)]
+
 use std::ffi::{c_int, c_long, c_void, CStr, CString};
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -250,6 +254,8 @@ impl Session {
         let mut owned: Vec<CString> = Vec::new();
         // SAFETY: a zeroed session is what snmp_sess_init expects to fill.
         let mut s: ffi::netsnmp_session = unsafe { std::mem::zeroed() };
+        // SAFETY: `s` is a whole session struct of the headers' layout (checked at start by
+        // ffi::check_session_size); snmp_sess_init only writes it.
         unsafe { ffi::snmp_sess_init(&mut s) };
         s.peername = peer.as_ptr().cast_mut();
         s.timeout = target.timeout.as_micros().min(i32::MAX as u128) as c_long;
@@ -333,6 +339,7 @@ impl Session {
         if session.is_null() {
             return "session lost".into();
         }
+        // SAFETY: not null, so the open session's own struct, alive as long as the handle.
         api_error(unsafe { (*session).s_snmp_errno })
     }
 }
@@ -487,6 +494,7 @@ impl Session {
         // SAFETY: the handle is open; on success the library owns the PDU.
         let reqid = unsafe { ffi::snmp_sess_async_send(self.handle, pdu, Some(on_response), magic.cast()) };
         if reqid == 0 {
+            // SAFETY: the send failed, so the PDU is still ours, and freed once.
             unsafe { ffi::snmp_free_pdu(pdu) };
             *flight.slot = Some(Err(SnmpError::Failed(format!("{peer}: cannot send: {}", self.error()))));
         }
@@ -509,6 +517,7 @@ impl Session {
         // SAFETY: the library takes the request PDU; the response is ours to free.
         let status = unsafe { ffi::snmp_sess_synch_response(self.handle, pdu, &mut response) };
         let result = if status == ffi::STAT_SUCCESS as c_int && !response.is_null() {
+            // SAFETY: a response PDU the library returned on success.
             Ok(unsafe { read_pdu(response) })
         } else if status == ffi::STAT_TIMEOUT as c_int {
             Err(SnmpError::Timeout(peer.to_owned()))
@@ -516,6 +525,7 @@ impl Session {
             Err(SnmpError::Failed(format!("{peer}: {}", self.error())))
         };
         if !response.is_null() {
+            // SAFETY: the response is ours (see above), read already, and freed once.
             unsafe { ffi::snmp_free_pdu(response) };
         }
         result

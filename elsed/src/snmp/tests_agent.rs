@@ -18,16 +18,9 @@ use super::engine::Role;
 use super::session::{AuthProtocol, Credentials, SetValue, Target};
 use super::*;
 
-/// The else-pfagent binary cargo built beside this test binary.
+/// The else-pfagent binary of this build (a crate of its own: cargo builds it on demand).
 fn pfagent() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("else-pfagent");
-    assert!(
-        path.exists(),
-        "{} missing: cargo build -p elsed --bin else-pfagent",
-        path.display()
-    );
-    path
+    else_tests::rsyslogd::pfagent_binary()
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -1,35 +1,16 @@
-//! The audit log: every active operation (accounts, groups, servers, queue actions, whitelists),
-//! who asked for it, on what, and how it ended. Written by every part, read by administrators
-//! (`GET /admin/audit`).
+//! The audit log as the API writes and shows it: an administrator's change recorded with its
+//! outcome, and the log read back a page at a time (`GET /admin/audit`). The entries are written
+//! by [`crate::access::audit::record`].
 
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::access::audit::record;
 use crate::sql::Query;
 
 use super::error::{ApiError, ApiResult};
 use super::paging::{Page, Window};
-
-/// Records one operation. `actor` is a login (or `cli:<unix user>`), `action` a dotted name
-/// (`user.create`, `queue.flush`), `target` what it acted on, `details` its parameters (never a
-/// secret), `result` `ok` or what went wrong. Returns the entry's id.
-pub async fn record(
-    client: &impl GenericClient,
-    actor: &str,
-    action: &str,
-    target: Option<&str>,
-    details: serde_json::Value,
-    result: &str,
-) -> Result<i64, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "INSERT INTO audit_log (actor, action, target, details, result) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&actor, &action, &target, &details, &result],
-        )
-        .await?;
-    Ok(row.get(0))
-}
 
 /// An entry of the audit log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -40,7 +21,7 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<HashMap<String, serde_json::Value>>)]
     pub details: Option<serde_json::Value>,
     pub result: Option<String>,
 }

@@ -26,13 +26,13 @@ use subtle::ConstantTimeEq;
 use tokio_postgres::Client;
 use utoipa_axum::routes;
 
-use super::accounts::{self, AccountError};
-use super::audit;
-use super::caller::{Caller, GroupScope, Role, Scope, Session};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::JsonBody;
 use super::openapi::ApiRoutes;
 use super::AppState;
+use crate::access::accounts::{self, AccountError};
+use crate::access::audit;
+use crate::access::{Caller, GroupScope, Role, Scope, Session};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "else_session";
@@ -522,7 +522,7 @@ async fn password(
         )
         .await?;
     audit::record(
-        &*client,
+        &**client,
         &caller.login,
         "user.password",
         Some(&caller.login),
@@ -536,8 +536,8 @@ async fn password(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::accounts::{GroupChanges, NewUser};
-    use crate::web::caller::tests::{scope_fixture, visible};
+    use crate::access::accounts::{GroupChanges, NewUser};
+    use crate::access::scope_tests::{scope_fixture, visible};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn accounts_and_groups_give_their_scope() {

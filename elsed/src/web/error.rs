@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::access::accounts::AccountError;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -87,8 +89,20 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
-impl From<deadpool::managed::PoolError<omelse::store::StoreError>> for ApiError {
-    fn from(e: deadpool::managed::PoolError<omelse::store::StoreError>) -> Self {
+/// A refused account operation: the field, the conflict or the missing one, as the API says them.
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid { field, message } => ApiError::bad_param(field, message),
+            AccountError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            AccountError::NotFound(_) => ApiError::not_found(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::db::PoolError> for ApiError {
+    fn from(e: crate::db::PoolError) -> Self {
         // The cause (host, user, PostgreSQL's words) is for the log, not for anonymous clients.
         tracing::warn!(cause = %e, "database unavailable");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")

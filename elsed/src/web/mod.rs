@@ -1,24 +1,24 @@
 //! `elsed serve`: the JSON API under `/api/v1` and the browser application, one axum router.
 //!
-//! Layout: `caller` (who is asking and what they may see), `auth` (sessions, login, the
-//! `Caller` and `Admin` extractors), `accounts` (users and groups as stored, shared with `cli`,
-//! the `elsed user` and `elsed group` commands), `audit` (the audit log), `error` and `extract`
-//! (how failures reach the client), `paging`, `openapi` (the document of `/api/v1`), `config`
-//! (`[web]`), `api/` (one module per screen's endpoints). Every handler takes a
-//! [`caller::Caller`], and every query it runs is narrowed by the caller's [`caller::Scope`] in SQL.
+//! Layout: `auth` (sessions, login, the `Caller` and `Admin` extractors), `audit` (the audit log
+//! as the API writes and reads it), `error` and `extract` (how failures reach the client),
+//! `paging`, `openapi` (the document of `/api/v1`), `assets` (the browser application), `api/`
+//! (one module per screen's endpoints). The access model itself (accounts, groups, the caller
+//! and its scope) is [`crate::access`]'s; `[web]` of the configuration is
+//! [`crate::config::web`]'s. Every handler takes a [`Caller`], and every query it runs is
+//! narrowed by the caller's [`crate::access::Scope`] in SQL.
 
-pub mod accounts;
-pub mod api;
-pub mod assets;
-pub mod audit;
-pub mod auth;
-pub mod caller;
-pub mod cli;
-pub mod config;
-pub mod error;
-pub mod extract;
-pub mod openapi;
-pub mod paging;
+pub(crate) mod api;
+pub(crate) mod assets;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod openapi;
+pub(crate) mod paging;
+
+/// The JSON API's OpenAPI document on standard output (`elsed openapi`, read by web/'s `npm run api-types`).
+pub use openapi::print as print_openapi;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -223,14 +223,14 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         ))),
         _ => None,
     };
-    match db::connect(settings).await {
+    match db::connect(&settings.database()?).await {
         Ok(mut client) => {
             db::migrate(&mut client).await?;
         }
         Err(e) => tracing::warn!("serve: {e:#}; serving anyway, answers 503 until it is back"),
     }
     let state = AppState {
-        db: db::pool(settings, "elsed-web", web.pool_size)?,
+        db: db::pool(&settings.database()?, "elsed-web", web.pool_size, db::Commit::Durable)?,
         config: Arc::new(settings.config.clone()),
         snmp: snmp_handle(&settings.config.snmp),
     };

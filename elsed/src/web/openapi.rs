@@ -78,13 +78,16 @@ impl ApiRoutes {
         ApiRoutes(self.0.merge(other.0))
     }
 
-    /// The router, and the document of exactly its routes.
-    pub fn split(self) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    /// The router, and the document of exactly its routes (as JSON: the last touch is made
+    /// there, see [`answers_carry_their_nulls`]).
+    pub fn split(self) -> (Router<AppState>, serde_json::Value) {
         let (router, paths) = self.0.split_for_parts();
         let mut doc = ApiDoc::openapi();
         doc.merge(paths);
         complete(&mut doc);
-        (router, doc)
+        let mut json = serde_json::to_value(doc).expect("the OpenAPI document is JSON");
+        answers_carry_their_nulls(&mut json);
+        (router, json)
     }
 }
 
@@ -148,6 +151,94 @@ fn complete(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// serde writes every field of an answer, `null` for an `Option` that is `None` (a field it
+/// leaves out says `skip_serializing_if`, and `#[schema(nullable = false)]` for the document), so
+/// in the schemas of answers a nullable property is a required one. utoipa marks every `Option`
+/// optional, which would have clients test for fields that are never missing. The schemas that
+/// requests use (their bodies, and what those refer to) keep it: there `Option` means "may be
+/// left out".
+fn answers_carry_their_nulls(json: &mut serde_json::Value) {
+    use serde_json::Value;
+
+    fn is_nullable(schema: &Value) -> bool {
+        let null = serde_json::json!("null");
+        schema["type"].as_array().is_some_and(|types| types.contains(&null))
+            || schema["oneOf"]
+                .as_array()
+                .is_some_and(|choices| choices.iter().any(|c| c["type"] == null))
+    }
+    /// Every nullable property of every object schema in `schema` becomes required.
+    fn require_nullable(schema: &mut Value) {
+        let Value::Object(map) = schema else {
+            if let Value::Array(items) = schema {
+                items.iter_mut().for_each(require_nullable);
+            }
+            return;
+        };
+        let nullable: Vec<Value> = map
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(_, property)| is_nullable(property))
+            .map(|(name, _)| Value::String(name.clone()))
+            .collect();
+        if !nullable.is_empty() {
+            let required = map.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(required) = required {
+                for name in nullable {
+                    if !required.contains(&name) {
+                        required.push(name);
+                    }
+                }
+            }
+        }
+        map.values_mut().for_each(require_nullable);
+    }
+    /// The names of the schemas `value` refers to.
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.extend(target.strip_prefix("#/components/schemas/").map(str::to_owned));
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    let mut requested = std::collections::BTreeSet::new();
+    let mut pending = Vec::new();
+    for item in json["paths"].as_object().into_iter().flat_map(|paths| paths.values()) {
+        for op in item.as_object().into_iter().flat_map(|ops| ops.values()) {
+            refs(&op["requestBody"], &mut pending);
+        }
+    }
+    while let Some(name) = pending.pop() {
+        if requested.insert(name.clone()) {
+            refs(&json["components"]["schemas"][&name], &mut pending);
+        }
+    }
+    if let Some(Value::Object(schemas)) = json["components"].get_mut("schemas") {
+        for (name, schema) in schemas.iter_mut() {
+            if !requested.contains(name) {
+                require_nullable(schema);
+            }
+        }
+    }
+    for item in json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+    {
+        for op in item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut()) {
+            require_nullable(&mut op["responses"]);
+        }
+    }
+}
+
 /// Adds the answer `status` with an [`ErrorBody`], unless the handler describes it already.
 fn error(op: &mut Operation, status: u16, description: &str) {
     op.responses.responses.entry(status.to_string()).or_insert_with(|| {
@@ -166,9 +257,15 @@ fn error(op: &mut Operation, status: u16, description: &str) {
 }
 
 /// The document `/api/v1/openapi.json` serves.
-#[cfg(test)]
-pub fn document() -> utoipa::openapi::OpenApi {
+pub fn document() -> serde_json::Value {
     super::api::routes().split().1
+}
+
+/// `elsed openapi`: the document on standard output, without a database or a server: what
+/// `npm run api-types` (web/) turns into the browser application's types.
+pub fn print() -> anyhow::Result<std::process::ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&document())?);
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -309,6 +406,68 @@ mod tests {
         );
     }
 
+    /// The browser application's types (web/src/api-types.ts) are what openapi-typescript makes
+    /// of this document: a change of the API shows in the front end's types, and `npm run build`
+    /// then names every page it breaks.
+    #[test]
+    fn the_front_ends_types_are_generated_from_this_document() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        let generator = web.join("node_modules/.bin/openapi-typescript");
+        if else_tests::require(generator.exists().then_some(()), "web/node_modules (cd web && npm ci)").is_none() {
+            return;
+        }
+        let mut check = Command::new("npm")
+            .args(["run", "--silent", "api-types:check"])
+            .current_dir(&web)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("npm runs");
+        let json = serde_json::to_string(&document()).unwrap();
+        check.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "web/src/api-types.ts is not what the API's document gives: regenerate it with \
+             `cd web && npm run api-types`, then `npm run build` names the pages to adapt.\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Answers carry their `Option` fields (null when none), requests may leave them out.
+    #[test]
+    fn nullable_fields_of_answers_are_required_and_those_of_requests_optional() {
+        let doc = doc();
+        let schema = |name: &str| doc["components"]["schemas"][name].clone();
+        let required = |name: &str| -> Vec<String> {
+            serde_json::from_value(schema(name)["required"].clone()).unwrap_or_default()
+        };
+        // An answer: every field there, null or not.
+        assert!(required("MessageRow").contains(&"client_ip".to_owned()));
+        assert_eq!(
+            schema("MessageRow")["properties"]["client_ip"]["type"],
+            serde_json::json!(["string", "null"])
+        );
+        // A field serde leaves out when it has nothing: optional, never null.
+        assert!(!required("Server").contains(&"health".to_owned()));
+        assert!(schema("Server")["properties"]["health"]["$ref"].is_string());
+        // A request body, and what it refers to: `Option` stays optional.
+        assert!(required("UserChanges").is_empty());
+        assert!(!required("AgentSecrets").contains(&"read_community".to_owned()));
+        // A hop is shown in full or restricted, and says which.
+        let hop = schema("Hop");
+        assert_eq!(
+            hop["oneOf"][1]["properties"]["restricted"]["enum"],
+            serde_json::json!([true])
+        );
+        assert_eq!(hop["oneOf"][0]["allOf"][0]["$ref"], "#/components/schemas/HopDetail");
+    }
+
     /// The application with a database that is not there: enough for what is answered before
     /// any query (an unknown route, a missing session).
     fn application() -> Router {
@@ -317,7 +476,13 @@ mod tests {
             database_url: Some("postgresql://nobody@127.0.0.1:9/nothing".into()),
         };
         let state = AppState {
-            db: crate::db::pool(&settings, "openapi-test", 1).unwrap(),
+            db: crate::db::pool(
+                &settings.database().unwrap(),
+                "openapi-test",
+                1,
+                crate::db::Commit::Durable,
+            )
+            .unwrap(),
             config: std::sync::Arc::new(settings.config.clone()),
             snmp: None,
         };

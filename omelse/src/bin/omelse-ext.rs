@@ -17,8 +17,7 @@
 
 use std::io::{BufRead, Write};
 
-use omelse::rsyslog::sink::{Outcome, Severity, Sink};
-use omelse::rsyslog::{ActionConfig, ParamValue, PARAMS};
+use omelse::rsyslog::{ActionConfig, Outcome, ParamValue, Severity, Sink, PARAMS};
 
 const BEGIN: &str = "BEGIN TRANSACTION";
 const COMMIT: &str = "COMMIT TRANSACTION";

@@ -132,7 +132,7 @@ impl Correlator {
                     self.sessions.add_message(session, uid);
                 }
                 if let Some(orig) = orig_queue_id {
-                    let from_uid = self.messages.latest_uid(queue_key(host, orig));
+                    let from_uid = self.messages.life_at(queue_key(host, orig), time).map(|m| m.row.uid);
                     self.link(
                         batch,
                         time,

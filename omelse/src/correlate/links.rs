@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::event::Delivery;
 use crate::parse::{Program, Timestamp};
 use crate::store::{Batch, LinkRow};
@@ -111,7 +111,7 @@ impl Correlator {
         }
         let reinjected_here = self
             .messages
-            .latest_life(queue_key(host, to_queue_id))
+            .life_at(queue_key(host, to_queue_id), time)
             .is_some_and(|next| {
                 next.row.client_ip.as_deref() == Some(peer.ip)
                     && next.closed_at.is_none_or(|c| time.0 - c.0 <= CLOSED_GRACE)
@@ -182,7 +182,7 @@ impl Correlator {
     fn set_upstream(&mut self, key: i64, from_uid: i64, time: Timestamp) {
         let target = self
             .messages
-            .latest_life(key)
+            .life_at(key, time)
             .filter(|m| m.row.uid != from_uid && m.closed_at.is_none_or(|c| time.0 - c.0 <= CLOSED_GRACE))
             .map(|m| m.row.uid);
         match target {

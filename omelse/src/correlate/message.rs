@@ -5,10 +5,16 @@
 //! little while so that lines logged out of order in the same second still land on it; after that
 //! grace a line that can only open a message (smtpd `client=`, pickup, cleanup `message-id=`, a
 //! qmgr `from=` after a pause) starts a new life.
+//!
+//! Lives restored from the database after a restart may meet their own lines again: a log
+//! imported twice, or imported after the live stream carried it. Such a replay must find each
+//! queue id as the first reading did at that point, so a restored life stays out of sight of the
+//! lines from before its beginning (see [`Messages::current`]) and is built again from its own
+//! lines, under its own uid, when the replay reaches the line that began it.
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::Timestamp;
 use crate::store::{MessageRow, RecipientRow};
 
@@ -20,7 +26,7 @@ pub(super) const CLOSED_GRACE: i64 = 2 * SECOND;
 /// How long a closed life is remembered (log time), for stragglers and for links that name it.
 pub(super) const FORGET_CLOSED: i64 = 600 * SECOND;
 /// An open life not seen for this long is forgotten: its `removed` line was lost.
-pub(super) const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
+pub const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
 
 /// The kinds of lines that open a message; each may open a new life of a reused queue id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +80,8 @@ pub(super) struct Message {
     pub session_uid: Option<i64>,
     /// When the life ended (`removed`, a reject, or a newer life on the same queue id).
     pub closed_at: Option<Timestamp>,
+    /// Restored from the database and met by no line since.
+    pub restored: bool,
 }
 
 impl Message {
@@ -101,6 +109,7 @@ impl Message {
             orig_client_ip: None,
             session_uid: None,
             closed_at: None,
+            restored: false,
         }
     }
 
@@ -130,6 +139,7 @@ impl Message {
             orig_client_ip: None,
             session_uid: None,
             closed_at,
+            restored: true,
         }
     }
 
@@ -225,6 +235,7 @@ impl Message {
 }
 
 /// Where the latest life of one queue id lives.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct QueueSlot {
     pub uid: i64,
     pub started_at: Timestamp,
@@ -238,6 +249,9 @@ pub(super) struct Messages {
     pub latest: HashMap<i64, QueueSlot>,
     /// Lives changed since the last flush, in the order they were first changed.
     pub touched: Vec<i64>,
+    /// Restored lives that a replay of older lines displaced as the latest of their queue id, by
+    /// queue key: each is the latest again once a line from after its beginning comes.
+    set_aside: HashMap<i64, QueueSlot>,
 }
 
 /// The key of a queue id on a host.
@@ -259,10 +273,15 @@ impl Messages {
     ) -> Option<i64> {
         let key = queue_key(host, queue_id);
         let mut floor = None;
-        if let Some(slot) = self.latest.get(&key) {
+        if let Some(slot) = self.current(key, time).copied() {
+            if self.set_aside.get(&key).is_some_and(|aside| aside.uid == slot.uid) {
+                // The stream is past the set-aside life's beginning: it is the latest again.
+                self.set_aside.remove(&key);
+                self.latest.insert(key, slot);
+            }
             floor = Some(slot.started_at);
-            if let Some(life) = self.lives.get(&slot.uid) {
-                let uid = slot.uid;
+            if let Some(life) = self.lives.get_mut(&slot.uid) {
+                life.restored = false;
                 let new_life = match (start, life.closed_at) {
                     (None, _) => false,
                     (Some(start), Some(closed_at)) => {
@@ -271,14 +290,13 @@ impl Messages {
                     (Some(start), None) => start != Start::Queued && life.already_has(start),
                 };
                 if !new_life {
-                    return Some(uid);
+                    return Some(slot.uid);
                 }
                 // The previous life never logged `removed` (lost line): it ends here.
                 if life.closed_at.is_none() {
-                    let life = self.lives.get_mut(&uid).expect("present");
                     life.close(time);
                     life.row.removed_at = None;
-                    self.touch(uid);
+                    self.touch(slot.uid);
                 }
             }
         }
@@ -292,9 +310,43 @@ impl Messages {
             _ => time,
         };
         let uid = hash_parts(&[host.as_bytes(), queue_id.as_bytes(), &started_at.0.to_le_bytes()]);
+        match self.latest.get(&key) {
+            // A replay reached the line that began a restored life: it is built again from there.
+            Some(slot) if slot.uid == uid => {}
+            // A restored life from after this line steps aside while the replay goes on.
+            Some(&slot) if self.lives.get(&slot.uid).is_some_and(|life| life.restored) => {
+                self.set_aside.insert(key, slot);
+            }
+            _ => {}
+        }
+        if self.set_aside.get(&key).is_some_and(|aside| aside.uid == uid) {
+            self.set_aside.remove(&key);
+        }
         self.lives.insert(uid, Message::new(uid, host, queue_id, started_at));
         self.latest.insert(key, QueueSlot { uid, started_at });
         Some(uid)
+    }
+
+    /// The life of a queue key that a line at `time` belongs with: the latest, unless it is a
+    /// restored life no line has met yet and `time` is not after its beginning; then the line
+    /// comes from a replay of older lines, which sees what the first reading saw at that point
+    /// (the life it made, or none yet). A set-aside restored life is back once `time` is past
+    /// its beginning.
+    fn current(&self, key: i64, time: Timestamp) -> Option<&QueueSlot> {
+        if let Some(aside) = self.set_aside.get(&key).filter(|aside| time > aside.started_at) {
+            return Some(aside);
+        }
+        let slot = self.latest.get(&key)?;
+        let unmet = self
+            .lives
+            .get(&slot.uid)
+            .is_some_and(|life| life.restored && time <= slot.started_at);
+        (!unmet).then_some(slot)
+    }
+
+    /// The life of a queue key as a line at `time` sees it (see [`Messages::current`]).
+    pub fn life_at(&self, key: i64, time: Timestamp) -> Option<&Message> {
+        self.current(key, time).and_then(|slot| self.lives.get(&slot.uid))
     }
 
     /// The latest life of a queue id, if remembered.
@@ -302,8 +354,18 @@ impl Messages {
         self.latest.get(&key).and_then(|slot| self.lives.get(&slot.uid))
     }
 
-    pub fn latest_uid(&self, key: i64) -> Option<i64> {
-        self.latest.get(&key).map(|slot| slot.uid)
+    /// Forgets a life, and where it was the latest of its queue id.
+    pub fn forget(&mut self, uid: i64) {
+        let Some(life) = self.lives.remove(&uid) else {
+            return;
+        };
+        let key = queue_key(&life.row.host, &life.row.queue_id);
+        if self.latest.get(&key).is_some_and(|slot| slot.uid == uid) {
+            self.latest.remove(&key);
+        }
+        if self.set_aside.get(&key).is_some_and(|slot| slot.uid == uid) {
+            self.set_aside.remove(&key);
+        }
     }
 
     pub fn touch(&mut self, uid: i64) {

@@ -19,8 +19,6 @@ mod net;
 mod session;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::str::FromStr;
 
 pub use flow::{flow_name, Side};
 pub use net::{IpNet, IpNetError};
@@ -29,66 +27,14 @@ use crate::parse::{ParsedLine, Timestamp};
 /// What the store loads after a restart: the last snapshots of the messages still open, of their
 /// recipients, and of the sessions still open ([`Correlator::restore`] takes it).
 pub use crate::store::OpenState;
+/// The role a server plays in the fleet (the servers table's `role`).
+pub use crate::store::ServerRole;
 
-use crate::store::{Batch, EventRow};
+use crate::store::{Batch, EventRow, Fleet};
 
-use message::{Message, Messages, Upstream, FORGET_CLOSED, FORGET_OPEN};
+pub use message::FORGET_OPEN;
+use message::{Message, Messages, Upstream, FORGET_CLOSED};
 use session::Sessions;
-
-/// What a server does in the fleet; it settles flows the log alone cannot (see `flow.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ServerRole {
-    #[default]
-    Unknown,
-    /// MX: receives mail from the Internet.
-    Incoming,
-    /// Submission / smarthost: sends the organisation's mail out.
-    Outgoing,
-    Both,
-    /// Passes mail between internal servers.
-    Relay,
-    /// A content-filtering hop.
-    Filter,
-}
-
-impl ServerRole {
-    pub fn name(self) -> &'static str {
-        match self {
-            ServerRole::Unknown => "unknown",
-            ServerRole::Incoming => "incoming",
-            ServerRole::Outgoing => "outgoing",
-            ServerRole::Both => "both",
-            ServerRole::Relay => "relay",
-            ServerRole::Filter => "filter",
-        }
-    }
-}
-
-impl fmt::Display for ServerRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ServerRole {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(match text.trim().to_ascii_lowercase().as_str() {
-            "unknown" | "" => ServerRole::Unknown,
-            "incoming" => ServerRole::Incoming,
-            "outgoing" => ServerRole::Outgoing,
-            "both" => ServerRole::Both,
-            "relay" => ServerRole::Relay,
-            "filter" => ServerRole::Filter,
-            other => {
-                return Err(format!(
-                    "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
-                ))
-            }
-        })
-    }
-}
 
 /// What the correlator knows about the fleet.
 #[derive(Debug, Clone)]
@@ -116,6 +62,18 @@ impl Default for CorrelatorConfig {
 }
 
 impl CorrelatorConfig {
+    /// Adds the fleet as the database knows it: what the configuration itself names wins.
+    pub fn add_fleet(&mut self, fleet: &Fleet) {
+        for (name, role) in &fleet.roles {
+            self.roles.entry(name.clone()).or_insert(*role);
+        }
+        for (address, name) in &fleet.addresses {
+            self.server_addresses
+                .entry(address.clone())
+                .or_insert_with(|| name.clone());
+        }
+    }
+
     pub fn role(&self, host: &str) -> ServerRole {
         self.roles.get(host).copied().unwrap_or(self.default_role)
     }
@@ -349,7 +307,6 @@ impl Correlator {
             };
             let side = self.origin_side(life, 0);
             let downstream = life.downstream.clone();
-            let key = message::queue_key(&life.row.host, &life.row.queue_id);
             if let Some(side) = side {
                 for d in downstream {
                     if let Some(down) = self.messages.lives.get_mut(&d) {
@@ -359,10 +316,7 @@ impl Correlator {
                     }
                 }
             }
-            self.messages.lives.remove(&uid);
-            if self.messages.latest.get(&key).is_some_and(|slot| slot.uid == uid) {
-                self.messages.latest.remove(&key);
-            }
+            self.messages.forget(uid);
         }
         self.sessions.sweep(now);
         self.sweep_links(now);

@@ -1,9 +1,12 @@
 //! smtpd sessions: from `connect from` to `disconnect from`, keyed by host, program and pid (one
 //! smtpd process serves one client at a time, and many in turn).
+//!
+//! A session restored from the database stays out of sight of the lines from before its
+//! `connect` (a replay of older lines), as a restored message does (see `message.rs`).
 
 use std::collections::HashMap;
 
-use crate::ingest::hash_parts;
+use crate::keys::hash_parts;
 use crate::parse::event::{Action, Direction};
 use crate::parse::{EventKind, ParsedLine, Peer, Timestamp};
 use crate::store::{Batch, SessionRow};
@@ -18,10 +21,13 @@ pub(super) struct Session {
     pub closed: bool,
     /// The messages (queue ids) this session opened.
     pub messages: Vec<i64>,
+    /// Restored from the database and met by no line since.
+    pub restored: bool,
 }
 
 /// One smtpd process: its open session, and when its last session began (so two sessions that
 /// begin in the same second still get distinct uids).
+#[derive(Debug, Clone, Copy)]
 struct PidSlot {
     open: Option<i64>,
     last_connected_at: Timestamp,
@@ -33,6 +39,9 @@ pub(super) struct Sessions {
     live: HashMap<i64, Session>,
     pids: HashMap<i64, PidSlot>,
     touched: Vec<i64>,
+    /// Processes whose restored open session a replay of older lines displaced, by pid key: the
+    /// session is theirs again once a line from after its `connect` comes.
+    set_aside: HashMap<i64, PidSlot>,
 }
 
 /// True when the `disconnect` counters (`ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5`) show a
@@ -89,22 +98,26 @@ impl Sessions {
                 | EventKind::TlsError { .. }
                 | EventKind::SaslFailed { .. }
         );
+        self.take_back(key, time);
         let uid = match kind {
             EventKind::Connect { .. } => {
-                self.close_open(key, None);
+                if self.unmet(key, time).is_none() {
+                    self.close_open(key, None);
+                }
                 Some(self.open(key, host, program, pid, time))
             }
             _ => match self.pids.get(&key).and_then(|slot| slot.open) {
-                Some(uid) => Some(uid),
+                Some(uid) if self.unmet(key, time).is_none() => Some(uid),
                 // The session began before the log did.
-                None if opens => Some(self.open(key, host, program, pid, time)),
-                None => None,
+                _ if opens => Some(self.open(key, host, program, pid, time)),
+                _ => None,
             },
         }?;
         if let Some(slot) = self.pids.get_mut(&key) {
             slot.last_seen = slot.last_seen.max(time);
         }
         let session = self.live.get_mut(&uid)?;
+        session.restored = false;
         let row = &mut session.row;
         row.version += 1;
         if time > row.last_seen {
@@ -163,8 +176,9 @@ impl Sessions {
     }
 
     fn open(&mut self, key: i64, host: &str, program: &str, pid: u32, time: Timestamp) -> i64 {
+        let unmet = self.unmet(key, time);
         let connected_at = match self.pids.get(&key) {
-            Some(slot) if time <= slot.last_connected_at => Timestamp(slot.last_connected_at.0 + 1),
+            Some(slot) if unmet.is_none() && time <= slot.last_connected_at => Timestamp(slot.last_connected_at.0 + 1),
             _ => time,
         };
         let uid = hash_parts(&[
@@ -173,6 +187,19 @@ impl Sessions {
             &pid.to_le_bytes(),
             &connected_at.0.to_le_bytes(),
         ]);
+        match unmet {
+            // A replay reached the `connect` of a restored session: it is built again from there.
+            Some(restored) if restored == uid => {}
+            // A restored session from after this line steps aside while the replay goes on.
+            Some(_) => {
+                let slot = self.pids[&key];
+                self.set_aside.insert(key, slot);
+            }
+            None => {}
+        }
+        if self.set_aside.get(&key).is_some_and(|aside| aside.open == Some(uid)) {
+            self.set_aside.remove(&key);
+        }
         self.live.insert(
             uid,
             Session {
@@ -188,6 +215,7 @@ impl Sessions {
                 touched: false,
                 closed: false,
                 messages: Vec::new(),
+                restored: false,
             },
         );
         self.pids.insert(
@@ -199,6 +227,29 @@ impl Sessions {
             },
         );
         uid
+    }
+
+    /// The restored open session of a process that no line has met yet, when a line at `time`
+    /// is not after its `connect`: that line comes from a replay of older lines, which must not
+    /// see the session (nor take its `connect` as the process's last).
+    fn unmet(&self, key: i64, time: Timestamp) -> Option<i64> {
+        let uid = self.pids.get(&key)?.open?;
+        let session = self.live.get(&uid)?;
+        (session.restored && time <= session.row.connected_at).then_some(uid)
+    }
+
+    /// Gives a process back the restored session a replay set aside, once a line from after that
+    /// session's `connect` comes; the replay's own session ends there, as a `connect` ends it.
+    fn take_back(&mut self, key: i64, time: Timestamp) {
+        let Some(&aside) = self.set_aside.get(&key) else {
+            return;
+        };
+        if time <= aside.last_connected_at {
+            return;
+        }
+        self.set_aside.remove(&key);
+        self.close_open(key, None);
+        self.pids.insert(key, aside);
     }
 
     /// Ends the open session of a process: at its `disconnect`, or (time `None`) because a new
@@ -304,6 +355,7 @@ impl Sessions {
                 touched: false,
                 closed: false,
                 messages: Vec::new(),
+                restored: true,
             },
         );
     }
@@ -312,19 +364,21 @@ impl Sessions {
     pub fn sweep(&mut self, now: Timestamp) {
         let limit = now.0 - FORGET_OPEN;
         let live = &mut self.live;
-        self.pids.retain(|_, slot| {
+        let mut forget = |slot: &PidSlot| {
             if slot.last_seen.0 >= limit {
-                return true;
+                return false;
             }
             if let Some(uid) = slot.open {
                 if live.get(&uid).is_some_and(|s| !s.touched) {
                     live.remove(&uid);
                 } else {
-                    return true;
+                    return false;
                 }
             }
-            false
-        });
+            true
+        };
+        self.pids.retain(|_, slot| !forget(slot));
+        self.set_aside.retain(|_, slot| !forget(slot));
     }
 
     pub fn open_count(&self) -> usize {

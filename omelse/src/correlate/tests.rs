@@ -1321,33 +1321,48 @@ fn reinjection_with_orig_queue_id() {
     assert_eq!(b.flow, Some("outbound"));
 }
 
+/// AAAAA1 delivered to u@corp and removed at `at`, its client's session (smtpd pid 1) over a
+/// second later.
+fn delivered_and_disconnected(feed: &mut Feed, at: i64, client: Peer<'_>) {
+    let h = "mx";
+    feed.at(
+        at,
+        h,
+        "postfix/lmtp",
+        3,
+        Some("AAAAA1"),
+        delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Sent, None),
+    )
+    .at(at, h, "postfix/qmgr", 2, Some("AAAAA1"), EventKind::Removed)
+    .at(
+        at + 1,
+        h,
+        "postfix/smtpd",
+        1,
+        None,
+        EventKind::Disconnect {
+            client,
+            counters: "quit=1 commands=1",
+            commands_ok: None,
+            commands_total: None,
+        },
+    );
+}
+
 #[test]
 fn restart_continues_from_saved_state() {
     let h = "mx";
     let c = peer("mail.outside", "192.0.2.10", None);
     let mut feed = Feed::new();
-    feed.at(0, h, "postfix/smtpd", 1, None, EventKind::Connect { client: c })
-        .at(0, h, "postfix/smtpd", 1, Some("AAAAA1"), client(c))
-        .at(
-            0,
-            h,
-            "postfix/qmgr",
-            2,
-            Some("AAAAA1"),
-            EventKind::Queued {
-                from: "s@outside",
-                size: 9,
-                nrcpt: 1,
-            },
-        )
-        .at(
-            1,
-            h,
-            "postfix/lmtp",
-            3,
-            Some("AAAAA1"),
-            delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Deferred, None),
-        );
+    received_and_queued(&mut feed, 0, c);
+    feed.at(
+        1,
+        h,
+        "postfix/lmtp",
+        3,
+        Some("AAAAA1"),
+        delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Deferred, None),
+    );
     let saved = feed.take();
     let messages = last_messages(&saved);
     let open = OpenState {
@@ -1359,28 +1374,7 @@ fn restart_continues_from_saved_state() {
     restarted.restore(open);
     assert_eq!((restarted.open_messages(), restarted.open_sessions()), (1, 1));
     let mut feed = Feed::with(restarted);
-    feed.at(
-        600,
-        h,
-        "postfix/lmtp",
-        3,
-        Some("AAAAA1"),
-        delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Sent, None),
-    )
-    .at(600, h, "postfix/qmgr", 2, Some("AAAAA1"), EventKind::Removed)
-    .at(
-        601,
-        h,
-        "postfix/smtpd",
-        1,
-        None,
-        EventKind::Disconnect {
-            client: c,
-            counters: "quit=1 commands=1",
-            commands_ok: None,
-            commands_total: None,
-        },
-    );
+    delivered_and_disconnected(&mut feed, 600, c);
     let batch = feed.take();
     let life = &last_messages(&batch)[0];
     assert_eq!(life.uid, messages[0].uid, "the same life goes on");
@@ -1392,6 +1386,91 @@ fn restart_continues_from_saved_state() {
     assert_eq!((rcpt.status, rcpt.attempts), ("sent", 2));
     assert_eq!(batch.sessions.last().unwrap().uid, saved.sessions[0].uid);
     assert!(batch.sessions.last().unwrap().disconnected_at.is_some());
+}
+
+/// AAAAA1 received from `client` in a session of smtpd pid 1, and queued, at `at`.
+fn received_and_queued(feed: &mut Feed, at: i64, client_peer: Peer<'_>) {
+    let h = "mx";
+    feed.at(
+        at,
+        h,
+        "postfix/smtpd",
+        1,
+        None,
+        EventKind::Connect { client: client_peer },
+    )
+    .at(at, h, "postfix/smtpd", 1, Some("AAAAA1"), client(client_peer))
+    .at(
+        at,
+        h,
+        "postfix/qmgr",
+        2,
+        Some("AAAAA1"),
+        EventKind::Queued {
+            from: "s@outside",
+            size: 9,
+            nrcpt: 1,
+        },
+    );
+}
+
+/// One whole life of AAAAA1 and its session, from `start` to `start + 3`.
+fn finished_life(feed: &mut Feed, start: i64, client: Peer<'_>) {
+    received_and_queued(feed, start, client);
+    delivered_and_disconnected(feed, start + 2, client);
+}
+
+/// A replay of older lines (a log imported again after a later one) rebuilds the lives it holds
+/// under their own uids and leaves the restored ones of the same queue id and smtpd process
+/// alone; the lines that come after it continue those.
+#[test]
+fn a_replay_of_older_lines_sets_restored_state_aside() {
+    let (h, c) = ("mx", peer("mail.outside", "192.0.2.10", None));
+    let mut feed = Feed::new();
+    finished_life(&mut feed, 0, c);
+    let older = feed.take();
+    // A newer life of the reused queue id, in a session of the same smtpd process, both open.
+    feed.at(100, h, "postfix/smtpd", 1, None, EventKind::Connect { client: c })
+        .at(100, h, "postfix/smtpd", 1, Some("AAAAA1"), client(c))
+        .at(
+            101,
+            h,
+            "postfix/lmtp",
+            3,
+            Some("AAAAA1"),
+            delivery("u@corp", "private/dovecot-lmtp", None, DeliveryStatus::Deferred, None),
+        );
+    let newer = feed.take();
+    let open_life = last_messages(&newer)[0].clone();
+    let open_session = newer.sessions.last().unwrap().clone();
+    let mut restarted = Correlator::new();
+    restarted.restore(OpenState {
+        messages: vec![open_life.clone()],
+        recipients: vec![last_recipient(&newer, open_life.uid, "u@corp")],
+        sessions: vec![open_session.clone()],
+    });
+    let mut replay = Feed::with(restarted);
+    finished_life(&mut replay, 0, c);
+    let replayed = replay.take();
+    assert_eq!(
+        last_messages(&replayed),
+        last_messages(&older),
+        "the older life, rebuilt as it was"
+    );
+    assert_eq!(replayed.sessions, older.sessions);
+    // The stream goes on after the newer life's beginning: it is that life's, and its session's.
+    delivered_and_disconnected(&mut replay, 200, c);
+    let after = replay.take();
+    let life = &last_messages(&after)[0];
+    assert_eq!(
+        (life.uid, life.state, life.version),
+        (open_life.uid, "sent", open_life.version + 2)
+    );
+    let session = after.sessions.last().unwrap();
+    assert_eq!(
+        (session.uid, session.disconnected_at),
+        (open_session.uid, Some(Timestamp::from_unix_seconds(T0 + 201)))
+    );
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! Checks of the session-side parsers (smtpd, postscreen, dnsblog, service daemons, diagnostics)
-//! as a whole: fail2ban's labelled log in `../shared/corpora` (skipped when absent), and mangled
+//! as a whole: fail2ban's labelled log in `../shared/corpora` (skipped when absent, outside CI), and mangled
 //! lines, which must never make them panic. The grok cases and the unknown-line census of every
 //! corpus are in `omelse/tests/conformance_*.rs`.
-
-use std::path::PathBuf;
 
 use super::{parse_line, parse_message, Clock, EventKind, Program, Timestamp};
 
@@ -28,24 +26,13 @@ const OURS: &[&str] = &[
     "spawn",
 ];
 
-/// `../shared/corpora` beside the workspace; `ELSE_CORPORA` points elsewhere (git worktrees).
-fn corpora() -> Option<PathBuf> {
-    let dir = std::env::var_os("ELSE_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipped: ../shared/corpora not found");
-        None
-    }
-}
-
 /// fail2ban's Postfix filter test log: every line it marks `"match": true` names an abusive host;
 /// ours must parse into a known kind that carries that host's address.
 #[test]
 fn fail2ban_matches_parse_with_their_host() {
-    let Some(dir) = corpora() else { return };
+    let Some(dir) = else_tests::corpora::dir_or_skip() else {
+        return;
+    };
     let text = std::fs::read_to_string(dir.join("fail2ban/postfix")).expect("fail2ban/postfix");
     let mut clock = Clock::with_zone_name("UTC", Timestamp::from_unix_seconds(1_680_000_000)).unwrap();
     let mut expect_host: Option<String> = None;

@@ -106,14 +106,6 @@ pub type QueryCoreFeatureSupportFn = unsafe extern "C" fn(p_bool: *mut c_int, fe
 /// The module's query function, returned from `modInit`.
 pub type ModuleQueryFn = unsafe extern "C" fn(name: *const u8, out: *mut *const c_void) -> RsRetVal;
 
-/// glibc's values for `pthread_setcancelstate`.
-pub const PTHREAD_CANCEL_DISABLE: c_int = 1;
-
-extern "C" {
-    /// From libc (not in the `libc` crate's list): guards entry points against `pthread_cancel`.
-    pub fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
-}
-
 /// The rsyslogd functions omelse calls. They are looked up in the running process with `dlsym`
 /// when rsyslogd loads the module (rsyslogd exports them; modules are not linked against it), so
 /// that the library also links into programs and tests that are not rsyslogd.

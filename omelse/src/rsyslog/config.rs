@@ -1,8 +1,6 @@
 //! The `action(type="omelse" …)` parameters: names, defaults, validation. Safe code: the FFI layer
 //! hands it the values rsyslog parsed and reports what it says back to rsyslog.
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 
 use crate::correlate::IpNet;

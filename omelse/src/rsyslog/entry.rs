@@ -1,7 +1,15 @@
-//! The C boundary: `modInit` and the entry points rsyslogd calls. The only module with `unsafe`
-//! code in omelse. Every entry point runs inside [`guard`]: thread cancellation is disabled for
-//! the call (rsyslog may `pthread_cancel` a worker at shutdown, and a forced unwind through Rust
-//! frames is undefined behaviour) and a panic is caught and reported, never unwound into C.
+//! The C boundary: `modInit` and the entry points rsyslogd calls. The only module of omelse
+//! allowed `unsafe` code (the crate denies it elsewhere); every `unsafe` block says why it is
+//! sound. Every entry point runs inside [`guard`]: thread cancellation is disabled for the call
+//! (rsyslog may `pthread_cancel` a worker at shutdown, and a forced unwind through Rust frames is
+//! undefined behaviour) and a panic is caught and reported, never unwound into C.
+//!
+//! What rsyslog promises the entry points (rsyslog-module-abi.md): pointers it passes are null or
+//! valid for the call; `data` is an instance this module created in `newActInst` and frees only in
+//! `freeInstance`, after every worker of it is freed; a worker handle lives from
+//! `createWrkrInstance` to `freeWrkrInstance`.
+
+#![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,8 +17,17 @@ use std::ptr;
 use std::sync::OnceLock;
 
 use super::abi::*;
+
+/// glibc's values for `pthread_setcancelstate`.
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+extern "C" {
+    /// From libc (not in the `libc` crate's list): guards entry points against `pthread_cancel`.
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+}
 use super::config::{ActionConfig, ParamType, ParamValue, PARAMS};
-use super::sink::{Outcome, Severity, Sink, TEMPLATE, TEMPLATE_NAME};
+use super::sink::{Outcome, Severity, Sink};
+use super::template::{TEMPLATE, TEMPLATE_NAME};
 
 /// Name used in `action(type="omelse")`.
 static CONFIG_NAME: &CStr = c"omelse";
@@ -36,6 +53,7 @@ fn imports() -> &'static Imports {
 /// Looks up the rsyslogd functions omelse calls; names the first one missing.
 fn resolve_imports() -> Result<Imports, &'static str> {
     fn symbol(name: &'static CStr) -> Result<*mut c_void, &'static str> {
+        // SAFETY: dlsym with a NUL-terminated name only looks the symbol up.
         let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
         if address.is_null() {
             Err(name.to_str().unwrap_or("?"))
@@ -43,7 +61,8 @@ fn resolve_imports() -> Result<Imports, &'static str> {
             Ok(address)
         }
     }
-    // SAFETY: each symbol has the signature its Imports field declares (rsyslog 8.2302 headers).
+    // SAFETY: each symbol is non-null and has the signature its Imports field declares (rsyslog
+    // 8.2302 headers); a data pointer and a function pointer have the same size here.
     unsafe {
         Ok(Imports {
             log_msg: std::mem::transmute::<*mut c_void, LogMsgFn>(symbol(c"LogMsg")?),
@@ -90,10 +109,13 @@ pub unsafe extern "C" fn modInit(
         // The transactional interface needs the core's batching support.
         if let Some(host_query) = host_query {
             let mut function: *const c_void = ptr::null();
+            // SAFETY: rsyslog's query function takes a NUL-terminated name and an out-pointer.
             let found = unsafe { host_query(c"queryCoreFeatureSupport".as_ptr().cast(), &mut function) };
             if found == RS_RET_OK && !function.is_null() {
+                // SAFETY: the function rsyslog returned for this name has this signature.
                 let supports: QueryCoreFeatureSupportFn = unsafe { std::mem::transmute(function) };
                 let mut batching: c_int = 0;
+                // SAFETY: it writes one int through the pointer it is given.
                 unsafe { supports(&mut batching, CORE_FEATURE_BATCHING) };
                 if batching == 0 {
                     log(
@@ -104,6 +126,7 @@ pub unsafe extern "C" fn modInit(
                 }
             }
         }
+        // SAFETY: both out-pointers were checked non-null above; rsyslog passes them writable.
         unsafe {
             *provided = CURR_MOD_IF_VERSION;
             *query = query_entry_point;
@@ -118,6 +141,7 @@ unsafe extern "C" fn query_entry_point(name: *const u8, out: *mut *const c_void)
         if name.is_null() || out.is_null() {
             return RS_RET_PARAM_ERROR;
         }
+        // SAFETY: non-null (checked), and rsyslog passes a NUL-terminated entry point name.
         let name = unsafe { CStr::from_ptr(name.cast()) }.to_bytes();
         let function: *const c_void = match name {
             b"getType" => get_type as *const c_void,
@@ -140,6 +164,7 @@ unsafe extern "C" fn query_entry_point(name: *const u8, out: *mut *const c_void)
             b"doHUP" => do_hup as *const c_void,
             _ => ptr::null(),
         };
+        // SAFETY: `out` was checked non-null above; rsyslog passes it writable.
         unsafe { *out = function };
         if function.is_null() {
             RS_RET_MODULE_ENTRY_POINT_NOT_FOUND
@@ -150,16 +175,19 @@ unsafe extern "C" fn query_entry_point(name: *const u8, out: *mut *const c_void)
 }
 
 unsafe extern "C" fn get_type(out: *mut c_int) -> RsRetVal {
-    guard(RS_RET_ERR, || write_out(out, EMOD_OUT))
+    // SAFETY: rsyslog passes `out` null or writable.
+    guard(RS_RET_ERR, || unsafe { write_out(out, EMOD_OUT) })
 }
 
 /// KEEP: never `dlclose` a Rust library that may have left thread-locals behind.
 unsafe extern "C" fn get_keep_type(out: *mut c_int) -> RsRetVal {
-    guard(RS_RET_ERR, || write_out(out, EMOD_KEEP))
+    // SAFETY: rsyslog passes `out` null or writable.
+    guard(RS_RET_ERR, || unsafe { write_out(out, EMOD_KEEP) })
 }
 
 unsafe extern "C" fn mod_get_id(out: *mut *mut c_void) -> RsRetVal {
-    guard(RS_RET_ERR, || write_out(out, mod_exit as *mut c_void))
+    // SAFETY: rsyslog passes `out` null or writable.
+    guard(RS_RET_ERR, || unsafe { write_out(out, mod_exit as *mut c_void) })
 }
 
 unsafe extern "C" fn mod_exit() -> RsRetVal {
@@ -167,7 +195,8 @@ unsafe extern "C" fn mod_exit() -> RsRetVal {
 }
 
 unsafe extern "C" fn get_mod_cnf_name(out: *mut *const u8) -> RsRetVal {
-    guard(RS_RET_ERR, || write_out(out, CONFIG_NAME.as_ptr().cast()))
+    // SAFETY: rsyslog passes `out` null or writable; the name is static.
+    guard(RS_RET_ERR, || unsafe { write_out(out, CONFIG_NAME.as_ptr().cast()) })
 }
 
 /// The module-global config object: omelse has no `module()` parameters, but rsyslog wants one.
@@ -179,6 +208,7 @@ unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_voi
         if mod_conf.is_null() {
             return RS_RET_PARAM_ERROR;
         }
+        // SAFETY: `mod_conf` was checked non-null above; rsyslog passes it writable.
         unsafe { *mod_conf = Box::into_raw(Box::new(ModConf)).cast() };
         if conf.is_null() {
             return RS_RET_OK;
@@ -187,6 +217,8 @@ unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_voi
         let line = CString::new(format!("\"{TEMPLATE}\"")).expect("no NUL in the template");
         // rsyslog reads (and advances) the pointer; the text stays ours and may go after the call.
         let mut rest = line.as_ptr() as *mut u8;
+        // SAFETY: `conf` is the config being loaded (non-null, checked); both strings are
+        // NUL-terminated and outlive the call, which only reads them.
         let template = unsafe { (imports().tpl_add_line)(conf, name.as_ptr(), &mut rest) };
         if template.is_null() {
             log(Severity::Error, "omelse: could not define its template OmElseFormat");
@@ -203,6 +235,7 @@ unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> RsRetVal {
 unsafe extern "C" fn free_cnf(mod_conf: *mut c_void) -> RsRetVal {
     guard(RS_RET_ERR, || {
         if !mod_conf.is_null() {
+            // SAFETY: the pointer is the box `begin_cnf_load` made; rsyslog frees it once.
             drop(unsafe { Box::from_raw(mod_conf.cast::<ModConf>()) });
         }
         RS_RET_OK
@@ -225,8 +258,10 @@ struct ParamBlock {
     block: cnfparamblk,
 }
 
-// The raw pointers point into the block's own vectors, which are never changed after creation.
+// SAFETY: the raw pointers point into the block's own vectors, which are never changed after
+// creation (the block is immutable and static): sharing or moving it across threads is sound.
 unsafe impl Send for ParamBlock {}
+// SAFETY: as for Send: nothing in the block is ever written after creation.
 unsafe impl Sync for ParamBlock {}
 
 fn param_block() -> &'static ParamBlock {
@@ -264,11 +299,16 @@ fn param_block() -> &'static ParamBlock {
 }
 
 /// Copies a string value out of rsyslog's `es_str_t` (bytes follow the 8-byte header).
+///
+/// # Safety
+/// `value` is null or an `es_str_t` rsyslog made, valid for the call.
 unsafe fn es_string(value: *const es_str_t) -> String {
     if value.is_null() {
         return String::new();
     }
+    // SAFETY: non-null, and an `es_str_t` by the caller's promise.
     let len = unsafe { (*value).lenStr } as usize;
+    // SAFETY: rsyslog's es_str_t keeps its `lenStr` bytes right after the 8-byte header.
     let bytes = unsafe { std::slice::from_raw_parts(value.cast::<u8>().add(8), len) };
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -284,8 +324,11 @@ unsafe extern "C" fn new_act_inst(
         if data.is_null() || omsr.is_null() {
             return RS_RET_PARAM_ERROR;
         }
+        // SAFETY: `omsr` was checked non-null above; rsyslog passes it writable.
         unsafe { *omsr = ptr::null_mut() };
         let block = param_block();
+        // SAFETY: `list` is the action's parameter list rsyslog passes; the block is static and
+        // describes PARAMS; a null third argument asks rsyslog to allocate the values.
         let values = unsafe { (imports().nvlst_get_params)(list, &block.block, ptr::null_mut()) };
         if values.is_null() {
             // rsyslog already said what was wrong.
@@ -293,17 +336,22 @@ unsafe extern "C" fn new_act_inst(
         }
         let mut given = Vec::new();
         for (index, spec) in PARAMS.iter().enumerate() {
+            // SAFETY: rsyslog returns one value per parameter of the block, in its order.
             let value = unsafe { &*values.add(index) };
             if value.bUsed == 0 {
                 continue;
             }
             let parsed = match value.val.datatype as u8 {
+                // SAFETY: datatype 'N' says the union holds the number.
                 b'N' => ParamValue::Number(unsafe { value.val.d.n }),
+                // SAFETY: datatype 'S' says the union holds an es_str_t, valid until destructed.
                 b'S' => ParamValue::Text(unsafe { es_string(value.val.d.estr) }),
                 _ => continue,
             };
             given.push((spec.name, parsed));
         }
+        // SAFETY: the values nvlstGetParams returned, with the block they were read with; not
+        // used after this.
         unsafe { (imports().cnfparamvals_destruct)(values, &block.block) };
         debug_assert_eq!(block.descriptors.len(), PARAMS.len());
         let config = match ActionConfig::from_params(&given) {
@@ -313,15 +361,19 @@ unsafe extern "C" fn new_act_inst(
                 return RS_RET_CONF_PARAM_INVLD;
             }
         };
+        // SAFETY: `omsr` is non-null (checked) and writable; one entry is asked for.
         if unsafe { (imports().omsr_construct)(omsr, 1) } != RS_RET_OK {
             return RS_RET_ERR;
         }
         // rsyslog frees the template name with free(): it must come from malloc.
         let template = CString::new(TEMPLATE_NAME).expect("no NUL in the template name");
+        // SAFETY: strdup copies a NUL-terminated string.
         let name = unsafe { libc::strdup(template.as_ptr()) };
-        if name.is_null()
-            || unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) } != RS_RET_OK
-        {
+        // SAFETY: `*omsr` is the request OMSRconstruct made, with entry 0; it takes over `name`.
+        let set = !name.is_null()
+            && unsafe { (imports().omsr_set_entry)(*omsr, 0, name.cast(), OMSR_NO_RQD_TPL_OPTS) } == RS_RET_OK;
+        if !set {
+            // SAFETY: the request OMSRconstruct made, destroyed once; `*omsr` is then cleared.
             unsafe {
                 (imports().omsr_destruct)(*omsr);
                 *omsr = ptr::null_mut();
@@ -331,6 +383,7 @@ unsafe extern "C" fn new_act_inst(
         let instance = Box::new(Instance {
             sink: Sink::new(config, log),
         });
+        // SAFETY: `data` was checked non-null above; rsyslog passes it writable.
         unsafe { *data = Box::into_raw(instance).cast() };
         RS_RET_OK
     })
@@ -343,6 +396,7 @@ unsafe extern "C" fn dbg_print_inst_info(_data: *mut c_void) -> RsRetVal {
 unsafe extern "C" fn free_instance(data: *mut c_void) -> RsRetVal {
     guard(RS_RET_ERR, || {
         if !data.is_null() {
+            // SAFETY: the instance `new_act_inst` boxed; rsyslog frees it once, after its workers.
             drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
         }
         RS_RET_OK
@@ -357,6 +411,7 @@ unsafe extern "C" fn create_wrkr_instance(worker: *mut *mut c_void, data: *mut c
         let handle = Box::new(Worker {
             instance: data.cast::<Instance>(),
         });
+        // SAFETY: `worker` was checked non-null above; rsyslog passes it writable.
         unsafe { *worker = Box::into_raw(handle).cast() };
         RS_RET_OK
     })
@@ -365,6 +420,7 @@ unsafe extern "C" fn create_wrkr_instance(worker: *mut *mut c_void, data: *mut c
 unsafe extern "C" fn free_wrkr_instance(worker: *mut c_void) -> RsRetVal {
     guard(RS_RET_ERR, || {
         if !worker.is_null() {
+            // SAFETY: the handle `create_wrkr_instance` boxed; rsyslog frees it once.
             drop(unsafe { Box::from_raw(worker.cast::<Worker>()) });
         }
         RS_RET_OK
@@ -372,13 +428,19 @@ unsafe extern "C" fn free_wrkr_instance(worker: *mut c_void) -> RsRetVal {
 }
 
 /// The sink of a worker; rsyslog keeps the instance alive longer than its workers.
+///
+/// # Safety
+/// `worker` is null or a handle `create_wrkr_instance` made and rsyslog has not freed.
 unsafe fn sink<'a>(worker: *mut c_void) -> Option<&'a Sink> {
+    // SAFETY: null or a live worker handle, by the caller's promise.
     let worker = unsafe { worker.cast::<Worker>().as_ref() }?;
+    // SAFETY: a worker's instance outlives the worker (rsyslog frees workers first).
     Some(&unsafe { worker.instance.as_ref() }?.sink)
 }
 
 unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
     guard(RS_RET_SUSPENDED, || {
+        // SAFETY: rsyslog passes its worker handle.
         match unsafe { sink(worker) }.map(Sink::try_resume) {
             Some(Outcome::Committed) => RS_RET_OK,
             _ => RS_RET_SUSPENDED,
@@ -389,6 +451,7 @@ unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
 /// SUSPENDED while the database is known to be down: rsyslog then keeps the batch in its queue
 /// (and saves it at shutdown) instead of marking it done before the commit.
 unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
+    // SAFETY: rsyslog passes its worker handle.
     guard(RS_RET_SUSPENDED, || match unsafe { sink(worker) } {
         Some(sink) if !sink.is_down() => RS_RET_OK,
         _ => RS_RET_SUSPENDED,
@@ -399,6 +462,7 @@ unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
 /// rsyslog write the next batch twice): a line omelse cannot read is stored raw instead.
 unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrkrIParams, count: u32) -> RsRetVal {
     guard(RS_RET_SUSPENDED, || {
+        // SAFETY: rsyslog passes its worker handle.
         let Some(sink) = (unsafe { sink(worker) }) else {
             return RS_RET_SUSPENDED;
         };
@@ -407,10 +471,12 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
         }
         let mut lines = Vec::with_capacity(count as usize);
         for index in 0..count as usize {
+            // SAFETY: rsyslog passes `count` parameter sets (non-null, checked) for the batch.
             let param = unsafe { &*params.add(index) };
             if param.param.is_null() {
                 continue;
             }
+            // SAFETY: a non-null rendered string of `lenStr` bytes, valid during the call.
             let bytes = unsafe { std::slice::from_raw_parts(param.param, param.lenStr as usize) };
             if sink.wants(bytes) {
                 lines.push(String::from_utf8_lossy(bytes).into_owned());
@@ -428,9 +494,10 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
     })
 }
 
-/// SIGHUP (main thread, concurrent with commits): only sets a flag; the writer reconnects.
+/// SIGHUP (main thread, concurrent with commits): only sets a flag; the commit thread reconnects.
 unsafe extern "C" fn do_hup(data: *mut c_void) -> RsRetVal {
     guard(RS_RET_OK, || {
+        // SAFETY: null or the instance `new_act_inst` made, alive until freeInstance.
         if let Some(instance) = unsafe { data.cast::<Instance>().as_ref() } {
             instance.sink.request_reconnect();
         }
@@ -450,10 +517,15 @@ fn fault_injection(lines: &[String]) {
 #[cfg(not(feature = "fault-injection"))]
 fn fault_injection(_lines: &[String]) {}
 
-fn write_out<T>(out: *mut T, value: T) -> RsRetVal {
+/// Writes an entry point's answer through its out-pointer.
+///
+/// # Safety
+/// `out` is null (answered with a parameter error) or valid for a write of `T`.
+unsafe fn write_out<T>(out: *mut T, value: T) -> RsRetVal {
     if out.is_null() {
         return RS_RET_PARAM_ERROR;
     }
+    // SAFETY: non-null, and writable by the caller's promise.
     unsafe { *out = value };
     RS_RET_OK
 }
@@ -461,6 +533,7 @@ fn write_out<T>(out: *mut T, value: T) -> RsRetVal {
 /// Runs one entry point's body with cancellation disabled and panics caught.
 fn guard(on_panic: RsRetVal, body: impl FnOnce() -> RsRetVal) -> RsRetVal {
     let mut previous: c_int = 0;
+    // SAFETY: changes only this thread's cancel state; `previous` receives the old one.
     unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut previous) };
     let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
         let what = panic
@@ -474,6 +547,7 @@ fn guard(on_panic: RsRetVal, body: impl FnOnce() -> RsRetVal) -> RsRetVal {
         );
         on_panic
     });
+    // SAFETY: puts back the cancel state saved above.
     unsafe { pthread_setcancelstate(previous, &mut previous) };
     result
 }
@@ -488,6 +562,7 @@ fn log(severity: Severity, text: &str) {
     match IMPORTS.get() {
         Some(imports) => {
             let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: LogMsg with the format "%s" reads one NUL-terminated string, given.
             unsafe { (imports.log_msg)(0, NO_ERRCODE, level, c"%s".as_ptr(), text.as_ptr() as *const c_char) };
         }
         None => eprintln!("{text}"),

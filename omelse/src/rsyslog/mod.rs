@@ -1,12 +1,21 @@
-//! omelse as rsyslog loads it: the native output module (`omelse.so`). `entry` is the C boundary
-//! (the only `unsafe` code), `abi` declares rsyslog's types, `config` reads the action's
-//! parameters and `sink` hands batches to the database through the shared pipeline, keeping those it could not
-//! write in the `spool`.
+//! omelse as rsyslog loads it: the native output module (`omelse.so`), in rooms by job:
+//!
+//! - `entry`: the C boundary, `modInit` and the entry points rsyslogd calls (the only `unsafe`
+//!   code of the crate); `abi` declares rsyslog's types.
+//! - `config`: the action's parameters; `template`: omelse's template and its one reader.
+//! - `sink`: the handoff from rsyslog's worker threads to the action's commit thread ([`Sink`]).
+//! - `database`: the commit thread's connection, the pipeline resumed from the database, and what
+//!   is not written yet (with the `spool` file).
+//! - `upkeep`: the commit thread's periodic chores (counters, rollups, the fleet's roles).
 
 mod abi;
 mod config;
+mod database;
 mod entry;
-pub mod sink;
+mod sink;
 mod spool;
+mod template;
+mod upkeep;
 
 pub use config::{ActionConfig, ConfigError, HostnameSource, ParamValue, ProgramFilter, PARAMS};
+pub use sink::{Counters, Logger, Outcome, Severity, Sink};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Result, StoreError};
 
@@ -38,27 +39,23 @@ pub async fn connect_as(url: &str, application_name: Option<&str>) -> Result<Cli
 
 /// [`connect`] with [`ConnectOptions`].
 pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client> {
-    let mut config: Config = url.parse()?;
-    if let (Some(name), None) = (&options.application_name, config.get_application_name()) {
-        config.application_name(name);
-    }
-    if options.ca_file.is_some() {
-        config.ssl_mode(SslMode::Require);
-    }
-    let client = if config.get_ssl_mode() == SslMode::Require {
-        let (client, connection) = config.connect(tls_connector(options)?).await?;
-        tokio::spawn(async move {
-            // The error also reaches the client's next call, which reports it.
-            let _ = connection.await;
-        });
-        client
-    } else {
-        config.ssl_mode(SslMode::Disable);
-        let (client, connection) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+    let (config, tls) = connect_config(url, options)?;
+    let client = match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await?;
+            tokio::spawn(async move {
+                // The error also reaches the client's next call, which reports it.
+                let _ = connection.await;
+            });
+            client
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
     };
     // UTC day and hour boundaries; and a commit that is acknowledged is durable whatever the
     // server's default: omelse tells rsyslog a batch is done on the strength of it, and a
@@ -69,8 +66,28 @@ pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client>
     Ok(client)
 }
 
+/// How [`connect_with`] reaches the server, before it does: the connection string with the
+/// options applied (`application_name`; TLS required when a CA file is given; anything but
+/// `sslmode=require` is plain, as on a local socket or a private network), and the TLS connector
+/// when TLS is used. elsed's pool opens its connections from these.
+pub fn connect_config(url: &str, options: &ConnectOptions) -> Result<(Config, Option<MakeRustlsConnect>)> {
+    let mut config: Config = url.parse()?;
+    if let (Some(name), None) = (&options.application_name, config.get_application_name()) {
+        config.application_name(name);
+    }
+    if options.ca_file.is_some() {
+        config.ssl_mode(SslMode::Require);
+    }
+    if config.get_ssl_mode() == SslMode::Require {
+        Ok((config, Some(tls_connector(options)?)))
+    } else {
+        config.ssl_mode(SslMode::Disable);
+        Ok((config, None))
+    }
+}
+
 /// A rustls connector trusting the CA file, or the system's store.
-fn tls_connector(options: &ConnectOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+fn tls_connector(options: &ConnectOptions) -> Result<MakeRustlsConnect> {
     let mut roots = rustls::RootCertStore::empty();
     match &options.ca_file {
         Some(path) => {
@@ -98,5 +115,5 @@ fn tls_connector(options: &ConnectOptions) -> Result<tokio_postgres_rustls::Make
         .map_err(|e| StoreError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    Ok(MakeRustlsConnect::new(config))
 }

@@ -5,11 +5,67 @@
 //! restart.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
 
 use tokio_postgres::Client;
 
 use super::Result;
-use crate::correlate::{CorrelatorConfig, ServerRole};
+
+/// What a server does in the fleet; it settles flows the log alone cannot (see `correlate/flow.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ServerRole {
+    #[default]
+    Unknown,
+    /// MX: receives mail from the Internet.
+    Incoming,
+    /// Submission / smarthost: sends the organisation's mail out.
+    Outgoing,
+    Both,
+    /// Passes mail between internal servers.
+    Relay,
+    /// A content-filtering hop.
+    Filter,
+}
+
+impl ServerRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerRole::Unknown => "unknown",
+            ServerRole::Incoming => "incoming",
+            ServerRole::Outgoing => "outgoing",
+            ServerRole::Both => "both",
+            ServerRole::Relay => "relay",
+            ServerRole::Filter => "filter",
+        }
+    }
+}
+
+impl fmt::Display for ServerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ServerRole {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "unknown" | "" => ServerRole::Unknown,
+            "incoming" => ServerRole::Incoming,
+            "outgoing" => ServerRole::Outgoing,
+            "both" => ServerRole::Both,
+            "relay" => ServerRole::Relay,
+            "filter" => ServerRole::Filter,
+            other => {
+                return Err(format!(
+                    "'{other}' is not a server role (unknown, incoming, outgoing, both, relay, filter)"
+                ))
+            }
+        })
+    }
+}
 
 /// Roles (only those not `unknown`) and addresses of the servers table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,21 +73,6 @@ pub struct Fleet {
     pub roles: HashMap<String, ServerRole>,
     /// Address (as logged) → server name.
     pub addresses: HashMap<String, String>,
-}
-
-impl Fleet {
-    /// Adds the fleet to a configuration: what the configuration itself names wins.
-    pub fn apply_to(&self, config: &mut CorrelatorConfig) {
-        for (name, role) in &self.roles {
-            config.roles.entry(name.clone()).or_insert(*role);
-        }
-        for (address, name) in &self.addresses {
-            config
-                .server_addresses
-                .entry(address.clone())
-                .or_insert_with(|| name.clone());
-        }
-    }
 }
 
 /// Reads the fleet; a role the binary does not know (a newer schema's) counts as unknown.

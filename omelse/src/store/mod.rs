@@ -21,12 +21,12 @@ mod text_index;
 mod writer;
 
 pub use batch::*;
-pub use connection::{connect, connect_as, connect_with, ConnectOptions};
+pub use connection::{connect, connect_as, connect_config, connect_with, ConnectOptions};
 pub use counters::record_counters;
 pub use error::{Result, StoreError};
-pub use fleet::{load_fleet, Fleet};
+pub use fleet::{load_fleet, Fleet, ServerRole};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
-pub use open_state::{load_open_state, OpenState};
+pub use open_state::{load_open_state, newest_message_time, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::{

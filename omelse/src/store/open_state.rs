@@ -19,6 +19,14 @@ fn known(value: &str, set: &[&'static str], fallback: &'static str) -> &'static 
     set.iter().copied().find(|&s| s == value).unwrap_or(fallback)
 }
 
+/// When the newest stored message was last seen: where the live stream resumes after a restart.
+pub async fn newest_message_time(client: &Client) -> Result<Option<Timestamp>> {
+    Ok(client
+        .query_one("SELECT max(last_seen) FROM messages", &[])
+        .await?
+        .get(0))
+}
+
 /// Messages not closed and seen at or after `since`, their recipients, and sessions not
 /// disconnected and seen at or after `since`. Client addresses stored as NULL (unreadable in the
 /// log) come back as `None`.

@@ -20,7 +20,9 @@ use tokio_postgres::{Client, Transaction};
 
 use super::partitions::ensure_days;
 use super::sql_types::{day_of, parse_ip, text, Text};
-use super::{Batch, MessageRow, RecipientRow, Result, SessionRow, StoreError};
+use super::{
+    Batch, DeliveryRow, EventRow, LinkRow, MessageRow, RecipientRow, RejectRow, Result, SessionRow, StoreError,
+};
 use crate::parse::Timestamp;
 
 /// What one [`Writer::write_batch`] changed: rows inserted, or updated because they were newer.
@@ -59,17 +61,6 @@ pub struct Writer {
     servers: HashMap<String, KnownServer>,
     days: HashSet<i64>,
 }
-
-/// Staging tables: same columns as their targets, emptied at each commit.
-const STAGING_DDL: &str = "SET LOCAL client_min_messages = warning;
-CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE log_events) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_messages (LIKE messages) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_recipients (LIKE recipients) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_deliveries (LIKE deliveries) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_rejects (LIKE rejects) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_sessions (LIKE sessions) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_links (LIKE links) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_dirty (LIKE rollup_dirty) ON COMMIT DELETE ROWS;";
 
 /// Publishes the dirty marks gathered in `stage_dirty`, in one ordered statement at the end of
 /// the transaction. A mark that exists already is still rewritten: the row lock makes a concurrent
@@ -115,6 +106,156 @@ const SESSION_COLUMNS: &str = "connected_at, uid, server_id, program, pid, disco
      version";
 const LINK_COLUMNS: &str = "ts, line_key, kind, from_uid, from_server_id, from_queue_id, to_host, to_queue_id, relay";
 
+/// One staging table: its target, and how its staged rows are merged into it.
+struct Staged {
+    target: &'static str,
+    stage: &'static str,
+    columns: &'static str,
+    /// The target's conflict key.
+    key: &'static str,
+    merge: Merge,
+    /// What one batch's merge adds to [`WriteStats`].
+    count: fn(&mut WriteStats) -> &mut u64,
+}
+
+enum Merge {
+    /// Append-only rows, inserted once (`ON CONFLICT DO NOTHING`). `dirty` selects the hours of
+    /// the inserted rows (`up`) for the rollups.
+    Append { dirty: Option<&'static str> },
+    /// State rows, replaced by a snapshot at least as new (`newer`) that differs. `before` runs
+    /// first (it compares the staged rows with the stored ones); `dirty` selects, from the rows
+    /// changed (`up`, as `returning` gives them), the hours to mark.
+    Upsert {
+        newer: &'static str,
+        before: Option<&'static str>,
+        returning: &'static str,
+        dirty: &'static str,
+    },
+}
+
+/// The hour and server of an appended row feed the rollups.
+const APPENDED_HOUR: Option<&str> = Some("SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up");
+
+const EVENTS: Staged = Staged {
+    target: "log_events",
+    stage: "stage_events",
+    columns: EVENT_COLUMNS,
+    key: "(ts, line_key)",
+    merge: Merge::Append { dirty: None },
+    count: |stats| &mut stats.events,
+};
+const MESSAGES: Staged = Staged {
+    target: "messages",
+    stage: "stage_messages",
+    columns: MESSAGE_COLUMNS,
+    key: "(started_at, uid)",
+    merge: Merge::Upsert {
+        newer: "messages.version <= EXCLUDED.version",
+        before: Some(MOVED_MESSAGES_DIRTY),
+        returning: "started_at, server_id",
+        dirty: "SELECT date_trunc('hour', started_at, 'UTC'), server_id FROM up",
+    },
+    count: |stats| &mut stats.messages,
+};
+const RECIPIENTS: Staged = Staged {
+    target: "recipients",
+    stage: "stage_recipients",
+    columns: RECIPIENT_COLUMNS,
+    key: "(message_started_at, message_uid, address)",
+    merge: Merge::Upsert {
+        newer: "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
+        before: None,
+        returning: "message_started_at, message_uid, last_attempt_at",
+        dirty: "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
+                CROSS JOIN LATERAL (
+                    SELECT m.server_id FROM messages m
+                    WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
+                ) m",
+    },
+    count: |stats| &mut stats.recipients,
+};
+const DELIVERIES: Staged = Staged {
+    target: "deliveries",
+    stage: "stage_deliveries",
+    columns: DELIVERY_COLUMNS,
+    key: "(ts, line_key)",
+    merge: Merge::Append { dirty: APPENDED_HOUR },
+    count: |stats| &mut stats.deliveries,
+};
+const REJECTS: Staged = Staged {
+    target: "rejects",
+    stage: "stage_rejects",
+    columns: REJECT_COLUMNS,
+    key: "(ts, line_key)",
+    merge: Merge::Append { dirty: APPENDED_HOUR },
+    count: |stats| &mut stats.rejects,
+};
+const SESSIONS: Staged = Staged {
+    target: "sessions",
+    stage: "stage_sessions",
+    columns: SESSION_COLUMNS,
+    key: "(connected_at, uid)",
+    merge: Merge::Upsert {
+        newer: "sessions.version <= EXCLUDED.version",
+        before: None,
+        returning: "1",
+        dirty: "",
+    },
+    count: |stats| &mut stats.sessions,
+};
+const LINKS: Staged = Staged {
+    target: "links",
+    stage: "stage_links",
+    columns: LINK_COLUMNS,
+    key: "(ts, line_key, kind, to_queue_id)",
+    merge: Merge::Append { dirty: None },
+    count: |stats| &mut stats.links,
+};
+
+/// Every staging table, in merge order (a recipient's dirty hour needs its message merged).
+const STAGED: [&Staged; 7] = [
+    &EVENTS,
+    &MESSAGES,
+    &RECIPIENTS,
+    &DELIVERIES,
+    &REJECTS,
+    &SESSIONS,
+    &LINKS,
+];
+
+impl Staged {
+    /// The statement that merges the staged rows and returns how many it inserted or changed.
+    fn merge_sql(&self) -> String {
+        match self.merge {
+            Merge::Append { dirty } => append_sql(self.target, self.stage, self.columns, self.key, dirty),
+            Merge::Upsert {
+                newer,
+                returning,
+                dirty,
+                ..
+            } => upsert_sql(self.target, self.stage, self.columns, self.key, newer, returning, dirty),
+        }
+    }
+}
+
+/// The staging tables (same columns as their targets, emptied at each commit) and `stage_dirty`.
+fn staging_ddl() -> &'static str {
+    static DDL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DDL.get_or_init(|| {
+        let mut ddl = String::from("SET LOCAL client_min_messages = warning;\n");
+        let tables = STAGED
+            .iter()
+            .map(|t| (t.stage, t.target))
+            .chain([("stage_dirty", "rollup_dirty")]);
+        for (stage, target) in tables {
+            ddl.push_str(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {target}) ON COMMIT DELETE ROWS;\n"
+            ));
+        }
+        ddl
+    })
+}
+
 impl Writer {
     pub fn new() -> Self {
         Writer::default()
@@ -153,7 +294,7 @@ impl Writer {
         let mut stats = WriteStats::default();
         let tx = client.transaction().await?;
         let (ids, learned) = self.resolve_servers(&tx, batch, &mut stats).await?;
-        tx.batch_execute(STAGING_DDL).await?;
+        tx.batch_execute(staging_ddl()).await?;
         let messages = newest(&batch.messages, |m| (m.started_at, m.uid), |m| m.version);
         let recipients = newest(
             &batch.recipients,
@@ -161,111 +302,27 @@ impl Writer {
             |r| (r.attempts, r.last_attempt_at),
         );
         let sessions = newest(&batch.sessions, |s| (s.connected_at, s.uid), |s| s.version);
-
-        if !batch.events.is_empty() {
-            stage_events(&tx, batch, &ids).await?;
-            stats.events = merge(
-                &tx,
-                &append_sql("log_events", "stage_events", EVENT_COLUMNS, "(ts, line_key)", None),
-            )
-            .await?;
-        }
-        if !messages.is_empty() {
-            stage_messages(&tx, &messages, &ids).await?;
-            tx.execute(MOVED_MESSAGES_DIRTY, &[]).await?;
-            stats.messages = merge(
-                &tx,
-                &upsert_sql(
-                    "messages",
-                    "stage_messages",
-                    MESSAGE_COLUMNS,
-                    "(started_at, uid)",
-                    "messages.version <= EXCLUDED.version",
-                    "started_at, server_id",
-                    "SELECT date_trunc('hour', started_at, 'UTC'), server_id FROM up",
-                ),
-            )
-            .await?;
-        }
-        if !recipients.is_empty() {
-            stage_recipients(&tx, &recipients).await?;
-            stats.recipients = merge(
-                &tx,
-                &upsert_sql(
-                    "recipients",
-                    "stage_recipients",
-                    RECIPIENT_COLUMNS,
-                    "(message_started_at, message_uid, address)",
-                    "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
-                    "message_started_at, message_uid, last_attempt_at",
-                    "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
-                     CROSS JOIN LATERAL (
-                         SELECT m.server_id FROM messages m
-                         WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
-                     ) m",
-                ),
-            )
-            .await?;
-        }
-        if !batch.deliveries.is_empty() {
-            stage_deliveries(&tx, batch, &ids).await?;
-            let dirty = "SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up";
-            stats.deliveries = merge(
-                &tx,
-                &append_sql(
-                    "deliveries",
-                    "stage_deliveries",
-                    DELIVERY_COLUMNS,
-                    "(ts, line_key)",
-                    Some(dirty),
-                ),
-            )
-            .await?;
-        }
-        if !batch.rejects.is_empty() {
-            stage_rejects(&tx, batch, &ids).await?;
-            let dirty = "SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up";
-            stats.rejects = merge(
-                &tx,
-                &append_sql(
-                    "rejects",
-                    "stage_rejects",
-                    REJECT_COLUMNS,
-                    "(ts, line_key)",
-                    Some(dirty),
-                ),
-            )
-            .await?;
-        }
-        if !sessions.is_empty() {
-            stage_sessions(&tx, &sessions, &ids).await?;
-            stats.sessions = merge(
-                &tx,
-                &upsert_sql(
-                    "sessions",
-                    "stage_sessions",
-                    SESSION_COLUMNS,
-                    "(connected_at, uid)",
-                    "sessions.version <= EXCLUDED.version",
-                    "1",
-                    "",
-                ),
-            )
-            .await?;
-        }
-        if !batch.links.is_empty() {
-            stage_links(&tx, batch, &ids).await?;
-            stats.links = merge(
-                &tx,
-                &append_sql(
-                    "links",
-                    "stage_links",
-                    LINK_COLUMNS,
-                    "(ts, line_key, kind, to_queue_id)",
-                    None,
-                ),
-            )
-            .await?;
+        // Rows staged per table, in the order of STAGED.
+        let staged = [
+            stage_events(&tx, &batch.events, &ids).await?,
+            stage_messages(&tx, &messages, &ids).await?,
+            stage_recipients(&tx, &recipients).await?,
+            stage_deliveries(&tx, &batch.deliveries, &ids).await?,
+            stage_rejects(&tx, &batch.rejects, &ids).await?,
+            stage_sessions(&tx, &sessions, &ids).await?,
+            stage_links(&tx, &batch.links, &ids).await?,
+        ];
+        for (table, rows) in STAGED.iter().zip(staged) {
+            if rows == 0 {
+                continue;
+            }
+            if let Merge::Upsert {
+                before: Some(before), ..
+            } = table.merge
+            {
+                tx.execute(before, &[]).await?;
+            }
+            *(table.count)(&mut stats) = merge(&tx, &table.merge_sql()).await?;
         }
         tx.execute(PUBLISH_DIRTY, &[]).await?;
         tx.commit().await?;
@@ -502,22 +559,27 @@ fn server_id(ids: &HashMap<String, i32>, host: &str) -> i32 {
     ids.get(host).copied().expect("every host of the batch was resolved")
 }
 
-/// COPYs `rows` into a staging table, each value beside its column's type, in `columns` order.
+/// COPYs `rows` into a table's staging table, each value beside its column's type, in the
+/// table's column order; returns how many rows it staged (none: no COPY).
 macro_rules! stage {
-    ($tx:expr, $table:literal, $columns:expr, $rows:expr, |$row:ident| [$($ty:ident => $value:expr),+ $(,)?]) => {{
+    ($tx:expr, $table:expr, $rows:expr, |$row:ident| [$($ty:ident => $value:expr),+ $(,)?]) => {{
+        let rows = $rows;
+        if rows.is_empty() {
+            return Ok(0);
+        }
         let types = [$(Type::$ty),+];
-        let mut copy = copy_into($tx, $table, $columns, &types).await?;
-        for $row in $rows {
+        let mut copy = copy_into($tx, $table.stage, $table.columns, &types).await?;
+        for $row in rows {
             let values: &[&(dyn ToSql + Sync)] = &[$(&$value),+];
             copy.as_mut().write(values).await?;
         }
         copy.as_mut().finish().await?;
-        Ok(())
+        Ok(rows.len())
     }};
 }
 
-async fn stage_events(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_events", EVENT_COLUMNS, &batch.events, |e| [
+async fn stage_events(tx: &Transaction<'_>, events: &[EventRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    stage!(tx, EVENTS, events, |e| [
         TIMESTAMPTZ => e.time,
         INT8 => e.line_key,
         INT4 => server_id(ids, &e.host),
@@ -530,8 +592,8 @@ async fn stage_events(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String,
     ])
 }
 
-async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_messages", MESSAGE_COLUMNS, messages, |m| [
+async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    stage!(tx, MESSAGES, messages, |m| [
         TIMESTAMPTZ => m.started_at,
         INT8 => m.uid,
         INT4 => server_id(ids, &m.host),
@@ -556,8 +618,8 @@ async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &Ha
     ])
 }
 
-async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) -> Result<()> {
-    stage!(tx, "stage_recipients", RECIPIENT_COLUMNS, recipients, |r| [
+async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) -> Result<usize> {
+    stage!(tx, RECIPIENTS, recipients, |r| [
         TIMESTAMPTZ => r.message_started_at,
         INT8 => r.message_uid,
         TEXT => Text(&r.address),
@@ -573,8 +635,12 @@ async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) ->
     ])
 }
 
-async fn stage_deliveries(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_deliveries", DELIVERY_COLUMNS, &batch.deliveries, |d| [
+async fn stage_deliveries(
+    tx: &Transaction<'_>,
+    deliveries: &[DeliveryRow],
+    ids: &HashMap<String, i32>,
+) -> Result<usize> {
+    stage!(tx, DELIVERIES, deliveries, |d| [
         TIMESTAMPTZ => d.time,
         INT8 => d.line_key,
         INT8 => d.message_uid,
@@ -598,8 +664,8 @@ async fn stage_deliveries(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<Str
     ])
 }
 
-async fn stage_rejects(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_rejects", REJECT_COLUMNS, &batch.rejects, |r| [
+async fn stage_rejects(tx: &Transaction<'_>, rejects: &[RejectRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    stage!(tx, REJECTS, rejects, |r| [
         TIMESTAMPTZ => r.time,
         INT8 => r.line_key,
         INT4 => server_id(ids, &r.host),
@@ -623,8 +689,8 @@ async fn stage_rejects(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String
     ])
 }
 
-async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_sessions", SESSION_COLUMNS, sessions, |s| [
+async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    stage!(tx, SESSIONS, sessions, |s| [
         TIMESTAMPTZ => s.connected_at,
         INT8 => s.uid,
         INT4 => server_id(ids, &s.host),
@@ -646,8 +712,8 @@ async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &Ha
     ])
 }
 
-async fn stage_links(tx: &Transaction<'_>, batch: &Batch, ids: &HashMap<String, i32>) -> Result<()> {
-    stage!(tx, "stage_links", LINK_COLUMNS, &batch.links, |l| [
+async fn stage_links(tx: &Transaction<'_>, links: &[LinkRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    stage!(tx, LINKS, links, |l| [
         TIMESTAMPTZ => l.time,
         INT8 => l.line_key,
         TEXT => l.kind,

@@ -3,12 +3,14 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use omelse::correlate::Correlator;
 use omelse::ingest::Pipeline;
-use omelse::parse::Clock;
-use omelse::store::{Batch, DeliveryRow, MessageRow, RecipientRow};
+use omelse::parse::{Clock, Timestamp};
+use omelse::store::{
+    Batch, DeliveryRow, EventRow, LinkRow, MessageRow, OpenState, RecipientRow, RejectRow, SessionRow,
+};
 
 /// The rows a run of the pipeline produced, with the last snapshot of each message and recipient.
 pub struct Outcome {
@@ -102,5 +104,109 @@ impl Outcome {
             .iter()
             .map(|l| (l.kind, l.from_queue_id.as_str(), l.to_queue_id.as_str()))
             .collect()
+    }
+}
+
+/// What the database holds after batches were written the way the store writes them: an appended
+/// row (event, delivery, reject, link) once per key, the first one; a state row (message,
+/// recipient, session) the newest snapshot, where a snapshot at least as new replaces it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    pub events: BTreeMap<(Timestamp, i64), EventRow>,
+    pub messages: BTreeMap<(Timestamp, i64), MessageRow>,
+    pub recipients: BTreeMap<(Timestamp, i64, String), RecipientRow>,
+    pub deliveries: BTreeMap<(Timestamp, i64), DeliveryRow>,
+    pub rejects: BTreeMap<(Timestamp, i64), RejectRow>,
+    pub sessions: BTreeMap<(Timestamp, i64), SessionRow>,
+    pub links: BTreeMap<(Timestamp, i64, &'static str, String), LinkRow>,
+}
+
+impl Stored {
+    pub fn write(&mut self, batch: &Batch) {
+        for e in &batch.events {
+            self.events.entry((e.time, e.line_key)).or_insert_with(|| e.clone());
+        }
+        for d in &batch.deliveries {
+            self.deliveries.entry((d.time, d.line_key)).or_insert_with(|| d.clone());
+        }
+        for r in &batch.rejects {
+            self.rejects.entry((r.time, r.line_key)).or_insert_with(|| r.clone());
+        }
+        for l in &batch.links {
+            let key = (l.time, l.line_key, l.kind, l.to_queue_id.clone());
+            self.links.entry(key).or_insert_with(|| l.clone());
+        }
+        for m in &batch.messages {
+            newest(&mut self.messages, (m.started_at, m.uid), m, |m| m.version);
+        }
+        for r in &batch.recipients {
+            let key = (r.message_started_at, r.message_uid, r.address.clone());
+            newest(&mut self.recipients, key, r, |r| (r.attempts, r.last_attempt_at));
+        }
+        for s in &batch.sessions {
+            newest(&mut self.sessions, (s.connected_at, s.uid), s, |s| s.version);
+        }
+    }
+
+    /// What `store::load_open_state` reads back after a restart: the messages not closed with
+    /// their recipients, and the sessions not disconnected.
+    pub fn open_state(&self) -> OpenState {
+        let messages: Vec<MessageRow> = self.messages.values().filter(|m| !m.closed).cloned().collect();
+        let open: Vec<(Timestamp, i64)> = messages.iter().map(|m| (m.started_at, m.uid)).collect();
+        OpenState {
+            recipients: self
+                .recipients
+                .values()
+                .filter(|r| open.contains(&(r.message_started_at, r.message_uid)))
+                .cloned()
+                .collect(),
+            messages,
+            sessions: self
+                .sessions
+                .values()
+                .filter(|s| s.disconnected_at.is_none())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The tables that differ from `other`'s, each with the keys of its rows that differ.
+    pub fn differences(&self, other: &Stored) -> Vec<String> {
+        fn table<K: Ord + std::fmt::Debug, V: PartialEq>(
+            name: &str,
+            a: &BTreeMap<K, V>,
+            b: &BTreeMap<K, V>,
+            out: &mut Vec<String>,
+        ) {
+            let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
+            let differing: Vec<&&K> = keys.iter().filter(|k| a.get(k) != b.get(k)).collect();
+            if !differing.is_empty() {
+                out.push(format!(
+                    "{name}: {} rows differ, first {:?}",
+                    differing.len(),
+                    differing[0]
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        table("log_events", &self.events, &other.events, &mut out);
+        table("messages", &self.messages, &other.messages, &mut out);
+        table("recipients", &self.recipients, &other.recipients, &mut out);
+        table("deliveries", &self.deliveries, &other.deliveries, &mut out);
+        table("rejects", &self.rejects, &other.rejects, &mut out);
+        table("sessions", &self.sessions, &other.sessions, &mut out);
+        table("links", &self.links, &other.links, &mut out);
+        out
+    }
+}
+
+/// The store's rule for state rows: a snapshot at least as new (by `order`) replaces the row.
+fn newest<K: Ord, V: Clone, O: PartialOrd>(table: &mut BTreeMap<K, V>, key: K, row: &V, order: impl Fn(&V) -> O) {
+    match table.get_mut(&key) {
+        Some(stored) if order(row) >= order(stored) => *stored = row.clone(),
+        Some(_) => {}
+        None => {
+            table.insert(key, row.clone());
+        }
     }
 }

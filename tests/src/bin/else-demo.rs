@@ -7,13 +7,15 @@
 //! snmpd with else-pfagent runs on both hosts, polled by elsed. Stops everything on SIGINT or
 //! SIGTERM.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use else_tests::snmpd;
 use else_tests::topology::{self, swaks, ThreeServers, BLOCKED_CLIENT, IN1, OUT1};
+use else_tests::{snmpd, sys};
 
 #[derive(Parser)]
 #[command(about = "Runs ELSE's three-server demo deployment with a trickle of mail (needs root)")]
@@ -159,16 +161,14 @@ fn last_server_reply(transcript: &str) -> String {
 fn main() {
     let args = Args::parse();
     if let Some(why) = topology::unavailable() {
-        eprintln!("else-demo: the three-server deployment {why}");
+        eprintln!("else-demo: {why}");
         std::process::exit(2);
     }
-    unsafe {
-        libc::signal(libc::SIGINT, request_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, request_stop as *const () as libc::sighandler_t);
-    }
+    sys::on_signal(libc::SIGINT, request_stop);
+    sys::on_signal(libc::SIGTERM, request_stop);
     let fleet = ThreeServers::start(&args.dir, &args.database_url, args.greylist_delay);
     // Queue counts on the servers' pages: snmpd with else-pfagent on both hosts, polled.
-    let _snmp = snmpd::available().then(|| {
+    let _snmp = std::path::Path::new(snmpd::SNMPD).exists().then(|| {
         let snmp = fleet.start_snmp();
         fleet.register_snmp_agents(&snmp);
         snmp

@@ -11,12 +11,12 @@ export function LogTable({ rows, label = 'Log lines' }: { rows: LogLine[]; label
       rows={rows}
       columns={[
         { key: 'ts', label: 'Time', class: 'nowrap', render: (l) => formatTime(l.ts) },
-        { key: 'server', label: 'Server', render: (l) => l.server ?? '' },
+        { key: 'server', label: 'Server', render: (l) => l.server },
         {
           key: 'program',
           label: 'Program',
           class: 'nowrap',
-          render: (l) => (l.program ?? '') + (l.pid ? `[${l.pid}]` : ''),
+          render: (l) => l.program + (l.pid ? `[${l.pid}]` : ''),
         },
         {
           key: 'queue_id',
@@ -25,7 +25,7 @@ export function LogTable({ rows, label = 'Log lines' }: { rows: LogLine[]; label
           render: (l) =>
             l.message_id ? <a href={`/messages/${encodeURIComponent(l.message_id)}`}>{l.queue_id || 'message'}</a> : l.queue_id ?? '',
         },
-        { key: 'raw', label: 'Line', class: 'mono raw', render: (l) => l.raw ?? '' },
+        { key: 'raw', label: 'Line', class: 'mono raw', render: (l) => l.raw },
       ]}
     />
   );

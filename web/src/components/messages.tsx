@@ -5,13 +5,11 @@ import { bare, formatBytes, formatTime } from '../format';
 import { Column, DataTable, StatusBadge } from './ui';
 
 export function recipientsText(m: MessageSummary): string {
-  const list = m.recipients ?? [];
-  const shown = list
+  const shown = m.recipients
     .slice(0, 3)
     .map((r) => r.address)
     .join(', ');
-  const count = m.recipient_count ?? list.length;
-  return count > 3 ? `${shown} (+${count - 3})` : shown;
+  return m.recipient_count > 3 ? `${shown} (+${m.recipient_count - 3})` : shown;
 }
 
 const columns: Column<MessageSummary>[] = [
@@ -22,8 +20,8 @@ const columns: Column<MessageSummary>[] = [
     class: 'nowrap',
     render: (m) => <a href={`/messages/${encodeURIComponent(m.id)}`}>{formatTime(m.first_seen)}</a>,
   },
-  { key: 'server', label: 'Server', render: (m) => m.server ?? '' },
-  { key: 'queue_id', label: 'Queue id', class: 'mono', render: (m) => m.queue_id ?? '' },
+  { key: 'server', label: 'Server', render: (m) => m.server },
+  { key: 'queue_id', label: 'Queue id', class: 'mono', render: (m) => m.queue_id },
   { key: 'sender', label: 'Sender', sort: 'sender', class: 'addr', render: (m) => m.sender || '<>' },
   { key: 'recipients', label: 'Recipients', class: 'addr', render: (m) => recipientsText(m) },
   { key: 'state', label: 'State', render: (m) => <StatusBadge value={m.state} /> },

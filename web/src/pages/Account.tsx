@@ -37,19 +37,19 @@ export function AccountPage() {
           <dt>Login</dt>
           <dd>{me.login}</dd>
           <dt>Name</dt>
-          <dd>{me.name ?? ''}</dd>
+          <dd>{me.name}</dd>
           <dt>Role</dt>
-          <dd>{{ admin: 'administrator', user: 'group user', enduser: 'end user' }[me.role] ?? me.role}</dd>
-          {(me.groups ?? []).length > 0 && (
+          <dd>{{ admin: 'administrator', user: 'group user', enduser: 'end user' }[me.role]}</dd>
+          {me.groups.length > 0 && (
             <>
               <dt>Groups</dt>
-              <dd>{me.groups!.map((g) => g.name).join(', ')}</dd>
+              <dd>{me.groups.map((g) => g.name).join(', ')}</dd>
             </>
           )}
-          {(me.addresses ?? []).length > 0 && (
+          {me.addresses.length > 0 && (
             <>
               <dt>Addresses</dt>
-              <dd class="addr">{me.addresses!.join(', ')}</dd>
+              <dd class="addr">{me.addresses.join(', ')}</dd>
             </>
           )}
           {me.role !== 'enduser' && (

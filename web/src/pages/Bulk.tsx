@@ -1,16 +1,12 @@
 // Bulk search: a pasted or uploaded list of Message-IDs (one per line) → POST /messages/bulk.
 
 import { useState } from 'preact/hooks';
-import { api, MessageSummary } from '../api';
+import { api } from '../api';
+import type { BulkResult } from '../api';
 import { useAction } from '../hooks';
 import { MessageTable } from '../components/messages';
 import { Empty, ErrorBox, Field, Section } from '../components/ui';
 import { csvOf, downloadText } from '../csv';
-
-interface BulkAnswer {
-  items: MessageSummary[];
-  not_found?: string[];
-}
 
 const MAX = 10000;
 
@@ -25,7 +21,7 @@ export function parseIds(text: string): string[] {
 
 export function BulkPage() {
   const [text, setText] = useState('');
-  const [answer, setAnswer] = useState<BulkAnswer | null>(null);
+  const [answer, setAnswer] = useState<BulkResult | null>(null);
   const action = useAction();
   const ids = parseIds(text);
 
@@ -38,7 +34,7 @@ export function BulkPage() {
     if (ids.length === 0) return action.setError('Paste or upload at least one Message-ID.');
     if (ids.length > MAX) return action.setError(`At most ${MAX} Message-IDs at once (${ids.length} given).`);
     const result = await action.run(() =>
-      api<BulkAnswer>('/messages/bulk', { method: 'POST', body: { message_ids: ids } }),
+      api<BulkResult>('/messages/bulk', { method: 'POST', body: { message_ids: ids } }),
     );
     if (result.ok) setAnswer(result.value);
   };
@@ -46,7 +42,7 @@ export function BulkPage() {
     if (!answer) return;
     downloadText(
       'else-bulk-search.csv',
-      csvOf(answer.items.map((m) => ({ ...m, recipients: (m.recipients ?? []).map((r) => r.address).join(' ') }))),
+      csvOf(answer.items.map((m) => ({ ...m, recipients: m.recipients.map((r) => r.address).join(' ') }))),
     );
   };
   return (
@@ -71,7 +67,7 @@ export function BulkPage() {
       </Section>
       {answer && (
         <Section
-          title={`Results: ${answer.items.length} found, ${answer.not_found?.length ?? 0} not found`}
+          title={`Results: ${answer.items.length} found, ${answer.not_found.length} not found`}
           id="bulk-results"
           actions={
             <button type="button" onClick={exportCsv}>
@@ -80,11 +76,11 @@ export function BulkPage() {
           }
         >
           {answer.items.length === 0 ? <Empty>None of these Message-IDs was found.</Empty> : <MessageTable rows={answer.items} />}
-          {(answer.not_found ?? []).length > 0 && (
+          {answer.not_found.length > 0 && (
             <details>
-              <summary>Not found ({answer.not_found!.length})</summary>
+              <summary>Not found ({answer.not_found.length})</summary>
               <ul class="mono">
-                {answer.not_found!.map((id) => (
+                {answer.not_found.map((id) => (
                   <li key={id}>{id}</li>
                 ))}
               </ul>

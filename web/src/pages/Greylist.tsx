@@ -1,19 +1,14 @@
 // Greylisting: outcomes over time and per domain, recent decisions, and (admins) the whitelist.
 
 import { useState } from 'preact/hooks';
-import { api, GreylistDecision, Page } from '../api';
+import { api } from '../api';
+import type { EntryKind, GreylistCounts, GreylistDecision, GreylistStats, NewEntry, Page, WhitelistEntry } from '../api';
 import { useAction, useApi } from '../hooks';
 import { formatDuration, formatNumber, formatTime } from '../format';
 import { useSession, isAdmin } from '../session';
 import { BarTable, TimeChart } from '../components/charts';
 import { ConfirmDialog, DataTable, Empty, ErrorBox, Field, Loading, Pager, Section, StatusBadge } from '../components/ui';
-import { StatsFilters, useStatsFilters } from './Stats';
-
-interface GreylistStats {
-  totals?: Record<string, number>;
-  series?: ({ t: string } & Record<string, number | string>)[];
-  by_domain?: { domain: string; deferred?: number; passed?: number }[];
-}
+import { greylistBars, StatsFilters, useStatsFilters } from './Stats';
 
 export function GreylistPage() {
   const { me } = useSession();
@@ -26,7 +21,7 @@ export function GreylistPage() {
     page: page > 1 ? page : undefined,
   });
   const s = stats.data;
-  const seriesKeys = Object.keys(s?.series?.[0] ?? {}).filter((k) => k !== 't');
+  const outcomes = Object.keys(s?.totals ?? {}) as (keyof GreylistCounts)[];
   return (
     <div class="page">
       <h1>Greylisting</h1>
@@ -41,27 +36,27 @@ export function GreylistPage() {
             <BarTable
               label="Greylisting totals"
               keyLabel="Outcome"
-              rows={Object.entries(s.totals ?? {}).map(([k, v]) => ({ key: k.replace(/_/g, ' '), value: Number(v ?? 0) }))}
+              rows={greylistBars(s.totals)}
             />
-            {(s.series ?? []).length > 0 ? (
+            {s.series.length > 0 ? (
               <TimeChart
                 title="Greylisting over time"
-                times={s.series!.map((p) => p.t)}
-                series={seriesKeys.map((k) => ({ label: k.replace(/_/g, ' '), values: s.series!.map((p) => Number(p[k] ?? 0)) }))}
+                times={s.series.map((p) => p.t)}
+                series={outcomes.map((k) => ({ label: k.replace(/_/g, ' '), values: s.series.map((p) => p[k]) }))}
               />
             ) : (
               <Empty>No greylisting in this range.</Empty>
             )}
           </div>
         )}
-        {s && (s.by_domain ?? []).length > 0 && (
+        {s && s.by_domain.length > 0 && (
           <DataTable
             label="Greylisting by domain"
-            rows={s.by_domain!}
+            rows={s.by_domain}
             columns={[
               { key: 'd', label: 'Domain', render: (r) => r.domain },
-              { key: 'e', label: 'Deferred', class: 'num', render: (r) => formatNumber(r.deferred ?? 0) },
-              { key: 'p', label: 'Passed', class: 'num', render: (r) => formatNumber(r.passed ?? 0) },
+              { key: 'e', label: 'Deferred', class: 'num', render: (r) => formatNumber(r.deferred) },
+              { key: 'p', label: 'Passed', class: 'num', render: (r) => formatNumber(r.passed) },
             ]}
           />
         )}
@@ -92,19 +87,7 @@ export function GreylistPage() {
   );
 }
 
-interface WhitelistEntry {
-  /** Null for the configuration file's entries, which are edited there. */
-  id: number | string | null;
-  kind: string;
-  value: string;
-  comment?: string;
-  created_by?: string | null;
-  created_at?: string | null;
-  source?: string;
-  active?: boolean;
-}
-
-const KINDS: [string, string][] = [
+const KINDS: [EntryKind, string][] = [
   ['client', 'client (IP, CIDR or host)'],
   ['recipient', 'recipient address'],
   ['domain_optout', 'domain opted out'],
@@ -113,14 +96,14 @@ const KINDS: [string, string][] = [
 
 function Whitelist() {
   const list = useApi<WhitelistEntry[]>('/admin/greylist/whitelist');
-  const [kind, setKind] = useState('client');
+  const [kind, setKind] = useState<EntryKind>('client');
   const [value, setValue] = useState('');
   const [comment, setComment] = useState('');
   const [removing, setRemoving] = useState<WhitelistEntry | null>(null);
   const action = useAction();
   const add = async (e: Event) => {
     e.preventDefault();
-    const ok = await action.run(() => api('/admin/greylist/whitelist', { method: 'POST', body: { kind, value, comment } }));
+    const ok = await action.run(() => api('/admin/greylist/whitelist', { method: 'POST', body: { kind, value, comment } satisfies NewEntry }));
     if (ok.ok) {
       setValue('');
       setComment('');
@@ -128,17 +111,17 @@ function Whitelist() {
     }
   };
   const remove = async () => {
-    const entry = removing;
+    const id = removing?.id;
     setRemoving(null);
-    if (!entry) return;
-    await action.run(() => api(`/admin/greylist/whitelist/${encodeURIComponent(String(entry.id))}`, { method: 'DELETE' }));
+    if (!id) return;
+    await action.run(() => api(`/admin/greylist/whitelist/${encodeURIComponent(id)}`, { method: 'DELETE' }));
     list.reload();
   };
   return (
     <Section title="Whitelist">
       <form class="filters" aria-label="Add to whitelist" onSubmit={add}>
         <Field label="Kind">
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value)}>
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as EntryKind)}>
             {KINDS.map(([k, t]) => (
               <option value={k} key={k}>
                 {t}
@@ -166,15 +149,15 @@ function Whitelist() {
         columns={[
           { key: 'k', label: 'Kind', render: (w) => KINDS.find(([k]) => k === w.kind)?.[1] ?? w.kind },
           { key: 'v', label: 'Value', class: 'mono', render: (w) => w.value },
-          { key: 'c', label: 'Comment', render: (w) => w.comment ?? '' },
+          { key: 'c', label: 'Comment', render: (w) => w.comment },
           { key: 'b', label: 'Added by', render: (w) => w.created_by ?? '' },
-          { key: 'a', label: 'Added', class: 'nowrap', render: (w) => formatTime(w.created_at ?? undefined) },
-          { key: 's', label: 'Source', render: (w) => `${w.source ?? ''}${w.active === false ? ' (inactive in this mode)' : ''}` },
+          { key: 'a', label: 'Added', class: 'nowrap', render: (w) => formatTime(w.created_at) },
+          { key: 's', label: 'Source', render: (w) => `${w.source}${w.active ? '' : ' (inactive in this mode)'}` },
           {
             key: 'x',
             label: 'Remove',
             render: (w) =>
-              w.id === null || w.id === undefined ? (
+              w.id === null ? (
                 <span class="muted">edit the configuration</span>
               ) : (
               <button type="button" class="link danger" aria-label={`Remove ${w.value}`} onClick={() => setRemoving(w)}>

@@ -1,20 +1,14 @@
 // The caller's own last searches, each one a link that runs it again.
 
 import { queryString } from '../api';
+import type { HistoryItem } from '../api';
 import { useApi } from '../hooks';
 import { formatTime } from '../format';
 import { DataTable, Empty, ErrorBox, Loading, Section } from '../components/ui';
 
-interface HistoryEntry {
-  id: number | string;
-  at?: string;
-  kind?: string;
-  params?: Record<string, unknown>;
-}
-
 const PAGE_OF: Record<string, string> = { quick: '/search', extended: '/search', rejects: '/rejects', logs: '/logs' };
 
-function describe(params: Record<string, unknown> = {}): string {
+function describe(params: HistoryItem['params']): string {
   return Object.entries(params)
     .filter(([k, v]) => v !== null && v !== '' && k !== 'page' && k !== 'per_page')
     .map(([k, v]) => (Array.isArray(v) ? `${k}: ${v.length} ids` : `${k}=${String(v)}`))
@@ -22,8 +16,8 @@ function describe(params: Record<string, unknown> = {}): string {
 }
 
 export function HistoryPage() {
-  const history = useApi<HistoryEntry[] | { items: HistoryEntry[] }>('/search-history');
-  const rows = Array.isArray(history.data) ? history.data : history.data?.items ?? [];
+  const history = useApi<HistoryItem[]>('/search-history');
+  const rows = history.data ?? [];
   return (
     <div class="page">
       <h1>Search history</h1>
@@ -35,19 +29,19 @@ export function HistoryPage() {
           <DataTable
             label="Search history"
             rows={rows}
-            rowKey={(h) => String(h.id)}
+            rowKey={(h) => h.id}
             columns={[
               { key: 'at', label: 'When', class: 'nowrap', render: (h) => formatTime(h.at) },
-              { key: 'kind', label: 'Kind', render: (h) => h.kind ?? '' },
+              { key: 'kind', label: 'Kind', render: (h) => h.kind },
               {
                 key: 'params',
                 label: 'Search',
                 render: (h) => {
-                  const page = PAGE_OF[h.kind ?? ''];
+                  const page = PAGE_OF[h.kind];
                   const text = describe(h.params) || '(everything)';
                   if (!page) return text;
                   const q: Record<string, string> = {};
-                  for (const [k, v] of Object.entries(h.params ?? {})) if (v !== null && v !== undefined) q[k] = String(v);
+                  for (const [k, v] of Object.entries(h.params)) if (v !== null && v !== undefined) q[k] = String(v);
                   return <a href={`${page}${queryString(q)}`}>{text}</a>;
                 },
               },

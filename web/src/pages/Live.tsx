@@ -1,7 +1,8 @@
 // The newest events as they arrive: GET /live every 2 s from the last cursor, newest first.
 
 import { useRef, useState } from 'preact/hooks';
-import { api, ApiError, LogLine } from '../api';
+import { api, ApiError } from '../api';
+import type { LiveAnswer, LogLine } from '../api';
 import { useInterval } from '../hooks';
 import { LogTable } from '../components/loglines';
 import { ErrorBox, Section } from '../components/ui';
@@ -18,14 +19,11 @@ export function LivePage() {
   useInterval(
     async () => {
       try {
-        const answer = await api<{ cursor?: string; events?: LogLine[] }>('/live', {
-          query: { after: cursor.current },
-        });
+        const answer = await api<LiveAnswer>('/live', { query: { after: cursor.current } });
         setError(undefined);
-        if (answer.cursor !== undefined && answer.cursor !== null) cursor.current = String(answer.cursor);
-        const events = answer.events ?? [];
-        if (events.length > 0) {
-          const newestFirst = [...events].sort((a, b) => (b.ts ?? '').localeCompare(a.ts ?? ''));
+        cursor.current = answer.cursor;
+        if (answer.events.length > 0) {
+          const newestFirst = [...answer.events].sort((a, b) => b.ts.localeCompare(a.ts));
           setLines((old) => [...newestFirst, ...old].slice(0, KEEP));
         }
       } catch (e) {
@@ -36,7 +34,7 @@ export function LivePage() {
     !paused,
   );
   const needle = filter.toLowerCase();
-  const shown = needle ? lines.filter((l) => (l.raw ?? '').toLowerCase().includes(needle)) : lines;
+  const shown = needle ? lines.filter((l) => l.raw.toLowerCase().includes(needle)) : lines;
   return (
     <div class="page">
       <h1>Live</h1>

@@ -1,21 +1,18 @@
 // The login screen: the only one shown before a session exists.
 
 import { useState } from 'preact/hooks';
-import { api, Me } from '../api';
+import { api, LoginAnswer, Me } from '../api';
 import { useAction } from '../hooks';
 import { ErrorBox, Field } from '../components/ui';
 
-export function LoginPage({ onLogin, notice }: { onLogin: (me: Me, csrf?: string) => void; notice?: string }) {
+export function LoginPage({ onLogin, notice }: { onLogin: (me: Me) => void; notice?: string }) {
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
   const action = useAction();
   const submit = async (e: Event) => {
     e.preventDefault();
-    const r = await action.run(() =>
-      api<{ user: Me; csrf_token?: string }>('/auth/login', { method: 'POST', body: { login, password } }),
-    );
-    if (r.ok && r.value?.user) onLogin(r.value.user, r.value.csrf_token ?? r.value.user.csrf_token);
-    else if (r.ok) action.setError('The server gave no user in its answer.');
+    const r = await action.run(() => api<LoginAnswer>('/auth/login', { method: 'POST', body: { login, password } }));
+    if (r.ok) onLogin(r.value.user);
   };
   return (
     <main class="login">

@@ -1,7 +1,7 @@
 // One e-mail's whole story: its journey across servers and queues (one card per hop, with how each
 // hop was reached), every recipient's attempts and final status, the raw lines, its NDRs.
 
-import type { Hop, HopRecipient, MessageDetail } from '../api';
+import type { Hop, HopDetail, HopRecipient, MessageDetail } from '../api';
 import { useApi } from '../hooks';
 import { bare, formatBytes, formatDuration, formatTime } from '../format';
 import { ErrorBox, Loading, Section, StatusBadge, CopyLink, Empty } from '../components/ui';
@@ -23,14 +23,14 @@ export function MessagePage({ id }: { id: string }) {
       <h1>Message {m?.message_id ? <span class="mono">{bare(m.message_id)}</span> : m?.queue_id ?? id}</h1>
       <ErrorBox error={detail.error} />
       <Loading when={detail.loading} />
-      {m && (
+      {d && m && (
         <>
           <Section title="Summary" actions={<CopyLink href={`/messages/${encodeURIComponent(id)}`} label="Copy permalink" />}>
             <dl class="facts">
               <dt>Sender</dt>
               <dd class="addr">{m.sender || '<>'}</dd>
               <dt>Recipients</dt>
-              <dd class="addr">{(m.recipients ?? []).map((r) => r.address).join(', ')}</dd>
+              <dd class="addr">{m.recipients.map((r) => r.address).join(', ')}</dd>
               <dt>State</dt>
               <dd>
                 <StatusBadge value={m.state} />
@@ -47,32 +47,32 @@ export function MessagePage({ id }: { id: string }) {
               <dd>{[m.client_name, m.client_ip && `[${m.client_ip}]`, m.client_country].filter(Boolean).join(' ')}</dd>
             </dl>
           </Section>
-          <Section title={`Journey (${d?.journey?.length ?? 0} hops)`} id="journey">
-            {(d?.journey ?? []).length === 0 && <Empty>No hop recorded.</Empty>}
+          <Section title={`Journey (${d.journey.length} hops)`} id="journey">
+            {d.journey.length === 0 && <Empty>No hop recorded.</Empty>}
             <ol class="journey" aria-label="Journey">
-              {(d?.journey ?? []).map((hop, i) => (
-                <HopCard hop={hop} index={i} key={hop.id ?? i} />
+              {d.journey.map((hop, i) => (
+                <HopCard hop={hop} index={i} key={hop.restricted ? `restricted-${i}` : hop.id} />
               ))}
             </ol>
           </Section>
-          {(d?.ndrs ?? []).length > 0 && (
+          {d.ndrs.length > 0 && (
             <Section title="Non-delivery reports">
               <ul>
-                {d!.ndrs!.map((n) => (
+                {d.ndrs.map((n) => (
                   <li key={n.id}>
                     <a href={`/ndrs/${encodeURIComponent(n.id)}`}>
-                      {formatTime(n.received_at)} from {n.reporting_mta ?? n.server ?? 'unknown'}:{' '}
-                      {(n.failed_recipients ?? []).map((r) => `${r.address} ${r.status ?? ''}`).join(', ')}
+                      {formatTime(n.received_at)} from {n.reporting_mta ?? n.server}:{' '}
+                      {n.failed_recipients.map((r) => `${r.address ?? ''} ${r.status ?? ''}`).join(', ')}
                     </a>
                   </li>
                 ))}
               </ul>
             </Section>
           )}
-          {(d?.greylist ?? []).length > 0 && (
+          {d.greylist.length > 0 && (
             <Section title="Greylisting">
               <ul>
-                {d!.greylist!.map((g, i) => (
+                {d.greylist.map((g, i) => (
                   <li key={i}>
                     {formatTime(g.ts)} {g.client_ip} {g.sender} → {g.recipient}: <StatusBadge value={g.decision} />
                     {g.delay_remaining ? ` (${formatDuration(g.delay_remaining)} left)` : ''}
@@ -81,8 +81,8 @@ export function MessagePage({ id }: { id: string }) {
               </ul>
             </Section>
           )}
-          <Section title={`Log lines (${d?.lines?.length ?? 0})`} id="lines">
-            <LogTable rows={d?.lines ?? []} label="Raw log lines" />
+          <Section title={`Log lines (${d.lines.length}${d.lines_truncated ? ', the first ones' : ''})`} id="lines">
+            <LogTable rows={d.lines} label="Raw log lines" />
           </Section>
         </>
       )}
@@ -92,49 +92,63 @@ export function MessagePage({ id }: { id: string }) {
 
 function HopCard({ hop, index }: { hop: Hop; index: number }) {
   return (
-    <li class="hop" aria-label={`Hop ${index + 1}: ${hop.server ?? ''} ${hop.queue_id ?? ''}`}>
+    <li class="hop" aria-label={`Hop ${index + 1}: ${hop.server}${hop.restricted ? '' : ` ${hop.queue_id}`}`}>
       {hop.link_kind && <div class="link-kind">↓ {LINK_TEXT[hop.link_kind] ?? hop.link_kind}</div>}
-      <div class="hop-card">
-        <div class="hop-head">
-          <span class="hop-server">{hop.server ?? 'unknown server'}</span>
-          <span class="mono">{hop.queue_id}</span>
-          <StatusBadge value={hop.state} />
-          {hop.flow && <span class="tag">{hop.flow}</span>}
-          <span class="muted">
-            {formatTime(hop.first_seen)} → {formatTime(hop.last_seen)}
-          </span>
+      {hop.restricted ? (
+        <div class="hop-card">
+          <div class="hop-head">
+            <span class="hop-server">{hop.server}</span>
+            <span class="muted">outside what you may see</span>
+          </div>
         </div>
-        <div class="hop-meta">
-          from <span class="addr">{hop.sender || '<>'}</span>
-          {hop.size ? `, ${formatBytes(hop.size)}` : ''}
-          {hop.client_ip || hop.client_name
-            ? `, client ${[hop.client_name, hop.client_ip && `[${hop.client_ip}]`].filter(Boolean).join(' ')}`
-            : ''}
-        </div>
-        <table class="recipients" aria-label={`Recipients at ${hop.server ?? ''} ${hop.queue_id ?? ''}`}>
-          <thead>
-            <tr>
-              <th scope="col">Recipient</th>
-              <th scope="col">Status</th>
-              <th scope="col">Relay</th>
-              <th scope="col">DSN</th>
-              <th scope="col">Delay</th>
-              <th scope="col">Reply</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(hop.recipients ?? []).map((r, i) => (
-              <RecipientRows r={r} key={i} />
-            ))}
-          </tbody>
-        </table>
-      </div>
+      ) : (
+        <HopBody hop={hop} />
+      )}
     </li>
   );
 }
 
+function HopBody({ hop }: { hop: HopDetail & { server: string } }) {
+  return (
+    <div class="hop-card">
+      <div class="hop-head">
+        <span class="hop-server">{hop.server}</span>
+        <span class="mono">{hop.queue_id}</span>
+        <StatusBadge value={hop.state} />
+        {hop.flow && <span class="tag">{hop.flow}</span>}
+        <span class="muted">
+          {formatTime(hop.first_seen)} → {formatTime(hop.last_seen)}
+        </span>
+      </div>
+      <div class="hop-meta">
+        from <span class="addr">{hop.sender || '<>'}</span>
+        {hop.size ? `, ${formatBytes(hop.size)}` : ''}
+        {hop.client_ip || hop.client_name
+          ? `, client ${[hop.client_name, hop.client_ip && `[${hop.client_ip}]`].filter(Boolean).join(' ')}`
+          : ''}
+      </div>
+      <table class="recipients" aria-label={`Recipients at ${hop.server} ${hop.queue_id}`}>
+        <thead>
+          <tr>
+            <th scope="col">Recipient</th>
+            <th scope="col">Status</th>
+            <th scope="col">Relay</th>
+            <th scope="col">DSN</th>
+            <th scope="col">Delay</th>
+            <th scope="col">Reply</th>
+          </tr>
+        </thead>
+        <tbody>
+          {hop.recipients.map((r, i) => (
+            <RecipientRows r={r} key={i} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function RecipientRows({ r }: { r: HopRecipient }) {
-  const attempts = r.attempts ?? [];
   return (
     <>
       <tr>
@@ -150,19 +164,19 @@ function RecipientRows({ r }: { r: HopRecipient }) {
         <td class="num">{formatDuration(r.delay)}</td>
         <td class="reply">{r.status_text ?? ''}</td>
       </tr>
-      {attempts.length > 1 &&
-        attempts.map((a, i) => (
+      {r.attempts.length > 1 &&
+        r.attempts.map((a, i) => (
           <tr class="attempt" key={i}>
             <td class="muted">attempt {i + 1}, {formatTime(a.ts)}</td>
             <td>
               <StatusBadge value={a.status} />
             </td>
-            <td class="addr">{a.relay ?? ''}</td>
-            <td class="mono">{a.dsn ?? ''}</td>
-            <td class="num" title={a.delays ? `delays=${a.delays.join('/')}` : ''}>
+            <td class="addr">{a.relay}</td>
+            <td class="mono">{a.dsn}</td>
+            <td class="num" title={a.delays.length > 0 ? `delays=${a.delays.join('/')}` : ''}>
               {formatDuration(a.delay)}
             </td>
-            <td class="reply">{a.status_text ?? ''}</td>
+            <td class="reply">{a.status_text}</td>
           </tr>
         ))}
     </>

@@ -1,6 +1,8 @@
 // Captured non-delivery reports: the list (filters in the URL) and one report's detail.
 
-import { apiUrl, NdrSummary, Page } from '../api';
+import { Fragment } from 'preact';
+import { apiUrl } from '../api';
+import type { NdrDetail, NdrSummary, Page } from '../api';
 import { useApi } from '../hooks';
 import { formatTime } from '../format';
 import { DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../components/ui';
@@ -9,7 +11,7 @@ import { SelectField, ServerField, TextField, TimeRange, useFilterForm } from '.
 const FIELDS = ['since', 'until', 'server', 'sender', 'recipient', 'status', 'linked'];
 
 function failed(n: NdrSummary) {
-  return (n.failed_recipients ?? []).map((r) => `${r.address}${r.status ? ` (${r.status})` : ''}`).join(', ');
+  return n.failed_recipients.map((r) => `${r.address ?? ''}${r.status ? ` (${r.status})` : ''}`).join(', ');
 }
 
 export function NdrsPage() {
@@ -63,14 +65,8 @@ export function NdrsPage() {
   );
 }
 
-type NdrDetail = NdrSummary & {
-  headers?: Record<string, unknown>;
-  dsn?: Record<string, unknown>;
-  returned_headers?: Record<string, unknown>;
-};
-
-function KeyValues({ label, data }: { label: string; data?: Record<string, unknown> }) {
-  const entries = Object.entries(data ?? {});
+function KeyValues({ label, data }: { label: string; data: Record<string, string> }) {
+  const entries = Object.entries(data);
   if (entries.length === 0) return <Empty>None.</Empty>;
   return (
     <table aria-label={label} class="kv">
@@ -78,7 +74,7 @@ function KeyValues({ label, data }: { label: string; data?: Record<string, unkno
         {entries.map(([k, v]) => (
           <tr key={k}>
             <th scope="row">{k}</th>
-            <td class="mono">{typeof v === 'string' ? v : JSON.stringify(v, null, 1)}</td>
+            <td class="mono">{v}</td>
           </tr>
         ))}
       </tbody>
@@ -125,9 +121,9 @@ export function NdrPage({ id }: { id: string }) {
           <Section title="Failed recipients">
             <DataTable
               label="Failed recipients"
-              rows={n.failed_recipients ?? []}
+              rows={n.failed_recipients}
               columns={[
-                { key: 'a', label: 'Recipient', class: 'addr', render: (r) => r.address },
+                { key: 'a', label: 'Recipient', class: 'addr', render: (r) => r.address ?? '' },
                 { key: 'b', label: 'Action', render: (r) => <StatusBadge value={r.action} /> },
                 { key: 'c', label: 'Status', class: 'mono', render: (r) => r.status ?? '' },
                 { key: 'd', label: 'Diagnostic', class: 'reply', render: (r) => r.diagnostic ?? '' },
@@ -135,7 +131,13 @@ export function NdrPage({ id }: { id: string }) {
             />
           </Section>
           <Section title="DSN fields">
-            <KeyValues label="DSN fields" data={n.dsn} />
+            <KeyValues label="DSN fields" data={n.dsn.message} />
+            {n.dsn.recipients.map((fields, i) => (
+              <Fragment key={i}>
+                <h3>Recipient {i + 1}</h3>
+                <KeyValues label={`DSN fields of recipient ${i + 1}`} data={fields} />
+              </Fragment>
+            ))}
           </Section>
           <Section title="Headers">
             <KeyValues label="Headers" data={n.headers} />

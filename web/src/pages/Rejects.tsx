@@ -1,33 +1,16 @@
 // Rejected mail (NOQUEUE and other policy decisions): GET /rejects with the URL's query.
 
-import { Page } from '../api';
+import type { Page, RejectItem } from '../api';
 import { useApi } from '../hooks';
 import { formatTime } from '../format';
 import { DataTable, ResultsSection, Section, StatusBadge } from '../components/ui';
 import { OperatorField, SelectField, ServerField, TextField, TimeRange, useFilterForm } from '../components/forms';
 
-interface Reject {
-  ts?: string;
-  server?: string;
-  action?: string;
-  stage?: string;
-  code?: string | number;
-  enhanced?: string;
-  reason?: string;
-  client_ip?: string;
-  client_name?: string;
-  client_country?: string;
-  sender?: string;
-  recipient?: string;
-  helo?: string;
-  message_id?: string | null;
-}
-
 const FIELDS = ['client', 'client_op', 'sender', 'sender_op', 'recipient', 'recipient_op', 'code', 'reason', 'action', 'server', 'since', 'until'];
 
 export function RejectsPage() {
   const { query, patch, draft, set, submit, clear } = useFilterForm(FIELDS);
-  const results = useApi<Page<Reject>>('/rejects', query);
+  const results = useApi<Page<RejectItem>>('/rejects', query);
   return (
     <div class="page">
       <h1>Rejected mail</h1>
@@ -64,13 +47,13 @@ export function RejectsPage() {
             onSort={(s) => patch({ sort: s })}
             columns={[
               { key: 'ts', label: 'Time', sort: 'ts', class: 'nowrap', render: (r) => formatTime(r.ts) },
-              { key: 'server', label: 'Server', render: (r) => r.server ?? '' },
+              { key: 'server', label: 'Server', render: (r) => r.server },
               { key: 'action', label: 'Action', render: (r) => <StatusBadge value={r.action} /> },
               { key: 'code', label: 'Code', class: 'mono', render: (r) => [r.code, r.enhanced].filter(Boolean).join(' ') },
               { key: 'client', label: 'Client', class: 'addr', render: (r) => [r.client_name, r.client_ip && `[${r.client_ip}]`, r.client_country].filter(Boolean).join(' ') },
               { key: 'sender', label: 'Sender', class: 'addr', render: (r) => r.sender ?? '' },
               { key: 'recipient', label: 'Recipient', class: 'addr', render: (r) => r.recipient ?? '' },
-              { key: 'reason', label: 'Reason', class: 'reply', render: (r) => r.reason ?? '' },
+              { key: 'reason', label: 'Reason', class: 'reply', render: (r) => r.reason },
               {
                 key: 'message',
                 label: 'Message',

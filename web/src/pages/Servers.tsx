@@ -3,7 +3,8 @@
 
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, Server } from '../api';
+import { api } from '../api';
+import type { ActionAnswer, ActionRequest, AgentRequest, AgentSecrets, AgentSettings, Samples, Server, UpdateServer } from '../api';
 import { useAction, useApi } from '../hooks';
 import { formatBytes, formatDuration, formatTime } from '../format';
 import { isAdmin, useSession } from '../session';
@@ -27,8 +28,8 @@ export function ServersPage() {
             rows={servers}
             rowKey={(s) => String(s.id)}
             columns={[
-              { key: 'n', label: 'Name', render: (s) => <a href={`/servers/${encodeURIComponent(String(s.id))}`}>{s.name}</a> },
-              { key: 'r', label: 'Role', render: (s) => s.role ?? 'unknown' },
+              { key: 'n', label: 'Name', render: (s) => <a href={`/servers/${s.id}`}>{s.name}</a> },
+              { key: 'r', label: 'Role', render: (s) => s.role },
               { key: 'a', label: 'Address', class: 'mono', render: (s) => s.address ?? '' },
               { key: 'h', label: 'Health', render: (s) => <StatusBadge value={s.health?.state ?? 'unknown'} /> },
               { key: 'w', label: 'Why', render: (s) => s.health?.reason ?? '' },
@@ -66,14 +67,14 @@ export function ServersPage() {
 }
 
 function ServerEditor({ server, done }: { server: Server; done: () => void }) {
-  const [role, setRole] = useState(server.role ?? 'unknown');
+  const [role, setRole] = useState(server.role);
   const [address, setAddress] = useState(server.address ?? '');
   const [description, setDescription] = useState(server.description ?? '');
   const action = useAction();
   const save = async (e: Event) => {
     e.preventDefault();
     const r = await action.run(() =>
-      api(`/admin/servers/${server.id}`, { method: 'PATCH', body: { role, address, description } }),
+      api(`/admin/servers/${server.id}`, { method: 'PATCH', body: { role, address, description } satisfies UpdateServer }),
     );
     if (r.ok) done();
   };
@@ -109,23 +110,6 @@ function ServerEditor({ server, done }: { server: Server; done: () => void }) {
   );
 }
 
-interface QueueStat {
-  count?: number;
-  bytes?: number;
-  oldest_age?: number;
-}
-interface Sample {
-  ts: string;
-  reachable?: boolean;
-  master_alive?: boolean | null;
-  state?: string;
-  reasons?: string[];
-  error?: string | null;
-  load?: number | null;
-  spool_disk_pct?: number | null;
-  queues?: Record<string, QueueStat | undefined>;
-}
-
 const QUEUES = ['incoming', 'active', 'deferred', 'hold'];
 const ACTIONS: [string, string, boolean][] = [
   ['flush', 'Flush the queue (retry deferred mail now)', false],
@@ -140,7 +124,7 @@ export function ServerPage({ id }: { id: string }) {
   const { servers, me } = useSession();
   const server = servers.find((s) => String(s.id) === id);
   const filters = useStatsFilters();
-  const samples = useApi<{ items?: Sample[] }>(`/servers/${encodeURIComponent(id)}/samples`, {
+  const samples = useApi<Samples>(`/servers/${encodeURIComponent(id)}/samples`, {
     since: filters.since,
     until: filters.until,
   });
@@ -167,21 +151,21 @@ export function ServerPage({ id }: { id: string }) {
               <dt>Reachable</dt>
               <dd>{latest.reachable ? 'yes' : 'no'}</dd>
               <dt>Postfix master</dt>
-              <dd>{latest.master_alive === null || latest.master_alive === undefined ? 'unknown' : latest.master_alive ? 'running' : 'not running'}</dd>
+              <dd>{latest.master_alive === null ? 'unknown' : latest.master_alive ? 'running' : 'not running'}</dd>
               <dt>Sample state</dt>
               <dd>
-                <StatusBadge value={latest.state} /> {[...(latest.reasons ?? []), latest.error].filter(Boolean).join('; ')}
+                <StatusBadge value={latest.state} /> {[...latest.reasons, latest.error].filter(Boolean).join('; ')}
               </dd>
               <dt>Load</dt>
               <dd>{latest.load ?? ''}</dd>
               <dt>Spool disk</dt>
-              <dd>{latest.spool_disk_pct !== null && latest.spool_disk_pct !== undefined ? `${latest.spool_disk_pct} %` : ''}</dd>
+              <dd>{latest.spool_disk_pct !== null ? `${latest.spool_disk_pct} %` : ''}</dd>
               {QUEUES.map((q) => (
                 <Fragment key={q}>
                   <dt>{q} queue</dt>
                   <dd>
-                    {latest.queues?.[q]?.count ?? 0} messages, {formatBytes(latest.queues?.[q]?.bytes ?? 0)}
-                    {latest.queues?.[q]?.oldest_age ? `, oldest ${formatDuration(latest.queues[q]!.oldest_age)}` : ''}
+                    {latest.queues[q]?.count ?? 0} messages, {formatBytes(latest.queues[q]?.bytes ?? 0)}
+                    {latest.queues[q]?.oldest_age ? `, oldest ${formatDuration(latest.queues[q].oldest_age)}` : ''}
                   </dd>
                 </Fragment>
               ))}
@@ -199,14 +183,14 @@ export function ServerPage({ id }: { id: string }) {
             <TimeChart
               title="Queue sizes"
               times={times}
-              series={QUEUES.map((q) => ({ label: q, values: items.map((s) => s.queues?.[q]?.count ?? null) }))}
+              series={QUEUES.map((q) => ({ label: q, values: items.map((s) => s.queues[q]?.count ?? null) }))}
             />
             <TimeChart
               title="Load and spool disk"
               times={times}
               series={[
-                { label: 'load', values: items.map((s) => s.load ?? null) },
-                { label: 'spool disk %', values: items.map((s) => s.spool_disk_pct ?? null) },
+                { label: 'load', values: items.map((s) => s.load) },
+                { label: 'spool disk %', values: items.map((s) => s.spool_disk_pct) },
               ]}
             />
           </div>
@@ -229,12 +213,12 @@ function QueueActions({ id, name }: { id: string; name: string }) {
   const run = async () => {
     setConfirming(false);
     const r = await action.run(() =>
-      api<{ ok?: boolean; result?: string; answer?: string }>(`/admin/servers/${encodeURIComponent(id)}/actions`, {
+      api<ActionAnswer>(`/admin/servers/${encodeURIComponent(id)}/actions`, {
         method: 'POST',
-        body: { action: chosen, queue_id: needsQueueId ? queueId : undefined, confirm: true },
+        body: { action: chosen, queue_id: needsQueueId ? queueId : undefined, confirm: true } satisfies ActionRequest,
       }),
     );
-    if (r.ok) setAnswer(`${r.value?.result ?? (r.value?.ok ? 'done' : 'refused')}${r.value?.answer ? `: ${r.value.answer}` : ''}`);
+    if (r.ok) setAnswer(`${r.value.result}${r.value.answer ? `: ${r.value.answer}` : ''}`);
   };
   return (
     <Section title="Queue actions">
@@ -283,23 +267,13 @@ function QueueActions({ id, name }: { id: string; name: string }) {
   );
 }
 
-interface AgentSettings {
-  enabled: boolean;
-  host: string;
-  port: number;
-  version: string;
-  read_user?: string | null;
-  control_user?: string | null;
-  auth_protocol: string;
-}
-
-const SECRETS_V3: [string, string][] = [
+const SECRETS_V3: [keyof AgentSecrets, string][] = [
   ['read_auth_pass', 'Read user auth passphrase'],
   ['read_priv_pass', 'Read user privacy passphrase'],
   ['control_auth_pass', 'Control user auth passphrase'],
   ['control_priv_pass', 'Control user privacy passphrase'],
 ];
-const SECRETS_V2: [string, string][] = [
+const SECRETS_V2: [keyof AgentSecrets, string][] = [
   ['read_community', 'Read community'],
   ['control_community', 'Control community'],
 ];
@@ -310,7 +284,7 @@ function AgentSettingsForm({ id }: { id: string }) {
   const current = useApi<AgentSettings>(`/admin/servers/${encodeURIComponent(id)}/snmp`);
   const known = current.data;
   const [form, setForm] = useState<AgentSettings | null>(null);
-  const [secrets, setSecrets] = useState<Record<string, string>>({});
+  const [secrets, setSecrets] = useState<AgentSecrets>({});
   const [saved, setSaved] = useState(false);
   const action = useAction();
   const shown: AgentSettings = form ??
@@ -319,11 +293,10 @@ function AgentSettingsForm({ id }: { id: string }) {
   const fields = shown.version === '3' ? SECRETS_V3 : SECRETS_V2;
   const save = async () => {
     setSaved(false);
-    const chosen: Record<string, string> = {};
+    const chosen: AgentSecrets = {};
     for (const [key] of fields) if (secrets[key]) chosen[key] = secrets[key];
-    const r = await action.run(() =>
-      api<AgentSettings>(`/admin/servers/${encodeURIComponent(id)}/snmp`, { method: 'PUT', body: { settings: shown, secrets: chosen } }),
-    );
+    const body: AgentRequest = { settings: shown, secrets: chosen };
+    const r = await action.run(() => api<AgentSettings>(`/admin/servers/${encodeURIComponent(id)}/snmp`, { method: 'PUT', body }));
     if (r.ok) {
       setSaved(true);
       setSecrets({});

@@ -4,7 +4,7 @@
 import { Fragment } from 'preact';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { Query } from '../api';
+import type { Bucket, Countries, Delays, GreylistCounts, GreylistStats, Group, ItemsCount, ItemsOutcome, Query, Sizes, Top, Traffic } from '../api';
 import { useApi } from '../hooks';
 import { useUrlQuery, FLOWS } from '../urlstate';
 import { formatBytes, formatDuration, formatNumber, lastHours } from '../format';
@@ -15,20 +15,6 @@ import { isAdmin, useSession } from '../session';
 
 const FIELDS = ['since', 'until', 'server', 'flow', 'domain', 'group', 'bucket'];
 const TRAFFIC = ['received', 'delivered', 'deferred', 'bounced', 'rejected', 'expired'] as const;
-
-interface TrafficPoint {
-  t: string;
-  [key: string]: number | string;
-}
-interface Traffic {
-  bucket?: string;
-  series?: TrafficPoint[];
-  totals?: Record<string, number>;
-}
-interface KeyCount {
-  key: string;
-  count: number;
-}
 
 /** The dashboard's filters, with the last 24 hours when the URL names no range. */
 export function useStatsFilters(): Query {
@@ -47,8 +33,8 @@ export function StatsFilters({ presets = true, extra = [] as string[] }) {
   useEffect(() => setDraft(draftOf(filters as Record<string, string>, keys)), [JSON.stringify(query)]);
   const set = (key: string, value: string) => setDraft((d) => ({ ...d, [key]: value }));
   // Administrators narrow by any group; others by their own.
-  const allGroups = useApi<{ id: number | string; name: string }[]>(isAdmin(session.me) ? '/admin/groups' : null);
-  const groups = isAdmin(session.me) ? allGroups.data ?? [] : session.me.groups ?? [];
+  const allGroups = useApi<Group[]>(isAdmin(session.me) ? '/admin/groups' : null);
+  const groups = isAdmin(session.me) ? allGroups.data ?? [] : session.me.groups;
   return (
     <form class="filters" aria-label="Statistics filters" onSubmit={(e) => (e.preventDefault(), setAll(cleanDraft(draft)))}>
       <TimeRange draft={draft} set={set} />
@@ -103,8 +89,7 @@ export function TrafficPanel({ filters }: { filters: Query }) {
       path="/stats/traffic"
       query={filters}
       render={(d) => {
-        const series = d.series ?? [];
-        const totals = d.totals ?? {};
+        const { series, totals } = d;
         return (
           <>
             <table class="totals" aria-label="Traffic totals">
@@ -123,11 +108,11 @@ export function TrafficPanel({ filters }: { filters: Query }) {
                 <tr>
                   {TRAFFIC.map((k) => (
                     <td class="num" key={k}>
-                      {formatNumber(totals[k] ?? 0)}
+                      {formatNumber(totals[k])}
                     </td>
                   ))}
-                  <td class="num">{formatBytes(totals.bytes_received ?? 0)}</td>
-                  <td class="num">{formatBytes(totals.bytes_delivered ?? 0)}</td>
+                  <td class="num">{formatBytes(totals.bytes_received)}</td>
+                  <td class="num">{formatBytes(totals.bytes_delivered)}</td>
                 </tr>
               </tbody>
             </table>
@@ -136,17 +121,17 @@ export function TrafficPanel({ filters }: { filters: Query }) {
             ) : (
               <div class="grid2">
                 <TimeChart
-                  title={`Messages per ${d.bucket ?? 'bucket'}`}
+                  title={`Messages per ${d.bucket}`}
                   times={series.map((p) => p.t)}
-                  series={TRAFFIC.map((k) => ({ label: k, values: series.map((p) => Number(p[k] ?? 0)) }))}
+                  series={TRAFFIC.map((k) => ({ label: k, values: series.map((p) => p[k]) }))}
                 />
                 <TimeChart
-                  title={`Bytes per ${d.bucket ?? 'bucket'}`}
+                  title={`Bytes per ${d.bucket}`}
                   times={series.map((p) => p.t)}
                   format={formatBytes}
                   series={[
-                    { label: 'bytes received', values: series.map((p) => Number(p.bytes_received ?? 0)) },
-                    { label: 'bytes delivered', values: series.map((p) => Number(p.bytes_delivered ?? 0)) },
+                    { label: 'bytes received', values: series.map((p) => p.bytes_received) },
+                    { label: 'bytes delivered', values: series.map((p) => p.bytes_delivered) },
                   ]}
                 />
               </div>
@@ -172,7 +157,7 @@ function TopPanel({ filters }: { filters: Query }) {
   const [by, setBy] = useState('count');
   const label = TOP_KINDS.find(([k]) => k === kind)?.[1] ?? kind;
   return (
-    <Panel<{ items?: { key: string; messages?: number; bytes?: number }[] }>
+    <Panel<Top>
       title="Top lists"
       path="/stats/top"
       query={{ ...filters, kind, by, limit: 20 }}
@@ -198,7 +183,7 @@ function TopPanel({ filters }: { filters: Query }) {
         </>
       }
       render={(d) =>
-        (d.items ?? []).length === 0 ? (
+        d.items.length === 0 ? (
           <Empty>Nothing in this range.</Empty>
         ) : (
           <BarTable
@@ -206,10 +191,10 @@ function TopPanel({ filters }: { filters: Query }) {
             keyLabel={label}
             valueLabel={by === 'bytes' ? 'Bytes' : 'Messages'}
             format={by === 'bytes' ? formatBytes : formatNumber}
-            rows={(d.items ?? []).map((i) => ({
+            rows={d.items.map((i) => ({
               key: i.key,
-              value: Number(by === 'bytes' ? i.bytes ?? 0 : i.messages ?? 0),
-              extra: by === 'bytes' ? `${formatNumber(i.messages ?? 0)} msgs` : formatBytes(i.bytes ?? 0),
+              value: by === 'bytes' ? i.bytes : i.messages,
+              extra: by === 'bytes' ? `${formatNumber(i.messages)} msgs` : formatBytes(i.bytes),
             }))}
           />
         )
@@ -222,7 +207,7 @@ function BreakdownPanel(props: { title: string; path: string; filters: Query; pa
   const [choice, setChoice] = useState(props.choices[0][0]);
   const label = props.choices.find(([k]) => k === choice)?.[1] ?? choice;
   return (
-    <Panel<{ items?: KeyCount[] }>
+    <Panel<ItemsCount>
       title={props.title}
       path={props.path}
       query={{ ...props.filters, ...props.extra, [props.param]: choice }}
@@ -239,13 +224,13 @@ function BreakdownPanel(props: { title: string; path: string; filters: Query; pa
         </label>
       }
       render={(d) =>
-        (d.items ?? []).length === 0 ? (
+        d.items.length === 0 ? (
           <Empty>Nothing in this range.</Empty>
         ) : (
           <BarTable
             label={`${props.title} by ${label}`}
             keyLabel={label}
-            rows={(d.items ?? []).map((i) => ({ key: String(i.key ?? ''), value: Number(i.count ?? 0) }))}
+            rows={d.items.map((i) => ({ key: i.key, value: i.count }))}
           />
         )
       }
@@ -253,14 +238,14 @@ function BreakdownPanel(props: { title: string; path: string; filters: Query; pa
   );
 }
 
-function Histogram({ label, rows, format }: { label: string; rows: { le: number | string; count: number }[]; format: (v: number) => string }) {
+function Histogram({ label, rows, format }: { label: string; rows: Bucket[]; format: (v: number) => string }) {
   return (
     <BarTable
       label={label}
       keyLabel="Up to"
       rows={rows.map((h) => ({
-        key: h.le === null || h.le === 'inf' || h.le === '+Inf' ? 'more' : `≤ ${format(Number(h.le))}`,
-        value: Number(h.count ?? 0),
+        key: h.le === null ? 'more' : `≤ ${format(h.le)}`,
+        value: h.count,
       }))}
     />
   );
@@ -268,21 +253,21 @@ function Histogram({ label, rows, format }: { label: string; rows: { le: number 
 
 function DelaysPanel({ filters }: { filters: Query }) {
   return (
-    <Panel<{ percentiles?: Record<string, number>; histogram?: { le: number; count: number }[] }>
+    <Panel<Delays>
       title="Delivery delay"
       path="/stats/delays"
       query={filters}
       render={(d) => (
         <>
           <dl class="facts inline-facts" aria-label="Delay percentiles">
-            {['p50', 'p90', 'p95', 'p99', 'max'].map((k) => (
+            {(['p50', 'p90', 'p95', 'p99', 'max'] as const).map((k) => (
               <Fragment key={k}>
                 <dt>{k}</dt>
-                <dd>{formatDuration(d.percentiles?.[k])}</dd>
+                <dd>{formatDuration(d.percentiles[k])}</dd>
               </Fragment>
             ))}
           </dl>
-          {(d.histogram ?? []).length > 0 && <Histogram label="Delay distribution" rows={d.histogram!} format={formatDuration} />}
+          {d.histogram.length > 0 && <Histogram label="Delay distribution" rows={d.histogram} format={formatDuration} />}
         </>
       )}
     />
@@ -291,12 +276,12 @@ function DelaysPanel({ filters }: { filters: Query }) {
 
 function SizesPanel({ filters }: { filters: Query }) {
   return (
-    <Panel<{ histogram?: { le: number; count: number }[] }>
+    <Panel<Sizes>
       title="Message sizes"
       path="/stats/sizes"
       query={filters}
       render={(d) =>
-        (d.histogram ?? []).length === 0 ? <Empty>Nothing in this range.</Empty> : <Histogram label="Size distribution" rows={d.histogram!} format={formatBytes} />
+        d.histogram.length === 0 ? <Empty>Nothing in this range.</Empty> : <Histogram label="Size distribution" rows={d.histogram} format={formatBytes} />
       }
     />
   );
@@ -305,7 +290,7 @@ function SizesPanel({ filters }: { filters: Query }) {
 function CountriesPanel({ filters }: { filters: Query }) {
   const [metric, setMetric] = useState('received');
   return (
-    <Panel<{ database?: string; items?: { country?: string; country_name?: string; messages?: number }[] }>
+    <Panel<Countries>
       title="Countries"
       path="/stats/countries"
       query={{ ...filters, metric }}
@@ -320,14 +305,14 @@ function CountriesPanel({ filters }: { filters: Query }) {
       }
       render={(d) => (
         <>
-          {(d.items ?? []).length === 0 ? (
+          {d.items.length === 0 ? (
             <Empty>No client country known in this range.</Empty>
           ) : (
             <BarTable
               label={`Countries (${metric})`}
               keyLabel="Country"
               valueLabel="Messages"
-              rows={(d.items ?? []).map((i) => ({ key: i.country_name ? `${i.country_name} (${i.country})` : i.country ?? '', value: Number(i.messages ?? 0) }))}
+              rows={d.items.map((i) => ({ key: i.country_name ? `${i.country_name} (${i.country})` : i.country, value: i.messages }))}
             />
           )}
           {d.database && <p class="muted small">Geolocation: {d.database}</p>}
@@ -339,15 +324,15 @@ function CountriesPanel({ filters }: { filters: Query }) {
 
 function PostscreenPanel({ filters }: { filters: Query }) {
   return (
-    <Panel<{ items?: { outcome: string; count: number }[] }>
+    <Panel<ItemsOutcome>
       title="Postscreen"
       path="/stats/postscreen"
       query={filters}
       render={(d) =>
-        (d.items ?? []).length === 0 ? (
+        d.items.length === 0 ? (
           <Empty>No postscreen decision in this range.</Empty>
         ) : (
-          <BarTable label="Postscreen outcomes" keyLabel="Outcome" rows={(d.items ?? []).map((i) => ({ key: i.outcome, value: Number(i.count ?? 0) }))} />
+          <BarTable label="Postscreen outcomes" keyLabel="Outcome" rows={d.items.map((i) => ({ key: i.outcome, value: i.count }))} />
         )
       }
     />
@@ -356,7 +341,7 @@ function PostscreenPanel({ filters }: { filters: Query }) {
 
 export function GreylistTotals({ filters }: { filters: Query }) {
   return (
-    <Panel<{ totals?: Record<string, number> }>
+    <Panel<GreylistStats>
       title="Greylisting"
       path="/greylist/stats"
       query={filters}
@@ -365,11 +350,16 @@ export function GreylistTotals({ filters }: { filters: Query }) {
         <BarTable
           label="Greylisting outcomes"
           keyLabel="Outcome"
-          rows={Object.entries(d.totals ?? {}).map(([k, v]) => ({ key: k.replace(/_/g, ' '), value: Number(v ?? 0) }))}
+          rows={greylistBars(d.totals)}
         />
       )}
     />
   );
+}
+
+/** The greylisting outcomes as bars (`passed after delay`, …), in the API's order. */
+export function greylistBars(totals: GreylistCounts) {
+  return (Object.keys(totals) as (keyof GreylistCounts)[]).map((k) => ({ key: k.replace(/_/g, ' '), value: totals[k] }));
 }
 
 export function StatsPage() {

@@ -11,7 +11,7 @@ use serde_json::json;
 use utoipa_axum::routes;
 
 use super::servers::{Server, SERVER_COLUMNS};
-use crate::web::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
+use crate::access::accounts::{self, AccountError, Group, GroupChanges, NewUser, User, UserChanges};
 use crate::web::audit::{self, audited, target, AuditEntry};
 use crate::web::auth::Admin;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
@@ -37,7 +37,7 @@ pub fn routes() -> ApiRoutes {
     responses((status = 200, body = Vec<User>)))]
 async fn list_users(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<User>>> {
     let client = state.db.get().await?;
-    Ok(Json(accounts::list_users(&*client).await?))
+    Ok(Json(accounts::list_users(&**client).await?))
 }
 
 /// Create an account.
@@ -57,8 +57,8 @@ async fn create_user(
                           "groups": new.groups, "addresses": new.addresses });
     let login = new.login.clone();
     let outcome = accounts::create_user(&client, new).await;
-    let id = audited(&*client, &admin.login, "user.create", &login, details, outcome).await?;
-    Ok((StatusCode::CREATED, Json(accounts::get_user(&*client, id).await?)))
+    let id = audited(&**client, &admin.login, "user.create", &login, details, outcome).await?;
+    Ok((StatusCode::CREATED, Json(accounts::get_user(&**client, id).await?)))
 }
 
 /// Change an account. A new password or disabling ends its sessions.
@@ -82,7 +82,7 @@ async fn update_user(
                           "groups": changes.groups, "addresses": changes.addresses });
     let outcome = accounts::update_user(&mut client, id, changes).await;
     let login = target(&outcome, |user| user.login.clone(), "user", id);
-    audited(&*client, &admin.login, "user.update", &login, details, outcome)
+    audited(&**client, &admin.login, "user.update", &login, details, outcome)
         .await
         .map(Json)
 }
@@ -104,7 +104,7 @@ async fn delete_user(
     let outcome = accounts::delete_user(&mut client, id).await;
     let login = target(&outcome, Clone::clone, "user", id);
     audited(
-        &*client,
+        &**client,
         &admin.login,
         "user.delete",
         &login,
@@ -128,7 +128,7 @@ fn group_details(changes: &GroupChanges) -> serde_json::Value {
     responses((status = 200, body = Vec<Group>)))]
 async fn list_groups(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<Group>>> {
     let client = state.db.get().await?;
-    Ok(Json(accounts::list_groups(&*client).await?))
+    Ok(Json(accounts::list_groups(&**client).await?))
 }
 
 /// Create a group (name required).
@@ -147,7 +147,7 @@ async fn create_group(
     let details = group_details(&changes);
     let name = changes.name.clone().unwrap_or_default();
     let outcome = accounts::create_group(&mut client, changes).await;
-    let group = audited(&*client, &admin.login, "group.create", &name, details, outcome).await?;
+    let group = audited(&**client, &admin.login, "group.create", &name, details, outcome).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -170,7 +170,7 @@ async fn update_group(
     let details = group_details(&changes);
     let outcome = accounts::update_group(&mut client, id, changes).await;
     let name = target(&outcome, |group| group.name.clone(), "group", id);
-    audited(&*client, &admin.login, "group.update", &name, details, outcome)
+    audited(&**client, &admin.login, "group.update", &name, details, outcome)
         .await
         .map(Json)
 }
@@ -185,10 +185,10 @@ async fn delete_group(
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<StatusCode> {
     let client = state.db.get().await?;
-    let outcome = accounts::delete_group(&*client, id).await;
+    let outcome = accounts::delete_group(&**client, id).await;
     let name = target(&outcome, Clone::clone, "group", id);
     audited(
-        &*client,
+        &**client,
         &admin.login,
         "group.delete",
         &name,
@@ -307,7 +307,7 @@ async fn update_server(
     let details = json!({ "role": request.role, "address": request.address, "description": request.description });
     let outcome = apply_server_changes(&client, id, &request).await;
     let name = target(&outcome, |server| server.name.clone(), "server", id);
-    audited(&*client, &admin.login, "server.update", &name, details, outcome)
+    audited(&**client, &admin.login, "server.update", &name, details, outcome)
         .await
         .map(Json)
 }
@@ -340,6 +340,6 @@ async fn list_audit(
     }
     let client = state.db.get().await?;
     Ok(Json(
-        audit::list(&*client, query.actor.as_deref(), query.action.as_deref(), window).await?,
+        audit::list(&**client, query.actor.as_deref(), query.action.as_deref(), window).await?,
     ))
 }

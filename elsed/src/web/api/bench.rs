@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::messages;
+use super::listing::Listing;
+use super::messages::MessageList;
 use super::params::Params;
-use crate::web::caller::{GroupScope, Scope};
+use crate::access::{GroupScope, Scope};
 
 /// Samples of each kind of search.
 const SAMPLES: i64 = 200;
@@ -33,10 +34,10 @@ async fn measure(
     let mut times = Vec::new();
     for value in values {
         let mut p = Params::new(pairs(value));
-        let (filter, _) = messages::read_filter(&mut p).unwrap();
+        let filter = MessageList::read_filter(&mut p).unwrap();
         let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
         let start = Instant::now();
-        let page = messages::search(client, scope, &filter, &paging).await.unwrap();
+        let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
         times.push(start.elapsed());
         assert!(
             page.total > 0 || matches!(scope, Scope::Groups(_)),

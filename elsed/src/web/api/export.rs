@@ -14,7 +14,7 @@ use crate::web::error::{ApiError, ApiResult};
 use crate::web::paging::MAX_ROWS;
 
 /// The pool's connection type: kept by the stream until the last row is sent.
-pub type Connection = deadpool::managed::Object<crate::db::PoolManager>;
+pub type Connection = crate::db::Pooled;
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 64 * 1024;

@@ -15,13 +15,13 @@ use tokio_postgres::{Client, Row};
 use utoipa_axum::routes;
 
 use super::params::{rfc3339, time_param};
+use crate::access::{Caller, Scope};
 use crate::greylist::config::{DomainMode, GreylistConfig};
 use crate::greylist::lists::{check_address_pattern, check_client_pattern};
 use crate::greylist::store::{self, StaticList};
 use crate::sql::Query;
 use crate::web::audit::audited;
 use crate::web::auth::Admin;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::{JsonBody, PathParam, QueryParams};
 use crate::web::openapi::ApiRoutes;

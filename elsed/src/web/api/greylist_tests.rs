@@ -4,9 +4,9 @@
 use axum::http::StatusCode;
 
 use super::*;
+use crate::access::{GroupScope, Role};
 use crate::greylist::tests::{ask, config, database, decisions as logged, is_defer, service, ManualClock};
 use crate::greylist::{Clock, GreylistConfig};
-use crate::web::caller::{GroupScope, Role};
 
 /// 2025-11-24T16:00:00Z, where ManualClock starts.
 const T0: i64 = 1_764_000_000;
@@ -307,7 +307,7 @@ fn caller(role: Role) -> Caller {
         } else {
             groups(&["r.example"])
         },
-        session: crate::web::caller::Session {
+        session: crate::access::Session {
             id: Vec::new(),
             csrf_token: String::new(),
         },

@@ -2,6 +2,8 @@
 //! on a server): `GET /servers/{id}/samples`, `POST /admin/servers/{id}/actions`, and the
 //! Prometheus text of `/metrics` (outside `/api/v1`, for users who already run Prometheus).
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,15 +11,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use super::params::Params;
+use crate::access::audit;
+use crate::access::Caller;
 use crate::snmp::{self, Action, AgentSecrets, AgentSettings, Sample};
 use crate::sql::Query;
-use crate::web::audit;
 use crate::web::auth::Admin;
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::extract::{JsonBody, PathParam};
@@ -48,9 +49,17 @@ pub struct SampleView {
     pub state: String,
     pub reasons: Vec<String>,
     pub error: Option<String>,
-    /// `{incoming, active, deferred, hold}`, each `{count, bytes, oldest_age}` (seconds).
-    #[schema(value_type = Object)]
-    pub queues: serde_json::Map<String, Value>,
+    /// By queue name: incoming, active, deferred, hold (those the agent answered for).
+    pub queues: BTreeMap<String, QueueView>,
+}
+
+/// One queue of a sample.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueView {
+    pub count: i64,
+    pub bytes: i64,
+    /// Age in seconds of the oldest message, 0 when empty.
+    pub oldest_age: i64,
 }
 
 /// A server's samples, oldest first.
@@ -66,10 +75,12 @@ impl From<&Sample> for SampleView {
             .iter()
             .filter_map(|(name, queue)| {
                 queue.map(|q| {
-                    (
-                        (*name).to_owned(),
-                        json!({ "count": q.count, "bytes": q.bytes, "oldest_age": q.oldest_secs }),
-                    )
+                    let view = QueueView {
+                        count: q.count,
+                        bytes: q.bytes,
+                        oldest_age: q.oldest_secs,
+                    };
+                    ((*name).to_owned(), view)
                 })
             })
             .collect();
@@ -291,6 +302,6 @@ async fn set_agent(
         .await
         .map_err(ApiError::internal)?;
     let details = serde_json::to_value(&request.settings).map_err(ApiError::internal)?;
-    audit::record(&*client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
+    audit::record(&**client, &caller.login, "snmp.agent.set", Some(&name), details, "ok").await?;
     Ok(Json(request.settings))
 }

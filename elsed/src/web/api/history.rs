@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use utoipa_axum::routes;
 
-use crate::web::caller::Caller;
+use crate::access::Caller;
 use crate::web::error::ApiResult;
 use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
@@ -47,7 +47,7 @@ pub struct HistoryItem {
     /// quick, extended, rejects, bulk or logs.
     pub kind: String,
     /// The search's parameters without paging (`{count}` for a bulk search).
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, serde_json::Value>)]
     pub params: serde_json::Value,
 }
 

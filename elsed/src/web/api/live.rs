@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use super::logs::LogLine;
 use super::params::Params;
+use crate::access::{Caller, Scope};
 use crate::sql::Query;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;

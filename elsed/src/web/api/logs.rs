@@ -5,18 +5,17 @@
 //! ([`Scope::log_events_condition`]).
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
 use utoipa_axum::routes;
 
-use super::export;
 use super::history::Kind;
-use super::params::{sql_time, ListParams, ListRequest, Paging, Params};
+use super::listing::{self, Listing};
+use super::params::{sql_time, ListParams, Paging, Params};
+use crate::access::{Caller, Scope};
 use crate::sql::{contains_pattern, like_escape, Query};
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
@@ -25,8 +24,6 @@ use crate::web::AppState;
 
 /// A substring shorter than this has no trigram to look up: it would read every line.
 pub const MIN_Q_CHARS: usize = 3;
-
-const SORTS: [(&str, &str); 1] = [("ts", "e.ts")];
 
 /// One log line.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -76,23 +73,6 @@ pub struct LogFilter {
     pub program: Option<String>,
 }
 
-pub fn read_filter(p: &mut Params) -> ApiResult<LogFilter> {
-    let filter = LogFilter {
-        server: p.number("server", 1..=i32::MAX)?,
-        since: p.time("since")?,
-        until: p.time("until")?,
-        q: p.text("q")?,
-        program: p.text("program")?,
-    };
-    if filter.q.as_ref().is_some_and(|q| q.chars().count() < MIN_Q_CHARS) {
-        return Err(ApiError::bad_param(
-            "q",
-            format!("q needs at least {MIN_Q_CHARS} characters"),
-        ));
-    }
-    Ok(filter)
-}
-
 /// `FROM … WHERE …` of the lines `filter` finds within `scope`.
 fn from_where(scope: &Scope, filter: &LogFilter) -> (String, Query) {
     let mut q = Query::default();
@@ -116,22 +96,63 @@ fn from_where(scope: &Scope, filter: &LogFilter) -> (String, Query) {
     )
 }
 
-/// A page of the lines `filter` finds within `scope`.
-pub async fn logs(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<Page<LogLine>> {
-    let (from_where, q) = from_where(scope, filter);
-    page_of(
-        client,
-        LogLine::COLUMNS,
-        &from_where,
-        q,
-        paging.window,
-        &paging.order_by("e.line_key"),
-        LogLine::from_row,
-    )
-    .await
-}
+/// `/logs` as a list: see [`listing`].
+pub struct LogList;
 
-const CSV_HEADER: &[&str] = &["ts", "server", "program", "pid", "queue_id", "raw", "message_id"];
+impl Listing for LogList {
+    type Filter = LogFilter;
+    type Item = LogLine;
+    const SORTS: &'static [(&'static str, &'static str)] = &[("ts", "e.ts")];
+    const DEFAULT_SORT: &'static str = "-ts";
+    const TIE: &'static str = "e.line_key";
+    const CSV_HEADER: &'static [&'static str] = &["ts", "server", "program", "pid", "queue_id", "raw", "message_id"];
+    const CSV_FILE: &'static str = "logs.csv";
+
+    fn read_filter(p: &mut Params) -> ApiResult<LogFilter> {
+        let filter = LogFilter {
+            server: p.number("server", 1..=i32::MAX)?,
+            since: p.time("since")?,
+            until: p.time("until")?,
+            q: p.text("q")?,
+            program: p.text("program")?,
+        };
+        if filter.q.as_ref().is_some_and(|q| q.chars().count() < MIN_Q_CHARS) {
+            return Err(ApiError::bad_param(
+                "q",
+                format!("q needs at least {MIN_Q_CHARS} characters"),
+            ));
+        }
+        Ok(filter)
+    }
+
+    fn kind(_: &LogFilter) -> Kind {
+        Kind::Logs
+    }
+
+    async fn page(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<Page<LogLine>> {
+        let (from_where, q) = from_where(scope, filter);
+        let order_by = paging.order_by(Self::TIE);
+        page_of(
+            client,
+            LogLine::COLUMNS,
+            &from_where,
+            q,
+            paging.window,
+            &order_by,
+            LogLine::from_row,
+        )
+        .await
+    }
+
+    fn csv_select(scope: &Scope, filter: &LogFilter, order_by: &str) -> ApiResult<(String, Query)> {
+        let (from_where, q) = from_where(scope, filter);
+        let select = format!(
+            "SELECT {}, s.name, e.program, e.pid::text, e.queue_id, e.raw, e.message_uid::text {from_where} {order_by}",
+            sql_time("e.ts"),
+        );
+        Ok((select, q))
+    }
+}
 
 /// The raw lines (the "Logs" tab), by time, server, program and substring; sort `ts` (default
 /// `-ts`); or all of them as CSV.
@@ -153,19 +174,7 @@ async fn get_logs(
     caller: Caller,
     QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
-    let client = state.db.get().await?;
-    request.record(&client, &caller, Kind::Logs).await;
-    if request.csv {
-        let (from_where, q) = from_where(&caller.scope, &request.filter);
-        let select = format!(
-            "SELECT {}, s.name, e.program, e.pid::text, e.queue_id, e.raw, e.message_uid::text {from_where} {}",
-            sql_time("e.ts"),
-            request.paging.order_by("e.line_key")
-        );
-        return export::csv_response(client, &select, &q, CSV_HEADER, "logs.csv").await;
-    }
-    Ok(Json(logs(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
+    listing::answer::<LogList>(&state, &caller, pairs).await
 }
 
 pub fn routes() -> ApiRoutes {

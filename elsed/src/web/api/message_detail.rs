@@ -21,9 +21,9 @@ use utoipa_axum::routes;
 
 use super::logs::LogLine;
 use super::messages::{summaries, MessageSummary};
+use crate::access::{Caller, Scope};
 use crate::message_query::{self, MessageRow};
 use crate::sql::Query;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::PathParam;
 use crate::web::openapi::ApiRoutes;
@@ -52,8 +52,8 @@ pub struct MessageDetail {
     pub greylist: Vec<super::greylist::GreylistDecision>,
 }
 
-/// One queue id on one server.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// One queue id on one server (its document, which says what `restricted` implies, is below).
+#[derive(Debug, Serialize)]
 pub struct Hop {
     pub server: String,
     /// How this hop was reached from the one before it: relay, content_filter, reinjection,
@@ -63,6 +63,40 @@ pub struct Hop {
     pub restricted: bool,
     #[serde(flatten)]
     pub detail: Option<HopDetail>,
+}
+
+/// The document of [`Hop`]: a hop shown in full (`restricted: false`) carries [`HopDetail`]'s
+/// fields, a restricted one only its server and link. (The derived schema of a flattened
+/// `Option` would promise the detail's fields on every hop.)
+impl utoipa::PartialSchema for Hop {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let place = |restricted: bool| {
+            serde_json::json!({
+                "type": "object",
+                "required": ["server", "link_kind", "restricted"],
+                "properties": {
+                    "server": {"type": "string"},
+                    "link_kind": {"type": ["string", "null"], "description": "How this hop was reached from the \
+                        one before it: relay, content_filter, reinjection, notification; null for the first."},
+                    "restricted": {"type": "boolean", "enum": [restricted], "description": "The caller may not \
+                        see this hop: only its server and how it was reached are shown."},
+                },
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "description": "One queue id on one server: in full, or only where it was when the caller may not see it.",
+            "oneOf": [{"allOf": [{"$ref": "#/components/schemas/HopDetail"}, place(false)]}, place(true)],
+        }))
+        .expect("the schema of a hop is a schema")
+    }
+}
+
+impl utoipa::ToSchema for Hop {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((HopDetail::name().into_owned(), HopDetail::schema()));
+        <HopDetail as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -121,9 +155,7 @@ pub struct NdrLink {
     pub reporting_mta: Option<String>,
     pub queue_id: Option<String>,
     pub original_sender: Option<String>,
-    /// `[{address, action, status, diagnostic}]`.
-    #[schema(value_type = Vec<Object>)]
-    pub failed_recipients: serde_json::Value,
+    pub failed_recipients: Vec<super::ndrs::FailedRecipient>,
     pub subject: Option<String>,
     /// The id of the hop it reports on.
     pub message_id: String,
@@ -438,7 +470,7 @@ async fn ndrs(client: &Client, uids: &[i64], servers: &HashMap<i64, String>) -> 
                 server: servers.get(&uid).cloned().unwrap_or_default(),
                 message_id: uid.to_string(),
                 flagged: row.get::<_, &str>(7) != "dsn",
-                failed_recipients: row.get(8),
+                failed_recipients: serde_json::from_value(row.get(8)).unwrap_or_default(),
             }
         })
         .collect())

@@ -5,18 +5,18 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 use utoipa_axum::routes;
 
-use super::export;
 use super::history::{self, Kind};
-use super::params::{sql_time, ListParams, ListRequest, Paging, Params, MAX_VALUE_CHARS};
+use super::listing::{self, Listing};
+use super::params::{sql_time, ListParams, Paging, Params, MAX_VALUE_CHARS};
+use crate::access::{Caller, Scope};
 use crate::message_query::{self, statuses, FilterError, MessageFilter, MessageRow, ServerRef, FLOWS};
 use crate::sql::Query;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
@@ -29,13 +29,6 @@ pub const RECIPIENTS_LISTED: i64 = 20;
 pub const MAX_BULK: usize = 10_000;
 /// Messages one bulk search returns at most (each Message-ID may have several hops).
 const MAX_BULK_ITEMS: i64 = 50_000;
-
-/// Sort fields and what they order by.
-const SORTS: [(&str, &str); 3] = [
-    ("first_seen", "m.first_seen"),
-    ("size", "m.size"),
-    ("sender", "m.sender"),
-];
 
 /// One message in a list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -60,36 +53,6 @@ impl From<FilterError> for ApiError {
     }
 }
 
-/// The search a request asks for, and whether it is a quick one (only `q`).
-pub fn read_filter(p: &mut Params) -> ApiResult<(MessageFilter, Kind)> {
-    let filter = MessageFilter {
-        quick: p.text("q")?,
-        sender: p.text_filter("sender", "sender_op")?,
-        recipient: p.text_filter("recipient", "recipient_op")?,
-        client: p.text_filter("client", "client_op")?,
-        message_id: p.text_filter("message_id", "message_id_op")?,
-        queue_id: p.text_filter("queue_id", "queue_id_op")?,
-        server: p.number("server", 1..=i32::MAX)?.map(ServerRef::Id),
-        flow: p.choice("flow", &FLOWS)?,
-        status: p.choice("status", &statuses())?,
-        size_min: p.number("size_min", 0..=i64::MAX)?,
-        size_max: p.number("size_max", 0..=i64::MAX)?,
-        since: p.time("since")?,
-        until: p.time("until")?,
-    };
-    if let (Some(since), Some(until)) = (filter.since, filter.until) {
-        if until <= since {
-            return Err(ApiError::bad_param("until", "until must be after since"));
-        }
-    }
-    let quick_only = filter.quick.is_some()
-        && MessageFilter {
-            quick: None,
-            ..filter.clone()
-        } == MessageFilter::default();
-    Ok((filter, if quick_only { Kind::Quick } else { Kind::Extended }))
-}
-
 /// `FROM … WHERE …` of the messages `filter` finds within `scope`.
 fn from_where(scope: &Scope, filter: &MessageFilter) -> ApiResult<(String, Query)> {
     let mut q = Query::default();
@@ -103,28 +66,6 @@ fn from_where(scope: &Scope, filter: &MessageFilter) -> ApiResult<(String, Query
         ),
         q,
     ))
-}
-
-/// A page of the messages `filter` finds within `scope`.
-pub async fn search(
-    client: &Client,
-    scope: &Scope,
-    filter: &MessageFilter,
-    paging: &Paging,
-) -> ApiResult<Page<MessageSummary>> {
-    let (from_where, q) = from_where(scope, filter)?;
-    let mut page = page_of(
-        client,
-        MessageRow::COLUMNS,
-        &from_where,
-        q,
-        paging.window,
-        &paging.order_by("m.uid"),
-        MessageRow::from_row,
-    )
-    .await?;
-    let rows = std::mem::take(&mut page.items);
-    Ok(page.with_items(summaries(client, rows).await?))
 }
 
 /// Messages with their first recipients.
@@ -150,51 +91,113 @@ pub async fn summaries(client: &Client, rows: Vec<MessageRow>) -> ApiResult<Vec<
         .collect())
 }
 
-/// The CSV columns: a [`MessageSummary`]'s, recipients as `address (status)` joined with `; `.
-const CSV_HEADER: &[&str] = &[
-    "id",
-    "server",
-    "server_id",
-    "queue_id",
-    "message_id",
-    "sender",
-    "recipients",
-    "recipient_count",
-    "size",
-    "client_ip",
-    "client_name",
-    "first_seen",
-    "last_seen",
-    "flow",
-    "state",
-];
+/// `/messages` as a list: see [`listing`]. The filters are `elsed search`'s.
+pub struct MessageList;
 
-/// The export's query (text columns matching [`CSV_HEADER`]).
-fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
-    let (from_where, q) = from_where(scope, filter)?;
-    let select = format!(
-        "SELECT m.uid::text, s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
+impl Listing for MessageList {
+    type Filter = MessageFilter;
+    type Item = MessageSummary;
+    const SORTS: &'static [(&'static str, &'static str)] = &[
+        ("first_seen", "m.first_seen"),
+        ("size", "m.size"),
+        ("sender", "m.sender"),
+    ];
+    const DEFAULT_SORT: &'static str = "-first_seen";
+    const TIE: &'static str = "m.uid";
+    /// A [`MessageSummary`]'s columns, recipients as `address (status)` joined with `; `.
+    const CSV_HEADER: &'static [&'static str] = &[
+        "id",
+        "server",
+        "server_id",
+        "queue_id",
+        "message_id",
+        "sender",
+        "recipients",
+        "recipient_count",
+        "size",
+        "client_ip",
+        "client_name",
+        "first_seen",
+        "last_seen",
+        "flow",
+        "state",
+    ];
+    const CSV_FILE: &'static str = "messages.csv";
+
+    fn read_filter(p: &mut Params) -> ApiResult<MessageFilter> {
+        let filter = MessageFilter {
+            quick: p.text("q")?,
+            sender: p.text_filter("sender", "sender_op")?,
+            recipient: p.text_filter("recipient", "recipient_op")?,
+            client: p.text_filter("client", "client_op")?,
+            message_id: p.text_filter("message_id", "message_id_op")?,
+            queue_id: p.text_filter("queue_id", "queue_id_op")?,
+            server: p.number("server", 1..=i32::MAX)?.map(ServerRef::Id),
+            flow: p.choice("flow", &FLOWS)?,
+            status: p.choice("status", &statuses())?,
+            size_min: p.number("size_min", 0..=i64::MAX)?,
+            size_max: p.number("size_max", 0..=i64::MAX)?,
+            since: p.time("since")?,
+            until: p.time("until")?,
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until) {
+            if until <= since {
+                return Err(ApiError::bad_param("until", "until must be after since"));
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Quick when only `q` is given, extended otherwise.
+    fn kind(filter: &MessageFilter) -> Kind {
+        let quick_only = filter.quick.is_some()
+            && MessageFilter {
+                quick: None,
+                ..filter.clone()
+            } == MessageFilter::default();
+        if quick_only {
+            Kind::Quick
+        } else {
+            Kind::Extended
+        }
+    }
+
+    async fn page(
+        client: &Client,
+        scope: &Scope,
+        filter: &MessageFilter,
+        paging: &Paging,
+    ) -> ApiResult<Page<MessageSummary>> {
+        let (from_where, q) = from_where(scope, filter)?;
+        let mut page = page_of(
+            client,
+            MessageRow::COLUMNS,
+            &from_where,
+            q,
+            paging.window,
+            &paging.order_by(Self::TIE),
+            MessageRow::from_row,
+        )
+        .await?;
+        let rows = std::mem::take(&mut page.items);
+        Ok(page.with_items(summaries(client, rows).await?))
+    }
+
+    fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
+        let (from_where, q) = from_where(scope, filter)?;
+        let select = format!(
+            "SELECT m.uid::text, s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
                 (SELECT string_agg(r.address || ' (' || r.status || ')', '; ' ORDER BY r.last_attempt_at, r.address)
                  FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid),
                 (SELECT count(*) FROM recipients r
                  WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid)::text,
                 m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state
          {from_where} {order_by}",
-        sql_time("m.first_seen"),
-        sql_time("m.last_seen"),
-    );
-    Ok((select, q))
-}
-
-/// The messages `filter` finds within `scope` as a CSV attachment, in the order of `paging`.
-pub async fn export_csv(
-    client: export::Connection,
-    scope: &Scope,
-    filter: &MessageFilter,
-    paging: &Paging,
-) -> ApiResult<Response> {
-    let (select, q) = csv_select(scope, filter, &paging.order_by("m.uid"))?;
-    export::csv_response(client, &select, &q, CSV_HEADER, "messages.csv").await
+            sql_time("m.first_seen"),
+            sql_time("m.last_seen"),
+        );
+        Ok((select, q))
+    }
 }
 
 /// What a bulk search answers: the messages found, and the Message-IDs that found none.
@@ -317,14 +320,7 @@ async fn get_messages(
     caller: Caller,
     QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let request = ListRequest::read(pairs, read_filter, &SORTS, "-first_seen")?;
-    let (filter, kind) = &request.filter;
-    let client = state.db.get().await?;
-    request.record(&client, &caller, *kind).await;
-    if request.csv {
-        return export_csv(client, &caller.scope, filter, &request.paging).await;
-    }
-    Ok(Json(search(&client, &caller.scope, filter, &request.paging).await?).into_response())
+    listing::answer::<MessageList>(&state, &caller, pairs).await
 }
 
 /// The messages of a pasted or uploaded list of Message-IDs, and the ids that found none.

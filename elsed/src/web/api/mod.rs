@@ -5,6 +5,7 @@ pub mod export;
 pub mod greylist;
 pub mod health;
 pub mod history;
+pub mod listing;
 pub mod live;
 pub mod logs;
 pub mod message_detail;
@@ -67,8 +68,12 @@ pub fn router() -> Router<AppState> {
 mod documented_parameters {
     use std::collections::BTreeSet;
 
-    use super::params::{ListRequest, Params};
-    use super::{health, live, logs, messages, rejects};
+    use super::listing::{ListRequest, Listing};
+    use super::logs::LogList;
+    use super::messages::MessageList;
+    use super::params::Params;
+    use super::rejects::RejectList;
+    use super::{health, live};
     use crate::web::error::ApiResult;
 
     fn documented(path: &str) -> BTreeSet<String> {
@@ -83,8 +88,8 @@ mod documented_parameters {
     }
 
     /// What a list endpoint reads: its filters, then `format`, `page`, `per_page`, `sort`.
-    fn list<F>(read: impl FnOnce(&mut Params) -> ApiResult<F>) -> BTreeSet<String> {
-        let request = ListRequest::read(Vec::new(), read, &[("any", "any")], "any").unwrap();
+    fn list<L: Listing>() -> BTreeSet<String> {
+        let request = ListRequest::read(Vec::new(), L::read_filter, &[("any", "any")], "any").unwrap();
         request.params.names()
     }
 
@@ -96,9 +101,9 @@ mod documented_parameters {
 
     #[test]
     fn the_document_names_the_parameters_the_handlers_read() {
-        assert_eq!(documented("/messages"), list(messages::read_filter));
-        assert_eq!(documented("/rejects"), list(rejects::read_filter));
-        assert_eq!(documented("/logs"), list(logs::read_filter));
+        assert_eq!(documented("/messages"), list::<MessageList>());
+        assert_eq!(documented("/rejects"), list::<RejectList>());
+        assert_eq!(documented("/logs"), list::<LogList>());
         assert_eq!(documented("/live"), other(live::read_after));
         assert_eq!(documented("/servers/{id}/samples"), other(health::read_period));
     }

@@ -14,9 +14,9 @@ use tokio_postgres::{Client, Row};
 use utoipa_axum::routes;
 
 use super::params::{rfc3339, time_param};
+use crate::access::{Caller, Scope};
 use crate::ndr::dsn;
 use crate::sql::Query;
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::{PathParam, QueryParams};
 use crate::web::openapi::ApiRoutes;

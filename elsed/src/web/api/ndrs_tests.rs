@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use else_tests::PgCluster;
 
 use super::*;
+use crate::access::GroupScope;
 use crate::ndr::store::{self, Incoming};
 use crate::ndr::tests::{database, import_lines};
-use crate::web::caller::GroupScope;
 
 /// A Postfix-style NDR: reported by `mta` about `queue_id` from `sender`, one recipient block.
 fn ndr(mta: &str, queue_id: &str, sender: &str, rcpt: &str, action: &str, status: &str) -> Vec<u8> {

@@ -7,11 +7,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use omelse::parse::Timestamp;
-use tokio_postgres::Client;
 
-use super::history::{self, Kind};
 use crate::message_query::{TextFilter, TextOp};
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::paging::{PageParams, Sort, Window, MAX_PER_PAGE};
 
@@ -187,44 +184,6 @@ impl Paging {
     /// See [`Sort::order_by`].
     pub fn order_by(&self, tie: &str) -> String {
         self.sort.order_by(tie)
-    }
-}
-
-/// A list request read whole: the filter, CSV or not, the page; unknown parameters refused.
-pub struct ListRequest<F> {
-    pub filter: F,
-    pub csv: bool,
-    pub paging: Paging,
-    pub params: Params,
-}
-
-impl<F> ListRequest<F> {
-    /// Reads `pairs` with `read` (the endpoint's filters), then `format`, `page`, `per_page`, `sort`.
-    pub fn read(
-        pairs: Vec<(String, String)>,
-        read: impl FnOnce(&mut Params) -> ApiResult<F>,
-        sorts: &[(&str, &str)],
-        default_sort: &str,
-    ) -> ApiResult<Self> {
-        let mut params = Params::new(pairs);
-        let filter = read(&mut params)?;
-        let csv = params.wants_csv()?;
-        let paging = params.paging(sorts, default_sort)?;
-        params.finish()?;
-        Ok(ListRequest {
-            filter,
-            csv,
-            paging,
-            params,
-        })
-    }
-
-    /// Adds the search to the caller's history when it shows its first page (paging through
-    /// results is not a new search).
-    pub async fn record(&self, client: &Client, caller: &Caller, kind: Kind) {
-        if self.params.is_first_page() {
-            history::record_quietly(client, caller, kind, &self.params.search_terms()).await;
-        }
     }
 }
 

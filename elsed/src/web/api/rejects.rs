@@ -3,26 +3,23 @@
 //! within the caller's scope ([`Scope::rejects_condition`]).
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
 use utoipa_axum::routes;
 
-use super::export;
 use super::history::Kind;
-use super::params::{sql_time, ListParams, ListRequest, Paging, Params};
+use super::listing::{self, Listing};
+use super::params::{sql_time, ListParams, Paging, Params};
+use crate::access::{Caller, Scope};
 use crate::message_query::{address_condition, client_condition, TextFilter};
 use crate::sql::{contains_pattern, Query};
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
 use crate::web::paging::{page_of, Page};
 use crate::web::AppState;
-
-const SORTS: [(&str, &str); 1] = [("ts", "r.ts")];
 
 /// One decision.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -84,20 +81,6 @@ pub struct RejectFilter {
     pub until: Option<Timestamp>,
 }
 
-pub fn read_filter(p: &mut Params) -> ApiResult<RejectFilter> {
-    Ok(RejectFilter {
-        client: p.text_filter("client", "client_op")?,
-        sender: p.text_filter("sender", "sender_op")?,
-        recipient: p.text_filter("recipient", "recipient_op")?,
-        code: p.number("code", 200..=599)?,
-        reason: p.text("reason")?,
-        action: p.text("action")?.map(|a| a.to_lowercase()),
-        server: p.number("server", 1..=i32::MAX)?,
-        since: p.time("since")?,
-        until: p.time("until")?,
-    })
-}
-
 /// `FROM … WHERE …` of the decisions `filter` finds within `scope`.
 fn from_where(scope: &Scope, filter: &RejectFilter) -> ApiResult<(String, Query)> {
     let mut q = Query::default();
@@ -130,33 +113,72 @@ fn from_where(scope: &Scope, filter: &RejectFilter) -> ApiResult<(String, Query)
     ))
 }
 
-/// A page of the decisions `filter` finds within `scope`.
-pub async fn rejects(
-    client: &Client,
-    scope: &Scope,
-    filter: &RejectFilter,
-    paging: &Paging,
-) -> ApiResult<Page<RejectItem>> {
-    let (from_where, q) = from_where(scope, filter)?;
-    let order_by = paging.order_by("r.line_key");
-    page_of(client, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
-}
+/// `/rejects` as a list: see [`listing`].
+pub struct RejectList;
 
-const CSV_HEADER: &[&str] = &[
-    "ts",
-    "server",
-    "action",
-    "stage",
-    "code",
-    "enhanced",
-    "reason",
-    "client_ip",
-    "client_name",
-    "sender",
-    "recipient",
-    "helo",
-    "message_id",
-];
+impl Listing for RejectList {
+    type Filter = RejectFilter;
+    type Item = RejectItem;
+    const SORTS: &'static [(&'static str, &'static str)] = &[("ts", "r.ts")];
+    const DEFAULT_SORT: &'static str = "-ts";
+    const TIE: &'static str = "r.line_key";
+    const CSV_HEADER: &'static [&'static str] = &[
+        "ts",
+        "server",
+        "action",
+        "stage",
+        "code",
+        "enhanced",
+        "reason",
+        "client_ip",
+        "client_name",
+        "sender",
+        "recipient",
+        "helo",
+        "message_id",
+    ];
+    const CSV_FILE: &'static str = "rejects.csv";
+
+    fn read_filter(p: &mut Params) -> ApiResult<RejectFilter> {
+        Ok(RejectFilter {
+            client: p.text_filter("client", "client_op")?,
+            sender: p.text_filter("sender", "sender_op")?,
+            recipient: p.text_filter("recipient", "recipient_op")?,
+            code: p.number("code", 200..=599)?,
+            reason: p.text("reason")?,
+            action: p.text("action")?.map(|a| a.to_lowercase()),
+            server: p.number("server", 1..=i32::MAX)?,
+            since: p.time("since")?,
+            until: p.time("until")?,
+        })
+    }
+
+    fn kind(_: &RejectFilter) -> Kind {
+        Kind::Rejects
+    }
+
+    async fn page(
+        client: &Client,
+        scope: &Scope,
+        filter: &RejectFilter,
+        paging: &Paging,
+    ) -> ApiResult<Page<RejectItem>> {
+        let (from_where, q) = from_where(scope, filter)?;
+        let order_by = paging.order_by(Self::TIE);
+        page_of(client, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
+    }
+
+    fn csv_select(scope: &Scope, filter: &RejectFilter, order_by: &str) -> ApiResult<(String, Query)> {
+        let (from_where, q) = from_where(scope, filter)?;
+        let select = format!(
+            "SELECT {}, s.name, r.action, r.stage, r.code::text, r.enhanced, r.reason, host(r.client_ip),
+                    r.client_name, r.sender, r.recipient, r.helo, r.message_uid::text
+             {from_where} {order_by}",
+            sql_time("r.ts"),
+        );
+        Ok((select, q))
+    }
+}
 
 /// NOQUEUE rejects and the other policy decisions (warn, hold, discard, checks, milters); sort
 /// `ts` (default `-ts`); or all of them as CSV.
@@ -183,21 +205,7 @@ async fn get_rejects(
     caller: Caller,
     QueryParams(pairs): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
-    let request = ListRequest::read(pairs, read_filter, &SORTS, "-ts")?;
-    let client = state.db.get().await?;
-    request.record(&client, &caller, Kind::Rejects).await;
-    if request.csv {
-        let (from_where, q) = from_where(&caller.scope, &request.filter)?;
-        let select = format!(
-            "SELECT {}, s.name, r.action, r.stage, r.code::text, r.enhanced, r.reason, host(r.client_ip),
-                    r.client_name, r.sender, r.recipient, r.helo, r.message_uid::text
-             {from_where} {}",
-            sql_time("r.ts"),
-            request.paging.order_by("r.line_key")
-        );
-        return export::csv_response(client, &select, &q, CSV_HEADER, "rejects.csv").await;
-    }
-    Ok(Json(rejects(&client, &caller.scope, &request.filter, &request.paging).await?).into_response())
+    listing::answer::<RejectList>(&state, &caller, pairs).await
 }
 
 pub fn routes() -> ApiRoutes {

@@ -7,8 +7,8 @@ use omelse::parse::Timestamp;
 use serde::Serialize;
 use utoipa_axum::routes;
 
+use crate::access::Caller;
 use crate::sql::Query;
-use crate::web::caller::Caller;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::openapi::ApiRoutes;
 use crate::web::AppState;
@@ -33,6 +33,7 @@ pub struct Server {
     pub last_seen: Option<Timestamp>,
     /// What the SNMP poller last saw (`GET /servers` only; absent for servers without an agent).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub health: Option<Health>,
 }
 

@@ -6,10 +6,14 @@ use std::path::Path;
 use else_tests::PgCluster;
 use tokio_postgres::Client;
 
+use super::listing::{self, Listing};
+use super::logs::LogList;
+use super::messages::{self, MessageList};
 use super::params::{Paging, Params};
-use super::{live, logs, message_detail, messages, rejects};
+use super::rejects::RejectList;
+use super::{live, message_detail};
+use crate::access::{GroupScope, Scope};
 use crate::ndr::tests::{database, import_file};
-use crate::web::caller::{GroupScope, Scope};
 
 const FIXTURE_YEAR: &str = "2024-12-31T00:00:00Z";
 /// The mail alice sent through out1 to erin (remote), frank (remote, greylisted once) and bob (mx1).
@@ -59,12 +63,12 @@ fn params(pairs: &[(&str, &str)]) -> Params {
 /// The queue ids `/messages` lists for these parameters, in its order.
 async fn found(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> Vec<String> {
     let mut p = params(pairs);
-    let (filter, _) = messages::read_filter(&mut p).unwrap();
+    let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p
         .paging(&[("first_seen", "m.first_seen"), ("size", "m.size")], "first_seen")
         .unwrap();
     p.finish().unwrap();
-    let page = messages::search(client, scope, &filter, &paging).await.unwrap();
+    let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
     assert!(!page.total_capped);
     page.items.into_iter().map(|m| m.message.queue_id).collect()
 }
@@ -144,9 +148,9 @@ async fn every_search_mode_finds_its_messages_and_no_more_than_the_scope_allows(
 
     // Paging and sorting on the server.
     let mut p = params(&[("sort", "-size"), ("per_page", "2"), ("page", "2")]);
-    let (filter, _) = messages::read_filter(&mut p).unwrap();
+    let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("size", "m.size")], "size").unwrap();
-    let page = messages::search(&client, &all, &filter, &paging).await.unwrap();
+    let page = MessageList::page(&client, &all, &filter, &paging).await.unwrap();
     assert_eq!((page.total, page.page, page.items.len()), (7, 2, 2));
     let sizes: Vec<Option<i64>> = page.items.iter().map(|m| m.message.size).collect();
     assert_eq!(sizes, [Some(2790), Some(2484)], "third and fourth largest");
@@ -336,10 +340,10 @@ async fn the_detail_follows_every_hop_and_shows_only_the_hops_in_scope() {
 /// The rejects a scope sees, as (server, recipient).
 async fn rejects_seen(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> Vec<String> {
     let mut p = params(pairs);
-    let filter = rejects::read_filter(&mut p).unwrap();
+    let filter = RejectList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
     p.finish().unwrap();
-    let page = rejects::rejects(client, scope, &filter, &paging).await.unwrap();
+    let page = RejectList::page(client, scope, &filter, &paging).await.unwrap();
     page.items
         .into_iter()
         .map(|r| format!("{} {}", r.server, r.recipient.unwrap_or_default()))
@@ -404,10 +408,10 @@ async fn rejects_are_found_by_their_fields_within_scope() {
 /// The lines `/logs` lists, as (server, program, raw).
 async fn lines_seen(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> Vec<(String, String, String)> {
     let mut p = params(pairs);
-    let filter = logs::read_filter(&mut p).unwrap();
+    let filter = LogList::read_filter(&mut p).unwrap();
     let paging: Paging = p.paging(&[("ts", "e.ts")], "ts").unwrap();
     p.finish().unwrap();
-    let page = logs::logs(client, scope, &filter, &paging).await.unwrap();
+    let page = LogList::page(client, scope, &filter, &paging).await.unwrap();
     page.items.into_iter().map(|l| (l.server, l.program, l.raw)).collect()
 }
 
@@ -462,7 +466,7 @@ async fn log_lines_are_searched_by_substring_and_program_within_scope() {
     assert!(lines_seen(&client, &all, &[("q", "%%%")]).await.is_empty());
     // Too short for the trigram index.
     let mut p = params(&[("q", "ab")]);
-    assert_eq!(logs::read_filter(&mut p).unwrap_err().field, Some("q"));
+    assert_eq!(LogList::read_filter(&mut p).unwrap_err().field, Some("q"));
 
     // A group member: their servers' lines only.
     let mx1 = server_id(&client, "mx1").await;
@@ -532,11 +536,11 @@ async fn csv_exports_stream_every_row_with_a_header() {
         config: Default::default(),
         database_url: Some(url),
     };
-    let pool = crate::db::pool(&settings, "web-test", 2).unwrap();
+    let pool = crate::db::pool(&settings.database().unwrap(), "web-test", 2, crate::db::Commit::Durable).unwrap();
     let mut p = params(&[("recipient", "@example.com"), ("sort", "first_seen")]);
-    let (filter, _) = messages::read_filter(&mut p).unwrap();
+    let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
-    let response = messages::export_csv(pool.get().await.unwrap(), &Scope::All, &filter, &paging)
+    let response = listing::csv::<MessageList>(pool.get().await.unwrap(), &Scope::All, &filter, &paging)
         .await
         .unwrap();
     assert_eq!(

@@ -8,7 +8,7 @@ import { api } from '../../api';
 import { Loaded, useAction } from '../../hooks';
 import { Column, ConfirmDialog, DataTable, ErrorBox, Loading, Section } from '../../components/ui';
 
-export interface AdminListProps<T extends { id: number | string }> {
+export interface AdminListProps<T extends { id: number }> {
   /** The page's heading and the list's section title. */
   heading: string;
   section: string;
@@ -27,7 +27,7 @@ export interface AdminListProps<T extends { id: number | string }> {
   deleteText: (row: T | null) => ComponentChildren;
 }
 
-export function AdminList<T extends { id: number | string }>(props: AdminListProps<T>) {
+export function AdminList<T extends { id: number }>(props: AdminListProps<T>) {
   const { list } = props;
   const [editing, setEditing] = useState<T | 'new' | null>(null);
   const [deleting, setDeleting] = useState<T | null>(null);

@@ -1,20 +1,10 @@
 // The audit log: who changed what, when, and whether it worked.
 
-import { Page } from '../../api';
+import type { AuditEntry, Page } from '../../api';
 import { useApi } from '../../hooks';
 import { formatTime } from '../../format';
 import { DataTable, Empty, ErrorBox, Loading, Pager, Section, StatusBadge } from '../../components/ui';
 import { TextField, useFilterForm } from '../../components/forms';
-
-interface AuditEntry {
-  id: number | string;
-  at?: string;
-  actor?: string;
-  action?: string;
-  target?: string;
-  details?: unknown;
-  result?: string;
-}
 
 const FIELDS = ['actor', 'action'];
 
@@ -44,11 +34,11 @@ export function AuditPage() {
               rowKey={(a) => String(a.id)}
               columns={[
                 { key: 't', label: 'When', class: 'nowrap', render: (a) => formatTime(a.at) },
-                { key: 'a', label: 'Actor', render: (a) => a.actor ?? '' },
-                { key: 'c', label: 'Action', render: (a) => a.action ?? '' },
+                { key: 'a', label: 'Actor', render: (a) => a.actor },
+                { key: 'c', label: 'Action', render: (a) => a.action },
                 { key: 'g', label: 'Target', render: (a) => a.target ?? '' },
                 { key: 'r', label: 'Result', render: (a) => <StatusBadge value={a.result} /> },
-                { key: 'd', label: 'Details', class: 'mono', render: (a) => (a.details === undefined || a.details === null ? '' : typeof a.details === 'string' ? a.details : JSON.stringify(a.details)) },
+                { key: 'd', label: 'Details', class: 'mono', render: (a) => (a.details === null ? '' : JSON.stringify(a.details)) },
               ]}
             />
           </>

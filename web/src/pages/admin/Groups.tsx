@@ -3,18 +3,19 @@
 
 import { useState } from 'preact/hooks';
 import { api } from '../../api';
+import type { Group, GroupChanges, User } from '../../api';
 import { useAction, useApi } from '../../hooks';
 import { useSession } from '../../session';
 import { ErrorBox, Field, Section } from '../../components/ui';
 import { AdminList } from './AdminList';
-import { Group, lines, toggle, User } from './common';
+import { lines, toggle } from './common';
 
 export function GroupsPage() {
   const groups = useApi<Group[]>('/admin/groups');
   const users = useApi<User[]>('/admin/users');
   const { servers } = useSession();
-  const serverName = (id: number | string) => servers.find((s) => String(s.id) === String(id))?.name ?? `#${id}`;
-  const userLogin = (id: number | string) => users.data?.find((u) => String(u.id) === String(id))?.login ?? `#${id}`;
+  const serverName = (id: number) => servers.find((s) => s.id === id)?.name ?? `#${id}`;
+  const userLogin = (id: number) => users.data?.find((u) => u.id === id)?.login ?? `#${id}`;
   return (
     <AdminList<Group>
       heading="Groups"
@@ -26,9 +27,9 @@ export function GroupsPage() {
       name={(g) => `group ${g.name}`}
       columns={[
         { key: 'n', label: 'Name', render: (g) => g.name },
-        { key: 's', label: 'Servers', render: (g) => (g.server_ids ?? []).map(serverName).join(', ') },
-        { key: 'd', label: 'Domains', class: 'addr', render: (g) => (g.domains ?? []).join(', ') },
-        { key: 'u', label: 'Users', render: (g) => (g.user_ids ?? []).map(userLogin).join(', ') },
+        { key: 's', label: 'Servers', render: (g) => g.server_ids.map(serverName).join(', ') },
+        { key: 'd', label: 'Domains', class: 'addr', render: (g) => g.domains.join(', ') },
+        { key: 'u', label: 'Users', render: (g) => g.user_ids.map(userLogin).join(', ') },
       ]}
       editor={(group, done) => <GroupEditor group={group} users={users.data ?? []} done={done} />}
       deleteTitle="Delete group"
@@ -44,20 +45,19 @@ export function GroupsPage() {
 function GroupEditor({ group, users, done }: { group: Group | null; users: User[]; done: () => void }) {
   const { servers } = useSession();
   const [name, setName] = useState(group?.name ?? '');
-  const [serverIds, setServerIds] = useState<(number | string)[]>(group?.server_ids ?? []);
-  const [userIds, setUserIds] = useState<(number | string)[]>(group?.user_ids ?? []);
+  const [serverIds, setServerIds] = useState<number[]>(group?.server_ids ?? []);
+  const [userIds, setUserIds] = useState<number[]>(group?.user_ids ?? []);
   const [domains, setDomains] = useState((group?.domains ?? []).join('\n'));
   const action = useAction();
   const save = async (e: Event) => {
     e.preventDefault();
-    const body = { name, server_ids: serverIds, user_ids: userIds, domains: lines(domains) };
+    const body = { name, server_ids: serverIds, user_ids: userIds, domains: lines(domains) } satisfies GroupChanges;
     const r = await action.run(() =>
       group ? api(`/admin/groups/${group.id}`, { method: 'PATCH', body }) : api('/admin/groups', { method: 'POST', body }),
     );
     if (r.ok) done();
   };
   const title = group ? `Edit group ${group.name}` : 'New group';
-  const has = (list: (number | string)[], id: number | string) => list.some((v) => String(v) === String(id));
   return (
     <Section title={title} id="group-editor">
       <form class="filters" aria-label={title} onSubmit={save}>
@@ -71,7 +71,7 @@ function GroupEditor({ group, users, done }: { group: Group | null; users: User[
           <legend>Servers</legend>
           {servers.map((s) => (
             <label class="check" key={String(s.id)}>
-              <input type="checkbox" checked={has(serverIds, s.id)} onChange={(e) => setServerIds(toggle(serverIds, s.id, e.currentTarget.checked))} /> {s.name}
+              <input type="checkbox" checked={serverIds.includes(s.id)} onChange={(e) => setServerIds(toggle(serverIds, s.id, e.currentTarget.checked))} /> {s.name}
             </label>
           ))}
         </fieldset>
@@ -79,7 +79,7 @@ function GroupEditor({ group, users, done }: { group: Group | null; users: User[
           <legend>Users</legend>
           {users.map((u) => (
             <label class="check" key={String(u.id)}>
-              <input type="checkbox" checked={has(userIds, u.id)} onChange={(e) => setUserIds(toggle(userIds, u.id, e.currentTarget.checked))} /> {u.login}
+              <input type="checkbox" checked={userIds.includes(u.id)} onChange={(e) => setUserIds(toggle(userIds, u.id, e.currentTarget.checked))} /> {u.login}
             </label>
           ))}
         </fieldset>

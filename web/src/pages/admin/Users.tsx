@@ -3,13 +3,14 @@
 
 import { useState } from 'preact/hooks';
 import { api } from '../../api';
+import type { Group, NewUser, Role, User, UserChanges } from '../../api';
 import { useAction, useApi } from '../../hooks';
 import { formatTime } from '../../format';
 import { ErrorBox, Field, Section } from '../../components/ui';
 import { AdminList } from './AdminList';
-import { Group, lines, toggle, User } from './common';
+import { lines, toggle } from './common';
 
-const ROLES: [string, string][] = [
+const ROLES: [Role, string][] = [
   ['admin', 'administrator'],
   ['user', 'group user'],
   ['enduser', 'end user'],
@@ -18,7 +19,7 @@ const ROLES: [string, string][] = [
 export function UsersPage() {
   const users = useApi<User[]>('/admin/users');
   const groups = useApi<Group[]>('/admin/groups');
-  const groupName = (id: number | string) => groups.data?.find((g) => String(g.id) === String(id))?.name ?? `#${id}`;
+  const groupName = (id: number) => groups.data?.find((g) => g.id === id)?.name ?? `#${id}`;
   return (
     <AdminList<User>
       heading="Users"
@@ -30,12 +31,12 @@ export function UsersPage() {
       name={(u) => u.login}
       columns={[
         { key: 'l', label: 'Login', render: (u) => u.login },
-        { key: 'n', label: 'Name', render: (u) => u.name ?? '' },
+        { key: 'n', label: 'Name', render: (u) => u.name },
         { key: 'r', label: 'Role', render: (u) => ROLES.find(([r]) => r === u.role)?.[1] ?? u.role },
-        { key: 'g', label: 'Groups', render: (u) => (u.groups ?? []).map(groupName).join(', ') },
-        { key: 'a', label: 'Addresses', class: 'addr', render: (u) => (u.addresses ?? []).join(', ') },
+        { key: 'g', label: 'Groups', render: (u) => u.groups.map(groupName).join(', ') },
+        { key: 'a', label: 'Addresses', class: 'addr', render: (u) => u.addresses.join(', ') },
         { key: 'd', label: 'Status', render: (u) => (u.disabled ? 'disabled' : 'active') },
-        { key: 'll', label: 'Last login', class: 'nowrap', render: (u) => formatTime(u.last_login ?? undefined) },
+        { key: 'll', label: 'Last login', class: 'nowrap', render: (u) => formatTime(u.last_login) },
       ]}
       editor={(user, done) => <UserEditor user={user} groups={groups.data ?? []} done={done} />}
       deleteTitle="Delete user"
@@ -51,20 +52,22 @@ export function UsersPage() {
 function UserEditor({ user, groups, done }: { user: User | null; groups: Group[]; done: () => void }) {
   const [login, setLogin] = useState(user?.login ?? '');
   const [name, setName] = useState(user?.name ?? '');
-  const [role, setRole] = useState(user?.role ?? 'user');
+  const [role, setRole] = useState<Role>(user?.role ?? 'user');
   const [password, setPassword] = useState('');
   const [disabled, setDisabled] = useState(user?.disabled ?? false);
-  const [memberOf, setMemberOf] = useState<(number | string)[]>(user?.groups ?? []);
+  const [memberOf, setMemberOf] = useState<number[]>(user?.groups ?? []);
   const [addresses, setAddresses] = useState((user?.addresses ?? []).join('\n'));
   const action = useAction();
   const save = async (e: Event) => {
     e.preventDefault();
-    const body: Record<string, unknown> = { name, role, groups: memberOf, addresses: lines(addresses) };
-    if (password) body.password = password;
+    const fields = { name, role, groups: memberOf, addresses: lines(addresses) };
     const r = await action.run(() =>
       user
-        ? api(`/admin/users/${user.id}`, { method: 'PATCH', body: { ...body, disabled } })
-        : api('/admin/users', { method: 'POST', body: { ...body, login } }),
+        ? api(`/admin/users/${user.id}`, {
+            method: 'PATCH',
+            body: { ...fields, disabled, password: password || undefined } satisfies UserChanges,
+          })
+        : api('/admin/users', { method: 'POST', body: { ...fields, login, password } satisfies NewUser }),
     );
     if (r.ok) done();
   };
@@ -79,7 +82,7 @@ function UserEditor({ user, groups, done }: { user: User | null; groups: Group[]
           <input value={name} onInput={(e) => setName(e.currentTarget.value)} />
         </Field>
         <Field label="Role">
-          <select value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+          <select value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
             {ROLES.map(([r, text]) => (
               <option key={r} value={r}>
                 {text}
@@ -102,7 +105,7 @@ function UserEditor({ user, groups, done }: { user: User | null; groups: Group[]
             <label class="check" key={String(g.id)}>
               <input
                 type="checkbox"
-                checked={memberOf.some((id) => String(id) === String(g.id))}
+                checked={memberOf.includes(g.id)}
                 onChange={(e) => setMemberOf(toggle(memberOf, g.id, e.currentTarget.checked))}
               />{' '}
               {g.name}

@@ -1,23 +1,4 @@
-// Shapes of the admin endpoints (docs/api.md, "Accounts").
-
-export interface User {
-  id: number | string;
-  login: string;
-  name?: string;
-  role: string;
-  disabled?: boolean;
-  groups?: (number | string)[];
-  addresses?: string[];
-  last_login?: string | null;
-}
-
-export interface Group {
-  id: number | string;
-  name: string;
-  server_ids?: (number | string)[];
-  domains?: string[];
-  user_ids?: (number | string)[];
-}
+// What the pages of accounts and groups share.
 
 /** One value per line (or comma separated), trimmed, no empties. */
 export function lines(text: string): string[] {
@@ -28,6 +9,6 @@ export function lines(text: string): string[] {
 }
 
 export function toggle<T>(list: T[], value: T, on: boolean): T[] {
-  const rest = list.filter((v) => String(v) !== String(value));
+  const rest = list.filter((v) => v !== value);
   return on ? [...rest, value] : rest;
 }

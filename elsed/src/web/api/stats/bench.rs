@@ -21,7 +21,7 @@ use omelse::parse::Timestamp;
 use tokio_postgres::Client;
 
 use super::filter::RawParams;
-use crate::web::caller::{GroupScope, Scope};
+use crate::access::{GroupScope, Scope};
 
 const DAY: i64 = 86_400_000_000;
 
@@ -170,7 +170,7 @@ async fn dashboard_over_30_days_of_10_million_messages() {
         servers.push(id);
     }
     // A group of the organisation's ten busiest domains (the groups' domains are rolled up per domain).
-    let group_id = super::tests::group(&mut client, servers[0], "corp1.example").await;
+    let group_id = crate::test_fixtures::group(&mut client, servers[0], "corp1.example").await;
     for n in 2..=10 {
         client
             .execute(

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use omelse::parse::Timestamp;
 use tokio_postgres::Client;
 
+use crate::access::{GroupScope, Scope};
 use crate::sql::Query;
-use crate::web::caller::{GroupScope, Scope};
 use crate::web::error::{ApiError, ApiResult};
 
 const HOUR: i64 = 3_600_000_000;

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::data::{Bucket, Count, Countries, Keyed, Percentiles, Traffic};
 use self::filter::{choice, number, Filter, RawParams};
-use crate::web::caller::{Caller, Scope};
+use crate::access::{Caller, Scope};
 use crate::web::error::{ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use tokio_postgres::Client;
 
 use super::filter::{choice, number, text, time, RawParams};
+use crate::access::{Caller, Scope};
 use crate::report::{self, Covered, Format};
-use crate::web::caller::{Caller, Scope};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::AppState;

@@ -5,80 +5,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use else_tests::PgCluster;
 use omelse::parse::Timestamp;
 use tokio_postgres::Client;
 
 use super::filter::RawParams;
+use crate::access::{GroupScope, Scope};
 use crate::report::{self, Covered};
-use crate::web::caller::{GroupScope, Scope};
-use crate::Settings;
-
-#[derive(Parser)]
-struct ImportCli {
-    #[command(flatten)]
-    args: crate::import::ImportArgs,
-}
-
-/// A fresh database with `log` imported (as `elsed import` does, rollups refreshed).
-pub async fn imported(log: &Path) -> (Client, String) {
-    let url = PgCluster::shared().create_database().await;
-    let settings = Settings {
-        config: crate::config::Config::default(),
-        database_url: Some(url.clone()),
-    };
-    let cli = ImportCli::parse_from([
-        "import",
-        "--timezone",
-        "UTC",
-        "--year-reference",
-        "2024-12-31T00:00:00Z",
-        log.to_str().unwrap(),
-    ]);
-    crate::import::run(cli.args, &settings).await.expect("import");
-    let client = omelse::store::connect(&url).await.unwrap();
-    (client, url)
-}
-
-/// A group of `server` and `domain` (the accounts' tables, migration 5, made here when this
-/// branch runs alone), its domain then rolled up for the whole history; returns its id.
-pub async fn group(client: &mut Client, server: i32, domain: &str) -> i64 {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS groups (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE);
-             CREATE TABLE IF NOT EXISTS group_servers (group_id bigint, server_id integer);
-             CREATE TABLE IF NOT EXISTS group_domains (group_id bigint, domain text);",
-        )
-        .await
-        .unwrap();
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO groups (name) VALUES ('example customers') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    client
-        .execute("INSERT INTO group_servers VALUES ($1, $2)", &[&id, &server])
-        .await
-        .unwrap();
-    client
-        .execute("INSERT INTO group_domains VALUES ($1, $2)", &[&id, &domain])
-        .await
-        .unwrap();
-    // A domain new to the groups is rolled up from the next refresh of each hour: all of them.
-    client
-        .execute(
-            "INSERT INTO rollup_dirty SELECT DISTINCT hour, server_id FROM traffic_hourly ON CONFLICT DO NOTHING",
-            &[],
-        )
-        .await
-        .unwrap();
-    omelse::store::refresh_rollups(client).await.unwrap();
-    id
-}
+use crate::test_fixtures::{group, imported};
+use crate::web::api::listing::Listing;
+use crate::web::api::messages::MessageList;
+use crate::web::api::rejects::RejectList;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log")
@@ -87,7 +23,8 @@ fn fixture() -> PathBuf {
 /// The corpus file as a plain file the importer reads (it gunzips by itself).
 fn corpus(relative: &str) -> Option<PathBuf> {
     let path = else_tests::corpora::dir_or_skip()?.join(relative);
-    path.is_file().then_some(path)
+    assert!(path.is_file(), "{} is not in the corpora", path.display());
+    Some(path)
 }
 
 fn params(pairs: &[(&str, &str)]) -> RawParams {
@@ -337,8 +274,10 @@ async fn the_report_endpoint_is_the_report_narrowed_to_the_scope() {
 #[tokio::test]
 async fn clients_are_located_in_search_results_rejects_and_the_countries_chart() {
     crate::geo::init(&crate::geo::GeoipConfig::default()).unwrap();
-    if crate::geo::database().is_none() {
-        println!("skipped: no GeoIP database (make test installs it: scripts/setup-geoip.sh)");
+    if !else_tests::require_that(
+        crate::geo::database().is_some(),
+        "no GeoIP database (scripts/setup-geoip.sh installs it)",
+    ) {
         return;
     }
     let Some(log) = corpus("postfix-logsums/mail.log.gz") else {
@@ -367,11 +306,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     let (country, ip) =
         first_located("SELECT DISTINCT host(client_ip) FROM messages WHERE client_ip IS NOT NULL").await;
     let mut p = search_params(&[("client", &ip)]);
-    let (filter, _) = crate::web::api::messages::read_filter(&mut p).unwrap();
+    let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
-    let page = crate::web::api::messages::search(&client, &Scope::All, &filter, &paging)
-        .await
-        .unwrap();
+    let page = MessageList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items
@@ -381,11 +318,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     // Rejects: the same for a located rejected client.
     let (country, ip) = first_located("SELECT DISTINCT host(client_ip) FROM rejects WHERE client_ip IS NOT NULL").await;
     let mut p = search_params(&[("client", &ip)]);
-    let filter = crate::web::api::rejects::read_filter(&mut p).unwrap();
+    let filter = RejectList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
-    let page = crate::web::api::rejects::rejects(&client, &Scope::All, &filter, &paging)
-        .await
-        .unwrap();
+    let page = RejectList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 
-use super::caller::Role;
+use super::Role;
 
 /// The password policy: length is what matters (NIST SP 800-63B), no composition rules.
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -46,19 +46,6 @@ pub enum AccountError {
 }
 
 pub type Result<T> = std::result::Result<T, AccountError>;
-
-impl From<AccountError> for super::error::ApiError {
-    fn from(e: AccountError) -> Self {
-        use super::error::ApiError;
-        use axum::http::StatusCode;
-        match e {
-            AccountError::Invalid { field, message } => ApiError::bad_param(field, message),
-            AccountError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
-            AccountError::NotFound(_) => ApiError::not_found(),
-            other => ApiError::internal(other),
-        }
-    }
-}
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountError {
     AccountError::Invalid {

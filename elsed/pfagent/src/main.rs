@@ -14,16 +14,15 @@
 //!
 //! `extend` prints, in this order: for each queue (incoming, active, deferred, hold) its message
 //! count, bytes and oldest age in seconds, then 1 or 0 for the master process. The objects of
-//! `pass-persist` are listed in elsed's `snmp/mib.rs`, which this binary includes.
+//! `pass-persist` are listed in this crate's library (`mib.rs`), which elsed uses too.
 //!
 //! Neither mode ever runs a command from what it reads: `postqueue -j` for statistics, and for a
 //! SET only a fixed argument list whose one variable part is a queue id checked against Postfix's
 //! queue-id alphabet. Commands run without a shell, through `sudo -n` by default so that the
 //! sudoers rules (packaging/postfix-host/sudoers.d/else-pfagent) pin their exact arguments.
 
-#[path = "../../snmp/mib.rs"]
-#[allow(dead_code)]
-mod mib;
+#![deny(unsafe_code)]
+
 mod persist;
 mod queue;
 mod run;
@@ -31,6 +30,8 @@ mod syslog;
 
 use std::process::ExitCode;
 use std::time::Duration;
+
+use else_pfagent::mib;
 
 const USAGE: &str =
     "usage: else-pfagent [--command-prefix PREFIX] [--postfix-config DIR] [--cache-secs N] extend|pass-persist";

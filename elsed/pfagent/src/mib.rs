@@ -1,5 +1,5 @@
 //! The contract between elsed and `else-pfagent`: where the objects live and what a queue id is.
-//! Compiled into both binaries (the agent includes this file by path), so the two never disagree.
+//! The library of the `else-pfagent` crate, which elsed depends on, so the two never disagree.
 //! Standard library only: the agent links neither net-snmp nor the database.
 //!
 //! ELSE's subtree is `.1.3.6.1.4.1.99999.1` — **a placeholder** under the private enterprises arc,

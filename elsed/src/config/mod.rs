@@ -33,7 +33,7 @@
 //! [snmp]                            # elsed snmp, see snmp/mod.rs
 //! interval_secs = 60
 //! key_file = "/etc/else/snmp.key"    # encrypts the stored SNMP credentials
-//! [web]                              # elsed serve, see web/config.rs
+//! [web]                              # elsed serve, see config/web.rs
 //! listen = "127.0.0.1:8080"
 //!
 //! [[servers]]
@@ -41,6 +41,8 @@
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
 //! addresses = ["192.0.2.10"]
 //! ```
+
+pub mod web;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -90,7 +92,7 @@ pub struct Config {
     pub snmp: crate::snmp::SnmpConfig,
     /// The web application (`elsed serve`).
     #[serde(default)]
-    pub web: crate::web::config::WebConfig,
+    pub web: web::WebConfig,
     /// Where client IP addresses are located (`[geoip] database = "…mmdb"`).
     #[serde(default)]
     pub geoip: crate::geo::GeoipConfig,

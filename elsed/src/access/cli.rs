@@ -10,9 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::accounts::{self, AccountError, Member, NewUser, UserChanges};
 use super::audit;
 use super::caller::Role;
+use crate::access::accounts::{self, AccountError, Member, NewUser, UserChanges};
 use crate::{db, Settings};
 
 #[derive(Debug, Subcommand)]
@@ -125,7 +125,7 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
 
 /// Connected, with the schema up to date (the first account may be made on a new database).
 async fn connect(settings: &Settings) -> anyhow::Result<Client> {
-    let mut client = db::connect(settings).await?;
+    let mut client = db::connect(&settings.database()?).await?;
     db::migrate(&mut client).await?;
     Ok(client)
 }

@@ -1,0 +1,123 @@
+//! The commit thread's periodic chores, each on its own timer, run after every group commit and
+//! at least every `stats.interval` (at most a minute) when no line comes: the counters report,
+//! the hourly rollups, and the fleet's roles read again.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::database::Database;
+use super::sink::{Severity, Shared};
+use crate::store;
+
+/// How often the servers' roles and addresses are read again (an administrator may change them).
+const FLEET_EVERY: Duration = Duration::from_secs(60);
+
+pub(super) struct Upkeep<'a> {
+    shared: &'a Shared,
+    last_report: Instant,
+    last_rollup: Instant,
+    last_fleet: Instant,
+}
+
+impl<'a> Upkeep<'a> {
+    pub fn new(shared: &'a Shared) -> Self {
+        let now = Instant::now();
+        Upkeep {
+            shared,
+            last_report: now,
+            last_rollup: now,
+            last_fleet: now,
+        }
+    }
+
+    /// Whatever is due.
+    pub async fn run_due(&mut self, database: &mut Database<'_>) {
+        self.report_if_due(database).await;
+        self.refresh_rollups_if_due(database).await;
+        self.refresh_fleet_if_due(database).await;
+    }
+
+    /// Every `stats.interval`: the counters to rsyslog's log and to `ingest_counters`.
+    async fn report_if_due(&mut self, database: &mut Database<'_>) {
+        let interval = self.shared.config.stats_interval_secs;
+        if interval == 0 || self.last_report.elapsed() < Duration::from_secs(interval) {
+            return;
+        }
+        self.last_report = Instant::now();
+        let Some(pipeline) = database.pipeline() else {
+            return;
+        };
+        let stats = pipeline.stats();
+        let counters = &self.shared.counters;
+        let unknown: u64 = stats.unknown_by_program.values().sum();
+        counters.unknown.store(unknown, Ordering::Relaxed);
+        counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
+        let figures = [
+            ("lines", stats.lines),
+            ("unknown", unknown),
+            ("unparsed", stats.unparsed),
+            ("duplicates", stats.duplicates),
+            ("skipped", counters.skipped.load(Ordering::Relaxed)),
+            ("batches", counters.batches.load(Ordering::Relaxed)),
+            ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
+            ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
+        ];
+        let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
+        if let Some(client) = database.client() {
+            let prefix = format!("omelse.{}", machine_name());
+            let rows: Vec<(String, i64)> = figures
+                .iter()
+                .map(|(name, value)| (format!("{prefix}.{name}"), *value as i64))
+                .collect();
+            // Best effort: the next report tries again.
+            let _ = store::record_counters(client, &rows).await;
+        }
+    }
+
+    /// Keeps the hourly rollups current when `rollups.interval` asks the module to (dashboards read
+    /// them, never raw events): the hours the last writes touched, not after every batch.
+    async fn refresh_rollups_if_due(&mut self, database: &mut Database<'_>) {
+        let every = self.shared.config.rollups_interval_secs;
+        if every == 0 || self.last_rollup.elapsed() < Duration::from_secs(every) {
+            return;
+        }
+        self.last_rollup = Instant::now();
+        if let Some(client) = database.client() {
+            if let Err(e) = store::refresh_rollups(client).await {
+                (self.shared.log)(Severity::Warning, &format!("omelse: rollups not refreshed: {e}"));
+            }
+        }
+    }
+
+    /// Picks up the roles and addresses an administrator set since the last reading.
+    async fn refresh_fleet_if_due(&mut self, database: &mut Database<'_>) {
+        if self.last_fleet.elapsed() < FLEET_EVERY {
+            return;
+        }
+        self.last_fleet = Instant::now();
+        if database.pipeline().is_none() {
+            return;
+        }
+        let Some(client) = database.client() else {
+            return;
+        };
+        match store::load_fleet(client).await {
+            Ok(fleet) => {
+                let mut config = database.correlator_config();
+                config.add_fleet(&fleet);
+                if let Some(pipeline) = database.pipeline() {
+                    pipeline.correlator_mut().set_config(config);
+                }
+            }
+            Err(e) => (self.shared.log)(Severity::Warning, &format!("omelse: servers not read again: {e}")),
+        }
+    }
+}
+
+/// This machine's host name, to tell the counters of several ELSE servers apart.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
