@@ -39,6 +39,7 @@ bench: setup
 	bash scripts/bench-import.sh
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput
 	$(CARGO) bench -p else-tests --bench omelse_memory
+	$(CARGO) bench -p else-tests --bench transport
 	$(CARGO) test --release -p elsed --lib bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh
 	bash scripts/bench-dashboard.sh

@@ -240,6 +240,31 @@ fn packages_install_run_and_purge_without_a_trace() {
             .contains("module(load=\"omelse\")"),
         "the packaged stanza loads omelse by name"
     );
+    // The copies docs/transport.md tells the postmaster to make, run as written into a scratch
+    // directory instead of /etc/rsyslog.d (which would enable them on this machine).
+    let transport_doc = std::fs::read_to_string(workspace().join("docs/transport.md")).unwrap();
+    let copies: Vec<(&str, &str)> = transport_doc
+        .lines()
+        .filter_map(|line| line.strip_prefix("cp /etc/rsyslog.d/"))
+        .filter_map(|rest| rest.split_once(" /etc/rsyslog.d/"))
+        .collect();
+    assert!(
+        copies.len() >= 3,
+        "transport.md enables its stanzas with cp: {copies:?}"
+    );
+    for (from, to) in &copies {
+        let status = Command::new("cp")
+            .arg(format!("/etc/rsyslog.d/{from}"))
+            .arg(stanza_dir.join(to))
+            .status()
+            .unwrap();
+        assert!(status.success(), "transport.md: cp /etc/rsyslog.d/{from} fails");
+        assert_eq!(
+            format!("{to}.disabled"),
+            *from,
+            "transport.md copies a .disabled stanza"
+        );
+    }
     for files in [
         &["else-server.conf"][..],
         &["else-server-compressed.conf", "else-server.conf"],
@@ -250,7 +275,14 @@ fn packages_install_run_and_purge_without_a_trace() {
     ] {
         let mut enabled = format!("global(workDirectory=\"{}\")\n", stanza_dir.display());
         for name in files {
-            let stanza = std::fs::read_to_string(format!("/etc/rsyslog.d/{name}.disabled")).unwrap();
+            // The copy transport.md made, where it made one.
+            let copied = copies.iter().any(|(_, to)| to == name);
+            let file = if copied {
+                stanza_dir.join(name)
+            } else {
+                PathBuf::from(format!("/etc/rsyslog.d/{name}.disabled"))
+            };
+            let stanza = std::fs::read_to_string(file).unwrap();
             enabled.push_str(&stanza.replace("/etc/else/tls", &tls.display().to_string()));
         }
         let path = stanza_dir.join(files.join("+"));
