@@ -285,7 +285,7 @@ fn packages_install_run_and_purge_without_a_trace() {
             let stanza = std::fs::read_to_string(file).unwrap();
             enabled.push_str(&stanza.replace("/etc/else/tls", &tls.display().to_string()));
         }
-        let path = stanza_dir.join(files.join("+"));
+        let path = stanza_dir.join(format!("{}.checked", files.join("+")));
         std::fs::write(&path, enabled).unwrap();
         let (passes, output) = check_config(&path);
         assert!(passes, "rsyslogd -N1 rejects the packaged {files:?}:\n{output}");

@@ -125,8 +125,22 @@ fn lines_not_stored(url: &str, lines: &[String], dir: &Path) -> Vec<usize> {
     not_stored
 }
 
+/// The lines of `all` except those at the positions `lost`.
+fn delivered(all: &[String], lost: &[usize]) -> Vec<String> {
+    all.iter()
+        .enumerate()
+        .filter(|(n, _)| !lost.contains(n))
+        .map(|(_, line)| line.clone())
+        .collect()
+}
+
+/// Plain TCP has no acknowledgement: what the receiver's kernel took while its rsyslogd was
+/// stopping is lost (0 to 23 lines per restart at 3,000 lines a second in our runs, always one
+/// run of consecutive lines; docs/transport.md). Everything else arrives once.
+const LOST_IN_FLIGHT_AT_MOST: usize = 100;
+
 #[test]
-fn compressed_forwarding_loses_and_doubles_nothing_across_a_receiver_restart() {
+fn compressed_forwarding_loses_only_the_lines_in_flight_across_a_receiver_restart() {
     let Some(log) = mx_log() else {
         return;
     };
@@ -158,14 +172,19 @@ fn compressed_forwarding_loses_and_doubles_nothing_across_a_receiver_restart() {
     std::thread::sleep(Duration::from_secs(3));
     server.daemon.start_again();
     feeder.join().expect("the host's lines are sent");
-    let total = wait_for_lines(&url, lines.len(), Duration::from_secs(120));
-    assert_eq!(
-        total,
-        lines.len() as i64,
-        "every line once (receiver log:\n{})",
+    wait_for_lines(&url, lines.len() - LOST_IN_FLIGHT_AT_MOST, Duration::from_secs(120));
+    wait_until_still(&url, Duration::from_secs(60));
+    let lost = lines_not_stored(&url, lines, &dir);
+    println!("lost across the restart: {} lines {lost:?}", lost.len());
+    let consecutive = lost.windows(2).all(|pair| pair[1] == pair[0] + 1);
+    assert!(
+        lost.len() <= LOST_IN_FLIGHT_AT_MOST && consecutive,
+        "only the lines in flight at the stop are lost, not {lost:?} (receiver log:\n{})",
         server.daemon.own_log()
     );
-    assert_same_records_as_import(&url, lines, &dir, "compressed across a restart");
+    let delivered = delivered(lines, &lost);
+    assert_eq!(stored(&url), delivered.len() as i64, "every other line once");
+    assert_same_records_as_import(&url, &delivered, &dir, "compressed across a restart");
 }
 
 /// The `total` bytes per line docs/transport.md gives for the row naming `transport` in the
@@ -284,12 +303,7 @@ fn a_backup_receiver_takes_over_while_the_primary_is_stopped() {
         "lines {lost:?} were not stored; host log:\n{}",
         host.daemon.own_log()
     );
-    let delivered: Vec<String> = all
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| !lost.contains(n))
-        .map(|(_, line)| line.clone())
-        .collect();
+    let delivered = delivered(&all, &lost);
     assert_eq!(stored(&url), delivered.len() as i64);
     // Two receivers, lines late from the primary's session: the records are those of one reader.
     assert_same_records_as_import(&url, &delivered, &dir, "primary and backup");
