@@ -17,12 +17,15 @@ pub mod corpora;
 pub mod dense;
 pub mod pflogsumm;
 pub mod postfix;
+pub mod records;
 pub mod require;
 pub mod rsyslogd;
+pub mod shipped;
 pub mod snmpd;
 pub mod sys;
 pub mod tls;
 pub mod topology;
+pub mod wire;
 
 pub use require::{missing, require, require_that};
 

@@ -11,6 +11,13 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The kernel's clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
+#[allow(unsafe_code)]
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf takes a plain integer name and has no other preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
 /// Sends `signal` (`libc::SIGTERM`, …; 0 only checks) to process `pid`; false when there is no
 /// such process (or it may not be signalled).
 #[allow(unsafe_code)]
@@ -64,13 +71,6 @@ pub fn on_signal(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     // SAFETY: `handler` is a plain `extern "C" fn(c_int)`, the signature signal(2) expects; the
     // caller promises it is async-signal-safe.
     unsafe { libc::signal(signal, handler as *const () as libc::sighandler_t) };
-}
-
-/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
-#[allow(unsafe_code)]
-pub fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf takes a plain integer and has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 /// CPU seconds (user + system) of this process's children that ended and were waited for.

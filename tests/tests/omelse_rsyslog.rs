@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use else_tests::records::message_records;
 use else_tests::rsyslogd::{
     check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
     Rsyslogd,
@@ -70,35 +71,6 @@ fn wait_for_rows(url: &str, expected: i64, limit: Duration) -> i64 {
     last
 }
 
-/// What a mail administrator would compare: every message and recipient, by host and queue id.
-async fn records(url: &str) -> (Vec<String>, Vec<String>) {
-    let client = omelse::store::connect(url).await.expect("connect");
-    let messages = client
-        .query(
-            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
-             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("messages")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let recipients = client
-        .query(
-            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
-             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
-             JOIN servers s ON s.id = m.server_id ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("recipients")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    (messages, recipients)
-}
-
 /// The same lines through the library, as `elsed import` feeds them.
 async fn import(url: &str, lines: &[String]) {
     let mut client = omelse::store::connect(url).await.expect("connect");
@@ -146,8 +118,8 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     block_on(import(&imported, &lines));
-    let (live_messages, live_recipients) = block_on(records(&live));
-    let (import_messages, import_recipients) = block_on(records(&imported));
+    let (live_messages, live_recipients) = message_records(&live);
+    let (import_messages, import_recipients) = message_records(&imported);
     assert!(
         live_messages.len() > 500,
         "the real log has hundreds of messages, got {}",
@@ -244,7 +216,7 @@ fn two_workers_with_small_batches_store_what_an_import_stores_every_run() {
     let cluster = PgCluster::shared();
     let imported = block_on(cluster.create_database());
     block_on(import(&imported, &lines));
-    let expected = (block_on(records(&imported)), block_on(sessions(&imported)));
+    let expected = (message_records(&imported), block_on(sessions(&imported)));
     assert!(expected.0 .0.len() > 150, "messages: {}", expected.0 .0.len());
     for run in 1..=3 {
         let live = block_on(cluster.create_database());
@@ -266,7 +238,7 @@ fn two_workers_with_small_batches_store_what_an_import_stores_every_run() {
             "run {run}; rsyslogd log:\n{}",
             daemon.own_log()
         );
-        let got = (block_on(records(&live)), block_on(sessions(&live)));
+        let got = (message_records(&live), block_on(sessions(&live)));
         let differing = |a: &[String], b: &[String]| {
             let a: std::collections::BTreeSet<_> = a.iter().collect();
             let b: std::collections::BTreeSet<_> = b.iter().collect();
@@ -605,16 +577,30 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     }
     let dir = test_dir("stanzas");
     let tls = relp_certificates(&dir, &["mx1", "mx2"]);
-    for (file, hosts) in [
-        ("else-server.conf", "server"),
-        ("postfix-host.conf", "client"),
-        ("postfix-host-maillog.conf", "client"),
+    // Each file as it is enabled: the compressed listener beside else-server.conf, whose ruleset
+    // it feeds.
+    for (files, identity) in [
+        (&["else-server.conf"][..], "server"),
+        (&["else-server-compressed.conf", "else-server.conf"], "server"),
+        (&["postfix-host.conf"], "client"),
+        (&["postfix-host-maillog.conf"], "client"),
+        (&["postfix-host-compressed.conf"], "client"),
+        (&["postfix-host-failover.conf"], "client"),
     ] {
-        let text = shipped_stanza(file, &tls, hosts, free_port(), "host=127.0.0.1 dbname=else");
-        let path = dir.join(file);
-        std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{text}", dir.display())).unwrap();
+        let mut text = format!("global(workDirectory=\"{}\")\n", dir.display());
+        for file in files {
+            text.push_str(&shipped_stanza(
+                file,
+                &tls,
+                identity,
+                free_port(),
+                "host=127.0.0.1 dbname=else",
+            ));
+        }
+        let path = dir.join(files.join("+"));
+        std::fs::write(&path, text).unwrap();
         let (ok, output) = check_config(&path);
-        assert!(ok, "rsyslogd -N1 rejects {file}:\n{output}");
+        assert!(ok, "rsyslogd -N1 rejects {files:?}:\n{output}");
     }
     // And a mistake is refused with the parameter named.
     let bad = shipped_stanza("else-server.conf", &tls, "server", free_port(), "host=127.0.0.1")

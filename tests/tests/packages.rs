@@ -514,6 +514,18 @@ fn the_documented_install_path_works_as_written() {
         "/lib/systemd/system/else-snmp-poll.service",
         "/usr/share/man/man1/elsed.1.gz",
         "/usr/share/doc/else-server/install.md",
+        "/lib/systemd/system/else-elsed.service",
+        "/lib/systemd/system/else-greylist.service",
+        "/lib/systemd/system/else-ndr.service",
+        "/lib/systemd/system/else-maintain.service",
+        "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
+        "/usr/share/doc/else-server/transport.md",
+        "/usr/share/doc/else-postfix-agent/README",
+        "/usr/share/doc/else-postfix-agent/examples/postfix/headers-only/main.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
     ] {
         assert!(Path::new(path).exists(), "{path} not installed");
@@ -938,6 +950,7 @@ fn check_rpms(rpms: &[PathBuf]) {
         "/usr/lib/systemd/system/else-snmp-poll.service",
         "/etc/else/elsed.toml",
         "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
         "/usr/share/man/man1/elsed.1.gz",
     ] {
         assert!(
@@ -978,6 +991,8 @@ fn check_rpms(rpms: &[PathBuf]) {
     for path in [
         "/etc/rsyslog.d/else-postfix-host.conf.disabled",
         "/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/full/master.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
