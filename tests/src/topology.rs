@@ -515,7 +515,8 @@ smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
 
 /// The shipped headers-only NDR snippet (packaging/postfix/headers-only) for main.cf: postmaster
 /// copies of bounces to elsed's collector on `ndr_port`, through the transport map it names,
-/// written here with `routes` after the collector's line.
+/// written here with `routes` after the collector's line, and the shipped map that keeps
+/// outsiders from writing to the collector's domain.
 fn ndr_settings(postfix: &PrivatePostfix, ndr_port: u16, routes: &str) -> String {
     let d = postfix.dir.display();
     let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
@@ -523,9 +524,14 @@ fn ndr_settings(postfix: &PrivatePostfix, ndr_port: u16, routes: &str) -> String
         .unwrap()
         .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
     std::fs::write(postfix.dir.join("etc/transport"), format!("{ndr_transport}{routes}")).unwrap();
+    std::fs::copy(
+        packaging.join("../ndr_recipient_access"),
+        postfix.dir.join("etc/ndr_recipient_access"),
+    )
+    .unwrap();
     std::fs::read_to_string(packaging.join("main.cf"))
         .unwrap()
-        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"))
+        .replace("hash:/etc/postfix/", &format!("texthash:{d}/etc/"))
 }
 
 /// The host's own rsyslogd, forwarding its Postfix's log file with the shipped stanza.
