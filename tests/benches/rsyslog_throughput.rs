@@ -175,7 +175,7 @@ impl Bench<'_> {
     fn with_workers(&self, config: String) -> String {
         match self.args.action_workers {
             Some(n) => {
-                let shipped = "queue.workerThreads=\"2\"";
+                let shipped = "queue.workerThreads=\"1\"";
                 assert!(config.contains(shipped), "the shipped stanza's action has {shipped}");
                 config.replace(shipped, &format!("queue.workerThreads=\"{n}\""))
             }
