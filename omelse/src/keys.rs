@@ -23,32 +23,28 @@ pub fn hash_parts(parts: &[&[u8]]) -> i64 {
 /// by how many came before it. So a line RELP sent twice, or a log file imported after the live
 /// stream carried it, gets the key it had the first time.
 ///
-/// The counts of the recent seconds are kept, not only the last one's: rsyslog's action workers
-/// hand over their batches in any order, so the stream goes back a second or more at a batch's
-/// edge, and two identical lines of a second (an smtpd serving the same client twice) must still
-/// count 0 and 1 when other seconds came between them, or the second would be taken for the
-/// first and dropped. But only the recent seconds: a second more than [`LineKeys::KEPT_SECONDS`]
-/// behind the newest line is forgotten, so a line sent again later (RELP resending after a
-/// reconnect, rsyslog retrying a batch after a suspension, at least its resume interval later)
-/// counts 0 again and keeps its first key. The oldest second is also forgotten once
-/// [`LineKeys::REMEMBERED`] lines are counted, which bounds the memory whatever the rate.
+/// The counts are kept per sending host, for that host's newest second and the one before it
+/// ([`LineKeys::KEPT_SECONDS`]): each host's lines arrive in its own order (one action worker, as
+/// shipped), so two identical lines of one second (an smtpd serving the same client twice) count
+/// 0 and 1 even when other hosts' lines, of other seconds, come between them; and a line sent
+/// again once its host has moved on (RELP resending after a reconnect, rsyslog retrying a batch
+/// after a suspension) counts 0 again and keeps its first key. All hosts together keep at most
+/// [`LineKeys::REMEMBERED`] contents, which bounds the memory whatever the input.
 #[derive(Debug, Default)]
 pub struct LineKeys {
-    /// Per second, how many lines of each content it had so far.
-    seconds: BTreeMap<i64, HashMap<u64, u32>>,
-    /// The contents counted in `seconds`, all seconds together.
+    /// Per host, per second, how many lines of each content it had so far.
+    hosts: HashMap<String, BTreeMap<i64, HashMap<u64, u32>>>,
+    /// The contents counted, all hosts and seconds together.
     remembered: usize,
 }
 
 impl LineKeys {
-    /// Lines whose counts are kept: more than two of rsyslog's largest batches (10,000 lines each
-    /// in the shipped stanza), about 2 MB.
+    /// Contents whose counts are kept: far more than any host logs in two seconds, about 2 MB.
     pub const REMEMBERED: usize = 65_536;
 
-    /// How far behind the newest line's second a second's counts are kept: more than the log
-    /// time two handed-over batches span on a live stream, less than the 30 s after which rsyslog
-    /// resumes a suspended action or RELP resends.
-    pub const KEPT_SECONDS: i64 = 10;
+    /// How many seconds behind its host's newest second a second's counts are kept: one, for the
+    /// lines of a second boundary that reach the host's syslog slightly out of order.
+    pub const KEPT_SECONDS: i64 = 1;
 
     /// The key of the next line.
     pub fn key(&mut self, line: &SyslogLine<'_>) -> i64 {
@@ -61,32 +57,57 @@ impl LineKeys {
             &pid,
             line.message.as_bytes(),
         ]) as u64;
-        let counts = self.seconds.entry(line.time.unix_seconds()).or_default();
+        if !self.hosts.contains_key(line.host) {
+            self.hosts.insert(line.host.to_owned(), BTreeMap::new());
+        }
+        let seconds = self.hosts.get_mut(line.host).expect("inserted above");
+        let counts = seconds.entry(line.time.unix_seconds()).or_default();
         let ordinal = counts.entry(content).or_insert_with(|| {
             self.remembered += 1;
             0
         });
         let key = content ^ u64::from(*ordinal).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         *ordinal += 1;
-        self.forget_old_seconds();
+        self.remembered -= forget_before_kept(seconds);
+        if self.remembered > Self::REMEMBERED {
+            self.forget_other_hosts(line.host);
+        }
         key as i64
     }
 
-    /// Drops the seconds too far behind the newest one, and the oldest beyond the line bound.
-    fn forget_old_seconds(&mut self) {
-        let Some(newest) = self.seconds.last_key_value().map(|(second, _)| *second) else {
-            return;
-        };
-        while let Some((&oldest, counts)) = self.seconds.first_key_value() {
-            let too_old = oldest < newest - Self::KEPT_SECONDS;
-            let too_many = self.remembered > Self::REMEMBERED && self.seconds.len() > 1;
-            if !too_old && !too_many {
-                break;
+    /// Past the bound (many hosts, or a host with a huge second): only `host`'s newest second stays,
+    /// or nothing when that second alone is past it.
+    fn forget_other_hosts(&mut self, host: &str) {
+        self.hosts.retain(|name, _| name == host);
+        if let Some(seconds) = self.hosts.get_mut(host) {
+            while seconds.len() > 1 {
+                seconds.pop_first();
             }
-            self.remembered -= counts.len();
-            self.seconds.pop_first();
+        }
+        self.remembered = self.hosts.values().flat_map(|s| s.values()).map(HashMap::len).sum();
+        if self.remembered > Self::REMEMBERED {
+            // One second of one host holds more: its counts start again (a repeat of a line
+            // counted before this point could then be taken for it).
+            self.hosts.clear();
+            self.remembered = 0;
         }
     }
+}
+
+/// Drops a host's seconds more than [`LineKeys::KEPT_SECONDS`] behind its newest; returns how many
+/// contents went.
+fn forget_before_kept(seconds: &mut BTreeMap<i64, HashMap<u64, u32>>) -> usize {
+    let Some(&newest) = seconds.keys().next_back() else {
+        return 0;
+    };
+    let mut forgotten = 0;
+    while let Some(entry) = seconds.first_entry() {
+        if *entry.key() >= newest - LineKeys::KEPT_SECONDS {
+            break;
+        }
+        forgotten += entry.remove().len();
+    }
+    forgotten
 }
 
 #[cfg(test)]
@@ -94,62 +115,62 @@ mod tests {
     use super::*;
     use crate::parse::Timestamp;
 
-    fn line(second: i64, message: &str) -> SyslogLine<'_> {
+    fn line<'a>(host: &'a str, second: i64, message: &'a str) -> SyslogLine<'a> {
         SyslogLine {
             time: Timestamp::from_unix_seconds(second),
-            host: "mx1",
+            host,
             program: "postfix/smtpd",
             pid: Some(7),
             message,
         }
     }
 
-    fn keys(order: &[(i64, &str)]) -> Vec<i64> {
+    fn keys(order: &[(&str, i64, &str)]) -> Vec<i64> {
         let mut keys = LineKeys::default();
         order
             .iter()
-            .map(|&(second, text)| keys.key(&line(second, text)))
+            .map(|&(host, second, text)| keys.key(&line(host, second, text)))
             .collect()
     }
 
+    const CONNECT: &str = "connect from ws1.example.test[10.0.30.1]";
+
     #[test]
-    fn identical_lines_of_a_second_get_distinct_keys_in_any_order() {
-        let connect = "connect from ws1.example.test[10.0.30.1]";
-        let in_order = keys(&[(10, connect), (10, connect), (11, connect)]);
-        assert_ne!(in_order[0], in_order[1]);
-        // A later batch first, then the earlier one, then the rest of second 10: the same keys.
-        let shuffled = keys(&[(11, connect), (10, connect), (12, "other"), (10, connect)]);
-        assert_eq!(
-            (shuffled[1], shuffled[3], shuffled[0]),
-            (in_order[0], in_order[1], in_order[2])
-        );
+    fn identical_lines_of_a_second_get_distinct_keys_whatever_other_hosts_log_between() {
+        let alone = keys(&[("mx1", 10, CONNECT), ("mx1", 10, CONNECT)]);
+        assert_ne!(alone[0], alone[1]);
+        // Another host, its clock a few seconds on, logs between them: the same two keys.
+        let interleaved = keys(&[("mx1", 10, CONNECT), ("out1", 14, "other"), ("mx1", 10, CONNECT)]);
+        assert_eq!((interleaved[0], interleaved[2]), (alone[0], alone[1]));
     }
 
     #[test]
-    fn a_line_sent_again_after_the_stream_moved_on_keeps_its_first_key() {
-        let connect = "connect from ws1.example.test[10.0.30.1]";
+    fn a_line_sent_again_after_its_host_moved_on_keeps_its_first_key() {
         let later = 10 + LineKeys::KEPT_SECONDS + 1;
-        let resent = keys(&[(10, connect), (11, "other"), (later, "newer"), (10, connect)]);
-        assert_eq!(resent[0], resent[3]);
+        let resent = keys(&[("mx1", 10, CONNECT), ("mx1", later, "newer"), ("mx1", 10, CONNECT)]);
+        assert_eq!(resent[0], resent[2]);
         // Within the kept seconds, the same line twice is two lines.
-        let repeated = keys(&[
-            (10, connect),
-            (11, "other"),
-            (10 + LineKeys::KEPT_SECONDS, "newer"),
-            (10, connect),
-        ]);
-        assert_ne!(repeated[0], repeated[3]);
+        let kept = 10 + LineKeys::KEPT_SECONDS;
+        let repeated = keys(&[("mx1", 10, CONNECT), ("mx1", kept, "newer"), ("mx1", 10, CONNECT)]);
+        assert_ne!(repeated[0], repeated[2]);
     }
 
     #[test]
-    fn the_oldest_seconds_are_forgotten_beyond_the_bound() {
+    fn memory_stays_bounded_whatever_the_input() {
         let mut keys = LineKeys::default();
         let texts: Vec<String> = (0..LineKeys::REMEMBERED + 10).map(|i| format!("line {i}")).collect();
-        for (i, text) in texts.iter().enumerate() {
-            keys.key(&line(i as i64 / 1000, text));
+        // Every line of one host in one second, then many hosts.
+        for text in &texts {
+            keys.key(&line("mx1", 5, text));
         }
-        assert!(keys.remembered <= LineKeys::REMEMBERED);
-        assert!(keys.seconds.len() < LineKeys::REMEMBERED / 1000 + 1);
-        assert!(!keys.seconds.contains_key(&0));
+        assert!(keys.remembered <= LineKeys::REMEMBERED, "{}", keys.remembered);
+        let hosts: Vec<String> = (0..LineKeys::REMEMBERED + 10).map(|i| format!("h{i}")).collect();
+        for host in &hosts {
+            keys.key(&line(host, 5, CONNECT));
+        }
+        assert!(keys.remembered <= LineKeys::REMEMBERED, "{}", keys.remembered);
+        assert!(keys.hosts.len() <= LineKeys::REMEMBERED);
+        let counted: usize = keys.hosts.values().flat_map(|s| s.values()).map(HashMap::len).sum();
+        assert_eq!(counted, keys.remembered);
     }
 }
