@@ -57,10 +57,11 @@ impl LineKeys {
             &pid,
             line.message.as_bytes(),
         ]) as u64;
-        if !self.hosts.contains_key(line.host) {
-            self.hosts.insert(line.host.to_owned(), BTreeMap::new());
-        }
-        let seconds = self.hosts.get_mut(line.host).expect("inserted above");
+        // One lookup per line; the host's name is copied only the first time it is seen.
+        let seconds = match self.hosts.get_mut(line.host) {
+            Some(seconds) => seconds,
+            None => self.hosts.entry(line.host.to_owned()).or_default(),
+        };
         let counts = seconds.entry(line.time.unix_seconds()).or_default();
         let ordinal = counts.entry(content).or_insert_with(|| {
             self.remembered += 1;
