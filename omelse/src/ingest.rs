@@ -208,6 +208,54 @@ impl Pipeline {
         });
     }
 
+    /// Notes, before [`Pipeline::push_line`] takes it, the evicted lives a line names (see
+    /// [`Pipeline::reload`]).
+    pub fn note_line(&mut self, text: &str) {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        // A copy of the clock: the line is read again, for real, by `push_line`.
+        let mut clock = self.clock.clone();
+        if let Some(line) = parse::split_line(text, &mut clock) {
+            self.note_split(line);
+        }
+    }
+
+    /// Notes, before [`Pipeline::push_split`] takes it, the evicted lives a line names.
+    pub fn note_split(&mut self, line: SyslogLine<'_>) {
+        let line = match self.host_override.as_deref() {
+            Some(host) => SyslogLine { host, ..line },
+            None => line,
+        };
+        let correlator = &mut self.correlator;
+        // Reading a line for its names must cost no more than that line: a bug stays with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            correlator.note_names(&parse::parse_fields(line));
+        }));
+    }
+
+    /// Brings back from the database the evicted lives the noted lines name, in one query, before
+    /// they are pushed. With no bound on lives in memory there are none.
+    pub async fn reload(&mut self, client: &Client) -> store::Result<()> {
+        let wanted = self.correlator.wanted_lives();
+        let state = if wanted.is_empty() {
+            store::OpenState::default()
+        } else {
+            store::load_lives(client, &wanted).await?
+        };
+        self.correlator.reload(state);
+        Ok(())
+    }
+
+    /// Once the last batch is committed: evicts lives beyond the correlator's bound (their state
+    /// is in the database). Returns how many.
+    pub fn evict(&mut self) -> usize {
+        self.correlator.evict()
+    }
+
+    pub fn correlator(&self) -> &Correlator {
+        &self.correlator
+    }
+
     /// Everything gathered since the last call, with the correlator's state snapshots.
     pub fn take_batch(&mut self) -> Batch {
         self.correlator.flush(&mut self.batch);

@@ -2,6 +2,7 @@
 //! every recipient, by host and queue id; and the reference to compare with, the same lines
 //! through `elsed import` (one reader, in log order).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -70,4 +71,33 @@ pub fn differences(left: &[String], right: &[String]) -> String {
         only(left, right),
         only(right, left)
     )
+}
+
+/// Every table of the database (partitioned ones as a whole) with all its rows as text, sorted.
+pub fn tables(url: &str) -> BTreeMap<String, Vec<String>> {
+    crate::block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let names = client
+            .query(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("table names");
+        let mut tables = BTreeMap::new();
+        for row in names {
+            let name: String = row.get(0);
+            let rows = client
+                .query(&format!("SELECT t::text FROM \"{name}\" t ORDER BY 1"), &[])
+                .await
+                .expect("table rows");
+            tables.insert(name, rows.iter().map(|r| r.get(0)).collect());
+        }
+        tables
+    })
 }

@@ -3,44 +3,16 @@
 //! on a log a real Postfix wrote while a message was put on hold with `postsuper -h` (each further
 //! import used to add one more row for it), and on the corpora's real 3-day MX log.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use else_tests::postfix::{self, PrivatePostfix};
+use else_tests::records::tables;
 use else_tests::rsyslogd::{elsed_binary, free_port, wait_until};
 use else_tests::{block_on, count, PgCluster};
 use serde_json::Value;
-
-/// Every table of the database (partitioned ones as a whole) with all its rows as text, sorted.
-fn tables(url: &str) -> BTreeMap<String, Vec<String>> {
-    block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let names = client
-            .query(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-                 ORDER BY 1",
-                &[],
-            )
-            .await
-            .expect("table names");
-        let mut tables = BTreeMap::new();
-        for row in names {
-            let name: String = row.get(0);
-            let rows = client
-                .query(&format!("SELECT t::text FROM \"{name}\" t ORDER BY 1"), &[])
-                .await
-                .expect("table rows");
-            tables.insert(name, rows.iter().map(|r| r.get(0)).collect());
-        }
-        tables
-    })
-}
 
 /// `elsed import --json LOG`: its summary.
 fn import(url: &str, log: &Path) -> Value {

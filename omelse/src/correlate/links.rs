@@ -17,11 +17,24 @@ use super::Correlator;
 
 #[derive(Default)]
 pub(super) struct Links {
-    /// Upstream messages for queue ids not seen yet (the next hop logs later), by queue key.
-    pending: HashMap<i64, (i64, Timestamp)>,
+    /// Upstream messages for queue ids not seen yet (the next hop logs later), by queue key; the
+    /// origin side instead once that message was evicted.
+    pending: HashMap<i64, (Upstream, Timestamp)>,
     /// Links already emitted, so that amavis' verdict and the delivery line that both name the
     /// same hop give one row.
     recent: HashMap<i64, Timestamp>,
+}
+
+impl Links {
+    /// The links still waiting for a life that came out of `uid` take its origin side (it is
+    /// evicted).
+    pub fn hand_over(&mut self, uid: i64, side: super::flow::Side) {
+        for (from, _) in self.pending.values_mut() {
+            if *from == Upstream::Message(uid) {
+                *from = Upstream::Side(side);
+            }
+        }
+    }
 }
 
 /// Where a delivery that said `queued as X` handed the mail.
@@ -188,7 +201,7 @@ impl Correlator {
         match target {
             Some(uid) => self.attach_upstream(uid, Upstream::Message(from_uid)),
             None => {
-                self.links.pending.insert(key, (from_uid, time));
+                self.links.pending.insert(key, (Upstream::Message(from_uid), time));
             }
         }
     }
@@ -219,8 +232,8 @@ impl Correlator {
             return;
         }
         if let Some((from, _)) = self.links.pending.remove(&queue_key(host, queue_id)) {
-            if from != uid {
-                self.attach_upstream(uid, Upstream::Message(from));
+            if from != Upstream::Message(uid) {
+                self.attach_upstream(uid, from);
             }
         }
     }

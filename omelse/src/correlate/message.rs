@@ -448,6 +448,11 @@ impl Messages {
         self.lives.insert(uid, life);
     }
 
+    /// True when a replay set a restored life of this queue key aside.
+    pub fn is_set_aside(&self, key: i64) -> bool {
+        self.set_aside.contains_key(&key)
+    }
+
     pub fn open_count(&self) -> usize {
         self.lives.values().filter(|m| !m.row.closed).count()
     }

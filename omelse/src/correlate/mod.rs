@@ -7,6 +7,7 @@
 //! - `links`: hops between queue ids (content filter, relay, re-injection, notification).
 //! - `flow`: inbound / outbound / internal / relayed, from origin and destination.
 //! - `net`: internal networks.
+//! - `memory`: the bound on lives held in memory (eviction to the database, and back).
 //!
 //! State lives in plain maps keyed by small hashes or uids; every row the correlator emits is a
 //! function of the lines it was given, in order, so a replay gives the same rows.
@@ -14,6 +15,7 @@
 mod apply;
 mod flow;
 mod links;
+mod memory;
 mod message;
 mod net;
 mod session;
@@ -21,6 +23,7 @@ mod session;
 use std::collections::{HashMap, HashSet};
 
 pub use flow::{flow_name, Side};
+pub use memory::LifeKey;
 pub use net::{IpNet, IpNetError};
 
 use crate::parse::{ParsedLine, Timestamp};
@@ -33,7 +36,7 @@ pub use crate::store::ServerRole;
 use crate::store::{Batch, EventRow, Fleet};
 
 pub use message::FORGET_OPEN;
-use message::{Message, Messages, Upstream, FORGET_CLOSED};
+use message::{Message, Messages, FORGET_CLOSED};
 use session::Sessions;
 
 /// What the correlator knows about the fleet.
@@ -48,6 +51,9 @@ pub struct CorrelatorConfig {
     pub server_addresses: HashMap<String, String>,
     /// Networks whose clients and relays are inside the organisation.
     pub internal_networks: Vec<IpNet>,
+    /// The most lives of messages held in memory (see `memory.rs`); `None`: no bound (the
+    /// caller cannot bring evicted lives back from a database).
+    pub max_open: Option<usize>,
 }
 
 impl Default for CorrelatorConfig {
@@ -57,6 +63,7 @@ impl Default for CorrelatorConfig {
             default_role: ServerRole::Unknown,
             server_addresses: HashMap::new(),
             internal_networks: IpNet::private_defaults(),
+            max_open: None,
         }
     }
 }
@@ -116,6 +123,7 @@ pub struct Correlator {
     messages: Messages,
     sessions: Sessions,
     links: links::Links,
+    memory: memory::Memory,
     /// Hosts whose lines arrived: ELSE servers even when not configured.
     hosts: HashSet<String>,
     /// The latest log time of the lines seen (not of what was restored): the correlator's clock
@@ -223,28 +231,32 @@ impl Correlator {
             self.messages.restore(Message::from_row(row));
         }
         for row in state.recipients {
-            let Some(life) = self.messages.lives.get_mut(&row.message_uid) else {
-                continue;
-            };
-            let dest = match row.flow.and_then(Side::destination_of_flow) {
-                Some(side) => flow::Dest::Side(side),
-                None => flow::Dest::Unknown,
-            };
-            life.recipients.retain(|r| r.row.address != row.address);
-            let mut row = row;
-            // A held message's recipients were shown `held`: their own status comes back.
-            if row.status == "held" {
-                row.status = if row.attempts > 0 { "deferred" } else { "queued" };
-            }
-            life.recipients.push(message::Recipient {
-                row,
-                dest,
-                touched: false,
-            });
+            self.restore_recipient(row);
         }
         for row in state.sessions {
             self.sessions.restore(row);
         }
+    }
+
+    /// Puts a recipient back into its restored life, from its last snapshot.
+    fn restore_recipient(&mut self, mut row: crate::store::RecipientRow) {
+        let Some(life) = self.messages.lives.get_mut(&row.message_uid) else {
+            return;
+        };
+        let dest = match row.flow.and_then(Side::destination_of_flow) {
+            Some(side) => flow::Dest::Side(side),
+            None => flow::Dest::Unknown,
+        };
+        life.recipients.retain(|r| r.row.address != row.address);
+        // A held message's recipients were shown `held`: their own status comes back.
+        if row.status == "held" {
+            row.status = if row.attempts > 0 { "deferred" } else { "queued" };
+        }
+        life.recipients.push(message::Recipient {
+            row,
+            dest,
+            touched: false,
+        });
     }
 
     /// Ends the messages of a session that never passed DATA: smtpd had given them a queue id at
@@ -335,20 +347,12 @@ impl Correlator {
                 continue;
             };
             let side = self.origin_side(life, 0);
-            let downstream = life.downstream.clone();
-            if let Some(side) = side {
-                for d in downstream {
-                    if let Some(down) = self.messages.lives.get_mut(&d) {
-                        if down.upstream == Some(Upstream::Message(uid)) {
-                            down.upstream = Some(Upstream::Side(side));
-                        }
-                    }
-                }
-            }
+            self.hand_over(uid, side);
             self.messages.forget(uid);
         }
         self.sessions.sweep(now, batch);
         self.sweep_links(now);
+        self.sweep_evicted(now);
     }
 }
 

@@ -273,6 +273,11 @@ impl Sessions {
         self.touch(uid);
     }
 
+    /// True while the session is held (open, or closed and not flushed yet).
+    pub fn holds(&self, session: i64) -> bool {
+        self.live.contains_key(&session)
+    }
+
     /// The client of a session, as its `connect` line named it (name, address).
     pub fn client(&self, session: i64) -> Option<(&str, &str)> {
         let row = &self.live.get(&session)?.row;

@@ -33,12 +33,12 @@ pub async fn newest_message_time(client: &Client) -> Result<Option<Timestamp>> {
 pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenState> {
     let messages = client
         .query(
-            "SELECT m.uid, m.started_at, s.name, m.queue_id, m.first_seen, m.last_seen, m.sender, m.size, m.nrcpt,
-                    m.message_id, m.client_name, host(m.client_ip), m.client_port, m.sasl_method, m.sasl_username,
-                    m.origin, m.flow, m.state, m.closed, m.removed_at, m.version, m.state_reason
-             FROM messages m JOIN servers s ON s.id = m.server_id
-             WHERE NOT m.closed AND m.last_seen >= $1
-             ORDER BY m.started_at, m.uid",
+            &format!(
+                "SELECT {MESSAGE_COLUMNS}
+                 FROM messages m JOIN servers s ON s.id = m.server_id
+                 WHERE NOT m.closed AND m.last_seen >= $1
+                 ORDER BY m.started_at, m.uid"
+            ),
             &[&since],
         )
         .await?
@@ -49,14 +49,15 @@ pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenSt
         .query(
             // LATERAL (OFFSET 0 keeps the planner from flattening it): one primary-key probe per
             // open message, never a scan of all recipients.
-            "SELECT r.message_uid, r.message_started_at, r.address, r.orig_address, r.status, r.dsn, r.relay,
-                    r.status_text, r.delay, r.attempts, r.last_attempt_at, r.flow
-             FROM messages m
-             CROSS JOIN LATERAL (
-                 SELECT * FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid OFFSET 0
-             ) r
-             WHERE NOT m.closed AND m.last_seen >= $1
-             ORDER BY r.message_started_at, r.message_uid, r.address",
+            &format!(
+                "SELECT {RECIPIENT_COLUMNS}
+                 FROM messages m
+                 CROSS JOIN LATERAL (
+                     SELECT * FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid OFFSET 0
+                 ) r
+                 WHERE NOT m.closed AND m.last_seen >= $1
+                 ORDER BY r.message_started_at, r.message_uid, r.address"
+            ),
             &[&since],
         )
         .await?
@@ -81,6 +82,53 @@ pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenSt
         messages,
         recipients,
         sessions,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "m.uid, m.started_at, s.name, m.queue_id, m.first_seen, m.last_seen, m.sender, m.size,
+    m.nrcpt, m.message_id, m.client_name, host(m.client_ip), m.client_port, m.sasl_method, m.sasl_username, m.origin,
+    m.flow, m.state, m.closed, m.removed_at, m.version, m.state_reason";
+const RECIPIENT_COLUMNS: &str = "r.message_uid, r.message_started_at, r.address, r.orig_address, r.status, r.dsn,
+    r.relay, r.status_text, r.delay, r.attempts, r.last_attempt_at, r.flow";
+
+/// The last snapshots of the lives `(uid, started_at)` and of their recipients: what the
+/// correlator evicted and needs back (one primary-key probe per life, one query for all).
+pub async fn load_lives(client: &Client, lives: &[(i64, Timestamp)]) -> Result<OpenState> {
+    let uids: Vec<i64> = lives.iter().map(|(uid, _)| *uid).collect();
+    let starts: Vec<Timestamp> = lives.iter().map(|(_, started_at)| *started_at).collect();
+    let messages = client
+        .query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS}
+                 FROM unnest($1::bigint[], $2::timestamptz[]) AS w(uid, started_at)
+                 JOIN messages m ON m.started_at = w.started_at AND m.uid = w.uid
+                 JOIN servers s ON s.id = m.server_id
+                 ORDER BY m.started_at, m.uid"
+            ),
+            &[&uids, &starts],
+        )
+        .await?
+        .iter()
+        .map(message)
+        .collect();
+    let recipients = client
+        .query(
+            &format!(
+                "SELECT {RECIPIENT_COLUMNS}
+                 FROM unnest($1::bigint[], $2::timestamptz[]) AS w(uid, started_at)
+                 JOIN recipients r ON r.message_started_at = w.started_at AND r.message_uid = w.uid
+                 ORDER BY r.message_started_at, r.message_uid, r.address"
+            ),
+            &[&uids, &starts],
+        )
+        .await?
+        .iter()
+        .map(recipient)
+        .collect();
+    Ok(OpenState {
+        messages,
+        recipients,
+        sessions: Vec::new(),
     })
 }
 

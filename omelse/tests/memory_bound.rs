@@ -1,0 +1,224 @@
+//! The bound on the correlator's memory changes no row: a stream of 100,000 messages (many
+//! interleaved, a third deferred for hours, some relayed from one host to the other) written to
+//! PostgreSQL the way omelse writes it (note the lines' names, reload, correlate, commit, evict),
+//! once with at most 1,000 lives in memory and once without a bound, leaves every table the same.
+
+use std::collections::BTreeMap;
+
+use else_tests::records::tables;
+use else_tests::{block_on, PgCluster};
+use omelse::correlate::{Correlator, CorrelatorConfig};
+use omelse::ingest::Pipeline;
+use omelse::parse::{Clock, Timestamp};
+use omelse::store::{self, Writer};
+
+/// Lines per commit, as an rsyslog batch of the shipped stanza might be.
+const COMMIT_LINES: usize = 5_000;
+
+/// `count` messages from 2026-03-01 on, one every 200 ms: one in four received by `in1` from the
+/// Internet and relayed to `out1` (`queued as`), the others submitted to `out1` by an internal
+/// client in an smtpd session; one in three deferred for hours (retries 5 min, 40 min, 3 h, 8 h
+/// apart), of which one in ten never delivered (still open at the end); one in five with two
+/// recipients. Sorted by time, as a live stream is.
+fn stream(count: usize) -> Vec<String> {
+    let base = "2026-03-01T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_microsecond();
+    let mut lines: Vec<(i64, usize, String)> = Vec::new();
+    let mut push = |micros: i64, host: &str, program: &str, pid: usize, text: String| {
+        let time = jiff::Timestamp::from_microsecond(base + micros).unwrap();
+        let n = lines.len();
+        lines.push((
+            micros,
+            n,
+            format!(
+                "{} {host} postfix/{program}[{pid}]: {text}",
+                time.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            ),
+        ));
+    };
+    const MS: i64 = 1_000;
+    const MIN: i64 = 60_000 * MS;
+    for i in 0..count {
+        let t = i as i64 * 200 * MS;
+        let relayed = i % 4 == 0;
+        let deferred = i % 3 == 1;
+        let never = deferred && i % 10 == 4;
+        let recipients: Vec<String> = (0..1 + usize::from(i % 5 == 2))
+            .map(|r| format!("user{}.{r}@remote{}.example", i % 700, i % 13))
+            .collect();
+        let queue_id = format!("{:010X}", 0x1_0000_0000u64 + i as u64);
+        let sender = format!("sender{}@example.org", i % 300);
+        let size = 1000 + i % 9000;
+        let nrcpt = recipients.len();
+        let mut t_out = t;
+        if relayed {
+            let qin = format!("{:010X}", 0x2_0000_0000u64 + i as u64);
+            let client = format!("ext{}.example.net[203.0.113.{}]", i % 500, 1 + i % 250);
+            push(t, "in1", "smtpd", 3000 + i % 37, format!("{qin}: client={client}"));
+            push(
+                t + MS,
+                "in1",
+                "cleanup",
+                400,
+                format!("{qin}: message-id=<{i}.in@example.net>"),
+            );
+            push(
+                t + 2 * MS,
+                "in1",
+                "qmgr",
+                401,
+                format!("{qin}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue active)"),
+            );
+            for to in &recipients {
+                push(t + 50 * MS, "in1", "smtp", 500 + i % 11, format!("{qin}: to=<{to}>, relay=out1[10.0.0.2]:25, delay=0.05, delays=0/0/0.01/0.04, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {queue_id})"));
+            }
+            push(t + 51 * MS, "in1", "qmgr", 401, format!("{qin}: removed"));
+            t_out = t + 40 * MS;
+            push(
+                t_out,
+                "out1",
+                "smtpd",
+                2000 + i % 41,
+                format!("{queue_id}: client=in1[10.0.0.1]"),
+            );
+        } else {
+            let pid = 2000 + i % 41;
+            let client = format!("ws{}.lan.example.org[10.1.{}.{}]", i % 90, i % 3, 1 + i % 200);
+            push(t, "out1", "smtpd", pid, format!("connect from {client}"));
+            push(t + MS, "out1", "smtpd", pid, format!("{queue_id}: client={client}"));
+            push(
+                t + 9 * MS,
+                "out1",
+                "smtpd",
+                pid,
+                format!(
+                    "disconnect from {client} ehlo=1 mail=1 rcpt={nrcpt} data=1 quit=1 commands={}",
+                    4 + nrcpt
+                ),
+            );
+        }
+        push(
+            t_out + 2 * MS,
+            "out1",
+            "cleanup",
+            410,
+            format!("{queue_id}: message-id=<{i}@example.org>"),
+        );
+        push(
+            t_out + 3 * MS,
+            "out1",
+            "qmgr",
+            411,
+            format!("{queue_id}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue active)"),
+        );
+        let mut at = t_out + 30 * MS;
+        if deferred {
+            for (attempt, wait) in [5 * MIN, 40 * MIN, 180 * MIN, 480 * MIN].into_iter().enumerate() {
+                for to in &recipients {
+                    push(at, "out1", "smtp", 600 + i % 17, format!("{queue_id}: to=<{to}>, relay=none, delay={}, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.remote{}.example[192.0.2.{}]:25: Connection timed out)", attempt + 1, i % 13, 1 + i % 13));
+                }
+                at += wait;
+            }
+        }
+        if !never {
+            for to in &recipients {
+                push(at, "out1", "smtp", 600 + i % 17, format!("{queue_id}: to=<{to}>, relay=mx.remote{}.example[192.0.2.{}]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 queued)", i % 13, 1 + i % 13));
+            }
+            push(at + MS, "out1", "qmgr", 411, format!("{queue_id}: removed"));
+        }
+    }
+    lines.sort_unstable_by_key(|(time, n, _)| (*time, *n));
+    lines.into_iter().map(|(_, _, line)| line).collect()
+}
+
+/// What one run did to memory.
+#[derive(Debug)]
+struct Run {
+    evictions: u64,
+    reloads: u64,
+    most_lives: usize,
+}
+
+/// Writes `lines` into a fresh database as omelse does, with `max_open` as the bound; returns the
+/// database's URL and what the bound did.
+fn run(lines: &[String], max_open: Option<usize>) -> (String, Run) {
+    block_on(async {
+        let url = PgCluster::shared().create_database().await;
+        let mut client = store::connect(&url).await.unwrap();
+        store::migrate(&mut client).await.unwrap();
+        let config = CorrelatorConfig {
+            max_open,
+            ..CorrelatorConfig::default()
+        };
+        let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
+        let mut pipeline = Pipeline::new(clock, Correlator::with_config(config));
+        let mut writer = Writer::new();
+        let mut most_lives = 0;
+        for chunk in lines.chunks(COMMIT_LINES) {
+            for line in chunk {
+                pipeline.note_line(line);
+            }
+            pipeline.reload(&client).await.unwrap();
+            for line in chunk {
+                pipeline.push_line(line);
+            }
+            most_lives = most_lives.max(pipeline.correlator().lives_in_memory());
+            let batch = pipeline.take_batch();
+            writer.write_batch(&mut client, &batch).await.unwrap();
+            pipeline.evict();
+        }
+        let (evictions, reloads) = pipeline.correlator().eviction_counters();
+        (
+            url,
+            Run {
+                evictions,
+                reloads,
+                most_lives,
+            },
+        )
+    })
+}
+
+/// The tables a run writes, without those only migrations write (their times differ).
+fn mail_tables(url: &str) -> BTreeMap<String, Vec<String>> {
+    let mut all = tables(url);
+    all.retain(|name, _| name != "schema_migrations");
+    all
+}
+
+#[test]
+fn at_most_1000_lives_in_memory_give_the_same_tables_as_no_bound() {
+    let messages: usize = std::env::var("OMELSE_BOUND_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let lines = stream(messages);
+    let (free_url, free) = run(&lines, None);
+    let (capped_url, capped) = run(&lines, Some(1_000));
+    eprintln!(
+        "{} lines, {messages} messages; no bound: {free:?}; at most 1,000: {capped:?}",
+        lines.len()
+    );
+    let (free_tables, capped_tables) = (mail_tables(&free_url), mail_tables(&capped_url));
+    assert!(free_tables["messages"].len() >= messages);
+    for (name, rows) in &free_tables {
+        let other = &capped_tables[name];
+        assert!(
+            rows == other,
+            "table {name}: {}",
+            else_tests::records::differences(rows, other)
+        );
+    }
+    assert_eq!(free.evictions, 0);
+    assert!(
+        free.most_lives > 5 * 1_000,
+        "the stream must hold many lives at once: {free:?}"
+    );
+    assert!(capped.evictions > 50_000 && capped.reloads > 10_000, "{capped:?}");
+    assert!(
+        capped.most_lives <= 1_000 + COMMIT_LINES,
+        "more lives than the bound and one commit's lines: {capped:?}"
+    );
+}
