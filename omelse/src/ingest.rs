@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use tokio_postgres::Client;
 
-use crate::correlate::{Correlator, CorrelatorConfig, FORGET_OPEN};
+use crate::correlate::{Correlator, CorrelatorConfig, LifeKey, FORGET_OPEN};
 use crate::keys::{hash_parts, LineKeys};
 use crate::parse::{self, Clock, EventKind, SyslogLine, Timestamp};
 use crate::store::{self, Batch, EventRow};
@@ -236,14 +236,24 @@ impl Pipeline {
     /// Brings back from the database the evicted lives the noted lines name, in one query, before
     /// they are pushed. With no bound on lives in memory there are none.
     pub async fn reload(&mut self, client: &Client) -> store::Result<()> {
-        let wanted = self.correlator.wanted_lives();
+        let wanted = self.wanted_lives();
         let state = if wanted.is_empty() {
             store::OpenState::default()
         } else {
             store::load_lives(client, &wanted).await?
         };
-        self.correlator.reload(state);
+        self.reload_from(state);
         Ok(())
+    }
+
+    /// The evicted lives the noted lines need back (what [`Pipeline::reload`] loads).
+    pub fn wanted_lives(&self) -> Vec<LifeKey> {
+        self.correlator.wanted_lives()
+    }
+
+    /// Puts back the wanted lives from their last snapshots (see [`Pipeline::reload`]).
+    pub fn reload_from(&mut self, state: store::OpenState) {
+        self.correlator.reload(state);
     }
 
     /// Once the last batch is committed: evicts lives beyond the correlator's bound (their state

@@ -105,6 +105,12 @@ pub const PARAMS: &[ParamSpec] = &[
                stopping rsyslogd while the database is down loses nothing (default: memory only)",
     },
     ParamSpec {
+        name: "memory.max_open",
+        kind: ParamType::PositiveInt,
+        help: "most messages the module holds in memory (open, or just closed); beyond it the least recently \
+               named go back to the database and return when a line names them (default 20000)",
+    },
+    ParamSpec {
         name: "migrate",
         kind: ParamType::Binary,
         help: "create or upgrade the schema on first connect (default on)",
@@ -157,6 +163,8 @@ pub struct ActionConfig {
     pub rollups_interval_secs: u64,
     /// Where the lines of failed batches wait to be written (see `spool`); `None`: in memory.
     pub spool_file: Option<String>,
+    /// The bound on messages held in memory (see `correlate/memory.rs`).
+    pub max_open: usize,
     pub migrate: bool,
 }
 
@@ -174,6 +182,7 @@ impl Default for ActionConfig {
             stats_interval_secs: 300,
             rollups_interval_secs: 0,
             spool_file: None,
+            max_open: DEFAULT_MAX_OPEN,
             migrate: true,
         }
     }
@@ -191,6 +200,11 @@ impl fmt::Display for ConfigError {
         write!(f, "omelse: parameter '{}': {}", self.param, self.problem)
     }
 }
+
+/// Messages held in memory by default: about 70 MiB of rsyslogd at 3.4 KB each (docs/benchmarks.md),
+/// and far more than the few dozen a busy server has open at once; a deferred-queue storm beyond
+/// it costs a database lookup per commit, not memory.
+pub const DEFAULT_MAX_OPEN: usize = 20_000;
 
 const ROLES: &[&str] = &["unknown", "incoming", "outgoing", "both", "relay", "filter"];
 
@@ -272,6 +286,7 @@ impl ActionConfig {
                 "stats.interval" => config.stats_interval_secs = number("stats.interval")?,
                 "rollups.interval" => config.rollups_interval_secs = number("rollups.interval")?,
                 "spool.file" => config.spool_file = Some(text()).filter(|path| !path.is_empty()),
+                "memory.max_open" => config.max_open = number("memory.max_open")? as usize,
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
                 other => {
                     return Err(ConfigError {
@@ -339,6 +354,24 @@ mod tests {
         let e =
             ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x port=notanumber".into()))]).unwrap_err();
         assert_eq!(e.param, "conninfo");
+    }
+
+    #[test]
+    fn the_memory_bound_is_a_positive_count() {
+        let c = ActionConfig::from_params(&[("conninfo", ParamValue::Text("host=x".into()))]).unwrap();
+        assert_eq!(c.max_open, DEFAULT_MAX_OPEN);
+        let c = ActionConfig::from_params(&[
+            ("conninfo", ParamValue::Text("host=x".into())),
+            ("memory.max_open", ParamValue::Number(1000)),
+        ])
+        .unwrap();
+        assert_eq!(c.max_open, 1000);
+        let e = ActionConfig::from_params(&[
+            ("conninfo", ParamValue::Text("host=x".into())),
+            ("memory.max_open", ParamValue::Number(0)),
+        ])
+        .unwrap_err();
+        assert_eq!(e.param, "memory.max_open");
     }
 
     #[test]

@@ -95,13 +95,23 @@ impl<'a> Database<'a> {
     async fn write_lines(&mut self, lines: &[String]) -> Outcome {
         let started = Instant::now();
         // Into the pipeline first when it exists, so that the rows wait in `pending` while the
-        // database is away; before the first connection they wait in the spool.
-        let pushed = self.push(lines);
+        // database is away; before the first connection they wait in the spool. Once lives were
+        // evicted, the lines wait for the database: the lives they name come back from it first.
+        let evicted = self
+            .pipeline
+            .as_ref()
+            .is_some_and(|pipeline| pipeline.correlator().evicted_lives() > 0);
+        let pushed = !evicted && self.push(lines);
         if let Err(e) = self.connect().await {
             return self.fail(e);
         }
-        if !pushed && !self.push(lines) {
-            return self.fail("no pipeline".into());
+        if !pushed {
+            if let Err(e) = self.reload(lines).await {
+                return self.fail(format!("cannot bring evicted messages back: {e}"));
+            }
+            if !self.push(lines) {
+                return self.fail("no pipeline".into());
+            }
         }
         let counters = &self.shared.counters;
         counters.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
@@ -121,10 +131,28 @@ impl<'a> Database<'a> {
             Ok(_) => {
                 self.pending = Batch::default();
                 counters.batches.fetch_add(1, Ordering::Relaxed);
+                // Every life's last snapshot is in the database now: the bound may evict.
+                if let Some(pipeline) = self.pipeline.as_mut() {
+                    pipeline.evict();
+                }
                 self.succeed(started)
             }
             Err(e) => self.fail(format!("write failed: {e}")),
         }
+    }
+
+    /// Brings back the evicted lives that rendered lines name (one query).
+    async fn reload(&mut self, lines: &[String]) -> store::Result<()> {
+        let (Some(pipeline), Some(client)) = (self.pipeline.as_mut(), self.client.as_ref()) else {
+            return Ok(());
+        };
+        for text in lines {
+            match template::split(text, self.shared.config.hostname_source) {
+                Some((_, line)) => pipeline.note_split(line),
+                None => pipeline.note_line(text),
+            }
+        }
+        pipeline.reload(client).await
     }
 
     /// Runs rendered lines through the pipeline into `pending`; false when there is no pipeline yet.
@@ -176,7 +204,10 @@ impl<'a> Database<'a> {
                 .await
                 .map_err(|e| format!("cannot resume from the database: {e}"))?;
             // Timestamps from rsyslog are absolute; the clock only serves lines without one.
-            self.pipeline = Some(Pipeline::new(Clock::system(), correlator));
+            let mut pipeline = Pipeline::new(Clock::system(), correlator);
+            // What was open beyond the bound goes back to the database at once.
+            pipeline.evict();
+            self.pipeline = Some(pipeline);
             // What a stopped rsyslogd could not write, and lines from before this connection.
             let waiting = self.spool.lines().to_vec();
             if !waiting.is_empty() {
@@ -219,6 +250,7 @@ impl<'a> Database<'a> {
     pub fn correlator_config(&self) -> CorrelatorConfig {
         let mut config = CorrelatorConfig {
             default_role: self.shared.config.server_role.parse().unwrap_or_default(),
+            max_open: Some(self.shared.config.max_open),
             ..CorrelatorConfig::default()
         };
         if let Some(networks) = &self.shared.config.internal_networks {

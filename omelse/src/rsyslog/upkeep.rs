@@ -48,6 +48,9 @@ impl<'a> Upkeep<'a> {
             return;
         };
         let stats = pipeline.stats();
+        let correlator = pipeline.correlator();
+        let (evictions, reloads) = correlator.eviction_counters();
+        let (in_memory, evicted) = (correlator.lives_in_memory() as u64, correlator.evicted_lives() as u64);
         let counters = &self.shared.counters;
         let unknown: u64 = stats.unknown_by_program.values().sum();
         counters.unknown.store(unknown, Ordering::Relaxed);
@@ -62,6 +65,10 @@ impl<'a> Upkeep<'a> {
             ("batches", counters.batches.load(Ordering::Relaxed)),
             ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
             ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
+            ("messages_in_memory", in_memory),
+            ("messages_evicted", evicted),
+            ("evictions", evictions),
+            ("reloads", reloads),
         ];
         let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
         (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));

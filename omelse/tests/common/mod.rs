@@ -170,6 +170,28 @@ impl Stored {
         }
     }
 
+    /// What `store::load_lives` reads back: the last snapshots of these lives and their recipients.
+    pub fn lives(&self, wanted: &[(i64, Timestamp)]) -> OpenState {
+        let messages: Vec<MessageRow> = wanted
+            .iter()
+            .filter_map(|&(uid, started_at)| self.messages.get(&(started_at, uid)).cloned())
+            .collect();
+        let recipients = wanted
+            .iter()
+            .flat_map(|&(uid, started_at)| {
+                self.recipients
+                    .range((started_at, uid, String::new())..)
+                    .take_while(move |((s, u, _), _)| (*s, *u) == (started_at, uid))
+                    .map(|(_, r)| r.clone())
+            })
+            .collect();
+        OpenState {
+            messages,
+            recipients,
+            sessions: Vec::new(),
+        }
+    }
+
     /// The tables that differ from `other`'s, each with the keys of its rows that differ.
     pub fn differences(&self, other: &Stored) -> Vec<String> {
         fn table<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
