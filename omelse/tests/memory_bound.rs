@@ -289,3 +289,39 @@ fn evicted_lives_come_back_from_postgresql_unchanged() {
     assert_eq!(free.evictions, 0);
     assert!(capped.evictions > 1_000 && capped.reloads > 200, "{capped:?}");
 }
+
+/// smtpd processes count against the same bound: beyond it the ones whose session ended go first
+/// (only the second their last session began is lost), then the least recently seen open ones.
+#[test]
+fn smtpd_processes_beyond_the_bound_are_forgotten_ended_sessions_first() {
+    let config = CorrelatorConfig {
+        max_open: Some(100),
+        ..CorrelatorConfig::default()
+    };
+    let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
+    let mut pipeline = Pipeline::new(clock, Correlator::with_config(config));
+    let line = |second: usize, pid: usize, text: &str| {
+        format!(
+            "2026-03-01T10:{:02}:{:02}+00:00 mx1 postfix/smtpd[{pid}]: {text} from c.example[192.0.2.7]",
+            second / 60,
+            second % 60
+        )
+    };
+    // 1,000 processes whose session ended, then 150 still talking.
+    for pid in 0..1000 {
+        pipeline.push_line(&line(pid % 3000 / 10, 10_000 + pid, "connect"));
+        pipeline.push_line(&line(pid % 3000 / 10, 10_000 + pid, "disconnect"));
+    }
+    for pid in 0..150 {
+        pipeline.push_line(&line(1000 + pid, 20_000 + pid, "connect"));
+    }
+    pipeline.take_batch();
+    pipeline.evict();
+    let (forgotten_open, processes) = pipeline.correlator().session_counters();
+    assert_eq!(
+        (forgotten_open, processes),
+        (62, 88),
+        "the ended ones went first, then the oldest open ones, down to 7/8 of the bound"
+    );
+    assert_eq!(pipeline.correlator().open_sessions(), 88);
+}

@@ -41,6 +41,8 @@ pub(super) struct Memory {
     horizon: Timestamp,
     pub evictions: u64,
     pub reloads: u64,
+    /// Open smtpd sessions forgotten to keep the bound.
+    pub session_evictions: u64,
 }
 
 /// Lives evicted at once go down to this share of the bound, so that a commit does not evict one
@@ -165,11 +167,13 @@ impl Correlator {
         }
     }
 
-    /// After a commit: evicts the least recently named lives beyond `max_open`. Returns how many.
+    /// After a commit: evicts the least recently named lives beyond `max_open`, and forgets the
+    /// smtpd processes beyond the same count (see `Sessions::evict`). Returns how many lives.
     pub fn evict(&mut self) -> usize {
         let Some(max) = self.config.max_open else {
             return 0;
         };
+        self.memory.session_evictions += self.sessions.evict(max) as u64;
         if self.messages.lives.len() <= max {
             return 0;
         }
@@ -271,6 +275,11 @@ impl Correlator {
     /// Lives evicted so far, and brought back from the database.
     pub fn eviction_counters(&self) -> (u64, u64) {
         (self.memory.evictions, self.memory.reloads)
+    }
+
+    /// Open smtpd sessions forgotten to keep the bound, and processes remembered now.
+    pub fn session_counters(&self) -> (u64, usize) {
+        (self.memory.session_evictions, self.sessions.processes())
     }
 
     /// Lives of messages in memory, open or in their grace.

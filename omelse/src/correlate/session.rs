@@ -394,4 +394,42 @@ impl Sessions {
     pub fn open_count(&self) -> usize {
         self.live.values().filter(|s| !s.closed).count()
     }
+
+    /// After a commit, with more than `max` processes remembered: forgets the least recently
+    /// seen down to 7/8 of it, the processes whose session ended first (what is forgotten then is
+    /// only when their last session began, which matters within its second), then open sessions
+    /// (their last snapshots are in the database; a later line of theirs begins a new one).
+    /// Returns how many open sessions were forgotten.
+    pub fn evict(&mut self, max: usize) -> usize {
+        if self.pids.len() <= max {
+            return 0;
+        }
+        let keep = max - max / 8;
+        let mut slots: Vec<(bool, Timestamp, i64)> = self
+            .pids
+            .iter()
+            .filter(|(key, slot)| {
+                !self.set_aside.contains_key(key)
+                    && slot
+                        .open
+                        .and_then(|uid| self.live.get(&uid))
+                        .is_none_or(|session| !session.touched)
+            })
+            .map(|(key, slot)| (slot.open.is_some(), slot.last_seen, *key))
+            .collect();
+        slots.sort_unstable();
+        let mut open = 0;
+        for (_, _, key) in slots.into_iter().take(self.pids.len() - keep) {
+            if let Some(uid) = self.pids.remove(&key).and_then(|slot| slot.open) {
+                self.live.remove(&uid);
+                open += 1;
+            }
+        }
+        open
+    }
+
+    /// Processes remembered (with an open session or not).
+    pub fn processes(&self) -> usize {
+        self.pids.len()
+    }
 }

@@ -51,6 +51,7 @@ impl<'a> Upkeep<'a> {
         let correlator = pipeline.correlator();
         let (evictions, reloads) = correlator.eviction_counters();
         let (in_memory, evicted) = (correlator.lives_in_memory() as u64, correlator.evicted_lives() as u64);
+        let (session_evictions, processes) = correlator.session_counters();
         let counters = &self.shared.counters;
         let unknown: u64 = stats.unknown_by_program.values().sum();
         counters.unknown.store(unknown, Ordering::Relaxed);
@@ -69,6 +70,8 @@ impl<'a> Upkeep<'a> {
             ("messages_evicted", evicted),
             ("evictions", evictions),
             ("reloads", reloads),
+            ("smtpd_processes", processes as u64),
+            ("session_evictions", session_evictions),
         ];
         let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
         (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
