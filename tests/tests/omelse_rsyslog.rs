@@ -759,3 +759,100 @@ fn roles_set_in_the_database_reach_the_module() {
     });
     assert_eq!(flow.as_deref(), Some("internal"));
 }
+
+/// `memory.max_open` inside rsyslogd: 600 deferred messages with room for 100 in memory are
+/// evicted to the database; after an rsyslogd restart (which brings back what fits) their
+/// deliveries and `removed` lines find each of them again, in the database: the records equal an
+/// import's, every queue id has one life, and the counters say it happened.
+#[test]
+fn evicted_messages_come_back_across_an_rsyslogd_restart() {
+    rsyslogd_binary().expect("rsyslogd");
+    let head = |second: usize, program: &str| {
+        format!(
+            "2026-03-01T{:02}:{:02}:{:02}+00:00 out1 postfix/{program}",
+            10 + second / 3600,
+            second / 60 % 60,
+            second % 60
+        )
+    };
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for i in 0..600 {
+        let q = format!("{:010X}", 0x3_0000_0000u64 + i as u64);
+        first.push(format!(
+            "{}[2001]: {q}: client=ws.lan[10.1.0.{}]",
+            head(i, "smtpd"),
+            1 + i % 200
+        ));
+        first.push(format!("{}[410]: {q}: message-id=<{i}@lan>", head(i, "cleanup")));
+        first.push(format!(
+            "{}[411]: {q}: from=<s{i}@lan>, size=900, nrcpt=1 (queue active)",
+            head(i, "qmgr")
+        ));
+        first.push(format!("{}[601]: {q}: to=<r{i}@remote.example>, relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.remote.example[192.0.2.1]:25: Connection timed out)", head(i + 1, "smtp")));
+        second.push(format!("{}[602]: {q}: to=<r{i}@remote.example>, relay=mx.remote.example[192.0.2.1]:25, delay=3000, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 queued)", head(3000 + i, "smtp")));
+        second.push(format!("{}[411]: {q}: removed", head(3000 + i, "qmgr")));
+    }
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let cluster = PgCluster::shared();
+    let imported = block_on(cluster.create_database());
+    block_on(import(&imported, &all));
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("evicted-restart");
+    let mut daemon = Rsyslogd::start(
+        &dir,
+        &server_config_with(&omelse_module(), port, &url, r#"memory.max_open="100""#),
+    );
+    let counter = |name: &str| {
+        count(
+            &url,
+            &format!("SELECT coalesce(max(value), 0) FROM ingest_counters WHERE name LIKE 'omelse.%.{name}'"),
+        )
+    };
+    send_tcp(port, &as_syslog(&first));
+    assert_eq!(
+        wait_for_rows(&url, first.len() as i64, Duration::from_secs(120)),
+        first.len() as i64
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || counter("evictions") >= 500),
+        "evictions {}; rsyslogd log:\n{}",
+        counter("evictions"),
+        daemon.own_log()
+    );
+    assert!(
+        counter("messages_in_memory") <= 100,
+        "{}",
+        counter("messages_in_memory")
+    );
+    daemon.restart();
+    send_tcp(port, &as_syslog(&second));
+    assert_eq!(
+        wait_for_rows(&url, all.len() as i64, Duration::from_secs(120)),
+        all.len() as i64,
+        "rsyslogd log:\n{}",
+        daemon.own_log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || counter("reloads") >= 500),
+        "reloads after the restart {}; rsyslogd log:\n{}",
+        counter("reloads"),
+        daemon.own_log()
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM messages"),
+        600,
+        "one life per queue id"
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM messages WHERE closed AND state = 'sent'"),
+        600
+    );
+    let (live, expected) = (message_records(&url), message_records(&imported));
+    assert!(
+        live == expected,
+        "messages: {}; recipients: {}",
+        else_tests::records::differences(&live.0, &expected.0),
+        else_tests::records::differences(&live.1, &expected.1)
+    );
+}

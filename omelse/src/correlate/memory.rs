@@ -178,13 +178,19 @@ impl Correlator {
             return 0;
         }
         let keep = ((max as f64 * EVICT_TO) as usize).max(1);
-        // Lives of a session still open stay: the session's end may still decide their fate. So do
-        // the queue ids a replay set aside (see `message.rs`).
+        // Lives not queued yet of a session still open stay: the session's end may still decide
+        // their fate (`Correlator::close_abandoned`). So do the queue ids a replay set aside (see
+        // `message.rs`).
         let mut candidates: Vec<(Timestamp, i64)> = self
             .messages
             .lives
             .values()
-            .filter(|life| !life.touched && life.session_uid.is_none_or(|s| !self.sessions.holds(s)))
+            .filter(|life| {
+                !life.touched
+                    && (life.queued
+                        || life.closed_at.is_some()
+                        || life.session_uid.is_none_or(|s| !self.sessions.holds(s)))
+            })
             .filter(|life| {
                 !self
                     .messages
