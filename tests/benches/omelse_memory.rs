@@ -2,6 +2,9 @@
 //! same rsyslogd and omelse given as many lines whose messages close, and beside rsyslogd with no
 //! omelse action at all. Prints the figures for docs/benchmarks.md.
 //!
+//! A third run gives the open messages to an action with the default `memory.max_open`: what the
+//! bound saves.
+//!
 //! `cargo bench -p else-tests --bench omelse_memory` (build omelse.so in release first:
 //! `cargo build --release -p omelse`). `OMELSE_MEMORY_MESSAGES` changes the count (default 100,000).
 //!
@@ -20,6 +23,10 @@ use else_tests::bench::{memory_kib, message_lines, rsyslogd_pid, Ending};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
 use else_tests::{block_on, count};
+use omelse::rsyslog::DEFAULT_MAX_OPEN;
+
+/// A bound no run reaches: the correlator's cost without eviction.
+const UNBOUNDED: usize = 100_000_000;
 
 /// What one run measured, in KiB.
 struct Run {
@@ -75,13 +82,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let cluster = PgCluster::start().expect("PostgreSQL");
-    let omelse_config = |url: &str| {
+    let omelse_config = |url: &str, max_open: usize| {
         format!(
             r#"module(load="imtcp")
 module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100000") {{
-  action(type="omelse" conninfo="{url}" action.resumeRetryCount="-1"
+  action(type="omelse" conninfo="{url}" action.resumeRetryCount="-1" memory.max_open="{max_open}"
          queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="10000" queue.workerThreads="2")
 }}"#,
             module = module.display()
@@ -94,30 +101,29 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
 
     let mut runs = Vec::new();
     let mut closed_lines = Vec::new();
-    for (name, ending, done) in [
-        (
-            "omelse, open",
-            Ending::Open,
-            "SELECT count(*) FROM messages WHERE NOT closed",
-        ),
+    let open = "SELECT count(*) FROM messages WHERE NOT closed";
+    for (name, ending, max_open, done) in [
+        ("omelse, open", Ending::Open, UNBOUNDED, open),
         (
             "omelse, closed",
             Ending::Closed,
+            UNBOUNDED,
             "SELECT count(*) FROM messages WHERE closed",
         ),
+        ("open, bound", Ending::Open, DEFAULT_MAX_OPEN, open),
     ] {
         let url = block_on(cluster.create_database());
         let lines = syslog(message_lines(messages, ending));
         runs.push(run(
             name,
-            &omelse_config(&url),
+            &omelse_config(&url, max_open),
             &lines,
             || count(&url, "SELECT count(*) FROM log_events") >= 1,
             || count(&url, done) >= messages as i64,
         ));
         closed_lines = lines;
     }
-    let (open, closed) = (&runs[0], &runs[1]);
+    let (open, closed, bound) = (&runs[0], &runs[1], &runs[2]);
 
     // The same lines to a file (one byte each): rsyslogd's own cost of receiving and queueing them.
     let out = std::env::temp_dir().join(format!("else-bench-memory-{}.out", std::process::id()));
@@ -148,6 +154,11 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
         "omelse-memory: growth with {messages} open messages: {:.0} bytes per message (after - before); {:.0} bytes per message more than the closed run",
         per_message(open.after, open.before),
         per_message(open.after, closed.after)
+    );
+    println!(
+        "omelse-memory: with memory.max_open={DEFAULT_MAX_OPEN} (the default): growth {:.1} MiB, {:.0} bytes per message of the {messages}",
+        (bound.after as f64 - bound.before as f64) / 1024.0,
+        per_message(bound.after, bound.before)
     );
     println!(
         "omelse-memory: ratio of resident sets after: open / closed = {:.2}, open / no omelse = {:.2}; peaks: open / closed = {:.2}",

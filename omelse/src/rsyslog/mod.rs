@@ -19,5 +19,5 @@ mod template;
 mod turns;
 mod upkeep;
 
-pub use config::{ActionConfig, ConfigError, HostnameSource, ParamValue, ProgramFilter, PARAMS};
+pub use config::{ActionConfig, ConfigError, HostnameSource, ParamValue, ProgramFilter, DEFAULT_MAX_OPEN, PARAMS};
 pub use sink::{Counters, Logger, Outcome, Severity, Sink};
