@@ -12,11 +12,11 @@ use common::Stored;
 use std::collections::BTreeMap;
 
 use else_tests::records::tables;
-use else_tests::{block_on, PgCluster};
-use omelse::correlate::{Correlator, CorrelatorConfig};
+use else_tests::PgCluster;
+use omelse::correlate::{Correlator, CorrelatorConfig, LifeKey};
 use omelse::ingest::Pipeline;
 use omelse::parse::{Clock, Timestamp};
-use omelse::store::{self, Writer};
+use omelse::store::{self, Batch, OpenState, Writer};
 
 /// Messages of the in-memory comparison in `make test` (about 9.5 lines each), what a loaded
 /// debug build gets through in well under a minute; `OMELSE_BOUND_MESSAGES=100000` runs the
@@ -152,78 +152,94 @@ struct Run {
     most_lives: usize,
 }
 
-/// Writes `lines` into a fresh database as omelse does, with `max_open` as the bound; returns the
-/// database's URL and what the bound did.
-fn run(lines: &[String], max_open: Option<usize>) -> (String, Run) {
-    block_on(async {
-        let url = PgCluster::shared().create_database().await;
-        let mut client = store::connect(&url).await.unwrap();
-        store::migrate(&mut client).await.unwrap();
-        let config = CorrelatorConfig {
-            max_open,
-            ..CorrelatorConfig::default()
-        };
-        let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
-        let mut pipeline = Pipeline::new(clock, Correlator::with_config(config));
-        let mut writer = Writer::new();
-        let mut most_lives = 0;
-        for chunk in lines.chunks(COMMIT_LINES) {
-            for line in chunk {
-                pipeline.note_line(line);
-            }
-            pipeline.reload(&client).await.unwrap();
-            for line in chunk {
-                pipeline.push_line(line);
-            }
-            most_lives = most_lives.max(pipeline.correlator().lives_in_memory());
-            let batch = pipeline.take_batch();
-            writer.write_batch(&mut client, &batch).await.unwrap();
-            pipeline.evict();
-        }
-        let (evictions, reloads) = pipeline.correlator().eviction_counters();
-        (
-            url,
-            Run {
-                evictions,
-                reloads,
-                most_lives,
-            },
-        )
-    })
+/// Where a run writes its batches and finds evicted lives again.
+trait Store {
+    fn lives(&mut self, wanted: &[LifeKey]) -> OpenState;
+    fn write(&mut self, batch: &Batch);
 }
 
-/// The same as [`run`], into the store simulated in memory: the rows it ends with.
-fn run_in_memory(lines: &[String], max_open: Option<usize>) -> (Stored, Run) {
+/// The store's rules simulated in memory.
+impl Store for Stored {
+    fn lives(&mut self, wanted: &[LifeKey]) -> OpenState {
+        Stored::lives(self, wanted)
+    }
+
+    fn write(&mut self, batch: &Batch) {
+        Stored::write(self, batch);
+    }
+}
+
+/// A fresh PostgreSQL database, written with the store's [`Writer`].
+struct Postgres {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    writer: Writer,
+}
+
+impl Postgres {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (url, client) = runtime.block_on(async {
+            let url = PgCluster::shared().create_database().await;
+            let mut client = store::connect(&url).await.unwrap();
+            store::migrate(&mut client).await.unwrap();
+            (url, client)
+        });
+        Postgres {
+            url,
+            runtime,
+            client,
+            writer: Writer::new(),
+        }
+    }
+}
+
+impl Store for Postgres {
+    fn lives(&mut self, wanted: &[LifeKey]) -> OpenState {
+        self.runtime.block_on(store::load_lives(&self.client, wanted)).unwrap()
+    }
+
+    fn write(&mut self, batch: &Batch) {
+        self.runtime
+            .block_on(self.writer.write_batch(&mut self.client, batch))
+            .unwrap();
+    }
+}
+
+/// Writes `lines` into `store` as omelse does, with `max_open` as the bound: for each commit, the
+/// lines' names noted, the evicted lives they name brought back, the lines correlated, the batch
+/// written, lives evicted. Returns what the bound did.
+fn run(lines: &[String], max_open: Option<usize>, store: &mut impl Store) -> Run {
     let config = CorrelatorConfig {
         max_open,
         ..CorrelatorConfig::default()
     };
     let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
     let mut pipeline = Pipeline::new(clock, Correlator::with_config(config));
-    let mut stored = Stored::default();
     let mut most_lives = 0;
     for chunk in lines.chunks(COMMIT_LINES) {
         for line in chunk {
             pipeline.note_line(line);
         }
         let wanted = pipeline.wanted_lives();
-        pipeline.reload_from(stored.lives(&wanted));
+        pipeline.reload_from(store.lives(&wanted));
         for line in chunk {
             pipeline.push_line(line);
         }
         most_lives = most_lives.max(pipeline.correlator().lives_in_memory());
-        stored.write(&pipeline.take_batch());
+        store.write(&pipeline.take_batch());
         pipeline.evict();
     }
     let (evictions, reloads) = pipeline.correlator().eviction_counters();
-    (
-        stored,
-        Run {
-            evictions,
-            reloads,
-            most_lives,
-        },
-    )
+    Run {
+        evictions,
+        reloads,
+        most_lives,
+    }
 }
 
 /// The tables a run writes, without those only migrations write (their times differ).
@@ -241,8 +257,9 @@ fn at_most_1000_lives_in_memory_give_the_same_rows_as_no_bound() {
         .unwrap_or(MESSAGES);
     let lines = stream(messages);
     let started = std::time::Instant::now();
-    let (free_rows, free) = run_in_memory(&lines, None);
-    let (capped_rows, capped) = run_in_memory(&lines, Some(1_000));
+    let (mut free_rows, mut capped_rows) = (Stored::default(), Stored::default());
+    let free = run(&lines, None, &mut free_rows);
+    let capped = run(&lines, Some(1_000), &mut capped_rows);
     eprintln!(
         "{} lines, {messages} messages, {:.1} s; no bound: {free:?}; at most 1,000: {capped:?}",
         lines.len(),
@@ -274,9 +291,10 @@ fn at_most_1000_lives_in_memory_give_the_same_rows_as_no_bound() {
 fn evicted_lives_come_back_from_postgresql_unchanged() {
     let messages = 2_000;
     let lines = stream(messages);
-    let (free_url, free) = run(&lines, None);
-    let (capped_url, capped) = run(&lines, Some(1_000));
-    let (free_tables, capped_tables) = (mail_tables(&free_url), mail_tables(&capped_url));
+    let (mut free_db, mut capped_db) = (Postgres::new(), Postgres::new());
+    let free = run(&lines, None, &mut free_db);
+    let capped = run(&lines, Some(1_000), &mut capped_db);
+    let (free_tables, capped_tables) = (mail_tables(&free_db.url), mail_tables(&capped_db.url));
     assert!(free_tables["messages"].len() >= messages);
     for (name, rows) in &free_tables {
         let other = &capped_tables[name];

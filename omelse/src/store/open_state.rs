@@ -31,39 +31,12 @@ pub async fn newest_message_time(client: &Client) -> Result<Option<Timestamp>> {
 /// disconnected and seen at or after `since`. Client addresses stored as NULL (unreadable in the
 /// log) come back as `None`.
 pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenState> {
-    let messages = client
-        .query(
-            &format!(
-                "SELECT {MESSAGE_COLUMNS}
-                 FROM messages m JOIN servers s ON s.id = m.server_id
-                 WHERE NOT m.closed AND m.last_seen >= $1
-                 ORDER BY m.started_at, m.uid"
-            ),
-            &[&since],
-        )
-        .await?
-        .iter()
-        .map(message)
-        .collect();
-    let recipients = client
-        .query(
-            // LATERAL (OFFSET 0 keeps the planner from flattening it): one primary-key probe per
-            // open message, never a scan of all recipients.
-            &format!(
-                "SELECT {RECIPIENT_COLUMNS}
-                 FROM messages m
-                 CROSS JOIN LATERAL (
-                     SELECT * FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid OFFSET 0
-                 ) r
-                 WHERE NOT m.closed AND m.last_seen >= $1
-                 ORDER BY r.message_started_at, r.message_uid, r.address"
-            ),
-            &[&since],
-        )
-        .await?
-        .iter()
-        .map(recipient)
-        .collect();
+    let (messages, recipients) = messages_and_recipients(
+        client,
+        "(SELECT * FROM messages WHERE NOT closed AND last_seen >= $1) m",
+        &[&since],
+    )
+    .await?;
     let sessions = client
         .query(
             "SELECT x.uid, s.name, x.program, x.pid, x.connected_at, x.disconnected_at, x.client_name,
@@ -96,16 +69,33 @@ const RECIPIENT_COLUMNS: &str = "r.message_uid, r.message_started_at, r.address,
 pub async fn load_lives(client: &Client, lives: &[(i64, Timestamp)]) -> Result<OpenState> {
     let uids: Vec<i64> = lives.iter().map(|(uid, _)| *uid).collect();
     let starts: Vec<Timestamp> = lives.iter().map(|(_, started_at)| *started_at).collect();
+    let (messages, recipients) = messages_and_recipients(
+        client,
+        "unnest($1::bigint[], $2::timestamptz[]) AS w(uid, started_at)
+         JOIN messages m ON m.started_at = w.started_at AND m.uid = w.uid",
+        &[&uids, &starts],
+    )
+    .await?;
+    Ok(OpenState {
+        messages,
+        recipients,
+        sessions: Vec::new(),
+    })
+}
+
+/// The messages `chosen` names as `m` (a FROM list), and their recipients.
+async fn messages_and_recipients(
+    client: &Client,
+    chosen: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(Vec<MessageRow>, Vec<RecipientRow>)> {
     let messages = client
         .query(
             &format!(
-                "SELECT {MESSAGE_COLUMNS}
-                 FROM unnest($1::bigint[], $2::timestamptz[]) AS w(uid, started_at)
-                 JOIN messages m ON m.started_at = w.started_at AND m.uid = w.uid
-                 JOIN servers s ON s.id = m.server_id
+                "SELECT {MESSAGE_COLUMNS} FROM {chosen} JOIN servers s ON s.id = m.server_id
                  ORDER BY m.started_at, m.uid"
             ),
-            &[&uids, &starts],
+            params,
         )
         .await?
         .iter()
@@ -113,23 +103,22 @@ pub async fn load_lives(client: &Client, lives: &[(i64, Timestamp)]) -> Result<O
         .collect();
     let recipients = client
         .query(
+            // LATERAL (OFFSET 0 keeps the planner from flattening it): one primary-key probe per
+            // message, never a scan of all recipients.
             &format!(
-                "SELECT {RECIPIENT_COLUMNS}
-                 FROM unnest($1::bigint[], $2::timestamptz[]) AS w(uid, started_at)
-                 JOIN recipients r ON r.message_started_at = w.started_at AND r.message_uid = w.uid
+                "SELECT {RECIPIENT_COLUMNS} FROM {chosen}
+                 CROSS JOIN LATERAL (
+                     SELECT * FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid OFFSET 0
+                 ) r
                  ORDER BY r.message_started_at, r.message_uid, r.address"
             ),
-            &[&uids, &starts],
+            params,
         )
         .await?
         .iter()
         .map(recipient)
         .collect();
-    Ok(OpenState {
-        messages,
-        recipients,
-        sessions: Vec::new(),
-    })
+    Ok((messages, recipients))
 }
 
 fn message(row: &Row) -> MessageRow {
