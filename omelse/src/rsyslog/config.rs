@@ -73,6 +73,12 @@ pub const PARAMS: &[ParamSpec] = &[
         help: "hostname (from the line), fromhost (sender's name) or fromhost-ip",
     },
     ParamSpec {
+        name: "host.binding",
+        kind: ParamType::Word,
+        help: "input (default: a line's server name must be one its input is named after, \
+               else-host:NAME[,NAME]) or relay (lines of inputs not named so are accepted)",
+    },
+    ParamSpec {
         name: "programs",
         kind: ParamType::Word,
         help: "mail (Postfix and its neighbours, default) or all",
@@ -129,6 +135,16 @@ pub enum HostnameSource {
     FromHostIp,
 }
 
+/// Which server names a line may carry (see `identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostBinding {
+    /// Only the names its input is bound to; lines of unbound inputs are refused.
+    Input,
+    /// As `Input` for bound inputs; lines of the others keep the name they carry (an intermediate
+    /// rsyslog relays them).
+    Relay,
+}
+
 /// Which lines the action takes; the others are skipped cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgramFilter {
@@ -148,6 +164,7 @@ pub struct ActionConfig {
     /// Clients and relays inside the organisation (flows); `None`: loopback and private ranges.
     pub internal_networks: Option<Vec<IpNet>>,
     pub hostname_source: HostnameSource,
+    pub host_binding: HostBinding,
     pub programs: ProgramFilter,
     pub batch_max_lines: usize,
     pub commit_timeout_secs: u64,
@@ -168,6 +185,7 @@ impl Default for ActionConfig {
             server_role: "unknown".into(),
             internal_networks: None,
             hostname_source: HostnameSource::Hostname,
+            host_binding: HostBinding::Input,
             programs: ProgramFilter::Mail,
             batch_max_lines: 50_000,
             commit_timeout_secs: 30,
@@ -251,6 +269,18 @@ impl ActionConfig {
                             return Err(ConfigError {
                                 param: "hostname.source",
                                 problem: format!("'{other}' is not one of hostname, fromhost, fromhost-ip"),
+                            })
+                        }
+                    }
+                }
+                "host.binding" => {
+                    config.host_binding = match text().to_ascii_lowercase().as_str() {
+                        "input" => HostBinding::Input,
+                        "relay" => HostBinding::Relay,
+                        other => {
+                            return Err(ConfigError {
+                                param: "host.binding",
+                                problem: format!("'{other}' is not one of input, relay"),
                             })
                         }
                     }

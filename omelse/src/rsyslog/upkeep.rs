@@ -59,6 +59,7 @@ impl<'a> Upkeep<'a> {
             ("panicked", stats.panicked),
             ("duplicates", stats.duplicates),
             ("skipped", counters.skipped.load(Ordering::Relaxed)),
+            ("refused_host", counters.refused_host.load(Ordering::Relaxed)),
             ("batches", counters.batches.load(Ordering::Relaxed)),
             ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
             ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
