@@ -30,7 +30,7 @@ pub fn fields(rendered: &[u8]) -> Option<[Range<usize>; 6]> {
 
 /// The uuid of a rendered line's first field (`uuid@input`, or the uuid alone when rendered
 /// before the template had the input).
-fn uuid(first: &str) -> &str {
+pub(super) fn uuid(first: &str) -> &str {
     first.split_once('@').map_or(first, |(uuid, _)| uuid)
 }
 
