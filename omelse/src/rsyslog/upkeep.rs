@@ -44,11 +44,17 @@ impl<'a> Upkeep<'a> {
             return;
         }
         self.last_report = Instant::now();
+        let counters = &self.shared.counters;
+        let turned_away = counters.refused_host.load(Ordering::Relaxed) + counters.skipped.load(Ordering::Relaxed);
+        if database.pipeline().is_none() && turned_away > 0 {
+            // Lines came, but none for the database (all refused or skipped), so nothing connected
+            // yet: connect now, so that the counters say so (a host whose every line is refused).
+            let _ = database.write(Vec::new()).await;
+        }
         let Some(pipeline) = database.pipeline() else {
             return;
         };
         let stats = pipeline.stats();
-        let counters = &self.shared.counters;
         let unknown: u64 = stats.unknown_by_program.values().sum();
         counters.unknown.store(unknown, Ordering::Relaxed);
         counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
