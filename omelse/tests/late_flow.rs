@@ -98,7 +98,6 @@ async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
          FROM traffic_hourly t JOIN servers s ON s.id = t.server_id",
     )
     .await;
-    eprintln!("RECIPIENTS per_batch={per_batch}: {:#?}", rows("SELECT concat_ws('|', m.queue_id, r.address, r.status, r.flow, m.flow, r.last_attempt_at) FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at").await);
     let keys = rows(
         "SELECT concat_ws('|', t.kind, t.hour, s.name, t.flow, t.by_domain, t.domain, t.key, t.messages, t.bytes)
          FROM stats_hourly t JOIN servers s ON s.id = t.server_id",
