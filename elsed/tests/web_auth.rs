@@ -451,7 +451,10 @@ async fn metrics_are_served_to_the_allowed_clients_only() {
     let refused = metrics(&allowed_only, "127.0.0.2", None).await;
     assert!(!refused.headers().contains_key("www-authenticate"));
     let body = error(refused, StatusCode::FORBIDDEN).await;
-    assert!(body["error"].as_str().unwrap().contains("metrics_allowed_clients"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("metrics_allowed_clients"),
+        "{body}"
+    );
     error(
         metrics(&allowed_only, "127.0.0.2", Some("a-metrics-token-for-prometheus")).await,
         StatusCode::FORBIDDEN,

@@ -61,15 +61,27 @@ async fn database() -> Client {
 
 /// Every hour of 2024 is refreshed hour by hour (as today's are).
 fn hot() -> Timestamp {
-    Timestamp("2000-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_microsecond())
+    Timestamp(
+        "2000-01-01T00:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_microsecond(),
+    )
 }
 
 /// Writes `lines` through the pipeline, `per_batch` lines a batch, refreshing the rollups after
 /// each batch; returns the rollups' rows.
 async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
     let mut client = database().await;
-    let correlator = ingest::resume(&client, CorrelatorConfig::default(), None).await.unwrap();
-    let reference = Timestamp("2024-03-20T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_microsecond());
+    let correlator = ingest::resume(&client, CorrelatorConfig::default(), None)
+        .await
+        .unwrap();
+    let reference = Timestamp(
+        "2024-03-20T00:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_microsecond(),
+    );
     let mut pipeline = Pipeline::new(Clock::new(jiff::tz::TimeZone::UTC, reference), correlator);
     let mut writer = Writer::new();
     for batch in lines().chunks(per_batch) {
@@ -82,13 +94,7 @@ async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
     let rows = |sql: &'static str| {
         let client = &client;
         async move {
-            let mut rows: Vec<String> = client
-                .query(sql, &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let mut rows: Vec<String> = client.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
             rows.sort();
             rows
         }
@@ -111,7 +117,9 @@ async fn rollups_of_a_flow_decided_late_end_as_when_it_was_known_at_once() {
     let (traffic, keys) = rollups_written(usize::MAX).await;
     // The late decision is in the rows known at once: carol's 10:10 deferral is internal.
     assert!(
-        traffic.iter().any(|r| r.contains("10:00:00+00|out1|internal|f||deferred|1|")),
+        traffic
+            .iter()
+            .any(|r| r.contains("10:00:00+00|out1|internal|f||deferred|1|")),
         "{traffic:#?}"
     );
     let (traffic_by_line, keys_by_line) = rollups_written(1).await;

@@ -24,8 +24,10 @@ fn test_dir(name: &str) -> PathBuf {
 
 /// The shipped ELSE server stanza into `url`, reporting its counters every second.
 fn server_stanza(certs: &std::path::Path, port: u16, url: &str) -> String {
-    shipped_stanza("else-server.conf", certs, "server", port, url)
-        .replace("server.role=\"unknown\"", "server.role=\"unknown\" stats.interval=\"1\"")
+    shipped_stanza("else-server.conf", certs, "server", port, url).replace(
+        "server.role=\"unknown\"",
+        "server.role=\"unknown\" stats.interval=\"1\"",
+    )
 }
 
 /// A Postfix host's rsyslogd with the shipped stanza and `certificate`'s certificate, sending to
@@ -67,7 +69,10 @@ fn stored(url: &str, server: &str, pids: std::ops::Range<usize>) -> i64 {
 fn stored_anywhere(url: &str, pids: std::ops::Range<usize>) -> i64 {
     count(
         url,
-        &format!("SELECT count(*) FROM log_events WHERE pid >= {} AND pid < {}", pids.start, pids.end),
+        &format!(
+            "SELECT count(*) FROM log_events WHERE pid >= {} AND pid < {}",
+            pids.start, pids.end
+        ),
     )
 }
 

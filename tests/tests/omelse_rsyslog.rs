@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use else_tests::records::message_records;
 use else_tests::rsyslogd::{
-    check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
-    Rsyslogd,
+    check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza,
+    wait_until, Rsyslogd,
 };
 use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, PgCluster};

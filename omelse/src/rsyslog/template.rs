@@ -117,7 +117,10 @@ mod tests {
         let text = "0A1B 2026-11-28T20:16:47+01:00 mx1 mx1 192.0.2.7 postfix/smtpd[1]: connect from x[192.0.2.1]";
         let (uuid, line) = split(text, HostnameSource::Hostname).unwrap();
         assert_eq!((uuid, line.host, line.program), ("0A1B", "mx1", "postfix/smtpd"));
-        assert_eq!(host_and_input(text.as_bytes(), HostnameSource::Hostname).unwrap().1, b"");
+        assert_eq!(
+            host_and_input(text.as_bytes(), HostnameSource::Hostname).unwrap().1,
+            b""
+        );
     }
 
     #[test]
