@@ -261,41 +261,29 @@ impl ActionConfig {
                     config.internal_networks = Some(networks);
                 }
                 "hostname.source" => {
-                    config.hostname_source = match text().to_ascii_lowercase().as_str() {
-                        "hostname" => HostnameSource::Hostname,
-                        "fromhost" => HostnameSource::FromHost,
-                        "fromhost-ip" => HostnameSource::FromHostIp,
-                        other => {
-                            return Err(ConfigError {
-                                param: "hostname.source",
-                                problem: format!("'{other}' is not one of hostname, fromhost, fromhost-ip"),
-                            })
-                        }
-                    }
+                    config.hostname_source = one_of(
+                        "hostname.source",
+                        &text(),
+                        &[
+                            ("hostname", HostnameSource::Hostname),
+                            ("fromhost", HostnameSource::FromHost),
+                            ("fromhost-ip", HostnameSource::FromHostIp),
+                        ],
+                    )?
                 }
                 "host.binding" => {
-                    config.host_binding = match text().to_ascii_lowercase().as_str() {
-                        "input" => HostBinding::Input,
-                        "relay" => HostBinding::Relay,
-                        other => {
-                            return Err(ConfigError {
-                                param: "host.binding",
-                                problem: format!("'{other}' is not one of input, relay"),
-                            })
-                        }
-                    }
+                    config.host_binding = one_of(
+                        "host.binding",
+                        &text(),
+                        &[("input", HostBinding::Input), ("relay", HostBinding::Relay)],
+                    )?
                 }
                 "programs" => {
-                    config.programs = match text().to_ascii_lowercase().as_str() {
-                        "mail" => ProgramFilter::Mail,
-                        "all" => ProgramFilter::All,
-                        other => {
-                            return Err(ConfigError {
-                                param: "programs",
-                                problem: format!("'{other}' is not one of mail, all"),
-                            })
-                        }
-                    }
+                    config.programs = one_of(
+                        "programs",
+                        &text(),
+                        &[("mail", ProgramFilter::Mail), ("all", ProgramFilter::All)],
+                    )?
                 }
                 "batch.maxlines" => config.batch_max_lines = number("batch.maxlines")? as usize,
                 "commit.timeout" => config.commit_timeout_secs = number("commit.timeout")?,
@@ -338,6 +326,22 @@ impl ActionConfig {
         }
         Ok(config)
     }
+}
+
+/// The choice among `choices` that `value` names (case-insensitive), or an error listing them.
+fn one_of<T: Copy>(param: &'static str, value: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    let value = value.to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| ConfigError {
+            param,
+            problem: format!(
+                "'{value}' is not one of {}",
+                choices.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ),
+        })
 }
 
 #[cfg(test)]

@@ -40,12 +40,17 @@ pub fn host_and_input(rendered: &[u8], source: HostnameSource) -> Option<(&[u8],
     let [first, _, hostname, fromhost, fromhost_ip, _] = fields(rendered)?;
     let first = &rendered[first];
     let input = memchr::memchr(b'@', first).map_or(&first[first.len()..], |at| &first[at + 1..]);
-    let host = match source {
+    let host = chosen_host(source, hostname, fromhost, fromhost_ip);
+    Some((&rendered[host], input))
+}
+
+/// The one of a line's three host fields that `source` names as its server name.
+fn chosen_host<T>(source: HostnameSource, hostname: T, fromhost: T, fromhost_ip: T) -> T {
+    match source {
         HostnameSource::Hostname => hostname,
         HostnameSource::FromHost => fromhost,
         HostnameSource::FromHostIp => fromhost_ip,
-    };
-    Some((&rendered[host], input))
+    }
 }
 
 /// The tag and message of a rendered line (empty when it has fewer fields).
@@ -59,11 +64,7 @@ pub fn split(text: &str, source: HostnameSource) -> Option<(&str, SyslogLine<'_>
     let [first, time, hostname, fromhost, fromhost_ip, rest] = fields(text.as_bytes())?.map(|range| &text[range]);
     let uuid = uuid(first);
     let (time, _) = header::parse_rfc3339(time)?;
-    let host = match source {
-        HostnameSource::Hostname => hostname,
-        HostnameSource::FromHost => fromhost,
-        HostnameSource::FromHostIp => fromhost_ip,
-    };
+    let host = chosen_host(source, hostname, fromhost, fromhost_ip);
     let (program, pid, message) = header::split_tag(rest)?;
     Some((
         uuid,
