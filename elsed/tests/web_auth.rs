@@ -368,6 +368,105 @@ async fn failed_logins_are_limited_per_login_and_per_address() {
     elsed.session("bob", "bob's password").await;
 }
 
+/// An IPv6 client owns a /64 (it picks any address in it): its addresses share one budget of
+/// failed logins, and another /64 has its own. The clients come through a trusted proxy, which
+/// names them in `X-Forwarded-For`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_share_the_login_budget_of_their_64() {
+    let elsed = Elsed::start(
+        "ipv6-logins",
+        "trusted_proxies = [\"127.0.0.1\"]\nlogin_failures_per_login = 1000\nlogin_failures_per_address = 3",
+    )
+    .await;
+    let login_from = |client: &'static str, login: &'static str, password: &'static str| {
+        elsed
+            .request(Method::POST, "/auth/login", None, false)
+            .header("X-Forwarded-For", client)
+            .json(&json!({ "login": login, "password": password }))
+            .send()
+    };
+    // Three failures from two addresses of 2001:db8:1:2::/64 spend its budget.
+    for (client, login) in [
+        ("2001:db8:1:2::1", "alice"),
+        ("2001:db8:1:2::2", "bob"),
+        ("2001:db8:1:2::1", "carol"),
+    ] {
+        error(
+            login_from(client, login, "not the password").await.unwrap(),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    // A third address of that /64 waits, even with the right password.
+    let response = login_from("2001:db8:1:2:ffff:ffff:ffff:fffe", "admin", ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    error(response, StatusCode::TOO_MANY_REQUESTS).await;
+    // The next /64 has a budget of its own; so has an IPv4 client.
+    for client in ["2001:db8:1:3::1", "192.0.2.7"] {
+        let response = login_from(client, "admin", ADMIN_PASSWORD).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "a login from {client}");
+    }
+    error(
+        login_from("2001:db8:1:3::1", "dave", "not the password").await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+/// `/metrics` names servers and their queues: the addresses of `metrics_allowed_clients` get it,
+/// any other gets 403 (or 401 asking for the token when there is one, which then opens it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_to_the_allowed_clients_only() {
+    let token_file = scratch("metrics-allowed-token").join("metrics.token");
+    std::fs::write(&token_file, "a-metrics-token-for-prometheus\n").unwrap();
+    let allowed_only = Elsed::start("metrics-allowed", "metrics_allowed_clients = [\"127.0.0.1/32\"]").await;
+    let with_token = Elsed::start(
+        "metrics-allowed-or-token",
+        &format!("metrics_allowed_clients = [\"127.0.0.1\"]\nmetrics_token_file = {token_file:?}"),
+    )
+    .await;
+    // The whole of 127/8 is this machine's: a client bound to 127.0.0.2 is another address.
+    let metrics = |elsed: &Elsed, from: &str, token: Option<&str>| {
+        let client = reqwest::Client::builder()
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let request = client.get(format!("{}/metrics", elsed.base));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    for elsed in [&allowed_only, &with_token] {
+        let response = metrics(elsed, "127.0.0.1", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+    }
+    let refused = metrics(&allowed_only, "127.0.0.2", None).await;
+    assert!(!refused.headers().contains_key("www-authenticate"));
+    let body = error(refused, StatusCode::FORBIDDEN).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("metrics_allowed_clients"),
+        "{body}"
+    );
+    error(
+        metrics(&allowed_only, "127.0.0.2", Some("a-metrics-token-for-prometheus")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let asked = metrics(&with_token, "127.0.0.2", None).await;
+    assert_eq!(asked.headers()["www-authenticate"], "Bearer");
+    error(asked, StatusCode::UNAUTHORIZED).await;
+    let served = metrics(&with_token, "127.0.0.2", Some("a-metrics-token-for-prometheus")).await;
+    assert_eq!(served.status(), StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_need_the_csrf_token_and_logout_ends_the_session() {
     let elsed = Elsed::start("csrf", "").await;
@@ -1273,7 +1372,14 @@ async fn without_its_database_elsed_serves_503() {
 async fn server_health_samples_actions_and_metrics() {
     let token_file = scratch("health-token").join("metrics.token");
     std::fs::write(&token_file, "a-metrics-token-for-prometheus\n").unwrap();
-    let elsed = Elsed::start("health", &format!("metrics_token_file = {:?}", token_file)).await;
+    // SNMP not set up whatever this machine holds: a key file of the test's own, absent (the
+    // default, /etc/else/snmp.key, exists where the packages are installed).
+    let key_file = scratch("health-token").join("no-snmp.key");
+    let elsed = Elsed::start(
+        "health",
+        &format!("metrics_token_file = {token_file:?}\n\n[snmp]\nkey_file = {key_file:?}"),
+    )
+    .await;
     elsed.import_fixture();
     let mut db = elsed.db().await;
     omelse::store::ensure_days(&mut db, &std::collections::BTreeSet::from([19796]))

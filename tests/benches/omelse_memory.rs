@@ -88,7 +88,7 @@ fn main() {
 module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100000") {{
-  action(type="omelse" conninfo="{url}" action.resumeRetryCount="-1" memory.max_open="{max_open}"
+  action(type="omelse" conninfo="{url}" host.binding="relay" action.resumeRetryCount="-1" memory.max_open="{max_open}"
          queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="10000" queue.workerThreads="2")
 }}"#,
             module = module.display()

@@ -476,7 +476,8 @@ fn poll(limit: Duration, mut probe: impl FnMut() -> bool) -> bool {
     probe()
 }
 
-/// The shipped stanza, plain TCP in instead of RELP with TLS.
+/// The shipped stanza, plain TCP in instead of RELP with TLS: a relay of the corpus' servers
+/// (`host.binding="relay"`).
 fn shipped_over_tcp(module: &Path, url: &str) -> String {
     let stanza = shipped_stanza_loading(module, "else-server.conf", Path::new("/nonexistent"), "server", 0, url);
     let start = stanza.find("input(type=\"imrelp\"").expect("the stanza's imrelp input");
@@ -487,6 +488,7 @@ fn shipped_over_tcp(module: &Path, url: &str) -> String {
         &stanza[end..]
     )
     .replace("module(load=\"imrelp\")", "module(load=\"imtcp\")")
+    .replace("# host.binding=\"relay\"", "host.binding=\"relay\"")
 }
 
 /// The shipped stanza with ompgsql writing each raw line in omelse's place: the same ruleset and

@@ -109,7 +109,14 @@ fn measure(transport: &Transport, lines: &[String], rate: Option<usize>, work: &
     let url = block_on(PgCluster::shared().create_database());
     let dir = work.join(format!("run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = ElseServer::start_changed(&dir.join("else"), certs, "server", &url, transport.receiver_change);
+    let server = ElseServer::start_changed(
+        &dir.join("else"),
+        certs,
+        "server",
+        &url,
+        "helga",
+        transport.receiver_change,
+    );
     let relay = CountingRelay::start(if transport.relp {
         server.relp_port
     } else {

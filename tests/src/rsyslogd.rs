@@ -331,3 +331,27 @@ fn adapt_stanza_loading(module: &Path, text: &str, certs: &Path, identity: &str,
         &format!("conninfo=\"{conninfo}\""),
     )
 }
+
+/// A shipped ELSE server stanza (from [`shipped_stanza`]) with its one Postfix host input, the
+/// block named `else-host:mx1`, copied once per `(host, port)` as install.md tells the
+/// postmaster to: the host's name, its certificate name (`host.mail.example.org`, as
+/// [`relp_certificates`] makes it) and its port.
+pub fn host_inputs(text: &str, hosts: &[(&str, u16)]) -> String {
+    let start = text
+        .find("input(type=\"imrelp\" name=\"else-host:mx1\"")
+        .or_else(|| text.find("input(type=\"imptcp\" name=\"else-host:mx1\""))
+        .expect("the shipped stanza has the input of mx1");
+    let end = start + text[start..].find(")\n").expect("the input block ends") + 2;
+    let block = &text[start..end];
+    let port_at = block.find(" port=\"").expect("the input has a port") + 7;
+    let port_end = port_at + block[port_at..].find('"').expect("the port is quoted");
+    let copies: String = hosts
+        .iter()
+        .map(|(host, port)| {
+            format!("{}{port}{}", &block[..port_at], &block[port_end..])
+                .replace("else-host:mx1", &format!("else-host:{host}"))
+                .replace("\"mx1.mail.example.org\"", &format!("\"{host}.mail.example.org\""))
+        })
+        .collect();
+    format!("{}{copies}{}", &text[..start], &text[end..])
+}

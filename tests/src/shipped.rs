@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::rsyslogd::{free_port, shipped_stanza, Rsyslogd};
 
 /// An ELSE server's rsyslogd: RELP/TLS on `relp_port`, the compressed stream on
-/// `compressed_port`, both into omelse.
+/// `compressed_port`, both into omelse, both the inputs of one Postfix host (`mx1`'s certificate).
 pub struct ElseServer {
     pub daemon: Rsyslogd,
     pub relp_port: u16,
@@ -16,9 +16,10 @@ pub struct ElseServer {
 
 impl ElseServer {
     /// Starts it in `dir` with `identity`'s certificate (see
-    /// [`crate::rsyslogd::relp_certificates`]), writing into `url`.
-    pub fn start(dir: &Path, certs: &Path, identity: &str, url: &str) -> ElseServer {
-        ElseServer::start_changed(dir, certs, identity, url, |text| text)
+    /// [`crate::rsyslogd::relp_certificates`]), writing into `url`; its inputs are bound to
+    /// `server_name`, the name the host's lines carry (install.md, "Host identity").
+    pub fn start(dir: &Path, certs: &Path, identity: &str, url: &str, server_name: &str) -> ElseServer {
+        ElseServer::start_changed(dir, certs, identity, url, server_name, |text| text)
     }
 
     /// [`ElseServer::start`] with the stanzas' text changed by `change` first.
@@ -27,6 +28,7 @@ impl ElseServer {
         certs: &Path,
         identity: &str,
         url: &str,
+        server_name: &str,
         change: impl Fn(String) -> String,
     ) -> ElseServer {
         let (relp_port, compressed_port) = (free_port(), free_port());
@@ -34,7 +36,8 @@ impl ElseServer {
             "{}\n{}",
             shipped_stanza("else-server-compressed.conf", certs, identity, compressed_port, url),
             shipped_stanza("else-server.conf", certs, identity, relp_port, url)
-        ));
+        ))
+        .replace("name=\"else-host:mx1\"", &format!("name=\"else-host:{server_name}\""));
         ElseServer {
             daemon: Rsyslogd::start(dir, &config),
             relp_port,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::postfix::{self, PrivatePostfix};
 use crate::rsyslogd::{
-    elsed_binary, free_port, pfagent_binary, relp_certificates, shipped_stanza, wait_until, Rsyslogd,
+    elsed_binary, free_port, host_inputs, pfagent_binary, relp_certificates, shipped_stanza, wait_until, Rsyslogd,
 };
 use crate::snmpd::{self, Snmpd};
 
@@ -156,7 +156,8 @@ pub fn swaks(server: &str, client: &str, from: &str, to: &str, message_id: &str)
 pub struct ElsePorts {
     pub policy: u16,
     pub ndr: u16,
-    pub relp: u16,
+    /// One RELP input per Postfix host (install.md, "Host identity"): the host and its port.
+    pub relp: [(&'static str, u16); 2],
 }
 
 /// The three servers, running; everything stops when this is dropped.
@@ -192,7 +193,7 @@ impl ThreeServers {
         let ports = ElsePorts {
             policy: free_port(),
             ndr: free_port(),
-            relp: free_port(),
+            relp: [("in1", free_port()), ("out1", free_port())],
         };
         let config = dir.join("elsed.toml");
         std::fs::write(&config, elsed_config(dir, url, ports, greylist_delay_secs)).expect("write elsed.toml");
@@ -218,7 +219,11 @@ impl ThreeServers {
         let certs = relp_certificates(dir, &["in1", "out1"]);
         let central = Rsyslogd::start(
             &dir.join("else"),
-            &shipped_stanza("else-server.conf", &certs, "server", ports.relp, url).replace(
+            &host_inputs(
+                &shipped_stanza("else-server.conf", &certs, "server", ports.relp[0].1, url),
+                &ports.relp,
+            )
+            .replace(
                 "# internal.networks=\"192.0.2.0/24, 198.51.100.0/24\"",
                 &format!("internal.networks=\"{INTERNAL_NETWORKS}\""),
             ),
@@ -228,8 +233,8 @@ impl ThreeServers {
         let in1 = start_incoming(ports.policy, ports.ndr);
         let out1 = start_outgoing(ports.ndr);
         let forwarders = [
-            start_forwarder("in1", &in1, &certs, ports.relp, dir),
-            start_forwarder("out1", &out1, &certs, ports.relp, dir),
+            start_forwarder("in1", &in1, &certs, ports.relp[0].1, dir),
+            start_forwarder("out1", &out1, &certs, ports.relp[1].1, dir),
         ];
         let ready = wait_until(Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", ports.policy)).is_ok()

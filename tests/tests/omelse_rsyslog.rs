@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use else_tests::records::message_records;
 use else_tests::rsyslogd::{
-    check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
-    Rsyslogd,
+    check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza,
+    wait_until, Rsyslogd,
 };
 use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, PgCluster};
@@ -34,9 +34,11 @@ fn as_syslog(lines: &[String]) -> Vec<String> {
     lines.iter().map(|l| format!("<22>{l}")).collect()
 }
 
+/// The action these tests use; their plain TCP input stands for a relay (lines of any server, from
+/// the corpora), so the lines of that unbound input are accepted.
 fn omelse_action(conninfo: &str, extra: &str) -> String {
     format!(
-        r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1"
+        r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1" host.binding="relay"
        action.resumeRetryCount="-1" action.resumeInterval="1"
        queue.type="LinkedList" queue.filename="omelse" queue.saveOnShutdown="on"
        queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" queue.workerThreads="1" {extra})"#
@@ -448,10 +450,10 @@ fn omelse_ext_behind_omprog_stores_the_lines_once() {
         r#"module(load="imtcp")
 module(load="omprog")
 template(name="OmElseFormat" type="string"
-         string="%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%\n")
+         string="%uuid%@%inputname% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%\n")
 input(type="imtcp" port="{port}" ruleset="else")
 ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1") {{
-    action(type="omprog" binary="{ext} conninfo={url}" template="OmElseFormat"
+    action(type="omprog" binary="{ext} conninfo={url} host.binding=relay" template="OmElseFormat"
            confirmMessages="on" useTransactions="on" output="{{dir}}/omelse-ext.err"
            action.resumeRetryCount="-1" action.resumeInterval="1"
            queue.type="LinkedList" queue.filename="omelse-ext" queue.saveOnShutdown="on")
@@ -634,12 +636,16 @@ fn two_postfix_hosts_forward_over_relp_with_the_shipped_stanzas() {
     let url = block_on(cluster.create_database());
     let dir = test_dir("relp");
     let tls = relp_certificates(&dir, &["mx1", "mx2"]);
-    let relp_port = free_port();
-    let server_text = shipped_stanza("else-server.conf", &tls, "server", relp_port, &url);
+    // One input per host, as install.md says: each with its port and certificate name.
+    let relp_ports = [("mx1", free_port()), ("mx2", free_port())];
+    let server_text = host_inputs(
+        &shipped_stanza("else-server.conf", &tls, "server", relp_ports[0].1, &url),
+        &relp_ports,
+    );
     let _server = Rsyslogd::start(&dir.join("else"), &server_text);
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
-    for host in ["mx1", "mx2"] {
+    for (host, relp_port) in relp_ports {
         let tcp_port = free_port();
         let client_text = shipped_stanza("postfix-host.conf", &tls, host, relp_port, &url);
         let config = format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\")\n{client_text}");

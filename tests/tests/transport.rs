@@ -16,6 +16,10 @@ use else_tests::topology::IMRELP;
 use else_tests::wire::CountingRelay;
 use else_tests::{block_on, count, PgCluster};
 
+/// The server name of the corpus' MX log, which the stand-in Postfix host `mx1` sends: its inputs
+/// on the ELSE server are bound to it.
+const MX: &str = "helga";
+
 /// The real 3-day MX log of the corpora (69,861 lines), or `None` after saying why.
 fn mx_log() -> Option<Vec<String>> {
     rsyslogd_binary()?;
@@ -148,7 +152,7 @@ fn compressed_forwarding_loses_only_the_lines_in_flight_across_a_receiver_restar
     let url = block_on(PgCluster::shared().create_database());
     let dir = test_dir("compressed-restart");
     let certs = relp_certificates(&dir, &["mx1"]);
-    let mut server = ElseServer::start(&dir.join("else"), &certs, "server", &url);
+    let mut server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
     let stanza = shipped_stanza(
         "postfix-host-compressed.conf",
         &certs,
@@ -211,7 +215,7 @@ fn compressed_forwarding_costs_the_bytes_docs_transport_md_states() {
     let url = block_on(PgCluster::shared().create_database());
     let dir = test_dir("compressed-bytes");
     let certs = relp_certificates(&dir, &["mx1"]);
-    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url);
+    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
     let relay = CountingRelay::start(server.compressed_port);
     let stanza = shipped_stanza("postfix-host-compressed.conf", &certs, "mx1", relay.port(), &url);
     let host = PostfixHost::start(&dir.join("mx1"), &stanza);
@@ -250,8 +254,8 @@ fn a_backup_receiver_takes_over_while_the_primary_is_stopped() {
     let dir = test_dir("failover");
     let certs = relp_certificates(&dir, &["mx1"]);
     // Two ELSE servers on the same database, as install.md sets them up.
-    let mut primary = ElseServer::start(&dir.join("primary"), &certs, "server", &url);
-    let backup = ElseServer::start(&dir.join("backup"), &certs, "backup", &url);
+    let mut primary = ElseServer::start(&dir.join("primary"), &certs, "server", &url, MX);
+    let backup = ElseServer::start(&dir.join("backup"), &certs, "backup", &url, MX);
     let text = stanza_text("postfix-host-failover.conf").replace(
         "target=\"else-backup.example.org\" port=\"2514\"",
         &format!("target=\"127.0.0.1\" port=\"{}\"", backup.relp_port),

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! template(name="OmElseFormat" type="string"
-//!          string="%uuid% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%\n")
+//!          string="%uuid%@%inputname% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%\n")
 //! action(type="omprog" binary="/usr/bin/omelse-ext conninfo=host=/run/postgresql,dbname=else"
 //!        template="OmElseFormat" confirmMessages="on" useTransactions="on"
 //!        action.resumeRetryCount="-1" queue.type="LinkedList" queue.filename="omelse-ext" queue.saveOnShutdown="on")
@@ -59,7 +59,7 @@ fn main() {
                 Outcome::Suspended(reason) => reply(&mut stdout, &format!("Error: {}", reason.replace('\n', " "))),
             },
             _ => {
-                if sink.wants(text.as_bytes()) {
+                if sink.admit(text.as_bytes()) {
                     pending.push(text);
                 }
                 reply(&mut stdout, "DEFER_COMMIT");

@@ -163,7 +163,7 @@ impl Correlator {
     }
 
     /// The destination side of the recipient `address` of `msg`, following hops.
-    fn destination_side(&self, msg: &Message, address: &str, hops: u8) -> Option<Side> {
+    pub(super) fn destination_side(&self, msg: &Message, address: &str, hops: u8) -> Option<Side> {
         let rcpt = msg
             .recipients
             .iter()

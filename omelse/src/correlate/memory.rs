@@ -216,6 +216,7 @@ impl Correlator {
         }
         for (_, uid) in candidates {
             let origin = origins.get(&uid).copied().flatten();
+            self.settle_handed_over(uid);
             self.hand_over(uid, origin);
             if let Some(side) = origin {
                 self.links.hand_over(uid, side);

@@ -36,7 +36,7 @@ pub use crate::store::ServerRole;
 use crate::store::{Batch, EventRow, Fleet};
 
 pub use message::FORGET_OPEN;
-use message::{Message, Messages, FORGET_CLOSED};
+use message::{Message, Messages, Upstream, FORGET_CLOSED};
 use session::Sessions;
 
 /// What the correlator knows about the fleet.
@@ -306,6 +306,35 @@ impl Correlator {
         self.hosts.get(name).map(String::as_str)
     }
 
+    /// Before the life `uid` is forgotten: the recipients its upstream message handed to it
+    /// (`Dest::Via`) take the destination they have in it, so that their flow stays what it was
+    /// and does not depend on when the upstream message is snapshot next (at once, or after this
+    /// sweep, which a batch boundary decides).
+    pub(super) fn settle_handed_over(&mut self, uid: i64) {
+        let Some(life) = self.messages.lives.get(&uid) else {
+            return;
+        };
+        let Some(Upstream::Message(up)) = life.upstream else {
+            return;
+        };
+        let via = flow::Dest::Via(message::queue_key(&life.row.host, &life.row.queue_id));
+        let Some(upstream) = self.messages.lives.get(&up) else {
+            return;
+        };
+        let settled: Vec<(usize, Side)> = upstream
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(_, rcpt)| rcpt.dest == via)
+            .filter_map(|(index, rcpt)| Some((index, self.destination_side(life, &rcpt.row.address, 1)?)))
+            .collect();
+        if let Some(upstream) = self.messages.lives.get_mut(&up) {
+            for (index, side) in settled {
+                upstream.recipients[index].dest = flow::Dest::Side(side);
+            }
+        }
+    }
+
     /// Forgets closed lives after [`FORGET_CLOSED`] (unless a message they lead to is still open)
     /// and open ones not seen for [`FORGET_OPEN`]; a forgotten life hands its origin to the
     /// messages that came out of it.
@@ -343,6 +372,7 @@ impl Correlator {
             self.snapshot(uid, batch);
         }
         for (_, uid) in forget {
+            self.settle_handed_over(uid);
             let Some(life) = self.messages.lives.get(&uid) else {
                 continue;
             };

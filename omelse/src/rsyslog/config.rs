@@ -73,6 +73,12 @@ pub const PARAMS: &[ParamSpec] = &[
         help: "hostname (from the line), fromhost (sender's name) or fromhost-ip",
     },
     ParamSpec {
+        name: "host.binding",
+        kind: ParamType::Word,
+        help: "input (default: a line's server name must be one its input is named after, \
+               else-host:NAME[,NAME]) or relay (lines of inputs not named so are accepted)",
+    },
+    ParamSpec {
         name: "programs",
         kind: ParamType::Word,
         help: "mail (Postfix and its neighbours, default) or all",
@@ -135,6 +141,16 @@ pub enum HostnameSource {
     FromHostIp,
 }
 
+/// Which server names a line may carry (see `identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostBinding {
+    /// Only the names its input is bound to; lines of unbound inputs are refused.
+    Input,
+    /// As `Input` for bound inputs; lines of the others keep the name they carry (an intermediate
+    /// rsyslog relays them).
+    Relay,
+}
+
 /// Which lines the action takes; the others are skipped cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgramFilter {
@@ -154,6 +170,7 @@ pub struct ActionConfig {
     /// Clients and relays inside the organisation (flows); `None`: loopback and private ranges.
     pub internal_networks: Option<Vec<IpNet>>,
     pub hostname_source: HostnameSource,
+    pub host_binding: HostBinding,
     pub programs: ProgramFilter,
     pub batch_max_lines: usize,
     pub commit_timeout_secs: u64,
@@ -176,6 +193,7 @@ impl Default for ActionConfig {
             server_role: "unknown".into(),
             internal_networks: None,
             hostname_source: HostnameSource::Hostname,
+            host_binding: HostBinding::Input,
             programs: ProgramFilter::Mail,
             batch_max_lines: 50_000,
             commit_timeout_secs: 30,
@@ -257,29 +275,29 @@ impl ActionConfig {
                     config.internal_networks = Some(networks);
                 }
                 "hostname.source" => {
-                    config.hostname_source = match text().to_ascii_lowercase().as_str() {
-                        "hostname" => HostnameSource::Hostname,
-                        "fromhost" => HostnameSource::FromHost,
-                        "fromhost-ip" => HostnameSource::FromHostIp,
-                        other => {
-                            return Err(ConfigError {
-                                param: "hostname.source",
-                                problem: format!("'{other}' is not one of hostname, fromhost, fromhost-ip"),
-                            })
-                        }
-                    }
+                    config.hostname_source = one_of(
+                        "hostname.source",
+                        &text(),
+                        &[
+                            ("hostname", HostnameSource::Hostname),
+                            ("fromhost", HostnameSource::FromHost),
+                            ("fromhost-ip", HostnameSource::FromHostIp),
+                        ],
+                    )?
+                }
+                "host.binding" => {
+                    config.host_binding = one_of(
+                        "host.binding",
+                        &text(),
+                        &[("input", HostBinding::Input), ("relay", HostBinding::Relay)],
+                    )?
                 }
                 "programs" => {
-                    config.programs = match text().to_ascii_lowercase().as_str() {
-                        "mail" => ProgramFilter::Mail,
-                        "all" => ProgramFilter::All,
-                        other => {
-                            return Err(ConfigError {
-                                param: "programs",
-                                problem: format!("'{other}' is not one of mail, all"),
-                            })
-                        }
-                    }
+                    config.programs = one_of(
+                        "programs",
+                        &text(),
+                        &[("mail", ProgramFilter::Mail), ("all", ProgramFilter::All)],
+                    )?
                 }
                 "batch.maxlines" => config.batch_max_lines = number("batch.maxlines")? as usize,
                 "commit.timeout" => config.commit_timeout_secs = number("commit.timeout")?,
@@ -323,6 +341,22 @@ impl ActionConfig {
         }
         Ok(config)
     }
+}
+
+/// The choice among `choices` that `value` names (case-insensitive), or an error listing them.
+fn one_of<T: Copy>(param: &'static str, value: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    let value = value.to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| ConfigError {
+            param,
+            problem: format!(
+                "'{value}' is not one of {}",
+                choices.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ),
+        })
 }
 
 #[cfg(test)]

@@ -501,12 +501,8 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
             }
             // SAFETY: a non-null rendered string of `lenStr` bytes, valid during the call.
             let bytes = unsafe { std::slice::from_raw_parts(param.param, param.lenStr as usize) };
-            if sink.wants(bytes) {
+            if sink.admit(bytes) {
                 lines.push(String::from_utf8_lossy(bytes).into_owned());
-            } else {
-                sink.counters()
-                    .skipped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         fault_injection(&lines);

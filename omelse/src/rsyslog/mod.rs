@@ -2,7 +2,8 @@
 //!
 //! - `entry`: the C boundary, `modInit` and the entry points rsyslogd calls (the only `unsafe`
 //!   code of the crate); `abi` declares rsyslog's types.
-//! - `config`: the action's parameters; `template`: omelse's template and its one reader.
+//! - `config`: the action's parameters; `template`: omelse's template and its one reader;
+//!   `identity`: which server names a line may carry, by the input it came in by.
 //! - `sink`: the handoff from rsyslog's worker threads to the action's commit thread ([`Sink`]);
 //!   `turns`: the workers' batches back in the order rsyslog dequeued them.
 //! - `database`: the commit thread's connection, the pipeline resumed from the database, and what
@@ -13,11 +14,14 @@ mod abi;
 mod config;
 mod database;
 mod entry;
+mod identity;
 mod sink;
 mod spool;
 mod template;
 mod turns;
 mod upkeep;
 
-pub use config::{ActionConfig, ConfigError, HostnameSource, ParamValue, ProgramFilter, DEFAULT_MAX_OPEN, PARAMS};
+pub use config::{
+    ActionConfig, ConfigError, HostBinding, HostnameSource, ParamValue, ProgramFilter, DEFAULT_MAX_OPEN, PARAMS,
+};
 pub use sink::{Counters, Logger, Outcome, Severity, Sink};

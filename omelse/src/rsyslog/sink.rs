@@ -13,6 +13,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::config::{ActionConfig, ProgramFilter};
 use super::database::Database;
+use super::identity::{self, RefusalLog};
 use super::template;
 use super::turns::{Turns, WAIT_FOR_TURN};
 use super::upkeep::Upkeep;
@@ -46,6 +47,8 @@ pub struct Counters {
     pub last_commit_micros: AtomicU64,
     pub unknown: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Lines refused because their server name is not one their input is bound to (`identity`).
+    pub refused_host: AtomicU64,
 }
 
 /// What the workers, the commit thread and its parts share.
@@ -61,6 +64,8 @@ pub(super) struct Shared {
     pub turns_taken: AtomicU64,
     /// The first turn the commit thread has not released yet (a restarted thread goes on there).
     pub turns_released: AtomicU64,
+    /// The host identity refusals said in rsyslog's log already.
+    pub refusals: RefusalLog,
 }
 
 enum Request {
@@ -94,6 +99,7 @@ impl Sink {
                 counters: Counters::default(),
                 turns_taken: AtomicU64::new(0),
                 turns_released: AtomicU64::new(0),
+                refusals: RefusalLog::default(),
             }),
             commit_thread: Mutex::new(None),
         }
@@ -118,8 +124,35 @@ impl Sink {
         self.shared.reconnect.store(true, Ordering::Relaxed);
     }
 
-    /// Whether a rendered line concerns mail at all (cheap, before it is copied).
-    pub fn wants(&self, rendered: &[u8]) -> bool {
+    /// Whether a rendered line goes to the database (cheap, before it is copied): a line that does
+    /// not concern mail is skipped, one whose server name its input may not carry is refused
+    /// (`identity`); both are counted.
+    pub fn admit(&self, rendered: &[u8]) -> bool {
+        let counters = &self.shared.counters;
+        if !self.wants(rendered) {
+            counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let config = &self.shared.config;
+        // A line without the fields is stored raw, as the pipeline does with what it cannot read.
+        let Some((host, input)) = template::host_and_input(rendered, config.hostname_source) else {
+            return true;
+        };
+        let (host, input) = (String::from_utf8_lossy(host), String::from_utf8_lossy(input));
+        match identity::check(config.host_binding, &input, &host) {
+            Ok(()) => true,
+            Err(refusal) => {
+                counters.refused_host.fetch_add(1, Ordering::Relaxed);
+                if let Some(text) = self.shared.refusals.first_time(&refusal, &input, &host) {
+                    (self.shared.log)(Severity::Warning, &text);
+                }
+                false
+            }
+        }
+    }
+
+    /// Whether a rendered line concerns mail at all.
+    fn wants(&self, rendered: &[u8]) -> bool {
         match self.shared.config.programs {
             ProgramFilter::All => true,
             ProgramFilter::Mail => {

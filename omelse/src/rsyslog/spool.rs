@@ -107,8 +107,8 @@ impl Spool {
 /// What tells two deliveries of a line apart: rsyslog's `%uuid%` (the template's first field),
 /// else the whole line.
 fn source_key(line: &str) -> &str {
-    match line.split_once(' ') {
-        Some((uuid, _)) if uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()) => uuid,
+    match line.split_once(' ').map(|(first, _)| super::template::uuid(first)) {
+        Some(uuid) if uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()) => uuid,
         _ => line,
     }
 }

@@ -44,6 +44,13 @@ impl<'a> Upkeep<'a> {
             return;
         }
         self.last_report = Instant::now();
+        let counters = &self.shared.counters;
+        let turned_away = counters.refused_host.load(Ordering::Relaxed) + counters.skipped.load(Ordering::Relaxed);
+        if database.pipeline().is_none() && turned_away > 0 {
+            // Lines came, but none for the database (all refused or skipped), so nothing connected
+            // yet: connect now, so that the counters say so (a host whose every line is refused).
+            let _ = database.write(Vec::new()).await;
+        }
         let Some(pipeline) = database.pipeline() else {
             return;
         };
@@ -52,7 +59,6 @@ impl<'a> Upkeep<'a> {
         let (evictions, reloads) = correlator.eviction_counters();
         let (in_memory, evicted) = (correlator.lives_in_memory() as u64, correlator.evicted_lives() as u64);
         let (session_evictions, processes) = correlator.session_counters();
-        let counters = &self.shared.counters;
         let unknown: u64 = stats.unknown_by_program.values().sum();
         counters.unknown.store(unknown, Ordering::Relaxed);
         counters.duplicates.store(stats.duplicates, Ordering::Relaxed);
@@ -63,6 +69,7 @@ impl<'a> Upkeep<'a> {
             ("panicked", stats.panicked),
             ("duplicates", stats.duplicates),
             ("skipped", counters.skipped.load(Ordering::Relaxed)),
+            ("refused_host", counters.refused_host.load(Ordering::Relaxed)),
             ("batches", counters.batches.load(Ordering::Relaxed)),
             ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
             ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),

@@ -90,6 +90,23 @@ CROSS JOIN LATERAL (
 ) x
 WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
 
+/// Hours of the delivery attempts of staged recipients whose flow changes (a later hop decided
+/// where the recipient went): those attempts move between rollup rows, and they may lie in hours
+/// that neither the message's start nor the recipient's last attempt marks.
+const MOVED_RECIPIENTS_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
+SELECT date_trunc('hour', d.ts, 'UTC'), d.server_id
+FROM stage_recipients s
+CROSS JOIN LATERAL (
+    SELECT r.flow FROM recipients r
+    WHERE r.message_started_at = s.message_started_at AND r.message_uid = s.message_uid AND r.address = s.address
+    LIMIT 1
+) r
+CROSS JOIN LATERAL (
+    SELECT d.ts, d.server_id FROM deliveries d
+    WHERE d.message_uid = s.message_uid AND d.message_started_at = s.message_started_at AND d.recipient = s.address
+) d
+WHERE r.flow IS DISTINCT FROM s.flow";
+
 const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, session_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
@@ -182,7 +199,7 @@ const RECIPIENTS: Staged = Staged {
     key: "(message_started_at, message_uid, address)",
     merge: Merge::Upsert {
         newer: "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
-        before: None,
+        before: Some(MOVED_RECIPIENTS_DIRTY),
         returning: "message_started_at, message_uid, last_attempt_at",
         dirty: "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
                 CROSS JOIN LATERAL (

@@ -175,11 +175,12 @@ fn main() {
     });
     println!(
         "else-demo: INCOMING in1 on {IN1}:25, OUTGOING out1 on {OUT1}:25, GreyLSE on 127.0.0.1:{}, \
-         NDR collector on 127.0.0.1:{}, rsyslogd (RELP) on 127.0.0.1:{}, snmpd on both; one message \
-         every {} s; configuration {}",
+         NDR collector on 127.0.0.1:{}, rsyslogd (RELP) on 127.0.0.1:{} (in1) and :{} (out1), snmpd on \
+         both; one message every {} s; configuration {}",
         fleet.ports.policy,
         fleet.ports.ndr,
-        fleet.ports.relp,
+        fleet.ports.relp[0].1,
+        fleet.ports.relp[1].1,
         args.interval,
         fleet.config.display()
     );
