@@ -294,6 +294,37 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         table.contains("4ZdQ9m3Tf5zK2L") && table.contains("1 message(s)"),
         "{table}"
     );
+
+    // Mail refused at RCPT (NOQUEUE) is found like a message, with the reply Postfix gave.
+    let refused = json_lines(&run_with_database(
+        &url,
+        &["search", "--json", "--recipient", "nobody@example.com"],
+    ));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let refusal = &refused[0];
+    assert_eq!(
+        (
+            &refusal["kind"],
+            &refusal["queue_id"],
+            &refusal["state"],
+            &refusal["host"]
+        ),
+        (&"refused".into(), &"NOQUEUE".into(), &"rejected".into(), &"mx1".into())
+    );
+    assert_eq!(
+        (&refusal["refusal"]["code"], &refusal["refusal"]["enhanced"]),
+        (&550.into(), &"5.1.1".into())
+    );
+    assert_eq!(refusal["client_ip"], "203.0.113.77");
+    assert_eq!(refusal["recipients"][0]["status"], "rejected");
+    let table = run_with_database(&url, &["search", "--status", "rejected"]);
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("NOQUEUE")
+            && table.contains("promo@spam.example.org -> nobody@example.com (550 5.1.1")
+            && table.contains("0 message(s), 1 refused"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
