@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod allow_list;
 pub mod check_config;
 pub mod config;
 pub mod db;
@@ -15,9 +16,11 @@ mod message_query;
 pub mod migrate;
 pub mod ndr;
 pub mod parse;
+pub mod per_key;
 pub mod report;
 mod schedule;
 pub mod search;
+pub mod secret_file;
 mod settings;
 pub mod setup;
 pub mod shutdown;

@@ -454,19 +454,19 @@ impl EntryRow {
     /// The columns [`EntryRow::from_row`] reads from [`entries_from_where`]'s `m` and `s`.
     pub const COLUMNS: &'static str = "m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, \
          m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state, \
-         m.kind, m.code, m.enhanced, m.reason, m.stage, m.refused_recipient, m.helo";
+         m.state_reason, m.kind, m.code, m.enhanced, m.reason, m.stage, m.refused_recipient, m.helo";
 
     pub fn from_row(row: &Row) -> EntryRow {
-        let refused = row.get::<_, &str>(14) == "refused";
+        let refused = row.get::<_, &str>(15) == "refused";
         EntryRow {
             row: MessageRow::from_row(row),
             refusal: refused.then(|| Refusal {
-                code: row.get(15),
-                enhanced: row.get(16),
-                reason: row.get::<_, Option<String>>(17).unwrap_or_default(),
-                stage: row.get::<_, Option<String>>(18).unwrap_or_default(),
-                recipient: row.get(19),
-                helo: row.get(20),
+                code: row.get(16),
+                enhanced: row.get(17),
+                reason: row.get::<_, Option<String>>(18).unwrap_or_default(),
+                stage: row.get::<_, Option<String>>(19).unwrap_or_default(),
+                recipient: row.get(20),
+                helo: row.get(21),
             }),
         }
     }
@@ -492,7 +492,7 @@ pub fn entries_from_where(scope: &Scope, filter: &MessageFilter) -> Result<(Stri
     let messages_where = q.take_where_clause();
     let mut from = format!(
         "SELECT 'message'::text AS kind, m.started_at, m.uid, m.server_id, m.queue_id, m.message_id, m.sender,
-                m.size, m.client_ip, m.client_name, m.first_seen, m.last_seen, m.flow, m.state,
+                m.size, m.client_ip, m.client_name, m.first_seen, m.last_seen, m.flow, m.state, m.state_reason,
                 NULL::integer AS code, NULL::text AS enhanced, NULL::text AS reason, NULL::text AS stage,
                 NULL::text AS refused_recipient, NULL::text AS helo
          FROM messages m {messages_where}"
@@ -505,7 +505,7 @@ pub fn entries_from_where(scope: &Scope, filter: &MessageFilter) -> Result<(Stri
             " UNION ALL
              SELECT 'refused', r.ts, r.line_key, r.server_id, '{REFUSED_QUEUE_ID}', NULL, r.sender,
                     NULL, r.client_ip, r.client_name, r.ts, r.ts, NULL, '{REFUSED_STATE}',
-                    r.code, r.enhanced, r.reason, r.stage, r.recipient, r.helo
+                    concat_ws(' ', r.code, r.enhanced, r.reason), r.code, r.enhanced, r.reason, r.stage, r.recipient, r.helo
              FROM rejects r {refusals_where}"
         ));
     }
@@ -549,12 +549,16 @@ pub struct MessageRow {
     /// inbound, outbound, internal or relayed.
     pub flow: Option<String>,
     pub state: String,
+    /// Why the message ended as it did or waits on hold, as the log said (docs/api.md, "Message
+    /// states").
+    pub state_reason: Option<String>,
 }
 
 impl MessageRow {
     /// The columns [`MessageRow::from_row`] reads, from `messages m JOIN servers s`.
     pub const COLUMNS: &'static str = "m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, \
-         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state";
+         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state, \
+         m.state_reason";
 
     pub fn from_row(row: &Row) -> MessageRow {
         Self::from_row_at(row, 0)
@@ -580,6 +584,7 @@ impl MessageRow {
             last_seen: row.get(at(11)),
             flow: row.get(at(12)),
             state: row.get(at(13)),
+            state_reason: row.get(at(14)),
         }
     }
 }
@@ -599,27 +604,30 @@ pub struct RecipientRow {
 }
 
 /// Recipients of many messages at once, by message uid: at most `limit` each (in address order)
-/// and how many there are in all.
+/// and how many there are in all, of those the caller may see
+/// ([`Scope::recipients_condition`]).
 pub async fn recipients(
     client: &Client,
+    scope: &Scope,
     messages: &[MessageRow],
     limit: Option<i64>,
 ) -> Result<HashMap<i64, (Vec<RecipientRow>, i64)>, tokio_postgres::Error> {
-    let started: Vec<Timestamp> = messages.iter().map(|m| m.started_at).collect();
-    let uids: Vec<i64> = messages.iter().map(|m| m.uid).collect();
-    let limit = limit.unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            "SELECT k.uid, r.address, r.orig_address, r.status, r.relay, r.dsn, r.delay, r.status_text,
-                    r.last_attempt_at, r.total
-             FROM unnest($1::timestamptz[], $2::bigint[]) AS k(started_at, uid)
-             CROSS JOIN LATERAL (
-                 SELECT r.*, count(*) OVER () AS total FROM recipients r
-                 WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid
-                 ORDER BY r.last_attempt_at, r.address LIMIT $3) r",
-            &[&started, &uids, &limit],
-        )
-        .await?;
+    let mut q = Query::default();
+    let started = q.bind(messages.iter().map(|m| m.started_at).collect::<Vec<Timestamp>>());
+    let uids = q.bind(messages.iter().map(|m| m.uid).collect::<Vec<i64>>());
+    let limit = q.bind(limit.unwrap_or(i64::MAX));
+    let visible = scope.recipients_condition(&mut q, "m", "r");
+    let sql = format!(
+        "SELECT k.uid, r.address, r.orig_address, r.status, r.relay, r.dsn, r.delay, r.status_text,
+                r.last_attempt_at, r.total
+         FROM unnest({started}::timestamptz[], {uids}::bigint[]) AS k(started_at, uid)
+         JOIN messages m ON m.started_at = k.started_at AND m.uid = k.uid
+         CROSS JOIN LATERAL (
+             SELECT r.*, count(*) OVER () AS total FROM recipients r
+             WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid AND {visible}
+             ORDER BY r.last_attempt_at, r.address LIMIT {limit}) r"
+    );
+    let rows = client.query(&sql, &q.params()).await?;
     let mut by_uid: HashMap<i64, (Vec<RecipientRow>, i64)> = HashMap::new();
     for row in rows {
         let entry = by_uid.entry(row.get(0)).or_default();

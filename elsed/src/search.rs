@@ -72,6 +72,7 @@ struct Found {
     last_seen: Timestamp,
     flow: Option<String>,
     state: String,
+    state_reason: Option<String>,
     recipients: Vec<RecipientRow>,
     links: Vec<FoundLink>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,7 +167,8 @@ async fn search(client: &Client, filter: &MessageFilter, limit: i64) -> anyhow::
         .filter(|e| e.refusal.is_none())
         .map(|e| e.row.clone())
         .collect();
-    let mut recipients = message_query::recipients(client, &messages, None).await?;
+    // The command line is the administrator's: every recipient.
+    let mut recipients = message_query::recipients(client, &Scope::All, &messages, None).await?;
     let mut found: Vec<Found> = entries
         .into_iter()
         .map(|entry| {
@@ -195,13 +197,11 @@ async fn search(client: &Client, filter: &MessageFilter, limit: i64) -> anyhow::
                 last_seen: m.last_seen,
                 flow: m.flow,
                 state: m.state,
+                state_reason: m.state_reason,
                 links: Vec::new(),
             }
         })
         .collect();
-    if found.is_empty() {
-        return Ok(found);
-    }
     add_links(client, &mut found).await?;
     Ok(found)
 }
@@ -225,15 +225,19 @@ fn refused_recipient(refusal: &Refusal, entry: &MessageRow) -> Vec<RecipientRow>
 }
 
 /// Links from each message to the next hop (by its uid), and to it from the hop before (by its
-/// host and queue id, near its lifetime: short queue ids are reused).
+/// host and queue id, near its lifetime: short queue ids are reused). Refused mail has none.
 async fn add_links(client: &Client, found: &mut [Found]) -> anyhow::Result<()> {
-    let uids: Vec<i64> = found.iter().map(|f| f.key.uid).collect();
-    let index: HashMap<i64, usize> = uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect();
-    let hosts: Vec<&str> = found.iter().map(|f| f.host.as_str()).collect();
-    let queue_ids: Vec<&str> = found.iter().map(|f| f.queue_id.as_str()).collect();
-    let first: Vec<Timestamp> = found.iter().map(|f| f.first_seen).collect();
-    let last: Vec<Timestamp> = found.iter().map(|f| f.last_seen).collect();
-    let server_ids: Vec<i32> = found.iter().map(|f| f.key.server_id).collect();
+    let messages: Vec<usize> = (0..found.len()).filter(|&i| found[i].refusal.is_none()).collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let uids: Vec<i64> = messages.iter().map(|&i| found[i].key.uid).collect();
+    let index: HashMap<i64, usize> = messages.iter().map(|&i| (found[i].key.uid, i)).collect();
+    let hosts: Vec<&str> = messages.iter().map(|&i| found[i].host.as_str()).collect();
+    let queue_ids: Vec<&str> = messages.iter().map(|&i| found[i].queue_id.as_str()).collect();
+    let first: Vec<Timestamp> = messages.iter().map(|&i| found[i].first_seen).collect();
+    let last: Vec<Timestamp> = messages.iter().map(|&i| found[i].last_seen).collect();
+    let server_ids: Vec<i32> = messages.iter().map(|&i| found[i].key.server_id).collect();
     let rows = client
         .query(
             "SELECT l.from_uid, l.kind, 'to', l.to_host, l.to_queue_id, l.ts

@@ -62,20 +62,21 @@ impl From<FilterError> for ApiError {
     }
 }
 
-/// Messages with their first recipients.
-pub async fn summaries(client: &Client, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
+/// Messages with their first recipients (of those `scope` lets the caller see).
+pub async fn summaries(client: &Client, scope: &Scope, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
     let entries = rows.into_iter().map(|row| EntryRow { row, refusal: None }).collect();
-    entry_summaries(client, entries).await
+    entry_summaries(client, scope, entries).await
 }
 
-/// Entries of a search with their first recipients (a refused entry's: the one refused).
-pub async fn entry_summaries(client: &Client, entries: Vec<EntryRow>) -> ApiResult<Vec<MessageSummary>> {
+/// Entries of a search with their first recipients (a refused entry's: the one refused, which
+/// the scope of rejects already let the caller see).
+pub async fn entry_summaries(client: &Client, scope: &Scope, entries: Vec<EntryRow>) -> ApiResult<Vec<MessageSummary>> {
     let messages: Vec<MessageRow> = entries
         .iter()
         .filter(|e| e.refusal.is_none())
         .map(|e| e.row.clone())
         .collect();
-    let mut recipients = message_query::recipients(client, &messages, Some(RECIPIENTS_LISTED)).await?;
+    let mut recipients = message_query::recipients(client, scope, &messages, Some(RECIPIENTS_LISTED)).await?;
     Ok(entries
         .into_iter()
         .map(|entry| {
@@ -150,10 +151,10 @@ impl Listing for MessageList {
         "last_seen",
         "flow",
         "state",
+        "state_reason",
         "kind",
         "code",
         "enhanced",
-        "reason",
     ];
     const CSV_FILE: &'static str = "messages.csv";
 
@@ -213,23 +214,27 @@ impl Listing for MessageList {
         )
         .await?;
         let rows = std::mem::take(&mut page.items);
-        Ok(page.with_items(entry_summaries(client, rows).await?))
+        Ok(page.with_items(entry_summaries(client, scope, rows).await?))
     }
 
     fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
-        let (from_where, q) = entries_from_where(scope, filter)?;
-        // A refused entry's recipient is the one refused; a message's, its recipients.
+        let (from_where, mut q) = entries_from_where(scope, filter)?;
+        // A refused entry's recipient is the one refused; a message's, those the caller may see
+        // (the scope reads the `messages` row itself: `m` here is the union of both kinds).
+        let shown = scope.recipients_condition(&mut q, "rm", "r");
+        let recipients_of_m = "FROM messages rm JOIN recipients r ON r.message_started_at = rm.started_at
+                                                          AND r.message_uid = rm.uid
+                 WHERE rm.started_at = m.started_at AND rm.uid = m.uid";
         let select = format!(
             "SELECT CASE m.kind WHEN 'refused' THEN 'refused-' ELSE '' END || m.uid::text,
                 s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
                 CASE m.kind WHEN 'refused' THEN m.refused_recipient || ' (' || m.state || ')' ELSE
                 (SELECT string_agg(r.address || ' (' || r.status || ')', '; ' ORDER BY r.last_attempt_at, r.address)
-                 FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid) END,
+                 {recipients_of_m} AND {shown}) END,
                 CASE m.kind WHEN 'refused' THEN (m.refused_recipient IS NOT NULL)::int ELSE
-                (SELECT count(*) FROM recipients r
-                 WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid) END::text,
+                (SELECT count(*) {recipients_of_m} AND {shown}) END::text,
                 m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state,
-                m.kind, m.code::text, m.enhanced, m.reason
+                m.state_reason, m.kind, m.code::text, m.enhanced
          {from_where} {order_by}",
             sql_time("m.first_seen"),
             sql_time("m.last_seen"),
@@ -291,7 +296,7 @@ pub async fn bulk(client: &Client, scope: &Scope, ids: &[String]) -> ApiResult<B
         .cloned()
         .collect();
     Ok(BulkResult {
-        items: summaries(client, rows).await?,
+        items: summaries(client, scope, rows).await?,
         not_found,
     })
 }

@@ -50,6 +50,7 @@ fn group(server_ids: Vec<i32>, domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids,
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
@@ -286,18 +287,18 @@ async fn refused_mail_is_found_like_messages_within_the_rejects_scope() {
         .expect("the refusal is listed");
     assert!(refused_at > 0 && refused_at < around.len() - 1, "{around:?}");
 
-    // The scope of the rejects: the group of mx1 and either domain, the refused address.
-    for scope in [
-        group(vec![mx1], &["example.com"]),
-        group(vec![mx1], &["spam.example.org"]),
-        end_user(&["nobody@example.com"]),
-    ] {
+    // The scope of the rejects: the group of mx1 and the refused recipient's domain, the refused
+    // address. Not another customer's group, nor the sender's domain (an unauthenticated client
+    // claimed it: anyone can), nor the recipient's domain on another server.
+    for scope in [group(vec![mx1], &["example.com"]), end_user(&["nobody@example.com"])] {
         assert_eq!(refused_found(&client, &scope, &[]).await, nobody, "{scope:?}");
     }
     for scope in [
         group(vec![out1], &["example.com"]),
         group(vec![mx1], &["example.net"]),
+        group(vec![mx1], &["spam.example.org"]),
         end_user(&["alice@example.com"]),
+        end_user(&["promo@spam.example.org"]),
     ] {
         assert!(refused_found(&client, &scope, &[]).await.is_empty(), "{scope:?}");
     }
@@ -525,11 +526,10 @@ async fn rejects_are_found_by_their_fields_within_scope() {
         rejects_seen(&client, &group(vec![mx1], &["example.com"]), &[]).await,
         one
     );
-    // The sender's domain is also the group's business.
-    assert_eq!(
-        rejects_seen(&client, &group(vec![mx1], &["spam.example.org"]), &[]).await,
-        one
-    );
+    // The sender's domain is not: an unauthenticated client claimed it (anyone can).
+    assert!(rejects_seen(&client, &group(vec![mx1], &["spam.example.org"]), &[])
+        .await
+        .is_empty());
     assert!(rejects_seen(&client, &group(vec![out1], &["example.com"]), &[])
         .await
         .is_empty());
@@ -656,11 +656,20 @@ async fn live_gives_the_last_lines_then_only_new_ones_within_scope() {
     assert_eq!(raws.len(), 2, "{raws:?}");
     assert!(raws[0].contains("203.0.113.9") && raws[1].contains("203.0.113.10"));
     let mx1 = server_id(&client, "mx1").await;
+    // The connections belong to no message: a group member sees them only on a server the group
+    // owns whole.
     let member = live::live(&client, &group(vec![mx1], &["example.com"]), Some(cursor))
         .await
         .unwrap();
-    assert_eq!(member.events.len(), 1);
-    assert_eq!(member.events[0].server, "mx1");
+    assert!(member.events.is_empty(), "{:?}", member.events);
+    let owner = Scope::Groups(vec![GroupScope {
+        server_ids: vec![mx1],
+        domains: vec!["example.com".into()],
+        whole_server_ids: vec![mx1],
+    }]);
+    let owner = live::live(&client, &owner, Some(cursor)).await.unwrap();
+    assert_eq!(owner.events.len(), 1);
+    assert_eq!(owner.events[0].server, "mx1");
     // An end user sees no connection line: it belongs to no message of theirs.
     let end = live::live(&client, &end_user(&["bob@example.com"]), Some(cursor))
         .await
@@ -680,7 +689,10 @@ async fn csv_exports_stream_every_row_with_a_header() {
     let mut p = params(&[("recipient", "@example.com"), ("sort", "first_seen")]);
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
-    let response = listing::csv::<MessageList>(pool.get().await.unwrap(), &Scope::All, &filter, &paging)
+    let slot = super::export::Exports::new(1, std::time::Duration::from_secs(30))
+        .claim(1)
+        .unwrap();
+    let response = listing::csv::<MessageList>(pool.get().await.unwrap(), slot, &Scope::All, &filter, &paging)
         .await
         .unwrap();
     assert_eq!(
@@ -714,8 +726,12 @@ async fn csv_exports_stream_every_row_with_a_header() {
     assert!(refused[0].starts_with("refused-"), "{refused:?}");
     assert_eq!(&refused[6], "nobody@example.com (rejected)");
     assert_eq!(&refused[7], "1");
-    assert_eq!((&refused[15], &refused[16], &refused[17]), ("refused", "550", "5.1.1"));
-    assert!(refused[18].contains("User unknown"), "{refused:?}");
+    // Its state reason is the reply, as Postfix gave it; then kind, code and enhanced code.
+    assert!(
+        refused[15].starts_with("550 5.1.1 ") && refused[15].contains("User unknown"),
+        "{refused:?}"
+    );
+    assert_eq!((&refused[16], &refused[17], &refused[18]), ("refused", "550", "5.1.1"));
     let alice = &rows[3];
     assert_eq!(&alice[7], "3");
     assert!(alice[6].contains("frank@example.org (sent)"), "{:?}", &alice[6]);
@@ -759,4 +775,40 @@ async fn the_history_keeps_each_users_last_searches() {
         .get(0);
     assert_eq!(stored, super::history::KEPT, "older searches are forgotten");
     assert_eq!(super::history::list(&client, bob).await.unwrap().len(), 1);
+}
+
+/// A client that stops reading an export loses it: after the idle time the connection leaves the
+/// pool (no half-read result is handed on) and the body ends with an error, not as a short file;
+/// the account's slot is free again.
+#[tokio::test]
+async fn an_export_nobody_reads_gives_its_connection_up() {
+    let url = database(PgCluster::shared()).await;
+    let pool = crate::db::pool(&crate::db::Target::url(url), "web-test", 1, crate::db::Commit::Durable).unwrap();
+    let exports = super::export::Exports::new(1, std::time::Duration::from_millis(300));
+    let slot = exports.claim(7).unwrap();
+    assert_eq!(
+        exports.claim(7).unwrap_err().status,
+        axum::http::StatusCode::TOO_MANY_REQUESTS
+    );
+    assert!(exports.claim(8).is_ok(), "another account has its own slots");
+    let select = "SELECT g::text, repeat('x', 200) FROM generate_series(1, 1000000) g";
+    let response = super::export::csv_response(
+        pool.get().await.unwrap(),
+        slot,
+        select,
+        &crate::sql::Query::default(),
+        &["n", "filler"],
+        "big.csv",
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pool.status().size > 0 || exports.claim(7).is_err() {
+        assert!(std::time::Instant::now() < deadline, "still held: {:?}", pool.status());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let fresh = pool.get().await.unwrap();
+    assert_eq!(fresh.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    let read = axum::body::to_bytes(response.into_body(), 1 << 30).await;
+    assert!(read.is_err(), "the cut export ends with an error");
 }
