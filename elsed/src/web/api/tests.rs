@@ -304,6 +304,50 @@ async fn refused_mail_is_found_like_messages_within_the_rejects_scope() {
     }
 }
 
+/// The ids of one page of `/messages` (the API's own sorts), and its total.
+async fn page_ids(client: &Client, pairs: &[(&str, &str)]) -> (i64, Vec<String>) {
+    let mut p = params(pairs);
+    let filter = MessageList::read_filter(&mut p).unwrap();
+    let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
+    p.finish().unwrap();
+    let page = MessageList::page(client, &Scope::All, &filter, &paging).await.unwrap();
+    (page.total, page.items.into_iter().map(|m| m.id).collect())
+}
+
+#[tokio::test]
+async fn pages_merge_messages_and_refusals_without_gap_or_repeat() {
+    let (_url, client) = fixture_database().await;
+    for sort in ["-first_seen", "first_seen", "size", "-size", "sender", "-sender"] {
+        let (total, all) = page_ids(&client, &[("sort", sort), ("per_page", "500")]).await;
+        assert_eq!(total, 8, "seven messages and one refusal");
+        let refused_at = all.iter().position(|id| id.starts_with("refused-")).unwrap();
+        // Every page size, so that a boundary falls just before, on and after the refusal.
+        for per_page in 1..=total {
+            let mut paged = Vec::new();
+            for page in 1..=(total + per_page - 1) / per_page {
+                let (_, ids) = page_ids(
+                    &client,
+                    &[
+                        ("sort", sort),
+                        ("per_page", &per_page.to_string()),
+                        ("page", &page.to_string()),
+                    ],
+                )
+                .await;
+                paged.extend(ids);
+            }
+            assert_eq!(paged, all, "sort {sort}, {per_page} per page (refusal at {refused_at})");
+        }
+    }
+    // In time order the refusal (10:02:31) sits between messages, not at either end.
+    let (_, newest_first) = page_ids(&client, &[("per_page", "500")]).await;
+    let refused_at = newest_first.iter().position(|id| id.starts_with("refused-")).unwrap();
+    assert!(
+        refused_at > 0 && refused_at < newest_first.len() - 1,
+        "{newest_first:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_temporary_refusal_followed_by_the_message_is_not_listed() {
     let (_url, client) = fixture_database().await;
