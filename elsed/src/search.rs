@@ -291,10 +291,13 @@ fn render_table(found: &[Found], zone: &jiff::tz::TimeZone) -> String {
             None => "?",
         };
         let recipients = match (&f.refusal, f.recipients.as_slice()) {
+            // Refused mail: who was refused, the reply, and the client it was given to.
             (Some(refusal), recipients) => format!(
-                "{} ({})",
+                "{} ({}) client {}[{}]",
                 recipients.first().map_or("-", |r| r.address.as_str()),
-                refusal.reply()
+                refusal.reply(),
+                f.client_name.as_deref().unwrap_or("unknown"),
+                f.client_ip.as_deref().unwrap_or("?"),
             ),
             (None, []) => "-".to_owned(),
             (None, [one]) => format!("{} ({})", one.address, one.status),

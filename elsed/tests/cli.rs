@@ -295,11 +295,21 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         "{table}"
     );
 
-    // Mail refused at RCPT (NOQUEUE) is found like a message, with the reply Postfix gave.
-    let refused = json_lines(&run_with_database(
-        &url,
-        &["search", "--json", "--recipient", "nobody@example.com"],
-    ));
+    // Mail refused at RCPT (NOQUEUE) is found like a message, with the reply Postfix gave: the
+    // README's commands, as written.
+    let [table, json] = documented_commands("search-refused")
+        .try_into()
+        .expect("the README's search-refused block has two commands");
+    let table = text(&run_with_database(&url, &table).stdout);
+    assert!(
+        table.contains("NOQUEUE")
+            && table.contains("rejected")
+            && table.contains("promo@spam.example.org -> nobody@example.com (550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown")
+            && table.contains("client unknown[203.0.113.77]")
+            && table.contains("0 message(s), 1 refused"),
+        "{table}"
+    );
+    let refused = json_lines(&run_with_database(&url, &json));
     assert_eq!(refused.len(), 1, "{refused:?}");
     let refusal = &refused[0];
     assert_eq!(
@@ -312,19 +322,43 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         (&"refused".into(), &"NOQUEUE".into(), &"rejected".into(), &"mx1".into())
     );
     assert_eq!(
-        (&refusal["refusal"]["code"], &refusal["refusal"]["enhanced"]),
-        (&550.into(), &"5.1.1".into())
+        (
+            &refusal["refusal"]["code"],
+            &refusal["refusal"]["enhanced"],
+            &refusal["refusal"]["stage"]
+        ),
+        (&550.into(), &"5.1.1".into(), &"RCPT".into())
+    );
+    assert!(
+        refusal["refusal"]["reason"].as_str().unwrap().contains("User unknown"),
+        "{refusal}"
     );
     assert_eq!(refusal["client_ip"], "203.0.113.77");
+    assert_eq!(refusal["first_seen"], "2024-03-14T10:02:31.000000Z");
+    assert_eq!(refusal["recipients"][0]["address"], "nobody@example.com");
     assert_eq!(refusal["recipients"][0]["status"], "rejected");
-    let table = run_with_database(&url, &["search", "--status", "rejected"]);
-    let table = text(&table.stdout);
-    assert!(
-        table.contains("NOQUEUE")
-            && table.contains("promo@spam.example.org -> nobody@example.com (550 5.1.1")
-            && table.contains("0 message(s), 1 refused"),
-        "{table}"
-    );
+}
+
+/// The `elsed` commands of the README's block marked `<!-- test: NAME -->`, as argument lists
+/// without the leading `elsed` (the block's words have no quotes to interpret).
+fn documented_commands(name: &str) -> Vec<Vec<&'static str>> {
+    let readme: &'static str = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        .unwrap()
+        .leak();
+    let marker = format!("<!-- test: {name} -->");
+    let block = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .1;
+    let block = block.split_once("```sh\n").unwrap().1.split_once("```").unwrap().0;
+    block
+        .lines()
+        .filter_map(|line| line.strip_prefix("elsed "))
+        .map(|args| {
+            assert!(!args.contains(['\'', '"']), "quotes in a tested README command: {args}");
+            args.split_whitespace().collect()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
