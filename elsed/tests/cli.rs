@@ -505,6 +505,44 @@ async fn rotated_logs_continue_the_messages_they_share() {
 
 /// `-` reads standard input; `--host` names the server of every line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_warns_of_the_lines_the_next_maintain_would_drop() {
+    let url = PgCluster::shared().create_database().await;
+    let dir = scratch("retention");
+    let config = dir.join("elsed.toml");
+    std::fs::write(&config, "[retention]\ndays = 30\n").unwrap();
+    let env = [("ELSE_CONFIG", config.to_str().unwrap())];
+    let now = jiff::Timestamp::now();
+    let line = |at: jiff::Timestamp, text: &str| format!("{} somebox postfix/qmgr[11]: {text}\n", at);
+    // Two lines of 40 days ago, one of an hour ago.
+    let old = now - jiff::SignedDuration::from_hours(40 * 24);
+    let lines = line(
+        old,
+        "5E6F7A8B9C: from=<zoe@example.com>, size=900, nrcpt=1 (queue active)",
+    ) + &line(old, "5E6F7A8B9C: removed")
+        + &line(now - jiff::SignedDuration::from_hours(1), "6A7B8C9D0E: removed");
+    let output = elsed(
+        &["--database-url", &url, "import", "--json", "-"],
+        lines.as_bytes(),
+        &env,
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("warning: 2 line(s) are older than retention.days (30 days")
+            && stderr.contains("the next `elsed maintain` drops them"),
+        "{stderr}"
+    );
+    let summary = json_lines(&output).remove(0);
+    assert_eq!(summary["retention"]["older_lines"], 2);
+    assert_eq!(summary["retention"]["days"], 30);
+
+    // Recent lines only: no warning.
+    let recent = line(now - jiff::SignedDuration::from_hours(2), "7B8C9D0E1F: removed");
+    let output = elsed(&["--database-url", &url, "import", "-"], recent.as_bytes(), &env);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("retention"), "{}", text(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_input_imports_under_the_given_host() {
     let url = PgCluster::shared().create_database().await;
     let lines = b"2024-05-02T08:00:00Z somebox postfix/qmgr[11]: 5E6F7A8B9C: from=<Zoe@Example.com>, size=900, nrcpt=1 (queue active)\n\
