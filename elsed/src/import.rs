@@ -107,6 +107,33 @@ struct Summary {
     lines_per_second: f64,
     /// Files that could not be read to the end.
     errors: Vec<String>,
+    /// Lines older than `retention.days` ([`Retention`]): the next `elsed maintain` drops them.
+    retention: Retention,
+}
+
+/// The lines of an import that retention would drop.
+#[derive(Debug, Serialize)]
+struct Retention {
+    days: u32,
+    /// The first instant `retention.days` keeps today.
+    #[serde(skip)]
+    cutoff: Timestamp,
+    /// Lines logged before it.
+    older_lines: u64,
+}
+
+impl Retention {
+    fn warning(&self) -> Option<String> {
+        (self.older_lines > 0).then(|| {
+            format!(
+                "warning: {} line(s) are older than retention.days ({} days, before {}): \
+                 the next `elsed maintain` drops them (raise retention.days first to keep them)",
+                self.older_lines,
+                self.days,
+                self.cutoff.to_jiff().strftime("%Y-%m-%d %H:%M UTC")
+            )
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -185,8 +212,15 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let mut messages = HashSet::new();
     let mut batch_count = 0u64;
     let mut failure = None;
+    let days = settings.config.retention.days;
+    let mut retention = Retention {
+        days,
+        cutoff: store::retention_cutoff(days, Timestamp::now()),
+        older_lines: 0,
+    };
     while let Some(batch) = received.recv().await {
         messages.extend(batch.messages.iter().map(|m| m.uid));
+        retention.older_lines += batch.events.iter().filter(|e| e.time < retention.cutoff).count() as u64;
         match write_with_retries(&mut writer, &mut client, &batch, settings).await {
             Ok(stats) => {
                 written.add(&stats);
@@ -218,7 +252,10 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     store::refresh_rollups_on(&mut connections).await?;
 
     let elapsed = started.elapsed();
-    let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed);
+    let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed, retention);
+    if let Some(warning) = summary.retention.warning() {
+        eprintln!("{warning}");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -425,7 +462,14 @@ fn rotation_key(source: &Source) -> (String, u8, i64) {
     (name.to_owned(), 1, 0)
 }
 
-fn summarize(outcome: ReadOutcome, messages: u64, batches: u64, written: Written, elapsed: Duration) -> Summary {
+fn summarize(
+    outcome: ReadOutcome,
+    messages: u64,
+    batches: u64,
+    written: Written,
+    elapsed: Duration,
+    retention: Retention,
+) -> Summary {
     let stats = outcome.stats;
     let seconds = elapsed.as_secs_f64();
     Summary {
@@ -445,6 +489,7 @@ fn summarize(outcome: ReadOutcome, messages: u64, batches: u64, written: Written
             0.0
         },
         errors: outcome.errors,
+        retention,
     }
 }
 

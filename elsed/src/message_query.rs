@@ -206,6 +206,19 @@ pub enum ServerRef {
     Name(String),
 }
 
+impl ServerRef {
+    /// `column` (a server id) is this server; a name in any case.
+    fn condition(&self, q: &mut Query, column: &str) -> String {
+        match self {
+            ServerRef::Id(id) => format!("{column} = {}", q.bind(*id)),
+            ServerRef::Name(name) => {
+                let name = q.bind(name.trim().to_owned());
+                format!("{column} IN (SELECT id FROM servers WHERE lower(name) = lower({name}))")
+            }
+        }
+    }
+}
+
 /// What a message search asks for; every field narrows (AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageFilter {
@@ -284,10 +297,9 @@ impl MessageFilter {
             let condition = id_condition(q, "m.queue_id", &id);
             q.and(condition);
         }
-        match &self.server {
-            Some(ServerRef::Id(id)) => q.and_bound("m.server_id = {}", Some(*id)),
-            Some(ServerRef::Name(name)) => q.and_bound("lower(s.name) = lower({})", Some(name.trim().to_owned())),
-            None => {}
+        if let Some(server) = &self.server {
+            let condition = server.condition(q, "m.server_id");
+            q.and(condition);
         }
         if let Some(flow) = &self.flow {
             if !FLOWS.contains(&flow.as_str()) {
@@ -311,6 +323,193 @@ impl MessageFilter {
         q.and_bound("m.first_seen < {}", self.until);
         Ok(())
     }
+}
+
+/// The state a refused entry has: its status filter is this one.
+pub const REFUSED_STATE: &str = "rejected";
+/// The queue id a refused entry shows: Postfix's own word for mail that never had one.
+pub const REFUSED_QUEUE_ID: &str = "NOQUEUE";
+/// How long a client has to come back after a temporary refusal (a greylisting deferral) for
+/// the refusal to count as retried: Postfix's default `maximal_queue_lifetime`.
+const RETRY_WINDOW: &str = "5 days";
+
+impl MessageFilter {
+    /// Adds the conditions on `rejects r` of the refused mail this filter finds: mail refused
+    /// before it had a queue id (`NOQUEUE: reject:` at CONNECT, HELO, MAIL, RCPT or DATA; from
+    /// smtpd, postscreen, a policy service or a milter). A temporary refusal whose sender and
+    /// recipient came back within [`RETRY_WINDOW`] (the usual greylisting dance) is left out:
+    /// the message that followed it is the answer. Returns `false` when the filter can only find
+    /// messages (a Message-ID, a queue id, a flow, a size, a status other than `rejected`).
+    /// Refuses the values [`MessageFilter::apply`] refuses.
+    pub fn apply_to_refusals(&self, q: &mut Query) -> Result<bool, FilterError> {
+        if let Some(flow) = &self.flow {
+            if !FLOWS.contains(&flow.as_str()) {
+                return refuse("flow", format!("'{flow}' is not one of {}", FLOWS.join(", ")));
+            }
+            return Ok(false);
+        }
+        if let Some(status) = &self.status {
+            if !statuses().contains(&status.as_str()) {
+                return refuse("status", format!("'{status}' is not one of {}", statuses().join(", ")));
+            }
+            if status != REFUSED_STATE {
+                return Ok(false);
+            }
+        }
+        let only_messages = |id: &Option<TextFilter>| id.as_ref().is_some_and(|f| f.op != TextOp::Not);
+        if self.quick.is_some()
+            || only_messages(&self.message_id)
+            || only_messages(&self.queue_id)
+            || self.size_min.is_some()
+            || self.size_max.is_some()
+        {
+            return Ok(false);
+        }
+        q.and("r.action = 'reject' AND r.message_uid IS NULL");
+        q.and(format!(
+            "NOT (r.code BETWEEN 400 AND 499 AND EXISTS (
+                 SELECT 1 FROM recipients retry_r
+                 JOIN messages retry_m ON retry_m.started_at = retry_r.message_started_at
+                                      AND retry_m.uid = retry_r.message_uid
+                 WHERE lower(retry_r.address) = lower(r.recipient)
+                   AND retry_r.message_started_at > r.ts
+                   AND retry_r.message_started_at < r.ts + interval '{RETRY_WINDOW}'
+                   AND lower(retry_m.sender) = lower(r.sender)))"
+        ));
+        if let Some(sender) = &self.sender {
+            let condition = address_condition(q, &["r.sender"], sender);
+            q.and(condition);
+        }
+        if let Some(recipient) = &self.recipient {
+            let condition = address_condition(q, &["r.recipient"], recipient);
+            q.and(condition);
+        }
+        if let Some(client) = &self.client {
+            let condition = client_condition(q, "r.client_ip", "r.client_name", client, "client")?;
+            q.and(condition);
+        }
+        if let Some(server) = &self.server {
+            let condition = server.condition(q, "r.server_id");
+            q.and(condition);
+        }
+        q.and_bound("r.ts >= {}", self.since);
+        q.and_bound("r.ts < {}", self.until);
+        Ok(true)
+    }
+}
+
+/// What an entry of a search is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchEntryKind {
+    /// A message Postfix queued (one life of a queue id on one server).
+    Message,
+    /// Mail Postfix refused before queueing it (`NOQUEUE: reject:`): `refusal` says why.
+    Refused,
+}
+
+/// Why mail was refused: the reply Postfix gave, at which stage, to what.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Refusal {
+    /// The SMTP reply code (5xx: for good; 4xx: come back later).
+    pub code: Option<i32>,
+    /// The enhanced status code (RFC 3463), `5.1.1`.
+    pub enhanced: Option<String>,
+    /// The reply text.
+    pub reason: String,
+    /// The SMTP stage: CONNECT, EHLO, MAIL, RCPT, DATA…
+    pub stage: String,
+    /// The recipient refused, when the client had named one.
+    pub recipient: Option<String>,
+    /// What the client said in HELO/EHLO.
+    pub helo: Option<String>,
+}
+
+impl Refusal {
+    /// `550 5.1.1 <x>: Recipient address rejected: …`, as Postfix replied.
+    pub fn reply(&self) -> String {
+        let parts: Vec<String> = [
+            self.code.map(|c| c.to_string()),
+            self.enhanced.clone(),
+            Some(self.reason.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect();
+        parts.join(" ")
+    }
+}
+
+/// One entry of a search: a message, or mail refused before it was queued.
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    /// For a refused entry: its time as `first_seen`/`last_seen`, `NOQUEUE` as queue id, state
+    /// `rejected`, its log line's key as uid.
+    pub row: MessageRow,
+    pub refusal: Option<Refusal>,
+}
+
+impl EntryRow {
+    /// The columns [`EntryRow::from_row`] reads from [`entries_from_where`]'s `m` and `s`.
+    pub const COLUMNS: &'static str = "m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, \
+         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state, \
+         m.state_reason, m.kind, m.code, m.enhanced, m.reason, m.stage, m.refused_recipient, m.helo";
+
+    pub fn from_row(row: &Row) -> EntryRow {
+        let refused = row.get::<_, &str>(15) == "refused";
+        EntryRow {
+            row: MessageRow::from_row(row),
+            refusal: refused.then(|| Refusal {
+                code: row.get(16),
+                enhanced: row.get(17),
+                reason: row.get::<_, Option<String>>(18).unwrap_or_default(),
+                stage: row.get::<_, Option<String>>(19).unwrap_or_default(),
+                recipient: row.get(20),
+                helo: row.get(21),
+            }),
+        }
+    }
+
+    pub fn kind(&self) -> SearchEntryKind {
+        if self.refusal.is_some() {
+            SearchEntryKind::Refused
+        } else {
+            SearchEntryKind::Message
+        }
+    }
+}
+
+/// `FROM … WHERE …` of what `filter` finds within `scope`: the messages and the refused mail,
+/// as one relation `m` (the columns of `messages` that searches read, a `kind`, and the refusal's
+/// reply) joined with `servers s`. Sorting and paging on `m` merge both kinds in time order;
+/// `m.kind, m.uid` breaks ties.
+pub fn entries_from_where(scope: &Scope, filter: &MessageFilter) -> Result<(String, Query), FilterError> {
+    let mut q = Query::default();
+    filter.apply(&mut q)?;
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    let messages_where = q.take_where_clause();
+    let mut from = format!(
+        "SELECT 'message'::text AS kind, m.started_at, m.uid, m.server_id, m.queue_id, m.message_id, m.sender,
+                m.size, m.client_ip, m.client_name, m.first_seen, m.last_seen, m.flow, m.state, m.state_reason,
+                NULL::integer AS code, NULL::text AS enhanced, NULL::text AS reason, NULL::text AS stage,
+                NULL::text AS refused_recipient, NULL::text AS helo
+         FROM messages m {messages_where}"
+    );
+    if filter.apply_to_refusals(&mut q)? {
+        let visible = scope.rejects_condition(&mut q, "r");
+        q.and(visible);
+        let refusals_where = q.take_where_clause();
+        from.push_str(&format!(
+            " UNION ALL
+             SELECT 'refused', r.ts, r.line_key, r.server_id, '{REFUSED_QUEUE_ID}', NULL, r.sender,
+                    NULL, r.client_ip, r.client_name, r.ts, r.ts, NULL, '{REFUSED_STATE}',
+                    concat_ws(' ', r.code, r.enhanced, r.reason), r.code, r.enhanced, r.reason, r.stage, r.recipient, r.helo
+             FROM rejects r {refusals_where}"
+        ));
+    }
+    Ok((format!("FROM ({from}) m JOIN servers s ON s.id = m.server_id"), q))
 }
 
 /// Quick search: a Message-ID (it has an `@` or angle brackets) or, for anything else, a queue id

@@ -11,8 +11,11 @@ use omelse::parse::Timestamp;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::message_query::{self, statuses, MessageFilter, MessageRow, RecipientRow, ServerRef, TextFilter};
-use crate::sql::Query;
+use crate::access::Scope;
+use crate::message_query::{
+    self, entries_from_where, statuses, EntryRow, FilterError, MessageFilter, MessageRow, RecipientRow, Refusal,
+    SearchEntryKind, ServerRef, TextFilter,
+};
 use crate::{db, Settings};
 
 #[derive(Debug, Args)]
@@ -52,9 +55,12 @@ pub struct SearchArgs {
     json: bool,
 }
 
-/// One message as `--json` prints it.
+/// One entry as `--json` prints it: a message, or mail refused before it was queued (`kind`
+/// `refused`, queue id `NOQUEUE`, state `rejected`, the refused recipient, the reply in
+/// `refusal`).
 #[derive(Debug, Serialize)]
 struct Found {
+    kind: SearchEntryKind,
     host: String,
     queue_id: String,
     message_id: Option<String>,
@@ -69,6 +75,8 @@ struct Found {
     state_reason: Option<String>,
     recipients: Vec<RecipientRow>,
     links: Vec<FoundLink>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<Refusal>,
     #[serde(skip)]
     key: MessageKey,
 }
@@ -88,8 +96,8 @@ struct FoundLink {
     queue_id: String,
 }
 
-/// The WHERE clause of the message query.
-fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Query> {
+/// What the options ask for.
+fn build_filter(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<MessageFilter> {
     let filter = MessageFilter {
         sender: args.sender.as_deref().map(TextFilter::is),
         recipient: args.recipient.as_deref().map(TextFilter::is),
@@ -110,19 +118,22 @@ fn build_query(args: &SearchArgs, zone: &jiff::tz::TimeZone) -> anyhow::Result<Q
             .transpose()?,
         ..Default::default()
     };
-    let mut q = Query::default();
-    filter
-        .apply(&mut q)
-        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
-    Ok(q)
+    // Checked now, before connecting: a bad value is the user's mistake, not the database's.
+    entries_from_where(&Scope::All, &filter).map_err(option_error)?;
+    Ok(filter)
+}
+
+/// A refused value, named as the option that gave it.
+fn option_error(e: FilterError) -> anyhow::Error {
+    anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message)
 }
 
 pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let zone = settings.timezone(None)?;
-    let query = build_query(args, &zone)?;
+    let filter = build_filter(args, &zone)?;
     let client = db::connect(&settings.database()?).await?;
     db::require_schema(&client).await?;
-    let found = search(&client, query, args.limit).await?;
+    let found = search(&client, &filter, args.limit).await?;
     let mut out = String::new();
     if args.json {
         for message in &found {
@@ -136,64 +147,97 @@ pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result<Vec<Found>> {
-    let filter = query.where_clause();
+/// The newest `limit` entries `filter` finds (messages and refused mail), with their recipients
+/// and the messages' links.
+async fn search(client: &Client, filter: &MessageFilter, limit: i64) -> anyhow::Result<Vec<Found>> {
+    let (from_where, mut query) = entries_from_where(&Scope::All, filter).map_err(option_error)?;
     let limit = query.bind(limit);
     let sql = format!(
-        "SELECT {} FROM messages m JOIN servers s ON s.id = m.server_id
-         {filter}
-         ORDER BY m.first_seen DESC, m.uid
-         LIMIT {limit}",
-        MessageRow::COLUMNS
+        "SELECT {} {from_where} ORDER BY m.first_seen DESC, m.kind, m.uid LIMIT {limit}",
+        EntryRow::COLUMNS
     );
-    let rows: Vec<MessageRow> = client
+    let entries: Vec<EntryRow> = client
         .query(&sql, &query.params())
         .await?
         .iter()
-        .map(MessageRow::from_row)
+        .map(EntryRow::from_row)
+        .collect();
+    let messages: Vec<MessageRow> = entries
+        .iter()
+        .filter(|e| e.refusal.is_none())
+        .map(|e| e.row.clone())
         .collect();
     // The command line is the administrator's: every recipient.
-    let mut recipients = message_query::recipients(client, &crate::access::Scope::All, &rows, None).await?;
-    let mut found: Vec<Found> = rows
+    let mut recipients = message_query::recipients(client, &Scope::All, &messages, None).await?;
+    let mut found: Vec<Found> = entries
         .into_iter()
-        .map(|m| Found {
-            key: MessageKey {
-                uid: m.uid,
-                server_id: m.server_id,
-            },
-            recipients: recipients.remove(&m.uid).map(|(list, _)| list).unwrap_or_default(),
-            host: m.server,
-            queue_id: m.queue_id,
-            message_id: m.message_id,
-            sender: m.sender,
-            size: m.size,
-            client_ip: m.client_ip,
-            client_name: m.client_name,
-            first_seen: m.first_seen,
-            last_seen: m.last_seen,
-            flow: m.flow,
-            state: m.state,
-            state_reason: m.state_reason,
-            links: Vec::new(),
+        .map(|entry| {
+            let kind = entry.kind();
+            let m = entry.row;
+            let recipients = match &entry.refusal {
+                None => recipients.remove(&m.uid).map(|(list, _)| list).unwrap_or_default(),
+                Some(refusal) => refused_recipient(refusal, &m),
+            };
+            Found {
+                kind,
+                refusal: entry.refusal,
+                key: MessageKey {
+                    uid: m.uid,
+                    server_id: m.server_id,
+                },
+                recipients,
+                host: m.server,
+                queue_id: m.queue_id,
+                message_id: m.message_id,
+                sender: m.sender,
+                size: m.size,
+                client_ip: m.client_ip,
+                client_name: m.client_name,
+                first_seen: m.first_seen,
+                last_seen: m.last_seen,
+                flow: m.flow,
+                state: m.state,
+                state_reason: m.state_reason,
+                links: Vec::new(),
+            }
         })
         .collect();
-    if found.is_empty() {
-        return Ok(found);
-    }
     add_links(client, &mut found).await?;
     Ok(found)
 }
 
+/// The recipient of a refused entry, as a recipient row: status `rejected`, the reply as its
+/// DSN and text.
+fn refused_recipient(refusal: &Refusal, entry: &MessageRow) -> Vec<RecipientRow> {
+    let Some(address) = &refusal.recipient else {
+        return Vec::new();
+    };
+    vec![RecipientRow {
+        address: address.clone(),
+        orig_address: None,
+        status: entry.state.clone(),
+        relay: None,
+        dsn: refusal.enhanced.clone(),
+        delay: None,
+        status_text: Some(refusal.reply()),
+        at: entry.first_seen,
+    }]
+}
+
 /// Links from each message to the next hop (by its uid), and to it from the hop before (by its
-/// host and queue id, near its lifetime: short queue ids are reused).
+/// host and queue id, near its lifetime: short queue ids are reused). Refused mail has none.
 async fn add_links(client: &Client, found: &mut [Found]) -> anyhow::Result<()> {
-    let uids: Vec<i64> = found.iter().map(|f| f.key.uid).collect();
-    let index: HashMap<i64, usize> = uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect();
-    let hosts: Vec<&str> = found.iter().map(|f| f.host.as_str()).collect();
-    let queue_ids: Vec<&str> = found.iter().map(|f| f.queue_id.as_str()).collect();
-    let first: Vec<Timestamp> = found.iter().map(|f| f.first_seen).collect();
-    let last: Vec<Timestamp> = found.iter().map(|f| f.last_seen).collect();
-    let server_ids: Vec<i32> = found.iter().map(|f| f.key.server_id).collect();
+    let messages: Vec<usize> = (0..found.len()).filter(|&i| found[i].refusal.is_none()).collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let uids: Vec<i64> = messages.iter().map(|&i| found[i].key.uid).collect();
+    let index: HashMap<i64, usize> = messages.iter().map(|&i| (found[i].key.uid, i)).collect();
+    let hosts: Vec<&str> = messages.iter().map(|&i| found[i].host.as_str()).collect();
+    let queue_ids: Vec<&str> = messages.iter().map(|&i| found[i].queue_id.as_str()).collect();
+    let first: Vec<Timestamp> = messages.iter().map(|&i| found[i].first_seen).collect();
+    let last: Vec<Timestamp> = messages.iter().map(|&i| found[i].last_seen).collect();
+    let server_ids: Vec<i32> = messages.iter().map(|&i| found[i].key.server_id).collect();
     let rows = client
         .query(
             "SELECT l.from_uid, l.kind, 'to', l.to_host, l.to_queue_id, l.ts
@@ -246,10 +290,18 @@ fn render_table(found: &[Found], zone: &jiff::tz::TimeZone) -> String {
             Some(sender) => sender,
             None => "?",
         };
-        let recipients = match f.recipients.as_slice() {
-            [] => "-".to_owned(),
-            [one] => format!("{} ({})", one.address, one.status),
-            [first, rest @ ..] => format!("{} ({}) +{}", first.address, first.status, rest.len()),
+        let recipients = match (&f.refusal, f.recipients.as_slice()) {
+            // Refused mail: who was refused, the reply, and the client it was given to.
+            (Some(refusal), recipients) => format!(
+                "{} ({}) client {}[{}]",
+                recipients.first().map_or("-", |r| r.address.as_str()),
+                refusal.reply(),
+                f.client_name.as_deref().unwrap_or("unknown"),
+                f.client_ip.as_deref().unwrap_or("?"),
+            ),
+            (None, []) => "-".to_owned(),
+            (None, [one]) => format!("{} ({})", one.address, one.status),
+            (None, [first, rest @ ..]) => format!("{} ({}) +{}", first.address, first.status, rest.len()),
         };
         let _ = writeln!(
             out,
@@ -260,7 +312,8 @@ fn render_table(found: &[Found], zone: &jiff::tz::TimeZone) -> String {
             f.flow.as_deref().unwrap_or("-")
         );
     }
-    let _ = writeln!(out, "{} message(s)", found.len());
+    let refused = found.iter().filter(|f| f.refusal.is_some()).count();
+    let _ = writeln!(out, "{} message(s), {refused} refused", found.len() - refused);
     out
 }
 
@@ -275,22 +328,29 @@ mod tests {
         args: SearchArgs,
     }
 
-    fn query(argv: &[&str]) -> anyhow::Result<Query> {
+    /// The SQL the options give (messages, then refused mail).
+    fn query(argv: &[&str]) -> anyhow::Result<String> {
         let wrapper = Wrapper::try_parse_from(std::iter::once("search").chain(argv.iter().copied()))?;
-        build_query(&wrapper.args, &jiff::tz::TimeZone::UTC)
+        let filter = build_filter(&wrapper.args, &jiff::tz::TimeZone::UTC)?;
+        Ok(entries_from_where(&Scope::All, &filter)?.0)
     }
 
     #[test]
     fn options_become_the_shared_filter() {
-        let q = query(&["--sender", "@Example.com", "--host", "mx1", "--client", "192.0.2.0/24"]).unwrap();
-        let sql = q.conditions.join(" AND ");
+        let sql = query(&["--sender", "@Example.com", "--host", "mx1", "--client", "192.0.2.0/24"]).unwrap();
         assert!(sql.contains("else_domain(m.sender) = $1"), "{sql}");
         assert!(sql.contains("m.client_ip <<= $2::text::inet"), "{sql}");
-        assert!(sql.contains("lower(s.name) = lower($3)"), "{sql}");
+        assert!(sql.contains("lower(name) = lower($3)"), "{sql}");
+        // The same question of the refused mail, with its own placeholders.
+        assert!(sql.contains("else_domain(r.sender) = $4"), "{sql}");
+        assert!(sql.contains("r.client_ip <<= $5::text::inet"), "{sql}");
         let error = query(&["--client", "not/a-network"]).err().unwrap().to_string();
         assert!(error.starts_with("--client:"), "{error}");
         assert!(query(&["--status", "lost"]).is_err());
         assert!(query(&["--since", "someday"]).is_err());
-        assert!(query(&[]).unwrap().conditions.is_empty());
+        // A queue id is a message's: the refused mail is not asked.
+        assert!(!query(&["--queue-id", "3A1F42C0D1"]).unwrap().contains("rejects"));
+        assert!(query(&["--status", "rejected"]).unwrap().contains("FROM rejects r"));
+        assert!(!query(&["--status", "sent"]).unwrap().contains("rejects"));
     }
 }

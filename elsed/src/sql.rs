@@ -40,6 +40,14 @@ impl Query {
         }
     }
 
+    /// [`Query::where_clause`], leaving no condition: the parameters stay, for the next part of
+    /// the same statement (a `UNION ALL`'s other branch).
+    pub fn take_where_clause(&mut self) -> String {
+        let clause = self.where_clause();
+        self.conditions.clear();
+        clause
+    }
+
     /// The parameters, as tokio-postgres takes them.
     pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()

@@ -294,6 +294,71 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
         table.contains("4ZdQ9m3Tf5zK2L") && table.contains("1 message(s)"),
         "{table}"
     );
+
+    // Mail refused at RCPT (NOQUEUE) is found like a message, with the reply Postfix gave: the
+    // README's commands, as written.
+    let [table, json] = documented_commands("search-refused")
+        .try_into()
+        .expect("the README's search-refused block has two commands");
+    let table = text(&run_with_database(&url, &table).stdout);
+    assert!(
+        table.contains("NOQUEUE")
+            && table.contains("rejected")
+            && table.contains("promo@spam.example.org -> nobody@example.com (550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown")
+            && table.contains("client unknown[203.0.113.77]")
+            && table.contains("0 message(s), 1 refused"),
+        "{table}"
+    );
+    let refused = json_lines(&run_with_database(&url, &json));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let refusal = &refused[0];
+    assert_eq!(
+        (
+            &refusal["kind"],
+            &refusal["queue_id"],
+            &refusal["state"],
+            &refusal["host"]
+        ),
+        (&"refused".into(), &"NOQUEUE".into(), &"rejected".into(), &"mx1".into())
+    );
+    assert_eq!(
+        (
+            &refusal["refusal"]["code"],
+            &refusal["refusal"]["enhanced"],
+            &refusal["refusal"]["stage"]
+        ),
+        (&550.into(), &"5.1.1".into(), &"RCPT".into())
+    );
+    assert!(
+        refusal["refusal"]["reason"].as_str().unwrap().contains("User unknown"),
+        "{refusal}"
+    );
+    assert_eq!(refusal["client_ip"], "203.0.113.77");
+    assert_eq!(refusal["first_seen"], "2024-03-14T10:02:31.000000Z");
+    assert_eq!(refusal["recipients"][0]["address"], "nobody@example.com");
+    assert_eq!(refusal["recipients"][0]["status"], "rejected");
+}
+
+/// The `elsed` commands of the README's block marked `<!-- test: NAME -->`, as argument lists
+/// without the leading `elsed` (the block's words have no quotes to interpret).
+fn documented_commands(name: &str) -> Vec<Vec<&'static str>> {
+    let readme: &'static str = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        .unwrap()
+        .leak();
+    let marker = format!("<!-- test: {name} -->");
+    let block = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .1;
+    let block = block.split_once("```sh\n").unwrap().1.split_once("```").unwrap().0;
+    block
+        .lines()
+        .filter_map(|line| line.strip_prefix("elsed "))
+        .map(|args| {
+            assert!(!args.contains(['\'', '"']), "quotes in a tested README command: {args}");
+            args.split_whitespace().collect()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,6 +504,44 @@ async fn rotated_logs_continue_the_messages_they_share() {
 }
 
 /// `-` reads standard input; `--host` names the server of every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_warns_of_the_lines_the_next_maintain_would_drop() {
+    let url = PgCluster::shared().create_database().await;
+    let dir = scratch("retention");
+    let config = dir.join("elsed.toml");
+    std::fs::write(&config, "[retention]\ndays = 30\n").unwrap();
+    let env = [("ELSE_CONFIG", config.to_str().unwrap())];
+    let now = jiff::Timestamp::now();
+    let line = |at: jiff::Timestamp, text: &str| format!("{} somebox postfix/qmgr[11]: {text}\n", at);
+    // Two lines of 40 days ago, one of an hour ago.
+    let old = now - jiff::SignedDuration::from_hours(40 * 24);
+    let lines = line(
+        old,
+        "5E6F7A8B9C: from=<zoe@example.com>, size=900, nrcpt=1 (queue active)",
+    ) + &line(old, "5E6F7A8B9C: removed")
+        + &line(now - jiff::SignedDuration::from_hours(1), "6A7B8C9D0E: removed");
+    let output = elsed(
+        &["--database-url", &url, "import", "--json", "-"],
+        lines.as_bytes(),
+        &env,
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("warning: 2 line(s) are older than retention.days (30 days")
+            && stderr.contains("the next `elsed maintain` drops them"),
+        "{stderr}"
+    );
+    let summary = json_lines(&output).remove(0);
+    assert_eq!(summary["retention"]["older_lines"], 2);
+    assert_eq!(summary["retention"]["days"], 30);
+
+    // Recent lines only: no warning.
+    let recent = line(now - jiff::SignedDuration::from_hours(2), "7B8C9D0E1F: removed");
+    let output = elsed(&["--database-url", &url, "import", "-"], recent.as_bytes(), &env);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("retention"), "{}", text(&output.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_input_imports_under_the_given_host() {
     let url = PgCluster::shared().create_database().await;

@@ -373,7 +373,11 @@ export interface paths {
         };
         /**
          * Quick search (`q`: a Message-ID or a queue id) or extended search, paged and sorted
-         *     (`first_seen`, `size`, `sender`; default `-first_seen`), or all of it as CSV. Text fields take
+         *     (`first_seen`, `size`, `sender`; default `-first_seen`), or all of it as CSV. Mail refused
+         *     before it was queued (`NOQUEUE: reject:`) comes as entries of its own (`kind` `refused`,
+         *     state `rejected`, the reply in `refusal`), merged in the same order: sender, recipient,
+         *     client, server, time and `status=rejected` find them; a Message-ID, a queue id, a flow or a
+         *     size finds messages only. Text fields take
          *     an operator `<field>_op`: `is` (default; any case; `@domain` for a whole domain, `<>` the null
          *     sender), `contains`, `starts`, `not`. The first page of each search goes to the history.
          */
@@ -1183,13 +1187,22 @@ export interface components {
              */
             state_reason: string | null;
         };
-        /** @description One message in a list. */
+        /**
+         * @description One entry of a list: a message, or (`kind` `refused`, in searches) mail refused before it was
+         *     queued, with `state` `rejected`, `queue_id` `NOQUEUE`, the refused recipient (status
+         *     `rejected`) and the reply in `refusal`.
+         */
         MessageSummary: components["schemas"]["MessageRow"] & {
-            /** @description The message's uid, as a string (64-bit integers do not survive JavaScript). */
+            /**
+             * @description The message's uid, as a string (64-bit integers do not survive JavaScript); for a refused
+             *     entry `refused-` and its log line's key (no message detail: the Rejects page has it).
+             */
             id: string;
+            kind: components["schemas"]["SearchEntryKind"];
             /** Format: int64 */
             recipient_count: number;
             recipients: components["schemas"]["RecipientBrief"][];
+            refusal: components["schemas"]["Refusal"] | null;
         };
         /**
          * @description One NDR laid out: the summary, its header fields, the delivery-status fields and the
@@ -1361,11 +1374,16 @@ export interface components {
         /** @description One page of a list, as every list endpoint answers. */
         Page_MessageSummary: {
             items: (components["schemas"]["MessageRow"] & {
-                /** @description The message's uid, as a string (64-bit integers do not survive JavaScript). */
+                /**
+                 * @description The message's uid, as a string (64-bit integers do not survive JavaScript); for a refused
+                 *     entry `refused-` and its log line's key (no message detail: the Rejects page has it).
+                 */
                 id: string;
+                kind: components["schemas"]["SearchEntryKind"];
                 /** Format: int64 */
                 recipient_count: number;
                 recipients: components["schemas"]["RecipientBrief"][];
+                refusal: components["schemas"]["Refusal"] | null;
             })[];
             /** Format: int64 */
             page: number;
@@ -1483,6 +1501,24 @@ export interface components {
             address: string;
             status: string;
         };
+        /** @description Why mail was refused: the reply Postfix gave, at which stage, to what. */
+        Refusal: {
+            /**
+             * Format: int32
+             * @description The SMTP reply code (5xx: for good; 4xx: come back later).
+             */
+            code: number | null;
+            /** @description The enhanced status code (RFC 3463), `5.1.1`. */
+            enhanced: string | null;
+            /** @description What the client said in HELO/EHLO. */
+            helo: string | null;
+            /** @description The reply text. */
+            reason: string;
+            /** @description The recipient refused, when the client had named one. */
+            recipient: string | null;
+            /** @description The SMTP stage: CONNECT, EHLO, MAIL, RCPT, DATA… */
+            stage: string;
+        };
         /** @description One decision. */
         RejectItem: {
             action: string;
@@ -1548,6 +1584,11 @@ export interface components {
             last_sent_on: string | null;
             recipients: string[];
         };
+        /**
+         * @description What an entry of a search is.
+         * @enum {string}
+         */
+        SearchEntryKind: "message" | "refused";
         SeriesPoint: components["schemas"]["GreylistCounts"] & {
             /** Format: date-time */
             t: string;
@@ -1732,11 +1773,13 @@ export type Percentiles = components['schemas']['Percentiles'];
 export type Point = components['schemas']['Point'];
 export type QueueView = components['schemas']['QueueView'];
 export type RecipientBrief = components['schemas']['RecipientBrief'];
+export type Refusal = components['schemas']['Refusal'];
 export type RejectItem = components['schemas']['RejectItem'];
 export type Role = components['schemas']['Role'];
 export type SampleView = components['schemas']['SampleView'];
 export type Samples = components['schemas']['Samples'];
 export type Schedule = components['schemas']['Schedule'];
+export type SearchEntryKind = components['schemas']['SearchEntryKind'];
 export type SeriesPoint = components['schemas']['SeriesPoint'];
 export type Server = components['schemas']['Server'];
 export type Sizes = components['schemas']['Sizes'];
@@ -3660,7 +3703,7 @@ export interface operations {
                 server?: number;
                 /** @description inbound, outbound, internal or relayed */
                 flow?: string;
-                /** @description A message state or a recipient's latest status */
+                /** @description A message state or a recipient's latest status (`rejected` also finds refused mail) */
                 status?: string;
                 /** @description Bytes */
                 size_min?: number;
@@ -3685,7 +3728,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of messages (or, with `format=csv`, every matching row as CSV) */
+            /** @description A page of messages and refused mail (or, with `format=csv`, every matching row as CSV) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -126,6 +126,35 @@ test('extended search with operators, sorting, permalink and CSV export', async 
   expect(csv).not.toContain('carol@example.net');
 });
 
+test('mail refused before it was queued is found in the message search, marked as refused', async ({ page }) => {
+  await login(page, admin.login, admin.password);
+  await page.getByRole('link', { name: 'Messages' }).click();
+  const form = page.getByRole('form', { name: 'Extended search' });
+  await form.getByLabel('Recipient', { exact: true }).fill('nobody@example.com');
+  await form.getByRole('button', { name: 'Search' }).click();
+  await page.waitForURL(/recipient=nobody/);
+  const results = rows(page, 'Messages');
+  await expect(results).toHaveCount(1);
+  const refused = results.first();
+  await expect(refused).toContainText('NOQUEUE');
+  await expect(refused).toContainText('rejected');
+  await expect(refused).toContainText('refused (RCPT)');
+  await expect(refused).toContainText('550 5.1.1');
+  await expect(refused).toContainText('User unknown');
+  await expect(refused).toContainText('promo@spam.example.org');
+  await expect(refused).toContainText('203.0.113.77');
+  // Nothing to open: the row is all there is.
+  await expect(refused.getByRole('link')).toHaveCount(0);
+
+  // The status filter finds it among the fixture's day, between messages.
+  await page.goto(`/search?status=rejected&since=${FIXTURE_DAY.since}&until=${FIXTURE_DAY.until}`);
+  await expect(results.filter({ hasText: 'nobody@example.com' })).toHaveCount(1);
+  await page.goto(`/search?since=${FIXTURE_DAY.since}&until=${FIXTURE_DAY.until}`);
+  await expect(results.filter({ hasText: 'NOQUEUE' })).toHaveCount(1);
+  await expect(results.filter({ hasText: 'carol@example.net' }).first()).toBeVisible();
+  await shot(page, 'search-refused');
+});
+
 test('search results show the country of a located client', async ({ page }) => {
   test.skip(!corpus, 'the fixture has documentation addresses only; the corpus has real clients');
   await login(page, admin.login, admin.password);

@@ -386,7 +386,12 @@ async fn check_caller(elsed: &Elsed, session: &Session, who: &Who, truth: &Truth
             expected.insert(key, recipients);
         }
     }
-    let messages = all_items(elsed, session, "/messages?since=2024-03-14T00:00:00Z").await;
+    // The search lists refused mail too (kind "refused"): checked with the rejects below.
+    let (messages, refused): (Vec<Value>, Vec<Value>) =
+        all_items(elsed, session, "/messages?since=2024-03-14T00:00:00Z")
+            .await
+            .into_iter()
+            .partition(|m| m["kind"] == "message");
     let mut found: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for m in &messages {
         let recipients = addresses(&m["recipients"]);
@@ -400,7 +405,7 @@ async fn check_caller(elsed: &Elsed, session: &Session, who: &Who, truth: &Truth
 
     let csv = csv_rows(elsed, session, "/messages?since=2024-03-14T00:00:00Z&format=csv").await;
     let mut from_csv: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for row in &csv {
+    for row in csv.iter().filter(|row| row["kind"] == "message") {
         let mut recipients: Vec<String> = row["recipients"]
             .split("; ")
             .filter(|r| !r.is_empty())
@@ -470,6 +475,28 @@ async fn check_caller(elsed: &Elsed, session: &Session, who: &Who, truth: &Truth
         .map(|r| (text(&r["sender"]), text(&r["recipient"])))
         .collect();
     assert_eq!(found, expected, "{name}: /rejects");
+    // The same refusals, and no other, in the search: each its own item, with its recipient.
+    let found: BTreeSet<(String, String)> = refused
+        .iter()
+        .map(|m| {
+            assert_eq!(
+                (&m["kind"], &m["state"]),
+                (&json!("refused"), &json!("rejected")),
+                "{name}: {m}"
+            );
+            (text(&m["sender"]), text(&m["refusal"]["recipient"]))
+        })
+        .collect();
+    assert_eq!(found, expected, "{name}: refused mail in /messages");
+    let from_csv: BTreeSet<(String, String)> = csv
+        .iter()
+        .filter(|row| row["kind"] == "refused")
+        .map(|row| {
+            let recipient = row["recipients"].split(" (").next().unwrap();
+            (unguarded(&row["sender"]), unguarded(recipient))
+        })
+        .collect();
+    assert_eq!(from_csv, expected, "{name}: refused mail in /messages?format=csv");
 
     // Raw lines: the log view, its CSV, live.
     let expected = who.lines(truth);

@@ -29,7 +29,7 @@ pub use fleet::{load_fleet, Fleet, ServerRole};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_lives, load_open_state, newest_message_time, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
-pub use retention::{drop_partitions_before, drop_partitions_older_than};
+pub use retention::{drop_partitions_before, drop_partitions_older_than, retention_cutoff};
 pub use rollup::{
     refresh_rollups, refresh_rollups_hot_since, refresh_rollups_on, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS,
     OTHER_KEY, SIZE_BUCKETS,

@@ -10,12 +10,13 @@ use crate::parse::Timestamp;
 /// Drops the daily partitions of every partitioned table whose whole day is more than `days`
 /// days before today (UTC); returns the names dropped.
 pub async fn drop_partitions_older_than(client: &mut Client, days: u32) -> Result<Vec<String>> {
-    let today = day_of(Timestamp::now());
-    drop_partitions_before(
-        client,
-        Timestamp((today - i64::from(days)) * 86_400 * Timestamp::MICROS_PER_SECOND),
-    )
-    .await
+    drop_partitions_before(client, retention_cutoff(days, Timestamp::now())).await
+}
+
+/// The first instant a retention of `days` keeps at `now`: midnight UTC `days` days before
+/// today. What is older goes with the next [`drop_partitions_older_than`] (an import warns of it).
+pub fn retention_cutoff(days: u32, now: Timestamp) -> Timestamp {
+    Timestamp((day_of(now) - i64::from(days)) * 86_400 * Timestamp::MICROS_PER_SECOND)
 }
 
 /// Drops the daily partitions that end at or before `cutoff` (a partition the cutoff falls in is

@@ -12,19 +12,52 @@ export function recipientsText(m: MessageSummary): string {
   return m.recipient_count > 3 ? `${shown} (+${m.recipient_count - 3})` : shown;
 }
 
+/** The reply Postfix gave refused mail: `550 5.1.1 <x>: Recipient address rejected: …`. */
+export function replyText(m: MessageSummary): string {
+  const r = m.refusal;
+  return r ? [r.code, r.enhanced, r.reason].filter(Boolean).join(' ') : '';
+}
+
 const columns: Column<MessageSummary>[] = [
   {
     key: 'first_seen',
     label: 'Time',
     sort: 'first_seen',
     class: 'nowrap',
-    render: (m) => <a href={`/messages/${encodeURIComponent(m.id)}`}>{formatTime(m.first_seen)}</a>,
+    // Refused mail has no message to open: its row says all there is (the Rejects page has more).
+    render: (m) =>
+      m.kind === 'refused' ? (
+        formatTime(m.first_seen)
+      ) : (
+        <a href={`/messages/${encodeURIComponent(m.id)}`}>{formatTime(m.first_seen)}</a>
+      ),
   },
   { key: 'server', label: 'Server', render: (m) => m.server },
   { key: 'queue_id', label: 'Queue id', class: 'mono', render: (m) => m.queue_id },
   { key: 'sender', label: 'Sender', sort: 'sender', class: 'addr', render: (m) => m.sender || '<>' },
-  { key: 'recipients', label: 'Recipients', class: 'addr', render: (m) => recipientsText(m) },
-  { key: 'state', label: 'State', render: (m) => <StatusBadge value={m.state} /> },
+  {
+    key: 'recipients',
+    label: 'Recipients',
+    class: 'addr',
+    render: (m) =>
+      m.kind === 'refused' ? (
+        <>
+          {recipientsText(m)} <span class="refusal">{replyText(m)}</span>
+        </>
+      ) : (
+        recipientsText(m)
+      ),
+  },
+  {
+    key: 'state',
+    label: 'State',
+    render: (m) => (
+      <>
+        <StatusBadge value={m.state} />
+        {m.kind === 'refused' && <span class="muted"> refused ({m.refusal?.stage})</span>}
+      </>
+    ),
+  },
   { key: 'flow', label: 'Flow', render: (m) => m.flow ?? '' },
   { key: 'size', label: 'Size', sort: 'size', class: 'num', render: (m) => formatBytes(m.size) },
   {

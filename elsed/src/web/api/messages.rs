@@ -15,7 +15,10 @@ use super::history::{self, Kind};
 use super::listing::{self, Listing};
 use super::params::{sql_time, ListParams, Paging, Params, MAX_VALUE_CHARS};
 use crate::access::{Caller, Scope};
-use crate::message_query::{self, statuses, FilterError, MessageFilter, MessageRow, ServerRef, FLOWS};
+use crate::message_query::{
+    self, entries_from_where, statuses, EntryRow, FilterError, MessageFilter, MessageRow, Refusal, SearchEntryKind,
+    ServerRef, FLOWS,
+};
 use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
@@ -30,15 +33,21 @@ pub const MAX_BULK: usize = 10_000;
 /// Messages one bulk search returns at most (each Message-ID may have several hops).
 const MAX_BULK_ITEMS: i64 = 50_000;
 
-/// One message in a list.
+/// One entry of a list: a message, or (`kind` `refused`, in searches) mail refused before it was
+/// queued, with `state` `rejected`, `queue_id` `NOQUEUE`, the refused recipient (status
+/// `rejected`) and the reply in `refusal`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
-    /// The message's uid, as a string (64-bit integers do not survive JavaScript).
+    /// The message's uid, as a string (64-bit integers do not survive JavaScript); for a refused
+    /// entry `refused-` and its log line's key (no message detail: the Rejects page has it).
     pub id: String,
+    pub kind: SearchEntryKind,
     #[serde(flatten)]
     pub message: MessageRow,
     pub recipients: Vec<RecipientBrief>,
     pub recipient_count: i64,
+    /// Why the mail was refused (refused entries only).
+    pub refusal: Option<Refusal>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -53,39 +62,58 @@ impl From<FilterError> for ApiError {
     }
 }
 
-/// `FROM … WHERE …` of the messages `filter` finds within `scope`.
-fn from_where(scope: &Scope, filter: &MessageFilter) -> ApiResult<(String, Query)> {
-    let mut q = Query::default();
-    filter.apply(&mut q)?;
-    let visible = scope.messages_condition(&mut q, "m");
-    q.and(visible);
-    Ok((
-        format!(
-            "FROM messages m JOIN servers s ON s.id = m.server_id {}",
-            q.where_clause()
-        ),
-        q,
-    ))
-}
-
 /// Messages with their first recipients (of those `scope` lets the caller see).
 pub async fn summaries(client: &Client, scope: &Scope, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
-    let mut recipients = message_query::recipients(client, scope, &rows, Some(RECIPIENTS_LISTED)).await?;
-    Ok(rows
+    let entries = rows.into_iter().map(|row| EntryRow { row, refusal: None }).collect();
+    entry_summaries(client, scope, entries).await
+}
+
+/// Entries of a search with their first recipients (a refused entry's: the one refused, which
+/// the scope of rejects already let the caller see).
+pub async fn entry_summaries(client: &Client, scope: &Scope, entries: Vec<EntryRow>) -> ApiResult<Vec<MessageSummary>> {
+    let messages: Vec<MessageRow> = entries
+        .iter()
+        .filter(|e| e.refusal.is_none())
+        .map(|e| e.row.clone())
+        .collect();
+    let mut recipients = message_query::recipients(client, scope, &messages, Some(RECIPIENTS_LISTED)).await?;
+    Ok(entries
         .into_iter()
-        .map(|message| {
-            let (list, count) = recipients.remove(&message.uid).unwrap_or_default();
+        .map(|entry| {
+            let kind = entry.kind();
+            let message = entry.row;
+            let (id, recipients, recipient_count) = match &entry.refusal {
+                None => {
+                    let (list, count) = recipients.remove(&message.uid).unwrap_or_default();
+                    let list = list
+                        .into_iter()
+                        .map(|r| RecipientBrief {
+                            address: r.address,
+                            status: r.status,
+                        })
+                        .collect();
+                    (message.uid.to_string(), list, count)
+                }
+                Some(refusal) => {
+                    let list: Vec<RecipientBrief> = refusal
+                        .recipient
+                        .iter()
+                        .map(|address| RecipientBrief {
+                            address: address.clone(),
+                            status: message.state.clone(),
+                        })
+                        .collect();
+                    let count = list.len() as i64;
+                    (format!("refused-{}", message.uid), list, count)
+                }
+            };
             MessageSummary {
-                id: message.uid.to_string(),
-                recipients: list
-                    .into_iter()
-                    .map(|r| RecipientBrief {
-                        address: r.address,
-                        status: r.status,
-                    })
-                    .collect(),
-                recipient_count: count,
+                id,
+                kind,
+                recipients,
+                recipient_count,
                 message,
+                refusal: entry.refusal,
             }
         })
         .collect())
@@ -99,11 +127,13 @@ impl Listing for MessageList {
     type Item = MessageSummary;
     const SORTS: &'static [(&'static str, &'static str)] = &[
         ("first_seen", "m.first_seen"),
-        ("size", "m.size"),
+        // Refused mail has no size: it sorts as the smallest.
+        ("size", "coalesce(m.size, 0)"),
         ("sender", "m.sender"),
     ];
     const DEFAULT_SORT: &'static str = "-first_seen";
-    const TIE: &'static str = "m.uid";
+    /// Messages and refused mail share the relation `m` of [`entries_from_where`].
+    const TIE: &'static str = "m.kind, m.uid";
     /// A [`MessageSummary`]'s columns, recipients as `address (status)` joined with `; `.
     const CSV_HEADER: &'static [&'static str] = &[
         "id",
@@ -122,6 +152,9 @@ impl Listing for MessageList {
         "flow",
         "state",
         "state_reason",
+        "kind",
+        "code",
+        "enhanced",
     ];
     const CSV_FILE: &'static str = "messages.csv";
 
@@ -169,32 +202,39 @@ impl Listing for MessageList {
         filter: &MessageFilter,
         paging: &Paging,
     ) -> ApiResult<Page<MessageSummary>> {
-        let (from_where, q) = from_where(scope, filter)?;
+        let (from_where, q) = entries_from_where(scope, filter)?;
         let mut page = page_of(
             client,
-            MessageRow::COLUMNS,
+            EntryRow::COLUMNS,
             &from_where,
             q,
             paging.window,
             &paging.order_by(Self::TIE),
-            MessageRow::from_row,
+            EntryRow::from_row,
         )
         .await?;
         let rows = std::mem::take(&mut page.items);
-        Ok(page.with_items(summaries(client, scope, rows).await?))
+        Ok(page.with_items(entry_summaries(client, scope, rows).await?))
     }
 
     fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
-        let (from_where, mut q) = from_where(scope, filter)?;
-        let shown = scope.recipients_condition(&mut q, "m", "r");
+        let (from_where, mut q) = entries_from_where(scope, filter)?;
+        // A refused entry's recipient is the one refused; a message's, those the caller may see
+        // (the scope reads the `messages` row itself: `m` here is the union of both kinds).
+        let shown = scope.recipients_condition(&mut q, "rm", "r");
+        let recipients_of_m = "FROM messages rm JOIN recipients r ON r.message_started_at = rm.started_at
+                                                          AND r.message_uid = rm.uid
+                 WHERE rm.started_at = m.started_at AND rm.uid = m.uid";
         let select = format!(
-            "SELECT m.uid::text, s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
+            "SELECT CASE m.kind WHEN 'refused' THEN 'refused-' ELSE '' END || m.uid::text,
+                s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
+                CASE m.kind WHEN 'refused' THEN m.refused_recipient || ' (' || m.state || ')' ELSE
                 (SELECT string_agg(r.address || ' (' || r.status || ')', '; ' ORDER BY r.last_attempt_at, r.address)
-                 FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND {shown}),
-                (SELECT count(*) FROM recipients r
-                 WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND {shown})::text,
+                 {recipients_of_m} AND {shown}) END,
+                CASE m.kind WHEN 'refused' THEN (m.refused_recipient IS NOT NULL)::int ELSE
+                (SELECT count(*) {recipients_of_m} AND {shown}) END::text,
                 m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state,
-                m.state_reason
+                m.state_reason, m.kind, m.code::text, m.enhanced
          {from_where} {order_by}",
             sql_time("m.first_seen"),
             sql_time("m.last_seen"),
@@ -292,7 +332,11 @@ fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
 }
 
 /// Quick search (`q`: a Message-ID or a queue id) or extended search, paged and sorted
-/// (`first_seen`, `size`, `sender`; default `-first_seen`), or all of it as CSV. Text fields take
+/// (`first_seen`, `size`, `sender`; default `-first_seen`), or all of it as CSV. Mail refused
+/// before it was queued (`NOQUEUE: reject:`) comes as entries of its own (`kind` `refused`,
+/// state `rejected`, the reply in `refusal`), merged in the same order: sender, recipient,
+/// client, server, time and `status=rejected` find them; a Message-ID, a queue id, a flow or a
+/// size finds messages only. Text fields take
 /// an operator `<field>_op`: `is` (default; any case; `@domain` for a whole domain, `<>` the null
 /// sender), `contains`, `starts`, `not`. The first page of each search goes to the history.
 #[utoipa::path(get, path = "/messages", tag = "search", operation_id = "search_messages",
@@ -307,14 +351,14 @@ fn bulk_ids(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<String>> {
         ("queue_id" = Option<String>, Query), ("queue_id_op" = Option<String>, Query),
         ("server" = Option<i32>, Query, description = "A server id"),
         ("flow" = Option<String>, Query, description = "inbound, outbound, internal or relayed"),
-        ("status" = Option<String>, Query, description = "A message state or a recipient's latest status"),
+        ("status" = Option<String>, Query, description = "A message state or a recipient's latest status (`rejected` also finds refused mail)"),
         ("size_min" = Option<i64>, Query, description = "Bytes"), ("size_max" = Option<i64>, Query, description = "Bytes"),
         ("since" = Option<String>, Query, format = DateTime, description = "Still active at or after (RFC 3339)"),
         ("until" = Option<String>, Query, format = DateTime, description = "First seen before (RFC 3339)"),
         ListParams,
     ),
     responses(
-        (status = 200, description = "A page of messages (or, with `format=csv`, every matching row as CSV)",
+        (status = 200, description = "A page of messages and refused mail (or, with `format=csv`, every matching row as CSV)",
             content((Page<MessageSummary> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or unknown parameter (named in `field`)", body = ErrorBody),
     ))]

@@ -13,6 +13,7 @@ use super::params::{Paging, Params};
 use super::rejects::RejectList;
 use super::{live, message_detail};
 use crate::access::{GroupScope, Scope};
+use crate::message_query::SearchEntryKind;
 use crate::ndr::tests::{database, import_file};
 
 const FIXTURE_YEAR: &str = "2024-12-31T00:00:00Z";
@@ -102,7 +103,9 @@ async fn every_search_mode_finds_its_messages_and_no_more_than_the_scope_allows(
         ["4ZdQ7k1Rc2z9Hw", "4ZdQ9m3Tf5zK2L"]
     );
     let not_carol = found(&client, &all, &[("sender", "carol@example.net"), ("sender_op", "not")]).await;
-    assert_eq!(not_carol.len(), 5, "{not_carol:?}");
+    // …the refused mail from someone else too.
+    assert_eq!(not_carol.len(), 6, "{not_carol:?}");
+    assert!(not_carol.iter().any(|q| q == "NOQUEUE"));
     assert!(!not_carol.iter().any(|q| q == "3A1F42C0D1"));
     assert_eq!(
         found(&client, &all, &[("client", "192.0.2.0/24")]).await,
@@ -150,17 +153,19 @@ async fn every_search_mode_finds_its_messages_and_no_more_than_the_scope_allows(
     // Paging and sorting on the server.
     let mut p = params(&[("sort", "-size"), ("per_page", "2"), ("page", "2")]);
     let filter = MessageList::read_filter(&mut p).unwrap();
-    let paging = p.paging(&[("size", "m.size")], "size").unwrap();
+    let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
     let page = MessageList::page(&client, &all, &filter, &paging).await.unwrap();
-    assert_eq!((page.total, page.page, page.items.len()), (7, 2, 2));
+    // Seven messages and the refused mail (which has no size: the smallest, on the last page).
+    assert_eq!((page.total, page.page, page.items.len()), (8, 2, 2));
     let sizes: Vec<Option<i64>> = page.items.iter().map(|m| m.message.size).collect();
     assert_eq!(sizes, [Some(2790), Some(2484)], "third and fourth largest");
 
-    // A group member of mx1 and example.com: mx1's messages from or to example.com only.
+    // A group member of mx1 and example.com: mx1's messages from or to example.com only, and the
+    // mail mx1 refused for example.com.
     let mx1_group = group(vec![mx1], &["example.com"]);
     assert_eq!(
         found(&client, &mx1_group, &[]).await,
-        ["3A1F42C0D1", "7B2E19A4F3", "9C0A1B2D3E", "A1B2C3D4E5"]
+        ["3A1F42C0D1", "7B2E19A4F3", "NOQUEUE", "9C0A1B2D3E", "A1B2C3D4E5"]
     );
     assert_eq!(
         found(&client, &mx1_group, &[("q", ALICE_MESSAGE_ID)]).await,
@@ -184,6 +189,185 @@ async fn every_search_mode_finds_its_messages_and_no_more_than_the_scope_allows(
             .await
             .is_empty()
     );
+}
+
+/// The refused entries `/messages` lists for these parameters, as (recipient, code, enhanced).
+async fn refused_found(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> Vec<(String, i32, String)> {
+    let mut p = params(pairs);
+    let filter = MessageList::read_filter(&mut p).unwrap();
+    let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
+    p.finish().unwrap();
+    let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
+    page.items
+        .into_iter()
+        .filter_map(|m| {
+            let refusal = m.refusal?;
+            assert_eq!(m.kind, SearchEntryKind::Refused);
+            assert_eq!(
+                (m.message.state.as_str(), m.message.queue_id.as_str()),
+                ("rejected", "NOQUEUE")
+            );
+            assert_eq!(m.recipients.len(), 1);
+            assert_eq!(Some(&m.recipients[0].address), refusal.recipient.as_ref());
+            Some((
+                refusal.recipient.unwrap(),
+                refusal.code.unwrap(),
+                refusal.enhanced.unwrap(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_mail_is_found_like_messages_within_the_rejects_scope() {
+    let (_url, client) = fixture_database().await;
+    let all = Scope::All;
+    let nobody = vec![("nobody@example.com".to_owned(), 550, "5.1.1".to_owned())];
+    // Every filter a refusal has finds it.
+    for pairs in [
+        vec![("recipient", "nobody@example.com")],
+        vec![("recipient", "@EXAMPLE.com")],
+        vec![("sender", "promo@spam.example.org")],
+        vec![("client", "203.0.113.0/24")],
+        vec![("status", "rejected")],
+        vec![("since", "2024-03-14T10:02:00Z"), ("until", "2024-03-14T10:03:00Z")],
+        vec![("message_id", "x@y"), ("message_id_op", "not")],
+    ] {
+        assert_eq!(refused_found(&client, &all, &pairs).await, nobody, "{pairs:?}");
+    }
+    let mx1 = server_id(&client, "mx1").await;
+    let out1 = server_id(&client, "out1").await;
+    assert_eq!(
+        refused_found(&client, &all, &[("server", &mx1.to_string())]).await,
+        nobody
+    );
+    // …and what it does not match leaves it out.
+    for pairs in [
+        vec![("server", out1.to_string())],
+        vec![("recipient", "bob@example.com".into())],
+        vec![("status", "sent".into())],
+        vec![("flow", "inbound".into())],
+        vec![("size_min", "1".into())],
+        vec![("q", "3A1F42C0D1".into())],
+        vec![("until", "2024-03-14T10:02:00Z".into())],
+    ] {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(refused_found(&client, &all, &pairs).await.is_empty(), "{pairs:?}");
+    }
+    // Only the refusal has status rejected: the page is it alone, a JSON entry of its own.
+    let mut p = params(&[("status", "rejected")]);
+    let filter = MessageList::read_filter(&mut p).unwrap();
+    let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
+    let page = MessageList::page(&client, &all, &filter, &paging).await.unwrap();
+    assert_eq!(page.total, 1);
+    let json = serde_json::to_value(&page.items[0]).unwrap();
+    assert_eq!(json["kind"], "refused");
+    assert_eq!(json["refusal"]["stage"], "RCPT");
+    assert_eq!(json["refusal"]["helo"], "bulk.example.org");
+    assert!(
+        json["refusal"]["reason"].as_str().unwrap().contains("User unknown"),
+        "{json}"
+    );
+    assert_eq!(json["client_ip"], "203.0.113.77");
+
+    // Merged with the messages in time order: 10:02:31 between mx1's messages.
+    let around = found(
+        &client,
+        &all,
+        &[
+            ("since", "2024-03-14T10:00:00Z"),
+            ("until", "2024-03-14T10:30:00Z"),
+            ("server", &mx1.to_string()),
+        ],
+    )
+    .await;
+    let refused_at = around
+        .iter()
+        .position(|q| q == "NOQUEUE")
+        .expect("the refusal is listed");
+    assert!(refused_at > 0 && refused_at < around.len() - 1, "{around:?}");
+
+    // The scope of the rejects: the group of mx1 and the refused recipient's domain, the refused
+    // address. Not another customer's group, nor the sender's domain (an unauthenticated client
+    // claimed it: anyone can), nor the recipient's domain on another server.
+    for scope in [group(vec![mx1], &["example.com"]), end_user(&["nobody@example.com"])] {
+        assert_eq!(refused_found(&client, &scope, &[]).await, nobody, "{scope:?}");
+    }
+    for scope in [
+        group(vec![out1], &["example.com"]),
+        group(vec![mx1], &["example.net"]),
+        group(vec![mx1], &["spam.example.org"]),
+        end_user(&["alice@example.com"]),
+        end_user(&["promo@spam.example.org"]),
+    ] {
+        assert!(refused_found(&client, &scope, &[]).await.is_empty(), "{scope:?}");
+    }
+}
+
+/// The ids of one page of `/messages` (the API's own sorts), and its total.
+async fn page_ids(client: &Client, pairs: &[(&str, &str)]) -> (i64, Vec<String>) {
+    let mut p = params(pairs);
+    let filter = MessageList::read_filter(&mut p).unwrap();
+    let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
+    p.finish().unwrap();
+    let page = MessageList::page(client, &Scope::All, &filter, &paging).await.unwrap();
+    (page.total, page.items.into_iter().map(|m| m.id).collect())
+}
+
+#[tokio::test]
+async fn pages_merge_messages_and_refusals_without_gap_or_repeat() {
+    let (_url, client) = fixture_database().await;
+    for sort in ["-first_seen", "first_seen", "size", "-size", "sender", "-sender"] {
+        let (total, all) = page_ids(&client, &[("sort", sort), ("per_page", "500")]).await;
+        assert_eq!(total, 8, "seven messages and one refusal");
+        let refused_at = all.iter().position(|id| id.starts_with("refused-")).unwrap();
+        // Every page size, so that a boundary falls just before, on and after the refusal.
+        for per_page in 1..=total {
+            let mut paged = Vec::new();
+            for page in 1..=(total + per_page - 1) / per_page {
+                let (_, ids) = page_ids(
+                    &client,
+                    &[
+                        ("sort", sort),
+                        ("per_page", &per_page.to_string()),
+                        ("page", &page.to_string()),
+                    ],
+                )
+                .await;
+                paged.extend(ids);
+            }
+            assert_eq!(paged, all, "sort {sort}, {per_page} per page (refusal at {refused_at})");
+        }
+    }
+    // In time order the refusal (10:02:31) sits between messages, not at either end.
+    let (_, newest_first) = page_ids(&client, &[("per_page", "500")]).await;
+    let refused_at = newest_first.iter().position(|id| id.starts_with("refused-")).unwrap();
+    assert!(
+        refused_at > 0 && refused_at < newest_first.len() - 1,
+        "{newest_first:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_refusal_followed_by_the_message_is_not_listed() {
+    let (_url, client) = fixture_database().await;
+    let mx1 = server_id(&client, "mx1").await;
+    // A greylisting deferral of carol's mail to bob, which came back and was accepted
+    // (3A1F42C0D1, 10:00:03), and one to zoe that never came back.
+    for (line_key, recipient) in [(1_i64, "bob@example.com"), (2, "zoe@example.com")] {
+        client
+            .execute(
+                "INSERT INTO rejects (ts, line_key, server_id, program, action, source, stage, client_ip,
+                                      code, enhanced, reason, sender, recipient)
+                 VALUES ('2024-03-14T09:55:00Z', $1, $2, 'smtpd', 'reject', 'smtpd', 'RCPT', '198.51.100.7',
+                         450, '4.7.1', 'Greylisted', 'Carol@example.net', $3)",
+                &[&line_key, &mx1, &recipient],
+            )
+            .await
+            .unwrap();
+    }
+    let deferred = refused_found(&client, &Scope::All, &[("sender", "carol@example.net")]).await;
+    assert_eq!(deferred, [("zoe@example.com".to_owned(), 450, "4.7.1".to_owned())]);
 }
 
 #[tokio::test]
@@ -574,13 +758,25 @@ async fn csv_exports_stream_every_row_with_a_header() {
         [
             "3A1F42C0D1",
             "7B2E19A4F3",
+            "NOQUEUE",
             "4ZdQ7k1Rc2z9Hw",
             "9C0A1B2D3E",
             "4ZdQ9n4Vg6zM3Q",
             "A1B2C3D4E5"
         ]
     );
-    let alice = &rows[2];
+    // The refused mail to nobody@example.com, with its reply.
+    let refused = &rows[2];
+    assert!(refused[0].starts_with("refused-"), "{refused:?}");
+    assert_eq!(&refused[6], "nobody@example.com (rejected)");
+    assert_eq!(&refused[7], "1");
+    // Its state reason is the reply, as Postfix gave it; then kind, code and enhanced code.
+    assert!(
+        refused[15].starts_with("550 5.1.1 ") && refused[15].contains("User unknown"),
+        "{refused:?}"
+    );
+    assert_eq!((&refused[16], &refused[17], &refused[18]), ("refused", "550", "5.1.1"));
+    let alice = &rows[3];
     assert_eq!(&alice[7], "3");
     assert!(alice[6].contains("frank@example.org (sent)"), "{:?}", &alice[6]);
     assert!(alice[11].starts_with("2024-03-14T10:05:02"), "{:?}", &alice[11]);
