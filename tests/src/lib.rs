@@ -140,6 +140,50 @@ impl PgCluster {
         })
     }
 
+    /// A hot standby of this private cluster, streaming from it on the loopback: a base backup
+    /// with `pg_basebackup -R` (which writes `primary_conninfo` and `standby.signal`) started on
+    /// a free port, read-only, stopped and removed when dropped. The primary runs PostgreSQL's
+    /// defaults for this (`wal_level=replica`, WAL senders, trust for replication from 127.0.0.1).
+    pub fn start_standby(&self) -> Result<PgCluster, HarnessError> {
+        let Some(primary) = &self.owned else {
+            return fail("an external server (ELSE_TEST_DATABASE_URL) has no standby started by tests");
+        };
+        let dir = make_private_dir(primary.as_postgres)?;
+        let owned = OwnedCluster {
+            dir,
+            bin: primary.bin.clone(),
+            port: 0,
+            as_postgres: primary.as_postgres,
+            settings: primary.settings.clone(),
+        };
+        let mut owned = Guard(Some(owned));
+        let cluster = owned.0.as_mut().expect("guard holds the cluster");
+        let output = cluster
+            .command("pg_basebackup")
+            .arg("-D")
+            .arg(cluster.data_dir())
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &primary.port.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| HarnessError(format!("cannot run pg_basebackup: {e}")))?;
+        if !output.status.success() {
+            return fail(format!(
+                "pg_basebackup failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        cluster.port = cluster.launch()?;
+        cluster.spawn_watchdog();
+        let cluster = owned.0.take().expect("guard holds the cluster");
+        Ok(PgCluster {
+            admin_url: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port),
+            owned: Some(cluster),
+        })
+    }
+
     /// Connection string of the `postgres` maintenance database.
     pub fn admin_url(&self) -> &str {
         &self.admin_url
