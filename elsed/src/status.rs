@@ -52,7 +52,10 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<ExitC
         println!("  {name:<30} {role:<10} last line {seen}");
     }
     if let Some(replica) = &replica {
-        println!("read replica (database.read_url): {}", replica["summary"].as_str().unwrap_or_default());
+        println!(
+            "read replica (database.read_url): {}",
+            replica["summary"].as_str().unwrap_or_default()
+        );
     }
     println!("ingest counters:");
     for (name, value, at) in &counters {
@@ -69,7 +72,10 @@ async fn replica(primary: &tokio_postgres::Client, target: &db::Target, max_lag_
         Ok(client) => client,
         Err(e) => return json!({"reachable": false, "summary": format!("unreachable: {e:#}")}),
     };
-    let (position, replay) = match (replica::wal_position(primary).await, replica::replay_state(&standby).await) {
+    let (position, replay) = match (
+        replica::wal_position(primary).await,
+        replica::replay_state(&standby).await,
+    ) {
         (Ok(position), Ok(replay)) => (position, replay),
         (Err(e), _) => return json!({"reachable": true, "summary": format!("primary: {e}")}),
         (_, Err(e)) => return json!({"reachable": true, "summary": e}),

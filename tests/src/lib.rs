@@ -162,7 +162,18 @@ impl PgCluster {
             .command("pg_basebackup")
             .arg("-D")
             .arg(cluster.data_dir())
-            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &primary.port.to_string()])
             .stdin(Stdio::null())
             .output()

@@ -37,12 +37,15 @@ impl Web {
         std::fs::write(&file, config).expect("write elsed.toml");
         let listen = format!("127.0.0.1:{}", free_port());
         let daemon = Daemon::elsed(&file, &["serve", "--listen", &listen], dir.join(format!("{name}.log")));
-        let up = wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(&listen).is_ok());
+        let up = wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&listen).is_ok()
+        });
         assert!(up, "elsed serve ({name}) did not listen:\n{}", daemon.output());
         (daemon, format!("http://{listen}"))
     }
 
     async fn login(daemon: Daemon, base: String) -> Web {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -174,12 +177,14 @@ async fn searches_read_the_standby_logins_need_only_the_primary_and_a_lagging_st
     let dir = tempdir();
     let primary = PgCluster::start().expect("primary cluster");
     let url = primary.create_database().await;
+    eprintln!("primary started: {:?}", started.elapsed());
     let lines: Vec<String> = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail.log"))
         .expect("fixture log")
         .lines()
         .map(str::to_owned)
         .collect();
     else_tests::records::elsed_import(&url, &lines, &dir);
+    eprintln!("imported: {:?}", started.elapsed());
     let patient_config = dir.join("patient.toml");
     std::fs::write(&patient_config, config(&url, "unused", 3600)).unwrap();
     let password = dir.join("password");
@@ -187,20 +192,35 @@ async fn searches_read_the_standby_logins_need_only_the_primary_and_a_lagging_st
     std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     run_elsed(
         &patient_config,
-        &["user", "add", "admin", "--role", "admin", "--password-file", password.to_str().unwrap()],
+        &[
+            "user",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-file",
+            password.to_str().unwrap(),
+        ],
     );
 
     eprintln!("imported, user added: {:?}", started.elapsed());
     let standby = primary.start_standby().expect("standby cluster");
     eprintln!("standby started: {:?}", started.elapsed());
     // The last `dbname=` word wins (the admin URL's comes first).
-    let dbname = url.split_whitespace().filter_map(|w| w.strip_prefix("dbname=")).last().unwrap();
+    let dbname = url
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("dbname="))
+        .last()
+        .unwrap();
     let standby_url = with_dbname(standby.admin_url(), dbname);
     let messages = count(&url, "SELECT count(*) FROM messages").await;
     assert!(messages > 0);
     let deadline = Instant::now() + LIMIT;
     while count(&standby_url, "SELECT count(*) FROM messages").await != messages {
-        assert!(Instant::now() < deadline, "the standby never had the primary's {messages} messages");
+        assert!(
+            Instant::now() < deadline,
+            "the standby never had the primary's {messages} messages"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -209,16 +229,18 @@ async fn searches_read_the_standby_logins_need_only_the_primary_and_a_lagging_st
     let (daemon, base) = Web::start(&dir, "strict", &config(&url, &standby_url, 2));
     let strict = Web::login(daemon, base).await;
     for web in [&patient, &strict] {
-        let state = web
-            .database_until("caught up", |d| d["reads_from"] == "standby")
-            .await;
+        let state = web.database_until("caught up", |d| d["reads_from"] == "standby").await;
         assert_eq!(state["read_replica"]["lag_bytes"], 0, "{state}");
         assert_eq!(web.sender().await, "carol@example.net");
     }
 
     // The standby stops replaying; the message changes on the primary only.
     psql(&standby_url, "SELECT pg_wal_replay_pause()").await;
-    psql(&url, &format!("UPDATE messages SET sender = '{CHANGED}' WHERE queue_id = '{QUEUE_ID}'")).await;
+    psql(
+        &url,
+        &format!("UPDATE messages SET sender = '{CHANGED}' WHERE queue_id = '{QUEUE_ID}'"),
+    )
+    .await;
     let changed = format!("SELECT count(*) FROM messages WHERE sender = '{CHANGED}'");
     assert_eq!(count(&url, &changed).await, 1);
     // An hour of lag is tolerated: the search shows the standby's copy, so it read the standby.
@@ -228,7 +250,11 @@ async fn searches_read_the_standby_logins_need_only_the_primary_and_a_lagging_st
         })
         .await;
     assert_eq!(state["reads_from"], "standby", "{state}");
-    assert_eq!(patient.sender().await, "carol@example.net", "read from the paused standby");
+    assert_eq!(
+        patient.sender().await,
+        "carol@example.net",
+        "read from the paused standby"
+    );
     // Two seconds are not: past them the standby is skipped, said so, and reads see the primary.
     let state = strict
         .database_until("lagging standby skipped", |d| d["reads_from"] == "primary")
@@ -266,7 +292,11 @@ async fn searches_read_the_standby_logins_need_only_the_primary_and_a_lagging_st
     // The standby goes down: logging in (sessions are the primary's) and searching still work.
     standby.stop().expect("stop the standby");
     let again = login(&patient.http, &patient.base).await;
-    assert!(again.is_ok(), "login with the standby down: {again:?}\n{}", patient.daemon.output());
+    assert!(
+        again.is_ok(),
+        "login with the standby down: {again:?}\n{}",
+        patient.daemon.output()
+    );
     assert_eq!(patient.sender().await, CHANGED, "read from the primary");
     let state = patient
         .database_until("standby down", |d| d["reads_from"] == "primary")

@@ -363,7 +363,12 @@ impl Config {
         if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
         }
-        if self.database.read_url.as_deref().is_some_and(|url| url.trim().is_empty()) {
+        if self
+            .database
+            .read_url
+            .as_deref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
             return Err(("database.read_url".to_owned(), "is empty".to_owned()));
         }
         self.ndr
