@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod ndr;
 pub mod parse;
 pub mod per_key;
+pub mod replica;
 pub mod report;
 mod schedule;
 pub mod search;

@@ -36,6 +36,14 @@ impl Settings {
         })
     }
 
+    /// The hot standby of `database.read_url`, with the primary's CA file.
+    pub fn read_database(&self) -> Option<db::Target> {
+        self.config.database.read_url.as_ref().map(|url| db::Target {
+            url: url.clone(),
+            ca_file: self.config.database.ca_file.clone(),
+        })
+    }
+
     /// The zone of year-less timestamps: the flag, else `timezone` of the file, else the machine's.
     pub fn timezone(&self, flag: Option<&str>) -> anyhow::Result<jiff::tz::TimeZone> {
         match flag.or(self.config.timezone.as_deref()) {

@@ -117,20 +117,30 @@ impl PgCluster {
     /// Starts a private cluster with `name=value` server settings over the tests' defaults (fsync
     /// off and friends): benchmarks measure PostgreSQL as it is installed (`fsync=on`, …).
     pub fn start_with(settings: &[&str]) -> Result<PgCluster, HarnessError> {
-        let bin = find_bin_dir()?;
-        let as_postgres = sys::is_root();
+        let settings = settings.iter().map(|s| (*s).to_owned()).collect();
+        PgCluster::start_made(find_bin_dir()?, sys::is_root(), settings, OwnedCluster::init)
+    }
+
+    /// Makes a private cluster's data directory with `make`, starts it on a free port, and
+    /// watches over it; a failure anywhere removes the directory.
+    fn start_made(
+        bin: PathBuf,
+        as_postgres: bool,
+        settings: Vec<String>,
+        make: impl FnOnce(&OwnedCluster) -> Result<(), HarnessError>,
+    ) -> Result<PgCluster, HarnessError> {
         let dir = make_private_dir(as_postgres)?;
         let owned = OwnedCluster {
             dir,
             bin,
             port: 0,
             as_postgres,
-            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
+            settings,
         };
         // From here on, a failure must still remove the directory: `owned` does it on drop.
         let mut owned = Guard(Some(owned));
         let cluster = owned.0.as_mut().expect("guard holds the cluster");
-        cluster.init()?;
+        make(cluster)?;
         cluster.port = cluster.launch()?;
         cluster.spawn_watchdog();
         let cluster = owned.0.take().expect("guard holds the cluster");
@@ -138,6 +148,29 @@ impl PgCluster {
             admin_url: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port),
             owned: Some(cluster),
         })
+    }
+
+    /// A hot standby of this private cluster, streaming from it on the loopback: a base backup
+    /// with `pg_basebackup -R` (which writes `primary_conninfo` and `standby.signal`) started on
+    /// a free port, read-only, stopped and removed when dropped. The primary runs PostgreSQL's
+    /// defaults for this (`wal_level=replica`, WAL senders, trust for replication from 127.0.0.1).
+    pub fn start_standby(&self) -> Result<PgCluster, HarnessError> {
+        let Some(primary) = &self.owned else {
+            return fail("an external server (ELSE_TEST_DATABASE_URL) has no standby started by tests");
+        };
+        let port = primary.port.to_string();
+        PgCluster::start_made(
+            primary.bin.clone(),
+            primary.as_postgres,
+            primary.settings.clone(),
+            |standby| {
+                let backup = ["-R", "-X", "stream", "-c", "fast", "--no-sync", "-h", "127.0.0.1"];
+                standby.make_data_dir(
+                    "pg_basebackup",
+                    &[&backup[..], &["-U", "postgres", "-p", &port]].concat(),
+                )
+            },
+        )
     }
 
     /// Connection string of the `postgres` maintenance database.
@@ -259,24 +292,32 @@ impl OwnedCluster {
     }
 
     fn init(&self) -> Result<(), HarnessError> {
-        let output = self
-            .command("initdb")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args([
+        self.make_data_dir(
+            "initdb",
+            &[
                 "-U",
                 "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
                 "--no-sync",
-            ])
+            ],
+        )
+    }
+
+    /// Runs `program -D <data dir> args` (initdb, pg_basebackup); its output is the error.
+    fn make_data_dir(&self, program: &str, args: &[&str]) -> Result<(), HarnessError> {
+        let output = self
+            .command(program)
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| HarnessError(format!("cannot run initdb ({}): {e}", self.bin.display())))?;
+            .map_err(|e| HarnessError(format!("cannot run {program} ({}): {e}", self.bin.display())))?;
         if !output.status.success() {
             return fail(format!(
-                "initdb failed ({}): {}{}",
+                "{program} failed ({}): {}{}",
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)

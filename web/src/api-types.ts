@@ -290,6 +290,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/database": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where reads go now and the read replica's lag (checked every second). */
+        get: operations["database"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/greylist/decisions": {
         parameters: {
             query?: never;
@@ -856,6 +873,12 @@ export interface components {
             country_name: string;
             /** Format: int64 */
             messages: number;
+        };
+        /** @description The database as the web application uses it. */
+        DatabaseView: {
+            read_replica: components["schemas"]["ReplicaStatus"];
+            /** @description `standby` while the read replica is in use, else `primary`. */
+            reads_from: string;
         };
         Delays: {
             histogram: components["schemas"]["Bucket"][];
@@ -1540,6 +1563,37 @@ export interface components {
             /** Format: date-time */
             ts: string;
         };
+        /** @description The read replica's state, as the API and `elsed status` show it. */
+        ReplicaStatus: {
+            /**
+             * Format: date-time
+             * @description When the watcher last compared the two.
+             */
+            checked_at: string | null;
+            /** @description Whether `database.read_url` names a standby at all. */
+            configured: boolean;
+            /** @description Whether reads go to the standby now (else to the primary). */
+            in_use: boolean;
+            /**
+             * Format: int64
+             * @description WAL bytes the standby has still to replay.
+             */
+            lag_bytes: number | null;
+            /**
+             * Format: double
+             * @description How far behind the primary the standby is, in seconds (none: not measured yet, or down).
+             */
+            lag_seconds: number | null;
+            /**
+             * Format: int64
+             * @description Past this lag the standby is skipped (`database.read_max_lag_secs`).
+             */
+            max_lag_seconds: number | null;
+            /** @description Why it is skipped, in words. */
+            reason: string | null;
+            /** @description Whether its replay is paused (`pg_wal_replay_pause()`: it then falls behind). */
+            replay_paused: boolean | null;
+        };
         /**
          * @description The kinds of account.
          * @enum {string}
@@ -1728,6 +1782,7 @@ export type Change = components['schemas']['Change'];
 export type Count = components['schemas']['Count'];
 export type Countries = components['schemas']['Countries'];
 export type CountryCount = components['schemas']['CountryCount'];
+export type DatabaseView = components['schemas']['DatabaseView'];
 export type Delays = components['schemas']['Delays'];
 export type DomainCounts = components['schemas']['DomainCounts'];
 export type DsnFields = components['schemas']['DsnFields'];
@@ -1775,6 +1830,7 @@ export type QueueView = components['schemas']['QueueView'];
 export type RecipientBrief = components['schemas']['RecipientBrief'];
 export type Refusal = components['schemas']['Refusal'];
 export type RejectItem = components['schemas']['RejectItem'];
+export type ReplicaStatus = components['schemas']['ReplicaStatus'];
 export type Role = components['schemas']['Role'];
 export type SampleView = components['schemas']['SampleView'];
 export type Samples = components['schemas']['Samples'];
@@ -3434,6 +3490,43 @@ export interface operations {
             };
             /** @description Too many failed attempts (see `Retry-After`) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    database: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatabaseView"];
+                };
+            };
+            /** @description Not logged in */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,6 +14,8 @@
 //! [database]
 //! # ca_file = "/etc/else/tls/db-ca.pem"   # TLS to PostgreSQL, server certificate verified
 //! url = "host=/run/postgresql dbname=else user=else"
+//! # read_url = "host=standby.example.org dbname=else user=else"   # reads of elsed serve
+//! # read_max_lag_secs = 30           # a standby further behind is skipped
 //!
 //! [import]
 //! batch_lines = 20000                # lines per transaction
@@ -109,7 +111,7 @@ pub struct Origin {
     pub env: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A libpq URL (`postgresql://else@localhost/else`) or `key=value` string.
@@ -117,6 +119,29 @@ pub struct DatabaseConfig {
     /// PEM file of the CA that signed PostgreSQL's certificate: the connection then uses TLS and
     /// verifies the server (as `sslmode=require` does with the system's certificate store).
     pub ca_file: Option<std::path::PathBuf>,
+    /// A hot standby of `url` (streaming replication) for the web application's reads:
+    /// searches, reports, statistics, log lists (see `replica.rs`).
+    pub read_url: Option<String>,
+    /// Past this many seconds behind the primary the standby is skipped.
+    #[serde(default = "default_read_max_lag_secs")]
+    pub read_max_lag_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            ca_file: None,
+            read_url: None,
+            read_max_lag_secs: default_read_max_lag_secs(),
+        }
+    }
+}
+
+/// Half a minute: a search a little older than the live view is fine, one that misses the last
+/// minutes of a morning's incident is not.
+fn default_read_max_lag_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +362,14 @@ impl Config {
             .map_err(|e| ("internal_networks".to_owned(), e))?;
         if self.database.url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(("database.url".to_owned(), "is empty".to_owned()));
+        }
+        if self
+            .database
+            .read_url
+            .as_deref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
+            return Err(("database.read_url".to_owned(), "is empty".to_owned()));
         }
         self.ndr
             .allowed()

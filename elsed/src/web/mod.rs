@@ -52,7 +52,10 @@ pub struct ServeArgs {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: everything that writes, and what must see its own writes.
     pub db: db::Pool,
+    /// Searches, reports, statistics and log lists: a hot standby when there is one.
+    pub reads: crate::replica::Reads,
     pub config: Arc<crate::config::Config>,
     /// The SNMP thread for queue actions; `None` when SNMP is not set up (no `snmp.key_file`).
     pub snmp: Option<crate::snmp::SnmpHandle>,
@@ -63,9 +66,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of `config`'s web application over `db`; fails when `[web]` names a metrics
-    /// token file that cannot be read.
+    /// The state of `config`'s web application over `db`, every read on it too; fails when
+    /// `[web]` names a metrics token file that cannot be read.
     pub fn new(
+        db: db::Pool,
+        config: crate::config::Config,
+        snmp: Option<crate::snmp::SnmpHandle>,
+    ) -> anyhow::Result<AppState> {
+        AppState::with_reads(crate::replica::Reads::primary_only(db.clone()), db, config, snmp)
+    }
+
+    /// The state with the reads of `reads` (a hot standby, [`reads`]).
+    pub fn with_reads(
+        reads: crate::replica::Reads,
         db: db::Pool,
         config: crate::config::Config,
         snmp: Option<crate::snmp::SnmpHandle>,
@@ -75,6 +88,7 @@ impl AppState {
             exports: api::export::Exports::new(web.exports_per_user, Duration::from_secs(web.export_idle_secs)),
             metrics: Arc::new(api::health::MetricsAccess::new(web)?),
             db,
+            reads,
             config: Arc::new(config),
             snmp,
         })
@@ -84,13 +98,28 @@ impl AppState {
 /// The web application's pool: callers wait `pool_wait_ms` at most, queries run
 /// `statement_timeout_secs` at most.
 pub fn pool(settings: &Settings) -> anyhow::Result<db::Pool> {
+    db::pool_with(&settings.database()?, "elsed-web", pool_options(settings))
+}
+
+fn pool_options(settings: &Settings) -> db::PoolOptions {
     let web = &settings.config.web;
-    let options = db::PoolOptions {
+    db::PoolOptions {
         wait: Duration::from_millis(web.pool_wait_ms),
         statement_timeout: Some(Duration::from_secs(web.statement_timeout_secs)),
         ..db::PoolOptions::new(web.pool_size, db::Commit::Durable)
+    }
+}
+
+/// Where the reads go: `database.read_url`'s standby (a pool like the primary's) while it keeps
+/// up, else the primary.
+pub fn reads(settings: &Settings, primary: &db::Pool) -> anyhow::Result<crate::replica::Reads> {
+    let Some(standby) = settings.read_database() else {
+        return Ok(crate::replica::Reads::primary_only(primary.clone()));
     };
-    db::pool_with(&settings.database()?, "elsed-web", options)
+    let pool = db::pool_with(&standby, "elsed-web-reads", pool_options(settings))
+        .map_err(|e| anyhow::anyhow!("database.read_url: {e:#}"))?;
+    let max_lag = Duration::from_secs(settings.config.database.read_max_lag_secs);
+    Ok(crate::replica::Reads::with_standby(primary.clone(), pool, max_lag))
 }
 
 /// How long `/healthz` waits for a connection: a load balancer's probe gets its answer, busy
@@ -279,11 +308,14 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         }
         Err(e) => tracing::warn!("serve: {e:#}; serving anyway, answers 503 until it is back"),
     }
-    let state = AppState::new(
-        pool(settings)?,
+    let primary = pool(settings)?;
+    let state = AppState::with_reads(
+        reads(settings, &primary)?,
+        primary,
         settings.config.clone(),
         snmp_handle(&settings.config.snmp),
     )?;
+    tokio::spawn(state.reads.clone().watch());
     tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     tokio::spawn(keep_rollups_current(state.db.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -4,7 +4,7 @@
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
-import type { ActionAnswer, ActionRequest, AgentRequest, AgentSecrets, AgentSettings, Samples, Server, UpdateServer } from '../api';
+import type { ActionAnswer, ActionRequest, AgentRequest, AgentSecrets, AgentSettings, DatabaseView, Samples, Server, UpdateServer } from '../api';
 import { useAction, useApi } from '../hooks';
 import { formatBytes, formatDuration, formatTime } from '../format';
 import { isAdmin, useSession } from '../session';
@@ -52,6 +52,7 @@ export function ServersPage() {
           />
         )}
       </Section>
+      <ReadReplica />
       {editing && (
         <ServerEditor
           key={String(editing.id)}
@@ -63,6 +64,23 @@ export function ServersPage() {
         />
       )}
     </div>
+  );
+}
+
+/** Where searches and reports read from: the read replica (`database.read_url`) and its lag. */
+function ReadReplica() {
+  const { data, error, reload } = useApi<DatabaseView>('/database');
+  if (error) return <ErrorBox error={error} />;
+  const replica = data?.read_replica;
+  if (!replica?.configured) return null;
+  return (
+    <Section title="Database" actions={<button type="button" onClick={reload}>Refresh</button>}>
+      <p>
+        Searches and reports read from the <strong>{data?.reads_from}</strong>
+        {replica.lag_seconds != null && <> (read replica {replica.lag_seconds.toFixed(1)} s behind the primary, at most {replica.max_lag_seconds} s)</>}
+        {replica.reason && <> — read replica skipped: {replica.reason}</>}
+      </p>
+    </Section>
   );
 }
 

@@ -100,8 +100,11 @@ pub async fn answer<L: Listing>(
     let request = ListRequest::read(pairs, L::read_filter, L::SORTS, L::DEFAULT_SORT)?;
     // An export's slot is claimed before it takes a connection: past the account's limit, 429.
     let slot = request.csv.then(|| state.exports.claim(caller.user_id)).transpose()?;
-    let client = state.db.get().await?;
-    request.record(&client, caller, L::kind(&request.filter)).await;
+    // The history is written on the primary; the rows are read where reads go (a standby).
+    request
+        .record(&*state.db.get().await?, caller, L::kind(&request.filter))
+        .await;
+    let client = state.reads.get().await?;
     if let Some(slot) = slot {
         return csv::<L>(client, slot, &caller.scope, &request.filter, &request.paging).await;
     }

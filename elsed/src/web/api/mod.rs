@@ -1,6 +1,7 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
 pub mod admin;
+pub mod database;
 pub mod export;
 pub mod greylist;
 pub mod health;
@@ -34,6 +35,7 @@ pub fn routes() -> ApiRoutes {
     ApiRoutes::new()
         .merge(auth::routes())
         .merge(servers::routes())
+        .merge(database::routes())
         .merge(admin::routes())
         .merge(messages::routes())
         .merge(message_detail::routes())
