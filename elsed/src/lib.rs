@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod check_config;
 pub mod config;
 pub mod db;
@@ -16,7 +17,7 @@ pub mod migrate;
 pub mod ndr;
 pub mod parse;
 pub mod report;
-mod schedule;
+pub(crate) mod schedule;
 pub mod search;
 mod settings;
 pub mod setup;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "search", include_str!("migrations/0006_search.sql")),
     (7, "stats", include_str!("migrations/0007_stats.sql")),
     (8, "ndr_greylist", include_str!("migrations/0008_ndr_greylist.sql")),
+    (9, "alerts", include_str!("migrations/0009_alerts.sql")),
 ];
 
 /// The schema version this binary writes.

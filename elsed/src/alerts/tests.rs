@@ -1,0 +1,508 @@
+//! The detectors and the lifecycle on a real log: the three days of a real MX
+//! (../shared/corpora/postfix-logsums/mail.log.gz) imported with episodes injected after its end —
+//! copies of its own lines turned into a deferral burst, blocklist replies, a reject burst, and
+//! a silence at the end — then every rule evaluated at chosen times.
+
+use std::path::PathBuf;
+
+use omelse::parse::Timestamp;
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use super::config::AlertsConfig;
+use super::lifecycle::{self, Changes};
+
+/// A time of the injected day, UTC.
+fn at(text: &str) -> Timestamp {
+    let ts: jiff::Timestamp = text.parse().unwrap();
+    Timestamp(ts.as_microsecond())
+}
+
+/// The real outbound message of the corpus the episodes copy (all its lines but amavis's).
+const TEMPLATE_QUEUE_ID: &str = "4Pbf0B6jCRz3tG3";
+
+/// `copies` messages like the template, `spacing_secs` apart from `start`, each with a distinct
+/// queue id and Message-ID, to `to`, whose delivery line ends in `outcome` (e.g.
+/// `dsn=4.2.0, status=deferred (host … said: …)`).
+fn episode(
+    corpus: &str,
+    start: &str,
+    copies: usize,
+    spacing_secs: i64,
+    tag: &str,
+    to: &str,
+    outcome: &str,
+) -> Vec<String> {
+    let template: Vec<&str> = corpus
+        .lines()
+        .filter(|l| l.contains(&format!(" {TEMPLATE_QUEUE_ID}: ")) && !l.contains(" amavis["))
+        .collect();
+    assert_eq!(template.len(), 5, "the template message in the corpus: {template:#?}");
+    let start: jiff::Timestamp = start.parse().unwrap();
+    let mut lines = Vec::new();
+    for n in 0..copies {
+        let time = start + jiff::SignedDuration::from_secs(n as i64 * spacing_secs);
+        let stamp = time.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
+        // Postfix's long queue ids have no vowels.
+        const DIGITS: &[u8] = b"bcdfghjkmnpqrstvwxy";
+        let digit = |i: usize| DIGITS[i % DIGITS.len()] as char;
+        let queue_id = format!("4P{tag}{}{}B6jCRz3tG3", digit(n / DIGITS.len()), digit(n));
+        for line in &template {
+            if line.contains("qmgr") && line.contains("removed") && !outcome.contains("status=sent") {
+                continue;
+            }
+            let (_, rest) = line.split_once(' ').unwrap();
+            let mut rest = rest
+                .replace(TEMPLATE_QUEUE_ID, &queue_id)
+                .replace("external01.user@gmx.de", to);
+            rest = rest.replace("9ff2fa8fe462473e88b0ea6ad10797e6", &format!("{tag}{n:030}"));
+            if let Some((head, _)) = rest.split_once(", dsn=") {
+                rest = format!("{head}, {outcome}");
+            }
+            lines.push(format!("{stamp} {rest}"));
+        }
+    }
+    lines
+}
+
+/// `copies` of the corpus's first real postscreen reject, `spacing_secs` apart from `start`.
+fn reject_burst(corpus: &str, start: &str, copies: usize, spacing_secs: i64) -> Vec<String> {
+    let reject = corpus
+        .lines()
+        .find(|l| l.contains("postscreen") && l.contains("NOQUEUE: reject"))
+        .expect("a postscreen reject in the corpus");
+    let start: jiff::Timestamp = start.parse().unwrap();
+    (0..copies)
+        .map(|n| {
+            let time = start + jiff::SignedDuration::from_secs(n as i64 * spacing_secs);
+            let (_, rest) = reject.split_once(' ').unwrap();
+            format!("{} {rest}", time.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
+        })
+        .collect()
+}
+
+const DEFERRAL: &str = "dsn=4.2.1, status=deferred (host mx01.emig.gmx.net[212.227.17.5] said: 421-gmx.net (mxgmx017) Nemesis ESMTP Service not available 421-Service unavailable 421-Reject due to temporary policy restrictions (in reply to MAIL FROM command))";
+const BLOCKED: &str = "dsn=5.7.1, status=bounced (host hotmail-com.olc.protection.outlook.com[104.47.10.33] said: 550 5.7.1 Unfortunately, messages from [188.34.187.246] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). You can also refer your provider to http://mail.live.com/mail/troubleshooting.aspx#errors. [DB5EUR03FT012.eop-EUR03.prod.protection.outlook.com] (in reply to MAIL FROM command))";
+
+/// The corpus with the episodes after its end (2023-03-16T22:59Z), imported.
+async fn real_log_with_episodes() -> Option<(Client, String)> {
+    let corpora = else_tests::corpora::dir_or_skip()?;
+    let corpus = else_tests::corpora::read_text(&corpora.join("postfix-logsums/mail.log.gz"));
+    let mut lines: Vec<String> = corpus.lines().map(str::to_owned).collect();
+    lines.extend(episode(
+        &corpus,
+        "2023-03-17T10:00:00Z",
+        12,
+        90,
+        "Dd",
+        "someone@gmx.de",
+        DEFERRAL,
+    ));
+    lines.extend(episode(
+        &corpus,
+        "2023-03-17T12:00:00Z",
+        3,
+        60,
+        "Bb",
+        "friend@hotmail.com",
+        BLOCKED,
+    ));
+    lines.extend(reject_burst(&corpus, "2023-03-17T14:00:00Z", 40, 30));
+    let file = std::env::temp_dir().join(format!("else-alerts-{}.log", std::process::id()));
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let imported = crate::test_fixtures::imported(&PathBuf::from(&file)).await;
+    let _ = std::fs::remove_file(&file);
+    Some(imported)
+}
+
+/// Thresholds for a small MX (a few messages an hour).
+fn small_site() -> AlertsConfig {
+    let mut config = AlertsConfig::default();
+    config.destination.min_attempts = 5;
+    config.destination.min_failures = 3;
+    // A few messages an hour: an hour of none is news only where there are usually 3 or more.
+    config.flow.volume_min_usual = 3.0;
+    config.rates.min_messages = 20;
+    config
+}
+
+async fn open_alerts(client: &Client) -> Vec<(String, String, String, Value)> {
+    client
+        .query(
+            "SELECT rule, key, severity, evidence FROM alerts WHERE state = 'open' ORDER BY rule, key",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+async fn evaluate(client: &mut Client, config: &AlertsConfig, now: &str) -> Changes {
+    let (_, changes) = lifecycle::evaluate(client, config, at(now))
+        .await
+        .unwrap()
+        .expect("not locked");
+    changes
+}
+
+fn rules(open: &[(String, String, String, Value)]) -> Vec<(&str, &str)> {
+    open.iter()
+        .map(|(rule, key, _, _)| (rule.as_str(), key.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_detector_finds_its_episode_in_a_real_log_and_its_alert_resolves() {
+    let Some((mut client, _url)) = real_log_with_episodes().await else {
+        return;
+    };
+    let config = small_site();
+
+    // The real log as it was: nothing to say while its mail flowed.
+    evaluate(&mut client, &config, "2023-03-16T22:30:00Z").await;
+    assert_eq!(rules(&open_alerts(&client).await), Vec::<(&str, &str)>::new());
+
+    // The deferral burst: 12 attempts to gmx.de, all deferred with one reply.
+    let changes = evaluate(&mut client, &config, "2023-03-17T10:20:00Z").await;
+    let open = open_alerts(&client).await;
+    assert!(rules(&open).contains(&("destination", "helga/gmx.de")), "{open:#?}");
+    let destination = &open.iter().find(|a| a.0 == "destination").unwrap().3;
+    assert_eq!(destination["failures"], destination["attempts"]);
+    assert!(destination["attempts"].as_i64().unwrap() >= 5, "{destination}");
+    assert_eq!(destination["top_reply"]["enhanced_code"], "4.2.1");
+    assert_eq!(destination["top_reply"]["remote_host"], "mx01.emig.gmx.net");
+    assert!(destination["top_reply"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Nemesis ESMTP Service not available"));
+    assert!(destination["messages"]
+        .as_str()
+        .unwrap()
+        .starts_with("/search?recipient=%40gmx.de&server="));
+    assert_eq!(
+        destination["queue_ids"].as_array().unwrap().len(),
+        destination["failures"].as_i64().unwrap() as usize
+    );
+    // No inbound mail in the hour before either, where the days before had 2 to 4.
+    assert!(rules(&open).contains(&("volume", "helga/inbound")), "{open:#?}");
+    assert_eq!(changes.opened.len(), 2, "{changes:?}");
+
+    // An evaluation later, the condition holds: the same alert, updated, not a second one.
+    let changes = evaluate(&mut client, &config, "2023-03-17T10:25:00Z").await;
+    assert!(changes.opened.is_empty() && changes.reopened.is_empty(), "{changes:?}");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM alerts WHERE rule = 'destination'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+
+    // The window passed without a failure: resolved by itself.
+    evaluate(&mut client, &config, "2023-03-17T11:05:00Z").await;
+    assert!(!rules(&open_alerts(&client).await).contains(&("destination", "helga/gmx.de")));
+    let history: Vec<String> = client
+        .query(
+            "SELECT e.kind FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+             WHERE a.rule = 'destination' ORDER BY e.at, e.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(history, ["opened", "resolved"]);
+
+    // Microsoft's S3150 block of our IP, per server and IP.
+    evaluate(&mut client, &config, "2023-03-17T12:05:00Z").await;
+    let open = open_alerts(&client).await;
+    let blocked = open
+        .iter()
+        .find(|a| a.0 == "blocklist")
+        .unwrap_or_else(|| panic!("{open:#?}"));
+    assert_eq!(blocked.1, "helga/Microsoft (S3140/S3150)/188.34.187.246");
+    assert_eq!(blocked.2, "critical");
+    assert_eq!(blocked.3["replies"], 3);
+    assert_eq!(blocked.3["recipient_domains"]["hotmail.com"], 3);
+    // The volume alert resolved at 11:05 (10:00-11:00 was as quiet as usual); 11:00-12:00 had no
+    // inbound mail where the days before had 4 or 5: the same alert reopens, a second occurrence.
+    let volume = open
+        .iter()
+        .find(|a| a.0 == "volume")
+        .unwrap_or_else(|| panic!("{open:#?}"));
+    assert_eq!(
+        (volume.1.as_str(), &volume.3["messages"], &volume.3["usual"]),
+        ("helga/inbound", &Value::from(0.0), &Value::from(5.0))
+    );
+    let occurrences: Vec<i32> = client
+        .query("SELECT occurrences FROM alerts WHERE rule = 'volume'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(occurrences, [2]);
+
+    // The reject burst: 40 rejects in half an hour where the days before had few.
+    evaluate(&mut client, &config, "2023-03-17T14:25:00Z").await;
+    let open = open_alerts(&client).await;
+    let spike = open
+        .iter()
+        .find(|a| a.0 == "reject_rate")
+        .unwrap_or_else(|| panic!("{open:#?}"));
+    assert_eq!(spike.1, "helga");
+    assert!(spike.3["share"].as_f64().unwrap() > spike.3["threshold"].as_f64().unwrap());
+
+    // The log's last line is the burst's (14:19:30): an hour and a half later, the server is
+    // silent (the silence of a server is about now: its last line does not move).
+    evaluate(&mut client, &config, "2023-03-17T15:50:00Z").await;
+    let open = open_alerts(&client).await;
+    let silent = open
+        .iter()
+        .find(|a| a.0 == "silent")
+        .unwrap_or_else(|| panic!("{open:#?}"));
+    assert_eq!(
+        (silent.1.as_str(), &silent.3["minutes_behind"]),
+        ("helga", &Value::from(90))
+    );
+    // The deferrals and the blocklisting have resolved by themselves; the rejects of the last two
+    // hours and the missing inbound mail still hold.
+    assert_eq!(
+        rules(&open),
+        [
+            ("reject_rate", "helga"),
+            ("silent", "helga"),
+            ("volume", "helga/inbound")
+        ]
+    );
+    let resolved: Vec<String> = client
+        .query("SELECT rule FROM alerts WHERE state = 'resolved' ORDER BY rule", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // (and the volume alert of the morning: 13:00-14:00 was as quiet as usual, and the drop of
+    // 14:00-15:00 came later than the regrouping window: a new alert).
+    assert_eq!(resolved, ["blocklist", "destination", "volume"]);
+}
+
+/// A webhook receiver on a loopback port: what it was sent (signature header, body), answering
+/// 500 to the first `failures` requests.
+async fn receiver(failures: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    use axum::http::{HeaderMap, StatusCode};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let kept = kept.clone();
+            let attempts = attempts.clone();
+            async move {
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let signature = headers
+                    .get(super::channels::webhook::SIGNATURE_HEADER)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                kept.lock().unwrap().push((signature, body.to_vec()));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/hook"), received)
+}
+
+#[tokio::test]
+async fn a_webhook_hears_one_signed_open_and_one_resolve_retried_until_it_answers() {
+    let url = crate::ndr::tests::database(else_tests::PgCluster::shared()).await;
+    let mut client = omelse::store::connect(&url).await.unwrap();
+    let (hook, received) = receiver(1).await;
+    let secret = "a secret of sixteen or more";
+    let mut config = AlertsConfig::default();
+    config.channels.webhooks.push(super::config::WebhookConfig {
+        url: hook,
+        secret: secret.to_owned(),
+    });
+    config.channels.backoff_secs = 30;
+    let finding = super::detectors::Finding {
+        rule: "destination",
+        key: "out1/example.net".into(),
+        server_id: None,
+        domain: Some("example.net".into()),
+        severity: super::detectors::Severity::Warning,
+        title: "example.net stops accepting mail from out1".into(),
+        evidence: serde_json::json!({"attempts": 10, "failures": 9}),
+    };
+    let reports = crate::schedule::ReportsConfig::default();
+    let tx = client.transaction().await.unwrap();
+    // Found at 10:00 and 10:05: one opening; not found at 10:10 (within clear_minutes) nor at
+    // 10:16 (past it): resolved once.
+    lifecycle::apply(&tx, &config, std::slice::from_ref(&finding), at("2024-05-01T10:00:00Z"))
+        .await
+        .unwrap();
+    lifecycle::apply(&tx, &config, std::slice::from_ref(&finding), at("2024-05-01T10:05:00Z"))
+        .await
+        .unwrap();
+    let quiet = lifecycle::apply(&tx, &config, &[], at("2024-05-01T10:10:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(quiet, Changes::default());
+    tx.commit().await.unwrap();
+    // The first attempt fails (500): nothing sent, the opening waits for its back-off, and the
+    // resolution (queued next) waits for the opening.
+    let sent = super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:10:01Z"))
+        .await
+        .unwrap();
+    assert_eq!(sent, 0);
+    let resolved = lifecycle::apply(&client, &config, &[], at("2024-05-01T10:16:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.resolved.len(), 1);
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:10:20Z"))
+            .await
+            .unwrap(),
+        0
+    );
+    // Past the back-off: the opening, then the resolution.
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:16:01Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:16:02Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:30:00Z"))
+            .await
+            .unwrap(),
+        0
+    );
+    let received = received.lock().unwrap().clone();
+    let events: Vec<String> = received
+        .iter()
+        .map(|(signature, body)| {
+            assert_eq!(*signature, super::channels::webhook::signature(secret, body));
+            let body: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(body["alert"]["title"], finding.title);
+            body["event"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(events, ["open", "resolve"]);
+    let attempts: i32 = client
+        .query_one("SELECT attempts FROM alert_notifications WHERE event = 'open'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 2);
+}
+
+#[tokio::test]
+async fn a_silenced_alert_is_not_notified_and_acknowledgements_are_in_its_history() {
+    let url = crate::ndr::tests::database(else_tests::PgCluster::shared()).await;
+    let client = omelse::store::connect(&url).await.unwrap();
+    let mut config = AlertsConfig::default();
+    config.channels.email_to.push("postmaster@example.org".into());
+    let finding = super::detectors::Finding {
+        rule: "silent",
+        key: "mx1".into(),
+        server_id: Some(1),
+        domain: None,
+        severity: super::detectors::Severity::Critical,
+        title: "mx1 has sent no log line for 20 minutes".into(),
+        evidence: serde_json::json!({}),
+    };
+    let opened = lifecycle::apply(
+        &client,
+        &config,
+        std::slice::from_ref(&finding),
+        at("2024-05-01T10:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let id = opened.opened[0];
+    lifecycle::acknowledge(&client, id, "alice", at("2024-05-01T10:01:00Z"))
+        .await
+        .unwrap();
+    lifecycle::silence(
+        &client,
+        id,
+        Some(at("2024-05-01T12:00:00Z")),
+        "alice",
+        at("2024-05-01T10:02:00Z"),
+    )
+    .await
+    .unwrap();
+    // Resolved, then back within the regrouping window while silenced: the same alert reopens,
+    // the acknowledgement is cleared, and no channel hears of it.
+    lifecycle::apply(&client, &config, &[], at("2024-05-01T10:20:00Z"))
+        .await
+        .unwrap();
+    let again = lifecycle::apply(
+        &client,
+        &config,
+        std::slice::from_ref(&finding),
+        at("2024-05-01T10:30:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.reopened, [id]);
+    let row = client
+        .query_one(
+            "SELECT occurrences, acknowledged_by, silenced_by FROM alerts WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i32>(0),
+            row.get::<_, Option<String>>(1),
+            row.get::<_, Option<String>>(2)
+        ),
+        (2, None, Some("alice".into()))
+    );
+    let notifications: Vec<String> = client
+        .query("SELECT event FROM alert_notifications ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The first opening (before the silence) and its resolution; nothing of the reopening.
+    assert_eq!(notifications, ["open", "resolve"]);
+    let history: Vec<(String, Option<String>)> = client
+        .query(
+            "SELECT kind, actor FROM alert_events WHERE alert_id = $1 ORDER BY at, id",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected: Vec<(String, Option<String>)> = [
+        ("opened", None),
+        ("acknowledged", Some("alice")),
+        ("silenced", Some("alice")),
+        ("resolved", None),
+        ("reopened", None),
+    ]
+    .into_iter()
+    .map(|(k, a)| (k.to_owned(), a.map(str::to_owned)))
+    .collect();
+    assert_eq!(history, expected);
+}
