@@ -37,8 +37,10 @@ bench: setup
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p omelse --bench parse -- --warm-up-time 1 --measurement-time 5
 	bash scripts/bench-import.sh
-	$(CARGO) bench -p else-tests --bench rsyslog_throughput
+	bash scripts/bench-import.sh dense
+	$(CARGO) bench -p else-tests --bench rsyslog_throughput -- --input both --runs 3
 	$(CARGO) bench -p else-tests --bench omelse_memory
+	$(CARGO) bench -p else-tests --bench transport
 	$(CARGO) test --release -p elsed --lib bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh
 	bash scripts/bench-dashboard.sh

@@ -52,6 +52,7 @@ UNITS=(
     "else-greylist.service|GreyLSE greylisting policy service|/usr/bin/elsed greylist"
     "else-ndr.service|NDR collector (LMTP/SMTP)|/usr/bin/elsed ndr"
     "else-maintain.service|housekeeping: retention, rollups, expired greylisting state|/usr/bin/elsed maintain --every 300"
+    "else-snmp-poll.service|SNMP poller of the Postfix hosts' queues|/usr/bin/elsed snmp poll"
 )
 unit_names=$(for u in "${UNITS[@]}"; do printf '%s ' "${u%%|*}"; done)
 unit_names=${unit_names% }
@@ -76,7 +77,9 @@ stage_server() {
     done
     put 0640 packaging/elsed.toml "$dest/etc/else/elsed.toml"
     put 0644 rsyslog-conf/else-server.conf "$dest/etc/rsyslog.d/else-server.conf.disabled"
+    put 0644 rsyslog-conf/else-server-compressed.conf "$dest/etc/rsyslog.d/else-server-compressed.conf.disabled"
     put 0644 docs/install.md "$doc/install.md"
+    put 0644 docs/transport.md "$doc/transport.md"
     put 0644 docs/configuration.md "$doc/configuration.md"
     put 0644 README.md "$doc/README.md"
     copyright "$doc/copyright"
@@ -90,7 +93,11 @@ stage_agent() {
     local dest=$1 doc=$1/usr/share/doc/else-postfix-agent
     stripped "$release/else-pfagent" "$work/else-pfagent"
     put 0755 "$work/else-pfagent" "$dest/usr/bin/else-pfagent"
-    put 0644 rsyslog-conf/postfix-host.conf "$dest/etc/rsyslog.d/else-postfix-host.conf.disabled"
+    # One of these is enabled: RELP/TLS, Postfix's own log file, compressed, or two receivers.
+    local stanza
+    for stanza in postfix-host postfix-host-maillog postfix-host-compressed postfix-host-failover; do
+        put 0644 "rsyslog-conf/$stanza.conf" "$dest/etc/rsyslog.d/else-$stanza.conf.disabled"
+    done
     put 0644 packaging/else-postfix-agent.README "$doc/README"
     copyright "$doc/copyright"
     mkdir -p "$doc/examples"

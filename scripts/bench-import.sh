@@ -3,6 +3,8 @@
 #
 #   scripts/bench-import.sh [COPIES]   # the real MX log of ../shared/corpora, COPIES times (default 10)
 #                                      # under other host names, into a private cluster on this machine
+#   scripts/bench-import.sh dense [FLEETS] [LINES]   # the dense input: the recorded Postfix pair of
+#                                      # tests/fixtures/dense as FLEETS fleets (16), LINES lines (245000)
 #   ELSE_BENCH_INPUT=FILE scripts/bench-import.sh   # import FILE instead (scripts/bench-scale.sh)
 #
 # Prints lines/s, elsed's peak resident set and the database's size after the import.
@@ -19,7 +21,7 @@ cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/nu
 trap cleanup EXIT
 
 [[ -x $ELSED ]] || (cd "$ROOT" && cargo build --release -p elsed)
-[[ -n ${ELSE_BENCH_INPUT:-} || -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
+[[ -n ${ELSE_BENCH_INPUT:-} || $COPIES == dense || -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
 [[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
@@ -27,7 +29,12 @@ as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
     -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
 URL="postgresql://postgres@127.0.0.1:$port/postgres"
 
-if [[ -n ${ELSE_BENCH_INPUT:-} ]]; then
+if [[ $COPIES == dense ]]; then
+    input="$WORK/dense.log"
+    [[ -x $ROOT/target/release/else-dense ]] || (cd "$ROOT" && cargo build --release -p else-tests --bin else-dense)
+    "$ROOT/target/release/else-dense" replicate --fleets "${2:-16}" --lines "${3:-245000}" --out "$input" 2>"$WORK/replication.json"
+    say "$(wc -l <"$input") lines (the recorded Postfix pair as ${2:-16} fleets: $(cat "$WORK/replication.json")), PostgreSQL on 127.0.0.1:$port (fsync off)"
+elif [[ -n ${ELSE_BENCH_INPUT:-} ]]; then
     input=$ELSE_BENCH_INPUT
     say "$(wc -l <"$input") lines of $input, PostgreSQL on 127.0.0.1:$port (fsync off)"
 else

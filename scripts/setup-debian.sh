@@ -30,6 +30,7 @@ PACKAGES=(
     "swaks:SMTP test client for the end-to-end traffic"
     "iproute2:ip, which brings up the loopback of the end-to-end test's own network namespace"
     "procps:pkill, which the tests use to crash a PostgreSQL on purpose"
+    "linux-perf:perf, which make bench's rsyslog_throughput --perf uses to profile rsyslogd, elsed and PostgreSQL"
     "time:/usr/bin/time, for the peak memory in scripts/bench-import.sh"
     "gnuplot-nox:draws docs/bench-scale.svg from the figures of scripts/bench-scale.sh"
     "python3:the small computations of scripts/bench-import.sh"

@@ -41,7 +41,70 @@ impl Target {
 pub async fn connect(target: &Target) -> anyhow::Result<Client> {
     store::connect_with(&target.url, &target.options("elsed"))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {e}", redact(&target.url)))
+        .map_err(|e| connect_error("to the database", &target.url, &e))
+}
+
+/// Why connecting to `url` failed, in words a postmaster can act on: the role tried, the
+/// server's own message (the whole cause chain), and for the usual first-day failures what to
+/// change.
+pub fn connect_error(purpose: &str, url: &str, error: &store::StoreError) -> anyhow::Error {
+    let config: Option<tokio_postgres::Config> = url.parse().ok();
+    let os_user = crate::secret_file::user_name(crate::secret_file::effective_uid());
+    let role = config
+        .as_ref()
+        .and_then(|c| c.get_user().map(str::to_owned))
+        .unwrap_or_else(|| os_user.clone());
+    let database = config
+        .as_ref()
+        .and_then(|c| c.get_dbname().map(str::to_owned))
+        .unwrap_or_else(|| role.clone());
+    let mut message = format!("cannot connect {purpose} ({}) as role {role}: {error}", redact(url));
+    if let Some(hint) = connect_hint(error, &role, &database, &os_user) {
+        message.push_str(&format!(" — {hint}"));
+    }
+    anyhow::anyhow!(message)
+}
+
+/// What to do about a connection failure, when its cause is a known one.
+fn connect_hint(error: &store::StoreError, role: &str, database: &str, os_user: &str) -> Option<String> {
+    let store::StoreError::Db(error) = error else {
+        return None;
+    };
+    let lines = "`elsed setup` prints the pg_hba.conf and pg_ident.conf lines for ELSE's role";
+    if let Some(db) = error.as_db_error() {
+        let text = db.message();
+        return match db.code().code() {
+            "28000" if text.starts_with("Peer authentication") => Some(format!(
+                "peer authentication lets OS user {os_user} in only as the role of the same name, \
+                 or as pg_ident.conf maps it: run this as OS user {role} (sudo -u {role} …), or map \
+                 {os_user} to {role} in pg_ident.conf and name the map in pg_hba.conf ({lines})"
+            )),
+            "28000" => Some(format!(
+                "no line of pg_hba.conf admits role {role} to database {database} from here: add one \
+                 ({lines}) and reload PostgreSQL"
+            )),
+            "28P01" => Some(format!(
+                "the password of role {role} is not the one given (set it again with `elsed setup \
+                 --owner-password-file`, or use peer authentication: {lines})"
+            )),
+            "3D000" => Some(format!(
+                "database {database} does not exist: create it with `sudo -u postgres elsed setup`"
+            )),
+            _ => None,
+        };
+    }
+    let io = std::error::Error::source(error).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::NotFound) => Some(
+            "no PostgreSQL socket there: is PostgreSQL running on this machine (systemctl status \
+             postgresql), or does the connection string name the right host?"
+                .into(),
+        ),
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            Some("nothing listens there: is PostgreSQL running, on that host and port?".into())
+        }
+        _ => None,
+    }
 }
 
 /// A pool of connections opened as [`connect`] opens one (TLS with the target's CA file, a
@@ -78,29 +141,59 @@ impl Commit {
     }
 }
 
-/// How long a caller waits: for a free connection when all are busy, for a new connection to
-/// open (an unreachable server answers with an error, not a hang), for a returned one to be
-/// checked. A timeout is an error like the database being down (the web application's 503).
-const TIMEOUTS: deadpool_postgres::Timeouts = deadpool_postgres::Timeouts {
-    wait: Some(Duration::from_secs(30)),
-    create: Some(Duration::from_secs(10)),
-    recycle: Some(Duration::from_secs(5)),
-};
+/// How long a caller waits for a new connection to open (an unreachable server answers with an
+/// error, not a hang) and for a returned one to be checked.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a pool is sized and how its sessions behave.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// At most this many connections.
+    pub size: usize,
+    pub commit: Commit,
+    /// How long a caller waits for a free connection when all are busy; then an error like the
+    /// database being down (the web application's 503 with `Retry-After`), never an endless queue.
+    pub wait: Duration,
+    /// The sessions' `statement_timeout`: no query of theirs runs longer (`None`: PostgreSQL's).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl PoolOptions {
+    /// `size` connections committing as `commit` says, callers waiting at most 30 s, no
+    /// statement timeout: the background services' pools.
+    pub fn new(size: usize, commit: Commit) -> PoolOptions {
+        PoolOptions {
+            size,
+            commit,
+            wait: Duration::from_secs(30),
+            statement_timeout: None,
+        }
+    }
+}
 
 /// A pool of at most `size` connections to `target`, committing as `commit` says.
 pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit) -> anyhow::Result<Pool> {
+    pool_with(target, application_name, PoolOptions::new(size, commit))
+}
+
+/// A pool to `target` as `options` say.
+pub fn pool_with(target: &Target, application_name: &str, options: PoolOptions) -> anyhow::Result<Pool> {
     // A malformed connection string, or a CA file that cannot be read, is refused now rather
     // than at the first request. The TLS connector is omelse's, made once for the pool.
     let (mut config, tls) = store::connect_config(&target.url, &target.options(application_name))
         .map_err(|e| anyhow::anyhow!("database ({}): {e}", redact(&target.url)))?;
     // The session's settings travel with the connection's startup packet: no round trip after
     // connecting, and nothing a recycled connection could have lost.
-    let session = format!("-c TimeZone=UTC -c synchronous_commit={}", commit.setting());
-    let options = match config.get_options() {
+    let mut session = format!("-c TimeZone=UTC -c synchronous_commit={}", options.commit.setting());
+    if let Some(limit) = options.statement_timeout {
+        session.push_str(&format!(" -c statement_timeout={}", limit.as_millis().max(1)));
+    }
+    let startup = match config.get_options() {
         Some(given) => format!("{given} {session}"),
         None => session,
     };
-    config.options(&options);
+    config.options(&startup);
     let manager_config = deadpool_postgres::ManagerConfig {
         recycling_method: deadpool_postgres::RecyclingMethod::Fast,
     };
@@ -109,9 +202,13 @@ pub fn pool(target: &Target, application_name: &str, size: usize, commit: Commit
         None => deadpool_postgres::Manager::from_config(config, tokio_postgres::NoTls, manager_config),
     };
     Ok(Pool::builder(manager)
-        .max_size(size.max(1))
+        .max_size(options.size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .timeouts(TIMEOUTS)
+        .timeouts(deadpool_postgres::Timeouts {
+            wait: Some(options.wait),
+            create: Some(CREATE_TIMEOUT),
+            recycle: Some(RECYCLE_TIMEOUT),
+        })
         .build()?)
 }
 
@@ -215,9 +312,52 @@ mod tests {
             .get(0);
         assert_eq!(prepared, 1, "prepared once");
 
+        // The web application's sessions stop a statement that runs too long.
+        let options = PoolOptions {
+            statement_timeout: Some(Duration::from_millis(1500)),
+            ..PoolOptions::new(1, Commit::Durable)
+        };
+        let limited = pool_with(&target, "t", options).unwrap().get().await.unwrap();
+        assert_eq!(show(&limited, "statement_timeout").await, "1500ms");
+        let stopped = limited
+            .simple_query("SELECT pg_sleep(30)")
+            .await
+            .expect_err("cancelled");
+        assert_eq!(
+            stopped.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{stopped:?}"
+        );
+
         target.ca_file = Some("/nonexistent/db-ca.pem".into());
         let refused = pool(&target, "t", 1, Commit::Asynchronous).expect_err("no pool without the CA file");
         assert!(refused.to_string().contains("db-ca.pem"), "{refused}");
+    }
+
+    /// A failed connection names the role tried, PostgreSQL's own words (not `db error`) and
+    /// what to do; a socket that is not there says to look at the server.
+    #[tokio::test]
+    async fn connection_errors_say_the_cause_and_what_to_do() {
+        let url = format!(
+            "{} dbname=else_nowhere user=postgres",
+            else_tests::PgCluster::shared().admin_url()
+        );
+        let message = connect(&Target::url(url)).await.unwrap_err().to_string();
+        for words in [
+            "as role postgres",
+            "database \"else_nowhere\" does not exist",
+            "sudo -u postgres elsed setup",
+        ] {
+            assert!(message.contains(words), "{words:?} missing: {message}");
+        }
+        let url = "host=/nonexistent/socket-dir dbname=else user=else";
+        let message = connect(&Target::url(url)).await.unwrap_err().to_string();
+        assert!(
+            message.contains("as role else")
+                && message.contains("No such file")
+                && message.contains("is PostgreSQL running"),
+            "{message}"
+        );
     }
 
     #[test]

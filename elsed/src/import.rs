@@ -208,7 +208,14 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         return Err(e.context("import stopped: a batch could not be written (the batches before it are committed)"));
     }
     let outcome = outcome?;
-    store::refresh_rollups(&mut client).await?;
+    // The rollups of every hour the import touched, on one connection per core (a database on
+    // this machine refreshes them in parallel, one server's hours per connection at a time).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut connections = vec![client];
+    for _ in 1..cores {
+        connections.push(db::connect(&settings.database()?).await?);
+    }
+    store::refresh_rollups_on(&mut connections).await?;
 
     let elapsed = started.elapsed();
     let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed);

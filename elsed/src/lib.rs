@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod allow_list;
 pub mod check_config;
 pub mod config;
 pub mod db;
@@ -16,9 +17,11 @@ mod message_query;
 pub mod migrate;
 pub mod ndr;
 pub mod parse;
+pub mod per_key;
 pub mod report;
 pub(crate) mod schedule;
 pub mod search;
+pub mod secret_file;
 mod settings;
 pub mod setup;
 pub mod shutdown;

@@ -88,6 +88,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    snmp::load_no_mib_modules();
     let cli = Cli::parse();
     // Logs go to stderr (stdout is for results); RUST_LOG overrides the default level. The
     // database's notices (`relation already exists, skipping`) are not news. Colours only on a
@@ -116,7 +117,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = Config::load(cli.common.config.as_deref())?;
+    let config = match (&cli.command, &cli.common.config) {
+        // Setup runs as the PostgreSQL superuser: the services' file is not its to read.
+        (Command::Setup(_), None) => Config::load_environment_only()?,
+        (_, explicit) => Config::load(explicit.as_deref())?,
+    };
     let settings = Settings::new(config, cli.common.database_url);
     match cli.command {
         // Parsing needs neither the database nor an async runtime.

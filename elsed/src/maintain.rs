@@ -49,6 +49,12 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(hours, "rollups refreshed");
     let pool = db::pool(&settings.database()?, "elsed-maintain", 2, db::Commit::Asynchronous)?;
     let cleaned = greylist::cleanup(&settings.config.greylist, &pool).await?;
-    tracing::info!(?cleaned, "greylisting: expired state removed");
+    tracing::info!(
+        triplets = cleaned.triplets,
+        sender_whitelist = cleaned.sender_awl,
+        domain_whitelist = cleaned.domain_awl,
+        decision_partitions = cleaned.partitions.len(),
+        "greylisting: expired state removed"
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use omelse::store;
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
+use crate::access::Scope;
 use crate::sql::{like_escape, Query};
 
 /// A filter's value was refused: which field, and why (the CLI prints it, the API answers 400).
@@ -349,12 +350,16 @@ pub struct MessageRow {
     /// inbound, outbound, internal or relayed.
     pub flow: Option<String>,
     pub state: String,
+    /// Why the message ended as it did or waits on hold, as the log said (docs/api.md, "Message
+    /// states").
+    pub state_reason: Option<String>,
 }
 
 impl MessageRow {
     /// The columns [`MessageRow::from_row`] reads, from `messages m JOIN servers s`.
     pub const COLUMNS: &'static str = "m.started_at, m.uid, m.server_id, s.name, m.queue_id, m.message_id, \
-         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state";
+         m.sender, m.size, host(m.client_ip), m.client_name, m.first_seen, m.last_seen, m.flow, m.state, \
+         m.state_reason";
 
     pub fn from_row(row: &Row) -> MessageRow {
         Self::from_row_at(row, 0)
@@ -380,6 +385,7 @@ impl MessageRow {
             last_seen: row.get(at(11)),
             flow: row.get(at(12)),
             state: row.get(at(13)),
+            state_reason: row.get(at(14)),
         }
     }
 }
@@ -399,27 +405,30 @@ pub struct RecipientRow {
 }
 
 /// Recipients of many messages at once, by message uid: at most `limit` each (in address order)
-/// and how many there are in all.
+/// and how many there are in all, of those the caller may see
+/// ([`Scope::recipients_condition`]).
 pub async fn recipients(
     client: &Client,
+    scope: &Scope,
     messages: &[MessageRow],
     limit: Option<i64>,
 ) -> Result<HashMap<i64, (Vec<RecipientRow>, i64)>, tokio_postgres::Error> {
-    let started: Vec<Timestamp> = messages.iter().map(|m| m.started_at).collect();
-    let uids: Vec<i64> = messages.iter().map(|m| m.uid).collect();
-    let limit = limit.unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            "SELECT k.uid, r.address, r.orig_address, r.status, r.relay, r.dsn, r.delay, r.status_text,
-                    r.last_attempt_at, r.total
-             FROM unnest($1::timestamptz[], $2::bigint[]) AS k(started_at, uid)
-             CROSS JOIN LATERAL (
-                 SELECT r.*, count(*) OVER () AS total FROM recipients r
-                 WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid
-                 ORDER BY r.last_attempt_at, r.address LIMIT $3) r",
-            &[&started, &uids, &limit],
-        )
-        .await?;
+    let mut q = Query::default();
+    let started = q.bind(messages.iter().map(|m| m.started_at).collect::<Vec<Timestamp>>());
+    let uids = q.bind(messages.iter().map(|m| m.uid).collect::<Vec<i64>>());
+    let limit = q.bind(limit.unwrap_or(i64::MAX));
+    let visible = scope.recipients_condition(&mut q, "m", "r");
+    let sql = format!(
+        "SELECT k.uid, r.address, r.orig_address, r.status, r.relay, r.dsn, r.delay, r.status_text,
+                r.last_attempt_at, r.total
+         FROM unnest({started}::timestamptz[], {uids}::bigint[]) AS k(started_at, uid)
+         JOIN messages m ON m.started_at = k.started_at AND m.uid = k.uid
+         CROSS JOIN LATERAL (
+             SELECT r.*, count(*) OVER () AS total FROM recipients r
+             WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid AND {visible}
+             ORDER BY r.last_attempt_at, r.address LIMIT {limit}) r"
+    );
+    let rows = client.query(&sql, &q.params()).await?;
     let mut by_uid: HashMap<i64, (Vec<RecipientRow>, i64)> = HashMap::new();
     for row in rows {
         let entry = by_uid.entry(row.get(0)).or_default();

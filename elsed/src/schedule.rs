@@ -299,7 +299,8 @@ async fn send_one(
     let group = client
         .query_opt(
             "SELECT g.name, ARRAY(SELECT server_id FROM group_servers WHERE group_id = g.id),
-                    ARRAY(SELECT domain FROM group_domains WHERE group_id = g.id)
+                    ARRAY(SELECT domain FROM group_domains WHERE group_id = g.id),
+                    ARRAY(SELECT server_id FROM group_servers WHERE group_id = g.id AND owns_whole)
              FROM groups g WHERE g.id = $1",
             &[&schedule.group_id],
         )
@@ -309,11 +310,13 @@ async fn send_one(
     let pairs = crate::access::Scope::pairs(&[crate::access::GroupScope {
         server_ids: servers,
         domains,
+        ..Default::default()
     }]);
     let scope = report::Scope {
         since: Some(Timestamp(since.as_microsecond())),
         until: Some(Timestamp(until.as_microsecond())),
         pairs: Some(pairs),
+        whole_servers: group.get(3),
         ..report::Scope::default()
     };
     let covered = report::Covered {

@@ -66,6 +66,7 @@ struct Found {
     last_seen: Timestamp,
     flow: Option<String>,
     state: String,
+    state_reason: Option<String>,
     recipients: Vec<RecipientRow>,
     links: Vec<FoundLink>,
     #[serde(skip)]
@@ -151,7 +152,8 @@ async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result
         .iter()
         .map(MessageRow::from_row)
         .collect();
-    let mut recipients = message_query::recipients(client, &rows, None).await?;
+    // The command line is the administrator's: every recipient.
+    let mut recipients = message_query::recipients(client, &crate::access::Scope::All, &rows, None).await?;
     let mut found: Vec<Found> = rows
         .into_iter()
         .map(|m| Found {
@@ -171,6 +173,7 @@ async fn search(client: &Client, mut query: Query, limit: i64) -> anyhow::Result
             last_seen: m.last_seen,
             flow: m.flow,
             state: m.state,
+            state_reason: m.state_reason,
             links: Vec::new(),
         })
         .collect();

@@ -7,7 +7,7 @@
 //! plain identifiers and still quoted by the server (`format('%I')`). The password never travels
 //! in clear: the SCRAM verifier is computed here, as `psql`'s `\password` does.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 
 use crate::access::Role;
 use crate::access::{accounts, audit};
-use crate::{db, Settings};
+use crate::{db, secret_file, Settings};
 
 /// The superuser connection when none is given: the local socket, as the OS user running setup
 /// (`sudo -u postgres elsed setup`).
@@ -30,8 +30,11 @@ const DEFAULT_NAME: &str = "else";
 #[command(long_about = "Create the database role, the database and the schema ELSE needs \
     (first run on a new server; running it again only does what is missing).\n\n\
     --database-url is here a SUPERUSER's connection [default: host=/run/postgresql dbname=postgres, \
-    as the current OS user, e.g. `sudo -u postgres elsed setup`]. The role and database default \
-    to the user and dbname of database.url in the configuration, else `else`.")]
+    as the current OS user, e.g. `sudo -u postgres elsed setup`]. Setup reads no configuration \
+    file unless --config names one; the role and database default to the user and dbname of its \
+    database.url, else `else`. Password files are secret files (the caller's, mode 0600), or - \
+    (or /dev/stdin) for standard input. At the end it prints the pg_ident.conf and pg_hba.conf \
+    lines that let the services and rsyslogd in as the role.")]
 pub struct SetupArgs {
     /// Role that owns the database and that elsed and omelse.so connect as [default: database.url's user, else `else`]
     #[arg(long, value_name = "NAME")]
@@ -39,13 +42,13 @@ pub struct SetupArgs {
     /// Database to create [default: database.url's dbname, else `else`]
     #[arg(long = "database", value_name = "NAME")]
     database: Option<String>,
-    /// File whose first line is the owner role's password (without it: no password, local peer authentication only)
+    /// File whose first line is the owner role's password, - for standard input (without it: no password, local peer authentication only)
     #[arg(long, value_name = "PATH")]
     owner_password_file: Option<PathBuf>,
     /// First administrator account of the web application
     #[arg(long, value_name = "NAME", requires = "admin_password_file")]
     admin_user: Option<String>,
-    /// File whose first line is the first administrator's password
+    /// File whose first line is the first administrator's password, - for standard input
     #[arg(long, value_name = "PATH", requires = "admin_user")]
     admin_password_file: Option<PathBuf>,
 }
@@ -67,9 +70,22 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
         .unwrap_or_else(|| DEFAULT_NAME.to_owned());
     check_identifier("--owner-role", &role)?;
     check_identifier("--database", &database)?;
-    let password = args.owner_password_file.as_deref().map(read_secret).transpose()?;
+    let stdin_files = [&args.owner_password_file, &args.admin_password_file]
+        .into_iter()
+        .flatten()
+        .filter(|p| secret_file::is_stdin(p))
+        .count();
+    anyhow::ensure!(
+        stdin_files <= 1,
+        "only one of --owner-password-file and --admin-password-file may be standard input"
+    );
+    let password = args
+        .owner_password_file
+        .as_deref()
+        .map(|p| secret_file::read_password(p, "--owner-password-file"))
+        .transpose()?;
     let admin = match (&args.admin_user, &args.admin_password_file) {
-        (Some(user), Some(file)) => Some((user.clone(), read_secret(file)?)),
+        (Some(user), Some(file)) => Some((user.clone(), secret_file::read_password(file, "--admin-password-file")?)),
         _ => None,
     };
 
@@ -82,7 +98,7 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
         async move {
             store::connect_with(&url, &options)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect as a superuser ({}): {e}", db::redact(&url)))
+                .map_err(|e| db::connect_error("as a superuser", &url, &e))
         }
     };
     let admin_client = connect(superuser_url.to_owned()).await?;
@@ -123,7 +139,30 @@ pub async fn run(args: &SetupArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let url = format!("host=/run/postgresql dbname={database} user={role}");
     println!("done. In /etc/else/elsed.toml: [database] url = \"{url}\"");
     println!("     In /etc/rsyslog.d/else-server.conf: conninfo=\"{url}\"");
+    print!("{}", authentication_lines(&role, &database, password.is_some()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What PostgreSQL on this machine needs to let ELSE in as `role`: peer authentication through
+/// a map that admits the services' OS user and root (rsyslogd, which loads omelse.so), and, with
+/// a password, SCRAM over TCP from this machine.
+fn authentication_lines(role: &str, database: &str, password: bool) -> String {
+    let user = secret_file::SERVICE_USER;
+    let mut text = format!(
+        "PostgreSQL on this machine: let the services ({user}) and rsyslogd (root) in as {role}\n\
+         \x20 pg_ident.conf:\n\
+         \x20   {role}  {user}  {role}\n\
+         \x20   {role}  root  {role}\n\
+         \x20 pg_hba.conf, before the generic \"local all all peer\" line:\n\
+         \x20   local  {database}  {role}  peer  map={role}\n"
+    );
+    if password {
+        text.push_str(&format!(
+            "\x20   host   {database}  {role}  127.0.0.1/32  scram-sha-256\n"
+        ));
+    }
+    text.push_str("  then reload PostgreSQL (systemctl reload postgresql)\n");
+    text
 }
 
 /// The first administrator of the web application, made as `elsed user add --role admin` makes
@@ -169,18 +208,6 @@ fn check_identifier(flag: &str, name: &str) -> anyhow::Result<()> {
 /// `"name"`, for the one statement that takes no format(): SET ROLE (the name is checked plain).
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// The first line of a secret file, which must not be empty.
-fn read_secret(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot be read: {e}", path.display()))?;
-    let line = text.lines().next().unwrap_or("").to_owned();
-    anyhow::ensure!(
-        !line.is_empty(),
-        "{}: the first line (the password) is empty",
-        path.display()
-    );
-    Ok(line)
 }
 
 /// The connection string pointed at another database: `dbname` given again wins, in both forms.

@@ -140,6 +140,9 @@ async fn browser_scenarios() {
     let password = format!("admin-{}-{}", std::process::id(), free_port());
     let password_file = scratch.join("admin.password");
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    // A secret file: its owner's alone.
+    let secret = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&password_file, secret).unwrap();
     elsed(
         &[
             "user",

@@ -19,6 +19,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A password file as elsed accepts one: the caller's own, mode 0600.
+fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// elsed with `args`, the configuration file `config` and only the `ELSE_*` variables given.
 fn elsed_command(config: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     let file = scratch("config").join(format!("{:x}.toml", fxhash(config)));
@@ -121,7 +128,7 @@ async fn setup_creates_the_role_the_database_and_the_schema_once() {
     let cluster = PgCluster::shared();
     let name = format!("else_setup_{}", std::process::id());
     let password_file = scratch("setup").join("password");
-    std::fs::write(&password_file, "s3cret\n").unwrap();
+    write_secret(&password_file, "s3cret\n");
     let setup = |extra: &[&str]| {
         let mut args = vec![
             "--database-url",
@@ -136,7 +143,7 @@ async fn setup_creates_the_role_the_database_and_the_schema_once() {
         elsed("", &args, &[])
     };
     let admin_file = scratch("setup").join("admin-password");
-    std::fs::write(&admin_file, "correct horse battery\n").unwrap();
+    write_secret(&admin_file, "correct horse battery\n");
     let first = setup(&[
         "--owner-password-file",
         password_file.to_str().unwrap(),
@@ -209,7 +216,7 @@ async fn setup_creates_the_role_the_database_and_the_schema_once() {
     assert!(stdout.contains("schema: up to date"), "{stdout}");
     assert!(stdout.contains("admin account chief: exists"), "{stdout}");
     // A password the account rules refuse is refused by setup too, with the field named.
-    std::fs::write(&admin_file, "short\n").unwrap();
+    write_secret(&admin_file, "short\n");
     let output = setup(&[
         "--admin-user",
         "second",

@@ -13,6 +13,9 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "web_auth/tenants.rs"]
+mod tenants;
+
 const ELSED: &str = env!("CARGO_BIN_EXE_elsed");
 const ADMIN_PASSWORD: &str = "admin password 1";
 
@@ -145,15 +148,18 @@ impl Elsed {
 
     /// Imports the repository's fixture log: servers mx1 and out1 register themselves.
     fn import_fixture(&self) {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log");
-        let fixture = fixture.to_str().unwrap();
+        self.import(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail.log"));
+    }
+
+    /// Imports a log of the fixture's year (2024, UTC).
+    fn import(&self, log: &Path) {
         let args = [
             "import",
             "--timezone",
             "UTC",
             "--year-reference",
             "2024-12-31T00:00:00Z",
-            fixture,
+            log.to_str().unwrap(),
         ];
         ok(self.cli(&args, ""));
     }
@@ -1161,20 +1167,29 @@ async fn the_command_line_manages_accounts_and_groups() {
     ));
     let password_file = scratch("cli").join("password");
     std::fs::write(&password_file, "end user password\n").unwrap();
-    ok(elsed.cli(
-        &[
-            "user",
-            "add",
-            "ann",
-            "--role",
-            "enduser",
-            "--address",
-            "Ann@Example.com",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ],
-        "",
-    ));
+    let add_ann = [
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "enduser",
+        "--address",
+        "Ann@Example.com",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ];
+    // A password file others may read is refused, with the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let readable = elsed.cli(&add_ann, "");
+    assert!(!readable.status.success());
+    let refusal = String::from_utf8_lossy(&readable.stderr);
+    assert!(
+        refusal.contains("mode 0644") && refusal.contains("chmod 600"),
+        "{refusal}"
+    );
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(elsed.cli(&add_ann, ""));
     let list = ok(elsed.cli(&["user", "list", "--json"], ""));
     let users: Vec<Value> = list.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let logins: Vec<&str> = users.iter().map(|u| u["login"].as_str().unwrap()).collect();
@@ -1256,7 +1271,9 @@ async fn without_its_database_elsed_serves_503() {
 /// clear 503 when SNMP is not set up; `/metrics` in Prometheus' text format.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_health_samples_actions_and_metrics() {
-    let elsed = Elsed::start("health", "").await;
+    let token_file = scratch("health-token").join("metrics.token");
+    std::fs::write(&token_file, "a-metrics-token-for-prometheus\n").unwrap();
+    let elsed = Elsed::start("health", &format!("metrics_token_file = {:?}", token_file)).await;
     elsed.import_fixture();
     let mut db = elsed.db().await;
     omelse::store::ensure_days(&mut db, &std::collections::BTreeSet::from([19796]))
@@ -1337,7 +1354,24 @@ async fn server_health_samples_actions_and_metrics() {
     .await;
     assert!(body["error"].as_str().unwrap().contains("snmp.key_file"), "{body}");
 
-    let metrics = elsed.http.get(format!("{}/metrics", elsed.base)).send().await.unwrap();
+    // Server names and queue sizes only for the token's holder.
+    let metrics = |token: Option<&'static str>| {
+        let request = elsed.http.get(format!("{}/metrics", elsed.base));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    let anonymous = metrics(None).await;
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    error(anonymous, StatusCode::UNAUTHORIZED).await;
+    error(
+        metrics(Some("a-metrics-token-for-someone-else")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let metrics = metrics(Some("a-metrics-token-for-prometheus")).await;
     assert_eq!(metrics.status(), StatusCode::OK);
     assert!(metrics.headers()["content-type"]
         .to_str()
@@ -1430,4 +1464,95 @@ async fn administrators_set_a_servers_snmp_agent_and_its_secrets_stay_sealed() {
     )
     .await;
     error(elsed.get(&path, Some(&viewer)).await, StatusCode::FORBIDDEN).await;
+}
+
+/// Issue 16's stall: an account opens 50 CSV exports and never reads them while 50 logins with
+/// a wrong password race in parallel. The exports past the account's limit get 429, the logins
+/// get exactly the configured number of tries, and `/healthz` and a right login from another
+/// client still answer within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_exports_and_racing_logins_stall_nobody() {
+    let elsed = Elsed::start(
+        "stall",
+        "pool_size = 4\nexports_per_user = 2\nexport_idle_secs = 120\nlogin_failures_per_login = 5\nlogin_failures_per_address = 1000",
+    )
+    .await;
+    elsed.import_fixture();
+    let admin = elsed.admin().await;
+    elsed
+        .create_user(
+            &admin,
+            json!({ "login": "bob", "role": "user", "password": "bob's password" }),
+        )
+        .await;
+    // 100 000 lines of 200 bytes: an export far larger than what sockets buffer, so that an
+    // export nobody reads keeps waiting for its reader.
+    elsed
+        .db()
+        .await
+        .execute(
+            "INSERT INTO log_events (ts, line_key, server_id, program, pid, kind, raw)
+             SELECT '2024-03-14T12:00:00Z'::timestamptz + g * interval '1 ms', 1000000 + g,
+                    (SELECT id FROM servers WHERE name = 'mx1'), 'postfix/smtpd', 1,
+                    (SELECT kind FROM log_events LIMIT 1), repeat('x', 200)
+             FROM generate_series(1, 100000) g",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // Opened, never read: the answers are kept, their bodies untouched.
+    let exports = futures_util::future::join_all((0..50).map(|_| elsed.get("/logs?format=csv", Some(&admin)))).await;
+    let opened = exports.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let refused: Vec<&Response> = exports
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(opened, 2, "exports running at once");
+    assert_eq!(opened + refused.len(), 50, "every other export gets 429");
+    assert!(refused.iter().all(|r| r.headers().contains_key("retry-after")));
+
+    let healthz = || async {
+        let started = std::time::Instant::now();
+        let response = elsed.http.get(format!("{}/healthz", elsed.base)).send().await.unwrap();
+        (response.status(), started.elapsed())
+    };
+    let (logins, health) = tokio::join!(
+        futures_util::future::join_all((0..50).map(|i| {
+            let elsed = &elsed;
+            async move { elsed.login("bob", &format!("wrong password {i}")).await }
+        })),
+        healthz(),
+    );
+    let statuses: Vec<StatusCode> = logins.iter().map(Response::status).collect();
+    let tried = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let throttled = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((tried, throttled), (5, 45), "{statuses:?}");
+    assert_eq!(health.0, StatusCode::OK);
+    assert!(
+        health.1 < Duration::from_secs(1),
+        "/healthz during the logins took {:?}",
+        health.1
+    );
+
+    // Another client (another loopback address), the exports still unread.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (status, took) = healthz().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
+    let started = std::time::Instant::now();
+    let response = other
+        .post(format!("{}/api/v1/auth/login", elsed.base))
+        .json(&json!({ "login": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(took < Duration::from_secs(1), "the right login took {took:?}");
+    drop(exports);
 }

@@ -16,6 +16,9 @@ pub struct Stats {
     pub lines: u64,
     /// Lines whose syslog envelope could not be read (stored raw).
     pub unparsed: u64,
+    /// Lines whose parsing or correlating panicked (a bug): stored as `unknown` lines, so that
+    /// one line costs itself only, never the writer.
+    pub panicked: u64,
     /// Lines dropped because they were seen before (rsyslog re-delivering a batch).
     pub duplicates: u64,
     pub events_by_kind: BTreeMap<&'static str, u64>,
@@ -140,17 +143,37 @@ impl Pipeline {
             self.last_host.clear();
             self.last_host.push_str(line.host);
         }
-        let parsed = parse::parse_fields(line);
-        let kind = parsed.event.kind;
-        *self.stats.events_by_kind.entry(kind.name()).or_default() += 1;
-        if matches!(kind, EventKind::Unknown) && parsed.program.is_postfix() {
-            *self
-                .stats
-                .unknown_by_program
-                .entry(parsed.program.name.to_owned())
-                .or_default() += 1;
+        // A panic here is a bug for one line: rsyslog would resend the same batch forever if it
+        // crossed the writer. The correlator may keep a half-applied line; the line itself is kept raw.
+        let (stats, correlator, batch) = (&mut self.stats, &mut self.correlator, &mut self.batch);
+        let ingested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fault_injection(line.message);
+            let parsed = parse::parse_fields(line);
+            let kind = parsed.event.kind;
+            *stats.events_by_kind.entry(kind.name()).or_default() += 1;
+            if matches!(kind, EventKind::Unknown) && parsed.program.is_postfix() {
+                *stats
+                    .unknown_by_program
+                    .entry(parsed.program.name.to_owned())
+                    .or_default() += 1;
+            }
+            correlator.ingest(&parsed, line_key, batch);
+        }));
+        if ingested.is_err() {
+            self.stats.panicked += 1;
+            self.batch.events.push(EventRow {
+                time: line.time,
+                line_key,
+                host: line.host.to_owned(),
+                program: line.program.to_owned(),
+                pid: line.pid.map(|p| p as i32),
+                queue_id: None,
+                kind: EventKind::Unknown.name(),
+                message_uid: None,
+                session_uid: None,
+                raw: line.message.to_owned(),
+            });
         }
-        self.correlator.ingest(&parsed, line_key, &mut self.batch);
     }
 
     /// A line without a readable envelope: kept raw, at the time and under the host of the line
@@ -180,6 +203,7 @@ impl Pipeline {
             queue_id: None,
             kind: "unparsed",
             message_uid: None,
+            session_uid: None,
             raw: text.to_owned(),
         });
     }
@@ -209,6 +233,18 @@ impl Pipeline {
         true
     }
 }
+
+/// Test builds only (feature `fault-injection`): a line containing `OMELSE-FAULT-PARSE-PANIC`
+/// panics while it is parsed, to prove that it costs that line only.
+#[cfg(feature = "fault-injection")]
+fn fault_injection(message: &str) {
+    if message.contains("OMELSE-FAULT-PARSE-PANIC") {
+        panic!("omelse fault injection: panic while parsing a line");
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection(_message: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -16,16 +16,24 @@ use omelse::ingest::Pipeline;
 use omelse::parse::{Clock, Timestamp};
 use omelse::store::Batch;
 
-/// Lines per batch: small, so that batch boundaries fall inside the messages' stories.
+/// Lines per batch: small, so that batch boundaries fall inside the messages' stories (the live
+/// path: rsyslog's batches).
 const BATCH_LINES: usize = 7;
+/// Lines per batch of `elsed import`.
+const IMPORT_LINES: usize = 20_000;
 
 /// The lines through a pipeline built on `correlator`, a batch every [`BATCH_LINES`] lines.
 fn read(lines: &[&str], correlator: Correlator) -> Batch {
+    read_in(lines, correlator, BATCH_LINES)
+}
+
+/// The lines through a pipeline built on `correlator`, a batch every `batch_lines` lines.
+fn read_in(lines: &[&str], correlator: Correlator, batch_lines: usize) -> Batch {
     // RFC 3164 logs carry no year; the end of 2021 puts every corpus log in one year.
     let clock = Clock::new(TimeZone::UTC, Timestamp::from_unix_seconds(1_640_995_200));
     let mut pipeline = Pipeline::new(clock, correlator);
     let mut batch = Batch::default();
-    for chunk in lines.chunks(BATCH_LINES) {
+    for chunk in lines.chunks(batch_lines) {
         for line in chunk {
             pipeline.push_line(line);
         }
@@ -89,11 +97,37 @@ fn a_held_message_read_again_keeps_one_row() {
     assert_eq!(open.sessions.len(), 1, "and the session the log ends in");
 }
 
-#[test]
-fn every_corpus_log_read_again_changes_no_row() {
-    let Some(dir) = corpora::dir_or_skip() else {
-        return;
+/// What differs between the live path and an import of `text`, each alone, and when each reads
+/// the log again after the other (a backfill of today's log, the live feed of an imported one).
+fn paths_differ(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let once = |batch_lines| {
+        let mut stored = Stored::default();
+        stored.write(&read_in(&lines, Correlator::new(), batch_lines));
+        stored
     };
+    let (live, imported) = (once(BATCH_LINES), once(IMPORT_LINES));
+    let mut differences: Vec<String> = live
+        .differences(&imported)
+        .into_iter()
+        .map(|d| format!("live / import: {d}"))
+        .collect();
+    for (name, first, then) in [
+        ("import after live", &live, IMPORT_LINES),
+        ("live after import", &imported, BATCH_LINES),
+    ] {
+        let mut stored = first.clone();
+        let mut correlator = Correlator::new();
+        correlator.restore(stored.open_state());
+        stored.write(&read_in(&lines, correlator, then));
+        differences.extend(first.differences(&stored).into_iter().map(|d| format!("{name}: {d}")));
+    }
+    differences
+}
+
+/// Every log of the corpora.
+fn corpus_logs() -> Vec<(String, String)> {
+    let dir = corpora::dir_or_skip().expect("the corpora");
     let mut logs: Vec<(String, String)> = Vec::new();
     for sub in ["lightmeter-ControlCenter/individual_files", "pmg-log-tracker"] {
         let mut paths: Vec<_> = std::fs::read_dir(dir.join(sub))
@@ -115,9 +149,31 @@ fn every_corpus_log_read_again_changes_no_row() {
     for file in ["postfix-logsums/mail.log.gz", "digineo-postfix_exporter/mail.log"] {
         logs.push((file.to_owned(), corpora::read_text(&dir.join(file))));
     }
+    logs
+}
+
+#[test]
+fn every_corpus_log_read_again_changes_no_row() {
+    let logs = corpus_logs();
     let failures: Vec<String> = logs
         .iter()
         .flat_map(|(name, text)| replays_differ(text).into_iter().map(move |d| format!("{name}: {d}")))
         .collect();
     assert!(failures.is_empty(), "{} logs: {failures:#?}", logs.len());
+}
+
+#[test]
+fn every_corpus_log_gives_the_same_rows_live_and_imported_in_either_order() {
+    let logs = corpus_logs();
+    let failures: Vec<String> = logs
+        .iter()
+        .flat_map(|(name, text)| paths_differ(text).into_iter().map(move |d| format!("{name}: {d}")))
+        .collect();
+    assert!(failures.is_empty(), "{} logs: {failures:#?}", logs.len());
+}
+
+#[test]
+fn a_held_message_gives_the_same_rows_live_and_imported_in_either_order() {
+    let differences = paths_differ(HELD);
+    assert!(differences.is_empty(), "{differences:#?}");
 }

@@ -69,6 +69,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
             origin: "smtpd",
             flow,
             state: if closed { "sent" } else { "deferred" },
+            state_reason: (i % 10 == 0).then(|| format!("reason {i}")),
             closed,
             removed_at: closed.then_some(Timestamp(start.0 + MINUTE)),
             version: 5,
@@ -122,6 +123,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
             queue_id: Some(queue_id.clone()),
             kind: "qmgr_from",
             message_uid: Some(uid),
+            session_uid: None,
             raw: format!("{queue_id}: from=<x>, size={size}, nrcpt=2 (queue active)"),
         });
         let session_uid = hash_parts(&[host.as_bytes(), &i.to_le_bytes(), b"session"]);
@@ -449,6 +451,72 @@ async fn writing_a_batch_twice_changes_nothing() {
     }
     store::refresh_rollups(&mut client).await.unwrap();
     assert_eq!(dump(&client).await, before);
+}
+
+/// Migration 9's else_domain (split_part) gives what migration 1's regular expression gave, so
+/// the expression indexes built before it stay valid.
+#[tokio::test]
+async fn else_domain_is_what_the_regular_expression_gave() {
+    let client = fresh_db().await;
+    let inputs = [
+        None,
+        Some(""),
+        Some("local"),
+        Some("a@"),
+        Some("@b.example"),
+        Some("a@b@C.Example"),
+        Some("Ann@Example.ORG"),
+        Some("a@b.example\n"),
+        Some("a\n@b\nc"),
+        Some("Jürgen@Bücher.DE"),
+        Some("<>"),
+        Some("a@@"),
+    ];
+    for input in inputs {
+        let row = client
+            .query_one(
+                "SELECT else_domain($1::text),
+                        CASE WHEN strpos($1::text, '@') > 0 THEN lower(substring($1::text FROM '@([^@]*)$')) ELSE '' END",
+                &[&input],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1),
+            "{input:?}"
+        );
+    }
+}
+
+/// A batch of which some lines are stored already (a replay running into new lines) adds the new
+/// ones once, and marks their hours for the rollups, as if it had been written alone.
+#[tokio::test]
+async fn a_batch_overlapping_stored_lines_adds_only_the_new_ones() {
+    let batch = sample_batch("mx1.example", at("2026-03-14T22:00:00Z"), 30);
+    let mut half = batch.clone();
+    half.events.truncate(batch.events.len() / 2);
+    half.deliveries.truncate(batch.deliveries.len() / 2);
+    half.rejects.truncate(batch.rejects.len() / 2);
+    half.links.truncate(batch.links.len() / 2);
+    assert!(half.deliveries.len() < batch.deliveries.len() && half.rejects.len() < batch.rejects.len());
+    assert!(half.links.len() < batch.links.len());
+    let mut client = fresh_db().await;
+    let mut writer = Writer::new();
+    writer.write_batch(&mut client, &half).await.unwrap();
+    store::refresh_rollups(&mut client).await.unwrap();
+    let stats = writer.write_batch(&mut client, &batch).await.unwrap();
+    let new = |all: usize, before: usize| (all - before) as u64;
+    assert_eq!(stats.events, new(batch.events.len(), half.events.len()));
+    assert_eq!(stats.deliveries, new(batch.deliveries.len(), half.deliveries.len()));
+    assert_eq!(stats.rejects, new(batch.rejects.len(), half.rejects.len()));
+    assert_eq!(stats.links, new(batch.links.len(), half.links.len()));
+    store::refresh_rollups(&mut client).await.unwrap();
+
+    let mut once = fresh_db().await;
+    Writer::new().write_batch(&mut once, &batch).await.unwrap();
+    store::refresh_rollups(&mut once).await.unwrap();
+    assert_eq!(dump(&client).await, dump(&once).await);
 }
 
 #[tokio::test]
@@ -826,6 +894,35 @@ async fn rollups_match_the_base_tables() {
         ..a.clone()
     };
     assert_eq!(stored_rollup(&client).await, expected_rollup(&[&a_now, &b], &groups));
+}
+
+/// The refresh in shares (one connection per core, at the end of an import) lands on what the
+/// base tables say, compacts the days past as one refresh does, and leaves nothing dirty.
+#[tokio::test]
+async fn rollups_refreshed_in_shares_match_the_base_tables() {
+    let url = PgCluster::shared().create_database().await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(store::connect(&url).await.unwrap());
+    }
+    store::migrate(&mut clients[0]).await.unwrap();
+    let mut writer = Writer::new();
+    let batches: Vec<Batch> = ["mx1.example", "mx2.example", "mx3.example", "mx4.example"]
+        .iter()
+        .enumerate()
+        .map(|(i, host)| sample_batch(host, Timestamp(at("2026-03-14T10:00:00Z").0 + i as i64 * HOUR), 30))
+        .collect();
+    for batch in &batches {
+        writer.write_batch(&mut clients[0], batch).await.unwrap();
+    }
+    let marks = count(&clients[0], "SELECT 1 FROM rollup_dirty").await;
+    assert_eq!(store::refresh_rollups_on(&mut clients).await.unwrap(), marks as u64);
+    assert_eq!(count(&clients[0], "SELECT 1 FROM rollup_dirty").await, 0);
+    let expected = expected_rollup(&batches.iter().collect::<Vec<_>>(), &[]);
+    assert_eq!(stored_rollup(&clients[0]).await, expected);
+    // Those days are past: compacted into stats_daily, as one refresh would have.
+    assert_eq!(count(&clients[0], "SELECT 1 FROM stats_hourly").await, 0);
+    assert!(count(&clients[0], "SELECT 1 FROM stats_daily").await > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,20 +13,13 @@
 
 #![deny(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use else_tests::bench::{memory_kib, message_lines, Ending};
+use else_tests::bench::{memory_kib, message_lines, rsyslogd_pid, Ending};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
 use else_tests::PgCluster;
 use else_tests::{block_on, count};
-
-fn pid_of(dir: &Path) -> u32 {
-    let file = dir.join("rsyslogd.pid");
-    assert!(wait_until(Duration::from_secs(20), || file.exists()), "no rsyslogd.pid");
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    text.trim().parse().expect("rsyslogd.pid")
-}
 
 /// What one run measured, in KiB.
 struct Run {
@@ -42,7 +35,7 @@ fn run(name: &str, config: &str, lines: &[String], ready: impl Fn() -> bool, don
     let _ = std::fs::remove_dir_all(&dir);
     let port = free_port();
     let daemon = Rsyslogd::start(&dir, &config.replace("{port}", &port.to_string()));
-    let pid = pid_of(&dir);
+    let pid = rsyslogd_pid(&dir);
     send_tcp(
         port,
         &["<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up".to_owned()],

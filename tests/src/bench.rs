@@ -1,5 +1,8 @@
-//! What the benchmarks share (`make bench`): the resident memory of a process, and the synthetic
-//! messages of the memory benchmark.
+//! What the benchmarks share (`make bench`): the resident memory and CPU time of processes, and
+//! the synthetic messages of the memory benchmark.
+
+use std::path::Path;
+use std::time::Duration;
 
 /// VmRSS and VmHWM (peak) of a process (`pid`, or `"self"`), in KiB, from `/proc/PID/status`.
 pub fn memory_kib(pid: &str) -> (u64, u64) {
@@ -13,6 +16,59 @@ pub fn memory_kib(pid: &str) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The pid of the rsyslogd started in `dir` ([`crate::rsyslogd::Rsyslogd::start`]).
+pub fn rsyslogd_pid(dir: &Path) -> u32 {
+    let file = dir.join("rsyslogd.pid");
+    assert!(
+        crate::rsyslogd::wait_until(Duration::from_secs(20), || file.exists()),
+        "no rsyslogd.pid"
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.trim().parse().expect("rsyslogd.pid")
+}
+
+/// The fields of `/proc/PID/stat` after the command name (the first is the state), or none when
+/// the process is gone.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &text[text.rfind(')')? + 2..];
+    Some(
+        after_name
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / crate::sys::clock_ticks_per_second()
+}
+
+/// CPU time (user + system, seconds) process `pid` has used, all its threads together.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    // After the state: ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime.
+    stat_fields(pid).map_or(0.0, |f| ticks_to_seconds(f[10] + f[11]))
+}
+
+/// CPU time (seconds) of a server and its children: its own, its children's that it waited for
+/// (PostgreSQL's backends that exited), and its live children's. A difference of two readings is
+/// what the server spent meanwhile.
+pub fn tree_cpu_seconds(pid: u32) -> f64 {
+    let Some(own) = stat_fields(pid) else {
+        return 0.0;
+    };
+    let children: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat_fields)
+        .filter(|f| f[0] == u64::from(pid))
+        .map(|f| f[10] + f[11])
+        .sum();
+    ticks_to_seconds(own[10] + own[11] + own[12] + own[13] + children)
 }
 
 /// How each synthetic message ends.

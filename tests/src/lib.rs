@@ -14,14 +14,18 @@
 
 pub mod bench;
 pub mod corpora;
+pub mod dense;
 pub mod pflogsumm;
 pub mod postfix;
+pub mod records;
 pub mod require;
 pub mod rsyslogd;
+pub mod shipped;
 pub mod snmpd;
 pub mod sys;
 pub mod tls;
 pub mod topology;
+pub mod wire;
 
 pub use require::{missing, require, require_that};
 
@@ -71,6 +75,8 @@ struct OwnedCluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// `name=value` settings after the test defaults (the last one wins).
+    settings: Vec<String>,
 }
 
 static SHARED: OnceLock<PgCluster> = OnceLock::new();
@@ -105,6 +111,12 @@ impl PgCluster {
 
     /// Starts a private cluster, stopped and removed when the value is dropped.
     pub fn start() -> Result<PgCluster, HarnessError> {
+        PgCluster::start_with(&[])
+    }
+
+    /// Starts a private cluster with `name=value` server settings over the tests' defaults (fsync
+    /// off and friends): benchmarks measure PostgreSQL as it is installed (`fsync=on`, …).
+    pub fn start_with(settings: &[&str]) -> Result<PgCluster, HarnessError> {
         let bin = find_bin_dir()?;
         let as_postgres = sys::is_root();
         let dir = make_private_dir(as_postgres)?;
@@ -113,6 +125,7 @@ impl PgCluster {
             bin,
             port: 0,
             as_postgres,
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
         };
         // From here on, a failure must still remove the directory: `owned` does it on drop.
         let mut owned = Guard(Some(owned));
@@ -137,6 +150,13 @@ impl PgCluster {
         self.owned.as_ref().map(|o| o.port)
     }
 
+    /// The process id of a private cluster's postmaster (its backends are its children).
+    pub fn server_pid(&self) -> Option<u32> {
+        let owned = self.owned.as_ref()?;
+        let pid_file = std::fs::read_to_string(owned.data_dir().join("postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
+    }
+
     /// Stops a private cluster's server, keeping its data: what a database outage looks like to
     /// ELSE. Fails for an external server, which the tests do not own.
     pub fn stop(&self) -> Result<(), HarnessError> {
@@ -149,16 +169,12 @@ impl PgCluster {
     /// Kills a private cluster's server with SIGKILL, as a crash would: the postmaster and its
     /// backends die at once, without a shutdown. `restart` brings it back (crash recovery).
     pub fn kill(&self) -> Result<(), HarnessError> {
-        let Some(owned) = &self.owned else {
+        if self.owned.is_none() {
             return fail("an external server (ELSE_TEST_DATABASE_URL) is not killed by tests");
-        };
-        let pid_file = std::fs::read_to_string(owned.data_dir().join("postmaster.pid"))
-            .map_err(|e| HarnessError(format!("no postmaster.pid: {e}")))?;
-        let pid: u32 = pid_file
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| HarnessError("bad postmaster.pid".into()))?;
+        }
+        let pid = self
+            .server_pid()
+            .ok_or_else(|| HarnessError("no readable postmaster.pid".into()))?;
         // The backends first (children of the postmaster), so none outlives it holding shared memory.
         let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
         sys::signal(pid, libc::SIGKILL);
@@ -285,12 +301,16 @@ impl OwnedCluster {
 
     /// Starts the server on `port`; the error is pg_ctl's output and the server log.
     fn launch_on(&self, port: u16) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB \
              -c max_wal_size=1GB -c checkpoint_timeout=1h -c TimeZone=UTC",
             self.dir.display()
         );
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let output = self
             .command("pg_ctl")
             .arg("-D")

@@ -42,6 +42,8 @@ pub fn available() -> bool {
 /// A private Postfix; see the module documentation.
 pub struct PrivatePostfix {
     pub dir: PathBuf,
+    /// `maillog_file`: `dir/maillog` unless [`Self::log_to`] named another file.
+    maillog: PathBuf,
 }
 
 impl PrivatePostfix {
@@ -53,7 +55,17 @@ impl PrivatePostfix {
         for sub in ["etc", "spool", "data"] {
             std::fs::create_dir_all(dir.join(sub)).expect("postfix directories");
         }
-        PrivatePostfix { dir }
+        PrivatePostfix {
+            maillog: dir.join("maillog"),
+            dir,
+        }
+    }
+
+    /// Logs to `file` instead of `dir/maillog`: several instances may share one file (each
+    /// record is one append), which then has their lines in the order they were logged.
+    pub fn log_to(mut self, file: &std::path::Path) -> PrivatePostfix {
+        self.maillog = file.to_owned();
+        self
     }
 
     /// Writes main.cf (a loopback-only base plus `main`) and master.cf (`listeners`, then the
@@ -64,15 +76,17 @@ impl PrivatePostfix {
             "compatibility_level = 3.6
 queue_directory = {d}/spool
 data_directory = {d}/data
-maillog_file = {d}/maillog
-maillog_file_prefixes = {d}
+maillog_file = {maillog}
+maillog_file_prefixes = {d}, {maillog_dir}
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mydestination =
 alias_maps =
 alias_database =
 biff = no
-"
+",
+            maillog = self.maillog.display(),
+            maillog_dir = self.maillog.parent().unwrap_or(&self.dir).display(),
         );
         std::fs::write(self.dir.join("etc/main.cf"), format!("{base}{main}")).expect("main.cf");
         let services: Vec<&str> = SERVICES
@@ -115,7 +129,7 @@ biff = no
 
     /// The instance's log (`maillog_file`).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
+        std::fs::read_to_string(&self.maillog).unwrap_or_default()
     }
 
     /// Runs `postsuper -c DIR/etc ARGS…` (`-h QID` puts a message on hold); fails the test if it

@@ -146,6 +146,31 @@ impl Rsyslogd {
         }
     }
 
+    /// Starts it again after [`Rsyslogd::stop`].
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
+    /// CPU time it has used so far (user and system, all threads), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Some(child) = &self.child else {
+            return 0.0;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        // The fields after the command name (which may hold spaces) in parentheses: utime and
+        // stime are the 12th and 13th of them, in clock ticks.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let ticks: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        ticks as f64 / crate::sys::clock_ticks_per_second()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
@@ -185,17 +210,7 @@ pub fn check_config(config_file: &Path) -> (bool, String) {
 /// Sends lines over plain TCP syslog (octet-stuffed by newlines) to `port`, waiting for the
 /// listener to come up first.
 pub fn send_tcp(port: u16, lines: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("rsyslogd did not listen on {port}: {e}"),
-        }
-    };
+    let mut stream = connect_when_listening(port);
     let mut buffer = Vec::with_capacity(1 << 20);
     for line in lines {
         buffer.extend_from_slice(line.as_bytes());
@@ -207,6 +222,31 @@ pub fn send_tcp(port: u16, lines: &[String]) {
     }
     stream.write_all(&buffer).expect("send");
     stream.flush().expect("flush");
+}
+
+/// [`send_tcp`] at a steady `per_second` lines, one write per line, as a live mail server logs
+/// rather than a backlog.
+pub fn send_tcp_paced(port: u16, lines: &[String], per_second: usize) {
+    let mut stream = connect_when_listening(port);
+    let started = Instant::now();
+    for (n, line) in lines.iter().enumerate() {
+        let due = started + Duration::from_secs_f64(n as f64 / per_second as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        stream.write_all(format!("{line}\n").as_bytes()).expect("send");
+    }
+}
+
+fn connect_when_listening(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => return stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("rsyslogd did not listen on {port}: {e}"),
+        }
+    }
 }
 
 /// Waits until `probe` returns true, checking every 200 ms, for at most `limit`.
@@ -221,31 +261,65 @@ pub fn wait_until(limit: Duration, mut probe: impl FnMut() -> bool) -> bool {
     probe()
 }
 
-/// A private CA, the ELSE server's certificate (`server`: else.example.org) and one client
-/// certificate per Postfix host (`mx1` → mx1.mail.example.org), as the shipped stanzas expect;
-/// returns their directory.
+/// A private CA, the ELSE servers' certificates (`server`: else.example.org, `backup`:
+/// else-backup.example.org) and one client certificate per Postfix host (`mx1` →
+/// mx1.mail.example.org), as the shipped stanzas expect; returns their directory.
 pub fn relp_certificates(dir: &Path, hosts: &[&str]) -> PathBuf {
-    let names: Vec<(String, String)> = std::iter::once(("server".to_string(), "else.example.org".to_string()))
+    let servers = [("server", "else.example.org"), ("backup", "else-backup.example.org")];
+    let names: Vec<(String, String)> = servers
+        .iter()
+        .map(|(file, name)| (file.to_string(), name.to_string()))
         .chain(hosts.iter().map(|h| (h.to_string(), format!("{h}.mail.example.org"))))
         .collect();
     let leaves: Vec<(&str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     crate::tls::certificates(&dir.join("tls"), "ELSE test CA", &leaves)
 }
 
-/// A shipped stanza of `rsyslog-conf/` made to run here: the test's omelse module, RELP port,
-/// certificates (from [`relp_certificates`]; `identity` is `server`, `client` (the server's
-/// certificate, for a check of the syntax only) or a host's name) and database.
-pub fn shipped_stanza(file: &str, certs: &Path, identity: &str, relp_port: u16, conninfo: &str) -> String {
+/// The text of a shipped stanza of `rsyslog-conf/`.
+pub fn stanza_text(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsyslog-conf").join(file);
-    let text = std::fs::read_to_string(path).expect("read a shipped stanza");
+    std::fs::read_to_string(path).expect("read a shipped stanza")
+}
+
+/// A shipped stanza of `rsyslog-conf/` made to run here: the test's omelse module, port (of the
+/// stanza's listener or target: 2514 for RELP, 2515 for the compressed stream), certificates
+/// (from [`relp_certificates`]; `identity` is `server`, `client` (the server's certificate, for a
+/// check of the syntax only) or a host's name) and database.
+pub fn shipped_stanza(file: &str, certs: &Path, identity: &str, port: u16, conninfo: &str) -> String {
+    adapt_stanza(&stanza_text(file), certs, identity, port, conninfo)
+}
+
+/// [`shipped_stanza`] loading `module`: a benchmark's release build, which `make bench` builds
+/// first (building it from a benchmark would rebuild what the benchmark itself was built with).
+pub fn shipped_stanza_loading(
+    module: &Path,
+    file: &str,
+    certs: &Path,
+    identity: &str,
+    port: u16,
+    conninfo: &str,
+) -> String {
+    adapt_stanza_loading(module, &stanza_text(file), certs, identity, port, conninfo)
+}
+
+/// [`shipped_stanza`] of a text: what a test changed in a shipped stanza first, such as a second
+/// target.
+pub fn adapt_stanza(text: &str, certs: &Path, identity: &str, port: u16, conninfo: &str) -> String {
+    adapt_stanza_loading(&omelse_module(), text, certs, identity, port, conninfo)
+}
+
+fn adapt_stanza_loading(module: &Path, text: &str, certs: &Path, identity: &str, port: u16, conninfo: &str) -> String {
     let certs = certs.display().to_string();
     let identity = if identity == "client" { "server" } else { identity };
     text.replace(
         "module(load=\"omelse\")",
-        &format!("module(load=\"{}\")", omelse_module().display()),
+        &format!("module(load=\"{}\")", module.display()),
     )
-    .replace("port=\"2514\"", &format!("port=\"{relp_port}\""))
+    .replace("port=\"2514\"", &format!("port=\"{port}\""))
+    .replace("port=\"2515\"", &format!("port=\"{port}\""))
     .replace("target=\"else.example.org\"", "target=\"127.0.0.1\"")
+    // The ELSE server's address on the private link of the compressed stanzas.
+    .replace("\"10.8.0.1\"", "\"127.0.0.1\"")
     .replace("/etc/else/tls/ca.pem", &format!("{certs}/ca.pem"))
     .replace("/etc/else/tls/server.pem", &format!("{certs}/{identity}.pem"))
     .replace("/etc/else/tls/server.key", &format!("{certs}/{identity}.key"))

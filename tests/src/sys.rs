@@ -11,6 +11,13 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The kernel's clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
+#[allow(unsafe_code)]
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf takes a plain integer name and has no other preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
 /// Sends `signal` (`libc::SIGTERM`, …; 0 only checks) to process `pid`; false when there is no
 /// such process (or it may not be signalled).
 #[allow(unsafe_code)]
@@ -64,6 +71,19 @@ pub fn on_signal(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     // SAFETY: `handler` is a plain `extern "C" fn(c_int)`, the signature signal(2) expects; the
     // caller promises it is async-signal-safe.
     unsafe { libc::signal(signal, handler as *const () as libc::sighandler_t) };
+}
+
+/// CPU seconds (user + system) of this process's children that ended and were waited for.
+#[allow(unsafe_code)]
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data, valid when zeroed; getrusage fills the one we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 #[cfg(test)]

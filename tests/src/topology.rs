@@ -282,10 +282,19 @@ impl ThreeServers {
     }
 
     /// Creates an account with `elsed user add` (`role`: admin, user or enduser), its password
-    /// given in a file as a script would.
+    /// given in a file as a script would (a secret file: mode 0600).
     pub fn add_user(&self, login: &str, role: &str, password: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let file = self.dir.join(format!("password-{login}"));
-        std::fs::write(&file, format!("{password}\n")).expect("write the password file");
+        let _ = std::fs::remove_file(&file);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| writeln!(f, "{password}"))
+            .expect("write the password file");
         let output = Command::new(elsed_binary())
             .arg("--config")
             .arg(&self.config)
@@ -401,7 +410,7 @@ addresses = [\"{OUT1}\"]
 }
 
 /// Virtual mailboxes for `domain` (each user a Maildir under `mail/`), delivered by `virtual`.
-fn mailboxes(postfix: &PrivatePostfix, domain: &str, users: &[&str]) -> String {
+pub fn mailboxes(postfix: &PrivatePostfix, domain: &str, users: &[&str]) -> String {
     let d = postfix.dir.display();
     let map: String = users.iter().map(|u| format!("{u}@{domain} {domain}/{u}/\n")).collect();
     std::fs::write(postfix.dir.join("etc/vmailbox"), map).unwrap();
@@ -422,7 +431,7 @@ virtual_gid_maps = static:65534
 }
 
 /// The listeners every instance has: smtpd on its address, and the virtual delivery agent.
-fn listeners(address: &str) -> String {
+pub fn listeners(address: &str) -> String {
     format!("{address}:{SMTP_PORT} inet n - n - - smtpd\nvirtual unix - n n - - virtual\n")
 }
 
@@ -506,7 +515,8 @@ smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
 
 /// The shipped headers-only NDR snippet (packaging/postfix/headers-only) for main.cf: postmaster
 /// copies of bounces to elsed's collector on `ndr_port`, through the transport map it names,
-/// written here with `routes` after the collector's line.
+/// written here with `routes` after the collector's line, and the shipped map that keeps
+/// outsiders from writing to the collector's domain.
 fn ndr_settings(postfix: &PrivatePostfix, ndr_port: u16, routes: &str) -> String {
     let d = postfix.dir.display();
     let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/postfix/headers-only");
@@ -514,9 +524,14 @@ fn ndr_settings(postfix: &PrivatePostfix, ndr_port: u16, routes: &str) -> String
         .unwrap()
         .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
     std::fs::write(postfix.dir.join("etc/transport"), format!("{ndr_transport}{routes}")).unwrap();
+    std::fs::copy(
+        packaging.join("../ndr_recipient_access"),
+        postfix.dir.join("etc/ndr_recipient_access"),
+    )
+    .unwrap();
     std::fs::read_to_string(packaging.join("main.cf"))
         .unwrap()
-        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"))
+        .replace("hash:/etc/postfix/", &format!("texthash:{d}/etc/"))
 }
 
 /// The host's own rsyslogd, forwarding its Postfix's log file with the shipped stanza.

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use else_tests::records::message_records;
 use else_tests::rsyslogd::{
     check_config, free_port, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until,
     Rsyslogd,
@@ -38,7 +39,7 @@ fn omelse_action(conninfo: &str, extra: &str) -> String {
         r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1"
        action.resumeRetryCount="-1" action.resumeInterval="1"
        queue.type="LinkedList" queue.filename="omelse" queue.saveOnShutdown="on"
-       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" queue.workerThreads="2" {extra})"#
+       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" queue.workerThreads="1" {extra})"#
     )
 }
 
@@ -68,35 +69,6 @@ fn wait_for_rows(url: &str, expected: i64, limit: Duration) -> i64 {
         last >= expected
     });
     last
-}
-
-/// What a mail administrator would compare: every message and recipient, by host and queue id.
-async fn records(url: &str) -> (Vec<String>, Vec<String>) {
-    let client = omelse::store::connect(url).await.expect("connect");
-    let messages = client
-        .query(
-            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
-             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("messages")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let recipients = client
-        .query(
-            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
-             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
-             JOIN servers s ON s.id = m.server_id ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("recipients")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    (messages, recipients)
 }
 
 /// The same lines through the library, as `elsed import` feeds them.
@@ -137,8 +109,8 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let dir = test_dir("same-as-import");
     // The module refreshes the rollups itself here (by default elsed serve does).
     let config = server_config(&omelse_module(), port, &live).replace(
-        "queue.workerThreads=\"2\" )",
-        "queue.workerThreads=\"2\" rollups.interval=\"5\")",
+        "queue.workerThreads=\"1\" )",
+        "queue.workerThreads=\"1\" rollups.interval=\"5\")",
     );
     assert!(config.contains("rollups.interval"));
     let daemon = Rsyslogd::start(&dir, &config);
@@ -146,8 +118,8 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
     block_on(import(&imported, &lines));
-    let (live_messages, live_recipients) = block_on(records(&live));
-    let (import_messages, import_recipients) = block_on(records(&imported));
+    let (live_messages, live_recipients) = message_records(&live);
+    let (import_messages, import_recipients) = message_records(&imported);
     assert!(
         live_messages.len() > 500,
         "the real log has hundreds of messages, got {}",
@@ -197,6 +169,114 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     // (an administrator catching up on the log) adds no event.
     block_on(import(&live, &lines));
     assert_eq!(count(&live, "SELECT count(*) FROM log_events"), lines.len() as i64);
+}
+
+/// The sessions as a mail administrator would compare them, by host, pid and time.
+async fn sessions(url: &str) -> Vec<String> {
+    let client = omelse::store::connect(url).await.expect("connect");
+    client
+        .query(
+            "SELECT concat_ws('|', s.name, x.pid, x.connected_at, x.disconnected_at, x.client_ip, x.messages, x.rejects, x.ending)
+             FROM sessions x JOIN servers s ON s.id = x.server_id ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("sessions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A dense stream of three hosts, line by line: the corpus's MX log as `helga`, `helga-b` and
+/// `helga-c`, so that every batch holds the stories of several messages of every host.
+fn dense_lines(per_host: usize) -> Vec<String> {
+    let text = else_tests::corpora::read_text(
+        &else_tests::corpora::dir_or_skip()
+            .expect("the corpora")
+            .join("postfix-logsums/mail.log.gz"),
+    );
+    let first: Vec<&str> = text.lines().take(per_host).collect();
+    assert_eq!(first.len(), per_host, "the corpus has the lines asked for");
+    let mut lines = Vec::with_capacity(per_host * 3);
+    for line in first {
+        lines.push(line.to_owned());
+        lines.push(line.replacen(" helga ", " helga-b ", 1));
+        lines.push(line.replacen(" helga ", " helga-c ", 1));
+    }
+    lines
+}
+
+/// The shipped stanza's one worker with small batches (a batch boundary every 64 lines): the
+/// records equal the import's, every run.
+#[test]
+fn small_batches_store_what_an_import_stores_every_run() {
+    live_records_equal_the_import_every_run(1);
+}
+
+/// Two workers made to take turns often (small batches, the second worker started at once):
+/// omelse puts their batches back in dequeue order. Known gap, so not in `make test`: a worker
+/// descheduled between its dequeue and its first line lets the other begin first, and a session
+/// is then cut in two (seen in 1 of 3 runs on a loaded machine). Run with `--ignored`.
+#[test]
+#[ignore = "known gap of two action workers: see the doc comment"]
+fn two_workers_with_small_batches_store_what_an_import_stores_every_run() {
+    live_records_equal_the_import_every_run(2);
+}
+
+fn live_records_equal_the_import_every_run(workers: u32) {
+    rsyslogd_binary().expect("rsyslogd");
+    let lines = dense_lines(12_000);
+    let cluster = PgCluster::shared();
+    let imported = block_on(cluster.create_database());
+    block_on(import(&imported, &lines));
+    let expected = (message_records(&imported), block_on(sessions(&imported)));
+    assert!(expected.0 .0.len() > 150, "messages: {}", expected.0 .0.len());
+    for run in 1..=3 {
+        let live = block_on(cluster.create_database());
+        let port = free_port();
+        let dir = test_dir(&format!("workers-{workers}-{run}"));
+        let config = server_config(&omelse_module(), port, &live)
+            .replace("queue.dequeueBatchSize=\"5000\"", "queue.dequeueBatchSize=\"64\"")
+            .replace(
+                "queue.workerThreads=\"1\"",
+                &format!("queue.workerThreads=\"{workers}\" queue.workerThreadMinimumMessages=\"1\""),
+            );
+        assert!(config.contains("dequeueBatchSize=\"64\"") && config.contains("MinimumMessages"));
+        let daemon = Rsyslogd::start(&dir, &config);
+        send_tcp(port, &as_syslog(&lines));
+        let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(300));
+        assert_eq!(
+            stored,
+            lines.len() as i64,
+            "run {run}; rsyslogd log:\n{}",
+            daemon.own_log()
+        );
+        let got = (message_records(&live), block_on(sessions(&live)));
+        let differing = |a: &[String], b: &[String]| {
+            let a: std::collections::BTreeSet<_> = a.iter().collect();
+            let b: std::collections::BTreeSet<_> = b.iter().collect();
+            a.symmetric_difference(&b)
+                .take(4)
+                .cloned()
+                .cloned()
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(
+            (
+                differing(&got.0 .0, &expected.0 .0),
+                differing(&got.0 .1, &expected.0 .1),
+                differing(&got.1, &expected.1)
+            ),
+            (vec![], vec![], vec![]),
+            "run {run}: messages {} / {}, recipients {} / {}, sessions {} / {} (live / import)",
+            got.0 .0.len(),
+            expected.0 .0.len(),
+            got.0 .1.len(),
+            expected.0 .1.len(),
+            got.1.len(),
+            expected.1.len()
+        );
+    }
 }
 
 #[test]
@@ -404,12 +484,7 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     if rsyslogd_binary().is_none() {
         return;
     }
-    let module = fault_injection_module();
-    let cluster = PgCluster::shared();
-    let url = block_on(cluster.create_database());
-    let port = free_port();
-    let dir = test_dir("panic");
-    let mut daemon = Rsyslogd::start(&dir, &server_config(&module, port, &url));
+    let (_url, port, mut daemon) = fault_injection_daemon("panic");
     send_tcp(
         port,
         &[
@@ -430,6 +505,60 @@ fn a_panic_inside_the_module_does_not_cross_into_rsyslogd() {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(daemon.is_running(), "rsyslogd survived the panic");
+}
+
+/// Issue 16: a line whose parsing panics (a bug, injected here) costs that line only: it is
+/// stored as an `unknown` line, counted, and every other line of its batch and after it arrives
+/// once; rsyslog does not resend the batch forever.
+#[test]
+fn a_panic_while_parsing_one_line_costs_that_line_only() {
+    if rsyslogd_binary().is_none() {
+        return;
+    }
+    let (url, port, mut daemon) = fault_injection_daemon("parse-panic");
+    let lines: Vec<String> = (0..300)
+        .map(|n| {
+            let marker = if n == 150 { " OMELSE-FAULT-PARSE-PANIC" } else { "" };
+            format!(
+                "<22>2026-11-28T10:{:02}:{:02}+00:00 mx1 postfix/smtpd[7]: connect from c{n}[192.0.2.{}]{marker}",
+                n / 60,
+                n % 60,
+                n % 250
+            )
+        })
+        .collect();
+    send_tcp(port, &lines);
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(60));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&url, "SELECT count(*) FROM log_events"), 300, "nothing twice");
+    assert_eq!(count(&url, "SELECT count(DISTINCT raw) FROM log_events"), 300);
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM log_events WHERE raw LIKE '%OMELSE-FAULT-PARSE-PANIC' AND kind = 'unknown'"
+        ),
+        1,
+        "the panicking line, kept"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || count(
+            &url,
+            "SELECT coalesce(max(value), -1) FROM ingest_counters WHERE name LIKE 'omelse.%.panicked'"
+        ) == 1),
+        "counted in ingest_counters"
+    );
+    assert!(daemon.is_running());
+}
+
+/// rsyslogd with the fault-injection module, listening on TCP for a new database: its URL, the
+/// port and the daemon.
+fn fault_injection_daemon(name: &str) -> (String, u16, Rsyslogd) {
+    let module = fault_injection_module();
+    let url = block_on(PgCluster::shared().create_database());
+    let port = free_port();
+    let daemon = Rsyslogd::start(&test_dir(name), &server_config(&module, port, &url));
+    (url, port, daemon)
 }
 
 /// Builds omelse.so with the `fault-injection` feature into its own target directory.
@@ -461,16 +590,30 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     }
     let dir = test_dir("stanzas");
     let tls = relp_certificates(&dir, &["mx1", "mx2"]);
-    for (file, hosts) in [
-        ("else-server.conf", "server"),
-        ("postfix-host.conf", "client"),
-        ("postfix-host-maillog.conf", "client"),
+    // Each file as it is enabled: the compressed listener beside else-server.conf, whose ruleset
+    // it feeds.
+    for (files, identity) in [
+        (&["else-server.conf"][..], "server"),
+        (&["else-server-compressed.conf", "else-server.conf"], "server"),
+        (&["postfix-host.conf"], "client"),
+        (&["postfix-host-maillog.conf"], "client"),
+        (&["postfix-host-compressed.conf"], "client"),
+        (&["postfix-host-failover.conf"], "client"),
     ] {
-        let text = shipped_stanza(file, &tls, hosts, free_port(), "host=127.0.0.1 dbname=else");
-        let path = dir.join(file);
-        std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{text}", dir.display())).unwrap();
+        let mut text = format!("global(workDirectory=\"{}\")\n", dir.display());
+        for file in files {
+            text.push_str(&shipped_stanza(
+                file,
+                &tls,
+                identity,
+                free_port(),
+                "host=127.0.0.1 dbname=else",
+            ));
+        }
+        let path = dir.join(files.join("+"));
+        std::fs::write(&path, text).unwrap();
         let (ok, output) = check_config(&path);
-        assert!(ok, "rsyslogd -N1 rejects {file}:\n{output}");
+        assert!(ok, "rsyslogd -N1 rejects {files:?}:\n{output}");
     }
     // And a mistake is refused with the parameter named.
     let bad = shipped_stanza("else-server.conf", &tls, "server", free_port(), "host=127.0.0.1")

@@ -1,29 +1,54 @@
-//! The packages as an administrator meets them: `make packages`' script builds the four files; the
-//! two .deb are installed on this machine with `apt-get install ./….deb` (dependencies resolved
-//! by apt), rsyslogd loads omelse.so from the packaged path with the packaged stanza enabled,
-//! `elsed setup` makes the database, the services start from their units' ExecStart lines as the
-//! `else` user and stop cleanly, and `apt-get purge` leaves none of the packages' files. The .rpm
-//! files are read with `rpm -qp`.
+//! The install path of docs/install.md, run as written: the blocks of that file marked
+//! `<!-- test: NAME -->` are extracted and run by bash, as root, on this machine — install the two
+//! .deb files with apt-get, `sudo -u postgres elsed setup`, test certificates with openssl, the
+//! stanzas enabled and checked by `rsyslogd -N1`, rsyslogd on them carrying a message over
+//! RELP/TLS into the database (what `systemctl restart rsyslog` would start), every unit's
+//! ExecStart started as its `User=` (what `systemctl enable --now UNIT` would do), an import of a
+//! real log, a login over the API, an SNMP poll of a real snmpd with the shipped snippet and
+//! else-pfagent from the package, the upgrade, the backup, and the removal — every command exits
+//! 0 and the purge leaves nothing behind (files, users, keys, files owned by the deleted user).
+//! The only changes to a block are the test's addresses for the documented ones (free ports
+//! instead of 8080, the test's snmpd instead of 192.0.2.10, the fixture log instead of
+//! /var/log/mail.log*, this version for NEW): [`Substitutions`] lists them.
+//!
+//! PostgreSQL is a private cluster with its socket where Debian's is (`/run/postgresql`, port
+//! 5432, peer authentication as Debian configures it), so that the documented connection strings
+//! and `pg_hba.conf`/`pg_ident.conf` lines are the ones used. The .rpm files are read with `rpm -qp`,
+//! and their scripts compared with the .deb's.
 //!
 //! It changes the machine, so it runs only as root on a Debian-like system (CI is both), never
-//! when an else-server package is already installed, and always purges what it installed — even
-//! when an assertion fails. Services stay off during the install (policy-rc.d, as
-//! scripts/setup-debian.sh does).
+//! when an else-server package is already installed or a PostgreSQL listens on /run/postgresql,
+//! and always undoes what it did — even when an assertion fails. Services stay off during the
+//! install (policy-rc.d, as scripts/setup-debian.sh does).
 
 #![deny(unsafe_code)]
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use else_tests::rsyslogd::{check_config, free_port};
-use else_tests::{sys, PgCluster};
+use else_tests::postfix::PrivatePostfix;
+use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
+use else_tests::snmpd::{self, Snmpd};
+use else_tests::sys;
 
 const PACKAGES: [&str; 2] = ["else-server", "else-postfix-agent"];
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's PostgreSQL socket, which the documented connection strings name.
+const PG_SOCKET: &str = "/run/postgresql/.s.PGSQL.5432";
+/// What the documented steps create outside the packages, removed by the documented removal
+/// (and by [`Installed`]'s drop when the test fails before it).
+const CREATED: [&str; 5] = [
+    "/etc/rsyslog.d/else-server.conf",
+    "/etc/rsyslog.d/else-postfix-host.conf",
+    "/etc/else/tls",
+    "/root/else-admin-password",
+    BACKUP,
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -65,14 +90,28 @@ fn unsuitable() -> Option<String> {
         "rpm",
         "help2man",
         "/usr/sbin/rsyslogd",
+        "sudo",
+        "setpriv",
+        "openssl",
+        "curl",
+        snmpd::SNMPD,
+        "/usr/lib/postgresql/15/bin/initdb",
     ] {
         if !run("sh", &["-c", &format!("command -v {tool}")]).status.success() {
             return Some(format!("{tool} not found (make setup installs it)"));
         }
     }
+    if run("getent", &["passwd", "else"]).status.success() {
+        return Some("a user else exists here; the purge the test runs would delete it".into());
+    }
     let status = run("dpkg-query", &["-W", "-f=${db:Status-Status}", "else-server"]);
     if String::from_utf8_lossy(&status.stdout) == "installed" {
         return Some("an else-server package is already installed here; the test would remove it".into());
+    }
+    if Path::new(PG_SOCKET).exists() {
+        return Some(format!(
+            "{PG_SOCKET} exists: a PostgreSQL runs where the test would put its own"
+        ));
     }
     None
 }
@@ -84,25 +123,14 @@ struct Installed {
 }
 
 impl Installed {
-    fn install(debs: &[PathBuf]) -> Installed {
+    /// Services off during the install (policy-rc.d); the documented block installs.
+    fn prepare() -> Installed {
         let made_policy = !Path::new(POLICY_RC_D).exists();
         if made_policy {
             std::fs::write(POLICY_RC_D, "#!/bin/sh\nexit 101\n").unwrap();
             ok("chmod", &["755", POLICY_RC_D]);
         }
-        let installed = Installed { made_policy };
-        let mut args = vec![
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "-o",
-            "DPkg::Lock::Timeout=300",
-        ];
-        let paths: Vec<String> = debs.iter().map(|p| p.display().to_string()).collect();
-        args.extend(paths.iter().map(String::as_str));
-        ok("apt-get", &args);
-        installed
+        Installed { made_policy }
     }
 
     fn purge(&self) -> Output {
@@ -113,7 +141,12 @@ impl Installed {
 }
 
 impl Drop for Installed {
+    /// What the documented steps made goes first (as in the documented removal), so that the
+    /// purge finds /etc/else empty and removes it.
     fn drop(&mut self) {
+        for path in CREATED {
+            let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+        }
         let installed = PACKAGES.iter().any(|p| {
             String::from_utf8_lossy(&run("dpkg-query", &["-W", "-f=${db:Status-Status}", p]).stdout) == "installed"
         });
@@ -147,8 +180,268 @@ fn multiarch() -> String {
     }
 }
 
+/// The blocks of docs/install.md marked `<!-- test: NAME -->`, by name, their indentation
+/// removed.
+fn documented_blocks() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace().join("docs/install.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- test: ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let fence = lines.next().unwrap_or_default();
+        let indent = fence.len() - fence.trim_start().len();
+        assert_eq!(fence.trim(), "```sh", "the block marked {name} is not a ```sh block");
+        let mut body = String::new();
+        for line in lines.by_ref() {
+            if line.trim() == "```" {
+                break;
+            }
+            body.push_str(line.get(indent..).unwrap_or(line.trim_start()));
+            body.push('\n');
+        }
+        blocks.push((name.to_owned(), body));
+    }
+    blocks
+}
+
+/// The test's addresses for the documented ones, applied to a block before it runs.
+struct Substitutions(Vec<(String, String)>);
+
+impl Substitutions {
+    fn apply(&self, name: &str, block: &str) -> String {
+        let mut text = block.to_owned();
+        for (documented, here) in &self.0 {
+            text = text.replace(documented, here);
+        }
+        assert!(
+            !text.contains("192.0.2."),
+            "block {name}: a documentation address is left:\n{text}"
+        );
+        text
+    }
+}
+
+/// Runs a documented block (or one line of it) with bash, as root, in target/packages; it must
+/// exit 0. Returns what it printed (standard output and error).
+fn run_block(name: &str, script: &str, env: &[(&str, String)]) -> String {
+    let apt_config = std::env::temp_dir().join(format!("else-packages-apt-{}.conf", std::process::id()));
+    std::fs::write(
+        &apt_config,
+        "DPkg::Lock::Timeout \"300\";\nAPT::Install-Recommends \"false\";\n",
+    )
+    .unwrap();
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(workspace().join("target/packages"))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("APT_CONFIG", &apt_config)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash");
+    let _ = std::fs::remove_file(apt_config);
+    let printed = text(&output);
+    assert!(
+        output.status.success(),
+        "documented block {name} failed ({}):\n{script}\n---\n{printed}",
+        output.status
+    );
+    printed
+}
+
+/// A PostgreSQL cluster where Debian's listens (socket in /run/postgresql, port 5432, local
+/// peer authentication), run by the `postgres` OS user; stopped and removed when dropped.
+struct DebianLikeCluster {
+    dir: PathBuf,
+    /// Whether the test made /run/postgresql (as postgresql-common does), to remove it after.
+    made_socket_dir: bool,
+}
+
+impl DebianLikeCluster {
+    fn start() -> DebianLikeCluster {
+        let dir = scratch("cluster");
+        ok("chown", &["postgres:postgres", dir.to_str().unwrap()]);
+        let socket_dir = Path::new(PG_SOCKET).parent().unwrap();
+        let made_socket_dir = !socket_dir.exists();
+        if made_socket_dir {
+            ok(
+                "install",
+                &[
+                    "-d",
+                    "-o",
+                    "postgres",
+                    "-g",
+                    "postgres",
+                    "-m",
+                    "2775",
+                    socket_dir.to_str().unwrap(),
+                ],
+            );
+        }
+        let cluster = DebianLikeCluster { dir, made_socket_dir };
+        let data = cluster.data();
+        ok(
+            "runuser",
+            &[
+                "-u",
+                "postgres",
+                "--",
+                &format!("{PG_BIN}/initdb"),
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ],
+        );
+        let options = "-c listen_addresses='' -c unix_socket_directories=/run/postgresql -c port=5432 -c fsync=off";
+        cluster.pg_ctl(&["-o", options, "-l", &format!("{data}/log"), "-w", "start"]);
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let (data, pg_ctl) = (self.data(), format!("{PG_BIN}/pg_ctl"));
+        let command = [&["-u", "postgres", "--", pg_ctl.as_str(), "-D", &data], args].concat();
+        ok("runuser", &command);
+    }
+
+    /// Adds what `elsed setup` printed to pg_ident.conf and, first, to pg_hba.conf; reloads.
+    fn allow(&self, setup_output: &str) {
+        let section = |title: &str| -> Vec<String> {
+            setup_output
+                .lines()
+                .skip_while(|l| !l.trim_start().starts_with(title))
+                .skip(1)
+                .take_while(|l| l.starts_with("    "))
+                .map(|l| l.trim().to_owned())
+                .collect()
+        };
+        let (ident, hba) = (section("pg_ident.conf:"), section("pg_hba.conf"));
+        assert!(
+            !ident.is_empty() && !hba.is_empty(),
+            "setup printed no lines:\n{setup_output}"
+        );
+        let data = self.dir.join("data");
+        let mut ident_text = std::fs::read_to_string(data.join("pg_ident.conf")).unwrap();
+        ident_text.push_str(&(ident.join("\n") + "\n"));
+        std::fs::write(data.join("pg_ident.conf"), ident_text).unwrap();
+        let hba_text = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+        std::fs::write(data.join("pg_hba.conf"), hba.join("\n") + "\n" + &hba_text).unwrap();
+        self.pg_ctl(&["reload"]);
+    }
+}
+
+impl Drop for DebianLikeCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = run(
+            "runuser",
+            &[
+                "-u",
+                "postgres",
+                "--",
+                &format!("{PG_BIN}/pg_ctl"),
+                "-D",
+                &data,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.made_socket_dir {
+            let _ = std::fs::remove_dir_all(Path::new(PG_SOCKET).parent().unwrap());
+        }
+    }
+}
+
+/// The services started as their units would start them; killed when dropped.
+#[derive(Default)]
+struct Services(Vec<(String, Child)>);
+
+impl Services {
+    /// `systemctl enable --now UNIT`: the unit's ExecStart as its User= (with NoNewPrivileges),
+    /// the test's ports in the environment as a drop-in would give them; waits until it listens
+    /// on `port`, if it has one, or has run a moment.
+    fn start(&mut self, unit: &str, env: &[(&str, String)], port: Option<u16>) {
+        let text = std::fs::read_to_string(format!("/lib/systemd/system/{unit}.service"))
+            .unwrap_or_else(|e| panic!("{unit}.service: {e}"));
+        let user = text.lines().find_map(|l| l.strip_prefix("User=")).expect("User=");
+        let mut child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--init-groups",
+                "--no-new-privs",
+                "--",
+            ])
+            .args(exec_start(&format!("{unit}.service")))
+            .current_dir("/")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("setpriv runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let settle = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                panic!("{unit} exited ({status}): {stderr}");
+            }
+            match port {
+                Some(port) if TcpStream::connect(("127.0.0.1", port)).is_ok() => break,
+                None if Instant::now() > settle => break,
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "{unit} never listened on {port:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let running_as = ok("ps", &["-o", "user=", "-p", &child.id().to_string()]);
+        assert_eq!(running_as.trim(), user, "{unit} runs as {running_as}");
+        self.0.push((unit.to_owned(), child));
+    }
+
+    /// `systemctl stop`: SIGTERM, and each exits 0.
+    fn stop(mut self) {
+        for (unit, mut child) in self.0.drain(..) {
+            ok("kill", &["-TERM", &child.id().to_string()]);
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            assert!(status.success(), "{unit} after SIGTERM: {status}: {stderr}");
+            for noise in ["MIB search path", "Ok(", "CleanupStats {"] {
+                assert!(!stderr.contains(noise), "{unit} logs {noise:?}:\n{stderr}");
+            }
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
-fn packages_install_run_and_purge_without_a_trace() {
+fn the_documented_install_path_works_as_written() {
     if let Some(reason) = unsuitable() {
         else_tests::missing(reason);
         return;
@@ -174,34 +467,63 @@ fn packages_install_run_and_purge_without_a_trace() {
         assert!(file.exists(), "{} not built", file.display());
     }
     check_rpms(&rpms);
+    compare_scripts(&debs[0], &rpms[0]);
 
+    let blocks = documented_blocks();
+    let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "install",
+            "setup",
+            "certificates",
+            "stanzas",
+            "rsyslog",
+            "services",
+            "import",
+            "login",
+            "snmp",
+            "upgrade",
+            "backup",
+            "removal"
+        ],
+        "the documented path changed: update this test with it"
+    );
+    let block = |name: &str| blocks.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone()).unwrap();
+    assert!(
+        block("install").contains(&format!("_{version}_amd64.deb")),
+        "docs/install.md installs another version than {version}"
+    );
+    let web_port = free_port();
+    let fixture = workspace().join("tests/fixtures/mail.log").display().to_string();
+    let mut substitutions = Substitutions(vec![
+        ("127.0.0.1:8080".into(), format!("127.0.0.1:{web_port}")),
+        ("/var/log/mail.log.1 /var/log/mail.log".into(), fixture),
+    ]);
     let module = format!("/usr/lib/{}/rsyslog/omelse.so", multiarch());
-    let stanza_dir = scratch("stanza");
     let had_module = Path::new(&module).exists();
-    // Before the package, rsyslogd has no omelse to load (what makes the check below mean something).
-    let bare = stanza_dir.join("bare.conf");
-    std::fs::write(&bare, "module(load=\"omelse\")\n").unwrap();
-    if !had_module {
-        let (passes, output) = check_config(&bare);
-        assert!(
-            !passes,
-            "rsyslogd finds an omelse before the package is installed:\n{output}"
-        );
-    }
 
-    let installed = Installed::install(&debs);
-    // The files where the packages say, the configuration readable by elsed only.
+    let cluster = DebianLikeCluster::start();
+    let installed = Installed::prepare();
+    run_block("install", &substitutions.apply("install", &block("install")), &[]);
     for path in [
         "/usr/bin/elsed",
+        "/usr/bin/else-pfagent",
         module.as_str(),
+        "/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled",
+        "/lib/systemd/system/else-snmp-poll.service",
+        "/usr/share/man/man1/elsed.1.gz",
+        "/usr/share/doc/else-server/install.md",
         "/lib/systemd/system/else-elsed.service",
         "/lib/systemd/system/else-greylist.service",
         "/lib/systemd/system/else-ndr.service",
         "/lib/systemd/system/else-maintain.service",
         "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
         "/etc/rsyslog.d/else-postfix-host.conf.disabled",
-        "/usr/share/man/man1/elsed.1.gz",
-        "/usr/share/doc/else-server/install.md",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
+        "/usr/share/doc/else-server/transport.md",
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/headers-only/main.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
@@ -209,11 +531,14 @@ fn packages_install_run_and_purge_without_a_trace() {
         assert!(Path::new(path).exists(), "{path} not installed");
     }
     assert!(ok("getent", &["passwd", "else"]).contains("/usr/sbin/nologin"));
-    let config_mode = ok("stat", &["-c", "%a %U %G", "/etc/else/elsed.toml"]);
-    assert_eq!(config_mode.trim(), "640 root else");
-    assert!(
-        Path::new("/usr/bin/else-pfagent").exists(),
-        "/usr/bin/else-pfagent not installed"
+    assert_eq!(
+        ok("stat", &["-c", "%a %U %G", "/etc/else/elsed.toml"]).trim(),
+        "640 root else"
+    );
+    // The one rule for secrets, as postinst made the SNMP key.
+    assert_eq!(
+        ok("stat", &["-c", "%a %U %G", "/etc/else/snmp.key"]).trim(),
+        "600 else else"
     );
     let before: Vec<String> = PACKAGES
         .iter()
@@ -221,155 +546,383 @@ fn packages_install_run_and_purge_without_a_trace() {
         .filter(|l| l.starts_with('/') && l != "/.")
         .collect();
 
-    // rsyslogd loads omelse from its own module directory: the packaged stanza, enabled as the
-    // instructions say (certificates made here), checks with `rsyslogd -N1`; and the Postfix
-    // host's too.
-    let tls = else_tests::tls::certificates(
-        &stanza_dir.join("tls"),
-        "ELSE package CA",
-        &[("server", "else.example.org"), ("client", "mx1.mail.example.org")],
-    );
-    for (installed_file, name) in [
-        ("/etc/rsyslog.d/else-server.conf.disabled", "else-server.conf"),
-        ("/etc/rsyslog.d/else-postfix-host.conf.disabled", "postfix-host.conf"),
-    ] {
-        let stanza = std::fs::read_to_string(installed_file).unwrap();
-        assert!(
-            name != "else-server.conf" || stanza.contains("module(load=\"omelse\")"),
-            "the packaged stanza loads omelse by name"
-        );
-        let enabled = format!(
-            "global(workDirectory=\"{}\")\n{}",
-            stanza_dir.display(),
-            stanza.replace("/etc/else/tls", &tls.display().to_string())
-        );
-        let path = stanza_dir.join(name);
-        std::fs::write(&path, enabled).unwrap();
-        let (passes, output) = check_config(&path);
-        assert!(passes, "rsyslogd -N1 rejects the packaged {name}:\n{output}");
-    }
-
-    // elsed setup from the package, against a throwaway PostgreSQL: role and database of its own.
-    let cluster = PgCluster::shared();
-    let name = format!("else_pkg_{}", std::process::id());
-    let admin_password = stanza_dir.join("admin-password");
-    std::fs::write(&admin_password, "package test password\n").unwrap();
-    let setup = ok(
-        "/usr/bin/elsed",
-        &[
-            "--database-url",
-            cluster.admin_url(),
-            "setup",
-            "--owner-role",
-            &name,
-            "--database",
-            &name,
-            "--admin-user",
-            "admin",
-            "--admin-password-file",
-            admin_password.to_str().unwrap(),
-        ],
-    );
-    assert!(setup.contains(&format!("database {name}: created")), "{setup}");
+    // elsed setup as the postgres superuser, the password on standard input.
+    let setup = run_block("setup", &substitutions.apply("setup", &block("setup")), &[]);
+    assert!(setup.contains("database else: created, owned by else"), "{setup}");
     assert!(setup.contains("admin account admin: created"), "{setup}");
-    let url = format!("{} user={name} dbname={name}", cluster.admin_url());
+    // Before the printed lines are in place, root is refused as role else, and told why.
+    let refused = run("/usr/bin/elsed", &["status"]);
+    let message = text(&refused);
+    assert!(
+        !refused.status.success(),
+        "root connects as else without the map:\n{message}"
+    );
+    for words in [
+        "as role else",
+        "Peer authentication failed",
+        "pg_ident.conf",
+        "elsed setup",
+    ] {
+        assert!(
+            message.contains(words),
+            "the refusal does not say {words:?}:\n{message}"
+        );
+    }
+    cluster.allow(&setup);
+    ok("/usr/bin/elsed", &["status"]);
 
-    // The services, from their units' ExecStart lines, as the `else` user with the packaged
-    // /etc/else/elsed.toml (which only `else` may read).
-    let port = free_port();
-    let greylist = exec_start("else-greylist.service");
-    assert_eq!(greylist, ["/usr/bin/elsed", "greylist"]);
-    serves_as_else(
-        &greylist,
-        &[
-            ("ELSE_DATABASE_URL", url.as_str()),
-            ("ELSE_GREYLIST__LISTEN", &format!("[\"inet:127.0.0.1:{port}\"]")),
-        ],
-        port,
-        |_| {},
+    run_block("certificates", &block("certificates"), &[]);
+    assert_eq!(
+        ok("stat", &["-c", "%a %U", "/etc/else/tls/server.key"]).trim(),
+        "600 root"
     );
-    let port = free_port();
-    serves_as_else(
-        &exec_start("else-ndr.service"),
-        &[
-            ("ELSE_DATABASE_URL", url.as_str()),
-            ("ELSE_NDR__LISTEN", &format!("[\"127.0.0.1:{port}\"]")),
-        ],
-        port,
-        |stream| {
-            let mut greeting = [0u8; 4];
-            stream.read_exact(&mut greeting).unwrap();
-            assert_eq!(&greeting, b"220 ", "the NDR listener greets");
-        },
+    run_block("stanzas", &block("stanzas"), &[]);
+
+    // `systemctl restart rsyslog`: rsyslogd on the two enabled stanzas, as Debian's rsyslog.conf
+    // includes them, with a TCP input for the test's lines; a message given to the Postfix
+    // host's stanza goes over RELP/TLS (the test certificates) to the server's, and omelse
+    // stores it; then the block's other lines (`elsed status`) as written.
+    let rsyslog = start_rsyslog(&block("rsyslog"));
+    let status = run_block("rsyslog", &rsyslog.rest, &[]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{RELP_HOST} "))),
+        "elsed status does not list {RELP_HOST}, whose lines came over RELP:\n{status}"
     );
-    let serve = exec_start("else-elsed.service");
-    assert_eq!(serve, ["/usr/bin/elsed", "serve"]);
-    let help = ok("/usr/bin/elsed", &["--help"]);
-    if help.lines().any(|l| l.trim_start().starts_with("serve ")) {
-        // The unit's command as it is; the address comes from the environment, as a drop-in
-        // would give it.
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let env = [("ELSE_DATABASE_URL", url.as_str()), ("ELSE_LISTEN", listen.as_str())];
-        serves_as_else(&serve, &env, port, |stream| {
-            stream
-                .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-                .unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
+
+    // The services: each `systemctl enable --now UNIT` line starts the unit's ExecStart as its
+    // user; the other lines run as written.
+    let (greylist_port, ndr_port) = (free_port(), free_port());
+    let mut services = Services::default();
+    for line in substitutions.apply("services", &block("services")).lines() {
+        let command = line.split('#').next().unwrap().trim();
+        if let Some(unit) = command.strip_prefix("systemctl enable --now ") {
+            let (env, port): (Vec<(&str, String)>, Option<u16>) = match unit {
+                "else-elsed" => (vec![("ELSE_LISTEN", format!("127.0.0.1:{web_port}"))], Some(web_port)),
+                "else-greylist" => (
+                    vec![("ELSE_GREYLIST__LISTEN", format!("[\"inet:127.0.0.1:{greylist_port}\"]"))],
+                    Some(greylist_port),
+                ),
+                "else-ndr" => (
+                    vec![("ELSE_NDR__LISTEN", format!("[\"127.0.0.1:{ndr_port}\"]"))],
+                    Some(ndr_port),
+                ),
+                _ => (Vec::new(), None),
+            };
+            services.start(unit, &env, port);
+        } else if !command.is_empty() {
+            let answer = run_block("services", line, &[]);
             assert!(
-                answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+                !line.contains("/healthz") || answer.contains("\"database\":true"),
                 "{answer}"
             );
-            assert!(answer.contains("\"database\":true"), "{answer}");
-        });
-    } else {
-        eprintln!("pending: this elsed has no `serve` subcommand yet: else-elsed.service and /healthz not run");
+        }
     }
+    assert_eq!(services.0.len(), 5, "five units started");
 
-    // The unit is hardened as documented.
-    let unit = std::fs::read_to_string("/lib/systemd/system/else-elsed.service").unwrap();
-    for line in [
-        "User=else",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "NoNewPrivileges=yes",
-        "CapabilityBoundingSet=\n",
-    ] {
-        assert!(unit.contains(line), "{line:?} missing from else-elsed.service");
+    let imported = run_block("import", &substitutions.apply("import", &block("import")), &[]);
+    let messages = ok(
+        "sudo",
+        &[
+            "-u",
+            "postgres",
+            "psql",
+            "-d",
+            "else",
+            "-tAc",
+            "SELECT count(*) FROM messages",
+        ],
+    );
+    assert!(
+        messages.trim().parse::<u64>().unwrap() > 0,
+        "nothing imported:\n{imported}"
+    );
+    // The fixture is older than a day: today's report holds the one message that came over RELP.
+    assert!(imported.lines().any(|l| l.trim() == "1 received"), "{imported}");
+
+    let login = run_block("login", &substitutions.apply("login", &block("login")), &[]);
+    assert!(login.contains("csrf_token"), "{login}");
+
+    // SNMP: a real snmpd with the shipped snippet, running the packaged else-pfagent.
+    let dir = scratch("snmp");
+    let postfix = PrivatePostfix::prepare("else-packages-postfix");
+    let agent = Snmpd::start(
+        "else-packages-snmpd",
+        "127.0.0.1",
+        Path::new("/usr/bin/else-pfagent"),
+        None,
+        &snmpd::agent_env(&dir, &postfix, None),
+        "",
+    );
+    substitutions.0.push((
+        "--host 192.0.2.10".into(),
+        format!("--host 127.0.0.1 --port {}", agent.port),
+    ));
+    let passphrases = [
+        ("RO_AUTH", snmpd::RO.1.to_owned()),
+        ("RO_PRIV", snmpd::RO.2.to_owned()),
+        ("CTL_AUTH", snmpd::CTL.1.to_owned()),
+        ("CTL_PRIV", snmpd::CTL.2.to_owned()),
+    ];
+    let polled = run_block("snmp", &substitutions.apply("snmp", &block("snmp")), &passphrases);
+    assert!(
+        polled.lines().any(|l| l.starts_with("mx1 ")),
+        "no state for mx1:\n{polled}"
+    );
+    assert!(!polled.contains("MIB search path"), "{polled}");
+    drop(agent);
+
+    // An upgrade, as written (the same version again: apt-get has nothing to do), then the
+    // backup, checked by reading it back.
+    substitutions
+        .0
+        .push(("_NEW_amd64.deb".into(), format!("_{version}_amd64.deb")));
+    let mut rsyslog = rsyslog;
+    for line in substitutions.apply("upgrade", &block("upgrade")).lines() {
+        if line.split('#').next().unwrap().trim() == "systemctl restart rsyslog" {
+            rsyslog.daemon.restart();
+        } else {
+            let said = run_block("upgrade", line, &[]);
+            assert!(
+                !line.starts_with("elsed migrate") || said.contains("schema up to date"),
+                "{said}"
+            );
+        }
     }
+    run_block("backup", &block("backup"), &[]);
+    let backup = Path::new(BACKUP);
+    let file = |suffix: &str| {
+        std::fs::read_dir(backup)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no *{suffix} in {BACKUP}"))
+    };
+    let listed = ok("pg_restore", &["--list", file(".dump").to_str().unwrap()]);
+    assert!(listed.contains("TABLE public messages"), "{listed}");
+    let archived = ok("tar", &["-tzvf", file(".tar.gz").to_str().unwrap()]);
+    assert!(
+        archived
+            .lines()
+            .any(|l| l.starts_with("-rw------- else/else") && l.ends_with("etc/else/snmp.key")),
+        "{archived}"
+    );
+    std::fs::remove_dir_all(backup).unwrap();
 
-    // Purge: every file of the packages gone; a directory left is another package's.
-    let output = installed.purge();
-    assert!(output.status.success(), "apt-get purge: {}", text(&output));
+    services.stop();
+    drop(rsyslog.daemon);
+    let else_ids = (
+        ok("id", &["-u", "else"]).trim().to_owned(),
+        ok("id", &["-g", "else"]).trim().to_owned(),
+    );
+    run_block("removal", &block("removal"), &[]);
+
+    // Nothing left: the packages' files, the key, /etc/else, the user and group, what the
+    // documented steps made, the database.
     let mut left = BTreeSet::new();
     for path in &before {
         let p = Path::new(path);
-        if !p.exists() {
-            continue;
+        if p.exists() && !(p.is_dir() && run("dpkg", &["-S", path]).status.success()) {
+            left.insert(path.clone());
         }
-        if p.is_dir() && run("dpkg", &["-S", path]).status.success() {
-            continue;
-        }
-        left.insert(path.clone());
     }
-    for path in ["/etc/else", "/etc/else/elsed.toml", "/usr/share/doc/else-server"] {
+    for path in ["/etc/else", "/etc/else/snmp.key", "/usr/share/doc/else-server"]
+        .iter()
+        .chain(&CREATED)
+    {
         if Path::new(path).exists() {
-            left.insert(path.to_owned());
+            left.insert((*path).to_owned());
         }
     }
     assert!(left.is_empty(), "left after purge: {left:?}");
-    assert_eq!(Path::new(&module).exists(), had_module, "omelse.so after purge");
-    if !had_module {
-        assert!(!check_config(&bare).0, "rsyslogd still loads omelse after the purge");
-    }
-    assert!(
-        !run("getent", &["passwd", "else"]).status.success(),
-        "the else user is removed on purge"
+    // No file anywhere the packages or the documented steps write is owned by the deleted
+    // user or group.
+    let owned = run(
+        "find",
+        &[
+            "/etc",
+            "/var",
+            "/run",
+            "/usr",
+            "/opt",
+            "/srv",
+            "/root",
+            "/home",
+            "/tmp",
+            "-xdev",
+            "(",
+            "-uid",
+            &else_ids.0,
+            "-o",
+            "-gid",
+            &else_ids.1,
+            ")",
+            "-print",
+        ],
     );
+    let owned = String::from_utf8_lossy(&owned.stdout).into_owned();
+    assert!(
+        owned.trim().is_empty(),
+        "owned by the deleted else user ({}) or group ({}):\n{owned}",
+        else_ids.0,
+        else_ids.1
+    );
+    assert_eq!(Path::new(&module).exists(), had_module, "omelse.so after purge");
+    for database in ["passwd", "group"] {
+        assert!(
+            !run("getent", &[database, "else"]).status.success(),
+            "the else {database} entry is left after purge"
+        );
+    }
+    let databases = ok(
+        "sudo",
+        &[
+            "-u",
+            "postgres",
+            "psql",
+            "-tAc",
+            "SELECT datname FROM pg_database WHERE datname = 'else'",
+        ],
+    );
+    assert!(databases.trim().is_empty(), "the database is left: {databases}");
     drop(installed);
-    let _ = std::fs::remove_dir_all(stanza_dir);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(dir);
+    drop(postfix);
+}
+
+/// Where the documented backup goes.
+const BACKUP: &str = "/root/else-backup";
+
+/// The host name of the Postfix host whose lines go over RELP in the first hour.
+const RELP_HOST: &str = "mx2";
+/// Their queue ID.
+const RELP_QUEUE_ID: &str = "4B2C19A4F9";
+
+/// rsyslogd as `systemctl restart rsyslog` starts it, and the block's lines after that one.
+struct RsyslogStarted {
+    daemon: Rsyslogd,
+    rest: String,
+}
+
+/// The `rsyslog` block's `systemctl restart rsyslog`: rsyslogd on the enabled stanzas (and a TCP
+/// input); returns once a message sent to it is in the database, having gone from the Postfix
+/// host's stanza over RELP/TLS to the server's and omelse.
+fn start_rsyslog(block: &str) -> RsyslogStarted {
+    let (first, rest) = block.split_once('\n').unwrap_or((block, ""));
+    assert_eq!(
+        first.split('#').next().unwrap().trim(),
+        "systemctl restart rsyslog",
+        "the rsyslog block changed:\n{block}"
+    );
+    let port = free_port();
+    let daemon = Rsyslogd::start(
+        &scratch("rsyslog"),
+        &format!(
+            "module(load=\"imtcp\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
+             include(file=\"/etc/rsyslog.d/else-server.conf\")\n\
+             include(file=\"/etc/rsyslog.d/else-postfix-host.conf\")\n"
+        ),
+    );
+    let now = ok("date", &["+%b %e %H:%M:%S"]);
+    let (now, id) = (now.trim(), RELP_QUEUE_ID);
+    let lines: Vec<String> = [
+        "postfix/smtpd[2001]: connect from client.example.net[198.51.100.40]".to_owned(),
+        format!("postfix/smtpd[2001]: {id}: client=client.example.net[198.51.100.40]"),
+        format!("postfix/cleanup[2002]: {id}: message-id=<first-hour@example.net>"),
+        format!("postfix/qmgr[2003]: {id}: from=<alice@example.net>, size=1000, nrcpt=1 (queue active)"),
+        format!(
+            "postfix/smtp[2004]: {id}: to=<bob@example.org>, relay=mx.example.org[203.0.113.5]:25, \
+             delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+        ),
+        format!("postfix/qmgr[2003]: {id}: removed"),
+    ]
+    .iter()
+    .map(|l| format!("<22>{now} {RELP_HOST} {l}"))
+    .collect();
+    send_tcp(port, &lines);
+    let stored = wait_until(Duration::from_secs(60), || {
+        let count = run(
+            "sudo",
+            &[
+                "-u",
+                "postgres",
+                "psql",
+                "-d",
+                "else",
+                "-tAc",
+                &format!("SELECT count(*) FROM messages WHERE queue_id = '{id}'"),
+            ],
+        );
+        String::from_utf8_lossy(&count.stdout).trim() == "1"
+    });
+    assert!(
+        stored,
+        "the message sent over RELP is not in the database; rsyslogd said:\n{}",
+        daemon.own_log()
+    );
+    RsyslogStarted {
+        daemon,
+        rest: rest.to_owned(),
+    }
+}
+
+/// The rpm's scripts do what the deb's do on install and erase: the same `else` user, the same
+/// SNMP key made the same way, and removed on erase.
+fn compare_scripts(deb: &Path, rpm: &Path) {
+    let control = scratch("control");
+    ok(
+        "dpkg-deb",
+        &["--control", deb.to_str().unwrap(), control.to_str().unwrap()],
+    );
+    let deb_scripts: String = ["postinst", "prerm", "postrm"]
+        .iter()
+        .map(|s| std::fs::read_to_string(control.join(s)).unwrap())
+        .collect();
+    let rpm_scripts = ok("rpm", &["-qp", "--scripts", rpm.to_str().unwrap()]);
+    let keygen = |scripts: &str| -> Vec<String> {
+        scripts
+            .lines()
+            .filter_map(|l| l.find("elsed --config").map(|i| l[i..].trim().to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        keygen(&deb_scripts),
+        keygen(&rpm_scripts),
+        "the key is made differently"
+    );
+    assert_eq!(keygen(&deb_scripts).len(), 1, "{deb_scripts}");
+    for (what, deb_word, rpm_word) in [
+        ("the user", "adduser --system", "useradd -r"),
+        (
+            "the key on removal",
+            "rm -f /etc/else/snmp.key",
+            "rm -f /etc/else/snmp.key",
+        ),
+        ("/etc/else on removal", "rmdir /etc/else", "rmdir /etc/else"),
+        (
+            "the units",
+            "systemctl --no-reload disable",
+            "systemctl --no-reload disable",
+        ),
+    ] {
+        assert!(
+            deb_scripts.contains(deb_word),
+            "the deb's scripts lack {what}:\n{deb_scripts}"
+        );
+        assert!(
+            rpm_scripts.contains(rpm_word),
+            "the rpm's scripts lack {what}:\n{rpm_scripts}"
+        );
+    }
+    let units = |scripts: &str| scripts.matches("else-snmp-poll.service").count() > 0;
+    assert!(
+        units(&deb_scripts) && units(&rpm_scripts),
+        "else-snmp-poll is not among the units"
+    );
+    let _ = std::fs::remove_dir_all(control);
 }
 
 /// The ExecStart= command of an installed unit, split into words.
@@ -380,46 +933,6 @@ fn exec_start(unit: &str) -> Vec<String> {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap_or_else(|| panic!("{unit} has no ExecStart"));
     line.split_whitespace().map(str::to_owned).collect()
-}
-
-/// Runs `command` as the `else` user (as systemd would, with the unit's User= and
-/// NoNewPrivileges=), waits until it accepts on `port`, lets `probe` talk to it, then stops it
-/// with SIGTERM and expects a clean exit.
-fn serves_as_else(command: &[String], env: &[(&str, &str)], port: u16, probe: impl FnOnce(&mut TcpStream)) {
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=else", "--regid=else", "--init-groups", "--no-new-privs", "--"])
-        .args(command)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("setpriv runs");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            break stream;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-            panic!("{command:?} as else exited ({status}): {stderr}");
-        }
-        assert!(Instant::now() < deadline, "{command:?} never listened on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    probe(&mut stream);
-    drop(stream);
-    let user = ok("ps", &["-o", "user=", "-p", &child.id().to_string()]);
-    ok("kill", &["-TERM", &child.id().to_string()]);
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(status.success(), "{command:?} after SIGTERM: {status}: {stderr}");
-    // setpriv execs elsed, so the process that listened is elsed, as `else`.
-    assert_eq!(user.trim(), "else", "{command:?} ran as {user}");
 }
 
 /// The .rpm files: paths, configuration files, scripts and dependencies.
@@ -434,8 +947,10 @@ fn check_rpms(rpms: &[PathBuf]) {
         "/usr/lib/systemd/system/else-greylist.service",
         "/usr/lib/systemd/system/else-ndr.service",
         "/usr/lib/systemd/system/else-maintain.service",
+        "/usr/lib/systemd/system/else-snmp-poll.service",
         "/etc/else/elsed.toml",
         "/etc/rsyslog.d/else-server.conf.disabled",
+        "/etc/rsyslog.d/else-server-compressed.conf.disabled",
         "/usr/share/man/man1/elsed.1.gz",
     ] {
         assert!(
@@ -475,6 +990,9 @@ fn check_rpms(rpms: &[PathBuf]) {
     let files = query(&["-l"], agent);
     for path in [
         "/etc/rsyslog.d/else-postfix-host.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-maillog.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-compressed.conf.disabled",
+        "/etc/rsyslog.d/else-postfix-host-failover.conf.disabled",
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/full/master.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",

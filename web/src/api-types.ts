@@ -985,6 +985,11 @@ export interface components {
             name: string;
             server_ids: number[];
             user_ids: number[];
+            /**
+             * @description The servers (among `server_ids`) the group owns whole: its members see every line of
+             *     them, the lines that belong to no message (daemon starts, warnings) too.
+             */
+            whole_server_ids: number[];
         };
         /**
          * @description A new group, or changes to one (`None` leaves a field; a list replaces the old one); the body
@@ -995,6 +1000,8 @@ export interface components {
             name?: string | null;
             server_ids?: number[] | null;
             user_ids?: number[] | null;
+            /** @description Replaces the servers the group owns whole; each must be one of its servers. */
+            whole_server_ids?: number[] | null;
         };
         /** @description A group as its members see it. */
         GroupRef: {
@@ -1060,6 +1067,8 @@ export interface components {
             /** Format: int64 */
             size: number | null;
             state: string;
+            /** @description Why the hop ended as it did or waits on hold (docs/api.md, "Message states"). */
+            state_reason: string | null;
         };
         HopRecipient: {
             address: string;
@@ -1168,6 +1177,11 @@ export interface components {
             /** Format: int64 */
             size: number | null;
             state: string;
+            /**
+             * @description Why the message ended as it did or waits on hold, as the log said (docs/api.md, "Message
+             *     states").
+             */
+            state_reason: string | null;
         };
         /** @description One message in a list. */
         MessageSummary: components["schemas"]["MessageRow"] & {

@@ -30,6 +30,8 @@ export const MESSAGE_STATES = [
   'discarded',
   'deleted',
   'partial',
+  'abandoned',
+  'vanished',
 ];
 export const FLOWS = ['inbound', 'outbound', 'internal', 'relayed', 'unknown'];
 export const OPERATORS: [string, string][] = [

@@ -107,6 +107,9 @@ pub struct Group {
     pub id: i64,
     pub name: String,
     pub server_ids: Vec<i32>,
+    /// The servers (among `server_ids`) the group owns whole: its members see every line of
+    /// them, the lines that belong to no message (daemon starts, warnings) too.
+    pub whole_server_ids: Vec<i32>,
     pub domains: Vec<String>,
     pub user_ids: Vec<i64>,
 }
@@ -118,6 +121,8 @@ pub struct Group {
 pub struct GroupChanges {
     pub name: Option<String>,
     pub server_ids: Option<Vec<i32>>,
+    /// Replaces the servers the group owns whole; each must be one of its servers.
+    pub whole_server_ids: Option<Vec<i32>>,
     pub domains: Option<Vec<String>>,
     pub user_ids: Option<Vec<i64>>,
 }
@@ -478,6 +483,7 @@ fn check_group_name(name: &str) -> Result<String> {
 /// Checked lists of a group's changes.
 struct GroupLists {
     server_ids: Option<Vec<i32>>,
+    whole_server_ids: Option<Vec<i32>>,
     domains: Option<Vec<String>>,
     user_ids: Option<Vec<i64>>,
 }
@@ -488,6 +494,11 @@ fn group_lists(changes: &GroupChanges) -> Result<GroupLists> {
             .server_ids
             .as_deref()
             .map(|s| bounded("server_ids", s))
+            .transpose()?,
+        whole_server_ids: changes
+            .whole_server_ids
+            .as_deref()
+            .map(|s| bounded("whole_server_ids", s))
             .transpose()?,
         domains: changes
             .domains
@@ -505,14 +516,39 @@ fn group_lists(changes: &GroupChanges) -> Result<GroupLists> {
 /// Replaces the lists that are given, inside the caller's transaction.
 async fn replace_group_lists(tx: &tokio_postgres::Transaction<'_>, id: i64, lists: &GroupLists) -> Result<()> {
     if let Some(servers) = &lists.server_ids {
-        tx.execute("DELETE FROM group_servers WHERE group_id = $1", &[&id])
-            .await?;
+        // The servers kept keep whether the group owns them whole.
         tx.execute(
-            "INSERT INTO group_servers (group_id, server_id) SELECT $1, s FROM unnest($2::int[]) AS s",
+            "DELETE FROM group_servers WHERE group_id = $1 AND server_id <> ALL($2::int[])",
+            &[&id, servers],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO group_servers (group_id, server_id) SELECT $1, s FROM unnest($2::int[]) AS s
+             ON CONFLICT DO NOTHING",
             &[&id, servers],
         )
         .await
         .map_err(explain)?;
+    }
+    if let Some(whole) = &lists.whole_server_ids {
+        tx.execute(
+            "UPDATE group_servers SET owns_whole = (server_id = ANY($2::int[])) WHERE group_id = $1",
+            &[&id, whole],
+        )
+        .await?;
+        let owned = tx
+            .query_one(
+                "SELECT count(*) FROM group_servers WHERE group_id = $1 AND owns_whole",
+                &[&id],
+            )
+            .await?
+            .get::<_, i64>(0);
+        if owned != whole.len() as i64 {
+            return Err(invalid(
+                "whole_server_ids",
+                "a server the group owns whole must be one of its servers",
+            ));
+        }
     }
     if let Some(domains) = &lists.domains {
         tx.execute("DELETE FROM group_domains WHERE group_id = $1", &[&id])
@@ -583,6 +619,7 @@ pub async fn delete_group(client: &impl GenericClient, id: i64) -> Result<String
 
 const GROUP_COLUMNS: &str = "g.id, g.name,
     ARRAY(SELECT server_id FROM group_servers WHERE group_id = g.id ORDER BY server_id),
+    ARRAY(SELECT server_id FROM group_servers WHERE group_id = g.id AND owns_whole ORDER BY server_id),
     ARRAY(SELECT domain FROM group_domains WHERE group_id = g.id ORDER BY domain),
     ARRAY(SELECT user_id FROM group_users WHERE group_id = g.id ORDER BY user_id)";
 
@@ -591,8 +628,9 @@ fn group_from_row(row: &tokio_postgres::Row) -> Group {
         id: row.get(0),
         name: row.get(1),
         server_ids: row.get(2),
-        domains: row.get(3),
-        user_ids: row.get(4),
+        whole_server_ids: row.get(3),
+        domains: row.get(4),
+        user_ids: row.get(5),
     }
 }
 
@@ -624,8 +662,12 @@ pub async fn group_id(client: &impl GenericClient, name: &str) -> Result<i64> {
 #[derive(Debug, Clone)]
 pub enum Member {
     User(String),
-    /// A server by name, as its log lines name it.
-    Server(String),
+    /// A server by name, as its log lines name it, and whether the group owns it whole (sees
+    /// every line of it, not only those of its own mail).
+    Server {
+        name: String,
+        whole: bool,
+    },
     Domain(String),
 }
 
@@ -642,7 +684,7 @@ pub async fn add_to_group(client: &Client, group: &str, member: &Member) -> Resu
                 )
                 .await?;
         }
-        Member::Server(name) => {
+        Member::Server { name, whole } => {
             let server: i32 = client
                 .query_opt("SELECT id FROM servers WHERE name = $1", &[name])
                 .await?
@@ -650,8 +692,9 @@ pub async fn add_to_group(client: &Client, group: &str, member: &Member) -> Resu
                 .ok_or_else(|| AccountError::NotFound(format!("server '{name}'")))?;
             client
                 .execute(
-                    "INSERT INTO group_servers (group_id, server_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    &[&group, &server],
+                    "INSERT INTO group_servers (group_id, server_id, owns_whole) VALUES ($1, $2, $3)
+                     ON CONFLICT (group_id, server_id) DO UPDATE SET owns_whole = EXCLUDED.owns_whole",
+                    &[&group, &server, whole],
                 )
                 .await?;
         }

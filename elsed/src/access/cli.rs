@@ -63,8 +63,8 @@ pub struct UserAddArgs {
 
 #[derive(Debug, Args)]
 pub struct PasswordSource {
-    /// Read the password from the first line of this file (- for standard input) instead of
-    /// asking for it
+    /// Read the password from the first line of this file (yours, mode 0600; - for standard
+    /// input) instead of asking for it
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
 }
@@ -83,8 +83,17 @@ pub enum GroupCommand {
     Delete { name: String },
     /// Make a user a member of a group
     AddUser { group: String, login: String },
-    /// Let a group see a server (by the name its log lines carry)
-    AddServer { group: String, server: String },
+    /// Let a group see a server (by the name its log lines carry): the lines of the group's
+    /// mail, or with --whole every line of it
+    AddServer {
+        group: String,
+        server: String,
+        /// The group owns the server whole: its members see every line of it, those that belong
+        /// to no message (daemon starts, warnings) too; without it, adding the server again
+        /// takes that away
+        #[arg(long)]
+        whole: bool,
+    },
     /// Let a group see a mail domain
     AddDomain { group: String, domain: String },
 }
@@ -106,11 +115,7 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
         Ok(line.trim_end_matches(['\n', '\r']).to_owned())
     };
     match &source.password_file {
-        Some(path) if path.as_os_str() == "-" => first_line(&mut std::io::stdin().lock()),
-        Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            first_line(&mut std::io::BufReader::new(file))
-        }
+        Some(path) => crate::secret_file::read_password(path, "password file"),
         None if !std::io::stdin().is_terminal() => first_line(&mut std::io::stdin().lock()),
         None => {
             let password = rpassword::prompt_password("Password: ")?;
@@ -265,12 +270,12 @@ pub async fn run_group(command: GroupCommand, settings: &Settings) -> anyhow::Re
             return Ok(ExitCode::SUCCESS);
         }
         GroupCommand::AddUser { group, login } => (group, Member::User(login)),
-        GroupCommand::AddServer { group, server } => (group, Member::Server(server)),
+        GroupCommand::AddServer { group, server, whole } => (group, Member::Server { name: server, whole }),
         GroupCommand::AddDomain { group, domain } => (group, Member::Domain(domain)),
     };
     let details = match &member {
         Member::User(login) => json!({ "user": login }),
-        Member::Server(server) => json!({ "server": server }),
+        Member::Server { name, whole } => json!({ "server": name, "whole": whole }),
         Member::Domain(domain) => json!({ "domain": domain }),
     };
     let outcome = accounts::add_to_group(&client, &group, &member).await;
@@ -293,10 +298,16 @@ async fn list_groups(client: &Client, json: bool) -> anyhow::Result<()> {
             .server_ids
             .iter()
             .map(|id| {
-                servers
+                let name = servers
                     .iter()
                     .find(|s| s.0 == *id)
-                    .map_or_else(|| id.to_string(), |s| s.1.clone())
+                    .map_or_else(|| id.to_string(), |s| s.1.clone());
+                // A server the group owns whole is marked in the text listing.
+                if group.whole_server_ids.contains(id) && !json {
+                    format!("{name}(whole)")
+                } else {
+                    name
+                }
             })
             .collect();
         let logins: Vec<String> = group

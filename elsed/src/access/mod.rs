@@ -12,7 +12,7 @@ pub mod cli;
 mod scope;
 
 pub use caller::{Caller, Role, Session};
-pub use scope::{GroupScope, Scope};
+pub use scope::{reject_sender_vouched, sender_vouched, GroupScope, Scope};
 
 #[cfg(test)]
 pub(crate) use scope::tests as scope_tests;

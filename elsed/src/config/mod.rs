@@ -214,15 +214,27 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The process's environment, sorted (the `ELSE_*` variables are picked from it).
+fn process_environment() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    env.sort();
+    env
+}
+
 impl Config {
     /// Reads the configuration: the file given (which must exist), else [`DEFAULT_PATH`] if it
     /// exists, else the defaults; the process's `ELSE_*` variables over it.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut env: Vec<(String, String)> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        env.sort();
-        Config::load_with_env(explicit, &env)
+        Config::load_with_env(explicit, &process_environment())
+    }
+
+    /// The defaults and the `ELSE_*` variables, no file: what `elsed setup` runs with unless
+    /// `--config` names one (it runs as the PostgreSQL superuser, which may not read the
+    /// services' file, root:else 0640).
+    pub fn load_environment_only() -> Result<Config, ConfigError> {
+        Config::parse_with_env("", Path::new("(no configuration file)"), &process_environment())
     }
 
     /// [`Config::load`] with the given environment.
@@ -335,6 +347,9 @@ impl Config {
         self.ndr
             .allowed()
             .map_err(|problem| ("ndr.allowed_clients".to_owned(), problem))?;
+        self.greylist
+            .allowed()
+            .map_err(|problem| ("greylist.allowed_clients".to_owned(), problem))?;
         if self.import.batch_lines == 0 {
             return Err(("import.batch_lines".to_owned(), "must be at least 1".to_owned()));
         }

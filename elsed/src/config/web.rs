@@ -9,6 +9,10 @@
 //! session_max_hours = 12             # and every session ends this long after login
 //! pool_size = 16                     # database connections of the web application
 //! trusted_proxies = ["127.0.0.1"]    # reverse proxies whose X-Forwarded-For is believed
+//! pool_wait_ms = 5000                # a request waits this long for a connection, then 503
+//! statement_timeout_secs = 120       # no query of the web application runs longer
+//! export_idle_secs = 30              # a CSV export whose client stops reading this long ends
+//! exports_per_user = 2               # concurrent CSV exports of one account, then 429
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +41,20 @@ pub struct WebConfig {
     /// Failed logins from one client address within the window before 429 (offices share one).
     pub login_failures_per_address: u32,
     pub login_window_minutes: u32,
+    /// Milliseconds a request waits for a database connection when all are busy; then 503 with
+    /// `Retry-After` rather than a queue that never ends.
+    pub pool_wait_ms: u64,
+    /// The web sessions' `statement_timeout`, in seconds.
+    pub statement_timeout_secs: u64,
+    /// A streamed CSV export whose client has not taken the next chunk for this long loses its
+    /// database connection and its stream.
+    pub export_idle_secs: u64,
+    /// Concurrent CSV exports of one account; one more is answered 429.
+    pub exports_per_user: u32,
+    /// `/metrics` for whoever shows this bearer token (a file of its own, like every secret).
+    pub metrics_token_file: Option<PathBuf>,
+    /// `/metrics` for these addresses or CIDR blocks (without a token).
+    pub metrics_allowed_clients: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -53,6 +71,12 @@ impl Default for WebConfig {
             login_failures_per_login: 5,
             login_failures_per_address: 20,
             login_window_minutes: 15,
+            pool_wait_ms: 5000,
+            statement_timeout_secs: 120,
+            export_idle_secs: 30,
+            exports_per_user: 2,
+            metrics_token_file: None,
+            metrics_allowed_clients: Vec::new(),
         }
     }
 }
@@ -61,11 +85,15 @@ impl WebConfig {
     /// The checks types alone do not make: `(key, problem)`.
     pub fn check(&self) -> Result<(), (String, String)> {
         let positive = [
-            ("session_idle_minutes", self.session_idle_minutes),
-            ("session_max_hours", self.session_max_hours),
-            ("login_failures_per_login", self.login_failures_per_login),
-            ("login_failures_per_address", self.login_failures_per_address),
-            ("login_window_minutes", self.login_window_minutes),
+            ("session_idle_minutes", u64::from(self.session_idle_minutes)),
+            ("session_max_hours", u64::from(self.session_max_hours)),
+            ("login_failures_per_login", u64::from(self.login_failures_per_login)),
+            ("login_failures_per_address", u64::from(self.login_failures_per_address)),
+            ("login_window_minutes", u64::from(self.login_window_minutes)),
+            ("exports_per_user", u64::from(self.exports_per_user)),
+            ("pool_wait_ms", self.pool_wait_ms),
+            ("statement_timeout_secs", self.statement_timeout_secs),
+            ("export_idle_secs", self.export_idle_secs),
         ];
         for (key, value) in positive {
             if value == 0 {

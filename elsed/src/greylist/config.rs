@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::allow_list::AllowList;
+
 /// Which recipient domains are greylisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,8 +22,16 @@ pub enum DomainMode {
 pub struct GreylistConfig {
     /// Listening sockets: `inet:HOST:PORT` (or `HOST:PORT`) and `unix:PATH`.
     pub listen: Vec<String>,
-    /// Mode of a unix socket (Postfix's smtpd runs as another user).
+    /// Mode of a unix socket: owner and group only by default. Postfix's smtpd runs as user
+    /// `postfix`: give the socket's directory group `postfix` and the setgid bit (see
+    /// docs/security.md), or widen the mode.
     pub socket_mode: u32,
+    /// Client addresses or CIDR blocks that may ask (TCP); anyone else is closed at once.
+    /// Unix sockets are guarded by their mode instead.
+    pub allowed_clients: Vec<String>,
+    /// Concurrent TCP connections of one client address; more are closed at once, so that one
+    /// client cannot take the slots of every other MX.
+    pub max_connections_per_client: usize,
     /// This MX's name, in the X-Greylist header and in the decisions log. Empty: the host name.
     pub hostname: String,
     /// Seconds a new triplet is refused before a retry passes (Postgrey `--delay`).
@@ -67,8 +77,9 @@ pub struct GreylistConfig {
     pub pool_size: usize,
     /// Time for a client to finish a request once it started one (slow clients are cut).
     pub request_timeout_ms: u64,
-    /// Idle time between requests after which a connection is closed (Postfix's own
-    /// `smtpd_policy_service_max_idle` is 300 s, so it closes first).
+    /// Idle time between requests after which a connection is closed: shorter than Postfix's
+    /// `smtpd_policy_service_max_idle` (300 s), so that idle connections do not pile up; smtpd
+    /// reconnects when it needs to.
     pub idle_timeout_secs: u64,
     /// Longest `name=value` line; longer is a protocol error.
     pub max_line_bytes: usize,
@@ -86,7 +97,9 @@ impl Default for GreylistConfig {
     fn default() -> Self {
         GreylistConfig {
             listen: vec!["inet:127.0.0.1:10023".into()],
-            socket_mode: 0o666,
+            socket_mode: 0o660,
+            allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
+            max_connections_per_client: 250,
             hostname: String::new(),
             delay_secs: 300,
             retry_window_secs: 2 * 86_400,
@@ -108,7 +121,7 @@ impl Default for GreylistConfig {
             db_retry_ms: 1_000,
             pool_size: 16,
             request_timeout_ms: 10_000,
-            idle_timeout_secs: 600,
+            idle_timeout_secs: 120,
             max_line_bytes: 2_048,
             max_attributes: 100,
             max_connections: 1_000,
@@ -119,6 +132,11 @@ impl Default for GreylistConfig {
 }
 
 impl GreylistConfig {
+    /// The allowed client networks, or the entry that is not an address or CIDR block.
+    pub fn allowed(&self) -> Result<AllowList, String> {
+        AllowList::parse(&self.allowed_clients)
+    }
+
     /// The configured host name, or the system's.
     pub fn effective_hostname(&self) -> String {
         if !self.hostname.is_empty() {

@@ -110,6 +110,9 @@ pub struct Counters {
     pub greylisted: AtomicU64,
     pub fail_open: AtomicU64,
     pub decisions_dropped: AtomicU64,
+    /// Connections closed at once: a client outside `allowed_clients`, past its share of the
+    /// connections, or past `max_connections`.
+    pub refused: AtomicU64,
 }
 
 /// The policy service's shared state: one per process, used by every connection.

@@ -3,7 +3,9 @@
 //! malformed clients are disconnected without a reply, as the protocol asks.
 
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use tokio::sync::Semaphore;
 
 use super::policy::{ConnState, Policy};
 use super::protocol::{format_reply, read_request, Limits, ProtocolError};
+use crate::allow_list::AllowList;
+use crate::per_key::{Held, PerKeyLimit};
 
 /// A bound listening socket.
 pub enum Listener {
@@ -55,13 +59,39 @@ impl Listener {
     }
 }
 
+/// Who may hold a connection: the allowed TCP clients, each within its own share of the slots.
+struct Admission {
+    slots: Arc<Semaphore>,
+    allowed: AllowList,
+    per_client: Arc<PerKeyLimit<IpAddr>>,
+}
+
+impl Admission {
+    /// A place for one more connection of `ip`, or why not (for the log).
+    fn admit(&self, ip: IpAddr) -> Result<Held<IpAddr>, &'static str> {
+        if !self.allowed.allows(ip) {
+            return Err("not in greylist.allowed_clients");
+        }
+        self.per_client
+            .claim(ip)
+            .ok_or("greylist.max_connections_per_client reached")
+    }
+}
+
 /// Serves every listener until one fails to accept (never, in practice).
 pub async fn run(policy: Arc<Policy>, listeners: Vec<Listener>) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(policy.config().max_connections.max(1)));
+    let cfg = policy.config();
+    let admission = Arc::new(Admission {
+        slots: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        allowed: cfg
+            .allowed()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("greylist.allowed_clients: {e}")))?,
+        per_client: PerKeyLimit::new(cfg.max_connections_per_client),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         tracing::info!("greylist: listening on {}", listener.describe());
-        tasks.spawn(accept_loop(listener, policy.clone(), slots.clone()));
+        tasks.spawn(accept_loop(listener, policy.clone(), admission.clone()));
     }
     while let Some(result) = tasks.join_next().await {
         result.map_err(io::Error::other)??;
@@ -69,16 +99,16 @@ pub async fn run(policy: Arc<Policy>, listeners: Vec<Listener>) -> io::Result<()
     Ok(())
 }
 
-async fn accept_loop(listener: Listener, policy: Arc<Policy>, slots: Arc<Semaphore>) -> io::Result<()> {
+async fn accept_loop(listener: Listener, policy: Arc<Policy>, admission: Arc<Admission>) -> io::Result<()> {
     loop {
         let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                Box::new(s) as Box<dyn Stream>
+                (Box::new(s) as Box<dyn Stream>, Some(peer.ip().to_canonical()))
             }),
-            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Stream>),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| (Box::new(s) as Box<dyn Stream>, None)),
         };
-        let stream = match accepted {
+        let (stream, peer) = match accepted {
             Ok(stream) => stream,
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.
@@ -87,7 +117,18 @@ async fn accept_loop(listener: Listener, policy: Arc<Policy>, slots: Arc<Semapho
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        // Closing at once is the only refusal the policy protocol has; smtpd logs it and
+        // answers as `default_action` of its policy client says.
+        let client_slot = match peer.map(|ip| admission.admit(ip)).transpose() {
+            Ok(slot) => slot,
+            Err(why) => {
+                policy.counters.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = ?peer, "greylist: connection refused: {why}");
+                continue;
+            }
+        };
+        let Ok(permit) = admission.slots.clone().try_acquire_owned() else {
+            policy.counters.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("greylist: too many connections, closing a new one");
             continue;
         };
@@ -96,7 +137,7 @@ async fn accept_loop(listener: Listener, policy: Arc<Policy>, slots: Arc<Semapho
             if let Err(e) = handle(stream, &policy).await {
                 tracing::warn!("greylist: closing connection without reply: {e}");
             }
-            drop(permit);
+            drop((permit, client_slot));
         });
     }
 }

@@ -791,3 +791,81 @@ async fn concurrent_requests_for_one_triplet_are_decided_in_order() {
     );
     assert_eq!(replies.iter().filter(|r| *r == "DUNNO").count(), 199);
 }
+
+/// Connects to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: &str) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((from, 0)))?;
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// Issue 16: a client outside `allowed_clients` is closed without a reply, and 2,000 idle
+/// connections of one allowed client take no more than its share: another MX is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused_and_one_client_cannot_take_every_slot() {
+    let cfg = GreylistConfig {
+        allowed_clients: vec!["127.0.0.1".into(), "127.0.0.2/32".into()],
+        ..config("mx")
+    };
+    assert_eq!(cfg.max_connections, 1000);
+    assert_eq!(cfg.max_connections_per_client, 250);
+    let url = database().await;
+    let tcp = Listener::bind("inet:127.0.0.1:0", 0o666).await.unwrap();
+    let addr = tcp.describe();
+    let policy = service(&url, cfg, ManualClock::new()).await;
+    tokio::spawn(server::run(policy.clone(), vec![tcp]));
+
+    let mut stranger = connect_from([127, 0, 0, 3], &addr).await.unwrap();
+    stranger.write_all(req_for("r@d.example").as_bytes()).await.unwrap();
+    assert!(closed_without_reply(&mut stranger).await, "a client outside the list");
+
+    let mut idle = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        idle.push(connect_from([127, 0, 0, 2], &addr).await.unwrap());
+    }
+    // The idle client's own connections beyond its share are closed; its first ones still work.
+    let mut last = idle.pop().unwrap();
+    assert!(closed_without_reply(&mut last).await, "past the per-client cap");
+    idle[0].write_all(req_for("r@d.example").as_bytes()).await.unwrap();
+    assert!(read_replies(&mut idle[0], 1).await[0].starts_with("action="));
+
+    let mut other = connect_from([127, 0, 0, 1], &addr).await.unwrap();
+    other.write_all(req_for("r@d.example").as_bytes()).await.unwrap();
+    let reply = read_replies(&mut other, 1).await;
+    assert!(reply[0].starts_with("action="), "{reply:?}");
+    // The stranger and the idle client's 1,750 connections past its share, each counted.
+    assert_eq!(policy.counters.refused.load(Ordering::Relaxed), 1 + 1750);
+    drop(idle);
+}
+
+/// A unix socket is not world-writable unless configured so; in a directory made as
+/// docs/security.md says (group `postfix`, setgid), it belongs to group `postfix`, so that
+/// Postfix's smtpd may connect.
+#[tokio::test]
+async fn the_unix_socket_is_for_its_owner_and_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempdir::Dir::new();
+    let private = dir.0.join("else");
+    let made = std::process::Command::new("install")
+        .args(["-d", "-g", "postfix", "-m", "2750"])
+        .arg(&private)
+        .status()
+        .expect("install(1)");
+    assert!(
+        made.success(),
+        "install -d -g postfix (needs root and the postfix group)"
+    );
+    let sock = private.join("greylse.sock");
+    let cfg = GreylistConfig::default();
+    let _listener = Listener::bind(&format!("unix:{}", sock.display()), cfg.socket_mode)
+        .await
+        .unwrap();
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(
+        meta.gid(),
+        std::fs::metadata(&private).unwrap().gid(),
+        "the directory's group"
+    );
+    assert_ne!(meta.gid(), 0, "group postfix, not root's");
+}

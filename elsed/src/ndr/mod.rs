@@ -16,12 +16,11 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_postfix;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::greylist::triplet::{contains, network};
+use crate::allow_list::AllowList;
 
 /// The `[ndr]` table of elsed.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +30,11 @@ pub struct NdrConfig {
     pub listen: Vec<String>,
     /// Client addresses or CIDR blocks that may deliver; anyone else gets 554 on connect.
     pub allowed_clients: Vec<String>,
+    /// Envelope senders accepted (MAIL FROM): `<>` for the null sender of bounces and delay
+    /// warnings, `local@` for that local part at any domain (Postfix's double-bounce sender),
+    /// or a whole address. Anyone else gets 550: a report forged by someone who could reach
+    /// the listener would otherwise show up linked to a real message.
+    pub accepted_senders: Vec<String>,
     /// Largest message accepted, in bytes (552 beyond).
     pub max_size: usize,
     /// Simultaneous connections; more are answered 421 and closed.
@@ -57,6 +61,7 @@ impl Default for NdrConfig {
         NdrConfig {
             listen: vec!["127.0.0.1:2424".into()],
             allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
+            accepted_senders: vec!["<>".into(), "double-bounce@".into()],
             max_size: 10 * 1024 * 1024,
             max_connections: 64,
             command_timeout_secs: 300,
@@ -72,32 +77,22 @@ impl Default for NdrConfig {
 
 impl NdrConfig {
     /// The allowed client networks, or the entry that is not an address or CIDR block.
-    pub fn allowed(&self) -> Result<Vec<(IpAddr, u8)>, String> {
-        self.allowed_clients
-            .iter()
-            .map(|entry| {
-                let (addr, prefix) = match entry.split_once('/') {
-                    Some((a, p)) => (a, Some(p)),
-                    None => (entry.as_str(), None),
-                };
-                let ip: IpAddr = addr
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{entry:?} is not an IP address or CIDR block"))?;
-                let ip = ip.to_canonical();
-                let full = if ip.is_ipv4() { 32 } else { 128 };
-                let prefix = match prefix {
-                    Some(p) => p
-                        .trim()
-                        .parse::<u8>()
-                        .ok()
-                        .filter(|p| *p <= full)
-                        .ok_or_else(|| format!("{entry:?} has a bad prefix length"))?,
-                    None => full,
-                };
-                Ok(network(ip, prefix, prefix))
-            })
-            .collect()
+    pub fn allowed(&self) -> Result<AllowList, String> {
+        AllowList::parse(&self.allowed_clients)
+    }
+
+    /// Whether MAIL FROM:<`sender`> may deliver a report (`sender` without the brackets).
+    pub fn accepts_sender(&self, sender: &str) -> bool {
+        self.accepted_senders.iter().any(|entry| {
+            let entry = entry.trim();
+            match entry {
+                "<>" | "" => sender.is_empty(),
+                _ if entry.ends_with('@') => sender
+                    .rsplit_once('@')
+                    .is_some_and(|(local, _)| local.eq_ignore_ascii_case(&entry[..entry.len() - 1])),
+                _ => sender.eq_ignore_ascii_case(entry),
+            }
+        })
     }
 
     pub fn effective_hostname(&self) -> String {
@@ -110,11 +105,6 @@ impl NdrConfig {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into())
     }
-}
-
-/// Whether `ip` is in one of the networks.
-pub fn is_allowed(allowed: &[(IpAddr, u8)], ip: IpAddr) -> bool {
-    allowed.iter().any(|&(net, prefix)| contains(net, prefix, ip))
 }
 
 /// Runs the listeners of `cfg` until one fails.

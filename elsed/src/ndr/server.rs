@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::store::{self, Incoming};
-use super::{is_allowed, NdrConfig};
+use super::NdrConfig;
+use crate::allow_list::AllowList;
 
 /// Longest command line, CRLF included (RFC 5321 asks for 512; ESMTP parameters make it more).
 const MAX_COMMAND: usize = 2048;
@@ -28,6 +29,16 @@ const MAX_ERRORS: usize = 20;
 pub enum Protocol {
     Lmtp,
     Smtp,
+}
+
+impl Protocol {
+    /// The protocol's name, as logs and the configuration say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Lmtp => "LMTP",
+            Protocol::Smtp => "SMTP",
+        }
+    }
 }
 
 pub struct Listener {
@@ -54,7 +65,7 @@ impl Listener {
 /// What every connection shares.
 pub struct Service {
     cfg: NdrConfig,
-    allowed: Vec<(IpAddr, u8)>,
+    allowed: AllowList,
     hostname: String,
     pool: Pool,
     known_days: Mutex<BTreeSet<i64>>,
@@ -106,11 +117,10 @@ pub async fn run(service: Arc<Service>, listeners: Vec<Listener>) -> io::Result<
     let slots = Arc::new(Semaphore::new(service.cfg.max_connections.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        tracing::info!(
-            "ndr: listening ({:?}) on {:?}",
-            listener.protocol,
-            listener.tcp.local_addr()
-        );
+        match listener.tcp.local_addr() {
+            Ok(address) => tracing::info!("ndr: listening for {} on {address}", listener.protocol.name()),
+            Err(e) => tracing::warn!("ndr: a {} listener has no address: {e}", listener.protocol.name()),
+        }
         tasks.spawn(accept_loop(listener, service.clone(), slots.clone()));
     }
     while let Some(result) = tasks.join_next().await {
@@ -131,7 +141,7 @@ async fn accept_loop(listener: Listener, service: Arc<Service>, slots: Arc<Semap
         };
         let protocol = listener.protocol;
         let service = service.clone();
-        if !is_allowed(&service.allowed, peer.ip()) {
+        if !service.allowed.allows(peer.ip()) {
             tracing::warn!("ndr: connection from {peer} refused: not in ndr.allowed_clients");
             tokio::spawn(async move {
                 let line = format!("554 5.7.1 {} access denied to {}\r\n", service.hostname, peer.ip());
@@ -401,6 +411,10 @@ async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
                             Err(p) => format!("555 5.5.4 Unsupported parameter {p}"),
                             Ok(Some(size)) if size > cfg.max_size as u64 => {
                                 "552 5.3.4 Message size exceeds fixed limit".into()
+                            }
+                            Ok(_) if !cfg.accepts_sender(sender) => {
+                                tracing::warn!(sender, "ndr: sender refused: not in ndr.accepted_senders");
+                                format!("550 5.7.1 <{sender}>: only delivery reports (null sender) are collected here")
                             }
                             Ok(_) => {
                                 tx.sender = Some(sender.to_owned());

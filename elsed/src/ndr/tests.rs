@@ -174,6 +174,38 @@ async fn smtp_listener_gives_one_reply_and_bad_commands_get_clear_errors() {
     assert_eq!(rows[0].0, "not_dsn", "stored and flagged, not refused");
 }
 
+/// Issue 16: only the null sender and the double-bounce address deliver reports by default; a
+/// forged report from anyone else is refused at MAIL and nothing is stored.
+#[tokio::test]
+async fn only_bounce_senders_may_deliver_a_report() {
+    let url = database(PgCluster::shared()).await;
+    let addr = collector(&url, "127.0.0.1:0", config()).await;
+    let input = "LHLO c\r\nMAIL FROM:<mallory@evil.example>\r\nMAIL FROM:<Double-Bounce@mx1.example>\r\nRSET\r\nMAIL FROM:<double-bounce.x@mx1.example>\r\nQUIT\r\n";
+    let replies = converse(addr, input.as_bytes(), 30).await;
+    let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
+    assert_eq!(
+        codes[codes.len() - 5..],
+        ["550", "250", "250", "550", "221"],
+        "{replies:?}"
+    );
+    assert!(replies
+        .iter()
+        .any(|r| r.starts_with("550 5.7.1 <mallory@evil.example>")));
+    assert!(stored(&url).await.is_empty());
+    let cfg = NdrConfig {
+        accepted_senders: vec!["<>".into(), "reports@else.example".into()],
+        ..config()
+    };
+    for (sender, accepted) in [
+        ("", true),
+        ("reports@ELSE.example", true),
+        ("double-bounce@mx1.example", false),
+        ("x@else.example", false),
+    ] {
+        assert_eq!(cfg.accepts_sender(sender), accepted, "{sender:?}");
+    }
+}
+
 #[tokio::test]
 async fn over_size_message_is_refused_after_the_dot_and_long_lines_are_bounded() {
     let url = database(PgCluster::shared()).await;

@@ -27,7 +27,12 @@ fn start_postfix(test: &str, variant: &str, ports: (u16, u16, u16), extra_main: 
         .join(variant);
     let snippet = std::fs::read_to_string(packaging.join("main.cf"))
         .unwrap()
-        .replace("hash:/etc/postfix/transport", &format!("texthash:{d}/etc/transport"));
+        .replace("hash:/etc/postfix/", &format!("texthash:{d}/etc/"));
+    std::fs::copy(
+        packaging.join("../ndr_recipient_access"),
+        postfix.dir.join("etc/ndr_recipient_access"),
+    )
+    .unwrap();
     let transport = std::fs::read_to_string(packaging.join("transport"))
         .unwrap()
         .replace("else.example.net:2424", &format!("127.0.0.1:{ndr_port}"));
@@ -149,6 +154,8 @@ async fn submit(port: u16) {
     for (command, reply) in [
         ("EHLO client.ndr.test", "250"),
         ("MAIL FROM:<alice@ndr.test>", "250"),
+        // The shipped ndr_recipient_access: nobody writes to the NDR domain from outside.
+        ("RCPT TO:<ndr@ndr.else.invalid>", "554"),
         ("RCPT TO:<nobody@remote.test>", "250"),
         ("DATA", "354"),
     ] {

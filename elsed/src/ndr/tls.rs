@@ -18,6 +18,8 @@ pub fn acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, String
     if certs.is_empty() {
         return Err(format!("{}: no certificate in it", cert_file.display()));
     }
+    // The key is a secret file: the service's own, mode 0600 (crate::secret_file).
+    crate::secret_file::check(key_file, "ndr.tls_key_file").map_err(|e| e.to_string())?;
     let pem = read(key_file)?;
     let key = rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| format!("{}: not a PEM key file: {e}", key_file.display()))?

@@ -84,6 +84,9 @@ pub struct Report {
     problems: problems::Problems,
     smtpd: smtpd::SmtpdStats,
     diagnostics: Vec<diagnostics::Diagnostic>,
+    /// No message was received or delivered in the scope (all zeros, and why is worth saying).
+    #[serde(skip)]
+    empty: bool,
 }
 
 pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -114,7 +117,33 @@ pub async fn run(args: &ReportArgs, settings: &Settings) -> anyhow::Result<ExitC
     };
     let report = build(&client, &scope, covered, args.top).await?;
     print!("{}", render(&report, args.format)?);
+    if report.empty {
+        eprintln!("{}", where_the_mail_is(&client).await?);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a report is all zeros: the range holds no mail; where the database has some.
+async fn where_the_mail_is(client: &Client) -> anyhow::Result<String> {
+    let row = client
+        .query_one(
+            "SELECT to_char(min(first_seen), 'YYYY-MM-DD HH24:MI'),
+                    to_char(max(last_seen), 'YYYY-MM-DD HH24:MI'),
+                    to_char(min(first_seen), 'YYYY-MM-DD')
+             FROM messages",
+            &[],
+        )
+        .await?;
+    let (first, last, day): (Option<String>, Option<String>, Option<String>) = (row.get(0), row.get(1), row.get(2));
+    Ok(match (first, last, day) {
+        (Some(first), Some(last), Some(day)) => format!(
+            "elsed report: no mail in this range; the database holds mail from {first} to {last} \
+             (try --since {day})"
+        ),
+        _ => "elsed report: no mail in this range; the database holds no message yet (elsed import, \
+              or the rsyslog stanza, brings some)"
+            .to_owned(),
+    })
 }
 
 /// The report of `scope`, days and hours in `covered.timezone` (set on this connection's session).
@@ -125,7 +154,9 @@ pub async fn build(client: &Client, scope: &Scope, covered: Covered, top: usize)
     let received = base::received(client, scope).await?;
     let attempts = base::attempts(client, scope).await?;
     let (grand_totals, filter_hops) = totals::compute(client, scope, &received, &attempts).await?;
+    let empty = received.is_empty() && attempts.is_empty();
     Ok(Report {
+        empty,
         scope: covered,
         grand_totals,
         filter_hops,

@@ -16,8 +16,11 @@ pub struct Scope {
     pub server_id: Option<i32>,
     /// A group member's view: (server, domain) pairs, as two parallel arrays. A row is in it
     /// when its server is one of the pairs' with a domain of the same pair; a section without
-    /// domains (smtpd connections, warnings) is narrowed to the servers only.
+    /// domains (smtpd connections, warnings: what belongs to no message) is narrowed to
+    /// `whole_servers`.
     pub pairs: Option<(Vec<i32>, Vec<String>)>,
+    /// With `pairs`: the servers the group owns whole (see `access::Scope::log_events_condition`).
+    pub whole_servers: Vec<i32>,
 }
 
 /// Where the scope's columns are in one query.
@@ -25,7 +28,7 @@ pub struct Columns<'a> {
     pub time: &'a str,
     pub server: &'a str,
     /// A condition on the domain, `{d}` standing for it; `None`: the domain does not apply.
-    pub domain: Option<&'a str>,
+    pub domain: Option<String>,
 }
 
 /// One query's bound parameters: every value of the scope reaches PostgreSQL as a parameter.
@@ -64,20 +67,24 @@ impl Scope {
             conditions.push(format!("{} = {}", columns.server, params.bind(server_id)));
         }
         if let Some((servers, domains)) = &self.pairs {
-            let servers_param = params.bind(servers.clone());
-            conditions.push(match columns.domain {
+            conditions.push(match &columns.domain {
                 Some(condition) => format!(
-                    "EXISTS (SELECT 1 FROM unnest({servers_param}::int[], {}::text[]) AS pair(server_id, domain)
+                    "EXISTS (SELECT 1 FROM unnest({}::int[], {}::text[]) AS pair(server_id, domain)
                              WHERE pair.server_id = {} AND ({}))",
+                    params.bind(servers.clone()),
                     params.bind(domains.clone()),
                     columns.server,
                     condition.replace("{d}", "pair.domain")
                 ),
-                None => format!("{} = ANY({servers_param}::int[])", columns.server),
+                None => format!(
+                    "{} = ANY({}::int[])",
+                    columns.server,
+                    params.bind(self.whole_servers.clone())
+                ),
             });
         }
         if let Some(domain) = &self.domain {
-            if let Some(condition) = columns.domain {
+            if let Some(condition) = &columns.domain {
                 let domain = params.bind(domain.clone());
                 conditions.push(format!("({})", condition.replace("{d}", &domain)));
             }

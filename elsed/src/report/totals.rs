@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 use super::base::{Attempts, Received};
 use super::names;
 use super::scope::{Columns, Params, Scope};
+use crate::access;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Totals {
@@ -148,16 +149,18 @@ async fn policy_actions(client: &Client, scope: &Scope) -> anyhow::Result<Vec<(S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// A received message is in a domain when its sender or one of its recipients is.
+/// A received message is in a domain when one of its recipients is, or its sender when the way
+/// it came in vouches for it (the sender is forgeable: [`crate::access::sender_vouched`]).
 pub fn received_columns() -> Columns<'static> {
     Columns {
         time: "m.first_seen",
         server: "m.server_id",
-        domain: Some(
-            "else_domain(m.sender) = {d} OR EXISTS (SELECT 1 FROM recipients r
+        domain: Some(format!(
+            "(else_domain(m.sender) = {{d}} AND {}) OR EXISTS (SELECT 1 FROM recipients r
                WHERE r.message_uid = m.uid AND r.message_started_at = m.started_at
-                 AND else_domain(r.address) = {d})",
-        ),
+                 AND else_domain(r.address) = {{d}})",
+            access::sender_vouched("m")
+        )),
     }
 }
 
@@ -165,7 +168,10 @@ pub fn delivery_columns() -> Columns<'static> {
     Columns {
         time: "d.ts",
         server: "d.server_id",
-        domain: Some("else_domain(d.recipient) = {d} OR else_domain(m.sender) = {d}"),
+        domain: Some(format!(
+            "else_domain(d.recipient) = {{d}} OR (else_domain(m.sender) = {{d}} AND {})",
+            access::sender_vouched("m")
+        )),
     }
 }
 
@@ -173,6 +179,9 @@ pub fn reject_columns() -> Columns<'static> {
     Columns {
         time: "r.ts",
         server: "r.server_id",
-        domain: Some("else_domain(r.sender) = {d} OR else_domain(r.recipient) = {d}"),
+        domain: Some(format!(
+            "(else_domain(r.sender) = {{d}} AND {}) OR else_domain(r.recipient) = {{d}}",
+            access::reject_sender_vouched("r")
+        )),
     }
 }

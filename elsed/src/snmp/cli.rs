@@ -41,7 +41,7 @@ enum SnmpCommand {
     /// (ELSE_SNMP_READ_COMMUNITY, ELSE_SNMP_CONTROL_COMMUNITY for 2c; ELSE_SNMP_READ_AUTH_PASS,
     /// ELSE_SNMP_READ_PRIV_PASS, ELSE_SNMP_CONTROL_AUTH_PASS, ELSE_SNMP_CONTROL_PRIV_PASS for 3)
     SetAgent(SetAgentArgs),
-    /// Write a new key for the stored SNMP credentials (mode 0600; never overwrites)
+    /// Write a new key for the stored SNMP credentials (else:else when run as root, mode 0600; never overwrites)
     Keygen { path: PathBuf },
     /// The latest state of every server with an agent
     States {
@@ -79,8 +79,11 @@ struct SetAgentArgs {
 pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let config = &settings.config.snmp;
     if let SnmpCommand::Keygen { path } = &args.command {
-        SecretKey::generate(path)?;
-        println!("wrote {} (mode 0600); name it in [snmp] key_file", path.display());
+        let owner = SecretKey::generate(path)?;
+        println!(
+            "wrote {} ({owner}, mode 0600); name it in [snmp] key_file",
+            path.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     // A wrong action is said before anything is opened.
@@ -113,7 +116,12 @@ pub async fn run(args: &SnmpArgs, settings: &Settings) -> anyhow::Result<ExitCod
         SnmpCommand::Metrics => print!("{}", super::prometheus_text(&client).await?),
         SnmpCommand::Poll { once } => {
             let handle = SnmpHandle::start(config)?;
-            poller::run(client, settings, &handle, *once).await?;
+            // As a service (else-snmp-poll), SIGTERM stops it cleanly, as the other units.
+            let polling = async {
+                poller::run(client, settings, &handle, *once).await?;
+                Ok(ExitCode::SUCCESS)
+            };
+            return crate::shutdown::or_signal("snmp poll", polling).await;
         }
         SnmpCommand::SetAgent(a) => {
             let handle = SnmpHandle::start(config)?;

@@ -28,6 +28,14 @@ use std::time::Duration;
 use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Tells net-snmp to load no MIB module (`MIBS` empty; ELSE uses numeric OIDs only). Without
+/// it, net-snmp reads its built-in module list when it starts, finds none of them (no MIB
+/// directory) and logs `MIB search path: …`. Called by `elsed`'s `main` before any thread
+/// exists, since the environment is process-wide.
+pub fn load_no_mib_modules() {
+    std::env::set_var("MIBS", "");
+}
+
 pub use action::act;
 /// Where else-pfagent's objects live: the contract between elsed and the agent, owned by the
 /// agent's crate.

@@ -41,24 +41,16 @@ impl std::fmt::Debug for SecretKey {
 }
 
 impl SecretKey {
-    /// Reads the key file: 64 hexadecimal digits; refused when group or others may read it.
+    /// Reads the key file: 64 hexadecimal digits, a secret file (`else:else`, mode 0600; see
+    /// [`crate::secret_file`]).
     pub fn load(path: &Path) -> anyhow::Result<SecretKey> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| {
-            anyhow::anyhow!(
-                "SNMP key file {}: {e} (create one with `elsed snmp keygen {}`)",
-                path.display(),
-                path.display()
-            )
-        })?;
-        if meta.permissions().mode() & 0o077 != 0 {
+        if !path.exists() {
             anyhow::bail!(
-                "SNMP key file {} may be read by others (mode {:o}): chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o777
+                "SNMP key file {0}: not found (create it with `elsed snmp keygen {0}`)",
+                path.display()
             );
         }
-        let text = std::fs::read_to_string(path)?;
+        let text = crate::secret_file::read(path, "SNMP key file")?;
         SecretKey::from_hex(text.trim())
             .ok_or_else(|| anyhow::anyhow!("SNMP key file {}: not 64 hexadecimal digits", path.display()))
     }
@@ -73,20 +65,12 @@ impl SecretKey {
         XChaCha20Poly1305::new_from_slice(&bytes?).ok().map(SecretKey)
     }
 
-    /// Writes a new random key to `path`, readable by its owner only; never overwrites.
-    pub fn generate(path: &Path) -> anyhow::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
+    /// Writes a new random key to `path` as a secret file (mode 0600, `else:else` when root
+    /// runs it); never overwrites. Returns the file's owner.
+    pub fn generate(path: &Path) -> anyhow::Result<String> {
         let key = XChaCha20Poly1305::generate_key(&mut OsRng);
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        writeln!(file, "{hex}")?;
-        Ok(())
+        crate::secret_file::create(path, format!("{hex}\n").as_bytes())
     }
 
     /// nonce (24 bytes) ‖ ciphertext of the JSON form.
@@ -142,6 +126,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(SecretKey::load(&a).unwrap_err().to_string().contains("chmod 600"));
+        assert!(SecretKey::load(&dir.join("none"))
+            .unwrap_err()
+            .to_string()
+            .contains("elsed snmp keygen"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -160,7 +160,8 @@ pub fn init_library() -> Result<(), String> {
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DONT_READ_CONFIGS as c_int, 1);
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD as c_int, 1);
         ffi::netsnmp_ds_set_boolean(id, ffi::NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE as c_int, 1);
-        // No MIB directory: no MIB is parsed (numeric OIDs only), and quietly.
+        // No MIB directory: no MIB is parsed (numeric OIDs only), and quietly; `MIBS` empty
+        // (see `snmp::load_no_mib_modules`) keeps net-snmp from looking for its default list.
         ffi::netsnmp_ds_set_string(
             id,
             ffi::NETSNMP_DS_LIB_MIBDIRS as c_int,

@@ -87,10 +87,12 @@ pub fn check_settings(settings: &AgentSettings, secrets: &AgentSecrets) -> Resul
         )),
     };
     match settings.version.as_str() {
-        "2c" => {
-            given(&secrets.read_community, "the read community", 1)?;
-            given(&secrets.control_community, "the control community", 1)
+        // A community travels in clear and is often guessed: good enough to read queue sizes,
+        // not to flush or delete mail.
+        "2c" if secrets.control_community.is_some() => {
+            Err("SNMPv2c is for polling only: queue actions need SNMPv3 (a control user)".into())
         }
+        "2c" => given(&secrets.read_community, "the read community", 1),
         "3" => {
             given(&settings.read_user, "the read user", 1)?;
             given(&settings.control_user, "the control user", 1)?;
@@ -111,11 +113,10 @@ fn target(handle: &SnmpHandle, row: &Row, role: Role) -> anyhow::Result<Target> 
     let secrets = handle.key.open(row.get::<_, &[u8]>("secrets"))?;
     let missing = || anyhow::anyhow!("SNMP credentials incomplete");
     let credentials = if version == "2c" {
-        let community = match role {
-            Role::Poll => secrets.read_community,
-            Role::Control => secrets.control_community,
-        };
-        Credentials::Community(community.ok_or_else(missing)?)
+        if role == Role::Control {
+            anyhow::bail!("queue actions need SNMPv3: this server's agent is set up with SNMPv2c (polling only)");
+        }
+        Credentials::Community(secrets.read_community.ok_or_else(missing)?)
     } else {
         let (user, auth_pass, priv_pass) = match role {
             Role::Poll => (row.get("read_user"), secrets.read_auth_pass, secrets.read_priv_pass),

@@ -516,10 +516,19 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
         control_user: None,
         ..agent_settings(good.ip, good.port, CTL.1).0
     };
-    let secrets = AgentSecrets {
+    // A control community is refused: over SNMPv2c the agent is polled, never controlled.
+    let with_control = AgentSecrets {
         read_community: Some("else-public".into()),
         control_community: Some("else-private".into()),
         ..AgentSecrets::default()
+    };
+    let refused = set_agent(&db, &handle, ids[3], &settings, &with_control)
+        .await
+        .unwrap_err();
+    assert!(format!("{refused:#}").contains("SNMPv3"), "{refused:#}");
+    let secrets = AgentSecrets {
+        control_community: None,
+        ..with_control
     };
     set_agent(&db, &handle, ids[3], &settings, &secrets).await.unwrap();
     let good_id = ids[2];
@@ -554,8 +563,14 @@ async fn a_down_or_slow_agent_does_not_stall_the_others() {
         // is tried again in the second cycle), not one per silent agent every time.
         assert!(took < Duration::from_millis(3500), "cycle {cycle} took {took:?}");
     }
-    // An action over SNMPv2c (the control community), through the default prefix `sudo -n`.
+    // An action on the SNMPv2c agent is refused before anything is sent (and audited); over
+    // SNMPv3 it runs, through the default prefix `sudo -n`.
     let outcome = act(&db, &handle, "tester", ids[3], Action::new("flush", None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outcome.result, "refused", "{outcome:?}");
+    assert!(outcome.snmp_status.contains("need SNMPv3"), "{outcome:?}");
+    let outcome = act(&db, &handle, "tester", good_id, Action::new("flush", None).unwrap())
         .await
         .unwrap();
     assert_eq!(outcome.result, "done", "{outcome:?}");

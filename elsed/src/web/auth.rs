@@ -7,13 +7,14 @@
 //! that changes something, requires `X-CSRF-Token` to match: a handler that takes a `Caller`
 //! cannot forget any of it. [`Admin`] adds the administrator check.
 //!
-//! Failed logins are counted in the database per login name and per client address; past the
-//! limit the answer is 429 with `Retry-After`, before the password is even looked at.
+//! Password attempts are counted in the database per login name and per client address (per /64
+//! for IPv6), each claimed before the password is looked at; past the limit the answer is 429
+//! with `Retry-After`. No database connection is held while argon2 works.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::header::{HeaderMap, HeaderValue, COOKIE, RETRY_AFTER, SET_COOKIE, USER_AGENT};
+use axum::http::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -190,7 +191,9 @@ pub async fn load_scope(client: &Client, user_id: i64, role: Role) -> Result<Sco
             let rows = client
                 .query(
                     "SELECT ARRAY(SELECT server_id FROM group_servers s WHERE s.group_id = gu.group_id ORDER BY 1),
-                            ARRAY(SELECT domain FROM group_domains d WHERE d.group_id = gu.group_id ORDER BY 1)
+                            ARRAY(SELECT domain FROM group_domains d WHERE d.group_id = gu.group_id ORDER BY 1),
+                            ARRAY(SELECT server_id FROM group_servers s
+                                  WHERE s.group_id = gu.group_id AND s.owns_whole ORDER BY 1)
                      FROM group_users gu WHERE gu.user_id = $1 ORDER BY gu.group_id",
                     &[&user_id],
                 )
@@ -200,6 +203,7 @@ pub async fn load_scope(client: &Client, user_id: i64, role: Role) -> Result<Sco
                     .map(|row| GroupScope {
                         server_ids: row.get(0),
                         domains: row.get(1),
+                        whole_server_ids: row.get(2),
                     })
                     .collect(),
             )
@@ -236,11 +240,38 @@ impl FromRequestParts<AppState> for Admin {
 
 // ---- rate limit --------------------------------------------------------------------------
 
-/// Seconds until another attempt may be made, when the login or the address is over its limit.
-async fn blocked(client: &Client, state: &AppState, login: &str, ip: Option<IpAddr>) -> ApiResult<Option<i64>> {
+/// The client network a login throttle counts: the address, or its /64 for IPv6 (one
+/// subscriber has a whole /64 to pick addresses from).
+fn throttled_network(ip: IpAddr) -> IpAddr {
+    crate::greylist::triplet::network(ip, 32, 64).0
+}
+
+/// One claim at a time in this process: racing logins queue here, not on the pool (a claim
+/// waiting for the database's lock would hold a connection meanwhile). Claims take a few
+/// milliseconds; the database's locks keep several `elsed serve` just as exact.
+static CLAIMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Claims one password attempt for `login` from `ip` before the password is looked at, or says
+/// how many seconds to wait when the login or the client network is over its limit. The claim
+/// is recorded as a failure at once, under a lock per login name and per client network, so
+/// that logins racing in parallel each see the ones before them: N parallel wrong passwords get
+/// exactly the limit's tries. A right password clears its login's count ([`clear_attempts`]).
+async fn claim_attempt(state: &AppState, login: &str, ip: Option<IpAddr>) -> ApiResult<Option<i64>> {
     let web = &state.config.web;
     let window = i32::try_from(web.login_window_minutes).unwrap_or(i32::MAX);
-    let row = client
+    let network = ip.map(throttled_network);
+    let _one_at_a_time = CLAIMS.lock().await;
+    let mut client = state.db.get().await?;
+    let transaction = client.transaction().await?;
+    // Always the login's lock first, then the network's: no two claims wait on each other in a cycle.
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('else-login:' || lower($1), 0)),
+                    pg_advisory_xact_lock(hashtextextended('else-login-ip:' || coalesce($2::inet::text, ''), 0))",
+            &[&login, &network],
+        )
+        .await?;
+    let row = transaction
         .query_one(
             "WITH w AS (SELECT make_interval(mins => $3) AS span),
                   by_login AS (SELECT count(*) AS n, min(at) AS first FROM login_failures, w
@@ -250,7 +281,7 @@ async fn blocked(client: &Client, state: &AppState, login: &str, ip: Option<IpAd
              SELECT by_login.n, ceil(extract(epoch FROM by_login.first + w.span - now()))::bigint,
                     by_ip.n, ceil(extract(epoch FROM by_ip.first + w.span - now()))::bigint
              FROM by_login, by_ip, w",
-            &[&login, &ip, &window],
+            &[&login, &network, &window],
         )
         .await?;
     let mut wait: Option<i64> = None;
@@ -271,36 +302,39 @@ async fn blocked(client: &Client, state: &AppState, login: &str, ip: Option<IpAd
             wait = Some(wait.map_or(retry, |w| w.max(retry)));
         }
     }
+    if wait.is_none() {
+        transaction
+            .execute(
+                "INSERT INTO login_failures (login, client_ip) VALUES ($1, $2)",
+                &[&login, &network],
+            )
+            .await?;
+        transaction
+            .execute(
+                "DELETE FROM login_failures WHERE at < now() - make_interval(mins => $1)",
+                &[&window],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
     Ok(wait)
 }
 
-async fn record_failure(client: &Client, state: &AppState, login: &str, ip: Option<IpAddr>) -> ApiResult<()> {
-    let window = i32::try_from(state.config.web.login_window_minutes).unwrap_or(i32::MAX);
+/// The right password was given: the login's claimed attempts are forgotten.
+async fn clear_attempts(client: &Client, login: &str) -> ApiResult<()> {
     client
-        .execute(
-            "INSERT INTO login_failures (login, client_ip) VALUES ($1, $2)",
-            &[&login, &ip],
-        )
-        .await?;
-    client
-        .execute(
-            "DELETE FROM login_failures WHERE at < now() - make_interval(mins => $1)",
-            &[&window],
-        )
+        .execute("DELETE FROM login_failures WHERE lower(login) = lower($1)", &[&login])
         .await?;
     Ok(())
 }
 
 fn too_many(retry_after: i64) -> Response {
-    let mut response = ApiError::new(
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         format!("too many failed attempts; try again in {retry_after} s"),
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
-    response
+    .retry_after(u64::try_from(retry_after).unwrap_or(1))
+    .into_response()
 }
 
 // ---- endpoints ---------------------------------------------------------------------------
@@ -391,22 +425,26 @@ async fn login(
     if request.password.len() > accounts::MAX_PASSWORD_BYTES {
         return Err(ApiError::bad_param("password", "too long"));
     }
-    let client = state.db.get().await?;
-    if let Some(retry_after) = blocked(&client, &state, login, ip).await? {
-        tracing::warn!(login, ?ip, "login refused: too many failed attempts");
-        return Ok(too_many(retry_after));
-    }
-    let account = client
-        .query_opt(
-            "SELECT id, password_hash, disabled FROM users WHERE lower(login) = lower($1)",
-            &[&login],
-        )
-        .await?;
+    // The connection is held only for the queries: not while argon2 works.
+    let account = {
+        if let Some(retry_after) = claim_attempt(&state, login, ip).await? {
+            tracing::warn!(login, ?ip, "login refused: too many failed attempts");
+            return Ok(too_many(retry_after));
+        }
+        state
+            .db
+            .get()
+            .await?
+            .query_opt(
+                "SELECT id, password_hash, disabled FROM users WHERE lower(login) = lower($1)",
+                &[&login],
+            )
+            .await?
+    };
     let hash = account.as_ref().map(|row| row.get::<_, &str>(1));
     let verified = accounts::verify_password(&request.password, hash).await;
     let enabled = account.as_ref().is_some_and(|row| !row.get::<_, bool>(2));
     let Some(account) = account.filter(|_| verified && enabled) else {
-        record_failure(&client, &state, login, ip).await?;
         tracing::info!(login, ?ip, "failed login");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong login or password"));
     };
@@ -421,6 +459,7 @@ async fn login(
         .map(|agent| agent.chars().take(300).collect::<String>());
     let max_hours = i32::try_from(web.session_max_hours).unwrap_or(i32::MAX);
     let idle = i32::try_from(web.session_idle_minutes).unwrap_or(i32::MAX);
+    let client = state.db.get().await?;
     client
         .execute(
             "DELETE FROM web_sessions WHERE expires_at < now() OR last_seen < now() - make_interval(mins => $1)",
@@ -437,9 +476,7 @@ async fn login(
     client
         .execute("UPDATE users SET last_login = now() WHERE id = $1", &[&user_id])
         .await?;
-    client
-        .execute("DELETE FROM login_failures WHERE lower(login) = lower($1)", &[&login])
-        .await?;
+    clear_attempts(&client, login).await?;
     let me = load_me(&client, user_id, csrf_token.clone()).await?;
     tracing::info!(login = me.login, ?ip, "logged in");
     let cookie = set_cookie(&token, u64::from(web.session_max_hours) * 3600, secure(&state));
@@ -493,22 +530,28 @@ async fn password(
         AccountError::Invalid { message, .. } => ApiError::bad_param("new", message),
         other => ApiError::internal(other),
     })?;
-    let client = state.db.get().await?;
-    // A session left open must not become a way to guess the password.
-    if let Some(retry_after) = blocked(&client, &state, &caller.login, ip).await? {
-        return Ok(too_many(retry_after));
-    }
-    let hash: String = client
-        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&caller.user_id])
-        .await?
-        .get(0);
+    // A session left open must not become a way to guess the password. The connection is
+    // held only for the queries: not while argon2 works.
+    let hash: String = {
+        if let Some(retry_after) = claim_attempt(&state, &caller.login, ip).await? {
+            return Ok(too_many(retry_after));
+        }
+        state
+            .db
+            .get()
+            .await?
+            .query_one("SELECT password_hash FROM users WHERE id = $1", &[&caller.user_id])
+            .await?
+            .get(0)
+    };
     if !accounts::verify_password(&request.current, Some(&hash)).await {
-        record_failure(&client, &state, &caller.login, ip).await?;
         return Err(ApiError::bad_param("current", "the current password is wrong"));
     }
     let hash = accounts::hash_password(&request.new)
         .await
         .map_err(ApiError::internal)?;
+    let client = state.db.get().await?;
+    clear_attempts(&client, &caller.login).await?;
     client
         .execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1",
@@ -547,6 +590,7 @@ mod tests {
             server_ids: Some(vec![server]),
             domains: Some(vec![domain.into()]),
             user_ids: None,
+            whole_server_ids: None,
         };
         let g1 = accounts::create_group(&mut client, group("g1", s1, "One.Example"))
             .await
@@ -581,7 +625,7 @@ mod tests {
             (member, Role::User, vec![1, 3, 4]),
             (loner, Role::User, vec![]),
             (end, Role::Enduser, vec![2]),
-            (admin, Role::Admin, vec![1, 2, 3, 4]),
+            (admin, Role::Admin, vec![1, 2, 3, 4, 5]),
         ] {
             let scope = load_scope(&client, id, role).await.unwrap();
             assert_eq!(visible(&client, &scope).await, expected, "{role:?} {scope:?}");

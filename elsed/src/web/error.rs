@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub field: Option<&'static str>,
+    /// Seconds the client should wait before trying again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -32,7 +34,14 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// A bad parameter: 400 naming it.
@@ -41,6 +50,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             field: Some(field),
+            retry_after: None,
         }
     }
 
@@ -79,7 +89,13 @@ impl IntoResponse for ApiError {
             Some(field) => json!({ "error": self.message, "field": field }),
             None => json!({ "error": self.message }),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -104,7 +120,15 @@ impl From<AccountError> for ApiError {
 impl From<crate::db::PoolError> for ApiError {
     fn from(e: crate::db::PoolError) -> Self {
         // The cause (host, user, PostgreSQL's words) is for the log, not for anonymous clients.
+        if matches!(e, crate::db::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) {
+            tracing::warn!("every database connection is busy: request refused");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is busy; try again shortly",
+            )
+            .retry_after(2);
+        }
         tracing::warn!(cause = %e, "database unavailable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable").retry_after(10)
     }
 }

@@ -56,7 +56,46 @@ pub struct AppState {
     pub config: Arc<crate::config::Config>,
     /// The SNMP thread for queue actions; `None` when SNMP is not set up (no `snmp.key_file`).
     pub snmp: Option<crate::snmp::SnmpHandle>,
+    /// The CSV exports running, per account.
+    pub exports: Arc<api::export::Exports>,
+    /// Who may read `/metrics`.
+    pub metrics: Arc<api::health::MetricsAccess>,
 }
+
+impl AppState {
+    /// The state of `config`'s web application over `db`; fails when `[web]` names a metrics
+    /// token file that cannot be read.
+    pub fn new(
+        db: db::Pool,
+        config: crate::config::Config,
+        snmp: Option<crate::snmp::SnmpHandle>,
+    ) -> anyhow::Result<AppState> {
+        let web = &config.web;
+        Ok(AppState {
+            exports: api::export::Exports::new(web.exports_per_user, Duration::from_secs(web.export_idle_secs)),
+            metrics: Arc::new(api::health::MetricsAccess::new(web)?),
+            db,
+            config: Arc::new(config),
+            snmp,
+        })
+    }
+}
+
+/// The web application's pool: callers wait `pool_wait_ms` at most, queries run
+/// `statement_timeout_secs` at most.
+pub fn pool(settings: &Settings) -> anyhow::Result<db::Pool> {
+    let web = &settings.config.web;
+    let options = db::PoolOptions {
+        wait: Duration::from_millis(web.pool_wait_ms),
+        statement_timeout: Some(Duration::from_secs(web.statement_timeout_secs)),
+        ..db::PoolOptions::new(web.pool_size, db::Commit::Durable)
+    };
+    db::pool_with(&settings.database()?, "elsed-web", options)
+}
+
+/// How long `/healthz` waits for a connection: a load balancer's probe gets its answer, busy
+/// or not, instead of queueing behind the requests.
+const HEALTH_WAIT: Duration = Duration::from_millis(500);
 
 /// The whole application: health, API, and the embedded browser application.
 pub fn router(state: AppState) -> Router {
@@ -136,21 +175,31 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Up, and the database answers: what load balancers and the package's checks ask.
+/// Up, and the database answers: what load balancers and the package's checks ask. Every
+/// connection busy is `"busy": true` with 503, within [`HEALTH_WAIT`] (plus the query).
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let database = match state.db.get().await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
+    let timeouts = deadpool_postgres::Timeouts {
+        wait: Some(HEALTH_WAIT),
+        ..state.db.timeouts()
+    };
+    let (database, busy) = match state.db.timeout_get(&timeouts).await {
+        Ok(client) => {
+            let answered = tokio::time::timeout(Duration::from_secs(2), client.simple_query("SELECT 1")).await;
+            (matches!(answered, Ok(Ok(_))), false)
+        }
+        Err(db::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => (false, true),
+        Err(_) => (false, false),
     };
     let status = if database {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "status": if database { "ok" } else { "degraded" }, "database": database })),
-    )
+    let mut body = json!({ "status": if database { "ok" } else { "degraded" }, "database": database });
+    if busy {
+        body["busy"] = true.into();
+    }
+    (status, Json(body))
 }
 
 /// The certificate chain and key of `[web]`, as a rustls server configuration (ring, the
@@ -164,6 +213,7 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     if certs.is_empty() {
         anyhow::bail!("web.tls_cert {}: no certificate in it", cert.display());
     }
+    crate::secret_file::check(key, "web.tls_key")?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("web.tls_key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -229,11 +279,11 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
         }
         Err(e) => tracing::warn!("serve: {e:#}; serving anyway, answers 503 until it is back"),
     }
-    let state = AppState {
-        db: db::pool(&settings.database()?, "elsed-web", web.pool_size, db::Commit::Durable)?,
-        config: Arc::new(settings.config.clone()),
-        snmp: snmp_handle(&settings.config.snmp),
-    };
+    let state = AppState::new(
+        pool(settings)?,
+        settings.config.clone(),
+        snmp_handle(&settings.config.snmp),
+    )?;
     tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     tokio::spawn(keep_rollups_current(state.db.clone()));
     tokio::spawn(crate::alerts::run(

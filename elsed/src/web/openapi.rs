@@ -475,17 +475,7 @@ mod tests {
             config: Default::default(),
             database_url: Some("postgresql://nobody@127.0.0.1:9/nothing".into()),
         };
-        let state = AppState {
-            db: crate::db::pool(
-                &settings.database().unwrap(),
-                "openapi-test",
-                1,
-                crate::db::Commit::Durable,
-            )
-            .unwrap(),
-            config: std::sync::Arc::new(settings.config.clone()),
-            snmp: None,
-        };
+        let state = AppState::new(crate::web::pool(&settings).unwrap(), settings.config.clone(), None).unwrap();
         crate::web::router(state)
     }
 

@@ -50,11 +50,11 @@ fn main() {
                 // rsyslog 8.2302 may start a new transaction without committing the last one
                 // (its issue #2420): what was confirmed DEFER_COMMIT must not be lost.
                 if !pending.is_empty() {
-                    let _ = sink.commit(std::mem::take(&mut pending));
+                    let _ = sink.commit(None, std::mem::take(&mut pending));
                 }
                 reply(&mut stdout, "OK");
             }
-            COMMIT => match sink.commit(std::mem::take(&mut pending)) {
+            COMMIT => match sink.commit(None, std::mem::take(&mut pending)) {
                 Outcome::Committed => reply(&mut stdout, "OK"),
                 Outcome::Suspended(reason) => reply(&mut stdout, &format!("Error: {}", reason.replace('\n', " "))),
             },
@@ -67,7 +67,7 @@ fn main() {
         }
     }
     if !pending.is_empty() {
-        let _ = sink.commit(pending);
+        let _ = sink.commit(None, pending);
     }
 }
 

@@ -43,6 +43,44 @@ fn source_name(source: ActionSource) -> &'static str {
     }
 }
 
+/// What smtpd and cleanup log (as a warning) when a message outgrew `message_size_limit`.
+const SIZE_LIMIT_EXCEEDED: &str = "queue file size limit exceeded";
+
+/// Why a decision was taken, as the log said it: the reply with its codes, the daemon that took
+/// it (`cleanup`, a milter) and the header or body text a check matched.
+fn decision_reason(decision: &Decision<'_>) -> String {
+    let mut reason = String::new();
+    for part in [
+        decision.code.map(|c| c.to_string()).as_deref(),
+        decision.enhanced,
+        Some(decision.reason),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| !p.is_empty())
+    {
+        if !reason.is_empty() {
+            reason.push(' ');
+        }
+        reason.push_str(part);
+    }
+    let by = match decision.source {
+        ActionSource::Smtpd if decision.stage.is_empty() => None,
+        ActionSource::Smtpd => Some(format!("smtpd at {}", decision.stage)),
+        ActionSource::Header | ActionSource::Body => Some(format!(
+            "{}_checks: {}",
+            source_name(decision.source),
+            decision.content.unwrap_or("")
+        )),
+        ActionSource::Milter => Some("milter".to_owned()),
+    };
+    match by {
+        Some(by) if reason.is_empty() => by,
+        Some(by) => format!("{reason} ({by})"),
+        None => reason,
+    }
+}
+
 /// True for a decision that refuses the whole message (not one recipient at RCPT time).
 fn rejects_message(decision: &Decision<'_>) -> bool {
     decision.source != ActionSource::Smtpd || matches!(decision.stage, "DATA" | "END-OF-MESSAGE" | "BDAT")
@@ -170,11 +208,18 @@ impl Correlator {
             }
             EventKind::Removed => {
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
-                    if daemon == "postsuper" {
-                        life.terminal = Some("deleted");
-                    }
                     life.row.removed_at.get_or_insert(time);
+                    if daemon == "postsuper" {
+                        life.end_as("deleted", "deleted with postsuper -d".to_owned(), time);
+                    }
                     life.close(time);
+                }
+            }
+            // smtpd and cleanup log this when the message outgrew `message_size_limit` during
+            // DATA: smtpd answers 552 5.3.4 and cleanup drops the queue file without `removed`.
+            EventKind::Diagnostic { text, .. } if text == SIZE_LIMIT_EXCEEDED => {
+                if let Some(life) = self.messages.lives.get_mut(&uid) {
+                    life.end_as("rejected", SIZE_LIMIT_EXCEEDED.to_owned(), time);
                 }
             }
             EventKind::Expired { .. } => {
@@ -211,10 +256,10 @@ impl Correlator {
             EventKind::QueueOperation { operation, .. } => {
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
                     match operation {
-                        QueueOperation::Held => life.held = true,
-                        QueueOperation::Released => life.held = false,
-                        QueueOperation::Deleted => life.terminal = Some("deleted"),
-                        QueueOperation::Requeued => {}
+                        QueueOperation::Held => life.hold(Some(format!("placed on hold by {daemon}"))),
+                        QueueOperation::Released => life.hold(None),
+                        // Summaries (`Deleted: 3 messages`) name no message; `removed` does.
+                        QueueOperation::Deleted | QueueOperation::Requeued => {}
                     }
                 }
             }
@@ -227,8 +272,8 @@ impl Correlator {
                     self.reject(line, line_key, &decision, session_uid, Some((uid, queue_id)), batch);
                 }
                 if let Some(life) = self.messages.lives.get_mut(&uid) {
-                    life.terminal = Some("rejected");
-                    life.close(time);
+                    let reason = refusal(&kind).map(|d| decision_reason(&d)).unwrap_or_default();
+                    life.end_as("rejected", reason, time);
                 }
             }
             _ => {}
@@ -370,10 +415,15 @@ impl Correlator {
         let Some(life) = self.messages.lives.get_mut(&uid) else {
             return;
         };
+        // A check on the whole message names its recipient: the recipient shares its fate.
+        if matches!(decision.action, Action::Reject | Action::Discard | Action::Hold) && rejects_message(decision) {
+            if let Some(to) = decision.to {
+                life.recipient_mut(to).touched = true;
+            }
+        }
         match decision.action {
             Action::Reject if rejects_message(decision) => {
-                life.terminal = Some("rejected");
-                life.close(time);
+                life.end_as("rejected", decision_reason(decision), time);
             }
             Action::Reject => {
                 // One recipient refused at RCPT time; the message goes on for the others.
@@ -389,10 +439,9 @@ impl Correlator {
                 }
             }
             Action::Discard => {
-                life.terminal = Some("discarded");
-                life.close(time);
+                life.end_as("discarded", decision_reason(decision), time);
             }
-            Action::Hold => life.held = true,
+            Action::Hold => life.hold(Some(decision_reason(decision))),
             _ => {}
         }
     }

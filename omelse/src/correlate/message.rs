@@ -28,6 +28,10 @@ pub(super) const FORGET_CLOSED: i64 = 600 * SECOND;
 /// An open life not seen for this long is forgotten: its `removed` line was lost.
 pub const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
 
+/// The final states that are not a delivery outcome: the message will never be (further)
+/// delivered, for the reason kept beside the state.
+pub(super) const TERMINAL_STATES: &[&str] = &["rejected", "discarded", "deleted", "abandoned", "vanished"];
+
 /// The kinds of lines that open a message; each may open a new life of a reused queue id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Start {
@@ -69,7 +73,8 @@ pub(super) struct Message {
     pub held: bool,
     /// qmgr `status=expired, returned to sender`.
     pub expired: bool,
-    /// `rejected`, `discarded` or `deleted`: the message will never be delivered.
+    /// `rejected`, `discarded`, `deleted`, `abandoned` or `vanished`: the message will never be
+    /// delivered (why: `row.state_reason`).
     pub terminal: Option<&'static str>,
     pub upstream: Option<Upstream>,
     /// Messages whose upstream is this one (to hand them its origin when it is forgotten).
@@ -119,12 +124,7 @@ impl Message {
         let queued = row.nrcpt.is_some();
         let held = row.state == "held";
         let expired = row.state == "expired";
-        let terminal = match row.state {
-            "rejected" => Some("rejected"),
-            "discarded" => Some("discarded"),
-            "deleted" => Some("deleted"),
-            _ => None,
-        };
+        let terminal = TERMINAL_STATES.iter().copied().find(|&state| state == row.state);
         let closed_at = row.closed.then(|| row.removed_at.unwrap_or(row.last_seen));
         Message {
             row,
@@ -157,6 +157,53 @@ impl Message {
     pub fn close(&mut self, time: Timestamp) {
         self.row.closed = true;
         self.closed_at.get_or_insert(time);
+    }
+
+    /// Decides the message's fate for good (`rejected`, `discarded`, …) and why, and ends its
+    /// life: every recipient not delivered yet shares that fate. The first fate stays (smtpd and
+    /// cleanup both log a size limit; a rejected message's session ends without DATA).
+    pub fn end_as(&mut self, fate: &'static str, reason: String, time: Timestamp) {
+        if self.terminal.is_none() {
+            self.terminal = Some(fate);
+            self.row.state_reason = Some(reason);
+            self.touch_recipients();
+        }
+        self.close(time);
+    }
+
+    /// A life that ends without `removed` while it was still in the queue (a new life of its
+    /// queue id began, or no line came for [`FORGET_OPEN`]): its queue file went some other way.
+    /// A life whose recipients were all dealt with keeps the state they give it.
+    pub fn vanish(&mut self, reason: &str, time: Timestamp) {
+        if self.terminal.is_none() && matches!(self.state(), "received" | "queued" | "deferred" | "held") {
+            self.end_as("vanished", reason.to_owned(), time);
+        } else {
+            self.close(time);
+        }
+    }
+
+    /// Puts the message on hold (`Some(reason)`) or releases it (`None`).
+    pub fn hold(&mut self, reason: Option<String>) {
+        self.held = reason.is_some();
+        if self.terminal.is_none() {
+            self.row.state_reason = reason;
+        }
+        self.touch_recipients();
+    }
+
+    /// The status a recipient's snapshot shows: its own, unless the message's fate (a final state
+    /// or hold) decides for a recipient not delivered yet, so that a recipient read alone says
+    /// what happens to its mail.
+    pub fn shown_status(&self, status: &'static str) -> &'static str {
+        let fate = match self.terminal {
+            Some(fate) => fate,
+            None if self.held => "held",
+            None => return status,
+        };
+        match status {
+            "queued" | "deferred" => fate,
+            _ => status,
+        }
     }
 
     /// The recipient with this address, created (no attempt yet) when first named.
@@ -292,9 +339,9 @@ impl Messages {
                 if !new_life {
                     return Some(slot.uid);
                 }
-                // The previous life never logged `removed` (lost line): it ends here.
+                // The previous life never logged `removed`: it ends here.
                 if life.closed_at.is_none() {
-                    life.close(time);
+                    life.vanish("its queue id began a new life without a `removed` line", time);
                     life.row.removed_at = None;
                     self.touch(slot.uid);
                 }

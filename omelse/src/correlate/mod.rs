@@ -106,7 +106,7 @@ pub fn matches_host(name: &str, host: &str) -> bool {
                 .is_some_and(|first| first.eq_ignore_ascii_case(host)))
 }
 
-/// Log time between two sweeps of forgotten state.
+/// Log time between two sweeps of forgotten state (at each multiple of it).
 const SWEEP_EVERY: i64 = 60 * Timestamp::MICROS_PER_SECOND;
 
 /// The correlator: one per pipeline, single-threaded.
@@ -118,9 +118,9 @@ pub struct Correlator {
     links: links::Links,
     /// Hosts whose lines arrived: ELSE servers even when not configured.
     hosts: HashSet<String>,
-    /// The latest log time seen: the correlator's clock for forgetting.
+    /// The latest log time of the lines seen (not of what was restored): the correlator's clock
+    /// for forgetting.
     now: Timestamp,
-    last_sweep: Timestamp,
 }
 
 impl Correlator {
@@ -149,7 +149,13 @@ impl Correlator {
     pub fn ingest(&mut self, line: &ParsedLine<'_>, line_key: i64, batch: &mut Batch) {
         let time = line.line.time;
         if time > self.now {
+            // Forgetting follows log time alone, on a fixed grid: never where a batch ended nor
+            // what a restart restored, so that a line finds the same lives whatever the path.
+            let due = time.0.div_euclid(SWEEP_EVERY) != self.now.0.div_euclid(SWEEP_EVERY);
             self.now = time;
+            if due {
+                self.sweep(batch);
+            }
         }
         if !self.hosts.contains(line.line.host) {
             self.hosts.insert(line.line.host.to_owned());
@@ -172,6 +178,7 @@ impl Correlator {
             queue_id: queue_id.map(str::to_owned),
             kind: line.event.kind.name(),
             message_uid,
+            session_uid,
             raw: line.line.message.to_owned(),
         });
     }
@@ -179,41 +186,39 @@ impl Correlator {
     /// Appends snapshots of every message, recipient and session touched since the last flush.
     pub fn flush(&mut self, batch: &mut Batch) {
         let touched = std::mem::take(&mut self.messages.touched);
-        for uid in &touched {
-            let Some(life) = self.messages.lives.get(uid) else {
-                continue;
-            };
-            let mut row = life.row.clone();
-            row.state = life.state();
-            let origin = self.origin_side(life, 0);
-            row.flow = self.message_flow(origin, life);
-            batch.messages.push(row);
-            for rcpt in life.recipients.iter().filter(|r| r.touched) {
-                let mut row = rcpt.row.clone();
-                row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
-                batch.recipients.push(row);
-            }
-        }
-        for uid in &touched {
-            if let Some(life) = self.messages.lives.get_mut(uid) {
-                life.touched = false;
-                for rcpt in &mut life.recipients {
-                    rcpt.touched = false;
-                }
-            }
+        for uid in touched {
+            self.snapshot(uid, batch);
         }
         self.sessions.flush(batch);
-        if self.now.0 - self.last_sweep.0 >= SWEEP_EVERY {
-            self.sweep();
+    }
+
+    /// Appends the snapshot of a touched life and of its touched recipients, and marks them clean.
+    fn snapshot(&mut self, uid: i64, batch: &mut Batch) {
+        let Some(life) = self.messages.lives.get(&uid).filter(|life| life.touched) else {
+            return;
+        };
+        let mut row = life.row.clone();
+        row.state = life.state();
+        let origin = self.origin_side(life, 0);
+        row.flow = self.message_flow(origin, life);
+        batch.messages.push(row);
+        for rcpt in life.recipients.iter().filter(|r| r.touched) {
+            let mut row = rcpt.row.clone();
+            row.status = life.shown_status(row.status);
+            row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
+            batch.recipients.push(row);
+        }
+        if let Some(life) = self.messages.lives.get_mut(&uid) {
+            life.touched = false;
+            for rcpt in &mut life.recipients {
+                rcpt.touched = false;
+            }
         }
     }
 
     /// Puts back the state saved before a restart (see [`OpenState`]).
     pub fn restore(&mut self, state: OpenState) {
         for row in state.messages {
-            if row.last_seen > self.now {
-                self.now = row.last_seen;
-            }
             self.hosts.insert(row.host.clone());
             self.messages.restore(Message::from_row(row));
         }
@@ -226,6 +231,11 @@ impl Correlator {
                 None => flow::Dest::Unknown,
             };
             life.recipients.retain(|r| r.row.address != row.address);
+            let mut row = row;
+            // A held message's recipients were shown `held`: their own status comes back.
+            if row.status == "held" {
+                row.status = if row.attempts > 0 { "deferred" } else { "queued" };
+            }
             life.recipients.push(message::Recipient {
                 row,
                 dest,
@@ -235,7 +245,6 @@ impl Correlator {
         for row in state.sessions {
             self.sessions.restore(row);
         }
-        self.last_sweep = self.now;
     }
 
     /// Ends the messages of a session that never passed DATA: smtpd had given them a queue id at
@@ -245,13 +254,21 @@ impl Correlator {
             let Some(life) = self.messages.lives.get_mut(&uid) else {
                 continue;
             };
-            if life.closed_at.is_some() || life.queued || life.row.message_id.is_some() {
+            if life.closed_at.is_some() || life.queued {
                 continue;
             }
-            if life.recipients.iter().any(|r| r.row.status == "rejected") {
-                life.terminal = Some("rejected");
+            let refused = life.recipients.iter().find(|r| r.row.status == "rejected");
+            match refused {
+                Some(rcpt) => {
+                    let reason = rcpt.row.status_text.clone().unwrap_or_default();
+                    life.end_as("rejected", reason, time);
+                }
+                None => {
+                    let end = self.sessions.end(session).unwrap_or("no DATA");
+                    let reason = format!("the client left before the message was queued ({end})");
+                    life.end_as("abandoned", reason, time);
+                }
             }
-            life.close(time);
             self.messages.touch(uid);
         }
     }
@@ -280,14 +297,12 @@ impl Correlator {
     /// Forgets closed lives after [`FORGET_CLOSED`] (unless a message they lead to is still open)
     /// and open ones not seen for [`FORGET_OPEN`]; a forgotten life hands its origin to the
     /// messages that came out of it.
-    fn sweep(&mut self) {
+    fn sweep(&mut self, batch: &mut Batch) {
         let now = self.now;
-        self.last_sweep = now;
-        let forget: Vec<i64> = self
+        let mut forget: Vec<(Timestamp, i64)> = self
             .messages
             .lives
             .values()
-            .filter(|m| !m.touched)
             .filter(|m| match m.closed_at {
                 Some(closed) => {
                     now.0 - closed.0 > FORGET_CLOSED
@@ -299,9 +314,23 @@ impl Correlator {
                 }
                 None => now.0 - m.row.last_seen.0 > FORGET_OPEN,
             })
-            .map(|m| m.row.uid)
+            .map(|m| (m.row.started_at, m.row.uid))
             .collect();
-        for uid in forget {
+        // In a fixed order (upstream lives first), whatever the map's.
+        forget.sort_unstable();
+        // Last snapshots first, while every life a flow follows is still there.
+        for &(_, uid) in &forget {
+            let Some(life) = self.messages.lives.get_mut(&uid) else {
+                continue;
+            };
+            // Not seen for so long, and not on hold: its queue file is gone.
+            if life.closed_at.is_none() && !life.held {
+                life.vanish("no line for 10 days and no `removed` line", now);
+                self.messages.touch(uid);
+            }
+            self.snapshot(uid, batch);
+        }
+        for (_, uid) in forget {
             let Some(life) = self.messages.lives.get(&uid) else {
                 continue;
             };
@@ -318,7 +347,7 @@ impl Correlator {
             }
             self.messages.forget(uid);
         }
-        self.sessions.sweep(now);
+        self.sessions.sweep(now, batch);
         self.sweep_links(now);
     }
 }

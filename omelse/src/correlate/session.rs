@@ -279,6 +279,11 @@ impl Sessions {
         Some((row.client_name.as_deref().unwrap_or(""), row.client_ip.as_deref()?))
     }
 
+    /// How a session ended (`lost connection after DATA (0 bytes); ehlo=1 … commands=3/4`).
+    pub fn end(&self, session: i64) -> Option<&str> {
+        self.live.get(&session)?.row.end.as_deref()
+    }
+
     /// Notes that a session opened a message (its `client=` line).
     pub fn add_message(&mut self, session: i64, message: i64) {
         if let Some(s) = self.live.get_mut(&session) {
@@ -360,19 +365,19 @@ impl Sessions {
         );
     }
 
-    /// Forgets processes and sessions not heard of for a day (log time).
-    pub fn sweep(&mut self, now: Timestamp) {
+    /// Forgets processes and sessions not heard of for a day (log time), a session changed since
+    /// the last flush after its last snapshot: when it is forgotten must not depend on where a
+    /// batch ended.
+    pub fn sweep(&mut self, now: Timestamp, batch: &mut Batch) {
         let limit = now.0 - FORGET_OPEN;
         let live = &mut self.live;
         let mut forget = |slot: &PidSlot| {
             if slot.last_seen.0 >= limit {
                 return false;
             }
-            if let Some(uid) = slot.open {
-                if live.get(&uid).is_some_and(|s| !s.touched) {
-                    live.remove(&uid);
-                } else {
-                    return false;
+            if let Some(session) = slot.open.and_then(|uid| live.remove(&uid)) {
+                if session.touched {
+                    batch.sessions.push(session.row);
                 }
             }
             true

@@ -40,6 +40,8 @@ struct Instance {
 /// One worker thread's handle on its action.
 struct Worker {
     instance: *const Instance,
+    /// The turn of the transaction in progress (see `turns`); only this worker's thread uses it.
+    turn: std::cell::Cell<Option<u64>>,
 }
 
 static IMPORTS: OnceLock<Imports> = OnceLock::new();
@@ -82,7 +84,11 @@ fn resolve_imports() -> Result<Imports, &'static str> {
 ///
 /// # Safety
 /// Called by rsyslogd's module loader with valid out-pointers.
-#[no_mangle]
+// Under another name in the crate's unit tests: they also link the crate's library through
+// else-tests (a dev-dependency that depends on omelse), which defines `modInit` already.
+#[cfg_attr(not(test), no_mangle)]
+#[cfg_attr(test, export_name = "omelse_unit_test_modInit")]
+#[allow(non_snake_case)]
 pub unsafe extern "C" fn modInit(
     requested: c_int,
     provided: *mut c_int,
@@ -410,6 +416,7 @@ unsafe extern "C" fn create_wrkr_instance(worker: *mut *mut c_void, data: *mut c
         }
         let handle = Box::new(Worker {
             instance: data.cast::<Instance>(),
+            turn: std::cell::Cell::new(None),
         });
         // SAFETY: `worker` was checked non-null above; rsyslog passes it writable.
         unsafe { *worker = Box::into_raw(handle).cast() };
@@ -432,10 +439,19 @@ unsafe extern "C" fn free_wrkr_instance(worker: *mut c_void) -> RsRetVal {
 /// # Safety
 /// `worker` is null or a handle `create_wrkr_instance` made and rsyslog has not freed.
 unsafe fn sink<'a>(worker: *mut c_void) -> Option<&'a Sink> {
+    // SAFETY: by the caller's promise.
+    unsafe { worker_and_sink(worker) }.map(|(_, sink)| sink)
+}
+
+/// A worker's handle and its sink.
+///
+/// # Safety
+/// As for [`sink`].
+unsafe fn worker_and_sink<'a>(worker: *mut c_void) -> Option<(&'a Worker, &'a Sink)> {
     // SAFETY: null or a live worker handle, by the caller's promise.
     let worker = unsafe { worker.cast::<Worker>().as_ref() }?;
     // SAFETY: a worker's instance outlives the worker (rsyslog frees workers first).
-    Some(&unsafe { worker.instance.as_ref() }?.sink)
+    Some((worker, &unsafe { worker.instance.as_ref() }?.sink))
 }
 
 unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
@@ -449,11 +465,15 @@ unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
 }
 
 /// SUSPENDED while the database is known to be down: rsyslog then keeps the batch in its queue
-/// (and saves it at shutdown) instead of marking it done before the commit.
+/// (and saves it at shutdown) instead of marking it done before the commit. Otherwise the batch
+/// takes its turn: rsyslog calls this at a batch's first line, right after the dequeue.
 unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
     // SAFETY: rsyslog passes its worker handle.
-    guard(RS_RET_SUSPENDED, || match unsafe { sink(worker) } {
-        Some(sink) if !sink.is_down() => RS_RET_OK,
+    guard(RS_RET_SUSPENDED, || match unsafe { worker_and_sink(worker) } {
+        Some((worker, sink)) if !sink.is_down() => {
+            worker.turn.set(Some(sink.begin()));
+            RS_RET_OK
+        }
         _ => RS_RET_SUSPENDED,
     })
 }
@@ -463,10 +483,13 @@ unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
 unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrkrIParams, count: u32) -> RsRetVal {
     guard(RS_RET_SUSPENDED, || {
         // SAFETY: rsyslog passes its worker handle.
-        let Some(sink) = (unsafe { sink(worker) }) else {
+        let Some((worker, sink)) = (unsafe { worker_and_sink(worker) }) else {
             return RS_RET_SUSPENDED;
         };
+        let turn = worker.turn.take();
         if params.is_null() && count > 0 {
+            // Its turn passes, so that the other workers' batches do not wait for it.
+            sink.commit(turn, Vec::new());
             return RS_RET_SUSPENDED;
         }
         let mut lines = Vec::with_capacity(count as usize);
@@ -487,7 +510,7 @@ unsafe extern "C" fn commit_transaction(worker: *mut c_void, params: *mut actWrk
             }
         }
         fault_injection(&lines);
-        match sink.commit(lines) {
+        match sink.commit(turn, lines) {
             Outcome::Committed => RS_RET_OK,
             Outcome::Suspended(_) => RS_RET_SUSPENDED,
         }

@@ -3,7 +3,8 @@
 //! - `entry`: the C boundary, `modInit` and the entry points rsyslogd calls (the only `unsafe`
 //!   code of the crate); `abi` declares rsyslog's types.
 //! - `config`: the action's parameters; `template`: omelse's template and its one reader.
-//! - `sink`: the handoff from rsyslog's worker threads to the action's commit thread ([`Sink`]).
+//! - `sink`: the handoff from rsyslog's worker threads to the action's commit thread ([`Sink`]);
+//!   `turns`: the workers' batches back in the order rsyslog dequeued them.
 //! - `database`: the commit thread's connection, the pipeline resumed from the database, and what
 //!   is not written yet (with the `spool` file).
 //! - `upkeep`: the commit thread's periodic chores (counters, rollups, the fleet's roles).
@@ -15,6 +16,7 @@ mod entry;
 mod sink;
 mod spool;
 mod template;
+mod turns;
 mod upkeep;
 
 pub use config::{ActionConfig, ConfigError, HostnameSource, ParamValue, ProgramFilter, PARAMS};

@@ -1,18 +1,20 @@
 //! The handoff from rsyslog's worker threads to the action's commit thread: workers hand over
 //! the lines of their batches and wait; the commit thread owns the [`Database`] side (pipeline and
 //! connection), group-commits whatever is waiting into one transaction, answers each worker only
-//! after the commit, and runs the [`Upkeep`] between commits.
+//! after the commit, and runs the [`Upkeep`] between commits. Batches are correlated in the order
+//! rsyslog dequeued them ([`super::turns`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::config::{ActionConfig, ProgramFilter};
 use super::database::Database;
 use super::template;
+use super::turns::{Turns, WAIT_FOR_TURN};
 use super::upkeep::Upkeep;
 use crate::parse::{self, Program};
 
@@ -55,17 +57,22 @@ pub(super) struct Shared {
     /// SIGHUP asked for a new connection.
     pub reconnect: AtomicBool,
     pub counters: Counters,
+    /// The next turn a beginning transaction takes.
+    pub turns_taken: AtomicU64,
+    /// The first turn the commit thread has not released yet (a restarted thread goes on there).
+    pub turns_released: AtomicU64,
 }
 
 enum Request {
+    /// A worker's batch, with its turn. No reply: a batch that had no line for omelse, whose
+    /// turn passes.
     Lines {
+        turn: Option<u64>,
         lines: Vec<String>,
-        reply: Sender<Outcome>,
+        reply: Option<Sender<Outcome>>,
     },
     /// Reconnect if needed and check the database answers.
-    Ping {
-        reply: Sender<Outcome>,
-    },
+    Ping { reply: Sender<Outcome> },
 }
 
 /// One rsyslog action's way to ELSE's database. Shared by the action's worker threads.
@@ -85,6 +92,8 @@ impl Sink {
                 down: AtomicBool::new(false),
                 reconnect: AtomicBool::new(false),
                 counters: Counters::default(),
+                turns_taken: AtomicU64::new(0),
+                turns_released: AtomicU64::new(0),
             }),
             commit_thread: Mutex::new(None),
         }
@@ -124,13 +133,35 @@ impl Sink {
         }
     }
 
+    /// A worker's transaction begins (rsyslog's beginTransaction, right after the dequeue): the
+    /// turn its batch will be correlated in.
+    pub fn begin(&self) -> u64 {
+        self.shared.turns_taken.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Writes the lines of one rsyslog batch; returns once they are committed or known not to be.
-    pub fn commit(&self, lines: Vec<String>) -> Outcome {
+    /// `turn` is the one [`Sink::begin`] gave the batch's transaction (none: it goes as it comes).
+    pub fn commit(&self, turn: Option<u64>, lines: Vec<String>) -> Outcome {
         if lines.is_empty() {
+            if turn.is_some() {
+                // Its turn passes; nothing to wait for.
+                let _ = self.commit_sender().map(|sender| {
+                    sender.send(Request::Lines {
+                        turn,
+                        lines,
+                        reply: None,
+                    })
+                });
+            }
             return Outcome::Committed;
         }
         let (reply, answer) = bounded(1);
-        self.ask(Request::Lines { lines, reply }, answer)
+        let request = Request::Lines {
+            turn,
+            lines,
+            reply: Some(reply),
+        };
+        self.ask(request, answer)
     }
 
     /// rsyslog's tryResume: reconnects and checks; OK only if the database really answers.
@@ -208,6 +239,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
     let mut database = Database::new(&shared);
     let mut upkeep = Upkeep::new(&shared);
     let tick = Duration::from_secs(shared.config.stats_interval_secs.clamp(1, 60));
+    let mut turns = Turns::starting_at(shared.turns_released.load(Ordering::Relaxed));
     loop {
         // Wake up at least every `tick` so that counters are reported when no line comes.
         let first = match requests.recv_timeout(tick) {
@@ -218,27 +250,64 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
-        let mut replies = Vec::new();
-        let mut lines = Vec::new();
-        let collect = |request: Request, lines: &mut Vec<String>, replies: &mut Vec<Sender<Outcome>>| match request {
-            Request::Lines { lines: mut more, reply } => {
-                lines.append(&mut more);
-                replies.push(reply);
-            }
-            Request::Ping { reply } => replies.push(reply),
-        };
-        collect(first, &mut lines, &mut replies);
-        // Group commit: whatever the other workers queued meanwhile goes into the same transaction.
-        while lines.len() < shared.config.batch_max_lines {
-            match requests.try_recv() {
-                Ok(request) => collect(request, &mut lines, &mut replies),
-                Err(_) => break,
+        let mut ready = Vec::new();
+        push(&mut turns, first, &mut ready);
+        // Group commit: whatever the other workers queued meanwhile goes into the same
+        // transaction; a batch that came before its turn waits for those before it.
+        let deadline = Instant::now() + WAIT_FOR_TURN;
+        while turns.waiting() || line_count(&ready) < shared.config.batch_max_lines {
+            let next = if turns.waiting() {
+                requests.recv_deadline(deadline).ok()
+            } else {
+                requests.try_recv().ok()
+            };
+            match next {
+                Some(request) => push(&mut turns, request, &mut ready),
+                None if turns.waiting() => turns.give_up(&mut ready),
+                None => break,
             }
         }
-        let outcome = runtime.block_on(database.write(lines));
-        for reply in replies {
-            let _ = reply.send(outcome.clone());
+        shared.turns_released.store(turns.next(), Ordering::Relaxed);
+        let mut replies = Vec::new();
+        let mut lines = Vec::new();
+        for request in ready {
+            match request {
+                Request::Lines {
+                    lines: mut more, reply, ..
+                } => {
+                    lines.append(&mut more);
+                    replies.extend(reply);
+                }
+                Request::Ping { reply } => replies.push(reply),
+            }
+        }
+        // Nothing to write when only turns passed.
+        if !replies.is_empty() {
+            let outcome = runtime.block_on(database.write(lines));
+            for reply in replies {
+                let _ = reply.send(outcome.clone());
+            }
         }
         runtime.block_on(upkeep.run_due(&mut database));
     }
+}
+
+/// Takes a request into the turns (a check has none).
+fn push(turns: &mut Turns<Request>, request: Request, ready: &mut Vec<Request>) {
+    let turn = match &request {
+        Request::Lines { turn, .. } => *turn,
+        Request::Ping { .. } => None,
+    };
+    turns.push(turn, request, ready);
+}
+
+/// The lines of the requests ready to go.
+fn line_count(ready: &[Request]) -> usize {
+    ready
+        .iter()
+        .map(|request| match request {
+            Request::Lines { lines, .. } => lines.len(),
+            Request::Ping { .. } => 0,
+        })
+        .sum()
 }

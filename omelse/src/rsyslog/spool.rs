@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Lines not yet in the database, in arrival order, mirrored to `path` when there is one.
@@ -32,7 +33,7 @@ impl Spool {
             ..Spool::default()
         };
         if let Some(path) = &spool.path {
-            match File::open(path) {
+            match File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
                 Ok(file) => {
                     let mut kept = Vec::new();
                     for line in BufReader::new(file).lines() {
@@ -71,7 +72,7 @@ impl Spool {
             return Ok(());
         }
         let temporary = path.with_extension("tmp");
-        let mut file = io::BufWriter::new(File::create(&temporary)?);
+        let mut file = io::BufWriter::new(create_private(&temporary)?);
         for line in &self.lines {
             file.write_all(escape(line).as_bytes())?;
             file.write_all(b"\n")?;
@@ -135,6 +136,22 @@ fn unescape(text: &str) -> String {
     out
 }
 
+/// A new file at `path` for its owner only (0600: the lines are mail logs): a stale one (a
+/// process stopped while writing) is removed first, and nothing there is followed or reused, so
+/// a link planted in the directory cannot send the lines elsewhere.
+fn create_private(path: &Path) -> io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// A rename is durable once the directory holding it is synced.
 fn sync_directory(path: &Path) -> io::Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -190,6 +207,28 @@ mod tests {
         assert_eq!(spool.lines(), ["same line", "other line"]);
         spool.save().unwrap();
         spool.clear().unwrap();
+    }
+
+    /// The spool holds mail logs: its owner's only, and a link planted where it or its temporary
+    /// file go is neither followed nor written through.
+    #[test]
+    fn the_spool_is_private_and_follows_no_link() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let path = temp_path("private");
+        let target = path.with_file_name("elsewhere");
+        std::fs::write(&target, "not the spool\n").unwrap();
+        symlink(&target, path.with_extension("tmp")).unwrap();
+        let mut spool = Spool::open(Some(path.clone())).unwrap();
+        spool.keep(&[format!("{UUID_A} a line")]);
+        spool.save().unwrap();
+        let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "not the spool\n");
+
+        std::fs::remove_file(&path).unwrap();
+        symlink(&target, &path).unwrap();
+        let refused = Spool::open(Some(path)).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ELOOP), "{refused}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl<'a> Upkeep<'a> {
             ("lines", stats.lines),
             ("unknown", unknown),
             ("unparsed", stats.unparsed),
+            ("panicked", stats.panicked),
             ("duplicates", stats.duplicates),
             ("skipped", counters.skipped.load(Ordering::Relaxed)),
             ("batches", counters.batches.load(Ordering::Relaxed)),

@@ -24,6 +24,8 @@ pub const MESSAGE_STATES: &[&str] = &[
     "discarded",
     "deleted",
     "partial",
+    "abandoned",
+    "vanished",
 ];
 /// The words of `recipients.status`.
 pub const RECIPIENT_STATUSES: &[&str] = &[
@@ -38,6 +40,8 @@ pub const RECIPIENT_STATUSES: &[&str] = &[
     "deliverable",
     "undeliverable",
     "queued",
+    "abandoned",
+    "vanished",
 ];
 
 /// One log line, as received: the raw text is always kept.
@@ -57,6 +61,9 @@ pub struct EventRow {
     pub kind: &'static str,
     /// The message (life of a queue id) this line belongs to, if any.
     pub message_uid: Option<i64>,
+    /// The smtpd session this line belongs to, if any: what lets a group member read the
+    /// session lines of their own mail (elsed's access scope).
+    pub session_uid: Option<i64>,
     /// The message text after `prog[pid]: `, or the whole line when the envelope was not readable.
     pub raw: String,
 }
@@ -88,8 +95,13 @@ pub struct MessageRow {
     /// `inbound`, `outbound`, `internal`, `relayed`, once a recipient tells where it went.
     pub flow: Option<&'static str>,
     /// `received`, `queued`, `sent`, `deferred`, `bounced`, `expired`, `rejected`, `held`,
-    /// `discarded`, `deleted`, `partial` (some recipients sent, some bounced).
+    /// `discarded`, `deleted`, `partial` (some recipients sent, some bounced), `abandoned` (the
+    /// client went away before the message was queued), `vanished` (its queue file went without
+    /// a `removed` line). docs/api.md lists them with what each means.
     pub state: &'static str,
+    /// Why a message is in a final state other than delivered (the reply, the check, the
+    /// command), or on hold: what the log said.
+    pub state_reason: Option<String>,
     /// `removed` was seen: this life is over.
     pub closed: bool,
     pub removed_at: Option<Timestamp>,

@@ -17,7 +17,14 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "search", include_str!("migrations/0006_search.sql")),
     (7, "stats", include_str!("migrations/0007_stats.sql")),
     (8, "ndr_greylist", include_str!("migrations/0008_ndr_greylist.sql")),
-    (9, "alerts", include_str!("migrations/0009_alerts.sql")),
+    (
+        9,
+        "domain_without_regex",
+        include_str!("migrations/0009_domain_without_regex.sql"),
+    ),
+    (10, "state_reason", include_str!("migrations/0010_state_reason.sql")),
+    (11, "tenants", include_str!("migrations/0011_tenants.sql")),
+    (12, "alerts", include_str!("migrations/0012_alerts.sql")),
 ];
 
 /// The schema version this binary writes.

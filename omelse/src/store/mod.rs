@@ -18,20 +18,21 @@ mod retention;
 mod rollup;
 mod sql_types;
 mod text_index;
+pub mod vouched;
 mod writer;
 
 pub use batch::*;
 pub use connection::{connect, connect_as, connect_config, connect_with, ConnectOptions};
 pub use counters::record_counters;
-pub use error::{Result, StoreError};
+pub use error::{with_causes, Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{load_open_state, newest_message_time, OpenState};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than};
 pub use rollup::{
-    refresh_rollups, refresh_rollups_hot_since, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS, OTHER_KEY,
-    SIZE_BUCKETS,
+    refresh_rollups, refresh_rollups_hot_since, refresh_rollups_on, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS,
+    OTHER_KEY, SIZE_BUCKETS,
 };
 pub use text_index::index_finished_log_days;
 pub use writer::{WriteStats, Writer};

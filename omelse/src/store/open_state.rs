@@ -35,7 +35,7 @@ pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenSt
         .query(
             "SELECT m.uid, m.started_at, s.name, m.queue_id, m.first_seen, m.last_seen, m.sender, m.size, m.nrcpt,
                     m.message_id, m.client_name, host(m.client_ip), m.client_port, m.sasl_method, m.sasl_username,
-                    m.origin, m.flow, m.state, m.closed, m.removed_at, m.version
+                    m.origin, m.flow, m.state, m.closed, m.removed_at, m.version, m.state_reason
              FROM messages m JOIN servers s ON s.id = m.server_id
              WHERE NOT m.closed AND m.last_seen >= $1
              ORDER BY m.started_at, m.uid",
@@ -107,6 +107,7 @@ fn message(row: &Row) -> MessageRow {
         closed: row.get(18),
         removed_at: row.get(19),
         version: row.get(20),
+        state_reason: row.get(21),
     }
 }
 

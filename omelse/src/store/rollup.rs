@@ -12,7 +12,8 @@
 //!   of [`KINDS`], each hour's (day's) top keys kept and the rest summed under [`OTHER_KEY`].
 //!
 //! Each row exists once with `by_domain = false` (every event once) and once per group domain the
-//! event touches (`by_domain = true`: the sender's and the recipients' domains that a group has),
+//! event touches (`by_domain = true`: the recipients' domains that a group has, and the sender's when it is
+//! vouched for, [`super::vouched`]),
 //! see migration 7. A domain added to a group counts from the hours refreshed after.
 //!
 //! The base tables are read once per refresh into three temporary tables (received messages,
@@ -20,8 +21,8 @@
 
 use tokio_postgres::Client;
 
-use super::dedup;
 use super::Result;
+use super::{dedup, vouched};
 use crate::parse::Timestamp;
 
 /// Serialises refreshes: two at once would delete each other's dirty marks.
@@ -115,7 +116,7 @@ fn fill_sql() -> String {
         "
 INSERT INTO rollup_received
 SELECT h.hour, h.server_id, coalesce(m.flow, 'unknown'),
-       ARRAY(SELECT DISTINCT x FROM unnest(else_domain(coalesce(m.sender, '')) || ARRAY(
+       ARRAY(SELECT DISTINCT x FROM unnest({sender_m} || ARRAY(
              SELECT else_domain(r.address) FROM recipients r
              WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid)) x),
        CASE WHEN m.sender = '' THEN '<>' ELSE lower(m.sender) END,
@@ -131,7 +132,7 @@ CROSS JOIN LATERAL (
 
 INSERT INTO rollup_attempts
 SELECT h.hour, h.server_id, coalesce(r.flow, m.flow, 'unknown'),
-       ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[else_domain(d.recipient), else_domain(coalesce(m.sender, ''))]) x),
+       ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[else_domain(d.recipient), {sender_m}]) x),
        CASE WHEN d.status <> 'sent' THEN d.status WHEN {forwarded} THEN 'forwarded'
             WHEN {handoff} THEN 'handoff' ELSE 'delivered' END,
        lower(d.recipient), d.relay,
@@ -144,7 +145,7 @@ CROSS JOIN LATERAL (
       AND d.status IN ('sent', 'deferred', 'bounced')
 ) d
 LEFT JOIN LATERAL (
-    SELECT m.flow, m.size, m.sender FROM messages m
+    SELECT m.flow, m.size, m.sender, m.sasl_username, m.origin FROM messages m
     WHERE m.started_at = d.message_started_at AND m.uid = d.message_uid LIMIT 1
 ) m ON true
 LEFT JOIN LATERAL (
@@ -156,7 +157,7 @@ LEFT JOIN LATERAL (
 INSERT INTO rollup_policy
 SELECT h.hour, h.server_id, coalesce(f.flow, 'unknown'),
        ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[else_domain(coalesce(j.recipient, '')),
-                                                else_domain(coalesce(j.sender, ''))]) x),
+                                                {sender_j}]) x),
        j.action, j.code::text, j.enhanced, left(j.reason, 200), host(j.client_ip), j.program LIKE '%postscreen'
 FROM refresh_hours h
 CROSS JOIN LATERAL (
@@ -171,9 +172,17 @@ LEFT JOIN LATERAL (
 ) f ON true;
 ",
         reinjected = dedup::reinjected("m"),
+        sender_m = vouched_domain("m.sender", &vouched::sender("m")),
+        sender_j = vouched_domain("j.sender", &vouched::reject_sender("j")),
         forwarded = dedup::forwarded("d"),
         handoff = dedup::handoff("d"),
     )
+}
+
+/// SQL: the domain of `sender` when `vouched` (a condition on its row), else `''` (no group's
+/// domain): a forged sender does not count under the domain it names ([`vouched`]).
+fn vouched_domain(sender: &str, vouched: &str) -> String {
+    format!("CASE WHEN {vouched} THEN else_domain(coalesce({sender}, '')) ELSE '' END")
 }
 
 /// Every row of a rollup once over all domains and once per group domain of `domains` (alias `e`).
@@ -182,6 +191,7 @@ const FAN_OUT: &str = "CROSS JOIN LATERAL (SELECT false, '' UNION ALL
 
 /// `traffic_hourly` from the temporary tables (and the expiries, read here).
 fn traffic_sql() -> String {
+    let sender_m = vouched_domain("m.sender", &vouched::sender("m"));
     format!(
         "
 INSERT INTO traffic_hourly (hour, server_id, flow, by_domain, domain, metric, messages, bytes)
@@ -197,13 +207,13 @@ FROM (
     FROM rollup_policy
     UNION ALL
     SELECT h.hour, h.server_id, coalesce(r.flow, m.flow, 'unknown'),
-           ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[else_domain(r.address), else_domain(coalesce(m.sender, ''))]) x),
+           ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[else_domain(r.address), {sender_m}]) x),
            'expired', m.size
     FROM refresh_hours h
     JOIN recipients r ON r.status = 'expired' AND r.last_attempt_at >= h.hour
                      AND r.last_attempt_at < h.hour + interval '1 hour'
     CROSS JOIN LATERAL (
-        SELECT m.flow, m.size, m.server_id, m.sender FROM messages m
+        SELECT m.flow, m.size, m.server_id, m.sender, m.sasl_username, m.origin FROM messages m
         WHERE m.started_at = r.message_started_at AND m.uid = r.message_uid LIMIT 1
     ) m
     WHERE m.server_id = h.server_id
@@ -329,14 +339,44 @@ pub async fn refresh_rollups(client: &mut Client) -> Result<u64> {
 
 /// [`refresh_rollups`] with the first hot hour given (tests move it to exercise both paths).
 pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> Result<u64> {
+    refresh_share(client, hot, None).await
+}
+
+/// [`refresh_rollups`] on several connections at once, each refreshing the dirty hours of its
+/// share of the servers (`server_id % clients`), then the days past compacted on the first: the
+/// refresh at the end of an import keeps every core of the database server busy, not one.
+/// Shares exclude a whole refresh (and each other's marks), never each other.
+pub async fn refresh_rollups_on(clients: &mut [Client]) -> Result<u64> {
+    let Some(first) = clients.first() else {
+        return Ok(0);
+    };
+    let hot = hot_since(first).await?;
+    let parts = clients.len() as i32;
+    let shares = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(part, client)| refresh_share(client, hot, Some((part as i32, parts))));
+    let refreshed: u64 = futures_util::future::try_join_all(shares).await?.into_iter().sum();
+    // Nothing left dirty in the shares' hours: this one only compacts the days past.
+    Ok(refreshed + refresh_rollups_hot_since(&mut clients[0], hot).await?)
+}
+
+/// Refreshes the dirty hours of every server, or of the servers of one `(part, parts)` share.
+async fn refresh_share(client: &mut Client, hot: Timestamp, share: Option<(i32, i32)>) -> Result<u64> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK]).await?;
+    let lock = match share {
+        None => "SELECT pg_advisory_xact_lock($1)",
+        Some(_) => "SELECT pg_advisory_xact_lock_shared($1)",
+    };
+    tx.execute(lock, &[&ROLLUP_LOCK]).await?;
     tx.batch_execute(&format!("SET LOCAL client_min_messages = warning; {TEMP_TABLES}"))
         .await?;
+    let (part, parts) = share.unwrap_or((0, 1));
     let refreshed = tx
         .execute(
-            "INSERT INTO refresh_hours SELECT hour, server_id FROM rollup_dirty ORDER BY hour, server_id FOR UPDATE",
-            &[],
+            "INSERT INTO refresh_hours SELECT hour, server_id FROM rollup_dirty WHERE server_id % $2 = $1
+             ORDER BY hour, server_id FOR UPDATE",
+            &[&part, &parts],
         )
         .await?;
     if refreshed > 0 {
@@ -370,7 +410,9 @@ pub async fn refresh_rollups_hot_since(client: &mut Client, hot: Timestamp) -> R
         ))
         .await?;
     }
-    compact_past_days(&tx, hot).await?;
+    if share.is_none() {
+        compact_past_days(&tx, hot).await?;
+    }
     tx.commit().await?;
     Ok(refreshed)
 }

@@ -90,10 +90,10 @@ CROSS JOIN LATERAL (
 ) x
 WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DISTINCT FROM s.size)";
 
-const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, raw";
+const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, session_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
-     removed_at, version";
+     removed_at, version, state_reason";
 const RECIPIENT_COLUMNS: &str = "message_started_at, message_uid, address, orig_address, status, dsn, relay, \
      status_text, delay, attempts, last_attempt_at, flow";
 const DELIVERY_COLUMNS: &str = "ts, line_key, message_uid, message_started_at, server_id, queue_id, daemon, \
@@ -108,6 +108,7 @@ const LINK_COLUMNS: &str = "ts, line_key, kind, from_uid, from_server_id, from_q
 
 /// One staging table: its target, and how its staged rows are merged into it.
 struct Staged {
+    rows: Rows,
     target: &'static str,
     stage: &'static str,
     columns: &'static str,
@@ -118,9 +119,23 @@ struct Staged {
     count: fn(&mut WriteStats) -> &mut u64,
 }
 
+/// Which rows of a batch a table holds.
+#[derive(Clone, Copy)]
+enum Rows {
+    Events,
+    Messages,
+    Recipients,
+    Deliveries,
+    Rejects,
+    Sessions,
+    Links,
+}
+
 enum Merge {
-    /// Append-only rows, inserted once (`ON CONFLICT DO NOTHING`). `dirty` selects the hours of
-    /// the inserted rows (`up`) for the rollups.
+    /// Append-only rows, inserted once: COPYed straight into the table, or, when some are there
+    /// already (a replay), merged from staging with `ON CONFLICT DO NOTHING`. `dirty` selects
+    /// the hours of the merged rows (`up`) for the rollups; rows COPYed straight mark theirs
+    /// from the batch ([`appended_hours`]).
     Append { dirty: Option<&'static str> },
     /// State rows, replaced by a snapshot at least as new (`newer`) that differs. `before` runs
     /// first (it compares the staged rows with the stored ones); `dirty` selects, from the rows
@@ -137,6 +152,7 @@ enum Merge {
 const APPENDED_HOUR: Option<&str> = Some("SELECT date_trunc('hour', ts, 'UTC'), server_id FROM up");
 
 const EVENTS: Staged = Staged {
+    rows: Rows::Events,
     target: "log_events",
     stage: "stage_events",
     columns: EVENT_COLUMNS,
@@ -145,6 +161,7 @@ const EVENTS: Staged = Staged {
     count: |stats| &mut stats.events,
 };
 const MESSAGES: Staged = Staged {
+    rows: Rows::Messages,
     target: "messages",
     stage: "stage_messages",
     columns: MESSAGE_COLUMNS,
@@ -158,6 +175,7 @@ const MESSAGES: Staged = Staged {
     count: |stats| &mut stats.messages,
 };
 const RECIPIENTS: Staged = Staged {
+    rows: Rows::Recipients,
     target: "recipients",
     stage: "stage_recipients",
     columns: RECIPIENT_COLUMNS,
@@ -175,6 +193,7 @@ const RECIPIENTS: Staged = Staged {
     count: |stats| &mut stats.recipients,
 };
 const DELIVERIES: Staged = Staged {
+    rows: Rows::Deliveries,
     target: "deliveries",
     stage: "stage_deliveries",
     columns: DELIVERY_COLUMNS,
@@ -183,6 +202,7 @@ const DELIVERIES: Staged = Staged {
     count: |stats| &mut stats.deliveries,
 };
 const REJECTS: Staged = Staged {
+    rows: Rows::Rejects,
     target: "rejects",
     stage: "stage_rejects",
     columns: REJECT_COLUMNS,
@@ -191,6 +211,7 @@ const REJECTS: Staged = Staged {
     count: |stats| &mut stats.rejects,
 };
 const SESSIONS: Staged = Staged {
+    rows: Rows::Sessions,
     target: "sessions",
     stage: "stage_sessions",
     columns: SESSION_COLUMNS,
@@ -204,6 +225,7 @@ const SESSIONS: Staged = Staged {
     count: |stats| &mut stats.sessions,
 };
 const LINKS: Staged = Staged {
+    rows: Rows::Links,
     target: "links",
     stage: "stage_links",
     columns: LINK_COLUMNS,
@@ -302,27 +324,27 @@ impl Writer {
             |r| (r.attempts, r.last_attempt_at),
         );
         let sessions = newest(&batch.sessions, |s| (s.connected_at, s.uid), |s| s.version);
-        // Rows staged per table, in the order of STAGED.
-        let staged = [
-            stage_events(&tx, &batch.events, &ids).await?,
-            stage_messages(&tx, &messages, &ids).await?,
-            stage_recipients(&tx, &recipients).await?,
-            stage_deliveries(&tx, &batch.deliveries, &ids).await?,
-            stage_rejects(&tx, &batch.rejects, &ids).await?,
-            stage_sessions(&tx, &sessions, &ids).await?,
-            stage_links(&tx, &batch.links, &ids).await?,
-        ];
-        for (table, rows) in STAGED.iter().zip(staged) {
-            if rows == 0 {
-                continue;
-            }
-            if let Merge::Upsert {
-                before: Some(before), ..
-            } = table.merge
-            {
-                tx.execute(before, &[]).await?;
-            }
-            *(table.count)(&mut stats) = merge(&tx, &table.merge_sql()).await?;
+        let rows = BatchRows {
+            batch,
+            messages,
+            recipients,
+            sessions,
+            ids: &ids,
+        };
+        for table in STAGED {
+            let written = match table.merge {
+                Merge::Append { dirty } => append(&tx, table, &rows, dirty.is_some()).await?,
+                Merge::Upsert { before, .. } => {
+                    if rows.copy(&tx, table, table.stage).await? == 0 {
+                        continue;
+                    }
+                    if let Some(before) = before {
+                        tx.execute(before, &[]).await?;
+                    }
+                    merge(&tx, &table.merge_sql()).await?
+                }
+            };
+            *(table.count)(&mut stats) = written;
         }
         tx.execute(PUBLISH_DIRTY, &[]).await?;
         tx.commit().await?;
@@ -545,6 +567,112 @@ async fn merge(tx: &Transaction<'_>, sql: &str) -> Result<u64> {
     Ok(count as u64)
 }
 
+/// Appends a table's rows of the batch: COPY straight into the table (in a savepoint), which is
+/// the usual case and costs PostgreSQL a third of staging and merging; when a row is there already
+/// (a line written before: a replay, a log imported twice) the COPY fails on the key, and the rows
+/// are staged and merged with `ON CONFLICT DO NOTHING` instead. Returns the rows inserted.
+async fn append(tx: &Transaction<'_>, table: &Staged, rows: &BatchRows<'_>, marks_hours: bool) -> Result<u64> {
+    if rows.len(table) == 0 {
+        return Ok(0);
+    }
+    tx.batch_execute("SAVEPOINT append").await?;
+    match rows.copy(tx, table, table.target).await {
+        Ok(copied) => {
+            tx.batch_execute("RELEASE SAVEPOINT append").await?;
+            if marks_hours {
+                let (hours, servers) = appended_hours(rows.times_and_servers(table));
+                tx.execute(
+                    "INSERT INTO stage_dirty (hour, server_id) SELECT * FROM unnest($1::timestamptz[], $2::int[])",
+                    &[&hours, &servers],
+                )
+                .await?;
+            }
+            Ok(copied as u64)
+        }
+        Err(e) if is_unique_violation(&e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT append").await?;
+            rows.copy(tx, table, table.stage).await?;
+            merge(tx, &table.merge_sql()).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The distinct (hour, server) pairs of appended rows, for `stage_dirty`.
+fn appended_hours(rows: impl Iterator<Item = (Timestamp, i32)>) -> (Vec<Timestamp>, Vec<i32>) {
+    const HOUR: i64 = 3600 * Timestamp::MICROS_PER_SECOND;
+    let pairs: BTreeSet<(i64, i32)> = rows.map(|(time, server)| (time.0.div_euclid(HOUR), server)).collect();
+    pairs
+        .into_iter()
+        .map(|(hour, server)| (Timestamp(hour * HOUR), server))
+        .unzip()
+}
+
+fn is_unique_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Db(e) => e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+        _ => false,
+    }
+}
+
+/// The rows of one batch as the tables take them: state rows one per key ([`newest`]), with the
+/// servers' ids.
+struct BatchRows<'a> {
+    batch: &'a Batch,
+    messages: Vec<&'a MessageRow>,
+    recipients: Vec<&'a RecipientRow>,
+    sessions: Vec<&'a SessionRow>,
+    ids: &'a HashMap<String, i32>,
+}
+
+impl BatchRows<'_> {
+    fn len(&self, table: &Staged) -> usize {
+        match table.rows {
+            Rows::Events => self.batch.events.len(),
+            Rows::Messages => self.messages.len(),
+            Rows::Recipients => self.recipients.len(),
+            Rows::Deliveries => self.batch.deliveries.len(),
+            Rows::Rejects => self.batch.rejects.len(),
+            Rows::Sessions => self.sessions.len(),
+            Rows::Links => self.batch.links.len(),
+        }
+    }
+
+    /// COPYs the table's rows into `dest` (the table or its staging table); returns how many.
+    async fn copy(&self, tx: &Transaction<'_>, table: &Staged, dest: &str) -> Result<usize> {
+        let ids = self.ids;
+        match table.rows {
+            Rows::Events => copy_events(tx, dest, &self.batch.events, ids).await,
+            Rows::Messages => copy_messages(tx, dest, &self.messages, ids).await,
+            Rows::Recipients => copy_recipients(tx, dest, &self.recipients).await,
+            Rows::Deliveries => copy_deliveries(tx, dest, &self.batch.deliveries, ids).await,
+            Rows::Rejects => copy_rejects(tx, dest, &self.batch.rejects, ids).await,
+            Rows::Sessions => copy_sessions(tx, dest, &self.sessions, ids).await,
+            Rows::Links => copy_links(tx, dest, &self.batch.links, ids).await,
+        }
+    }
+
+    /// The time and server of each row of an append-only table that feeds the rollups.
+    fn times_and_servers<'s>(&'s self, table: &Staged) -> Box<dyn Iterator<Item = (Timestamp, i32)> + 's> {
+        let ids = self.ids;
+        match table.rows {
+            Rows::Deliveries => Box::new(
+                self.batch
+                    .deliveries
+                    .iter()
+                    .map(move |d| (d.time, server_id(ids, &d.host))),
+            ),
+            Rows::Rejects => Box::new(
+                self.batch
+                    .rejects
+                    .iter()
+                    .map(move |r| (r.time, server_id(ids, &r.host))),
+            ),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+}
+
 type Copy = Pin<Box<BinaryCopyInWriter>>;
 
 async fn copy_into(tx: &Transaction<'_>, stage: &str, columns: &str, types: &[Type]) -> Result<Copy> {
@@ -559,16 +687,16 @@ fn server_id(ids: &HashMap<String, i32>, host: &str) -> i32 {
     ids.get(host).copied().expect("every host of the batch was resolved")
 }
 
-/// COPYs `rows` into a table's staging table, each value beside its column's type, in the
-/// table's column order; returns how many rows it staged (none: no COPY).
-macro_rules! stage {
-    ($tx:expr, $table:expr, $rows:expr, |$row:ident| [$($ty:ident => $value:expr),+ $(,)?]) => {{
+/// COPYs `rows` into `dest` (a table or its staging table), each value beside its column's
+/// type, in the table's column order; returns how many rows it copied (none: no COPY).
+macro_rules! copy_rows {
+    ($tx:expr, $dest:expr, $table:expr, $rows:expr, |$row:ident| [$($ty:ident => $value:expr),+ $(,)?]) => {{
         let rows = $rows;
         if rows.is_empty() {
             return Ok(0);
         }
         let types = [$(Type::$ty),+];
-        let mut copy = copy_into($tx, $table.stage, $table.columns, &types).await?;
+        let mut copy = copy_into($tx, $dest, $table.columns, &types).await?;
         for $row in rows {
             let values: &[&(dyn ToSql + Sync)] = &[$(&$value),+];
             copy.as_mut().write(values).await?;
@@ -578,8 +706,13 @@ macro_rules! stage {
     }};
 }
 
-async fn stage_events(tx: &Transaction<'_>, events: &[EventRow], ids: &HashMap<String, i32>) -> Result<usize> {
-    stage!(tx, EVENTS, events, |e| [
+async fn copy_events(
+    tx: &Transaction<'_>,
+    dest: &str,
+    events: &[EventRow],
+    ids: &HashMap<String, i32>,
+) -> Result<usize> {
+    copy_rows!(tx, dest, EVENTS, events, |e| [
         TIMESTAMPTZ => e.time,
         INT8 => e.line_key,
         INT4 => server_id(ids, &e.host),
@@ -588,12 +721,18 @@ async fn stage_events(tx: &Transaction<'_>, events: &[EventRow], ids: &HashMap<S
         TEXT => text(e.queue_id.as_deref()),
         TEXT => e.kind,
         INT8 => e.message_uid,
+        INT8 => e.session_uid,
         TEXT => Text(&e.raw),
     ])
 }
 
-async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &HashMap<String, i32>) -> Result<usize> {
-    stage!(tx, MESSAGES, messages, |m| [
+async fn copy_messages(
+    tx: &Transaction<'_>,
+    dest: &str,
+    messages: &[&MessageRow],
+    ids: &HashMap<String, i32>,
+) -> Result<usize> {
+    copy_rows!(tx, dest, MESSAGES, messages, |m| [
         TIMESTAMPTZ => m.started_at,
         INT8 => m.uid,
         INT4 => server_id(ids, &m.host),
@@ -615,11 +754,12 @@ async fn stage_messages(tx: &Transaction<'_>, messages: &[&MessageRow], ids: &Ha
         BOOL => m.closed,
         TIMESTAMPTZ => m.removed_at,
         INT4 => m.version,
+        TEXT => text(m.state_reason.as_deref()),
     ])
 }
 
-async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) -> Result<usize> {
-    stage!(tx, RECIPIENTS, recipients, |r| [
+async fn copy_recipients(tx: &Transaction<'_>, dest: &str, recipients: &[&RecipientRow]) -> Result<usize> {
+    copy_rows!(tx, dest, RECIPIENTS, recipients, |r| [
         TIMESTAMPTZ => r.message_started_at,
         INT8 => r.message_uid,
         TEXT => Text(&r.address),
@@ -635,12 +775,13 @@ async fn stage_recipients(tx: &Transaction<'_>, recipients: &[&RecipientRow]) ->
     ])
 }
 
-async fn stage_deliveries(
+async fn copy_deliveries(
     tx: &Transaction<'_>,
+    dest: &str,
     deliveries: &[DeliveryRow],
     ids: &HashMap<String, i32>,
 ) -> Result<usize> {
-    stage!(tx, DELIVERIES, deliveries, |d| [
+    copy_rows!(tx, dest, DELIVERIES, deliveries, |d| [
         TIMESTAMPTZ => d.time,
         INT8 => d.line_key,
         INT8 => d.message_uid,
@@ -664,8 +805,13 @@ async fn stage_deliveries(
     ])
 }
 
-async fn stage_rejects(tx: &Transaction<'_>, rejects: &[RejectRow], ids: &HashMap<String, i32>) -> Result<usize> {
-    stage!(tx, REJECTS, rejects, |r| [
+async fn copy_rejects(
+    tx: &Transaction<'_>,
+    dest: &str,
+    rejects: &[RejectRow],
+    ids: &HashMap<String, i32>,
+) -> Result<usize> {
+    copy_rows!(tx, dest, REJECTS, rejects, |r| [
         TIMESTAMPTZ => r.time,
         INT8 => r.line_key,
         INT4 => server_id(ids, &r.host),
@@ -689,8 +835,13 @@ async fn stage_rejects(tx: &Transaction<'_>, rejects: &[RejectRow], ids: &HashMa
     ])
 }
 
-async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &HashMap<String, i32>) -> Result<usize> {
-    stage!(tx, SESSIONS, sessions, |s| [
+async fn copy_sessions(
+    tx: &Transaction<'_>,
+    dest: &str,
+    sessions: &[&SessionRow],
+    ids: &HashMap<String, i32>,
+) -> Result<usize> {
+    copy_rows!(tx, dest, SESSIONS, sessions, |s| [
         TIMESTAMPTZ => s.connected_at,
         INT8 => s.uid,
         INT4 => server_id(ids, &s.host),
@@ -712,8 +863,8 @@ async fn stage_sessions(tx: &Transaction<'_>, sessions: &[&SessionRow], ids: &Ha
     ])
 }
 
-async fn stage_links(tx: &Transaction<'_>, links: &[LinkRow], ids: &HashMap<String, i32>) -> Result<usize> {
-    stage!(tx, LINKS, links, |l| [
+async fn copy_links(tx: &Transaction<'_>, dest: &str, links: &[LinkRow], ids: &HashMap<String, i32>) -> Result<usize> {
+    copy_rows!(tx, dest, LINKS, links, |l| [
         TIMESTAMPTZ => l.time,
         INT8 => l.line_key,
         TEXT => l.kind,

@@ -172,7 +172,7 @@ impl Stored {
 
     /// The tables that differ from `other`'s, each with the keys of its rows that differ.
     pub fn differences(&self, other: &Stored) -> Vec<String> {
-        fn table<K: Ord + std::fmt::Debug, V: PartialEq>(
+        fn table<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
             name: &str,
             a: &BTreeMap<K, V>,
             b: &BTreeMap<K, V>,
@@ -180,11 +180,12 @@ impl Stored {
         ) {
             let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
             let differing: Vec<&&K> = keys.iter().filter(|k| a.get(k) != b.get(k)).collect();
-            if !differing.is_empty() {
+            if let Some(first) = differing.first() {
                 out.push(format!(
-                    "{name}: {} rows differ, first {:?}",
+                    "{name}: {} rows differ, first {first:?}: {:?} / {:?}",
                     differing.len(),
-                    differing[0]
+                    a.get(first),
+                    b.get(first)
                 ));
             }
         }

@@ -33,7 +33,7 @@ export function MessagePage({ id }: { id: string }) {
               <dd class="addr">{m.recipients.map((r) => r.address).join(', ')}</dd>
               <dt>State</dt>
               <dd>
-                <StatusBadge value={m.state} />
+                <StatusBadge value={m.state} /> {m.state_reason ?? ''}
               </dd>
               <dt>Flow</dt>
               <dd>{m.flow ?? ''}</dd>
@@ -115,6 +115,7 @@ function HopBody({ hop }: { hop: HopDetail & { server: string } }) {
         <span class="hop-server">{hop.server}</span>
         <span class="mono">{hop.queue_id}</span>
         <StatusBadge value={hop.state} />
+        {hop.state_reason && <span class="muted">{hop.state_reason}</span>}
         {hop.flow && <span class="tag">{hop.flow}</span>}
         <span class="muted">
           {formatTime(hop.first_seen)} → {formatTime(hop.last_seen)}

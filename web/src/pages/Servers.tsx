@@ -273,10 +273,8 @@ const SECRETS_V3: [keyof AgentSecrets, string][] = [
   ['control_auth_pass', 'Control user auth passphrase'],
   ['control_priv_pass', 'Control user privacy passphrase'],
 ];
-const SECRETS_V2: [keyof AgentSecrets, string][] = [
-  ['read_community', 'Read community'],
-  ['control_community', 'Control community'],
-];
+// SNMPv2c polls only: elsed refuses a control community (queue actions need SNMPv3).
+const SECRETS_V2: [keyof AgentSecrets, string][] = [['read_community', 'Read community']];
 
 // The server's SNMP agent (administrators): the settings are shown, the secrets never are, so
 // saving asks for them again; elsed stores them encrypted.
@@ -325,7 +323,7 @@ function AgentSettingsForm({ id }: { id: string }) {
         <Field label="SNMP version">
           <select value={shown.version} onChange={(e) => set({ version: e.currentTarget.value })}>
             <option value="3">3 (authPriv)</option>
-            <option value="2c">2c</option>
+            <option value="2c">2c (polling only)</option>
           </select>
         </Field>
         {shown.version === '3' && (

@@ -119,8 +119,8 @@ async fn delete_user(
 
 /// What the audit log keeps of a group's changes.
 fn group_details(changes: &GroupChanges) -> serde_json::Value {
-    json!({ "name": changes.name, "server_ids": changes.server_ids, "domains": changes.domains,
-            "user_ids": changes.user_ids })
+    json!({ "name": changes.name, "server_ids": changes.server_ids, "whole_server_ids": changes.whole_server_ids,
+            "domains": changes.domains, "user_ids": changes.user_ids })
 }
 
 /// Every group.

@@ -115,6 +115,7 @@ async fn search_latency() {
         let scope = Scope::Groups(vec![GroupScope {
             server_ids: servers.clone(),
             domains,
+            ..Default::default()
         }]);
         group_times.extend(measure(&client, &scope, std::slice::from_ref(address), |a| one("recipient", a)).await);
     }

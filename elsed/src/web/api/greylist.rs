@@ -340,32 +340,33 @@ pub async fn decisions(
 /// The decisions that led to these messages (the hops of one journey), oldest first, each once:
 /// those about a message's sender and one of its recipients (as addressed, before any
 /// rewriting) in the two days before it was received, which covers Postgrey's default retry
-/// window. For the message detail page, whose scope check has already admitted the messages;
-/// one query for all of them.
+/// window, that the caller may see ([`Scope::greylist_condition`]: not the decisions about
+/// other recipients of the same mail). For the message detail page; one query for all of them.
 pub async fn greylist_decisions_for_messages(
     client: &Client,
+    scope: &Scope,
     message_uids: &[i64],
 ) -> ApiResult<Vec<GreylistDecision>> {
-    let rows = client
-        .query(
-            &format!(
-                "WITH m AS (SELECT DISTINCT ON (uid) started_at, uid, sender, first_seen FROM messages
-                            WHERE uid = ANY($1) ORDER BY uid, started_at DESC)
-                 SELECT DISTINCT {DECISION_COLUMNS} FROM m
-                 JOIN greylist_decisions d
-                   ON d.ts >= m.first_seen - interval '2 days' AND d.ts <= m.first_seen + interval '1 minute'
-                  AND lower(d.sender) = lower(m.sender)
-                  AND d.recipient IN (SELECT lower(r.address) FROM recipients r
-                                      WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
-                                      UNION
-                                      SELECT lower(r.orig_address) FROM recipients r
-                                      WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
-                                        AND r.orig_address IS NOT NULL)
-                 ORDER BY d.ts"
-            ),
-            &[&message_uids],
-        )
-        .await?;
+    let mut q = Query::default();
+    let uids = q.bind(message_uids.to_vec());
+    let visible = scope.greylist_condition(&mut q, "d");
+    let sql = format!(
+        "WITH m AS (SELECT DISTINCT ON (uid) started_at, uid, sender, first_seen FROM messages
+                    WHERE uid = ANY({uids}::bigint[]) ORDER BY uid, started_at DESC)
+         SELECT DISTINCT {DECISION_COLUMNS} FROM m
+         JOIN greylist_decisions d
+           ON d.ts >= m.first_seen - interval '2 days' AND d.ts <= m.first_seen + interval '1 minute'
+          AND lower(d.sender) = lower(m.sender)
+          AND d.recipient IN (SELECT lower(r.address) FROM recipients r
+                              WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
+                              UNION
+                              SELECT lower(r.orig_address) FROM recipients r
+                              WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid
+                                AND r.orig_address IS NOT NULL)
+         WHERE {visible}
+         ORDER BY d.ts"
+    );
+    let rows = client.query(&sql, &q.params()).await?;
     Ok(rows.iter().map(decision).collect())
 }
 

@@ -63,6 +63,7 @@ fn groups(domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids: vec![1],
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
@@ -123,8 +124,12 @@ async fn statistics_count_each_outcome_by_period_domain_and_scope() {
     assert_eq!((s.totals.deferred, s.totals.passed, s.series.len()), (2, 1, 1));
     assert_eq!(s.series[0].t, "2025-11-24T00:00:00Z");
 
-    // Scopes: a group's domains as recipient or sender domain; an end user's addresses.
+    // Scopes: a group's domains as recipient domain; an end user's addresses. The sender grants
+    // nothing (greylisting judges unauthenticated mail: anyone can claim it): other.example (the
+    // sender of the decision to dave@s.example) sees none; s.example, sender of four, only that one.
     let s = stats(&db, &groups(&["other.example"]), &period()).await.unwrap();
+    assert_eq!((s.totals.deferred, s.totals.passed, s.awl_entries), (0, 0, None));
+    let s = stats(&db, &groups(&["s.example"]), &period()).await.unwrap();
     assert_eq!((s.totals.deferred, s.totals.passed, s.awl_entries), (1, 0, None));
     let s = stats(&db, &groups(&["quiet.example"]), &period()).await.unwrap();
     assert_eq!((s.totals.deferred, s.totals.not_greylisted), (0, 1));
@@ -206,7 +211,9 @@ async fn decisions_list_filters_and_scopes() {
     );
     assert_eq!(count(Scope::All, |f| f.client = Some("198.51.100.9".into())).await, 1);
     assert_eq!(count(addresses(&["bob@r.example"]), |_| {}).await, 3);
-    assert_eq!(count(addresses(&["carol@other.example"]), |_| {}).await, 1);
+    // Carol only claimed to send it; dave is its recipient.
+    assert_eq!(count(addresses(&["carol@other.example"]), |_| {}).await, 0);
+    assert_eq!(count(addresses(&["dave@s.example"]), |_| {}).await, 1);
     assert_eq!(count(addresses(&["erin@r.example"]), |_| {}).await, 0);
     assert_eq!(count(groups(&["r.example", "quiet.example"]), |_| {}).await, 4);
     assert_eq!(
@@ -278,7 +285,7 @@ async fn a_message_shows_the_greylisting_that_delayed_it() {
     let seen = |uids: Vec<i64>| {
         let db = &db;
         async move {
-            let history = greylist_decisions_for_messages(db, &uids).await.unwrap();
+            let history = greylist_decisions_for_messages(db, &Scope::All, &uids).await.unwrap();
             history
                 .iter()
                 .map(|d| (d.decision.clone(), d.ts.clone()))

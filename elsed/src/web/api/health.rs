@@ -5,20 +5,24 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use std::net::IpAddr;
+
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use omelse::parse::Timestamp;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use utoipa_axum::routes;
 
 use super::params::Params;
 use crate::access::audit;
 use crate::access::Caller;
+use crate::allow_list::AllowList;
 use crate::snmp::{self, Action, AgentSecrets, AgentSettings, Sample};
 use crate::sql::Query;
-use crate::web::auth::Admin;
+use crate::web::auth::{Admin, ClientIp};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::extract::{JsonBody, PathParam};
@@ -241,8 +245,77 @@ async fn act(
     }))
 }
 
+/// Who may read `/metrics` (server names and queue sizes are not for anyone): whoever shows the
+/// bearer token of `[web] metrics_token_file`, or a client of `[web] metrics_allowed_clients`;
+/// Prometheus' scrape configuration does either (`authorization` with `credentials_file`).
+#[derive(Debug, Default)]
+pub struct MetricsAccess {
+    token: Option<String>,
+    allowed: AllowList,
+}
+
+impl MetricsAccess {
+    pub fn new(web: &crate::config::web::WebConfig) -> anyhow::Result<MetricsAccess> {
+        let token = match &web.metrics_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("web.metrics_token_file {}: {e}", path.display()))?;
+                let token = text.trim();
+                if token.len() < 16 {
+                    anyhow::bail!(
+                        "web.metrics_token_file {}: the token must have at least 16 characters",
+                        path.display()
+                    );
+                }
+                Some(token.to_owned())
+            }
+            None => None,
+        };
+        let allowed = AllowList::parse(&web.metrics_allowed_clients)
+            .map_err(|e| anyhow::anyhow!("web.metrics_allowed_clients: {e}"))?;
+        Ok(MetricsAccess { token, allowed })
+    }
+
+    /// `None` lets the request through; otherwise the refusal: 401 asking for the token when
+    /// there is one, 403 otherwise.
+    fn refusal(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Option<Response> {
+        if client.is_some_and(|ip| self.allowed.allows(ip)) {
+            return None;
+        }
+        let Some(token) = &self.token else {
+            return Some(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "/metrics is served to web.metrics_allowed_clients or with web.metrics_token_file's token only",
+                )
+                .into_response(),
+            );
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        if given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes()))) {
+            return None;
+        }
+        let mut refused = ApiError::new(StatusCode::UNAUTHORIZED, "/metrics needs its bearer token").into_response();
+        refused
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        Some(refused)
+    }
+}
+
 /// The poller's latest values in Prometheus' text format.
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(refused) = state.metrics.refusal(&headers, ip) {
+        return Ok(refused);
+    }
     let client = state.db.get().await?;
     let text = snmp::prometheus_text(&client).await.map_err(ApiError::internal)?;
     Ok((

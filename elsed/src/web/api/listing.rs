@@ -98,10 +98,12 @@ pub async fn answer<L: Listing>(
     pairs: Vec<(String, String)>,
 ) -> ApiResult<Response> {
     let request = ListRequest::read(pairs, L::read_filter, L::SORTS, L::DEFAULT_SORT)?;
+    // An export's slot is claimed before it takes a connection: past the account's limit, 429.
+    let slot = request.csv.then(|| state.exports.claim(caller.user_id)).transpose()?;
     let client = state.db.get().await?;
     request.record(&client, caller, L::kind(&request.filter)).await;
-    if request.csv {
-        return csv::<L>(client, &caller.scope, &request.filter, &request.paging).await;
+    if let Some(slot) = slot {
+        return csv::<L>(client, slot, &caller.scope, &request.filter, &request.paging).await;
     }
     let page = L::page(&client, &caller.scope, &request.filter, &request.paging).await?;
     Ok(Json(page).into_response())
@@ -110,10 +112,11 @@ pub async fn answer<L: Listing>(
 /// What `filter` finds within `scope` as a CSV attachment, in the order of `paging`.
 pub async fn csv<L: Listing>(
     client: export::Connection,
+    slot: export::ExportSlot,
     scope: &Scope,
     filter: &L::Filter,
     paging: &Paging,
 ) -> ApiResult<Response> {
     let (select, q) = L::csv_select(scope, filter, &paging.order_by(L::TIE))?;
-    export::csv_response(client, &select, &q, L::CSV_HEADER, L::CSV_FILE).await
+    export::csv_response(client, slot, &select, &q, L::CSV_HEADER, L::CSV_FILE).await
 }

@@ -106,6 +106,8 @@ pub struct HopDetail {
     pub message_id: Option<String>,
     pub flow: Option<String>,
     pub state: String,
+    /// Why the hop ended as it did or waits on hold (docs/api.md, "Message states").
+    pub state_reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub first_seen: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -208,7 +210,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
         .collect();
     let shown_uids: Vec<i64> = shown.iter().map(|m| m.uid).collect();
 
-    let mut recipients = message_query::recipients(client, &shown, Some(MAX_RECIPIENTS)).await?;
+    let mut recipients = message_query::recipients(client, scope, &shown, Some(MAX_RECIPIENTS)).await?;
     let mut attempts = attempts(client, &shown_uids).await?;
     let journey = nodes
         .into_iter()
@@ -246,6 +248,7 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
                     message_id: m.message_id,
                     flow: m.flow,
                     state: m.state,
+                    state_reason: m.state_reason,
                     first_seen: m.first_seen,
                     last_seen: m.last_seen,
                     sender: m.sender,
@@ -259,13 +262,13 @@ pub async fn detail(client: &Client, scope: &Scope, uid: i64) -> ApiResult<Messa
         })
         .collect();
 
-    let mut lines = lines(client, &shown_uids).await?;
+    let mut lines = lines(client, scope, &shown_uids).await?;
     let lines_truncated = lines.len() as i64 > MAX_LINES;
     lines.truncate(MAX_LINES as usize);
     let servers: HashMap<i64, String> = shown.iter().map(|m| (m.uid, m.server.clone())).collect();
-    let ndrs = ndrs(client, &shown_uids, &servers).await?;
-    let greylist = super::greylist::greylist_decisions_for_messages(client, &shown_uids).await?;
-    let message = summaries(client, vec![start]).await?.remove(0);
+    let ndrs = ndrs(client, scope, &shown_uids, &servers).await?;
+    let greylist = super::greylist::greylist_decisions_for_messages(client, scope, &shown_uids).await?;
+    let message = summaries(client, scope, vec![start]).await?.remove(0);
     Ok(MessageDetail {
         message,
         journey,
@@ -424,36 +427,54 @@ async fn attempts(client: &Client, uids: &[i64]) -> ApiResult<HashMap<(i64, Stri
     Ok(by_recipient)
 }
 
-/// The lines of these messages in time order, one more than [`MAX_LINES`] to tell truncation.
-async fn lines(client: &Client, uids: &[i64]) -> ApiResult<Vec<LogLine>> {
+/// The lines of these messages in time order (those the caller may see: the same rule as the
+/// log view's), one more than [`MAX_LINES`] to tell truncation.
+async fn lines(client: &Client, scope: &Scope, uids: &[i64]) -> ApiResult<Vec<LogLine>> {
+    let mut q = Query::default();
+    let list = q.bind(uids.to_vec());
+    q.and(format!("e.message_uid = ANY({list}::bigint[])"));
+    let visible = scope.log_events_condition(&mut q, "e");
+    q.and(visible);
     let sql = format!(
-        "SELECT {} FROM log_events e JOIN servers s ON s.id = e.server_id
-         WHERE e.message_uid = ANY($1) ORDER BY e.ts, e.line_key LIMIT $2",
-        LogLine::COLUMNS
+        "SELECT {} FROM log_events e JOIN servers s ON s.id = e.server_id {}
+         ORDER BY e.ts, e.line_key LIMIT {}",
+        LogLine::COLUMNS,
+        q.where_clause(),
+        MAX_LINES + 1
     );
     Ok(client
-        .query(&sql, &[&uids, &(MAX_LINES + 1)])
+        .query(&sql, &q.params())
         .await?
         .iter()
         .map(LogLine::from_row)
         .collect())
 }
 
-/// The NDRs linked to these messages.
-async fn ndrs(client: &Client, uids: &[i64], servers: &HashMap<i64, String>) -> ApiResult<Vec<NdrLink>> {
+/// The NDRs linked to these messages that the caller may see (the NDR list's rule), each with
+/// the failures the caller may read.
+async fn ndrs(client: &Client, scope: &Scope, uids: &[i64], servers: &HashMap<i64, String>) -> ApiResult<Vec<NdrLink>> {
+    let mut q = Query::default();
+    let list = q.bind(uids.to_vec());
+    q.and(format!("n.message_uid = ANY({list}::bigint[])"));
+    let visible = scope.ndrs_condition(&mut q, "n");
+    q.and(visible);
+    let readable = scope.ndr_recipients_condition(&mut q, "n", "nr");
     let rows = client
         .query(
-            "SELECT n.id, n.received_at, n.reporting_mta, n.postfix_queue_id, n.postfix_sender, n.subject,
+            &format!(
+                "SELECT n.id, n.received_at, n.reporting_mta, n.postfix_queue_id, n.postfix_sender, n.subject,
                     n.message_uid, n.kind,
                     coalesce((SELECT json_agg(json_build_object(
                                   'address', coalesce(nr.final_recipient, nr.original_recipient),
                                   'action', nr.action, 'status', nr.status, 'diagnostic', nr.diagnostic_code)
                                   ORDER BY nr.position)
                               FROM ndr_recipients nr
-                              WHERE nr.ndr_received_at = n.received_at AND nr.ndr_id = n.id), '[]'::json)
-             FROM ndrs n WHERE n.message_uid = ANY($1)
+                              WHERE nr.ndr_received_at = n.received_at AND nr.ndr_id = n.id AND {readable}), '[]'::json)
+             FROM ndrs n {}
              ORDER BY n.received_at, n.id",
-            &[&uids],
+                q.where_clause()
+            ),
+            &q.params(),
         )
         .await?;
     Ok(rows
@@ -523,6 +544,7 @@ mod order_tests {
                 last_seen: at,
                 flow: None,
                 state: "sent".to_owned(),
+                state_reason: None,
             },
             link_kind: from.map(|_| "relay".to_owned()),
             from,

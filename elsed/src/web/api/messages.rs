@@ -68,9 +68,9 @@ fn from_where(scope: &Scope, filter: &MessageFilter) -> ApiResult<(String, Query
     ))
 }
 
-/// Messages with their first recipients.
-pub async fn summaries(client: &Client, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
-    let mut recipients = message_query::recipients(client, &rows, Some(RECIPIENTS_LISTED)).await?;
+/// Messages with their first recipients (of those `scope` lets the caller see).
+pub async fn summaries(client: &Client, scope: &Scope, rows: Vec<MessageRow>) -> ApiResult<Vec<MessageSummary>> {
+    let mut recipients = message_query::recipients(client, scope, &rows, Some(RECIPIENTS_LISTED)).await?;
     Ok(rows
         .into_iter()
         .map(|message| {
@@ -121,6 +121,7 @@ impl Listing for MessageList {
         "last_seen",
         "flow",
         "state",
+        "state_reason",
     ];
     const CSV_FILE: &'static str = "messages.csv";
 
@@ -180,18 +181,20 @@ impl Listing for MessageList {
         )
         .await?;
         let rows = std::mem::take(&mut page.items);
-        Ok(page.with_items(summaries(client, rows).await?))
+        Ok(page.with_items(summaries(client, scope, rows).await?))
     }
 
     fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
-        let (from_where, q) = from_where(scope, filter)?;
+        let (from_where, mut q) = from_where(scope, filter)?;
+        let shown = scope.recipients_condition(&mut q, "m", "r");
         let select = format!(
             "SELECT m.uid::text, s.name, m.server_id::text, m.queue_id, m.message_id, m.sender,
                 (SELECT string_agg(r.address || ' (' || r.status || ')', '; ' ORDER BY r.last_attempt_at, r.address)
-                 FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid),
+                 FROM recipients r WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND {shown}),
                 (SELECT count(*) FROM recipients r
-                 WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid)::text,
-                m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state
+                 WHERE r.message_started_at = m.started_at AND r.message_uid = m.uid AND {shown})::text,
+                m.size::text, host(m.client_ip), m.client_name, {}, {}, m.flow, m.state,
+                m.state_reason
          {from_where} {order_by}",
             sql_time("m.first_seen"),
             sql_time("m.last_seen"),
@@ -253,7 +256,7 @@ pub async fn bulk(client: &Client, scope: &Scope, ids: &[String]) -> ApiResult<B
         .cloned()
         .collect();
     Ok(BulkResult {
-        items: summaries(client, rows).await?,
+        items: summaries(client, scope, rows).await?,
         not_found,
     })
 }

@@ -68,7 +68,7 @@ async fn store_ndr(url: &str, raw: &[u8]) -> i64 {
 
 struct Fixture {
     client: Client,
-    /// Linked, mx1, alice@example.org → bob@remote.test, 5.1.1.
+    /// Linked, mx1, alice@example.org (submitted locally: vouched for) → bob@remote.test, 5.1.1.
     a: i64,
     /// Unlinked, mx2, carol@other.test → dave@example.org, delayed 4.2.2.
     b: i64,
@@ -85,6 +85,7 @@ async fn fixture() -> Fixture {
     import_lines(
         &url,
         &[
+            "Nov 28 18:55:49 mx1 postfix/pickup[101]: 4F1A23B0C5: uid=1000 from=<alice@example.org>",
             "Nov 28 18:55:50 mx1 postfix/qmgr[102]: 4F1A23B0C5: from=<alice@example.org>, size=300, nrcpt=1 (queue active)",
             "Nov 28 18:55:51 mx1 postfix/smtp[103]: 4F1A23B0C5: to=<bob@remote.test>, relay=remote.test[192.0.2.7]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced (host remote.test[192.0.2.7] said: 550 5.1.1 unknown (in reply to RCPT TO command))",
             "Nov 28 18:55:52 mx1 postfix/qmgr[102]: 4F1A23B0C5: removed",
@@ -147,6 +148,7 @@ fn group(servers: &[i32], domains: &[&str]) -> Scope {
     Scope::Groups(vec![GroupScope {
         server_ids: servers.to_vec(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     }])
 }
 
@@ -165,11 +167,14 @@ async fn each_scope_sees_its_own_ndrs_and_nothing_else() {
     let f = fixture().await;
     let all = NdrFilter::default;
     assert_eq!(ids(&f, &Scope::All, all()).await, [f.c, f.b, f.a], "newest first");
-    // Group members: a server of the group and a domain of the group (sender or failed recipient).
+    // Group members: a server of the group and a domain of the group (failed recipient, or sender
+    // when vouched for: the NDR is linked to a message submitted locally).
     assert_eq!(ids(&f, &group(&[f.mx1], &["example.org"]), all()).await, [f.a]);
     assert_eq!(ids(&f, &group(&[f.mx1], &["remote.test"]), all()).await, [f.a]);
     assert_eq!(ids(&f, &group(&[f.mx2], &["example.org"]), all()).await, [f.b]);
-    assert_eq!(ids(&f, &group(&[f.mx2], &["other.test"]), all()).await, [f.b]);
+    // Not linked: its original sender is whatever the NDR says, which anyone can forge.
+    assert!(ids(&f, &group(&[f.mx2], &["other.test"]), all()).await.is_empty());
+    assert!(ids(&f, &addresses(&["carol@other.test"]), all()).await.is_empty());
     assert!(ids(&f, &group(&[f.mx2], &["remote.test"]), all()).await.is_empty());
     assert!(ids(&f, &group(&[f.mx1], &["other.test"]), all()).await.is_empty());
     // Pairs, not a cross product: mx1 with other.test and mx2 with remote.test see nothing.
@@ -177,10 +182,12 @@ async fn each_scope_sees_its_own_ndrs_and_nothing_else() {
         GroupScope {
             server_ids: vec![f.mx1],
             domains: vec!["other.test".into()],
+            ..Default::default()
         },
         GroupScope {
             server_ids: vec![f.mx2],
             domains: vec!["remote.test".into()],
+            ..Default::default()
         },
     ]);
     assert!(ids(&f, &crossed, all()).await.is_empty());

@@ -1,5 +1,7 @@
 // Groups, the unit of scope: an administrator attaches users, servers and mail domains; a group
-// user sees messages that touch one of the group's servers and one of its domains.
+// user sees messages that touch one of the group's servers and one of its domains, and the raw
+// lines of that mail. A server the group owns whole shows its members every line of it (daemon
+// starts, warnings: lines of no message), which a shared server keeps for administrators.
 
 import { useState } from 'preact/hooks';
 import { api } from '../../api';
@@ -27,7 +29,12 @@ export function GroupsPage() {
       name={(g) => `group ${g.name}`}
       columns={[
         { key: 'n', label: 'Name', render: (g) => g.name },
-        { key: 's', label: 'Servers', render: (g) => g.server_ids.map(serverName).join(', ') },
+        {
+          key: 's',
+          label: 'Servers',
+          render: (g) =>
+            g.server_ids.map((id) => serverName(id) + (g.whole_server_ids.includes(id) ? ' (whole)' : '')).join(', '),
+        },
         { key: 'd', label: 'Domains', class: 'addr', render: (g) => g.domains.join(', ') },
         { key: 'u', label: 'Users', render: (g) => g.user_ids.map(userLogin).join(', ') },
       ]}
@@ -46,12 +53,19 @@ function GroupEditor({ group, users, done }: { group: Group | null; users: User[
   const { servers } = useSession();
   const [name, setName] = useState(group?.name ?? '');
   const [serverIds, setServerIds] = useState<number[]>(group?.server_ids ?? []);
+  const [wholeIds, setWholeIds] = useState<number[]>(group?.whole_server_ids ?? []);
   const [userIds, setUserIds] = useState<number[]>(group?.user_ids ?? []);
   const [domains, setDomains] = useState((group?.domains ?? []).join('\n'));
   const action = useAction();
   const save = async (e: Event) => {
     e.preventDefault();
-    const body = { name, server_ids: serverIds, user_ids: userIds, domains: lines(domains) } satisfies GroupChanges;
+    const body = {
+      name,
+      server_ids: serverIds,
+      whole_server_ids: wholeIds.filter((id) => serverIds.includes(id)),
+      user_ids: userIds,
+      domains: lines(domains),
+    } satisfies GroupChanges;
     const r = await action.run(() =>
       group ? api(`/admin/groups/${group.id}`, { method: 'PATCH', body }) : api('/admin/groups', { method: 'POST', body }),
     );
@@ -74,6 +88,22 @@ function GroupEditor({ group, users, done }: { group: Group | null; users: User[
               <input type="checkbox" checked={serverIds.includes(s.id)} onChange={(e) => setServerIds(toggle(serverIds, s.id, e.currentTarget.checked))} /> {s.name}
             </label>
           ))}
+        </fieldset>
+        <fieldset class="wide">
+          <legend>Owned whole: its members see every line there, not only those of their mail</legend>
+          {servers
+            .filter((s) => serverIds.includes(s.id))
+            .map((s) => (
+              <label class="check" key={String(s.id)}>
+                <input
+                  type="checkbox"
+                  aria-label={`${s.name} whole`}
+                  checked={wholeIds.includes(s.id)}
+                  onChange={(e) => setWholeIds(toggle(wholeIds, s.id, e.currentTarget.checked))}
+                />{' '}
+                {s.name}
+              </label>
+            ))}
         </fieldset>
         <fieldset class="wide">
           <legend>Users</legend>

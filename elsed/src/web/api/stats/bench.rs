@@ -269,6 +269,7 @@ async fn dashboard_over_30_days_of_10_million_messages() {
     let group = Scope::Groups(vec![GroupScope {
         server_ids: servers.clone(),
         domains: (1..=10).map(|n| format!("corp{n}.example")).collect(),
+        ..Default::default()
     }]);
     crate::geo::init(&crate::geo::GeoipConfig::default()).unwrap();
     println!("bench-dashboard: endpoint (30 days) | scope | p50 ms | p95 ms");

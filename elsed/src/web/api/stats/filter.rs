@@ -88,6 +88,9 @@ pub struct Filter {
     pub domain: Option<String>,
     /// A group member's (server, domain) pairs, parallel arrays; `None` for everything.
     pub pairs: Option<(Vec<i32>, Vec<String>)>,
+    /// With `pairs`: the servers the member's groups own whole. Counts no domain applies to
+    /// (postscreen: clients of every customer) are theirs only, as raw lines are.
+    pub whole_servers: Vec<i32>,
 }
 
 impl Filter {
@@ -161,6 +164,7 @@ impl Filter {
             server,
             flow,
             domain,
+            whole_servers: groups.as_deref().map(Scope::whole_servers).unwrap_or_default(),
             pairs: groups.map(|g| Scope::pairs(&g)),
         })
     }
@@ -173,7 +177,7 @@ impl Filter {
 
     /// Conditions on a rollup row aliased `t` (columns server_id, flow, by_domain, domain) other
     /// than time. `has_domains`: false for counts that no domain applies to (postscreen), which a
-    /// group member sees for the servers of their groups.
+    /// group member sees for the servers their groups own whole.
     pub fn rows(&self, q: &mut Query, t: &str, has_domains: bool) -> String {
         let mut conditions = Vec::new();
         if let Some(server) = self.server {
@@ -184,8 +188,11 @@ impl Filter {
         }
         if !has_domains {
             conditions.push(format!("NOT {t}.by_domain"));
-            if let Some((servers, _)) = &self.pairs {
-                conditions.push(format!("{t}.server_id = ANY({}::int[])", q.bind(servers.clone())));
+            if self.pairs.is_some() {
+                conditions.push(format!(
+                    "{t}.server_id = ANY({}::int[])",
+                    q.bind(self.whole_servers.clone())
+                ));
             }
             if self.domain.is_some() {
                 conditions.push("FALSE".into());
@@ -252,6 +259,12 @@ fn intersect(a: &GroupScope, b: &GroupScope) -> GroupScope {
             .copied()
             .collect(),
         domains: a.domains.iter().filter(|d| b.domains.contains(d)).cloned().collect(),
+        whole_server_ids: a
+            .whole_server_ids
+            .iter()
+            .filter(|s| b.server_ids.contains(s))
+            .copied()
+            .collect(),
     }
 }
 
@@ -269,5 +282,6 @@ async fn load_group(client: &Client, id: i64) -> ApiResult<GroupScope> {
     Ok(GroupScope {
         server_ids: row.get(0),
         domains: row.get(1),
+        ..Default::default()
     })
 }

@@ -71,9 +71,9 @@ pub async fn report_handler(
 
 /// The report of `params` within `scope`, rendered in the asked format.
 pub async fn report(client: &Client, scope: &Scope, params: &RawParams) -> ApiResult<(Format, String)> {
-    let pairs = match scope {
-        Scope::All => None,
-        Scope::Groups(groups) => Some(Scope::pairs(groups)),
+    let (pairs, whole_servers) = match scope {
+        Scope::All => (None, Vec::new()),
+        Scope::Groups(groups) => (Some(Scope::pairs(groups)), Scope::whole_servers(groups)),
         Scope::Addresses(_) => return Err(ApiError::forbidden()),
     };
     let format = match choice(params, "format", &["json", "html", "text"], "json")? {
@@ -94,6 +94,7 @@ pub async fn report(client: &Client, scope: &Scope, params: &RawParams) -> ApiRe
         domain: text(params, "domain").map(|d| d.trim_start_matches('@').to_lowercase()),
         server_id,
         pairs,
+        whole_servers,
         ..report::Scope::default()
     };
     let covered = Covered {

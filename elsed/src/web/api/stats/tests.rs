@@ -148,6 +148,7 @@ async fn traffic_totals_equal_the_report_on_postfix_logsums() {
     let group = Scope::Groups(vec![GroupScope {
         server_ids: vec![server],
         domains: vec![domain.clone()],
+        ..Default::default()
     }]);
     let narrowed = assert_traffic_agrees(&client, &group, Some((vec![server], vec![domain]))).await;
     assert!(narrowed["delivered"].as_i64().unwrap() > 0);
@@ -254,6 +255,7 @@ async fn the_report_endpoint_is_the_report_narrowed_to_the_scope() {
     let nobody = Scope::Groups(vec![GroupScope {
         server_ids: vec![1],
         domains: vec!["nobody.invalid".into()],
+        ..Default::default()
     }]);
     let (_, none) = super::reports::report(&client, &nobody, &params(&[])).await.unwrap();
     let none: serde_json::Value = serde_json::from_str(&none).unwrap();

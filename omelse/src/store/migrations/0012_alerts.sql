@@ -1,4 +1,4 @@
--- ELSE schema, version 9: delivery insights and alerts (elsed's alerts/, evaluated by `elsed serve`).
+-- ELSE schema, version 12: delivery insights and alerts (elsed's alerts/, evaluated by `elsed serve`).
 --
 -- The detectors find conditions; the lifecycle turns them into alerts that open once, update while
 -- the condition holds and resolve by themselves; the channels' outbox carries each open and resolve

@@ -1,0 +1,73 @@
+//! What a mail administrator compares between two databases fed the same log: every message and
+//! every recipient, by host and queue id; and the reference to compare with, the same lines
+//! through `elsed import` (one reader, in log order).
+
+use std::path::Path;
+use std::process::Command;
+
+/// Every message and every recipient of the database, one line each, sorted.
+pub fn message_records(url: &str) -> (Vec<String>, Vec<String>) {
+    crate::block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let rows = |sql: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .query(sql, &[])
+                    .await
+                    .expect("records")
+                    .iter()
+                    .map(|row| row.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let messages = rows(
+            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
+             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
+        )
+        .await;
+        let recipients = rows(
+            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
+             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
+             JOIN servers s ON s.id = m.server_id ORDER BY 1",
+        )
+        .await;
+        (messages, recipients)
+    })
+}
+
+/// Imports `lines` (syslog lines without `<PRI>`) into `url` with `elsed import`, through a file
+/// in `dir`.
+pub fn elsed_import(url: &str, lines: &[String], dir: &Path) {
+    let file = dir.join("import.log");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write the lines to import");
+    let output = Command::new(crate::rsyslogd::elsed_binary())
+        .args(["import", "--database-url", url])
+        .arg(&file)
+        .env("ELSE_CONFIG", "/dev/null")
+        .output()
+        .expect("run elsed import");
+    assert!(
+        output.status.success(),
+        "elsed import: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The records that differ between two databases, a few of each side, for an assertion message.
+pub fn differences(left: &[String], right: &[String]) -> String {
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        let b: std::collections::HashSet<&String> = b.iter().collect();
+        a.iter().filter(|r| !b.contains(r)).take(5).cloned().collect()
+    };
+    format!(
+        "{} vs {} rows; only left: {:#?}; only right: {:#?}",
+        left.len(),
+        right.len(),
+        only(left, right),
+        only(right, left)
+    )
+}
