@@ -506,3 +506,84 @@ async fn a_silenced_alert_is_not_notified_and_acknowledgements_are_in_its_histor
     .collect();
     assert_eq!(history, expected);
 }
+
+#[tokio::test]
+async fn a_group_member_sees_only_the_alerts_its_servers_and_domains_allow() {
+    use super::detectors::{Finding, Severity};
+    use crate::access::{GroupScope, Scope};
+    use crate::web::api::alerts;
+
+    let url = crate::ndr::tests::database(else_tests::PgCluster::shared()).await;
+    let client = omelse::store::connect(&url).await.unwrap();
+    let finding = |rule: &'static str, key: &str, server_id: Option<i32>, domain: Option<&str>| Finding {
+        rule,
+        key: key.into(),
+        server_id,
+        domain: domain.map(str::to_owned),
+        severity: Severity::Warning,
+        title: format!("{rule} {key}"),
+        evidence: serde_json::json!({}),
+    };
+    let findings = [
+        finding("silent", "s1", Some(1), None),
+        finding("queue", "s2/deferred", Some(2), None),
+        finding("volume", "s1/inbound", Some(1), None),
+        finding("reject_rate", "s2", Some(2), None),
+        finding("destination", "s1/a.example", Some(1), Some("a.example")),
+        finding("destination", "s1/gmx.example", Some(1), Some("gmx.example")),
+        finding("bounce_rate", "b.example", None, Some("b.example")),
+        finding("greylist", "forged.example", None, None),
+    ];
+    let config = AlertsConfig::default();
+    lifecycle::apply(&client, &config, &findings, at("2024-05-01T10:00:00Z"))
+        .await
+        .unwrap();
+    // Group a: server 1 shared with others, its domain a.example. Group b: servers 1 and 2, the
+    // second owned whole, its domain b.example.
+    let a = Scope::Groups(vec![GroupScope {
+        server_ids: vec![1],
+        domains: vec!["a.example".into()],
+        whole_server_ids: vec![],
+    }]);
+    let b = Scope::Groups(vec![GroupScope {
+        server_ids: vec![1, 2],
+        domains: vec!["b.example".into()],
+        whole_server_ids: vec![2],
+    }]);
+    let end_user = Scope::Addresses(vec!["someone@a.example".into()]);
+    async fn seen(client: &Client, scope: &Scope) -> Vec<String> {
+        let mut keys: Vec<String> = alerts::list(client, scope, "all", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| format!("{} {}", a.rule, a.key))
+            .collect();
+        keys.sort();
+        keys
+    }
+    assert_eq!(seen(&client, &Scope::All).await.len(), findings.len());
+    // a: the health of its server, the destination that is its own domain; not the volume of
+    // a server it shares, not another destination's failures (every customer's messages).
+    assert_eq!(seen(&client, &a).await, ["destination s1/a.example", "silent s1"]);
+    // b: the health of both servers, what is counted over the server it owns whole, its
+    // domain's bounces.
+    assert_eq!(
+        seen(&client, &b).await,
+        [
+            "bounce_rate b.example",
+            "queue s2/deferred",
+            "reject_rate s2",
+            "silent s1"
+        ]
+    );
+    assert!(seen(&client, &end_user).await.is_empty());
+    // An alert outside the scope does not exist for the caller (its detail, acknowledging and
+    // silencing answer 404).
+    let greylist: i64 = client
+        .query_one("SELECT id FROM alerts WHERE rule = 'greylist'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(alerts::find(&client, &b, greylist).await.unwrap().is_none());
+    assert!(alerts::find(&client, &Scope::All, greylist).await.unwrap().is_some());
+}

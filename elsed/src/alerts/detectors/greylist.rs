@@ -3,7 +3,8 @@
 //! never retried rises `min_increase` above that domain's share over the previous
 //! `baseline_days`, with `min_triplets` on each side: a legitimate sender that used to retry is
 //! losing its mail. Greylisting is shared by every MX, so the alert is about the sender domain
-//! and no server.
+//! and no server; it is for administrators (the sender is what a client claimed, and the counts
+//! are every recipient's).
 
 use omelse::parse::Timestamp;
 use serde_json::json;
@@ -49,7 +50,8 @@ pub async fn detect(client: &impl GenericClient, rule: &GreylistRule, now: Times
             rule: "greylist",
             key: domain.clone(),
             server_id: None,
-            domain: Some(domain.clone()),
+            // The sender domain is what a client claimed: it grants no group the alert.
+            domain: None,
             severity: Severity::Warning,
             title: format!(
                 "Senders of {domain} stopped retrying after greylisting: {lost} of {recent} never came back ({:.0}%, usually {:.0}%)",

@@ -15,6 +15,10 @@ use tokio_postgres::GenericClient;
 
 use super::config::AlertsConfig;
 
+/// The rules about a server's health (its log stream, its SNMP agent and queues): whoever may
+/// see the server sees them, as the servers page shows its health.
+pub const HEALTH_RULES: &[&str] = &["silent", "ingest_lag", "queue", "agent"];
+
 /// How bad a condition is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +43,8 @@ pub struct Finding {
     pub rule: &'static str,
     /// What it is about within the rule: the identity of the condition (`out1/example.net`).
     pub key: String,
-    /// The server it is on and the group domain it is about, for the callers' scope.
+    /// The server it is on and the group domain it is about, for the callers' scope
+    /// (`web/api/alerts.rs`, `visible`).
     pub server_id: Option<i32>,
     pub domain: Option<String>,
     pub severity: Severity,

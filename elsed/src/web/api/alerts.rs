@@ -1,6 +1,7 @@
 //! `/alerts`: the alerts the caller may see, their history, and acknowledging or silencing them
-//! (audited). An administrator sees every alert; a group member those on the group's servers or
-//! about the group's domains; an end user none (their view is their mail, not the fleet).
+//! (audited). An administrator sees every alert; a group member those the screens behind their
+//! evidence would show them ([`visible`]); an end user none (their view is their mail, not the
+//! fleet).
 
 use axum::extract::State;
 use axum::Json;
@@ -90,18 +91,40 @@ impl Alert {
     }
 }
 
-/// A condition on an `alerts` row aliased `a`: the caller may see the alert. A group member sees
-/// the alerts on the group's servers and those about the group's domains. Binds into `q`.
+/// A condition on an `alerts` row aliased `a`: the caller may see the alert. Binds into `q`.
+///
+/// Alerts follow the rules of the screens their evidence comes from: a server's health
+/// ([`HEALTH_RULES`], as on the servers page) is for the members of a group with that server;
+/// what is counted over a whole server's mail (volumes, rejects, blocklistings, a remote
+/// destination's failures, which mix every customer's messages) for the groups that own the
+/// server whole, as the server-wide rollups are; an alert about a group's domain (a bounce spike,
+/// or a destination that is that domain, on one of the group's servers) for that group. An
+/// alert about nobody's domain on no server (greylisting harm: its evidence counts every
+/// recipient's triplets) is for administrators.
+///
+/// [`HEALTH_RULES`]: crate::alerts::detectors::HEALTH_RULES
 pub fn visible(scope: &Scope, q: &mut Query, a: &str) -> String {
     match scope {
         Scope::All => "TRUE".into(),
         Scope::Groups(groups) => {
+            let health = q.bind(
+                crate::alerts::detectors::HEALTH_RULES
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>(),
+            );
             let on_server = scope.servers_condition(q, &format!("{a}.server_id"));
-            let mut domains: Vec<String> = groups.iter().flat_map(|g| g.domains.iter().cloned()).collect();
-            domains.sort();
-            domains.dedup();
+            let whole = q.bind(Scope::whole_servers(groups));
+            let (servers, domains) = Scope::pairs(groups);
+            let servers = q.bind(servers);
             let domains = q.bind(domains);
-            format!("({on_server} OR {a}.domain = ANY({domains}::text[]))")
+            format!(
+                "(({a}.rule = ANY({health}::text[]) AND {on_server})
+                  OR {a}.server_id = ANY({whole}::int[])
+                  OR EXISTS (SELECT 1 FROM unnest({servers}::int[], {domains}::text[]) AS scope(server_id, domain)
+                             WHERE scope.domain = {a}.domain
+                               AND ({a}.server_id IS NULL OR scope.server_id = {a}.server_id)))"
+            )
         }
         Scope::Addresses(_) => "FALSE".into(),
     }
@@ -136,7 +159,11 @@ pub async fn list(
 }
 
 /// The alert `id` if the caller may see it.
-async fn visible_alert(client: &tokio_postgres::Client, scope: &Scope, id: i64) -> ApiResult<Alert> {
+pub async fn find(
+    client: &tokio_postgres::Client,
+    scope: &Scope,
+    id: i64,
+) -> Result<Option<Alert>, tokio_postgres::Error> {
     let mut q = Query::default();
     let bound = q.bind(id);
     q.and(format!("a.id = {bound}"));
@@ -150,9 +177,13 @@ async fn visible_alert(client: &tokio_postgres::Client, scope: &Scope, id: i64) 
             ),
             &q.params(),
         )
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Alert::from_row(&row))
+        .await?;
+    Ok(row.as_ref().map(Alert::from_row))
+}
+
+/// The alert `id` if the caller may see it, 404 otherwise (it does not exist for them).
+async fn visible_alert(client: &tokio_postgres::Client, scope: &Scope, id: i64) -> ApiResult<Alert> {
+    find(client, scope, id).await?.ok_or_else(ApiError::not_found)
 }
 
 /// The alerts: open ones first (critical first), then the resolved (default: open only).
