@@ -21,6 +21,8 @@ pub mod lifecycle;
 pub mod patterns;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sources;
 
 pub use config::AlertsConfig;
 
