@@ -88,8 +88,7 @@ const BLOCKED: &str = "dsn=5.7.1, status=bounced (host hotmail-com.olc.protectio
 async fn real_log_with_episodes() -> Option<(Client, String)> {
     let corpora = else_tests::corpora::dir_or_skip()?;
     let corpus = else_tests::corpora::read_text(&corpora.join("postfix-logsums/mail.log.gz"));
-    let mut lines: Vec<String> = corpus.lines().map(str::to_owned).collect();
-    lines.extend(episode(
+    let mut episodes = episode(
         &corpus,
         "2023-03-17T10:00:00Z",
         12,
@@ -97,8 +96,8 @@ async fn real_log_with_episodes() -> Option<(Client, String)> {
         "Dd",
         "someone@gmx.de",
         DEFERRAL,
-    ));
-    lines.extend(episode(
+    );
+    episodes.extend(episode(
         &corpus,
         "2023-03-17T12:00:00Z",
         3,
@@ -107,12 +106,19 @@ async fn real_log_with_episodes() -> Option<(Client, String)> {
         "friend@hotmail.com",
         BLOCKED,
     ));
-    lines.extend(reject_burst(&corpus, "2023-03-17T14:00:00Z", 40, 30));
-    let file = std::env::temp_dir().join(format!("else-alerts-{}.log", std::process::id()));
+    episodes.extend(reject_burst(&corpus, "2023-03-17T14:00:00Z", 40, 30));
+    Some(imported_with(&corpus, episodes).await)
+}
+
+/// The corpus and `episodes` after it, imported as `elsed import` does.
+async fn imported_with(corpus: &str, episodes: Vec<String>) -> (Client, String) {
+    let mut lines: Vec<String> = corpus.lines().map(str::to_owned).collect();
+    lines.extend(episodes);
+    let file = std::env::temp_dir().join(format!("else-alerts-{}-{}.log", std::process::id(), lines.len()));
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let imported = crate::test_fixtures::imported(&PathBuf::from(&file)).await;
     let _ = std::fs::remove_file(&file);
-    Some(imported)
+    imported
 }
 
 /// Thresholds for a small MX (a few messages an hour).
@@ -287,6 +293,78 @@ async fn each_detector_finds_its_episode_in_a_real_log_and_its_alert_resolves() 
     // (and the volume alert of the morning: 13:00-14:00 was as quiet as usual, and the drop of
     // 14:00-15:00 came later than the regrouping window: a new alert).
     assert_eq!(resolved, ["blocklist", "destination", "volume"]);
+}
+
+const UNKNOWN_USER: &str = "dsn=5.1.1, status=bounced (host mx.customer.example[203.0.113.25] said: 550 5.1.1 <someone@customer.example>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))";
+
+#[tokio::test]
+async fn a_group_domains_bounces_jumping_above_its_usual_share_open_an_alert() {
+    let Some(corpora) = else_tests::corpora::dir_or_skip() else {
+        return;
+    };
+    let corpus = else_tests::corpora::read_text(&corpora.join("postfix-logsums/mail.log.gz"));
+    let sent = "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ)";
+    // Mail to customer.example at 15:00 on the corpus's last two days, all delivered; on the
+    // day after, 10 delivered and then 15 bounced for unknown users (an import of bad addresses).
+    let mut episodes = episode(
+        &corpus,
+        "2023-03-15T15:00:00Z",
+        15,
+        120,
+        "Hh",
+        "a@customer.example",
+        sent,
+    );
+    episodes.extend(episode(
+        &corpus,
+        "2023-03-16T15:00:00Z",
+        15,
+        120,
+        "Jj",
+        "a@customer.example",
+        sent,
+    ));
+    episodes.extend(episode(
+        &corpus,
+        "2023-03-17T15:00:00Z",
+        10,
+        60,
+        "Kk",
+        "a@customer.example",
+        sent,
+    ));
+    episodes.extend(episode(
+        &corpus,
+        "2023-03-17T15:20:00Z",
+        15,
+        60,
+        "Mm",
+        "someone@customer.example",
+        UNKNOWN_USER,
+    ));
+    let (mut client, _url) = imported_with(&corpus, episodes).await;
+    let helga: i32 = client
+        .query_one("SELECT id FROM servers WHERE name = 'helga'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    crate::test_fixtures::group(&mut client, helga, "customer.example").await;
+    let rule = small_site().rates;
+    let calm = super::detectors::rates::detect(&client, &rule, at("2023-03-16T15:50:00Z"))
+        .await
+        .unwrap();
+    assert!(!calm.iter().any(|f| f.rule == "bounce_rate"), "{calm:#?}");
+    let found = super::detectors::rates::detect(&client, &rule, at("2023-03-17T15:50:00Z"))
+        .await
+        .unwrap();
+    let bounces: Vec<_> = found.iter().filter(|f| f.rule == "bounce_rate").collect();
+    assert_eq!(bounces.len(), 1, "{found:#?}");
+    let evidence = &bounces[0].evidence;
+    assert_eq!(bounces[0].key, "customer.example");
+    assert_eq!(bounces[0].domain.as_deref(), Some("customer.example"));
+    assert_eq!((&evidence["failing"], &evidence["total"]), (&15.0.into(), &25.0.into()));
+    assert_eq!(evidence["baseline"]["median"], 0.0);
+    assert_eq!(evidence["baseline"]["days"], 2);
 }
 
 /// A webhook receiver on a loopback port: what it was sent (signature header, body), answering
