@@ -370,12 +370,20 @@ async fn a_group_domains_bounces_jumping_above_its_usual_share_open_an_alert() {
 /// A webhook receiver on a loopback port: what it was sent (signature header, body), answering
 /// 500 to the first `failures` requests.
 async fn receiver(failures: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    receiver_at("/hook", failures).await
+}
+
+/// [`receiver`] at `path` (the address returned has it).
+async fn receiver_at(
+    path: &str,
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
     use axum::http::{HeaderMap, StatusCode};
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let kept = received.clone();
     let app = axum::Router::new().route(
-        "/hook",
+        path,
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let kept = kept.clone();
             let attempts = attempts.clone();
@@ -395,7 +403,7 @@ async fn receiver(failures: usize) -> (String, std::sync::Arc<std::sync::Mutex<V
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{address}/hook"), received)
+    (format!("http://{address}{path}"), received)
 }
 
 #[tokio::test]
@@ -664,4 +672,145 @@ async fn a_group_member_sees_only_the_alerts_its_servers_and_domains_allow() {
         .get(0);
     assert!(alerts::find(&client, &b, greylist).await.unwrap().is_none());
     assert!(alerts::find(&client, &Scope::All, greylist).await.unwrap().is_some());
+}
+
+/// A loopback SMTP server that accepts every message: the port, and the DATA of each message
+/// received with its envelope recipients.
+async fn smtp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink.test ESMTP\r\n").await.unwrap();
+                let mut recipients = Vec::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or(&line).to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 sink.test\r\n",
+                        "RCPT" => {
+                            recipients.push(line[8..].trim_matches(['<', '>', ' ']).to_owned());
+                            b"250 2.1.5 Ok\r\n"
+                        }
+                        "DATA" => {
+                            write
+                                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                                .await
+                                .unwrap();
+                            let mut data = String::new();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                if line == "." {
+                                    break;
+                                }
+                                data.push_str(&line);
+                                data.push('\n');
+                            }
+                            kept.lock().unwrap().push((std::mem::take(&mut recipients), data));
+                            b"250 2.0.0 Ok: queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 2.0.0 Bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 2.0.0 Ok\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+#[tokio::test]
+async fn e_mail_and_alertmanager_hear_the_opening_and_the_resolution() {
+    let url = crate::ndr::tests::database(else_tests::PgCluster::shared()).await;
+    let client = omelse::store::connect(&url).await.unwrap();
+    let (smtp_port, mails) = smtp_receiver().await;
+    let (alertmanager, posted) = receiver_at("/api/v2/alerts", 0).await;
+    let mut config = AlertsConfig::default();
+    config.link_base = "https://else.example.org/".into();
+    config.channels.email_to = vec!["postmaster@example.org".into(), "noc@example.org".into()];
+    config.channels.alertmanager = vec![alertmanager.trim_end_matches("/api/v2/alerts").to_owned()];
+    let reports = crate::schedule::ReportsConfig {
+        relay_host: "127.0.0.1".into(),
+        relay_port: smtp_port,
+        starttls: false,
+        from: "else@example.org".into(),
+        ..Default::default()
+    };
+    let finding = super::detectors::Finding {
+        rule: "queue",
+        key: "out1/deferred".into(),
+        server_id: None,
+        domain: None,
+        severity: super::detectors::Severity::Critical,
+        title: "out1's deferred queue holds 2600 messages (threshold 500)".into(),
+        evidence: serde_json::json!({"count": 2600, "threshold": 500}),
+    };
+    let opened = lifecycle::apply(
+        &client,
+        &config,
+        std::slice::from_ref(&finding),
+        at("2024-05-01T10:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let id = opened.opened[0];
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:00:01Z"))
+            .await
+            .unwrap(),
+        2
+    );
+    lifecycle::apply(&client, &config, &[], at("2024-05-01T10:11:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        super::channels::dispatch(&client, &config, &reports, at("2024-05-01T10:11:01Z"))
+            .await
+            .unwrap(),
+        2
+    );
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    for ((recipients, data), state) in mails.iter().zip(["OPEN", "RESOLVED"]) {
+        assert_eq!(recipients, &["postmaster@example.org", "noc@example.org"]);
+        // Long headers are folded (RFC 5322): unfolded, the subject is the title.
+        let unfolded = data.replace("\n ", " ");
+        assert!(
+            unfolded.contains(&format!("Subject: [ELSE {state}] {}", finding.title)),
+            "{data}"
+        );
+        assert!(data.contains("From: else@example.org"), "{data}");
+        assert!(
+            data.contains(&format!("https://else.example.org/alerts/{id}")),
+            "{data}"
+        );
+        assert!(data.contains("\"count\": 2600"), "{data}");
+    }
+    let posted: Vec<Value> = posted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice(body).unwrap())
+        .collect();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    let (open, resolve) = (&posted[0][0], &posted[1][0]);
+    assert_eq!(open["labels"]["alertname"], "else_queue");
+    assert_eq!(open["labels"]["key"], "out1/deferred");
+    assert_eq!(open["labels"]["severity"], "critical");
+    assert_eq!(open["annotations"]["summary"], finding.title);
+    assert_eq!(open["startsAt"], resolve["startsAt"]);
+    assert!(open.get("endsAt").is_none(), "{open}");
+    assert_eq!(resolve["labels"], open["labels"]);
+    let ends: jiff::Timestamp = resolve["endsAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ends, "2024-05-01T10:11:00Z".parse::<jiff::Timestamp>().unwrap());
 }
