@@ -71,7 +71,7 @@ impl ReportsConfig {
     }
 
     /// The From: address of what elsed mails (reports, alerts).
-    pub fn from_address(&self) -> anyhow::Result<lettre::message::Mailbox> {
+    pub fn sender_mailbox(&self) -> anyhow::Result<lettre::message::Mailbox> {
         self.from.parse().map_err(|e| anyhow::anyhow!("reports.from: {e}"))
     }
 
@@ -338,7 +338,7 @@ async fn send_one(
     let body = report::render(&built?, format)?;
     let day = since.to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut message = Message::builder()
-        .from(config.from_address()?)
+        .from(config.sender_mailbox()?)
         .subject(format!("ELSE daily report: {name}, {day}"));
     for recipient in &schedule.recipients {
         message = message.to(recipient

@@ -735,8 +735,10 @@ async fn e_mail_and_alertmanager_hear_the_opening_and_the_resolution() {
     let client = omelse::store::connect(&url).await.unwrap();
     let (smtp_port, mails) = smtp_receiver().await;
     let (alertmanager, posted) = receiver_at("/api/v2/alerts", 0).await;
-    let mut config = AlertsConfig::default();
-    config.link_base = "https://else.example.org/".into();
+    let mut config = AlertsConfig {
+        link_base: "https://else.example.org/".into(),
+        ..Default::default()
+    };
     config.channels.email_to = vec!["postmaster@example.org".into(), "noc@example.org".into()];
     config.channels.alertmanager = vec![alertmanager.trim_end_matches("/api/v2/alerts").to_owned()];
     let reports = crate::schedule::ReportsConfig {

@@ -35,7 +35,7 @@ pub fn render(payload: &serde_json::Value) -> (String, String) {
 
 pub async fn send(reports: &ReportsConfig, to: &[String], payload: &serde_json::Value) -> anyhow::Result<()> {
     let (subject, body) = render(payload);
-    let mut message = Message::builder().from(reports.from_address()?).subject(subject);
+    let mut message = Message::builder().from(reports.sender_mailbox()?).subject(subject);
     for recipient in to {
         message = message.to(recipient
             .parse()
