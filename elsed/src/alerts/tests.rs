@@ -816,3 +816,109 @@ async fn e_mail_and_alertmanager_hear_the_opening_and_the_resolution() {
     let ends: jiff::Timestamp = resolve["endsAt"].as_str().unwrap().parse().unwrap();
     assert_eq!(ends, "2024-05-01T10:11:00Z".parse::<jiff::Timestamp>().unwrap());
 }
+
+#[tokio::test]
+async fn acknowledging_and_silencing_are_audited_and_refused_outside_the_scope() {
+    use crate::access::{GroupScope, Scope};
+    use crate::web::api::alerts::{act, Action};
+    let url = crate::ndr::tests::database(else_tests::PgCluster::shared()).await;
+    let mut client = omelse::store::connect(&url).await.unwrap();
+    let finding = super::detectors::Finding {
+        rule: "queue",
+        key: "mx2/deferred".into(),
+        server_id: Some(2),
+        domain: None,
+        severity: super::detectors::Severity::Warning,
+        title: "mx2's deferred queue holds 700 messages (threshold 500)".into(),
+        evidence: serde_json::json!({}),
+    };
+    let id = lifecycle::apply(
+        &client,
+        &AlertsConfig::default(),
+        &[finding],
+        at("2024-05-01T10:00:00Z"),
+    )
+    .await
+    .unwrap()
+    .opened[0];
+    let on = |server| {
+        Scope::Groups(vec![GroupScope {
+            server_ids: vec![server],
+            domains: vec!["a.example".into()],
+            whole_server_ids: vec![],
+        }])
+    };
+    // A member of a group without mx2: the alert does not exist for them; nothing is recorded.
+    let refused = act(
+        &mut client,
+        &on(1),
+        "mallory",
+        id,
+        Action::Acknowledge,
+        at("2024-05-01T10:01:00Z"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.status, axum::http::StatusCode::NOT_FOUND);
+    let refused = act(
+        &mut client,
+        &on(1),
+        "mallory",
+        id,
+        Action::Silence(None),
+        at("2024-05-01T10:01:00Z"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.status, axum::http::StatusCode::NOT_FOUND);
+    // A member of mx2's group acknowledges, then silences for an hour.
+    let acknowledged = act(
+        &mut client,
+        &on(2),
+        "alice",
+        id,
+        Action::Acknowledge,
+        at("2024-05-01T10:02:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(acknowledged.acknowledged_by.as_deref(), Some("alice"));
+    let until = at("2024-05-01T11:03:00Z");
+    let silenced = act(
+        &mut client,
+        &on(2),
+        "alice",
+        id,
+        Action::Silence(Some(until)),
+        at("2024-05-01T10:03:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (silenced.silenced_until, silenced.silenced_by.as_deref()),
+        (Some(until), Some("alice"))
+    );
+    let audited: Vec<(String, String, Option<String>)> = client
+        .query("SELECT actor, action, target FROM audit_log ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let target = Some(id.to_string());
+    assert_eq!(
+        audited,
+        [
+            ("alice".to_owned(), "alert.acknowledge".to_owned(), target.clone()),
+            ("alice".to_owned(), "alert.silence".to_owned(), target)
+        ]
+    );
+    let actors: Vec<Option<String>> = client
+        .query("SELECT actor FROM alert_events WHERE alert_id = $1 ORDER BY id", &[&id])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(actors, [None, Some("alice".into()), Some("alice".into())]);
+}

@@ -164,6 +164,15 @@ pub async fn find(
     scope: &Scope,
     id: i64,
 ) -> Result<Option<Alert>, tokio_postgres::Error> {
+    find_in(client, scope, id).await
+}
+
+/// [`find`] within a transaction.
+async fn find_in(
+    client: &impl tokio_postgres::GenericClient,
+    scope: &Scope,
+    id: i64,
+) -> Result<Option<Alert>, tokio_postgres::Error> {
     let mut q = Query::default();
     let bound = q.bind(id);
     q.and(format!("a.id = {bound}"));
@@ -264,6 +273,48 @@ impl From<ActionError> for ApiError {
     }
 }
 
+/// What a user does to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Acknowledge,
+    /// Until then; `None` lifts the silence.
+    Silence(Option<Timestamp>),
+}
+
+/// `login`, of `scope`, does `action` to the alert `id` at `now`: 404 when the alert is outside
+/// the scope (nothing done, nothing recorded); otherwise done, kept in the alert's history and
+/// in the audit log, in one transaction. The alert as it is now.
+pub async fn act(
+    client: &mut tokio_postgres::Client,
+    scope: &Scope,
+    login: &str,
+    id: i64,
+    action: Action,
+    now: Timestamp,
+) -> ApiResult<Alert> {
+    let tx = client.transaction().await?;
+    if find_in(&tx, scope, id).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let (name, details) = match action {
+        Action::Acknowledge => {
+            lifecycle::acknowledge(&tx, id, login, now).await?;
+            ("alert.acknowledge", serde_json::json!({}))
+        }
+        Action::Silence(until) => {
+            lifecycle::silence(&tx, id, until, login, now).await?;
+            match until {
+                Some(until) => ("alert.silence", serde_json::json!({"until": until})),
+                None => ("alert.unsilence", serde_json::json!({})),
+            }
+        }
+    };
+    audit::record(&tx, login, name, Some(&id.to_string()), details, "ok").await?;
+    let alert = find_in(&tx, scope, id).await?.ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(alert)
+}
+
 /// Mark an alert as being handled (audited).
 #[utoipa::path(post, path = "/alerts/{id}/acknowledge", tag = "alerts", operation_id = "acknowledge_alert",
     params(("id" = i64, Path, description = "Alert id")),
@@ -273,19 +324,17 @@ async fn acknowledge(
     caller: Caller,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<Alert>> {
-    let client = state.db.get().await?;
-    visible_alert(&client, &caller.scope, id).await?;
-    lifecycle::acknowledge(&**client, id, &caller.login, Timestamp::now()).await?;
-    audit::record(
-        &**client,
+    let mut client = state.db.get().await?;
+    let alert = act(
+        &mut client,
+        &caller.scope,
         &caller.login,
-        "alert.acknowledge",
-        Some(&id.to_string()),
-        serde_json::json!({}),
-        "ok",
+        id,
+        Action::Acknowledge,
+        Timestamp::now(),
     )
     .await?;
-    Ok(Json(visible_alert(&client, &caller.scope, id).await?))
+    Ok(Json(alert))
 }
 
 /// How long to silence an alert.
@@ -310,25 +359,19 @@ async fn silence(
     if request.minutes.is_some_and(|m| !(1..=43_200).contains(&m)) {
         return Err(ApiError::bad_param("minutes", "must be between 1 and 43200"));
     }
-    let client = state.db.get().await?;
-    visible_alert(&client, &caller.scope, id).await?;
     let now = Timestamp::now();
     let until = request
         .minutes
         .map(|m| Timestamp(now.0 + m * 60 * Timestamp::MICROS_PER_SECOND));
-    lifecycle::silence(&**client, id, until, &caller.login, now).await?;
-    audit::record(
-        &**client,
+    let mut client = state.db.get().await?;
+    let alert = act(
+        &mut client,
+        &caller.scope,
         &caller.login,
-        if until.is_some() {
-            "alert.silence"
-        } else {
-            "alert.unsilence"
-        },
-        Some(&id.to_string()),
-        serde_json::json!({"minutes": request.minutes}),
-        "ok",
+        id,
+        Action::Silence(until),
+        now,
     )
     .await?;
-    Ok(Json(visible_alert(&client, &caller.scope, id).await?))
+    Ok(Json(alert))
 }
