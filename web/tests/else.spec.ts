@@ -29,6 +29,8 @@ test('the login page renders and refuses a wrong password', async ({ page }) => 
   await page.goto('/');
   await expect(page.getByRole('form', { name: 'Log in' })).toBeVisible();
   await expect(page.getByLabel('Login', { exact: true })).toBeVisible();
+  // A first visit: no session began, so none ended.
+  await expect(page.getByText('Your session ended')).toHaveCount(0);
   await shot(page, 'login');
   await page.getByLabel('Login', { exact: true }).fill(admin.login);
   await page.getByLabel('Password', { exact: true }).fill('not-the-password');
