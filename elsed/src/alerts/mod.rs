@@ -11,7 +11,7 @@
 //! - [`config`]: `[alerts]` of elsed.toml.
 //!
 //! The rules and their thresholds are documented in docs/alerts.md; the web API is
-//! `web/api/alerts.rs` and the overview page's `web/api/overview.rs`.
+//! `web/api/alerts.rs`.
 
 pub mod baseline;
 pub mod channels;
