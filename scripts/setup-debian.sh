@@ -39,6 +39,7 @@ PACKAGES=(
     "chromium:the browser the web application's tests drive (Playwright)"
     "rpm:rpmbuild, which builds the .rpm packages (make packages), and rpm -qp, which checks them"
     "help2man:the elsed(1) man page of the else-server package, made from elsed --help"
+    "prometheus:promtool, which checks the example alert rules of docs/alerts.md"
 )
 # Commands whose Debian package is installed only when the command is missing: a Node.js from
 # another source (NodeSource) ships its own npm, which Debian's npm package would conflict with.
@@ -108,7 +109,7 @@ if [[ " ${missing[*]} " == *" postfix "* ]]; then
     printf '%s\n' "postfix postfix/main_mailer_type select No configuration" \
         "postfix postfix/mailname string localhost" | "${as_root[@]}" debconf-set-selections
 fi
-# Packages must not start their daemons (postfix, postgrey, rsyslog, snmpd) on a build or CI machine: the
+# Packages must not start their daemons (postfix, postgrey, rsyslog, snmpd, prometheus) on a build or CI machine: the
 # tests start private instances. policy-rc.d says so for the time of the install.
 policy=/usr/sbin/policy-rc.d
 made_policy=false

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod allow_list;
 pub mod check_config;
 pub mod config;
@@ -19,7 +20,7 @@ pub mod parse;
 pub mod per_key;
 pub mod replica;
 pub mod report;
-mod schedule;
+pub(crate) mod schedule;
 pub mod search;
 pub mod secret_file;
 mod settings;

@@ -69,6 +69,28 @@ impl ReportsConfig {
     pub fn check_interval(&self) -> Duration {
         Duration::from_secs(self.check_seconds.max(1))
     }
+
+    /// The From: address of what elsed mails (reports, alerts).
+    pub fn sender_mailbox(&self) -> anyhow::Result<lettre::message::Mailbox> {
+        self.from.parse().map_err(|e| anyhow::anyhow!("reports.from: {e}"))
+    }
+
+    /// Sends a message through the relay (reports and alerts alike).
+    pub async fn send(&self, message: Message) -> anyhow::Result<()> {
+        let transport = if self.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.relay_host)?
+        } else {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay_host)
+        }
+        .port(self.relay_port)
+        .timeout(Some(Duration::from_secs(60)))
+        .build();
+        transport
+            .send(message)
+            .await
+            .map_err(|e| anyhow::anyhow!("relay {}:{}: {e}", self.relay_host, self.relay_port))?;
+        Ok(())
+    }
 }
 
 /// A daily report of one group.
@@ -316,7 +338,7 @@ async fn send_one(
     let body = report::render(&built?, format)?;
     let day = since.to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut message = Message::builder()
-        .from(config.from.parse().map_err(|e| anyhow::anyhow!("reports.from: {e}"))?)
+        .from(config.sender_mailbox()?)
         .subject(format!("ELSE daily report: {name}, {day}"));
     for recipient in &schedule.recipients {
         message = message.to(recipient
@@ -324,18 +346,7 @@ async fn send_one(
             .map_err(|e| anyhow::anyhow!("recipient {recipient}: {e}"))?);
     }
     let message = message.header(content_type).body(body)?;
-    let transport = if config.starttls {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.relay_host)?
-    } else {
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.relay_host)
-    }
-    .port(config.relay_port)
-    .timeout(Some(Duration::from_secs(60)))
-    .build();
-    transport
-        .send(message)
-        .await
-        .map_err(|e| anyhow::anyhow!("relay {}:{}: {e}", config.relay_host, config.relay_port))?;
+    config.send(message).await?;
     tracing::info!(schedule = schedule.id, group = %name, %day, "scheduled report sent");
     Ok(())
 }

@@ -222,6 +222,74 @@ export interface paths {
         patch: operations["update_user"];
         trace?: never;
     };
+    "/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The alerts: open ones first (critical first), then the resolved (default: open only). */
+        get: operations["list_alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An alert with its history, oldest step first. */
+        get: operations["alert_detail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mark an alert as being handled (audited). */
+        post: operations["acknowledge_alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts/{id}/silence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Keep an alert's openings and resolutions from the channels for a time, or lift that (audited). */
+        post: operations["silence_alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -782,6 +850,62 @@ export interface components {
             read_user?: string | null;
             /** @description `2c` or `3`. */
             version: string;
+        };
+        /** @description A condition ELSE noticed. */
+        Alert: {
+            /** Format: date-time */
+            acknowledged_at: string | null;
+            acknowledged_by: string | null;
+            domain: string | null;
+            /** @description The counts, remote replies and links (search URLs, queue ids) behind it. */
+            evidence: Record<string, never>;
+            /**
+             * Format: date-time
+             * @description The last evaluation that found the condition.
+             */
+            held_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description What it is about within the rule (`out1/example.net`). */
+            key: string;
+            /**
+             * Format: int32
+             * @description How many times it opened (a condition that returns soon after it resolved reopens it).
+             */
+            occurrences: number;
+            /** Format: date-time */
+            opened_at: string;
+            /** Format: date-time */
+            resolved_at: string | null;
+            /** @description destination, blocklist, volume, silent, ingest_lag, queue, agent, bounce_rate, reject_rate, greylist. */
+            rule: string;
+            server: string | null;
+            /** Format: int32 */
+            server_id: number | null;
+            /** @description warning or critical. */
+            severity: string;
+            silenced_by: string | null;
+            /** Format: date-time */
+            silenced_until: string | null;
+            /** @description open or resolved. */
+            state: string;
+            title: string;
+        };
+        /** @description An alert and its history. */
+        AlertDetail: {
+            alert: components["schemas"]["Alert"];
+            events: components["schemas"]["AlertEvent"][];
+        };
+        /** @description One step of an alert's history. */
+        AlertEvent: {
+            /** @description Who acknowledged or silenced; absent for the evaluator's steps. */
+            actor: string | null;
+            /** Format: date-time */
+            at: string;
+            /** @description The evidence of the moment, or the silence's end. */
+            details: Record<string, never>;
+            /** @description opened, reopened, updated, resolved, acknowledged, silenced or unsilenced. */
+            kind: string;
         };
         /** @description One delivery attempt (a delivery agent's line). */
         Attempt: {
@@ -1664,6 +1788,14 @@ export interface components {
             /** @description unknown, incoming, outgoing, both, relay or filter. */
             role: string;
         };
+        /** @description How long to silence an alert. */
+        SilenceRequest: {
+            /**
+             * Format: int64
+             * @description 1 to 43200 (30 days); null lifts the silence.
+             */
+            minutes?: number | null;
+        };
         Sizes: {
             /** @description Bytes. */
             histogram: components["schemas"]["Bucket"][];
@@ -1772,6 +1904,9 @@ export type ActionRequest = components['schemas']['ActionRequest'];
 export type AgentRequest = components['schemas']['AgentRequest'];
 export type AgentSecrets = components['schemas']['AgentSecrets'];
 export type AgentSettings = components['schemas']['AgentSettings'];
+export type Alert = components['schemas']['Alert'];
+export type AlertDetail = components['schemas']['AlertDetail'];
+export type AlertEvent = components['schemas']['AlertEvent'];
 export type Attempt = components['schemas']['Attempt'];
 export type AuditEntry = components['schemas']['AuditEntry'];
 export type AwlEntries = components['schemas']['AwlEntries'];
@@ -1838,6 +1973,7 @@ export type Schedule = components['schemas']['Schedule'];
 export type SearchEntryKind = components['schemas']['SearchEntryKind'];
 export type SeriesPoint = components['schemas']['SeriesPoint'];
 export type Server = components['schemas']['Server'];
+export type SilenceRequest = components['schemas']['SilenceRequest'];
 export type Sizes = components['schemas']['Sizes'];
 export type Top = components['schemas']['Top'];
 export type Traffic = components['schemas']['Traffic'];
@@ -3227,6 +3363,248 @@ export interface operations {
             };
             /** @description It would leave no enabled administrator */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A body over 2 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A body that is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alerts: {
+        parameters: {
+            query?: {
+                /** @description open (default), resolved or all */
+                state?: string;
+                /** @description 1 to 1000 (default 200) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    alert_detail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertDetail"];
+                };
+            };
+            /** @description Not logged in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such alert, or outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    acknowledge_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"];
+                };
+            };
+            /** @description Not logged in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong X-CSRF-Token, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    silence_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not logged in, or the session ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong X-CSRF-Token, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -4,7 +4,7 @@
 
 import { render } from 'preact';
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { api, ApiError, Me, Server, setCsrfToken, setUnauthorizedHandler } from './api';
 import { SessionContext, isAdmin, useSession } from './session';
@@ -33,7 +33,12 @@ function App() {
   const [notice, setNotice] = useState<string | undefined>();
   const [servers, setServers] = useState<Server[]>([]);
 
+  // Whether a session began in this page: only then does a 401 mean that it ended (a first
+  // visit's session check answers 401 too, and nothing ended).
+  const signedIn = useRef(false);
+
   const setMe = useCallback((next: Me | null) => {
+    signedIn.current = next !== null;
     setCsrfToken(next?.csrf_token);
     setMeState(next);
   }, []);
@@ -45,7 +50,7 @@ function App() {
 
   useEffect(() => {
     setUnauthorizedHandler(() => {
-      setNotice('Your session ended; please log in again.');
+      if (signedIn.current) setNotice('Your session ended; please log in again.');
       setMe(null);
     });
     api<Me>('/auth/me')

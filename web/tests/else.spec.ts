@@ -29,6 +29,8 @@ test('the login page renders and refuses a wrong password', async ({ page }) => 
   await page.goto('/');
   await expect(page.getByRole('form', { name: 'Log in' })).toBeVisible();
   await expect(page.getByLabel('Login', { exact: true })).toBeVisible();
+  // A first visit: no session began, so none ended.
+  await expect(page.getByText('Your session ended')).toHaveCount(0);
   await shot(page, 'login');
   await page.getByLabel('Login', { exact: true }).fill(admin.login);
   await page.getByLabel('Password', { exact: true }).fill('not-the-password');
@@ -326,6 +328,11 @@ test('an administrator sets up a group and its users', async ({ page }) => {
 test('a group user sees only what touches their servers and domains', async ({ page }) => {
   await login(page, GROUP_USER.login, GROUP_USER.password);
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' })).toHaveCount(0);
+  // Before any filter, the search page lists the newest messages in scope, not another group's.
+  await page.goto('/search');
+  await expect(page.getByText('Newest messages').first()).toBeVisible();
+  await expect(rows(page, 'Messages').filter({ hasText: 'alice@example.com' }).first()).toBeVisible();
+  await expect(rows(page, 'Messages').filter({ hasText: 'carol@example.net' })).toHaveCount(0);
   await quickSearch(page, OUTGOING);
   await expect(rows(page, 'Messages').first()).toContainText('alice@example.com');
   await quickSearch(page, INCOMING);

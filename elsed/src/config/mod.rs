@@ -38,6 +38,9 @@
 //! [web]                              # elsed serve, see config/web.rs
 //! listen = "127.0.0.1:8080"
 //!
+//! [alerts]                           # elsed serve, see alerts/config.rs and docs/alerts.md
+//! interval_secs = 60
+//!
 //! [[servers]]
 //! name = "mx1"                       # the host name its log lines carry
 //! role = "incoming"                  # unknown, incoming, outgoing, both, relay, filter
@@ -101,6 +104,9 @@ pub struct Config {
     /// How scheduled reports are mailed (`elsed serve` sends them).
     #[serde(default)]
     pub reports: crate::schedule::ReportsConfig,
+    /// Delivery insights and alerts (`elsed serve` evaluates them).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// The file read (if any) and the environment variables that set keys, for `elsed check-config`.
@@ -385,6 +391,7 @@ impl Config {
         }
         self.snmp.check()?;
         self.web.check()?;
+        self.alerts.check()?;
         for (i, server) in self.servers.iter().enumerate() {
             if server.name.trim().is_empty() {
                 return Err((format!("servers[{i}].name"), "is empty".to_owned()));
@@ -618,6 +625,14 @@ addresses = ["192.0.2.10", "2001:db8::1"]
             ("web", "[web]\n"),
             ("geoip", "[geoip]\n"),
             ("reports", "[reports]\n"),
+            ("alerts", "[alerts]\n"),
+            ("alerts.destination", "[alerts.destination]\n"),
+            ("alerts.blocklist", "[alerts.blocklist]\n"),
+            ("alerts.flow", "[alerts.flow]\n"),
+            ("alerts.queues", "[alerts.queues]\n"),
+            ("alerts.rates", "[alerts.rates]\n"),
+            ("alerts.greylist", "[alerts.greylist]\n"),
+            ("alerts.channels", "[alerts.channels]\n"),
         ]
         .into_iter()
         .map(|(table, header)| (table, keys_of(header)))
@@ -658,10 +673,15 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         for (table, keys) in &tables {
             for key in keys {
                 // Tables are shown as their headers, not as `key =` lines.
-                if table.is_empty() && tables.iter().any(|(t, _)| t == key) {
+                let dotted = if table.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{table}.{key}")
+                };
+                if tables.iter().any(|(t, _)| *t == dotted) {
                     assert!(
-                        text.contains(&format!("[{key}]")),
-                        "[{key}] missing from packaging/elsed.toml"
+                        text.contains(&format!("[{dotted}]")),
+                        "[{dotted}] missing from packaging/elsed.toml"
                     );
                 } else {
                     let wanted = (table.to_string(), key.clone());
@@ -683,6 +703,7 @@ addresses = ["192.0.2.10", "2001:db8::1"]
         assert_eq!(format!("{:?}", config.retention), format!("{:?}", defaults.retention));
         assert_eq!(format!("{:?}", config.snmp), format!("{:?}", defaults.snmp));
         assert_eq!(format!("{:?}", config.reports), format!("{:?}", defaults.reports));
+        assert_eq!(format!("{:?}", config.alerts), format!("{:?}", defaults.alerts));
         assert_eq!(config.servers[0].role, default_role());
     }
 

@@ -63,8 +63,9 @@ pub async fn poll_once(db: &mut Client, handle: &SnmpHandle) -> anyhow::Result<V
     Ok(samples)
 }
 
-/// Stores a sample, making its day's partition first unless `ensured` says it was.
-async fn store_sample(db: &mut Client, sample: &Sample, ensured: &mut Option<i64>) -> anyhow::Result<()> {
+/// Stores a sample, making its day's partition first unless `ensured` says it was (also how the
+/// alerts tests store theirs).
+pub(crate) async fn store_sample(db: &mut Client, sample: &Sample, ensured: &mut Option<i64>) -> anyhow::Result<()> {
     let day = sample.ts.unix_seconds().div_euclid(86_400);
     if *ensured != Some(day) {
         omelse::store::ensure_days(db, &BTreeSet::from([day])).await?;

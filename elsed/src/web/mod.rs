@@ -318,6 +318,11 @@ pub async fn run(args: &ServeArgs, settings: &Settings) -> anyhow::Result<ExitCo
     tokio::spawn(state.reads.clone().watch());
     tokio::spawn(crate::schedule::run(state.db.clone(), settings.config.reports.clone()));
     tokio::spawn(keep_rollups_current(state.db.clone()));
+    tokio::spawn(crate::alerts::run(
+        state.db.clone(),
+        settings.config.alerts.clone(),
+        settings.config.reports.clone(),
+    ));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();

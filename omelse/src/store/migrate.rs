@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (10, "state_reason", include_str!("migrations/0010_state_reason.sql")),
     (11, "tenants", include_str!("migrations/0011_tenants.sql")),
+    (12, "alerts", include_str!("migrations/0012_alerts.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -1,5 +1,6 @@
 // Message search: the quick search (q = Message-ID or queue id) and the extended search, both as
-// URL queries sent to GET /messages unchanged; results page and sort on the server.
+// URL queries sent to GET /messages unchanged; results page and sort on the server. Before any
+// filter, the newest messages in the caller's scope (as the Live page shows the newest lines).
 
 import { Page, MessageSummary } from '../api';
 import { useApi } from '../hooks';
@@ -24,7 +25,7 @@ const FIELDS = [
 export function SearchPage() {
   const { query, patch, draft, set, submit, clear } = useFilterForm(FIELDS);
   const searching = Object.keys(query).some((k) => k !== 'page' && k !== 'sort' && k !== 'per_page');
-  const results = useApi<Page<MessageSummary>>(searching ? '/messages' : null, query);
+  const results = useApi<Page<MessageSummary>>('/messages', query);
 
   return (
     <div class="page">
@@ -57,19 +58,17 @@ export function SearchPage() {
           </div>
         </form>
       </Section>
-      {searching && (
-        <ResultsSection
-          title="Results"
-          page="/search"
-          path="/messages"
-          query={query}
-          results={results}
-          empty="No message matches."
-          onPage={(p) => patch({ page: p }, false)}
-        >
-          {(items) => <MessageTable rows={items} sort={query.sort} onSort={(s) => patch({ sort: s })} />}
-        </ResultsSection>
-      )}
+      <ResultsSection
+        title={searching ? 'Results' : 'Newest messages'}
+        page="/search"
+        path="/messages"
+        query={query}
+        results={results}
+        empty={searching ? 'No message matches.' : 'No message yet.'}
+        onPage={(p) => patch({ page: p }, false)}
+      >
+        {(items) => <MessageTable rows={items} sort={query.sort} onSort={(s) => patch({ sort: s })} />}
+      </ResultsSection>
     </div>
   );
 }

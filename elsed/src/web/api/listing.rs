@@ -83,10 +83,12 @@ impl<F> ListRequest<F> {
     }
 
     /// Adds the search to the caller's history when it shows its first page (paging through
-    /// results is not a new search).
+    /// results is not a new search) and has some term (the newest messages that the search page
+    /// shows before any filter are no search).
     pub async fn record(&self, client: &Client, caller: &Caller, kind: Kind) {
-        if self.params.is_first_page() {
-            history::record_quietly(client, caller, kind, &self.params.search_terms()).await;
+        let terms = self.params.search_terms();
+        if self.params.is_first_page() && terms.as_object().is_some_and(|t| !t.is_empty()) {
+            history::record_quietly(client, caller, kind, &terms).await;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON API, versioned under `/api/v1`: one module per screen, each contributing its routes.
 
 pub mod admin;
+pub mod alerts;
 pub mod database;
 pub mod export;
 pub mod greylist;
@@ -48,6 +49,7 @@ pub fn routes() -> ApiRoutes {
         .merge(report_schedules::routes())
         .merge(ndrs::routes())
         .merge(greylist::routes())
+        .merge(alerts::routes())
 }
 
 /// The router of `/api/v1`, and `GET /openapi.json`: public, it describes the API and holds no
