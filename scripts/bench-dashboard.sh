@@ -11,19 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-WORK=$(mktemp -d /tmp/else-bench-dashboard.XXXXXX)
+source scripts/private-postgres.sh
 say() { printf 'bench-dashboard: %s\n' "$*"; }
-as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
 
-[[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
-as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
-    -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=1GB -c work_mem=64MB -c max_wal_size=8GB -c TimeZone=UTC" start >/dev/null
+start_private_postgres bench-dashboard "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=1GB -c work_mem=64MB -c max_wal_size=8GB -c TimeZone=UTC"
 say "PostgreSQL on 127.0.0.1:$port; ${ELSE_BENCH_MESSAGES:-10000000} messages over ${ELSE_BENCH_DAYS:-30} days, ${ELSE_BENCH_REAL_DAYS:-${ELSE_BENCH_DAYS:-30}} generated"
-ELSE_BENCH_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres" \
+ELSE_BENCH_DATABASE_URL="$PG_URL" \
     cargo test -p elsed --lib web::api::stats::bench -- --ignored --nocapture 2>&1 |
     grep -E '^bench-dashboard|panicked|^test result'

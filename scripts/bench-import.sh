@@ -10,24 +10,16 @@
 # Prints lines/s, elsed's peak resident set and the database's size after the import.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$ROOT/scripts/private-postgres.sh"
 CORPORA=${ELSE_CORPORA:-"$ROOT/../shared/corpora"}
 COPIES=${1:-10}
 ELSED="$ROOT/target/release/elsed"
-WORK=$(mktemp -d /tmp/else-bench-import.XXXXXX)
 say() { printf 'bench-import: %s\n' "$*"; }
-as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 [[ -x $ELSED ]] || (cd "$ROOT" && cargo build --release -p elsed)
 [[ -n ${ELSE_BENCH_INPUT:-} || $COPIES == dense || -f $CORPORA/postfix-logsums/mail.log.gz ]] || { say "needs $CORPORA/postfix-logsums/mail.log.gz"; exit 1; }
-[[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
-as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
-    -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
-URL="postgresql://postgres@127.0.0.1:$port/postgres"
+start_private_postgres bench-import "-c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB"
+URL=$PG_URL
 
 if [[ $COPIES == dense ]]; then
     input="$WORK/dense.log"

@@ -6,22 +6,14 @@
 #   scripts/measure-storage.sh [LINES] [FLEETS]    # default 1 000 000 lines, 16 fleets
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$ROOT/scripts/private-postgres.sh"
 LINES=${1:-1000000}
 FLEETS=${2:-16}
 PROFILE=${ELSE_PROFILE:-debug}
 say() { printf 'measure-storage: %s\n' "$*"; }
-as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cd "$ROOT"
-WORK=$(mktemp -d /tmp/else-storage.XXXXXX)
-cleanup() { as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-[[ $(id -u) -eq 0 ]] && chown postgres "$WORK"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_owner "$PG_BIN/initdb" -D "$WORK/data" -A trust -U postgres >/dev/null
-as_owner "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
-    -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB -c max_wal_size=2GB" start >/dev/null
+start_private_postgres storage "-c fsync=off -c shared_buffers=256MB -c max_wal_size=2GB"
 URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 "target/$PROFILE/else-dense" replicate --lines "$LINES" --fleets "$FLEETS" --out "$WORK/dense.log"
 say "importing $LINES lines ($FLEETS fleets) with target/$PROFILE/elsed"

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use else_tests::rsyslogd::{elsed_binary, free_port, wait_until};
 use else_tests::topology::Daemon;
 use else_tests::{with_dbname, PgCluster};
-use reqwest::header::{COOKIE, SET_COOKIE};
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use reqwest::header::COOKIE;
+use serde_json::Value;
+
+mod common;
 
 /// A message of the fixture log, sent by carol@example.net.
 const QUEUE_ID: &str = "3A1F42C0D1";
@@ -105,25 +106,9 @@ impl Web {
 
 /// Logs in as `admin`: the session cookie, or what went wrong.
 async fn login(http: &reqwest::Client, base: &str) -> Result<String, String> {
-    let response = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "login": "admin", "password": "replica test password" }))
-        .send()
+    common::login(http, base, "admin", "replica test password")
         .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("else_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-    let body = response.text().await.unwrap_or_default();
-    match (status, cookie) {
-        (StatusCode::OK, Some(cookie)) => Ok(cookie),
-        _ => Err(format!("{status} {body}")),
-    }
+        .map(|session| session.cookie)
 }
 
 /// Runs `sql` on `url`.

@@ -36,9 +36,11 @@ use else_tests::topology::{
     self, swaks, Snmp, ThreeServers, Web, BLOCKED_CLIENT, IN1, OUT1, REMOTE_CLIENT, WORKSTATION,
 };
 use else_tests::PgCluster;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::header::COOKIE;
+use reqwest::RequestBuilder;
 use serde_json::{json, Value};
+
+mod common;
 
 /// GreyLSE's delay: short, so that the test's retry passes.
 const GREYLIST_DELAY_SECS: u64 = 2;
@@ -61,27 +63,14 @@ impl Api {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client");
-        let response = http
-            .post(format!("{}/api/v1/auth/login", web.base))
-            .json(&json!({ "login": login, "password": password }))
-            .send()
+        let session = common::login(&http, &web.base, login, password)
             .await
-            .expect("elsed serve answers");
-        let status = response.status();
-        let cookie = response
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("else_session="))
-            .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, StatusCode::OK, "login: {body}\n{}", web.daemon.output());
+            .unwrap_or_else(|e| panic!("login: {e}\n{}", web.daemon.output()));
         Api {
             http,
             base: web.base.clone(),
-            cookie: cookie.expect("a session cookie"),
-            csrf: body["csrf_token"].as_str().expect("a CSRF token").to_owned(),
+            cookie: session.cookie,
+            csrf: session.csrf,
         }
     }
 
