@@ -35,7 +35,7 @@ else
     say "$(wc -l <"$input") lines ($COPIES copies of the real MX log under other host names), PostgreSQL on 127.0.0.1:$port (fsync off)"
 fi
 "$ELSED" migrate --database-url "$URL" >/dev/null
-/usr/bin/time -v "$ELSED" import --database-url "$URL" --json "$input" >"$WORK/summary.json" 2>"$WORK/time.txt"
+/usr/bin/time -v "$ELSED" import --force --database-url "$URL" --json "$input" >"$WORK/summary.json" 2>"$WORK/time.txt"
 python3 - "$WORK/summary.json" "$WORK/time.txt" <<'PY'
 import json, re, sys
 summary = json.load(open(sys.argv[1]))

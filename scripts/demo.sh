@@ -109,7 +109,7 @@ start() {
     fi
     for log in "${logs[@]}"; do
         say "elsed import $log"
-        "$ELSED" --database-url "$url" import --timezone UTC "$log"
+        "$ELSED" --database-url "$url" import --force --timezone UTC "$log"
     done
 
     # The web application: an administrator with a fresh password, elsed serve in the background.

@@ -18,7 +18,7 @@ URL="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 "target/$PROFILE/else-dense" replicate --lines "$LINES" --fleets "$FLEETS" --out "$WORK/dense.log"
 say "importing $LINES lines ($FLEETS fleets) with target/$PROFILE/elsed"
 /usr/bin/time -f 'measure-storage: elsed import %e s wall, %U s user, %S s system, %M KiB peak' \
-    env ELSE_CONFIG=/dev/null "target/$PROFILE/elsed" import --timezone UTC --database-url "$URL" "$WORK/dense.log" >/dev/null
+    env ELSE_CONFIG=/dev/null "target/$PROFILE/elsed" import --force --timezone UTC --database-url "$URL" "$WORK/dense.log" >/dev/null
 psql -q "$URL" -c "VACUUM ANALYZE" >/dev/null
 psql "$URL" -P footer=off <<'SQL'
 WITH n AS (SELECT count(*)::numeric AS messages FROM messages),

@@ -42,6 +42,10 @@ pub struct ImportArgs {
     /// Print the summary as one JSON object
     #[arg(long)]
     json: bool,
+    /// Import lines older than `retention.days` too (the next `elsed maintain` drops them);
+    /// without it such lines stop the import before their batch is written
+    #[arg(long)]
+    force: bool,
     /// Log files, plain or gzip-compressed, or - for standard input; read oldest first
     #[arg(required = true, value_name = "FILE")]
     files: Vec<String>,
@@ -123,6 +127,23 @@ struct Retention {
 }
 
 impl Retention {
+    /// Why an import without `--force` stops at a batch holding `older` such lines, the first
+    /// logged at `first`.
+    fn refusal(&self, older: usize, first: Timestamp, batches_written: u64) -> String {
+        let written = match batches_written {
+            0 => "nothing was written".to_owned(),
+            n => format!("the {n} batch(es) before it are committed"),
+        };
+        format!(
+            "import refused: {older} line(s) from {} on are older than retention.days ({} days, before {}), \
+             and the next `elsed maintain` would drop them ({written}). Raise retention.days to keep \
+             them, or pass --force to import them anyway",
+            first.to_jiff().strftime("%Y-%m-%d %H:%M:%S UTC"),
+            self.days,
+            self.cutoff.to_jiff().strftime("%Y-%m-%d %H:%M UTC")
+        )
+    }
+
     fn warning(&self) -> Option<String> {
         (self.older_lines > 0).then(|| {
             format!(
@@ -212,6 +233,7 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let mut messages = HashSet::new();
     let mut batch_count = 0u64;
     let mut failure = None;
+    let mut refusal = None;
     let days = settings.config.retention.days;
     let mut retention = Retention {
         days,
@@ -220,7 +242,18 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     };
     while let Some(batch) = received.recv().await {
         messages.extend(batch.messages.iter().map(|m| m.uid));
-        retention.older_lines += batch.events.iter().filter(|e| e.time < retention.cutoff).count() as u64;
+        let older: Vec<Timestamp> = batch
+            .events
+            .iter()
+            .map(|e| e.time)
+            .filter(|&time| time < retention.cutoff)
+            .collect();
+        if !older.is_empty() && !args.force {
+            let first = older.iter().copied().min().unwrap_or(retention.cutoff);
+            refusal = Some(retention.refusal(older.len(), first, batch_count));
+            break;
+        }
+        retention.older_lines += older.len() as u64;
         match write_with_retries(&mut writer, &mut client, &batch, settings).await {
             Ok(stats) => {
                 written.add(&stats);
@@ -238,6 +271,9 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     let outcome = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+    if let Some(refusal) = refusal {
+        anyhow::bail!(refusal);
+    }
     if let Some(e) = failure {
         return Err(e.context("import stopped: a batch could not be written (the batches before it are committed)"));
     }

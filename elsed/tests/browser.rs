@@ -117,7 +117,7 @@ async fn browser_scenarios() {
     let fixture = fixture.to_str().unwrap();
     elsed(
         &[
-            "import",
+            "import", "--force",
             "--database-url",
             &url,
             "--timezone",
@@ -130,7 +130,7 @@ async fn browser_scenarios() {
     );
     let corpus = else_tests::corpora::dir_or_skip().map(|dir| dir.join("postfix-logsums/mail.log.gz"));
     if let Some(log) = &corpus {
-        elsed(&["import", "--database-url", &url, log.to_str().unwrap()], &config);
+        elsed(&["import", "--force", "--database-url", &url, log.to_str().unwrap()], &config);
     } else {
         println!("the dashboard scenario uses the fixture only");
     }

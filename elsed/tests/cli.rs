@@ -194,7 +194,7 @@ fn import_fixture(url: &str) -> Value {
     let output = run_with_database(
         url,
         &[
-            "import",
+            "import", "--force",
             "--json",
             "--timezone",
             "UTC",
@@ -389,7 +389,7 @@ async fn the_real_log_imports_once_whatever_the_number_of_imports() {
     let log = corpora.join("postfix-logsums/mail.log.gz");
     let url = PgCluster::shared().create_database().await;
     let import = || {
-        let output = run_with_database(&url, &["import", "--json", log.to_str().unwrap()]);
+        let output = run_with_database(&url, &["import", "--force", "--json", log.to_str().unwrap()]);
         json_lines(&output).remove(0)
     };
     let first = import();
@@ -435,7 +435,7 @@ async fn server_roles_from_the_configuration_or_the_database_settle_flows() {
         }
         let mut import = args.clone();
         import.extend([
-            "import",
+            "import", "--force",
             "--timezone",
             "UTC",
             "--year-reference",
@@ -466,7 +466,7 @@ async fn rotated_logs_continue_the_messages_they_share() {
     std::fs::write(&newer, lines[40..].join("\n") + "\n").unwrap();
     let (older, newer, whole) = (older.to_str().unwrap(), newer.to_str().unwrap(), fixture());
     let common = [
-        "import",
+        "import", "--force",
         "--timezone",
         "UTC",
         "--year-reference",
@@ -503,9 +503,10 @@ async fn rotated_logs_continue_the_messages_they_share() {
     );
 }
 
-/// `-` reads standard input; `--host` names the server of every line.
+/// Lines older than `retention.days` are refused unless `--force`, which imports them and says how
+/// many the next `elsed maintain` drops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_warns_of_the_lines_the_next_maintain_would_drop() {
+async fn import_refuses_or_with_force_warns_of_the_lines_the_next_maintain_would_drop() {
     let url = PgCluster::shared().create_database().await;
     let dir = scratch("retention");
     let config = dir.join("elsed.toml");
@@ -520,8 +521,28 @@ async fn import_warns_of_the_lines_the_next_maintain_would_drop() {
         "5E6F7A8B9C: from=<zoe@example.com>, size=900, nrcpt=1 (queue active)",
     ) + &line(old, "5E6F7A8B9C: removed")
         + &line(now - jiff::SignedDuration::from_hours(1), "6A7B8C9D0E: removed");
+    // Without --force: refused before anything is written, saying why and what to do.
+    let output = elsed(&["--database-url", &url, "import", "-"], lines.as_bytes(), &env);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("import refused: 2 line(s) from ")
+            && stderr.contains("are older than retention.days (30 days")
+            && stderr.contains("nothing was written")
+            && stderr.contains("pass --force"),
+        "{stderr}"
+    );
+    let client = omelse::store::connect(&url).await.unwrap();
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM log_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "nothing written");
+
+    // With --force: imported, with the warning and the count.
     let output = elsed(
-        &["--database-url", &url, "import", "--json", "-"],
+        &["--database-url", &url, "import", "--json", "--force", "-"],
         lines.as_bytes(),
         &env,
     );
@@ -548,7 +569,7 @@ async fn standard_input_imports_under_the_given_host() {
     let lines = b"2024-05-02T08:00:00Z somebox postfix/qmgr[11]: 5E6F7A8B9C: from=<Zoe@Example.com>, size=900, nrcpt=1 (queue active)\n\
         2024-05-02T08:00:01Z somebox postfix/qmgr[11]: 5E6F7A8B9C: removed\n";
     let output = elsed(
-        &["--database-url", &url, "import", "--json", "--host", "relay9", "-"],
+        &["--database-url", &url, "import", "--force", "--json", "--host", "relay9", "-"],
         lines,
         &[],
     );
@@ -578,7 +599,7 @@ async fn maintain_drops_only_partitions_older_than_the_retention() {
         "{old} mx1 postfix/smtpd[1]: connect from a[192.0.2.1]\n{recent} mx1 postfix/smtpd[2]: connect from b[192.0.2.2]\n"
     );
     let import = elsed(
-        &["import", "--database-url", &url, "--host", "mx1", "-"],
+        &["import", "--force", "--database-url", &url, "--host", "mx1", "-"],
         log.as_bytes(),
         &[],
     );

@@ -55,7 +55,7 @@ fn import(url: &str, log: &Path) {
     elsed(
         url,
         &[
-            "import",
+            "import", "--force",
             "--timezone",
             "UTC",
             "--year-reference",

@@ -156,7 +156,7 @@ impl Elsed {
     /// Imports a log of the fixture's year (2024, UTC).
     fn import(&self, log: &Path) {
         let args = [
-            "import",
+            "import", "--force",
             "--timezone",
             "UTC",
             "--year-reference",

@@ -249,7 +249,7 @@ impl Bench<'_> {
             None => Command::new(&self.elsed),
         };
         let output = command
-            .args(["import", "--database-url", url, "--json"])
+            .args(["import", "--force", "--database-url", url, "--json"])
             .arg(&file)
             .output()
             .expect("run elsed import");

@@ -46,7 +46,7 @@ pub fn elsed_import(url: &str, lines: &[String], dir: &Path) {
     let file = dir.join("import.log");
     std::fs::write(&file, lines.join("\n") + "\n").expect("write the lines to import");
     let output = Command::new(crate::rsyslogd::elsed_binary())
-        .args(["import", "--database-url", url])
+        .args(["import", "--force", "--database-url", url])
         .arg(&file)
         .env("ELSE_CONFIG", "/dev/null")
         .output()

@@ -17,7 +17,7 @@ use serde_json::Value;
 /// `elsed import --json LOG`: its summary.
 fn import(url: &str, log: &Path) -> Value {
     let output = Command::new(elsed_binary())
-        .args(["--database-url", url, "import", "--json"])
+        .args(["--database-url", url, "import", "--force", "--json"])
         .arg(log)
         .env_remove("ELSE_DATABASE_URL")
         .output()

@@ -114,7 +114,7 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     let elsed = Elsed::start("fates", "").await;
     let file = scratch("fates").join("maillog");
     std::fs::write(&file, &log).unwrap();
-    ok(elsed.cli(&["import", file.to_str().unwrap()], ""));
+    ok(elsed.cli(&["import", "--force", file.to_str().unwrap()], ""));
 
     // elsed search: the refusal, an entry of its own with the reply Postfix gave.
     let found = ok(elsed.cli(&["search", "--json", "--recipient", "ghost@fates.test"], ""));
