@@ -13,6 +13,8 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "web_auth/alerts.rs"]
+mod alerts;
 #[path = "web_auth/fates.rs"]
 mod fates;
 #[path = "web_auth/tenants.rs"]
