@@ -3,6 +3,7 @@
 // with the acknowledge and silence buttons. The server decides who may see and act on an alert
 // (an alert outside the caller's scope is 404); the buttons are shown to those who see it.
 
+import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
 import type { Alert, AlertDetail, SilenceRequest } from '../api';
@@ -95,12 +96,12 @@ function EvidenceValue({ value }: { value: unknown }) {
     return (
       <dl class="facts">
         {Object.entries(value as Record<string, unknown>).map(([k, v]) => (
-          <>
-            <dt key={`k-${k}`}>{k.replace(/_/g, ' ')}</dt>
-            <dd key={`v-${k}`}>
+          <Fragment key={k}>
+            <dt>{k.replace(/_/g, ' ')}</dt>
+            <dd>
               <EvidenceValue value={v} />
             </dd>
-          </>
+          </Fragment>
         ))}
       </dl>
     );
