@@ -3,7 +3,8 @@
 // remote hosts with the most deferrals and bounces now. End users land on the message search.
 
 import type { Overview, ServerOverview } from '../api';
-import { useApi, useInterval } from '../hooks';
+import { useEffect } from 'preact/hooks';
+import { useApi } from '../hooks';
 import { formatDuration, formatNumber, formatTime } from '../format';
 import { AlertTable } from './Alerts';
 import { DataTable, Empty, ErrorBox, Loading, Section, StatusBadge } from '../components/ui';
@@ -13,7 +14,10 @@ const REFRESH_MS = 60_000;
 
 export function OverviewPage() {
   const { data, error, loading, reload } = useApi<Overview>('/overview');
-  useInterval(reload, REFRESH_MS);
+  useEffect(() => {
+    const timer = window.setInterval(reload, REFRESH_MS);
+    return () => window.clearInterval(timer);
+  }, [reload]);
   return (
     <div class="page">
       <h1>Overview</h1>
