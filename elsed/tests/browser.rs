@@ -96,6 +96,28 @@ fn playwright(web: &Path) -> PathBuf {
     bin
 }
 
+/// out1 gets an SNMP agent whose latest sample (now) counts 700 deferred messages: the first
+/// cycle of `elsed serve`'s evaluator opens a real `queue` alert for it (threshold 500), which the
+/// overview and alerts scenarios find.
+async fn seed_queue_alert(url: &str) {
+    let (mut db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let today = omelse::parse::Timestamp::now().unix_seconds().div_euclid(86_400);
+    omelse::store::ensure_days(&mut db, &std::collections::BTreeSet::from([today]))
+        .await
+        .unwrap();
+    db.batch_execute(
+        "INSERT INTO snmp_agents (server_id, host, version, secrets)
+         SELECT id, '127.0.0.1', '2c', '\\x00' FROM servers WHERE name = 'out1';
+         INSERT INTO snmp_samples (ts, server_id, reachable, active_count, deferred_count, hold_count,
+                                   master_alive, load1, spool_used_pct, state, reasons)
+         SELECT now(), id, true, 12, 700, 3, true, 0.5, 12, 'warning', '{\"700 deferred (warning at 100)\"}'
+         FROM servers WHERE name = 'out1'",
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_scenarios() {
     let chromium = std::env::var("ELSE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -108,8 +130,10 @@ async fn browser_scenarios() {
 
     let scratch = std::env::temp_dir().join(format!("elsed-browser-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    let config = scratch.join("empty.toml");
-    std::fs::write(&config, "").unwrap();
+    // Nothing of the machine's settings; the SNMP sample seeded below stays fresh for the whole run
+    // (no poller runs here: without this, its age would open an "agent" alert after 10 minutes).
+    let config = scratch.join("elsed.toml");
+    std::fs::write(&config, "[alerts.queues]\nagent_silent_minutes = 1440\n").unwrap();
     let url = PgCluster::shared().create_database().await;
 
     // The project's fixture (mx1 and out1), read in UTC, in 2024; and the real MX log when present.
@@ -134,6 +158,8 @@ async fn browser_scenarios() {
     } else {
         println!("the dashboard scenario uses the fixture only");
     }
+
+    seed_queue_alert(&url).await;
 
     // The administrator, from the command line as on a new installation; the scenarios create
     // the other users and the group through the admin screens.

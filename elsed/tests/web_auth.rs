@@ -13,6 +13,8 @@ use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "web_auth/alerts.rs"]
+mod alerts;
 #[path = "web_auth/fates.rs"]
 mod fates;
 #[path = "web_auth/tenants.rs"]
@@ -1407,6 +1409,11 @@ async fn server_health_samples_actions_and_metrics() {
     let mx1_view = servers.as_array().unwrap().iter().find(|s| s["name"] == "mx1").unwrap();
     assert_eq!(mx1_view["health"]["state"], "warning", "{servers}");
     assert_eq!(mx1_view["health"]["reason"], "120 deferred (warning at 100)");
+    // The queue sizes of that sample (the agent did not read the active and incoming queues).
+    assert_eq!(
+        mx1_view["health"]["queues"],
+        json!({"incoming": null, "active": null, "deferred": 120, "hold": 2})
+    );
 
     let path = format!("/servers/{mx1}/samples?since=2024-03-14T00:00:00Z&until=2024-03-15T00:00:00Z");
     let samples: Value = elsed.get(&path, Some(&admin)).await.json().await.unwrap();

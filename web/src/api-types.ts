@@ -564,6 +564,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The overview: open alerts, servers with their health, queues and ingest, today's traffic per
+         *     flow against the usual level, the destinations in trouble. End users have no overview (their
+         *     view is their mail, not the fleet): 403.
+         */
+        get: operations["overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rejects": {
         parameters: {
             query?: never;
@@ -1042,6 +1063,22 @@ export interface components {
             remote_mta: string | null;
             status: string | null;
         };
+        /** @description One flow's messages received today, hour by hour, against the usual level. */
+        FlowTraffic: {
+            /** @description inbound, outbound, internal, relayed or unknown. */
+            flow: string;
+            hours: components["schemas"]["HourTraffic"][];
+            /**
+             * Format: int64
+             * @description Messages received since midnight UTC.
+             */
+            today: number;
+            /**
+             * Format: double
+             * @description The mean of the same hours of the same weekday over the previous four weeks.
+             */
+            usual: number;
+        };
         /** @description Decisions of one period or domain, by what became of the request. */
         GreylistCounts: {
             /**
@@ -1164,6 +1201,8 @@ export interface components {
         Health: {
             /** Format: date-time */
             at: string | null;
+            /** @description Messages in each queue at that sample (absent when the agent did not answer). */
+            queues?: components["schemas"]["QueueSizes"];
             /** @description Why it is not ok, in words. */
             reason: string | null;
             /** @description ok, warning, down, or unknown (never polled yet). */
@@ -1231,6 +1270,14 @@ export interface components {
             relay: string | null;
             status: string;
             status_text: string | null;
+        };
+        HourTraffic: {
+            /** Format: date-time */
+            hour: string;
+            /** Format: int64 */
+            today: number;
+            /** Format: double */
+            usual: number;
         };
         Items_Count: {
             items: {
@@ -1430,10 +1477,30 @@ export interface components {
             password: string;
             role: components["schemas"]["Role"];
         };
+        /** @description The open alerts the caller may see. */
+        OpenAlerts: {
+            /** Format: int64 */
+            critical: number;
+            /** @description The first few, as the alerts page lists them (critical first, then newest). */
+            top: components["schemas"]["Alert"][];
+            /** Format: int64 */
+            warning: number;
+        };
         Outcome: {
             /** Format: int64 */
             count: number;
             outcome: string;
+        };
+        /** @description The landing page's picture of the fleet. */
+        Overview: {
+            alerts: components["schemas"]["OpenAlerts"];
+            servers: components["schemas"]["ServerOverview"][];
+            traffic: components["schemas"]["FlowTraffic"][];
+            /**
+             * @description Remote hosts with the most deferrals and bounces in the current and the previous hour,
+             *     most first (at most 5).
+             */
+            trouble: components["schemas"]["Trouble"][];
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_AuditEntry: {
@@ -1632,6 +1699,17 @@ export interface components {
             /** Format: date-time */
             t: string;
         };
+        /** @description The number of messages in Postfix's queues, as the latest SNMP sample counted them. */
+        QueueSizes: {
+            /** Format: int64 */
+            active: number | null;
+            /** Format: int64 */
+            deferred: number | null;
+            /** Format: int64 */
+            hold: number | null;
+            /** Format: int64 */
+            incoming: number | null;
+        };
         /** @description One queue of a sample. */
         QueueView: {
             /** Format: int64 */
@@ -1788,6 +1866,26 @@ export interface components {
             /** @description unknown, incoming, outgoing, both, relay or filter. */
             role: string;
         };
+        /** @description A server with its ingest. */
+        ServerOverview: {
+            /**
+             * Format: int64
+             * @description How far behind the clock its lines were when they last arrived, in seconds, as the alerts
+             *     evaluator saw it (absent when they did not move at its last cycle, or `elsed serve` does
+             *     not evaluate alerts).
+             */
+            lag_seconds: number | null;
+            /**
+             * Format: double
+             * @description Its log lines per second over the last 5 minutes (by the lines' own time).
+             */
+            lines_per_second: number;
+            /**
+             * @description As `GET /servers` gives it: `last_seen` is the time of its last line; `health` its
+             *     SNMP state and queue sizes.
+             */
+            server: components["schemas"]["Server"];
+        };
         /** @description How long to silence an alert. */
         SilenceRequest: {
             /**
@@ -1838,6 +1936,14 @@ export interface components {
             received: number;
             /** Format: int64 */
             rejected: number;
+        };
+        /** @description A remote host our mail has trouble reaching. */
+        Trouble: {
+            /** Format: int64 */
+            bounced: number;
+            /** Format: int64 */
+            deferred: number;
+            host: string;
         };
         /** @description Any of the fields; an empty address or description clears it. */
         UpdateServer: {
@@ -1924,6 +2030,7 @@ export type DsnFields = components['schemas']['DsnFields'];
 export type EntryKind = components['schemas']['EntryKind'];
 export type ErrorBody = components['schemas']['ErrorBody'];
 export type FailedRecipient = components['schemas']['FailedRecipient'];
+export type FlowTraffic = components['schemas']['FlowTraffic'];
 export type GreylistCounts = components['schemas']['GreylistCounts'];
 export type GreylistDecision = components['schemas']['GreylistDecision'];
 export type GreylistStats = components['schemas']['GreylistStats'];
@@ -1935,6 +2042,7 @@ export type HistoryItem = components['schemas']['HistoryItem'];
 export type Hop = components['schemas']['Hop'];
 export type HopDetail = components['schemas']['HopDetail'];
 export type HopRecipient = components['schemas']['HopRecipient'];
+export type HourTraffic = components['schemas']['HourTraffic'];
 export type ItemsCount = components['schemas']['Items_Count'];
 export type ItemsOutcome = components['schemas']['Items_Outcome'];
 export type Keyed = components['schemas']['Keyed'];
@@ -1951,7 +2059,9 @@ export type NdrLink = components['schemas']['NdrLink'];
 export type NdrSummary = components['schemas']['NdrSummary'];
 export type NewEntry = components['schemas']['NewEntry'];
 export type NewUser = components['schemas']['NewUser'];
+export type OpenAlerts = components['schemas']['OpenAlerts'];
 export type Outcome = components['schemas']['Outcome'];
+export type Overview = components['schemas']['Overview'];
 export type PageAuditEntry = components['schemas']['Page_AuditEntry'];
 export type PageGreylistDecision = components['schemas']['Page_GreylistDecision'];
 export type PageLogLine = components['schemas']['Page_LogLine'];
@@ -1961,6 +2071,7 @@ export type PageRejectItem = components['schemas']['Page_RejectItem'];
 export type PasswordRequest = components['schemas']['PasswordRequest'];
 export type Percentiles = components['schemas']['Percentiles'];
 export type Point = components['schemas']['Point'];
+export type QueueSizes = components['schemas']['QueueSizes'];
 export type QueueView = components['schemas']['QueueView'];
 export type RecipientBrief = components['schemas']['RecipientBrief'];
 export type Refusal = components['schemas']['Refusal'];
@@ -1973,11 +2084,13 @@ export type Schedule = components['schemas']['Schedule'];
 export type SearchEntryKind = components['schemas']['SearchEntryKind'];
 export type SeriesPoint = components['schemas']['SeriesPoint'];
 export type Server = components['schemas']['Server'];
+export type ServerOverview = components['schemas']['ServerOverview'];
 export type SilenceRequest = components['schemas']['SilenceRequest'];
 export type Sizes = components['schemas']['Sizes'];
 export type Top = components['schemas']['Top'];
 export type Traffic = components['schemas']['Traffic'];
 export type TrafficCounts = components['schemas']['TrafficCounts'];
+export type Trouble = components['schemas']['Trouble'];
 export type UpdateServer = components['schemas']['UpdateServer'];
 export type User = components['schemas']['User'];
 export type UserChanges = components['schemas']['UserChanges'];
@@ -4513,6 +4626,52 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
+            };
+            /** @description Not logged in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An end user */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

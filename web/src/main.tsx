@@ -22,6 +22,8 @@ import { ReportsPage } from './pages/Reports';
 import { NdrPage, NdrsPage } from './pages/Ndrs';
 import { GreylistPage } from './pages/Greylist';
 import { ServerPage, ServersPage } from './pages/Servers';
+import { OverviewPage } from './pages/Overview';
+import { AlertPage, AlertsPage } from './pages/Alerts';
 import { AccountPage } from './pages/Account';
 import { UsersPage } from './pages/admin/Users';
 import { GroupsPage } from './pages/admin/Groups';
@@ -80,6 +82,8 @@ function App() {
       <Shell>
         <Router>
           <Route path="/" component={Home} />
+          <Route path="/alerts" component={AlertsPage} />
+          <Route path="/alerts/:id" component={AlertPage} />
           <Route path="/search" component={SearchPage} />
           <Route path="/bulk" component={BulkPage} />
           <Route path="/rejects" component={RejectsPage} />
@@ -105,11 +109,14 @@ function App() {
   );
 }
 
+/** The landing page: the overview, except for end users (their view is their mail: the search). */
 function Home() {
   const { me } = useSession();
   const location = useLocation();
-  useEffect(() => location.route(me.role === 'enduser' ? '/search' : '/stats', true), []);
-  return null;
+  useEffect(() => {
+    if (me.role === 'enduser') location.route('/search', true);
+  }, []);
+  return me.role === 'enduser' ? null : <OverviewPage />;
 }
 
 function NotFound() {
@@ -124,6 +131,14 @@ function NotFound() {
 }
 
 const NAV: { title: string; links: [string, string][]; who?: (me: Me) => boolean }[] = [
+  {
+    title: 'Fleet',
+    links: [
+      ['/', 'Overview'],
+      ['/alerts', 'Alerts'],
+    ],
+    who: (me) => me.role !== 'enduser',
+  },
   {
     title: 'Search',
     links: [

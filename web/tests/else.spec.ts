@@ -88,7 +88,7 @@ test('quick search by queue id follows the content filter', async ({ page }) => 
 
 test('extended search with operators, sorting, permalink and CSV export', async ({ page }) => {
   await login(page, admin.login, admin.password);
-  await page.getByRole('link', { name: 'Messages' }).click();
+  await page.getByRole('link', { name: 'Messages', exact: true }).click();
   const form = page.getByRole('form', { name: 'Extended search' });
   await form.getByLabel('Sender operator').selectOption('contains');
   await form.getByLabel('Sender', { exact: true }).fill('carol');
@@ -130,7 +130,7 @@ test('extended search with operators, sorting, permalink and CSV export', async 
 
 test('mail refused before it was queued is found in the message search, marked as refused', async ({ page }) => {
   await login(page, admin.login, admin.password);
-  await page.getByRole('link', { name: 'Messages' }).click();
+  await page.getByRole('link', { name: 'Messages', exact: true }).click();
   const form = page.getByRole('form', { name: 'Extended search' });
   await form.getByLabel('Recipient', { exact: true }).fill('nobody@example.com');
   await form.getByRole('button', { name: 'Search' }).click();

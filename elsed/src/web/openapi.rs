@@ -25,6 +25,8 @@ use super::{auth, AppState};
     modifiers(&SessionSecurity),
     tags(
         (name = "auth", description = "Logging in and out, one's own account"),
+        (name = "overview", description = "The landing page: alerts, servers, ingest, traffic, trouble"),
+        (name = "alerts", description = "Delivery insights: alerts, their history, acknowledging and silencing"),
         (name = "servers", description = "The servers of the fleet, their health and queues"),
         (name = "search", description = "Messages, rejects, log lines, the live view, search history"),
         (name = "stats", description = "Statistics from the rollups, and the pflogsumm-style report"),

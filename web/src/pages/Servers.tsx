@@ -6,7 +6,7 @@ import { useState } from 'preact/hooks';
 import { api } from '../api';
 import type { ActionAnswer, ActionRequest, AgentRequest, AgentSecrets, AgentSettings, DatabaseView, Samples, Server, UpdateServer } from '../api';
 import { useAction, useApi } from '../hooks';
-import { formatBytes, formatDuration, formatTime } from '../format';
+import { formatBytes, formatDuration, formatNumber, formatTime } from '../format';
 import { isAdmin, useSession } from '../session';
 import { TimeChart } from '../components/charts';
 import { ConfirmDialog, DataTable, Empty, ErrorBox, Field, Loading, Section, StatusBadge } from '../components/ui';
@@ -33,6 +33,9 @@ export function ServersPage() {
               { key: 'a', label: 'Address', class: 'mono', render: (s) => s.address ?? '' },
               { key: 'h', label: 'Health', render: (s) => <StatusBadge value={s.health?.state ?? 'unknown'} /> },
               { key: 'w', label: 'Why', render: (s) => s.health?.reason ?? '' },
+              { key: 'qa', label: 'Active', class: 'num', render: (s) => formatNumber(s.health?.queues?.active) },
+              { key: 'qd', label: 'Deferred', class: 'num', render: (s) => formatNumber(s.health?.queues?.deferred) },
+              { key: 'qh', label: 'Hold', class: 'num', render: (s) => formatNumber(s.health?.queues?.hold) },
               { key: 'f', label: 'First seen', class: 'nowrap', render: (s) => formatTime(s.first_seen) },
               { key: 'l', label: 'Last seen', class: 'nowrap', render: (s) => formatTime(s.last_seen) },
               ...(isAdmin(me)

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod message_detail;
 pub mod messages;
 pub mod ndrs;
+pub mod overview;
 pub mod params;
 pub mod rejects;
 pub mod report_schedules;
@@ -50,6 +51,7 @@ pub fn routes() -> ApiRoutes {
         .merge(ndrs::routes())
         .merge(greylist::routes())
         .merge(alerts::routes())
+        .merge(overview::routes())
 }
 
 /// The router of `/api/v1`, and `GET /openapi.json`: public, it describes the API and holds no

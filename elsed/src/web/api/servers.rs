@@ -7,7 +7,7 @@ use omelse::parse::Timestamp;
 use serde::Serialize;
 use utoipa_axum::routes;
 
-use crate::access::Caller;
+use crate::access::{Caller, Scope};
 use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::openapi::ApiRoutes;
@@ -46,6 +46,19 @@ pub struct Health {
     pub at: Option<Timestamp>,
     /// Why it is not ok, in words.
     pub reason: Option<String>,
+    /// Messages in each queue at that sample (absent when the agent did not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub queues: Option<QueueSizes>,
+}
+
+/// The number of messages in Postfix's queues, as the latest SNMP sample counted them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueSizes {
+    pub incoming: Option<i64>,
+    pub active: Option<i64>,
+    pub deferred: Option<i64>,
+    pub hold: Option<i64>,
 }
 
 /// The columns [`Server::from_row`] reads, of `servers` aliased `s`.
@@ -74,10 +87,16 @@ impl Server {
         (status = 401, description = "Not logged in", body = ErrorBody),
     ))]
 async fn list_servers(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Server>>> {
-    let mut q = Query::default();
-    let visible = caller.scope.servers_condition(&mut q, "s.id");
-    q.and(visible);
     let client = state.db.get().await?;
+    Ok(Json(visible(&client, &caller.scope).await?))
+}
+
+/// The servers `scope` may see, by name, each with what the SNMP poller last saw of it (the
+/// servers list and the overview page).
+pub async fn visible(client: &tokio_postgres::Client, scope: &Scope) -> ApiResult<Vec<Server>> {
+    let mut q = Query::default();
+    let visible = scope.servers_condition(&mut q, "s.id");
+    q.and(visible);
     let rows = client
         .query(
             &format!(
@@ -88,7 +107,7 @@ async fn list_servers(State(state): State<AppState>, caller: Caller) -> ApiResul
         )
         .await?;
     let mut servers: Vec<Server> = rows.iter().map(Server::from_row).collect();
-    let states = crate::snmp::latest_states(&client).await.map_err(ApiError::internal)?;
+    let states = crate::snmp::latest_states(client).await.map_err(ApiError::internal)?;
     for server in &mut servers {
         server.health = states
             .iter()
@@ -100,7 +119,17 @@ async fn list_servers(State(state): State<AppState>, caller: Caller) -> ApiResul
                     .sample
                     .as_ref()
                     .and_then(|sample| (!sample.reasons.is_empty()).then(|| sample.reasons.join("; "))),
+                queues: s
+                    .sample
+                    .as_ref()
+                    .filter(|sample| sample.reachable)
+                    .map(|sample| QueueSizes {
+                        incoming: sample.incoming.map(|q| q.count),
+                        active: sample.active.map(|q| q.count),
+                        deferred: sample.deferred.map(|q| q.count),
+                        hold: sample.hold.map(|q| q.count),
+                    }),
             });
     }
-    Ok(Json(servers))
+    Ok(servers)
 }
