@@ -23,7 +23,8 @@ pub async fn imported(log: &Path) -> (Client, String) {
         database_url: Some(url.clone()),
     };
     let cli = ImportCli::parse_from([
-        "import", "--force",
+        "import",
+        "--force",
         "--timezone",
         "UTC",
         "--year-reference",

@@ -141,7 +141,8 @@ async fn browser_scenarios() {
     let fixture = fixture.to_str().unwrap();
     elsed(
         &[
-            "import", "--force",
+            "import",
+            "--force",
             "--database-url",
             &url,
             "--timezone",
@@ -154,7 +155,10 @@ async fn browser_scenarios() {
     );
     let corpus = else_tests::corpora::dir_or_skip().map(|dir| dir.join("postfix-logsums/mail.log.gz"));
     if let Some(log) = &corpus {
-        elsed(&["import", "--force", "--database-url", &url, log.to_str().unwrap()], &config);
+        elsed(
+            &["import", "--force", "--database-url", &url, log.to_str().unwrap()],
+            &config,
+        );
     } else {
         println!("the dashboard scenario uses the fixture only");
     }

@@ -194,7 +194,8 @@ fn import_fixture(url: &str) -> Value {
     let output = run_with_database(
         url,
         &[
-            "import", "--force",
+            "import",
+            "--force",
             "--json",
             "--timezone",
             "UTC",
@@ -435,7 +436,8 @@ async fn server_roles_from_the_configuration_or_the_database_settle_flows() {
         }
         let mut import = args.clone();
         import.extend([
-            "import", "--force",
+            "import",
+            "--force",
             "--timezone",
             "UTC",
             "--year-reference",
@@ -466,7 +468,8 @@ async fn rotated_logs_continue_the_messages_they_share() {
     std::fs::write(&newer, lines[40..].join("\n") + "\n").unwrap();
     let (older, newer, whole) = (older.to_str().unwrap(), newer.to_str().unwrap(), fixture());
     let common = [
-        "import", "--force",
+        "import",
+        "--force",
         "--timezone",
         "UTC",
         "--year-reference",
@@ -569,7 +572,16 @@ async fn standard_input_imports_under_the_given_host() {
     let lines = b"2024-05-02T08:00:00Z somebox postfix/qmgr[11]: 5E6F7A8B9C: from=<Zoe@Example.com>, size=900, nrcpt=1 (queue active)\n\
         2024-05-02T08:00:01Z somebox postfix/qmgr[11]: 5E6F7A8B9C: removed\n";
     let output = elsed(
-        &["--database-url", &url, "import", "--force", "--json", "--host", "relay9", "-"],
+        &[
+            "--database-url",
+            &url,
+            "import",
+            "--force",
+            "--json",
+            "--host",
+            "relay9",
+            "-",
+        ],
         lines,
         &[],
     );

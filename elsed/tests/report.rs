@@ -55,7 +55,8 @@ fn import(url: &str, log: &Path) {
     elsed(
         url,
         &[
-            "import", "--force",
+            "import",
+            "--force",
             "--timezone",
             "UTC",
             "--year-reference",

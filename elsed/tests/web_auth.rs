@@ -158,7 +158,8 @@ impl Elsed {
     /// Imports a log of the fixture's year (2024, UTC).
     fn import(&self, log: &Path) {
         let args = [
-            "import", "--force",
+            "import",
+            "--force",
             "--timezone",
             "UTC",
             "--year-reference",

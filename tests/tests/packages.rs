@@ -499,7 +499,10 @@ fn the_documented_install_path_works_as_written() {
     let mut substitutions = Substitutions(vec![
         ("127.0.0.1:8080".into(), format!("127.0.0.1:{web_port}")),
         // The fixture is older than the default retention: the documented --force keeps it.
-        ("/var/log/mail.log.1 /var/log/mail.log".into(), format!("--force {fixture}")),
+        (
+            "/var/log/mail.log.1 /var/log/mail.log".into(),
+            format!("--force {fixture}"),
+        ),
     ]);
     let module = format!("/usr/lib/{}/rsyslog/omelse.so", multiarch());
     let had_module = Path::new(&module).exists();

@@ -348,7 +348,8 @@ pub(crate) async fn import_file(url: &str, file: &std::path::Path, year_referenc
         args: crate::import::ImportArgs,
     }
     let wrapper = <Wrapper as clap::Parser>::parse_from([
-        "import", "--force",
+        "import",
+        "--force",
         "--timezone",
         "UTC",
         "--year-reference",
