@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::parse::SyslogLine;
+use crate::parse::{SyslogLine, Timestamp};
 
 /// A stable 64-bit hash of several byte strings (each length-prefixed, so parts cannot run into
 /// each other).
@@ -19,9 +19,14 @@ pub fn hash_parts(parts: &[&[u8]]) -> i64 {
     hasher.digest() as i64
 }
 
-/// Line keys: the hash of a line's content, told apart from identical lines of the same second
-/// by how many came before it. So a line RELP sent twice, or a log file imported after the live
-/// stream carried it, gets the key it had the first time.
+/// Line keys: the hash of a line's content (time, host, program, pid, text). So a line RELP or
+/// omfwd sent twice, one replayed from a queue file, or a log file imported after the live stream
+/// carried it, gets the key it had the first time.
+///
+/// A time with a fraction of a second (RFC 3339 with microseconds, as the shipped stanzas forward)
+/// names its line: two lines equal in all of that are one line seen twice, whenever the second
+/// copy comes, and share one key. Only whole-second times (RFC 3164, or a clock without a
+/// fraction) cannot tell identical lines apart: those are told apart by how many came before.
 ///
 /// The counts are kept per sending host, for that host's newest second and the one before it
 /// ([`LineKeys::KEPT_SECONDS`]): each host's lines arrive in its own order (one action worker, as
@@ -46,17 +51,19 @@ impl LineKeys {
     /// lines of a second boundary that reach the host's syslog slightly out of order.
     pub const KEPT_SECONDS: i64 = 1;
 
-    /// The key of the next line.
+    /// The key of the next line: its content alone when its time has a fraction of a second
+    /// (see [`LineKeys`]), else [`LineKeys::counted_key`].
     pub fn key(&mut self, line: &SyslogLine<'_>) -> i64 {
-        let pid = line.pid.unwrap_or(u32::MAX).to_le_bytes();
-        let time = line.time.0.to_le_bytes();
-        let content = hash_parts(&[
-            &time,
-            line.host.as_bytes(),
-            line.program.as_bytes(),
-            &pid,
-            line.message.as_bytes(),
-        ]) as u64;
+        if line.time.0.rem_euclid(Timestamp::MICROS_PER_SECOND) != 0 {
+            return content_key(line) as i64;
+        }
+        self.counted_key(line)
+    }
+
+    /// The key of the next line, told apart from the identical lines of its host and second that
+    /// came before it (a line whose time is borrowed, as an unreadable line's, takes this one).
+    pub fn counted_key(&mut self, line: &SyslogLine<'_>) -> i64 {
+        let content = content_key(line);
         // One lookup per line; the host's name is copied only the first time it is seen.
         let seconds = match self.hosts.get_mut(line.host) {
             Some(seconds) => seconds,
@@ -95,6 +102,19 @@ impl LineKeys {
     }
 }
 
+/// The hash of what a line is: its time, host, program, pid and text.
+fn content_key(line: &SyslogLine<'_>) -> u64 {
+    let pid = line.pid.unwrap_or(u32::MAX).to_le_bytes();
+    let time = line.time.0.to_le_bytes();
+    hash_parts(&[
+        &time,
+        line.host.as_bytes(),
+        line.program.as_bytes(),
+        &pid,
+        line.message.as_bytes(),
+    ]) as u64
+}
+
 /// Drops a host's seconds more than [`LineKeys::KEPT_SECONDS`] behind its newest; returns how many
 /// contents went.
 fn forget_before_kept(seconds: &mut BTreeMap<i64, HashMap<u64, u32>>) -> usize {
@@ -114,7 +134,6 @@ fn forget_before_kept(seconds: &mut BTreeMap<i64, HashMap<u64, u32>>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::Timestamp;
 
     fn line<'a>(host: &'a str, second: i64, message: &'a str) -> SyslogLine<'a> {
         SyslogLine {
@@ -154,6 +173,29 @@ mod tests {
         let kept = 10 + LineKeys::KEPT_SECONDS;
         let repeated = keys(&[("mx1", 10, CONNECT), ("mx1", kept, "newer"), ("mx1", 10, CONNECT)]);
         assert_ne!(repeated[0], repeated[2]);
+    }
+
+    /// A line with a fraction of a second is named by its content: seen again, at once (an
+    /// omfwd batch resent to the rsyslogd that replays the same lines from its queue file) or
+    /// later, it keeps its key; two distinct lines of the same microsecond keep theirs.
+    #[test]
+    fn a_line_timed_to_the_microsecond_keeps_its_key_however_often_it_comes() {
+        let mut keys = LineKeys::default();
+        let at = |micros| SyslogLine {
+            time: Timestamp(10 * Timestamp::MICROS_PER_SECOND + micros),
+            ..line("mx1", 0, CONNECT)
+        };
+        let first = keys.key(&at(165_000));
+        let other = keys.key(&SyslogLine {
+            message: "other",
+            ..at(165_000)
+        });
+        assert_eq!(keys.key(&at(165_000)), first);
+        assert_eq!(keys.key(&at(165_000)), first);
+        assert_ne!(other, first);
+        assert_ne!(keys.key(&at(165_001)), first);
+        // A whole second cannot tell the same line from its twin: those still count.
+        assert_ne!(keys.key(&at(0)), keys.key(&at(0)));
     }
 
     #[test]
