@@ -2,7 +2,7 @@
 //! mail with swaks that it refuses at RCPT (550 5.1.1, an unknown mailbox), mail over its
 //! `message_size_limit` (refused after DATA: Postfix logs only `queue file size limit exceeded`,
 //! never `removed`), mail its header checks reject and discard, and mail held at RCPT then deleted
-//! with `postsuper -d`. Its log is imported, and `elsed search` and `GET /api/v1/messages` find
+//! with `postsuper -d` (which keeps the sender and recipient its hold line named). Its log is imported, and `elsed search` and `GET /api/v1/messages` find
 //! each with its fate: the refusal as an entry of its own with the reply, the others closed with
 //! their state and reason.
 
@@ -190,12 +190,14 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
             found["state_reason"].as_str().unwrap_or_default().contains(reason),
             "{found}"
         );
-        // A message held at RCPT never meets qmgr: its log names no recipient by queue id
-        // (the `NOQUEUE: hold` line before it does), so only the discarded one has a recipient.
-        if state == "discarded" {
-            assert_eq!(found["recipients"][0]["status"], state, "{found}");
-        }
+        // Neither meets qmgr: only the decision's line names the sender and recipient (for the
+        // held one, the `NOQUEUE: hold` line before its queue id), and the message keeps them.
+        assert_eq!(found["sender"], "sender@client.test", "{found}");
+        assert_eq!(found["recipients"][0]["status"], state, "{found}");
     }
+    let found = ok(elsed.cli(&["search", "--json", "--queue-id", &later], ""));
+    let found: Value = serde_json::from_str(found.lines().next().expect("found")).unwrap();
+    assert_eq!(found["recipients"][0]["address"], "later@fates.test", "{found}");
 
     // The API finds the same, with the same fates.
     let admin = elsed.admin().await;

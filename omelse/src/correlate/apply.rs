@@ -5,7 +5,8 @@ use crate::parse::event::{Action, ActionSource, Decision, Delivery, DeliveryStat
 use crate::parse::{EventKind, ParsedLine, Timestamp};
 use crate::store::{Batch, DeliveryRow, RejectRow};
 
-use super::message::{queue_key, Start, Upstream};
+use super::message::{queue_key, Message, Start, Upstream};
+use super::session::PendingHold;
 use super::Correlator;
 
 pub(super) fn status_name(status: DeliveryStatus) -> &'static str {
@@ -168,6 +169,11 @@ impl Correlator {
                 }
                 if let Some(session) = session_uid {
                     self.sessions.add_message(session, uid);
+                    for hold in self.sessions.take_pending_holds(session) {
+                        if let Some(life) = self.messages.lives.get_mut(&uid) {
+                            hold_at(life, hold);
+                        }
+                    }
                 }
                 if let Some(orig) = orig_queue_id {
                     let from_uid = self.messages.life_at(queue_key(host, orig), time).map(|m| m.row.uid);
@@ -411,10 +417,25 @@ impl Correlator {
             proto: decision.proto.map(str::to_owned),
             helo: decision.helo.map(str::to_owned),
         });
-        let Some((uid, _)) = message else { return };
+        let Some((uid, _)) = message else {
+            if let (Action::Hold, Some(session)) = (decision.action, session_uid) {
+                let hold = PendingHold {
+                    sender: decision.from.map(str::to_owned),
+                    recipient: decision.to.map(str::to_owned),
+                    reason: decision_reason(decision),
+                };
+                self.sessions.add_pending_hold(session, hold);
+            }
+            return;
+        };
         let Some(life) = self.messages.lives.get_mut(&uid) else {
             return;
         };
+        // A decision names the envelope sender; a message refused, discarded or held before qmgr
+        // saw it has no other line that does.
+        if let Some(from) = decision.from {
+            life.row.sender.get_or_insert_with(|| from.to_owned());
+        }
         // A check on the whole message names its recipient: the recipient shares its fate.
         if matches!(decision.action, Action::Reject | Action::Discard | Action::Hold) && rejects_message(decision) {
             if let Some(to) = decision.to {
@@ -441,10 +462,29 @@ impl Correlator {
             Action::Discard => {
                 life.end_as("discarded", decision_reason(decision), time);
             }
-            Action::Hold => life.hold(Some(decision_reason(decision))),
+            Action::Hold => hold_at(
+                life,
+                PendingHold {
+                    sender: decision.from.map(str::to_owned),
+                    recipient: decision.to.filter(|_| !rejects_message(decision)).map(str::to_owned),
+                    reason: decision_reason(decision),
+                },
+            ),
             _ => {}
         }
     }
+}
+
+/// Puts a message on hold. A hold at RCPT accepts its recipient (and names the sender), which no
+/// other line will name while the message stays in the hold queue.
+fn hold_at(life: &mut Message, hold: PendingHold) {
+    if let Some(sender) = hold.sender {
+        life.row.sender.get_or_insert(sender);
+    }
+    if let Some(recipient) = hold.recipient {
+        life.recipient_mut(&recipient).touched = true;
+    }
+    life.hold(Some(hold.reason));
 }
 
 /// The policy decision a line records, if any: smtpd/cleanup/milter decisions, and a before-queue

@@ -23,6 +23,16 @@ pub(super) struct Session {
     pub messages: Vec<i64>,
     /// Restored from the database and met by no line since.
     pub restored: bool,
+    /// Recipients put on hold at RCPT before the message had a queue id (`NOQUEUE: hold: RCPT`):
+    /// the next `QID: client=` line of the session is their message, and no later line names them.
+    pub pending_holds: Vec<PendingHold>,
+}
+
+/// A `NOQUEUE: hold: RCPT` decision, waiting for the queue id Postfix assigns right after it.
+pub(super) struct PendingHold {
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub reason: String,
 }
 
 /// One smtpd process: its open session, and when its last session began (so two sessions that
@@ -215,6 +225,7 @@ impl Sessions {
                 touched: false,
                 closed: false,
                 messages: Vec::new(),
+                pending_holds: Vec::new(),
                 restored: false,
             },
         );
@@ -298,6 +309,21 @@ impl Sessions {
         }
     }
 
+    /// Keeps a recipient held at RCPT before its message had a queue id, for that message.
+    pub fn add_pending_hold(&mut self, session: i64, hold: PendingHold) {
+        if let Some(s) = self.live.get_mut(&session) {
+            s.pending_holds.push(hold);
+        }
+    }
+
+    /// The holds waiting for the message the session just opened (its `client=` line).
+    pub fn take_pending_holds(&mut self, session: i64) -> Vec<PendingHold> {
+        self.live
+            .get_mut(&session)
+            .map(|s| std::mem::take(&mut s.pending_holds))
+            .unwrap_or_default()
+    }
+
     /// The messages of a session that just ended without any successful DATA (or BDAT): none of
     /// them reached the queue, and no `removed` will ever be logged for them.
     pub fn abandoned_messages(&self, session: i64) -> &[i64] {
@@ -365,6 +391,7 @@ impl Sessions {
                 touched: false,
                 closed: false,
                 messages: Vec::new(),
+                pending_holds: Vec::new(),
                 restored: true,
             },
         );

@@ -1002,6 +1002,66 @@ fn hold_release_and_delete() {
     assert_eq!((last.state, last.closed), ("deleted", true));
 }
 
+/// `NOQUEUE: hold: RCPT …` comes before the queue id (Postfix opens the queue file once the
+/// recipient is accepted); the message is held from its `client=` line on, and keeps the sender
+/// and recipient of that line: no qmgr or delivery line names them while it stays on hold, nor
+/// after `postsuper -d` deletes it.
+#[test]
+fn held_at_rcpt_before_the_queue_id_keeps_its_sender_and_recipient() {
+    let h = "mx";
+    let sender = peer("client.test", "192.0.2.7", None);
+    let mut feed = Feed::new();
+    feed.at(0, h, "postfix/smtpd", 41, None, EventKind::Connect { client: sender })
+        .at(
+            0,
+            h,
+            "postfix/smtpd",
+            41,
+            None,
+            EventKind::Reject(decision(Action::Hold, ActionSource::Smtpd, "RCPT", Some("later@mx"))),
+        )
+        .at(0, h, "postfix/smtpd", 41, Some("HELD1"), client(sender))
+        .at(
+            0,
+            h,
+            "postfix/cleanup",
+            42,
+            Some("HELD1"),
+            EventKind::MessageId {
+                message_id: "<h@client.test>",
+            },
+        );
+    let batch = feed.take();
+    let held = message(&last_messages(&batch), "HELD1").clone();
+    assert_eq!(held.state, "held");
+    assert_eq!(held.sender.as_deref(), Some("spammer@bad.example"));
+    let recipients: Vec<_> = batch.recipients.iter().filter(|r| r.message_uid == held.uid).collect();
+    assert!(
+        !recipients.is_empty(),
+        "the held recipient is a recipient of the message"
+    );
+    assert!(recipients
+        .iter()
+        .all(|r| (r.address.as_str(), r.status) == ("later@mx", "held")));
+
+    feed.at(60, h, "postfix/postsuper", 43, Some("HELD1"), EventKind::Removed);
+    let batch = feed.take();
+    let deleted = message(&last_messages(&batch), "HELD1").clone();
+    assert_eq!((deleted.state, deleted.closed), ("deleted", true));
+    assert_eq!(deleted.sender.as_deref(), Some("spammer@bad.example"));
+    let last = batch
+        .recipients
+        .iter()
+        .rev()
+        .find(|r| r.message_uid == held.uid)
+        .expect("recipient row");
+    assert_eq!((last.address.as_str(), last.status), ("later@mx", "deleted"));
+
+    // The next transaction of the session is not held by the first one's decision.
+    feed.at(61, h, "postfix/smtpd", 41, Some("NEXT2"), client(sender));
+    assert_eq!(message(&last_messages(&feed.take()), "NEXT2").state, "received");
+}
+
 #[test]
 fn flows_follow_networks_and_roles() {
     let mut config = CorrelatorConfig::default();
