@@ -78,6 +78,7 @@ stage_server() {
     put 0640 packaging/elsed.toml "$dest/etc/else/elsed.toml"
     put 0644 rsyslog-conf/else-server.conf "$dest/etc/rsyslog.d/else-server.conf.disabled"
     put 0644 rsyslog-conf/else-server-compressed.conf "$dest/etc/rsyslog.d/else-server-compressed.conf.disabled"
+    put 0644 packaging/nftables/else-relp.nft "$doc/examples/nftables/else-relp.nft"
     put 0644 docs/install.md "$doc/install.md"
     put 0644 docs/transport.md "$doc/transport.md"
     put 0644 docs/configuration.md "$doc/configuration.md"

@@ -22,6 +22,7 @@ PACKAGES=(
     "sudo:visudo checks the shipped sudoers rules of else-pfagent"
     "rsyslog:the log collector that loads omelse.so"
     "rsyslog-relp:RELP transport between Postfix hosts and the ELSE server"
+    "nftables:the RELP listeners' connection limits (packaging/nftables), loaded by their test"
     "rsyslog-pgsql:ompgsql, the baseline of the omelse benchmark"
     "ca-certificates:TLS trust store"
     "openssl:test certificates for RELP over TLS"

@@ -38,6 +38,8 @@ use else_tests::sys;
 const PACKAGES: [&str; 2] = ["else-server", "else-postfix-agent"];
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The nftables table of install.md's "Connection limits", as the package installs it.
+const RELP_LIMITS: &str = "/usr/share/doc/else-server/examples/nftables/else-relp.nft";
 /// Debian's PostgreSQL socket, which the documented connection strings name.
 const PG_SOCKET: &str = "/run/postgresql/.s.PGSQL.5432";
 /// What the documented steps create outside the packages, removed by the documented removal
@@ -531,9 +533,13 @@ fn the_documented_install_path_works_as_written() {
         "/usr/share/doc/else-postfix-agent/README",
         "/usr/share/doc/else-postfix-agent/examples/postfix/headers-only/main.cf",
         "/usr/share/doc/else-postfix-agent/examples/postfix/greylist/main.cf",
+        RELP_LIMITS,
     ] {
         assert!(Path::new(path).exists(), "{path} not installed");
     }
+    // install.md's connection limits: the installed table is valid as shipped (`-c` checks
+    // without loading; tests/tests/relp_limits.rs loads it edited and tries it).
+    ok("nft", &["-c", "-f", RELP_LIMITS]);
     assert!(ok("getent", &["passwd", "else"]).contains("/usr/sbin/nologin"));
     assert_eq!(
         ok("stat", &["-c", "%a %U %G", "/etc/else/elsed.toml"]).trim(),
