@@ -139,27 +139,27 @@ pub fn scalar_oid(sub: u32) -> Vec<u32> {
 }
 
 /// Digits and consonants: the alphabet of Postfix's long queue ids (mail_queue.h encodes the
-/// time and the inode number without vowels, so that no word is spelled, and `z` separates).
+/// time in base 52 without vowels, so that no word is spelled; the inode number in base 51, the
+/// same without `z`, which separates the two).
 fn long_id_char(b: u8) -> bool {
-    b.is_ascii_digit() || (b.is_ascii_alphabetic() && !b"AEIOUaeiouz".contains(&b))
+    b.is_ascii_digit() || (b.is_ascii_alphabetic() && !b"AEIOUaeiou".contains(&b))
 }
 
+/// The time part of a long queue id: 6 characters of seconds and 4 of microseconds, padded.
+const LONG_ID_TIME_CHARS: usize = 10;
+
 /// True for a Postfix queue id, short (`enable_long_queue_ids = no`: 6 to 16 upper-case hex
-/// digits) or long (time and inode in Postfix's consonant alphabet, separated by one `z`,
-/// 12 to 32 characters). Anything else — spaces, shell metacharacters, options (`-d`), `ALL` —
-/// is refused: this is what stands between an SNMP SET and `postsuper`.
+/// digits) or long (10 characters of time, which may hold a `z`, then the separator `z`, then
+/// the inode number without `z`, 12 to 32 characters in all). Anything else — spaces, shell
+/// metacharacters, options (`-d`), `ALL` — is refused before it reaches a command line.
 pub fn valid_queue_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     let short =
         (6..=16).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b));
     let long = (12..=32).contains(&bytes.len())
-        && bytes.iter().filter(|&&b| b == b'z').count() == 1
-        && match id.split_once('z') {
-            Some((time, inode)) => {
-                time.len() >= 6 && inode.len() >= 2 && time.bytes().chain(inode.bytes()).all(long_id_char)
-            }
-            None => false,
-        };
+        && bytes[LONG_ID_TIME_CHARS] == b'z'
+        && bytes[..LONG_ID_TIME_CHARS].iter().all(|&b| long_id_char(b))
+        && bytes[LONG_ID_TIME_CHARS + 1..].iter().all(|&b| long_id_char(b) && b != b'z');
     short || long
 }
 
@@ -190,6 +190,9 @@ mod tests {
             "0123456789ABCDEF",
             "4Xt6sM0ntGz6Cm",
             "4P7Lpg3KLbzHQL2",
+            // The time part may hold a `z` (a real Postfix 3.7 queue id): the separator is the 11th.
+            "4jgvZz5YfNz1T5WZ",
+            "4Xt6zM0ntGz6Cm",
         ] {
             assert!(valid_queue_id(id), "{id}");
         }
@@ -212,7 +215,7 @@ mod tests {
             "4F1A23B0C5\n",
             "0123456789ABCDEF0",
             "4Xt6sM0ntG6Cm",
-            "4Xt6zM0ntGz6Cm",
+            "4Xt6sM0nzGt6Cm",
             "4Xt6sM0ntGzz",
             "aeiouaeizbc",
             "4Xt6sM0ntGz6C\u{e9}",
