@@ -159,7 +159,9 @@ pub fn valid_queue_id(id: &str) -> bool {
     let long = (12..=32).contains(&bytes.len())
         && bytes[LONG_ID_TIME_CHARS] == b'z'
         && bytes[..LONG_ID_TIME_CHARS].iter().all(|&b| long_id_char(b))
-        && bytes[LONG_ID_TIME_CHARS + 1..].iter().all(|&b| long_id_char(b) && b != b'z');
+        && bytes[LONG_ID_TIME_CHARS + 1..]
+            .iter()
+            .all(|&b| long_id_char(b) && b != b'z');
     short || long
 }
 

@@ -1,7 +1,8 @@
 //! How every list of the API pages (docs/api.md, "Conventions"): `page` (1-based) and `per_page`
 //! (default 50, at most 500) in, `sort` among the list's own fields, and `{total, total_capped,
-//! page, per_page, items}` out, `total` counted no further than [`COUNT_CAP`]. One module so that
-//! the search, the NDRs, the greylisting decisions and the administrators' lists page alike.
+//! page, per_page, items}` out, `total` counted no further than [`COUNT_CAP`] nor for longer than
+//! [`COUNT_TIME_BOX`]. One module so that the search, the NDRs, the greylisting decisions and the
+//! administrators' lists page alike.
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Row};
@@ -17,6 +18,11 @@ pub const MAX_ROWS: i64 = 100_000;
 /// Counting stops here: `total` is then `COUNT_CAP - 1` with `total_capped` (a precise total of
 /// millions of rows costs more than the page itself).
 pub const COUNT_CAP: i64 = 10_001;
+/// Counting stops after this long too: a group member who sees a small share of a big table
+/// (the raw lines of a shared server) would otherwise have every row checked against the scope
+/// for the count alone. The page is still found; `total` then says what the page shows
+/// (`total_capped` when the page is full and more may follow).
+pub const COUNT_TIME_BOX: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// `page` and `per_page` as a request gives them (checked by [`PageParams::window`]).
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
@@ -68,6 +74,13 @@ impl Window {
     }
 
     /// This page of a list of `total` (capped or not) rows.
+    /// The total when it could not be counted in time: what this page shows, exact when the page
+    /// is not full, else a lower bound (`total_capped`).
+    pub fn total_seen(&self, items: usize) -> (i64, bool) {
+        let items = items as i64;
+        (self.offset() + items, items >= self.limit())
+    }
+
     pub fn page<T>(&self, (total, total_capped): (i64, bool), items: Vec<T>) -> Page<T> {
         Page {
             total,
@@ -143,15 +156,32 @@ impl Sort {
 }
 
 /// How many rows `from_where` (a `FROM … WHERE …` of `q`) has, counting no further than
-/// [`COUNT_CAP`].
-pub async fn count_capped(client: &Client, from_where: &str, q: &Query) -> ApiResult<(i64, bool)> {
+/// [`COUNT_CAP`]; `None` when counting took longer than [`COUNT_TIME_BOX`].
+pub async fn count_capped(client: &Client, from_where: &str, q: &Query) -> ApiResult<Option<(i64, bool)>> {
     let sql = format!("SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {COUNT_CAP}) AS capped");
-    let n: i64 = client.query_one(&sql, &q.params()).await?.get(0);
-    Ok(if n >= COUNT_CAP {
+    let statement = client.prepare(&sql).await?;
+    let params = q.params();
+    // The three go out together on the first poll, so the session's own statement_timeout is
+    // back even if the request is dropped halfway: no connection returns to the pool with the
+    // time box still set.
+    let time_box = format!("SET statement_timeout = {}", COUNT_TIME_BOX.as_millis());
+    let (set, counted, reset) = futures_util::join!(
+        client.batch_execute(&time_box),
+        client.query_one(&statement, &params),
+        client.batch_execute("RESET statement_timeout"),
+    );
+    set?;
+    reset?;
+    let n: i64 = match counted {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(if n >= COUNT_CAP {
         (COUNT_CAP - 1, true)
     } else {
         (n, false)
-    })
+    }))
 }
 
 /// The page `window` of `SELECT columns from_where order_by` (`q` holds its parameters), with the
@@ -169,13 +199,78 @@ pub async fn page_of<T>(
     let limit = q.bind(window.limit());
     let offset = q.bind(window.offset());
     let sql = format!("SELECT {columns} {from_where} {order_by} LIMIT {limit} OFFSET {offset}");
-    let items = client.query(&sql, &q.params()).await?.iter().map(map).collect();
+    let items: Vec<T> = client.query(&sql, &q.params()).await?.iter().map(map).collect();
+    let total = total.unwrap_or_else(|| window.total_seen(items.len()));
     Ok(window.page(total, items))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn statement_timeout(client: &Client) -> String {
+        client.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0)
+    }
+
+    /// A count that outlasts its time box gives way to the page, and the session's own
+    /// `statement_timeout` is back afterwards (the connection returns to the pool as it came).
+    #[tokio::test]
+    async fn a_slow_count_gives_way_to_the_page_and_restores_the_session() {
+        let url = else_tests::PgCluster::shared().create_database().await;
+        // The session's own limit comes with its startup packet, as the web pool's does.
+        let url = format!("{url} options='-c statement_timeout=7min'");
+        let client = omelse::store::connect(&url).await.unwrap();
+        assert_eq!(statement_timeout(&client).await, "7min");
+        // Each row costs 0.3 s: counting 8 of them takes 2.4 s, past the time box; a page of 3 takes 0.9 s.
+        let from_where = "FROM generate_series(1, 8) g WHERE pg_sleep(0.3) IS NOT NULL";
+        let window = |page, per_page| PageParams { page, per_page }.window().unwrap();
+        let page = page_of(
+            &client,
+            "g",
+            from_where,
+            Query::default(),
+            window(Some(1), Some(3)),
+            "ORDER BY g",
+            |r| r.get::<_, i32>(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.items, vec![1, 2, 3]);
+        assert_eq!(
+            (page.total, page.total_capped),
+            (3, true),
+            "a full page: at least that many"
+        );
+        assert_eq!(statement_timeout(&client).await, "7min");
+        // The last page, not full: what it shows is the exact total.
+        let page = page_of(
+            &client,
+            "g",
+            from_where,
+            Query::default(),
+            window(Some(3), Some(3)),
+            "ORDER BY g",
+            |r| r.get::<_, i32>(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!((page.items, page.total, page.total_capped), (vec![7, 8], 8, false));
+        assert_eq!(statement_timeout(&client).await, "7min");
+        // A quick count is exact.
+        let quick = "FROM generate_series(1, 8) g";
+        let page = page_of(
+            &client,
+            "g",
+            quick,
+            Query::default(),
+            window(None, Some(3)),
+            "ORDER BY g",
+            |r| r.get::<_, i32>(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!((page.total, page.total_capped), (8, false));
+    }
 
     #[test]
     fn windows_are_checked_and_offset() {

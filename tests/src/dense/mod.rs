@@ -42,7 +42,7 @@ const MICROS: i64 = 1_000_000;
 /// Fleets start spread over this much time.
 const STAGGER_MICROS: i64 = 10 * MICROS;
 /// Characters of a long queue id's inode part (base 51: digits and consonants, no `z`).
-const BASE51: &[u8] = b"0123456789BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy";
+const BASE51: &[u8] = b"0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxy";
 
 /// One piece of a fixture line.
 #[derive(Debug, Clone)]

@@ -1,12 +1,15 @@
-//! Search latency on a big database (issue #4's benchmark): run by `scripts/bench-search.sh`,
-//! which generates the messages and sets `ELSE_BENCH_DATABASE_URL`. Each search goes through the
-//! same data function as `GET /messages` (count capped, first page of 50, recipients).
+//! Latency on a big database, through the same data functions as the API: the message search
+//! (issue #4, `GET /messages`: count capped, first page of 50, recipients), run by
+//! `scripts/bench-search.sh` on generated messages; and the raw lines a group member may see
+//! (issue 16, `GET /logs`: every line checked against the caller's scope), run by
+//! `scripts/bench-logs.sh` on imported dense traffic. Both scripts set `ELSE_BENCH_DATABASE_URL`.
 
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
 use super::listing::Listing;
+use super::logs::LogList;
 use super::messages::MessageList;
 use super::params::Params;
 use crate::access::{GroupScope, Scope};
@@ -24,28 +27,40 @@ async fn column(client: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `/messages` with `pairs` for each value, as `scope`; the latencies, sorted.
+/// Runs the listing `L` (`/messages`, `/logs`) with `pairs` for each value, as `scope`; the
+/// latencies, sorted. `found` checks each page (a search that finds nothing measures nothing).
+async fn measure_listing<L: Listing>(
+    client: &Client,
+    scope: &Scope,
+    values: &[String],
+    pairs: impl Fn(&str) -> Vec<(String, String)>,
+    found: impl Fn(&str, i64),
+) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for value in values {
+        let mut p = Params::new(pairs(value));
+        let filter = L::read_filter(&mut p).unwrap();
+        let paging = p.paging(L::SORTS, L::DEFAULT_SORT).unwrap();
+        let start = Instant::now();
+        let page = L::page(client, scope, &filter, &paging).await.unwrap();
+        times.push(start.elapsed());
+        found(value, page.total);
+    }
+    times.sort();
+    times
+}
+
+/// [`measure_listing`] of `/messages`; an administrator's search always finds its value.
 async fn measure(
     client: &Client,
     scope: &Scope,
     values: &[String],
     pairs: impl Fn(&str) -> Vec<(String, String)>,
 ) -> Vec<Duration> {
-    let mut times = Vec::new();
-    for value in values {
-        let mut p = Params::new(pairs(value));
-        let filter = MessageList::read_filter(&mut p).unwrap();
-        let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
-        let start = Instant::now();
-        let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
-        times.push(start.elapsed());
-        assert!(
-            page.total > 0 || matches!(scope, Scope::Groups(_)),
-            "{value} found nothing"
-        );
-    }
-    times.sort();
-    times
+    measure_listing::<MessageList>(client, scope, values, pairs, |value, total| {
+        assert!(total > 0 || matches!(scope, Scope::Groups(_)), "{value} found nothing")
+    })
+    .await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -122,7 +137,12 @@ async fn search_latency() {
     group_times.sort();
     rows.push(("exact recipient, group member", group_times));
     println!("{n_messages} messages, {n_recipients} recipients");
-    println!("| search | samples | p50 (ms) | p95 (ms) | max (ms) |");
+    print_table("search", rows);
+}
+
+/// The table of docs/benchmarks.md: p50, p95 and max of each row, in milliseconds.
+fn print_table(what: &str, rows: Vec<(&str, Vec<Duration>)>) {
+    println!("| {what} | samples | p50 (ms) | p95 (ms) | max (ms) |");
     println!("|---|---|---|---|---|");
     for (name, times) in rows {
         println!(
@@ -133,4 +153,96 @@ async fn search_latency() {
             percentile(&times, 1.0)
         );
     }
+}
+
+/// The servers whose names match the SQL `LIKE` pattern.
+async fn server_ids(client: &Client, pattern: &str) -> Vec<i32> {
+    client
+        .query("SELECT id FROM servers WHERE name LIKE $1 ORDER BY id", &[&pattern])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A group member's scope: `domains` on `servers`.
+fn member(servers: &[i32], domains: &[&str]) -> Scope {
+    Scope::Groups(vec![GroupScope {
+        server_ids: servers.to_vec(),
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
+    }])
+}
+
+/// `GET /logs` (the newest 50 lines before a moment, and a substring search) as an administrator
+/// and as group members who see all, most or little of their servers' lines: the cost of checking
+/// each line against the scope (issue 16). Needs the dense fleets of `else-dense replicate`
+/// (`in1-fNN`/`out1-fNN`, local domain `example-fNN.test`, forwarded `fwd.example-fNN.test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-logs.sh runs it on imported dense traffic"]
+async fn logs_latency() {
+    let Ok(url) = std::env::var("ELSE_BENCH_DATABASE_URL") else {
+        println!("skipped: ELSE_BENCH_DATABASE_URL not set");
+        return;
+    };
+    let client = omelse::store::connect(&url).await.unwrap();
+    let lines: i64 = client
+        .query_one("SELECT count(*) FROM log_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Moments spread over the whole log: each sample pages back from one of them.
+    let moments = column(
+        &client,
+        "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+         FROM log_events TABLESAMPLE BERNOULLI (1) ORDER BY random() LIMIT $1",
+    )
+    .await;
+    let addresses = column(
+        &client,
+        "SELECT address FROM recipients TABLESAMPLE BERNOULLI (5) \
+         WHERE address LIKE '%@example-f00.test' ORDER BY random() LIMIT $1",
+    )
+    .await;
+    let fleet = server_ids(&client, "%1-f00").await;
+    let every = server_ids(&client, "%").await;
+    assert!(
+        fleet.len() == 2 && every.len() > 2,
+        "the dense fleets' servers: {fleet:?} of {every:?}"
+    );
+    let cases: [(&str, Scope); 4] = [
+        ("administrator", Scope::All),
+        (
+            "member: its fleet's domain on its 2 servers",
+            member(&fleet, &["example-f00.test"]),
+        ),
+        (
+            "member: a small domain on its 2 servers",
+            member(&fleet, &["fwd.example-f00.test"]),
+        ),
+        (
+            "member: one domain on all servers (shared pair)",
+            member(&every, &["example-f00.test"]),
+        ),
+    ];
+    let before = |t: &str| vec![("until".to_owned(), t.to_owned())];
+    let search = |a: &str| vec![("q".to_owned(), a.to_owned())];
+    let mut rows = Vec::new();
+    for (who, scope) in &cases {
+        let page =
+            measure_listing::<LogList>(&client, scope, &moments[..moments.len().min(100)], before, |_, _| {}).await;
+        rows.push((format!("newest 50 before a moment, {who}"), page));
+        let text = measure_listing::<LogList>(
+            &client,
+            scope,
+            &addresses[..addresses.len().min(20)],
+            search,
+            |a, total| assert!(total > 0 || !matches!(scope, Scope::All), "{a} found nothing"),
+        )
+        .await;
+        rows.push((format!("substring (a recipient), {who}"), text));
+    }
+    println!("{lines} lines in log_events");
+    print_table("lines", rows.iter().map(|(n, t)| (n.as_str(), t.clone())).collect());
 }
