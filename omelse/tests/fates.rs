@@ -84,6 +84,52 @@ Mar 14 10:03:30 mx1 postfix/smtpd[200]: disconnect from client.example[192.0.2.5
     );
 }
 
+/// The order a real Postfix 3.7 logs a client gone in the middle of its message (the private
+/// Postfix of `elsed/tests/web_auth/fates.rs`): cleanup's `message-id=` comes after smtpd's
+/// `disconnect` (here, as under load, seconds after), and stays with the abandoned message; and
+/// a client gone after RCPT, once smtpd had given the queue id.
+#[test]
+fn a_client_gone_mid_message_or_after_rcpt_abandons_it_in_real_postfix_order() {
+    let outcome = run("\
+Mar 14 10:03:40 mx1 postfix/smtpd[200]: connect from localhost[127.0.0.1]
+Mar 14 10:03:40 mx1 postfix/smtpd[200]: 8C63B98E027: client=localhost[127.0.0.1]
+Mar 14 10:03:41 mx1 postfix/smtpd[200]: lost connection after DATA (101 bytes) from localhost[127.0.0.1]
+Mar 14 10:03:41 mx1 postfix/smtpd[200]: disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4
+Mar 14 10:03:44 mx1 postfix/cleanup[201]: 8C63B98E027: message-id=<cut@client.test>
+Mar 14 10:03:45 mx1 postfix/smtpd[200]: connect from localhost[127.0.0.1]
+Mar 14 10:03:45 mx1 postfix/smtpd[200]: 12ACA98E027: client=localhost[127.0.0.1]
+Mar 14 10:03:45 mx1 postfix/smtpd[200]: lost connection after RCPT from localhost[127.0.0.1]
+Mar 14 10:03:45 mx1 postfix/smtpd[200]: disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 commands=3
+");
+    assert_eq!(outcome.lives("8C63B98E027").len(), 1, "one life, message-id and all");
+    assert_eq!(
+        fate(&outcome, "8C63B98E027"),
+        (
+            "abandoned",
+            Some(
+                "the client left before the message was queued (lost connection after DATA; \
+                 ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4)"
+            ),
+            true
+        )
+    );
+    assert_eq!(
+        outcome.message("8C63B98E027").message_id.as_deref(),
+        Some("cut@client.test")
+    );
+    assert_eq!(
+        fate(&outcome, "12ACA98E027"),
+        (
+            "abandoned",
+            Some(
+                "the client left before the message was queued (lost connection after RCPT; \
+                 ehlo=1 mail=1 rcpt=1 commands=3)"
+            ),
+            true
+        )
+    );
+}
+
 const HELD_THEN_DELETED: &str = "\
 Mar 14 10:04:00 mx1 postfix/smtpd[200]: 5E6F7A8B9C: client=client.example[192.0.2.5]
 Mar 14 10:04:00 mx1 postfix/cleanup[201]: 5E6F7A8B9C: message-id=<held@client.example>

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use else_tests::bench::{cpu_seconds, rsyslogd_pid, tree_cpu_seconds};
 use else_tests::dense::{Fixture, Replication, Stream};
-use else_tests::rsyslogd::{free_port, send_tcp, shipped_stanza_loading, wait_until, Rsyslogd};
+use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
+use else_tests::shipped::else_server_over_tcp;
 use else_tests::{block_on, count, PgCluster};
 
 #[derive(Parser)]
@@ -161,7 +162,7 @@ impl Bench<'_> {
                 self.through_rsyslogd(&label, &url, &config, "raw_lines", input)
             }
             Way::Omelse => {
-                let config = self.with_workers(shipped_over_tcp(&self.module, &url));
+                let config = self.with_workers(else_server_over_tcp(&self.module, &url));
                 self.through_rsyslogd(&label, &url, &config, "log_events", input)
             }
             Way::Import => self.import(&label, &url, input),
@@ -476,26 +477,11 @@ fn poll(limit: Duration, mut probe: impl FnMut() -> bool) -> bool {
     probe()
 }
 
-/// The shipped stanza, plain TCP in instead of RELP with TLS: a relay of the corpus' servers
-/// (`host.binding="relay"`).
-fn shipped_over_tcp(module: &Path, url: &str) -> String {
-    let stanza = shipped_stanza_loading(module, "else-server.conf", Path::new("/nonexistent"), "server", 0, url);
-    let start = stanza.find("input(type=\"imrelp\"").expect("the stanza's imrelp input");
-    let end = start + stanza[start..].find("])").expect("the end of the imrelp input") + 2;
-    format!(
-        "{}input(type=\"imtcp\" port=\"{{port}}\" ruleset=\"else\"){}",
-        &stanza[..start],
-        &stanza[end..]
-    )
-    .replace("module(load=\"imrelp\")", "module(load=\"imtcp\")")
-    .replace("# host.binding=\"relay\"", "host.binding=\"relay\"")
-}
-
 /// The shipped stanza with ompgsql writing each raw line in omelse's place: the same ruleset and
 /// action queue settings.
 fn ompgsql_config(url: &str) -> String {
     let module = Path::new("omelse.so");
-    let stanza = shipped_over_tcp(module, url);
+    let stanza = else_server_over_tcp(module, url);
     let start = stanza.find("action(type=\"omelse\"").expect("the omelse action");
     let end = start + stanza[start..].find("\")").expect("the end of the omelse action") + 2;
     let queue: Vec<&str> = stanza[start..end]

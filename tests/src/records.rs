@@ -74,6 +74,10 @@ pub fn differences(left: &[String], right: &[String]) -> String {
 }
 
 /// Every table of the database (partitioned ones as a whole) with all its rows as text, sorted.
+/// A server is named, not numbered, wherever a row refers to one (`servers.id`, `server_id`,
+/// `from_server_id`, shown as JSON with the name in the id's place): its id is the database's own
+/// numbering (the hosts new in one transaction, in name order), which depends on where batches
+/// ended, so two paths of the same lines need not share it.
 pub fn tables(url: &str) -> BTreeMap<String, Vec<String>> {
     crate::block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -82,18 +86,32 @@ pub fn tables(url: &str) -> BTreeMap<String, Vec<String>> {
         tokio::spawn(connection);
         let names = client
             .query(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                "SELECT c.relname,
+                        coalesce(array_agg(a.attname::text ORDER BY a.attnum)
+                                 FILTER (WHERE a.attname = 'server_id' OR a.attname LIKE '%\\_server\\_id'
+                                         OR (c.relname = 'servers' AND a.attname = 'id')), '{}')
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-                 ORDER BY 1",
+                 GROUP BY c.relname ORDER BY 1",
                 &[],
             )
             .await
             .expect("table names");
         let mut tables = BTreeMap::new();
         for row in names {
-            let name: String = row.get(0);
+            let (name, servers): (String, Vec<String>) = (row.get(0), row.get(1));
+            let row_text = if servers.is_empty() {
+                "t::text".to_owned()
+            } else {
+                let named: Vec<String> = servers
+                    .iter()
+                    .map(|column| format!("'{column}', (SELECT s.name FROM servers s WHERE s.id = t.\"{column}\")"))
+                    .collect();
+                format!("(to_jsonb(t) || jsonb_build_object({}))::text", named.join(", "))
+            };
             let rows = client
-                .query(&format!("SELECT t::text FROM \"{name}\" t ORDER BY 1"), &[])
+                .query(&format!("SELECT {row_text} FROM \"{name}\" t ORDER BY 1"), &[])
                 .await
                 .expect("table rows");
             tables.insert(name, rows.iter().map(|r| r.get(0)).collect());

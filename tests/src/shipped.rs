@@ -1,10 +1,11 @@
 //! The shipped rsyslog stanzas running on this machine: an ELSE server as its package sets it up
 //! (else-server.conf and else-server-compressed.conf, omelse into a test database) and a Postfix
-//! host's rsyslogd with one of the Postfix-host stanzas.
+//! host's rsyslogd with one of the Postfix-host stanzas; the server's stanza over plain TCP, for a
+//! relay's stream of many servers.
 
 use std::path::Path;
 
-use crate::rsyslogd::{free_port, shipped_stanza, Rsyslogd};
+use crate::rsyslogd::{free_port, shipped_stanza, shipped_stanza_loading, Rsyslogd};
 
 /// An ELSE server's rsyslogd: RELP/TLS on `relp_port`, the compressed stream on
 /// `compressed_port`, both into omelse, both the inputs of one Postfix host (`mx1`'s certificate).
@@ -44,6 +45,22 @@ impl ElseServer {
             compressed_port,
         }
     }
+}
+
+/// The shipped else-server.conf loading `module` and writing into `url`, with plain TCP in instead
+/// of RELP with TLS, on the port `{port}` stands for: a relay of many servers
+/// (`host.binding="relay"`), its ruleset and action queues as shipped.
+pub fn else_server_over_tcp(module: &Path, url: &str) -> String {
+    let stanza = shipped_stanza_loading(module, "else-server.conf", Path::new("/nonexistent"), "server", 0, url);
+    let start = stanza.find("input(type=\"imrelp\"").expect("the stanza's imrelp input");
+    let end = start + stanza[start..].find("])").expect("the end of the imrelp input") + 2;
+    format!(
+        "{}input(type=\"imtcp\" port=\"{{port}}\" ruleset=\"else\"){}",
+        &stanza[..start],
+        &stanza[end..]
+    )
+    .replace("module(load=\"imrelp\")", "module(load=\"imtcp\")")
+    .replace("# host.binding=\"relay\"", "host.binding=\"relay\"")
 }
 
 /// A Postfix host's rsyslogd running `stanza`; Postfix's lines come in over TCP on `input_port`

@@ -4,14 +4,17 @@
 
 #![deny(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use else_tests::records::message_records;
+use else_tests::dense::{Fixture, Replication, Stream};
+use else_tests::records::{differences, elsed_import, message_records, tables};
 use else_tests::rsyslogd::{
     check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza,
     wait_until, Rsyslogd,
 };
+use else_tests::shipped::else_server_over_tcp;
 use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, PgCluster};
 
@@ -173,78 +176,80 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     assert_eq!(count(&live, "SELECT count(*) FROM log_events"), lines.len() as i64);
 }
 
-/// The sessions as a mail administrator would compare them, by host, pid and time.
-async fn sessions(url: &str) -> Vec<String> {
-    let client = omelse::store::connect(url).await.expect("connect");
-    client
-        .query(
-            "SELECT concat_ws('|', s.name, x.pid, x.connected_at, x.disconnected_at, x.client_ip, x.messages, x.rejects, x.ending)
-             FROM sessions x JOIN servers s ON s.id = x.server_id ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("sessions")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+/// Every table a stream of mail lines fills, all rows as text (see
+/// [`else_tests::records::tables`]), without `schema_migrations` (when the schema was made) and
+/// `ingest_counters` (how the lines came: the module's counters of batches, commits and
+/// duplicates, which an import does not keep).
+fn mail_tables(url: &str) -> BTreeMap<String, Vec<String>> {
+    let mut all = tables(url);
+    all.retain(|name, _| !matches!(name.as_str(), "schema_migrations" | "ingest_counters"));
+    all
 }
 
-/// A dense stream of three hosts, line by line: the corpus's MX log as `helga`, `helga-b` and
-/// `helga-c`, so that every batch holds the stories of several messages of every host.
-fn dense_lines(per_host: usize) -> Vec<String> {
-    let text = else_tests::corpora::read_text(
-        &else_tests::corpora::dir_or_skip()
-            .expect("the corpora")
-            .join("postfix-logsums/mail.log.gz"),
-    );
-    let first: Vec<&str> = text.lines().take(per_host).collect();
-    assert_eq!(first.len(), per_host, "the corpus has the lines asked for");
-    let mut lines = Vec::with_capacity(per_host * 3);
-    for line in first {
-        lines.push(line.to_owned());
-        lines.push(line.replacen(" helga ", " helga-b ", 1));
-        lines.push(line.replacen(" helga ", " helga-c ", 1));
-    }
-    lines
-}
-
-/// The shipped stanza's one worker with small batches (a batch boundary every 64 lines): the
-/// records equal the import's, every run.
+/// Stress test for order (issue 18): the shipped stanza (its ruleset and action queues as shipped,
+/// plain TCP in; see [`else_server_over_tcp`]) with small batches (a batch boundary every 64
+/// lines, some 470 batches) fed a dense stream of 24 hosts (the recorded Postfix pair as 12 fleets
+/// interleaved line by line, so that every batch holds pieces of the stories of many messages and
+/// sessions of many hosts), three runs: every table equals a single clean `elsed import` of the
+/// same lines, every run.
 #[test]
-fn small_batches_store_what_an_import_stores_every_run() {
-    live_records_equal_the_import_every_run(1);
+fn the_shipped_stanza_with_small_batches_stores_what_an_import_stores_every_run() {
+    live_tables_equal_the_import_every_run(None);
 }
 
-/// Two workers made to take turns often (small batches, the second worker started at once):
-/// omelse puts their batches back in dequeue order. Known gap, so not in `make test`: a worker
-/// descheduled between its dequeue and its first line lets the other begin first, and a session
-/// is then cut in two (seen in 1 of 3 runs on a loaded machine). Run with `--ignored`.
+/// The same with two action workers made to take turns often (the second started at once):
+/// omelse puts their batches back in dequeue order. Known gap, so not in `make test` (and why the
+/// shipped stanza has one worker): a worker descheduled between its dequeue and its first line
+/// lets the other begin first, and a session is then cut in two (seen in 1 of 3 runs on a loaded
+/// machine; in 1 of 7 on this stream: two consecutive batches swapped some 17,800 lines in, three
+/// sessions cut at their `client=` line). Run with `--ignored`.
 #[test]
 #[ignore = "known gap of two action workers: see the doc comment"]
 fn two_workers_with_small_batches_store_what_an_import_stores_every_run() {
-    live_records_equal_the_import_every_run(2);
+    live_tables_equal_the_import_every_run(Some(2));
 }
 
-fn live_records_equal_the_import_every_run(workers: u32) {
+/// The stress test with the shipped action's workers, or `workers`.
+fn live_tables_equal_the_import_every_run(workers: Option<u32>) {
     rsyslogd_binary().expect("rsyslogd");
-    let lines = dense_lines(12_000);
+    let fixture = Fixture::committed();
+    let lines: Vec<String> = Stream::new(&fixture, Replication::ending_now(&fixture, 12, 30_000))
+        .map(|line| line.text)
+        .collect();
     let cluster = PgCluster::shared();
     let imported = block_on(cluster.create_database());
-    block_on(import(&imported, &lines));
-    let expected = (message_records(&imported), block_on(sessions(&imported)));
-    assert!(expected.0 .0.len() > 150, "messages: {}", expected.0 .0.len());
+    let dir = test_dir(&format!("order-{}", workers.unwrap_or(0)));
+    elsed_import(&imported, &lines, &dir);
+    let expected = mail_tables(&imported);
+    let hosts = count(&imported, "SELECT count(*) FROM servers");
+    assert_eq!(hosts, 24, "two hosts a fleet");
+    assert!(
+        expected["messages"].len() > 2_000,
+        "messages: {}",
+        expected["messages"].len()
+    );
+    assert!(
+        expected["sessions"].len() > 1_000,
+        "sessions: {}",
+        expected["sessions"].len()
+    );
     for run in 1..=3 {
         let live = block_on(cluster.create_database());
         let port = free_port();
-        let dir = test_dir(&format!("workers-{workers}-{run}"));
-        let config = server_config(&omelse_module(), port, &live)
-            .replace("queue.dequeueBatchSize=\"5000\"", "queue.dequeueBatchSize=\"64\"")
-            .replace(
-                "queue.workerThreads=\"1\"",
-                &format!("queue.workerThreads=\"{workers}\" queue.workerThreadMinimumMessages=\"1\""),
+        let mut config = else_server_over_tcp(&omelse_module(), &live)
+            .replace("{port}", &port.to_string())
+            .replace("queue.dequeueBatchSize=\"10000\"", "queue.dequeueBatchSize=\"64\"");
+        assert!(config.contains("dequeueBatchSize=\"64\""), "{config}");
+        if let Some(workers) = workers {
+            let shipped = "queue.workerThreads=\"1\"\n";
+            assert!(config.contains(shipped), "the action's workers as shipped: {config}");
+            config = config.replace(
+                shipped,
+                &format!("queue.workerThreads=\"{workers}\" queue.workerThreadMinimumMessages=\"1\"\n"),
             );
-        assert!(config.contains("dequeueBatchSize=\"64\"") && config.contains("MinimumMessages"));
-        let daemon = Rsyslogd::start(&dir, &config);
+        }
+        let started = std::time::Instant::now();
+        let daemon = Rsyslogd::start(&dir.join(format!("run-{run}")), &config);
         send_tcp(port, &as_syslog(&lines));
         let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(300));
         assert_eq!(
@@ -253,30 +258,28 @@ fn live_records_equal_the_import_every_run(workers: u32) {
             "run {run}; rsyslogd log:\n{}",
             daemon.own_log()
         );
-        let got = (message_records(&live), block_on(sessions(&live)));
-        let differing = |a: &[String], b: &[String]| {
-            let a: std::collections::BTreeSet<_> = a.iter().collect();
-            let b: std::collections::BTreeSet<_> = b.iter().collect();
-            a.symmetric_difference(&b)
-                .take(4)
-                .cloned()
-                .cloned()
-                .collect::<Vec<String>>()
-        };
-        assert_eq!(
-            (
-                differing(&got.0 .0, &expected.0 .0),
-                differing(&got.0 .1, &expected.0 .1),
-                differing(&got.1, &expected.1)
-            ),
-            (vec![], vec![], vec![]),
-            "run {run}: messages {} / {}, recipients {} / {}, sessions {} / {} (live / import)",
-            got.0 .0.len(),
-            expected.0 .0.len(),
-            got.0 .1.len(),
-            expected.0 .1.len(),
-            got.1.len(),
-            expected.1.len()
+        // What `elsed serve` does every minute, and `elsed import` at its end.
+        block_on(async {
+            let mut client = omelse::store::connect(&live).await.expect("connect");
+            omelse::store::refresh_rollups(&mut client).await.expect("rollups");
+        });
+        let got = mail_tables(&live);
+        println!(
+            "run {run}: {} lines of {hosts} hosts in {:.1} s, {} messages, {} sessions",
+            lines.len(),
+            started.elapsed().as_secs_f64(),
+            got["messages"].len(),
+            got["sessions"].len()
+        );
+        let differing: Vec<String> = expected
+            .iter()
+            .filter(|(table, rows)| got.get(*table) != Some(rows))
+            .map(|(table, rows)| format!("{table}: {}", differences(&got[table], rows)))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "run {run}, live (left) vs import (right):\n{}",
+            differing.join("\n")
         );
     }
 }

@@ -2,10 +2,13 @@
 //! mail with swaks that it refuses at RCPT (550 5.1.1, an unknown mailbox), mail over its
 //! `message_size_limit` (refused after DATA: Postfix logs only `queue file size limit exceeded`,
 //! never `removed`), mail its header checks reject and discard, and mail held at RCPT then deleted
-//! with `postsuper -d` (which keeps the sender and recipient its hold line named). Its log is imported, and `elsed search` and `GET /api/v1/messages` find
-//! each with its fate: the refusal as an entry of its own with the reply, the others closed with
-//! their state and reason.
+//! with `postsuper -d` (which keeps the sender and recipient its hold line named); and two clients
+//! that go away (a raw socket, which swaks cannot play): one in the middle of its message after
+//! DATA, one after RCPT once smtpd had given the queue id. Its log is imported, and `elsed search`
+//! and `GET /api/v1/messages` find each with its fate: the refusal as an entry of its own with the
+//! reply, the others closed with their state and reason.
 
+use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
 use else_tests::postfix::{self, PrivatePostfix};
@@ -63,6 +66,67 @@ fn swaks(port: u16, to: &str, extra: &[&str]) -> String {
     )
 }
 
+/// A client that goes away without QUIT: EHLO, MAIL and one accepted RCPT (smtpd gives the
+/// queue id there), then, with `data`, DATA and the headers and half a body; then it closes the
+/// socket. Returns the queue id, from the `QID: client=` line Postfix logged for it.
+fn client_gone(postfix: &PrivatePostfix, port: u16, data: bool) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to smtpd");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut replies = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    // One reply, multi-line or not; its first three characters.
+    let mut reply = || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            replies.read_line(&mut line).expect("a reply from smtpd");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line[..3].to_owned();
+            }
+        }
+    };
+    assert_eq!(reply(), "220");
+    let mut commands = vec![
+        ("EHLO client.test", "250"),
+        ("MAIL FROM:<sender@client.test>", "250"),
+        ("RCPT TO:<known@fates.test>", "250"),
+    ];
+    if data {
+        commands.push(("DATA", "354"));
+    }
+    for (command, expected) in commands {
+        writer.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        assert_eq!(reply(), expected, "{command}");
+    }
+    if data {
+        writer
+            .write_all(
+                b"From: sender@client.test\r\nTo: known@fates.test\r\nSubject: cut short\r\n\
+                  Message-ID: <cut@client.test>\r\n\r\nthe first half of the bo",
+            )
+            .unwrap();
+        // smtpd reads it all before it sees the socket close.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Closed, not just dropped: the reader's clone would keep the socket open.
+    writer.shutdown(Shutdown::Both).unwrap();
+    let after = if data { "DATA" } else { "RCPT" };
+    let log = wait_for_log(postfix, &[&format!("lost connection after {after}")]);
+    // The sessions run one after another: the latest `client=` line is this one's.
+    let line = log
+        .lines()
+        .rfind(|l| l.contains(": client=localhost[127.0.0.1]"))
+        .unwrap_or_else(|| panic!("no client= line:\n{log}"));
+    let (_, rest) = line.split_once("]: ").unwrap();
+    rest.split(':').next().unwrap().to_owned()
+}
+
+/// `elsed search --json FILTER VALUE`: the entries it printed, one JSON object a line.
+fn search(elsed: &Elsed, filter: &str, value: &str) -> Vec<Value> {
+    let found = ok(elsed.cli(&["search", "--json", filter, value], ""));
+    found.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// Waits until Postfix's log has every one of `needles` (postlogd writes asynchronously).
 fn wait_for_log(postfix: &PrivatePostfix, needles: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -100,6 +164,8 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     // cleanup has it.
     wait_for_log(&postfix, &[&format!("{later}: message-id=")]);
     postfix.postsuper(&["-d", &later]);
+    let cut = client_gone(&postfix, port, true);
+    let gone = client_gone(&postfix, port, false);
     let log = wait_for_log(
         &postfix,
         &[
@@ -108,8 +174,11 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
             "spam is not welcome",
             &format!("{junk}: discard:"),
             &format!("{later}: removed"),
+            // cleanup logs what it read of the cut message after smtpd's `disconnect`.
+            &format!("{cut}: message-id=<cut@client.test>"),
         ],
     );
+    println!("Postfix's log:\n{log}");
 
     let elsed = Elsed::start("fates", "").await;
     let file = scratch("fates").join("maillog");
@@ -117,8 +186,7 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     ok(elsed.cli(&["import", "--force", file.to_str().unwrap()], ""));
 
     // elsed search: the refusal, an entry of its own with the reply Postfix gave.
-    let found = ok(elsed.cli(&["search", "--json", "--recipient", "ghost@fates.test"], ""));
-    let found: Vec<Value> = found.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let found = search(&elsed, "--recipient", "ghost@fates.test");
     assert_eq!(found.len(), 1, "{found:?}");
     let refusal = &found[0];
     assert_eq!(
@@ -146,8 +214,7 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     assert_eq!(refusal["refusal"]["helo"], "client.test");
 
     // …and the oversized message, closed as rejected with its reason, beside it.
-    let rejected = ok(elsed.cli(&["search", "--json", "--status", "rejected"], ""));
-    let rejected: Vec<Value> = rejected.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rejected = search(&elsed, "--status", "rejected");
     // The refusal, the oversized message and the one header checks rejected.
     assert_eq!(rejected.len(), 3, "{rejected:?}");
     let spam = rejected
@@ -183,8 +250,8 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
         (&junk, "discarded", "into the bin"),
         (&later, "deleted", "postsuper -d"),
     ] {
-        let found = ok(elsed.cli(&["search", "--json", "--queue-id", queue_id], ""));
-        let found: Value = serde_json::from_str(found.lines().next().expect("found")).unwrap();
+        let found = search(&elsed, "--queue-id", queue_id);
+        let found = found.first().unwrap_or_else(|| panic!("{queue_id} not found"));
         assert_eq!(found["state"], state, "{found}");
         assert!(
             found["state_reason"].as_str().unwrap_or_default().contains(reason),
@@ -199,8 +266,52 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     let found: Value = serde_json::from_str(found.lines().next().expect("found")).unwrap();
     assert_eq!(found["recipients"][0]["address"], "later@fates.test", "{found}");
 
+    // The clients that went away: closed as abandoned, with how the session ended, and found
+    // together by that state.
+    let abandoned = search(&elsed, "--status", "abandoned");
+    assert_eq!(abandoned.len(), 2, "{abandoned:?}");
+    let left = [
+        (&cut, "lost connection after DATA", Some("cut@client.test")),
+        (&gone, "lost connection after RCPT", None),
+    ];
+    for (queue_id, how, message_id) in left {
+        let found = search(&elsed, "--queue-id", queue_id);
+        let found = found.first().unwrap_or_else(|| panic!("{queue_id} not found"));
+        assert_eq!(
+            (&found["kind"], &found["state"], &found["message_id"]),
+            (&json!("message"), &json!("abandoned"), &json!(message_id)),
+            "{found}"
+        );
+        let reason = found["state_reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("the client left before the message was queued") && reason.contains(how),
+            "{found}"
+        );
+        assert!(abandoned.contains(found), "{found} in {abandoned:?}");
+    }
+
     // The API finds the same, with the same fates.
     let admin = elsed.admin().await;
+    let page: Value = elsed
+        .get("/messages?status=abandoned", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 2, "{page}");
+    for (queue_id, how, _) in left {
+        let item = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["queue_id"] == json!(queue_id))
+            .unwrap_or_else(|| panic!("{queue_id} in {page}"));
+        assert_eq!(item["state"], "abandoned", "{item}");
+        assert!(
+            item["state_reason"].as_str().unwrap_or_default().contains(how),
+            "{item}"
+        );
+    }
     let page: Value = elsed
         .get("/messages?recipient=ghost%40fates.test", Some(&admin))
         .await
