@@ -44,5 +44,6 @@ bench: setup
 	$(CARGO) test --release -p elsed --lib bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh
 	bash scripts/bench-dashboard.sh
+	ELSE_BENCH_PROFILE=release bash scripts/bench-alerts.sh
 	bash scripts/bench-scale.sh
 	bash scripts/fuzz.sh 600

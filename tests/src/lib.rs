@@ -25,6 +25,7 @@ pub mod snmpd;
 pub mod sys;
 pub mod tls;
 pub mod topology;
+pub mod webhook;
 pub mod wire;
 
 pub use require::{missing, require, require_that};

@@ -256,6 +256,18 @@ impl ThreeServers {
         }
     }
 
+    /// Appends `toml` (whole tables, e.g. `[alerts]`) to elsed.toml: the daemons started after
+    /// this ([`ThreeServers::serve`]) read it; those already running (GreyLSE, the NDR
+    /// collector) keep what they read.
+    pub fn configure(&self, toml: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)
+            .expect("open elsed.toml");
+        writeln!(file, "\n{toml}").expect("append to elsed.toml");
+    }
+
     /// Whether the Internet's `later@remote.test` is refused with 450 (so mail to it is deferred).
     pub fn set_remote_busy(&self, busy: bool) {
         write_internet_access(&self.internet, busy);

@@ -25,7 +25,6 @@
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,8 +35,6 @@ use else_tests::topology::{
     self, swaks, Snmp, ThreeServers, Web, BLOCKED_CLIENT, IN1, OUT1, REMOTE_CLIENT, WORKSTATION,
 };
 use else_tests::PgCluster;
-use reqwest::header::COOKIE;
-use reqwest::RequestBuilder;
 use serde_json::{json, Value};
 
 mod common;
@@ -47,100 +44,6 @@ const GREYLIST_DELAY_SECS: u64 = 2;
 const ADMIN_PASSWORD: &str = "end-to-end administrator";
 /// How long any awaited outcome may take (log forwarding, retries, rollups every 10 s).
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// An administrator's session with elsed's API: its cookie and CSRF token.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Api {
-    async fn login(web: &Web, login: &str, password: &str) -> Api {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client");
-        let session = common::login(&http, &web.base, login, password)
-            .await
-            .unwrap_or_else(|e| panic!("login: {e}\n{}", web.daemon.output()));
-        Api {
-            http,
-            base: web.base.clone(),
-            cookie: session.cookie,
-            csrf: session.csrf,
-        }
-    }
-
-    /// `GET /api/v1{path}?{query}`: the JSON answer (any other status fails, saying the answer).
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1{path}", self.base), query)
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let request = self.http.get(url).header(COOKIE, &self.cookie);
-        answer(request, path).await
-    }
-
-    /// `PUT /api/v1{path}` with the CSRF token.
-    async fn put(&self, path: &str, body: Value) -> Value {
-        let request = self
-            .http
-            .put(format!("{}/api/v1{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body);
-        answer(request, path).await
-    }
-
-    /// The quick search for a Message-ID and the detail of the first message found:
-    /// `{"search": page, "detail": MessageDetail or null}`.
-    async fn message(&self, message_id: &str) -> Value {
-        let search = self.get("/messages", &[("q", message_id)]).await;
-        let detail = match search["items"][0]["id"].as_str() {
-            Some(id) => self.get(&format!("/messages/{id}"), &[]).await,
-            None => Value::Null,
-        };
-        json!({ "search": search, "detail": detail })
-    }
-
-    /// The id of the server called `name` (`GET /servers`).
-    async fn server_id(&self, name: &str) -> i64 {
-        let servers = self.get("/servers", &[]).await;
-        servers
-            .as_array()
-            .and_then(|list| list.iter().find(|s| s["name"] == name))
-            .and_then(|s| s["id"].as_i64())
-            .unwrap_or_else(|| panic!("server {name} in {servers}"))
-    }
-}
-
-async fn answer(request: RequestBuilder, path: &str) -> Value {
-    let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-}
-
-/// Asks (every half second, for at most [`LIMIT`]) until `done` holds for the answer: `Ok` with
-/// it, or `Err` with the last answer, for the failure's message.
-async fn eventually<F: Future<Output = Value>>(
-    mut ask: impl FnMut() -> F,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Value, Value> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let last = ask().await;
-        if done(&last) {
-            return Ok(last);
-        }
-        if Instant::now() > deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 fn time(value: &Value) -> jiff::Timestamp {
     value
@@ -279,7 +182,7 @@ async fn three_servers_track_every_message_end_to_end() {
     let fleet = ThreeServers::start(&dir, &url, GREYLIST_DELAY_SECS);
     fleet.add_user("admin", "admin", ADMIN_PASSWORD);
     let web = fleet.serve();
-    let api = Api::login(&web, "admin", ADMIN_PASSWORD).await;
+    let api = common::Api::login(&web, "admin", ADMIN_PASSWORD).await;
     let (in1, out1) = (api.server_id("in1").await, api.server_id("out1").await);
     // Both hosts' agents registered through the API, as the server page does.
     let snmp = fleet.start_snmp();
@@ -370,7 +273,7 @@ fn send_traffic() {
 /// SNMP, in a sample taken after the first deferral; once it accepts and the retry delivers, a
 /// later sample says zero.
 async fn deferred_mail_is_seen_in_the_queue_over_snmp(
-    api: &Api,
+    api: &common::Api,
     out1: i64,
     fleet: &ThreeServers,
     logs: &impl Fn() -> String,
@@ -388,7 +291,7 @@ async fn deferred_mail_is_seen_in_the_queue_over_snmp(
         let deferral = attempts.iter().find(|a| a["status"] == "deferred")?;
         Some(time(&deferral["ts"]))
     };
-    let seen = eventually(ask, |v| {
+    let seen = common::eventually(LIMIT, ask, |v| {
         v["message"]["detail"].is_object()
             && first_deferral(v).is_some_and(|deferred_at| {
                 latest_queue(&v["samples"], "deferred").is_some_and(|(ts, count)| ts > deferred_at && count >= 1)
@@ -424,7 +327,7 @@ async fn deferred_mail_is_seen_in_the_queue_over_snmp(
     };
     // Log times are whole seconds: a sample of the same second may predate the delivery.
     let second = jiff::SignedDuration::from_secs(1);
-    eventually(ask, |v| {
+    common::eventually(LIMIT, ask, |v| {
         sent_at(v).is_some_and(|sent| {
             latest_queue(&v["samples"], "deferred").is_some_and(|(ts, count)| ts > sent + second && count == 0)
         })
@@ -435,7 +338,7 @@ async fn deferred_mail_is_seen_in_the_queue_over_snmp(
 
 /// What each message sent must look like through the API, in journey order. Returns the
 /// details found, by Message-ID.
-async fn every_message_is_tracked(api: &Api, logs: &impl Fn() -> String) -> BTreeMap<&'static str, Value> {
+async fn every_message_is_tracked(api: &common::Api, logs: &impl Fn() -> String) -> BTreeMap<&'static str, Value> {
     let cases: [(&str, Vec<HopView>); 5] = [
         (
             "inbound@e2e.test",
@@ -482,7 +385,8 @@ async fn every_message_is_tracked(api: &Api, logs: &impl Fn() -> String) -> BTre
     ];
     let mut found = BTreeMap::new();
     for (message_id, expected) in cases {
-        let answer = eventually(
+        let answer = common::eventually(
+            LIMIT,
             || api.message(message_id),
             |m| same_journey(&journey(&m["detail"]), &expected),
         )
@@ -542,10 +446,15 @@ async fn every_message_is_tracked(api: &Api, logs: &impl Fn() -> String) -> BTre
 
 /// The bounce's NDR (the postmaster copy out1 sent to elsed's collector) is linked to the
 /// bounced message: in the NDR list and in the message's detail.
-async fn bounce_ndr_is_linked(api: &Api, found: &mut BTreeMap<&'static str, Value>, logs: &impl Fn() -> String) {
+async fn bounce_ndr_is_linked(
+    api: &common::Api,
+    found: &mut BTreeMap<&'static str, Value>,
+    logs: &impl Fn() -> String,
+) {
     let bounced = found["bounce@e2e.test"]["journey"][0].clone();
     let (message, queue_id) = (bounced["id"].clone(), bounced["queue_id"].clone());
-    let ndrs = eventually(
+    let ndrs = common::eventually(
+        LIMIT,
         || api.get("/ndrs", &[("linked", "true")]),
         |page| {
             page["items"]
@@ -584,7 +493,7 @@ async fn bounce_ndr_is_linked(api: &Api, found: &mut BTreeMap<&'static str, Valu
 
 /// in1's rejects through the rejects search: the greylisted first try, the unknown user and the
 /// blocked client, each from its client, with its code, and no message (NOQUEUE).
-async fn rejects_are_listed(api: &Api, in1: i64, logs: &impl Fn() -> String) -> Value {
+async fn rejects_are_listed(api: &common::Api, in1: i64, logs: &impl Fn() -> String) -> Value {
     let in1 = in1.to_string();
     let query = [("server", in1.as_str()), ("action", "reject"), ("sort", "ts")];
     let expected = [
@@ -614,7 +523,7 @@ async fn rejects_are_listed(api: &Api, in1: i64, logs: &impl Fn() -> String) -> 
         .map(|(c, r, code)| ((*c).to_owned(), (*r).to_owned(), *code))
         .collect();
     wanted.sort();
-    let page = eventually(|| api.get("/rejects", &query), |page| view(page) == wanted)
+    let page = common::eventually(LIMIT, || api.get("/rejects", &query), |page| view(page) == wanted)
         .await
         .unwrap_or_else(|last| panic!("in1's rejects {wanted:?}: {last:#}\n{}", logs()));
     for item in page["items"].as_array().into_iter().flatten() {
@@ -633,7 +542,7 @@ async fn rejects_are_listed(api: &Api, in1: i64, logs: &impl Fn() -> String) -> 
 /// in1 runs the shipped NDR snippet too: its `bounce` notify class sends the postmaster (elsed's
 /// collector) a transcript of each session where it rejected mail. Those notices are messages of
 /// their own, on in1, delivered to the collector; returns their details.
-async fn in1_sends_its_postmaster_notices_to_elsed(api: &Api, logs: &impl Fn() -> String) -> Vec<Value> {
+async fn in1_sends_its_postmaster_notices_to_elsed(api: &common::Api, logs: &impl Fn() -> String) -> Vec<Value> {
     let query = [("recipient", "ndr@ndr.else.invalid"), ("per_page", "100")];
     let delivered_from_in1 = |list: &Value| -> Vec<String> {
         let items = list["items"].as_array().into_iter().flatten();
@@ -642,7 +551,8 @@ async fn in1_sends_its_postmaster_notices_to_elsed(api: &Api, logs: &impl Fn() -
             .filter_map(|m| m["id"].as_str().map(str::to_owned))
             .collect()
     };
-    let listed = eventually(
+    let listed = common::eventually(
+        LIMIT,
         || api.get("/messages", &query),
         |list| !delivered_from_in1(list).is_empty(),
     )
@@ -722,7 +632,7 @@ fn expected_traffic<'a>(
 /// messages and rejects came to ([`expected_traffic`]), and the rejects by code are those sent.
 /// `elsed serve` refreshes the rollups every 10 s: asked until they agree.
 async fn dashboard_totals_match_what_was_sent(
-    api: &Api,
+    api: &common::Api,
     found: &BTreeMap<&'static str, Value>,
     notices: &[Value],
     rejects: &Value,
@@ -759,7 +669,7 @@ async fn dashboard_totals_match_what_was_sent(
             .map(|metric| (*metric, totals[*metric].as_i64().unwrap_or(-1)))
             .collect()
     };
-    let all = eventually(|| traffic(""), |totals| counts(totals, "") == expected[""])
+    let all = common::eventually(LIMIT, || traffic(""), |totals| counts(totals, "") == expected[""])
         .await
         .unwrap_or_else(|last| {
             panic!(
@@ -838,7 +748,7 @@ fn elsed_report(fleet: &ThreeServers, host: Option<&str>, since: &str, until: &s
 /// report, like its dashboards, deduplicates only a content filter's hop on one server) — the
 /// test checks that explicitly, so that a change of definition cannot pass unnoticed.
 async fn report_agrees_with_pflogsumm(
-    api: &Api,
+    api: &common::Api,
     fleet: &ThreeServers,
     hosts: [(&str, i64); 2],
     started: jiff::Timestamp,
@@ -854,7 +764,8 @@ async fn report_agrees_with_pflogsumm(
             let id = id.to_string();
             let query = [("server", id.as_str()), ("per_page", "1")];
             let lines = log.lines().count() as i64;
-            eventually(
+            common::eventually(
+                LIMIT,
                 || api.get("/logs", &query),
                 |page| page["total"].as_i64() >= Some(lines),
             )

@@ -14,6 +14,8 @@
 //! `web/api/alerts.rs`.
 
 pub mod baseline;
+#[cfg(test)]
+mod bench;
 pub mod channels;
 pub mod config;
 pub mod detectors;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "state_reason", include_str!("migrations/0010_state_reason.sql")),
     (11, "tenants", include_str!("migrations/0011_tenants.sql")),
     (12, "alerts", include_str!("migrations/0012_alerts.sql")),
+    (13, "alert_indexes", include_str!("migrations/0013_alert_indexes.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -19,20 +19,18 @@ pub async fn detect(client: &impl GenericClient, rule: &GreylistRule, now: Times
     let baseline_start = minutes_before(window_start, rule.baseline_days * 24 * 60);
     let rows = client
         .query(
-            "WITH candidates AS (
-                 SELECT else_domain(sender) AS domain FROM greylist_triplets
-                 WHERE passed_at IS NULL AND first_seen >= $1 AND first_seen < $2
-                 GROUP BY 1 HAVING count(*) >= $4
-             ), judged AS (
-                 SELECT else_domain(t.sender) AS domain, t.first_seen >= $1 AS recent, t.passed_at IS NULL AS lost
-                 FROM greylist_triplets t
-                 WHERE t.first_seen >= $3 AND t.first_seen < $2
-                   AND else_domain(t.sender) IN (SELECT domain FROM candidates)
-             )
-             SELECT domain, count(*) FILTER (WHERE recent), count(*) FILTER (WHERE recent AND lost),
-                    count(*) FILTER (WHERE NOT recent), count(*) FILTER (WHERE NOT recent AND lost)
-             FROM judged GROUP BY domain
-             HAVING count(*) FILTER (WHERE NOT recent) >= $4",
+            // One pass over the triplets of the baseline and the window (the sender's domain
+            // computed once per row): a domain is judged when both sides have enough.
+            "SELECT else_domain(sender) AS domain,
+                    count(*) FILTER (WHERE first_seen >= $1),
+                    count(*) FILTER (WHERE first_seen >= $1 AND passed_at IS NULL),
+                    count(*) FILTER (WHERE first_seen < $1),
+                    count(*) FILTER (WHERE first_seen < $1 AND passed_at IS NULL)
+             FROM greylist_triplets
+             WHERE first_seen >= $3 AND first_seen < $2
+             GROUP BY 1
+             HAVING count(*) FILTER (WHERE first_seen >= $1 AND passed_at IS NULL) >= $4
+                AND count(*) FILTER (WHERE first_seen < $1) >= $4",
             &[&window_start, &window_end, &baseline_start, &rule.min_triplets],
         )
         .await?;
