@@ -43,6 +43,7 @@ bench: setup
 	$(CARGO) bench -p else-tests --bench transport
 	$(CARGO) test --release -p elsed --lib bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh
+	bash scripts/bench-logs.sh
 	bash scripts/bench-dashboard.sh
 	ELSE_BENCH_PROFILE=release bash scripts/bench-alerts.sh
 	bash scripts/bench-scale.sh
