@@ -157,6 +157,10 @@ pub struct PoolOptions {
     pub wait: Duration,
     /// The sessions' `statement_timeout`: no query of theirs runs longer (`None`: PostgreSQL's).
     pub statement_timeout: Option<Duration>,
+    /// Whether PostgreSQL may JIT-compile the sessions' queries. The web application's are short
+    /// and planned with high costs (a count capped at 10 001 rows): compiling them took 0.5 s
+    /// that no statement timeout interrupts (docs/benchmarks.md, "Raw lines as a group member").
+    pub jit: bool,
 }
 
 impl PoolOptions {
@@ -168,6 +172,7 @@ impl PoolOptions {
             commit,
             wait: Duration::from_secs(30),
             statement_timeout: None,
+            jit: true,
         }
     }
 }
@@ -188,6 +193,9 @@ pub fn pool_with(target: &Target, application_name: &str, options: PoolOptions) 
     let mut session = format!("-c TimeZone=UTC -c synchronous_commit={}", options.commit.setting());
     if let Some(limit) = options.statement_timeout {
         session.push_str(&format!(" -c statement_timeout={}", limit.as_millis().max(1)));
+    }
+    if !options.jit {
+        session.push_str(" -c jit=off");
     }
     let startup = match config.get_options() {
         Some(given) => format!("{given} {session}"),
@@ -312,13 +320,15 @@ mod tests {
             .get(0);
         assert_eq!(prepared, 1, "prepared once");
 
-        // The web application's sessions stop a statement that runs too long.
+        // The web application's sessions stop a statement that runs too long, and compile none.
         let options = PoolOptions {
             statement_timeout: Some(Duration::from_millis(1500)),
+            jit: false,
             ..PoolOptions::new(1, Commit::Durable)
         };
         let limited = pool_with(&target, "t", options).unwrap().get().await.unwrap();
         assert_eq!(show(&limited, "statement_timeout").await, "1500ms");
+        assert_eq!(show(&limited, "jit").await, "off");
         let stopped = limited
             .simple_query("SELECT pg_sleep(30)")
             .await

@@ -96,7 +96,7 @@ impl AppState {
 }
 
 /// The web application's pool: callers wait `pool_wait_ms` at most, queries run
-/// `statement_timeout_secs` at most.
+/// `statement_timeout_secs` at most, and are not JIT-compiled.
 pub fn pool(settings: &Settings) -> anyhow::Result<db::Pool> {
     db::pool_with(&settings.database()?, "elsed-web", pool_options(settings))
 }
@@ -106,6 +106,7 @@ fn pool_options(settings: &Settings) -> db::PoolOptions {
     db::PoolOptions {
         wait: Duration::from_millis(web.pool_wait_ms),
         statement_timeout: Some(Duration::from_secs(web.statement_timeout_secs)),
+        jit: false,
         ..db::PoolOptions::new(web.pool_size, db::Commit::Durable)
     }
 }

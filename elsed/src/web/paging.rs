@@ -34,11 +34,14 @@ pub struct PageParams {
     pub per_page: Option<i64>,
 }
 
-/// A checked page: what to put in LIMIT and OFFSET, and what to answer.
+/// A checked page: what to put in LIMIT and OFFSET, how long its total may take to count, and
+/// what to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub page: i64,
     pub per_page: i64,
+    /// [`COUNT_TIME_BOX`] unless the list says otherwise ([`Window::counting_within`]).
+    pub count_time_box: std::time::Duration,
 }
 
 impl PageParams {
@@ -60,11 +63,23 @@ impl PageParams {
                 format!("pages reach {MAX_ROWS} rows at most: narrow the search or export it as CSV"),
             ));
         }
-        Ok(Window { page, per_page })
+        Ok(Window {
+            page,
+            per_page,
+            count_time_box: COUNT_TIME_BOX,
+        })
     }
 }
 
 impl Window {
+    /// The same page, its total counted for `time_box` at most.
+    pub fn counting_within(self, time_box: std::time::Duration) -> Window {
+        Window {
+            count_time_box: time_box,
+            ..self
+        }
+    }
+
     pub fn limit(&self) -> i64 {
         self.per_page
     }
@@ -156,15 +171,20 @@ impl Sort {
 }
 
 /// How many rows `from_where` (a `FROM … WHERE …` of `q`) has, counting no further than
-/// [`COUNT_CAP`]; `None` when counting took longer than [`COUNT_TIME_BOX`].
-pub async fn count_capped(client: &Client, from_where: &str, q: &Query) -> ApiResult<Option<(i64, bool)>> {
+/// [`COUNT_CAP`]; `None` when counting took longer than `time_box`.
+pub async fn count_capped(
+    client: &Client,
+    from_where: &str,
+    q: &Query,
+    time_box: std::time::Duration,
+) -> ApiResult<Option<(i64, bool)>> {
     let sql = format!("SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {COUNT_CAP}) AS capped");
     let statement = client.prepare(&sql).await?;
     let params = q.params();
     // The three go out together on the first poll, so the session's own statement_timeout is
     // back even if the request is dropped halfway: no connection returns to the pool with the
     // time box still set.
-    let time_box = format!("SET statement_timeout = {}", COUNT_TIME_BOX.as_millis());
+    let time_box = format!("SET statement_timeout = {}", time_box.as_millis().max(1));
     let (set, counted, reset) = futures_util::join!(
         client.batch_execute(&time_box),
         client.query_one(&statement, &params),
@@ -195,7 +215,7 @@ pub async fn page_of<T>(
     order_by: &str,
     map: impl Fn(&Row) -> T,
 ) -> ApiResult<Page<T>> {
-    let total = count_capped(client, from_where, &q).await?;
+    let total = count_capped(client, from_where, &q, window.count_time_box).await?;
     let limit = q.bind(window.limit());
     let offset = q.bind(window.offset());
     let sql = format!("SELECT {columns} {from_where} {order_by} LIMIT {limit} OFFSET {offset}");

@@ -63,6 +63,14 @@ async fn measure(
     .await
 }
 
+/// A connection with the settings that matter of the web application's sessions (`web::pool`):
+/// no JIT compilation.
+async fn web_session(url: &str) -> Client {
+    let client = omelse::store::connect(url).await.unwrap();
+    client.batch_execute("SET jit = off").await.unwrap();
+    client
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -75,7 +83,7 @@ async fn search_latency() {
         println!("skipped: ELSE_BENCH_DATABASE_URL not set");
         return;
     };
-    let client = omelse::store::connect(&url).await.unwrap();
+    let client = web_session(&url).await;
     let counts = client
         .query_one(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM recipients)",
@@ -186,7 +194,7 @@ async fn logs_latency() {
         println!("skipped: ELSE_BENCH_DATABASE_URL not set");
         return;
     };
-    let client = omelse::store::connect(&url).await.unwrap();
+    let client = web_session(&url).await;
     let lines: i64 = client
         .query_one("SELECT count(*) FROM log_events", &[])
         .await

@@ -24,6 +24,10 @@ use crate::web::AppState;
 
 /// A substring shorter than this has no trigram to look up: it would read every line.
 pub const MIN_Q_CHARS: usize = 3;
+/// Raw lines are counted for this long at most: a group member's lines of a big shared server
+/// are checked one by one against the scope, and the newest page matters more than how many
+/// there are (docs/benchmarks.md, "Raw lines as a group member").
+const LINES_COUNT_TIME_BOX: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One log line.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -137,7 +141,7 @@ impl Listing for LogList {
             LogLine::COLUMNS,
             &from_where,
             q,
-            paging.window,
+            paging.window.counting_within(LINES_COUNT_TIME_BOX),
             &order_by,
             LogLine::from_row,
         )
