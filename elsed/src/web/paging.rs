@@ -21,7 +21,7 @@ pub const COUNT_CAP: i64 = 10_001;
 /// Counting stops after this long too: a group member who sees a small share of a big table
 /// (the raw lines of a shared server) would otherwise have every row checked against the scope
 /// for the count alone. The page is still found; `total` then says what the page shows
-/// (`total_capped` when the page is full and more may follow).
+/// (`total_capped` when more rows follow it).
 pub const COUNT_TIME_BOX: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// `page` and `per_page` as a request gives them (checked by [`PageParams::window`]).
@@ -88,14 +88,14 @@ impl Window {
         (self.page - 1) * self.per_page
     }
 
-    /// This page of a list of `total` (capped or not) rows.
-    /// The total when it could not be counted in time: what this page shows, exact when the page
-    /// is not full, else a lower bound (`total_capped`).
-    pub fn total_seen(&self, items: usize) -> (i64, bool) {
-        let items = items as i64;
-        (self.offset() + items, items >= self.limit())
+    /// The total when it could not be counted in time, from this page's rows and whether a row
+    /// follows them (`more`): exact when none does, else "more than the rows up to here"
+    /// (`total_capped`).
+    pub fn total_seen(&self, items: usize, more: bool) -> (i64, bool) {
+        (self.offset() + items as i64, more)
     }
 
+    /// This page of a list of `total` (capped or not) rows.
     pub fn page<T>(&self, (total, total_capped): (i64, bool), items: Vec<T>) -> Page<T> {
         Page {
             total,
@@ -216,17 +216,35 @@ pub async fn page_of<T>(
     map: impl Fn(&Row) -> T,
 ) -> ApiResult<Page<T>> {
     let total = count_capped(client, from_where, &q, window.count_time_box).await?;
-    let limit = q.bind(window.limit());
+    // One row past the page says, when the count gave up, whether more follow.
+    let limit = q.bind(window.limit() + 1);
     let offset = q.bind(window.offset());
     let sql = format!("SELECT {columns} {from_where} {order_by} LIMIT {limit} OFFSET {offset}");
-    let items: Vec<T> = client.query(&sql, &q.params()).await?.iter().map(map).collect();
-    let total = total.unwrap_or_else(|| window.total_seen(items.len()));
+    let mut items: Vec<T> = client.query(&sql, &q.params()).await?.iter().map(map).collect();
+    let more = items.len() as i64 > window.limit();
+    items.truncate(window.limit() as usize);
+    let total = total.unwrap_or_else(|| window.total_seen(items.len(), more));
     Ok(window.page(total, items))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Page `page` of `per_page` of the numbers `g` of `from_where`, in order.
+    async fn numbers(client: &Client, from_where: &str, page: Option<i64>, per_page: i64) -> Page<i32> {
+        let window = PageParams {
+            page,
+            per_page: Some(per_page),
+        }
+        .window()
+        .unwrap();
+        page_of(client, "g", from_where, Query::default(), window, "ORDER BY g", |r| {
+            r.get(0)
+        })
+        .await
+        .unwrap()
+    }
 
     async fn statement_timeout(client: &Client) -> String {
         client.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0)
@@ -241,54 +259,26 @@ mod tests {
         let url = format!("{url} options='-c statement_timeout=7min'");
         let client = omelse::store::connect(&url).await.unwrap();
         assert_eq!(statement_timeout(&client).await, "7min");
-        // Each row costs 0.3 s: counting 8 of them takes 2.4 s, past the time box; a page of 3 takes 0.9 s.
-        let from_where = "FROM generate_series(1, 8) g WHERE pg_sleep(0.3) IS NOT NULL";
-        let window = |page, per_page| PageParams { page, per_page }.window().unwrap();
-        let page = page_of(
-            &client,
-            "g",
-            from_where,
-            Query::default(),
-            window(Some(1), Some(3)),
-            "ORDER BY g",
-            |r| r.get::<_, i32>(0),
-        )
-        .await
-        .unwrap();
-        assert_eq!(page.items, vec![1, 2, 3]);
+        // Each row costs 0.3 s: counting 8 of them takes 2.4 s, past the time box.
+        let slow = "FROM generate_series(1, 8) g WHERE pg_sleep(0.3) IS NOT NULL";
+        let page = numbers(&client, slow, Some(1), 3).await;
         assert_eq!(
-            (page.total, page.total_capped),
-            (3, true),
-            "a full page: at least that many"
+            (page.items, page.total, page.total_capped),
+            (vec![1, 2, 3], 3, true),
+            "more than the 3 shown"
         );
         assert_eq!(statement_timeout(&client).await, "7min");
-        // The last page, not full: what it shows is the exact total.
-        let page = page_of(
-            &client,
-            "g",
-            from_where,
-            Query::default(),
-            window(Some(3), Some(3)),
-            "ORDER BY g",
-            |r| r.get::<_, i32>(0),
-        )
-        .await
-        .unwrap();
+        // The last page, not full, or full with no row after it: the exact total.
+        let page = numbers(&client, slow, Some(3), 3).await;
         assert_eq!((page.items, page.total, page.total_capped), (vec![7, 8], 8, false));
+        let page = numbers(&client, slow, Some(2), 4).await;
+        assert_eq!(
+            (page.items, page.total, page.total_capped),
+            (vec![5, 6, 7, 8], 8, false)
+        );
         assert_eq!(statement_timeout(&client).await, "7min");
         // A quick count is exact.
-        let quick = "FROM generate_series(1, 8) g";
-        let page = page_of(
-            &client,
-            "g",
-            quick,
-            Query::default(),
-            window(None, Some(3)),
-            "ORDER BY g",
-            |r| r.get::<_, i32>(0),
-        )
-        .await
-        .unwrap();
+        let page = numbers(&client, "FROM generate_series(1, 8) g", None, 3).await;
         assert_eq!((page.total, page.total_capped), (8, false));
     }
 
