@@ -47,3 +47,21 @@ export async function quickSearch(page: Page, text: string) {
 export function rows(page: Page, label: string) {
   return page.getByRole('table', { name: label, exact: true }).locator('tbody tr');
 }
+
+/**
+ * Waits until every row of `table` contains `text` and there is at least one row. The rows of the
+ * previous listing stay on screen while the next one loads, so a snapshot taken right after a
+ * click may still be the old listing: this retries until the new one is there.
+ */
+export async function expectEveryRow(table: ReturnType<typeof rows>, text: string) {
+  await expect(table.first()).toBeVisible();
+  await expect(table.filter({ hasNotText: text })).toHaveCount(0);
+}
+
+/** Bytes back from the application's `formatBytes` text ("1.2 kB"), for order checks. */
+export function parseBytes(text: string): number {
+  const match = /([\d.]+)\s*(B|kB|MB|GB|TB)/.exec(text);
+  if (!match) return Number.NaN;
+  const scale = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }[match[2] as 'B'];
+  return Number(match[1]) * scale;
+}
