@@ -24,6 +24,42 @@ use else_tests::bench::{memory_kib, message_lines, Ending};
 use jiff::civil::Date;
 use omelse::parse::{Clock, Timestamp};
 
+/// Counts the bytes the process holds on the heap, so that `open`/`closed` can say how much of
+/// the resident set is the correlator's own data and how much the allocator's slack.
+struct Counting;
+
+static HEAP_BYTES: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: every call goes to the system allocator unchanged; only a counter is added.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        HEAP_BYTES.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's layout, passed on as `GlobalAlloc::alloc` requires.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        HEAP_BYTES.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        HEAP_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_bytes() -> isize {
+    HEAP_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Hosts of the synthetic fleet.
 const HOSTS: usize = 10;
 /// Lines per pipeline batch (the writer's transaction size).
@@ -204,6 +240,7 @@ fn held(messages: usize, ending: Ending) {
     {
         let lines = message_lines(messages, ending);
         let (before, _) = memory_kib("self");
+        let heap_before = heap_bytes();
         let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
         let mut pipeline = omelse::ingest::Pipeline::new(clock, omelse::correlate::Correlator::new());
         for chunk in lines.chunks(CHUNK) {
@@ -213,13 +250,16 @@ fn held(messages: usize, ending: Ending) {
             drop(pipeline.take_batch());
         }
         let (after, _) = memory_kib("self");
+        let heap = heap_bytes() - heap_before;
         let correlator = pipeline.correlator_mut();
         println!(
-            "scale-open: {ending:?}: {} open messages, {} open sessions, RSS {:.1} MiB more than before the pipeline, {:.0} bytes per message",
+            "scale-open: {ending:?}: {} open messages, {} open sessions, RSS {:.1} MiB more than before the pipeline, {:.0} bytes per message; heap in use {:.1} MiB more, {:.0} bytes per message",
             correlator.open_messages(),
             correlator.open_sessions(),
             (after as f64 - before as f64) / 1024.0,
-            (after as f64 - before as f64) * 1024.0 / messages as f64
+            (after as f64 - before as f64) * 1024.0 / messages as f64,
+            heap as f64 / 1048576.0,
+            heap as f64 / messages as f64
         );
         println!(
             "scale-open: inline sizes before their strings: MessageRow {} bytes, RecipientRow {} bytes",

@@ -1,7 +1,8 @@
-//! The bound on the correlator's memory changes no row: a stream of 100,000 messages (many
-//! interleaved, a third deferred for hours, some relayed from one host to the other) written the
-//! way omelse writes it (note the lines' names, reload, correlate, commit, evict), once with at
-//! most 1,000 lives in memory and once without a bound, leaves every table the same. The 100,000
+//! The bound on the correlator's memory changes no row, nor does keeping idle lives compact: a
+//! stream of 100,000 messages (many interleaved, a third deferred for hours, some relayed from one
+//! host to the other) written the way omelse writes it (note the lines' names, reload, correlate,
+//! commit, evict), with at most 1,000 lives in memory, without a bound, and without a bound nor
+//! compact lives, leaves every table the same. The 100,000
 //! go through the store's rules simulated in memory ([`common::Stored`], as the replay tests do;
 //! `make test` runs 8,000 of them: a debug build correlates a few thousand lines a second), 2,000
 //! through PostgreSQL itself, whose `load_lives` brings the evicted lives back.
@@ -149,6 +150,8 @@ fn stream(count: usize) -> Vec<String> {
 struct Run {
     evictions: u64,
     reloads: u64,
+    compactions: u64,
+    thaws: u64,
     most_lives: usize,
 }
 
@@ -210,14 +213,18 @@ impl Store for Postgres {
     }
 }
 
-/// Writes `lines` into `store` as omelse does, with `max_open` as the bound: for each commit, the
-/// lines' names noted, the evicted lives they name brought back, the lines correlated, the batch
-/// written, lives evicted. Returns what the bound did.
-fn run(lines: &[String], max_open: Option<usize>, store: &mut impl Store) -> Run {
-    let config = CorrelatorConfig {
+/// Writes `lines` into `store` as omelse does, with `max_open` as the bound (and idle lives
+/// compact unless `compact` is false): for each commit, the lines' names noted, the evicted lives
+/// they name brought back, the lines correlated, the batch written, lives evicted. Returns what
+/// the bound did.
+fn run(lines: &[String], max_open: Option<usize>, compact: bool, store: &mut impl Store) -> Run {
+    let mut config = CorrelatorConfig {
         max_open,
         ..CorrelatorConfig::default()
     };
+    if !compact {
+        config.compact_after = None;
+    }
     let clock = Clock::new(jiff::tz::TimeZone::UTC, Timestamp::now());
     let mut pipeline = Pipeline::new(clock, Correlator::with_config(config));
     let mut most_lives = 0;
@@ -235,9 +242,12 @@ fn run(lines: &[String], max_open: Option<usize>, store: &mut impl Store) -> Run
         pipeline.evict();
     }
     let (evictions, reloads) = pipeline.correlator().eviction_counters();
+    let (compactions, thaws) = pipeline.correlator().compaction_counters();
     Run {
         evictions,
         reloads,
+        compactions,
+        thaws,
         most_lives,
     }
 }
@@ -257,22 +267,30 @@ fn at_most_1000_lives_in_memory_give_the_same_rows_as_no_bound() {
         .unwrap_or(MESSAGES);
     let lines = stream(messages);
     let started = std::time::Instant::now();
-    let (mut free_rows, mut capped_rows) = (Stored::default(), Stored::default());
-    let free = run(&lines, None, &mut free_rows);
-    let capped = run(&lines, Some(1_000), &mut capped_rows);
+    let (mut plain_rows, mut free_rows, mut capped_rows) = (Stored::default(), Stored::default(), Stored::default());
+    let plain = run(&lines, None, false, &mut plain_rows);
+    let free = run(&lines, None, true, &mut free_rows);
+    let capped = run(&lines, Some(1_000), true, &mut capped_rows);
     eprintln!(
-        "{} lines, {messages} messages, {:.1} s; no bound: {free:?}; at most 1,000: {capped:?}",
+        "{} lines, {messages} messages, {:.1} s; no bound, no compact lives: {plain:?}; no bound: {free:?}; at most 1,000: {capped:?}",
         lines.len(),
         started.elapsed().as_secs_f64()
     );
     assert_eq!(
-        free_rows.messages.len(),
+        plain_rows.messages.len(),
         messages * 5 / 4,
         "every life, relayed ones twice"
     );
-    let differences = free_rows.differences(&capped_rows);
-    assert!(differences.is_empty(), "{differences:#?}");
+    let differences = plain_rows.differences(&free_rows);
+    assert!(differences.is_empty(), "compact lives: {differences:#?}");
+    let differences = plain_rows.differences(&capped_rows);
+    assert!(differences.is_empty(), "at most 1,000: {differences:#?}");
+    assert_eq!((plain.evictions, plain.compactions), (0, 0));
     assert_eq!(free.evictions, 0);
+    assert!(
+        free.compactions > messages as u64 / 2 && free.thaws > messages as u64 / 10,
+        "idle lives are kept compact and come back: {free:?}"
+    );
     assert!(
         free.most_lives > 5 * 1_000,
         "the stream must hold many lives at once: {free:?}"
@@ -292,8 +310,8 @@ fn evicted_lives_come_back_from_postgresql_unchanged() {
     let messages = 2_000;
     let lines = stream(messages);
     let (mut free_db, mut capped_db) = (Postgres::new(), Postgres::new());
-    let free = run(&lines, None, &mut free_db);
-    let capped = run(&lines, Some(1_000), &mut capped_db);
+    let free = run(&lines, None, false, &mut free_db);
+    let capped = run(&lines, Some(1_000), true, &mut capped_db);
     let (free_tables, capped_tables) = (mail_tables(&free_db.url), mail_tables(&capped_db.url));
     assert!(free_tables["messages"].len() >= messages);
     for (name, rows) in &free_tables {

@@ -26,6 +26,17 @@ pub(super) struct Links {
 }
 
 impl Links {
+    /// The lives whose next hop has not logged yet (they wait for it to take their origin).
+    pub fn awaited_upstreams(&self) -> std::collections::HashSet<i64> {
+        self.pending
+            .values()
+            .filter_map(|(from, _)| match from {
+                Upstream::Message(uid) => Some(*uid),
+                Upstream::Side(_) => None,
+            })
+            .collect()
+    }
+
     /// The links still waiting for a life that came out of `uid` take its origin side (it is
     /// evicted).
     pub fn hand_over(&mut self, uid: i64, side: super::flow::Side) {

@@ -8,18 +8,29 @@
 //! What a snapshot does not carry (where the message came from, its session, when it closed) stays
 //! in the entry; what the next hops of a life need from it (its origin side) is handed to them when
 //! it leaves, as a forgotten life hands it (see `Correlator::sweep`).
+//!
+//! Lives no line named for [`COMPACT_AFTER`] of log time leave the same way at each sweep, but
+//! their last snapshot stays in the entry, encoded (`compact.rs`): a line that names one brings it
+//! back at once, from memory, by the same rules. They count towards `max_open`; beyond it the
+//! least recent of them let go of their snapshot first (it is in the database by then).
 
 use std::collections::HashMap;
 
 use crate::parse::{EventKind, ParsedLine, Timestamp};
-use crate::store::OpenState;
+use crate::store::{Batch, MessageRow, OpenState, RecipientRow};
 
+use super::compact::Snapshot;
 use super::flow::{Dest, Side};
 use super::message::{queue_key, Message, QueueSlot, Upstream, FORGET_CLOSED, FORGET_OPEN};
 use super::Correlator;
 
-/// An evicted life: what the database does not hold, and what says when it would be forgotten.
-#[derive(Debug, Clone, Copy)]
+/// Log time without a line after which a life is kept compact (see `compact.rs`): longer than the
+/// seconds a message's lines usually span, shorter than Postfix's first retry (5 minutes).
+pub const COMPACT_AFTER: i64 = 60 * Timestamp::MICROS_PER_SECOND;
+
+/// A life out of memory: what the database does not hold, what says when it would be forgotten,
+/// and, for a compact life, its last snapshot.
+#[derive(Debug, Clone)]
 pub(super) struct Evicted {
     pub uid: i64,
     pub started_at: Timestamp,
@@ -28,19 +39,28 @@ pub(super) struct Evicted {
     pub session_uid: Option<i64>,
     pub origin: Option<Side>,
     pub restored: bool,
+    /// `Some`: a compact life, brought back from here; `None`: from the database.
+    pub snapshot: Option<Snapshot>,
 }
 
-/// Evicted lives by queue key, and the ones the next lines need back.
+/// Lives out of memory by queue key (compact or evicted), and the ones the next lines need back.
 #[derive(Default)]
 pub(super) struct Memory {
     evicted: HashMap<i64, Evicted>,
+    /// How many entries of `evicted` hold their snapshot (compact lives).
+    compact: usize,
     /// Queue keys of evicted lives named by lines about to be applied.
     wanted: Vec<i64>,
+    /// The queue keys one line names (kept to reuse its allocation).
+    named: Vec<i64>,
     /// The latest time of the lines about to be applied: evicted lives the sweep would forget by
     /// then come back too, so that they end as they would have in memory.
     horizon: Timestamp,
     pub evictions: u64,
     pub reloads: u64,
+    /// Lives made compact, and brought back from their snapshots.
+    pub compactions: u64,
+    pub thaws: u64,
     /// Open smtpd sessions forgotten to keep the bound.
     pub session_evictions: u64,
 }
@@ -52,6 +72,26 @@ const EVICT_TO: f64 = 0.875;
 /// A life of a message the store should load: (uid, started_at).
 pub type LifeKey = (i64, Timestamp);
 
+impl Memory {
+    fn insert(&mut self, key: i64, entry: Evicted) {
+        self.compact += usize::from(entry.snapshot.is_some());
+        if let Some(old) = self.evicted.insert(key, entry) {
+            self.compact -= usize::from(old.snapshot.is_some());
+        }
+    }
+
+    fn remove(&mut self, key: i64) -> Option<Evicted> {
+        let entry = self.evicted.remove(&key)?;
+        self.compact -= usize::from(entry.snapshot.is_some());
+        Some(entry)
+    }
+
+    /// Entries whose life is in the database only.
+    fn in_database(&self) -> usize {
+        self.evicted.len() - self.compact
+    }
+}
+
 impl Correlator {
     /// Notes the evicted lives a line names (before it is applied; see [`Correlator::wanted_lives`]).
     pub fn note_names(&mut self, line: &ParsedLine<'_>) {
@@ -59,11 +99,54 @@ impl Correlator {
         if time > self.memory.horizon {
             self.memory.horizon = time;
         }
-        if self.memory.evicted.is_empty() {
+        if self.memory.in_database() == 0 {
             return;
         }
+        let keys = self.named_keys(line);
+        for &key in &keys {
+            let in_database = self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_none());
+            if in_database && !self.memory.wanted.contains(&key) {
+                self.memory.wanted.push(key);
+            }
+        }
+        self.memory.named = keys;
+    }
+
+    /// Brings back, from their snapshots, the compact lives a line names, before it is applied.
+    pub(super) fn thaw_named(&mut self, line: &ParsedLine<'_>) {
+        if self.memory.compact == 0 {
+            return;
+        }
+        let keys = self.named_keys(line);
+        for &key in &keys {
+            if self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_some()) {
+                self.thaw(key);
+            }
+        }
+        self.memory.named = keys;
+    }
+
+    /// Brings back a compact life.
+    fn thaw(&mut self, key: i64) {
+        let Some(mut entry) = self.memory.remove(key) else {
+            return;
+        };
+        let Some(snapshot) = entry.snapshot.take() else {
+            return;
+        };
+        let (row, recipients) = snapshot.decode();
+        self.memory.thaws += 1;
+        self.revive(key, entry, row, recipients);
+    }
+
+    /// The queue keys a line names (its own, `queued as`, `orig_queue_id`, a notification's), and
+    /// those its lives' recipients went on to (a life in memory shows their destinations in its
+    /// snapshot). The vector is `memory.named`, taken: give it back when done.
+    fn named_keys(&mut self, line: &ParsedLine<'_>) -> Vec<i64> {
+        let mut keys = std::mem::take(&mut self.memory.named);
+        keys.clear();
         let host = line.line.host;
-        let mut keys: Vec<i64> = Vec::new();
+        let time = line.line.time;
         if let Some(queue_id) = line.event.queue_id {
             keys.push(queue_key(host, queue_id));
         }
@@ -85,23 +168,17 @@ impl Correlator {
             }
             _ => {}
         }
-        // A life in memory whose recipients went on to an evicted life shows that life's
-        // destinations in its snapshot.
-        let mut next = Vec::new();
-        for key in &keys {
-            if let Some(life) = self.messages.latest_life(*key) {
-                next.extend(life.recipients.iter().filter_map(|r| match r.dest {
-                    Dest::Via(via) => Some(via),
-                    _ => None,
-                }));
+        let named = keys.len();
+        for i in 0..named {
+            if let Some(life) = self.messages.latest_life(keys[i]) {
+                for rcpt in &life.recipients {
+                    if let Dest::Via(via) = rcpt.dest {
+                        keys.push(via);
+                    }
+                }
             }
         }
-        keys.extend(next);
-        for key in keys {
-            if self.memory.evicted.contains_key(&key) && !self.memory.wanted.contains(&key) {
-                self.memory.wanted.push(key);
-            }
-        }
+        keys
     }
 
     /// The evicted lives to bring back before the noted lines are applied: those they name and
@@ -113,15 +190,19 @@ impl Correlator {
             .wanted
             .iter()
             .filter_map(|key| self.memory.evicted.get(key))
+            .filter(|e| e.snapshot.is_none())
             .map(|e| (e.uid, e.started_at))
             .collect();
-        lives.extend(
-            self.memory
-                .evicted
-                .values()
-                .filter(|e| e.closed_at.is_none() && horizon - e.last_seen.0 > FORGET_OPEN)
-                .map(|e| (e.uid, e.started_at)),
-        );
+        if self.memory.in_database() > 0 {
+            lives.extend(
+                self.memory
+                    .evicted
+                    .values()
+                    .filter(|e| e.snapshot.is_none())
+                    .filter(|e| e.closed_at.is_none() && horizon - e.last_seen.0 > FORGET_OPEN)
+                    .map(|e| (e.uid, e.started_at)),
+            );
+        }
         lives.sort_unstable();
         lives.dedup();
         lives
@@ -130,63 +211,159 @@ impl Correlator {
     /// Puts back evicted lives from their last snapshots, as they were.
     pub fn reload(&mut self, state: OpenState) {
         self.memory.wanted.clear();
-        let mut keys = HashMap::new();
+        let mut recipients: HashMap<i64, Vec<RecipientRow>> = HashMap::new();
+        for row in state.recipients {
+            recipients.entry(row.message_uid).or_default().push(row);
+        }
         for row in state.messages {
             let key = queue_key(&row.host, &row.queue_id);
-            let Some(entry) = self.memory.evicted.get(&key).copied().filter(|e| e.uid == row.uid) else {
+            let wanted = self
+                .memory
+                .evicted
+                .get(&key)
+                .is_some_and(|e| e.uid == row.uid && e.snapshot.is_none());
+            let Some(entry) = wanted.then(|| self.memory.remove(key)).flatten() else {
                 continue;
             };
-            self.memory.evicted.remove(&key);
             self.memory.reloads += 1;
-            let mut life = Message::from_row(row);
-            life.restored = entry.restored;
-            life.closed_at = entry.closed_at;
-            life.session_uid = entry.session_uid;
-            life.upstream = entry.origin.map(Upstream::Side);
-            keys.insert(life.row.uid, key);
-            if self
-                .messages
-                .latest
-                .get(&key)
-                .is_none_or(|slot| slot.started_at < entry.started_at)
-            {
-                self.messages.latest.insert(
-                    key,
-                    QueueSlot {
-                        uid: entry.uid,
-                        started_at: entry.started_at,
-                    },
-                );
-            }
-            self.messages.lives.insert(entry.uid, life);
-        }
-        for row in state.recipients {
-            if keys.contains_key(&row.message_uid) {
-                self.restore_recipient(row);
-            }
+            let rcpts = recipients.remove(&row.uid).unwrap_or_default();
+            self.revive(key, entry, row, rcpts);
         }
     }
 
-    /// After a commit: evicts the least recently named lives beyond `max_open`, and forgets the
-    /// smtpd processes beyond the same count (see `Sessions::evict`). Returns how many lives.
+    /// Puts a life back in memory from its last snapshot rows and its entry.
+    fn revive(&mut self, key: i64, entry: Evicted, row: MessageRow, recipients: Vec<RecipientRow>) {
+        let mut life = Message::from_row(row);
+        life.restored = entry.restored;
+        life.closed_at = entry.closed_at;
+        life.session_uid = entry.session_uid;
+        life.upstream = entry.origin.map(Upstream::Side);
+        if self
+            .messages
+            .latest
+            .get(&key)
+            .is_none_or(|slot| slot.started_at < entry.started_at)
+        {
+            self.messages.latest.insert(
+                key,
+                QueueSlot {
+                    uid: entry.uid,
+                    started_at: entry.started_at,
+                },
+            );
+        }
+        self.messages.lives.insert(entry.uid, life);
+        for row in recipients {
+            self.restore_recipient(row);
+        }
+    }
+
+    /// After a commit: evicts the least recently named lives beyond `max_open` (compact ones let
+    /// go of their snapshot first), and forgets the smtpd processes beyond the same count (see
+    /// `Sessions::evict`). Returns how many lives.
     pub fn evict(&mut self) -> usize {
         let Some(max) = self.config.max_open else {
             return 0;
         };
         self.memory.session_evictions += self.sessions.evict(max) as u64;
-        if self.messages.lives.len() <= max {
+        let held = self.messages.lives.len() + self.memory.compact;
+        if held <= max {
             return 0;
         }
         let keep = ((max as f64 * EVICT_TO) as usize).max(1);
-        // Lives not queued yet of a session still open stay: the session's end may still decide
-        // their fate (`Correlator::close_abandoned`). So do the queue ids a replay set aside (see
-        // `message.rs`).
-        let mut candidates: Vec<(Timestamp, i64)> = self
-            .messages
+        let mut excess = held - keep;
+        let mut evicted = 0;
+        // Compact lives are the idle ones: the least recent of them go first.
+        if self.memory.compact > 0 {
+            let mut compact: Vec<(Timestamp, i64)> = self
+                .memory
+                .evicted
+                .iter()
+                .filter(|(_, e)| e.snapshot.is_some())
+                .map(|(&key, e)| (e.last_seen, key))
+                .collect();
+            let count = excess.min(compact.len());
+            if count < compact.len() {
+                compact.select_nth_unstable(count);
+                compact.truncate(count);
+            }
+            for (_, key) in compact {
+                if let Some(entry) = self.memory.evicted.get_mut(&key) {
+                    entry.snapshot = None;
+                    self.memory.compact -= 1;
+                }
+            }
+            self.memory.evictions += count as u64;
+            evicted += count;
+            excess -= count;
+        }
+        if excess == 0 {
+            return evicted;
+        }
+        let mut candidates = self.unload_candidates(false);
+        let count = excess.min(candidates.len());
+        if count < candidates.len() {
+            candidates.select_nth_unstable(count);
+            candidates.truncate(count);
+        }
+        candidates.sort_unstable();
+        let uids: Vec<i64> = candidates.into_iter().map(|(_, uid)| uid).collect();
+        self.unload(&uids, false);
+        self.memory.evictions += uids.len() as u64;
+        evicted + uids.len()
+    }
+
+    /// At a sweep: keeps compact the lives no line named for [`COMPACT_AFTER`] (those with
+    /// changes not flushed yet give their snapshot to `batch` first).
+    ///
+    /// Only lives that no other life in memory still follows: a life whose upstream message is in
+    /// memory, or whose next hop is still open or has not logged yet, stays as it is (the next
+    /// hop's delivery re-snapshots it with the flow it decides, see `touch_upstream_chain`).
+    pub(super) fn compact_idle(&mut self, batch: &mut Batch) {
+        let Some(after) = self.config.compact_after else {
+            return;
+        };
+        let now = self.now.0;
+        let mut idle: Vec<(Timestamp, i64)> = self.unload_candidates(true);
+        idle.retain(|&(last_seen, _)| now - last_seen.0 > after);
+        if idle.is_empty() {
+            return;
+        }
+        let awaited = self.links.awaited_upstreams();
+        let lives = &self.messages.lives;
+        idle.retain(|(_, uid)| {
+            let Some(life) = lives.get(uid) else {
+                return false;
+            };
+            let upstream_here = matches!(life.upstream, Some(Upstream::Message(up)) if lives.contains_key(&up));
+            let downstream_open = life
+                .downstream
+                .iter()
+                .any(|d| lives.get(d).is_some_and(|d| d.closed_at.is_none()));
+            !upstream_here && !downstream_open && !awaited.contains(uid)
+        });
+        if idle.is_empty() {
+            return;
+        }
+        idle.sort_unstable();
+        let uids: Vec<i64> = idle.into_iter().map(|(_, uid)| uid).collect();
+        for &uid in &uids {
+            self.snapshot(uid, batch);
+        }
+        self.unload(&uids, true);
+        self.memory.compactions += uids.len() as u64;
+    }
+
+    /// The lives that may leave memory, by when a line last named them: not those of a session
+    /// still open that were not queued yet (the session's end may still decide their fate, see
+    /// `Correlator::close_abandoned`), nor the queue ids a replay set aside (see `message.rs`),
+    /// nor, unless `touched` allows, those with changes not flushed yet.
+    fn unload_candidates(&self, touched: bool) -> Vec<(Timestamp, i64)> {
+        self.messages
             .lives
             .values()
             .filter(|life| {
-                !life.touched
+                (touched || !life.touched)
                     && (life.queued
                         || life.closed_at.is_some()
                         || life.session_uid.is_none_or(|s| !self.sessions.holds(s)))
@@ -197,25 +374,29 @@ impl Correlator {
                     .is_set_aside(queue_key(&life.row.host, &life.row.queue_id))
             })
             .map(|life| (life.row.last_seen, life.row.uid))
-            .collect();
-        let count = self.messages.lives.len().saturating_sub(keep).min(candidates.len());
-        if count == 0 {
-            return 0;
-        }
-        if count < candidates.len() {
-            candidates.select_nth_unstable(count);
-            candidates.truncate(count);
-        }
-        candidates.sort_unstable();
-        let mut origins = HashMap::new();
-        for &(_, uid) in &candidates {
+            .collect()
+    }
+
+    /// Takes lives out of memory, leaving an entry for each (with its snapshot when `compact`):
+    /// the lives around them take what they need from them first, as when a life is forgotten.
+    fn unload(&mut self, uids: &[i64], compact: bool) {
+        // Origins and snapshots first, while every life they follow is still there.
+        let mut leaving: HashMap<i64, (Option<Side>, Option<Snapshot>)> = HashMap::with_capacity(uids.len());
+        for &uid in uids {
             let Some(life) = self.messages.lives.get(&uid) else {
                 continue;
             };
-            origins.insert(uid, self.origin_side(life, 0));
+            let origin = self.origin_side(life, 0);
+            let snapshot = compact.then(|| {
+                let (row, recipients) = self.snapshot_rows(life, origin, true);
+                Snapshot::encode(&row, &recipients)
+            });
+            leaving.insert(uid, (origin, snapshot));
         }
-        for (_, uid) in candidates {
-            let origin = origins.get(&uid).copied().flatten();
+        for &uid in uids {
+            let Some((origin, snapshot)) = leaving.remove(&uid) else {
+                continue;
+            };
             self.settle_handed_over(uid);
             self.hand_over(uid, origin);
             if let Some(side) = origin {
@@ -234,15 +415,14 @@ impl Correlator {
                 session_uid: life.session_uid,
                 origin,
                 restored: life.restored,
+                snapshot,
             };
             self.messages.forget(uid);
             // An older life of a reused queue id is only reached through its links: forgotten.
             if latest {
-                self.memory.evicted.insert(key, entry);
+                self.memory.insert(key, entry);
             }
-            self.memory.evictions += 1;
         }
-        count
     }
 
     /// The lives that come out of `uid` take its origin side, as when a life is forgotten.
@@ -265,18 +445,64 @@ impl Correlator {
         }
     }
 
-    /// Drops the entries of evicted lives the sweep would have forgotten by `now`: closed ones
-    /// after their grace (open ones came back to be swept: see [`Correlator::wanted_lives`]).
-    pub(super) fn sweep_evicted(&mut self, now: Timestamp) {
-        self.memory.evicted.retain(|_, e| match e.closed_at {
-            Some(closed) => now.0 - closed.0 <= FORGET_CLOSED,
-            None => now.0 - e.last_seen.0 <= FORGET_OPEN,
-        });
+    /// Before a sweep: brings back the compact lives it would forget while open, so that they
+    /// end as lives in memory do (`vanished`, with their last snapshot).
+    pub(super) fn thaw_forgotten(&mut self, now: Timestamp) {
+        if self.memory.compact == 0 {
+            return;
+        }
+        let mut due: Vec<(Timestamp, i64)> = self
+            .memory
+            .evicted
+            .iter()
+            .filter(|(_, e)| e.snapshot.is_some() && e.closed_at.is_none())
+            .filter(|(_, e)| now.0 - e.last_seen.0 > FORGET_OPEN)
+            .map(|(&key, e)| (e.started_at, key))
+            .collect();
+        due.sort_unstable();
+        for (_, key) in due {
+            self.thaw(key);
+        }
     }
 
-    /// Lives evicted and not brought back (nor forgotten) yet.
+    /// Drops the entries of evicted lives the sweep would have forgotten by `now`: closed ones
+    /// after their grace (open ones came back to be swept: see [`Correlator::wanted_lives`] and
+    /// [`Correlator::thaw_forgotten`]).
+    pub(super) fn sweep_evicted(&mut self, now: Timestamp) {
+        let mut compact = 0;
+        self.memory.evicted.retain(|_, e| {
+            let keep = match e.closed_at {
+                Some(closed) => now.0 - closed.0 <= FORGET_CLOSED,
+                None => now.0 - e.last_seen.0 <= FORGET_OPEN,
+            };
+            compact += usize::from(keep && e.snapshot.is_some());
+            keep
+        });
+        self.memory.compact = compact;
+    }
+
+    /// Lives evicted to the database and not brought back (nor forgotten) yet.
     pub fn evicted_lives(&self) -> usize {
-        self.memory.evicted.len()
+        self.memory.in_database()
+    }
+
+    /// Lives made compact so far, and brought back from their snapshots.
+    pub fn compaction_counters(&self) -> (u64, u64) {
+        (self.memory.compactions, self.memory.thaws)
+    }
+
+    /// Lives kept compact in memory (see `compact.rs`).
+    pub fn compact_lives(&self) -> usize {
+        self.memory.compact
+    }
+
+    /// Compact lives still open (no `removed` yet).
+    pub(super) fn open_compact_lives(&self) -> usize {
+        self.memory
+            .evicted
+            .values()
+            .filter(|e| e.snapshot.is_some() && e.closed_at.is_none())
+            .count()
     }
 
     /// Lives evicted so far, and brought back from the database.
@@ -289,8 +515,8 @@ impl Correlator {
         (self.memory.session_evictions, self.sessions.processes())
     }
 
-    /// Lives of messages in memory, open or in their grace.
+    /// Lives of messages in memory, open or in their grace, compact or not.
     pub fn lives_in_memory(&self) -> usize {
-        self.messages.lives.len()
+        self.messages.lives.len() + self.memory.compact
     }
 }

@@ -7,12 +7,15 @@
 //! - `links`: hops between queue ids (content filter, relay, re-injection, notification).
 //! - `flow`: inbound / outbound / internal / relayed, from origin and destination.
 //! - `net`: internal networks.
-//! - `memory`: the bound on lives held in memory (eviction to the database, and back).
+//! - `memory`: the bound on lives held in memory (eviction to the database, and back), and idle
+//!   lives kept compact.
+//! - `compact`: the encoding of a compact life's last snapshot.
 //!
 //! State lives in plain maps keyed by small hashes or uids; every row the correlator emits is a
 //! function of the lines it was given, in order, so a replay gives the same rows.
 
 mod apply;
+mod compact;
 mod flow;
 mod links;
 mod memory;
@@ -23,7 +26,7 @@ mod session;
 use std::collections::{HashMap, HashSet};
 
 pub use flow::{flow_name, Side};
-pub use memory::LifeKey;
+pub use memory::{LifeKey, COMPACT_AFTER};
 pub use net::{IpNet, IpNetError};
 
 use crate::parse::{ParsedLine, Timestamp};
@@ -33,7 +36,7 @@ pub use crate::store::OpenState;
 /// The role a server plays in the fleet (the servers table's `role`).
 pub use crate::store::ServerRole;
 
-use crate::store::{Batch, EventRow, Fleet};
+use crate::store::{Batch, EventRow, Fleet, MessageRow, RecipientRow};
 
 pub use message::FORGET_OPEN;
 use message::{Message, Messages, Upstream, FORGET_CLOSED};
@@ -54,6 +57,9 @@ pub struct CorrelatorConfig {
     /// The most lives of messages held in memory (see `memory.rs`); `None`: no bound (the
     /// caller cannot bring evicted lives back from a database).
     pub max_open: Option<usize>,
+    /// Log time without a line after which a life is kept compact (see `memory.rs`); `None`:
+    /// never (the tests' reference runs).
+    pub compact_after: Option<i64>,
 }
 
 impl Default for CorrelatorConfig {
@@ -64,6 +70,7 @@ impl Default for CorrelatorConfig {
             server_addresses: HashMap::new(),
             internal_networks: IpNet::private_defaults(),
             max_open: None,
+            compact_after: Some(COMPACT_AFTER),
         }
     }
 }
@@ -165,6 +172,8 @@ impl Correlator {
                 self.sweep(batch);
             }
         }
+        // After the sweep, which may have made compact a life this line names.
+        self.thaw_named(line);
         if !self.hosts.contains(line.line.host) {
             self.hosts.insert(line.line.host.to_owned());
         }
@@ -205,23 +214,36 @@ impl Correlator {
         let Some(life) = self.messages.lives.get(&uid).filter(|life| life.touched) else {
             return;
         };
-        let mut row = life.row.clone();
-        row.state = life.state();
         let origin = self.origin_side(life, 0);
-        row.flow = self.message_flow(origin, life);
+        let (row, recipients) = self.snapshot_rows(life, origin, false);
         batch.messages.push(row);
-        for rcpt in life.recipients.iter().filter(|r| r.touched) {
-            let mut row = rcpt.row.clone();
-            row.status = life.shown_status(row.status);
-            row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
-            batch.recipients.push(row);
-        }
+        batch.recipients.extend(recipients);
         if let Some(life) = self.messages.lives.get_mut(&uid) {
             life.touched = false;
             for rcpt in &mut life.recipients {
                 rcpt.touched = false;
             }
         }
+    }
+
+    /// A life's snapshot rows: the message, with the state and flow derived now, and its recipients
+    /// (only those touched since the last flush unless `all`).
+    fn snapshot_rows(&self, life: &Message, origin: Option<Side>, all: bool) -> (MessageRow, Vec<RecipientRow>) {
+        let mut row = life.row.clone();
+        row.state = life.state();
+        row.flow = self.message_flow(origin, life);
+        let recipients = life
+            .recipients
+            .iter()
+            .filter(|r| all || r.touched)
+            .map(|rcpt| {
+                let mut row = rcpt.row.clone();
+                row.status = life.shown_status(row.status);
+                row.flow = self.recipient_flow(origin, life, &rcpt.row.address);
+                row
+            })
+            .collect();
+        (row, recipients)
     }
 
     /// Puts back the state saved before a restart (see [`OpenState`]).
@@ -287,7 +309,7 @@ impl Correlator {
 
     /// Messages whose life is not over (no `removed` yet).
     pub fn open_messages(&self) -> usize {
-        self.messages.open_count()
+        self.messages.open_count() + self.open_compact_lives()
     }
 
     /// smtpd sessions not disconnected yet.
@@ -340,6 +362,7 @@ impl Correlator {
     /// messages that came out of it.
     fn sweep(&mut self, batch: &mut Batch) {
         let now = self.now;
+        self.thaw_forgotten(now);
         let mut forget: Vec<(Timestamp, i64)> = self
             .messages
             .lives
@@ -383,6 +406,7 @@ impl Correlator {
         self.sessions.sweep(now, batch);
         self.sweep_links(now);
         self.sweep_evicted(now);
+        self.compact_idle(batch);
     }
 }
 

@@ -1577,9 +1577,14 @@ fn forgets_lost_lives_after_ten_days() {
     )
     .flush();
     assert_eq!(
-        feed.correlator.messages.lives.len(),
+        feed.correlator.lives_in_memory(),
         2,
         "the closed life is forgotten after a while"
+    );
+    assert_eq!(
+        feed.correlator.compact_lives(),
+        1,
+        "the open one, idle for an hour, is compact"
     );
     feed.at(
         11 * 86_400,

@@ -74,6 +74,7 @@ impl<'a> Upkeep<'a> {
             ("failed_commits", counters.failed_commits.load(Ordering::Relaxed)),
             ("last_commit_us", counters.last_commit_micros.load(Ordering::Relaxed)),
             ("messages_in_memory", in_memory),
+            ("messages_compact", correlator.compact_lives() as u64),
             ("messages_evicted", evicted),
             ("evictions", evictions),
             ("reloads", reloads),
