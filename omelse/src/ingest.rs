@@ -53,11 +53,37 @@ pub async fn resume(
         None => store::newest_message_time(client).await?.unwrap_or_default(),
     };
     config.add_fleet(&store::load_fleet(client).await?);
-    let open = store::load_open_state(client, Timestamp(from.0 - FORGET_OPEN)).await?;
+    let since = Timestamp(from.0 - FORGET_OPEN);
     let mut correlator = Correlator::with_config(config);
-    correlator.restore(open);
+    // A page at a time, each kept compact and the bound kept after each: a restart with a
+    // million open messages never holds them all as rows or as lives.
+    let mut after = None;
+    loop {
+        let (messages, recipients) = store::load_open_messages(client, since, after, RESTORE_PAGE).await?;
+        let Some(last) = messages.iter().map(|m| (m.last_seen, m.uid)).max() else {
+            break;
+        };
+        let full = messages.len() as i64 == RESTORE_PAGE;
+        after = Some(last);
+        correlator.restore(store::OpenState {
+            messages,
+            recipients,
+            sessions: Vec::new(),
+        });
+        correlator.evict();
+        if !full {
+            break;
+        }
+    }
+    correlator.restore(store::OpenState {
+        sessions: store::load_open_sessions(client, since).await?,
+        ..store::OpenState::default()
+    });
     Ok(correlator)
 }
+
+/// Open messages read at once when a pipeline resumes (see [`resume`]).
+const RESTORE_PAGE: i64 = 10_000;
 
 /// Lines in, batches out: parsing, line identity, correlation.
 pub struct Pipeline {

@@ -992,6 +992,21 @@ async fn open_state_round_trips() {
         .collect();
     assert!(!open.is_empty() && open.len() < batch.messages.len());
     assert_eq!(state.messages, open);
+    // A restart reads them a page at a time: the pages hold the same messages and recipients.
+    assert!(open.len() > 1, "several pages");
+    let (mut paged, mut paged_recipients, mut after) = (Vec::new(), Vec::new(), None);
+    loop {
+        let (page, recipients) = store::load_open_messages(&client, since, after, 1).await.unwrap();
+        assert!(page.len() <= 1);
+        let Some(last) = page.iter().map(|m| (m.last_seen, m.uid)).max() else {
+            break;
+        };
+        after = Some(last);
+        paged.extend(page);
+        paged_recipients.extend(recipients);
+    }
+    paged.sort_by_key(|m| (m.started_at, m.uid));
+    assert_eq!(paged, open);
     let mut recipients: Vec<RecipientRow> = batch
         .recipients
         .iter()
@@ -1002,6 +1017,10 @@ async fn open_state_round_trips() {
         (x.message_started_at, x.message_uid, &x.address).cmp(&(y.message_started_at, y.message_uid, &y.address))
     });
     assert_eq!(state.recipients, recipients);
+    paged_recipients.sort_by(|x, y| {
+        (x.message_started_at, x.message_uid, &x.address).cmp(&(y.message_started_at, y.message_uid, &y.address))
+    });
+    assert_eq!(paged_recipients, recipients);
     let sessions: Vec<SessionRow> = batch
         .sessions
         .iter()

@@ -21,7 +21,9 @@ use crate::store::{Batch, MessageRow, OpenState, RecipientRow};
 
 use super::compact::Snapshot;
 use super::flow::{Dest, Side};
-use super::message::{queue_key, Message, QueueSlot, Upstream, FORGET_CLOSED, FORGET_OPEN};
+use super::message::{
+    queue_key, restored_closed_at, restored_origin, Message, QueueSlot, Upstream, FORGET_CLOSED, FORGET_OPEN,
+};
 use super::Correlator;
 
 /// Log time without a line after which a life is kept compact (see `compact.rs`): longer than the
@@ -229,6 +231,35 @@ impl Correlator {
             let rcpts = recipients.remove(&row.uid).unwrap_or_default();
             self.revive(key, entry, row, rcpts);
         }
+    }
+
+    /// Puts back a life saved before a restart. It is idle (no line named it since), so it stays
+    /// compact, unless compact lives are off or its queue id has a life here already (the two
+    /// are then in memory, as they were before the restart).
+    pub(super) fn restore_life(&mut self, row: MessageRow, recipients: Vec<RecipientRow>) {
+        let key = queue_key(&row.host, &row.queue_id);
+        let taken = self.messages.latest.contains_key(&key) || self.memory.evicted.contains_key(&key);
+        if self.config.compact_after.is_none() || taken {
+            if self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_some()) {
+                self.thaw(key);
+            }
+            self.messages.restore(Message::from_row(row));
+            for rcpt in recipients {
+                self.restore_recipient(rcpt);
+            }
+            return;
+        }
+        let entry = Evicted {
+            uid: row.uid,
+            started_at: row.started_at,
+            last_seen: row.last_seen,
+            closed_at: restored_closed_at(&row),
+            session_uid: None,
+            origin: restored_origin(&row),
+            restored: true,
+            snapshot: Some(Snapshot::encode(&row, &recipients)),
+        };
+        self.memory.insert(key, entry);
     }
 
     /// Puts a life back in memory from its last snapshot rows and its entry.

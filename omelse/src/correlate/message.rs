@@ -32,6 +32,16 @@ pub const FORGET_OPEN: i64 = 10 * 86_400 * SECOND;
 /// delivered, for the reason kept beside the state.
 pub(super) const TERMINAL_STATES: &[&str] = &["rejected", "discarded", "deleted", "abandoned", "vanished"];
 
+/// The origin side a life rebuilt from its snapshot takes: the one its flow implies.
+pub(super) fn restored_origin(row: &MessageRow) -> Option<Side> {
+    row.flow.and_then(Side::origin_of_flow)
+}
+
+/// When a life rebuilt from its snapshot ended, if it did.
+pub(super) fn restored_closed_at(row: &MessageRow) -> Option<Timestamp> {
+    row.closed.then(|| row.removed_at.unwrap_or(row.last_seen))
+}
+
 /// The kinds of lines that open a message; each may open a new life of a reused queue id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Start {
@@ -120,12 +130,12 @@ impl Message {
 
     /// Rebuilds an open message from its last snapshot (after a restart).
     pub fn from_row(row: MessageRow) -> Self {
-        let upstream = row.flow.and_then(Side::origin_of_flow).map(Upstream::Side);
+        let upstream = restored_origin(&row).map(Upstream::Side);
         let queued = row.nrcpt.is_some();
         let held = row.state == "held";
         let expired = row.state == "expired";
         let terminal = TERMINAL_STATES.iter().copied().find(|&state| state == row.state);
-        let closed_at = row.closed.then(|| row.removed_at.unwrap_or(row.last_seen));
+        let closed_at = restored_closed_at(&row);
         Message {
             row,
             recipients: Vec::new(),

@@ -248,12 +248,16 @@ impl Correlator {
 
     /// Puts back the state saved before a restart (see [`OpenState`]).
     pub fn restore(&mut self, state: OpenState) {
-        for row in state.messages {
-            self.hosts.insert(row.host.clone());
-            self.messages.restore(Message::from_row(row));
-        }
+        let mut recipients: HashMap<i64, Vec<RecipientRow>> = HashMap::new();
         for row in state.recipients {
-            self.restore_recipient(row);
+            recipients.entry(row.message_uid).or_default().push(row);
+        }
+        for row in state.messages {
+            if !self.hosts.contains(&row.host) {
+                self.hosts.insert(row.host.clone());
+            }
+            let rcpts = recipients.remove(&row.uid).unwrap_or_default();
+            self.restore_life(row, rcpts);
         }
         for row in state.sessions {
             self.sessions.restore(row);

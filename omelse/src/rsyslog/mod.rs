@@ -14,6 +14,7 @@ mod abi;
 mod config;
 mod database;
 mod entry;
+mod heap;
 mod identity;
 mod sink;
 mod spool;

@@ -1,6 +1,6 @@
 //! The commit thread's periodic chores, each on its own timer, run after every group commit and
 //! at least every `stats.interval` (at most a minute) when no line comes: the counters report,
-//! the hourly rollups, and the fleet's roles read again.
+//! the hourly rollups, the fleet's roles read again, and freed heap given back to the system.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,12 +11,15 @@ use crate::store;
 
 /// How often the servers' roles and addresses are read again (an administrator may change them).
 const FLEET_EVERY: Duration = Duration::from_secs(60);
+/// How often freed heap is given back (see `heap.rs`): a walk of the allocator's free lists.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 pub(super) struct Upkeep<'a> {
     shared: &'a Shared,
     last_report: Instant,
     last_rollup: Instant,
     last_fleet: Instant,
+    last_trim: Instant,
 }
 
 impl<'a> Upkeep<'a> {
@@ -27,6 +30,7 @@ impl<'a> Upkeep<'a> {
             last_report: now,
             last_rollup: now,
             last_fleet: now,
+            last_trim: now,
         }
     }
 
@@ -35,6 +39,10 @@ impl<'a> Upkeep<'a> {
         self.report_if_due(database).await;
         self.refresh_rollups_if_due(database).await;
         self.refresh_fleet_if_due(database).await;
+        if self.last_trim.elapsed() >= TRIM_EVERY {
+            self.last_trim = Instant::now();
+            super::heap::give_back();
+        }
     }
 
     /// Every `stats.interval`: the counters to rsyslog's log and to `ingest_counters`.

@@ -27,7 +27,9 @@ pub use counters::record_counters;
 pub use error::{with_causes, Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
-pub use open_state::{load_lives, load_open_state, newest_message_time, OpenState};
+pub use open_state::{
+    load_lives, load_open_messages, load_open_sessions, load_open_state, newest_message_time, OpenPageEnd, OpenState,
+};
 pub use partitions::{ensure_days, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than, retention_cutoff};
 pub use rollup::{

@@ -31,13 +31,40 @@ pub async fn newest_message_time(client: &Client) -> Result<Option<Timestamp>> {
 /// disconnected and seen at or after `since`. Client addresses stored as NULL (unreadable in the
 /// log) come back as `None`.
 pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenState> {
-    let (messages, recipients) = messages_and_recipients(
+    let (messages, recipients) = load_open_messages(client, since, None, i64::MAX).await?;
+    Ok(OpenState {
+        messages,
+        recipients,
+        sessions: load_open_sessions(client, since).await?,
+    })
+}
+
+/// Where a page of open messages ends: the last one's `(last_seen, uid)`.
+pub type OpenPageEnd = (Timestamp, i64);
+
+/// One page of the open messages seen at or after `since` (by `last_seen`, then uid, after
+/// `after`), at most `limit`, with their recipients: a restart reads them a page at a time, so
+/// that a million open messages never sit in memory as rows all at once.
+pub async fn load_open_messages(
+    client: &Client,
+    since: Timestamp,
+    after: Option<OpenPageEnd>,
+    limit: i64,
+) -> Result<(Vec<MessageRow>, Vec<RecipientRow>)> {
+    let (after_seen, after_uid) = (after.map(|a| a.0), after.map(|a| a.1));
+    messages_and_recipients(
         client,
-        "(SELECT * FROM messages WHERE NOT closed AND last_seen >= $1) m",
-        &[&since],
+        "(SELECT * FROM messages
+          WHERE NOT closed AND last_seen >= $1 AND ($2::timestamptz IS NULL OR (last_seen, uid) > ($2, $3))
+          ORDER BY last_seen, uid LIMIT $4) m",
+        &[&since, &after_seen, &after_uid, &limit],
     )
-    .await?;
-    let sessions = client
+    .await
+}
+
+/// Sessions not disconnected and seen at or after `since`.
+pub async fn load_open_sessions(client: &Client, since: Timestamp) -> Result<Vec<SessionRow>> {
+    Ok(client
         .query(
             "SELECT x.uid, s.name, x.program, x.pid, x.connected_at, x.disconnected_at, x.client_name,
                     host(x.client_ip), x.client_port, x.tls_protocol, x.tls_cipher, x.sasl_username,
@@ -50,12 +77,7 @@ pub async fn load_open_state(client: &Client, since: Timestamp) -> Result<OpenSt
         .await?
         .iter()
         .map(session)
-        .collect();
-    Ok(OpenState {
-        messages,
-        recipients,
-        sessions,
-    })
+        .collect())
 }
 
 const MESSAGE_COLUMNS: &str = "m.uid, m.started_at, s.name, m.queue_id, m.first_seen, m.last_seen, m.sender, m.size,
