@@ -40,6 +40,7 @@ bench: setup
 	bash scripts/bench-import.sh dense
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput -- --input both --runs 3
 	$(CARGO) bench -p else-tests --bench omelse_memory
+	OMELSE_MEMORY_MESSAGES=1000000 OMELSE_MEMORY_RUNS=bound $(CARGO) bench -p else-tests --bench omelse_memory
 	$(CARGO) bench -p else-tests --bench transport
 	$(CARGO) test --release -p elsed --lib bench_ -- --ignored --nocapture
 	bash scripts/bench-search.sh

@@ -102,6 +102,8 @@ struct Summary {
     /// Lines of Postfix programs that no parser understood (stored raw), by program.
     unknown_lines: u64,
     unknown_by_program: BTreeMap<String, u64>,
+    /// Lines whose parsing or correlating panicked (a bug, to report): stored raw as `unknown`.
+    panicked_lines: u64,
     /// Distinct messages (lives of a queue id) the lines touched.
     messages: u64,
     batches: u64,
@@ -515,6 +517,7 @@ fn summarize(
         unparsed_lines: stats.unparsed,
         unknown_lines: stats.unknown_by_program.values().sum(),
         unknown_by_program: stats.unknown_by_program,
+        panicked_lines: stats.panicked,
         messages,
         batches,
         written,
@@ -555,6 +558,13 @@ fn render(summary: &Summary) -> String {
     let _ = writeln!(out, "unknown lines: {}", summary.unknown_lines);
     for (program, count) in &summary.unknown_by_program {
         let _ = writeln!(out, "  {count:>10}  {program}");
+    }
+    if summary.panicked_lines > 0 {
+        let _ = writeln!(
+            out,
+            "lines that made the parser panic (a bug; stored raw, please report): {}",
+            summary.panicked_lines
+        );
     }
     let w = &summary.written;
     let _ = writeln!(

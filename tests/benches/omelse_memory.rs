@@ -3,16 +3,19 @@
 //! omelse action at all. Prints the figures for docs/benchmarks.md.
 //!
 //! A third run gives the open messages to an action with the default `memory.max_open`: what the
-//! bound saves.
+//! bound saves; then that rsyslogd is started again on the same database, and its memory read once
+//! the module has resumed (every open message read back): the restart's cost and peak.
 //!
 //! `cargo bench -p else-tests --bench omelse_memory` (build omelse.so in release first:
-//! `cargo build --release -p omelse`). `OMELSE_MEMORY_MESSAGES` changes the count (default 100,000).
+//! `cargo build --release -p omelse`). `OMELSE_MEMORY_MESSAGES` changes the count (default 100,000);
+//! `OMELSE_MEMORY_RUNS` chooses the runs (default `open,closed,bound,file`; `make bench` runs
+//! `bound` alone with 1,000,000 messages too).
 //!
 //! Each message is seven lines, one message a second of log time (so 100,000 span 28 hours, ending
 //! now; see `else_tests::bench::message_lines`): the same five lines, then two deferred attempts
 //! (the message stays open: no `removed`) or a delivery and `removed`. The resident set of rsyslogd
 //! (VmRSS, and its peak VmHWM, from /proc) is read once the module is loaded and connected, and
-//! again once every message is in PostgreSQL.
+//! again once every message is in PostgreSQL and the module's idle chores ran (12 s later).
 
 #![deny(unsafe_code)]
 
@@ -35,18 +38,24 @@ struct Run {
     peak: u64,
 }
 
+/// The warm-up line of a run called `name` (a restart's is found by its text).
+fn warm_up(name: &str) -> String {
+    format!("<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up {name}")
+}
+
 /// Starts rsyslogd on `config`, sends one warm-up line and waits for `ready`; reads its memory,
 /// sends `lines`, waits for `done`, waits two seconds more for the last commit, reads it again.
 fn run(name: &str, config: &str, lines: &[String], ready: impl Fn() -> bool, done: impl Fn() -> bool) -> Run {
-    let dir = std::env::temp_dir().join(format!("else-bench-memory-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "else-bench-memory-{}-{}",
+        name.replace(' ', "-"),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let port = free_port();
     let daemon = Rsyslogd::start(&dir, &config.replace("{port}", &port.to_string()));
     let pid = rsyslogd_pid(&dir);
-    send_tcp(
-        port,
-        &["<22>2026-01-01T00:00:00+00:00 mx1 postfix/anvil[1]: statistics: warm-up".to_owned()],
-    );
+    send_tcp(port, &[warm_up(name)]);
     let wait = |seconds: u64, probe: &dyn Fn() -> bool| {
         assert!(
             wait_until(Duration::from_secs(seconds), probe),
@@ -57,9 +66,13 @@ fn run(name: &str, config: &str, lines: &[String], ready: impl Fn() -> bool, don
     wait(60, &ready);
     std::thread::sleep(Duration::from_secs(2));
     let (before, _) = memory_kib(&pid.to_string());
-    send_tcp(port, lines);
+    if !lines.is_empty() {
+        send_tcp(port, lines);
+    }
     wait(1200, &done);
-    std::thread::sleep(Duration::from_secs(2));
+    // The last commit, then the module's next chores (every 5 s here when idle: `stats.interval`),
+    // which give freed heap back to the system.
+    std::thread::sleep(Duration::from_secs(12));
     let (after, peak) = memory_kib(&pid.to_string());
     println!(
         "omelse-memory: {name:>16}: VmRSS {:.1} MiB before, {:.1} MiB after, VmHWM {:.1} MiB",
@@ -88,7 +101,7 @@ fn main() {
 module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100000") {{
-  action(type="omelse" conninfo="{url}" host.binding="relay" action.resumeRetryCount="-1" memory.max_open="{max_open}"
+  action(type="omelse" conninfo="{url}" host.binding="relay" action.resumeRetryCount="-1" memory.max_open="{max_open}" stats.interval="5"
          queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="10000" queue.workerThreads="2")
 }}"#,
             module = module.display()
@@ -99,73 +112,113 @@ ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100
         rsyslog_version()
     );
 
-    let mut runs = Vec::new();
-    let mut closed_lines = Vec::new();
+    let chosen = std::env::var("OMELSE_MEMORY_RUNS").unwrap_or_else(|_| "open,closed,bound,file".into());
+    let chosen: Vec<&str> = chosen.split(',').map(str::trim).collect();
+    let mut runs = std::collections::HashMap::new();
     let open = "SELECT count(*) FROM messages WHERE NOT closed";
-    for (name, ending, max_open, done) in [
-        ("omelse, open", Ending::Open, UNBOUNDED, open),
+    for (key, name, ending, max_open, done) in [
+        ("open", "omelse, open", Ending::Open, UNBOUNDED, open),
         (
+            "closed",
             "omelse, closed",
             Ending::Closed,
             UNBOUNDED,
             "SELECT count(*) FROM messages WHERE closed",
         ),
-        ("open, bound", Ending::Open, DEFAULT_MAX_OPEN, open),
+        ("bound", "open, bound", Ending::Open, DEFAULT_MAX_OPEN, open),
     ] {
+        if !chosen.contains(&key) {
+            continue;
+        }
         let url = block_on(cluster.create_database());
         let lines = syslog(message_lines(messages, ending));
-        runs.push(run(
-            name,
-            &omelse_config(&url, max_open),
-            &lines,
-            || count(&url, "SELECT count(*) FROM log_events") >= 1,
-            || count(&url, done) >= messages as i64,
-        ));
-        closed_lines = lines;
+        let config = omelse_config(&url, max_open);
+        runs.insert(
+            key,
+            run(
+                name,
+                &config,
+                &lines,
+                || count(&url, "SELECT count(*) FROM log_events") >= 1,
+                || count(&url, done) >= messages as i64,
+            ),
+        );
+        if key == "bound" {
+            // The same rsyslogd again on that database: it reads the open messages back.
+            let again = "restarted, bound";
+            let marker = format!("SELECT count(*) FROM log_events WHERE raw LIKE '%warm-up {again}'");
+            runs.insert(
+                "restart",
+                run(again, &config, &[], || count(&url, &marker) >= 1, || true),
+            );
+        }
     }
-    let (open, closed, bound) = (&runs[0], &runs[1], &runs[2]);
 
-    // The same lines to a file (one byte each): rsyslogd's own cost of receiving and queueing them.
-    let out = std::env::temp_dir().join(format!("else-bench-memory-{}.out", std::process::id()));
-    let _ = std::fs::remove_file(&out);
-    let file_config = format!(
-        r#"module(load="imtcp")
+    if chosen.contains(&"file") {
+        // The same lines to a file (one byte each): rsyslogd's own cost of receiving and queueing them.
+        let lines = syslog(message_lines(messages, Ending::Closed));
+        let out = std::env::temp_dir().join(format!("else-bench-memory-{}.out", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let file_config = format!(
+            r#"module(load="imtcp")
 template(name="one" type="string" string="x")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100000") {{
   action(type="omfile" file="{out}" template="one"
          queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="10000" queue.workerThreads="2")
 }}"#,
-        out = out.display()
-    );
-    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let total = closed_lines.len() as u64 + 1;
-    let bare = run(
-        "no omelse action",
-        &file_config,
-        &closed_lines,
-        || size() >= 1,
-        || size() >= total,
-    );
-    let _ = std::fs::remove_file(&out);
+            out = out.display()
+        );
+        let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        let total = lines.len() as u64 + 1;
+        runs.insert(
+            "file",
+            run(
+                "no omelse action",
+                &file_config,
+                &lines,
+                || size() >= 1,
+                || size() >= total,
+            ),
+        );
+        let _ = std::fs::remove_file(&out);
+    }
 
     let per_message = |a: u64, b: u64| (a as f64 - b as f64) * 1024.0 / messages as f64;
-    println!(
-        "omelse-memory: growth with {messages} open messages: {:.0} bytes per message (after - before); {:.0} bytes per message more than the closed run",
-        per_message(open.after, open.before),
-        per_message(open.after, closed.after)
-    );
-    println!(
-        "omelse-memory: with memory.max_open={DEFAULT_MAX_OPEN} (the default): growth {:.1} MiB, {:.0} bytes per message of the {messages}",
-        (bound.after as f64 - bound.before as f64) / 1024.0,
-        per_message(bound.after, bound.before)
-    );
-    println!(
-        "omelse-memory: ratio of resident sets after: open / closed = {:.2}, open / no omelse = {:.2}; peaks: open / closed = {:.2}",
-        open.after as f64 / closed.after as f64,
-        open.after as f64 / bare.after as f64,
-        open.peak as f64 / closed.peak as f64
-    );
+    if let Some(open) = runs.get("open") {
+        println!(
+            "omelse-memory: growth with {messages} open messages: {:.0} bytes per message (after - before)",
+            per_message(open.after, open.before)
+        );
+        if let Some(closed) = runs.get("closed") {
+            println!(
+                "omelse-memory: {:.0} bytes per open message more than the closed run; resident sets after, open / closed = {:.2}; peaks, open / closed = {:.2}",
+                per_message(open.after, closed.after),
+                open.after as f64 / closed.after as f64,
+                open.peak as f64 / closed.peak as f64
+            );
+        }
+        if let Some(bare) = runs.get("file") {
+            println!(
+                "omelse-memory: resident sets after, open / no omelse = {:.2}",
+                open.after as f64 / bare.after as f64
+            );
+        }
+    }
+    if let Some(bound) = runs.get("bound") {
+        println!(
+            "omelse-memory: with memory.max_open={DEFAULT_MAX_OPEN} (the default): growth {:.1} MiB, {:.0} bytes per message of the {messages}",
+            (bound.after as f64 - bound.before as f64) / 1024.0,
+            per_message(bound.after, bound.before)
+        );
+    }
+    if let Some(restart) = runs.get("restart") {
+        println!(
+            "omelse-memory: restarted with {messages} open messages in the database: VmRSS {:.1} MiB once resumed, peak {:.1} MiB",
+            restart.before as f64 / 1024.0,
+            restart.peak as f64 / 1024.0
+        );
+    }
 }
 
 /// As a Postfix host's rsyslogd forwards them: `<22>` (mail.info) in front.
