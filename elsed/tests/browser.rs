@@ -216,6 +216,9 @@ async fn browser_scenarios() {
     let child = Command::new(ELSED)
         .env_remove("ELSE_DATABASE_URL")
         .env("ELSE_CONFIG", &config)
+        // A read replica that is none (the primary itself): reads stay on the primary, and the
+        // Servers page says why the replica is skipped.
+        .env("ELSE_DATABASE__READ_URL", &url)
         .args(["serve", "--database-url", &url, "--listen", &listen])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

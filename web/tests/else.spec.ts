@@ -256,6 +256,10 @@ test('reports and servers render; queue actions ask first', async ({ page }) => 
   const servers = rows(page, 'Servers');
   await expect(servers.filter({ hasText: 'mx1' })).toHaveCount(1);
   await expect(servers.filter({ hasText: 'out1' })).toHaveCount(1);
+  // elsed serve was given the primary itself as its read replica: skipped, and the page says why.
+  const database = page.getByRole('region', { name: 'Database' });
+  await expect(database).toContainText('Searches and reports read from the primary');
+  await expect(database).toContainText('read replica skipped: not a standby');
   await shot(page, 'servers');
   await servers.filter({ hasText: 'mx1' }).getByRole('link', { name: 'mx1' }).click();
   await page.waitForURL(/\/servers\//);
