@@ -30,27 +30,111 @@ use super::Correlator;
 /// seconds a message's lines usually span, shorter than Postfix's first retry (5 minutes).
 pub const COMPACT_AFTER: i64 = 60 * Timestamp::MICROS_PER_SECOND;
 
-/// A life out of memory: what the database does not hold, what says when it would be forgotten,
-/// and, for a compact life, its last snapshot.
-#[derive(Debug, Clone)]
+/// A life out of memory: what the database does not hold, and what says when it would be
+/// forgotten. Packed in 40 bytes: a deferred-queue storm leaves one per open message (a compact
+/// life's snapshot is beside it, in `Memory::snapshots`).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Evicted {
     pub uid: i64,
     pub started_at: Timestamp,
-    pub last_seen: Timestamp,
-    pub closed_at: Option<Timestamp>,
-    pub session_uid: Option<i64>,
-    pub origin: Option<Side>,
-    pub restored: bool,
-    /// `Some`: a compact life, brought back from here; `None`: from the database.
-    pub snapshot: Option<Snapshot>,
+    /// When it closed (`CLOSED` set), else when a line last named it.
+    when: Timestamp,
+    /// The smtpd session that received it, when `SESSION` is set.
+    session_uid: i64,
+    flags: u8,
+}
+
+const CLOSED: u8 = 1;
+const SESSION: u8 = 2;
+const RESTORED: u8 = 4;
+const INTERNAL: u8 = 8;
+const EXTERNAL: u8 = 16;
+
+impl Evicted {
+    fn new(life: &Message, origin: Option<Side>) -> Self {
+        let row = &life.row;
+        Evicted::packed(
+            (row.uid, row.started_at, row.last_seen),
+            life.closed_at,
+            life.session_uid,
+            origin,
+            life.restored,
+        )
+    }
+
+    /// From `(uid, started_at, last_seen)` and the rest.
+    fn packed(
+        (uid, started_at, last_seen): (i64, Timestamp, Timestamp),
+        closed_at: Option<Timestamp>,
+        session_uid: Option<i64>,
+        origin: Option<Side>,
+        restored: bool,
+    ) -> Self {
+        let mut flags = 0;
+        flags |= if closed_at.is_some() { CLOSED } else { 0 };
+        flags |= if session_uid.is_some() { SESSION } else { 0 };
+        flags |= if restored { RESTORED } else { 0 };
+        flags |= match origin {
+            Some(Side::Internal) => INTERNAL,
+            Some(Side::External) => EXTERNAL,
+            None => 0,
+        };
+        Evicted {
+            uid,
+            started_at,
+            when: closed_at.unwrap_or(last_seen),
+            session_uid: session_uid.unwrap_or_default(),
+            flags,
+        }
+    }
+
+    pub fn closed_at(&self) -> Option<Timestamp> {
+        (self.flags & CLOSED != 0).then_some(self.when)
+    }
+
+    /// When a line last named an open life (see [`Evicted::closed_at`] for a closed one).
+    pub fn last_seen(&self) -> Option<Timestamp> {
+        (self.flags & CLOSED == 0).then_some(self.when)
+    }
+
+    /// When it was last named or closed: which entries are the least recent.
+    fn recency(&self) -> Timestamp {
+        self.when
+    }
+
+    pub fn session_uid(&self) -> Option<i64> {
+        (self.flags & SESSION != 0).then_some(self.session_uid)
+    }
+
+    pub fn origin(&self) -> Option<Side> {
+        match self.flags & (INTERNAL | EXTERNAL) {
+            INTERNAL => Some(Side::Internal),
+            EXTERNAL => Some(Side::External),
+            _ => None,
+        }
+    }
+
+    pub fn restored(&self) -> bool {
+        self.flags & RESTORED != 0
+    }
+
+    /// True when the sweep at `now` forgets it: a closed life after its grace, an open one not
+    /// named for [`FORGET_OPEN`].
+    fn forgotten_by(&self, now: Timestamp) -> bool {
+        match self.closed_at() {
+            Some(closed) => now.0 - closed.0 > FORGET_CLOSED,
+            None => now.0 - self.when.0 > FORGET_OPEN,
+        }
+    }
 }
 
 /// Lives out of memory by queue key (compact or evicted), and the ones the next lines need back.
 #[derive(Default)]
 pub(super) struct Memory {
     evicted: HashMap<i64, Evicted>,
-    /// How many entries of `evicted` hold their snapshot (compact lives).
-    compact: usize,
+    /// The last snapshots of compact lives (see `compact.rs`), by queue key; an entry of
+    /// `evicted` without one is in the database only.
+    snapshots: HashMap<i64, Snapshot>,
     /// Queue keys of evicted lives named by lines about to be applied.
     wanted: Vec<i64>,
     /// The queue keys one line names (kept to reuse its allocation).
@@ -75,22 +159,30 @@ const EVICT_TO: f64 = 0.875;
 pub type LifeKey = (i64, Timestamp);
 
 impl Memory {
-    fn insert(&mut self, key: i64, entry: Evicted) {
-        self.compact += usize::from(entry.snapshot.is_some());
-        if let Some(old) = self.evicted.insert(key, entry) {
-            self.compact -= usize::from(old.snapshot.is_some());
-        }
+    fn insert(&mut self, key: i64, entry: Evicted, snapshot: Option<Snapshot>) {
+        self.evicted.insert(key, entry);
+        match snapshot {
+            Some(snapshot) => self.snapshots.insert(key, snapshot),
+            None => self.snapshots.remove(&key),
+        };
     }
 
-    fn remove(&mut self, key: i64) -> Option<Evicted> {
+    fn remove(&mut self, key: i64) -> Option<(Evicted, Option<Snapshot>)> {
         let entry = self.evicted.remove(&key)?;
-        self.compact -= usize::from(entry.snapshot.is_some());
-        Some(entry)
+        Some((entry, self.snapshots.remove(&key)))
+    }
+
+    fn is_compact(&self, key: i64) -> bool {
+        self.snapshots.contains_key(&key)
+    }
+
+    fn in_database(&self, key: i64) -> bool {
+        self.evicted.contains_key(&key) && !self.is_compact(key)
     }
 
     /// Entries whose life is in the database only.
-    fn in_database(&self) -> usize {
-        self.evicted.len() - self.compact
+    fn in_database_count(&self) -> usize {
+        self.evicted.len() - self.snapshots.len()
     }
 }
 
@@ -101,13 +193,12 @@ impl Correlator {
         if time > self.memory.horizon {
             self.memory.horizon = time;
         }
-        if self.memory.in_database() == 0 {
+        if self.memory.in_database_count() == 0 {
             return;
         }
         let keys = self.named_keys(line);
         for &key in &keys {
-            let in_database = self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_none());
-            if in_database && !self.memory.wanted.contains(&key) {
+            if self.memory.in_database(key) && !self.memory.wanted.contains(&key) {
                 self.memory.wanted.push(key);
             }
         }
@@ -116,12 +207,12 @@ impl Correlator {
 
     /// Brings back, from their snapshots, the compact lives a line names, before it is applied.
     pub(super) fn thaw_named(&mut self, line: &ParsedLine<'_>) {
-        if self.memory.compact == 0 {
+        if self.memory.snapshots.is_empty() {
             return;
         }
         let keys = self.named_keys(line);
         for &key in &keys {
-            if self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_some()) {
+            if self.memory.is_compact(key) {
                 self.thaw(key);
             }
         }
@@ -130,10 +221,7 @@ impl Correlator {
 
     /// Brings back a compact life.
     fn thaw(&mut self, key: i64) {
-        let Some(mut entry) = self.memory.remove(key) else {
-            return;
-        };
-        let Some(snapshot) = entry.snapshot.take() else {
+        let Some((entry, Some(snapshot))) = self.memory.remove(key) else {
             return;
         };
         let (row, recipients) = snapshot.decode();
@@ -191,18 +279,18 @@ impl Correlator {
             .memory
             .wanted
             .iter()
+            .filter(|&&key| self.memory.in_database(key))
             .filter_map(|key| self.memory.evicted.get(key))
-            .filter(|e| e.snapshot.is_none())
             .map(|e| (e.uid, e.started_at))
             .collect();
-        if self.memory.in_database() > 0 {
+        if self.memory.in_database_count() > 0 {
             lives.extend(
                 self.memory
                     .evicted
-                    .values()
-                    .filter(|e| e.snapshot.is_none())
-                    .filter(|e| e.closed_at.is_none() && horizon - e.last_seen.0 > FORGET_OPEN)
-                    .map(|e| (e.uid, e.started_at)),
+                    .iter()
+                    .filter(|(&key, _)| !self.memory.is_compact(key))
+                    .filter(|(_, e)| e.last_seen().is_some_and(|seen| horizon - seen.0 > FORGET_OPEN))
+                    .map(|(_, e)| (e.uid, e.started_at)),
             );
         }
         lives.sort_unstable();
@@ -219,12 +307,9 @@ impl Correlator {
         }
         for row in state.messages {
             let key = queue_key(&row.host, &row.queue_id);
-            let wanted = self
-                .memory
-                .evicted
-                .get(&key)
-                .is_some_and(|e| e.uid == row.uid && e.snapshot.is_none());
-            let Some(entry) = wanted.then(|| self.memory.remove(key)).flatten() else {
+            let wanted =
+                self.memory.in_database(key) && self.memory.evicted.get(&key).is_some_and(|e| e.uid == row.uid);
+            let Some((entry, _)) = wanted.then(|| self.memory.remove(key)).flatten() else {
                 continue;
             };
             self.memory.reloads += 1;
@@ -240,7 +325,7 @@ impl Correlator {
         let key = queue_key(&row.host, &row.queue_id);
         let taken = self.messages.latest.contains_key(&key) || self.memory.evicted.contains_key(&key);
         if self.config.compact_after.is_none() || taken {
-            if self.memory.evicted.get(&key).is_some_and(|e| e.snapshot.is_some()) {
+            if self.memory.is_compact(key) {
                 self.thaw(key);
             }
             self.messages.restore(Message::from_row(row));
@@ -249,26 +334,24 @@ impl Correlator {
             }
             return;
         }
-        let entry = Evicted {
-            uid: row.uid,
-            started_at: row.started_at,
-            last_seen: row.last_seen,
-            closed_at: restored_closed_at(&row),
-            session_uid: None,
-            origin: restored_origin(&row),
-            restored: true,
-            snapshot: Some(Snapshot::encode(&row, &recipients)),
-        };
-        self.memory.insert(key, entry);
+        let entry = Evicted::packed(
+            (row.uid, row.started_at, row.last_seen),
+            restored_closed_at(&row),
+            None,
+            restored_origin(&row),
+            true,
+        );
+        self.memory
+            .insert(key, entry, Some(Snapshot::encode(&row, &recipients)));
     }
 
     /// Puts a life back in memory from its last snapshot rows and its entry.
     fn revive(&mut self, key: i64, entry: Evicted, row: MessageRow, recipients: Vec<RecipientRow>) {
         let mut life = Message::from_row(row);
-        life.restored = entry.restored;
-        life.closed_at = entry.closed_at;
-        life.session_uid = entry.session_uid;
-        life.upstream = entry.origin.map(Upstream::Side);
+        life.restored = entry.restored();
+        life.closed_at = entry.closed_at();
+        life.session_uid = entry.session_uid();
+        life.upstream = entry.origin().map(Upstream::Side);
         if self
             .messages
             .latest
@@ -297,7 +380,7 @@ impl Correlator {
             return 0;
         };
         self.memory.session_evictions += self.sessions.evict(max) as u64;
-        let held = self.messages.lives.len() + self.memory.compact;
+        let held = self.messages.lives.len() + self.memory.snapshots.len();
         if held <= max {
             return 0;
         }
@@ -305,13 +388,12 @@ impl Correlator {
         let mut excess = held - keep;
         let mut evicted = 0;
         // Compact lives are the idle ones: the least recent of them go first.
-        if self.memory.compact > 0 {
+        if !self.memory.snapshots.is_empty() {
             let mut compact: Vec<(Timestamp, i64)> = self
                 .memory
-                .evicted
-                .iter()
-                .filter(|(_, e)| e.snapshot.is_some())
-                .map(|(&key, e)| (e.last_seen, key))
+                .snapshots
+                .keys()
+                .filter_map(|key| Some((self.memory.evicted.get(key)?.recency(), *key)))
                 .collect();
             let count = excess.min(compact.len());
             if count < compact.len() {
@@ -319,10 +401,7 @@ impl Correlator {
                 compact.truncate(count);
             }
             for (_, key) in compact {
-                if let Some(entry) = self.memory.evicted.get_mut(&key) {
-                    entry.snapshot = None;
-                    self.memory.compact -= 1;
-                }
+                self.memory.snapshots.remove(&key);
             }
             self.memory.evictions += count as u64;
             evicted += count;
@@ -438,20 +517,11 @@ impl Correlator {
             };
             let key = queue_key(&life.row.host, &life.row.queue_id);
             let latest = self.messages.latest.get(&key).is_some_and(|slot| slot.uid == uid);
-            let entry = Evicted {
-                uid,
-                started_at: life.row.started_at,
-                last_seen: life.row.last_seen,
-                closed_at: life.closed_at,
-                session_uid: life.session_uid,
-                origin,
-                restored: life.restored,
-                snapshot,
-            };
+            let entry = Evicted::new(life, origin);
             self.messages.forget(uid);
             // An older life of a reused queue id is only reached through its links: forgotten.
             if latest {
-                self.memory.insert(key, entry);
+                self.memory.insert(key, entry, snapshot);
             }
         }
     }
@@ -479,16 +549,13 @@ impl Correlator {
     /// Before a sweep: brings back the compact lives it would forget while open, so that they
     /// end as lives in memory do (`vanished`, with their last snapshot).
     pub(super) fn thaw_forgotten(&mut self, now: Timestamp) {
-        if self.memory.compact == 0 {
-            return;
-        }
         let mut due: Vec<(Timestamp, i64)> = self
             .memory
-            .evicted
-            .iter()
-            .filter(|(_, e)| e.snapshot.is_some() && e.closed_at.is_none())
-            .filter(|(_, e)| now.0 - e.last_seen.0 > FORGET_OPEN)
-            .map(|(&key, e)| (e.started_at, key))
+            .snapshots
+            .keys()
+            .filter_map(|key| Some((self.memory.evicted.get(key)?, *key)))
+            .filter(|(e, _)| e.last_seen().is_some_and(|seen| now.0 - seen.0 > FORGET_OPEN))
+            .map(|(e, key)| (e.started_at, key))
             .collect();
         due.sort_unstable();
         for (_, key) in due {
@@ -500,21 +567,18 @@ impl Correlator {
     /// after their grace (open ones came back to be swept: see [`Correlator::wanted_lives`] and
     /// [`Correlator::thaw_forgotten`]).
     pub(super) fn sweep_evicted(&mut self, now: Timestamp) {
-        let mut compact = 0;
-        self.memory.evicted.retain(|_, e| {
-            let keep = match e.closed_at {
-                Some(closed) => now.0 - closed.0 <= FORGET_CLOSED,
-                None => now.0 - e.last_seen.0 <= FORGET_OPEN,
-            };
-            compact += usize::from(keep && e.snapshot.is_some());
-            keep
-        });
-        self.memory.compact = compact;
+        let memory = &mut self.memory;
+        let before = memory.evicted.len();
+        memory.evicted.retain(|_, e| !e.forgotten_by(now));
+        if memory.evicted.len() < before && !memory.snapshots.is_empty() {
+            let evicted = &memory.evicted;
+            memory.snapshots.retain(|key, _| evicted.contains_key(key));
+        }
     }
 
     /// Lives evicted to the database and not brought back (nor forgotten) yet.
     pub fn evicted_lives(&self) -> usize {
-        self.memory.in_database()
+        self.memory.in_database_count()
     }
 
     /// Lives made compact so far, and brought back from their snapshots.
@@ -524,15 +588,15 @@ impl Correlator {
 
     /// Lives kept compact in memory (see `compact.rs`).
     pub fn compact_lives(&self) -> usize {
-        self.memory.compact
+        self.memory.snapshots.len()
     }
 
     /// Compact lives still open (no `removed` yet).
     pub(super) fn open_compact_lives(&self) -> usize {
         self.memory
-            .evicted
-            .values()
-            .filter(|e| e.snapshot.is_some() && e.closed_at.is_none())
+            .snapshots
+            .keys()
+            .filter(|key| self.memory.evicted.get(key).is_some_and(|e| e.closed_at().is_none()))
             .count()
     }
 
@@ -548,6 +612,43 @@ impl Correlator {
 
     /// Lives of messages in memory, open or in their grace, compact or not.
     pub fn lives_in_memory(&self) -> usize {
-        self.messages.lives.len() + self.memory.compact
+        self.messages.lives.len() + self.memory.snapshots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_keeps_what_it_packs_in_40_bytes() {
+        assert_eq!(std::mem::size_of::<Evicted>(), 40);
+        let seen = (-7, Timestamp(100), Timestamp(200));
+        let open = Evicted::packed(seen, None, Some(0), Some(Side::External), true);
+        assert_eq!(
+            (
+                open.closed_at(),
+                open.last_seen(),
+                open.session_uid(),
+                open.origin(),
+                open.restored()
+            ),
+            (None, Some(Timestamp(200)), Some(0), Some(Side::External), true)
+        );
+        let closed = Evicted::packed(seen, Some(Timestamp(300)), None, Some(Side::Internal), false);
+        assert_eq!(
+            (
+                closed.closed_at(),
+                closed.last_seen(),
+                closed.session_uid(),
+                closed.origin(),
+                closed.restored()
+            ),
+            (Some(Timestamp(300)), None, None, Some(Side::Internal), false)
+        );
+        assert_eq!(Evicted::packed(seen, None, None, None, false).origin(), None);
+        assert!(!closed.forgotten_by(Timestamp(300 + FORGET_CLOSED)));
+        assert!(closed.forgotten_by(Timestamp(301 + FORGET_CLOSED)));
+        assert!(open.forgotten_by(Timestamp(201 + FORGET_OPEN)));
     }
 }
