@@ -81,14 +81,19 @@ pub enum Ending {
 }
 
 /// `messages` messages of seven syslog lines each (RFC 3339 times, host `mx1`, no `<PRI>`), one
-/// message a second of log time ending a minute ago: one smtpd session each (connect, `client=`,
-/// disconnect), cleanup `message-id=`, qmgr `from=… nrcpt=1`, then two `status=deferred`
-/// attempts ([`Ending::Open`]) or `status=sent` and qmgr `removed` ([`Ending::Closed`]).
+/// message a second of log time ending a minute ago (several a second beyond 100,000, so that they
+/// span at most 28 hours: an open message not named for 10 days would be forgotten, `vanished`):
+/// one smtpd session each (connect, `client=`, disconnect), cleanup `message-id=`, qmgr `from=…
+/// nrcpt=1`, then two `status=deferred` attempts ([`Ending::Open`]) or `status=sent` and qmgr
+/// `removed` ([`Ending::Closed`]).
 pub fn message_lines(messages: usize, ending: Ending) -> Vec<String> {
-    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(messages as i64 + 60);
+    let per_second = messages.div_ceil(100_000).max(1);
+    let seconds = messages.div_ceil(per_second) as i64;
+    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds + 60);
     let mut out = Vec::with_capacity(messages * 7);
     for i in 0..messages {
-        let t = (start + jiff::SignedDuration::from_secs(i as i64)).strftime("%Y-%m-%dT%H:%M:%S+00:00");
+        let offset = (i / per_second) as i64;
+        let t = (start + jiff::SignedDuration::from_secs(offset)).strftime("%Y-%m-%dT%H:%M:%S+00:00");
         let queue_id = format!("{:X}", 0x10_0000_0000u64 + i as u64);
         let pid = 10_000 + i % 20_000;
         let client = format!("client{}.example.net[198.51.100.{}]", i % 5000, 1 + i % 250);
