@@ -8,55 +8,42 @@ use std::process::Command;
 
 /// Every message and every recipient of the database, one line each, sorted.
 pub fn message_records(url: &str) -> (Vec<String>, Vec<String>) {
-    crate::block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let rows = |sql: &'static str| {
-            let client = &client;
-            async move {
-                client
-                    .query(sql, &[])
-                    .await
-                    .expect("records")
-                    .iter()
-                    .map(|row| row.get::<_, String>(0))
-                    .collect::<Vec<_>>()
-            }
-        };
-        let messages = rows(
-            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
-             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
-        )
-        .await;
-        let recipients = rows(
-            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
-             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
-             JOIN servers s ON s.id = m.server_id ORDER BY 1",
-        )
-        .await;
-        (messages, recipients)
-    })
+    let messages = texts(
+        url,
+        "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
+         FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
+    );
+    let recipients = texts(
+        url,
+        "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
+         FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
+         JOIN servers s ON s.id = m.server_id ORDER BY 1",
+    );
+    (messages, recipients)
 }
 
 /// Every stored line, one text each, sorted: its time, host, key, program, pid, kind and text, not
 /// what it was correlated into (message and session ids). Equal for two databases when each line
 /// is there once under the same key.
 pub fn stored_lines(url: &str) -> Vec<String> {
+    texts(
+        url,
+        "SELECT concat_ws('|', e.ts, s.name, e.line_key, e.program, e.pid, e.kind, e.raw)
+         FROM log_events e JOIN servers s ON s.id = e.server_id ORDER BY 1",
+    )
+}
+
+/// The first column of every row `sql` returns, as text.
+fn texts(url: &str, sql: &str) -> Vec<String> {
     crate::block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .expect("connect");
         tokio::spawn(connection);
         client
-            .query(
-                "SELECT concat_ws('|', e.ts, s.name, e.line_key, e.program, e.pid, e.kind, e.raw)
-                 FROM log_events e JOIN servers s ON s.id = e.server_id ORDER BY 1",
-                &[],
-            )
+            .query(sql, &[])
             .await
-            .expect("lines")
+            .expect("records")
             .iter()
             .map(|row| row.get::<_, String>(0))
             .collect()

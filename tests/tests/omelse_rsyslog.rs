@@ -379,11 +379,12 @@ fn an_outage_past_the_high_watermark_goes_to_disk_and_loses_and_doubles_nothing(
 /// The same, comparing every table with the import. Known gap, so not in `make test`: past the
 /// high watermark the action's queue has a second worker, the disk queue's, and batches reach
 /// omelse out of log order (the one-worker order the stanza's comment relies on holds only below
-/// it). In the first run, the lines of the batches in flight when PostgreSQL went away (some
-/// 0.1 s of the stream, around line 20,000) were correlated after lines of 18 s later: 44
-/// sessions more than the import (their `disconnect` before their `connect`) and some messages
-/// and recipients, deliveries and links with other ids; every line was still there once. Run
-/// with `--ignored`.
+/// the high watermark; docs/transport.md says the same of the hosts' disk-assisted queues). In
+/// three runs every line was stored once, but 261, 120 and 69 of the 25,680 messages, and 423,
+/// 487 and 95 of the 23,032 sessions, differed from the import's (sessions cut in two, their
+/// `disconnect` correlated before their `connect`), in clusters at a few points of the backlog
+/// (in one run 347 of the 460 lines correlated differently lay in one second of the stream, 15 s
+/// after the outage began). Run with `--ignored`.
 #[test]
 #[ignore = "known gap: past the high watermark the lines reach omelse out of order, see the doc comment"]
 fn an_outage_past_the_high_watermark_gives_the_records_of_an_import() {
@@ -394,11 +395,11 @@ fn an_outage_past_the_high_watermark_gives_the_records_of_an_import() {
 /// fraction). Known gap, so not in `make test`: two identical lines of one host and second (an
 /// smtpd serving the same client twice) are told apart only by their count in that second
 /// (`omelse::keys::LineKeys`), and the count starts again in a new process and after a host's
-/// lines arrived out of order. One run lost 126 of the 250,000 lines, each the second copy of
-/// such a pair: 55 whose first copy was stored before the outage and the second replayed from
-/// the spool by the restarted rsyslogd (counted 0 again: the first copy's key, which the database
-/// already had), 70 whose two copies fell in the first two batches of the outage, which reached
-/// omelse out of order (see the test above). Run with `--ignored`.
+/// lines arrived out of order. One run lost 126 of the 250,000 lines, each a later copy of an
+/// identical line: 55 whose first copy was stored before the outage and the later one replayed
+/// from the spool by the restarted rsyslogd (counted 0 again: the first copy's key, which the
+/// database already had), the other 71 whose copies lay on both sides of a point where the
+/// batches reached omelse out of order (see the test above). Run with `--ignored`.
 #[test]
 #[ignore = "known gap of whole-second times: see the doc comment"]
 fn an_outage_past_the_high_watermark_with_whole_seconds_loses_nothing() {
@@ -471,8 +472,9 @@ fn outage_past_the_high_watermark(microseconds: bool, every_table: bool) {
         "past the high watermark the queue goes to disk: {on_disk} lines in its disk queue, files {spilled:?}"
     );
     println!(
-        "outage: {} lines queued, {on_disk} in the disk queue ({spilled:?}), {in_memory} in memory",
-        lines.len() - before.len()
+        "outage: {} lines queued, {on_disk} in the disk queue ({} files omelse.*), {in_memory} in memory",
+        lines.len() - before.len(),
+        spilled.len()
     );
 
     // An rsyslogd restart while PostgreSQL is still away: the queue in memory is saved to disk.
@@ -487,7 +489,13 @@ fn outage_past_the_high_watermark(microseconds: bool, every_table: bool) {
         .iter()
         .map(|name| std::fs::metadata(work.join(name)).map(|m| m.len()).unwrap_or(0))
         .sum();
-    println!("saved at the stop: {saved:?}, {} MB", saved_bytes / 1_000_000);
+    println!(
+        "saved at the stop: {} files omelse.* ({} to {}), {} MB",
+        saved.len(),
+        saved[0],
+        saved[saved.len() - 1],
+        saved_bytes / 1_000_000
+    );
     daemon.start_again();
     std::thread::sleep(Duration::from_secs(10));
 
