@@ -8,35 +8,45 @@ use std::process::Command;
 
 /// Every message and every recipient of the database, one line each, sorted.
 pub fn message_records(url: &str) -> (Vec<String>, Vec<String>) {
+    let messages = texts(
+        url,
+        "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
+         FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
+    );
+    let recipients = texts(
+        url,
+        "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
+         FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
+         JOIN servers s ON s.id = m.server_id ORDER BY 1",
+    );
+    (messages, recipients)
+}
+
+/// Every stored line, one text each, sorted: its time, host, key, program, pid, kind and text, not
+/// what it was correlated into (message and session ids). Equal for two databases when each line
+/// is there once under the same key.
+pub fn stored_lines(url: &str) -> Vec<String> {
+    texts(
+        url,
+        "SELECT concat_ws('|', e.ts, s.name, e.line_key, e.program, e.pid, e.kind, e.raw)
+         FROM log_events e JOIN servers s ON s.id = e.server_id ORDER BY 1",
+    )
+}
+
+/// The first column of every row `sql` returns, as text.
+fn texts(url: &str, sql: &str) -> Vec<String> {
     crate::block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .expect("connect");
         tokio::spawn(connection);
-        let rows = |sql: &'static str| {
-            let client = &client;
-            async move {
-                client
-                    .query(sql, &[])
-                    .await
-                    .expect("records")
-                    .iter()
-                    .map(|row| row.get::<_, String>(0))
-                    .collect::<Vec<_>>()
-            }
-        };
-        let messages = rows(
-            "SELECT concat_ws('|', s.name, m.queue_id, m.started_at, m.sender, m.size, m.message_id, m.client_ip, m.state, m.flow)
-             FROM messages m JOIN servers s ON s.id = m.server_id ORDER BY 1",
-        )
-        .await;
-        let recipients = rows(
-            "SELECT concat_ws('|', s.name, m.queue_id, r.address, r.status, r.dsn, r.relay, r.attempts)
-             FROM recipients r JOIN messages m ON m.uid = r.message_uid AND m.started_at = r.message_started_at
-             JOIN servers s ON s.id = m.server_id ORDER BY 1",
-        )
-        .await;
-        (messages, recipients)
+        client
+            .query(sql, &[])
+            .await
+            .expect("records")
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect()
     })
 }
 
@@ -58,18 +68,22 @@ pub fn elsed_import(url: &str, lines: &[String], dir: &Path) {
     );
 }
 
-/// The records that differ between two databases, a few of each side, for an assertion message.
+/// The records that differ between two databases: how many on each side, and a few of them, for
+/// an assertion message.
 pub fn differences(left: &[String], right: &[String]) -> String {
     let only = |a: &[String], b: &[String]| -> Vec<String> {
         let b: std::collections::HashSet<&String> = b.iter().collect();
-        a.iter().filter(|r| !b.contains(r)).take(5).cloned().collect()
+        a.iter().filter(|r| !b.contains(r)).cloned().collect()
     };
+    let (only_left, only_right) = (only(left, right), only(right, left));
     format!(
-        "{} vs {} rows; only left: {:#?}; only right: {:#?}",
+        "{} vs {} rows, {} only left, {} only right; only left: {:#?}; only right: {:#?}",
         left.len(),
         right.len(),
-        only(left, right),
-        only(right, left)
+        only_left.len(),
+        only_right.len(),
+        &only_left[..only_left.len().min(5)],
+        &only_right[..only_right.len().min(5)]
     )
 }
 

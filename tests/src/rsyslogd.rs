@@ -175,6 +175,19 @@ impl Rsyslogd {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The last value rsyslog's impstats wrote (see [`STATS`]) for `counter` of the object
+    /// `name` (`else queue`: the action `else`'s queue in memory, `else queue[DA]`: its part on
+    /// disk; `else`: the ruleset's queue, or the action itself, whichever has `counter`; an input
+    /// such as `imtcp(514)`), `None` before the first report. Reports of an earlier
+    /// run of the same daemon come first in the file.
+    pub fn stat(&self, name: &str, counter: &str) -> Option<i64> {
+        let text = std::fs::read_to_string(self.dir.join("impstats.log")).unwrap_or_default();
+        text.lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line[line.find('{')?..]).ok())
+            .find_map(|object| (object["name"] == name).then(|| object[counter].as_i64()).flatten())
+    }
+
     /// What rsyslogd said about itself (its own messages and stderr).
     pub fn own_log(&self) -> String {
         let mut text = std::fs::read_to_string(self.dir.join("rsyslogd.log")).unwrap_or_default();
@@ -193,6 +206,11 @@ impl Drop for Rsyslogd {
         }
     }
 }
+
+/// rsyslog's counters (impstats), every second as JSON into the daemon's directory, for
+/// [`Rsyslogd::stat`]: a line to add to a configuration given to [`Rsyslogd::start`].
+pub const STATS: &str =
+    r#"module(load="impstats" interval="1" format="json" log.syslog="off" log.file="{dir}/impstats.log")"#;
 
 /// Runs `rsyslogd -N1` on a configuration file; returns (success, what it printed).
 pub fn check_config(config_file: &Path) -> (bool, String) {

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use else_tests::dense::{Fixture, Replication, Stream};
-use else_tests::records::{differences, elsed_import, message_records, tables};
+use else_tests::records::{differences, elsed_import, message_records, stored_lines, tables};
 use else_tests::rsyslogd::{
     check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza,
-    wait_until, Rsyslogd,
+    wait_until, Rsyslogd, STATS,
 };
 use else_tests::shipped::else_server_over_tcp;
 use else_tests::topology::IMRELP;
@@ -186,6 +186,15 @@ fn mail_tables(url: &str) -> BTreeMap<String, Vec<String>> {
     all
 }
 
+/// The tables of `got` that differ from `expected`'s, each with a few of the rows that differ.
+fn differing_tables(got: &BTreeMap<String, Vec<String>>, expected: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(table, rows)| got.get(*table) != Some(rows))
+        .map(|(table, rows)| format!("{table}: {}", differences(&got[table], rows)))
+        .collect()
+}
+
 /// Stress test for order (issue 18): the shipped stanza (its ruleset and action queues as shipped,
 /// plain TCP in; see [`else_server_over_tcp`]) with small batches (a batch boundary every 64
 /// lines, some 470 batches) fed a dense stream of 24 hosts (the recorded Postfix pair as 12 fleets
@@ -271,11 +280,7 @@ fn live_tables_equal_the_import_every_run(workers: Option<u32>) {
             got["messages"].len(),
             got["sessions"].len()
         );
-        let differing: Vec<String> = expected
-            .iter()
-            .filter(|(table, rows)| got.get(*table) != Some(rows))
-            .map(|(table, rows)| format!("{table}: {}", differences(&got[table], rows)))
-            .collect();
+        let differing = differing_tables(&got, &expected);
         assert!(
             differing.is_empty(),
             "run {run}, live (left) vs import (right):\n{}",
@@ -355,6 +360,212 @@ fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
         wait_until(Duration::from_secs(30), || !spool.exists()),
         "the spool is removed once written"
     );
+}
+
+/// Issue 18, the promise of the shipped else-server.conf: a PostgreSQL outage loses and doubles
+/// nothing, even past the action queue's high watermark (90 % of its `queue.size` of 200,000:
+/// 180,000 lines), where rsyslog keeps the lines on disk (`queue.filename="omelse"`), and across
+/// an rsyslogd restart during the outage (`queue.saveOnShutdown`, omelse's `spool.file`). The
+/// shipped stanza as it is (plain TCP in, see [`else_server_over_tcp`]), a dense stream of 24
+/// hosts with the times the shipped Postfix-host stanzas forward (microseconds): 20,000 lines
+/// stored, PostgreSQL stopped, 230,000 more, rsyslogd restarted, PostgreSQL back; every line is
+/// stored once, under the key a clean `elsed import` of the same lines gives it, and the queue is
+/// empty, its files removed at the next stop, the spool gone.
+#[test]
+fn an_outage_past_the_high_watermark_goes_to_disk_and_loses_and_doubles_nothing() {
+    outage_past_the_high_watermark(true, false);
+}
+
+/// The same, comparing every table with the import. Known gap, so not in `make test`: past the
+/// high watermark the action's queue has a second worker, the disk queue's, and batches reach
+/// omelse out of log order (the one-worker order the stanza's comment relies on holds only below
+/// the high watermark; docs/transport.md says the same of the hosts' disk-assisted queues). In
+/// three runs every line was stored once, but 261, 120 and 69 of the 25,680 messages, and 423,
+/// 487 and 95 of the 23,032 sessions, differed from the import's (sessions cut in two, their
+/// `disconnect` correlated before their `connect`), in clusters at a few points of the backlog
+/// (in one run 347 of the 460 lines correlated differently lay in one second of the stream, 15 s
+/// after the outage began). Run with `--ignored`.
+#[test]
+#[ignore = "known gap: past the high watermark the lines reach omelse out of order, see the doc comment"]
+fn an_outage_past_the_high_watermark_gives_the_records_of_an_import() {
+    outage_past_the_high_watermark(true, true);
+}
+
+/// The first test with whole-second times (RFC 3164 senders, a relay forwarding without the
+/// fraction). Known gap, so not in `make test`: two identical lines of one host and second (an
+/// smtpd serving the same client twice) are told apart only by their count in that second
+/// (`omelse::keys::LineKeys`), and the count starts again in a new process and after a host's
+/// lines arrived out of order. One run lost 126 of the 250,000 lines, each a later copy of an
+/// identical line: 55 whose first copy was stored before the outage and the later one replayed
+/// from the spool by the restarted rsyslogd (counted 0 again: the first copy's key, which the
+/// database already had), the other 71 whose copies lay on both sides of a point where the
+/// batches reached omelse out of order (see the test above). Run with `--ignored`.
+#[test]
+#[ignore = "known gap of whole-second times: see the doc comment"]
+fn an_outage_past_the_high_watermark_with_whole_seconds_loses_nothing() {
+    outage_past_the_high_watermark(false, false);
+}
+
+/// The outage test: the stream's times with microseconds or whole seconds; every table compared
+/// with the import's, or the lines only.
+fn outage_past_the_high_watermark(microseconds: bool, every_table: bool) {
+    rsyslogd_binary().expect("rsyslogd");
+    let fixture = Fixture::committed();
+    let stream = Stream::new(&fixture, Replication::ending_now(&fixture, 12, 250_000));
+    let stream = if microseconds {
+        stream.with_microseconds()
+    } else {
+        stream
+    };
+    let lines: Vec<String> = stream.map(|line| line.text).collect();
+    let (before, during) = lines.split_at(20_000);
+    let dir = test_dir("outage-disk");
+    let imported = block_on(PgCluster::shared().create_database());
+    elsed_import(&imported, &lines, &dir);
+    let cluster = PgCluster::start().expect("private cluster");
+    let live = block_on(cluster.create_database());
+    let port = free_port();
+    let stanza = else_server_over_tcp(&omelse_module(), &live).replace("{port}", &port.to_string());
+    for shipped in [
+        "queue.type=\"LinkedList\"\n               queue.filename=\"omelse\"",
+        "queue.size=\"200000\"",
+        "queue.saveOnShutdown=\"on\"",
+        "action.resumeRetryCount=\"-1\"",
+        "spool.file=\"{dir}/omelse-else.spool\"",
+    ] {
+        assert!(stanza.contains(shipped), "the shipped stanza has {shipped}:\n{stanza}");
+    }
+    let mut daemon = Rsyslogd::start(&dir.join("rsyslogd"), &format!("{STATS}\n{stanza}"));
+    let (work, spool) = (daemon.dir.join("work"), daemon.dir.join("omelse-else.spool"));
+    let queue_files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&work)
+            .expect("the work directory")
+            .map(|entry| entry.expect("an entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("omelse"))
+            .collect();
+        names.sort();
+        names
+    };
+    send_tcp(port, &as_syslog(before));
+    let stored = wait_for_rows(&live, before.len() as i64, Duration::from_secs(120));
+    assert_eq!(stored, before.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    assert_eq!(
+        queue_files(),
+        Vec::<String>::new(),
+        "below the high watermark, nothing on disk"
+    );
+
+    cluster.stop().expect("stop PostgreSQL");
+    send_tcp(port, &as_syslog(during));
+    // Every line is in the action's queue (memory or disk) or omelse's spool: imtcp passed them
+    // all on, and the ruleset's queue (in memory, not saved at a stop) is empty.
+    let passed_on = wait_until(Duration::from_secs(180), || {
+        daemon.stat(&format!("imtcp({port})"), "submitted") == Some(lines.len() as i64)
+            && daemon.stat("else", "size") == Some(0)
+    });
+    assert!(passed_on, "rsyslogd took every line; its log:\n{}", daemon.own_log());
+    let on_disk = daemon.stat("else queue[DA]", "size").unwrap_or(0);
+    let in_memory = daemon.stat("else queue", "size").unwrap_or(0);
+    let spilled = queue_files();
+    assert!(
+        on_disk > 0 && spilled.iter().any(|name| name.starts_with("omelse.0")),
+        "past the high watermark the queue goes to disk: {on_disk} lines in its disk queue, files {spilled:?}"
+    );
+    println!(
+        "outage: {} lines queued, {on_disk} in the disk queue ({} files omelse.*), {in_memory} in memory",
+        lines.len() - before.len(),
+        spilled.len()
+    );
+
+    // An rsyslogd restart while PostgreSQL is still away: the queue in memory is saved to disk.
+    daemon.stop();
+    let saved = queue_files();
+    assert!(
+        saved.contains(&"omelse.qi".to_string()) && spool.exists(),
+        "saved at the stop: the queue's files {saved:?}, omelse's spool; log:\n{}",
+        daemon.own_log()
+    );
+    let saved_bytes: u64 = saved
+        .iter()
+        .map(|name| std::fs::metadata(work.join(name)).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    println!(
+        "saved at the stop: {} files omelse.* ({} to {}), {} MB",
+        saved.len(),
+        saved[0],
+        saved[saved.len() - 1],
+        saved_bytes / 1_000_000
+    );
+    daemon.start_again();
+    std::thread::sleep(Duration::from_secs(10));
+
+    cluster.restart().expect("restart PostgreSQL");
+    let back = std::time::Instant::now();
+    // Until every line is there, or the queue is empty and nothing came for 10 s.
+    let (mut stored, mut changed) = (0, std::time::Instant::now());
+    let mut drained = Duration::ZERO;
+    wait_until(Duration::from_secs(600), || {
+        let now = count(&live, "SELECT count(*) FROM log_events");
+        if now != stored {
+            (stored, changed, drained) = (now, std::time::Instant::now(), back.elapsed());
+        }
+        let empty = daemon.stat("else queue[DA]", "size") == Some(0) && daemon.stat("else queue", "size") == Some(0);
+        stored >= lines.len() as i64 || (empty && changed.elapsed() > Duration::from_secs(10))
+    });
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    println!(
+        "{} lines stored {:.1} s after PostgreSQL was started again",
+        lines.len(),
+        drained.as_secs_f64()
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon.stat("else queue[DA]", "size")
+            == Some(0)
+            && daemon.stat("else queue", "size") == Some(0)
+            && !spool.exists()),
+        "the queue is empty and the spool gone; queue files {:?}",
+        queue_files()
+    );
+    // rsyslog keeps the last file of a queue it found on disk at its start open until it stops
+    // (rsyslog's "disk-assisted queues keep a file open"), then removes it with the empty queue.
+    let open = queue_files();
+    daemon.stop();
+    assert_eq!(
+        queue_files(),
+        Vec::<String>::new(),
+        "an empty queue leaves no file at the stop (before it: {open:?})"
+    );
+    assert_eq!(
+        count(&live, "SELECT count(*) FROM log_events"),
+        lines.len() as i64,
+        "nothing twice"
+    );
+    assert_eq!(
+        count(&live, "SELECT count(DISTINCT (ts, line_key)) FROM log_events"),
+        lines.len() as i64,
+        "every line exactly once"
+    );
+    let (got, expected) = (stored_lines(&live), stored_lines(&imported));
+    assert!(
+        got == expected,
+        "lines live (left) vs import (right): {}",
+        differences(&got, &expected)
+    );
+    if every_table {
+        // What `elsed serve` does every minute, and `elsed import` at its end.
+        block_on(async {
+            let mut client = omelse::store::connect(&live).await.expect("connect");
+            omelse::store::refresh_rollups(&mut client).await.expect("rollups");
+        });
+        let differing = differing_tables(&mail_tables(&live), &mail_tables(&imported));
+        assert!(
+            differing.is_empty(),
+            "live (left) vs import (right):\n{}",
+            differing.join("\n")
+        );
+    }
+    // The file imported (40 MB) is kept only when the test fails.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

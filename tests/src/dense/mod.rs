@@ -279,8 +279,11 @@ pub struct Stream<'a> {
     emitted: usize,
     messages: usize,
     tags: Vec<String>,
-    /// The last second written and its RFC 3339 text: most lines share their second.
+    /// The last second written and its RFC 3339 text (without offset): most lines share their
+    /// second.
     stamp: (i64, String),
+    /// Times with microseconds, see [`Stream::with_microseconds`].
+    microseconds: bool,
 }
 
 impl<'a> Stream<'a> {
@@ -307,12 +310,21 @@ impl<'a> Stream<'a> {
                 })
                 .collect(),
             stamp: (i64::MIN, String::new()),
+            microseconds: false,
         };
         for fleet in 0..fleets {
             let time = stream.time(fleet, 0, 0);
             stream.next.push(Reverse((time, fleet)));
         }
         stream
+    }
+
+    /// Times with microseconds (`…T10:00:00.250000+00:00`), as the shipped Postfix-host stanzas
+    /// forward them (RFC 3339 with the fraction, rsyslog's `date-rfc3339`), instead of whole
+    /// seconds (as a host's syslog writes its file): a line's time then names it.
+    pub fn with_microseconds(mut self) -> Stream<'a> {
+        self.microseconds = true;
+        self
     }
 
     /// Messages in the lines given so far: what the database should count once they are stored.
@@ -335,11 +347,15 @@ impl<'a> Stream<'a> {
         assert!(instance < MAX_INSTANCES, "more than {MAX_INSTANCES} fleet cycles");
         let time = self.replication.start + jiff::SignedDuration::from_micros(micros);
         if time.as_second() != self.stamp.0 {
-            self.stamp = (time.as_second(), time.strftime("%Y-%m-%dT%H:%M:%S+00:00 ").to_string());
+            self.stamp = (time.as_second(), time.strftime("%Y-%m-%dT%H:%M:%S").to_string());
         }
         let tag = &self.tags[fleet];
         let mut out = String::with_capacity(256);
         out.push_str(&self.stamp.1);
+        if self.microseconds {
+            let _ = write!(out, ".{:06}", time.subsec_microsecond());
+        }
+        out.push_str("+00:00 ");
         for part in &self.fixture.lines[index].parts {
             match part {
                 Part::Text(text) => out.push_str(text),

@@ -196,3 +196,40 @@ fn the_stream_counts_its_messages() {
     }
     assert_eq!(stream.messages(), ids.len());
 }
+
+/// With microseconds each line carries its exact time (what omelse reads is the line's `micros`),
+/// and otherwise reads as the same line with whole seconds.
+#[test]
+fn microseconds_give_each_line_its_exact_time() {
+    let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let exact: Vec<StreamLine> = Stream::new(
+        fixture(),
+        Replication {
+            fleets: 3,
+            lines: 3_000,
+            start,
+        },
+    )
+    .with_microseconds()
+    .collect();
+    let whole = stream(3, 3_000);
+    let mut clock = Clock::new(jiff::tz::TimeZone::UTC, omelse::parse::Timestamp::now());
+    let mut with_fraction = 0;
+    for (exact, whole) in exact.iter().zip(&whole) {
+        let parsed = parse_line(&exact.text, &mut clock).unwrap_or_else(|| panic!("unreadable: {}", exact.text));
+        assert_eq!(
+            parsed.line.time.0,
+            start.as_microsecond() + exact.micros,
+            "{}",
+            exact.text
+        );
+        with_fraction += usize::from(exact.micros % 1_000_000 != 0);
+        let rest = |text: &str| text.split_once(' ').map(|(_, rest)| rest.to_owned());
+        assert_eq!(rest(&exact.text), rest(&whole.text));
+        assert_eq!(&exact.text[..19], &whole.text[..19]);
+    }
+    assert!(
+        with_fraction > 2_000,
+        "most lines fall inside a second: {with_fraction}"
+    );
+}
