@@ -38,6 +38,7 @@ bench: setup
 	$(CARGO) bench -p omelse --bench parse -- --warm-up-time 1 --measurement-time 5
 	bash scripts/bench-import.sh
 	bash scripts/bench-import.sh dense
+	bash scripts/profile-import.sh
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput -- --input both --runs 3
 	$(CARGO) bench -p else-tests --bench omelse_memory
 	OMELSE_MEMORY_MESSAGES=1000000 OMELSE_MEMORY_RUNS=bound $(CARGO) bench -p else-tests --bench omelse_memory

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "tenants", include_str!("migrations/0011_tenants.sql")),
     (12, "alerts", include_str!("migrations/0012_alerts.sql")),
     (13, "alert_indexes", include_str!("migrations/0013_alert_indexes.sql")),
+    (
+        14,
+        "links_by_queue_id_and_time",
+        include_str!("migrations/0014_links_by_queue_id_and_time.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
