@@ -381,12 +381,13 @@ fn an_outage_goes_to_disk_and_gives_the_records_of_an_import() {
 /// The same with whole-second times (RFC 3164 senders, a relay forwarding without the fraction),
 /// the lines only. Known gap, so not in `make test`: two identical lines of one host and second
 /// (an smtpd serving the same client twice) are told apart only by their count in that second
-/// (`omelse::keys::LineKeys`), and the count starts again in a new process. One run (with the
-/// disk-assisted queue shipped before) lost 126 of the 250,000 lines, each a later copy of an
-/// identical line: 55 whose first copy was stored before the outage and the later one replayed
-/// from the spool by the restarted rsyslogd (counted 0 again: the first copy's key, which the
-/// database already had), the other 71 where the disk-assisted queue had reordered the lines,
-/// which the disk queue no longer does. Run with `--ignored`.
+/// (`omelse::keys::LineKeys`), and the count starts again in a new process. With the disk queue,
+/// one run lost 55 of the 250,000 lines, each a later copy of an identical line whose first copy
+/// was stored before the outage, the later one written by the restarted rsyslogd (counted 0
+/// again: the first copy's key, which the database already had). The disk-assisted queue shipped
+/// before lost 126: 71 more where it had reordered the lines. Counting from the database at a
+/// restart would make the opposite mistake, a batch rsyslog sends again after a crash stored
+/// twice. Run with `--ignored`.
 #[test]
 #[ignore = "known gap of whole-second times: see the doc comment"]
 fn an_outage_with_whole_seconds_loses_nothing() {
