@@ -176,8 +176,8 @@ impl Rsyslogd {
     }
 
     /// The last value rsyslog's impstats wrote (see [`STATS`]) for `counter` of the object
-    /// `name` (`else queue`: the action `else`'s queue in memory, `else queue[DA]`: its part on
-    /// disk; `else`: the ruleset's queue, or the action itself, whichever has `counter`; an input
+    /// `name` (`else queue`: the action `else`'s queue, `else queue[DA]`: the disk part of a
+    /// disk-assisted one; `else`: the ruleset's queue, or the action itself, whichever has `counter`; an input
     /// such as `imtcp(514)`), `None` before the first report. Reports of an earlier
     /// run of the same daemon come first in the file.
     pub fn stat(&self, name: &str, counter: &str) -> Option<i64> {

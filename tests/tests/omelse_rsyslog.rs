@@ -651,7 +651,7 @@ ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1") {{
     action(type="omprog" binary="{ext} conninfo={url} host.binding=relay" template="OmElseFormat"
            confirmMessages="on" useTransactions="on" output="{{dir}}/omelse-ext.err"
            action.resumeRetryCount="-1" action.resumeInterval="1"
-           queue.type="LinkedList" queue.filename="omelse-ext" queue.saveOnShutdown="on")
+           queue.type="Disk" queue.filename="omelse-ext" queue.size="10000000")
 }}"#,
         ext = ext.display(),
         // omprog splits its command line on spaces: omelse-ext reads commas as spaces.

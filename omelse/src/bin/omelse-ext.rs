@@ -7,7 +7,7 @@
 //!          string="%uuid%@%inputname% %timereported:::date-rfc3339% %hostname% %fromhost% %fromhost-ip% %syslogtag%%msg%\n")
 //! action(type="omprog" binary="/usr/bin/omelse-ext conninfo=host=/run/postgresql,dbname=else"
 //!        template="OmElseFormat" confirmMessages="on" useTransactions="on"
-//!        action.resumeRetryCount="-1" queue.type="LinkedList" queue.filename="omelse-ext" queue.saveOnShutdown="on")
+//!        action.resumeRetryCount="-1" queue.type="Disk" queue.filename="omelse-ext" queue.size="10000000")
 //! ```
 //!
 //! Arguments are the action parameters of `omelse.so` as `name=value` (commas in `conninfo` stand
