@@ -46,8 +46,8 @@ struct Standby {
     state: Mutex<ReplicaStatus>,
 }
 
-/// The read replica's state, as `GET /api/v1/database` shows it (whole to administrators, see
-/// [`crate::web::api::database`]).
+/// The read replica's state, as `GET /api/v1/database` shows it to administrators (other
+/// accounts get no `reason`, `lag_bytes` or `replay_paused`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     /// Whether `database.read_url` names a standby at all.
@@ -63,8 +63,8 @@ pub struct ReplicaStatus {
     pub replay_paused: Option<bool>,
     /// Past this lag the standby is skipped (`database.read_max_lag_secs`).
     pub max_lag_seconds: Option<u64>,
-    /// Why it is skipped, in words: a connection error names the standby's host, port or role
-    /// (administrators only: null for other accounts).
+    /// Why it is skipped, in words: a connection error can name the standby's host, port or
+    /// role (administrators only: null for other accounts).
     pub reason: Option<String>,
     /// When the watcher last compared the two.
     #[schema(value_type = Option<String>, format = DateTime)]
