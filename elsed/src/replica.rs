@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omelse::parse::Timestamp;
+use omelse::store::with_causes;
 use serde::Serialize;
 
 use crate::db;
@@ -45,7 +46,8 @@ struct Standby {
     state: Mutex<ReplicaStatus>,
 }
 
-/// The read replica's state, as the API and `elsed status` show it.
+/// The read replica's state, as `GET /api/v1/database` shows it to administrators (other
+/// accounts get no `reason`, `lag_bytes` or `replay_paused`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     /// Whether `database.read_url` names a standby at all.
@@ -54,13 +56,15 @@ pub struct ReplicaStatus {
     pub in_use: bool,
     /// How far behind the primary the standby is, in seconds (none: not measured yet, or down).
     pub lag_seconds: Option<f64>,
-    /// WAL bytes the standby has still to replay.
+    /// WAL bytes the standby has still to replay (administrators only: null for other accounts).
     pub lag_bytes: Option<i64>,
-    /// Whether its replay is paused (`pg_wal_replay_pause()`: it then falls behind).
+    /// Whether its replay is paused (`pg_wal_replay_pause()`: it then falls behind;
+    /// administrators only: null for other accounts).
     pub replay_paused: Option<bool>,
     /// Past this lag the standby is skipped (`database.read_max_lag_secs`).
     pub max_lag_seconds: Option<u64>,
-    /// Why it is skipped, in words.
+    /// Why it is skipped, in words: a connection error can name the standby's host, port or
+    /// role (administrators only: null for other accounts).
     pub reason: Option<String>,
     /// When the watcher last compared the two.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -117,7 +121,7 @@ impl Reads {
             };
             match standby.pool.timeout_get(&timeouts).await {
                 Ok(client) => return Ok(client),
-                Err(e) => standby.skip(format!("no connection: {e}")),
+                Err(e) => standby.skip(format!("no connection: {}", pool_error(&e))),
             }
         }
         self.primary.get().await
@@ -164,11 +168,19 @@ async fn measure(primary: &db::Pool, standby: &db::Pool, clock: &mut LagClock) -
     // The primary first: whatever the standby has replayed by the time it answers is then
     // compared with a position at least as old, never a newer one.
     let primary_lsn = {
-        let client = primary.get().await.map_err(|e| format!("primary: {e}"))?;
-        wal_position(&client).await.map_err(|e| format!("primary: {e}"))?
+        let client = primary
+            .get()
+            .await
+            .map_err(|e| format!("primary: {}", pool_error(&e)))?;
+        wal_position(&client)
+            .await
+            .map_err(|e| format!("primary: {}", with_causes(&e)))?
     };
     let seen = Instant::now();
-    let client = standby.get().await.map_err(|e| format!("no connection: {e}"))?;
+    let client = standby
+        .get()
+        .await
+        .map_err(|e| format!("no connection: {}", pool_error(&e)))?;
     let replay = replay_state(&client).await?;
     let lag = clock.observe(seen, primary_lsn, replay.position);
     Ok(Lag {
@@ -176,6 +188,16 @@ async fn measure(primary: &db::Pool, standby: &db::Pool, clock: &mut LagClock) -
         bytes: (primary_lsn - replay.position).max(0),
         paused: replay.paused,
     })
+}
+
+/// Why a pool gave no connection, with the server's own words (`role "…" does not exist`,
+/// `Connection refused`: tokio_postgres's message is only the kind, `db error`). They may name
+/// the standby's host or role: `GET /database` shows them to administrators only.
+fn pool_error(error: &db::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(backend) => with_causes(backend),
+        other => other.to_string(),
+    }
 }
 
 /// What a standby has replayed, as it says.
@@ -197,7 +219,7 @@ pub async fn replay_state(standby: &tokio_postgres::Client) -> Result<Replay, St
             &[],
         )
         .await
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| with_causes(&e))?;
     if !row.get::<_, bool>(0) {
         return Err("not a standby (not in recovery): it was promoted, or read_url names a primary".into());
     }

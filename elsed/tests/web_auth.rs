@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 #[path = "web_auth/alerts.rs"]
 mod alerts;
+#[path = "web_auth/database.rs"]
+mod database;
 #[path = "web_auth/fates.rs"]
 mod fates;
 #[path = "web_auth/tenants.rs"]

@@ -365,7 +365,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Where reads go now and the read replica's lag (checked every second). */
+        /**
+         * Where reads go now and the read replica's lag (checked every second). Administrators see
+         *     why a standby is skipped (`reason`), its WAL bytes behind and whether its replay is paused;
+         *     for other accounts these are null.
+         */
         get: operations["database"];
         put?: never;
         post?: never;
@@ -1765,7 +1769,10 @@ export interface components {
             /** Format: date-time */
             ts: string;
         };
-        /** @description The read replica's state, as the API and `elsed status` show it. */
+        /**
+         * @description The read replica's state, as `GET /api/v1/database` shows it to administrators (other
+         *     accounts get no `reason`, `lag_bytes` or `replay_paused`).
+         */
         ReplicaStatus: {
             /**
              * Format: date-time
@@ -1778,7 +1785,7 @@ export interface components {
             in_use: boolean;
             /**
              * Format: int64
-             * @description WAL bytes the standby has still to replay.
+             * @description WAL bytes the standby has still to replay (administrators only: null for other accounts).
              */
             lag_bytes: number | null;
             /**
@@ -1791,9 +1798,15 @@ export interface components {
              * @description Past this lag the standby is skipped (`database.read_max_lag_secs`).
              */
             max_lag_seconds: number | null;
-            /** @description Why it is skipped, in words. */
+            /**
+             * @description Why it is skipped, in words: a connection error can name the standby's host, port or
+             *     role (administrators only: null for other accounts).
+             */
             reason: string | null;
-            /** @description Whether its replay is paused (`pg_wal_replay_pause()`: it then falls behind). */
+            /**
+             * @description Whether its replay is paused (`pg_wal_replay_pause()`: it then falls behind;
+             *     administrators only: null for other accounts).
+             */
             replay_paused: boolean | null;
         };
         /**

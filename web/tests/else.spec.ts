@@ -358,6 +358,10 @@ test('a group user sees only what touches their servers and domains', async ({ p
   await page.goto('/servers');
   await expect(rows(page, 'Servers').filter({ hasText: 'out1' })).toHaveCount(1);
   await expect(rows(page, 'Servers').filter({ hasText: 'mx1' })).toHaveCount(0);
+  // Where searches read from, not why the read replica is skipped (the administrator's view).
+  const database = page.getByRole('region', { name: 'Database' });
+  await expect(database).toContainText('Searches and reports read from the primary — read replica not in use');
+  await expect(database).not.toContainText('not a standby');
 });
 
 test('a user changes their password, logs out, and only the new one works', async ({ page }) => {

@@ -70,7 +70,11 @@ export function ServersPage() {
   );
 }
 
-/** Where searches and reports read from: the read replica (`database.read_url`) and its lag. */
+/**
+ * Where searches and reports read from: the read replica (`database.read_url`) and its lag. Why it
+ * is skipped is for administrators only (the API gives others no `reason`: it can name the
+ * standby's host or role), so the others read that it is not in use.
+ */
 function ReadReplica() {
   const { data, error, reload } = useApi<DatabaseView>('/database');
   if (error) return <ErrorBox error={error} />;
@@ -81,7 +85,7 @@ function ReadReplica() {
       <p>
         Searches and reports read from the <strong>{data?.reads_from}</strong>
         {replica.lag_seconds != null && <> (read replica {replica.lag_seconds.toFixed(1)} s behind the primary, at most {replica.max_lag_seconds} s)</>}
-        {replica.reason && <> — read replica skipped: {replica.reason}</>}
+        {replica.reason ? <> — read replica skipped: {replica.reason}</> : !replica.in_use && <> — read replica not in use</>}
       </p>
     </Section>
   );
