@@ -111,6 +111,17 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) d";
 
+/// The hours of the recipients changed (`up`), on their message's server. A recipient's snapshot
+/// comes with its message's, whose server is then in `stage_messages` (one hash join); only
+/// the others probe `messages`, which a probe per changed recipient had cost a sixth of the merge.
+const RECIPIENTS_HOURS: &str = "SELECT hour, server_id FROM (
+    SELECT date_trunc('hour', up.last_attempt_at, 'UTC') AS hour, coalesce(s.server_id, (
+        SELECT m.server_id FROM messages m
+        WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
+    )) AS server_id
+    FROM up LEFT JOIN stage_messages s ON s.started_at = up.message_started_at AND s.uid = up.message_uid
+) h WHERE server_id IS NOT NULL";
+
 const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, session_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
      message_id, client_name, client_ip, client_port, sasl_method, sasl_username, origin, flow, state, closed, \
@@ -205,11 +216,7 @@ const RECIPIENTS: Staged = Staged {
         newer: "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
         before: Some(MOVED_RECIPIENTS_DIRTY),
         returning: "message_started_at, message_uid, last_attempt_at",
-        dirty: "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
-                CROSS JOIN LATERAL (
-                    SELECT m.server_id FROM messages m
-                    WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
-                ) m",
+        dirty: RECIPIENTS_HOURS,
     },
     count: |stats| &mut stats.recipients,
 };
