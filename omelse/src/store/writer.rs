@@ -582,13 +582,16 @@ fn upsert_sql(table: &str, stage: &str, columns: &str, key: &str, newer: &str, r
     )
 }
 
+/// `insert` as a statement that counts its rows (`up`), and stages the distinct (hour, server)
+/// pairs that `dirty` selects from them: one per changed row would be thousands of temp-table
+/// rows per batch for a handful of hours.
 fn with_dirty(insert: String, dirty: &str) -> String {
     if dirty.is_empty() {
         return format!("WITH up AS ({insert}) SELECT count(*) FROM up");
     }
     format!(
         "WITH up AS ({insert}),
-         dirty AS (INSERT INTO stage_dirty (hour, server_id) {dirty})
+         dirty AS (INSERT INTO stage_dirty (hour, server_id) SELECT DISTINCT * FROM ({dirty}) hours)
          SELECT count(*) FROM up"
     )
 }
