@@ -92,20 +92,35 @@ WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DI
 
 /// Hours of the delivery attempts of staged recipients whose flow changes (a later hop decided
 /// where the recipient went): those attempts move between rollup rows, and they may lie in hours
-/// that neither the message's start nor the recipient's last attempt marks.
+/// that neither the message's start nor the recipient's last attempt marks. The deliveries are
+/// looked up only for the recipients found moved (their lookup names `r`, and `OFFSET 0` keeps it a
+/// per-row index probe): joined to the staged rows alone, the planner sorted a whole day of
+/// deliveries for every batch, for what is usually no row at all.
 const MOVED_RECIPIENTS_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
 SELECT date_trunc('hour', d.ts, 'UTC'), d.server_id
 FROM stage_recipients s
 CROSS JOIN LATERAL (
-    SELECT r.flow FROM recipients r
+    SELECT r.message_started_at, r.message_uid, r.address FROM recipients r
     WHERE r.message_started_at = s.message_started_at AND r.message_uid = s.message_uid AND r.address = s.address
+      AND r.flow IS DISTINCT FROM s.flow
     LIMIT 1
 ) r
 CROSS JOIN LATERAL (
     SELECT d.ts, d.server_id FROM deliveries d
-    WHERE d.message_uid = s.message_uid AND d.message_started_at = s.message_started_at AND d.recipient = s.address
-) d
-WHERE r.flow IS DISTINCT FROM s.flow";
+    WHERE d.message_uid = r.message_uid AND d.message_started_at = r.message_started_at AND d.recipient = r.address
+    OFFSET 0
+) d";
+
+/// The hours of the recipients changed (`up`), on their message's server. A recipient's snapshot
+/// comes with its message's, whose server is then in `stage_messages` (one hash join); only
+/// the others probe `messages`, which a probe per changed recipient had cost a sixth of the merge.
+const RECIPIENTS_HOURS: &str = "SELECT hour, server_id FROM (
+    SELECT date_trunc('hour', up.last_attempt_at, 'UTC') AS hour, coalesce(s.server_id, (
+        SELECT m.server_id FROM messages m
+        WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
+    )) AS server_id
+    FROM up LEFT JOIN stage_messages s ON s.started_at = up.message_started_at AND s.uid = up.message_uid
+) h WHERE server_id IS NOT NULL";
 
 const EVENT_COLUMNS: &str = "ts, line_key, server_id, program, pid, queue_id, kind, message_uid, session_uid, raw";
 const MESSAGE_COLUMNS: &str = "started_at, uid, server_id, queue_id, first_seen, last_seen, sender, size, nrcpt, \
@@ -201,11 +216,7 @@ const RECIPIENTS: Staged = Staged {
         newer: "(recipients.attempts, recipients.last_attempt_at) <= (EXCLUDED.attempts, EXCLUDED.last_attempt_at)",
         before: Some(MOVED_RECIPIENTS_DIRTY),
         returning: "message_started_at, message_uid, last_attempt_at",
-        dirty: "SELECT date_trunc('hour', up.last_attempt_at, 'UTC'), m.server_id FROM up
-                CROSS JOIN LATERAL (
-                    SELECT m.server_id FROM messages m
-                    WHERE m.started_at = up.message_started_at AND m.uid = up.message_uid LIMIT 1
-                ) m",
+        dirty: RECIPIENTS_HOURS,
     },
     count: |stats| &mut stats.recipients,
 };
@@ -278,10 +289,13 @@ impl Staged {
 }
 
 /// The staging tables (same columns as their targets, emptied at each commit) and `stage_dirty`.
+/// JIT is off for the batch: the plans of a few thousand rows' probes cost more than 100,000 on
+/// paper, and compiling them took 17 of the 21 ms of `MOVED_MESSAGES_DIRTY` (auto_explain on
+/// the dense bench).
 fn staging_ddl() -> &'static str {
     static DDL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DDL.get_or_init(|| {
-        let mut ddl = String::from("SET LOCAL client_min_messages = warning;\n");
+        let mut ddl = String::from("SET LOCAL client_min_messages = warning;\nSET LOCAL jit = off;\n");
         let tables = STAGED
             .iter()
             .map(|t| (t.stage, t.target))
@@ -568,13 +582,16 @@ fn upsert_sql(table: &str, stage: &str, columns: &str, key: &str, newer: &str, r
     )
 }
 
+/// `insert` as a statement that counts its rows (`up`), and stages the distinct (hour, server)
+/// pairs that `dirty` selects from them: one per changed row would be thousands of temp-table
+/// rows per batch for a handful of hours.
 fn with_dirty(insert: String, dirty: &str) -> String {
     if dirty.is_empty() {
         return format!("WITH up AS ({insert}) SELECT count(*) FROM up");
     }
     format!(
         "WITH up AS ({insert}),
-         dirty AS (INSERT INTO stage_dirty (hour, server_id) {dirty})
+         dirty AS (INSERT INTO stage_dirty (hour, server_id) SELECT DISTINCT * FROM ({dirty}) hours)
          SELECT count(*) FROM up"
     )
 }
