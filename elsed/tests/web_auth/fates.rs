@@ -1,5 +1,6 @@
 //! Fates through a real Postfix (issue 18): a private Postfix 3.7 (the `tests/` harness) is sent
-//! mail with swaks that it refuses at RCPT (550 5.1.1, an unknown mailbox), mail over its
+//! mail with swaks that it refuses at RCPT (550 5.1.1, an unknown mailbox; 554 5.7.1 for the
+//! client's HELO), mail over its
 //! `message_size_limit` (refused after DATA: Postfix logs only `queue file size limit exceeded`,
 //! never `removed`), mail its header checks reject and discard, and mail held at RCPT then deleted
 //! with `postsuper -d` (which keeps the sender and recipient its hold line named); and two clients
@@ -18,7 +19,7 @@ use super::*;
 /// A Postfix for `fates.test` (one mailbox, `known@`, delivered to the discard service) that
 /// takes messages of 20 000 bytes at most, on `port` of 127.0.0.1.
 /// Header checks reject `Subject: reject me` and discard `Subject: drop me`; mail to
-/// `later@fates.test` is put on hold.
+/// `later@fates.test` is put on hold; a client that says `HELO bad.helo.test` is refused (554).
 fn start_postfix(port: u16) -> PrivatePostfix {
     let postfix = PrivatePostfix::prepare("else-fates-postfix");
     let checks = postfix.dir.join("etc/header_checks");
@@ -27,6 +28,8 @@ fn start_postfix(port: u16) -> PrivatePostfix {
         "/^Subject: reject me/ REJECT spam is not welcome\n/^Subject: drop me/ DISCARD into the bin\n",
     )
     .unwrap();
+    let helo_access = postfix.dir.join("etc/helo_access");
+    std::fs::write(&helo_access, "/^bad\\.helo\\.test$/ 554 5.7.1 no such HELO\n").unwrap();
     let main = format!(
         "myhostname = mx.fates.test
 virtual_mailbox_domains = fates.test
@@ -34,9 +37,11 @@ virtual_mailbox_maps = inline:{{ known@fates.test=known, later@fates.test=later 
 virtual_transport = discard:
 message_size_limit = 20000
 header_checks = regexp:{}
+smtpd_helo_restrictions = check_helo_access regexp:{}
 smtpd_recipient_restrictions = reject_unauth_destination, check_recipient_access inline:{{ later@fates.test=HOLD }}
 ",
-        checks.display()
+        checks.display(),
+        helo_access.display()
     );
     let listeners = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
     postfix.start(&main, &listeners, &[])
@@ -153,6 +158,8 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     let postfix = start_postfix(port);
     let refused = swaks(port, "ghost@fates.test", &[]);
     assert!(refused.contains("550 5.1.1"), "{refused}");
+    let bad_helo = swaks(port, "helo-refused@fates.test", &["--helo", "bad.helo.test"]);
+    assert!(bad_helo.contains("554 5.7.1"), "{bad_helo}");
     let body = "x".repeat(70) + "\n";
     let oversized = swaks(port, "known@fates.test", &["--body", &body.repeat(500)]);
     assert!(oversized.contains("552 5.3.4"), "{oversized}");
@@ -170,6 +177,7 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
         &postfix,
         &[
             "NOQUEUE: reject: RCPT",
+            "Helo command rejected",
             "queue file size limit exceeded",
             "spam is not welcome",
             &format!("{junk}: discard:"),
@@ -213,10 +221,33 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
     );
     assert_eq!(refusal["refusal"]["helo"], "client.test");
 
+    // Refused for its HELO: found by its recipient, with the code and the HELO.
+    let found = search(&elsed, "--recipient", "helo-refused@fates.test");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let helo = &found[0];
+    assert_eq!(
+        (
+            &helo["kind"],
+            &helo["state"],
+            &helo["refusal"]["code"],
+            &helo["refusal"]["enhanced"]
+        ),
+        (&json!("refused"), &json!("rejected"), &json!(554), &json!("5.7.1")),
+        "{helo}"
+    );
+    assert_eq!(helo["refusal"]["helo"], "bad.helo.test", "{helo}");
+    assert!(
+        helo["refusal"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Helo command rejected"),
+        "{helo}"
+    );
+
     // …and the oversized message, closed as rejected with its reason, beside it.
     let rejected = search(&elsed, "--status", "rejected");
-    // The refusal, the oversized message and the one header checks rejected.
-    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    // The two refusals, the oversized message and the one header checks rejected.
+    assert_eq!(rejected.len(), 4, "{rejected:?}");
     let spam = rejected
         .iter()
         .find(|m| {
@@ -339,7 +370,7 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
         .json()
         .await
         .unwrap();
-    assert_eq!(page["total"], 3, "{page}");
+    assert_eq!(page["total"], 4, "{page}");
     let item = page["items"]
         .as_array()
         .unwrap()
