@@ -390,3 +390,46 @@ async fn refused_rejected_discarded_and_deleted_mail_is_found_with_its_fate_thro
         "{item}"
     );
 }
+
+/// A greylisting deferral (450 at RCPT) whose sender and recipient came back is left out of the
+/// search (the message that followed is the answer); one that never came back is found as refused,
+/// by its recipient and by `--status rejected`, with its code. The lines are those Postfix logs
+/// for a policy service's `DEFER_IF_PERMIT` (postgrey's, GreyLSE's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greylisting_deferral_is_found_only_when_the_client_never_came_back() {
+    const LOG: &str = "\
+Mar 14 12:00:00 mx1 postfix/smtpd[5001]: connect from relay.example.net[198.51.100.20]
+Mar 14 12:00:01 mx1 postfix/smtpd[5001]: NOQUEUE: reject: RCPT from relay.example.net[198.51.100.20]: 450 4.2.0 <back@example.org>: Recipient address rejected: Greylisted, see https://example.org/greylisting; from=<news@example.net> to=<back@example.org> proto=ESMTP helo=<relay.example.net>
+Mar 14 12:00:01 mx1 postfix/smtpd[5001]: NOQUEUE: reject: RCPT from relay.example.net[198.51.100.20]: 450 4.2.0 <gone@example.org>: Recipient address rejected: Greylisted, see https://example.org/greylisting; from=<news@example.net> to=<gone@example.org> proto=ESMTP helo=<relay.example.net>
+Mar 14 12:00:01 mx1 postfix/smtpd[5001]: disconnect from relay.example.net[198.51.100.20] ehlo=1 mail=1 rcpt=0/2 quit=1 commands=3/5
+Mar 14 12:06:00 mx1 postfix/smtpd[5002]: connect from relay.example.net[198.51.100.20]
+Mar 14 12:06:01 mx1 postfix/smtpd[5002]: 6E6E6E6E6E: client=relay.example.net[198.51.100.20]
+Mar 14 12:06:01 mx1 postfix/cleanup[5003]: 6E6E6E6E6E: message-id=<retry@example.net>
+Mar 14 12:06:01 mx1 postfix/qmgr[815]: 6E6E6E6E6E: from=<news@example.net>, size=800, nrcpt=1 (queue active)
+Mar 14 12:06:02 mx1 postfix/smtpd[5002]: disconnect from relay.example.net[198.51.100.20] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5
+Mar 14 12:06:02 mx1 postfix/lmtp[5004]: 6E6E6E6E6E: to=<back@example.org>, relay=mail.example.org[private/dovecot-lmtp], delay=0.5, delays=0.1/0.01/0.02/0.37, dsn=2.0.0, status=sent (250 2.0.0 <back@example.org> Saved)
+Mar 14 12:06:02 mx1 postfix/qmgr[815]: 6E6E6E6E6E: removed
+";
+    let elsed = Elsed::start("greylisted", "").await;
+    let file = scratch("greylisted").join("maillog");
+    std::fs::write(&file, LOG).unwrap();
+    ok(elsed.cli(&["import", "--force", file.to_str().unwrap()], ""));
+
+    let back = search(&elsed, "--recipient", "back@example.org");
+    assert_eq!(back.len(), 1, "only the message that followed the deferral: {back:?}");
+    assert_eq!(
+        (&back[0]["kind"], &back[0]["queue_id"]),
+        (&json!("message"), &json!("6E6E6E6E6E")),
+        "{back:?}"
+    );
+    let gone = search(&elsed, "--recipient", "gone@example.org");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(
+        (&gone[0]["kind"], &gone[0]["state"], &gone[0]["refusal"]["code"]),
+        (&json!("refused"), &json!("rejected"), &json!(450)),
+        "{gone:?}"
+    );
+    let refused = search(&elsed, "--status", "rejected");
+    assert_eq!(refused.len(), 1, "the deferral never retried alone: {refused:?}");
+    assert_eq!(refused[0]["refusal"]["recipient"], "gone@example.org", "{refused:?}");
+}
