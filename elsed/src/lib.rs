@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod ndr;
 pub mod parse;
 pub mod per_key;
+mod recipient_lookup;
 pub mod replica;
 pub mod report;
 pub(crate) mod schedule;

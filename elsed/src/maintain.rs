@@ -1,7 +1,8 @@
 //! `elsed maintain`: the periodic housekeeping of an ELSE server. Retention drops whole daily
 //! partitions older than `retention.days` (never a DELETE of live rows), the hourly rollups of the
-//! hours that changed are recomputed, finished days' log lines get their search index, and
-//! GreyLSE's expired state is removed.
+//! hours that changed are recomputed, finished days' log lines get their search index, the
+//! partitioned tables get the whole-table statistics autovacuum never takes, and GreyLSE's
+//! expired state is removed.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +45,11 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(
         partitions = indexed.len(),
         "log lines of finished days indexed for search"
+    );
+    let analyzed = omelse::store::analyze_partitioned_tables(&client).await?;
+    tracing::info!(
+        tables = analyzed.len(),
+        "statistics of the partitioned tables as a whole taken where missing or older than a week"
     );
     let hours = omelse::store::refresh_rollups(&mut client).await?;
     tracing::info!(hours, "rollups refreshed");

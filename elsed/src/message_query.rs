@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
 use crate::access::Scope;
+use crate::recipient_lookup::{recipient_match, RecipientLookup};
 use crate::sql::{like_escape, Query};
 
 /// A filter's value was refused: which field, and why (the CLI prints it, the API answers 400).
@@ -240,6 +241,9 @@ pub struct MessageFilter {
     pub since: Option<Timestamp>,
     /// Messages first seen before this time.
     pub until: Option<Timestamp>,
+    /// How a recipient condition finds its messages ([`crate::recipient_lookup::choose`] sets
+    /// it for a page; the default suits an exact address and an export).
+    pub recipient_lookup: RecipientLookup,
 }
 
 /// The recipients of the message aliased `m` (a correlated subquery's FROM and join).
@@ -260,21 +264,19 @@ impl MessageFilter {
             q.and(condition);
         }
         if let Some(recipient) = &self.recipient {
+            let matches = recipient_match(q, recipient);
             // `not`: no recipient is that one (rather than "some recipient is another one").
-            let positive = TextFilter {
-                op: if recipient.op == TextOp::Not {
-                    TextOp::Is
-                } else {
-                    recipient.op
-                },
-                value: recipient.value.clone(),
-            };
-            let matches = address_condition(q, &["r.address", "r.orig_address"], &positive);
-            let exists = format!("EXISTS (SELECT 1 FROM {} AND {matches})", recipients_of("m"));
-            q.and(if recipient.op == TextOp::Not {
-                format!("NOT {exists}")
-            } else {
-                exists
+            // `OFFSET 0` keeps each form as written: PostgreSQL would otherwise choose between
+            // them from a join estimate that is wrong by orders of magnitude (recipient_lookup).
+            q.and(match (recipient.op, self.recipient_lookup) {
+                (TextOp::Not, _) => format!("NOT EXISTS (SELECT 1 FROM {} AND {matches})", recipients_of("m")),
+                (_, RecipientLookup::EachMessage) => {
+                    format!("EXISTS (SELECT 1 FROM {} AND {matches} OFFSET 0)", recipients_of("m"))
+                }
+                (_, RecipientLookup::Recipients) => format!(
+                    "(m.started_at, m.uid) IN (SELECT r.message_started_at, r.message_uid FROM recipients r
+                                               WHERE {matches} OFFSET 0)"
+                ),
             });
         }
         if let Some(client) = &self.client {
@@ -483,31 +485,60 @@ impl EntryRow {
 /// `FROM … WHERE …` of what `filter` finds within `scope`: the messages and the refused mail,
 /// as one relation `m` (the columns of `messages` that searches read, a `kind`, and the refusal's
 /// reply) joined with `servers s`. Sorting and paging on `m` merge both kinds in time order;
-/// `m.kind, m.uid` breaks ties.
+/// `m.kind, m.uid` breaks ties. For counting and exports; a page takes [`entries_page_from_where`].
 pub fn entries_from_where(scope: &Scope, filter: &MessageFilter) -> Result<(String, Query), FilterError> {
+    entries_from(scope, filter, None)
+}
+
+/// [`entries_from_where`] for the first `rows` entries in `order_by` (an `ORDER BY` on `m`'s
+/// columns): each kind is sorted and cut to `rows` on its own before the two are merged. Over
+/// the union as a whole PostgreSQL cannot walk the messages' `first_seen` index newest first
+/// (a branch with a join is planned apart, without the order), so a big domain's page meant
+/// reading and sorting every one of its messages: 3.5 s for the biggest of 3 million messages.
+pub fn entries_page_from_where(
+    scope: &Scope,
+    filter: &MessageFilter,
+    order_by: &str,
+    rows: i64,
+) -> Result<(String, Query), FilterError> {
+    entries_from(scope, filter, Some(&format!("{order_by} LIMIT {rows}")))
+}
+
+fn entries_from(
+    scope: &Scope,
+    filter: &MessageFilter,
+    branch_tail: Option<&str>,
+) -> Result<(String, Query), FilterError> {
+    // Each branch as a relation `m` of the union's columns, sorted and cut when asked.
+    let branch = |select: String| match branch_tail {
+        Some(tail) => format!("(SELECT * FROM ({select}) m {tail})"),
+        None => select,
+    };
     let mut q = Query::default();
     filter.apply(&mut q)?;
     let visible = scope.messages_condition(&mut q, "m");
     q.and(visible);
     let messages_where = q.take_where_clause();
-    let mut from = format!(
+    let mut from = branch(format!(
         "SELECT 'message'::text AS kind, m.started_at, m.uid, m.server_id, m.queue_id, m.message_id, m.sender,
                 m.size, m.client_ip, m.client_name, m.first_seen, m.last_seen, m.flow, m.state, m.state_reason,
                 NULL::integer AS code, NULL::text AS enhanced, NULL::text AS reason, NULL::text AS stage,
                 NULL::text AS refused_recipient, NULL::text AS helo
          FROM messages m {messages_where}"
-    );
+    ));
     if filter.apply_to_refusals(&mut q)? {
         let visible = scope.rejects_condition(&mut q, "r");
         q.and(visible);
         let refusals_where = q.take_where_clause();
-        from.push_str(&format!(
-            " UNION ALL
-             SELECT 'refused', r.ts, r.line_key, r.server_id, '{REFUSED_QUEUE_ID}', NULL, r.sender,
-                    NULL, r.client_ip, r.client_name, r.ts, r.ts, NULL, '{REFUSED_STATE}',
-                    concat_ws(' ', r.code, r.enhanced, r.reason), r.code, r.enhanced, r.reason, r.stage, r.recipient, r.helo
+        from.push_str(" UNION ALL ");
+        from.push_str(&branch(format!(
+            "SELECT 'refused'::text AS kind, r.ts AS started_at, r.line_key AS uid, r.server_id,
+                    '{REFUSED_QUEUE_ID}'::text AS queue_id, NULL::text AS message_id, r.sender, NULL::bigint AS size,
+                    r.client_ip, r.client_name, r.ts AS first_seen, r.ts AS last_seen, NULL::text AS flow,
+                    '{REFUSED_STATE}'::text AS state, concat_ws(' ', r.code, r.enhanced, r.reason) AS state_reason,
+                    r.code, r.enhanced, r.reason, r.stage, r.recipient AS refused_recipient, r.helo
              FROM rejects r {refusals_where}"
-        ));
+        )));
     }
     Ok((format!("FROM ({from}) m JOIN servers s ON s.id = m.server_id"), q))
 }

@@ -13,8 +13,8 @@ use tokio_postgres::Client;
 
 use crate::access::Scope;
 use crate::message_query::{
-    self, entries_from_where, statuses, EntryRow, FilterError, MessageFilter, MessageRow, RecipientRow, Refusal,
-    SearchEntryKind, ServerRef, TextFilter,
+    self, entries_from_where, entries_page_from_where, statuses, EntryRow, FilterError, MessageFilter, MessageRow,
+    RecipientRow, Refusal, SearchEntryKind, ServerRef, TextFilter,
 };
 use crate::{db, Settings};
 
@@ -150,12 +150,13 @@ pub async fn run(args: &SearchArgs, settings: &Settings) -> anyhow::Result<ExitC
 /// The newest `limit` entries `filter` finds (messages and refused mail), with their recipients
 /// and the messages' links.
 async fn search(client: &Client, filter: &MessageFilter, limit: i64) -> anyhow::Result<Vec<Found>> {
-    let (from_where, mut query) = entries_from_where(&Scope::All, filter).map_err(option_error)?;
+    let order_by = "ORDER BY m.first_seen DESC, m.kind, m.uid";
+    let mut filter = filter.clone();
+    crate::recipient_lookup::choose(client, &mut filter, limit).await?;
+    let (from_where, mut query) =
+        entries_page_from_where(&Scope::All, &filter, order_by, limit).map_err(option_error)?;
     let limit = query.bind(limit);
-    let sql = format!(
-        "SELECT {} {from_where} ORDER BY m.first_seen DESC, m.kind, m.uid LIMIT {limit}",
-        EntryRow::COLUMNS
-    );
+    let sql = format!("SELECT {} {from_where} {order_by} LIMIT {limit}", EntryRow::COLUMNS);
     let entries: Vec<EntryRow> = client
         .query(&sql, &query.params())
         .await?

@@ -204,26 +204,62 @@ pub async fn count_capped(
     }))
 }
 
+/// The `FROM … WHERE …` a list counts and the one its page reads: the same rows, but the page's
+/// may be cut short already (the message search sorts and cuts each of its two kinds apart).
+#[derive(Debug, Clone, Copy)]
+pub struct FromWhere<'a> {
+    pub count: &'a str,
+    pub page: &'a str,
+}
+
+impl<'a> From<&'a str> for FromWhere<'a> {
+    fn from(both: &'a str) -> Self {
+        FromWhere {
+            count: both,
+            page: both,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for FromWhere<'a> {
+    fn from(both: &'a String) -> Self {
+        FromWhere::from(both.as_str())
+    }
+}
+
 /// The page `window` of `SELECT columns from_where order_by` (`q` holds its parameters), with the
 /// capped total.
-pub async fn page_of<T>(
+pub async fn page_of<'a, T>(
     client: &Client,
     columns: &str,
-    from_where: &str,
-    mut q: Query,
+    from_where: impl Into<FromWhere<'a>>,
+    q: Query,
     window: Window,
     order_by: &str,
     map: impl Fn(&Row) -> T,
 ) -> ApiResult<Page<T>> {
-    let total = count_capped(client, from_where, &q, window.count_time_box).await?;
-    // One row past the page says, when the count gave up, whether more follow.
-    let limit = q.bind(window.limit() + 1);
-    let offset = q.bind(window.offset());
-    let sql = format!("SELECT {columns} {from_where} {order_by} LIMIT {limit} OFFSET {offset}");
+    let FromWhere {
+        count: count_from_where,
+        page: from_where,
+    } = from_where.into();
+    // The page first, and one row past it: when none follows, the page itself gives the exact
+    // total and nothing is counted (a search that finds one message costs one query).
+    // LIMIT and OFFSET are the window's checked numbers, written out.
+    let sql = format!(
+        "SELECT {columns} {from_where} {order_by} LIMIT {} OFFSET {}",
+        window.limit() + 1,
+        window.offset()
+    );
     let mut items: Vec<T> = client.query(&sql, &q.params()).await?.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
-    let total = total.unwrap_or_else(|| window.total_seen(items.len(), more));
+    let total = if !more && (window.offset() == 0 || !items.is_empty()) {
+        window.total_seen(items.len(), false)
+    } else {
+        count_capped(client, count_from_where, &q, window.count_time_box)
+            .await?
+            .unwrap_or_else(|| window.total_seen(items.len(), more))
+    };
     Ok(window.page(total, items))
 }
 
@@ -280,6 +316,49 @@ mod tests {
         // A quick count is exact.
         let page = numbers(&client, "FROM generate_series(1, 8) g", None, 3).await;
         assert_eq!((page.total, page.total_capped), (8, false));
+    }
+
+    /// A page that holds every row is its own total: nothing is counted (the count's relation
+    /// here does not exist, so counting would fail). Past the end, it is counted.
+    #[tokio::test]
+    async fn a_page_with_every_row_is_not_counted() {
+        let url = else_tests::PgCluster::shared().create_database().await;
+        let client = omelse::store::connect(&url).await.unwrap();
+        let from_where = FromWhere {
+            count: "FROM no_such_relation g",
+            page: "FROM generate_series(1, 8) g",
+        };
+        let window = |page| {
+            PageParams {
+                page: Some(page),
+                per_page: Some(5),
+            }
+            .window()
+            .unwrap()
+        };
+        let page = page_of(
+            &client,
+            "g",
+            from_where,
+            Query::default(),
+            window(2),
+            "ORDER BY g",
+            |r| r.get::<_, i32>(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!((page.items, page.total, page.total_capped), (vec![6, 7, 8], 8, false));
+        let first = page_of(
+            &client,
+            "g",
+            from_where,
+            Query::default(),
+            window(1),
+            "ORDER BY g",
+            |r| r.get::<_, i32>(0),
+        )
+        .await;
+        assert!(first.is_err(), "a full page with more rows after it is counted");
     }
 
     #[test]

@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "links_by_queue_id_and_time",
         include_str!("migrations/0014_links_by_queue_id_and_time.sql"),
     ),
+    (
+        15,
+        "search_at_scale",
+        include_str!("migrations/0015_search_at_scale.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

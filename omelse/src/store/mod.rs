@@ -19,6 +19,7 @@ mod rollup;
 mod sql_types;
 mod text_index;
 pub mod vouched;
+mod whole_table_statistics;
 mod writer;
 
 pub use batch::*;
@@ -37,4 +38,5 @@ pub use rollup::{
     OTHER_KEY, SIZE_BUCKETS,
 };
 pub use text_index::index_finished_log_days;
+pub use whole_table_statistics::{analyze_partitioned_tables, REFRESH_AFTER as STATISTICS_REFRESH_AFTER};
 pub use writer::{WriteStats, Writer};

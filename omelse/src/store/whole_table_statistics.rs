@@ -1,0 +1,50 @@
+//! Statistics of each partitioned table as a whole.
+//!
+//! Autovacuum analyzes every partition but never a partitioned table itself, and PostgreSQL
+//! estimates a join between two partitioned tables (a message and its recipients) from the whole
+//! tables' statistics. Without them a search for one address was planned as if a tenth of the
+//! messages matched: the newest messages were read one by one, 2.2 s instead of 30 ms over 3
+//! million messages (docs/benchmarks.md, "Message search latency").
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::partitions::PARTITIONED_TABLES;
+use super::Result;
+
+/// How old a partitioned table's statistics may grow before they are taken again: what they
+/// describe (how many recipients a message has, how many messages an address gets) changes
+/// slowly, and in PostgreSQL 15 `ANALYZE` of a partitioned table samples every partition again.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Analyzes each partitioned table whose whole-table statistics are missing or older than
+/// [`REFRESH_AFTER`], throttled like autovacuum (`vacuum_cost_delay` 2 ms); returns the tables
+/// analyzed.
+pub async fn analyze_partitioned_tables(client: &Client) -> Result<Vec<String>> {
+    let tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect();
+    let stale: Vec<String> = client
+        .query(
+            "SELECT c.relname
+             FROM pg_class c
+             LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+             WHERE c.relkind = 'p' AND c.relnamespace = current_schema()::regnamespace
+               AND c.relname = ANY($1)
+               AND (s.last_analyze IS NULL OR s.last_analyze < now() - make_interval(secs => $2))
+             ORDER BY c.relname",
+            &[&tables, &(REFRESH_AFTER.as_secs() as f64)],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if !stale.is_empty() {
+        client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
+        for table in &stale {
+            // The name comes from PARTITIONED_TABLES, never from outside.
+            client.batch_execute(&format!("ANALYZE {table}")).await?;
+        }
+        client.batch_execute("RESET vacuum_cost_delay").await?;
+    }
+    Ok(stale)
+}
