@@ -1,7 +1,7 @@
-//! Rollups when a flow is decided late: a later line (the next hop's delivery) decides where an
-//! earlier delivery went, which moves rows between the per-flow statistics of hours already
-//! refreshed. Written line by line with a refresh after each, the rollups must end as they are
-//! when every line is known before the first refresh.
+//! Rollups when a later line changes what an hour already refreshed counts: the next hop's
+//! delivery decides where an earlier delivery went (its flow), or an expiry days later counts a
+//! recipient at its last attempt. Written line by line with a refresh after each, the rollups
+//! must end as they are when every line is known before the first refresh.
 
 use else_tests::PgCluster;
 use omelse::correlate::CorrelatorConfig;
@@ -34,11 +34,11 @@ Mar 14 12:30:00 mx1 postfix/lmtp[1220]: 8E0A1B2D3F: to=<carol@example.com>, rela
 Mar 14 12:30:00 mx1 postfix/qmgr[815]: 8E0A1B2D3F: removed
 ";
 
-/// The fixture of the other tests (a content filter, out1 relaying to mx1, a bounce) and the late
-/// decision above, in time order as one log.
-fn lines() -> Vec<String> {
+/// The fixture of the other tests (a content filter, out1 relaying to mx1, a bounce) and `late`
+/// (the late decision above, or it days later), in time order as one log.
+fn lines(late: &str) -> Vec<String> {
     let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/mail.log")).unwrap();
-    let mut lines: Vec<String> = fixture.lines().chain(LATE.lines()).map(str::to_owned).collect();
+    let mut lines: Vec<String> = fixture.lines().chain(late.lines()).map(str::to_owned).collect();
     lines.sort_by_key(|line| line.get(..15).unwrap_or_default().to_owned());
     lines
 }
@@ -69,9 +69,22 @@ fn hot() -> Timestamp {
     )
 }
 
+/// A message of out1 to dave, deferred at 10:10 and for the last time at 11:40, expires five days
+/// later (qmgr `status=expired`, maximal_queue_lifetime; no bounce line). The expiry counts at
+/// the recipient's last attempt, 11:00, an hour that the expiry's batch has no line of: only the
+/// recipient's change marks it (neither the message's start, 09:58, nor the expiry's hour).
+const EXPIRY: &str = "\
+Mar 14 09:58:00 out1 postfix/pickup[4300]: 7A1B2C3D4E: uid=1000 from=<bob>
+Mar 14 09:58:00 out1 postfix/cleanup[4305]: 7A1B2C3D4E: message-id=<expiry@example.com>
+Mar 14 09:58:00 out1 postfix/qmgr[3010]: 7A1B2C3D4E: from=<bob@example.com>, size=2000, nrcpt=1 (queue active)
+Mar 14 10:10:00 out1 postfix/smtp[4320]: 7A1B2C3D4E: to=<dave@example.org>, relay=none, delay=720, delays=0.1/0.01/720/0, dsn=4.4.1, status=deferred (connect to mx.example.org[203.0.113.5]:25: Connection refused)
+Mar 14 11:40:00 out1 postfix/smtp[4321]: 7A1B2C3D4E: to=<dave@example.org>, relay=none, delay=6120, delays=6119/0.01/1/0, dsn=4.4.1, status=deferred (connect to mx.example.org[203.0.113.5]:25: Connection refused)
+Mar 19 13:20:00 out1 postfix/qmgr[3010]: 7A1B2C3D4E: from=<bob@example.com>, status=expired, returned to sender
+";
+
 /// Writes `lines` through the pipeline, `per_batch` lines a batch, refreshing the rollups after
 /// each batch; returns the rollups' rows.
-async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
+async fn rollups_written(lines: &[String], per_batch: usize) -> (Vec<String>, Vec<String>) {
     let mut client = database().await;
     let correlator = ingest::resume(&client, CorrelatorConfig::default(), None)
         .await
@@ -84,7 +97,7 @@ async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
     );
     let mut pipeline = Pipeline::new(Clock::new(jiff::tz::TimeZone::UTC, reference), correlator);
     let mut writer = Writer::new();
-    for batch in lines().chunks(per_batch) {
+    for batch in lines.chunks(per_batch) {
         for line in batch {
             pipeline.push_line(line);
         }
@@ -114,15 +127,37 @@ async fn rollups_written(per_batch: usize) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn rollups_of_a_flow_decided_late_end_as_when_it_was_known_at_once() {
-    let (traffic, keys) = rollups_written(usize::MAX).await;
-    // The late decision is in the rows known at once: carol's 10:10 deferral is internal.
+    // The same story with carol's successful retry and mx1's lines two days later: the deferral
+    // that moves lies in a daily partition of its own, found through the life's window.
+    let days_later = LATE
+        .replace("Mar 14 11:59:59", "Mar 16 11:59:59")
+        .replace("Mar 14 12:", "Mar 16 12:");
+    for late in [LATE, days_later.as_str()] {
+        let lines = lines(late);
+        let (traffic, keys) = rollups_written(&lines, usize::MAX).await;
+        // The late decision is in the rows known at once: carol's 10:10 deferral is internal.
+        assert!(
+            traffic
+                .iter()
+                .any(|r| r.contains("03-14 10:00:00+00|out1|internal|f||deferred|1|")),
+            "{traffic:#?}"
+        );
+        let (traffic_by_line, keys_by_line) = rollups_written(&lines, 1).await;
+        assert_eq!(traffic_by_line, traffic);
+        assert_eq!(keys_by_line, keys);
+    }
+}
+
+#[tokio::test]
+async fn an_expiry_days_later_counts_in_the_hour_of_the_last_attempt() {
+    let lines: Vec<String> = EXPIRY.lines().map(str::to_owned).collect();
+    let (traffic, keys) = rollups_written(&lines, usize::MAX).await;
+    let expired: Vec<&String> = traffic.iter().filter(|r| r.contains("|expired|")).collect();
     assert!(
-        traffic
-            .iter()
-            .any(|r| r.contains("10:00:00+00|out1|internal|f||deferred|1|")),
+        !expired.is_empty() && expired.iter().all(|r| r.starts_with("2024-03-14 11:00:00+00|out1|")),
         "{traffic:#?}"
     );
-    let (traffic_by_line, keys_by_line) = rollups_written(1).await;
+    let (traffic_by_line, keys_by_line) = rollups_written(&lines, 1).await;
     assert_eq!(traffic_by_line, traffic);
     assert_eq!(keys_by_line, keys);
 }

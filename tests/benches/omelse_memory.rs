@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use else_tests::bench::{memory_kib, message_lines, rsyslogd_pid, Ending};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
+use else_tests::shipped::QueueParams;
 use else_tests::PgCluster;
 use else_tests::{block_on, count};
 use omelse::rsyslog::DEFAULT_MAX_OPEN;
@@ -100,11 +101,13 @@ fn main() {
             r#"module(load="imtcp")
 module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
-ruleset(name="r" queue.type="LinkedList" queue.workerThreads="1" queue.size="100000") {{
-  action(type="omelse" conninfo="{url}" host.binding="relay" action.resumeRetryCount="-1" memory.max_open="{max_open}" stats.interval="5"
-         queue.type="Disk" queue.filename="omelse" queue.maxFileSize="64m" queue.size="10000000" queue.dequeueBatchSize="10000" queue.workerThreads="1")
+ruleset(name="r" {ruleset}) {{
+  action(type="omelse" conninfo="{url}" host.binding="relay" memory.max_open="{max_open}" stats.interval="5"
+         {action})
 }}"#,
-            module = module.display()
+            module = module.display(),
+            ruleset = QueueParams::shipped_ruleset(),
+            action = QueueParams::shipped_action()
         )
     };
     println!(

@@ -33,7 +33,7 @@ use clap::{Parser, ValueEnum};
 use else_tests::bench::{cpu_seconds, rsyslogd_pid, tree_cpu_seconds};
 use else_tests::dense::{Fixture, Replication, Stream};
 use else_tests::rsyslogd::{free_port, send_tcp, wait_until, Rsyslogd};
-use else_tests::shipped::else_server_over_tcp;
+use else_tests::shipped::{else_server_over_tcp, QueueParams};
 use else_tests::{block_on, count, PgCluster};
 
 #[derive(Parser)]
@@ -484,17 +484,12 @@ fn ompgsql_config(url: &str) -> String {
     let stanza = else_server_over_tcp(module, url);
     let start = stanza.find("action(type=\"omelse\"").expect("the omelse action");
     let end = start + stanza[start..].find("\")").expect("the end of the omelse action") + 2;
-    let queue: Vec<&str> = stanza[start..end]
-        .lines()
-        .map(str::trim)
-        .filter(|l| (l.starts_with("queue.") || l.starts_with("action.")) && !l.starts_with("queue.filename"))
-        .collect();
     let config: tokio_postgres::Config = url.parse().expect("database URL");
     let action = format!(
-        "action(type=\"ompgsql\" server=\"127.0.0.1\" port=\"{}\" db=\"{}\" uid=\"postgres\" pwd=\"\" template=\"raw\"\n  queue.filename=\"ompgsql\" {})",
+        "action(type=\"ompgsql\" server=\"127.0.0.1\" port=\"{}\" db=\"{}\" uid=\"postgres\" pwd=\"\" template=\"raw\"\n  {})",
         config.get_ports()[0],
         config.get_dbname().unwrap_or("postgres"),
-        queue.join("\n  ")
+        QueueParams::shipped_action().set("queue.filename", "ompgsql")
     );
     let template = "template(name=\"raw\" type=\"string\" option.stdsql=\"on\"
          string=\"INSERT INTO raw_lines (received, host, tag, msg) VALUES ('%timereported:::date-rfc3339%', '%hostname%', '%syslogtag%', '%msg%')\")\n";

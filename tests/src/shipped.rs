@@ -3,9 +3,10 @@
 //! host's rsyslogd with one of the Postfix-host stanzas; the server's stanza over plain TCP, for a
 //! relay's stream of many servers.
 
+use std::fmt;
 use std::path::Path;
 
-use crate::rsyslogd::{free_port, shipped_stanza, shipped_stanza_loading, Rsyslogd};
+use crate::rsyslogd::{free_port, shipped_stanza, shipped_stanza_loading, stanza_text, Rsyslogd};
 
 /// An ELSE server's rsyslogd: RELP/TLS on `relp_port`, the compressed stream on
 /// `compressed_port`, both into omelse, both the inputs of one Postfix host (`mx1`'s certificate).
@@ -78,5 +79,117 @@ impl PostfixHost {
             daemon: Rsyslogd::start(dir, &config),
             input_port,
         }
+    }
+}
+
+/// Queue parameters (`queue.*`, and `action.*` for an action) in the order a stanza gives them,
+/// rendered as rsyslog parameters (`name="value"`, space separated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueParams(Vec<(String, String)>);
+
+impl QueueParams {
+    /// The queue and retry parameters of the omelse action of the shipped else-server.conf: what a
+    /// test or benchmark that means "as shipped" runs with, read from the file so that they
+    /// cannot drift apart.
+    pub fn shipped_action() -> QueueParams {
+        let text = stanza_text("else-server.conf");
+        QueueParams::of(block(&text, "action(type=\"omelse\""), &["queue.", "action."])
+    }
+
+    /// The queue parameters of the shipped else-server.conf's ruleset.
+    pub fn shipped_ruleset() -> QueueParams {
+        let text = stanza_text("else-server.conf");
+        QueueParams::of(block(&text, "ruleset(name=\"else\""), &["queue."])
+    }
+
+    /// The parameters of `block` whose names start with one of `prefixes`.
+    fn of(block: &str, prefixes: &[&str]) -> QueueParams {
+        let mut params = Vec::new();
+        for line in block.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+            let mut rest = line;
+            while let Some(eq) = rest.find("=\"") {
+                let name = rest[..eq].rsplit([' ', '(']).next().unwrap_or_default();
+                let value_start = eq + 2;
+                let value_end = value_start + rest[value_start..].find('"').expect("a closing quote");
+                if prefixes.iter().any(|p| name.starts_with(p)) {
+                    params.push((name.to_owned(), rest[value_start..value_end].to_owned()));
+                }
+                rest = &rest[value_end + 1..];
+            }
+        }
+        assert!(!params.is_empty(), "no queue parameters in:\n{block}");
+        QueueParams(params)
+    }
+
+    /// The value of a parameter, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// With `name` set to `value`: replaced where it is, or added at the end.
+    pub fn set(mut self, name: &str, value: &str) -> QueueParams {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(param) => param.1 = value.to_owned(),
+            None => self.0.push((name.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    /// Without `name`.
+    pub fn without(mut self, name: &str) -> QueueParams {
+        self.0.retain(|(n, _)| n != name);
+        self
+    }
+}
+
+impl fmt::Display for QueueParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name}=\"{value}\"")?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of the object that begins with `opening` in `text`, to its closing parenthesis (the
+/// first `)` outside quotes and comments).
+fn block<'a>(text: &'a str, opening: &str) -> &'a str {
+    let start = text
+        .find(opening)
+        .unwrap_or_else(|| panic!("{opening} in the shipped stanza"));
+    let (mut quoted, mut comment) = (false, false);
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '\n' => comment = false,
+            _ if comment => {}
+            '"' => quoted = !quoted,
+            '#' if !quoted => comment = true,
+            ')' if !quoted => return &text[start..=start + i],
+            _ => {}
+        }
+    }
+    panic!("{opening} is not closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_queues_are_read_from_the_stanza() {
+        let action = QueueParams::shipped_action();
+        assert_eq!(action.get("queue.type"), Some("Disk"));
+        assert_eq!(action.get("queue.workerThreads"), Some("1"));
+        assert_eq!(action.get("action.resumeRetryCount"), Some("-1"));
+        assert_eq!(action.get("conninfo"), None, "only queue and action parameters");
+        let ruleset = QueueParams::shipped_ruleset();
+        assert_eq!(ruleset.get("queue.workerThreads"), Some("1"));
+        assert_eq!(ruleset.get("name"), None);
+        let changed = action.set("queue.dequeueBatchSize", "64").without("queue.filename");
+        assert!(changed.to_string().contains("queue.dequeueBatchSize=\"64\""));
+        assert!(!changed.to_string().contains("queue.filename"));
     }
 }

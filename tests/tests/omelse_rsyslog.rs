@@ -14,7 +14,7 @@ use else_tests::rsyslogd::{
     check_config, free_port, host_inputs, omelse_module, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza,
     wait_until, Rsyslogd, STATS,
 };
-use else_tests::shipped::else_server_over_tcp;
+use else_tests::shipped::{else_server_over_tcp, QueueParams};
 use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, PgCluster};
 
@@ -37,14 +37,16 @@ fn as_syslog(lines: &[String]) -> Vec<String> {
     lines.iter().map(|l| format!("<22>{l}")).collect()
 }
 
-/// The action these tests use; their plain TCP input stands for a relay (lines of any server, from
-/// the corpora), so the lines of that unbound input are accepted.
+/// The action these tests use: the shipped action's queue (its disk queue, batches and worker,
+/// read from rsyslog-conf/else-server.conf), retried every second instead of every 5 (the tests
+/// that stop PostgreSQL then wait less for the reconnection, and what they check is the same).
+/// Their plain TCP input stands for a relay (lines of any server, from the corpora), so the lines
+/// of that unbound input are accepted.
 fn omelse_action(conninfo: &str, extra: &str) -> String {
     format!(
         r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1" host.binding="relay"
-       action.resumeRetryCount="-1" action.resumeInterval="1"
-       queue.type="LinkedList" queue.filename="omelse" queue.saveOnShutdown="on"
-       queue.size="200000" queue.dequeueBatchSize="5000" queue.timeoutActionCompletion="20000" queue.workerThreads="1" {extra})"#
+       {queue} {extra})"#,
+        queue = QueueParams::shipped_action().set("action.resumeInterval", "1")
     )
 }
 
@@ -59,10 +61,11 @@ fn server_config_with(module: &Path, tcp_port: u16, conninfo: &str, extra: &str)
 module(load="imtcp")
 module(load="{module}")
 input(type="imtcp" port="{tcp_port}" ruleset="else")
-ruleset(name="else" queue.type="LinkedList" queue.workerThreads="1" queue.size="200000") {{
+ruleset(name="else" {ruleset}) {{
     {action}
 }}"#,
         module = module.display(),
+        ruleset = QueueParams::shipped_ruleset(),
         action = omelse_action(conninfo, extra)
     )
 }
@@ -113,11 +116,7 @@ fn rsyslogd_with_omelse_stores_what_an_import_stores() {
     let port = free_port();
     let dir = test_dir("same-as-import");
     // The module refreshes the rollups itself here (by default elsed serve does).
-    let config = server_config(&omelse_module(), port, &live).replace(
-        "queue.workerThreads=\"1\" )",
-        "queue.workerThreads=\"1\" rollups.interval=\"5\")",
-    );
-    assert!(config.contains("rollups.interval"));
+    let config = server_config_with(&omelse_module(), port, &live, r#"rollups.interval="5""#);
     let daemon = Rsyslogd::start(&dir, &config);
     send_tcp(port, &as_syslog(&lines));
     let stored = wait_for_rows(&live, lines.len() as i64, Duration::from_secs(240));

@@ -369,8 +369,12 @@ async fn refresh_share(client: &mut Client, hot: Timestamp, share: Option<(i32, 
         Some(_) => "SELECT pg_advisory_xact_lock_shared($1)",
     };
     tx.execute(lock, &[&ROLLUP_LOCK]).await?;
-    tx.batch_execute(&format!("SET LOCAL client_min_messages = warning; {TEMP_TABLES}"))
-        .await?;
+    // JIT off: the refresh's statements cost millions on paper (LATERAL probes per dirty hour),
+    // and compiling them took half of a refresh of 30 past days (40 s with JIT, 20 s without).
+    tx.batch_execute(&format!(
+        "SET LOCAL client_min_messages = warning; SET LOCAL jit = off; {TEMP_TABLES}"
+    ))
+    .await?;
     let (part, parts) = share.unwrap_or((0, 1));
     let refreshed = tx
         .execute(

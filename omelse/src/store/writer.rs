@@ -73,6 +73,11 @@ ON CONFLICT (hour, server_id) DO UPDATE SET hour = EXCLUDED.hour";
 /// Hours of the deliveries, expiries and rejects of staged messages whose flow or size changes:
 /// those rows move between rollup rows. Lookups are LATERAL … LIMIT 1 on keys so that the plan
 /// never scans a whole table, whatever the statistics of temp and fresh tables.
+///
+/// Deliveries and rejects are partitioned by their own time, not their message's: their lookups
+/// are bounded by the staged lives' window (`$1`..`$2`, [`BatchRows::life_window`]), so that
+/// the planner keeps the partitions of the days the batch's lives span, not every day kept (30 and
+/// more), and sees how much of each the bound covers.
 const MOVED_MESSAGES_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
 SELECT date_trunc('hour', x.ts, 'UTC'), x.server_id
 FROM stage_messages s
@@ -82,8 +87,10 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT d.ts, d.server_id FROM deliveries d
     WHERE d.message_uid = s.uid AND d.message_started_at = s.started_at
+      AND d.ts >= $1::timestamptz AND d.ts <= $2::timestamptz
     UNION ALL
-    SELECT r.ts, r.server_id FROM rejects r WHERE r.message_uid = s.uid
+    SELECT r.ts, r.server_id FROM rejects r
+    WHERE r.message_uid = s.uid AND r.ts >= $1::timestamptz AND r.ts <= $2::timestamptz
     UNION ALL
     SELECT r.last_attempt_at, s.server_id FROM recipients r
     WHERE r.message_uid = s.uid AND r.message_started_at = s.started_at AND r.status = 'expired'
@@ -95,7 +102,8 @@ WHERE m.version <= s.version AND (m.flow IS DISTINCT FROM s.flow OR m.size IS DI
 /// that neither the message's start nor the recipient's last attempt marks. The deliveries are
 /// looked up only for the recipients found moved (their lookup names `r`, and `OFFSET 0` keeps it a
 /// per-row index probe): joined to the staged rows alone, the planner sorted a whole day of
-/// deliveries for every batch, for what is usually no row at all.
+/// deliveries for every batch, for what is usually no row at all. Bounded by the staged lives'
+/// window as [`MOVED_MESSAGES_DIRTY`] is (NULL: no bound).
 const MOVED_RECIPIENTS_DIRTY: &str = "INSERT INTO stage_dirty (hour, server_id)
 SELECT date_trunc('hour', d.ts, 'UTC'), d.server_id
 FROM stage_recipients s
@@ -108,6 +116,7 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT d.ts, d.server_id FROM deliveries d
     WHERE d.message_uid = r.message_uid AND d.message_started_at = r.message_started_at AND d.recipient = r.address
+      AND d.ts >= coalesce($1::timestamptz, '-infinity') AND d.ts <= coalesce($2::timestamptz, 'infinity')
     OFFSET 0
 ) d";
 
@@ -370,7 +379,8 @@ impl Writer {
                         continue;
                     }
                     if let Some(before) = before {
-                        tx.execute(before, &[]).await?;
+                        let (from, to) = rows.life_window(table);
+                        tx.execute(before, &[&from, &to]).await?;
                     }
                     merge(&tx, &table.merge_sql()).await?
                 }
@@ -683,6 +693,44 @@ impl BatchRows<'_> {
             Rows::Rejects => copy_rejects(tx, dest, &self.batch.rejects, ids).await,
             Rows::Sessions => copy_sessions(tx, dest, &self.sessions, ids).await,
             Rows::Links => copy_links(tx, dest, &self.batch.links, ids).await,
+        }
+    }
+
+    /// The first and last line of the lives whose staged rows `table` holds (the staged messages,
+    /// or the messages of the staged recipients), which bounds the deliveries and rejects the
+    /// dirty-mark lookups look for ([`MOVED_MESSAGES_DIRTY`]); `None` where there is no bound (a
+    /// recipient without its message in the batch).
+    ///
+    /// A life's `first_seen`..`last_seen` holds every line applied to it (`count_line`), so the
+    /// time of every delivery and reject stored for it; the partition key `started_at` does not
+    /// (lines out of order make `first_seen` earlier). The lookups matter for a snapshot newer than
+    /// the stored one, whose window is no narrower: windows only widen, and a life's snapshot is
+    /// written in the batch of each of its rows. A life deferred for days widens the window to
+    /// those days. The bound comes from the rows, never from the clock.
+    fn life_window(&self, table: &Staged) -> (Option<Timestamp>, Option<Timestamp>) {
+        let window = |messages: &mut dyn Iterator<Item = &MessageRow>| {
+            messages.fold((None, None), |(from, to): (Option<Timestamp>, Option<Timestamp>), m| {
+                (
+                    Some(from.map_or(m.first_seen, |f| f.min(m.first_seen))),
+                    Some(to.map_or(m.last_seen, |t| t.max(m.last_seen))),
+                )
+            })
+        };
+        match table.rows {
+            Rows::Messages => window(&mut self.messages.iter().copied()),
+            Rows::Recipients => {
+                let staged: HashMap<(Timestamp, i64), &MessageRow> =
+                    self.messages.iter().map(|m| ((m.started_at, m.uid), *m)).collect();
+                let mut theirs = Vec::with_capacity(staged.len());
+                for r in &self.recipients {
+                    match staged.get(&(r.message_started_at, r.message_uid)) {
+                        Some(m) => theirs.push(*m),
+                        None => return (None, None),
+                    }
+                }
+                window(&mut theirs.into_iter())
+            }
+            _ => (None, None),
         }
     }
 
