@@ -1,11 +1,12 @@
 -- Fills an ELSE database (schema migrated) with generated messages and recipients for
 -- scripts/bench-search.sh: :messages messages over :days days ending now, on four servers,
 -- skewed like real mail (few big domains, many small ones; most messages to one recipient),
--- and half as many refusals (`NOQUEUE: reject:` at RCPT, a fifth of them temporary), which every
--- search reads beside the messages.
+-- and :refusals refusals per message (`NOQUEUE: reject:` at RCPT, a fifth of them temporary),
+-- which every search reads beside the messages.
 --
 --   psql -v setup=true  -v messages=N -v days=D -f scripts/bench-search-data.sql URL   # once
---   psql -v setup=false -v messages=N -v days=D -v worker=W -v workers=K -f … URL      # W in 0..K
+--   psql -v setup=false -v messages=N -v days=D -v refusals=R -v worker=W -v workers=K -f … URL
+--                                                                   # W in 0..K, R: 0.5 for half
 --
 -- The setup run makes the servers and the daily partitions; each worker then fills the days
 -- whose number is W modulo K, so that K sessions fill the database on K cores. No ANALYZE at the
@@ -76,8 +77,8 @@ SELECT format($day$
            pg_temp.address(random(), random()), pg_temp.address(random(), random()), 'ESMTP',
            'client' || (i %% 5000) || '.example.net'
     FROM (SELECT i, %1$L::timestamptz + (random() * interval '1 day') AS t, random() AS r
-          FROM generate_series(%2$s::bigint, %2$s::bigint + (%3$s::bigint - %2$s::bigint) / 2) AS i) AS x
-$day$, d, (n * per_day) + 1, (n + 1) * per_day)
+          FROM generate_series(%2$s::bigint, %2$s::bigint + ((%3$s::bigint - %2$s::bigint) * %4$s)::bigint) AS i) AS x
+$day$, d, (n * per_day) + 1, (n + 1) * per_day, :refusals::float8)
 FROM (SELECT (:messages / :days)::bigint AS per_day) AS p,
      generate_series(0, :days - 1) AS n,
      LATERAL (SELECT date_trunc('day', now() - ((:days - n) || ' days')::interval) AS d) AS day

@@ -15,6 +15,7 @@
 #   ELSE_BENCH_STATES="1 2 3"                   # which states to measure, in this order ("": none)
 #   ELSE_BENCH_WORKERS=N                        # sessions that generate (default: the cores)
 #   ELSE_BENCH_KEEP=1                           # leave the private cluster running afterwards
+#   ELSE_BENCH_REFUSALS=R                       # refusals generated per message (default 0.5)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/scripts/private-postgres.sh"
@@ -22,22 +23,23 @@ MESSAGES=${1:-10000000}
 DAYS=${2:-30}
 STATES=${ELSE_BENCH_STATES-1 2 3}
 WORKERS=${ELSE_BENCH_WORKERS:-$(nproc)}
+REFUSALS=${ELSE_BENCH_REFUSALS:-0.5}
 say() { printf 'bench-search: %s\n' "$*"; }
 
 cd "$ROOT"
 cargo build -p elsed
 cargo test -p elsed --lib --no-run 2>/dev/null
 if [[ -z ${ELSE_BENCH_DATABASE_URL:-} ]]; then
-    start_private_postgres bench-search "-c fsync=off -c shared_buffers=1GB -c max_wal_size=4GB -c wal_level=minimal -c max_wal_senders=0"
+    start_private_postgres bench-search "-c fsync=off -c shared_buffers=1GB -c max_wal_size=1GB -c wal_level=minimal -c max_wal_senders=0"
     if [[ -n ${ELSE_BENCH_KEEP:-} ]]; then
         trap - EXIT
         say "kept after the run: $PG_URL (stop: as postgres, pg_ctl -D $WORK/data stop)"
     fi
     export ELSE_BENCH_DATABASE_URL=$PG_URL
     ELSE_CONFIG=/dev/null target/debug/elsed migrate --database-url "$ELSE_BENCH_DATABASE_URL" >/dev/null
-    say "generating $MESSAGES messages over $DAYS days in $WORKERS sessions (PostgreSQL on 127.0.0.1:$port, fsync off)"
+    say "generating $MESSAGES messages and $REFUSALS refusals per message over $DAYS days in $WORKERS sessions (PostgreSQL on 127.0.0.1:$port, fsync off)"
     start=$(date +%s)
-    data=(-q -v messages="$MESSAGES" -v days="$DAYS" -f scripts/bench-search-data.sql)
+    data=(-q -v messages="$MESSAGES" -v days="$DAYS" -v refusals="$REFUSALS" -f scripts/bench-search-data.sql)
     psql "${data[@]}" -v setup=true "$ELSE_BENCH_DATABASE_URL" >/dev/null
     pids=()
     for ((w = 0; w < WORKERS; w++)); do
