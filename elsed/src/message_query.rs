@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
 use crate::access::Scope;
-use crate::recipient_lookup::{recipient_match, RecipientLookup};
+use crate::recipient_lookup::{newest_keys, recipient_match_per_column, MessagesOfRecipients, RecipientLookup};
 use crate::sql::{like_escape, Query};
 
 /// A filter's value was refused: which field, and why (the CLI prints it, the API answers 400).
@@ -124,31 +124,42 @@ fn like_pattern(op: TextOp, value: &str) -> String {
 /// is the whole domain (through `else_domain`, which is indexed), `<>` the null sender.
 /// `not` is the negation of `is` (a missing value is "not" anything).
 pub fn address_condition(q: &mut Query, columns: &[&str], filter: &TextFilter) -> String {
+    let any = |parts: Vec<String>| format!("({})", parts.join(" OR "));
+    match filter.op {
+        TextOp::Not => {
+            let is = TextFilter {
+                op: TextOp::Is,
+                value: filter.value.clone(),
+            };
+            format!(
+                "NOT coalesce({}, false)",
+                any(address_condition_per_column(q, columns, &is))
+            )
+        }
+        _ => any(address_condition_per_column(q, columns, filter)),
+    }
+}
+
+/// Each column's condition of [`address_condition`] for `is`, `contains` and `starts` (`not`
+/// is asked as `is`), on one bound value.
+pub fn address_condition_per_column(q: &mut Query, columns: &[&str], filter: &TextFilter) -> Vec<String> {
     let value = filter.value.trim();
-    let any = |f: &dyn Fn(&str) -> String| {
-        let parts: Vec<String> = columns.iter().map(|c| f(c)).collect();
-        format!("({})", parts.join(" OR "))
-    };
+    let each = |f: &dyn Fn(&str) -> String| columns.iter().map(|c| f(c)).collect();
     match filter.op {
         TextOp::Is | TextOp::Not => {
-            let is = if value == "<>" {
-                any(&|c| format!("{c} = ''"))
+            if value == "<>" {
+                each(&|c| format!("{c} = ''"))
             } else if let Some(domain) = value.strip_prefix('@') {
                 let p = q.bind(domain.to_lowercase());
-                any(&|c| format!("else_domain({c}) = {p}"))
+                each(&|c| format!("else_domain({c}) = {p}"))
             } else {
                 let p = q.bind(strip_angles(value).to_lowercase());
-                any(&|c| format!("lower({c}) = {p}"))
-            };
-            if filter.op == TextOp::Not {
-                format!("NOT coalesce({is}, false)")
-            } else {
-                is
+                each(&|c| format!("lower({c}) = {p}"))
             }
         }
         TextOp::Contains | TextOp::Starts => {
             let p = q.bind(like_pattern(filter.op, strip_angles(value)));
-            any(&|c| format!("lower({c}) LIKE {p}"))
+            each(&|c| format!("lower({c}) LIKE {p}"))
         }
     }
 }
@@ -253,10 +264,10 @@ fn recipients_of(m: &str) -> String {
 
 impl MessageFilter {
     /// Adds the conditions on `messages m` (joined with `servers s`) to `q`, and returns the
-    /// relation `m` they read (`messages m`, or the messages of the matching recipients); refuses
-    /// values that cannot be searched for (an unknown status, a bad network).
-    pub fn apply(&self, q: &mut Query) -> Result<String, FilterError> {
-        let mut relation = "messages m".to_owned();
+    /// relation of a recipient condition's messages when `m` is not `messages m`; refuses values
+    /// that cannot be searched for (an unknown status, a bad network).
+    pub fn apply(&self, q: &mut Query) -> Result<Option<MessagesOfRecipients>, FilterError> {
+        let mut relation = None;
         if let Some(text) = &self.quick {
             let condition = quick_condition(q, text);
             q.and(condition);
@@ -266,7 +277,8 @@ impl MessageFilter {
             q.and(condition);
         }
         if let Some(recipient) = &self.recipient {
-            let matches = recipient_match(q, recipient);
+            let per_column = recipient_match_per_column(q, recipient);
+            let matches = format!("({})", per_column.join(" OR "));
             // `not`: no recipient is that one (rather than "some recipient is another one").
             // `OFFSET 0` keeps each form as written: PostgreSQL would otherwise choose between
             // them from a join estimate that is wrong by orders of magnitude (recipient_lookup).
@@ -279,17 +291,10 @@ impl MessageFilter {
                     "EXISTS (SELECT 1 FROM {} AND {matches} OFFSET 0)",
                     recipients_of("m")
                 )),
-                // Each matching recipient's message fetched by its key: written as a join, even
-                // a few tens of thousands of keys were hashed against every message (a seq scan
-                // of 30 million for a middling domain).
-                (_, RecipientLookup::Recipients) => {
-                    relation = format!(
-                        "(SELECT DISTINCT r.message_started_at, r.message_uid FROM recipients r
-                          WHERE {matches} OFFSET 0) k
-                         CROSS JOIN LATERAL (SELECT * FROM messages m
-                                             WHERE m.started_at = k.message_started_at AND m.uid = k.message_uid
-                                             OFFSET 0) m"
-                    )
+                (_, RecipientLookup::Recipients) => relation = Some(MessagesOfRecipients::All { matches }),
+                (_, RecipientLookup::NewestRecipients) => {
+                    let newest = newest_keys(&per_column);
+                    relation = Some(MessagesOfRecipients::Newest { matches, newest })
                 }
             }
         }
@@ -515,24 +520,28 @@ pub fn entries_page_from_where(
     order_by: &str,
     rows: i64,
 ) -> Result<(String, Query), FilterError> {
-    entries_from(scope, filter, Some(&format!("{order_by} LIMIT {rows}")))
+    entries_from(scope, filter, Some((order_by, rows)))
 }
 
 fn entries_from(
     scope: &Scope,
     filter: &MessageFilter,
-    branch_tail: Option<&str>,
+    page: Option<(&str, i64)>,
 ) -> Result<(String, Query), FilterError> {
     // Each branch as a relation `m` of the union's columns, sorted and cut when asked.
-    let branch = |select: String| match branch_tail {
-        Some(tail) => format!("(SELECT * FROM ({select}) m {tail})"),
+    let branch = |select: String| match page {
+        Some((order_by, rows)) => format!("(SELECT * FROM ({select}) m {order_by} LIMIT {rows})"),
         None => select,
     };
     let mut q = Query::default();
-    let messages = filter.apply(&mut q)?;
+    let of_recipients = filter.apply(&mut q)?;
     let visible = scope.messages_condition(&mut q, "m");
     q.and(visible);
     let messages_where = q.take_where_clause();
+    let messages = of_recipients.map_or_else(
+        || "messages m".to_owned(),
+        |relation| relation.sql(&messages_where, page.map(|(_, rows)| rows)),
+    );
     let mut from = branch(format!(
         "SELECT 'message'::text AS kind, m.started_at, m.uid, m.server_id, m.queue_id, m.message_id, m.sender,
                 m.size, m.client_ip, m.client_name, m.first_seen, m.last_seen, m.flow, m.state, m.state_reason,
@@ -701,9 +710,9 @@ mod tests {
         let params = q.params.iter().map(|p| format!("{p:?}")).collect();
         let conditions = q.conditions.join(" AND ");
         // A recipient looked up from its recipients is in the relation, not in a condition.
-        match relation.as_str() {
-            "messages m" => (conditions, params),
-            _ => (format!("FROM {relation} WHERE {conditions}"), params),
+        match relation {
+            None => (conditions, params),
+            Some(relation) => (format!("FROM {} WHERE {conditions}", relation.sql("", None)), params),
         }
     }
 

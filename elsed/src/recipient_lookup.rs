@@ -1,5 +1,6 @@
-//! How a search by recipient finds its messages: from the matching recipients, or by reading
-//! the messages newest first and checking each one's recipients until the page is full.
+//! How a search by recipient finds its messages: from the matching recipients (all of them, or
+//! the newest only), or by reading the messages newest first and checking each one's recipients
+//! until the page is full.
 //!
 //! PostgreSQL cannot be left to choose. It estimates the join of a message with its recipients
 //! from the whole tables' statistics, which treat the two key columns (`started_at`, `uid`) as
@@ -11,7 +12,7 @@
 
 use tokio_postgres::Client;
 
-use crate::message_query::{address_condition, MessageFilter, TextFilter, TextOp};
+use crate::message_query::{address_condition_per_column, MessageFilter, TextFilter, TextOp};
 use crate::sql::Query;
 
 /// How the messages of a recipient condition are found.
@@ -23,32 +24,130 @@ pub enum RecipientLookup {
     /// The messages in the page's order, each checked against its recipients until the page
     /// is full: so many matches that a page is found among the newest messages.
     EachMessage,
+    /// For a page of the newest messages and an address or a domain: only the matching
+    /// recipients of the newest messages, read newest first from the (value, message time)
+    /// indexes ([`MessagesOfRecipients::sql`] says how the page stays exact). Any number of
+    /// matches; a count or an export reads them all ([`RecipientLookup::Recipients`]).
+    NewestRecipients,
 }
+
+/// The relation `m` a recipient condition's messages are read from, once the rest of the
+/// search's conditions (its `WHERE` on `m`) are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessagesOfRecipients {
+    /// The messages of every recipient that `matches` (a condition on `recipients r`).
+    All { matches: String },
+    /// The same, for a page of the newest: each of `newest` lists the keys of the messages
+    /// with a matching recipient in one address column, newest (`started_at`) first.
+    Newest { matches: String, newest: Vec<String> },
+}
+
+/// `keys` (a query of `message_started_at`, `message_uid` pairs) as the relation `m` of their
+/// messages, each fetched by its key. Written as a join, even a few tens of thousands of keys
+/// were hashed against every message (a seq scan of 30 million for a middling domain); `OFFSET
+/// 0` keeps each form as written.
+fn messages_of(keys: &str) -> String {
+    format!(
+        "({keys}) k CROSS JOIN LATERAL (SELECT * FROM messages m
+                                       WHERE m.started_at = k.message_started_at AND m.uid = k.message_uid
+                                       OFFSET 0) m"
+    )
+}
+
+fn keys_of(matches: &str) -> String {
+    format!("SELECT DISTINCT r.message_started_at, r.message_uid FROM recipients r WHERE {matches} OFFSET 0")
+}
+
+impl MessagesOfRecipients {
+    /// The relation, for a search whose other conditions on `m` are `where_clause` and, for a
+    /// page, that needs its first `page_rows` by `first_seen`, newest first.
+    ///
+    /// A page of the newest reads only the messages started since a bound. A message's
+    /// `first_seen` is never after its `started_at` (a line out of order only makes it earlier),
+    /// so if the `page_rows` newest matching messages by `started_at` were first seen at `B` or
+    /// later, that many matching messages were first seen at `B` or later: every message of
+    /// the page was, and so started at `B` or later. `B` costs a walk of the newest keys that
+    /// stops at `page_rows` matching messages; then the recipients started since `B` are read
+    /// and sorted (about as many again). Fewer matching messages than that: no bound.
+    pub fn sql(&self, where_clause: &str, page_rows: Option<i64>) -> String {
+        match (self, page_rows) {
+            (MessagesOfRecipients::All { matches }, _) | (MessagesOfRecipients::Newest { matches, .. }, None) => {
+                messages_of(&keys_of(matches))
+            }
+            (MessagesOfRecipients::Newest { matches, newest }, Some(rows)) => {
+                // Each column's newest matching messages, then the newest of both: PostgreSQL
+                // merges ordered scans of one table's partitions, not of a union of two tables'.
+                let per_column: Vec<String> = newest
+                    .iter()
+                    .map(|keys| {
+                        format!(
+                            "(SELECT DISTINCT ON (k.message_started_at, k.message_uid)
+                                     k.message_started_at, k.message_uid, m.first_seen
+                              FROM {} {where_clause}
+                              ORDER BY k.message_started_at DESC, k.message_uid DESC LIMIT {rows})",
+                            messages_of(keys)
+                        )
+                    })
+                    .collect();
+                let bound = format!(
+                    "(SELECT CASE WHEN count(*) = {rows} THEN min(b.first_seen) ELSE '-infinity' END
+                      FROM (SELECT DISTINCT ON (c.message_started_at, c.message_uid) c.first_seen
+                            FROM ({}) c
+                            ORDER BY c.message_started_at DESC, c.message_uid DESC LIMIT {rows}) b)",
+                    per_column.join(" UNION ALL ")
+                );
+                messages_of(&keys_of(&format!("{matches} AND r.message_started_at >= {bound}")))
+            }
+        }
+    }
+}
+
+/// The keys of the messages that have a recipient matching one of `per_column` (the conditions
+/// of [`recipient_match_per_column`], `is`: an address or `@domain`), one query per address
+/// column, each read newest first from that column's (value, `message_started_at`,
+/// `message_uid`) index so that a page stops after its rows (an `OR` of the columns reads every
+/// match through a bitmap, unordered). The original address's ordered index leaves out the
+/// recipients without one (schema version 16), so its query does too.
+pub fn newest_keys(per_column: &[String]) -> Vec<String> {
+    per_column
+        .iter()
+        .zip(["", " AND r.orig_address IS NOT NULL"])
+        .map(|(matches, only)| {
+            format!("SELECT r.message_started_at, r.message_uid FROM recipients r WHERE {matches}{only}")
+        })
+        .collect()
+}
+
+/// The recipient address columns a recipient condition looks at: the final address, then the
+/// original one (before aliases and forwarding).
+const ADDRESS_COLUMNS: [&str; 2] = ["r.address", "r.orig_address"];
 
 /// The condition on `recipients r` that `recipient` (`is`, `contains`, `starts`; `not` is
-/// asked as `is`) sets.
-pub fn recipient_match(q: &mut Query, recipient: &TextFilter) -> String {
-    let positive = TextFilter {
-        op: if recipient.op == TextOp::Not {
-            TextOp::Is
-        } else {
-            recipient.op
-        },
-        value: recipient.value.clone(),
-    };
-    address_condition(q, &["r.address", "r.orig_address"], &positive)
+/// asked as `is`) sets, one per address column ([`ADDRESS_COLUMNS`]), any of which matches.
+pub fn recipient_match_per_column(q: &mut Query, recipient: &TextFilter) -> Vec<String> {
+    address_condition_per_column(q, &ADDRESS_COLUMNS, recipient)
 }
 
-/// Sets `filter.recipient_lookup` for a search that needs its first `rows` entries. Reading
-/// the matching recipients costs about as many row visits as there are matches; reading the
-/// messages newest first costs about `rows × messages / matches`. The messages are read newest
-/// first when that is the smaller, from PostgreSQL's estimates (planning only, no row is read).
-pub async fn choose(client: &Client, filter: &mut MessageFilter, rows: i64) -> Result<(), tokio_postgres::Error> {
+/// Sets `filter.recipient_lookup` for a search that needs its first `rows` entries, the newest
+/// first when `newest_first`. Reading the matching recipients costs about as many row visits as
+/// there are matches; reading the newest ones about twice `rows`, but only an address or a
+/// domain (`is`) has the indexes in that order; reading the messages newest first costs about
+/// `rows × messages / matches`. The cheapest is taken, from PostgreSQL's estimates (planning
+/// only, no row is read).
+pub async fn choose(
+    client: &Client,
+    filter: &mut MessageFilter,
+    rows: i64,
+    newest_first: bool,
+) -> Result<(), tokio_postgres::Error> {
     let Some(recipient) = filter.recipient.as_ref().filter(|r| r.op != TextOp::Not) else {
         return Ok(());
     };
+    // Not the null sender's `<>` nor a bare `@`: they match empty values, which the original
+    // address's ordered index leaves out.
+    let ordered = newest_first && recipient.op == TextOp::Is && !["<>", "@"].contains(&recipient.value.trim());
     let mut q = Query::default();
-    let matches = recipient_match(&mut q, recipient);
+    let matches = recipient_match_per_column(&mut q, recipient).join(" OR ");
     // The plan's first line: `Append  (cost=… rows=N width=…)`.
     let plan = client
         .query(
@@ -66,7 +165,9 @@ pub async fn choose(client: &Client, filter: &mut MessageFilter, rows: i64) -> R
         )
         .await?
         .get(0);
-    filter.recipient_lookup = if matching * matching > rows as f64 * messages {
+    filter.recipient_lookup = if ordered && matching > rows as f64 {
+        RecipientLookup::NewestRecipients
+    } else if matching * matching > rows as f64 * messages {
         RecipientLookup::EachMessage
     } else {
         RecipientLookup::Recipients

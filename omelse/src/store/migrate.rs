@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "search_at_scale",
         include_str!("migrations/0015_search_at_scale.sql"),
     ),
+    (
+        16,
+        "recipients_newest_first",
+        include_str!("migrations/0016_recipients_newest_first.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

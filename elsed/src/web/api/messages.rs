@@ -214,7 +214,8 @@ impl Listing for MessageList {
         // The rows up to the page's end and the one after it (page_of's sign that more follow).
         let rows = paging.window.offset() + paging.window.limit() + 1;
         let mut filter = filter.clone();
-        recipient_lookup::choose(client, &mut filter, rows).await?;
+        let newest_first = paging.sort.column == "m.first_seen" && paging.sort.descending;
+        recipient_lookup::choose(client, &mut filter, rows, newest_first).await?;
         let filter = &filter;
         let (count_from_where, q) = entries_from_where(scope, filter)?;
         let (page_from_where, _same_parameters) = entries_page_from_where(scope, filter, &order_by, rows)?;

@@ -349,16 +349,17 @@ async fn pages_merge_messages_and_refusals_without_gap_or_repeat() {
     );
 }
 
-/// The uids and kinds of the first hundred entries a recipient filter finds with `lookup`.
-async fn entries_with(client: &Client, recipient: &str, lookup: RecipientLookup) -> Vec<(i64, String)> {
+/// The uids and kinds of the first `rows` entries (newest first) a recipient filter finds with
+/// `lookup`.
+async fn entries_with(client: &Client, recipient: &str, lookup: RecipientLookup, rows: i64) -> Vec<(i64, String)> {
     let filter = MessageFilter {
         recipient: Some(TextFilter::is(recipient)),
         recipient_lookup: lookup,
         ..Default::default()
     };
-    let order_by = "ORDER BY m.first_seen DESC, m.kind, m.uid DESC";
-    let (from_where, q) = entries_page_from_where(&Scope::All, &filter, order_by, 100).unwrap();
-    let sql = format!("SELECT m.uid, m.kind {from_where} {order_by} LIMIT 100");
+    let order_by = "ORDER BY m.first_seen DESC, m.kind DESC, m.uid DESC";
+    let (from_where, q) = entries_page_from_where(&Scope::All, &filter, order_by, rows).unwrap();
+    let sql = format!("SELECT m.uid, m.kind {from_where} {order_by} LIMIT {rows}");
     client
         .query(&sql, &q.params())
         .await
@@ -368,12 +369,24 @@ async fn entries_with(client: &Client, recipient: &str, lookup: RecipientLookup)
         .collect()
 }
 
-/// `recipient_lookup` chooses between reading the matching recipients first and reading the
-/// messages newest first by cost alone: for every address and domain of the fixture, both find
-/// the same entries in the same order.
+/// `recipient_lookup` chooses between reading the matching recipients first (all of them, or
+/// the newest only) and reading the messages newest first by cost alone: for every address and
+/// domain of the fixture, and pages of 1 to 3 entries and of 100, all find the same entries in
+/// the same order. One message was first seen long before it started (its first line came
+/// last): reading the newest recipients by start alone would put it first.
 #[tokio::test]
-async fn both_recipient_lookups_find_the_same_entries() {
+async fn every_recipient_lookup_finds_the_same_entries() {
     let (_url, client) = fixture_database().await;
+    let moved = client
+        .execute(
+            "UPDATE messages SET first_seen = (SELECT min(first_seen) - interval '1 hour' FROM messages)
+             WHERE (started_at, uid) = (SELECT message_started_at, message_uid FROM recipients
+                                        ORDER BY message_started_at DESC, message_uid DESC LIMIT 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
     let values: Vec<String> = client
         .query(
             "SELECT DISTINCT v FROM recipients r,
@@ -387,11 +400,55 @@ async fn both_recipient_lookups_find_the_same_entries() {
         .map(|r| r.get(0))
         .collect();
     assert!(values.len() > 5, "{values:?}");
+    let mut paged_by_the_bound = 0;
     for value in &values {
-        let recipients_first = entries_with(&client, value, RecipientLookup::Recipients).await;
-        assert!(!recipients_first.is_empty(), "{value} found nothing");
-        let newest_first = entries_with(&client, value, RecipientLookup::EachMessage).await;
-        assert_eq!(recipients_first, newest_first, "{value}");
+        for rows in [1, 2, 3, 100] {
+            let all = entries_with(&client, value, RecipientLookup::Recipients, rows).await;
+            assert!(!all.is_empty(), "{value} found nothing");
+            let each_message = entries_with(&client, value, RecipientLookup::EachMessage, rows).await;
+            assert_eq!(all, each_message, "{value}, {rows} rows, each message");
+            let newest = entries_with(&client, value, RecipientLookup::NewestRecipients, rows).await;
+            assert_eq!(all, newest, "{value}, {rows} rows, newest recipients");
+            paged_by_the_bound += usize::from(all.len() == rows as usize);
+        }
+    }
+    // Pages the bound cut (as many matching messages as rows), not only whole lists.
+    assert!(paged_by_the_bound > 10, "{paged_by_the_bound}");
+}
+
+/// A recipient's domain paged as the API pages it, with the lookup `choose` takes for small
+/// pages (the newest recipients, then a count of them all): every page size gives the whole
+/// list once, in order, with the same total.
+#[tokio::test]
+async fn a_recipient_domain_pages_without_gap_or_repeat() {
+    let (_url, client) = fixture_database().await;
+    let domain = [("recipient", "@example.com")];
+    let mut filter = MessageFilter {
+        recipient: Some(TextFilter::is("@example.com")),
+        ..Default::default()
+    };
+    crate::recipient_lookup::choose(&client, &mut filter, 2, true)
+        .await
+        .unwrap();
+    assert_eq!(filter.recipient_lookup, RecipientLookup::NewestRecipients);
+    let (total, all) = page_ids(&client, &[domain[0], ("per_page", "500")]).await;
+    assert!(total >= 4, "{all:?}");
+    for per_page in 1..=total {
+        let mut paged = Vec::new();
+        for page in 1..=(total + per_page - 1) / per_page {
+            let (page_total, ids) = page_ids(
+                &client,
+                &[
+                    domain[0],
+                    ("per_page", &per_page.to_string()),
+                    ("page", &page.to_string()),
+                ],
+            )
+            .await;
+            assert_eq!(page_total, total, "{per_page} per page, page {page}");
+            paged.extend(ids);
+        }
+        assert_eq!(paged, all, "{per_page} per page");
     }
 }
 
