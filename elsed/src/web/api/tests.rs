@@ -422,6 +422,19 @@ async fn every_recipient_lookup_finds_the_same_entries() {
 #[tokio::test]
 async fn a_recipient_domain_pages_without_gap_or_repeat() {
     let (_url, client) = fixture_database().await;
+    // One message of the domain to forty more of its addresses: enough matches for the newest
+    // recipients to be worth their planning.
+    client
+        .batch_execute(
+            "INSERT INTO recipients (message_started_at, message_uid, address, status, attempts, last_attempt_at)
+             SELECT r.message_started_at, r.message_uid, 'list' || g || '@example.com', r.status, r.attempts,
+                    r.last_attempt_at
+             FROM (SELECT * FROM recipients WHERE else_domain(address) = 'example.com' LIMIT 1) r,
+                  generate_series(1, 40) g;
+             ANALYZE recipients",
+        )
+        .await
+        .unwrap();
     let domain = [("recipient", "@example.com")];
     let mut filter = MessageFilter {
         recipient: Some(TextFilter::is("@example.com")),
