@@ -1674,3 +1674,66 @@ async fn open_exports_and_racing_logins_stall_nobody() {
     assert!(took < Duration::from_secs(1), "the right login took {took:?}");
     drop(exports);
 }
+
+/// One account's slow searches never take the whole pool: past `queries_per_user`, one more
+/// waits `pool_wait_ms` for a place, then gets 429 (with `Retry-After`), and another account is
+/// still answered meanwhile; quick ones beyond the limit (a screen of ten statistics panels)
+/// queue and are all answered. The searches are made slow for real: the test holds a lock on
+/// `messages`, so each waits with its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_slow_searches_leave_the_pool_to_the_others() {
+    let elsed = Elsed::start("queries", "pool_size = 6\nqueries_per_user = 3\npool_wait_ms = 1000").await;
+    elsed.import_fixture();
+    let admin = elsed.admin().await;
+    elsed
+        .create_user(
+            &admin,
+            json!({ "login": "carol", "role": "admin", "password": "carol's password" }),
+        )
+        .await;
+    let carol = elsed.session("carol", "carol's password").await;
+
+    let mut db = elsed.db().await;
+    let lock = db.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let searches = futures_util::future::join_all((0..10).map(|i| {
+        let (elsed, admin) = (&elsed, &admin);
+        async move {
+            elsed
+                .get(&format!("/messages?sender=nobody{i}@example.org"), Some(admin))
+                .await
+        }
+    }));
+    let others = async {
+        // While the admin's searches wait on the lock (three with their connections, the rest
+        // for a place until they are refused)…
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let logs = elsed.get("/logs?per_page=5", Some(&carol)).await;
+        let status = logs.status();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        lock.rollback().await.unwrap();
+        status
+    };
+    let (searches, carols) = tokio::join!(searches, others);
+    assert_eq!(carols, StatusCode::OK, "another account's list while the searches wait");
+    let statuses: Vec<StatusCode> = searches.iter().map(Response::status).collect();
+    let answered = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused: Vec<&Response> = searches
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!((answered, refused.len()), (3, 7), "{statuses:?}");
+    assert!(refused.iter().all(|r| r.headers().contains_key("retry-after")));
+
+    // The places are given back with the answers; quick reads beyond them wait their turn.
+    let panels = ["traffic", "top", "delays", "sizes", "countries", "postscreen"];
+    let stats = futures_util::future::join_all(panels.iter().chain(&panels).map(|panel| {
+        let (elsed, admin) = (&elsed, &admin);
+        async move { elsed.get(&format!("/stats/{panel}"), Some(admin)).await }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = stats.iter().map(Response::status).collect();
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+}

@@ -13,6 +13,7 @@
 //! statement_timeout_secs = 120       # no query of the web application runs longer
 //! export_idle_secs = 30              # a CSV export whose client stops reading this long ends
 //! exports_per_user = 2               # concurrent CSV exports of one account, then 429
+//! queries_per_user = 4               # concurrent searches, statistics… of one account, then 429
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +52,10 @@ pub struct WebConfig {
     pub export_idle_secs: u64,
     /// Concurrent CSV exports of one account; one more is answered 429.
     pub exports_per_user: u32,
+    /// Concurrent database reads of one account (a page of search, statistics, a report, a
+    /// message's detail); one more waits `pool_wait_ms` for a place, then is answered 429, so
+    /// one account never holds the whole pool.
+    pub queries_per_user: u32,
     /// `/metrics` for whoever shows this bearer token (a file of its own, like every secret).
     pub metrics_token_file: Option<PathBuf>,
     /// `/metrics` for these addresses or CIDR blocks (without a token).
@@ -75,6 +80,7 @@ impl Default for WebConfig {
             statement_timeout_secs: 120,
             export_idle_secs: 30,
             exports_per_user: 2,
+            queries_per_user: 4,
             metrics_token_file: None,
             metrics_allowed_clients: Vec::new(),
         }
@@ -91,6 +97,7 @@ impl WebConfig {
             ("login_failures_per_address", u64::from(self.login_failures_per_address)),
             ("login_window_minutes", u64::from(self.login_window_minutes)),
             ("exports_per_user", u64::from(self.exports_per_user)),
+            ("queries_per_user", u64::from(self.queries_per_user)),
             ("pool_wait_ms", self.pool_wait_ms),
             ("statement_timeout_secs", self.statement_timeout_secs),
             ("export_idle_secs", self.export_idle_secs),

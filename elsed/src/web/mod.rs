@@ -8,6 +8,7 @@
 //! [`crate::config::web`]'s. Every handler takes a [`Caller`], and every query it runs is
 //! narrowed by the caller's [`crate::access::Scope`] in SQL.
 
+pub(crate) mod account_limit;
 pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod audit;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub snmp: Option<crate::snmp::SnmpHandle>,
     /// The CSV exports running, per account.
     pub exports: Arc<api::export::Exports>,
+    /// The reads running, per account (`[web] queries_per_user`): see [`AppState::read_for`].
+    pub queries: Arc<account_limit::AccountLimit>,
     /// Who may read `/metrics`.
     pub metrics: Arc<api::health::MetricsAccess>,
 }
@@ -76,6 +79,28 @@ impl AppState {
         AppState::with_reads(crate::replica::Reads::primary_only(db.clone()), db, config, snmp)
     }
 
+    /// A read connection (where reads go) for `caller`'s account, which may hold
+    /// `[web] queries_per_user` at once: one more waits `pool_wait_ms` for one of them, without
+    /// a connection, then gets 429; the pool is never one account's.
+    pub async fn read_for(&self, caller: &crate::access::Caller) -> error::ApiResult<account_limit::AccountRead> {
+        self.counted(caller, self.reads.get()).await
+    }
+
+    /// The same on the primary, for what is read there (NDRs, GreyLSE's decisions).
+    pub async fn primary_for(&self, caller: &crate::access::Caller) -> error::ApiResult<account_limit::AccountRead> {
+        self.counted(caller, self.db.get()).await
+    }
+
+    /// `connection` (not yet taken) once `caller`'s account has a place among its queries.
+    async fn counted(
+        &self,
+        caller: &crate::access::Caller,
+        connection: impl std::future::Future<Output = Result<db::Pooled, db::PoolError>>,
+    ) -> error::ApiResult<account_limit::AccountRead> {
+        let place = self.queries.claim(caller.user_id).await?;
+        Ok(account_limit::AccountRead::new(connection.await?, place))
+    }
+
     /// The state with the reads of `reads` (a hot standby, [`reads`]).
     pub fn with_reads(
         reads: crate::replica::Reads,
@@ -86,6 +111,12 @@ impl AppState {
         let web = &config.web;
         Ok(AppState {
             exports: api::export::Exports::new(web.exports_per_user, Duration::from_secs(web.export_idle_secs)),
+            queries: Arc::new(account_limit::AccountLimit::new(
+                web.queries_per_user,
+                Duration::from_millis(web.pool_wait_ms),
+                "database queries",
+                1,
+            )),
             metrics: Arc::new(api::health::MetricsAccess::new(web)?),
             db,
             reads,

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio_postgres::types::ToSql;
 
-use crate::per_key::{Held, PerKeyLimit};
 use crate::sql::Query;
+use crate::web::account_limit::{AccountLimit, Place};
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::paging::MAX_ROWS;
 
@@ -29,32 +29,22 @@ const CHUNK: usize = 64 * 1024;
 /// a client that stops reading loses its export after `[web] export_idle_secs`.
 #[derive(Debug)]
 pub struct Exports {
-    running: Arc<PerKeyLimit<i64>>,
+    running: AccountLimit,
     idle: Duration,
 }
 
 impl Exports {
     pub fn new(per_user: u32, idle: Duration) -> Arc<Exports> {
         Arc::new(Exports {
-            running: PerKeyLimit::new(usize::try_from(per_user).unwrap_or(usize::MAX)),
+            running: AccountLimit::new(per_user, Duration::ZERO, "CSV exports", 5),
             idle,
         })
     }
 
     /// A slot for one more export of `user_id`, or 429 when the account runs its limit already.
-    pub fn claim(&self, user_id: i64) -> ApiResult<ExportSlot> {
-        let held = self.running.claim(user_id).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "{} CSV exports of this account are running; wait for one to end",
-                    self.running.limit()
-                ),
-            )
-            .retry_after(5)
-        })?;
+    pub async fn claim(&self, user_id: i64) -> ApiResult<ExportSlot> {
         Ok(ExportSlot {
-            _held: held,
+            _place: self.running.claim(user_id).await?,
             idle: self.idle,
         })
     }
@@ -63,7 +53,7 @@ impl Exports {
 /// One running export, counted until it is dropped.
 #[derive(Debug)]
 pub struct ExportSlot {
-    _held: Held<i64>,
+    _place: Place,
     idle: Duration,
 }
 

@@ -598,7 +598,7 @@ async fn stats_handler(
     caller: Caller,
     QueryParams(params): QueryParams<StatsParams>,
 ) -> ApiResult<Json<GreylistStats>> {
-    let client = state.db.get().await?;
+    let client = state.primary_for(&caller).await?;
     Ok(Json(stats(&client, &caller.scope, &params).await?))
 }
 
@@ -612,7 +612,7 @@ async fn decisions_handler(
     QueryParams(filter): QueryParams<DecisionFilter>,
     QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<GreylistDecision>>> {
-    let client = state.db.get().await?;
+    let client = state.primary_for(&caller).await?;
     Ok(Json(decisions(&client, &caller.scope, &filter, page).await?))
 }
 

@@ -100,17 +100,25 @@ pub async fn answer<L: Listing>(
     pairs: Vec<(String, String)>,
 ) -> ApiResult<Response> {
     let request = ListRequest::read(pairs, L::read_filter, L::SORTS, L::DEFAULT_SORT)?;
-    // An export's slot is claimed before it takes a connection: past the account's limit, 429.
-    let slot = request.csv.then(|| state.exports.claim(caller.user_id)).transpose()?;
-    // The history is written on the primary; the rows are read where reads go (a standby).
-    request
-        .record(&*state.db.get().await?, caller, L::kind(&request.filter))
-        .await;
-    let client = state.reads.get().await?;
-    if let Some(slot) = slot {
+    // A place among the account's exports or queries is claimed before anything else: past its
+    // limit, 429 and nothing recorded. The history is written on the primary; the rows are read
+    // where reads go (a standby).
+    let record_history = async {
+        request
+            .record(&*state.db.get().await?, caller, L::kind(&request.filter))
+            .await;
+        ApiResult::Ok(())
+    };
+    if request.csv {
+        let slot = state.exports.claim(caller.user_id).await?;
+        record_history.await?;
+        let client = state.reads.get().await?;
         return csv::<L>(client, slot, &caller.scope, &request.filter, &request.paging).await;
     }
+    let client = state.read_for(caller).await?;
     let page = L::page(&client, &caller.scope, &request.filter, &request.paging).await?;
+    drop(client);
+    record_history.await?;
     Ok(Json(page).into_response())
 }
 

@@ -513,7 +513,7 @@ async fn get_detail(
 ) -> ApiResult<Json<MessageDetail>> {
     // An id that is not a number names no message: 404 like any other unknown id.
     let uid: i64 = id.parse().map_err(|_| ApiError::not_found())?;
-    let client = state.reads.get().await?;
+    let client = state.read_for(&caller).await?;
     Ok(Json(detail(&client, &caller.scope, uid).await?))
 }
 

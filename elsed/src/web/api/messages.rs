@@ -405,7 +405,7 @@ async fn post_bulk(
     body: Bytes,
 ) -> ApiResult<Json<BulkResult>> {
     let ids = bulk_ids(&headers, &body)?;
-    let result = bulk(&*state.reads.get().await?, &caller.scope, &ids).await?;
+    let result = bulk(&**state.read_for(&caller).await?, &caller.scope, &ids).await?;
     let terms = serde_json::json!({ "count": ids.len() });
     history::record_quietly(&*state.db.get().await?, &caller, Kind::Bulk, &terms).await;
     Ok(Json(result))

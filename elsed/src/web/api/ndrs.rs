@@ -329,7 +329,7 @@ async fn list_handler(
     QueryParams(filter): QueryParams<NdrFilter>,
     QueryParams(page): QueryParams<PageParams>,
 ) -> ApiResult<Json<Page<NdrSummary>>> {
-    let client = state.db.get().await?;
+    let client = state.primary_for(&caller).await?;
     Ok(Json(list(&client, &caller.scope, &filter, page).await?))
 }
 
@@ -342,7 +342,7 @@ async fn detail_handler(
     caller: Caller,
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<NdrDetail>> {
-    let client = state.db.get().await?;
+    let client = state.primary_for(&caller).await?;
     Ok(Json(detail(&client, &caller.scope, &id).await?))
 }
 

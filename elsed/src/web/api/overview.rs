@@ -113,7 +113,7 @@ async fn overview(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     }
     let now = Timestamp::now();
     let client = state.db.get().await?;
-    let reads = state.reads.get().await?;
+    let reads = state.read_for(&caller).await?;
     let open = alerts::list(&client, &caller.scope, "open", 1000).await?;
     let servers = servers::visible(&client, &caller.scope).await?;
     Ok(Json(Overview {

@@ -852,6 +852,7 @@ async fn csv_exports_stream_every_row_with_a_header() {
     let paging = p.paging(&[("first_seen", "m.first_seen")], "-first_seen").unwrap();
     let slot = super::export::Exports::new(1, std::time::Duration::from_secs(30))
         .claim(1)
+        .await
         .unwrap();
     let response = listing::csv::<MessageList>(pool.get().await.unwrap(), slot, &Scope::All, &filter, &paging)
         .await
@@ -946,12 +947,12 @@ async fn an_export_nobody_reads_gives_its_connection_up() {
     let url = database(PgCluster::shared()).await;
     let pool = crate::db::pool(&crate::db::Target::url(url), "web-test", 1, crate::db::Commit::Durable).unwrap();
     let exports = super::export::Exports::new(1, std::time::Duration::from_millis(300));
-    let slot = exports.claim(7).unwrap();
+    let slot = exports.claim(7).await.unwrap();
     assert_eq!(
-        exports.claim(7).unwrap_err().status,
+        exports.claim(7).await.unwrap_err().status,
         axum::http::StatusCode::TOO_MANY_REQUESTS
     );
-    assert!(exports.claim(8).is_ok(), "another account has its own slots");
+    assert!(exports.claim(8).await.is_ok(), "another account has its own slots");
     let select = "SELECT g::text, repeat('x', 200) FROM generate_series(1, 1000000) g";
     let response = super::export::csv_response(
         pool.get().await.unwrap(),
@@ -964,7 +965,7 @@ async fn an_export_nobody_reads_gives_its_connection_up() {
     .await
     .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while pool.status().size > 0 || exports.claim(7).is_err() {
+    while pool.status().size > 0 || exports.claim(7).await.is_err() {
         assert!(std::time::Instant::now() < deadline, "still held: {:?}", pool.status());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

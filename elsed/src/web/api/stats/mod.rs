@@ -83,7 +83,7 @@ mod handlers {
             $(#[$doc])*
             pub async fn $name(State(state): State<AppState>, caller: Caller, QueryParams(params): QueryParams<RawParams>) -> Response {
                 let result = async {
-                    let client = state.reads.get().await?;
+                    let client = state.read_for(&caller).await?;
                     super::$name(&client, &caller.scope, &params).await
                 }
                 .await;

@@ -42,7 +42,7 @@ pub async fn report_handler(
     QueryParams(params): QueryParams<RawParams>,
 ) -> Response {
     let result = async {
-        let client = state.reads.get().await?;
+        let client = state.read_for(&caller).await?;
         report(&client, &caller.scope, &params).await
     }
     .await;
