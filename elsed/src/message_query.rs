@@ -666,6 +666,9 @@ pub async fn recipients(
     messages: &[MessageRow],
     limit: Option<i64>,
 ) -> Result<HashMap<i64, (Vec<RecipientRow>, i64)>, tokio_postgres::Error> {
+    if messages.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut q = Query::default();
     let started = q.bind(messages.iter().map(|m| m.started_at).collect::<Vec<Timestamp>>());
     let uids = q.bind(messages.iter().map(|m| m.uid).collect::<Vec<i64>>());

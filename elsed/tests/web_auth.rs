@@ -1737,3 +1737,43 @@ async fn one_accounts_slow_searches_leave_the_pool_to_the_others() {
     let statuses: Vec<StatusCode> = stats.iter().map(Response::status).collect();
     assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
 }
+
+/// A search that outlasts `search_time_limit_ms` answers at its limit with what it found,
+/// marked `cut_short`, instead of holding its connection until `statement_timeout_secs`. Made
+/// slow for real: the test holds a lock on a partition of `messages`, so the search, planned
+/// over every partition, waits until its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_stops_at_its_time_limit_with_what_it_found() {
+    let elsed = Elsed::start("time-limit", "search_time_limit_ms = 500\nstatement_timeout_secs = 60").await;
+    elsed.import_fixture();
+    let admin = elsed.admin().await;
+    let whole: Value = elsed.get("/messages", Some(&admin)).await.json().await.unwrap();
+    assert_eq!(whole["cut_short"], false, "{whole}");
+    assert!(whole["total"].as_i64().unwrap() > 0);
+
+    let mut db = elsed.db().await;
+    let lock = db.transaction().await.unwrap();
+    let partition: String = lock
+        .query_one(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'messages'::regclass LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    lock.batch_execute(&format!("LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .unwrap();
+    let response = elsed
+        .get("/messages?sender=example.org&sender_op=contains", Some(&admin))
+        .await;
+    lock.rollback().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["cut_short"], true, "{page}");
+    assert_eq!(page["total_capped"], true, "more may exist");
+    assert_eq!(
+        page["items"].as_array().unwrap().len() as i64,
+        page["total"].as_i64().unwrap()
+    );
+}

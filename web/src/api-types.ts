@@ -1508,6 +1508,12 @@ export interface components {
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_AuditEntry: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: {
                 action: string;
                 actor: string;
@@ -1527,11 +1533,17 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_GreylistDecision: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: {
                 client_ip: string | null;
                 client_name: string | null;
@@ -1562,11 +1574,17 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_LogLine: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: {
                 /** @description The id of the line's message, when it belongs to one. */
                 message_id: string | null;
@@ -1586,11 +1604,17 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_MessageSummary: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: (components["schemas"]["MessageRow"] & {
                 /**
                  * @description The message's uid, as a string (64-bit integers do not survive JavaScript); for a refused
@@ -1609,11 +1633,17 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_NdrSummary: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: {
                 failed_recipients: components["schemas"]["FailedRecipient"][];
                 /** @description Not a parsable DSN (stored raw all the same); `problem` says why. */
@@ -1642,11 +1672,17 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         /** @description One page of a list, as every list endpoint answers. */
         Page_RejectItem: {
+            /**
+             * @description The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+             *     found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+             *     more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+             */
+            cut_short: boolean;
             items: {
                 action: string;
                 /** @description The client's country (ISO 3166-1 alpha-2) from the GeoIP database, when it lists it. */
@@ -1673,7 +1709,7 @@ export interface components {
             per_page: number;
             /** Format: int64 */
             total: number;
-            /** @description `total` stopped counting at 10 000: there are more. */
+            /** @description `total` stopped counting at 10 000, or after its time: there are more. */
             total_capped: boolean;
         };
         PasswordRequest: {

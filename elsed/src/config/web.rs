@@ -14,6 +14,7 @@
 //! export_idle_secs = 30              # a CSV export whose client stops reading this long ends
 //! exports_per_user = 2               # concurrent CSV exports of one account, then 429
 //! queries_per_user = 4               # concurrent searches, statistics… of one account, then 429
+//! search_time_limit_ms = 2000        # a search's page: the rows found by then ("cut_short")
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -56,6 +57,9 @@ pub struct WebConfig {
     /// message's detail); one more waits `pool_wait_ms` for a place, then is answered 429, so
     /// one account never holds the whole pool.
     pub queries_per_user: u32,
+    /// How long a page of messages, refusals or log lines is searched for: then the rows found
+    /// so far are the page, marked `cut_short` (a substring over months never runs for minutes).
+    pub search_time_limit_ms: u64,
     /// `/metrics` for whoever shows this bearer token (a file of its own, like every secret).
     pub metrics_token_file: Option<PathBuf>,
     /// `/metrics` for these addresses or CIDR blocks (without a token).
@@ -81,6 +85,7 @@ impl Default for WebConfig {
             export_idle_secs: 30,
             exports_per_user: 2,
             queries_per_user: 4,
+            search_time_limit_ms: 2000,
             metrics_token_file: None,
             metrics_allowed_clients: Vec::new(),
         }
@@ -98,6 +103,7 @@ impl WebConfig {
             ("login_window_minutes", u64::from(self.login_window_minutes)),
             ("exports_per_user", u64::from(self.exports_per_user)),
             ("queries_per_user", u64::from(self.queries_per_user)),
+            ("search_time_limit_ms", self.search_time_limit_ms),
             ("pool_wait_ms", self.pool_wait_ms),
             ("statement_timeout_secs", self.statement_timeout_secs),
             ("export_idle_secs", self.export_idle_secs),

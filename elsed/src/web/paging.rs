@@ -4,6 +4,7 @@
 //! [`COUNT_TIME_BOX`]. One module so that the search, the NDRs, the greylisting decisions and the
 //! administrators' lists page alike.
 
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Row};
 
@@ -42,6 +43,9 @@ pub struct Window {
     pub per_page: i64,
     /// [`COUNT_TIME_BOX`] unless the list says otherwise ([`Window::counting_within`]).
     pub count_time_box: std::time::Duration,
+    /// How long the page itself may be searched for ([`Window::searching_within`]); `None`: as
+    /// long as the session's `statement_timeout`.
+    pub page_time_box: Option<std::time::Duration>,
 }
 
 impl PageParams {
@@ -67,6 +71,7 @@ impl PageParams {
             page,
             per_page,
             count_time_box: COUNT_TIME_BOX,
+            page_time_box: None,
         })
     }
 }
@@ -76,6 +81,16 @@ impl Window {
     pub fn counting_within(self, time_box: std::time::Duration) -> Window {
         Window {
             count_time_box: time_box,
+            ..self
+        }
+    }
+
+    /// The same page, searched for `time_box` at most: then the rows found so far are the
+    /// page, marked [`Page::cut_short`] (a search never runs for minutes; see
+    /// [`rows_within`]).
+    pub fn searching_within(self, time_box: std::time::Duration) -> Window {
+        Window {
+            page_time_box: Some(time_box),
             ..self
         }
     }
@@ -100,6 +115,7 @@ impl Window {
         Page {
             total,
             total_capped,
+            cut_short: false,
             page: self.page,
             per_page: self.per_page,
             items,
@@ -111,8 +127,12 @@ impl Window {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub total: i64,
-    /// `total` stopped counting at 10 000: there are more.
+    /// `total` stopped counting at 10 000, or after its time: there are more.
     pub total_capped: bool,
+    /// The search stopped after `[web] search_time_limit_ms`: `items` are the first rows it
+    /// found in the asked order (a true beginning of the page, maybe fewer than `per_page`),
+    /// more may exist, and `total` counts only what was seen. Narrow the search or its time range.
+    pub cut_short: bool,
     pub page: i64,
     pub per_page: i64,
     pub items: Vec<T>,
@@ -124,6 +144,7 @@ impl<T> Page<T> {
         Page {
             total: self.total,
             total_capped: self.total_capped,
+            cut_short: self.cut_short,
             page: self.page,
             per_page: self.per_page,
             items,
@@ -181,18 +202,7 @@ pub async fn count_capped(
     let sql = format!("SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {COUNT_CAP}) AS capped");
     let statement = client.prepare(&sql).await?;
     let params = q.params();
-    // The three go out together on the first poll, so the session's own statement_timeout is
-    // back even if the request is dropped halfway: no connection returns to the pool with the
-    // time box still set.
-    let time_box = format!("SET statement_timeout = {}", time_box.as_millis().max(1));
-    let (set, counted, reset) = futures_util::join!(
-        client.batch_execute(&time_box),
-        client.query_one(&statement, &params),
-        client.batch_execute("RESET statement_timeout"),
-    );
-    set?;
-    reset?;
-    let n: i64 = match counted {
+    let n: i64 = match time_boxed(client, time_box, client.query_one(&statement, &params)).await? {
         Ok(row) => row.get(0),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -202,6 +212,65 @@ pub async fn count_capped(
     } else {
         (n, false)
     }))
+}
+
+/// `query` (not yet polled: its request is sent on its first poll) run on `client` under
+/// `statement_timeout = time_box`. The SET, the query and the RESET go out together on the first
+/// poll, so the session's own statement_timeout is back even if the request is dropped halfway:
+/// no connection returns to the pool with the time box still set. The query's own result is
+/// given as it came (a time-out is `QUERY_CANCELED`).
+async fn time_boxed<T>(
+    client: &Client,
+    time_box: std::time::Duration,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> ApiResult<Result<T, tokio_postgres::Error>> {
+    let time_box = format!("SET statement_timeout = {}", time_box.as_millis().max(1));
+    let (set, result, reset) = futures_util::join!(
+        client.batch_execute(&time_box),
+        query,
+        client.batch_execute("RESET statement_timeout"),
+    );
+    set?;
+    reset?;
+    Ok(result)
+}
+
+/// The rows of `sql` (parameters `q`), all of them (`false`) or, when `time_box` ends the
+/// statement first, those PostgreSQL sent before (`true`). A page is read in its final order as
+/// it is found (an index walked newest first), so the rows sent are the true first rows of the
+/// page; a plan that sorts at the end sends none before it is done.
+pub async fn rows_within(
+    client: &Client,
+    sql: &str,
+    q: &Query,
+    time_box: Option<std::time::Duration>,
+) -> ApiResult<(Vec<Row>, bool)> {
+    let params = q.params();
+    let Some(time_box) = time_box else {
+        return Ok((client.query(sql, &params).await?, false));
+    };
+    let statement = client.prepare(sql).await?;
+    let read = async {
+        let stream = client.query_raw(&statement, params.iter().copied()).await?;
+        futures_util::pin_mut!(stream);
+        let mut rows = Vec::new();
+        while let Some(row) = stream.next().await {
+            match row {
+                Ok(row) => rows.push(row),
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                    return Ok((rows, true))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((rows, false))
+    };
+    match time_boxed(client, time_box, read).await? {
+        Ok(found) => Ok(found),
+        // Stopped before the first row was even on its way (planning, or a sort).
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => Ok((Vec::new(), true)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `FROM … WHERE …` a list counts and the one its page reads: the same rows, but the page's
@@ -250,9 +319,16 @@ pub async fn page_of<'a, T>(
         window.limit() + 1,
         window.offset()
     );
-    let mut items: Vec<T> = client.query(&sql, &q.params()).await?.iter().map(map).collect();
+    let (rows, cut_short) = rows_within(client, &sql, &q, window.page_time_box).await?;
+    let mut items: Vec<T> = rows.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
+    if cut_short {
+        // What was found is the page; counting would only take longer.
+        let mut page = window.page(window.total_seen(items.len(), true), items);
+        page.cut_short = true;
+        return Ok(page);
+    }
     let total = if !more && (window.offset() == 0 || !items.is_empty()) {
         window.total_seen(items.len(), false)
     } else {
@@ -316,6 +392,51 @@ mod tests {
         // A quick count is exact.
         let page = numbers(&client, "FROM generate_series(1, 8) g", None, 3).await;
         assert_eq!((page.total, page.total_capped), (8, false));
+    }
+
+    /// A page searched for longer than its time box is what was found by then: the true first
+    /// rows in the asked order, marked `cut_short`, counted as seen; the session's own
+    /// `statement_timeout` is back afterwards.
+    #[tokio::test]
+    async fn a_slow_page_is_what_was_found_in_time() {
+        let url = else_tests::PgCluster::shared().create_database().await;
+        let url = format!("{url} options='-c statement_timeout=7min'");
+        let client = omelse::store::connect(&url).await.unwrap();
+        // An index walked in order: each row is sent as soon as it is found, every 0.5 s.
+        client
+            .batch_execute(
+                "CREATE TABLE t (g int PRIMARY KEY);
+                 INSERT INTO t SELECT generate_series(1, 100000);
+                 ANALYZE t;",
+            )
+            .await
+            .unwrap();
+        let window = PageParams {
+            page: None,
+            per_page: Some(4),
+        }
+        .window()
+        .unwrap()
+        .searching_within(std::time::Duration::from_millis(1200));
+        let slow = "FROM t g WHERE pg_sleep(0.5) IS NOT NULL";
+        let page = page_of(&client, "g", slow, Query::default(), window, "ORDER BY g", |r| {
+            r.get::<_, i32>(0)
+        })
+        .await
+        .unwrap();
+        assert!(page.cut_short, "{page:?}");
+        assert!(!page.items.is_empty() && page.items.len() < 4, "{:?}", page.items);
+        let first: Vec<i32> = (1..=page.items.len() as i32).collect();
+        assert_eq!(page.items, first, "the first rows of the page, in order");
+        assert_eq!((page.total, page.total_capped), (page.items.len() as i64, true));
+        assert_eq!(statement_timeout(&client).await, "7min");
+        // In time, the same page is whole and not cut short.
+        let quick = page_of(&client, "g", "FROM t g", Query::default(), window, "ORDER BY g", |r| {
+            r.get::<_, i32>(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!((quick.items, quick.cut_short), (vec![1, 2, 3, 4], false));
     }
 
     /// A page that holds every row is its own total: nothing is counted (the count's relation

@@ -42,7 +42,7 @@ export function Section(props: { title: string; actions?: ComponentChildren; chi
   );
 }
 
-/** "1–50 of 1 234" and previous/next buttons. */
+/** "1–50 of 1 234" and previous/next buttons; says so when the search stopped at its time limit. */
 export function Pager<T>({ page, onPage }: { page: Page<T>; onPage: (p: number) => void }) {
   const perPage = page.per_page || page.items.length || 1;
   const first = page.total === 0 ? 0 : (page.page - 1) * perPage + 1;
@@ -60,10 +60,25 @@ export function Pager<T>({ page, onPage }: { page: Page<T>; onPage: (p: number) 
       <span>
         page {page.page} / {pages}
       </span>
-      <button type="button" disabled={page.page >= pages && !page.total_capped} onClick={() => onPage(page.page + 1)}>
+      <button
+        type="button"
+        disabled={page.cut_short || (page.page >= pages && !page.total_capped)}
+        onClick={() => onPage(page.page + 1)}
+      >
         Next ›
       </button>
+      {page.cut_short && <CutShort found />}
     </nav>
+  );
+}
+
+/** Said when a search stopped at the server's time limit (`cut_short`): more may exist. */
+export function CutShort({ found }: { found: boolean }) {
+  return (
+    <p class="cut-short" role="alert">
+      The search stopped at its time limit{found ? ': these are the first rows it found, in this order,' : ' before finding a row,'}{' '}
+      and more may exist. Narrow it (an exact address, a shorter time range) to see them all.
+    </p>
   );
 }
 
@@ -204,7 +219,7 @@ export function ResultsSection<T>(props: {
     >
       <ErrorBox error={results.error} />
       <Loading when={results.loading} />
-      {results.data && results.data.items.length === 0 && <Empty>{props.empty}</Empty>}
+      {results.data && results.data.items.length === 0 && (results.data.cut_short ? <CutShort found={false} /> : <Empty>{props.empty}</Empty>)}
       {results.data && results.data.items.length > 0 && (
         <>
           <Pager page={results.data} onPage={props.onPage} />

@@ -99,7 +99,9 @@ pub async fn answer<L: Listing>(
     caller: &Caller,
     pairs: Vec<(String, String)>,
 ) -> ApiResult<Response> {
-    let request = ListRequest::read(pairs, L::read_filter, L::SORTS, L::DEFAULT_SORT)?;
+    let mut request = ListRequest::read(pairs, L::read_filter, L::SORTS, L::DEFAULT_SORT)?;
+    let time_limit = std::time::Duration::from_millis(state.config.web.search_time_limit_ms);
+    request.paging.window = request.paging.window.searching_within(time_limit);
     // A place among the account's exports or queries is claimed before anything else: past its
     // limit, 429 and nothing recorded. The history is written on the primary; the rows are read
     // where reads go (a standby).
