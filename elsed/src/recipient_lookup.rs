@@ -139,15 +139,16 @@ const NEWEST_FROM_MATCHES_PER_ROW: f64 = 10.0;
 /// there are matches; reading the newest ones about twice `rows`, but only an address or a
 /// domain (`is`) has the indexes in that order; reading the messages newest first costs about
 /// `rows × messages / matches`. The cheapest is taken, from PostgreSQL's estimates (planning
-/// only, no row is read).
+/// only, no row is read). Returns the estimate of matching recipients (`None`: no recipient
+/// condition to look up).
 pub async fn choose(
     client: &Client,
     filter: &mut MessageFilter,
     rows: i64,
     newest_first: bool,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Option<f64>, tokio_postgres::Error> {
     let Some(recipient) = filter.recipient.as_ref().filter(|r| r.op != TextOp::Not) else {
-        return Ok(());
+        return Ok(None);
     };
     // Not the null sender's `<>` nor a bare `@`: they match empty values, which the original
     // address's ordered index leaves out.
@@ -178,7 +179,7 @@ pub async fn choose(
     } else {
         RecipientLookup::Recipients
     };
-    Ok(())
+    Ok(Some(matching))
 }
 
 /// The `rows=` of a line of `EXPLAIN`'s text.

@@ -77,7 +77,8 @@ impl PageParams {
 }
 
 impl Window {
-    /// The same page, its total counted for `time_box` at most.
+    /// The same page, its total counted for `time_box` at most (zero: not counted, the total
+    /// is what the page shows, [`Window::total_seen`]).
     pub fn counting_within(self, time_box: std::time::Duration) -> Window {
         Window {
             count_time_box: time_box,
@@ -331,6 +332,8 @@ pub async fn page_of<'a, T>(
     }
     let total = if !more && (window.offset() == 0 || !items.is_empty()) {
         window.total_seen(items.len(), false)
+    } else if window.count_time_box.is_zero() {
+        window.total_seen(items.len(), more)
     } else {
         count_capped(client, count_from_where, &q, window.count_time_box)
             .await?

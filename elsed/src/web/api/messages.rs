@@ -24,7 +24,7 @@ use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
-use crate::web::paging::{page_of, FromWhere, Page};
+use crate::web::paging::{page_of, FromWhere, Page, COUNT_CAP};
 use crate::web::AppState;
 
 /// A search's results are counted for this long at most (when they fill more than the page):
@@ -215,7 +215,15 @@ impl Listing for MessageList {
         let rows = paging.window.offset() + paging.window.limit() + 1;
         let mut filter = filter.clone();
         let newest_first = paging.sort.column == "m.first_seen" && paging.sort.descending;
-        recipient_lookup::choose(client, &mut filter, rows, newest_first).await?;
+        let matching = recipient_lookup::choose(client, &mut filter, rows, newest_first).await?;
+        // A count of more recipients than it counts at most cannot end within its box (each
+        // costs a visit to its message: 300 ms for 10,000 at 30 million messages), and would
+        // answer "more than the page" 50 ms later: it is not started.
+        let count_time_box = if matching.is_some_and(|m| m > COUNT_CAP as f64) {
+            std::time::Duration::ZERO
+        } else {
+            SEARCH_COUNT_TIME_BOX
+        };
         let filter = &filter;
         let (count_from_where, q) = entries_from_where(scope, filter)?;
         let (page_from_where, _same_parameters) = entries_page_from_where(scope, filter, &order_by, rows)?;
@@ -228,7 +236,7 @@ impl Listing for MessageList {
             EntryRow::COLUMNS,
             from_where,
             q,
-            paging.window.counting_within(SEARCH_COUNT_TIME_BOX),
+            paging.window.counting_within(count_time_box),
             &order_by,
             EntryRow::from_row,
         )
