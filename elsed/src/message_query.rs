@@ -666,11 +666,16 @@ pub async fn recipients(
     messages: &[MessageRow],
     limit: Option<i64>,
 ) -> Result<HashMap<i64, (Vec<RecipientRow>, i64)>, tokio_postgres::Error> {
-    if messages.is_empty() {
+    let started_at: Vec<Timestamp> = messages.iter().map(|m| m.started_at).collect();
+    // The page's time span as values: PostgreSQL plans only the partitions it covers (a page of
+    // the newest, one or two days), not every day of the retention. No message: no query.
+    let (Some(&first), Some(&last)) = (started_at.iter().min(), started_at.iter().max()) else {
         return Ok(HashMap::new());
-    }
+    };
     let mut q = Query::default();
-    let started = q.bind(messages.iter().map(|m| m.started_at).collect::<Vec<Timestamp>>());
+    let first = q.bind(first);
+    let last = q.bind(last);
+    let started = q.bind(started_at);
     let uids = q.bind(messages.iter().map(|m| m.uid).collect::<Vec<i64>>());
     let limit = q.bind(limit.unwrap_or(i64::MAX));
     let visible = scope.recipients_condition(&mut q, "m", "r");
@@ -679,9 +684,11 @@ pub async fn recipients(
                 r.last_attempt_at, r.total
          FROM unnest({started}::timestamptz[], {uids}::bigint[]) AS k(started_at, uid)
          JOIN messages m ON m.started_at = k.started_at AND m.uid = k.uid
+                        AND m.started_at BETWEEN {first} AND {last}
          CROSS JOIN LATERAL (
              SELECT r.*, count(*) OVER () AS total FROM recipients r
-             WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid AND {visible}
+             WHERE r.message_started_at = k.started_at AND r.message_uid = k.uid
+               AND r.message_started_at BETWEEN {first} AND {last} AND {visible}
              ORDER BY r.last_attempt_at, r.address LIMIT {limit}) r"
     );
     let rows = client.query(&sql, &q.params()).await?;
