@@ -127,6 +127,27 @@ impl Reads {
         self.primary.get().await
     }
 
+    /// One more connection where reads go, at once, only when the pool could still give
+    /// another after it and nobody waits: a page's count runs on it beside the page
+    /// ([`crate::web::paging::Readers`]). `None` costs the page only time, never anyone a
+    /// connection.
+    pub async fn spare(&self) -> Option<db::Pooled> {
+        let pool = match self.standby.as_ref().filter(|s| s.in_use()) {
+            Some(standby) => &standby.pool,
+            None => &self.primary,
+        };
+        let status = pool.status();
+        let free = status.available + status.max_size.saturating_sub(status.size);
+        if status.waiting > 0 || free < 2 {
+            return None;
+        }
+        let at_once = deadpool_postgres::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..pool.timeouts()
+        };
+        pool.timeout_get(&at_once).await.ok()
+    }
+
     /// The standby's state now.
     pub fn status(&self) -> ReplicaStatus {
         match &self.standby {

@@ -297,10 +297,30 @@ impl<'a> From<&'a String> for FromWhere<'a> {
     }
 }
 
+/// The connections a page is read with: its own, and maybe a spare one ([`Reads::spare`]) on
+/// which its total is counted at the same time. A count that needs its whole time box then
+/// costs the answer nothing past the page: the box runs beside the page instead of after it.
+/// The spare goes back to the pool as soon as the count ends.
+///
+/// [`Reads::spare`]: crate::replica::Reads::spare
+pub struct Readers<'a> {
+    pub page: &'a Client,
+    pub count: Option<crate::db::Pooled>,
+}
+
+impl<'a> From<&'a Client> for Readers<'a> {
+    fn from(page: &'a Client) -> Self {
+        Readers { page, count: None }
+    }
+}
+
+/// A count under way on the spare connection, or its result.
+type Counting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Option<(i64, bool)>>> + Send + 'a>>;
+
 /// The page `window` of `SELECT columns from_where order_by` (`q` holds its parameters), with the
 /// capped total.
 pub async fn page_of<'a, T>(
-    client: &Client,
+    readers: impl Into<Readers<'_>>,
     columns: &str,
     from_where: impl Into<FromWhere<'a>>,
     q: Query,
@@ -308,6 +328,10 @@ pub async fn page_of<'a, T>(
     order_by: &str,
     map: impl Fn(&Row) -> T,
 ) -> ApiResult<Page<T>> {
+    let Readers {
+        page: client,
+        count: spare,
+    } = readers.into();
     let FromWhere {
         count: count_from_where,
         page: from_where,
@@ -320,7 +344,22 @@ pub async fn page_of<'a, T>(
         window.limit() + 1,
         window.offset()
     );
-    let (rows, cut_short) = rows_within(client, &sql, &q, window.page_time_box).await?;
+    let reading = rows_within(client, &sql, &q, window.page_time_box);
+    // With a spare connection the count starts with the page; dropped unread when the page
+    // shows it is not needed (the connection's queue still runs it out within its box).
+    let counting: Option<Counting> = spare.filter(|_| !window.count_time_box.is_zero()).map(|spare| {
+        let q = &q;
+        Box::pin(async move { count_capped(&spare, count_from_where, q, window.count_time_box).await }) as Counting
+    });
+    let ((rows, cut_short), counting) = match counting {
+        None => (reading.await?, None),
+        Some(counting) => match futures_util::future::select(Box::pin(reading), counting).await {
+            futures_util::future::Either::Left((found, counting)) => (found?, Some(counting)),
+            futures_util::future::Either::Right((counted, reading)) => {
+                (reading.await?, Some(Box::pin(std::future::ready(counted)) as Counting))
+            }
+        },
+    };
     let mut items: Vec<T> = rows.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
@@ -335,9 +374,11 @@ pub async fn page_of<'a, T>(
     } else if window.count_time_box.is_zero() {
         window.total_seen(items.len(), more)
     } else {
-        count_capped(client, count_from_where, &q, window.count_time_box)
-            .await?
-            .unwrap_or_else(|| window.total_seen(items.len(), more))
+        let counted = match counting {
+            Some(counting) => counting.await?,
+            None => count_capped(client, count_from_where, &q, window.count_time_box).await?,
+        };
+        counted.unwrap_or_else(|| window.total_seen(items.len(), more))
     };
     Ok(window.page(total, items))
 }
@@ -483,6 +524,74 @@ mod tests {
         )
         .await;
         assert!(first.is_err(), "a full page with more rows after it is counted");
+    }
+
+    /// With a spare connection from the pool the total is counted there while the page is read
+    /// (the count looks at its first row before the page at its last), and is the same exact
+    /// total; a pool that would be left without a free connection gives no spare, and the count
+    /// follows the page on the page's own connection.
+    #[tokio::test]
+    async fn the_count_runs_beside_the_page_on_a_spare_connection() {
+        let url = else_tests::PgCluster::shared().create_database().await;
+        let reads_with = |size| {
+            let options = crate::db::PoolOptions::new(size, crate::db::Commit::Durable);
+            crate::replica::Reads::primary_only(
+                crate::db::pool_with(&crate::db::Target::url(&url), "paging-test", options).unwrap(),
+            )
+        };
+        // Each row looked at leaves the backend that looked and when, and takes 0.1 s.
+        reads_with(1)
+            .get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "CREATE TABLE looked (pid int, at timestamptz DEFAULT clock_timestamp());
+                 CREATE FUNCTION look() RETURNS boolean LANGUAGE sql VOLATILE AS
+                   $$ INSERT INTO looked (pid) VALUES (pg_backend_pid()); SELECT pg_sleep(0.1) IS NOT NULL $$;",
+            )
+            .await
+            .unwrap();
+        let window = PageParams {
+            page: None,
+            per_page: Some(3),
+        }
+        .window()
+        .unwrap();
+        let from_where = "FROM generate_series(1, 8) g WHERE look()";
+        for (pool_size, spare_expected) in [(3, true), (2, false)] {
+            let reads = reads_with(pool_size);
+            let client = reads.get().await.unwrap();
+            client.batch_execute("TRUNCATE looked").await.unwrap();
+            let readers = Readers {
+                page: &client,
+                count: reads.spare().await,
+            };
+            assert_eq!(readers.count.is_some(), spare_expected, "pool of {pool_size}");
+            let page = page_of(readers, "g", from_where, Query::default(), window, "ORDER BY g", |r| {
+                r.get::<_, i32>(0)
+            })
+            .await
+            .unwrap();
+            assert_eq!((page.items, page.total, page.total_capped), (vec![1, 2, 3], 8, false));
+            let page_pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+            let looked = client
+                .query_one(
+                    "SELECT count(DISTINCT pid), count(*),
+                            (SELECT min(at) FROM looked WHERE pid <> $1) < (SELECT max(at) FROM looked WHERE pid = $1)
+                     FROM looked",
+                    &[&page_pid],
+                )
+                .await
+                .unwrap();
+            let (backends, rows, counted_beside): (i64, i64, Option<bool>) =
+                (looked.get(0), looked.get(1), looked.get(2));
+            assert_eq!(rows, 16, "the page and the count each looked at the 8 rows");
+            if spare_expected {
+                assert_eq!((backends, counted_beside), (2, Some(true)));
+            } else {
+                assert_eq!((backends, counted_beside), (1, None));
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ use super::logs::LogList;
 use super::messages::MessageList;
 use super::params::Params;
 use crate::access::{GroupScope, Scope};
+use crate::db;
+use crate::replica::Reads;
+use crate::web::paging::Readers;
 
 /// Samples of each kind of search.
 const SAMPLES: i64 = 200;
@@ -27,10 +30,12 @@ async fn column(client: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs the listing `L` (`/messages`, `/logs`) with `pairs` for each value, as `scope`; the
-/// latencies, sorted. `found` checks each page (a search that finds nothing measures nothing).
+/// Runs the listing `L` (`/messages`, `/logs`) with `pairs` for each value, as `scope`, with
+/// connections taken from `reads` as the API takes them (the page's, and a spare one for its
+/// count while the pool has room); the latencies, sorted. `found` checks each page (a search
+/// that finds nothing measures nothing).
 async fn measure_listing<L: Listing>(
-    client: &Client,
+    reads: &Reads,
     scope: &Scope,
     values: &[String],
     pairs: impl Fn(&str) -> Vec<(String, String)>,
@@ -41,8 +46,13 @@ async fn measure_listing<L: Listing>(
         let mut p = Params::new(pairs(value));
         let filter = L::read_filter(&mut p).unwrap();
         let paging = p.paging(L::SORTS, L::DEFAULT_SORT).unwrap();
+        let client = reads.get().await.unwrap();
         let start = Instant::now();
-        let page = L::page(client, scope, &filter, &paging).await.unwrap();
+        let readers = Readers {
+            page: &client,
+            count: reads.spare().await,
+        };
+        let page = L::page(readers, scope, &filter, &paging).await.unwrap();
         times.push(start.elapsed());
         found(value, page.total);
     }
@@ -52,12 +62,12 @@ async fn measure_listing<L: Listing>(
 
 /// [`measure_listing`] of `/messages`; an administrator's search always finds its value.
 async fn measure(
-    client: &Client,
+    reads: &Reads,
     scope: &Scope,
     values: &[String],
     pairs: impl Fn(&str) -> Vec<(String, String)>,
 ) -> Vec<Duration> {
-    measure_listing::<MessageList>(client, scope, values, pairs, |value, total| {
+    measure_listing::<MessageList>(reads, scope, values, pairs, |value, total| {
         assert!(total > 0 || matches!(scope, Scope::Groups(_)), "{value} found nothing")
     })
     .await
@@ -69,6 +79,16 @@ async fn web_session(url: &str) -> Client {
     let client = omelse::store::connect(url).await.unwrap();
     client.batch_execute("SET jit = off").await.unwrap();
     client
+}
+
+/// Connections as the web application's pool gives them (`web::pool`: no JIT), where its reads
+/// go.
+fn web_reads(url: &str) -> Reads {
+    let options = db::PoolOptions {
+        jit: false,
+        ..db::PoolOptions::new(4, db::Commit::Durable)
+    };
+    Reads::primary_only(db::pool_with(&db::Target::url(url), "elsed-bench", options).unwrap())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -87,6 +107,7 @@ fn bench_database_url() -> String {
 #[ignore = "benchmark: scripts/bench-search.sh runs it on a generated database"]
 async fn search_latency() {
     let client = web_session(&bench_database_url()).await;
+    let reads = web_reads(&bench_database_url());
     let counts = client
         .query_one(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM recipients)",
@@ -137,34 +158,34 @@ async fn search_latency() {
     let mut rows = Vec::new();
     rows.push((
         "exact recipient",
-        measure(&client, &all, &addresses, |a| one("recipient", a)).await,
+        measure(&reads, &all, &addresses, |a| one("recipient", a)).await,
     ));
     rows.push((
         "recipient domain (@domain)",
-        measure(&client, &all, &addresses, |a| {
+        measure(&reads, &all, &addresses, |a| {
             one("recipient", &format!("@{}", a.rsplit('@').next().unwrap_or_default()))
         })
         .await,
     ));
     rows.push((
         "sender domain (@domain)",
-        measure(&client, &all, &domains, |d| one("sender", &format!("@{d}"))).await,
+        measure(&reads, &all, &domains, |d| one("sender", &format!("@{d}"))).await,
     ));
     rows.push((
         "Message-ID (quick search, <id>)",
-        measure(&client, &all, &ids, |id| one("q", &format!("<{id}>"))).await,
+        measure(&reads, &all, &ids, |id| one("q", &format!("<{id}>"))).await,
     ));
     rows.push((
         "queue id (quick search)",
-        measure(&client, &all, &queue_ids, |id| one("q", id)).await,
+        measure(&reads, &all, &queue_ids, |id| one("q", id)).await,
     ));
     rows.push((
         "client address",
-        measure(&client, &all, &clients, |ip| one("client", ip)).await,
+        measure(&reads, &all, &clients, |ip| one("client", ip)).await,
     ));
     rows.push((
         "client name",
-        measure(&client, &all, &client_names, |name| one("client", name)).await,
+        measure(&reads, &all, &client_names, |name| one("client", name)).await,
     ));
     // A group member (two servers, the recipient's domain and nine others): the scope's cost.
     let mut group_times = Vec::new();
@@ -177,7 +198,7 @@ async fn search_latency() {
             domains,
             ..Default::default()
         }]);
-        group_times.extend(measure(&client, &scope, std::slice::from_ref(address), |a| one("recipient", a)).await);
+        group_times.extend(measure(&reads, &scope, std::slice::from_ref(address), |a| one("recipient", a)).await);
     }
     group_times.sort();
     rows.push(("exact recipient, group member", group_times));
@@ -229,6 +250,7 @@ fn member(servers: &[i32], domains: &[&str]) -> Scope {
 #[ignore = "benchmark: scripts/bench-logs.sh runs it on imported dense traffic"]
 async fn logs_latency() {
     let client = web_session(&bench_database_url()).await;
+    let reads = web_reads(&bench_database_url());
     let lines: i64 = client
         .query_one("SELECT count(*) FROM log_events", &[])
         .await
@@ -273,10 +295,10 @@ async fn logs_latency() {
     let mut rows = Vec::new();
     for (who, scope) in &cases {
         let page =
-            measure_listing::<LogList>(&client, scope, &moments[..moments.len().min(100)], before, |_, _| {}).await;
+            measure_listing::<LogList>(&reads, scope, &moments[..moments.len().min(100)], before, |_, _| {}).await;
         rows.push((format!("newest 50 before a moment, {who}"), page));
         let text = measure_listing::<LogList>(
-            &client,
+            &reads,
             scope,
             &addresses[..addresses.len().min(20)],
             search,

@@ -16,7 +16,7 @@ use super::params::{Paging, Params};
 use crate::access::{Caller, Scope};
 use crate::sql::Query;
 use crate::web::error::ApiResult;
-use crate::web::paging::Page;
+use crate::web::paging::{Page, Readers};
 use crate::web::AppState;
 
 /// What one list endpoint finds, and how it lists and exports it.
@@ -40,9 +40,10 @@ pub trait Listing {
     /// The kind of search, as the history tells it.
     fn kind(filter: &Self::Filter) -> Kind;
 
-    /// A page of what `filter` finds within `scope`.
+    /// A page of what `filter` finds within `scope`, read with `readers` (its total maybe counted
+    /// on a spare connection beside it).
     fn page(
-        client: &Client,
+        readers: Readers<'_>,
         scope: &Scope,
         filter: &Self::Filter,
         paging: &Paging,
@@ -118,7 +119,11 @@ pub async fn answer<L: Listing>(
         return csv::<L>(client, slot, &caller.scope, &request.filter, &request.paging).await;
     }
     let client = state.read_for(caller).await?;
-    let page = L::page(&client, &caller.scope, &request.filter, &request.paging).await?;
+    let readers = Readers {
+        page: &client,
+        count: state.reads.spare().await,
+    };
+    let page = L::page(readers, &caller.scope, &request.filter, &request.paging).await?;
     drop(client);
     record_history.await?;
     Ok(Json(page).into_response())

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use omelse::parse::Timestamp;
 use serde::Serialize;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
 use utoipa_axum::routes;
 
 use super::history::Kind;
@@ -19,7 +19,7 @@ use crate::sql::{contains_pattern, like_escape, Query};
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
-use crate::web::paging::{page_of, Page};
+use crate::web::paging::{page_of, Page, Readers};
 use crate::web::AppState;
 
 /// A substring shorter than this has no trigram to look up: it would read every line.
@@ -133,11 +133,16 @@ impl Listing for LogList {
         Kind::Logs
     }
 
-    async fn page(client: &Client, scope: &Scope, filter: &LogFilter, paging: &Paging) -> ApiResult<Page<LogLine>> {
+    async fn page(
+        readers: Readers<'_>,
+        scope: &Scope,
+        filter: &LogFilter,
+        paging: &Paging,
+    ) -> ApiResult<Page<LogLine>> {
         let (from_where, q) = from_where(scope, filter);
         let order_by = paging.order_by(Self::TIE);
         page_of(
-            client,
+            readers,
             LogLine::COLUMNS,
             &from_where,
             q,

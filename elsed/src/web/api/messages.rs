@@ -24,7 +24,7 @@ use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
-use crate::web::paging::{page_of, FromWhere, Page, COUNT_CAP};
+use crate::web::paging::{page_of, FromWhere, Page, Readers, COUNT_CAP};
 use crate::web::AppState;
 
 /// A search's results are counted for this long at most (when they fill more than the page):
@@ -205,11 +205,12 @@ impl Listing for MessageList {
     }
 
     async fn page(
-        client: &Client,
+        readers: Readers<'_>,
         scope: &Scope,
         filter: &MessageFilter,
         paging: &Paging,
     ) -> ApiResult<Page<MessageSummary>> {
+        let client = readers.page;
         let order_by = paging.order_by(Self::TIE);
         // The rows up to the page's end and the one after it (page_of's sign that more follow).
         let rows = paging.window.offset() + paging.window.limit() + 1;
@@ -232,7 +233,7 @@ impl Listing for MessageList {
             page: &page_from_where,
         };
         let mut page = page_of(
-            client,
+            readers,
             EntryRow::COLUMNS,
             from_where,
             q,

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use omelse::parse::Timestamp;
 use serde::Serialize;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
 use utoipa_axum::routes;
 
 use super::history::Kind;
@@ -18,7 +18,7 @@ use crate::sql::{contains_pattern, Query};
 use crate::web::error::{ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
-use crate::web::paging::{page_of, Page};
+use crate::web::paging::{page_of, Page, Readers};
 use crate::web::AppState;
 
 /// One decision.
@@ -158,14 +158,14 @@ impl Listing for RejectList {
     }
 
     async fn page(
-        client: &Client,
+        readers: Readers<'_>,
         scope: &Scope,
         filter: &RejectFilter,
         paging: &Paging,
     ) -> ApiResult<Page<RejectItem>> {
         let (from_where, q) = from_where(scope, filter)?;
         let order_by = paging.order_by(Self::TIE);
-        page_of(client, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
+        page_of(readers, COLUMNS, &from_where, q, paging.window, &order_by, from_row).await
     }
 
     fn csv_select(scope: &Scope, filter: &RejectFilter, order_by: &str) -> ApiResult<(String, Query)> {

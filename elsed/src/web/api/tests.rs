@@ -71,7 +71,7 @@ async fn found(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> Vec<St
         .paging(&[("first_seen", "m.first_seen"), ("size", "m.size")], "first_seen")
         .unwrap();
     p.finish().unwrap();
-    let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
+    let page = MessageList::page(client.into(), scope, &filter, &paging).await.unwrap();
     assert!(!page.total_capped);
     page.items.into_iter().map(|m| m.message.queue_id).collect()
 }
@@ -155,7 +155,9 @@ async fn every_search_mode_finds_its_messages_and_no_more_than_the_scope_allows(
     let mut p = params(&[("sort", "-size"), ("per_page", "2"), ("page", "2")]);
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
-    let page = MessageList::page(&client, &all, &filter, &paging).await.unwrap();
+    let page = MessageList::page((&client).into(), &all, &filter, &paging)
+        .await
+        .unwrap();
     // Seven messages and the refused mail (which has no size: the smallest, on the last page).
     assert_eq!((page.total, page.page, page.items.len()), (8, 2, 2));
     let sizes: Vec<Option<i64>> = page.items.iter().map(|m| m.message.size).collect();
@@ -198,7 +200,7 @@ async fn refused_found(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
     p.finish().unwrap();
-    let page = MessageList::page(client, scope, &filter, &paging).await.unwrap();
+    let page = MessageList::page(client.into(), scope, &filter, &paging).await.unwrap();
     page.items
         .into_iter()
         .filter_map(|m| {
@@ -259,7 +261,9 @@ async fn refused_mail_is_found_like_messages_within_the_rejects_scope() {
     let mut p = params(&[("status", "rejected")]);
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
-    let page = MessageList::page(&client, &all, &filter, &paging).await.unwrap();
+    let page = MessageList::page((&client).into(), &all, &filter, &paging)
+        .await
+        .unwrap();
     assert_eq!(page.total, 1);
     let json = serde_json::to_value(&page.items[0]).unwrap();
     assert_eq!(json["kind"], "refused");
@@ -311,7 +315,9 @@ async fn page_ids(client: &Client, pairs: &[(&str, &str)]) -> (i64, Vec<String>)
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
     p.finish().unwrap();
-    let page = MessageList::page(client, &Scope::All, &filter, &paging).await.unwrap();
+    let page = MessageList::page(client.into(), &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
     (page.total, page.items.into_iter().map(|m| m.id).collect())
 }
 
@@ -477,7 +483,9 @@ async fn a_recipient_domain_pages_without_gap_or_repeat() {
     let mut p = params(&[domain[0], ("per_page", "1")]);
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(MessageList::SORTS, MessageList::DEFAULT_SORT).unwrap();
-    let page = MessageList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
+    let page = MessageList::page((&client).into(), &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
     assert_eq!((page.total, page.total_capped, page.items.len()), (1, true, 1));
 }
 
@@ -661,7 +669,7 @@ async fn rejects_seen(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) ->
     let filter = RejectList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
     p.finish().unwrap();
-    let page = RejectList::page(client, scope, &filter, &paging).await.unwrap();
+    let page = RejectList::page(client.into(), scope, &filter, &paging).await.unwrap();
     page.items
         .into_iter()
         .map(|r| format!("{} {}", r.server, r.recipient.unwrap_or_default()))
@@ -728,7 +736,7 @@ async fn lines_seen(client: &Client, scope: &Scope, pairs: &[(&str, &str)]) -> V
     let filter = LogList::read_filter(&mut p).unwrap();
     let paging: Paging = p.paging(&[("ts", "e.ts")], "ts").unwrap();
     p.finish().unwrap();
-    let page = LogList::page(client, scope, &filter, &paging).await.unwrap();
+    let page = LogList::page(client.into(), scope, &filter, &paging).await.unwrap();
     page.items.into_iter().map(|l| (l.server, l.program, l.raw)).collect()
 }
 

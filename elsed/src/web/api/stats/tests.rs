@@ -310,7 +310,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     let mut p = search_params(&[("client", &ip)]);
     let filter = MessageList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("first_seen", "m.first_seen")], "first_seen").unwrap();
-    let page = MessageList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
+    let page = MessageList::page((&client).into(), &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items
@@ -322,7 +324,9 @@ async fn clients_are_located_in_search_results_rejects_and_the_countries_chart()
     let mut p = search_params(&[("client", &ip)]);
     let filter = RejectList::read_filter(&mut p).unwrap();
     let paging = p.paging(&[("ts", "r.ts")], "-ts").unwrap();
-    let page = RejectList::page(&client, &Scope::All, &filter, &paging).await.unwrap();
+    let page = RejectList::page((&client).into(), &Scope::All, &filter, &paging)
+        .await
+        .unwrap();
     assert!(!page.items.is_empty());
     assert!(page
         .items
