@@ -300,7 +300,6 @@ impl<'a> From<&'a String> for FromWhere<'a> {
 /// The connections a page is read with: its own, and maybe a spare one ([`Reads::spare`]) on
 /// which its total is counted at the same time. A count that needs its whole time box then
 /// costs the answer nothing past the page: the box runs beside the page instead of after it.
-/// The spare goes back to the pool as soon as the count ends.
 ///
 /// [`Reads::spare`]: crate::replica::Reads::spare
 pub struct Readers<'a> {
@@ -313,9 +312,6 @@ impl<'a> From<&'a Client> for Readers<'a> {
         Readers { page, count: None }
     }
 }
-
-/// A count under way on the spare connection, or its result.
-type Counting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Option<(i64, bool)>>> + Send + 'a>>;
 
 /// The page `window` of `SELECT columns from_where order_by` (`q` holds its parameters), with the
 /// capped total.
@@ -336,6 +332,14 @@ pub async fn page_of<'a, T>(
         count: count_from_where,
         page: from_where,
     } = from_where.into();
+    let q = std::sync::Arc::new(q);
+    // With a spare connection the count starts with the page, as a task of its own that keeps
+    // the connection until the count ends (within its box), even when the page shows that no
+    // count was needed: a connection never goes back to the pool with a statement running.
+    let counting = spare.filter(|_| !window.count_time_box.is_zero()).map(|spare| {
+        let (q, count_from_where) = (std::sync::Arc::clone(&q), count_from_where.to_owned());
+        tokio::spawn(async move { count_capped(&spare, &count_from_where, &q, window.count_time_box).await })
+    });
     // The page first, and one row past it: when none follows, the page itself gives the exact
     // total and nothing is counted (a search that finds one message costs one query).
     // LIMIT and OFFSET are the window's checked numbers, written out.
@@ -344,22 +348,7 @@ pub async fn page_of<'a, T>(
         window.limit() + 1,
         window.offset()
     );
-    let reading = rows_within(client, &sql, &q, window.page_time_box);
-    // With a spare connection the count starts with the page; dropped unread when the page
-    // shows it is not needed (the connection's queue still runs it out within its box).
-    let counting: Option<Counting> = spare.filter(|_| !window.count_time_box.is_zero()).map(|spare| {
-        let q = &q;
-        Box::pin(async move { count_capped(&spare, count_from_where, q, window.count_time_box).await }) as Counting
-    });
-    let ((rows, cut_short), counting) = match counting {
-        None => (reading.await?, None),
-        Some(counting) => match futures_util::future::select(Box::pin(reading), counting).await {
-            futures_util::future::Either::Left((found, counting)) => (found?, Some(counting)),
-            futures_util::future::Either::Right((counted, reading)) => {
-                (reading.await?, Some(Box::pin(std::future::ready(counted)) as Counting))
-            }
-        },
-    };
+    let (rows, cut_short) = rows_within(client, &sql, &q, window.page_time_box).await?;
     let mut items: Vec<T> = rows.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
@@ -375,7 +364,9 @@ pub async fn page_of<'a, T>(
         window.total_seen(items.len(), more)
     } else {
         let counted = match counting {
-            Some(counting) => counting.await?,
+            Some(counting) => counting
+                .await
+                .map_err(|e| ApiError::internal(format!("the count stopped: {e}")))??,
             None => count_capped(client, count_from_where, &q, window.count_time_box).await?,
         };
         counted.unwrap_or_else(|| window.total_seen(items.len(), more))
