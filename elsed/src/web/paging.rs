@@ -25,10 +25,6 @@ pub const COUNT_CAP: i64 = 10_001;
 /// (`total_capped` when more rows follow it).
 pub const COUNT_TIME_BOX: std::time::Duration = std::time::Duration::from_millis(1000);
 
-/// How long a page is read alone before its count starts beside it on a spare connection
-/// ([`Readers`]): most searches that find less than a page end sooner, and need no count.
-pub const COUNT_BESIDE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
-
 /// `page` and `per_page` as a request gives them (checked by [`PageParams::window`]).
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -337,6 +333,13 @@ pub async fn page_of<'a, T>(
         page: from_where,
     } = from_where.into();
     let q = std::sync::Arc::new(q);
+    // With a spare connection the count starts with the page, as a task of its own that keeps
+    // the connection until the count ends (within its box), even when the page shows that no
+    // count was needed: a connection never goes back to the pool with a statement running.
+    let counting = spare.filter(|_| !window.count_time_box.is_zero()).map(|spare| {
+        let (q, count_from_where) = (std::sync::Arc::clone(&q), count_from_where.to_owned());
+        tokio::spawn(async move { count_capped(&spare, &count_from_where, &q, window.count_time_box).await })
+    });
     // The page first, and one row past it: when none follows, the page itself gives the exact
     // total and nothing is counted (a search that finds one message costs one query).
     // LIMIT and OFFSET are the window's checked numbers, written out.
@@ -345,27 +348,7 @@ pub async fn page_of<'a, T>(
         window.limit() + 1,
         window.offset()
     );
-    let mut reading = std::pin::pin!(rows_within(client, &sql, &q, window.page_time_box));
-    // With a spare connection, a page still read after COUNT_BESIDE_AFTER has its count started
-    // beside it, as a task of its own that keeps the connection until the count ends (within
-    // its box) even when the page then shows that no count was needed: a connection never goes
-    // back to the pool with a statement running. A quicker page seldom needs a count and costs
-    // none.
-    let mut counting = None;
-    let found = match spare.filter(|_| !window.count_time_box.is_zero()) {
-        None => reading.await,
-        Some(spare) => match tokio::time::timeout(COUNT_BESIDE_AFTER, &mut reading).await {
-            Ok(found) => found,
-            Err(_) => {
-                let (q, count_from_where) = (std::sync::Arc::clone(&q), count_from_where.to_owned());
-                counting = Some(tokio::spawn(async move {
-                    count_capped(&spare, &count_from_where, &q, window.count_time_box).await
-                }));
-                reading.await
-            }
-        },
-    };
-    let (rows, cut_short) = found?;
+    let (rows, cut_short) = rows_within(client, &sql, &q, window.page_time_box).await?;
     let mut items: Vec<T> = rows.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
