@@ -296,6 +296,9 @@ impl MessageFilter {
                     let newest = newest_keys(&per_column);
                     relation = Some(MessagesOfRecipients::Newest { matches, newest })
                 }
+                (_, RecipientLookup::RecipientsSince(since)) => {
+                    relation = Some(MessagesOfRecipients::Since { matches, since })
+                }
             }
         }
         if let Some(client) = &self.client {
@@ -521,6 +524,25 @@ pub fn entries_page_from_where(
     rows: i64,
 ) -> Result<(String, Query), FilterError> {
     entries_from(scope, filter, Some((order_by, rows)))
+}
+
+/// The statement that finds the bound of a page of `rows` newest entries when `filter` reads the
+/// newest recipients ([`RecipientLookup::NewestRecipients`]), with its parameters; `None` for
+/// any other lookup. Its answer (a time, or `NULL`: no bound) makes the lookup
+/// [`RecipientLookup::RecipientsSince`] (or [`RecipientLookup::Recipients`]).
+pub fn newest_bound_query(
+    scope: &Scope,
+    filter: &MessageFilter,
+    rows: i64,
+) -> Result<Option<(String, Query)>, FilterError> {
+    let mut q = Query::default();
+    let Some(relation) = filter.apply(&mut q)? else {
+        return Ok(None);
+    };
+    let visible = scope.messages_condition(&mut q, "m");
+    q.and(visible);
+    let messages_where = q.take_where_clause();
+    Ok(relation.bound_sql(&messages_where, rows).map(|sql| (sql, q)))
 }
 
 fn entries_from(

@@ -10,6 +10,7 @@
 //! recipients alone comes from each partition's statistics, which autovacuum keeps, and is good:
 //! the choice is made here from it (docs/benchmarks.md, "Message search latency").
 
+use omelse::parse::Timestamp;
 use tokio_postgres::Client;
 
 use crate::message_query::{address_condition_per_column, MessageFilter, TextFilter, TextOp};
@@ -29,6 +30,12 @@ pub enum RecipientLookup {
     /// indexes ([`MessagesOfRecipients::sql`] says how the page stays exact). Any number of
     /// matches; a count or an export reads them all ([`RecipientLookup::Recipients`]).
     NewestRecipients,
+    /// [`RecipientLookup::NewestRecipients`] with its bound found beforehand, by a statement of
+    /// its own (`web::api::messages`): for a page, the matching recipients of the messages
+    /// started at that time or later; for a count, all of them. Given as a value, the bound
+    /// lets PostgreSQL leave out the older partitions when it plans the page, and plan it
+    /// without parallel workers; as a sub-select it could do neither (docs/benchmarks.md).
+    RecipientsSince(Timestamp),
 }
 
 /// The relation `m` a recipient condition's messages are read from, once the rest of the
@@ -40,6 +47,9 @@ pub enum MessagesOfRecipients {
     /// The same, for a page of the newest: each of `newest` lists the keys of the messages
     /// with a matching recipient in one address column, newest (`started_at`) first.
     Newest { matches: String, newest: Vec<String> },
+    /// The messages of every recipient that `matches`, for a page those started `since` or later
+    /// ([`RecipientLookup::RecipientsSince`]).
+    Since { matches: String, since: Timestamp },
 }
 
 /// `keys` (a query of `message_started_at`, `message_uid` pairs) as the relation `m` of their
@@ -71,35 +81,61 @@ impl MessagesOfRecipients {
     /// and sorted (about as many again). Fewer matching messages than that: no bound.
     pub fn sql(&self, where_clause: &str, page_rows: Option<i64>) -> String {
         match (self, page_rows) {
-            (MessagesOfRecipients::All { matches }, _) | (MessagesOfRecipients::Newest { matches, .. }, None) => {
+            (MessagesOfRecipients::All { matches }, _)
+            | (MessagesOfRecipients::Newest { matches, .. } | MessagesOfRecipients::Since { matches, .. }, None) => {
                 messages_of(&keys_of(matches))
             }
             (MessagesOfRecipients::Newest { matches, newest }, Some(rows)) => {
-                // Each column's newest matching messages, then the newest of both: PostgreSQL
-                // merges ordered scans of one table's partitions, not of a union of two tables'.
-                let per_column: Vec<String> = newest
-                    .iter()
-                    .map(|keys| {
-                        format!(
-                            "(SELECT DISTINCT ON (k.message_started_at, k.message_uid)
-                                     k.message_started_at, k.message_uid, m.first_seen
-                              FROM {} {where_clause}
-                              ORDER BY k.message_started_at DESC, k.message_uid DESC LIMIT {rows})",
-                            messages_of(keys)
-                        )
-                    })
-                    .collect();
-                let bound = format!(
-                    "(SELECT CASE WHEN count(*) = {rows} THEN min(b.first_seen) ELSE '-infinity' END
-                      FROM (SELECT DISTINCT ON (c.message_started_at, c.message_uid) c.first_seen
-                            FROM ({}) c
-                            ORDER BY c.message_started_at DESC, c.message_uid DESC LIMIT {rows}) b)",
-                    per_column.join(" UNION ALL ")
-                );
+                let bound = newest_bound(newest, where_clause, rows);
                 messages_of(&keys_of(&format!("{matches} AND r.message_started_at >= {bound}")))
             }
+            // The bound is a time PostgreSQL gave, written out as a literal (no text of the
+            // request's): the page's statement keeps the parameters of the count's.
+            (MessagesOfRecipients::Since { matches, since }, Some(_)) => messages_of(&keys_of(&format!(
+                "{matches} AND r.message_started_at >= '{}'::timestamptz",
+                since.to_rfc3339()
+            ))),
         }
     }
+
+    /// The bound of a page of the newest ([`MessagesOfRecipients::sql`]) as a statement of its
+    /// own, `NULL` when fewer messages than `page_rows` match (then there is none); `None` when
+    /// this relation has no such bound.
+    pub fn bound_sql(&self, where_clause: &str, page_rows: i64) -> Option<String> {
+        match self {
+            MessagesOfRecipients::Newest { newest, .. } => Some(format!(
+                "SELECT NULLIF({}, '-infinity')",
+                newest_bound(newest, where_clause, page_rows)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The oldest `first_seen` of the `rows` newest messages (by `started_at`) that `newest` (each
+/// address column's keys) and `where_clause` find, or `-infinity` when fewer match.
+fn newest_bound(newest: &[String], where_clause: &str, rows: i64) -> String {
+    // Each column's newest matching messages, then the newest of both: PostgreSQL merges
+    // ordered scans of one table's partitions, not of a union of two tables'.
+    let per_column: Vec<String> = newest
+        .iter()
+        .map(|keys| {
+            format!(
+                "(SELECT DISTINCT ON (k.message_started_at, k.message_uid)
+                         k.message_started_at, k.message_uid, m.first_seen
+                  FROM {} {where_clause}
+                  ORDER BY k.message_started_at DESC, k.message_uid DESC LIMIT {rows})",
+                messages_of(keys)
+            )
+        })
+        .collect();
+    format!(
+        "(SELECT CASE WHEN count(*) = {rows} THEN min(b.first_seen) ELSE '-infinity' END
+          FROM (SELECT DISTINCT ON (c.message_started_at, c.message_uid) c.first_seen
+                FROM ({}) c
+                ORDER BY c.message_started_at DESC, c.message_uid DESC LIMIT {rows}) b)",
+        per_column.join(" UNION ALL ")
+    )
 }
 
 /// The keys of the messages that have a recipient matching one of `per_column` (the conditions

@@ -13,7 +13,7 @@ use super::params::{Paging, Params};
 use super::rejects::RejectList;
 use super::{live, message_detail};
 use crate::access::{GroupScope, Scope};
-use crate::message_query::{entries_page_from_where, MessageFilter, SearchEntryKind, TextFilter};
+use crate::message_query::{entries_page_from_where, newest_bound_query, MessageFilter, SearchEntryKind, TextFilter};
 use crate::ndr::tests::{database, import_file};
 use crate::recipient_lookup::RecipientLookup;
 
@@ -363,8 +363,29 @@ async fn entries_with(client: &Client, recipient: &str, lookup: RecipientLookup,
         recipient_lookup: lookup,
         ..Default::default()
     };
+    entries_of(client, &filter, rows).await
+}
+
+/// [`entries_with`] the newest recipients, their bound found first by a statement of its own, as
+/// the API pages them ([`RecipientLookup::RecipientsSince`]).
+async fn entries_since_their_bound(client: &Client, recipient: &str, rows: i64) -> Vec<(i64, String)> {
+    let mut filter = MessageFilter {
+        recipient: Some(TextFilter::is(recipient)),
+        recipient_lookup: RecipientLookup::NewestRecipients,
+        ..Default::default()
+    };
+    let (bound, q) = newest_bound_query(&Scope::All, &filter, rows)
+        .unwrap()
+        .expect("the newest recipients have a bound");
+    let since: Option<omelse::parse::Timestamp> = client.query_one(&bound, &q.params()).await.unwrap().get(0);
+    filter.recipient_lookup = since.map_or(RecipientLookup::Recipients, RecipientLookup::RecipientsSince);
+    entries_of(client, &filter, rows).await
+}
+
+/// The first `rows` entries `filter` finds, newest first.
+async fn entries_of(client: &Client, filter: &MessageFilter, rows: i64) -> Vec<(i64, String)> {
     let order_by = "ORDER BY m.first_seen DESC, m.kind DESC, m.uid DESC";
-    let (from_where, q) = entries_page_from_where(&Scope::All, &filter, order_by, rows).unwrap();
+    let (from_where, q) = entries_page_from_where(&Scope::All, filter, order_by, rows).unwrap();
     let sql = format!("SELECT m.uid, m.kind {from_where} {order_by} LIMIT {rows}");
     client
         .query(&sql, &q.params())
@@ -415,6 +436,11 @@ async fn every_recipient_lookup_finds_the_same_entries() {
             assert_eq!(all, each_message, "{value}, {rows} rows, each message");
             let newest = entries_with(&client, value, RecipientLookup::NewestRecipients, rows).await;
             assert_eq!(all, newest, "{value}, {rows} rows, newest recipients");
+            let newest_since = entries_since_their_bound(&client, value, rows).await;
+            assert_eq!(
+                all, newest_since,
+                "{value}, {rows} rows, newest recipients since their bound"
+            );
             paged_by_the_bound += usize::from(all.len() == rows as usize);
         }
     }
