@@ -32,9 +32,6 @@ pub(super) struct Database<'a> {
     spool: Spool,
     /// The spool file could not be written: said once, until it can again.
     spool_failing: bool,
-    /// Lines whose write failed before they reached the pipeline (evicted lives to bring back
-    /// first): written first next time, since rsyslog may not send them again.
-    unpushed: Vec<String>,
 }
 
 impl<'a> Database<'a> {
@@ -55,7 +52,6 @@ impl<'a> Database<'a> {
             pending: Batch::default(),
             spool,
             spool_failing: false,
-            unpushed: Vec::new(),
         }
     }
 
@@ -69,31 +65,8 @@ impl<'a> Database<'a> {
         self.pipeline.as_mut()
     }
 
-    /// Keeps `lines` in the spool file before they are written, so that their workers may be
-    /// answered at once (rsyslog then forgets them: they are ours until committed). Only with a
-    /// `spool.file`, a pipeline that the database resumed, and a database not known to be down;
-    /// false when not done (the workers then wait for the commit, as without a file).
-    pub fn spool_ahead(&mut self, lines: &[String]) -> bool {
-        if !self.spool.on_file() || self.pipeline.is_none() || self.shared.down.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.spool.keep(lines);
-        match self.spool.save() {
-            Ok(()) => true,
-            Err(e) => {
-                self.spool_trouble(format!("cannot keep a batch in spool.file before its commit: {e}"));
-                false
-            }
-        }
-    }
-
     /// Writes the lines of one group commit (none: a check that the database answers).
-    pub async fn write(&mut self, mut lines: Vec<String>) -> Outcome {
-        if !self.unpushed.is_empty() {
-            let mut first = std::mem::take(&mut self.unpushed);
-            first.append(&mut lines);
-            lines = first;
-        }
+    pub async fn write(&mut self, lines: Vec<String>) -> Outcome {
         let outcome = self.write_lines(&lines).await;
         match outcome {
             Outcome::Committed => {
@@ -130,14 +103,10 @@ impl<'a> Database<'a> {
             .is_some_and(|pipeline| pipeline.correlator().evicted_lives() > 0);
         let pushed = !evicted && self.push(lines);
         if let Err(e) = self.connect().await {
-            if !pushed {
-                self.unpushed = lines.to_vec();
-            }
             return self.fail(e);
         }
         if !pushed {
             if let Err(e) = self.reload(lines).await {
-                self.unpushed = lines.to_vec();
                 return self.fail(format!("cannot bring evicted messages back: {e}"));
             }
             if !self.push(lines) {

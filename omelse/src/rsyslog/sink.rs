@@ -301,8 +301,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             }
         }
         shared.turns_released.store(turns.next(), Ordering::Relaxed);
-        let mut line_replies = Vec::new();
-        let mut ping_replies = Vec::new();
+        let mut replies = Vec::new();
         let mut lines = Vec::new();
         for request in ready {
             match request {
@@ -310,24 +309,15 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                     lines: mut more, reply, ..
                 } => {
                     lines.append(&mut more);
-                    line_replies.extend(reply);
+                    replies.extend(reply);
                 }
-                Request::Ping { reply } => ping_replies.push(reply),
+                Request::Ping { reply } => replies.push(reply),
             }
         }
         // Nothing to write when only turns passed.
-        let to_write = !line_replies.is_empty() || !ping_replies.is_empty();
-        // The workers go on with their next batches while this one is written, once its
-        // lines are safe in the spool file (`Database::spool_ahead`): rsyslog's dequeueing and
-        // rendering then overlap with PostgreSQL's work instead of taking turns with it.
-        if !line_replies.is_empty() && database.spool_ahead(&lines) {
-            for reply in line_replies.drain(..) {
-                let _ = reply.send(Outcome::Committed);
-            }
-        }
-        if to_write {
+        if !replies.is_empty() {
             let outcome = runtime.block_on(database.write(lines));
-            for reply in line_replies.into_iter().chain(ping_replies) {
+            for reply in replies {
                 let _ = reply.send(outcome.clone());
             }
         }
