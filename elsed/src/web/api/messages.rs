@@ -217,10 +217,7 @@ impl Listing for MessageList {
         let mut filter = filter.clone();
         let newest_first = paging.sort.column == "m.first_seen" && paging.sort.descending;
         let matching = recipient_lookup::choose(client, &mut filter, rows, newest_first).await?;
-        if let Some((bound, q)) = newest_bound_query(scope, &filter, rows)? {
-            let since: Option<omelse::parse::Timestamp> = client.query_one(&bound, &q.params()).await?.get(0);
-            filter.recipient_lookup = since.map_or(RecipientLookup::Recipients, RecipientLookup::RecipientsSince);
-        }
+        bound_newest_recipients(client, scope, &mut filter, rows).await?;
         // A count of more recipients than it counts at most cannot end within its box (each
         // costs a visit to its message: 300 ms for 10,000 at 30 million messages), and would
         // answer "more than the page" 50 ms later: it is not started.
@@ -274,6 +271,22 @@ impl Listing for MessageList {
         );
         Ok((select, q))
     }
+}
+
+/// When `filter` reads the newest recipients for a page of `rows`, finds their bound by a
+/// statement of its own and gives it to the page as a value ([`RecipientLookup::RecipientsSince`];
+/// [`RecipientLookup::Recipients`] when fewer messages than `rows` match).
+pub(super) async fn bound_newest_recipients(
+    client: &Client,
+    scope: &Scope,
+    filter: &mut MessageFilter,
+    rows: i64,
+) -> ApiResult<()> {
+    if let Some((bound, q)) = newest_bound_query(scope, filter, rows)? {
+        let since: Option<omelse::parse::Timestamp> = client.query_one(&bound, &q.params()).await?.get(0);
+        filter.recipient_lookup = since.map_or(RecipientLookup::Recipients, RecipientLookup::RecipientsSince);
+    }
+    Ok(())
 }
 
 /// What a bulk search answers: the messages found, and the Message-IDs that found none.

@@ -13,7 +13,7 @@ use super::params::{Paging, Params};
 use super::rejects::RejectList;
 use super::{live, message_detail};
 use crate::access::{GroupScope, Scope};
-use crate::message_query::{entries_page_from_where, newest_bound_query, MessageFilter, SearchEntryKind, TextFilter};
+use crate::message_query::{entries_page_from_where, MessageFilter, SearchEntryKind, TextFilter};
 use crate::ndr::tests::{database, import_file};
 use crate::recipient_lookup::RecipientLookup;
 
@@ -374,11 +374,14 @@ async fn entries_since_their_bound(client: &Client, recipient: &str, rows: i64) 
         recipient_lookup: RecipientLookup::NewestRecipients,
         ..Default::default()
     };
-    let (bound, q) = newest_bound_query(&Scope::All, &filter, rows)
-        .unwrap()
-        .expect("the newest recipients have a bound");
-    let since: Option<omelse::parse::Timestamp> = client.query_one(&bound, &q.params()).await.unwrap().get(0);
-    filter.recipient_lookup = since.map_or(RecipientLookup::Recipients, RecipientLookup::RecipientsSince);
+    messages::bound_newest_recipients(client, &Scope::All, &mut filter, rows)
+        .await
+        .unwrap();
+    assert_ne!(
+        filter.recipient_lookup,
+        RecipientLookup::NewestRecipients,
+        "the bound was found"
+    );
     entries_of(client, &filter, rows).await
 }
 
