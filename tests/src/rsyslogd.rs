@@ -133,6 +133,14 @@ impl Rsyslogd {
         }
     }
 
+    /// Kills it (SIGKILL: a crash, nothing saved) and waits; [`Rsyslogd::start_again`] follows.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts it again on the same configuration (its disk queues are picked up).
     pub fn restart(&mut self) {
         self.stop();

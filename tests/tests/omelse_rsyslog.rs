@@ -361,6 +361,77 @@ fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
     );
 }
 
+/// omelse answers rsyslog for a batch as soon as its lines are in `spool.file`, before
+/// PostgreSQL commits them, so that rsyslog dequeues and renders the next batch meanwhile
+/// (issue 17): from then on the lines are omelse's alone to keep. Here rsyslogd is killed
+/// (SIGKILL) while the commit of such a batch waits on a lock; its memory queue had nothing left
+/// of it. The next rsyslogd writes the batch from the spool, each line once.
+#[test]
+fn lines_answered_before_their_commit_survive_rsyslogd_being_killed() {
+    let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(12_000)) else {
+        return;
+    };
+    let cluster = PgCluster::shared();
+    let url = block_on(cluster.create_database());
+    let port = free_port();
+    let dir = test_dir("answered-ahead");
+    let spool = dir.join("omelse.spool");
+    // Batches of exactly 3,000 lines, in memory: after the kill rsyslog has nothing to send again.
+    let config = format!(
+        r#"global(maxMessageSize="2m")
+module(load="imtcp")
+module(load="{module}")
+input(type="imtcp" port="{port}" ruleset="else")
+ruleset(name="else") {{
+    action(type="omelse" name="else" conninfo="{url}" stats.interval="1" host.binding="relay"
+           spool.file="{spool}" action.resumeInterval="1" queue.type="LinkedList" queue.size="100000" queue.workerThreads="1"
+           queue.dequeueBatchSize="3000" queue.minDequeueBatchSize="3000"
+           queue.minDequeueBatchSize.timeout="60000")
+}}"#,
+        module = omelse_module().display(),
+        spool = spool.display(),
+    );
+    let mut daemon = Rsyslogd::start(&dir, &config);
+    let syslog = as_syslog(&lines);
+    send_tcp(port, &syslog[..6_000]);
+    assert_eq!(wait_for_rows(&url, 6_000, Duration::from_secs(120)), 6_000);
+    // The next commit waits: another session holds every log_events partition.
+    let mut locker = std::process::Command::new("psql")
+        .args([
+            url.as_str(),
+            "-Xqc",
+            "BEGIN; LOCK TABLE log_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    let locked = "SELECT count(*) FROM pg_locks WHERE relation = 'log_events'::regclass AND mode = 'AccessExclusiveLock' AND granted";
+    assert!(wait_until(Duration::from_secs(30), || count(&url, locked) == 1));
+    send_tcp(port, &syslog[6_000..9_000]);
+    let spooled = || std::fs::read_to_string(&spool).map_or(0, |text| text.lines().count());
+    assert!(
+        wait_until(Duration::from_secs(60), || spooled() == 3_000),
+        "the batch is in the spool before its commit ({} lines):\n{}",
+        spooled(),
+        daemon.own_log()
+    );
+    daemon.kill();
+    let unlock = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE log_events%'";
+    assert_eq!(count(&url, unlock), 1);
+    let _ = locker.wait();
+    daemon.start_again();
+    // The spool is written with the next batch that comes.
+    send_tcp(port, &syslog[9_000..]);
+    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(120));
+    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
+    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
+    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert!(
+        wait_until(Duration::from_secs(30), || !spool.exists()),
+        "the spool is removed once written"
+    );
+}
+
 /// Issue 18, the promise of the shipped else-server.conf: a PostgreSQL outage loses and doubles
 /// nothing, and the records are an import's. The action queues on disk (`queue.type="Disk"`,
 /// files `omelse.*` in rsyslog's work directory), which keeps the lines in log order however long

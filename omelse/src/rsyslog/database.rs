@@ -30,8 +30,9 @@ pub(super) struct Database<'a> {
     /// The lines not written yet (those of `pending`, and those that came before the first
     /// connection), on disk when `spool.file` is set.
     spool: Spool,
-    /// The spool file could not be written: said once, until it can again.
-    spool_failing: bool,
+    /// Lines whose write failed before they reached the pipeline (evicted lives to bring back
+    /// first): written first next time, since rsyslog may not send them again.
+    unpushed: Vec<String>,
 }
 
 impl<'a> Database<'a> {
@@ -44,6 +45,7 @@ impl<'a> Database<'a> {
             );
             Spool::default()
         });
+        shared.spool_on_file.store(spool.on_file(), Ordering::Relaxed);
         Database {
             shared,
             client: None,
@@ -51,7 +53,7 @@ impl<'a> Database<'a> {
             pipeline: None,
             pending: Batch::default(),
             spool,
-            spool_failing: false,
+            unpushed: Vec::new(),
         }
     }
 
@@ -65,8 +67,34 @@ impl<'a> Database<'a> {
         self.pipeline.as_mut()
     }
 
+    /// Keeps `lines` in the spool file before they are written, so that their workers may be
+    /// answered at once (rsyslog then forgets them: they are ours until committed). Only with a
+    /// `spool.file`, a pipeline that the database resumed, and a database not known to be down;
+    /// false when not done (the workers then wait for the commit, as without a file).
+    pub fn spool_ahead(&mut self, lines: &[String]) -> bool {
+        if !self.spool.on_file() || self.pipeline.is_none() || self.shared.down.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.spool.keep(lines);
+        match self.spool.save() {
+            Ok(()) => {
+                self.shared.spool_on_file.store(true, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.spool_trouble(format!("cannot keep a batch in spool.file before its commit: {e}"));
+                false
+            }
+        }
+    }
+
     /// Writes the lines of one group commit (none: a check that the database answers).
-    pub async fn write(&mut self, lines: Vec<String>) -> Outcome {
+    pub async fn write(&mut self, mut lines: Vec<String>) -> Outcome {
+        if !self.unpushed.is_empty() {
+            let mut first = std::mem::take(&mut self.unpushed);
+            first.append(&mut lines);
+            lines = first;
+        }
         let outcome = self.write_lines(&lines).await;
         match outcome {
             Outcome::Committed => {
@@ -79,15 +107,17 @@ impl<'a> Database<'a> {
                 if let Err(e) = self.spool.save() {
                     self.spool_trouble(format!("cannot save the failed batch to spool.file: {e}"));
                 } else {
-                    self.spool_failing = false;
+                    self.shared.spool_on_file.store(self.spool.on_file(), Ordering::Relaxed);
                 }
             }
         }
         outcome
     }
 
+    /// Said once, until the spool file can be written again; meanwhile failed batches are not
+    /// taken while the database is down ([`super::sink::Sink::takes_batches`]).
     fn spool_trouble(&mut self, problem: String) {
-        if !std::mem::replace(&mut self.spool_failing, true) {
+        if self.shared.spool_on_file.swap(false, Ordering::Relaxed) {
             (self.shared.log)(Severity::Error, &format!("omelse: {problem}"));
         }
     }
@@ -103,10 +133,14 @@ impl<'a> Database<'a> {
             .is_some_and(|pipeline| pipeline.correlator().evicted_lives() > 0);
         let pushed = !evicted && self.push(lines);
         if let Err(e) = self.connect().await {
+            if !pushed {
+                self.unpushed = lines.to_vec();
+            }
             return self.fail(e);
         }
         if !pushed {
             if let Err(e) = self.reload(lines).await {
+                self.unpushed = lines.to_vec();
                 return self.fail(format!("cannot bring evicted messages back: {e}"));
             }
             if !self.push(lines) {

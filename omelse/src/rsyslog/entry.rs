@@ -464,13 +464,13 @@ unsafe extern "C" fn try_resume(worker: *mut c_void) -> RsRetVal {
     })
 }
 
-/// SUSPENDED while the database is known to be down: rsyslog then keeps the batch in its queue
-/// (and saves it at shutdown) instead of marking it done before the commit. Otherwise the batch
+/// SUSPENDED when the sink does not take batches ([`Sink::takes_batches`]): rsyslog then keeps
+/// the batch in its queue instead of marking it done before the commit. Otherwise the batch
 /// takes its turn: rsyslog calls this at a batch's first line, right after the dequeue.
 unsafe extern "C" fn begin_transaction(worker: *mut c_void) -> RsRetVal {
     // SAFETY: rsyslog passes its worker handle.
     guard(RS_RET_SUSPENDED, || match unsafe { worker_and_sink(worker) } {
-        Some((worker, sink)) if !sink.is_down() => {
+        Some((worker, sink)) if sink.takes_batches() => {
             worker.turn.set(Some(sink.begin()));
             RS_RET_OK
         }

@@ -57,6 +57,8 @@ pub(super) struct Shared {
     pub log: Logger,
     /// A write failed, and no check has succeeded since.
     pub down: AtomicBool,
+    /// A batch whose write fails is kept in `spool.file` (configured, and its last save worked).
+    pub spool_on_file: AtomicBool,
     /// SIGHUP asked for a new connection.
     pub reconnect: AtomicBool,
     pub counters: Counters,
@@ -95,6 +97,7 @@ impl Sink {
                 config,
                 log,
                 down: AtomicBool::new(false),
+                spool_on_file: AtomicBool::new(false),
                 reconnect: AtomicBool::new(false),
                 counters: Counters::default(),
                 turns_taken: AtomicU64::new(0),
@@ -113,10 +116,15 @@ impl Sink {
         &self.shared.counters
     }
 
-    /// True once a write failed and until a check succeeds: beginTransaction answers SUSPENDED
-    /// then, which is what keeps rsyslog's queue from losing the batch on shutdown.
-    pub fn is_down(&self) -> bool {
-        self.shared.down.load(Ordering::Relaxed)
+    /// Whether beginTransaction takes a batch: not while the database is down, unless a failed
+    /// batch goes to `spool.file`. Refused, rsyslog keeps the batch in its queue, so a shutdown
+    /// does not lose it (module ABI notes §8.4) — but saves the lines it had not handed over
+    /// at the *end* of the queue, where the next rsyslogd correlates them after later ones. With
+    /// the spool file the batch is taken: its commit fails, its lines are kept in order in the
+    /// spool, and they go first when the database is back. (A batch answered before its commit
+    /// lets rsyslog dequeue the next one before the outage is known, then begin it after.)
+    pub fn takes_batches(&self) -> bool {
+        !self.shared.down.load(Ordering::Relaxed) || self.shared.spool_on_file.load(Ordering::Relaxed)
     }
 
     /// SIGHUP: reconnect before the next write.
@@ -301,7 +309,8 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             }
         }
         shared.turns_released.store(turns.next(), Ordering::Relaxed);
-        let mut replies = Vec::new();
+        let mut line_replies = Vec::new();
+        let mut ping_replies = Vec::new();
         let mut lines = Vec::new();
         for request in ready {
             match request {
@@ -309,15 +318,24 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                     lines: mut more, reply, ..
                 } => {
                     lines.append(&mut more);
-                    replies.extend(reply);
+                    line_replies.extend(reply);
                 }
-                Request::Ping { reply } => replies.push(reply),
+                Request::Ping { reply } => ping_replies.push(reply),
             }
         }
         // Nothing to write when only turns passed.
-        if !replies.is_empty() {
+        let to_write = !line_replies.is_empty() || !ping_replies.is_empty();
+        // The workers go on with their next batches while this one is written, once its
+        // lines are safe in the spool file (`Database::spool_ahead`): rsyslog's dequeueing and
+        // rendering then overlap with PostgreSQL's work instead of taking turns with it.
+        if !line_replies.is_empty() && database.spool_ahead(&lines) {
+            for reply in line_replies.drain(..) {
+                let _ = reply.send(Outcome::Committed);
+            }
+        }
+        if to_write {
             let outcome = runtime.block_on(database.write(lines));
-            for reply in replies {
+            for reply in line_replies.into_iter().chain(ping_replies) {
                 let _ = reply.send(outcome.clone());
             }
         }

@@ -50,6 +50,11 @@ impl Spool {
         Ok(spool)
     }
 
+    /// Whether the lines are kept in a file (`spool.file`), not in memory only.
+    pub fn on_file(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// The lines kept, oldest first.
     pub fn lines(&self) -> &[String] {
         &self.lines
