@@ -191,23 +191,21 @@ pub async fn choose(
     let ordered = newest_first && recipient.op == TextOp::Is && !["<>", "@"].contains(&recipient.value.trim());
     let mut q = Query::default();
     let matches = recipient_match_per_column(&mut q, recipient).join(" OR ");
-    // The plan's first line: `Append  (cost=… rows=N width=…)`.
-    let plan = client
-        .query(
-            &format!("EXPLAIN SELECT 1 FROM recipients r WHERE {matches}"),
-            &q.params(),
-        )
-        .await?;
-    let matching = plan.first().map_or(0.0, |line| estimated_rows(line.get(0)));
-    let messages: f64 = client
-        .query_one(
+    // Both go out at once, in one round trip: the plan's first line (`Append  (cost=… rows=N
+    // width=…)`) and how many messages there are.
+    let explain = format!("EXPLAIN SELECT 1 FROM recipients r WHERE {matches}");
+    let params = q.params();
+    let (plan, messages) = tokio::try_join!(
+        client.query(&explain, &params),
+        client.query_one(
             "SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::float8
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
              WHERE i.inhparent = 'messages'::regclass",
             &[],
         )
-        .await?
-        .get(0);
+    )?;
+    let matching = plan.first().map_or(0.0, |line| estimated_rows(line.get(0)));
+    let messages: f64 = messages.get(0);
     filter.recipient_lookup = if ordered && matching > NEWEST_FROM_MATCHES_PER_ROW * rows as f64 {
         RecipientLookup::NewestRecipients
     } else if matching * matching > rows as f64 * messages {

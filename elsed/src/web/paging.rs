@@ -324,6 +324,42 @@ pub async fn page_of<'a, T>(
     order_by: &str,
     map: impl Fn(&Row) -> T,
 ) -> ApiResult<Page<T>> {
+    read_page(readers, columns, from_where, q, window, order_by, map)
+        .await?
+        .with_total()
+        .await
+}
+
+/// A total and whether it is capped, as [`Window::page`] takes it.
+type Total = (i64, bool);
+
+/// A page read, its total not known yet: it may still be counted beside it (the caller may use
+/// the page's rows meanwhile, [`PageRead::items`]), or be counted after it.
+pub struct PageRead<'a, T> {
+    client: &'a Client,
+    count_from_where: String,
+    q: std::sync::Arc<Query>,
+    window: Window,
+    /// The page's rows (up to `window.limit()`).
+    pub items: Vec<T>,
+    /// How many rows the page had (the total's floor), whatever became of `items` since.
+    seen: usize,
+    /// A row follows the page.
+    more: bool,
+    cut_short: bool,
+    counting: Option<tokio::task::JoinHandle<ApiResult<Option<Total>>>>,
+}
+
+/// [`page_of`]'s page, without waiting for its total ([`PageRead::with_total`]).
+pub async fn read_page<'a, 'c, T>(
+    readers: impl Into<Readers<'c>>,
+    columns: &str,
+    from_where: impl Into<FromWhere<'a>>,
+    q: Query,
+    window: Window,
+    order_by: &str,
+    map: impl Fn(&Row) -> T,
+) -> ApiResult<PageRead<'c, T>> {
     let Readers {
         page: client,
         count: spare,
@@ -352,26 +388,55 @@ pub async fn page_of<'a, T>(
     let mut items: Vec<T> = rows.iter().map(map).collect();
     let more = items.len() as i64 > window.limit();
     items.truncate(window.limit() as usize);
-    if cut_short {
-        // What was found is the page; counting would only take longer.
-        let mut page = window.page(window.total_seen(items.len(), true), items);
-        page.cut_short = true;
-        return Ok(page);
-    }
-    let total = if !more && (window.offset() == 0 || !items.is_empty()) {
-        window.total_seen(items.len(), false)
-    } else if window.count_time_box.is_zero() {
-        window.total_seen(items.len(), more)
-    } else {
-        let counted = match counting {
-            Some(counting) => counting
-                .await
-                .map_err(|e| ApiError::internal(format!("the count stopped: {e}")))??,
-            None => count_capped(client, count_from_where, &q, window.count_time_box).await?,
+    Ok(PageRead {
+        client,
+        count_from_where: count_from_where.to_owned(),
+        q,
+        window,
+        seen: items.len(),
+        items,
+        more,
+        cut_short,
+        counting,
+    })
+}
+
+impl<T> PageRead<'_, T> {
+    /// The page with its total: counted beside it (waited for now, within its box), after it, or
+    /// not at all when the page itself tells it.
+    pub async fn with_total(self) -> ApiResult<Page<T>> {
+        let PageRead {
+            client,
+            count_from_where,
+            q,
+            window,
+            items,
+            seen,
+            more,
+            cut_short,
+            counting,
+        } = self;
+        if cut_short {
+            // What was found is the page; counting would only take longer.
+            let mut page = window.page(window.total_seen(seen, true), items);
+            page.cut_short = true;
+            return Ok(page);
+        }
+        let total = if !more && (window.offset() == 0 || seen > 0) {
+            window.total_seen(seen, false)
+        } else if window.count_time_box.is_zero() {
+            window.total_seen(seen, more)
+        } else {
+            let counted = match counting {
+                Some(counting) => counting
+                    .await
+                    .map_err(|e| ApiError::internal(format!("the count stopped: {e}")))??,
+                None => count_capped(client, &count_from_where, &q, window.count_time_box).await?,
+            };
+            counted.unwrap_or_else(|| window.total_seen(seen, more))
         };
-        counted.unwrap_or_else(|| window.total_seen(items.len(), more))
-    };
-    Ok(window.page(total, items))
+        Ok(window.page(total, items))
+    }
 }
 
 #[cfg(test)]

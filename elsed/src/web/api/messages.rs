@@ -24,7 +24,7 @@ use crate::sql::Query;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::QueryParams;
 use crate::web::openapi::ApiRoutes;
-use crate::web::paging::{page_of, FromWhere, Page, Readers, COUNT_CAP};
+use crate::web::paging::{read_page, FromWhere, Page, Readers, COUNT_CAP};
 use crate::web::AppState;
 
 /// A search's results are counted for this long at most (when they fill more than the page):
@@ -233,7 +233,7 @@ impl Listing for MessageList {
             count: &count_from_where,
             page: &page_from_where,
         };
-        let mut page = page_of(
+        let mut read = read_page(
             readers,
             EntryRow::COLUMNS,
             from_where,
@@ -243,8 +243,9 @@ impl Listing for MessageList {
             EntryRow::from_row,
         )
         .await?;
-        let rows = std::mem::take(&mut page.items);
-        Ok(page.with_items(entry_summaries(client, scope, rows).await?))
+        // The page's recipients are read while its total is still being counted beside it.
+        let summaries = entry_summaries(client, scope, std::mem::take(&mut read.items)).await?;
+        Ok(read.with_total().await?.with_items(summaries))
     }
 
     fn csv_select(scope: &Scope, filter: &MessageFilter, order_by: &str) -> ApiResult<(String, Query)> {
