@@ -1582,6 +1582,9 @@ async fn administrators_set_a_servers_snmp_agent_and_its_secrets_stay_sealed() {
     )
     .await;
     error(elsed.get(&path, Some(&viewer)).await, StatusCode::FORBIDDEN).await;
+    // The key may belong to the service user (keygen as root gives it away): leave no file
+    // behind that a later package purge would find owned by a deleted user.
+    std::fs::remove_dir_all(key.parent().unwrap()).unwrap();
 }
 
 /// Issue 16's stall: an account opens 50 CSV exports and never reads them while 50 logins with

@@ -511,6 +511,10 @@ fn the_documented_install_path_works_as_written() {
 
     let cluster = DebianLikeCluster::start();
     let installed = Installed::prepare();
+    // Files changed before the install cannot be the packages' doing, even if a user that
+    // existed earlier had the uid the else user is given now.
+    let install_start = std::env::temp_dir().join(format!("else-packages-since-{}", std::process::id()));
+    std::fs::write(&install_start, b"").unwrap();
     run_block("install", &substitutions.apply("install", &block("install")), &[]);
     for path in [
         "/usr/bin/elsed",
@@ -747,8 +751,8 @@ fn the_documented_install_path_works_as_written() {
         }
     }
     assert!(left.is_empty(), "left after purge: {left:?}");
-    // No file anywhere the packages or the documented steps write is owned by the deleted
-    // user or group.
+    // No file anywhere the packages or the documented steps write, changed since the install
+    // began, is owned by the deleted user or group.
     let owned = run(
         "find",
         &[
@@ -762,6 +766,8 @@ fn the_documented_install_path_works_as_written() {
             "/home",
             "/tmp",
             "-xdev",
+            "-cnewer",
+            install_start.to_str().unwrap(),
             "(",
             "-uid",
             &else_ids.0,
@@ -779,6 +785,7 @@ fn the_documented_install_path_works_as_written() {
         else_ids.0,
         else_ids.1
     );
+    std::fs::remove_file(&install_start).unwrap();
     assert_eq!(Path::new(&module).exists(), had_module, "omelse.so after purge");
     for database in ["passwd", "group"] {
         assert!(
