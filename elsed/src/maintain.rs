@@ -1,8 +1,8 @@
 //! `elsed maintain`: the periodic housekeeping of an ELSE server. Retention drops whole daily
 //! partitions older than `retention.days` (never a DELETE of live rows), the hourly rollups of the
 //! hours that changed are recomputed, finished days' log lines get their search index, the
-//! partitioned tables get the whole-table statistics autovacuum never takes, and GreyLSE's
-//! expired state is removed.
+//! partitioned tables get the whole-table statistics autovacuum never takes, GreyLSE's expired
+//! state is removed, and each finished day's partitions are frozen once.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,6 +61,12 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
         domain_whitelist = cleaned.domain_awl,
         decision_partitions = cleaned.partitions.len(),
         "greylisting: expired state removed"
+    );
+    // Last: after an upgrade it has weeks of partitions to freeze once, and nothing above waits.
+    let frozen = omelse::store::freeze_finished_days(&client).await?;
+    tracing::info!(
+        partitions = frozen.len(),
+        "finished days' partitions frozen (VACUUM FREEZE, throttled like autovacuum)"
     );
     Ok(())
 }

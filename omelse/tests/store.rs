@@ -696,6 +696,52 @@ async fn retention_drops_old_partitions_only() {
     assert_eq!(count(&client, "SELECT 1 FROM messages").await, 15);
 }
 
+/// `elsed maintain` freezes a day's partitions once the day after it is over, once: their pages
+/// are all-frozen afterwards (so the anti-wraparound vacuum skips them), and the newer days' are
+/// left to the writers.
+#[tokio::test]
+async fn finished_days_are_frozen_once_a_day_after_they_end() {
+    let mut client = fresh_db().await;
+    let today = Timestamp::now().0.div_euclid(DAY) * DAY;
+    let mut writer = Writer::new();
+    for days_ago in [2, 1, 0] {
+        let batch = sample_batch("mx1.example", Timestamp(today - days_ago * DAY + HOUR), 5);
+        writer.write_batch(&mut client, &batch).await.unwrap();
+    }
+    let day = |days_ago: i64| {
+        let date = jiff::Timestamp::from_microsecond(today - days_ago * DAY).unwrap();
+        date.strftime("%Y%m%d").to_string()
+    };
+    let mut frozen = store::freeze_finished_days(&client).await.unwrap();
+    frozen.sort();
+    let mut expected: Vec<String> = PARTITIONED_TABLES
+        .iter()
+        .map(|(t, _)| format!("{t}_p{}", day(2)))
+        .collect();
+    expected.sort();
+    assert_eq!(frozen, expected);
+
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_visibility")
+        .await
+        .unwrap();
+    let all_frozen = |days_ago: i64| {
+        let sql = format!(
+            "SELECT bool_and(all_frozen) FROM pg_visibility_map('messages_p{}')",
+            day(days_ago)
+        );
+        let client = &client;
+        async move { client.query_one(&sql, &[]).await.unwrap().get::<_, bool>(0) }
+    };
+    assert!(all_frozen(2).await, "the day before yesterday is frozen");
+    assert!(!all_frozen(1).await, "yesterday is still the writers'");
+    assert!(!all_frozen(0).await, "today is still the writers'");
+    assert!(
+        store::freeze_finished_days(&client).await.unwrap().is_empty(),
+        "a frozen day is not visited again"
+    );
+}
+
 /// Domain of an address as the rollups define it.
 fn domain(address: &str) -> String {
     address

@@ -11,6 +11,7 @@ mod counters;
 pub mod dedup;
 mod error;
 mod fleet;
+mod freeze;
 mod migrate;
 mod open_state;
 mod partitions;
@@ -27,6 +28,7 @@ pub use connection::{connect, connect_as, connect_config, connect_with, ConnectO
 pub use counters::record_counters;
 pub use error::{with_causes, Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};
+pub use freeze::freeze_finished_days;
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{
     load_lives, load_open_messages, load_open_sessions, load_open_state, newest_message_time, OpenPageEnd, OpenState,

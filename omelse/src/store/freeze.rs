@@ -1,0 +1,66 @@
+//! Freezing each finished day's partitions once, throttled, while they are still small news.
+//!
+//! Daily partitions are written for a day or two, then only read until retention drops them.
+//! Left alone, their pages are frozen by PostgreSQL's anti-wraparound vacuum, which comes for
+//! every partition at once and rewrites weeks of pages while searches run: at 30 million messages
+//! that first freezing pass was the one state where a search's p95 went over 100 ms
+//! (docs/benchmarks.md). Frozen one day at a time, a day after it ended (late deliveries of
+//! deferred mail are mostly in by then), the anti-wraparound pass finds every page all-frozen and
+//! skips it.
+
+use tokio_postgres::Client;
+
+use super::partitions::{day_from_partition_name, PARTITIONED_TABLES};
+use super::sql_types::day_of;
+use super::Result;
+use crate::parse::Timestamp;
+
+/// Days a partition waits after its own day ends before it is frozen.
+const SETTLE_DAYS: i64 = 1;
+
+/// Runs `VACUUM (FREEZE)` on every daily partition whose day ended more than [`SETTLE_DAYS`]
+/// before today (UTC) and that no `VACUUM` has visited since then, throttled like autovacuum
+/// (`vacuum_cost_delay` 2 ms); returns the partitions frozen.
+///
+/// "Visited since" is read from `pg_stat_user_tables.last_vacuum`. Statistics lost in a crash
+/// only mean a partition is visited again, which costs little: a vacuum skips the pages the
+/// visibility map already marks all-frozen.
+pub async fn freeze_finished_days(client: &Client) -> Result<Vec<String>> {
+    let tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect();
+    let rows = client
+        .query(
+            "SELECT p.relname, c.relname, extract(epoch FROM s.last_vacuum)::float8
+             FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+             WHERE p.relname = ANY($1) AND p.relnamespace = current_schema()::regnamespace
+             ORDER BY c.relname",
+            &[&tables],
+        )
+        .await?;
+    let today = day_of(Timestamp::now());
+    let mut due = Vec::new();
+    for row in rows {
+        let (table, partition): (String, String) = (row.get(0), row.get(1));
+        let last_vacuum: Option<f64> = row.get(2);
+        let Some(day) = day_from_partition_name(&table, &partition) else {
+            continue;
+        };
+        let settled_at = (day + 1 + SETTLE_DAYS) * 86_400;
+        if today >= day + 1 + SETTLE_DAYS && last_vacuum.is_none_or(|at| at < settled_at as f64) {
+            due.push(partition);
+        }
+    }
+    if !due.is_empty() {
+        client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
+        for partition in &due {
+            // The name is a partition of one of PARTITIONED_TABLES, as the catalogue gave it.
+            client
+                .batch_execute(&format!("VACUUM (FREEZE) \"{partition}\""))
+                .await?;
+        }
+        client.batch_execute("RESET vacuum_cost_delay").await?;
+    }
+    Ok(due)
+}
