@@ -250,6 +250,46 @@ pub fn send_tcp(port: u16, lines: &[String]) {
     stream.flush().expect("flush");
 }
 
+/// Waits until every byte sent to the listener on `port` was read by its process (no connection
+/// to it has anything left in its kernel receive queue, `/proc/net/tcp`); false when `limit`
+/// passes first. A process stopped before reading loses what is there: a test that restarts the
+/// receiver and counts on every line must wait for this first.
+pub fn wait_until_received(port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if unread_bytes(port) == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Bytes waiting in the kernel receive queues of the connections accepted on `port`.
+fn unread_bytes(port: u16) -> u64 {
+    const LISTEN: &str = "0A";
+    let mut unread = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx_queue:rx_queue ...
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) = (fields.get(1), fields.get(3), fields.get(4)) else {
+                continue;
+            };
+            let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port != Some(port) || *state == LISTEN {
+                continue;
+            }
+            let rx = queues.split(':').nth(1).and_then(|q| u64::from_str_radix(q, 16).ok());
+            unread += rx.unwrap_or(0);
+        }
+    }
+    unread
+}
+
 /// [`send_tcp`] at a steady `per_second` lines, one write per line, as a live mail server logs
 /// rather than a backlog.
 pub fn send_tcp_paced(port: u16, lines: &[String], per_second: usize) {
@@ -380,4 +420,24 @@ pub fn host_inputs(text: &str, hosts: &[(&str, u16)]) -> String {
         })
         .collect();
     format!("{}{copies}{}", &text[..start], &text[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    #[test]
+    fn bytes_not_yet_read_by_the_listener_are_waited_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut sender = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut receiver, _) = listener.accept().unwrap();
+        sender.write_all(&[b'x'; 5000]).unwrap();
+        assert!(!wait_until_received(port, Duration::from_millis(300)));
+        let mut read = vec![0; 5000];
+        receiver.read_exact(&mut read).unwrap();
+        assert!(wait_until_received(port, Duration::from_secs(5)));
+    }
 }
