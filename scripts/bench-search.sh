@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Search latency (p50/p95/max) of the web API's message search over generated messages, in the
 # three states production sees (issue 21):
-#   1. right after loading: measured at once after the load and one `elsed maintain` (the shipped
-#      timer runs it every 5 minutes; it freezes the finished days, as it does each day in
-#      production), while autovacuum catches up with the new rows;
+#   1. right after loading: measured at once after the load and `elsed maintain` (the shipped
+#      timer runs it every 5 minutes), run until it has frozen every finished day, as it does
+#      each day in production, while autovacuum catches up with the new rows;
 #   2. after VACUUM ANALYZE;
 #   3. with a vacuum busy: a VACUUM (FREEZE, DISABLE_PAGE_SKIPPING) of messages and recipients runs
 #      beside the searches again and again, as autovacuum's anti-wraparound pass does, without its
@@ -49,12 +49,21 @@ if [[ -z ${ELSE_BENCH_DATABASE_URL:-} ]]; then
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
     say "generated in $(( $(date +%s) - start )) s"
-    # What the shipped else-maintain timer does within 5 minutes of any load: among others, the
-    # statistics of the partitioned tables as a whole, which autovacuum never takes.
+    # What the shipped else-maintain timer does after any load: among others, the statistics of
+    # the partitioned tables as a whole, which autovacuum never takes, and the freezing of the
+    # finished days (a bounded time per run: the runs follow each other until none is left, as
+    # the days of a database that has run for weeks are all frozen).
     start=$(date +%s)
-    ELSE_CONFIG=/dev/null target/debug/elsed maintain --database-url "$ELSE_BENCH_DATABASE_URL" >"$WORK/maintain.log" 2>&1 ||
-        { cat "$WORK/maintain.log"; exit 1; }
-    say "elsed maintain took $(( $(date +%s) - start )) s; it said: $(grep frozen "$WORK/maintain.log" | sed 's/^.*maintain: //')"
+    runs=0
+    while :; do
+        ELSE_CONFIG=/dev/null target/debug/elsed maintain --database-url "$ELSE_BENCH_DATABASE_URL" >"$WORK/maintain.log" 2>&1 ||
+            { cat "$WORK/maintain.log"; exit 1; }
+        runs=$((runs + 1))
+        left=$(grep -o 'left_for_the_next_runs=[0-9]*' "$WORK/maintain.log" | cut -d= -f2)
+        [[ -n $left ]] || { cat "$WORK/maintain.log"; say "elsed maintain did not say what it left to freeze"; exit 1; }
+        [[ $left == 0 ]] && break
+    done
+    say "elsed maintain: $runs runs in $(( $(date +%s) - start )) s, until no finished day was left to freeze"
 fi
 sql() { psql -XAtqc "$1" "$ELSE_BENCH_DATABASE_URL"; }
 say "database size $(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")"

@@ -11,6 +11,10 @@ use clap::Args;
 
 use crate::{db, greylist, Settings};
 
+/// How long one run may go on freezing partitions (it finishes the one it is at): a day's
+/// partitions take seconds to a minute; a backlog of weeks spreads over several runs.
+const FREEZE_BUDGET: Duration = Duration::from_secs(120);
+
 #[derive(Debug, Args)]
 pub struct MaintainArgs {
     /// Keep running, once every SECONDS, instead of once
@@ -62,10 +66,12 @@ async fn once(settings: &Settings) -> anyhow::Result<()> {
         decision_partitions = cleaned.partitions.len(),
         "greylisting: expired state removed"
     );
-    // Last: after an upgrade it has weeks of partitions to freeze once, and nothing above waits.
-    let frozen = omelse::store::freeze_finished_days(&client).await?;
+    // Last, and for a bounded time: after an upgrade it has weeks of partitions to freeze once,
+    // and the next runs go on with them.
+    let frozen = omelse::store::freeze_finished_days(&client, FREEZE_BUDGET).await?;
     tracing::info!(
-        partitions = frozen.len(),
+        partitions = frozen.partitions.len(),
+        left_for_the_next_runs = frozen.left,
         "finished days' partitions frozen (VACUUM FREEZE, throttled like autovacuum)"
     );
     Ok(())

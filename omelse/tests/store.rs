@@ -1,6 +1,7 @@
 //! The PostgreSQL store against a real server (a throwaway cluster from `else-tests`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use else_tests::PgCluster;
 use omelse::keys::hash_parts;
@@ -696,9 +697,9 @@ async fn retention_drops_old_partitions_only() {
     assert_eq!(count(&client, "SELECT 1 FROM messages").await, 15);
 }
 
-/// `elsed maintain` freezes a day's partitions once the day after it is over, once: their pages
-/// are all-frozen afterwards (so the anti-wraparound vacuum skips them), and the newer days' are
-/// left to the writers.
+/// `elsed maintain` freezes a day's partitions once the day after it is over, once, within a
+/// time budget per run: their pages are all-frozen afterwards (so the anti-wraparound vacuum
+/// skips them), and the newer days' are left to the writers.
 #[tokio::test]
 async fn finished_days_are_frozen_once_a_day_after_they_end() {
     let mut client = fresh_db().await;
@@ -712,7 +713,15 @@ async fn finished_days_are_frozen_once_a_day_after_they_end() {
         let date = jiff::Timestamp::from_microsecond(today - days_ago * DAY).unwrap();
         date.strftime("%Y%m%d").to_string()
     };
-    let mut frozen = store::freeze_finished_days(&client).await.unwrap();
+    // Out of time at once: one partition is frozen all the same, the rest wait for the next run.
+    let first = store::freeze_finished_days(&client, Duration::ZERO).await.unwrap();
+    assert_eq!(first.partitions.len(), 1);
+    assert_eq!(first.left, PARTITIONED_TABLES.len() - 1);
+    let rest = store::freeze_finished_days(&client, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(rest.left, 0);
+    let mut frozen = [first.partitions, rest.partitions].concat();
     frozen.sort();
     let mut expected: Vec<String> = PARTITIONED_TABLES
         .iter()
@@ -737,7 +746,11 @@ async fn finished_days_are_frozen_once_a_day_after_they_end() {
     assert!(!all_frozen(1).await, "yesterday is still the writers'");
     assert!(!all_frozen(0).await, "today is still the writers'");
     assert!(
-        store::freeze_finished_days(&client).await.unwrap().is_empty(),
+        store::freeze_finished_days(&client, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .partitions
+            .is_empty(),
         "a frozen day is not visited again"
     );
 }

@@ -8,6 +8,8 @@
 //! deferred mail are mostly in by then), the anti-wraparound pass finds every page all-frozen and
 //! skips it.
 
+use std::time::{Duration, Instant};
+
 use tokio_postgres::Client;
 
 use super::partitions::{day_from_partition_name, PARTITIONED_TABLES};
@@ -18,14 +20,26 @@ use crate::parse::Timestamp;
 /// Days a partition waits after its own day ends before it is frozen.
 const SETTLE_DAYS: i64 = 1;
 
-/// Runs `VACUUM (FREEZE)` on every daily partition whose day ended more than [`SETTLE_DAYS`]
-/// before today (UTC) and that no `VACUUM` has visited since then, throttled like autovacuum
-/// (`vacuum_cost_delay` 2 ms); returns the partitions frozen.
+/// What one [`freeze_finished_days`] did.
+#[derive(Debug, Default)]
+pub struct Frozen {
+    /// The partitions frozen, oldest day first.
+    pub partitions: Vec<String>,
+    /// Partitions due that wait for the next run (the time budget ran out).
+    pub left: usize,
+}
+
+/// Runs `VACUUM (FREEZE)` on the daily partitions whose day ended more than [`SETTLE_DAYS`]
+/// before today (UTC) and that no `VACUUM` has visited since then, oldest day first, throttled
+/// like autovacuum (`vacuum_cost_delay` 2 ms). It starts no new partition once `budget` has
+/// passed (but always freezes one), so that weeks of them after an upgrade spread over several
+/// runs instead of holding up the rest of `elsed maintain`.
 ///
 /// "Visited since" is read from `pg_stat_user_tables.last_vacuum`. Statistics lost in a crash
 /// only mean a partition is visited again, which costs little: a vacuum skips the pages the
 /// visibility map already marks all-frozen.
-pub async fn freeze_finished_days(client: &Client) -> Result<Vec<String>> {
+pub async fn freeze_finished_days(client: &Client, budget: Duration) -> Result<Frozen> {
+    let started = Instant::now();
     let tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect();
     let rows = client
         .query(
@@ -34,8 +48,7 @@ pub async fn freeze_finished_days(client: &Client) -> Result<Vec<String>> {
              JOIN pg_class c ON c.oid = i.inhrelid
              JOIN pg_class p ON p.oid = i.inhparent
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-             WHERE p.relname = ANY($1) AND p.relnamespace = current_schema()::regnamespace
-             ORDER BY c.relname",
+             WHERE p.relname = ANY($1) AND p.relnamespace = current_schema()::regnamespace",
             &[&tables],
         )
         .await?;
@@ -49,18 +62,26 @@ pub async fn freeze_finished_days(client: &Client) -> Result<Vec<String>> {
         };
         let settled_at = (day + 1 + SETTLE_DAYS) * 86_400;
         if today >= day + 1 + SETTLE_DAYS && last_vacuum.is_none_or(|at| at < settled_at as f64) {
-            due.push(partition);
+            due.push((day, partition));
         }
     }
-    if !due.is_empty() {
-        client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
-        for partition in &due {
-            // The name is a partition of one of PARTITIONED_TABLES, as the catalogue gave it.
-            client
-                .batch_execute(&format!("VACUUM (FREEZE) \"{partition}\""))
-                .await?;
-        }
-        client.batch_execute("RESET vacuum_cost_delay").await?;
+    due.sort();
+    let mut frozen = Frozen::default();
+    if due.is_empty() {
+        return Ok(frozen);
     }
-    Ok(due)
+    client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
+    for (_, partition) in &due {
+        if !frozen.partitions.is_empty() && started.elapsed() >= budget {
+            break;
+        }
+        // The name is a partition of one of PARTITIONED_TABLES, as the catalogue gave it.
+        client
+            .batch_execute(&format!("VACUUM (FREEZE) \"{partition}\""))
+            .await?;
+        frozen.partitions.push(partition.clone());
+    }
+    client.batch_execute("RESET vacuum_cost_delay").await?;
+    frozen.left = due.len() - frozen.partitions.len();
+    Ok(frozen)
 }

@@ -28,7 +28,7 @@ pub use connection::{connect, connect_as, connect_config, connect_with, ConnectO
 pub use counters::record_counters;
 pub use error::{with_causes, Result, StoreError};
 pub use fleet::{load_fleet, Fleet, ServerRole};
-pub use freeze::freeze_finished_days;
+pub use freeze::{freeze_finished_days, Frozen};
 pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{
     load_lives, load_open_messages, load_open_sessions, load_open_state, newest_message_time, OpenPageEnd, OpenState,
