@@ -17,6 +17,8 @@
 #   ELSE_BENCH_WORKERS=N                        # sessions that generate (default: the cores)
 #   ELSE_BENCH_KEEP=1                           # leave the private cluster running afterwards
 #   ELSE_BENCH_REFUSALS=R                       # refusals generated per message (default 0.5)
+#   ELSE_BENCH_FREEZE_BESIDE=1                  # after generating, first measure the searches
+#                                               # while elsed maintain freezes the finished days
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/scripts/private-postgres.sh"
@@ -49,21 +51,7 @@ if [[ -z ${ELSE_BENCH_DATABASE_URL:-} ]]; then
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
     say "generated in $(( $(date +%s) - start )) s"
-    # What the shipped else-maintain timer does after any load: among others, the statistics of
-    # the partitioned tables as a whole, which autovacuum never takes, and the freezing of the
-    # finished days (a bounded time per run: the runs follow each other until none is left, as
-    # the days of a database that has run for weeks are all frozen).
-    start=$(date +%s)
-    runs=0
-    while :; do
-        ELSE_CONFIG=/dev/null target/debug/elsed maintain --database-url "$ELSE_BENCH_DATABASE_URL" >"$WORK/maintain.log" 2>&1 ||
-            { cat "$WORK/maintain.log"; exit 1; }
-        runs=$((runs + 1))
-        left=$(grep -o 'left_for_the_next_runs=[0-9]*' "$WORK/maintain.log" | cut -d= -f2)
-        [[ -n $left ]] || { cat "$WORK/maintain.log"; say "elsed maintain did not say what it left to freeze"; exit 1; }
-        [[ $left == 0 ]] && break
-    done
-    say "elsed maintain: $runs runs in $(( $(date +%s) - start )) s, until no finished day was left to freeze"
+    generated=1
 fi
 sql() { psql -XAtqc "$1" "$ELSE_BENCH_DATABASE_URL"; }
 say "database size $(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")"
@@ -86,6 +74,40 @@ measure() {
     grep -E '^(\||[0-9]+ messages)' <<<"$out"
     say "at end: $(vacuums)"
 }
+
+# What the shipped else-maintain timer does after any load: among others, the statistics of the
+# partitioned tables as a whole, which autovacuum never takes, and the freezing of the finished
+# days (a bounded time per run: the runs follow each other until none is left, as the days of a
+# database that has run for weeks are all frozen).
+maintain_until_frozen() {
+    local start runs=0 left
+    start=$(date +%s)
+    while :; do
+        ELSE_CONFIG=/dev/null target/debug/elsed maintain --database-url "$ELSE_BENCH_DATABASE_URL" >"$WORK/maintain.log" 2>&1 ||
+            { cat "$WORK/maintain.log"; return 1; }
+        runs=$((runs + 1))
+        left=$(grep -o 'left_for_the_next_runs=[0-9]*' "$WORK/maintain.log" | cut -d= -f2)
+        [[ -n $left ]] || { cat "$WORK/maintain.log"; say "elsed maintain did not say what it left to freeze"; return 1; }
+        [[ $left == 0 ]] && break
+    done
+    say "elsed maintain: $runs runs in $(( $(date +%s) - start )) s, until no finished day was left to freeze"
+}
+
+if [[ -n ${generated:-} && -n ${ELSE_BENCH_FREEZE_BESIDE:-} ]]; then
+    # The searches while elsed maintain freezes the finished days (throttled), measured once its
+    # first VACUUM (FREEZE) is under way; the states below come after it has finished.
+    maintain_until_frozen &
+    maintaining=$!
+    for _ in $(seq 600); do
+        [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM (FREEZE) %'") != 0 ]] && break
+        sleep 1
+    done
+    measure "while elsed maintain freezes the finished days" || { kill "$maintaining"; exit 1; }
+    say "at the searches' end elsed maintain was $(kill -0 "$maintaining" 2>/dev/null && echo 'still freezing' || echo 'done')"
+    wait "$maintaining"
+elif [[ -n ${generated:-} ]]; then
+    maintain_until_frozen
+fi
 
 for state in $STATES; do
     case $state in
