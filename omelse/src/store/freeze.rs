@@ -14,6 +14,7 @@ use tokio_postgres::Client;
 
 use super::partitions::{day_from_partition_name, PARTITIONED_TABLES};
 use super::sql_types::day_of;
+use super::throttle::run_like_autovacuum;
 use super::Result;
 use crate::parse::Timestamp;
 
@@ -60,28 +61,19 @@ pub async fn freeze_finished_days(client: &Client, budget: Duration) -> Result<F
         let Some(day) = day_from_partition_name(&table, &partition) else {
             continue;
         };
-        let settled_at = (day + 1 + SETTLE_DAYS) * 86_400;
-        if today >= day + 1 + SETTLE_DAYS && last_vacuum.is_none_or(|at| at < settled_at as f64) {
+        let settled_day = day + 1 + SETTLE_DAYS;
+        if today >= settled_day && last_vacuum.is_none_or(|at| at < (settled_day * 86_400) as f64) {
             due.push((day, partition));
         }
     }
     due.sort();
-    let mut frozen = Frozen::default();
-    if due.is_empty() {
-        return Ok(frozen);
-    }
-    client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
-    for (_, partition) in &due {
-        if !frozen.partitions.is_empty() && started.elapsed() >= budget {
-            break;
-        }
-        // The name is a partition of one of PARTITIONED_TABLES, as the catalogue gave it.
-        client
-            .batch_execute(&format!("VACUUM (FREEZE) \"{partition}\""))
-            .await?;
-        frozen.partitions.push(partition.clone());
-    }
-    client.batch_execute("RESET vacuum_cost_delay").await?;
-    frozen.left = due.len() - frozen.partitions.len();
-    Ok(frozen)
+    // The names are partitions of PARTITIONED_TABLES, as the catalogue gave them.
+    let freezes = due
+        .iter()
+        .map(|(_, partition)| format!("VACUUM (FREEZE) \"{partition}\""));
+    let ran = run_like_autovacuum(client, freezes, |ran| ran == 0 || started.elapsed() < budget).await?;
+    Ok(Frozen {
+        left: due.len() - ran,
+        partitions: due.into_iter().take(ran).map(|(_, partition)| partition).collect(),
+    })
 }

@@ -19,6 +19,7 @@ mod retention;
 mod rollup;
 mod sql_types;
 mod text_index;
+mod throttle;
 pub mod vouched;
 mod whole_table_statistics;
 mod writer;

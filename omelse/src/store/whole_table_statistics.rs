@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::partitions::PARTITIONED_TABLES;
+use super::throttle::run_like_autovacuum;
 use super::Result;
 
 /// How old a partitioned table's statistics may grow before they are taken again: what they
@@ -38,13 +39,8 @@ pub async fn analyze_partitioned_tables(client: &Client) -> Result<Vec<String>> 
         .iter()
         .map(|row| row.get(0))
         .collect();
-    if !stale.is_empty() {
-        client.batch_execute("SET vacuum_cost_delay = '2ms'").await?;
-        for table in &stale {
-            // The name comes from PARTITIONED_TABLES, never from outside.
-            client.batch_execute(&format!("ANALYZE {table}")).await?;
-        }
-        client.batch_execute("RESET vacuum_cost_delay").await?;
-    }
+    // The names come from PARTITIONED_TABLES, never from outside.
+    let analyses = stale.iter().map(|table| format!("ANALYZE {table}"));
+    run_like_autovacuum(client, analyses, |_| true).await?;
     Ok(stale)
 }
