@@ -319,8 +319,9 @@ fn compressed_forwarding_costs_the_bytes_docs_transport_md_states() {
     assert_eq!(
         wait_for_lines(&url, lines.len(), Duration::from_secs(300)),
         lines.len() as i64,
-        "{}",
-        server.daemon.own_log()
+        "server's log:\n{}\nhost's log:\n{}",
+        server.daemon.own_log(),
+        host.daemon.own_log()
     );
     let measured = (relay.to_receiver() + relay.to_sender()) as f64 / lines.len() as f64;
     let documented = documented_bytes_per_line("postfix-host-compressed.conf", "backlog");
