@@ -78,6 +78,8 @@ stage_server() {
     put 0640 packaging/elsed.toml "$dest/etc/else/elsed.toml"
     put 0644 rsyslog-conf/else-server.conf "$dest/etc/rsyslog.d/else-server.conf.disabled"
     put 0644 rsyslog-conf/else-server-compressed.conf "$dest/etc/rsyslog.d/else-server-compressed.conf.disabled"
+    put 0644 rsyslog-conf/else-ssh-tunnel.conf "$dest/etc/rsyslog.d/else-ssh-tunnel.conf.disabled"
+    put 0644 packaging/ssh/else-tunnel.conf "$doc/examples/ssh/else-tunnel.conf"
     put 0644 packaging/nftables/else-relp.nft "$doc/examples/nftables/else-relp.nft"
     put 0644 docs/install.md "$doc/install.md"
     put 0644 docs/transport.md "$doc/transport.md"
@@ -94,9 +96,10 @@ stage_agent() {
     local dest=$1 doc=$1/usr/share/doc/else-postfix-agent
     stripped "$release/else-pfagent" "$work/else-pfagent"
     put 0755 "$work/else-pfagent" "$dest/usr/bin/else-pfagent"
-    # One of these is enabled: RELP/TLS, Postfix's own log file, compressed, or two receivers.
+    # One of these is enabled: RELP/TLS, Postfix's own log file, compressed, two receivers, or
+    # RELP through an SSH tunnel (its unit in examples/postfix-host/ssh-tunnel/).
     local stanza
-    for stanza in postfix-host postfix-host-maillog postfix-host-compressed postfix-host-failover; do
+    for stanza in postfix-host postfix-host-maillog postfix-host-compressed postfix-host-failover postfix-host-ssh-tunnel; do
         put 0644 "rsyslog-conf/$stanza.conf" "$dest/etc/rsyslog.d/else-$stanza.conf.disabled"
     done
     put 0644 packaging/else-postfix-agent.README "$doc/README"

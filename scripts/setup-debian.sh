@@ -22,6 +22,8 @@ PACKAGES=(
     "sudo:visudo checks the shipped sudoers rules of else-pfagent"
     "rsyslog:the log collector that loads omelse.so"
     "rsyslog-relp:RELP transport between Postfix hosts and the ELSE server"
+    "openssh-client:ssh, the compressing tunnel that carries RELP in docs/transport.md (its test)"
+    "openssh-server:sshd, the ELSE server's end of that tunnel (started privately by the test, never as the system's service)"
     "nftables:the RELP listeners' connection limits (packaging/nftables), loaded by their test"
     "rsyslog-pgsql:ompgsql, the baseline of the omelse benchmark"
     "ca-certificates:TLS trust store"
@@ -110,7 +112,7 @@ if [[ " ${missing[*]} " == *" postfix "* ]]; then
     printf '%s\n' "postfix postfix/main_mailer_type select No configuration" \
         "postfix postfix/mailname string localhost" | "${as_root[@]}" debconf-set-selections
 fi
-# Packages must not start their daemons (postfix, postgrey, rsyslog, snmpd, prometheus) on a build or CI machine: the
+# Packages must not start their daemons (postfix, postgrey, rsyslog, snmpd, sshd, prometheus) on a build or CI machine: the
 # tests start private instances. policy-rc.d says so for the time of the install.
 policy=/usr/sbin/policy-rc.d
 made_policy=false

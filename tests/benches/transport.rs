@@ -1,7 +1,9 @@
 //! `make bench`: bytes on the wire per log line between a Postfix host and the ELSE server, for
 //! the shipped transports: RELP over TLS (postfix-host.conf → else-server.conf), plain TCP, and
 //! rsyslog's zlib stream compression (postfix-host-compressed.conf → else-server-compressed.conf)
-//! at several zipLevels, with and without the flush at the end of each batch. Every line of the
+//! at several zipLevels, with and without the flush at the end of each batch, and RELP through a
+//! compressing SSH tunnel (postfix-host-ssh-tunnel.conf → else-ssh-tunnel.conf, set up as
+//! docs/transport.md says; the relay counts the SSH bytes). Every line of the
 //! real 3-day MX log of the corpora goes from a real sending rsyslogd through a counting relay
 //! to a real receiving rsyslogd with omelse, twice: at once (a backlog after an outage: large
 //! batches) and at 1,000 lines a second (a live server: small batches). Prints the table of
@@ -16,6 +18,7 @@ use else_tests::rsyslogd::{
     adapt_stanza, relp_certificates, send_tcp, send_tcp_paced, stanza_text, wait_until, Rsyslogd,
 };
 use else_tests::shipped::{ElseServer, PostfixHost};
+use else_tests::ssh_tunnel::SshTunnel;
 use else_tests::wire::CountingRelay;
 use else_tests::{block_on, count, PgCluster};
 
@@ -25,6 +28,8 @@ const LIVE_RATE: usize = 1_000;
 struct Transport {
     name: &'static str,
     relp: bool,
+    /// RELP through the SSH tunnel: the relay sits between ssh and sshd.
+    ssh_tunnel: bool,
     /// Compressed lines wait in the compressor until it is full or the stream ends.
     holds_lines: bool,
     sender: String,
@@ -46,13 +51,23 @@ fn transports() -> Vec<Transport> {
         Transport {
             name: "RELP/TLS (postfix-host.conf)",
             relp: true,
+            ssh_tunnel: false,
             holds_lines: false,
             sender: stanza_text("postfix-host.conf"),
             receiver_change: unchanged,
         },
         Transport {
+            name: "RELP through ssh -C (postfix-host-ssh-tunnel.conf)",
+            relp: true,
+            ssh_tunnel: true,
+            holds_lines: false,
+            sender: stanza_text("postfix-host-ssh-tunnel.conf"),
+            receiver_change: unchanged,
+        },
+        Transport {
             name: "plain TCP (omfwd, no compression)",
             relp: false,
+            ssh_tunnel: false,
             holds_lines: false,
             sender: uncompressed(compressed.replace("zipLevel=\"6\"", "zipLevel=\"0\"")),
             receiver_change: uncompressed,
@@ -60,6 +75,7 @@ fn transports() -> Vec<Transport> {
         Transport {
             name: "zlib stream, zipLevel 1",
             relp: false,
+            ssh_tunnel: false,
             holds_lines: false,
             sender: level(1),
             receiver_change: unchanged,
@@ -67,6 +83,7 @@ fn transports() -> Vec<Transport> {
         Transport {
             name: "zlib stream, zipLevel 6 (postfix-host-compressed.conf)",
             relp: false,
+            ssh_tunnel: false,
             holds_lines: false,
             sender: compressed.clone(),
             receiver_change: unchanged,
@@ -74,6 +91,7 @@ fn transports() -> Vec<Transport> {
         Transport {
             name: "zlib stream, zipLevel 9",
             relp: false,
+            ssh_tunnel: false,
             holds_lines: false,
             sender: level(9),
             receiver_change: unchanged,
@@ -81,6 +99,7 @@ fn transports() -> Vec<Transport> {
         Transport {
             name: "zlib stream, zipLevel 6, flushOnTXEnd off",
             relp: false,
+            ssh_tunnel: false,
             holds_lines: true,
             sender: compressed.replace(
                 "compression.stream.flushOnTXEnd=\"on\"",
@@ -117,15 +136,27 @@ fn measure(transport: &Transport, lines: &[String], rate: Option<usize>, work: &
         "helga",
         transport.receiver_change,
     );
-    let relay = CountingRelay::start(if transport.relp {
-        server.relp_port
+    let (wire, stanza): (Wire, String) = if transport.ssh_tunnel {
+        let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, true);
+        let stanza = tunnel.host_stanza();
+        (Wire::Tunnel(tunnel), stanza)
     } else {
-        server.compressed_port
-    });
-    let stanza = adapt_stanza(&transport.sender, certs, "mx1", relay.port(), &url);
+        let relay = CountingRelay::start(if transport.relp {
+            server.relp_port
+        } else {
+            server.compressed_port
+        });
+        let stanza = adapt_stanza(&transport.sender, certs, "mx1", relay.port(), &url);
+        (Wire::Relay(relay), stanza)
+    };
     let mut host = PostfixHost::start(&dir.join("mx1"), &stanza);
     let syslog: Vec<String> = lines.iter().map(|l| format!("<22>{l}")).collect();
-    let cpu = |host: &Rsyslogd, server: &Rsyslogd| (host.cpu_seconds(), server.cpu_seconds());
+    // The tunnel's ssh counts as the sender's, its sshd as the server's.
+    let cpu = |host: &Rsyslogd, server: &Rsyslogd| {
+        let (ssh, sshd) = wire.cpu_seconds();
+        (host.cpu_seconds() + ssh, server.cpu_seconds() + sshd)
+    };
+    let bytes_before = wire.bytes();
     let before = cpu(&host.daemon, &server.daemon);
     match rate {
         Some(rate) => send_tcp_paced(host.input_port, &syslog, rate),
@@ -165,12 +196,37 @@ fn measure(transport: &Transport, lines: &[String], rate: Option<usize>, work: &
         host.daemon.own_log()
     );
     assert_eq!(stored(&url), all, "{}: every line once", transport.name);
+    let bytes = wire.bytes();
     Measured {
-        to_receiver: relay.to_receiver(),
-        to_sender: relay.to_sender(),
+        to_receiver: bytes.0 - bytes_before.0,
+        to_sender: bytes.1 - bytes_before.1,
         sender_cpu: after.0 - before.0,
         receiver_cpu: after.1 - before.1,
-        connections: relay.connections(),
+        connections: bytes.2 - bytes_before.2,
+    }
+}
+
+/// What the bytes cross: a counting relay to the receiver, or the SSH tunnel (counted between ssh
+/// and sshd; the caller subtracts what its set-up sent, the key scan and the login).
+enum Wire {
+    Relay(CountingRelay),
+    Tunnel(SshTunnel),
+}
+
+impl Wire {
+    /// To the receiver, back, connections.
+    fn bytes(&self) -> (u64, u64, u64) {
+        match self {
+            Wire::Relay(relay) => (relay.to_receiver(), relay.to_sender(), relay.connections()),
+            Wire::Tunnel(tunnel) => tunnel.bytes().expect("counted"),
+        }
+    }
+
+    fn cpu_seconds(&self) -> (f64, f64) {
+        match self {
+            Wire::Relay(_) => (0.0, 0.0),
+            Wire::Tunnel(tunnel) => tunnel.cpu_seconds(),
+        }
     }
 }
 
@@ -235,7 +291,7 @@ fn main() {
             if transport.name.starts_with("plain") {
                 plain[regime] = total;
             }
-            if transport.relp {
+            if transport.relp && !transport.ssh_tunnel {
                 relp[regime] = total;
             }
             eprintln!(

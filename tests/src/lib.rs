@@ -22,6 +22,7 @@ pub mod require;
 pub mod rsyslogd;
 pub mod shipped;
 pub mod snmpd;
+pub mod ssh_tunnel;
 pub mod sys;
 pub mod tls;
 pub mod topology;

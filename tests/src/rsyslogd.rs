@@ -166,17 +166,7 @@ impl Rsyslogd {
         let Some(child) = &self.child else {
             return 0.0;
         };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-        // The fields after the command name (which may hold spaces) in parentheses: utime and
-        // stime are the 12th and 13th of them, in clock ticks.
-        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let ticks: u64 = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum();
-        ticks as f64 / crate::sys::clock_ticks_per_second()
+        crate::sys::process_cpu_seconds(child.id())
     }
 
     pub fn is_running(&mut self) -> bool {

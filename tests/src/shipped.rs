@@ -1,5 +1,6 @@
 //! The shipped rsyslog stanzas running on this machine: an ELSE server as its package sets it up
-//! (else-server.conf and else-server-compressed.conf, omelse into a test database) and a Postfix
+//! (else-server.conf, else-server-compressed.conf and else-ssh-tunnel.conf, omelse into a test
+//! database) and a Postfix
 //! host's rsyslogd with one of the Postfix-host stanzas; the server's stanza over plain TCP, for a
 //! relay's stream of many servers.
 
@@ -9,11 +10,13 @@ use std::path::Path;
 use crate::rsyslogd::{free_port, shipped_stanza, shipped_stanza_loading, stanza_text, Rsyslogd};
 
 /// An ELSE server's rsyslogd: RELP/TLS on `relp_port`, the compressed stream on
-/// `compressed_port`, both into omelse, both the inputs of one Postfix host (`mx1`'s certificate).
+/// `compressed_port`, plain RELP at the end of an SSH tunnel on `tunnel_port` (loopback), all
+/// into omelse, all the inputs of one Postfix host (`mx1`'s certificate).
 pub struct ElseServer {
     pub daemon: Rsyslogd,
     pub relp_port: u16,
     pub compressed_port: u16,
+    pub tunnel_port: u16,
 }
 
 impl ElseServer {
@@ -33,9 +36,12 @@ impl ElseServer {
         server_name: &str,
         change: impl Fn(String) -> String,
     ) -> ElseServer {
-        let (relp_port, compressed_port) = (free_port(), free_port());
+        let (relp_port, compressed_port, tunnel_port) = (free_port(), free_port(), free_port());
+        // In the order of their names in /etc/rsyslog.d/: else-ssh-tunnel.conf uses the imrelp
+        // that else-server.conf loads.
+        let tunnel = stanza_text("else-ssh-tunnel.conf").replace("port=\"2524\"", &format!("port=\"{tunnel_port}\""));
         let config = change(format!(
-            "{}\n{}",
+            "{}\n{}\n{tunnel}",
             shipped_stanza("else-server-compressed.conf", certs, identity, compressed_port, url),
             shipped_stanza("else-server.conf", certs, identity, relp_port, url)
         ))
@@ -44,6 +50,7 @@ impl ElseServer {
             daemon: Rsyslogd::start(dir, &config),
             relp_port,
             compressed_port,
+            tunnel_port,
         }
     }
 }

@@ -18,6 +18,33 @@ pub fn clock_ticks_per_second() -> f64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
+/// The user+system CPU time process `pid` has used, in seconds (0 when it is gone).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in parentheses: utime and stime
+    // are the 12th and 13th of them, in clock ticks.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// The CPU time of every running process whose command name is `command` (`sshd`), in seconds.
+pub fn command_cpu_seconds(command: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == command))
+        .map(process_cpu_seconds)
+        .sum()
+}
+
 /// Sends `signal` (`libc::SIGTERM`, …; 0 only checks) to process `pid`; false when there is no
 /// such process (or it may not be signalled).
 #[allow(unsafe_code)]

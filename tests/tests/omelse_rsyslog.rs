@@ -868,10 +868,14 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     for (files, identity) in [
         (&["else-server.conf"][..], "server"),
         (&["else-server-compressed.conf", "else-server.conf"], "server"),
+        // In the order of their names in /etc/rsyslog.d/: the tunnel's inputs use the imrelp that
+        // else-server.conf loads.
+        (&["else-server.conf", "else-ssh-tunnel.conf"], "server"),
         (&["postfix-host.conf"], "client"),
         (&["postfix-host-maillog.conf"], "client"),
         (&["postfix-host-compressed.conf"], "client"),
         (&["postfix-host-failover.conf"], "client"),
+        (&["postfix-host-ssh-tunnel.conf"], "client"),
     ] {
         let mut text = format!("global(workDirectory=\"{}\")\n", dir.display());
         for file in files {

@@ -13,6 +13,7 @@ use else_tests::rsyslogd::{
     adapt_stanza, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text, wait_until,
 };
 use else_tests::shipped::{ElseServer, PostfixHost};
+use else_tests::ssh_tunnel::SshTunnel;
 use else_tests::topology::IMRELP;
 use else_tests::wire::CountingRelay;
 use else_tests::{block_on, count, PgCluster};
@@ -406,4 +407,118 @@ fn a_backup_receiver_takes_over_while_the_primary_is_stopped() {
     assert_eq!(stored(&url), delivered.len() as i64);
     // Two receivers, lines late from the primary's session: the records are those of one reader.
     assert_same_records_as_import(&url, &delivered, &dir, "primary and backup");
+}
+
+/// The tunnel tests make and remove the machine's tunnel account (`else-tunnel`): one at a time.
+static TUNNEL_ACCOUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The MX log, root and sshd for the documented SSH tunnel, or `None` after saying why.
+fn tunnel_prerequisites() -> Option<(Vec<String>, std::sync::MutexGuard<'static, ()>)> {
+    let log = mx_log()?;
+    else_tests::require::tool("/usr/sbin/sshd", "openssh-server")?;
+    else_tests::require::tool("/usr/bin/ssh", "openssh-client")?;
+    else_tests::require::root("the tunnel account of docs/transport.md, and sshd").then_some(())?;
+    let account = TUNNEL_ACCOUNT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some((log, account))
+}
+
+/// RELP through `ssh -C`, set up by the four blocks of docs/transport.md as written: the ELSE
+/// server's rsyslogd restarts mid-stream, then the tunnel dies (`kill -9`) and comes back as
+/// systemd's `Restart=always` brings it back. RELP resends what was not acknowledged: every line is
+/// stored once, and the records equal an import's.
+#[test]
+fn relp_through_the_documented_ssh_tunnel_loses_nothing_across_restarts() {
+    let Some((mut log, _account)) = tunnel_prerequisites() else {
+        return;
+    };
+    log.truncate(30_000);
+    let lines = &log[..];
+    let url = block_on(PgCluster::shared().create_database());
+    let dir = test_dir("ssh-tunnel-restarts");
+    let certs = relp_certificates(&dir, &["mx1"]);
+    let mut server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
+    let mut tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, false);
+    let host = PostfixHost::start(&dir.join("mx1"), &tunnel.host_stanza());
+    let feeder = feed_once_stored(host.input_port, &url, as_syslog(lines));
+    assert!(
+        wait_for_lines(&url, 5_000, Duration::from_secs(60)) >= 5_000,
+        "{}\n{}",
+        server.daemon.own_log(),
+        tunnel.log()
+    );
+    server.daemon.stop();
+    let at_stop = stored(&url);
+    assert!(at_stop < lines.len() as i64, "the receiver stopped mid-stream");
+    std::thread::sleep(Duration::from_secs(3));
+    server.daemon.start_again();
+    assert!(
+        wait_for_lines(&url, at_stop as usize + 3_000, Duration::from_secs(90)) > at_stop + 3_000,
+        "lines flow again after the receiver's restart; host log:\n{}\n{}",
+        host.daemon.own_log(),
+        tunnel.log()
+    );
+    tunnel.kill();
+    let at_kill = stored(&url);
+    assert!(at_kill < lines.len() as i64, "the tunnel died mid-stream");
+    // systemd's RestartSec.
+    std::thread::sleep(Duration::from_secs(5));
+    tunnel.start_again();
+    feeder.join().expect("the host's lines are sent");
+    wait_for_lines(&url, lines.len(), Duration::from_secs(180));
+    wait_until_still(&url, Duration::from_secs(60));
+    let lost = lines_not_stored(&url, lines, &dir);
+    println!(
+        "receiver stopped at {at_stop} lines stored, tunnel killed at {at_kill}; lost {}",
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} lines lost ({:?}…) with {at_stop} stored at the receiver's stop and {at_kill} at the \
+         tunnel's; host log:\n{}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(20)],
+        host.daemon.own_log(),
+        tunnel.log()
+    );
+    assert_eq!(stored(&url), lines.len() as i64, "every line once");
+    assert_same_records_as_import(&url, lines, &dir, "through the SSH tunnel across restarts");
+}
+
+/// The whole MX log at once (a backlog) through the documented tunnel: the SSH bytes on the wire,
+/// both ways, are those docs/transport.md states for it.
+#[test]
+fn the_ssh_tunnel_costs_the_bytes_docs_transport_md_states() {
+    let Some((lines, _account)) = tunnel_prerequisites() else {
+        return;
+    };
+    let url = block_on(PgCluster::shared().create_database());
+    let dir = test_dir("ssh-tunnel-bytes");
+    let certs = relp_certificates(&dir, &["mx1"]);
+    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
+    let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, true);
+    let (set_up_to, set_up_back, _) = tunnel.bytes().expect("counted");
+    let host = PostfixHost::start(&dir.join("mx1"), &tunnel.host_stanza());
+    send_tcp(host.input_port, &as_syslog(&lines));
+    assert_eq!(
+        wait_for_lines(&url, lines.len(), Duration::from_secs(300)),
+        lines.len() as i64,
+        "server's log:\n{}\nhost's log:\n{}\n{}",
+        server.daemon.own_log(),
+        host.daemon.own_log(),
+        tunnel.log()
+    );
+    let (to, back, _) = tunnel.bytes().expect("counted");
+    let measured = ((to - set_up_to) + (back - set_up_back)) as f64 / lines.len() as f64;
+    let documented = documented_bytes_per_line("RELP through ssh -C", "backlog");
+    let relp_tls = documented_bytes_per_line("RELP/TLS (postfix-host.conf)", "backlog");
+    println!(
+        "RELP through ssh -C: {measured:.1} bytes/line (documented {documented:.1}), {:.3} of RELP/TLS",
+        measured / relp_tls
+    );
+    let tolerance = 0.15;
+    assert!(
+        (measured / documented - 1.0).abs() <= tolerance,
+        "{measured:.1} bytes/line on the wire, docs/transport.md says {documented:.1} (±{:.0} %)",
+        tolerance * 100.0
+    );
 }
