@@ -71,7 +71,7 @@ impl SshTunnel {
     /// `input_port` (else-ssh-tunnel.conf's), with a relay counting the SSH bytes if `counted`,
     /// and starts the tunnel.
     pub fn set_up_as_documented(dir: &Path, input_port: u16, counted: bool) -> SshTunnel {
-        remove_account();
+        assert!(remove_account(), "the tunnel account {ACCOUNT} of an earlier run stays");
         let sshd_port = free_port();
         let relay = counted.then(|| CountingRelay::start(sshd_port));
         let mut tunnel = SshTunnel {
@@ -193,6 +193,10 @@ impl SshTunnel {
             .arg(&config_file)
             .arg("-E")
             .arg(dir.join("sshd.log"))
+            // Its sessions outlive it: they must not hold the test's own output open.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start sshd");
         self.sshd = Some(sshd);
@@ -260,6 +264,35 @@ impl SshTunnel {
         );
     }
 
+    /// Starts ssh as the unit runs it (the host's key, the server's known host key, its port and
+    /// account) with `extra` instead of the unit's `-N … -L …`: what else a stolen host key could
+    /// ask of the ELSE server.
+    pub fn ssh_as_the_host(&self, extra: &[&str]) -> Probe {
+        let (destination, options) = self.command.split_last().expect("the unit's command");
+        let mut args: Vec<&str> = Vec::new();
+        let mut words = options[1..].iter();
+        while let Some(word) = words.next() {
+            match word.as_str() {
+                "-N" => {}
+                "-L" => {
+                    words.next();
+                }
+                other => args.push(other),
+            }
+        }
+        let (out, err) = (self.dir.join("probe.out"), self.dir.join("probe.err"));
+        let child = Command::new(&self.command[0])
+            .args(&args)
+            .args(extra)
+            .arg(destination)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("probe.out"))
+            .stderr(std::fs::File::create(&err).expect("probe.err"))
+            .spawn()
+            .expect("run ssh");
+        Probe { child, out, err }
+    }
+
     /// Kills ssh (`kill -9`: a crash, or a path that broke).
     pub fn kill(&mut self) {
         if let Some(mut ssh) = self.ssh.take() {
@@ -303,6 +336,35 @@ impl SshTunnel {
     }
 }
 
+/// An ssh started by [`SshTunnel::ssh_as_the_host`].
+pub struct Probe {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Probe {
+    /// Waits until ssh ends (or `limit` passes, then kills it); its stdout and stderr.
+    pub fn finish(mut self, limit: Duration) -> (String, String) {
+        wait_until(limit, || self.child.try_wait().is_ok_and(|status| status.is_some()));
+        self.stop();
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+        (read(&self.out), read(&self.err))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A probe a failed assertion left running is stopped too.
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl Drop for SshTunnel {
     fn drop(&mut self) {
         self.kill();
@@ -310,18 +372,31 @@ impl Drop for SshTunnel {
             let _ = sshd.kill();
             let _ = sshd.wait();
         }
-        remove_account();
+        if !remove_account() {
+            eprintln!("the tunnel account {ACCOUNT} could not be removed");
+        }
     }
 }
 
-/// Removes the tunnel account and its home (left by a run that was killed, or at the end).
-fn remove_account() {
+/// Removes the tunnel account and its home (left by a run that was killed, or at the end), with
+/// its sshd sessions first: they outlive the listener, and `userdel` refuses a logged-in user.
+/// Whether it is gone.
+fn remove_account() -> bool {
     if crate::sys::user_ids(c"else-tunnel").is_some() {
+        let _ = Command::new("pkill").args(["-KILL", "-u", ACCOUNT]).status();
+        wait_until(Duration::from_secs(10), || {
+            !Command::new("pgrep")
+                .args(["-u", ACCOUNT])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
         let _ = Command::new("userdel")
             .args(["-r", ACCOUNT])
             .stderr(Stdio::null())
             .status();
     }
+    crate::sys::user_ids(c"else-tunnel").is_none()
 }
 
 fn listening(port: u16) -> bool {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use else_tests::records::{differences, elsed_import, message_records};
 use else_tests::rsyslogd::{
-    adapt_stanza, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text, wait_until,
+    adapt_stanza, free_port, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text,
+    wait_until,
 };
 use else_tests::shipped::{ElseServer, PostfixHost};
 use else_tests::ssh_tunnel::SshTunnel;
@@ -520,5 +521,68 @@ fn the_ssh_tunnel_costs_the_bytes_docs_transport_md_states() {
         (measured / documented - 1.0).abs() <= tolerance,
         "{measured:.1} bytes/line on the wire, docs/transport.md says {documented:.1} (±{:.0} %)",
         tolerance * 100.0
+    );
+}
+
+/// A host's key in the documented tunnel account opens that host's input and nothing else: no
+/// command, no other port of the ELSE server (here its RELP/TLS input), no listener on the server
+/// (`-R`).
+#[test]
+fn the_documented_tunnel_account_opens_only_its_hosts_input() {
+    let Some((_, _account)) = tunnel_prerequisites() else {
+        return;
+    };
+    let url = block_on(PgCluster::shared().create_database());
+    let dir = test_dir("ssh-tunnel-doors");
+    let certs = relp_certificates(&dir, &["mx1"]);
+    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
+    let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, false);
+    let limit = Duration::from_secs(20);
+
+    let (out, err) = tunnel.ssh_as_the_host(&["id"]).finish(limit);
+    assert!(
+        !out.contains("uid="),
+        "a command ran as the tunnel account: {out} {err}"
+    );
+
+    // Forwarding to another port of the ELSE server: ssh listens on its end, but every
+    // connection through it is refused by sshd and closed at once.
+    let other = free_port();
+    let probe = tunnel.ssh_as_the_host(&["-N", "-L", &format!("127.0.0.1:{other}:127.0.0.1:{}", server.relp_port)]);
+    assert!(
+        wait_until(limit, || std::net::TcpStream::connect(("127.0.0.1", other)).is_ok()),
+        "the probe's ssh listens on its end"
+    );
+    let mut knock = std::net::TcpStream::connect(("127.0.0.1", other)).expect("connect through the probe");
+    knock.set_read_timeout(Some(limit)).unwrap();
+    let mut buffer = [0u8; 64];
+    let read = std::io::Read::read(&mut knock, &mut buffer);
+    let closed = match &read {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "the other port is closed at once, not {read:?}");
+    let (_, err) = probe.finish(Duration::ZERO);
+    assert!(
+        err.contains("administratively prohibited"),
+        "sshd refused the channel: {err}"
+    );
+
+    // A listener on the ELSE server, towards the host: refused, and ssh says so.
+    let listen = free_port();
+    let (_, err) = tunnel
+        .ssh_as_the_host(&[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("127.0.0.1:{listen}:127.0.0.1:{}", tunnel.local_port),
+        ])
+        .finish(limit);
+    assert!(err.contains("remote port forwarding failed"), "sshd refused -R: {err}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", listen)).is_err(),
+        "nothing listens on the ELSE server for the host"
     );
 }
