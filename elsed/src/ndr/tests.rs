@@ -340,6 +340,20 @@ pub(crate) async fn import_lines(url: &str, lines: &[&str]) {
     import_file(url, &file, "2026-11-29T00:00:00Z").await;
 }
 
+/// Imports log lines with their syslog stamps (the first 15 characters) replaced by one a
+/// minute ago, for links whose window is counted back from when an NDR arrived.
+async fn import_lines_logged_a_minute_ago(url: &str, lines: &[&str]) {
+    let now = jiff::Timestamp::now();
+    let utc = |t: jiff::Timestamp, format: &str| t.to_zoned(jiff::tz::TimeZone::UTC).strftime(format).to_string();
+    let stamp = utc(now - jiff::SignedDuration::from_secs(60), "%b %e %H:%M:%S");
+    let lines: Vec<String> = lines.iter().map(|line| format!("{stamp}{}", &line[15..])).collect();
+    let dir = std::env::temp_dir().join(format!("ndr-import-recent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("maillog");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    import_file(url, &file, &utc(now, "%Y-%m-%dT%H:%M:%SZ")).await;
+}
+
 /// Imports a log file (UTC timestamps, their year that of `year_reference`) as `elsed import` does.
 pub(crate) async fn import_file(url: &str, file: &std::path::Path, year_reference: &str) {
     #[derive(clap::Parser)]
@@ -381,7 +395,8 @@ async fn without_a_queue_id_the_notification_line_links_and_unlinked_ones_stay_l
         .replace("id 5E1F2A0B3C", "id 8888888888");
     let replies = converse(addr, stray.as_bytes(), 7).await;
     assert_eq!(replies[5], "250 2.0.0 Ok: stored", "{replies:?}");
-    import_lines(
+    // Logged just before the NDR came: this link's window counts back from its arrival.
+    import_lines_logged_a_minute_ago(
         &url,
         &[
             "Nov 28 18:55:50 mx1 postfix/qmgr[102]: 4F1A23B0C5: from=<alice@example.org>, size=300, nrcpt=1 (queue active)",
