@@ -6,7 +6,7 @@
 //! the committed ones: `ELSE_SCREENSHOTS=$PWD/docs/screenshots cargo test -p elsed --test browser`).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,9 +48,7 @@ fn elsed(args: &[&str], config: &Path) -> String {
     stdout
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use else_tests::free_port;
 
 /// Polls `/healthz` until it answers 200 (or the server died, or 30 s passed).
 fn wait_healthy(server: &mut Server, port: u16) {

@@ -59,11 +59,7 @@ async fn agents_are_configured_and_acted_on_from_the_command_line() {
     assert!(!again.status.success(), "a key is never overwritten");
 
     // Nothing listens on this port: the agent is down.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = else_tests::free_port();
     let port = port.to_string();
     let set = |secrets: &[(&str, &str)]| {
         elsed(

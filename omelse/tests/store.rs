@@ -252,11 +252,7 @@ async fn migrate_fresh_then_again_is_a_no_op() {
 #[tokio::test]
 async fn an_unreachable_server_is_a_transient_error() {
     // A port nobody listens on: what a stopped database looks like.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = else_tests::free_port();
     let error = store::connect(&format!("host=127.0.0.1 port={port} user=postgres"))
         .await
         .unwrap_err();

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod corpora;
 pub mod dense;
 pub mod pflogsumm;
+pub mod ports;
 pub mod postfix;
 pub mod records;
 pub mod require;
@@ -29,10 +30,10 @@ pub mod topology;
 pub mod webhook;
 pub mod wire;
 
+pub use ports::free_port;
 pub use require::{missing, require, require_that};
 
 use std::fmt;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -332,7 +333,7 @@ impl OwnedCluster {
     fn launch(&self) -> Result<u16, HarnessError> {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port()?;
+            let port = free_port();
             match self.launch_on(port) {
                 Ok(()) => return Ok(port),
                 Err(log) if log.contains("in use") => last_error = log,
@@ -477,13 +478,6 @@ fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
     Ok(dir)
 }
 
-fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError(format!("no free TCP port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError(e.to_string()))
-}
 /// Runs `future` to completion on a fresh current-thread runtime, for tests and benchmarks that
 /// are plain functions (not inside a tokio runtime).
 pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {

@@ -67,14 +67,7 @@ pub fn pfagent_binary() -> PathBuf {
     built_workspace().join("else-pfagent")
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use crate::ports::free_port;
 
 /// One running rsyslogd with its own directory (config, pid file, work directory, logs).
 pub struct Rsyslogd {

@@ -124,11 +124,7 @@ async fn bench_greylse_beside_postgrey() {
     }
     let connections = env("GREYLSE_BENCH_CONNECTIONS", 100);
     let per_connection = env("GREYLSE_BENCH_REQUESTS", 100);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = else_tests::free_port();
     let postgrey_server = Postgrey::start(port);
     let url = database().await;
     let cfg = GreylistConfig {

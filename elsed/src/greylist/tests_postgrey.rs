@@ -115,11 +115,7 @@ async fn same_decisions_as_postgrey_except_by_design() {
     {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = else_tests::free_port();
     let _postgrey = Postgrey::start(port);
     let clock = ManualClock::new();
     let url = database().await;

@@ -81,13 +81,7 @@ async fn wait_log(postfix: &PrivatePostfix, what: &str, pattern: impl Fn(&str) -
     panic!("Postfix log never showed {what}:\n{}", postfix.log());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use else_tests::free_port;
 
 /// A remote MX where every recipient is unknown: 550 5.1.1 at RCPT.
 async fn refusing_sink(listener: TcpListener) {
