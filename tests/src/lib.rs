@@ -466,7 +466,7 @@ fn make_private_dir(as_postgres: bool) -> Result<PathBuf, HarnessError> {
     let dir = sys::make_temp_dir(&std::env::temp_dir().join("else-pg-"))
         .map_err(|e| HarnessError(format!("cannot create a temp directory: {e}")))?;
     if as_postgres {
-        let Some((uid, gid)) = sys::user_ids(c"postgres") else {
+        let Some((uid, gid)) = sys::user_ids("postgres") else {
             let _ = std::fs::remove_dir_all(&dir);
             return fail("running as root but there is no `postgres` OS user to run initdb as (install postgresql-15)");
         };

@@ -382,7 +382,7 @@ impl Drop for SshTunnel {
 /// its sshd sessions first: they outlive the listener, and `userdel` refuses a logged-in user.
 /// Whether it is gone.
 fn remove_account() -> bool {
-    if crate::sys::user_ids(c"else-tunnel").is_some() {
+    if crate::sys::user_ids(ACCOUNT).is_some() {
         let _ = Command::new("pkill").args(["-KILL", "-u", ACCOUNT]).status();
         wait_until(Duration::from_secs(10), || {
             !Command::new("pgrep")
@@ -396,7 +396,7 @@ fn remove_account() -> bool {
             .stderr(Stdio::null())
             .status();
     }
-    crate::sys::user_ids(c"else-tunnel").is_none()
+    crate::sys::user_ids(ACCOUNT).is_none()
 }
 
 fn listening(port: u16) -> bool {

@@ -1,7 +1,7 @@
 //! The few calls into libc that the harness needs, each wrapped once so that the rest of the
 //! tests crate (and the tests of the other crates) stays free of `unsafe`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 /// Whether this process runs as root.
@@ -58,7 +58,8 @@ pub fn signal(pid: u32, signal: libc::c_int) -> bool {
 
 /// The uid and gid of the OS user `name`, when it exists.
 #[allow(unsafe_code)]
-pub fn user_ids(name: &CStr) -> Option<(libc::uid_t, libc::gid_t)> {
+pub fn user_ids(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+    let name = CString::new(name).ok()?;
     // SAFETY: `name` is NUL-terminated; getpwnam returns NULL or a pointer to a static record,
     // read at once before any other call could overwrite it.
     unsafe {
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn root_has_uid_zero() {
-        assert_eq!(user_ids(c"root"), Some((0, 0)));
-        assert_eq!(user_ids(c"no-such-user-here"), None);
+        assert_eq!(user_ids("root"), Some((0, 0)));
+        assert_eq!(user_ids("no-such-user-here"), None);
     }
 }
