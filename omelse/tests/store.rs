@@ -196,7 +196,7 @@ fn sample_batch(host: &str, base: Timestamp, n: usize) -> Batch {
 
 /// Every row of every table, as text, in a stable order: what "nothing changed" compares.
 async fn dump(client: &Client) -> BTreeMap<String, Vec<String>> {
-    let mut tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(t, _)| *t).collect();
+    let mut tables = omelse::store::partitioned_table_names();
     tables.extend(["servers", "traffic_hourly"]);
     let mut out = BTreeMap::new();
     for table in tables {

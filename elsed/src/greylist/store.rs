@@ -11,18 +11,20 @@ use super::config::GreylistConfig;
 use super::lists::DbLists;
 use crate::db::{Pool, Pooled};
 
-/// Serialises partition DDL with omelse's writer (same key as its `PARTITION_LOCK`).
-const PARTITION_LOCK: i64 = 0x454c_5345_0002;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Pg(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(#[from] crate::db::PoolError),
+    #[error("{0}")]
+    Partitions(#[from] omelse::store::StoreError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The decisions log, partitioned by day as omelse's tables are (`greylist_decisions_pYYYYMMDD`).
+const DECISIONS: &str = "greylist_decisions";
 
 /// The key of one request.
 #[derive(Debug, Clone)]
@@ -365,34 +367,6 @@ pub struct DecisionRow {
     pub queue_id: Option<String>,
 }
 
-/// `YYYYMMDD` (UTC) of a Unix day.
-fn day_suffix(day: i64) -> String {
-    jiff::Timestamp::from_second(day * 86_400)
-        .map(|t| t.strftime("%Y%m%d").to_string())
-        .unwrap_or_else(|_| "19700101".into())
-}
-
-/// Creates the daily partitions of the decisions log for these days.
-async fn ensure_decision_days(client: &mut tokio_postgres::Client, days: &BTreeSet<i64>) -> Result<()> {
-    let mut sql = String::new();
-    for &day in days {
-        sql.push_str(&format!(
-            "CREATE TABLE IF NOT EXISTS greylist_decisions_p{} PARTITION OF greylist_decisions
-             FOR VALUES FROM (to_timestamp({})) TO (to_timestamp({}));\n",
-            day_suffix(day),
-            day * 86_400,
-            (day + 1) * 86_400
-        ));
-    }
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-        .await?;
-    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
-    tx.batch_execute(&sql).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Inserts decisions, creating their days' partitions first (once per day per writer).
 pub async fn insert_decisions(
     client: &mut tokio_postgres::Client,
@@ -406,7 +380,7 @@ pub async fn insert_decisions(
         .filter(|d| !known_days.contains(d))
         .collect();
     if !days.is_empty() {
-        ensure_decision_days(client, &days).await?;
+        omelse::store::ensure_table_days(client, &[DECISIONS], &days).await?;
         known_days.extend(days);
     }
     // Binary COPY: no SQL to parse or plan, no arrays to build; the busiest write of the service.
@@ -519,37 +493,6 @@ pub async fn cleanup(client: &mut tokio_postgres::Client, cfg: &GreylistConfig, 
         )
         .await?;
     let first_kept_day = now.div_euclid(86_400) - cfg.decisions_retention_days;
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-        .await?;
-    let rows = tx
-        .query(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'greylist_decisions'::regclass ORDER BY 1",
-            &[],
-        )
-        .await?;
-    for row in rows {
-        let name: String = row.get(0);
-        let keep = name
-            .strip_prefix("greylist_decisions_p")
-            .is_none_or(|d| d >= day_suffix(first_kept_day).as_str());
-        if !keep {
-            tx.batch_execute(&format!("DROP TABLE {name}")).await?;
-            stats.partitions.push(name);
-        }
-    }
-    tx.commit().await?;
+    stats.partitions = omelse::store::drop_days_before(client, &[DECISIONS], first_kept_day).await?;
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn day_suffixes() {
-        assert_eq!(day_suffix(0), "19700101");
-        assert_eq!(day_suffix(20_421), "20251129");
-    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::partitions::{day_from_partition_name, PARTITIONED_TABLES};
+use super::partitions::{day_from_partition_name, partitioned_table_names};
 use super::sql_types::day_of;
 use super::throttle::run_like_autovacuum;
 use super::Result;
@@ -41,7 +41,7 @@ pub struct Frozen {
 /// visibility map already marks all-frozen.
 pub async fn freeze_finished_days(client: &Client, budget: Duration) -> Result<Frozen> {
     let started = Instant::now();
-    let tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect();
+    let tables = partitioned_table_names();
     let rows = client
         .query(
             "SELECT p.relname, c.relname, extract(epoch FROM s.last_vacuum)::float8

@@ -34,7 +34,7 @@ pub use migrate::{migrate, schema_version, LATEST_SCHEMA_VERSION};
 pub use open_state::{
     load_lives, load_open_messages, load_open_sessions, load_open_state, newest_message_time, OpenPageEnd, OpenState,
 };
-pub use partitions::{ensure_days, PARTITIONED_TABLES};
+pub use partitions::{drop_days_before, ensure_days, ensure_table_days, partitioned_table_names, PARTITIONED_TABLES};
 pub use retention::{drop_partitions_before, drop_partitions_older_than, retention_cutoff};
 pub use rollup::{
     refresh_rollups, refresh_rollups_hot_since, refresh_rollups_on, DELAY_BUCKETS, KEYS_PER_DAY, KEYS_PER_HOUR, KINDS,

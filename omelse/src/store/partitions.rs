@@ -21,6 +21,11 @@ pub const PARTITIONED_TABLES: &[(&str, &str)] = &[
     ("snmp_samples", "ts"),
 ];
 
+/// The names of [`PARTITIONED_TABLES`].
+pub fn partitioned_table_names() -> Vec<&'static str> {
+    PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect()
+}
+
 /// Serialises partition creation and drops between writers (DDL on the same name would otherwise
 /// race: `IF NOT EXISTS` is not atomic against a concurrent create).
 pub(crate) const PARTITION_LOCK: i64 = 0x454c_5345_0002;
@@ -52,15 +57,22 @@ pub(crate) fn day_from_partition_name(table: &str, name: &str) -> Option<i64> {
     (civil_from_days(day) == (y, m, d)).then_some(day)
 }
 
-/// Creates the partitions of every partitioned table for these days, in its own short transaction
-/// so that a failed batch does not undo them and the lock on the parents is held briefly.
+/// Creates the partitions of every partitioned table for these days.
 pub async fn ensure_days(client: &mut Client, days: &BTreeSet<i64>) -> Result<()> {
+    ensure_table_days(client, &partitioned_table_names(), days).await
+}
+
+/// Creates the daily partitions of `tables` (partitioned by a `timestamptz`) for these days, in
+/// its own short transaction so that a failed batch does not undo them and the lock on the
+/// parents is held briefly. elsed's own daily tables (GreyLSE's decisions) are made here too, so
+/// that every partition DDL takes [`PARTITION_LOCK`].
+pub async fn ensure_table_days(client: &mut Client, tables: &[&str], days: &BTreeSet<i64>) -> Result<()> {
     if days.is_empty() {
         return Ok(());
     }
     let mut sql = String::new();
     for &day in days {
-        for (table, _) in PARTITIONED_TABLES {
+        for table in tables {
             sql.push_str(&format!(
                 "CREATE TABLE IF NOT EXISTS {table}_p{suffix} PARTITION OF {table} FOR VALUES FROM ('{from}') TO ('{to}');\n",
                 suffix = day_suffix(day),
@@ -77,6 +89,34 @@ pub async fn ensure_days(client: &mut Client, days: &BTreeSet<i64>) -> Result<()
     tx.batch_execute(&sql).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Drops the daily partitions of `tables` whose day is before `first_kept_day`, in one
+/// transaction under [`PARTITION_LOCK`]; returns the names dropped.
+pub async fn drop_days_before(client: &mut Client, tables: &[&str], first_kept_day: i64) -> Result<Vec<String>> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+        .await?;
+    let mut dropped = Vec::new();
+    for table in tables {
+        let rows = tx
+            .query(
+                "SELECT c.relname FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+                &[table],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            if day_from_partition_name(table, &name).is_some_and(|day| day < first_kept_day) {
+                tx.batch_execute(&format!("DROP TABLE {name}")).await?;
+                dropped.push(name);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(dropped)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use tokio_postgres::Client;
 
-use super::partitions::{day_from_partition_name, PARTITIONED_TABLES, PARTITION_LOCK};
+use super::partitions::{drop_days_before, partitioned_table_names};
 use super::sql_types::day_of;
 use super::Result;
 use crate::parse::Timestamp;
@@ -23,28 +23,5 @@ pub fn retention_cutoff(days: u32, now: Timestamp) -> Timestamp {
 /// kept); returns the names dropped.
 pub async fn drop_partitions_before(client: &mut Client, cutoff: Timestamp) -> Result<Vec<String>> {
     // Day D covers [D, D + 1) days: it ends at or before the cutoff when D < the cutoff's day.
-    let first_kept_day = day_of(cutoff);
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-        .await?;
-    let mut dropped = Vec::new();
-    for (table, _) in PARTITIONED_TABLES {
-        let rows = tx
-            .query(
-                "SELECT c.relname FROM pg_inherits i
-                 JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE i.inhparent = $1::text::regclass ORDER BY 1",
-                &[table],
-            )
-            .await?;
-        for row in rows {
-            let name: String = row.get(0);
-            if day_from_partition_name(table, &name).is_some_and(|day| day < first_kept_day) {
-                tx.batch_execute(&format!("DROP TABLE {name}")).await?;
-                dropped.push(name);
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(dropped)
+    drop_days_before(client, &partitioned_table_names(), day_of(cutoff)).await
 }

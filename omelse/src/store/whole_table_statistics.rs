@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::partitions::PARTITIONED_TABLES;
+use super::partitions::partitioned_table_names;
 use super::throttle::run_like_autovacuum;
 use super::Result;
 
@@ -23,7 +23,7 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// [`REFRESH_AFTER`], throttled like autovacuum (`vacuum_cost_delay` 2 ms); returns the tables
 /// analyzed.
 pub async fn analyze_partitioned_tables(client: &Client) -> Result<Vec<String>> {
-    let tables: Vec<&str> = PARTITIONED_TABLES.iter().map(|(table, _)| *table).collect();
+    let tables = partitioned_table_names();
     let stale: Vec<String> = client
         .query(
             "SELECT c.relname
