@@ -249,6 +249,37 @@ async fn migrate_fresh_then_again_is_a_no_op() {
     }
 }
 
+/// Every stored line pays for each index of `log_events`: each one kept has a reader.
+#[tokio::test]
+async fn every_index_of_the_stored_lines_has_a_reader() {
+    let url = PgCluster::shared().create_database().await;
+    let mut client = store::connect(&url).await.unwrap();
+    store::migrate(&mut client).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT regexp_replace(pg_get_indexdef(indexrelid), '^.* USING btree ', '')
+             FROM pg_index WHERE indrelid = 'log_events'::regclass",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut indexes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            // A message's lines (message detail, the tenant scope of the log view).
+            "(message_uid) WHERE (message_uid IS NOT NULL)",
+            // A session's lines (the tenant scope of the log view).
+            "(session_uid) WHERE (session_uid IS NOT NULL)",
+            // postscreen's hours (the rollup refresh).
+            "(ts) WHERE (program ~~ '%postscreen'::text)",
+            // The line's identity: a line written twice is stored once.
+            "(ts, line_key)",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_a_transient_error() {
     // A port nobody listens on: what a stopped database looks like.

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "recipients_newest_first",
         include_str!("migrations/0016_recipients_newest_first.sql"),
     ),
+    (
+        17,
+        "log_events_without_queue_id_index",
+        include_str!("migrations/0017_log_events_without_queue_id_index.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
