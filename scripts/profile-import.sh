@@ -14,7 +14,7 @@ LINES=${2:-245000}
 ELSED="$ROOT/target/release/elsed"
 say() { printf 'profile-import: %s\n' "$*"; }
 
-(cd "$ROOT" && cargo build --release -p elsed -p else-tests --bin else-dense)
+(cd "$ROOT" && cargo build --release -p elsed -p else-tests --bin elsed --bin else-dense)
 start_private_postgres profile-import \
     "-c shared_buffers=256MB -c max_wal_size=4GB -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on"
 URL=$PG_URL
