@@ -39,6 +39,7 @@ bench: setup
 	bash scripts/bench-import.sh
 	bash scripts/bench-import.sh dense
 	bash scripts/profile-import.sh
+	bash scripts/bench-line-indexes.sh
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput -- --input both --runs 3
 	$(CARGO) bench -p else-tests --bench omelse_memory
 	OMELSE_MEMORY_MESSAGES=1000000 OMELSE_MEMORY_RUNS=bound $(CARGO) bench -p else-tests --bench omelse_memory
