@@ -15,6 +15,7 @@
 pub mod bench;
 pub mod corpora;
 pub mod dense;
+pub mod nftables;
 pub mod pflogsumm;
 pub mod ports;
 pub mod postfix;

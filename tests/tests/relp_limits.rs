@@ -9,17 +9,16 @@
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use else_tests::nftables::{edited_table, Table, NFT};
 use else_tests::rsyslogd::{
     free_port, host_inputs, relp_certificates, rsyslogd_binary, send_tcp, shipped_stanza, wait_until, Rsyslogd,
 };
 use else_tests::topology::IMRELP;
 use else_tests::{block_on, count, require, PgCluster};
 
-const NFT: &str = "/usr/sbin/nft";
 /// The per-host cap of the shipped table.
 const PER_HOST: usize = 8;
 
@@ -28,61 +27,6 @@ fn ready() -> bool {
         && require::tool(IMRELP, "rsyslog-relp").is_some()
         && require::tool(NFT, "nftables").is_some()
         && require::root("nft loads a firewall table")
-}
-
-/// The shipped table with install.md's edit: the RELP ports and the Postfix hosts' addresses.
-fn edited_table(ports: &[u16], hosts_v4: &[&str]) -> String {
-    let shipped =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/nftables/else-relp.nft"))
-            .expect("the shipped nftables table");
-    let join = |items: Vec<String>| format!("{{ {} }}", items.join(", "));
-    let ports = join(ports.iter().map(u16::to_string).collect());
-    let hosts = join(hosts_v4.iter().map(|h| h.to_string()).collect());
-    let mut edited = 0;
-    let text: String = shipped
-        .lines()
-        .map(|line| {
-            let replaced = if line.starts_with("define relp_ports = ") {
-                format!("define relp_ports = {ports}")
-            } else if line.starts_with("define postfix_hosts_v4 = ") {
-                format!("define postfix_hosts_v4 = {hosts}")
-            } else {
-                return format!("{line}\n");
-            };
-            edited += 1;
-            format!("{replaced}\n")
-        })
-        .collect();
-    assert_eq!(edited, 2, "the shipped table defines relp_ports and postfix_hosts_v4");
-    text
-}
-
-/// The loaded table; deleted when dropped, so that the host's firewall is as before.
-struct Table;
-
-impl Table {
-    fn load(file: &Path) -> Table {
-        let out = Command::new(NFT).arg("-f").arg(file).output().expect("run nft");
-        assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
-        Table
-    }
-
-    /// What `nft list table inet else_relp` prints, counters included.
-    fn listing(&self) -> String {
-        let out = Command::new(NFT)
-            .args(["list", "table", "inet", "else_relp"])
-            .output()
-            .expect("run nft");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        let _ = Command::new(NFT)
-            .args(["delete", "table", "inet", "else_relp"])
-            .status();
-    }
 }
 
 /// A TCP connection to `port` of 127.0.0.1 from the address `from`, or the error.
@@ -121,7 +65,10 @@ fn one_client_cannot_hold_the_relp_listener_and_strangers_are_refused() {
     let table_file = dir.join("else-relp.nft");
     std::fs::write(
         &table_file,
-        edited_table(&[ports[0].1, ports[1].1], &["127.0.0.1", "127.0.0.2"]),
+        edited_table(&[
+            ("relp_ports", vec![ports[0].1.to_string(), ports[1].1.to_string()]),
+            ("postfix_hosts_v4", vec!["127.0.0.1".into(), "127.0.0.2".into()]),
+        ]),
     )
     .unwrap();
     let table = Table::load(&table_file);
@@ -172,19 +119,10 @@ fn one_client_cannot_hold_the_relp_listener_and_strangers_are_refused() {
     );
 
     // The refusals are counted where the postmaster looks (`nft list table inet else_relp`).
-    let listing = table.listing();
-    let rule = |marker: &str| {
-        listing
-            .lines()
-            .find(|line| line.contains(marker))
-            .unwrap_or_else(|| panic!("no rule with {marker}:\n{listing}"))
-            .to_owned()
-    };
-    assert!(rule("ip saddr !=").contains("packets 1 "), "one stranger:\n{listing}");
-    assert!(
-        rule("add @hosts_v4").contains("packets 12 "),
-        "12 over the cap:\n{listing}"
-    );
+    let stranger_rule = table.rule("ip saddr !=");
+    assert!(stranger_rule.contains("packets 1 "), "one stranger: {stranger_rule}");
+    let cap_rule = table.rule("add @hosts_v4");
+    assert!(cap_rule.contains("packets 12 "), "12 over the cap: {cap_rule}");
 
     // Once the attacker lets go, rsyslogd closes its side and the host may connect again.
     drop(attempts);

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use else_tests::nftables::{edited_table, Table, NFT};
 use else_tests::records::{differences, elsed_import, message_records};
 use else_tests::rsyslogd::{
     adapt_stanza, free_port, relp_certificates, rsyslogd_binary, send_tcp, send_tcp_paced, shipped_stanza, stanza_text,
@@ -428,6 +429,31 @@ fn tunnel_prerequisites() -> Option<(Vec<String>, std::sync::MutexGuard<'static,
     Some((log, account))
 }
 
+/// A test database, an ELSE server writing into it, and a tunnel to its tunnel input set up by
+/// docs/transport.md's blocks (`counted`: through a relay that counts the bytes).
+struct TunnelToServer {
+    url: String,
+    dir: PathBuf,
+    certs: PathBuf,
+    server: ElseServer,
+    tunnel: SshTunnel,
+}
+
+fn tunnel_to_a_server(name: &str, counted: bool) -> TunnelToServer {
+    let url = block_on(PgCluster::shared().create_database());
+    let dir = test_dir(name);
+    let certs = relp_certificates(&dir, &["mx1"]);
+    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
+    let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, counted);
+    TunnelToServer {
+        url,
+        dir,
+        certs,
+        server,
+        tunnel,
+    }
+}
+
 /// RELP through `ssh -C`, set up by the four blocks of docs/transport.md as written: the ELSE
 /// server's rsyslogd restarts mid-stream, then the tunnel dies (`kill -9`) and comes back as
 /// systemd's `Restart=always` brings it back. RELP resends what was not acknowledged: every line is
@@ -439,11 +465,13 @@ fn relp_through_the_documented_ssh_tunnel_loses_nothing_across_restarts() {
     };
     log.truncate(30_000);
     let lines = &log[..];
-    let url = block_on(PgCluster::shared().create_database());
-    let dir = test_dir("ssh-tunnel-restarts");
-    let certs = relp_certificates(&dir, &["mx1"]);
-    let mut server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
-    let mut tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, false);
+    let TunnelToServer {
+        url,
+        dir,
+        mut server,
+        mut tunnel,
+        ..
+    } = tunnel_to_a_server("ssh-tunnel-restarts", false);
     let host = PostfixHost::start(&dir.join("mx1"), &tunnel.host_stanza());
     let feeder = feed_once_stored(host.input_port, &url, as_syslog(lines));
     assert!(
@@ -497,11 +525,13 @@ fn the_ssh_tunnel_costs_the_bytes_docs_transport_md_states() {
     let Some((lines, _account)) = tunnel_prerequisites() else {
         return;
     };
-    let url = block_on(PgCluster::shared().create_database());
-    let dir = test_dir("ssh-tunnel-bytes");
-    let certs = relp_certificates(&dir, &["mx1"]);
-    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
-    let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, true);
+    let TunnelToServer {
+        url,
+        dir,
+        server,
+        tunnel,
+        ..
+    } = tunnel_to_a_server("ssh-tunnel-bytes", true);
     let (set_up_to, set_up_back, _) = tunnel.bytes().expect("counted");
     let host = PostfixHost::start(&dir.join("mx1"), &tunnel.host_stanza());
     send_tcp(host.input_port, &as_syslog(&lines));
@@ -532,11 +562,7 @@ fn the_documented_tunnel_account_opens_only_its_hosts_input() {
     let Some((_, _account)) = tunnel_prerequisites() else {
         return;
     };
-    let url = block_on(PgCluster::shared().create_database());
-    let dir = test_dir("ssh-tunnel-doors");
-    let certs = relp_certificates(&dir, &["mx1"]);
-    let server = ElseServer::start(&dir.join("else"), &certs, "server", &url, MX);
-    let tunnel = SshTunnel::set_up_as_documented(&dir.join("setup"), server.tunnel_port, false);
+    let TunnelToServer { server, tunnel, .. } = tunnel_to_a_server("ssh-tunnel-doors", false);
     let limit = Duration::from_secs(20);
 
     let (out, err) = tunnel.ssh_as_the_host(&["id"]).finish(limit);
@@ -584,5 +610,89 @@ fn the_documented_tunnel_account_opens_only_its_hosts_input() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", listen)).is_err(),
         "nothing listens on the ELSE server for the host"
+    );
+}
+
+/// What the shipped nftables table lets one tunnel input hold (its `ct count over 8`).
+const PER_TUNNEL_INPUT: usize = 8;
+
+/// The tunnel inputs are reached from 127.0.0.1 by sshd, whatever the host, and imrelp has no
+/// session limit: a host's key could open connections through its tunnel and hold rsyslogd's
+/// descriptors. With the shipped nftables table (install.md, "Connection limits", `tunnel_ports`
+/// edited) it holds at most 8; the rest are refused and counted, the server's other inputs go on
+/// taking lines, and once the holder lets go the host's lines go through its tunnel again.
+#[test]
+fn one_host_key_cannot_hold_its_tunnel_input_open() {
+    let Some((log, _account)) = tunnel_prerequisites() else {
+        return;
+    };
+    if else_tests::require::tool(NFT, "nftables").is_none() {
+        return;
+    }
+    let TunnelToServer {
+        url,
+        dir,
+        certs,
+        server,
+        tunnel,
+    } = tunnel_to_a_server("ssh-tunnel-cap", false);
+    let table_file = dir.join("else-relp.nft");
+    std::fs::write(
+        &table_file,
+        edited_table(&[("tunnel_ports", vec![server.tunnel_port.to_string()])]),
+    )
+    .unwrap();
+    let table = Table::load(&table_file);
+
+    // The key's holder opens connections through the tunnel, one after the other, and says
+    // nothing: a connection imrelp took stays open and silent, one refused is closed at once.
+    let attempts: Vec<(std::net::TcpStream, bool)> = (0..PER_TUNNEL_INPUT + 4)
+        .map(|_| {
+            let mut connection =
+                std::net::TcpStream::connect(("127.0.0.1", tunnel.local_port)).expect("the tunnel's end listens");
+            connection.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let read = std::io::Read::read(&mut connection, &mut [0u8; 16]);
+            let held = matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+            (connection, held)
+        })
+        .collect();
+    let held: Vec<bool> = attempts.iter().map(|(_, held)| *held).collect();
+    assert_eq!(
+        held,
+        [vec![true; PER_TUNNEL_INPUT], vec![false; 4]].concat(),
+        "held through the tunnel: the first {PER_TUNNEL_INPUT}, no more\n{}",
+        tunnel.log()
+    );
+    let cap_rule = table.rule("add @tunnel_inputs");
+    assert!(cap_rule.contains("packets 4 "), "4 over the cap, counted: {cap_rule}");
+
+    // Meanwhile the server takes the host's lines on its other inputs (the compressed stream).
+    let compressed = shipped_stanza(
+        "postfix-host-compressed.conf",
+        &certs,
+        "mx1",
+        server.compressed_port,
+        &url,
+    );
+    let other_route = PostfixHost::start(&dir.join("mx1-compressed"), &compressed);
+    send_tcp(other_route.input_port, &as_syslog(&log[..1_000]));
+    assert_eq!(
+        wait_for_lines(&url, 1_000, Duration::from_secs(120)),
+        1_000,
+        "{}",
+        server.daemon.own_log()
+    );
+
+    // Once the holder lets go, the host's rsyslogd delivers through its tunnel.
+    drop(attempts);
+    let host = PostfixHost::start(&dir.join("mx1"), &tunnel.host_stanza());
+    send_tcp(host.input_port, &as_syslog(&log[1_000..2_000]));
+    assert_eq!(
+        wait_for_lines(&url, 2_000, Duration::from_secs(180)),
+        2_000,
+        "server's log:\n{}\nhost's log:\n{}\n{}",
+        server.daemon.own_log(),
+        host.daemon.own_log(),
+        tunnel.log()
     );
 }
