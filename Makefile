@@ -39,7 +39,9 @@ bench: setup
 	bash scripts/bench-import.sh
 	bash scripts/bench-import.sh dense
 	bash scripts/profile-import.sh
-	bash scripts/bench-line-indexes.sh
+	bash scripts/bench-indexes.sh
+	bash scripts/bench-indexes.sh recipients
+	bash scripts/bench-indexes.sh messages
 	$(CARGO) bench -p else-tests --bench rsyslog_throughput -- --input both --runs 3
 	$(CARGO) bench -p else-tests --bench omelse_memory
 	OMELSE_MEMORY_MESSAGES=1000000 OMELSE_MEMORY_RUNS=bound $(CARGO) bench -p else-tests --bench omelse_memory
