@@ -79,6 +79,15 @@ fn wait_for_rows(url: &str, expected: i64, limit: Duration) -> i64 {
     last
 }
 
+/// Waits up to `limit` for `expected` lines in log_events, then asserts that exactly that many
+/// are stored, each once (a line written twice would count twice but be one `(ts, line_key)`).
+fn assert_every_line_stored_once(url: &str, expected: usize, limit: Duration, daemon: &Rsyslogd) {
+    let stored = wait_for_rows(url, expected as i64, limit);
+    assert_eq!(stored, expected as i64, "rsyslogd log:\n{}", daemon.own_log());
+    let distinct = count(url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
+    assert_eq!(distinct, expected as i64, "every line exactly once");
+}
+
 /// The same lines through the library, as `elsed import` feeds them.
 async fn import(url: &str, lines: &[String]) {
     let mut client = omelse::store::connect(url).await.expect("connect");
@@ -306,10 +315,7 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     send_tcp(port, second);
     std::thread::sleep(Duration::from_secs(30));
     cluster.restart().expect("restart PostgreSQL");
-    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
-    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
-    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert_every_line_stored_once(&url, lines.len(), Duration::from_secs(300), &daemon);
     assert!(
         daemon.own_log().contains("suspending"),
         "the outage was noticed:\n{}",
@@ -351,10 +357,7 @@ fn stopping_rsyslogd_while_the_database_is_down_loses_and_doubles_nothing() {
     daemon.stop();
     cluster.restart().expect("restart PostgreSQL");
     daemon.restart();
-    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(300));
-    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
-    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert_every_line_stored_once(&url, lines.len(), Duration::from_secs(300), &daemon);
     assert!(
         wait_until(Duration::from_secs(30), || !spool.exists()),
         "the spool is removed once written"
@@ -422,10 +425,7 @@ ruleset(name="else") {{
     daemon.start_again();
     // The spool is written with the next batch that comes.
     send_tcp(port, &syslog[9_000..]);
-    let stored = wait_for_rows(&url, lines.len() as i64, Duration::from_secs(120));
-    assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
-    let distinct = count(&url, "SELECT count(DISTINCT (ts, line_key)) FROM log_events");
-    assert_eq!(distinct, lines.len() as i64, "every line exactly once");
+    assert_every_line_stored_once(&url, lines.len(), Duration::from_secs(120), &daemon);
     assert!(
         wait_until(Duration::from_secs(30), || !spool.exists()),
         "the spool is removed once written"
