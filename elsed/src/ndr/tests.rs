@@ -330,14 +330,7 @@ async fn ndr_is_linked_to_the_logged_message_at_insert_or_later() {
 
 /// Imports log lines with elsed's own import command.
 pub(crate) async fn import_lines(url: &str, lines: &[&str]) {
-    // One file per call: tests run in parallel in one process.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ndr-import-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("maillog");
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    import_file(url, &file, "2026-11-29T00:00:00Z").await;
+    import_lines_of_year(url, lines, "2026-11-29T00:00:00Z").await;
 }
 
 /// Imports log lines with their syslog stamps (the first 15 characters) replaced by one a
@@ -347,11 +340,20 @@ async fn import_lines_logged_a_minute_ago(url: &str, lines: &[&str]) {
     let utc = |t: jiff::Timestamp, format: &str| t.to_zoned(jiff::tz::TimeZone::UTC).strftime(format).to_string();
     let stamp = utc(now - jiff::SignedDuration::from_secs(60), "%b %e %H:%M:%S");
     let lines: Vec<String> = lines.iter().map(|line| format!("{stamp}{}", &line[15..])).collect();
-    let dir = std::env::temp_dir().join(format!("ndr-import-recent-{}", std::process::id()));
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    import_lines_of_year(url, &lines, &utc(now, "%Y-%m-%dT%H:%M:%SZ")).await;
+}
+
+/// Writes `lines` to a file of their own and imports it (see [`import_file`]).
+async fn import_lines_of_year(url: &str, lines: &[&str], year_reference: &str) {
+    // One file per call: tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ndr-import-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("maillog");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    import_file(url, &file, &utc(now, "%Y-%m-%dT%H:%M:%SZ")).await;
+    import_file(url, &file, year_reference).await;
 }
 
 /// Imports a log file (UTC timestamps, their year that of `year_reference`) as `elsed import` does.
