@@ -103,7 +103,7 @@ module(load="{module}")
 input(type="imtcp" port="{{port}}" ruleset="r")
 ruleset(name="r" {ruleset}) {{
   action(type="omelse" conninfo="{url}" host.binding="relay" memory.max_open="{max_open}" stats.interval="5"
-         {action})
+         spool.file="{{dir}}/omelse.spool" {action})
 }}"#,
             module = module.display(),
             ruleset = QueueParams::shipped_ruleset(),
@@ -111,7 +111,7 @@ ruleset(name="r" {ruleset}) {{
         )
     };
     println!(
-        "omelse-memory: {messages} messages, 7 lines each, rsyslogd {} with the ruleset and action queues of rsyslog-conf/else-server.conf (the action's on disk)",
+        "omelse-memory: {messages} messages, 7 lines each, rsyslogd {} with the ruleset and action queues of rsyslog-conf/else-server.conf and a spool.file",
         rsyslog_version()
     );
 

@@ -37,7 +37,7 @@ fn as_syslog(lines: &[String]) -> Vec<String> {
     lines.iter().map(|l| format!("<22>{l}")).collect()
 }
 
-/// The action these tests use: the shipped action's queue (its disk queue, batches and worker,
+/// The action these tests use: the shipped action's queue (in memory, its batches and worker,
 /// read from rsyslog-conf/else-server.conf), retried every second instead of every 5 (the tests
 /// that stop PostgreSQL then wait less for the reconnection, and what they check is the same).
 /// Their plain TCP input stands for a relay (lines of any server, from the corpora), so the lines
@@ -411,7 +411,8 @@ ruleset(name="else") {{
     let locked = "SELECT count(*) FROM pg_locks WHERE relation = 'log_events'::regclass AND mode = 'AccessExclusiveLock' AND granted";
     assert!(wait_until(Duration::from_secs(30), || count(&url, locked) == 1));
     send_tcp(port, &syslog[6_000..9_000]);
-    let spooled = || std::fs::read_to_string(&spool).map_or(0, |text| text.lines().count());
+    // The file's lines after its header line.
+    let spooled = || std::fs::read_to_string(&spool).map_or(0, |text| text.lines().count().saturating_sub(1));
     assert!(
         wait_until(Duration::from_secs(60), || spooled() == 3_000),
         "the batch is in the spool before its commit ({} lines):\n{}",
@@ -433,16 +434,16 @@ ruleset(name="else") {{
 }
 
 /// Issue 18, the promise of the shipped else-server.conf: a PostgreSQL outage loses and doubles
-/// nothing, and the records are an import's. The action queues on disk (`queue.type="Disk"`,
-/// files `omelse.*` in rsyslog's work directory), which keeps the lines in log order however long
-/// the outage (a memory queue with a `queue.filename` did not, past its high watermark: see the
-/// stanza's comment), and its in-flight batch in omelse's `spool.file` across an rsyslogd restart
-/// during the outage. The shipped stanza as it is (plain TCP in, see [`else_server_over_tcp`]), a
-/// dense stream of 24 hosts with the times the shipped Postfix-host stanzas forward
-/// (microseconds): 20,000 lines stored, PostgreSQL stopped, 230,000 more, rsyslogd restarted,
-/// PostgreSQL back; every line is stored once, under the key a clean `elsed import` of the same
-/// lines gives it, every table equals the import's, and the queue is empty, its files removed at
-/// the next stop, the spool gone.
+/// nothing, and the records are an import's. omelse appends every batch to its `spool.file`
+/// before it answers rsyslog, so the outage's lines wait there, in log order however long the
+/// outage (a memory queue with a `queue.filename` did not keep it, past its high watermark: see
+/// the stanza's comment), and stay there across an rsyslogd restart during the outage; rsyslog's
+/// own queues stay in memory and empty. The shipped stanza as it is (plain TCP in, see
+/// [`else_server_over_tcp`]), a dense stream of 24 hosts with the times the shipped Postfix-host
+/// stanzas forward (microseconds): 20,000 lines stored, PostgreSQL stopped, 230,000 more,
+/// rsyslogd restarted, PostgreSQL back; every line is stored once, under the key a clean `elsed
+/// import` of the same lines gives it, every table equals the import's, rsyslog wrote no queue
+/// file, and the spool file is gone once everything in it is committed.
 #[test]
 fn an_outage_goes_to_disk_and_gives_the_records_of_an_import() {
     outage_on_disk(true, true);
@@ -485,8 +486,8 @@ fn outage_on_disk(microseconds: bool, every_table: bool) {
     let port = free_port();
     let stanza = else_server_over_tcp(&omelse_module(), &live).replace("{port}", &port.to_string());
     for shipped in [
-        "queue.type=\"Disk\"\n               queue.filename=\"omelse\"",
-        "queue.size=\"10000000\"",
+        "queue.type=\"LinkedList\"",
+        "queue.size=\"100000\"",
         "queue.workerThreads=\"1\"",
         "action.resumeRetryCount=\"-1\"",
         "spool.file=\"{dir}/omelse-else.spool\"",
@@ -510,44 +511,38 @@ fn outage_on_disk(microseconds: bool, every_table: bool) {
 
     cluster.stop().expect("stop PostgreSQL");
     send_tcp(port, &as_syslog(during));
-    // Every line is in the action's queue (memory or disk) or omelse's spool: imtcp passed them
-    // all on, and the ruleset's queue (in memory, not saved at a stop) is empty.
+    // Every line is in omelse's spool file: imtcp passed them all on, and rsyslog's queues (in
+    // memory, the ruleset's and the action's) are empty.
     let passed_on = wait_until(Duration::from_secs(180), || {
         daemon.stat(&format!("imtcp({port})"), "submitted") == Some(lines.len() as i64)
             && daemon.stat("else", "size") == Some(0)
+            && daemon.stat("else queue", "size") == Some(0)
     });
     assert!(passed_on, "rsyslogd took every line; its log:\n{}", daemon.own_log());
-    // All but the batch omelse spooled wait in the action's queue, on disk.
-    let on_disk = daemon.stat("else queue", "size").unwrap_or(0);
-    let spilled = queue_files();
+    let spooled = std::fs::metadata(&spool).map(|m| m.len()).unwrap_or(0);
+    let sent_bytes: usize = during.iter().map(String::len).sum();
     assert!(
-        on_disk >= (during.len() - 10_000) as i64 && spilled.iter().any(|name| name.starts_with("omelse.0")),
-        "the queue is on disk: {on_disk} lines in it, files {spilled:?}"
+        spooled as usize > sent_bytes,
+        "the lines wait in omelse's spool file: {spooled} bytes for {sent_bytes} bytes of lines"
+    );
+    assert_eq!(
+        queue_files(),
+        Vec::<String>::new(),
+        "rsyslog's queue writes nothing to disk"
     );
     println!(
-        "outage: {} lines queued, {on_disk} in the disk queue ({} files omelse.*)",
-        lines.len() - before.len(),
-        spilled.len()
+        "outage: {} lines queued, {} MB in omelse's spool file",
+        during.len(),
+        spooled / 1_000_000
     );
 
-    // An rsyslogd restart while PostgreSQL is still away: the queue stays on disk.
+    // An rsyslogd restart while PostgreSQL is still away: the lines stay in the spool file.
     daemon.stop();
-    let saved = queue_files();
-    assert!(
-        saved.contains(&"omelse.qi".to_string()) && spool.exists(),
-        "saved at the stop: the queue's files {saved:?}, omelse's spool; log:\n{}",
+    assert_eq!(
+        std::fs::metadata(&spool).map(|m| m.len()).unwrap_or(0),
+        spooled,
+        "the spool file is kept whole at the stop; log:\n{}",
         daemon.own_log()
-    );
-    let saved_bytes: u64 = saved
-        .iter()
-        .map(|name| std::fs::metadata(work.join(name)).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    println!(
-        "saved at the stop: {} files omelse.* ({} to {}), {} MB",
-        saved.len(),
-        saved[0],
-        saved[saved.len() - 1],
-        saved_bytes / 1_000_000
     );
     daemon.start_again();
     std::thread::sleep(Duration::from_secs(10));
@@ -562,7 +557,7 @@ fn outage_on_disk(microseconds: bool, every_table: bool) {
         if now != stored {
             (stored, changed, drained) = (now, std::time::Instant::now(), back.elapsed());
         }
-        let empty = daemon.stat("else queue", "size") == Some(0);
+        let empty = !spool.exists();
         stored >= lines.len() as i64 || (empty && changed.elapsed() > Duration::from_secs(10))
     });
     assert_eq!(stored, lines.len() as i64, "rsyslogd log:\n{}", daemon.own_log());
@@ -572,20 +567,11 @@ fn outage_on_disk(microseconds: bool, every_table: bool) {
         drained.as_secs_f64()
     );
     assert!(
-        wait_until(Duration::from_secs(60), || daemon.stat("else queue", "size") == Some(0)
-            && !spool.exists()),
-        "the queue is empty and the spool gone; queue files {:?}",
-        queue_files()
+        wait_until(Duration::from_secs(60), || !spool.exists()),
+        "the spool file goes once every line in it is committed"
     );
-    // rsyslog keeps the last file of a queue it found on disk at its start open until it stops
-    // (rsyslog's "disk-assisted queues keep a file open"), then removes it with the empty queue.
-    let open = queue_files();
     daemon.stop();
-    assert_eq!(
-        queue_files(),
-        Vec::<String>::new(),
-        "an empty queue leaves no file at the stop (before it: {open:?})"
-    );
+    assert_eq!(queue_files(), Vec::<String>::new(), "no queue file at the stop");
     assert_eq!(
         count(&live, "SELECT count(*) FROM log_events"),
         lines.len() as i64,

@@ -107,8 +107,14 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "spool.file",
         kind: ParamType::String,
-        help: "file that keeps the lines of a batch whose write failed until they are written, so that \
-               stopping rsyslogd while the database is down loses nothing (default: memory only)",
+        help: "omelse's own queue on disk: every batch is appended here before rsyslog is answered and \
+               leaves once committed, so that the database being away or rsyslogd stopping loses nothing \
+               (default: none; rsyslog is then answered after each commit, and keeps the rest in its queue)",
+    },
+    ParamSpec {
+        name: "spool.max_megabytes",
+        kind: ParamType::PositiveInt,
+        help: "most megabytes of lines waiting in spool.file; beyond, batches stay in rsyslog's queue (default 4096)",
     },
     ParamSpec {
         name: "memory.max_open",
@@ -180,6 +186,8 @@ pub struct ActionConfig {
     pub rollups_interval_secs: u64,
     /// Where the lines of failed batches wait to be written (see `spool`); `None`: in memory.
     pub spool_file: Option<String>,
+    /// Most bytes of lines waiting in the spool file.
+    pub spool_max_bytes: u64,
     /// The bound on messages held in memory (see `correlate/memory.rs`).
     pub max_open: usize,
     pub migrate: bool,
@@ -200,6 +208,7 @@ impl Default for ActionConfig {
             stats_interval_secs: 300,
             rollups_interval_secs: 0,
             spool_file: None,
+            spool_max_bytes: DEFAULT_SPOOL_MEGABYTES << 20,
             max_open: DEFAULT_MAX_OPEN,
             migrate: true,
         }
@@ -223,6 +232,10 @@ impl fmt::Display for ConfigError {
 /// and far more than the few dozen a busy server has open at once; a deferred-queue storm beyond
 /// it costs a database lookup per commit, not memory.
 pub const DEFAULT_MAX_OPEN: usize = 20_000;
+
+/// Megabytes of lines the spool file holds at most by default: what rsyslog's disk queue of the
+/// shipped stanza held before (`queue.maxDiskSpace="4g"`), hours of a large fleet's lines.
+pub const DEFAULT_SPOOL_MEGABYTES: u64 = 4096;
 
 const ROLES: &[&str] = &["unknown", "incoming", "outgoing", "both", "relay", "filter"];
 
@@ -304,6 +317,9 @@ impl ActionConfig {
                 "stats.interval" => config.stats_interval_secs = number("stats.interval")?,
                 "rollups.interval" => config.rollups_interval_secs = number("rollups.interval")?,
                 "spool.file" => config.spool_file = Some(text()).filter(|path| !path.is_empty()),
+                "spool.max_megabytes" => {
+                    config.spool_max_bytes = number("spool.max_megabytes")?.saturating_mul(1 << 20)
+                }
                 "memory.max_open" => config.max_open = number("memory.max_open")? as usize,
                 "migrate" => config.migrate = matches!(value, ParamValue::Number(1)),
                 other => {

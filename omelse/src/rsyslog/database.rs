@@ -1,64 +1,112 @@
 //! The action's side of the database, owned by the commit thread: the connection (made, migrated
 //! and checked on demand), the pipeline resumed from what the database holds, and what is not
-//! written yet: rows in `pending`, their lines in the spool.
+//! written yet.
 //!
-//! A batch whose write failed is kept (its rows in memory, its lines in the spool file) and
-//! written first next time, and rsyslog's re-delivery of its lines is dropped by `%uuid%`, so
-//! nothing is lost and nothing is written twice, even when rsyslogd stops during the outage.
+//! With a spool file (`spool.file`, as shipped) every batch is appended to it before rsyslog is
+//! answered: the file is the action's queue. While the database keeps up, a batch is parsed and
+//! correlated at once and written beside the commit thread while the next one is parsed
+//! ([`InFlight`]); while it is away or behind, the lines wait in the file and are read back in
+//! chunks, in order, when it returns. A failed write rewinds to the first line not committed and
+//! the pipeline starts again from what the database holds, so the file alone says what is left.
+//!
+//! Without a spool file rsyslog is answered after the commit: a failed batch's rows stay in
+//! `pending` and its lines in memory ([`Retained`]), and rsyslog's re-delivery of them is dropped
+//! by `%uuid%`.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
+use tokio::runtime::Handle;
 use tokio_postgres::Client;
 
+use super::in_flight::InFlight;
+use super::retained::Retained;
 use super::sink::{Outcome, Severity, Shared};
-use super::spool::Spool;
+use super::spool::{Mark, Spool};
 use super::template;
 use crate::correlate::CorrelatorConfig;
 use crate::ingest::{self, Pipeline};
 use crate::parse::Clock;
 use crate::store::{self, Batch};
 
+/// How long after a failed write the database is tried again when lines wait in the spool file
+/// (rsyslog's `action.resumeInterval` of the shipped stanza).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Most lines read back from the spool file at once (a batch appended whole is handed out whole).
+const READ_AT_ONCE_LINES: usize = 10_000;
+
 pub(super) struct Database<'a> {
     shared: &'a Shared,
+    /// Where a batch is written beside the commit thread.
+    runtime: Handle,
+    /// None while a write is in flight (it borrows the connection).
     client: Option<Client>,
     batch_writer: store::Writer,
+    /// The write of the last batch, while the next one is parsed.
+    in_flight: Option<InFlight>,
     /// Built at the first connection, from the open state in the database.
     pipeline: Option<Pipeline>,
-    /// Rows whose write failed: written first next time.
+    /// Rows whose write failed: written first next time (without a spool file).
     pending: Batch,
-    /// The lines not written yet (those of `pending`, and those that came before the first
-    /// connection), on disk when `spool.file` is set.
-    spool: Spool,
+    /// The action's queue on disk (`spool.file`).
+    spool: Option<Spool>,
+    /// Without a spool file: the lines of `pending`, and those that came before the first
+    /// connection.
+    retained: Retained,
     /// Lines whose write failed before they reached the pipeline (evicted lives to bring back
     /// first): written first next time, since rsyslog may not send them again.
     unpushed: Vec<String>,
+    /// When the database, found away, is tried again for the lines waiting in the spool file.
+    retry_at: Option<Instant>,
+    /// Lines parsed into `pending` while a write was in flight.
+    parsed_ahead: usize,
+    /// The spool file's trouble was said in rsyslog's log (once, until it takes a batch again).
+    spool_complained: bool,
+    /// The spool's lines before this mark are in `pending`, in flight or committed.
+    parsed_through: Mark,
 }
 
 impl<'a> Database<'a> {
-    /// Not connected yet; the spool a previous process left is read now.
-    pub fn new(shared: &'a Shared) -> Self {
-        let spool = Spool::open(shared.config.spool_file.as_ref().map(Into::into)).unwrap_or_else(|e| {
-            (shared.log)(
-                Severity::Error,
-                &format!("omelse: spool.file cannot be read ({e}); failed batches are kept in memory only"),
-            );
-            Spool::default()
+    /// Not connected yet; the spool a previous process left is opened now.
+    pub fn new(shared: &'a Shared, runtime: Handle) -> Self {
+        let spool = shared.config.spool_file.as_ref().and_then(|path| {
+            Spool::open(path.into(), shared.config.spool_max_bytes)
+                .map_err(|e| {
+                    (shared.log)(
+                        Severity::Error,
+                        &format!(
+                            "omelse: spool.file {path} cannot be opened ({e}); rsyslog is answered after each commit instead"
+                        ),
+                    )
+                })
+                .ok()
         });
-        shared.spool_on_file.store(spool.on_file(), Ordering::Relaxed);
+        shared
+            .spool_takes
+            .store(spool.as_ref().is_some_and(Spool::has_room), Ordering::Relaxed);
         Database {
             shared,
+            runtime,
             client: None,
             batch_writer: store::Writer::new(),
+            in_flight: None,
             pipeline: None,
             pending: Batch::default(),
             spool,
+            retained: Retained::default(),
             unpushed: Vec::new(),
+            retry_at: None,
+            parsed_ahead: 0,
+            spool_complained: false,
+            parsed_through: Mark::default(),
         }
     }
 
-    /// The connection, when there is one.
-    pub fn client(&mut self) -> Option<&mut Client> {
+    /// The connection, when there is one, once the write in flight has ended.
+    pub async fn client(&mut self) -> Option<&mut Client> {
+        self.settle().await;
         self.client.as_mut()
     }
 
@@ -67,29 +115,216 @@ impl<'a> Database<'a> {
         self.pipeline.as_mut()
     }
 
-    /// Keeps `lines` in the spool file before they are written, so that their workers may be
-    /// answered at once (rsyslog then forgets them: they are ours until committed). Only with a
-    /// `spool.file`, a pipeline that the database resumed, and a database not known to be down;
-    /// false when not done (the workers then wait for the commit, as without a file).
-    pub fn spool_ahead(&mut self, lines: &[String]) -> bool {
-        if !self.spool.on_file() || self.pipeline.is_none() || self.shared.down.load(Ordering::Relaxed) {
-            return false;
+    /// Ready once the write in flight has ended; none when no write is in flight.
+    pub fn in_flight(&self) -> Option<&Receiver<()>> {
+        self.in_flight.as_ref().map(InFlight::done)
+    }
+
+    /// How long the commit thread may wait for the next request: not at all while lines wait in
+    /// the spool file for a database that is there, until the next try when it is away.
+    pub fn idle_wait(&self, tick: Duration) -> Duration {
+        if !self.spool.as_ref().is_some_and(Spool::has_unread) {
+            return tick;
         }
-        self.spool.keep(lines);
-        match self.spool.save() {
+        match self.retry_at {
+            Some(at) => at.saturating_duration_since(Instant::now()).min(tick),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Appends a batch to the spool file so that its workers may be answered at once: rsyslog
+    /// then forgets it, and it is ours until committed. Not taken (no file, full, or it cannot
+    /// be written), the lines come back.
+    pub fn spool_ahead(&mut self, lines: Vec<String>) -> Result<(), Vec<String>> {
+        let Some(spool) = self.spool.as_mut() else {
+            return Err(lines);
+        };
+        if !spool.has_room() {
+            self.shared.spool_takes.store(false, Ordering::Relaxed);
+            return Err(lines);
+        }
+        // Kept for the way without the file, should the append fail (rare: a full disk).
+        let copy = lines.clone();
+        match spool.append(lines) {
             Ok(()) => {
-                self.shared.spool_on_file.store(true, Ordering::Relaxed);
-                true
+                self.spool_fine();
+                Ok(())
             }
             Err(e) => {
-                self.spool_trouble(format!("cannot keep a batch in spool.file before its commit: {e}"));
-                false
+                self.spool_trouble(format!("cannot append a batch to spool.file: {e}"));
+                Err(copy)
             }
         }
     }
 
-    /// Writes the lines of one group commit (none: a check that the database answers).
+    /// Moves the spool file's lines toward the database: takes in the write that ended, parses
+    /// and correlates the unread lines (up to `batch.maxlines` ahead of the write in flight) and
+    /// starts the next write beside this thread, so that PostgreSQL's work and ours overlap.
+    /// Waits for PostgreSQL only where a write goes in turn: the first connection, a reconnection
+    /// asked for, lives evicted (the lines may name them: they come back from the database
+    /// first). After a failure, nothing until the next try.
+    pub async fn advance(&mut self) {
+        if self.spool.is_none() {
+            return;
+        }
+        if self.in_flight.as_ref().is_some_and(InFlight::is_done) {
+            self.settle().await;
+        }
+        if self.waits_for_retry() {
+            return;
+        }
+        while self.spool.as_ref().is_some_and(Spool::has_unread)
+            && self.parsed_ahead < self.shared.config.batch_max_lines
+        {
+            let in_turn = !self.parses_ahead();
+            if in_turn {
+                self.settle().await;
+                if self.waits_for_retry() {
+                    return;
+                }
+            }
+            let Some(spool) = self.spool.as_mut() else {
+                return;
+            };
+            let lines = match spool.read_unread(self.shared.config.batch_max_lines.min(READ_AT_ONCE_LINES)) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    self.start_over_from_spool();
+                    (self.shared.log)(Severity::Error, &format!("omelse: cannot read spool.file: {e}"));
+                    return;
+                }
+            };
+            self.parsed_through = spool.read_mark();
+            if in_turn {
+                // One chunk, then the requests waiting meanwhile are served.
+                self.parsed_ahead = 0;
+                if let Outcome::Committed = self.write_lines(&lines).await {
+                    self.committed_through(self.parsed_through);
+                }
+                return;
+            }
+            self.push(&lines);
+            self.parsed_ahead += lines.len();
+            self.shared
+                .counters
+                .lines
+                .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        }
+        if self.in_flight.is_some() {
+            return;
+        }
+        self.parsed_ahead = 0;
+        if self.pending.is_empty() {
+            // Nothing but lines seen already, or nothing at all: nothing to write.
+            self.committed_through(self.parsed_through);
+            return;
+        }
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        self.in_flight = Some(InFlight::start(
+            &self.runtime,
+            client,
+            std::mem::take(&mut self.batch_writer),
+            std::mem::take(&mut self.pending),
+            self.parsed_through,
+        ));
+    }
+
+    /// Whether the next lines may be parsed ahead of the write in flight (see [`Self::advance`]).
+    fn parses_ahead(&self) -> bool {
+        !self.shared.reconnect.load(Ordering::Relaxed)
+            && self
+                .pipeline
+                .as_ref()
+                .is_some_and(|pipeline| pipeline.correlator().evicted_lives() == 0)
+            && (self.in_flight.is_some() || self.client.as_ref().is_some_and(|client| !client.is_closed()))
+    }
+
+    /// The database was found away and is not to be tried again yet.
+    fn waits_for_retry(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    /// The spool's lines before `mark` are in the database.
+    fn committed_through(&mut self, mark: Mark) {
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(e) = spool.committed_through(mark) {
+                self.spool_trouble(format!("cannot mark the written lines in spool.file: {e}"));
+                return;
+            }
+            if spool.has_room() {
+                self.shared.spool_takes.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits for the write in flight, if any, and takes in how it went: written, its lines are
+    /// committed in the spool; failed, the spool rewinds and the action waits for the database.
+    pub async fn settle(&mut self) {
+        let Some(in_flight) = self.in_flight.take() else {
+            return;
+        };
+        let written = match in_flight.finish().await {
+            Ok(written) => written,
+            Err(e) => {
+                self.fail(e);
+                return;
+            }
+        };
+        self.client = Some(written.client);
+        self.batch_writer = written.writer;
+        match written.result {
+            Ok(_) => {
+                self.shared.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.committed_through(written.spooled);
+                // Lives touched since are in `pending`: none is brought back before it is written
+                // (a reload waits for the write in flight, and batches naming evicted lives are
+                // written in turn).
+                if let Some(pipeline) = self.pipeline.as_mut() {
+                    pipeline.evict();
+                }
+                self.succeed(written.started);
+            }
+            Err(e) => {
+                self.fail(format!("write failed: {e}"));
+            }
+        }
+    }
+
+    fn spool_fine(&mut self) {
+        self.shared.spool_takes.store(true, Ordering::Relaxed);
+        if std::mem::take(&mut self.spool_complained) {
+            (self.shared.log)(Severity::Info, "omelse: spool.file takes batches again");
+        }
+    }
+
+    /// Said once, until the spool file takes a batch again; meanwhile rsyslog keeps them in
+    /// its queue ([`super::sink::Sink::takes_batches`]) and tries again every resumeInterval.
+    fn spool_trouble(&mut self, problem: String) {
+        self.shared.spool_takes.store(false, Ordering::Relaxed);
+        if !std::mem::replace(&mut self.spool_complained, true) {
+            (self.shared.log)(Severity::Error, &format!("omelse: {problem}"));
+        }
+    }
+
+    /// Writes the lines of one group commit and waits for it (none: a check that the database
+    /// answers). With a spool file, only what it did not take comes here: a batch is then
+    /// refused (the lines waiting in the file go first), and a check says whether it takes
+    /// batches again.
     pub async fn write(&mut self, mut lines: Vec<String>) -> Outcome {
+        self.settle().await;
+        if let Some(spool) = &self.spool {
+            return if !spool.has_room() {
+                Outcome::Suspended("spool.file is full: the database is away or behind".into())
+            } else if !lines.is_empty() {
+                Outcome::Suspended("spool.file cannot be written".into())
+            } else {
+                // rsyslog's check after a refusal: the next batch tries the file again.
+                self.shared.spool_takes.store(true, Ordering::Relaxed);
+                Outcome::Committed
+            };
+        }
         if !self.unpushed.is_empty() {
             let mut first = std::mem::take(&mut self.unpushed);
             first.append(&mut lines);
@@ -97,35 +332,17 @@ impl<'a> Database<'a> {
         }
         let outcome = self.write_lines(&lines).await;
         match outcome {
-            Outcome::Committed => {
-                if let Err(e) = self.spool.clear() {
-                    self.spool_trouble(format!("cannot remove the written spool: {e}"));
-                }
-            }
-            Outcome::Suspended(_) => {
-                self.spool.keep(&lines);
-                if let Err(e) = self.spool.save() {
-                    self.spool_trouble(format!("cannot save the failed batch to spool.file: {e}"));
-                } else {
-                    self.shared.spool_on_file.store(self.spool.on_file(), Ordering::Relaxed);
-                }
-            }
+            Outcome::Committed => self.retained.clear(),
+            Outcome::Suspended(_) => self.retained.keep(&lines),
         }
         outcome
-    }
-
-    /// Said once, until the spool file can be written again; meanwhile failed batches are not
-    /// taken while the database is down ([`super::sink::Sink::takes_batches`]).
-    fn spool_trouble(&mut self, problem: String) {
-        if self.shared.spool_on_file.swap(false, Ordering::Relaxed) {
-            (self.shared.log)(Severity::Error, &format!("omelse: {problem}"));
-        }
     }
 
     async fn write_lines(&mut self, lines: &[String]) -> Outcome {
         let started = Instant::now();
         // Into the pipeline first when it exists, so that the rows wait in `pending` while the
-        // database is away; before the first connection they wait in the spool. Once lives were
+        // database is away (without a spool file); before the first connection they wait in
+        // `retained` or the spool file. Once lives were
         // evicted, the lines wait for the database: the lives they name come back from it first.
         let evicted = self
             .pipeline
@@ -243,7 +460,7 @@ impl<'a> Database<'a> {
             pipeline.evict();
             self.pipeline = Some(pipeline);
             // What a stopped rsyslogd could not write, and lines from before this connection.
-            let waiting = self.spool.lines().to_vec();
+            let waiting = self.retained.lines().to_vec();
             if !waiting.is_empty() {
                 (self.shared.log)(
                     Severity::Info,
@@ -257,6 +474,7 @@ impl<'a> Database<'a> {
     }
 
     fn succeed(&mut self, started: Instant) -> Outcome {
+        self.retry_at = None;
         if self.shared.down.swap(false, Ordering::Relaxed) {
             (self.shared.log)(Severity::Info, "omelse: database reachable again, writing resumed");
         }
@@ -267,14 +485,35 @@ impl<'a> Database<'a> {
         Outcome::Committed
     }
 
+    /// Every line not committed is to be read again from the spool file, through a pipeline
+    /// resumed from what the database holds, [`RETRY_AFTER`] from now.
+    fn start_over_from_spool(&mut self) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        spool.rewind();
+        self.parsed_through = spool.read_mark();
+        self.pipeline = None;
+        self.pending = Batch::default();
+        self.parsed_ahead = 0;
+        self.unpushed.clear();
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+    }
+
+    /// A write or connection failed. With a spool file, every line not committed is read again
+    /// from it, through a pipeline resumed from what the database holds, once the database is
+    /// back (tried every [`RETRY_AFTER`]); without, the rows wait in `pending`.
     fn fail(&mut self, reason: String) -> Outcome {
         self.client = None;
         self.shared.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+        let waiting = if self.spool.is_some() {
+            self.start_over_from_spool();
+            "lines wait in spool.file until the database is back"
+        } else {
+            "suspending until the database is back"
+        };
         if !self.shared.down.swap(true, Ordering::Relaxed) {
-            (self.shared.log)(
-                Severity::Error,
-                &format!("omelse: {reason}; suspending until the database is back"),
-            );
+            (self.shared.log)(Severity::Error, &format!("omelse: {reason}; {waiting}"));
         }
         Outcome::Suspended(reason)
     }

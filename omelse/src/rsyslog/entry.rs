@@ -14,7 +14,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::abi::*;
 
@@ -36,6 +36,16 @@ static CONFIG_NAME: &CStr = c"omelse";
 struct Instance {
     sink: Sink,
 }
+
+/// The instances alive (made by `newActInst`, not yet freed), for `activateCnf`.
+static INSTANCES: Mutex<Vec<InstanceHandle>> = Mutex::new(Vec::new());
+
+/// An instance's address in [`INSTANCES`].
+struct InstanceHandle(*const Instance);
+
+// SAFETY: only dereferenced under the INSTANCES lock, which freeInstance takes before it frees
+// the instance; a Sink is shared by rsyslog's threads anyway.
+unsafe impl Send for InstanceHandle {}
 
 /// One worker thread's handle on its action.
 struct Worker {
@@ -156,7 +166,8 @@ unsafe extern "C" fn query_entry_point(name: *const u8, out: *mut *const c_void)
             b"modExit" => mod_exit as *const c_void,
             b"getModCnfName" => get_mod_cnf_name as *const c_void,
             b"beginCnfLoad" => begin_cnf_load as *const c_void,
-            b"endCnfLoad" | b"checkCnf" | b"activateCnf" => cnf_ok as *const c_void,
+            b"endCnfLoad" | b"checkCnf" => cnf_ok as *const c_void,
+            b"activateCnf" => activate_cnf as *const c_void,
             b"freeCnf" => free_cnf as *const c_void,
             b"parseSelectorAct" => parse_selector_act as *const c_void,
             b"newActInst" => new_act_inst as *const c_void,
@@ -236,6 +247,22 @@ unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, conf: *mut c_voi
 
 unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> RsRetVal {
     RS_RET_OK
+}
+
+/// After the fork and the privilege drop, the first moment threads may start: an action whose
+/// spool file holds lines (left by the rsyslogd before) writes them now, not only once the next
+/// line comes.
+unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> RsRetVal {
+    guard(RS_RET_OK, || {
+        let instances = INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
+        for handle in instances.iter() {
+            // SAFETY: in INSTANCES, so not freed (freeInstance removes it under this lock first).
+            if let Some(instance) = unsafe { handle.0.as_ref() } {
+                instance.sink.start_if_spooled();
+            }
+        }
+        RS_RET_OK
+    })
 }
 
 unsafe extern "C" fn free_cnf(mod_conf: *mut c_void) -> RsRetVal {
@@ -386,11 +413,15 @@ unsafe extern "C" fn new_act_inst(
             }
             return RS_RET_ERR;
         }
-        let instance = Box::new(Instance {
+        let instance = Box::into_raw(Box::new(Instance {
             sink: Sink::new(config, log),
-        });
+        }));
+        INSTANCES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(InstanceHandle(instance));
         // SAFETY: `data` was checked non-null above; rsyslog passes it writable.
-        unsafe { *data = Box::into_raw(instance).cast() };
+        unsafe { *data = instance.cast() };
         RS_RET_OK
     })
 }
@@ -402,8 +433,13 @@ unsafe extern "C" fn dbg_print_inst_info(_data: *mut c_void) -> RsRetVal {
 unsafe extern "C" fn free_instance(data: *mut c_void) -> RsRetVal {
     guard(RS_RET_ERR, || {
         if !data.is_null() {
+            let instance = data.cast::<Instance>();
+            INSTANCES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|handle| !ptr::eq(handle.0, instance));
             // SAFETY: the instance `new_act_inst` boxed; rsyslog frees it once, after its workers.
-            drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
+            drop(unsafe { Box::from_raw(instance) });
         }
         RS_RET_OK
     })

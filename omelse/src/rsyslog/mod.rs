@@ -7,7 +7,9 @@
 //! - `sink`: the handoff from rsyslog's worker threads to the action's commit thread ([`Sink`]);
 //!   `turns`: the workers' batches back in the order rsyslog dequeued them.
 //! - `database`: the commit thread's connection, the pipeline resumed from the database, and what
-//!   is not written yet (with the `spool` file).
+//!   is not written yet: the `spool` file (omelse's own queue on disk), or without it the lines
+//!   of a failed batch `retained` in memory; `in_flight`: a batch's write while the next is
+//!   parsed.
 //! - `upkeep`: the commit thread's periodic chores (counters, rollups, the fleet's roles).
 
 mod abi;
@@ -16,6 +18,8 @@ mod database;
 mod entry;
 mod heap;
 mod identity;
+mod in_flight;
+mod retained;
 mod sink;
 mod spool;
 mod template;

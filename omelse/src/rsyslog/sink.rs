@@ -57,8 +57,8 @@ pub(super) struct Shared {
     pub log: Logger,
     /// A write failed, and no check has succeeded since.
     pub down: AtomicBool,
-    /// A batch whose write fails is kept in `spool.file` (configured, and its last save worked).
-    pub spool_on_file: AtomicBool,
+    /// `spool.file` takes batches: configured, not full, and its last append worked.
+    pub spool_takes: AtomicBool,
     /// SIGHUP asked for a new connection.
     pub reconnect: AtomicBool,
     pub counters: Counters,
@@ -97,7 +97,7 @@ impl Sink {
                 config,
                 log,
                 down: AtomicBool::new(false),
-                spool_on_file: AtomicBool::new(false),
+                spool_takes: AtomicBool::new(false),
                 reconnect: AtomicBool::new(false),
                 counters: Counters::default(),
                 turns_taken: AtomicU64::new(0),
@@ -116,15 +116,27 @@ impl Sink {
         &self.shared.counters
     }
 
-    /// Whether beginTransaction takes a batch: not while the database is down, unless a failed
-    /// batch goes to `spool.file`. Refused, rsyslog keeps the batch in its queue, so a shutdown
-    /// does not lose it (module ABI notes §8.4) — but saves the lines it had not handed over
-    /// at the *end* of the queue, where the next rsyslogd correlates them after later ones. With
-    /// the spool file the batch is taken: its commit fails, its lines are kept in order in the
-    /// spool, and they go first when the database is back. (A batch answered before its commit
-    /// lets rsyslog dequeue the next one before the outage is known, then begin it after.)
+    /// Whether beginTransaction takes a batch: while `spool.file` takes batches (they wait there
+    /// in order whatever the database does), else not while the database is down. Refused,
+    /// rsyslog keeps the batch in its queue (module ABI notes §8.4).
     pub fn takes_batches(&self) -> bool {
-        !self.shared.down.load(Ordering::Relaxed) || self.shared.spool_on_file.load(Ordering::Relaxed)
+        !self.shared.down.load(Ordering::Relaxed) || self.shared.spool_takes.load(Ordering::Relaxed)
+    }
+
+    /// Starts the commit thread now when `spool.file` holds lines (a previous rsyslogd's): they
+    /// are written without waiting for the next line to come.
+    pub fn start_if_spooled(&self) {
+        let spooled = self
+            .shared
+            .config
+            .spool_file
+            .as_ref()
+            .is_some_and(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0));
+        if spooled {
+            if let Err(e) = self.commit_sender() {
+                (self.shared.log)(Severity::Error, &e);
+            }
+        }
     }
 
     /// SIGHUP: reconnect before the next write.
@@ -270,26 +282,51 @@ impl Drop for Sink {
 
 /// The commit thread: owns the database side; exits when the sink is dropped.
 fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // One worker thread: the connection's task, and the write of a batch while this thread
+    // parses the next one (`in_flight`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("omelse write")
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             (shared.log)(Severity::Error, &format!("omelse: cannot start its runtime: {e}"));
             return;
         }
     };
-    let mut database = Database::new(&shared);
+    let mut database = Database::new(&shared, runtime.handle().clone());
     let mut upkeep = Upkeep::new(&shared);
     let tick = Duration::from_secs(shared.config.stats_interval_secs.clamp(1, 60));
     let mut turns = Turns::starting_at(shared.turns_released.load(Ordering::Relaxed));
     loop {
-        // Wake up at least every `tick` so that counters are reported when no line comes.
-        let first = match requests.recv_timeout(tick) {
-            Ok(request) => request,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                runtime.block_on(upkeep.run_due(&mut database));
-                continue;
+        let first = if let Some(written) = database.in_flight().cloned() {
+            // A batch is being written: the next request is taken as soon as it comes (its parse
+            // overlaps the write), else the write's end.
+            crossbeam_channel::select! {
+                recv(requests) -> request => match request {
+                    Ok(request) => request,
+                    Err(_) => break,
+                },
+                recv(written) -> _ => {
+                    runtime.block_on(database.advance());
+                    runtime.block_on(upkeep.run_due(&mut database));
+                    continue;
+                }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        } else {
+            // Wake up at least every `tick` so that counters are reported when no line comes,
+            // and at once while lines wait in the spool file for a database that is there.
+            match requests.recv_timeout(database.idle_wait(tick)) {
+                Ok(request) => request,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    runtime.block_on(database.advance());
+                    runtime.block_on(upkeep.run_due(&mut database));
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
         };
         let mut ready = Vec::new();
         push(&mut turns, first, &mut ready);
@@ -323,24 +360,32 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                 Request::Ping { reply } => ping_replies.push(reply),
             }
         }
-        // Nothing to write when only turns passed.
-        let to_write = !line_replies.is_empty() || !ping_replies.is_empty();
-        // The workers go on with their next batches while this one is written, once its
-        // lines are safe in the spool file (`Database::spool_ahead`): rsyslog's dequeueing and
-        // rendering then overlap with PostgreSQL's work instead of taking turns with it.
-        if !line_replies.is_empty() && database.spool_ahead(&lines) {
-            for reply in line_replies.drain(..) {
-                let _ = reply.send(Outcome::Committed);
+        // With a spool file the workers are answered once their lines are in it, and go on
+        // with their next batches while these are parsed and written: rsyslog's dequeueing and
+        // rendering then overlap with our work and PostgreSQL's instead of taking turns.
+        if !line_replies.is_empty() {
+            match database.spool_ahead(lines) {
+                Ok(()) => {
+                    for reply in line_replies.drain(..) {
+                        let _ = reply.send(Outcome::Committed);
+                    }
+                    lines = Vec::new();
+                }
+                Err(back) => lines = back,
             }
         }
-        if to_write {
+        // Written in turn: the way without a spool file, and checks.
+        if !line_replies.is_empty() || !ping_replies.is_empty() {
             let outcome = runtime.block_on(database.write(lines));
             for reply in line_replies.into_iter().chain(ping_replies) {
                 let _ = reply.send(outcome.clone());
             }
         }
+        runtime.block_on(database.advance());
         runtime.block_on(upkeep.run_due(&mut database));
     }
+    // The last batch's write ends before the action goes; what waits stays in the spool file.
+    runtime.block_on(database.settle());
 }
 
 /// Takes a request into the turns (a check has none).

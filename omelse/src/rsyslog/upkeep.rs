@@ -91,7 +91,7 @@ impl<'a> Upkeep<'a> {
         ];
         let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
         (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
-        if let Some(client) = database.client() {
+        if let Some(client) = database.client().await {
             let prefix = format!("omelse.{}", machine_name());
             let rows: Vec<(String, i64)> = figures
                 .iter()
@@ -110,7 +110,7 @@ impl<'a> Upkeep<'a> {
             return;
         }
         self.last_rollup = Instant::now();
-        if let Some(client) = database.client() {
+        if let Some(client) = database.client().await {
             if let Err(e) = store::refresh_rollups(client).await {
                 (self.shared.log)(Severity::Warning, &format!("omelse: rollups not refreshed: {e}"));
             }
@@ -126,7 +126,7 @@ impl<'a> Upkeep<'a> {
         if database.pipeline().is_none() {
             return;
         }
-        let Some(client) = database.client() else {
+        let Some(client) = database.client().await else {
             return;
         };
         match store::load_fleet(client).await {
