@@ -2,8 +2,8 @@
 # Where rsyslogd's own CPU goes with omelse inside it (issue 17), for docs/benchmarks.md: perf with
 # DWARF call graphs on the rsyslogd of one dense omelse run of the rsyslog_throughput bench (the
 # shipped stanza's queues), each sample counted once by what it was doing: rsyslogd's threads
-# (imtcp's reception, the ruleset worker writing the action's disk queue, the action worker reading
-# it back and rendering omelse's template) and, in omelse's code, the nearest omelse function of
+# (imtcp's reception, the ruleset worker filling the action's queue, the action worker taking it
+# and rendering omelse's template) and, in omelse's code, the nearest omelse function of
 # the call chain (parse, correlate, writer and tokio-postgres, ...).
 #
 #   scripts/profile-rsyslogd.sh [OUT_DIR]   # default /tmp/profile-rsyslogd; needs perf (linux-perf)
@@ -39,7 +39,7 @@ def category(comm, frames):
     if comm.startswith("in:"):
         return "reception (imtcp)"
     if comm.startswith("rs:") and " queue" not in comm:
-        return "ruleset worker: filter, serialize into the action's disk queue"
+        return "ruleset worker: filter, enqueue into the action's queue"
     if any("uuid_generate" in f for f in frames):
         return "action worker: %uuid% of omelse's template (libuuid)"
     if any("tplToString" in f for f in frames):
@@ -53,10 +53,12 @@ def category(comm, frames):
             return "omelse: correlate"
         if any(m in f for m in ("omelse::store::", "tokio_postgres", "postgres_protocol", "postgres_types")):
             return "omelse: encode and send the COPY (writer, tokio-postgres)"
+        if "omelse::rsyslog::spool" in f:
+            return "omelse: the spool file (append, read back)"
         if "omelse::" in f:
             return "omelse: other (taking lines from rsyslog, re-delivery check, batching)"
     if " queue" in comm:
-        return "action worker: read back and deserialize the queue's messages, free them"
+        return "action worker: dequeue the messages, free them"
     return "other"
 
 counts, comm, frames = collections.Counter(), None, []

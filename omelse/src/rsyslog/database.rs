@@ -115,6 +115,11 @@ impl<'a> Database<'a> {
         self.pipeline.as_mut()
     }
 
+    /// Bytes of lines in the spool file not committed yet.
+    pub fn spool_waiting(&self) -> u64 {
+        self.spool.as_ref().map_or(0, Spool::waiting_bytes)
+    }
+
     /// Ready once the write in flight has ended; none when no write is in flight.
     pub fn in_flight(&self) -> Option<&Receiver<()>> {
         self.in_flight.as_ref().map(InFlight::done)
@@ -320,8 +325,13 @@ impl<'a> Database<'a> {
             } else if !lines.is_empty() {
                 Outcome::Suspended("spool.file cannot be written".into())
             } else {
-                // rsyslog's check after a refusal: the next batch tries the file again.
+                // rsyslog's check after a refusal: the next batch tries the file again. Never
+                // connected yet (every line refused or skipped): connect, so that the counters
+                // reach the database.
                 self.shared.spool_takes.store(true, Ordering::Relaxed);
+                if self.pipeline.is_none() && !self.waits_for_retry() {
+                    let _ = self.write_lines(&[]).await;
+                }
                 Outcome::Committed
             };
         }

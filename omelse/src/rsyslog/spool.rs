@@ -99,7 +99,12 @@ impl Spool {
 
     /// Whether more lines may come: those not committed are under the bound.
     pub fn has_room(&self) -> bool {
-        self.end - self.committed < self.max_bytes
+        self.waiting_bytes() < self.max_bytes
+    }
+
+    /// Bytes of lines not committed yet.
+    pub fn waiting_bytes(&self) -> u64 {
+        self.end - self.committed
     }
 
     /// Whether lines wait that this process has not read (a previous process's, or those

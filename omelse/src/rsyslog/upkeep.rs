@@ -59,6 +59,7 @@ impl<'a> Upkeep<'a> {
             // yet: connect now, so that the counters say so (a host whose every line is refused).
             let _ = database.write(Vec::new()).await;
         }
+        let spool_bytes = database.spool_waiting();
         let Some(pipeline) = database.pipeline() else {
             return;
         };
@@ -88,6 +89,7 @@ impl<'a> Upkeep<'a> {
             ("reloads", reloads),
             ("smtpd_processes", processes as u64),
             ("session_evictions", session_evictions),
+            ("spool_bytes", spool_bytes),
         ];
         let text: Vec<String> = figures.iter().map(|(name, value)| format!("{name}={value}")).collect();
         (self.shared.log)(Severity::Info, &format!("omelse: {}", text.join(" ")));
