@@ -180,6 +180,7 @@ impl<'a> Database<'a> {
         }
         while self.spool.as_ref().is_some_and(Spool::has_unread)
             && self.parsed_ahead < self.shared.config.batch_max_lines
+            && !(self.in_flight.is_some() && self.over_bound())
         {
             let in_turn = !self.parses_ahead();
             if in_turn {
@@ -246,6 +247,14 @@ impl<'a> Database<'a> {
             && (self.in_flight.is_some() || self.client.as_ref().is_some_and(|client| !client.is_closed()))
     }
 
+    /// The correlator holds more lives than `memory.max_open`: they are evicted at the next
+    /// write's end, with nothing parsed ahead of it.
+    fn over_bound(&self) -> bool {
+        self.pipeline
+            .as_ref()
+            .is_some_and(|pipeline| pipeline.correlator().lives_in_memory() > self.shared.config.max_open)
+    }
+
     /// The database was found away and is not to be tried again yet.
     fn waits_for_retry(&self) -> bool {
         self.retry_at.is_some_and(|at| Instant::now() < at)
@@ -283,11 +292,14 @@ impl<'a> Database<'a> {
             Ok(_) => {
                 self.shared.counters.batches.fetch_add(1, Ordering::Relaxed);
                 self.committed_through(written.spooled);
-                // Lives touched since are in `pending`: none is brought back before it is written
-                // (a reload waits for the write in flight, and batches naming evicted lives are
-                // written in turn).
-                if let Some(pipeline) = self.pipeline.as_mut() {
-                    pipeline.evict();
+                // The bound may evict once every life's last snapshot is in the database: not
+                // while rows parsed ahead wait in `pending` (a life evicted now would come back
+                // from an older snapshot). Over the bound, `advance` parses nothing ahead, so
+                // the next write's end evicts.
+                if self.pending.is_empty() {
+                    if let Some(pipeline) = self.pipeline.as_mut() {
+                        pipeline.evict();
+                    }
                 }
                 self.succeed(written.started);
             }
