@@ -38,14 +38,20 @@ fn as_syslog(lines: &[String]) -> Vec<String> {
 }
 
 /// The action these tests use: the shipped action's queue (in memory, its batches and worker,
-/// read from rsyslog-conf/else-server.conf), retried every second instead of every 5 (the tests
-/// that stop PostgreSQL then wait less for the reconnection, and what they check is the same).
-/// Their plain TCP input stands for a relay (lines of any server, from the corpora), so the lines
-/// of that unbound input are accepted.
+/// read from rsyslog-conf/else-server.conf) and, as shipped, a `spool.file` (in the test's
+/// directory; `extra` may give its own, or `spool.file=""` for none), retried every second
+/// instead of every 5 (the tests that stop PostgreSQL then wait less for the reconnection, and
+/// what they check is the same). Their plain TCP input stands for a relay (lines of any server,
+/// from the corpora), so the lines of that unbound input are accepted.
 fn omelse_action(conninfo: &str, extra: &str) -> String {
+    let spool = if extra.contains("spool.file=") {
+        ""
+    } else {
+        r#"spool.file="{dir}/omelse.spool""#
+    };
     format!(
         r#"action(type="omelse" name="else" conninfo="{conninfo}" stats.interval="1" host.binding="relay"
-       {queue} {extra})"#,
+       {queue} {spool} {extra})"#,
         queue = QueueParams::shipped_action().set("action.resumeInterval", "1")
     )
 }
@@ -297,16 +303,32 @@ fn live_tables_equal_the_import_every_run(workers: Option<u32>) {
     }
 }
 
+/// PostgreSQL killed mid-stream: the lines wait in the spool file (as shipped) and are written
+/// once it is back.
 #[test]
 fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
+    database_crash_mid_stream("", "lines wait in spool.file until the database is back");
+}
+
+/// The same without a spool file: rsyslog's queue keeps the lines, omelse the failed batch.
+#[test]
+fn a_database_crash_mid_stream_without_a_spool_file_loses_and_doubles_nothing() {
+    database_crash_mid_stream(r#"spool.file="""#, "suspending until the database is back");
+}
+
+fn database_crash_mid_stream(extra: &str, noticed: &str) {
     let (Some(_), Some(lines)) = (rsyslogd_binary(), real_lines(100_000)) else {
         return;
     };
     let cluster = PgCluster::start().expect("private cluster");
     let url = block_on(cluster.create_database());
     let port = free_port();
-    let dir = test_dir("db-crash");
-    let daemon = Rsyslogd::start(&dir, &server_config(&omelse_module(), port, &url));
+    let dir = test_dir(if extra.is_empty() {
+        "db-crash"
+    } else {
+        "db-crash-no-spool"
+    });
+    let daemon = Rsyslogd::start(&dir, &server_config_with(&omelse_module(), port, &url, extra));
     let syslog = as_syslog(&lines);
     let (first, second) = syslog.split_at(30_000);
     send_tcp(port, first);
@@ -317,8 +339,8 @@ fn a_database_crash_mid_stream_loses_and_doubles_nothing() {
     cluster.restart().expect("restart PostgreSQL");
     assert_every_line_stored_once(&url, lines.len(), Duration::from_secs(300), &daemon);
     assert!(
-        daemon.own_log().contains("suspending"),
-        "the outage was noticed:\n{}",
+        daemon.own_log().contains(noticed),
+        "the outage was noticed ({noticed}):\n{}",
         daemon.own_log()
     );
 }
