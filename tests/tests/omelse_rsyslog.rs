@@ -909,6 +909,15 @@ fn shipped_stanzas_pass_rsyslog_config_check() {
     let (ok, output) = check_config(&path);
     assert!(!ok);
     assert!(output.contains("parameter 'server.role'"), "{output}");
+    // Two actions cannot share one spool file: their queues would mix.
+    let stanza = shipped_stanza("else-server.conf", &tls, "server", free_port(), "host=127.0.0.1");
+    let start = stanza.find("action(type=\"omelse\"").expect("the omelse action");
+    let end = start + stanza[start..].find("\")\n").expect("the end of the omelse action") + 2;
+    let twice = stanza.replacen(&stanza[start..end], &format!("{0}\n{0}", &stanza[start..end]), 1);
+    std::fs::write(&path, format!("global(workDirectory=\"{}\")\n{twice}", dir.display())).unwrap();
+    let (ok, output) = check_config(&path);
+    assert!(!ok, "{twice}");
+    assert!(output.contains("is already another action's"), "{output}");
 }
 
 #[test]

@@ -249,6 +249,15 @@ unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> RsRetVal {
     RS_RET_OK
 }
 
+/// Whether an action alive already keeps its lines in `path` (two would mix their queues).
+fn spool_file_taken(path: &str) -> bool {
+    let instances = INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
+    instances.iter().any(|handle| {
+        // SAFETY: in INSTANCES, so not freed (freeInstance removes it under this lock first).
+        unsafe { handle.0.as_ref() }.is_some_and(|instance| instance.sink.config().spool_file.as_deref() == Some(path))
+    })
+}
+
 /// After the fork and the privilege drop, the first moment threads may start: an action whose
 /// spool file holds lines (left by the rsyslogd before) writes them now, not only once the next
 /// line comes.
@@ -394,6 +403,13 @@ unsafe extern "C" fn new_act_inst(
                 return RS_RET_CONF_PARAM_INVLD;
             }
         };
+        if let Some(path) = config.spool_file.as_deref().filter(|path| spool_file_taken(path)) {
+            log(
+                Severity::Error,
+                &format!("omelse: spool.file {path} is already another action's: give each action its own"),
+            );
+            return RS_RET_CONF_PARAM_INVLD;
+        }
         // SAFETY: `omsr` is non-null (checked) and writable; one entry is asked for.
         if unsafe { (imports().omsr_construct)(omsr, 1) } != RS_RET_OK {
             return RS_RET_ERR;
