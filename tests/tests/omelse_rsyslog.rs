@@ -510,7 +510,7 @@ fn outage_on_disk(microseconds: bool, every_table: bool) {
     let stanza = else_server_over_tcp(&omelse_module(), &live).replace("{port}", &port.to_string());
     for shipped in [
         "queue.type=\"LinkedList\"",
-        "queue.size=\"100000\"",
+        "queue.size=\"20000\"",
         "queue.workerThreads=\"1\"",
         "action.resumeRetryCount=\"-1\"",
         "spool.file=\"{dir}/omelse-else.spool\"",

@@ -49,7 +49,7 @@ pub struct Spool {
 }
 
 /// Most unread lines kept in memory beside the file: a few batches parsed ahead of the write.
-const UNREAD_IN_MEMORY: usize = 100_000;
+const UNREAD_IN_MEMORY: usize = 50_000;
 
 impl Spool {
     /// The spool at `path`, with the lines a previous process left (none read yet).
