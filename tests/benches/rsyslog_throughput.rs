@@ -489,7 +489,7 @@ fn ompgsql_config(url: &str) -> String {
         "action(type=\"ompgsql\" server=\"127.0.0.1\" port=\"{}\" db=\"{}\" uid=\"postgres\" pwd=\"\" template=\"raw\"\n  {})",
         config.get_ports()[0],
         config.get_dbname().unwrap_or("postgres"),
-        QueueParams::shipped_action()
+        QueueParams::shipped_action().set("queue.filename", "ompgsql")
     );
     let template = "template(name=\"raw\" type=\"string\" option.stdsql=\"on\"
          string=\"INSERT INTO raw_lines (received, host, tag, msg) VALUES ('%timereported:::date-rfc3339%', '%hostname%', '%syslogtag%', '%msg%')\")\n";

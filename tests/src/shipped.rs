@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn the_shipped_queues_are_read_from_the_stanza() {
         let action = QueueParams::shipped_action();
-        assert_eq!(action.get("queue.type"), Some("LinkedList"));
+        assert_eq!(action.get("queue.type"), Some("Disk"));
         assert_eq!(action.get("queue.workerThreads"), Some("1"));
         assert_eq!(action.get("action.resumeRetryCount"), Some("-1"));
         assert_eq!(action.get("conninfo"), None, "only queue and action parameters");
