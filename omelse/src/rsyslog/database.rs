@@ -148,16 +148,14 @@ impl<'a> Database<'a> {
             self.shared.spool_takes.store(false, Ordering::Relaxed);
             return Err(lines);
         }
-        // Kept for the way without the file, should the append fail (rare: a full disk).
-        let copy = lines.clone();
         match spool.append(lines) {
             Ok(()) => {
                 self.spool_fine();
                 Ok(())
             }
-            Err(e) => {
+            Err((e, lines)) => {
                 self.spool_trouble(format!("cannot append a batch to spool.file: {e}"));
-                Err(copy)
+                Err(lines)
             }
         }
     }

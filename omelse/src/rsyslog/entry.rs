@@ -251,11 +251,20 @@ unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> RsRetVal {
 
 /// Whether an action alive already keeps its lines in `path` (two would mix their queues).
 fn spool_file_taken(path: &str) -> bool {
+    let mut taken = false;
+    for_each_instance(|instance| taken |= instance.sink.config().spool_file.as_deref() == Some(path));
+    taken
+}
+
+/// Runs `f` on every instance alive, under the [`INSTANCES`] lock.
+fn for_each_instance(mut f: impl FnMut(&Instance)) {
     let instances = INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
-    instances.iter().any(|handle| {
+    for handle in instances.iter() {
         // SAFETY: in INSTANCES, so not freed (freeInstance removes it under this lock first).
-        unsafe { handle.0.as_ref() }.is_some_and(|instance| instance.sink.config().spool_file.as_deref() == Some(path))
-    })
+        if let Some(instance) = unsafe { handle.0.as_ref() } {
+            f(instance);
+        }
+    }
 }
 
 /// After the fork and the privilege drop, the first moment threads may start: an action whose
@@ -263,13 +272,7 @@ fn spool_file_taken(path: &str) -> bool {
 /// line comes.
 unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> RsRetVal {
     guard(RS_RET_OK, || {
-        let instances = INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
-        for handle in instances.iter() {
-            // SAFETY: in INSTANCES, so not freed (freeInstance removes it under this lock first).
-            if let Some(instance) = unsafe { handle.0.as_ref() } {
-                instance.sink.start_if_spooled();
-            }
-        }
+        for_each_instance(|instance| instance.sink.start_if_spooled());
         RS_RET_OK
     })
 }

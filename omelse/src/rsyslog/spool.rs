@@ -45,7 +45,7 @@ pub struct Spool {
     /// The unread lines as they were appended, when all of them are here (not read back from
     /// the file then): none a previous process left, or after a rewind, or beyond
     /// [`UNREAD_IN_MEMORY`] lines.
-    unread: Option<VecDeque<Vec<String>>>,
+    unread: Option<VecDeque<(Vec<String>, u64)>>,
 }
 
 /// Most unread lines kept in memory beside the file: a few batches parsed ahead of the write.
@@ -118,30 +118,40 @@ impl Spool {
         Mark(self.read)
     }
 
-    /// Appends a batch behind the other lines, unread.
-    pub fn append(&mut self, lines: Vec<String>) -> io::Result<()> {
+    /// Appends a batch behind the other lines, unread. Not appended, the lines come back with
+    /// the error (the caller then goes without the file).
+    pub fn append(&mut self, lines: Vec<String>) -> Result<(), (io::Error, Vec<String>)> {
         let mut bytes = Vec::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
         for line in &lines {
             escape_into(&mut bytes, line);
             bytes.push(b'\n');
         }
+        if let Err(e) = self.write_at_end(&bytes) {
+            return Err((e, lines));
+        }
+        let length = bytes.len() as u64;
+        self.end += length;
+        if let Some(unread) = self.unread.as_mut() {
+            if unread.iter().map(|(batch, _)| batch.len()).sum::<usize>() + lines.len() <= UNREAD_IN_MEMORY {
+                unread.push_back((lines, length));
+            } else {
+                self.unread = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at the end of the file (made when there is none).
+    fn write_at_end(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.file.is_none() {
             self.file = Some(create_private(&self.path)?);
             self.write_header()?;
         }
         let file = self.file.as_ref().expect("opened above");
-        if let Err(e) = file.write_all_at(&bytes, self.end) {
+        if let Err(e) = file.write_all_at(bytes, self.end) {
             // Whatever part was written is cut off again: the next append starts at `end`.
             let _ = file.set_len(self.end);
             return Err(e);
-        }
-        self.end += bytes.len() as u64;
-        if let Some(unread) = self.unread.as_mut() {
-            if unread.iter().map(Vec::len).sum::<usize>() + lines.len() <= UNREAD_IN_MEMORY {
-                unread.push_back(lines);
-            } else {
-                self.unread = None;
-            }
         }
         Ok(())
     }
@@ -150,8 +160,8 @@ impl Spool {
     /// memory) and counts them as read.
     pub fn read_unread(&mut self, max_lines: usize) -> io::Result<Vec<String>> {
         if let Some(unread) = self.unread.as_mut() {
-            let batch = unread.pop_front().unwrap_or_default();
-            self.read += batch.iter().map(|line| escaped_len(line) + 1).sum::<u64>();
+            let (batch, length) = unread.pop_front().unwrap_or_default();
+            self.read += length;
             return Ok(batch);
         }
         let Some(file) = self.file.as_ref() else {
@@ -228,7 +238,7 @@ impl Spool {
         let temporary = self.path.with_extension("tmp");
         self.file = Some(create_private(&temporary)?);
         self.write_header()?;
-        self.append(lines)?;
+        self.append(lines).map_err(|(e, _)| e)?;
         self.file.as_ref().expect("created above").sync_all()?;
         std::fs::rename(&temporary, &self.path)?;
         self.rewind();
@@ -284,11 +294,6 @@ fn escape_into(out: &mut Vec<u8>, line: &str) {
         start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-}
-
-/// The length of a line once escaped.
-fn escaped_len(line: &str) -> u64 {
-    line.len() as u64 + line.bytes().filter(|b| matches!(b, b'\\' | b'\n' | b'\r')).count() as u64
 }
 
 fn unescape(text: &str) -> String {
@@ -475,7 +480,8 @@ mod tests {
     #[test]
     fn an_unwritable_spool_says_why() {
         let mut spool = Spool::open(PathBuf::from("/nonexistent-dir/omelse.spool"), MANY).unwrap();
-        let error = spool.append(lines(0..1)).unwrap_err();
+        let (error, back) = spool.append(lines(0..1)).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert_eq!(back, lines(0..1), "the lines come back");
     }
 }
