@@ -145,7 +145,11 @@ impl<'a> Database<'a> {
             return Err(lines);
         };
         if !spool.has_room() {
-            self.shared.spool_takes.store(false, Ordering::Relaxed);
+            let waiting = spool.waiting_bytes() >> 20;
+            self.spool_trouble(format!(
+                "spool.file is full ({waiting} MB not yet in the database, spool.max_megabytes): \
+                 rsyslog's queue keeps the next batches until the database takes lines again"
+            ));
             return Err(lines);
         }
         match spool.append(lines) {
