@@ -52,9 +52,10 @@ struct Args {
     /// Which ways to measure (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "ompgsql,omelse,import")]
     only: Vec<Way>,
-    /// Worker threads of the action queue (default: the shipped stanza's).
+    /// Worker threads of the ruleset's queue, which calls the action directly (default: the
+    /// shipped stanza's).
     #[arg(long)]
-    action_workers: Option<u32>,
+    workers: Option<u32>,
     /// Record perf profiles into this directory (needs `perf`, Debian's linux-perf).
     #[arg(long)]
     perf: Option<PathBuf>,
@@ -172,12 +173,12 @@ impl Bench<'_> {
         measure
     }
 
-    /// The action queue's workers as --action-workers says.
+    /// The ruleset queue's workers as --workers says.
     fn with_workers(&self, config: String) -> String {
-        match self.args.action_workers {
+        match self.args.workers {
             Some(n) => {
                 let shipped = "queue.workerThreads=\"1\"";
-                assert!(config.contains(shipped), "the shipped stanza's action has {shipped}");
+                assert!(config.contains(shipped), "the shipped stanza's ruleset has {shipped}");
                 config.replace(shipped, &format!("queue.workerThreads=\"{n}\""))
             }
             None => config,
@@ -489,7 +490,7 @@ fn ompgsql_config(url: &str) -> String {
         "action(type=\"ompgsql\" server=\"127.0.0.1\" port=\"{}\" db=\"{}\" uid=\"postgres\" pwd=\"\" template=\"raw\"\n  {})",
         config.get_ports()[0],
         config.get_dbname().unwrap_or("postgres"),
-        QueueParams::shipped_action().set("queue.filename", "ompgsql")
+        QueueParams::shipped_action()
     );
     let template = "template(name=\"raw\" type=\"string\" option.stdsql=\"on\"
          string=\"INSERT INTO raw_lines (received, host, tag, msg) VALUES ('%timereported:::date-rfc3339%', '%hostname%', '%syslogtag%', '%msg%')\")\n";

@@ -188,15 +188,15 @@ mod tests {
     #[test]
     fn the_shipped_queues_are_read_from_the_stanza() {
         let action = QueueParams::shipped_action();
-        assert_eq!(action.get("queue.type"), Some("Disk"));
-        assert_eq!(action.get("queue.workerThreads"), Some("1"));
+        assert_eq!(action.get("queue.type"), Some("Direct"));
         assert_eq!(action.get("action.resumeRetryCount"), Some("-1"));
         assert_eq!(action.get("conninfo"), None, "only queue and action parameters");
         let ruleset = QueueParams::shipped_ruleset();
         assert_eq!(ruleset.get("queue.workerThreads"), Some("1"));
+        assert_eq!(ruleset.get("queue.dequeueBatchSize"), Some("10000"));
         assert_eq!(ruleset.get("name"), None);
-        let changed = action.set("queue.dequeueBatchSize", "64").without("queue.filename");
+        let changed = ruleset.set("queue.dequeueBatchSize", "64").without("queue.type");
         assert!(changed.to_string().contains("queue.dequeueBatchSize=\"64\""));
-        assert!(!changed.to_string().contains("queue.filename"));
+        assert!(!changed.to_string().contains("queue.type"));
     }
 }
