@@ -111,6 +111,9 @@ struct Summary {
     written: Written,
     duration_seconds: f64,
     lines_per_second: f64,
+    /// Of `duration_seconds`, the refresh of the dashboards' rollups of every hour the lines
+    /// touched, after the last line was written (the live path leaves it to `elsed serve`).
+    rollups_seconds: f64,
     /// Files that could not be read to the end.
     errors: Vec<String>,
     /// Lines older than `retention.days` ([`Retention`]): the next `elsed maintain` drops them.
@@ -188,6 +191,12 @@ impl Written {
         self.links += stats.links;
         self.new_servers += stats.new_servers;
     }
+}
+
+/// How long the import took, and its rollup refresh at the end.
+struct Timing {
+    elapsed: Duration,
+    rollups: Duration,
 }
 
 /// What the reading thread hands back when it is done.
@@ -280,6 +289,7 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
         return Err(e.context("import stopped: a batch could not be written (the batches before it are committed)"));
     }
     let outcome = outcome?;
+    let rollups_started = Instant::now();
     // The rollups of every hour the import touched, on one connection per core (a database on
     // this machine refreshes them in parallel, one server's hours per connection at a time).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
@@ -290,7 +300,11 @@ pub async fn run(args: ImportArgs, settings: &Settings) -> anyhow::Result<ExitCo
     store::refresh_rollups_on(&mut connections).await?;
 
     let elapsed = started.elapsed();
-    let summary = summarize(outcome, messages.len() as u64, batch_count, written, elapsed, retention);
+    let timing = Timing {
+        elapsed,
+        rollups: rollups_started.elapsed(),
+    };
+    let summary = summarize(outcome, messages.len() as u64, batch_count, written, timing, retention);
     if let Some(warning) = summary.retention.warning() {
         eprintln!("{warning}");
     }
@@ -505,11 +519,11 @@ fn summarize(
     messages: u64,
     batches: u64,
     written: Written,
-    elapsed: Duration,
+    timing: Timing,
     retention: Retention,
 ) -> Summary {
     let stats = outcome.stats;
-    let seconds = elapsed.as_secs_f64();
+    let seconds = timing.elapsed.as_secs_f64();
     Summary {
         files: outcome.files,
         lines: stats.lines,
@@ -527,6 +541,7 @@ fn summarize(
         } else {
             0.0
         },
+        rollups_seconds: timing.rollups.as_secs_f64(),
         errors: outcome.errors,
         retention,
     }
@@ -538,11 +553,12 @@ fn render(summary: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "imported {} lines from {} file(s) in {:.1} s ({:.0} lines/s)",
+        "imported {} lines from {} file(s) in {:.1} s ({:.0} lines/s; the dashboards' rollups {:.1} s of it)",
         summary.lines,
         summary.files.len(),
         summary.duration_seconds,
-        summary.lines_per_second
+        summary.lines_per_second,
+        summary.rollups_seconds
     );
     for file in &summary.files {
         let _ = writeln!(out, "  {:>10}  {}", file.lines, file.name);

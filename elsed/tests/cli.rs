@@ -221,6 +221,12 @@ async fn import_is_repeatable_and_search_finds_messages_with_their_journey() {
     assert_eq!(first["written"]["events"], 62, "every line is stored: {first}");
     assert_eq!(first["messages"], 7, "seven queue ids: {first}");
     assert!(first["lines_per_second"].as_f64().unwrap() > 0.0);
+    // The summary says what part of the time the dashboards' rollups took (done at the end).
+    let rollups = first["rollups_seconds"].as_f64().expect("rollups_seconds");
+    assert!(
+        rollups > 0.0 && rollups < first["duration_seconds"].as_f64().unwrap(),
+        "{first}"
+    );
 
     let second = import_fixture(&url);
     assert_eq!(second["lines"], 62);

@@ -139,6 +139,10 @@ const SERVER_SETTINGS: &[&str] = &[
 /// What one way measured in one run.
 struct Measure {
     lines_per_second: f64,
+    /// `elsed import` only: the rate until its last line was written, without the refresh of
+    /// the dashboards' rollups at its end (which the live path leaves to `elsed serve`): the
+    /// same work as omelse's measure.
+    to_last_line: Option<f64>,
     /// CPU seconds per 100,000 lines: the client (rsyslogd or elsed) and PostgreSQL.
     client_cpu: f64,
     server_cpu: f64,
@@ -270,7 +274,16 @@ impl Bench<'_> {
         if let Some(dir) = &self.args.perf {
             print_perf_top(&dir.join(format!("{}.data", label.replace(' ', "-"))), None);
         }
-        report(label, input.lines.len(), elapsed, ("elsed", client), server)
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the import's JSON summary");
+        let rollups = summary["rollups_seconds"]
+            .as_f64()
+            .expect("rollups_seconds in the summary");
+        let to_last_line = input.lines.len() as f64 / (elapsed - rollups);
+        println!("  {label:>14}: {to_last_line:.0} lines/s to the last line, then {rollups:.2} s of rollups");
+        Measure {
+            to_last_line: Some(to_last_line),
+            ..report(label, input.lines.len(), elapsed, ("elsed", client), server)
+        }
     }
 
     /// Whether the database holds every line, and on the dense input every message; a failure is
@@ -393,6 +406,7 @@ fn report(label: &str, lines: usize, seconds: f64, client: (&str, f64), server: 
     );
     Measure {
         lines_per_second: rate,
+        to_last_line: None,
         client_cpu: per(client.1),
         server_cpu: per(server),
     }
@@ -570,6 +584,10 @@ fn main() {
                 println!(
                     "  median {way:?}: {rate:.0} lines/s; CPU per 100k lines: client {client:.2} s, PostgreSQL {server:.2} s"
                 );
+                let to_last_line: Vec<f64> = results.iter().filter_map(|m| m.to_last_line).collect();
+                if !to_last_line.is_empty() {
+                    println!("  median {way:?} to the last line: {:.0} lines/s", median(to_last_line));
+                }
                 (*way, rate)
             })
             .collect();
