@@ -4,6 +4,7 @@
 //! after the commit, and runs the [`Upkeep`] between commits. Batches are correlated in the order
 //! rsyslog dequeued them ([`super::turns`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +15,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use super::config::{ActionConfig, ProgramFilter};
 use super::database::Database;
 use super::identity::{self, RefusalLog};
+use super::spool::Spool;
 use super::template;
 use super::turns::{Turns, WAIT_FOR_TURN};
 use super::upkeep::Upkeep;
@@ -126,12 +128,8 @@ impl Sink {
     /// Starts the commit thread now when `spool.file` holds lines (a previous rsyslogd's): they
     /// are written without waiting for the next line to come.
     pub fn start_if_spooled(&self) {
-        let spooled = self
-            .shared
-            .config
-            .spool_file
-            .as_ref()
-            .is_some_and(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0));
+        let spooled =
+            (self.shared.config.spool_file.as_deref()).is_some_and(|path| Spool::holds_lines(Path::new(path)));
         if spooled {
             if let Err(e) = self.commit_sender() {
                 (self.shared.log)(Severity::Error, &e);

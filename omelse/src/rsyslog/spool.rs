@@ -52,6 +52,27 @@ pub struct Spool {
 const UNREAD_IN_MEMORY: usize = 50_000;
 
 impl Spool {
+    /// Whether the spool file at `path` holds lines not committed yet (a previous process's),
+    /// read from its header without taking the file: a plain file only, never through a link.
+    pub fn holds_lines(path: &Path) -> bool {
+        let Ok(file) = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
+            return false;
+        };
+        let Ok(end) = file.metadata().map(|m| m.len()) else {
+            return false;
+        };
+        let mut header = [0u8; HEADER_LEN as usize];
+        match file
+            .read_exact_at(&mut header, 0)
+            .ok()
+            .and_then(|()| parse_header(&header))
+        {
+            Some(committed) => committed < end,
+            // The former format (no header) holds lines whenever it is not empty.
+            None => end > 0,
+        }
+    }
+
     /// The spool at `path`, with the lines a previous process left (none read yet).
     pub fn open(path: PathBuf, max_bytes: u64) -> io::Result<Spool> {
         let mut spool = Spool {
@@ -413,6 +434,23 @@ mod tests {
         let mut expected = lines(0..1);
         expected.extend(long);
         assert_eq!(read, expected);
+    }
+
+    /// What an rsyslogd starting sees: lines left, or none (no file, all committed, a link).
+    #[test]
+    fn holds_lines_tells_a_spool_with_lines_left() {
+        let path = temp_path("holds");
+        assert!(!Spool::holds_lines(&path), "no file");
+        let mut spool = Spool::open(path.clone(), MANY).unwrap();
+        spool.append(lines(0..3)).unwrap();
+        assert!(Spool::holds_lines(&path), "three lines not committed");
+        spool.read_unread(100).unwrap();
+        spool.committed_through(spool.read_mark()).unwrap();
+        assert!(!Spool::holds_lines(&path), "all committed");
+        let elsewhere = path.with_file_name("elsewhere");
+        std::fs::write(&elsewhere, "a line\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(!Spool::holds_lines(&path), "a link is not followed");
     }
 
     /// Beyond its bound the spool takes no more until lines are committed.
