@@ -4,7 +4,6 @@
 //! after the commit, and runs the [`Upkeep`] between commits. Batches are correlated in the order
 //! rsyslog dequeued them ([`super::turns`]).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -128,8 +127,7 @@ impl Sink {
     /// Starts the commit thread now when `spool.file` holds lines (a previous rsyslogd's): they
     /// are written without waiting for the next line to come.
     pub fn start_if_spooled(&self) {
-        let spooled =
-            (self.shared.config.spool_file.as_deref()).is_some_and(|path| Spool::holds_lines(Path::new(path)));
+        let spooled = self.shared.config.spool_file.as_deref().is_some_and(Spool::holds_lines);
         if spooled {
             if let Err(e) = self.commit_sender() {
                 (self.shared.log)(Severity::Error, &e);

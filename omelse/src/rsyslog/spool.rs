@@ -54,22 +54,15 @@ const UNREAD_IN_MEMORY: usize = 50_000;
 impl Spool {
     /// Whether the spool file at `path` holds lines not committed yet (a previous process's),
     /// read from its header without taking the file: a plain file only, never through a link.
-    pub fn holds_lines(path: &Path) -> bool {
+    pub fn holds_lines(path: impl AsRef<Path>) -> bool {
         let Ok(file) = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
             return false;
         };
-        let Ok(end) = file.metadata().map(|m| m.len()) else {
-            return false;
-        };
-        let mut header = [0u8; HEADER_LEN as usize];
-        match file
-            .read_exact_at(&mut header, 0)
-            .ok()
-            .and_then(|()| parse_header(&header))
-        {
-            Some(committed) => committed < end,
-            // The former format (no header) holds lines whenever it is not empty.
-            None => end > 0,
+        match read_header(&file) {
+            Ok((end, Some(committed))) => committed < end,
+            // Without a header (the former format, or a torn one) the whole file is lines.
+            Ok((end, None)) => end > 0,
+            Err(_) => false,
         }
     }
 
@@ -94,15 +87,9 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(spool),
             Err(e) => return Err(e),
         };
-        let end = file.metadata()?.len();
-        let mut header = [0u8; HEADER_LEN as usize];
-        let committed = match file.read_exact_at(&mut header, 0) {
-            Ok(()) => parse_header(&header),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
-            Err(e) => return Err(e),
-        };
+        let (end, committed) = read_header(&file)?;
         match committed {
-            Some(committed) if (HEADER_LEN..=end).contains(&committed) => {
+            Some(committed) => {
                 let end = without_torn_tail(&file, committed, end)?;
                 spool.file = Some(file);
                 (spool.committed, spool.read, spool.end) = (committed, committed, end);
@@ -113,7 +100,7 @@ impl Spool {
             }
             // A file without the header: the lines a module before this format left (all of
             // them unwritten), or a header torn by a crash. Kept whole, in this format.
-            _ => spool.rewrite_whole(file)?,
+            None => spool.rewrite_whole(file)?,
         }
         Ok(spool)
     }
@@ -289,6 +276,19 @@ fn without_torn_tail(file: &File, start: u64, end: u64) -> io::Result<u64> {
         file.set_len(start)?;
     }
     Ok(start)
+}
+
+/// The file's length and, when its header is whole and points inside the file, the offset of
+/// the first line not committed.
+fn read_header(file: &File) -> io::Result<(u64, Option<u64>)> {
+    let end = file.metadata()?.len();
+    let mut header = [0u8; HEADER_LEN as usize];
+    let committed = match file.read_exact_at(&mut header, 0) {
+        Ok(()) => parse_header(&header).filter(|committed| (HEADER_LEN..=end).contains(committed)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+        Err(e) => return Err(e),
+    };
+    Ok((end, committed))
 }
 
 fn parse_header(header: &[u8]) -> Option<u64> {
