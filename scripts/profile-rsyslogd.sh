@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Where rsyslogd's own CPU goes with omelse inside it (issue 17), for docs/benchmarks.md: perf with
 # DWARF call graphs on the rsyslogd of one dense omelse run of the rsyslog_throughput bench (the
-# shipped stanza's queues), each sample counted once by what it was doing: rsyslogd's threads
-# (imtcp's reception, the ruleset worker filling the action's queue, the action worker taking it
-# and rendering omelse's template) and, in omelse's code, the nearest omelse function of
-# the call chain (parse, correlate, writer and tokio-postgres, ...).
+# shipped stanza's queues), each sample counted once by what it was doing: what its call chain
+# shows first (omelse's template rendered by rsyslog, and in omelse's code the nearest omelse
+# function: parse, correlate, writer and tokio-postgres, the spool file, ...), else by rsyslogd's
+# thread (imtcp's reception; the ruleset's worker, which dequeues and calls the action directly
+# as shipped; an action queue's worker where a stanza has one).
 #
 #   scripts/profile-rsyslogd.sh [OUT_DIR]   # default /tmp/profile-rsyslogd; needs perf (linux-perf)
 set -euo pipefail
@@ -26,7 +27,7 @@ bench=$(ls -t "$ROOT"/target/release/deps/rsyslog_throughput-* | grep -v '\.d$' 
     exec perf record -e cpu-clock -F 999 --call-graph dwarf,32768 -q -p "$pid" -o "$OUT/rsyslogd.data"
 ) &
 recorder=$!
-(cd "$ROOT/tests" && "$bench" --bench --input dense --only omelse --runs 1) | tee "$OUT/bench.txt"
+(cd "$ROOT/tests" && "$bench" --bench --input dense --only omelse --warmup 0 --runs 1) | tee "$OUT/bench.txt"
 wait "$recorder" || true
 printf 'load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 perf script -i "$OUT/rsyslogd.data" -F comm,ip,sym,dso 2>/dev/null >"$OUT/rsyslogd.script"
@@ -38,12 +39,10 @@ def category(comm, frames):
     """What a sample of thread `comm` with call chain `frames` (leaf first) was doing."""
     if comm.startswith("in:"):
         return "reception (imtcp)"
-    if comm.startswith("rs:") and " queue" not in comm:
-        return "ruleset worker: filter, enqueue into the action's queue"
     if any("uuid_generate" in f for f in frames):
-        return "action worker: %uuid% of omelse's template (libuuid)"
+        return "omelse's template rendered by rsyslog: %uuid% (libuuid)"
     if any("tplToString" in f for f in frames):
-        return "action worker: omelse's template, other properties"
+        return "omelse's template rendered by rsyslog: the other properties"
     if any("drop_in_place<omelse::store::batch::Batch>" in f for f in frames):
         return "omelse: freeing the batch"
     for f in frames:
@@ -58,7 +57,9 @@ def category(comm, frames):
         if "omelse::" in f:
             return "omelse: other (taking lines from rsyslog, re-delivery check, batching)"
     if " queue" in comm:
-        return "action worker: dequeue the messages, free them"
+        return "an action queue's worker: dequeue the messages, free them"
+    if comm.startswith("rs:"):
+        return "ruleset worker: dequeue, filter, hand to the action, free the messages"
     return "other"
 
 counts, comm, frames = collections.Counter(), None, []

@@ -9,8 +9,8 @@
 //! `--fleets` independent fleets interleaved in time, `--lines` in all; see `else_tests::dense`)
 //! and `sparse` (the real MX log of `../shared/corpora`, under other host names until `--lines`).
 //! PostgreSQL runs as installed: fsync on, synchronous commits, 128 MB of shared buffers, with
-//! `pg_stat_statements`. Each way runs `--runs` times on a fresh database; the medians and the
-//! ratio are printed last. Every run is checked: the lines in the database equal the lines sent
+//! `pg_stat_statements`. Each way runs `--warmup` times (default once), then `--runs` times, each on
+//! a fresh database; the medians of the measured runs and the ratio are printed last. Every run is checked: the lines in the database equal the lines sent
 //! and, on the dense input, the messages equal the replication's count.
 //!
 //! Beside the rates, each run prints where the time went: the CPU seconds of rsyslogd (or elsed)
@@ -44,6 +44,10 @@ struct Args {
     input: Input,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Runs of each way before the measured ones, checked and printed but left out of the
+    /// medians: the first run after a change of way is slower (caches, PostgreSQL's buffers).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Fleets of the dense input.
     #[arg(long, default_value_t = 16)]
     fleets: usize,
@@ -164,7 +168,11 @@ impl Bench<'_> {
         // What the run before left to write out (ompgsql's 245,000 INSERTs leave a lot of WAL)
         // is written now, not during this run.
         execute(&url, "CHECKPOINT");
-        let label = format!("{way:?} run {run}").to_lowercase();
+        let label = match run.checked_sub(self.args.warmup).filter(|&measured| measured > 0) {
+            Some(measured) => format!("{way:?} run {measured}"),
+            None => format!("{way:?} warm-up {run}"),
+        }
+        .to_lowercase();
         let measure = match way {
             Way::Ompgsql => {
                 let config = self.with_workers(ompgsql_config(&url));
@@ -565,7 +573,8 @@ fn main() {
         Input::Both => vec![dense(args.fleets, args.lines), sparse(args.lines)],
     };
     println!(
-        "rsyslogd -> PostgreSQL 15 (fsync on, synchronous_commit on, shared_buffers 128MB), the shipped stanza's queues, {} runs, {} cores",
+        "rsyslogd -> PostgreSQL 15 (fsync on, synchronous_commit on, shared_buffers 128MB), the shipped stanza's queues, {} warm-up and {} measured runs, {} cores",
+        args.warmup,
         args.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -573,9 +582,12 @@ fn main() {
     for input in &inputs {
         println!("{}", input.name);
         let mut measures: Vec<(Way, Vec<Measure>)> = args.only.iter().map(|&w| (w, Vec::new())).collect();
-        for run in 1..=args.runs {
+        for run in 1..=args.warmup + args.runs {
             for (way, results) in &mut measures {
-                results.push(bench.run(*way, input, run));
+                let measure = bench.run(*way, input, run);
+                if run > args.warmup {
+                    results.push(measure);
+                }
             }
         }
         let medians: Vec<(Way, f64)> = measures

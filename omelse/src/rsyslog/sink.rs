@@ -306,8 +306,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                     Err(_) => break,
                 },
                 recv(written) -> _ => {
-                    runtime.block_on(database.advance());
-                    runtime.block_on(upkeep.run_due(&mut database));
+                    advance(&runtime, &mut database, &mut upkeep);
                     continue;
                 }
             }
@@ -317,8 +316,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             match requests.recv_timeout(database.idle_wait(tick)) {
                 Ok(request) => request,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    runtime.block_on(database.advance());
-                    runtime.block_on(upkeep.run_due(&mut database));
+                    advance(&runtime, &mut database, &mut upkeep);
                     continue;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -377,11 +375,17 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                 let _ = reply.send(outcome.clone());
             }
         }
-        runtime.block_on(database.advance());
-        runtime.block_on(upkeep.run_due(&mut database));
+        advance(&runtime, &mut database, &mut upkeep);
     }
     // The last batch's write ends before the action goes; what waits stays in the spool file.
     runtime.block_on(database.settle());
+}
+
+/// Between requests: the write in flight and the spool file move on ([`Database::advance`]),
+/// then whatever upkeep is due runs.
+fn advance(runtime: &tokio::runtime::Runtime, database: &mut Database<'_>, upkeep: &mut Upkeep<'_>) {
+    runtime.block_on(database.advance());
+    runtime.block_on(upkeep.run_due(database));
 }
 
 /// Takes a request into the turns (a check has none).
