@@ -44,28 +44,92 @@ pub(super) struct Database<'a> {
     /// None while a write is in flight (it borrows the connection).
     client: Option<Client>,
     batch_writer: store::Writer,
-    /// The write of the last batch, while the next one is parsed.
-    in_flight: Option<InFlight>,
     /// Built at the first connection, from the open state in the database.
     pipeline: Option<Pipeline>,
-    /// Rows whose write failed: written first next time (without a spool file).
+    /// Rows not written yet: parsed ahead of the write in flight (spool file), or whose write
+    /// failed, written first next time (without one).
     pending: Batch,
-    /// The action's queue on disk (`spool.file`).
-    spool: Option<Spool>,
-    /// Without a spool file: the lines of `pending`, and those that came before the first
-    /// connection.
+    /// When rsyslog is answered for a batch, and what this side keeps meanwhile.
+    flow: Flow,
+}
+
+/// The two ways a batch goes (see the module's doc).
+enum Flow {
+    /// `spool.file`: rsyslog is answered once a batch is in the file.
+    Spooled(Spooled),
+    /// No spool file (none configured, or it cannot be opened): rsyslog is answered after the
+    /// commit, and delivers a failed batch again.
+    AfterCommit(AfterCommit),
+}
+
+/// The spool file's way: the action's queue on disk, read back in order toward the database.
+struct Spooled {
+    spool: Spool,
+    /// The write of the last batch, while the next one is parsed.
+    in_flight: Option<InFlight>,
+    /// Lines parsed into `pending` while a write was in flight.
+    parsed_ahead: usize,
+    /// The spool's lines before this mark are in `pending`, in flight or committed.
+    parsed_through: Mark,
+    /// When the database, found away, is tried again for the lines waiting in the file.
+    retry_at: Option<Instant>,
+    /// The file's trouble was said in rsyslog's log (once, until it takes a batch again).
+    complained: bool,
+}
+
+/// Without a spool file: what rsyslog was told is not written yet.
+#[derive(Default)]
+struct AfterCommit {
+    /// The lines of `pending`, and those that came before the first connection.
     retained: Retained,
     /// Lines whose write failed before they reached the pipeline (evicted lives to bring back
     /// first): written first next time, since rsyslog may not send them again.
     unpushed: Vec<String>,
-    /// When the database, found away, is tried again for the lines waiting in the spool file.
-    retry_at: Option<Instant>,
-    /// Lines parsed into `pending` while a write was in flight.
-    parsed_ahead: usize,
-    /// The spool file's trouble was said in rsyslog's log (once, until it takes a batch again).
-    spool_complained: bool,
-    /// The spool's lines before this mark are in `pending`, in flight or committed.
-    parsed_through: Mark,
+}
+
+impl Spooled {
+    fn new(spool: Spool) -> Self {
+        Spooled {
+            spool,
+            in_flight: None,
+            parsed_ahead: 0,
+            parsed_through: Mark::default(),
+            retry_at: None,
+            complained: false,
+        }
+    }
+
+    /// The database was found away and is not to be tried again yet.
+    fn waits_for_retry(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    /// The spool's lines before `mark` are in the database.
+    fn committed_through(&mut self, shared: &Shared, mark: Mark) {
+        if let Err(e) = self.spool.committed_through(mark) {
+            self.trouble(shared, format!("cannot mark the written lines in spool.file: {e}"));
+            return;
+        }
+        if self.spool.has_room() {
+            shared.spool_takes.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn fine(&mut self, shared: &Shared) {
+        shared.spool_takes.store(true, Ordering::Relaxed);
+        if std::mem::take(&mut self.complained) {
+            (shared.log)(Severity::Info, "omelse: spool.file takes batches again");
+        }
+    }
+
+    /// Said once, until the spool file takes a batch again; meanwhile rsyslog keeps them in
+    /// its queue ([`super::sink::Sink::takes_batches`]) and tries again every resumeInterval.
+    fn trouble(&mut self, shared: &Shared, problem: String) {
+        shared.spool_takes.store(false, Ordering::Relaxed);
+        if !std::mem::replace(&mut self.complained, true) {
+            (shared.log)(Severity::Error, &format!("omelse: {problem}"));
+        }
+    }
 }
 
 impl<'a> Database<'a> {
@@ -91,16 +155,12 @@ impl<'a> Database<'a> {
             runtime,
             client: None,
             batch_writer: store::Writer::new(),
-            in_flight: None,
             pipeline: None,
             pending: Batch::default(),
-            spool,
-            retained: Retained::default(),
-            unpushed: Vec::new(),
-            retry_at: None,
-            parsed_ahead: 0,
-            spool_complained: false,
-            parsed_through: Mark::default(),
+            flow: match spool {
+                Some(spool) => Flow::Spooled(Spooled::new(spool)),
+                None => Flow::AfterCommit(AfterCommit::default()),
+            },
         }
     }
 
@@ -115,23 +175,31 @@ impl<'a> Database<'a> {
         self.pipeline.as_mut()
     }
 
+    /// The spool file's way, when the action has one.
+    fn spooled(&self) -> Option<&Spooled> {
+        match &self.flow {
+            Flow::Spooled(spooled) => Some(spooled),
+            Flow::AfterCommit(_) => None,
+        }
+    }
+
     /// Bytes of lines in the spool file not committed yet.
     pub fn spool_waiting(&self) -> u64 {
-        self.spool.as_ref().map_or(0, Spool::waiting_bytes)
+        self.spooled().map_or(0, |spooled| spooled.spool.waiting_bytes())
     }
 
     /// Ready once the write in flight has ended; none when no write is in flight.
     pub fn in_flight(&self) -> Option<&Receiver<()>> {
-        self.in_flight.as_ref().map(InFlight::done)
+        self.spooled()?.in_flight.as_ref().map(InFlight::done)
     }
 
     /// How long the commit thread may wait for the next request: not at all while lines wait in
     /// the spool file for a database that is there, until the next try when it is away.
     pub fn idle_wait(&self, tick: Duration) -> Duration {
-        if !self.spool.as_ref().is_some_and(Spool::has_unread) {
+        let Some(spooled) = self.spooled().filter(|spooled| spooled.spool.has_unread()) else {
             return tick;
-        }
-        match self.retry_at {
+        };
+        match spooled.retry_at {
             Some(at) => at.saturating_duration_since(Instant::now()).min(tick),
             None => Duration::ZERO,
         }
@@ -141,24 +209,27 @@ impl<'a> Database<'a> {
     /// then forgets it, and it is ours until committed. Not taken (no file, full, or it cannot
     /// be written), the lines come back.
     pub fn spool_ahead(&mut self, lines: Vec<String>) -> Result<(), Vec<String>> {
-        let Some(spool) = self.spool.as_mut() else {
+        let Flow::Spooled(spooled) = &mut self.flow else {
             return Err(lines);
         };
-        if !spool.has_room() {
-            let waiting = spool.waiting_bytes() >> 20;
-            self.spool_trouble(format!(
-                "spool.file is full ({waiting} MB not yet in the database, spool.max_megabytes): \
-                 rsyslog's queue keeps the next batches until the database takes lines again"
-            ));
+        if !spooled.spool.has_room() {
+            let waiting = spooled.spool.waiting_bytes() >> 20;
+            spooled.trouble(
+                self.shared,
+                format!(
+                    "spool.file is full ({waiting} MB not yet in the database, spool.max_megabytes): \
+                     rsyslog's queue keeps the next batches until the database takes lines again"
+                ),
+            );
             return Err(lines);
         }
-        match spool.append(lines) {
+        match spooled.spool.append(lines) {
             Ok(()) => {
-                self.spool_fine();
+                spooled.fine(self.shared);
                 Ok(())
             }
             Err((e, lines)) => {
-                self.spool_trouble(format!("cannot append a batch to spool.file: {e}"));
+                spooled.trouble(self.shared, format!("cannot append a batch to spool.file: {e}"));
                 Err(lines)
             }
         }
@@ -171,19 +242,21 @@ impl<'a> Database<'a> {
     /// asked for, lives evicted (the lines may name them: they come back from the database
     /// first). After a failure, nothing until the next try.
     pub async fn advance(&mut self) {
-        if self.spool.is_none() {
+        let Some(spooled) = self.spooled() else {
             return;
-        }
-        if self.in_flight.as_ref().is_some_and(InFlight::is_done) {
+        };
+        if spooled.in_flight.as_ref().is_some_and(InFlight::is_done) {
             self.settle().await;
         }
         if self.waits_for_retry() {
             return;
         }
-        while self.spool.as_ref().is_some_and(Spool::has_unread)
-            && self.parsed_ahead < self.shared.config.batch_max_lines
-            && !(self.in_flight.is_some() && self.over_bound())
-        {
+        let batch_max_lines = self.shared.config.batch_max_lines;
+        while self.spooled().is_some_and(|spooled| {
+            spooled.spool.has_unread()
+                && spooled.parsed_ahead < batch_max_lines
+                && !(spooled.in_flight.is_some() && self.over_bound())
+        }) {
             let in_turn = !self.parses_ahead();
             if in_turn {
                 self.settle().await;
@@ -191,10 +264,10 @@ impl<'a> Database<'a> {
                     return;
                 }
             }
-            let Some(spool) = self.spool.as_mut() else {
+            let Flow::Spooled(spooled) = &mut self.flow else {
                 return;
             };
-            let lines = match spool.read_unread(self.shared.config.batch_max_lines.min(READ_AT_ONCE_LINES)) {
+            let lines = match spooled.spool.read_unread(batch_max_lines.min(READ_AT_ONCE_LINES)) {
                 Ok(lines) => lines,
                 Err(e) => {
                     self.start_over_from_spool();
@@ -202,51 +275,57 @@ impl<'a> Database<'a> {
                     return;
                 }
             };
-            self.parsed_through = spool.read_mark();
+            spooled.parsed_through = spooled.spool.read_mark();
             if in_turn {
                 // One chunk, then the requests waiting meanwhile are served.
-                self.parsed_ahead = 0;
+                spooled.parsed_ahead = 0;
+                let through = spooled.parsed_through;
                 if let Outcome::Committed = self.write_lines(&lines).await {
-                    self.committed_through(self.parsed_through);
+                    self.committed_through(through);
                 }
                 return;
             }
+            spooled.parsed_ahead += lines.len();
             self.push(&lines);
-            self.parsed_ahead += lines.len();
             self.shared
                 .counters
                 .lines
                 .fetch_add(lines.len() as u64, Ordering::Relaxed);
         }
-        if self.in_flight.is_some() {
+        let Flow::Spooled(spooled) = &mut self.flow else {
+            return;
+        };
+        if spooled.in_flight.is_some() {
             return;
         }
-        self.parsed_ahead = 0;
+        spooled.parsed_ahead = 0;
         if self.pending.is_empty() {
             // Nothing but lines seen already, or nothing at all: nothing to write.
-            self.committed_through(self.parsed_through);
+            let through = spooled.parsed_through;
+            self.committed_through(through);
             return;
         }
         let Some(client) = self.client.take() else {
             return;
         };
-        self.in_flight = Some(InFlight::start(
+        spooled.in_flight = Some(InFlight::start(
             &self.runtime,
             client,
             std::mem::take(&mut self.batch_writer),
             std::mem::take(&mut self.pending),
-            self.parsed_through,
+            spooled.parsed_through,
         ));
     }
 
     /// Whether the next lines may be parsed ahead of the write in flight (see [`Self::advance`]).
     fn parses_ahead(&self) -> bool {
+        let writing = self.spooled().is_some_and(|spooled| spooled.in_flight.is_some());
         !self.shared.reconnect.load(Ordering::Relaxed)
             && self
                 .pipeline
                 .as_ref()
                 .is_some_and(|pipeline| pipeline.correlator().evicted_lives() == 0)
-            && (self.in_flight.is_some() || self.client.as_ref().is_some_and(|client| !client.is_closed()))
+            && (writing || self.client.as_ref().is_some_and(|client| !client.is_closed()))
     }
 
     /// The correlator holds more lives than `memory.max_open`: they are evicted at the next
@@ -257,28 +336,25 @@ impl<'a> Database<'a> {
             .is_some_and(|pipeline| pipeline.correlator().lives_in_memory() > self.shared.config.max_open)
     }
 
-    /// The database was found away and is not to be tried again yet.
+    /// The database was found away and is not to be tried again yet (spool file).
     fn waits_for_retry(&self) -> bool {
-        self.retry_at.is_some_and(|at| Instant::now() < at)
+        self.spooled().is_some_and(Spooled::waits_for_retry)
     }
 
     /// The spool's lines before `mark` are in the database.
     fn committed_through(&mut self, mark: Mark) {
-        if let Some(spool) = self.spool.as_mut() {
-            if let Err(e) = spool.committed_through(mark) {
-                self.spool_trouble(format!("cannot mark the written lines in spool.file: {e}"));
-                return;
-            }
-            if spool.has_room() {
-                self.shared.spool_takes.store(true, Ordering::Relaxed);
-            }
+        if let Flow::Spooled(spooled) = &mut self.flow {
+            spooled.committed_through(self.shared, mark);
         }
     }
 
     /// Waits for the write in flight, if any, and takes in how it went: written, its lines are
     /// committed in the spool; failed, the spool rewinds and the action waits for the database.
     pub async fn settle(&mut self) {
-        let Some(in_flight) = self.in_flight.take() else {
+        let Flow::Spooled(spooled) = &mut self.flow else {
+            return;
+        };
+        let Some(in_flight) = spooled.in_flight.take() else {
             return;
         };
         let written = match in_flight.finish().await {
@@ -311,55 +387,51 @@ impl<'a> Database<'a> {
         }
     }
 
-    fn spool_fine(&mut self) {
-        self.shared.spool_takes.store(true, Ordering::Relaxed);
-        if std::mem::take(&mut self.spool_complained) {
-            (self.shared.log)(Severity::Info, "omelse: spool.file takes batches again");
-        }
-    }
-
-    /// Said once, until the spool file takes a batch again; meanwhile rsyslog keeps them in
-    /// its queue ([`super::sink::Sink::takes_batches`]) and tries again every resumeInterval.
-    fn spool_trouble(&mut self, problem: String) {
-        self.shared.spool_takes.store(false, Ordering::Relaxed);
-        if !std::mem::replace(&mut self.spool_complained, true) {
-            (self.shared.log)(Severity::Error, &format!("omelse: {problem}"));
-        }
-    }
-
     /// Writes the lines of one group commit and waits for it (none: a check that the database
     /// answers). With a spool file, only what it did not take comes here: a batch is then
     /// refused (the lines waiting in the file go first), and a check says whether it takes
     /// batches again.
     pub async fn write(&mut self, mut lines: Vec<String>) -> Outcome {
         self.settle().await;
-        if let Some(spool) = &self.spool {
-            return if !spool.has_room() {
-                Outcome::Suspended("spool.file is full: the database is away or behind".into())
-            } else if !lines.is_empty() {
-                Outcome::Suspended("spool.file cannot be written".into())
-            } else {
-                // rsyslog's check after a refusal: the next batch tries the file again. Never
-                // connected yet (every line refused or skipped): connect, so that the counters
-                // reach the database.
-                self.shared.spool_takes.store(true, Ordering::Relaxed);
-                if self.pipeline.is_none() && !self.waits_for_retry() {
-                    let _ = self.write_lines(&[]).await;
-                }
-                Outcome::Committed
-            };
-        }
-        if !self.unpushed.is_empty() {
-            let mut first = std::mem::take(&mut self.unpushed);
+        let after = match &mut self.flow {
+            Flow::Spooled(spooled) => {
+                let has_room = spooled.spool.has_room();
+                return self.answer_beside_spool(has_room, lines.is_empty()).await;
+            }
+            Flow::AfterCommit(after) => after,
+        };
+        if !after.unpushed.is_empty() {
+            let mut first = std::mem::take(&mut after.unpushed);
             first.append(&mut lines);
             lines = first;
         }
         let outcome = self.write_lines(&lines).await;
-        match outcome {
-            Outcome::Committed => self.retained.clear(),
-            Outcome::Suspended(_) => self.retained.keep(&lines),
+        if let Flow::AfterCommit(after) = &mut self.flow {
+            match outcome {
+                Outcome::Committed => after.retained.clear(),
+                Outcome::Suspended(_) => after.retained.keep(&lines),
+            }
         }
         outcome
+    }
+
+    /// With a spool file, what the file did not take: a batch is refused (the lines waiting in
+    /// the file go first), a check says whether it takes batches again.
+    async fn answer_beside_spool(&mut self, has_room: bool, is_check: bool) -> Outcome {
+        if !has_room {
+            Outcome::Suspended("spool.file is full: the database is away or behind".into())
+        } else if !is_check {
+            Outcome::Suspended("spool.file cannot be written".into())
+        } else {
+            // rsyslog's check after a refusal: the next batch tries the file again. Never
+            // connected yet (every line refused or skipped): connect, so that the counters
+            // reach the database.
+            self.shared.spool_takes.store(true, Ordering::Relaxed);
+            if self.pipeline.is_none() && !self.waits_for_retry() {
+                let _ = self.write_lines(&[]).await;
+            }
+            Outcome::Committed
+        }
     }
 
     async fn write_lines(&mut self, lines: &[String]) -> Outcome {
@@ -375,13 +447,13 @@ impl<'a> Database<'a> {
         let pushed = !evicted && self.push(lines);
         if let Err(e) = self.connect().await {
             if !pushed {
-                self.unpushed = lines.to_vec();
+                self.keep_unpushed(lines);
             }
             return self.fail(e);
         }
         if !pushed {
             if let Err(e) = self.reload(lines).await {
-                self.unpushed = lines.to_vec();
+                self.keep_unpushed(lines);
                 return self.fail(format!("cannot bring evicted messages back: {e}"));
             }
             if !self.push(lines) {
@@ -413,6 +485,14 @@ impl<'a> Database<'a> {
                 self.succeed(started)
             }
             Err(e) => self.fail(format!("write failed: {e}")),
+        }
+    }
+
+    /// Lines that did not reach the pipeline wait for the next write (without a spool file; with
+    /// one they are read from it again).
+    fn keep_unpushed(&mut self, lines: &[String]) {
+        if let Flow::AfterCommit(after) = &mut self.flow {
+            after.unpushed = lines.to_vec();
         }
     }
 
@@ -484,7 +564,10 @@ impl<'a> Database<'a> {
             pipeline.evict();
             self.pipeline = Some(pipeline);
             // What a stopped rsyslogd could not write, and lines from before this connection.
-            let waiting = self.retained.lines().to_vec();
+            let waiting = match &self.flow {
+                Flow::AfterCommit(after) => after.retained.lines().to_vec(),
+                Flow::Spooled(_) => Vec::new(),
+            };
             if !waiting.is_empty() {
                 (self.shared.log)(
                     Severity::Info,
@@ -498,7 +581,9 @@ impl<'a> Database<'a> {
     }
 
     fn succeed(&mut self, started: Instant) -> Outcome {
-        self.retry_at = None;
+        if let Flow::Spooled(spooled) = &mut self.flow {
+            spooled.retry_at = None;
+        }
         if self.shared.down.swap(false, Ordering::Relaxed) {
             (self.shared.log)(Severity::Info, "omelse: database reachable again, writing resumed");
         }
@@ -512,16 +597,15 @@ impl<'a> Database<'a> {
     /// Every line not committed is to be read again from the spool file, through a pipeline
     /// resumed from what the database holds, [`RETRY_AFTER`] from now.
     fn start_over_from_spool(&mut self) {
-        let Some(spool) = self.spool.as_mut() else {
+        let Flow::Spooled(spooled) = &mut self.flow else {
             return;
         };
-        spool.rewind();
-        self.parsed_through = spool.read_mark();
+        spooled.spool.rewind();
+        spooled.parsed_through = spooled.spool.read_mark();
+        spooled.parsed_ahead = 0;
+        spooled.retry_at = Some(Instant::now() + RETRY_AFTER);
         self.pipeline = None;
         self.pending = Batch::default();
-        self.parsed_ahead = 0;
-        self.unpushed.clear();
-        self.retry_at = Some(Instant::now() + RETRY_AFTER);
     }
 
     /// A write or connection failed. With a spool file, every line not committed is read again
@@ -530,7 +614,7 @@ impl<'a> Database<'a> {
     fn fail(&mut self, reason: String) -> Outcome {
         self.client = None;
         self.shared.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
-        let waiting = if self.spool.is_some() {
+        let waiting = if self.spooled().is_some() {
             self.start_over_from_spool();
             "lines wait in spool.file until the database is back"
         } else {
