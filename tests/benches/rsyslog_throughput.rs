@@ -9,9 +9,10 @@
 //! `--fleets` independent fleets interleaved in time, `--lines` in all; see `else_tests::dense`)
 //! and `sparse` (the real MX log of `../shared/corpora`, under other host names until `--lines`).
 //! PostgreSQL runs as installed: fsync on, synchronous commits, 128 MB of shared buffers, with
-//! `pg_stat_statements`. Each way runs `--warmup` times (default once), then `--runs` times, each on
-//! a fresh database; the medians of the measured runs and the ratio are printed last. Every run is checked: the lines in the database equal the lines sent
-//! and, on the dense input, the messages equal the replication's count.
+//! `pg_stat_statements`. Each way runs `--warmup` times (default once), then `--runs` times, each
+//! on a fresh database; the medians of the measured runs and the ratio are printed last. Every run
+//! is checked: the lines in the database equal the lines sent and, on the dense input, the
+//! messages equal the replication's count.
 //!
 //! Beside the rates, each run prints where the time went: the CPU seconds of rsyslogd (or elsed)
 //! and of PostgreSQL per 100,000 lines, and the statements that took most of PostgreSQL's time
@@ -168,7 +169,7 @@ impl Bench<'_> {
         // What the run before left to write out (ompgsql's 245,000 INSERTs leave a lot of WAL)
         // is written now, not during this run.
         execute(&url, "CHECKPOINT");
-        let label = match run.checked_sub(self.args.warmup).filter(|&measured| measured > 0) {
+        let label = match self.measured(run) {
             Some(measured) => format!("{way:?} run {measured}"),
             None => format!("{way:?} warm-up {run}"),
         }
@@ -187,6 +188,12 @@ impl Bench<'_> {
         print_statements(&url);
         drop_database(self.cluster.admin_url(), &url);
         measure
+    }
+
+    /// The number of run `run` (counted from 1, warm-ups first) among the measured ones; none for
+    /// a warm-up.
+    fn measured(&self, run: usize) -> Option<usize> {
+        run.checked_sub(self.args.warmup).filter(|&measured| measured > 0)
     }
 
     /// The ruleset queue's workers as --workers says.
@@ -585,7 +592,7 @@ fn main() {
         for run in 1..=args.warmup + args.runs {
             for (way, results) in &mut measures {
                 let measure = bench.run(*way, input, run);
-                if run > args.warmup {
+                if bench.measured(run).is_some() {
                     results.push(measure);
                 }
             }

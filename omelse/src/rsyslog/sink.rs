@@ -306,7 +306,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                     Err(_) => break,
                 },
                 recv(written) -> _ => {
-                    advance(&runtime, &mut database, &mut upkeep);
+                    advance_and_upkeep(&runtime, &mut database, &mut upkeep);
                     continue;
                 }
             }
@@ -316,7 +316,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
             match requests.recv_timeout(database.idle_wait(tick)) {
                 Ok(request) => request,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    advance(&runtime, &mut database, &mut upkeep);
+                    advance_and_upkeep(&runtime, &mut database, &mut upkeep);
                     continue;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -375,7 +375,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
                 let _ = reply.send(outcome.clone());
             }
         }
-        advance(&runtime, &mut database, &mut upkeep);
+        advance_and_upkeep(&runtime, &mut database, &mut upkeep);
     }
     // The last batch's write ends before the action goes; what waits stays in the spool file.
     runtime.block_on(database.settle());
@@ -383,7 +383,7 @@ fn commit_thread(shared: Arc<Shared>, requests: Receiver<Request>) {
 
 /// Between requests: the write in flight and the spool file move on ([`Database::advance`]),
 /// then whatever upkeep is due runs.
-fn advance(runtime: &tokio::runtime::Runtime, database: &mut Database<'_>, upkeep: &mut Upkeep<'_>) {
+fn advance_and_upkeep(runtime: &tokio::runtime::Runtime, database: &mut Database<'_>, upkeep: &mut Upkeep<'_>) {
     runtime.block_on(database.advance());
     runtime.block_on(upkeep.run_due(database));
 }
