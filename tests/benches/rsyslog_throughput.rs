@@ -43,8 +43,9 @@ struct Args {
     /// Which input: the dense replicated pair, the sparse real MX log, or both (one after the other).
     #[arg(long, value_enum, default_value = "both")]
     input: Input,
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
+    /// Measured runs of each way (at least one: the medians are theirs).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
     /// Runs of each way before the measured ones, checked and printed but left out of the
     /// medians: the first run after a change of way is slower (caches, PostgreSQL's buffers).
     #[arg(long, default_value_t = 1)]
@@ -589,7 +590,7 @@ fn main() {
     for input in &inputs {
         println!("{}", input.name);
         let mut measures: Vec<(Way, Vec<Measure>)> = args.only.iter().map(|&w| (w, Vec::new())).collect();
-        for run in 1..=args.warmup + args.runs {
+        for run in 1..=args.warmup + usize::from(args.runs) {
             for (way, results) in &mut measures {
                 let measure = bench.run(*way, input, run);
                 if bench.measured(run).is_some() {
