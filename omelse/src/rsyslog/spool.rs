@@ -55,7 +55,7 @@ impl Spool {
     /// Whether the spool file at `path` holds lines not committed yet (a previous process's),
     /// read from its header without taking the file: a plain file only, never through a link.
     pub fn holds_lines(path: impl AsRef<Path>) -> bool {
-        let Ok(file) = File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
+        let Ok(file) = open_existing(path.as_ref(), false) else {
             return false;
         };
         match read_header(&file) {
@@ -77,12 +77,7 @@ impl Spool {
             max_bytes,
             unread: Some(VecDeque::new()),
         };
-        let file = match File::options()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&spool.path)
-        {
+        let file = match open_existing(&spool.path, true) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(spool),
             Err(e) => return Err(e),
@@ -336,6 +331,16 @@ fn unescape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The spool file a previous process left at `path`, for reading (and writing): never through a
+/// link, so that one planted in the directory cannot feed or take the lines.
+fn open_existing(path: &Path, write: bool) -> io::Result<File> {
+    File::options()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// A new file at `path` for its owner only (0600: the lines are mail logs): a stale one (a
